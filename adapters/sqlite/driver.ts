@@ -1,0 +1,362 @@
+import type { Database, Statement } from 'better-sqlite3';
+import type { EventEmitter } from 'eventemitter3';
+import type { AppendEntry, Appended, Delivery, Driver, RangeQuery, ReadRequest, StoreBound } from '../../bus/driver.js';
+import type { DeadLetter, TopicStats } from '../../bus/contract.js';
+import { decodeEvent } from '../../bus/event.js';
+import { invalid, NotFoundError } from '../../bus/errors.js';
+
+/** A consumer counts as alive in stats when it read within this window (it reads at least every second). */
+const CONSUMER_ALIVE_MS = 10_000;
+const MAX = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The SQLite store. Every multi-row change is one transaction; every read-modify-write is IMMEDIATE,
+ * because a deferred one that upgrades to a write while another process writes fails with
+ * SQLITE_BUSY whatever the busy timeout. Wake-ups: an emitter inside the process, a poll across.
+ */
+export class SqliteDriver implements Driver {
+  private readonly knownTopics = new Set<string>();
+  private readonly s: ReturnType<typeof prepare>;
+  private readonly appendImmediate: (entries: AppendEntry[]) => Appended[];
+
+  constructor(
+    private readonly db: Database,
+    private readonly notifier: EventEmitter,
+    private readonly pollMs: number,
+    private readonly ownsDb: boolean,
+  ) {
+    this.s = prepare(db);
+    const tx = db.transaction((entries: AppendEntry[]) => this.appendTx(entries));
+    this.appendImmediate = (entries) => tx.immediate(entries);
+  }
+
+  private appendTx(entries: AppendEntry[]): Appended[] {
+    const s = this.s;
+    const now = Date.now();
+    const out: Appended[] = [];
+    for (const e of entries) {
+      if (e.dedup) {
+        const seen = s.dedupGet.get(e.topic, e.event.source, e.event.id) as { seq: number; expires: number } | undefined;
+        if (seen && seen.expires > now) {
+          out.push({ position: String(seen.seq), duplicate: true });
+          continue;
+        }
+      }
+      const seq = Number(s.insertEvent.run(e.topic, now, e.body).lastInsertRowid);
+      if (e.dedup) s.dedupPut.run(e.topic, e.event.source, e.event.id, seq, now + e.dedupWindowMs);
+      if (!this.knownTopics.has(e.topic)) {
+        s.insertTopic.run(e.topic);
+        this.knownTopics.add(e.topic);
+      }
+      out.push({ position: String(seq), duplicate: false });
+    }
+    return out;
+  }
+
+  async append(entries: AppendEntry[]): Promise<Appended[]> {
+    const out = this.appendImmediate(entries);
+    this.notifier.emit('change');
+    return out;
+  }
+
+  async topics(): Promise<string[]> {
+    return (this.s.topics.all() as { name: string }[]).map((r) => r.name);
+  }
+
+  async createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<void> {
+    this.db
+      .transaction(() => {
+        this.s.groupCreate.run(group, from === 'earliest' ? 0 : this.maxSeq());
+        const { start } = this.s.groupGet.get(group) as { start: number };
+        for (const t of topics) this.s.cursorCreate.run(group, t, start);
+      })
+      .immediate();
+  }
+
+  private maxSeq(): number {
+    return (this.s.maxSeq.get() as { seq: number } | undefined)?.seq ?? 0;
+  }
+
+  async read(req: ReadRequest): Promise<Delivery[]> {
+    const got = this.take(req);
+    if (got.length > 0 || req.signal.aborted) return got;
+    await this.waitForChange(req);
+    return req.signal.aborted ? [] : this.take(req);
+  }
+
+  private take(req: ReadRequest): Delivery[] {
+    return this.db.transaction(() => {
+      const s = this.s;
+      const now = Date.now();
+      const deadline = now + req.leaseMs;
+      const out: Delivery[] = [];
+      const topics = new Set(req.topics);
+      // 1. Deliveries whose lease ran out (consumer died) or that were released/retried.
+      for (const r of s.available.all(req.group, now, req.max * 2) as PendingRow[]) {
+        if (out.length >= req.max) break;
+        if (!topics.has(r.topic)) continue;
+        if (r.body === null) {
+          s.pendingDelete.run(req.group, r.topic, r.seq); // trimmed while pending: clear, never loop
+          continue;
+        }
+        s.claim.run(req.consumer, deadline, req.group, r.topic, r.seq);
+        out.push(delivery(r.topic, r.seq, r.attempts + 1, r.body));
+      }
+      // 2. New events, topic by topic from a rotating start so no topic starves.
+      const n = req.topics.length;
+      const first = n > 1 ? Math.floor(Math.random() * n) : 0;
+      for (let i = 0; i < n && out.length < req.max; i++) {
+        const topic = req.topics[(first + i) % n];
+        const cursor = (s.cursorGet.get(req.group, topic) as { seq: number } | undefined)?.seq;
+        if (cursor === undefined) continue;
+        const rows = s.newEvents.all(topic, cursor, req.max - out.length) as { seq: number; body: string }[];
+        if (rows.length === 0) continue;
+        for (const r of rows) {
+          s.pendingInsert.run(req.group, topic, r.seq, req.consumer, deadline, 1);
+          out.push(delivery(topic, r.seq, 1, r.body));
+        }
+        s.cursorSet.run(rows[rows.length - 1].seq, req.group, topic);
+      }
+      s.consumerSeen.run(req.group, req.consumer, now);
+      return out;
+    }).immediate();
+  }
+
+  /** Resolves on an in-process change, on a change seen by polling (other processes), at blockMs, or on abort. */
+  private waitForChange(req: ReadRequest): Promise<void> {
+    return new Promise((resolve) => {
+      const end = Date.now() + req.blockMs;
+      const seq = this.maxSeq();
+      const done = () => {
+        clearInterval(timer);
+        this.notifier.off('change', done);
+        req.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setInterval(() => {
+        const now = Date.now();
+        if (now >= end || this.maxSeq() !== seq || this.s.anyAvailable.get(req.group, now) !== undefined) done();
+      }, this.pollMs);
+      this.notifier.on('change', done);
+      req.signal.addEventListener('abort', done);
+    });
+  }
+
+  async ack(group: string, ds: Delivery[]): Promise<void> {
+    this.eachTx(ds, (d) => this.s.pendingDelete.run(group, d.topic, Number(d.position)));
+  }
+
+  async renew(group: string, consumer: string, ds: Delivery[], leaseMs: number): Promise<void> {
+    const deadline = Date.now() + leaseMs;
+    this.eachTx(ds, (d) => this.s.renew.run(deadline, group, d.topic, Number(d.position), consumer));
+  }
+
+  async release(group: string, consumer: string, ds: Delivery[]): Promise<void> {
+    this.eachTx(ds, (d) => this.s.release.run(d.attempts, group, d.topic, Number(d.position), consumer));
+    this.notifier.emit('change');
+  }
+
+  async countAttempt(group: string, d: Delivery): Promise<void> {
+    this.s.countAttempt.run(group, d.topic, Number(d.position));
+  }
+
+  async deadLetter(group: string, d: Delivery, reason: string, error: string): Promise<void> {
+    this.db
+      .transaction(() => {
+        this.s.dlInsert.run(group, d.topic, Number(d.position), d.raw, reason, error, d.attempts, Date.now());
+        this.s.pendingDelete.run(group, d.topic, Number(d.position));
+      })
+      .immediate();
+  }
+
+  async range(topic: string, q: RangeQuery): Promise<Delivery[]> {
+    const after = q.after === null ? 0 : this.seqOf(q.after, 'after');
+    const [fromSeq, fromTime] = q.from === null ? [0, 0] : 'position' in q.from ? [this.seqOf(q.from.position, 'from'), 0] : [0, q.from.time];
+    const [toSeq, toTime] = q.to === null ? [MAX, MAX] : 'position' in q.to ? [this.seqOf(q.to.position, 'to'), MAX] : [MAX, q.to.time];
+    const rows = this.s.range.all(topic, Math.max(after + 1, fromSeq), toSeq, fromTime, toTime, q.limit) as { seq: number; body: string }[];
+    return rows.map((r) => delivery(topic, r.seq, 0, r.body));
+  }
+
+  async last(topic: string): Promise<string | null> {
+    const r = this.s.last.get(topic) as { seq: number | null };
+    return r.seq === null ? null : String(r.seq);
+  }
+
+  async seek(group: string, topic: string, from: StoreBound | 'earliest'): Promise<void> {
+    this.db
+      .transaction(() => {
+        if (this.s.cursorGet.get(group, topic) === undefined) {
+          throw new NotFoundError('NOT_FOUND', `group ${JSON.stringify(group)} has never subscribed to ${JSON.stringify(topic)}`);
+        }
+        let next: number;
+        if (from === 'earliest') next = 1;
+        else if ('position' in from) next = this.seqOf(from.position, 'from');
+        else next = (this.s.firstAtTime.get(topic, from.time) as { seq: number | null }).seq ?? this.maxSeq() + 1;
+        this.s.cursorSet.run(next - 1, group, topic);
+      })
+      .immediate();
+    this.notifier.emit('change');
+  }
+
+  async dlqList(f: { group?: string; type?: string; limit: number }): Promise<DeadLetter[]> {
+    return (this.s.dlList.all(f.group ?? null, f.type ?? null, f.limit) as DlRow[]).map(deadLetter);
+  }
+
+  async dlqGet(id: string): Promise<DeadLetter | null> {
+    const r = /^\d+$/.test(id) ? (this.s.dlGet.get(Number(id)) as DlRow | undefined) : undefined;
+    return r ? deadLetter(r) : null;
+  }
+
+  async dlqRetry(ids: string[]): Promise<number> {
+    let n = 0;
+    this.db
+      .transaction(() => {
+        for (const id of ids) {
+          const r = /^\d+$/.test(id) ? (this.s.dlGet.get(Number(id)) as DlRow | undefined) : undefined;
+          if (!r) continue;
+          // Back to this group only, with its own copy of the body so trimming cannot lose it.
+          this.s.pendingRetry.run(r.grp, r.topic, r.seq, r.body);
+          this.s.dlDelete.run(r.id);
+          n++;
+        }
+      })
+      .immediate();
+    this.notifier.emit('change');
+    return n;
+  }
+
+  async dlqPurge(ids: string[]): Promise<number> {
+    let n = 0;
+    this.eachTx(ids.filter((id) => /^\d+$/.test(id)), (id) => (n += this.s.dlDelete.run(Number(id)).changes));
+    return n;
+  }
+
+  async stats(): Promise<TopicStats[]> {
+    const s = this.s;
+    return this.db.transaction(() => {
+      const alive = Date.now() - CONSUMER_ALIVE_MS;
+      return (s.topics.all() as { name: string }[]).map(({ name }) => ({
+        type: name,
+        length: (s.count.get(name) as { n: number }).n,
+        groups: (s.cursorsOf.all(name) as { grp: string; seq: number }[]).map(({ grp, seq }) => ({
+          group: grp,
+          pending: (s.pendingCount.get(grp, name) as { n: number }).n,
+          lag: (s.lag.get(name, seq) as { n: number }).n,
+          consumers: (s.consumersAlive.get(grp, alive) as { n: number }).n,
+          deadLetters: (s.dlCount.get(grp, name) as { n: number }).n,
+        })),
+      }));
+    })();
+  }
+
+  async trim(retention: { maxLen: number; maxAgeMs: number } | null, _dedupWindowMs: number): Promise<number> {
+    const s = this.s;
+    const now = Date.now();
+    return this.db
+      .transaction(() => {
+        s.dedupExpire.run(now);
+        s.consumersExpire.run(now - 86_400_000);
+        if (retention === null) return 0;
+        let removed = 0;
+        for (const { name } of s.topics.all() as { name: string }[]) {
+          let upTo = 0;
+          if (retention.maxLen < MAX) upTo = (s.nthNewest.get(name, retention.maxLen) as { seq: number } | undefined)?.seq ?? 0;
+          if (retention.maxAgeMs < MAX) upTo = Math.max(upTo, (s.lastBefore.get(name, now - retention.maxAgeMs) as { seq: number | null }).seq ?? 0);
+          if (upTo === 0) continue;
+          removed += s.trimTopic.run(name, upTo).changes;
+          s.trimPending.run(name, upTo); // pending entries whose event is gone: cleared, never looped on
+        }
+        return removed;
+      })
+      .immediate();
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDb && this.db.open) this.db.close();
+  }
+
+  private eachTx<T>(items: T[], fn: (item: T) => unknown): void {
+    if (items.length === 0) return;
+    this.db.transaction(() => items.forEach(fn)).immediate();
+  }
+
+  private seqOf(position: string, name: string): number {
+    if (!/^\d+$/.test(position)) throw invalid('INVALID_OPTION', `invalid ${name} position ${JSON.stringify(position)}: a SQLite position is a sequence number (digits)`);
+    return Number(position);
+  }
+}
+
+interface PendingRow { topic: string; seq: number; attempts: number; body: string | null }
+interface DlRow { id: number; grp: string; topic: string; seq: number; body: string; reason: string; error: string; attempts: number; failed_at: number }
+
+function delivery(topic: string, seq: number, attempts: number, body: string): Delivery {
+  const event = decodeEvent(body);
+  return typeof event === 'string'
+    ? { topic, position: String(seq), attempts, event: null, raw: body, malformed: event }
+    : { topic, position: String(seq), attempts, event, raw: body };
+}
+
+function deadLetter(r: DlRow): DeadLetter {
+  const event = decodeEvent(r.body);
+  return {
+    id: String(r.id),
+    group: r.grp,
+    type: r.topic,
+    position: String(r.seq),
+    event: typeof event === 'string' ? null : event,
+    raw: typeof event === 'string' ? r.body : null,
+    reason: r.reason,
+    error: r.error,
+    attempts: r.attempts,
+    failedAt: new Date(r.failed_at).toISOString(),
+  };
+}
+
+function prepare(db: Database) {
+  const p = (sql: string): Statement => db.prepare(sql);
+  return {
+    insertEvent: p('INSERT INTO events (topic, stored, body) VALUES (?, ?, ?)'),
+    insertTopic: p('INSERT OR IGNORE INTO topics (name) VALUES (?)'),
+    dedupGet: p('SELECT seq, expires FROM dedup WHERE topic = ? AND source = ? AND id = ?'),
+    dedupPut: p('INSERT OR REPLACE INTO dedup (topic, source, id, seq, expires) VALUES (?, ?, ?, ?, ?)'),
+    dedupExpire: p('DELETE FROM dedup WHERE expires <= ?'),
+    topics: p('SELECT name FROM topics ORDER BY name'),
+    maxSeq: p("SELECT seq FROM sqlite_sequence WHERE name = 'events'"),
+    groupCreate: p('INSERT OR IGNORE INTO groups (grp, start) VALUES (?, ?)'),
+    groupGet: p('SELECT start FROM groups WHERE grp = ?'),
+    cursorCreate: p('INSERT OR IGNORE INTO cursors (grp, topic, seq) VALUES (?, ?, ?)'),
+    cursorGet: p('SELECT seq FROM cursors WHERE grp = ? AND topic = ?'),
+    cursorSet: p('UPDATE cursors SET seq = ? WHERE grp = ? AND topic = ?'),
+    cursorsOf: p('SELECT grp, seq FROM cursors WHERE topic = ? ORDER BY grp'),
+    available: p(`SELECT p.topic, p.seq, p.attempts, COALESCE(p.body, e.body) AS body
+                  FROM pending p LEFT JOIN events e ON e.seq = p.seq
+                  WHERE p.grp = ? AND p.deadline <= ? ORDER BY p.deadline LIMIT ?`),
+    anyAvailable: p('SELECT 1 FROM pending WHERE grp = ? AND deadline <= ? LIMIT 1'),
+    claim: p('UPDATE pending SET consumer = ?, deadline = ?, attempts = attempts + 1 WHERE grp = ? AND topic = ? AND seq = ?'),
+    newEvents: p('SELECT seq, body FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    pendingInsert: p('INSERT OR REPLACE INTO pending (grp, topic, seq, consumer, deadline, attempts) VALUES (?, ?, ?, ?, ?, ?)'),
+    pendingRetry: p('INSERT OR REPLACE INTO pending (grp, topic, seq, consumer, deadline, attempts, body) VALUES (?, ?, ?, NULL, 0, 0, ?)'),
+    pendingDelete: p('DELETE FROM pending WHERE grp = ? AND topic = ? AND seq = ?'),
+    pendingCount: p('SELECT COUNT(*) AS n FROM pending WHERE grp = ? AND topic = ?'),
+    renew: p('UPDATE pending SET deadline = ? WHERE grp = ? AND topic = ? AND seq = ? AND consumer = ?'),
+    release: p('UPDATE pending SET consumer = NULL, deadline = 0, attempts = ? WHERE grp = ? AND topic = ? AND seq = ? AND consumer = ?'),
+    countAttempt: p('UPDATE pending SET attempts = attempts + 1 WHERE grp = ? AND topic = ? AND seq = ?'),
+    consumerSeen: p('INSERT OR REPLACE INTO consumers (grp, consumer, seen) VALUES (?, ?, ?)'),
+    consumersAlive: p('SELECT COUNT(*) AS n FROM consumers WHERE grp = ? AND seen >= ?'),
+    consumersExpire: p('DELETE FROM consumers WHERE seen < ?'),
+    dlInsert: p('INSERT INTO dead_letters (grp, topic, seq, body, reason, error, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+    dlList: p(`SELECT * FROM dead_letters WHERE (?1 IS NULL OR grp = ?1) AND (?2 IS NULL OR topic = ?2) ORDER BY id LIMIT ?3`),
+    dlGet: p('SELECT * FROM dead_letters WHERE id = ?'),
+    dlDelete: p('DELETE FROM dead_letters WHERE id = ?'),
+    dlCount: p('SELECT COUNT(*) AS n FROM dead_letters WHERE grp = ? AND topic = ?'),
+    range: p('SELECT seq, body FROM events WHERE topic = ? AND seq >= ? AND seq <= ? AND stored >= ? AND stored <= ? ORDER BY seq LIMIT ?'),
+    last: p('SELECT MAX(seq) AS seq FROM events WHERE topic = ?'),
+    firstAtTime: p('SELECT MIN(seq) AS seq FROM events WHERE topic = ? AND stored >= ?'),
+    count: p('SELECT COUNT(*) AS n FROM events WHERE topic = ?'),
+    lag: p('SELECT COUNT(*) AS n FROM events WHERE topic = ? AND seq > ?'),
+    nthNewest: p('SELECT seq FROM events WHERE topic = ? ORDER BY seq DESC LIMIT 1 OFFSET ?'),
+    lastBefore: p('SELECT MAX(seq) AS seq FROM events WHERE topic = ? AND stored < ?'),
+    trimTopic: p('DELETE FROM events WHERE topic = ? AND seq <= ?'),
+    trimPending: p('DELETE FROM pending WHERE topic = ? AND seq <= ? AND body IS NULL'),
+  };
+}

@@ -1,0 +1,53 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { EventEmitter } from 'eventemitter3';
+import type { Bus } from '../../bus/contract.js';
+import { busFromDriver } from '../../bus/engine.js';
+import { ConnectionError } from '../../bus/errors.js';
+import { int, knownKeys, str, type BusOptions } from '../../bus/options.js';
+import { SqliteDriver } from './driver.js';
+import { openSchema } from './schema.js';
+
+export interface SqliteBusOptions extends BusOptions {
+  /** Database file, created with its folder if missing; `:memory:` for a bus inside one process. Default `./data/agentbus.db`. */
+  path?: string;
+  /** How often a waiting consumer looks for events written by other processes. Default 25 ms. */
+  pollMs?: number;
+  /** How long a write waits for another process' lock (SQLite busy_timeout). Default 5000 ms. */
+  busyTimeoutMs?: number;
+}
+
+export const DEFAULT_SQLITE_PATH = './data/agentbus.db';
+
+/** In-process wake-ups, shared by every bus on the same file in this process. */
+const notifiers = new Map<string, { emitter: EventEmitter; users: number }>();
+
+/** Opens (creating if needed) a SQLite-backed bus. Several processes may share one file. */
+export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<Bus> {
+  const { path: p, pollMs: pm, busyTimeoutMs: bt, ...common } = options;
+  knownKeys('sqlite', options, ['path', 'pollMs', 'busyTimeoutMs', 'source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger']);
+  const path = str('path', p, DEFAULT_SQLITE_PATH);
+  const pollMs = int('pollMs', pm, 25, 1, 60_000);
+  const busyTimeoutMs = int('busyTimeoutMs', bt, 5000, 0, 600_000);
+  const memory = path === ':memory:';
+  let db: Database.Database;
+  try {
+    if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
+    db = new Database(path);
+    openSchema(db, busyTimeoutMs);
+  } catch (err) {
+    throw new ConnectionError('CONNECTION_FAILED', `cannot open SQLite database ${JSON.stringify(path)}: ${(err as Error).message}`, { cause: err });
+  }
+  const key = memory ? Symbol('memory').toString() + Math.random() : resolve(path);
+  const shared = notifiers.get(key) ?? { emitter: new EventEmitter(), users: 0 };
+  shared.users++;
+  notifiers.set(key, shared);
+  const driver = new SqliteDriver(db, shared.emitter, pollMs, true);
+  const close = driver.close.bind(driver);
+  driver.close = async () => {
+    await close();
+    if (--shared.users === 0) notifiers.delete(key);
+  };
+  return busFromDriver(driver, common);
+}

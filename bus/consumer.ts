@@ -1,0 +1,310 @@
+import type { Logger } from 'pino';
+import type { Handler, DeliveryContext, Subscription } from './contract.js';
+import type { Delivery, Driver } from './driver.js';
+import type { ResolvedSubscribeOptions } from './options.js';
+import { NonRetryableError } from './errors.js';
+import { matches } from './event.js';
+import { backoffDelay } from './backoff.js';
+
+const READ_BLOCK_MS = 1000;
+const TOPIC_REFRESH_MS = 1000;
+/** Failed events waiting for their retry do not take a concurrency slot; past this many, fetching pauses. */
+const RETRY_WAIT_FACTOR = 4;
+
+/** One delivery held by this consumer, from read to ack, dead letter or release. */
+interface Held {
+  d: Delivery;
+  subject: string | undefined;
+  /** queued: behind its subject's lane; running: in the handler; waiting: for a retry. */
+  state: 'new' | 'queued' | 'running' | 'waiting';
+  timer?: NodeJS.Timeout;
+}
+
+class Context implements DeliveryContext {
+  deadLetterReason: string | undefined;
+  constructor(
+    readonly attempt: number,
+    readonly position: string,
+    readonly group: string,
+    readonly consumer: string,
+    readonly signal: AbortSignal,
+  ) {}
+  deadLetter(reason: string): void {
+    this.deadLetterReason = String(reason || 'dead-lettered by handler');
+  }
+}
+
+/**
+ * Runs one subscription over a Driver: fetches no more than it can start, runs handlers with
+ * per-subject lanes, retries in hand with backoff (counting each attempt in the store), renews the
+ * lease of everything it holds, batches acks, and drains on close.
+ */
+export class Consumer implements Subscription {
+  readonly group: string;
+  readonly consumer: string;
+  private readonly held = new Set<Held>();
+  private readonly lanes = new Map<string, Held[]>();
+  private running = 0;
+  private queued = 0;
+  private retrying = 0;
+  private acks: Delivery[] = [];
+  private ackFlush: Promise<void> | null = null;
+  private topics: string[] = [];
+  private closing = false;
+  private abandoned = false;
+  private closed: Promise<void> | null = null;
+  private loopDone: Promise<void> = Promise.resolve();
+  private readonly stopRead = new AbortController();
+  private readonly handlers = new AbortController();
+  private wakeUp: (() => void) | null = null;
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly driver: Driver,
+    private readonly o: ResolvedSubscribeOptions,
+    private readonly handler: Handler,
+    private readonly log: Logger,
+    private readonly onClosed: (c: Consumer) => void,
+  ) {
+    this.group = o.group;
+    this.consumer = o.consumer;
+  }
+
+  async start(): Promise<void> {
+    await this.refreshTopics();
+    this.loopDone = this.loop();
+    const renewEvery = Math.max(10, Math.floor(this.o.claimIdleMs / 3));
+    this.timers.push(setInterval(() => void this.renew(), renewEvery));
+    if (this.o.types.some((t) => t.endsWith('*'))) {
+      this.timers.push(setInterval(() => void this.refreshTopics().catch((err) => this.storeError('topic refresh', err)), TOPIC_REFRESH_MS));
+    }
+    for (const t of this.timers) t.unref();
+  }
+
+  private async refreshTopics(): Promise<void> {
+    const exact = this.o.types.filter((t) => !t.endsWith('*'));
+    const patterns = this.o.types.filter((t) => t.endsWith('*'));
+    const found = patterns.length ? (await this.driver.topics()).filter((t) => patterns.some((p) => matches(p, t))) : [];
+    const fresh = [...new Set([...exact, ...found])].filter((t) => !this.topics.includes(t));
+    if (fresh.length === 0) return;
+    await this.driver.createGroup(this.group, fresh, this.o.from);
+    this.topics = [...this.topics, ...fresh];
+  }
+
+  private async loop(): Promise<void> {
+    const { concurrency } = this.o;
+    while (!this.closing) {
+      const free = concurrency - this.running - this.queued;
+      if (free <= 0 || this.retrying >= concurrency * RETRY_WAIT_FACTOR) {
+        await new Promise<void>((resolve) => (this.wakeUp = resolve));
+        continue;
+      }
+      let batch: Delivery[];
+      try {
+        batch = await this.driver.read({
+          group: this.group,
+          consumer: this.consumer,
+          topics: this.topics,
+          max: free,
+          leaseMs: this.o.claimIdleMs,
+          blockMs: READ_BLOCK_MS,
+          signal: this.stopRead.signal,
+        });
+      } catch (err) {
+        if (this.closing) break;
+        this.storeError('read', err);
+        await sleep(500, this.stopRead.signal);
+        continue;
+      }
+      if (this.closing) {
+        // Read raced with close: hand them straight back, uncounted, for the next consumer.
+        await this.release(batch.map((d): Held => ({ d, subject: undefined, state: 'new' })));
+        break;
+      }
+      for (const d of batch) this.dispatch(d);
+    }
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  private dispatch(d: Delivery): void {
+    if (d.event === null) return void this.deadLetter({ d, subject: undefined, state: 'running' }, 'malformed', d.malformed ?? 'malformed entry');
+    const h: Held = { d, subject: this.o.orderBy === 'subject' ? d.event.subject : undefined, state: 'new' };
+    this.held.add(h);
+    if (d.attempts > this.o.maxAttempts) {
+      return void this.deadLetter(h, 'failed', `gave up after ${this.o.maxAttempts} attempts: the consumer of the last one stopped renewing its lease`);
+    }
+    if (h.subject !== undefined) {
+      const lane = this.lanes.get(h.subject);
+      if (lane) {
+        lane.push(h);
+        h.state = 'queued';
+        this.queued++;
+        return;
+      }
+      this.lanes.set(h.subject, [h]);
+    }
+    void this.run(h);
+  }
+
+  private async run(h: Held): Promise<void> {
+    h.state = 'running';
+    this.running++;
+    const ctx = new Context(h.d.attempts, h.d.position, this.group, this.consumer, this.handlers.signal);
+    let error: unknown = null;
+    let failed = false;
+    try {
+      await this.handler(h.d.event!, ctx);
+    } catch (err) {
+      failed = true;
+      error = err;
+    }
+    this.running--;
+    if (this.abandoned) return;
+    if (!failed && ctx.deadLetterReason === undefined) {
+      this.ack(h);
+    } else if (!failed) {
+      void this.deadLetter(h, ctx.deadLetterReason!, '');
+    } else if (error instanceof NonRetryableError) {
+      void this.deadLetter(h, 'non_retryable', describe(error));
+    } else if (h.d.attempts >= this.o.maxAttempts) {
+      void this.deadLetter(h, 'failed', describe(error));
+    } else {
+      this.scheduleRetry(h, error);
+    }
+    this.wake();
+  }
+
+  private scheduleRetry(h: Held, error: unknown): void {
+    const delay = backoffDelay(h.d.attempts, this.o.backoff);
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ group: this.group, type: h.d.topic, id: h.d.event?.id, attempt: h.d.attempts, delay, err: describe(error) }, 'delivery failed, retrying');
+    }
+    this.retrying++;
+    h.state = 'waiting';
+    h.timer = setTimeout(async () => {
+      h.timer = undefined;
+      this.retrying--;
+      if (this.closing) return this.wake();
+      try {
+        await this.driver.countAttempt(this.group, h.d);
+        h.d.attempts++;
+        void this.run(h);
+      } catch (err) {
+        // The attempt could not be counted: leave the lease to expire so the store stays the authority.
+        this.storeError('count attempt', err);
+        this.drop(h);
+      }
+      this.wake();
+    }, delay);
+  }
+
+  private ack(h: Held): void {
+    this.drop(h);
+    this.acks.push(h.d);
+    if (this.acks.length === 1 && this.ackFlush === null) this.ackFlush = new Promise((r) => setImmediate(() => this.flushAcks().then(r)));
+  }
+
+  private async flushAcks(): Promise<void> {
+    while (this.acks.length > 0) {
+      const batch = this.acks;
+      this.acks = [];
+      // A failed ack leaves the events pending: they are delivered again (at least once).
+      await this.driver.ack(this.group, batch).catch((err) => this.storeError('ack', err));
+    }
+    this.ackFlush = null;
+  }
+
+  private async deadLetter(h: Held, reason: string, error: string): Promise<void> {
+    this.log.warn({ group: this.group, type: h.d.topic, position: h.d.position, id: h.d.event?.id, attempts: h.d.attempts, reason, error }, 'dead letter');
+    try {
+      await this.driver.deadLetter(this.group, h.d, reason, error);
+    } catch (err) {
+      this.storeError('dead letter', err);
+    }
+    this.drop(h);
+    this.wake();
+  }
+
+  /** Forgets a delivery and lets the next event of its subject start. */
+  private drop(h: Held): void {
+    this.held.delete(h);
+    if (h.subject === undefined) return;
+    const lane = this.lanes.get(h.subject);
+    if (!lane || lane[0] !== h) return;
+    lane.shift();
+    if (lane.length === 0) return void this.lanes.delete(h.subject);
+    if (this.closing) return;
+    this.queued--;
+    void this.run(lane[0]);
+  }
+
+  private async renew(): Promise<void> {
+    if (this.held.size === 0 || this.abandoned) return;
+    const ds = [...this.held].map((h) => h.d);
+    await this.driver.renew(this.group, this.consumer, ds, this.o.claimIdleMs).catch((err) => this.storeError('renew', err));
+  }
+
+  /** Gives deliveries back to the group at once; those never started keep their attempt uncounted. */
+  private async release(hs: Held[]): Promise<void> {
+    if (hs.length === 0) return;
+    const ds = hs.map((h) => (h.state === 'waiting' ? h.d : { ...h.d, attempts: h.d.attempts - 1 }));
+    await this.driver.release(this.group, this.consumer, ds).catch((err) => this.storeError('release', err));
+    for (const h of hs) this.held.delete(h);
+  }
+
+  close(options: { drain?: boolean } = {}): Promise<void> {
+    this.closed ??= this.shutdown(options.drain !== false);
+    return this.closed;
+  }
+
+  private async shutdown(drain: boolean): Promise<void> {
+    this.closing = true;
+    this.stopRead.abort();
+    this.wake();
+    await this.loopDone;
+    if (drain && this.running > 0) {
+      const deadline = Date.now() + this.o.drainTimeoutMs;
+      while (this.running > 0 && Date.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          this.wakeUp = resolve;
+          setTimeout(resolve, Math.min(50, Math.max(0, deadline - Date.now())));
+        });
+      }
+    }
+    for (const h of this.held) if (h.timer) clearTimeout(h.timer);
+    if (drain) {
+      // Not yet started (queued behind a subject) or waiting for a retry: back to the group now.
+      await this.release([...this.held].filter((h) => h.state !== 'running'));
+    }
+    if (this.running > 0 || !drain) {
+      this.abandoned = true;
+      this.handlers.abort(new Error('subscription closed'));
+    }
+    for (const t of this.timers) clearInterval(t);
+    if (this.ackFlush) await this.ackFlush;
+    await this.flushAcks();
+    this.onClosed(this);
+  }
+
+  private storeError(what: string, err: unknown): void {
+    this.log.error({ group: this.group, consumer: this.consumer, err: describe(err) }, `store error during ${what}`);
+  }
+}
+
+export function describe(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+}

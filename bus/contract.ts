@@ -1,0 +1,117 @@
+import type { CloudEvent, EventInput, PublishOptions } from './event.js';
+import type { SubscribeOptions } from './options.js';
+
+/**
+ * The bus: one contract, one adapter per store. Semantics every adapter keeps:
+ * - At least once: an event is acknowledged only after its handler resolves. Deliveries held by a
+ *   consumer that stopped renewing its lease go to another consumer of the group after `claimIdleMs`;
+ *   a handler still running renews its lease, so it is never redelivered under itself.
+ * - A throw is a failed delivery: retried with backoff and jitter; after `maxAttempts` deliveries (a
+ *   consumer that died mid-delivery counts) the event becomes a dead letter of that group and the
+ *   group moves on. Attempts are counted in the store. A failing event blocks nothing behind it,
+ *   except, with `orderBy: 'subject'`, events of the same subject.
+ * - Each group gets every event of its types; inside a group each event goes to one consumer.
+ * - Order: with concurrency 1 a consumer sees a topic in publish order; with `orderBy: 'subject'`,
+ *   events of one subject run one at a time, in order.
+ * - Entries that cannot be decoded become dead letters with reason `malformed`; the consumer goes on.
+ * - Bad input (type, size, option) is refused at the call with a ValidationError naming value and limit.
+ */
+export interface Bus {
+  /** Stores one event; resolves with its id once stored. Concurrent calls share one store round trip. */
+  publish<T>(type: string, data: T, options?: PublishOptions): Promise<string>;
+  /** Stores many events in one round trip; all or none are validated before anything is stored. */
+  publishBatch(events: EventInput[]): Promise<string[]>;
+  /** Starts consuming; resolves once the group exists, so events published after it are delivered. */
+  subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription>;
+  /** Hands stored events to `handler` in position order per type without moving any group. */
+  replay(options: ReplayOptions, handler: Handler): Promise<ReplayResult>;
+  /** Moves a group's cursor on one type so the events from `from` on are delivered again. */
+  rewind(options: RewindOptions): Promise<void>;
+  readonly deadLetters: DeadLetters;
+  /** Per topic: length; per group: pending, lag, consumers, dead letters. */
+  stats(): Promise<TopicStats[]>;
+  /** Applies retention now (it also runs on a timer when `retention` is set). Returns events removed. */
+  trim(): Promise<number>;
+  /** Completes publishes in flight, closes subscriptions (draining them), then the store. Idempotent. */
+  close(): Promise<void>;
+}
+
+export type Handler = (event: CloudEvent, ctx: DeliveryContext) => unknown;
+
+export interface DeliveryContext {
+  /** 1 for the first delivery. */
+  readonly attempt: number;
+  /** Store position of the event in its topic (Redis stream id, SQLite sequence). */
+  readonly position: string;
+  readonly group: string;
+  readonly consumer: string;
+  /** Aborted when the subscription stops waiting for this handler (close without drain, drain timeout). */
+  readonly signal: AbortSignal;
+  /** Dead-letter this event once the handler returns, with no further attempt. */
+  deadLetter(reason: string): void;
+}
+
+export interface Subscription {
+  readonly group: string;
+  readonly consumer: string;
+  /**
+   * Stops fetching. With `drain` (default) waits up to `drainTimeoutMs` for handlers in flight and
+   * acknowledges those that finish; whatever did not finish stays pending for another consumer.
+   */
+  close(options?: { drain?: boolean }): Promise<void>;
+}
+
+/** A bound of a replay or rewind: a Date, epoch milliseconds, an ISO-8601 time, or a position string. */
+export type Bound = Date | number | string;
+
+export interface ReplayOptions {
+  /** Exact types and prefix patterns. */
+  types: string[];
+  /** Inclusive lower bound. Default: the oldest stored event. */
+  from?: Bound;
+  /** Inclusive upper bound. Default: the newest event when replay starts. */
+  to?: Bound;
+}
+
+export interface ReplayResult {
+  handled: number;
+  failed: Array<{ type: string; position: string; id: string; error: string }>;
+}
+
+export interface RewindOptions {
+  group: string;
+  type: string;
+  /** First event to deliver again; `earliest` for the whole topic. */
+  from: Bound | 'earliest';
+}
+
+export interface DeadLetter {
+  /** Id of the dead letter itself (not the event's). */
+  id: string;
+  group: string;
+  type: string;
+  position: string;
+  /** The event, or null when its stored entry could not be decoded (`raw` holds it). */
+  event: CloudEvent | null;
+  raw: string | null;
+  /** `failed` (handler threw maxAttempts times), `malformed`, or the reason given to `ctx.deadLetter`. */
+  reason: string;
+  error: string;
+  attempts: number;
+  failedAt: string;
+}
+
+export interface DeadLetters {
+  list(filter?: { group?: string; type?: string; limit?: number }): Promise<DeadLetter[]>;
+  get(id: string): Promise<DeadLetter | null>;
+  /** Hands each back to the group that failed it, and only to it, with fresh attempts. Returns how many. */
+  retry(ids: string[]): Promise<number>;
+  /** Removes them for good. Returns how many. */
+  purge(ids: string[]): Promise<number>;
+}
+
+export interface TopicStats {
+  type: string;
+  length: number;
+  groups: Array<{ group: string; pending: number; lag: number; consumers: number; deadLetters: number }>;
+}

@@ -1,0 +1,90 @@
+import type { CloudEvent } from './event.js';
+import type { DeadLetter, TopicStats } from './contract.js';
+
+/**
+ * The store-facing half of an adapter. The shared engine (bus/engine.ts) builds the whole Bus
+ * contract (batching, validation, retries, ordering, leases, draining) on these primitives, so every
+ * adapter keeps the same semantics by construction. Not a public API.
+ */
+export interface Driver {
+  /** Stores entries in order, in one round trip. Entries with `dedup` set are skipped when seen in the window. */
+  append(entries: AppendEntry[]): Promise<Appended[]>;
+  /** Every topic that exists, for pattern subscriptions. */
+  topics(): Promise<string[]>;
+  /** Creates the group on each topic if missing; a new group starts at `from`, and so does a topic it meets later. */
+  createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<void>;
+  /**
+   * Takes up to `max` deliveries for `consumer`: first ones whose lease expired (another consumer died,
+   * or a dead letter was retried), then new events. Each taken delivery's stored attempts grow by one
+   * and it is leased for `leaseMs`. Waits up to `blockMs` when there is nothing; returns early on abort.
+   */
+  read(req: ReadRequest): Promise<Delivery[]>;
+  ack(group: string, deliveries: Delivery[]): Promise<void>;
+  /** Extends the lease of deliveries still held by `consumer`. */
+  renew(group: string, consumer: string, deliveries: Delivery[], leaseMs: number): Promise<void>;
+  /** Gives held deliveries back to the group now (lease expired at once), storing each one's `attempts`. */
+  release(group: string, consumer: string, deliveries: Delivery[]): Promise<void>;
+  /** Counts one more attempt in the store for a delivery the consumer keeps and runs again. */
+  countAttempt(group: string, delivery: Delivery): Promise<void>;
+  /** Moves a delivery to the group's dead letters and acknowledges it, atomically. */
+  deadLetter(group: string, delivery: Delivery, reason: string, error: string): Promise<void>;
+  /** Stored events of a topic, oldest first, after `after` (exclusive) within [from, to]. */
+  range(topic: string, q: RangeQuery): Promise<Delivery[]>;
+  /** Position of the newest event of a topic, or null when empty. */
+  last(topic: string): Promise<string | null>;
+  /** Moves the group's cursor so `from` is the next event delivered. */
+  seek(group: string, topic: string, from: StoreBound | 'earliest'): Promise<void>;
+  dlqList(filter: { group?: string; type?: string; limit: number }): Promise<DeadLetter[]>;
+  dlqGet(id: string): Promise<DeadLetter | null>;
+  dlqRetry(ids: string[]): Promise<number>;
+  dlqPurge(ids: string[]): Promise<number>;
+  stats(): Promise<TopicStats[]>;
+  trim(retention: { maxLen: number; maxAgeMs: number } | null, dedupWindowMs: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface AppendEntry {
+  topic: string;
+  event: CloudEvent;
+  body: string;
+  /** The caller chose the id: check the dedup window. Generated ids are unique and skip it. */
+  dedup: boolean;
+  dedupWindowMs: number;
+}
+
+export interface Appended {
+  position: string;
+  duplicate: boolean;
+}
+
+export interface ReadRequest {
+  group: string;
+  consumer: string;
+  topics: string[];
+  max: number;
+  leaseMs: number;
+  blockMs: number;
+  signal: AbortSignal;
+}
+
+export interface Delivery {
+  topic: string;
+  position: string;
+  /** Deliveries so far, this one included. */
+  attempts: number;
+  event: CloudEvent | null;
+  /** The stored entry as text, kept for dead letters. */
+  raw: string;
+  /** Why the entry could not be decoded; set when `event` is null. */
+  malformed?: string;
+}
+
+/** A resolved bound: a time in epoch ms, or a store position (validated by the driver). */
+export type StoreBound = { time: number } | { position: string };
+
+export interface RangeQuery {
+  from: StoreBound | null;
+  to: StoreBound | null;
+  after: string | null;
+  limit: number;
+}

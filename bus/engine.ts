@@ -1,0 +1,213 @@
+import { pino, type Logger } from 'pino';
+import type { Bound, Bus, DeadLetters, Handler, ReplayOptions, ReplayResult, RewindOptions, Subscription } from './contract.js';
+import type { AppendEntry, Driver, StoreBound } from './driver.js';
+import { checkPattern, checkType, createEvent, encodeEvent, matches, type EventInput, type PublishOptions } from './event.js';
+import { BusClosedError, invalid } from './errors.js';
+import { int, resolveBusOptions, resolveSubscribeOptions, type BusOptions, type SubscribeOptions } from './options.js';
+import { Consumer, describe } from './consumer.js';
+
+/** Most entries one store round trip carries; a larger burst is split so no single write stalls for long. */
+const MAX_APPEND = 5000;
+const HOUSEKEEPING_MS = 10_000;
+
+interface Queued {
+  entry: AppendEntry;
+  resolve: (id: string) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Builds the Bus contract over a Driver. Publishes made in the same tick share one append; the
+ * subscription runtime lives in consumer.ts. Adapters call this from their factory.
+ */
+export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
+  const o = resolveBusOptions(options);
+  const log: Logger = options.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL ?? 'info' });
+  const consumers = new Set<Consumer>();
+  let queue: Queued[] = [];
+  let flushing: Promise<void> | null = null;
+  let closing: Promise<void> | null = null;
+
+  const housekeeping = setInterval(() => {
+    driver.trim(o.retention, o.dedupWindowMs).catch((err) => log.error({ err: describe(err) }, 'store error during trim'));
+  }, o.retention?.intervalMs ?? HOUSEKEEPING_MS);
+  housekeeping.unref();
+
+  function enqueue(entry: AppendEntry): Promise<string> {
+    return new Promise((resolve, reject) => {
+      queue.push({ entry, resolve, reject });
+      if (flushing === null) flushing = new Promise((r) => setImmediate(() => flush().then(r)));
+    });
+  }
+
+  async function flush(): Promise<void> {
+    while (queue.length > 0) {
+      const batch = queue.length <= MAX_APPEND ? queue : queue.slice(0, MAX_APPEND);
+      queue = queue.length <= MAX_APPEND ? [] : queue.slice(MAX_APPEND);
+      try {
+        await driver.append(batch.map((q) => q.entry));
+        for (const q of batch) q.resolve(q.entry.event.id);
+      } catch (err) {
+        for (const q of batch) q.reject(err);
+      }
+    }
+    flushing = null;
+  }
+
+  function entry(type: string, data: unknown, opts: PublishOptions | undefined): AppendEntry {
+    checkType(type);
+    const event = createEvent(type, data, opts, o.source);
+    const body = encodeEvent(event, o.maxPayloadBytes);
+    return { topic: type, event, body, dedup: opts?.id !== undefined, dedupWindowMs: o.dedupWindowMs };
+  }
+
+  async function resolveTopics(types: string[]): Promise<string[]> {
+    types.forEach(checkPattern);
+    const patterns = types.filter((t) => t.endsWith('*'));
+    const all = patterns.length ? await driver.topics() : [];
+    return [...new Set([...types.filter((t) => !t.endsWith('*')), ...all.filter((t) => patterns.some((p) => matches(p, t)))])];
+  }
+
+  const deadLetters: DeadLetters = {
+    list: (filter = {}) => {
+      if (filter.type !== undefined) checkType(filter.type);
+      return driver.dlqList({ group: filter.group, type: filter.type, limit: int('limit', filter.limit, 100, 1, 100_000) });
+    },
+    get: (id) => driver.dlqGet(String(id)),
+    retry: (ids) => driver.dlqRetry(checkIds(ids)),
+    purge: (ids) => driver.dlqPurge(checkIds(ids)),
+  };
+
+  const bus: Bus = {
+    publish(type, data, opts) {
+      if (closing) return Promise.reject(new BusClosedError(`publish ${type}`));
+      try {
+        return enqueue(entry(type, data, opts));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+
+    publishBatch(events: EventInput[]) {
+      if (closing) return Promise.reject(new BusClosedError('publishBatch'));
+      if (!Array.isArray(events)) return Promise.reject(invalid('INVALID_OPTION', `publishBatch expects an array, got ${typeof events}`));
+      let entries: AppendEntry[];
+      try {
+        // Validate all before storing any: a bad entry stores nothing.
+        entries = events.map((e, i) => {
+          if (e === null || typeof e !== 'object') throw invalid('INVALID_OPTION', `publishBatch entry ${i} is not an object`);
+          const { type, data, ...opts } = e;
+          return entry(type, data, opts);
+        });
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return Promise.all(entries.map(enqueue));
+    },
+
+    async subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription> {
+      if (closing) throw new BusClosedError('subscribe');
+      const so = resolveSubscribeOptions(options);
+      if (typeof handler !== 'function') throw invalid('INVALID_OPTION', `subscribe handler must be a function, got ${typeof handler}`);
+      const c = new Consumer(driver, so, handler, log, (x) => consumers.delete(x));
+      consumers.add(c);
+      try {
+        await c.start();
+      } catch (err) {
+        consumers.delete(c);
+        await c.close({ drain: false });
+        throw err;
+      }
+      return c;
+    },
+
+    async replay(options: ReplayOptions, handler: Handler): Promise<ReplayResult> {
+      if (closing) throw new BusClosedError('replay');
+      if (!options || !Array.isArray(options.types) || options.types.length === 0) {
+        throw invalid('INVALID_OPTION', `replay types ${JSON.stringify(options?.types)}: expected a non-empty array of types or patterns`);
+      }
+      const from = options.from === undefined ? null : toStoreBound('from', options.from);
+      const toOpt = options.to === undefined ? null : toStoreBound('to', options.to);
+      const result: ReplayResult = { handled: 0, failed: [] };
+      const signal = new AbortController().signal;
+      for (const topic of await resolveTopics(options.types)) {
+        const lastPos = await driver.last(topic);
+        if (lastPos === null) continue;
+        const to = toOpt ?? { position: lastPos };
+        let after: string | null = null;
+        for (;;) {
+          const page = await driver.range(topic, { from, to, after, limit: 500 });
+          for (const d of page) {
+            const fail = (error: string) => result.failed.push({ type: topic, position: d.position, id: d.event?.id ?? '', error });
+            if (d.event === null) {
+              fail(`malformed: ${d.malformed}`);
+              continue;
+            }
+            let reason: string | undefined;
+            const ctx = { attempt: 1, position: d.position, group: '(replay)', consumer: '(replay)', signal, deadLetter: (r: string) => void (reason = r) };
+            try {
+              await handler(d.event, ctx);
+              if (reason === undefined) result.handled++;
+              else fail(`dead-lettered by handler: ${reason}`);
+            } catch (err) {
+              fail(describe(err));
+            }
+          }
+          if (page.length < 500) break;
+          after = page[page.length - 1].position;
+        }
+      }
+      return result;
+    },
+
+    async rewind(options: RewindOptions): Promise<void> {
+      if (closing) throw new BusClosedError('rewind');
+      if (typeof options?.group !== 'string' || options.group === '') throw invalid('INVALID_OPTION', `rewind group ${JSON.stringify(options?.group)}: expected a group name`);
+      checkType(options.type);
+      await driver.seek(options.group, options.type, options.from === 'earliest' ? 'earliest' : toStoreBound('from', options.from));
+    },
+
+    deadLetters,
+    stats: () => driver.stats(),
+    trim: () => driver.trim(o.retention, o.dedupWindowMs),
+
+    close() {
+      closing ??= (async () => {
+        clearInterval(housekeeping);
+        if (flushing) await flushing;
+        await Promise.all([...consumers].map((c) => c.close()));
+        await driver.close();
+      })();
+      return closing;
+    },
+  };
+  return bus;
+}
+
+/**
+ * A bound given by a user: a Date or epoch ms is a time; a string of digits (SQLite) or
+ * `<ms>-<seq>` (Redis) is a position; any other string must parse as an ISO-8601 time.
+ */
+export function toStoreBound(name: string, b: Bound): StoreBound {
+  if (b instanceof Date) {
+    if (Number.isNaN(b.getTime())) throw invalid('INVALID_OPTION', `invalid ${name}: an Invalid Date`);
+    return { time: b.getTime() };
+  }
+  if (typeof b === 'number') {
+    if (!Number.isInteger(b) || b < 0) throw invalid('INVALID_OPTION', `invalid ${name} ${b}: expected epoch milliseconds (an integer >= 0)`);
+    return { time: b };
+  }
+  if (typeof b === 'string') {
+    if (/^\d+(-\d+)?$/.test(b)) return { position: b };
+    const t = Date.parse(b);
+    if (!Number.isNaN(t)) return { time: t };
+  }
+  throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(b)}: expected a Date, epoch milliseconds, an ISO-8601 time or a position`);
+}
+
+function checkIds(ids: unknown): string[] {
+  if (!Array.isArray(ids) || ids.some((i) => typeof i !== 'string' || i === '')) {
+    throw invalid('INVALID_OPTION', `invalid dead letter ids ${JSON.stringify(ids)}: expected an array of id strings`);
+  }
+  return ids;
+}

@@ -1,0 +1,52 @@
+/**
+ * Every error agentbus throws on purpose is an AgentbusError with a stable `code`.
+ * Branch on `instanceof` or `code`, never on the message: messages are for people and may change.
+ */
+export type ErrorCode =
+  | 'INVALID_TYPE'
+  | 'INVALID_OPTION'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'BUS_CLOSED'
+  | 'NOT_FOUND'
+  | 'CONNECTION_FAILED'
+  | 'NON_RETRYABLE';
+
+export class AgentbusError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input refused at the call: an event type, an option, a payload. Nothing was stored. */
+export class ValidationError extends AgentbusError {}
+
+/** The bus or subscription was closed; the call did nothing. */
+export class BusClosedError extends AgentbusError {
+  constructor(what: string) {
+    super('BUS_CLOSED', `${what}: the bus is closed`);
+  }
+}
+
+/** A dead letter, group or position named in a call does not exist. */
+export class NotFoundError extends AgentbusError {}
+
+/** The store could not be reached or opened. */
+export class ConnectionError extends AgentbusError {}
+
+/**
+ * Throw from a handler to dead-letter the event at once, without further attempts
+ * (same as calling `ctx.deadLetter(reason)` and returning).
+ */
+export class NonRetryableError extends AgentbusError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NON_RETRYABLE', message, options);
+  }
+}
+
+/** Shorthand used by validators: a ValidationError that names the value and the limit. */
+export function invalid(code: 'INVALID_TYPE' | 'INVALID_OPTION' | 'PAYLOAD_TOO_LARGE', message: string): ValidationError {
+  return new ValidationError(code, message);
+}
