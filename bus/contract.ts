@@ -30,7 +30,7 @@ export interface Bus {
   readonly deadLetters: DeadLetters;
   /** Per topic: length; per group: pending, lag, consumers, dead letters. */
   stats(): Promise<TopicStats[]>;
-  /** Applies retention now (it also runs on a timer when `retention` is set). Returns events removed. */
+  /** Applies retention now, exactly (the timer set by `retention` trims approximately). Returns events removed. */
   trim(): Promise<number>;
   /** Completes publishes in flight, closes subscriptions (draining them), then the store. Idempotent. */
   close(): Promise<void>;

@@ -199,7 +199,7 @@ export class SqliteDriver implements Driver {
   }
 
   async dlqList(f: { group?: string; type?: string; limit: number }): Promise<DeadLetter[]> {
-    return (this.s.dlList.all(f.group ?? null, f.type ?? null, f.limit) as DlRow[]).map(deadLetter);
+    return (this.s.dlList.all({ grp: f.group ?? null, topic: f.type ?? null, limit: f.limit }) as DlRow[]).map(deadLetter);
   }
 
   async dlqGet(id: string): Promise<DeadLetter | null> {
@@ -345,7 +345,7 @@ function prepare(db: Database) {
     consumersAlive: p('SELECT COUNT(*) AS n FROM consumers WHERE grp = ? AND seen >= ?'),
     consumersExpire: p('DELETE FROM consumers WHERE seen < ?'),
     dlInsert: p('INSERT INTO dead_letters (grp, topic, seq, body, reason, error, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
-    dlList: p(`SELECT * FROM dead_letters WHERE (?1 IS NULL OR grp = ?1) AND (?2 IS NULL OR topic = ?2) ORDER BY id LIMIT ?3`),
+    dlList: p('SELECT * FROM dead_letters WHERE (@grp IS NULL OR grp = @grp) AND (@topic IS NULL OR topic = @topic) ORDER BY id LIMIT @limit'),
     dlGet: p('SELECT * FROM dead_letters WHERE id = ?'),
     dlDelete: p('DELETE FROM dead_letters WHERE id = ?'),
     dlCount: p('SELECT COUNT(*) AS n FROM dead_letters WHERE grp = ? AND topic = ?'),

@@ -5,7 +5,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { Bus } from '../../bus/contract.js';
 import { busFromDriver } from '../../bus/engine.js';
 import { ConnectionError } from '../../bus/errors.js';
-import { int, knownKeys, str, type BusOptions } from '../../bus/options.js';
+import { int, knownKeys, resolveBusOptions, str, type BusOptions } from '../../bus/options.js';
 import { SqliteDriver } from './driver.js';
 import { openSchema } from './schema.js';
 
@@ -16,34 +16,41 @@ export interface SqliteBusOptions extends BusOptions {
   pollMs?: number;
   /** How long a write waits for another process' lock (SQLite busy_timeout). Default 5000 ms. */
   busyTimeoutMs?: number;
+  /** An open better-sqlite3 database to use instead of opening `path`; the bus does not close it. */
+  database?: Database.Database;
 }
 
 export const DEFAULT_SQLITE_PATH = './data/agentbus.db';
 
 /** In-process wake-ups, shared by every bus on the same file in this process. */
+let memoryCount = 0;
 const notifiers = new Map<string, { emitter: EventEmitter; users: number }>();
 
 /** Opens (creating if needed) a SQLite-backed bus. Several processes may share one file. */
 export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<Bus> {
-  const { path: p, pollMs: pm, busyTimeoutMs: bt, ...common } = options;
-  knownKeys('sqlite', options, ['path', 'pollMs', 'busyTimeoutMs', 'source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger']);
-  const path = str('path', p, DEFAULT_SQLITE_PATH);
+  const { path: p, pollMs: pm, busyTimeoutMs: bt, database, ...common } = options;
+  knownKeys('sqlite', options, ['path', 'pollMs', 'busyTimeoutMs', 'database', 'source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger']);
+  resolveBusOptions(common); // refuse bad options before a file is opened
+  const path = database ? database.name : str('path', p, DEFAULT_SQLITE_PATH);
   const pollMs = int('pollMs', pm, 25, 1, 60_000);
   const busyTimeoutMs = int('busyTimeoutMs', bt, 5000, 0, 600_000);
   const memory = path === ':memory:';
   let db: Database.Database;
   try {
-    if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
-    db = new Database(path);
+    if (database) db = database;
+    else {
+      if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
+      db = new Database(path);
+    }
     openSchema(db, busyTimeoutMs);
   } catch (err) {
     throw new ConnectionError('CONNECTION_FAILED', `cannot open SQLite database ${JSON.stringify(path)}: ${(err as Error).message}`, { cause: err });
   }
-  const key = memory ? Symbol('memory').toString() + Math.random() : resolve(path);
+  const key = memory ? `:memory:${++memoryCount}` : resolve(path);
   const shared = notifiers.get(key) ?? { emitter: new EventEmitter(), users: 0 };
   shared.users++;
   notifiers.set(key, shared);
-  const driver = new SqliteDriver(db, shared.emitter, pollMs, true);
+  const driver = new SqliteDriver(db, shared.emitter, pollMs, database === undefined);
   const close = driver.close.bind(driver);
   driver.close = async () => {
     await close();

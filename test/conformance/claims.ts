@@ -1,0 +1,56 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { assertSameIds, sleep, uniq, waitFor } from '../helpers/index.js';
+import type { Target } from './index.js';
+
+export function claimSuite(a: Target): void {
+  const test = suite(`${a.name}: claims and leases`);
+
+  test('a consumer that stops without acking: another consumer of the group gets its events after claimIdle', async () => {
+    const bus = await a.make();
+    const type = uniq('job');
+    const group = uniq('g');
+    const started: string[] = [];
+    const s1 = await bus.subscribe({ group, consumer: 'dies', types: [type], concurrency: 5, claimIdleMs: 300 }, (e) => {
+      started.push(e.id);
+      return new Promise(() => {}); // never settles: the consumer "hangs"
+    });
+    const ids = await bus.publishBatch(Array.from({ length: 5 }, (_, i) => ({ type, data: i })));
+    await waitFor('5 started', () => started.length === 5);
+    await s1.close({ drain: false });
+    const got: Array<[string, number]> = [];
+    const t0 = Date.now();
+    const s2 = await bus.subscribe({ group, consumer: 'heir', types: [type], concurrency: 5, claimIdleMs: 300 }, (e, ctx) => void got.push([e.id, ctx.attempt]));
+    await waitFor('5 reclaimed', () => got.length >= 5, 5000);
+    assertSameIds(got.map(([id]) => id), ids);
+    assert.ok(got.every(([, n]) => n === 2), `second attempt each: ${JSON.stringify(got.map(([, n]) => n))}`);
+    assert.ok(Date.now() - t0 >= 150, 'reclaimed before the lease could have expired');
+    await s2.close();
+    await bus.close();
+  });
+
+  test('a handler slower than claimIdle is not redelivered while it runs (lease renewal)', async () => {
+    const bus = await a.make();
+    const type = uniq('llm');
+    const group = uniq('g');
+    const calls: string[] = [];
+    const handler = async (e: { id: string }) => {
+      calls.push(e.id);
+      await sleep(900);
+    };
+    const subs = [
+      await bus.subscribe({ group, consumer: 'a', types: [type], concurrency: 4, claimIdleMs: 200 }, handler),
+      await bus.subscribe({ group, consumer: 'b', types: [type], concurrency: 4, claimIdleMs: 200 }, handler),
+    ];
+    const ids = await bus.publishBatch(Array.from({ length: 6 }, (_, i) => ({ type, data: i })));
+    await waitFor('6 started', () => calls.length >= 6);
+    await sleep(1300);
+    assertSameIds(calls, ids, 'handler invocations');
+    await Promise.all(subs.map((s) => s.close()));
+    const g = (await bus.stats()).find((s) => s.type === type)!.groups.find((x) => x.group === group)!;
+    assert.is(g.pending, 0);
+    await bus.close();
+  });
+
+  test.run();
+}

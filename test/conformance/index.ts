@@ -1,0 +1,44 @@
+import { pino } from 'pino';
+import type { Bus } from '../../bus/contract.js';
+import type { BusOptions } from '../../bus/options.js';
+import { deliverySuite } from './delivery.js';
+import { failureSuite } from './failures.js';
+import { claimSuite } from './claims.js';
+import { orderSuite } from './order.js';
+import { lifecycleSuite } from './lifecycle.js';
+import { historySuite } from './history.js';
+import { inputSuite } from './input.js';
+import { processSuite } from './processes.js';
+
+/** What an adapter's test file hands the suite. */
+export interface AdapterUnderTest {
+  name: string;
+  /** A bus on the adapter's store, with `options` applied. */
+  create(options?: BusOptions): Promise<Bus>;
+  features: Features;
+}
+
+export interface Features {
+  /** Writes an entry the bus cannot decode to `topic`, straight into the store. */
+  injectMalformed(topic: string): Promise<void>;
+  /** Options for `createBus` in another process, on the same store; absent when the store is private (`:memory:`). */
+  processOptions?: Record<string, unknown>;
+}
+
+export const quiet = pino({ level: 'silent' });
+
+/** The one suite every adapter passes. Each scenario uses fresh topic and group names. */
+export function conformance(a: AdapterUnderTest): void {
+  const make = (o: BusOptions = {}) => a.create({ logger: quiet, ...o });
+  const t = { ...a, make };
+  deliverySuite(t);
+  failureSuite(t);
+  claimSuite(t);
+  orderSuite(t);
+  lifecycleSuite(t);
+  historySuite(t);
+  inputSuite(t);
+  if (a.features.processOptions) processSuite(t);
+}
+
+export type Target = AdapterUnderTest & { make(o?: BusOptions): Promise<Bus> };

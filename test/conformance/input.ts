@@ -1,0 +1,32 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ValidationError } from '../../bus/errors.js';
+import { rejects, uniq } from '../helpers/index.js';
+import type { Target } from './index.js';
+
+export function inputSuite(a: Target): void {
+  const test = suite(`${a.name}: bad input`);
+
+  test('invalid types, oversize payloads and bad options are refused, naming value and limit; nothing stored', async () => {
+    const bus = await a.make({ maxPayloadBytes: 1024 });
+    const type = uniq('ok');
+    await bus.publish(type, 'x');
+    await rejects(() => bus.publish('has space', 1), 'INVALID_TYPE', '"has space"', 'A-Z');
+    await rejects(() => bus.publish('x'.repeat(201), 1), 'INVALID_TYPE', '1-200');
+    await rejects(() => bus.publish(type, 'y'.repeat(2000)), 'PAYLOAD_TOO_LARGE', type, '1024');
+    const e = await rejects(() => bus.publishBatch([{ type, data: 1 }, { type: 'bad type', data: 2 }]), 'INVALID_TYPE', 'bad type');
+    assert.instance(e, ValidationError);
+    await rejects(() => bus.subscribe({ group: uniq('g'), types: [type], concurrency: 0 }, () => {}), 'INVALID_OPTION', 'concurrency', '0', '1 to 10000');
+    await rejects(() => bus.subscribe({ group: uniq('g'), types: [type], orderBy: 'time' as never }, () => {}), 'INVALID_OPTION', 'orderBy', 'subject');
+    await rejects(() => bus.subscribe({ group: uniq('g'), types: [type], concurency: 2 } as never, () => {}), 'INVALID_OPTION', 'concurency');
+    await rejects(() => bus.subscribe({ group: uniq('g'), types: [] }, () => {}), 'INVALID_OPTION', 'types');
+    await rejects(() => bus.subscribe({ group: uniq('g'), types: ['a*b*'] }, () => {}), 'INVALID_TYPE', 'a*b*');
+    await rejects(() => bus.replay({ types: [type], from: 'yesterday' }, () => {}), 'INVALID_OPTION', 'yesterday');
+    await rejects(() => a.make({ maxPayloadBytes: -1 }), 'INVALID_OPTION', 'maxPayloadBytes', '-1');
+    const len = (await bus.stats()).find((s) => s.type === type)!.length;
+    assert.is(len, 1, 'a refused publish stored something');
+    await bus.close();
+  });
+
+  test.run();
+}

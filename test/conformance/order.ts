@@ -1,0 +1,60 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { sleep, uniq, waitFor } from '../helpers/index.js';
+import type { Target } from './index.js';
+
+export function orderSuite(a: Target): void {
+  const test = suite(`${a.name}: order`);
+
+  test('concurrency 1: a group sees a topic in publish order', async () => {
+    const bus = await a.make();
+    const type = uniq('seq');
+    const got: number[] = [];
+    const sub = await bus.subscribe({ group: uniq('g'), types: [type], concurrency: 1, from: 'earliest' }, async (e) => {
+      got.push(e.data as number);
+      if (got.length % 17 === 0) await sleep(1);
+    });
+    for (let i = 0; i < 100; i++) void bus.publish(type, i);
+    await bus.publishBatch(Array.from({ length: 100 }, (_, i) => ({ type, data: 100 + i })));
+    await waitFor('200 events', () => got.length >= 200);
+    assert.equal(got, Array.from({ length: 200 }, (_, i) => i));
+    await sub.close();
+    await bus.close();
+  });
+
+  test('orderBy subject, concurrency 16, 50 subjects: one at a time and in order per subject, subjects in parallel', async () => {
+    const bus = await a.make();
+    const type = uniq('device.reading');
+    const running = new Set<string>();
+    const perSubject = new Map<string, number[]>();
+    let overlap = 0;
+    let maxParallel = 0;
+    let done = 0;
+    const sub = await bus.subscribe({ group: uniq('g'), types: [type], concurrency: 16, orderBy: 'subject' }, async (e) => {
+      const s = e.subject!;
+      if (running.has(s)) overlap++;
+      running.add(s);
+      maxParallel = Math.max(maxParallel, running.size);
+      perSubject.set(s, [...(perSubject.get(s) ?? []), (e.data as { n: number }).n]);
+      await sleep(Math.random() * 3);
+      running.delete(s);
+      done++;
+    });
+    // Pseudo-random subjects, so events of one subject often sit inside one fetch of 16.
+    let seed = 42;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 50;
+    const events = Array.from({ length: 1000 }, (_, n) => ({ type, data: { n }, subject: `dev-${rand()}` }));
+    await bus.publishBatch(events);
+    await waitFor('1000 events', () => done >= 1000, 20_000);
+    assert.is(overlap, 0, 'two events of one subject ran at once');
+    for (let s = 0; s < 50; s++) {
+      const want = events.filter((e) => e.subject === `dev-${s}`).map((e) => e.data.n);
+      assert.equal(perSubject.get(`dev-${s}`) ?? [], want, `order of dev-${s}`);
+    }
+    assert.ok(maxParallel > 1, `subjects ran in parallel (max ${maxParallel})`);
+    await sub.close();
+    await bus.close();
+  });
+
+  test.run();
+}

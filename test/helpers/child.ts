@@ -1,0 +1,39 @@
+// A bus user in its own process, driven by the parent test through argv and stdout lines:
+//   publish: publishes `count` events of `type` in batches, printing "pub <id>", then "done"
+//   consume: subscribes `group`, printing "got <id> <attempt>" after each handled event
+//   hang:    like consume, but handlers never finish (a process to kill with events in flight)
+// It prints "ready" once subscribed; SIGTERM closes the bus (draining) and exits 0.
+import { pino } from 'pino';
+import { createBus } from '../../runtime/config.js';
+
+const cfg = JSON.parse(process.argv[2]) as {
+  bus: Record<string, unknown>;
+  role: 'publish' | 'consume' | 'hang';
+  type: string;
+  group?: string;
+  count?: number;
+  concurrency?: number;
+  claimIdleMs?: number;
+};
+const bus = await createBus({ ...(cfg.bus as object), logger: pino({ level: 'warn' }, pino.destination(2)) });
+const out = (line: string) => process.stdout.write(line + '\n');
+process.on('SIGTERM', () => void bus.close().then(() => process.exit(0)));
+
+if (cfg.role === 'publish') {
+  for (let i = 0; i < cfg.count!; i += 50) {
+    const ids = await bus.publishBatch(Array.from({ length: Math.min(50, cfg.count! - i) }, (_, j) => ({ type: cfg.type, data: { n: i + j } })));
+    out(ids.map((id) => `pub ${id}`).join('\n'));
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await bus.close();
+  out('done');
+} else {
+  await bus.subscribe(
+    { group: cfg.group!, types: [cfg.type], from: 'earliest', concurrency: cfg.concurrency ?? 8, claimIdleMs: cfg.claimIdleMs ?? 1000 },
+    (e, ctx) => {
+      out(`got ${e.id} ${ctx.attempt}`);
+      if (cfg.role === 'hang') return new Promise(() => {});
+    },
+  );
+  out('ready');
+}
