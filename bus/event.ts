@@ -93,8 +93,12 @@ export function createEvent<T>(type: string, data: T, options: PublishOptions | 
 
 /** Serializes and enforces the size limit, naming the event and the limit. */
 export function encodeEvent(event: CloudEvent, maxBytes: number): string {
-  const body = JSON.stringify(event);
-  if (body === undefined) throw invalid('INVALID_OPTION', `event ${event.type}: data is not JSON-serializable`);
+  let body: string;
+  try {
+    body = JSON.stringify(event);
+  } catch (err) {
+    throw invalid('INVALID_OPTION', `event ${event.type}: data is not JSON-serializable (${(err as Error).message})`);
+  }
   // A UTF-16 length under a third of the limit cannot exceed it in UTF-8: skip the byte count.
   if (body.length * 3 > maxBytes) {
     const bytes = Buffer.byteLength(body);

@@ -1,0 +1,56 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { resolveBusOptions, resolveSubscribeOptions } from '../bus/options.js';
+import { backoffDelay } from '../bus/backoff.js';
+import { toStoreBound } from '../bus/engine.js';
+
+const message = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (err) {
+    return `${(err as { code: string }).code}: ${(err as Error).message}`;
+  }
+  return assert.unreachable('expected an error') as never;
+};
+
+test('subscribe defaults', () => {
+  const o = resolveSubscribeOptions({ group: 'g', types: ['a', 'a', 'b.*'] });
+  assert.equal(o.types, ['a', 'b.*']);
+  assert.is(o.concurrency, 1);
+  assert.is(o.maxAttempts, 5);
+  assert.is(o.claimIdleMs, 30_000);
+  assert.is(o.from, 'latest');
+  assert.is(o.orderBy, 'none');
+  assert.equal(o.backoff, { initialMs: 100, maxMs: 30_000, factor: 2 });
+  assert.ok(o.consumer.includes(`/${process.pid}/`));
+});
+
+test('bad options name the option, the value and what is accepted', () => {
+  assert.is(message(() => resolveSubscribeOptions({ group: 'g', types: ['a'], maxAttempts: 1.5 })), 'INVALID_OPTION: invalid maxAttempts 1.5: expected an integer from 1 to 1000');
+  assert.is(message(() => resolveSubscribeOptions({ group: 'g', types: ['a'], from: 'now' as never })), 'INVALID_OPTION: invalid from "now": expected one of latest, earliest');
+  assert.is(message(() => resolveSubscribeOptions({ group: 'has space', types: ['a'] })), 'INVALID_OPTION: invalid group "has space": expected 1-200 characters of A-Z a-z 0-9 . _ : - / @');
+  assert.is(message(() => resolveSubscribeOptions({ group: 'g', types: ['a'], backoff: { initialMs: -1 } })), 'INVALID_OPTION: invalid backoff.initialMs -1: expected an integer from 0 to 3600000');
+  assert.is(message(() => resolveBusOptions({ retention: { maxLen: 0 } })), 'INVALID_OPTION: invalid retention.maxLen 0: expected an integer from 1 to 9007199254740991');
+  assert.is(message(() => resolveBusOptions({ dedupWindow: 5 } as never)), 'INVALID_OPTION: unknown bus option "dedupWindow": expected one of source, maxPayloadBytes, dedupWindowMs, retention, logger');
+  assert.is(resolveBusOptions({}).maxPayloadBytes, 1024 * 1024);
+  assert.is(resolveBusOptions({}).retention, null);
+});
+
+test('backoff grows exponentially, is capped, and keeps half of it fixed', () => {
+  const o = { initialMs: 100, maxMs: 1000, factor: 2 };
+  assert.equal([1, 2, 3, 4, 5].map((n) => backoffDelay(n, o, () => 0)), [50, 100, 200, 400, 500]);
+  assert.equal([1, 2, 3, 4, 5].map((n) => backoffDelay(n, o, () => 1)), [100, 200, 400, 800, 1000]);
+  assert.is(backoffDelay(2, o, () => 0.5), 150);
+});
+
+test('bounds: dates and epoch ms are times, digit strings and stream ids are positions, ISO strings are times', () => {
+  assert.equal(toStoreBound('from', new Date(5)), { time: 5 });
+  assert.equal(toStoreBound('from', 7), { time: 7 });
+  assert.equal(toStoreBound('from', '42'), { position: '42' });
+  assert.equal(toStoreBound('from', '1700000000000-3'), { position: '1700000000000-3' });
+  assert.equal(toStoreBound('from', '2026-11-01T00:00:00Z'), { time: Date.UTC(2026, 10, 1) });
+  assert.ok(message(() => toStoreBound('to', 'soon')).includes('invalid to "soon"'));
+  assert.ok(message(() => toStoreBound('to', -1)).includes('invalid to -1'));
+});
+
+test.run();
