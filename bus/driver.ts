@@ -8,7 +8,7 @@ import type { DeadLetter, TopicStats } from './contract.js';
  */
 export interface Driver {
   /** Stores entries in order, in one round trip. Entries with `dedup` set are skipped when seen in the window. */
-  append(entries: AppendEntry[]): Promise<Appended[]>;
+  append(entries: AppendEntry[]): Promise<void>;
   /** Every topic that exists, for pattern subscriptions. */
   topics(): Promise<string[]>;
   /** Creates the group on each topic if missing; a new group starts at `from`, and so does a topic it meets later. */
@@ -50,11 +50,6 @@ export interface AppendEntry {
   /** The caller chose the id: check the dedup window. Generated ids are unique and skip it. */
   dedup: boolean;
   dedupWindowMs: number;
-}
-
-export interface Appended {
-  position: string;
-  duplicate: boolean;
 }
 
 export interface ReadRequest {

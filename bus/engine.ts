@@ -10,9 +10,10 @@ import { Consumer, describe } from './consumer.js';
 const MAX_APPEND = 5000;
 const HOUSEKEEPING_MS = 10_000;
 
+/** One publish or publishBatch call waiting for the next append; one promise per call, not per event. */
 interface Queued {
-  entry: AppendEntry;
-  resolve: (id: string) => void;
+  entries: AppendEntry[];
+  resolve: (ids: string[]) => void;
   reject: (err: unknown) => void;
 }
 
@@ -33,20 +34,24 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   }, o.retention?.intervalMs ?? HOUSEKEEPING_MS);
   housekeeping.unref();
 
-  function enqueue(entry: AppendEntry): Promise<string> {
+  function enqueue(entries: AppendEntry[]): Promise<string[]> {
     return new Promise((resolve, reject) => {
-      queue.push({ entry, resolve, reject });
+      queue.push({ entries, resolve, reject });
       if (flushing === null) flushing = new Promise((r) => setImmediate(() => flush().then(r)));
     });
   }
 
+  /** Appends queued calls in order, about MAX_APPEND events a round trip; a call is never split. */
   async function flush(): Promise<void> {
     while (queue.length > 0) {
-      const batch = queue.length <= MAX_APPEND ? queue : queue.slice(0, MAX_APPEND);
-      queue = queue.length <= MAX_APPEND ? [] : queue.slice(MAX_APPEND);
+      let n = 0;
+      let take = 0;
+      while (take < queue.length && (take === 0 || n + queue[take].entries.length <= MAX_APPEND)) n += queue[take++].entries.length;
+      const batch = queue.slice(0, take);
+      queue = queue.slice(take);
       try {
-        await driver.append(batch.map((q) => q.entry));
-        for (const q of batch) q.resolve(q.entry.event.id);
+        await driver.append(batch.length === 1 ? batch[0].entries : batch.flatMap((q) => q.entries));
+        for (const q of batch) q.resolve(q.entries.map((e) => e.event.id));
       } catch (err) {
         for (const q of batch) q.reject(err);
       }
@@ -82,7 +87,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     publish(type, data, opts) {
       if (closing) return Promise.reject(new BusClosedError(`publish ${type}`));
       try {
-        return enqueue(entry(type, data, opts));
+        return enqueue([entry(type, data, opts)]).then((ids) => ids[0]);
       } catch (err) {
         return Promise.reject(err);
       }
@@ -102,7 +107,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       } catch (err) {
         return Promise.reject(err);
       }
-      return Promise.all(entries.map(enqueue));
+      return enqueue(entries);
     },
 
     async subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription> {

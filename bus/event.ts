@@ -70,6 +70,18 @@ export function matches(pattern: string, type: string): boolean {
 
 export const defaultSource = `/agentbus/${hostname()}`;
 
+let lastMs = 0;
+let lastIso = '';
+/** The current time as ISO-8601, formatted once per millisecond (a hot path under batches). */
+function nowIso(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
 /** Builds the envelope; optional fields are only set when given so stored bodies stay small. */
 export function createEvent<T>(type: string, data: T, options: PublishOptions | undefined, source: string): CloudEvent<T> {
   const event: CloudEvent<T> = {
@@ -77,7 +89,7 @@ export function createEvent<T>(type: string, data: T, options: PublishOptions | 
     id: options?.id ?? randomUUID(),
     type,
     source: options?.source ?? source,
-    time: options?.time ?? new Date().toISOString(),
+    time: options?.time ?? nowIso(),
     data,
   };
   if (options === undefined) return event;
