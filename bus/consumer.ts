@@ -100,8 +100,11 @@ export class Consumer implements Subscription {
         continue;
       }
       let batch: Delivery[];
+      const ack = this.acks;
+      this.acks = [];
       try {
         batch = await this.driver.read({
+          ack,
           group: this.group,
           consumer: this.consumer,
           topics: this.topics,
@@ -111,6 +114,7 @@ export class Consumer implements Subscription {
           signal: this.stopRead.signal,
         });
       } catch (err) {
+        this.acks.push(...ack);
         if (this.closing) break;
         this.storeError('read', err);
         await sleep(500, this.stopRead.signal);

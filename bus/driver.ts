@@ -17,6 +17,7 @@ export interface Driver {
    * Takes up to `max` deliveries for `consumer`: first ones whose lease expired (another consumer died,
    * or a dead letter was retried), then new events. Each taken delivery's stored attempts grow by one
    * and it is leased for `leaseMs`. Waits up to `blockMs` when there is nothing; returns early on abort.
+   * `req.ack` are acknowledged first, in the same round trip; if read throws, they were not.
    */
   read(req: ReadRequest): Promise<Delivery[]>;
   ack(group: string, deliveries: Delivery[]): Promise<void>;
@@ -53,6 +54,8 @@ export interface AppendEntry {
 }
 
 export interface ReadRequest {
+  /** Deliveries to acknowledge before taking more (saves a round trip per batch). */
+  ack: Delivery[];
   group: string;
   consumer: string;
   topics: string[];

@@ -17,18 +17,42 @@ const ROWS_PER_INSERT = 50;
  */
 export class SqliteDriver implements Driver {
   private readonly knownTopics = new Set<string>();
+  private readonly gids = new Map<string, number>();
+  private readonly seen = new Map<string, number>();
   private readonly s: ReturnType<typeof prepare>;
-  private readonly appendImmediate: (entries: AppendEntry[]) => void;
+  private readonly tx: { immediate<T>(fn: () => T): T; deferred<T>(fn: () => T): T };
 
   constructor(
     private readonly db: Database,
     private readonly notifier: EventEmitter,
     private readonly pollMs: number,
+    private readonly busyTimeoutMs: number,
     private readonly ownsDb: boolean,
   ) {
     this.s = prepare(db);
-    const tx = db.transaction((entries: AppendEntry[]) => this.appendTx(entries));
-    this.appendImmediate = (entries) => tx.immediate(entries);
+    this.tx = db.transaction((fn: () => unknown) => fn()) as unknown as SqliteDriver['tx'];
+  }
+
+  /**
+   * Runs `fn` in an IMMEDIATE transaction. The connection's busy_timeout is 0: SQLite's own busy
+   * handler sleeps 1, 2, 5, 10... ms and overshoots the other process' short transactions, so a
+   * busy lock is retried from here every millisecond, without blocking the event loop meanwhile.
+   */
+  private async write<T>(fn: () => T): Promise<T> {
+    const end = Date.now() + this.busyTimeoutMs;
+    for (;;) {
+      try {
+        return this.tx.immediate(fn);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= end) throw err;
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /** A consistent snapshot for multi-statement reads (WAL: readers never wait for writers). */
+  private snapshot<T>(fn: () => T): T {
+    return this.tx.deferred(fn);
   }
 
   /** Runs of entries without a caller id go in INSERTs of ROWS_PER_INSERT rows (~35% faster, measured). */
@@ -68,7 +92,7 @@ export class SqliteDriver implements Driver {
 
   async append(entries: AppendEntry[]): Promise<void> {
     try {
-      this.appendImmediate(entries);
+      await this.write(() => this.appendTx(entries));
     } catch (err) {
       this.knownTopics.clear(); // topics noted in a rolled-back transaction were not stored
       throw err;
@@ -81,13 +105,22 @@ export class SqliteDriver implements Driver {
   }
 
   async createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<void> {
-    this.db
-      .transaction(() => {
-        this.s.groupCreate.run(group, from === 'earliest' ? 0 : this.maxSeq());
-        const { start } = this.s.groupGet.get(group) as { start: number };
-        for (const t of topics) this.s.cursorCreate.run(group, t, start);
-      })
-      .immediate();
+    await this.write(() => {
+      this.s.groupCreate.run(group, from === 'earliest' ? 0 : this.maxSeq());
+      const { start } = this.s.groupGet.get(group) as { start: number };
+      for (const t of topics) this.s.cursorCreate.run(group, t, start);
+    });
+  }
+
+  /** The group's integer id; subscribe creates a group before any other call can name it. */
+  private gid(group: string): number {
+    let id = this.gids.get(group);
+    if (id === undefined) {
+      const row = this.s.groupGet.get(group) as { gid: number } | undefined;
+      if (row === undefined) throw new NotFoundError('NOT_FOUND', `group ${JSON.stringify(group)} does not exist`);
+      this.gids.set(group, (id = row.gid));
+    }
+    return id;
   }
 
   private maxSeq(): number {
@@ -95,29 +128,39 @@ export class SqliteDriver implements Driver {
   }
 
   async read(req: ReadRequest): Promise<Delivery[]> {
-    const got = this.take(req);
+    const got = await this.take(req, req.ack);
     if (got.length > 0 || req.signal.aborted) return got;
     await this.waitForChange(req);
-    return req.signal.aborted ? [] : this.take(req);
+    return req.signal.aborted ? [] : this.take(req, []);
   }
 
-  private take(req: ReadRequest): Delivery[] {
-    return this.db.transaction(() => {
+  /** Claims under the write lock; decoding waits until the lock is released (it is CPU work). */
+  private async take(req: ReadRequest, ack: Delivery[]): Promise<Delivery[]> {
+    const rows = await this.write(() => this.takeTx(req, ack));
+    const out = new Array<Delivery>(rows.length);
+    for (let i = 0; i < rows.length; i++) out[i] = delivery(rows[i].topic, rows[i].seq, rows[i].attempts, rows[i].body);
+    return out;
+  }
+
+  private takeTx(req: ReadRequest, ack: Delivery[]): Taken[] {
+    {
       const s = this.s;
+      const gid = this.gid(req.group);
+      for (const d of ack) s.pendingDelete.run(gid, Number(d.position));
       const now = Date.now();
       const deadline = now + req.leaseMs;
-      const out: Delivery[] = [];
+      const out: Taken[] = [];
       const topics = new Set(req.topics);
       // 1. Deliveries whose lease ran out (consumer died) or that were released/retried.
-      for (const r of s.available.all(req.group, now, req.max * 2) as PendingRow[]) {
+      for (const r of s.available.all(gid, now, req.max * 2) as PendingRow[]) {
         if (out.length >= req.max) break;
         if (!topics.has(r.topic)) continue;
         if (r.body === null) {
-          s.pendingDelete.run(req.group, r.topic, r.seq); // trimmed while pending: clear, never loop
+          s.pendingDelete.run(gid, r.seq); // trimmed while pending: clear, never loop
           continue;
         }
-        s.claim.run(req.consumer, deadline, req.group, r.topic, r.seq);
-        out.push(delivery(r.topic, r.seq, r.attempts + 1, r.body));
+        s.claim.run(req.consumer, deadline, gid, r.seq);
+        out.push({ topic: r.topic, seq: r.seq, attempts: r.attempts + 1, body: r.body });
       }
       // 2. New events, topic by topic from a rotating start so no topic starves.
       const n = req.topics.length;
@@ -129,14 +172,18 @@ export class SqliteDriver implements Driver {
         const rows = s.newEvents.all(topic, cursor, req.max - out.length) as { seq: number; body: string }[];
         if (rows.length === 0) continue;
         for (const r of rows) {
-          s.pendingInsert.run(req.group, topic, r.seq, req.consumer, deadline, 1);
-          out.push(delivery(topic, r.seq, 1, r.body));
+          s.pendingInsert.run(gid, r.seq, topic, req.consumer, deadline, 1);
+          out.push({ topic, seq: r.seq, attempts: 1, body: r.body });
         }
         s.cursorSet.run(rows[rows.length - 1].seq, req.group, topic);
       }
-      s.consumerSeen.run(req.group, req.consumer, now);
+      const key = `${gid}/${req.consumer}`;
+      if ((this.seen.get(key) ?? 0) < now - 1000) {
+        s.consumerSeen.run(req.group, req.consumer, now); // stats' liveness: once a second is enough
+        this.seen.set(key, now);
+      }
       return out;
-    }).immediate();
+    }
   }
 
   /** Resolves on an in-process change, on a change seen by polling (other processes), at blockMs, or on abort. */
@@ -152,7 +199,11 @@ export class SqliteDriver implements Driver {
       };
       const timer = setInterval(() => {
         const now = Date.now();
-        if (now >= end || this.maxSeq() !== seq || this.s.anyAvailable.get(req.group, now) !== undefined) done();
+        try {
+          if (now >= end || this.maxSeq() !== seq || this.s.anyAvailable.get(this.gid(req.group), now) !== undefined) done();
+        } catch {
+          done(); // the store was busy: let the caller try a read
+        }
       }, this.pollMs);
       this.notifier.on('change', done);
       req.signal.addEventListener('abort', done);
@@ -160,30 +211,32 @@ export class SqliteDriver implements Driver {
   }
 
   async ack(group: string, ds: Delivery[]): Promise<void> {
-    this.eachTx(ds, (d) => this.s.pendingDelete.run(group, d.topic, Number(d.position)));
+    const gid = this.gid(group);
+    await this.eachTx(ds, (d) => this.s.pendingDelete.run(gid, Number(d.position)));
   }
 
   async renew(group: string, consumer: string, ds: Delivery[], leaseMs: number): Promise<void> {
     const deadline = Date.now() + leaseMs;
-    this.eachTx(ds, (d) => this.s.renew.run(deadline, group, d.topic, Number(d.position), consumer));
+    const gid = this.gid(group);
+    await this.eachTx(ds, (d) => this.s.renew.run(deadline, gid, Number(d.position), consumer));
   }
 
   async release(group: string, consumer: string, ds: Delivery[]): Promise<void> {
-    this.eachTx(ds, (d) => this.s.release.run(d.attempts, group, d.topic, Number(d.position), consumer));
+    const gid = this.gid(group);
+    await this.eachTx(ds, (d) => this.s.release.run(d.attempts, gid, Number(d.position), consumer));
     this.notifier.emit('change');
   }
 
   async countAttempt(group: string, d: Delivery): Promise<void> {
-    this.s.countAttempt.run(group, d.topic, Number(d.position));
+    const gid = this.gid(group);
+    await this.write(() => this.s.countAttempt.run(gid, Number(d.position)));
   }
 
   async deadLetter(group: string, d: Delivery, reason: string, error: string): Promise<void> {
-    this.db
-      .transaction(() => {
-        this.s.dlInsert.run(group, d.topic, Number(d.position), d.raw, reason, error, d.attempts, Date.now());
-        this.s.pendingDelete.run(group, d.topic, Number(d.position));
-      })
-      .immediate();
+    await this.write(() => {
+      this.s.dlInsert.run(group, d.topic, Number(d.position), d.raw, reason, error, d.attempts, Date.now());
+      this.s.pendingDelete.run(this.gid(group), Number(d.position));
+    });
   }
 
   async range(topic: string, q: RangeQuery): Promise<Delivery[]> {
@@ -200,8 +253,7 @@ export class SqliteDriver implements Driver {
   }
 
   async seek(group: string, topic: string, from: StoreBound | 'earliest'): Promise<void> {
-    this.db
-      .transaction(() => {
+    await this.write(() => {
         if (this.s.cursorGet.get(group, topic) === undefined) {
           throw new NotFoundError('NOT_FOUND', `group ${JSON.stringify(group)} has never subscribed to ${JSON.stringify(topic)}`);
         }
@@ -210,8 +262,7 @@ export class SqliteDriver implements Driver {
         else if ('position' in from) next = this.seqOf(from.position, 'from');
         else next = (this.s.firstAtTime.get(topic, from.time) as { seq: number | null }).seq ?? this.maxSeq() + 1;
         this.s.cursorSet.run(next - 1, group, topic);
-      })
-      .immediate();
+    });
     this.notifier.emit('change');
   }
 
@@ -226,51 +277,48 @@ export class SqliteDriver implements Driver {
 
   async dlqRetry(ids: string[]): Promise<number> {
     let n = 0;
-    this.db
-      .transaction(() => {
+    await this.write(() => {
         for (const id of ids) {
           const r = /^\d+$/.test(id) ? (this.s.dlGet.get(Number(id)) as DlRow | undefined) : undefined;
           if (!r) continue;
           // Back to this group only, with its own copy of the body so trimming cannot lose it.
-          this.s.pendingRetry.run(r.grp, r.topic, r.seq, r.body);
+          this.s.pendingRetry.run(this.gid(r.grp), r.seq, r.topic, r.body);
           this.s.dlDelete.run(r.id);
           n++;
         }
-      })
-      .immediate();
+    });
     this.notifier.emit('change');
     return n;
   }
 
   async dlqPurge(ids: string[]): Promise<number> {
     let n = 0;
-    this.eachTx(ids.filter((id) => /^\d+$/.test(id)), (id) => (n += this.s.dlDelete.run(Number(id)).changes));
+    await this.eachTx(ids.filter((id) => /^\d+$/.test(id)), (id) => (n += this.s.dlDelete.run(Number(id)).changes));
     return n;
   }
 
   async stats(): Promise<TopicStats[]> {
     const s = this.s;
-    return this.db.transaction(() => {
+    return this.snapshot(() => {
       const alive = Date.now() - CONSUMER_ALIVE_MS;
       return (s.topics.all() as { name: string }[]).map(({ name }) => ({
         type: name,
         length: (s.count.get(name) as { n: number }).n,
-        groups: (s.cursorsOf.all(name) as { grp: string; seq: number }[]).map(({ grp, seq }) => ({
+        groups: (s.cursorsOf.all(name) as { grp: string; seq: number; gid: number }[]).map(({ grp, seq, gid }) => ({
           group: grp,
-          pending: (s.pendingCount.get(grp, name) as { n: number }).n,
+          pending: (s.pendingCount.get(gid, name) as { n: number }).n,
           lag: (s.lag.get(name, seq) as { n: number }).n,
           consumers: (s.consumersAlive.get(grp, alive) as { n: number }).n,
           deadLetters: (s.dlCount.get(grp, name) as { n: number }).n,
         })),
       }));
-    })();
+    });
   }
 
   async trim(retention: { maxLen: number; maxAgeMs: number } | null, _dedupWindowMs: number): Promise<number> {
     const s = this.s;
     const now = Date.now();
-    return this.db
-      .transaction(() => {
+    return this.write(() => {
         s.dedupExpire.run(now);
         s.consumersExpire.run(now - 86_400_000);
         if (retention === null) return 0;
@@ -286,17 +334,15 @@ export class SqliteDriver implements Driver {
           s.trimPending.run(name, upTo); // pending entries whose event is gone: cleared, never looped on
         }
         return removed;
-      })
-      .immediate();
+    });
   }
 
   async close(): Promise<void> {
     if (this.ownsDb && this.db.open) this.db.close();
   }
 
-  private eachTx<T>(items: T[], fn: (item: T) => unknown): void {
-    if (items.length === 0) return;
-    this.db.transaction(() => items.forEach(fn)).immediate();
+  private async eachTx<T>(items: T[], fn: (item: T) => unknown): Promise<void> {
+    if (items.length > 0) await this.write(() => items.forEach(fn));
   }
 
   private seqOf(position: string, name: string): number {
@@ -306,6 +352,7 @@ export class SqliteDriver implements Driver {
 }
 
 interface PendingRow { topic: string; seq: number; attempts: number; body: string | null }
+interface Taken { topic: string; seq: number; attempts: number; body: string }
 interface DlRow { id: number; grp: string; topic: string; seq: number; body: string; reason: string; error: string; attempts: number; failed_at: number }
 
 function delivery(topic: string, seq: number, attempts: number, body: string): Delivery {
@@ -343,24 +390,24 @@ function prepare(db: Database) {
     topics: p('SELECT name FROM topics ORDER BY name'),
     maxSeq: p('SELECT MAX(seq) AS seq FROM events'),
     groupCreate: p('INSERT OR IGNORE INTO groups (grp, start) VALUES (?, ?)'),
-    groupGet: p('SELECT start FROM groups WHERE grp = ?'),
+    groupGet: p('SELECT gid, start FROM groups WHERE grp = ?'),
     cursorCreate: p('INSERT OR IGNORE INTO cursors (grp, topic, seq) VALUES (?, ?, ?)'),
     cursorGet: p('SELECT seq FROM cursors WHERE grp = ? AND topic = ?'),
     cursorSet: p('UPDATE cursors SET seq = ? WHERE grp = ? AND topic = ?'),
-    cursorsOf: p('SELECT grp, seq FROM cursors WHERE topic = ? ORDER BY grp'),
+    cursorsOf: p('SELECT c.grp, c.seq, g.gid FROM cursors c JOIN groups g ON g.grp = c.grp WHERE c.topic = ? ORDER BY c.grp'),
     available: p(`SELECT p.topic, p.seq, p.attempts, COALESCE(p.body, e.body) AS body
                   FROM pending p LEFT JOIN events e ON e.seq = p.seq
-                  WHERE p.grp = ? AND p.deadline <= ? ORDER BY p.deadline LIMIT ?`),
-    anyAvailable: p('SELECT 1 FROM pending WHERE grp = ? AND deadline <= ? LIMIT 1'),
-    claim: p('UPDATE pending SET consumer = ?, deadline = ?, attempts = attempts + 1 WHERE grp = ? AND topic = ? AND seq = ?'),
+                  WHERE p.gid = ? AND p.deadline <= ? ORDER BY p.deadline LIMIT ?`),
+    anyAvailable: p('SELECT 1 FROM pending WHERE gid = ? AND deadline <= ? LIMIT 1'),
+    claim: p('UPDATE pending SET consumer = ?, deadline = ?, attempts = attempts + 1 WHERE gid = ? AND seq = ?'),
     newEvents: p('SELECT seq, body FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?'),
-    pendingInsert: p('INSERT OR REPLACE INTO pending (grp, topic, seq, consumer, deadline, attempts) VALUES (?, ?, ?, ?, ?, ?)'),
-    pendingRetry: p('INSERT OR REPLACE INTO pending (grp, topic, seq, consumer, deadline, attempts, body) VALUES (?, ?, ?, NULL, 0, 0, ?)'),
-    pendingDelete: p('DELETE FROM pending WHERE grp = ? AND topic = ? AND seq = ?'),
-    pendingCount: p('SELECT COUNT(*) AS n FROM pending WHERE grp = ? AND topic = ?'),
-    renew: p('UPDATE pending SET deadline = ? WHERE grp = ? AND topic = ? AND seq = ? AND consumer = ?'),
-    release: p('UPDATE pending SET consumer = NULL, deadline = 0, attempts = ? WHERE grp = ? AND topic = ? AND seq = ? AND consumer = ?'),
-    countAttempt: p('UPDATE pending SET attempts = attempts + 1 WHERE grp = ? AND topic = ? AND seq = ?'),
+    pendingInsert: p('INSERT OR REPLACE INTO pending (gid, seq, topic, consumer, deadline, attempts) VALUES (?, ?, ?, ?, ?, ?)'),
+    pendingRetry: p('INSERT OR REPLACE INTO pending (gid, seq, topic, consumer, deadline, attempts, body) VALUES (?, ?, ?, NULL, 0, 0, ?)'),
+    pendingDelete: p('DELETE FROM pending WHERE gid = ? AND seq = ?'),
+    pendingCount: p('SELECT COUNT(*) AS n FROM pending WHERE gid = ? AND topic = ?'),
+    renew: p('UPDATE pending SET deadline = ? WHERE gid = ? AND seq = ? AND consumer = ?'),
+    release: p('UPDATE pending SET consumer = NULL, deadline = 0, attempts = ? WHERE gid = ? AND seq = ? AND consumer = ?'),
+    countAttempt: p('UPDATE pending SET attempts = attempts + 1 WHERE gid = ? AND seq = ?'),
     consumerSeen: p('INSERT OR REPLACE INTO consumers (grp, consumer, seen) VALUES (?, ?, ?)'),
     consumersAlive: p('SELECT COUNT(*) AS n FROM consumers WHERE grp = ? AND seen >= ?'),
     consumersExpire: p('DELETE FROM consumers WHERE seen < ?'),

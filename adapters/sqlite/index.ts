@@ -42,7 +42,7 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
       if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
       db = new Database(path);
     }
-    openSchema(db, busyTimeoutMs);
+    openSchema(db);
   } catch (err) {
     throw new ConnectionError('CONNECTION_FAILED', `cannot open SQLite database ${JSON.stringify(path)}: ${(err as Error).message}`, { cause: err });
   }
@@ -50,7 +50,7 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
   const shared = notifiers.get(key) ?? { emitter: new EventEmitter(), users: 0 };
   shared.users++;
   notifiers.set(key, shared);
-  const driver = new SqliteDriver(db, shared.emitter, pollMs, database === undefined);
+  const driver = new SqliteDriver(db, shared.emitter, pollMs, busyTimeoutMs, database === undefined);
   const close = driver.close.bind(driver);
   driver.close = async () => {
     await close();
