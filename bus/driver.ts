@@ -40,7 +40,8 @@ export interface Driver {
   dlqRetry(ids: string[]): Promise<number>;
   dlqPurge(ids: string[]): Promise<number>;
   stats(): Promise<TopicStats[]>;
-  trim(retention: { maxLen: number; maxAgeMs: number } | null, dedupWindowMs: number): Promise<number>;
+  /** Applies retention; `exact` for an explicit bus.trim(), otherwise approximately (cheaper on Redis). */
+  trim(retention: { maxLen: number; maxAgeMs: number } | null, dedupWindowMs: number, exact: boolean): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -75,6 +76,8 @@ export interface Delivery {
   raw: string;
   /** Why the entry could not be decoded; set when `event` is null. */
   malformed?: string;
+  /** The adapter's own reference (Redis: the stream key it was read from). */
+  ref?: string;
 }
 
 /** A resolved bound: a time in epoch ms, or a store position (validated by the driver). */

@@ -30,7 +30,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   let closing: Promise<void> | null = null;
 
   const housekeeping = setInterval(() => {
-    driver.trim(o.retention, o.dedupWindowMs).catch((err) => log.error({ err: describe(err) }, 'store error during trim'));
+    driver.trim(o.retention, o.dedupWindowMs, false).catch((err) => log.error({ err: describe(err) }, 'store error during trim'));
   }, o.retention?.intervalMs ?? HOUSEKEEPING_MS);
   housekeeping.unref();
 
@@ -174,7 +174,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
 
     deadLetters,
     stats: () => driver.stats(),
-    trim: () => driver.trim(o.retention, o.dedupWindowMs),
+    trim: () => driver.trim(o.retention, o.dedupWindowMs, true),
 
     close() {
       closing ??= (async () => {

@@ -1,18 +1,28 @@
 import type { Bus } from '../bus/contract.js';
 import { invalid } from '../bus/errors.js';
 import { createSqliteBus, DEFAULT_SQLITE_PATH, type SqliteBusOptions } from '../adapters/sqlite/index.js';
+import { createRedisBus, type RedisBusOptions } from '../adapters/redis/index.js';
 
-export type CreateBusOptions = ({ adapter: 'sqlite' } & SqliteBusOptions) | ({ adapter?: undefined } & SqliteBusOptions);
+export type CreateBusOptions =
+  | ({ adapter: 'sqlite' } & SqliteBusOptions)
+  | ({ adapter: 'redis' } & RedisBusOptions)
+  | ({ adapter?: undefined } & SqliteBusOptions & RedisBusOptions);
 
 /**
- * Builds a bus from options, then the environment: `AGENTBUS_ADAPTER` (`sqlite`, the default;
- * `redis` arrives with the Redis adapter) and `AGENTBUS_SQLITE_PATH` (default `./data/agentbus.db`).
+ * Builds a bus from options, then the environment: `AGENTBUS_ADAPTER` (`sqlite`, the default, or
+ * `redis`), `AGENTBUS_SQLITE_PATH` (default `./data/agentbus.db`), and for Redis `REDIS_URL` or
+ * `REDIS_HOST`/`REDIS_PORT`/`REDIS_USERNAME`/`REDIS_PASSWORD`/`REDIS_DB`, and `AGENTBUS_REDIS_PREFIX`.
  */
 export async function createBus(options: CreateBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
   const { adapter: a, ...rest } = options;
-  const adapter = a ?? env.AGENTBUS_ADAPTER ?? 'sqlite';
+  const adapter = a ?? (env.AGENTBUS_ADAPTER || 'sqlite');
   if (adapter === 'sqlite') {
-    return createSqliteBus({ ...rest, path: rest.path ?? (env.AGENTBUS_SQLITE_PATH || DEFAULT_SQLITE_PATH) });
+    const o = rest as SqliteBusOptions;
+    return createSqliteBus({ ...o, path: o.path ?? (env.AGENTBUS_SQLITE_PATH || DEFAULT_SQLITE_PATH) });
   }
-  throw invalid('INVALID_OPTION', `unknown adapter ${JSON.stringify(adapter)} (AGENTBUS_ADAPTER): expected sqlite`);
+  if (adapter === 'redis') {
+    const o = rest as RedisBusOptions;
+    return createRedisBus({ ...o, prefix: o.prefix ?? env.AGENTBUS_REDIS_PREFIX }, env);
+  }
+  throw invalid('INVALID_OPTION', `unknown adapter ${JSON.stringify(adapter)} (AGENTBUS_ADAPTER): expected sqlite or redis`);
 }

@@ -1,0 +1,48 @@
+import { checkEnvelope, decodeEvent, type CloudEvent } from '../../bus/event.js';
+
+/**
+ * Stream entry fields. agentbus writes one field, `event`, holding the CloudEvents envelope as JSON.
+ * Entries written by other producers are read too:
+ * - `type`/`source`/`data` (JSON string)/`timestamp` (seed 003's Python bus): data is parsed;
+ * - any other flat field/value pairs (seed 001's `XADD verification_stream * user_wallet 0x.. ...`):
+ *   the fields are the data.
+ * Foreign entries get the stream entry id as event id, the topic as type, `redis://<stream>` as
+ * source and the entry's time; an entry with no fields, or whose JSON does not parse, is malformed.
+ */
+export const EVENT_FIELD = 'event';
+
+export type Decoded = { event: CloudEvent; raw: string } | { event: null; raw: string; malformed: string };
+
+export function decodeEntry(topic: string, key: string, id: string, fields: string[] | null): Decoded {
+  if (fields === null || fields.length === 0) return { event: null, raw: '{}', malformed: 'entry has no fields' };
+  if (fields.length === 2 && fields[0] === EVENT_FIELD) {
+    const event = decodeEvent(fields[1]);
+    return typeof event === 'string' ? { event: null, raw: fields[1], malformed: event } : { event, raw: fields[1] };
+  }
+  const flat: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) flat[fields[i]] = fields[i + 1];
+  const raw = JSON.stringify(flat);
+  const time = new Date(Number(id.slice(0, id.indexOf('-')))).toISOString();
+  if (EVENT_FIELD in flat) {
+    return { event: null, raw, malformed: `field "${EVENT_FIELD}" beside other fields` };
+  }
+  if ('type' in flat && 'data' in flat) {
+    let data: unknown;
+    try {
+      data = JSON.parse(flat.data);
+    } catch (err) {
+      return { event: null, raw, malformed: `field "data" is not JSON: ${(err as Error).message}` };
+    }
+    const e = checkEnvelope({
+      specversion: '1.0',
+      id: flat.id || id,
+      type: flat.type,
+      source: flat.source || `redis://${key}`,
+      time: flat.time || flat.timestamp || time,
+      data,
+      ...(flat.subject ? { subject: flat.subject } : {}),
+    });
+    return typeof e === 'string' ? { event: null, raw, malformed: e } : { event: e, raw };
+  }
+  return { event: { specversion: '1.0', id, type: topic, source: `redis://${key}`, time, data: flat }, raw };
+}

@@ -1,0 +1,404 @@
+import type { Redis, ChainableCommander } from 'ioredis';
+import type { Logger } from 'pino';
+import type { AppendEntry, Delivery, Driver, RangeQuery, ReadRequest, StoreBound } from '../../bus/driver.js';
+import type { DeadLetter, TopicStats } from '../../bus/contract.js';
+import { decodeEvent } from '../../bus/event.js';
+import { invalid, NotFoundError } from '../../bus/errors.js';
+import { decodeEntry } from './codec.js';
+
+/** A consumer counts as alive in stats when Redis saw it within this window (it reads every second). */
+const CONSUMER_ALIVE_MS = 10_000;
+/** Idle time set on a released entry: far past any claimIdleMs, so the next XAUTOCLAIM takes it. */
+const RELEASED_IDLE_MS = 2 ** 40;
+const MAX_SEQ = '18446744073709551615';
+
+type Entry = [id: string, fields: string[] | null];
+type Commands = Redis & Record<string, (...args: unknown[]) => Promise<unknown>>;
+
+/** Where each kind of key lives. Companion keys use the whole stream key as hash tag: same slot. */
+export class Keys {
+  readonly topics: string;
+  readonly groups: string;
+  constructor(readonly prefix: string) {
+    // Types cannot contain braces, so these never collide with a topic.
+    this.topics = `${prefix}{agentbus}:topics`;
+    this.groups = `${prefix}{agentbus}:groups`;
+  }
+  stream = (type: string) => this.prefix + type;
+  dlq = (type: string) => `{${this.prefix}${type}}:dlq`;
+  retry = (type: string, group: string) => `{${this.prefix}${type}}:retry:${group}`;
+  dedup = (type: string, source: string, id: string) => `{${this.prefix}${type}}:dedup:${source}|${id}`;
+}
+
+/** What one consumer's read loop keeps between reads: its blocking connection and claim cursors. */
+interface Reader {
+  conn: Redis;
+  cursors: Map<string, string>;
+  nextClaim: number;
+}
+
+/**
+ * Redis Streams store: a stream per topic, a consumer group per group, XAUTOCLAIM for deliveries
+ * whose lease ran out, the delivery count as the attempt count, dead letters in `{stream}:dlq`, and
+ * a per-group retry stream through which a retried dead letter reaches its group only.
+ */
+export class RedisDriver implements Driver {
+  private readonly knownTopics = new Set<string>();
+  private readonly readers = new Map<string, Reader>();
+  private readonly cmd: Commands;
+
+  constructor(
+    cmd: Redis,
+    private readonly keys: Keys,
+    private readonly log: Logger,
+    private readonly ownsClient: boolean,
+  ) {
+    this.cmd = cmd as Commands;
+  }
+
+  async append(entries: AppendEntry[]): Promise<void> {
+    const p = this.cmd.pipeline() as ChainableCommander & Record<string, (...a: unknown[]) => unknown>;
+    for (const e of entries) {
+      const key = this.keys.stream(e.topic);
+      if (e.dedup && e.dedupWindowMs > 0) p.agentbusPublishOnce(key, this.keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, e.body);
+      else p.xadd(key, '*', 'event', e.body);
+      if (!this.knownTopics.has(e.topic)) p.sadd(this.keys.topics, e.topic);
+    }
+    const results = (await p.exec()) ?? [];
+    for (const [err] of results) if (err) throw err;
+    for (const e of entries) this.knownTopics.add(e.topic);
+  }
+
+  async topics(): Promise<string[]> {
+    return (await this.cmd.smembers(this.keys.topics)).sort();
+  }
+
+  async createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<void> {
+    let start = await this.cmd.hget(this.keys.groups, group);
+    if (start === null) {
+      // Server time, not ours: a skewed client clock must not skip events published after this.
+      // The start is the id just before <now>-0: an event added in this very millisecond gets
+      // <now>-0 itself and must still count as new.
+      const [sec, usec] = await this.cmd.time();
+      const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+      await this.cmd.hsetnx(this.keys.groups, group, from === 'earliest' ? '0' : before(`${now}-0`));
+      start = (await this.cmd.hget(this.keys.groups, group))!;
+    }
+    const p = this.cmd.pipeline();
+    for (const t of topics) {
+      p.xgroup('CREATE', this.keys.stream(t), group, start, 'MKSTREAM');
+      p.xgroup('CREATE', this.keys.retry(t, group), group, '0', 'MKSTREAM');
+      p.sadd(this.keys.topics, t);
+    }
+    for (const [err] of (await p.exec()) ?? []) if (err && !String(err.message).startsWith('BUSYGROUP')) throw err;
+  }
+
+  async read(req: ReadRequest): Promise<Delivery[]> {
+    const acked = req.ack.length ? this.ack(req.group, req.ack) : null;
+    const reader = this.reader(req);
+    const topicOf = new Map<string, string>();
+    for (const t of req.topics) {
+      topicOf.set(this.keys.stream(t), t);
+      topicOf.set(this.keys.retry(t, req.group), t);
+    }
+    const out: Delivery[] = [];
+    if (Date.now() >= reader.nextClaim && topicOf.size > 0) await this.claim(req, reader, topicOf, out);
+    if (out.length < req.max && topicOf.size > 0 && !req.signal.aborted) {
+      const keys = [...topicOf.keys()];
+      const block = out.length > 0 ? [] : ['BLOCK', req.blockMs];
+      let res: [string, Entry[]][] | null;
+      try {
+        res = (await reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', req.max - out.length, ...(block as []), 'STREAMS', ...keys, ...keys.map(() => '>'))) as [string, Entry[]][] | null;
+      } catch (err) {
+        if (req.signal.aborted) return out;
+        if (!String((err as Error).message).startsWith('NOGROUP')) throw err;
+        // The group (or the stream) is gone: Redis restarted without persistence, or someone deleted it.
+        this.log.warn({ group: req.group, topics: req.topics }, 'consumer group missing (NOGROUP): recreating it');
+        await this.createGroup(req.group, req.topics, 'earliest');
+        res = null;
+      }
+      for (const [key, entries] of res ?? []) {
+        for (const [id, fields] of entries) out.push(delivery(topicOf.get(key)!, key, id, 1, fields));
+      }
+    } else if (out.length === 0 && topicOf.size === 0) {
+      await new Promise((r) => setTimeout(r, Math.min(req.blockMs, 100)));
+    }
+    if (acked) await acked;
+    return out;
+  }
+
+  /**
+   * XAUTOCLAIM on every key, following each cursor to the end of the pending list over successive
+   * passes (never restarting from 0-0 early, which would never reach entries past COUNT x 10).
+   * Ids Redis reports deleted (trimmed while pending) are acknowledged away; their count is logged.
+   */
+  private async claim(req: ReadRequest, reader: Reader, topicOf: Map<string, string>, out: Delivery[]): Promise<void> {
+    let complete = true;
+    for (const [key, topic] of topicOf) {
+      let cursor = reader.cursors.get(key) ?? '0-0';
+      for (;;) {
+        const room = req.max - out.length;
+        if (room <= 0) {
+          complete = false;
+          break;
+        }
+        const [next, entries, deleted] = (await this.cmd.xautoclaim(key, req.group, req.consumer, req.leaseMs, cursor, 'COUNT', room)) as [string, Entry[], string[]?];
+        const gone = [...(deleted ?? []), ...entries.filter(([, f]) => f === null).map(([id]) => id)];
+        if (gone.length) {
+          await this.cmd.xack(key, req.group, ...gone);
+          this.log.warn({ group: req.group, type: topic, count: gone.length }, 'pending entries were trimmed before delivery; cleared');
+        }
+        const live = entries.filter(([, f]) => f !== null);
+        if (live.length) {
+          const p = this.cmd.pipeline();
+          for (const [id] of live) p.xpending(key, req.group, id, id, 1);
+          const counts = ((await p.exec()) ?? []).map(([, r]) => Number((r as [string, string, number, number][])[0]?.[3] ?? 1));
+          live.forEach(([id, fields], i) => out.push(delivery(topic, key, id, counts[i], fields)));
+        }
+        cursor = next;
+        if (cursor === '0-0') {
+          reader.cursors.delete(key);
+          break;
+        }
+        reader.cursors.set(key, cursor);
+      }
+    }
+    if (complete) reader.nextClaim = Date.now() + Math.max(50, Math.floor(req.leaseMs / 2));
+  }
+
+  /** Each read loop blocks on its own connection; aborting the loop disconnects it, ending the BLOCK. */
+  private reader(req: ReadRequest): Reader {
+    const id = `${req.group}\n${req.consumer}`;
+    let r = this.readers.get(id);
+    if (r) return r;
+    const conn = this.cmd.duplicate({ maxRetriesPerRequest: null, lazyConnect: false });
+    conn.on('error', (err) => this.log.warn({ group: req.group, consumer: req.consumer, err: err.message }, 'redis reader connection error'));
+    r = { conn, cursors: new Map(), nextClaim: 0 };
+    this.readers.set(id, r);
+    req.signal.addEventListener('abort', () => {
+      this.readers.delete(id);
+      conn.disconnect();
+    }, { once: true });
+    return r;
+  }
+
+  async ack(group: string, ds: Delivery[]): Promise<void> {
+    const p = this.cmd.pipeline();
+    for (const [key, ids] of byKey(ds)) p.xack(key, group, ...ids);
+    for (const [err] of (await p.exec()) ?? []) if (err) throw err;
+  }
+
+  async renew(group: string, consumer: string, ds: Delivery[]): Promise<void> {
+    await this.lease(group, consumer, ds, '', () => '');
+  }
+
+  async release(group: string, consumer: string, ds: Delivery[]): Promise<void> {
+    for (const d of ds) await this.lease(group, consumer, [d], String(RELEASED_IDLE_MS), () => String(d.attempts));
+  }
+
+  async countAttempt(group: string, d: Delivery): Promise<void> {
+    // The delivery count is the attempt count; set it, owned by whoever holds the entry now.
+    const owner = await this.owner(d, group);
+    if (owner !== null) await this.cmd.agentbusLease(keyOf(d), group, owner, '', String(d.attempts + 1), d.position);
+  }
+
+  private async owner(d: Delivery, group: string): Promise<string | null> {
+    const p = (await this.cmd.xpending(keyOf(d), group, d.position, d.position, 1)) as [string, string][];
+    return p[0]?.[1] ?? null;
+  }
+
+  private async lease(group: string, consumer: string, ds: Delivery[], idle: string, count: () => string): Promise<void> {
+    const p = this.cmd.pipeline() as ChainableCommander & Record<string, (...a: unknown[]) => unknown>;
+    for (const [key, ids] of byKey(ds)) p.agentbusLease(key, group, consumer, idle, count(), ...ids);
+    for (const [err] of (await p.exec()) ?? []) if (err) throw err;
+  }
+
+  async deadLetter(group: string, d: Delivery, reason: string, error: string): Promise<void> {
+    // Foreign entries are stored as the envelope they were read as, so a retry decodes the same way.
+    const body = d.event ? JSON.stringify(d.event) : d.raw;
+    await this.cmd.agentbusDeadLetter(keyOf(d), this.keys.dlq(d.topic), group, d.position, reason, error, d.attempts, Date.now(), body);
+  }
+
+  async range(topic: string, q: RangeQuery): Promise<Delivery[]> {
+    const key = this.keys.stream(topic);
+    const start = q.after !== null ? `(${checkId(q.after, 'after')}` : q.from === null ? '-' : 'position' in q.from ? checkId(q.from.position, 'from') : `${q.from.time}-0`;
+    const end = q.to === null ? '+' : 'position' in q.to ? checkId(q.to.position, 'to') : `${q.to.time}-${MAX_SEQ}`;
+    const entries = (await this.cmd.xrange(key, start, end, 'COUNT', q.limit)) as Entry[];
+    return entries.map(([id, fields]) => delivery(topic, key, id, 0, fields));
+  }
+
+  async last(topic: string): Promise<string | null> {
+    const [e] = (await this.cmd.xrevrange(this.keys.stream(topic), '+', '-', 'COUNT', 1)) as Entry[];
+    return e?.[0] ?? null;
+  }
+
+  async seek(group: string, topic: string, from: StoreBound | 'earliest'): Promise<void> {
+    // SETID names the last entry delivered: one before the first to deliver again.
+    const id = from === 'earliest' ? '0' : 'position' in from ? before(checkId(from.position, 'from')) : from.time > 0 ? `${from.time - 1}-${MAX_SEQ}` : '0';
+    try {
+      await this.cmd.xgroup('SETID', this.keys.stream(topic), group, id);
+    } catch (err) {
+      if (String((err as Error).message).startsWith('NOGROUP')) {
+        throw new NotFoundError('NOT_FOUND', `group ${JSON.stringify(group)} has never subscribed to ${JSON.stringify(topic)}`);
+      }
+      throw err;
+    }
+  }
+
+  async dlqList(f: { group?: string; type?: string; limit: number }): Promise<DeadLetter[]> {
+    const out: DeadLetter[] = [];
+    for (const type of f.type ? [f.type] : await this.topics()) {
+      for (const [id, fields] of (await this.cmd.xrange(this.keys.dlq(type), '-', '+')) as Entry[]) {
+        const dl = deadLetter(type, id, fields ?? []);
+        if (f.group === undefined || dl.group === f.group) out.push(dl);
+      }
+    }
+    return out.sort((a, b) => a.failedAt.localeCompare(b.failedAt) || a.id.localeCompare(b.id)).slice(0, f.limit);
+  }
+
+  async dlqGet(id: string): Promise<DeadLetter | null> {
+    const ref = parseDlId(id);
+    if (!ref) return null;
+    const [e] = (await this.cmd.xrange(this.keys.dlq(ref.type), ref.entry, ref.entry)) as Entry[];
+    return e ? deadLetter(ref.type, e[0], e[1] ?? []) : null;
+  }
+
+  async dlqRetry(ids: string[]): Promise<number> {
+    let n = 0;
+    for (const id of ids) {
+      const dl = await this.dlqGet(id);
+      if (!dl) continue;
+      const retryKey = this.keys.retry(dl.type, dl.group);
+      await this.cmd.xgroup('CREATE', retryKey, dl.group, '0', 'MKSTREAM').catch((err: Error) => {
+        if (!err.message.startsWith('BUSYGROUP')) throw err;
+      });
+      n += Number(await this.cmd.agentbusRetryDeadLetter(this.keys.dlq(dl.type), retryKey, parseDlId(id)!.entry, dl.group));
+    }
+    return n;
+  }
+
+  async dlqPurge(ids: string[]): Promise<number> {
+    let n = 0;
+    for (const id of ids) {
+      const ref = parseDlId(id);
+      if (ref) n += await this.cmd.xdel(this.keys.dlq(ref.type), ref.entry);
+    }
+    return n;
+  }
+
+  async stats(): Promise<TopicStats[]> {
+    const out: TopicStats[] = [];
+    for (const type of await this.topics()) {
+      const key = this.keys.stream(type);
+      const length = await this.cmd.xlen(key);
+      const groups = (await this.cmd.xinfo('GROUPS', key).catch(() => [])) as unknown[][];
+      const dead = new Map<string, number>();
+      for (const [, fields] of (await this.cmd.xrange(this.keys.dlq(type), '-', '+')) as Entry[]) {
+        const g = fieldsOf(fields ?? []).group;
+        dead.set(g, (dead.get(g) ?? 0) + 1);
+      }
+      const rows = [];
+      for (const raw of groups) {
+        const g = fieldsOf(raw as string[]) as unknown as Record<string, string | number | null>;
+        const name = String(g.name);
+        const consumers = (await this.cmd.xinfo('CONSUMERS', key, name)) as unknown[][];
+        const alive = consumers.filter((c) => Number(fieldsOf(c as string[]).idle) < CONSUMER_ALIVE_MS).length;
+        const retryPending = await this.cmd.xpending(this.keys.retry(type, name), name).then((r) => Number((r as unknown[])[0] ?? 0), () => 0);
+        rows.push({
+          group: name,
+          pending: Number(g.pending) + retryPending,
+          lag: g.lag === null || g.lag === undefined ? await this.lag(key, String(g['last-delivered-id'])) : Number(g.lag),
+          consumers: alive,
+          deadLetters: dead.get(name) ?? 0,
+        });
+      }
+      out.push({ type, length, groups: rows.sort((a, b) => a.group.localeCompare(b.group)) });
+    }
+    return out;
+  }
+
+  /** Redis 6.2 has no lag in XINFO GROUPS (and 7.0 not after some deletions): count what follows the cursor. */
+  private async lag(key: string, lastDelivered: string): Promise<number> {
+    return ((await this.cmd.xrange(key, `(${lastDelivered}`, '+')) as Entry[]).length;
+  }
+
+  async trim(retention: { maxLen: number; maxAgeMs: number } | null, _dedupWindowMs: number, exact = false): Promise<number> {
+    if (retention === null) return 0; // dedup markers expire by themselves (PX)
+    const how = exact ? '=' : '~';
+    const xtrim = (key: string, ...args: (string | number)[]) => this.cmd.call('XTRIM', key, ...args) as Promise<number>;
+    let removed = 0;
+    for (const type of await this.topics()) {
+      const key = this.keys.stream(type);
+      if (retention.maxLen < Number.MAX_SAFE_INTEGER) removed += await xtrim(key, 'MAXLEN', how, retention.maxLen);
+      if (retention.maxAgeMs < Number.MAX_SAFE_INTEGER) removed += await xtrim(key, 'MINID', how, `${Date.now() - retention.maxAgeMs}-0`);
+    }
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.readers.values()) r.conn.disconnect();
+    this.readers.clear();
+    if (this.ownsClient) await this.cmd.quit().catch(() => this.cmd.disconnect());
+  }
+}
+
+function delivery(topic: string, key: string, id: string, attempts: number, fields: string[] | null): Delivery {
+  const d = decodeEntry(topic, key, id, fields);
+  return d.event === null
+    ? { topic, position: id, attempts, event: null, raw: d.raw, malformed: d.malformed, ref: key }
+    : { topic, position: id, attempts, event: d.event, raw: d.raw, ref: key };
+}
+
+const keyOf = (d: Delivery) => d.ref!;
+
+function byKey(ds: Delivery[]): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const d of ds) {
+    const ids = m.get(keyOf(d));
+    if (ids) ids.push(d.position);
+    else m.set(keyOf(d), [d.position]);
+  }
+  return m;
+}
+
+function fieldsOf(fields: (string | unknown)[]): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) o[String(fields[i])] = fields[i + 1] as string;
+  return o;
+}
+
+function deadLetter(type: string, entry: string, fields: string[]): DeadLetter {
+  const f = fieldsOf(fields);
+  const event = decodeEvent(f.body ?? '');
+  return {
+    id: `${type}/${entry}`,
+    group: f.group,
+    type,
+    position: f.position,
+    event: typeof event === 'string' ? null : event,
+    raw: typeof event === 'string' ? (f.body ?? '') : null,
+    reason: f.reason,
+    error: f.error,
+    attempts: Number(f.attempts),
+    failedAt: new Date(Number(f.failed_at)).toISOString(),
+  };
+}
+
+/** Dead-letter ids are `<type>/<entry id>`: types cannot contain a slash. */
+function parseDlId(id: string): { type: string; entry: string } | null {
+  const i = id.lastIndexOf('/');
+  if (i <= 0 || !/^\d+-\d+$/.test(id.slice(i + 1))) return null;
+  return { type: id.slice(0, i), entry: id.slice(i + 1) };
+}
+
+function checkId(position: string, name: string): string {
+  if (!/^\d+(-\d+)?$/.test(position)) throw invalid('INVALID_OPTION', `invalid ${name} position ${JSON.stringify(position)}: a Redis position is a stream id (<ms>-<seq>)`);
+  return position;
+}
+
+/** The stream id just before `id`. */
+function before(id: string): string {
+  const [ms, seq = '0'] = id.split('-');
+  if (BigInt(seq) > 0n) return `${ms}-${BigInt(seq) - 1n}`;
+  return BigInt(ms) > 0n ? `${BigInt(ms) - 1n}-${MAX_SEQ}` : '0';
+}

@@ -1,0 +1,84 @@
+/**
+ * Atomic operations, one Lua script each. Every script's keys share one hash tag (the topic's
+ * stream key), so each runs on one Redis Cluster slot. Registered with ioredis' defineCommand,
+ * which sends EVALSHA and falls back to EVAL after a NOSCRIPT.
+ */
+export const scripts = {
+  /**
+   * Publish once per dedup window.
+   * KEYS[1] stream, KEYS[2] dedup marker `{stream}:dedup:<source>|<id>`
+   * ARGV[1] window (ms), ARGV[2] envelope JSON
+   * Returns the new entry id, or nil when the marker exists (a duplicate inside the window).
+   */
+  agentbusPublishOnce: {
+    numberOfKeys: 2,
+    lua: `
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
+  return redis.call('XADD', KEYS[1], '*', 'event', ARGV[2])
+end
+return false`,
+  },
+
+  /**
+   * Touch the lease of pending entries still owned by a consumer; an entry another consumer claimed
+   * meanwhile is left alone, so a late renewal never steals it back.
+   * KEYS[1] stream
+   * ARGV[1] group, ARGV[2] consumer, ARGV[3] idle to set ('' = 0, renewal; large = release now),
+   * ARGV[4] delivery count to set ('' = unchanged), ARGV[5..] entry ids
+   * Returns how many entries were touched.
+   */
+  agentbusLease: {
+    numberOfKeys: 1,
+    lua: `
+local n = 0
+for i = 5, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i]}
+    if ARGV[3] ~= '' then table.insert(args, 'IDLE'); table.insert(args, ARGV[3]) end
+    if ARGV[4] ~= '' then table.insert(args, 'RETRYCOUNT'); table.insert(args, ARGV[4]) end
+    table.insert(args, 'JUSTID')
+    redis.call(unpack(args))
+    n = n + 1
+  end
+end
+return n`,
+  },
+
+  /**
+   * Move a delivery to the dead letters and acknowledge it, together.
+   * KEYS[1] stream the delivery came from, KEYS[2] dead-letter stream `{stream}:dlq`
+   * ARGV[1] group, ARGV[2] entry id, ARGV[3] reason, ARGV[4] error, ARGV[5] attempts,
+   * ARGV[6] failed at (ms), ARGV[7] body (envelope JSON, or the raw fields of a malformed entry)
+   */
+  agentbusDeadLetter: {
+    numberOfKeys: 2,
+    lua: `
+redis.call('XADD', KEYS[2], '*', 'group', ARGV[1], 'position', ARGV[2], 'reason', ARGV[3],
+  'error', ARGV[4], 'attempts', ARGV[5], 'failed_at', ARGV[6], 'body', ARGV[7])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1`,
+  },
+
+  /**
+   * Hand a dead letter back to the group that failed it, through that group's retry stream.
+   * KEYS[1] dead-letter stream, KEYS[2] the group's retry stream `{stream}:retry:<group>`
+   * ARGV[1] dead-letter entry id, ARGV[2] group (must be the one recorded on the dead letter)
+   * Returns 1 when handed back, 0 when the dead letter is gone or belongs to another group.
+   */
+  agentbusRetryDeadLetter: {
+    numberOfKeys: 2,
+    lua: `
+local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #e == 0 then return 0 end
+local f = e[1][2]
+local body, group
+for i = 1, #f, 2 do
+  if f[i] == 'body' then body = f[i + 1] elseif f[i] == 'group' then group = f[i + 1] end
+end
+if group ~= ARGV[2] or body == nil then return 0 end
+redis.call('XADD', KEYS[2], '*', 'event', body)
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1`,
+  },
+} as const;

@@ -1,0 +1,22 @@
+import { Redis } from 'ioredis';
+import { createRedisBus } from '../adapters/redis/index.js';
+import { conformance } from './conformance/index.js';
+import { redisForTests } from './helpers/redis.js';
+
+const redis = await redisForTests('redis conformance');
+if (redis) {
+  const { url } = redis;
+  conformance({
+    name: 'redis',
+    create: (o) => createRedisBus({ ...o, url }),
+    features: {
+      // A foreign producer's entry whose "data" field is not JSON.
+      injectMalformed: async (topic) => {
+        const raw = new Redis(url);
+        await raw.xadd(`events:${topic}`, '*', 'type', topic, 'data', '{not json');
+        raw.disconnect();
+      },
+      processOptions: { adapter: 'redis', url },
+    },
+  });
+}
