@@ -35,6 +35,8 @@ interface Reader {
   conn: Redis;
   cursors: Map<string, string>;
   nextClaim: number;
+  /** CLIENT ID of `conn`, renewed on every reconnect, for CLIENT UNBLOCK. */
+  clientId: Promise<number>;
 }
 
 /**
@@ -75,6 +77,9 @@ export class RedisDriver implements Driver {
 
   async createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<void> {
     let start = await this.cmd.hget(this.keys.groups, group);
+    // A new latest group starts at each existing stream's newest entry ($, exact); a topic met later
+    // (a pattern) starts at the group's recorded start.
+    const fresh = start === null && from === 'latest';
     if (start === null) {
       // Server time, not ours: a skewed client clock must not skip events published after this.
       // The start is the id just before <now>-0: an event added in this very millisecond gets
@@ -86,7 +91,7 @@ export class RedisDriver implements Driver {
     }
     const p = this.cmd.pipeline();
     for (const t of topics) {
-      p.xgroup('CREATE', this.keys.stream(t), group, start, 'MKSTREAM');
+      p.xgroup('CREATE', this.keys.stream(t), group, fresh ? '$' : start, 'MKSTREAM');
       p.xgroup('CREATE', this.keys.retry(t, group), group, '0', 'MKSTREAM');
       p.sadd(this.keys.topics, t);
     }
@@ -110,7 +115,10 @@ export class RedisDriver implements Driver {
       try {
         res = (await reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', req.max - out.length, ...(block as []), 'STREAMS', ...keys, ...keys.map(() => '>'))) as [string, Entry[]][] | null;
       } catch (err) {
-        if (req.signal.aborted) return out;
+        if (req.signal.aborted) {
+          this.dropReader(req);
+          return out;
+        }
         if (!String((err as Error).message).startsWith('NOGROUP')) throw err;
         // The group (or the stream) is gone: Redis restarted without persistence, or someone deleted it.
         this.log.warn({ group: req.group, topics: req.topics }, 'consumer group missing (NOGROUP): recreating it');
@@ -123,6 +131,7 @@ export class RedisDriver implements Driver {
     } else if (out.length === 0 && topicOf.size === 0) {
       await new Promise((r) => setTimeout(r, Math.min(req.blockMs, 100)));
     }
+    if (req.signal.aborted) this.dropReader(req);
     if (acked) await acked;
     return out;
   }
@@ -166,20 +175,39 @@ export class RedisDriver implements Driver {
     if (complete) reader.nextClaim = Date.now() + Math.max(50, Math.floor(req.leaseMs / 2));
   }
 
-  /** Each read loop blocks on its own connection; aborting the loop disconnects it, ending the BLOCK. */
+  /**
+   * Each read loop blocks on its own connection. Closing the loop unblocks it with CLIENT UNBLOCK
+   * from the command connection, so a read Redis already served still returns its entries (a
+   * disconnect would drop them, leaving them pending until claimIdleMs); the connection closes
+   * after that last read.
+   */
   private reader(req: ReadRequest): Reader {
     const id = `${req.group}\n${req.consumer}`;
     let r = this.readers.get(id);
     if (r) return r;
-    const conn = this.cmd.duplicate({ maxRetriesPerRequest: null, lazyConnect: false });
+    const conn = this.cmd.duplicate({ maxRetriesPerRequest: null });
     conn.on('error', (err) => this.log.warn({ group: req.group, consumer: req.consumer, err: err.message }, 'redis reader connection error'));
-    r = { conn, cursors: new Map(), nextClaim: 0 };
-    this.readers.set(id, r);
+    const clientId = () => {
+      const p = conn.client('ID') as Promise<number>;
+      p.catch(() => {}); // a connection closed meanwhile: nothing left to unblock
+      return p;
+    };
+    const reader: Reader = { conn, cursors: new Map(), nextClaim: 0, clientId: clientId() };
+    conn.on('ready', () => (reader.clientId = clientId()));
+    this.readers.set(id, reader);
     req.signal.addEventListener('abort', () => {
-      this.readers.delete(id);
-      conn.disconnect();
+      void reader.clientId.then((cid) => this.cmd.client('UNBLOCK', cid)).catch(() => {});
     }, { once: true });
-    return r;
+    return reader;
+  }
+
+  /** After the last read of a closed loop: its connection goes. */
+  private dropReader(req: ReadRequest): void {
+    const id = `${req.group}\n${req.consumer}`;
+    const r = this.readers.get(id);
+    if (!r) return;
+    this.readers.delete(id);
+    r.conn.disconnect();
   }
 
   async ack(group: string, ds: Delivery[]): Promise<void> {

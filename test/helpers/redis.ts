@@ -39,6 +39,7 @@ export async function startRedisServer(args: string[] = [], opts: { password?: s
     port,
     async start() {
       proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...args], { stdio: 'ignore' });
+      proc.unref(); // the test process exits when its tests end; the exit hook below stops the server
       if (opts.scheme === 'rediss') return waitForPort(port);
       const probe = new Redis(port, '127.0.0.1', { password: opts.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       probe.on('error', () => {}); // refused until the server listens: expected, retried below
