@@ -1,10 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
-import { Redis } from 'ioredis';
 
 export interface RedisServer {
   url: string;
@@ -17,7 +16,7 @@ export interface RedisServer {
 
 export const hasRedisServer = () => spawnSync('redis-server', ['--version']).status === 0;
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -40,22 +39,7 @@ export async function startRedisServer(args: string[] = [], opts: { password?: s
     async start() {
       proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...args], { stdio: 'ignore' });
       proc.unref(); // the test process exits when its tests end; the exit hook below stops the server
-      if (opts.scheme === 'rediss') return waitForPort(port);
-      const probe = new Redis(port, '127.0.0.1', { password: opts.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on('error', () => {}); // refused until the server listens: expected, retried below
-      const end = Date.now() + 10_000;
-      for (;;) {
-        try {
-          await probe.connect();
-          await probe.ping();
-          probe.disconnect();
-          return;
-        } catch (err) {
-          if (Date.now() > end) throw new Error(`redis-server on ${port} did not start: ${(err as Error).message}`);
-          probe.disconnect();
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
+      return waitForPort(port, opts.scheme !== 'rediss');
     },
     async stop(hard = false) {
       const p = proc;
@@ -71,15 +55,21 @@ export async function startRedisServer(args: string[] = [], opts: { password?: s
   return server;
 }
 
-async function waitForPort(port: number): Promise<void> {
-  const { connect } = await import('node:net');
+/** Waits until the port accepts connections and, over plain TCP, answers PING (NOAUTH counts: it is up). */
+async function waitForPort(port: number, ping: boolean): Promise<void> {
   const end = Date.now() + 10_000;
   while (Date.now() < end) {
-    const ok = await new Promise<boolean>((r) => connect(port, '127.0.0.1').once('connect', function (this: import('node:net').Socket) { this.destroy(); r(true); }).once('error', () => r(false)));
-    if (ok) return;
+    const up = await new Promise<boolean>((resolve) => {
+      const sock = connect(port, '127.0.0.1');
+      const done = (ok: boolean) => (sock.destroy(), resolve(ok));
+      sock.once('error', () => done(false));
+      sock.once('connect', () => (ping ? sock.write('PING\r\n') : done(true)));
+      sock.once('data', (d) => done(/^[+-]/.test(d.toString()) && !d.toString().startsWith('-LOADING')));
+    });
+    if (up) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`nothing listens on ${port}`);
+  throw new Error(`redis-server on ${port} did not start`);
 }
 
 /**

@@ -1,0 +1,267 @@
+// Redis-specific behaviour, each against a real redis-server this file starts on a free loopback port.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { createRedisBus } from '../adapters/redis/index.js';
+import type { CloudEvent } from '../bus/event.js';
+import { assertSameIds, rejects, sleep, uniq, waitFor } from './helpers/index.js';
+import { freePort, hasRedisServer, redisForTests, startRedisServer, type RedisServer } from './helpers/redis.js';
+
+const quiet = pino({ level: 'silent' });
+const base = await redisForTests('redis behaviour', true);
+
+/** A logger whose every line is kept, to assert on what reaches the log. */
+function capture() {
+  const lines: string[] = [];
+  return { lines, logger: pino({ level: 'debug' }, { write: (s: string) => void lines.push(s) }) };
+}
+
+if (base) {
+  const server = base.server!;
+  const url = server.url;
+  const cli = (...args: string[]) => execFileSync('redis-cli', ['-p', String(server.port), ...args], { encoding: 'utf8' }).trim();
+
+  const test = suite('redis: behaviour');
+
+  test('foreign producers: flat fields (seed 001) and type/source/data (seed 003) written by redis-cli are events', async () => {
+    const stream = uniq('verification_stream');
+    const flatId = cli('XADD', stream, '*', 'user_wallet', '0xabc', 'did_id', '0', 'result', 'verified');
+    const raw = await createRedisBus({ url, prefix: '', logger: quiet });
+    const got: CloudEvent[] = [];
+    const s1 = await raw.subscribe({ group: 'attestor', types: [stream], from: 'earliest' }, (e) => void got.push(e));
+    await waitFor('the flat entry', () => got.length === 1);
+    assert.equal(got[0], { specversion: '1.0', id: flatId, type: stream, source: `redis://${stream}`, time: new Date(Number(flatId.split('-')[0])).toISOString(), data: { user_wallet: '0xabc', did_id: '0', result: 'verified' } });
+
+    const bus = await createRedisBus({ url, logger: quiet });
+    const type = uniq('agent.health');
+    const seeded = cli('XADD', `events:${type}`, '*', 'type', type, 'source', 'change_detection', 'data', '{"ok":true,"n":3}', 'timestamp', '2026-11-01T10:00:00');
+    cli('XADD', `events:${type}`, '*', 'type', type, 'data', '{not json');
+    const mine = await bus.publish(type, { ok: false });
+    const seen: CloudEvent[] = [];
+    const group = uniq('health');
+    const s2 = await bus.subscribe({ group, types: [type], from: 'earliest' }, (e) => void seen.push(e));
+    await waitFor('2 decodable entries', () => seen.length === 2);
+    assert.equal(seen[0], { specversion: '1.0', id: seeded, type, source: 'change_detection', time: '2026-11-01T10:00:00', data: { ok: true, n: 3 } });
+    assert.is(seen[1].id, mine);
+    await waitFor('the malformed dead letter', async () => (await bus.deadLetters.list({ group })).length === 1);
+    const [dl] = await bus.deadLetters.list({ group });
+    assert.is(dl.reason, 'malformed');
+    assert.ok(dl.error.includes('not JSON'), dl.error);
+    await Promise.all([s1.close(), s2.close()]);
+    await Promise.all([raw.close(), bus.close()]);
+  });
+
+  test('key layout: <prefix><type> streams; dead letters share the stream key as hash tag', async () => {
+    const bus = await createRedisBus({ url, prefix: 'app:', logger: quiet });
+    const type = uniq('order.created');
+    const group = uniq('billing');
+    const sub = await bus.subscribe({ group, types: [type], maxAttempts: 1 }, () => {
+      throw new Error('no');
+    });
+    await bus.publish(type, 1);
+    await waitFor('dead letter', async () => (await bus.deadLetters.list({ group })).length === 1);
+    assert.is(cli('TYPE', `app:${type}`), 'stream');
+    assert.is(cli('XLEN', `{app:${type}}:dlq`), '1');
+    assert.is(cli('CLUSTER', 'KEYSLOT', `{app:${type}}:dlq`).replace(/\D/g, '') || 'n/a', cli('CLUSTER', 'KEYSLOT', `app:${type}`).replace(/\D/g, '') || 'n/a');
+    await sub.close();
+    await bus.close();
+  });
+
+  test('a group lost to a restart without persistence (FLUSHALL) is recreated, and delivery goes on', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const type = uniq('survivor');
+    const got: unknown[] = [];
+    const sub = await bus.subscribe({ group: uniq('g'), types: [type] }, (e) => void got.push(e.data));
+    await bus.publish(type, 'before');
+    await waitFor('before', () => got.length === 1);
+    cli('FLUSHALL');
+    await sleep(700); // the consumer meets NOGROUP and recreates the group
+    await bus.publish(type, 'after');
+    await waitFor('after', () => got.includes('after'), 10_000);
+    await sub.close();
+    await bus.close();
+  });
+
+  test('a consumer fetches no more than its free concurrency', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const type = uniq('backlog');
+    const group = uniq('g');
+    await bus.publishBatch(Array.from({ length: 300 }, (_, i) => ({ type, data: i })));
+    let done = 0;
+    const sub = await bus.subscribe({ group, types: [type], concurrency: 4, from: 'earliest' }, async () => {
+      await sleep(10);
+      done++;
+    });
+    let most = 0;
+    const probe = new Redis(url);
+    while (done < 100) {
+      const [count] = (await probe.xpending(`events:${type}`, group)) as [number];
+      most = Math.max(most, Number(count));
+      await sleep(5);
+    }
+    probe.disconnect();
+    assert.ok(most <= 4, `pending reached ${most} with concurrency 4`);
+    assert.ok(most >= 1);
+    await sub.close();
+    await bus.close();
+  });
+
+  test('reclaim follows the XAUTOCLAIM cursor past COUNT x 10 entries that are still leased', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const type = uniq('deep');
+    const group = uniq('g');
+    let release!: () => void;
+    const hold = new Promise<void>((r) => (release = r));
+    let live = 0;
+    const alive = await bus.subscribe({ group, consumer: 'alive', types: [type], concurrency: 600, claimIdleMs: 400 }, () => {
+      live++;
+      return hold;
+    });
+    await bus.publishBatch(Array.from({ length: 600 }, (_, i) => ({ type, data: i })));
+    await waitFor('600 held by a live consumer', () => live === 600);
+    await alive.close({ drain: false }); // stops fetching, but its 600 leases are kept fresh below
+    const dying: string[] = [];
+    const dead = await bus.subscribe({ group, consumer: 'dead', types: [type], concurrency: 100, claimIdleMs: 400 }, (e) => {
+      dying.push(e.id);
+      return new Promise(() => {});
+    });
+    const probe = new Redis(url);
+    const ids = ((await probe.xrange(`events:${type}`, '-', '+')) as unknown as [string][]).slice(0, 600).map(([id]) => id);
+    const renew = setInterval(() => void probe.xclaim(`events:${type}`, group, 'alive', 0, ...ids, 'JUSTID').catch(() => {}), 100);
+    const tail = await bus.publishBatch(Array.from({ length: 100 }, (_, i) => ({ type, data: 600 + i })));
+    await waitFor('100 taken by the consumer that will die', () => dying.length === 100);
+    await dead.close({ drain: false });
+    const got: string[] = [];
+    const heir = await bus.subscribe({ group, consumer: 'heir', types: [type], concurrency: 5, claimIdleMs: 400 }, (e) => void got.push(e.id));
+    await waitFor('the dead consumer\'s 100, behind 600 live leases', () => got.length >= 100, 15_000);
+    clearInterval(renew);
+    assertSameIds(got.slice(0, 100), tail);
+    release();
+    probe.disconnect();
+    await heir.close({ drain: false });
+    await bus.close();
+  });
+
+  test('dedup is atomic across connections', async () => {
+    const [a, b] = [await createRedisBus({ url, logger: quiet }), await createRedisBus({ url, logger: quiet })];
+    const type = uniq('webhook');
+    const id = uniq('gh');
+    await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).publish(type, { i }, { id })));
+    assert.is(cli('XLEN', `events:${type}`), '1');
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test('retention by age trims with MINID', async () => {
+    const bus = await createRedisBus({ url, logger: quiet, retention: { maxAgeMs: 300, intervalMs: 3_600_000 } });
+    const type = uniq('aging');
+    await bus.publishBatch(Array.from({ length: 10 }, (_, i) => ({ type, data: i })));
+    await sleep(450);
+    const fresh = await bus.publishBatch(Array.from({ length: 5 }, (_, i) => ({ type, data: 10 + i })));
+    assert.ok((await bus.trim()) >= 10); // every topic on this server is trimmed, others' too
+    const left: string[] = [];
+    await bus.replay({ types: [type] }, (e) => void left.push(e.id));
+    assert.equal(left, fresh);
+    await bus.close();
+  });
+
+  test('Redis unreachable at start: CONNECTION_FAILED within the connect timeout, naming the address', async () => {
+    const port = await freePort();
+    const t0 = Date.now();
+    await rejects(() => createRedisBus({ url: `redis://127.0.0.1:${port}`, connectTimeoutMs: 1000, logger: quiet }), 'CONNECTION_FAILED', `127.0.0.1:${port}`);
+    assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+  });
+
+  test.after(() => server.stop());
+  test.run();
+
+  const conn = suite('redis: connection');
+  const secret = 's3cr3t-Pa55';
+
+  conn('requirepass: REDIS_URL with a password works; a wrong password fails; the password never reaches a log line', async () => {
+    const srv = await startRedisServer(['--requirepass', secret]);
+    const log = capture();
+    const bus = await createRedisBus({}, { REDIS_URL: `redis://:${secret}@127.0.0.1:${srv.port}/2`, LOG_LEVEL: 'debug' });
+    const type = uniq('auth');
+    const got: unknown[] = [];
+    const sub = await bus.subscribe({ group: 'g', types: [type] }, (e) => void got.push(e.data));
+    await bus.publish(type, 'in db 2');
+    await waitFor('delivered', () => got.length === 1);
+    assert.is(execFileSync('redis-cli', ['-p', String(srv.port), '-a', secret, '-n', '2', 'XLEN', `events:${type}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(), '1');
+    await sub.close();
+    await bus.close();
+    const err = await rejects(() => createRedisBus({ url: `redis://:wrong-${secret}@127.0.0.1:${srv.port}`, connectTimeoutMs: 1500, logger: log.logger }), 'CONNECTION_FAILED');
+    assert.not.ok(err.message.includes(secret), err.message);
+    const viaEnv = await createRedisBus({ logger: log.logger }, { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(srv.port), REDIS_PASSWORD: secret, REDIS_DB: '3' });
+    await viaEnv.publish(type, 'env');
+    await viaEnv.close();
+    await srv.stop(true);
+    await sleep(300); // reconnect attempts to a dead server get logged
+    assert.ok(log.lines.length > 0, 'nothing was logged at all');
+    for (const line of log.lines) assert.not.ok(line.includes(secret), `password in a log line: ${line}`);
+  });
+
+  conn('an ACL user', async () => {
+    const srv = await startRedisServer(['--user', 'agent', 'on', '>agentpw', '~*', '&*', '+@all', '--user', 'default', 'off']);
+    const bus = await createRedisBus({ url: `redis://agent:agentpw@127.0.0.1:${srv.port}`, logger: quiet });
+    const type = uniq('acl');
+    const got: unknown[] = [];
+    const sub = await bus.subscribe({ group: 'g', types: [type] }, (e) => void got.push(e.data));
+    await bus.publish(type, 'as agent');
+    await waitFor('delivered', () => got.length === 1);
+    await sub.close();
+    await bus.close();
+    await rejects(() => createRedisBus({ url: `redis://127.0.0.1:${srv.port}`, connectTimeoutMs: 1000, logger: quiet }), 'CONNECTION_FAILED');
+    await srv.stop();
+  });
+
+  conn('TLS (rediss://) with a certificate made by openssl', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentbus-tls-'));
+    const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=agentbus test CA');
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
+    writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+    ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '1', '-extfile', 'san.ext');
+    const port = await freePort();
+    const srv = await startRedisServer(
+      ['--port', '0', '--tls-port', String(port), '--tls-cert-file', join(dir, 'server.crt'), '--tls-key-file', join(dir, 'server.key'), '--tls-ca-cert-file', join(dir, 'ca.crt'), '--tls-auth-clients', 'no'],
+      { port, scheme: 'rediss' },
+    );
+    const bus = await createRedisBus({ url: `rediss://127.0.0.1:${port}`, tls: { ca: readFileSync(join(dir, 'ca.crt')) }, logger: quiet });
+    const type = uniq('tls');
+    const got: unknown[] = [];
+    const sub = await bus.subscribe({ group: 'g', types: [type] }, (e) => void got.push(e.data));
+    await bus.publish(type, 'encrypted');
+    await waitFor('delivered over TLS', () => got.length === 1);
+    await sub.close();
+    await bus.close();
+    await rejects(() => createRedisBus({ url: `rediss://127.0.0.1:${port}`, connectTimeoutMs: 1500, logger: quiet }), 'CONNECTION_FAILED'); // unknown CA
+    await srv.stop();
+  });
+
+  conn('a consumer survives a Redis restart (AOF): nothing acknowledged to a publisher is lost', async () => {
+    const srv: RedisServer = await startRedisServer(['--appendonly', 'yes', '--appendfsync', 'always']);
+    const bus = await createRedisBus({ url: srv.url, logger: quiet });
+    const type = uniq('durable');
+    const got = new Set<string>();
+    const sub = await bus.subscribe({ group: 'g', types: [type], concurrency: 8 }, (e) => void got.add(e.id));
+    const first = await bus.publishBatch(Array.from({ length: 50 }, (_, i) => ({ type, data: i })));
+    await srv.stop(true); // SIGKILL: only what was fsynced survives
+    const during = bus.publishBatch(Array.from({ length: 20 }, (_, i) => ({ type, data: 100 + i }))); // waits for the server
+    await sleep(300);
+    await srv.start();
+    const second = await during;
+    const third = await bus.publishBatch(Array.from({ length: 30 }, (_, i) => ({ type, data: 200 + i })));
+    await waitFor('all 100 handled after the restart', () => [...first, ...second, ...third].every((id) => got.has(id)), 20_000);
+    await sub.close();
+    await bus.close();
+    await srv.stop();
+  });
+
+  conn.run();
+}
+void hasRedisServer;
