@@ -104,4 +104,3 @@ export async function sqliteBench(): Promise<Row[]> {
   printTable('SQLite (better-sqlite3, WAL, synchronous=NORMAL)', rows);
   return rows;
 }
-export const twoProcessesForProbe = twoProcesses;

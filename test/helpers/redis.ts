@@ -44,6 +44,7 @@ export async function startRedisServer(args: string[] = [], opts: { password?: s
     async stop(hard = false) {
       const p = proc;
       if (!p || p.exitCode !== null) return;
+      p.ref(); // unref'd while running; waiting for its exit must keep this process alive
       await new Promise((r) => {
         p.once('exit', r);
         p.kill(hard ? 'SIGKILL' : 'SIGTERM');

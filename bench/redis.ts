@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { Queue, Worker } from 'bullmq';
+import { createRedisBus } from '../adapters/redis/index.js';
+import { startRedisServer } from '../test/helpers/redis.js';
+import { rate, sample } from './util.js';
+
+const N = Number(process.env.BENCH_N || 200_000);
+const silent = pino({ level: 'silent' });
+const rawBody = (i: number) => JSON.stringify({ id: randomUUID(), type: 'bench', time: new Date().toISOString(), data: sample(i) });
+
+interface Line {
+  scenario: string;
+  agentbus: string;
+  raw: string;
+  ratio: string;
+  goal: string;
+}
+
+async function timeIt(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+export async function redisBench(): Promise<void> {
+  const server = await startRedisServer();
+  const url = server.url;
+  const raw = new Redis(url);
+  const lines: Line[] = [];
+  const row = (scenario: string, ours: number, base: number, goal: string, unit = 'ev/s') =>
+    lines.push({ scenario, agentbus: `${ours.toLocaleString('en-US')} ${unit}`, raw: `${base.toLocaleString('en-US')} ${unit}`, ratio: `${(ours / base).toFixed(2)}x`, goal });
+
+  // publishBatch vs raw pipelined XADD, batches of 1000.
+  const rawPipe = rate(N, await timeIt(async () => {
+    for (let i = 0; i < N; i += 1000) {
+      const p = raw.pipeline();
+      for (let j = 0; j < 1000; j++) p.xadd('raw:batch', '*', 'event', rawBody(i + j));
+      await p.exec();
+    }
+  }));
+  const bus = await createRedisBus({ url, logger: silent });
+  const ours = rate(N, await timeIt(async () => {
+    for (let i = 0; i < N; i += 1000) await bus.publishBatch(Array.from({ length: 1000 }, (_, j) => ({ type: 'bench.batch', data: sample(i + j) })));
+  }));
+  row('publishBatch, batches of 1000', ours, rawPipe, '>= 0.8x raw pipelined XADD');
+
+  // publish() from 100 concurrent callers vs raw autopipelined XADD from 100 callers.
+  const n = N / 2;
+  const auto = new Redis(url, { enableAutoPipelining: true });
+  const rawAuto = rate(n, await timeIt(() => Promise.all(Array.from({ length: 100 }, async (_, c) => {
+    for (let i = 0; i < n / 100; i++) await auto.xadd('raw:single', '*', 'event', rawBody(c * 10_000 + i));
+  }))));
+  auto.disconnect();
+  const oursSingle = rate(n, await timeIt(() => Promise.all(Array.from({ length: 100 }, async (_, c) => {
+    for (let i = 0; i < n / 100; i++) await bus.publish('bench.single', sample(c * 10_000 + i));
+  }))));
+  row('publish() from 100 concurrent callers', oursSingle, rawAuto, '>= 100k/s, >= 0.65x raw autopipelined XADD');
+
+  // Drain a pre-published backlog: raw XREADGROUP(500) + JSON.parse + XACK loop vs one subscription at concurrency 64.
+  await raw.xgroup('CREATE', 'raw:batch', 'drain', '0');
+  const reader = new Redis(url);
+  const rawDrain = rate(N, await timeIt(async () => {
+    let seen = 0;
+    while (seen < N) {
+      const res = (await reader.xreadgroup('GROUP', 'drain', 'c', 'COUNT', 500, 'STREAMS', 'raw:batch', '>')) as [string, [string, string[]][]][] | null;
+      const entries = res?.[0][1] ?? [];
+      for (const [, f] of entries) JSON.parse(f[1]);
+      if (entries.length) await reader.xack('raw:batch', 'drain', ...entries.map(([id]) => id));
+      seen += entries.length;
+    }
+  }));
+  reader.disconnect();
+  let drained = 0;
+  let finish!: () => void;
+  const all = new Promise<void>((r) => (finish = r));
+  const t0 = performance.now();
+  const sub = await bus.subscribe({ group: 'drain', types: ['bench.batch'], from: 'earliest', concurrency: 64 }, () => {
+    if (++drained === N) finish();
+  });
+  await all;
+  const oursDrain = rate(N, performance.now() - t0);
+  row('drain a backlog, 1 subscription, concurrency 64', oursDrain, rawDrain, '>= 100k/s, >= 0.65x raw XREADGROUP loop');
+  await sub.close();
+
+  // Latency publish -> handler at a fixed offered load.
+  for (const perSec of [1000, 10_000]) {
+    const seconds = perSec >= 10_000 ? 2 : 3;
+    const rawLat = await rawLatency(url, perSec, seconds);
+    const ourLat = await busLatency(bus, perSec, seconds);
+    for (const p of [50, 99]) {
+      lines.push({
+        scenario: `latency p${p} at ${perSec.toLocaleString('en-US')}/s`,
+        agentbus: `${percentile(ourLat, p).toFixed(2)} ms`,
+        raw: `${percentile(rawLat, p).toFixed(2)} ms`,
+        ratio: `${(percentile(ourLat, p) / percentile(rawLat, p)).toFixed(2)}x`,
+        goal: p === 99 ? '<= 1.5x raw p99' : '-',
+      });
+    }
+  }
+  await bus.close();
+
+  // BullMQ on the same server: the peer a Node user would pick instead.
+  const bullN = Math.min(N, 50_000);
+  const connection = { host: '127.0.0.1', port: server.port };
+  const queue = new Queue('bench', { connection });
+  const addBulk = rate(bullN, await timeIt(async () => {
+    for (let i = 0; i < bullN; i += 1000) await queue.addBulk(Array.from({ length: 1000 }, (_, j) => ({ name: 'e', data: sample(i + j) })));
+  }));
+  let done = 0;
+  let finished!: () => void;
+  const allJobs = new Promise<void>((r) => (finished = r));
+  const tw = performance.now();
+  const worker = new Worker('bench', async () => {
+    if (++done === bullN) finished();
+  }, { connection, concurrency: 100 });
+  await allJobs;
+  const workerRate = rate(bullN, performance.now() - tw);
+  await worker.close();
+  await queue.close();
+
+  raw.disconnect();
+  await server.stop();
+
+  console.log('\n## Redis Streams (ioredis, redis-server 7.0 on loopback)\n');
+  console.log('| scenario | agentbus | raw ioredis | ratio | goal |');
+  console.log('|---|---:|---:|---:|---|');
+  for (const l of lines) console.log(`| ${l.scenario} | ${l.agentbus} | ${l.raw} | ${l.ratio} | ${l.goal} |`);
+  console.log(`\nBullMQ on the same server (${bullN} jobs): addBulk ${addBulk.toLocaleString('en-US')} jobs/s (agentbus publishBatch is ${(ours / addBulk).toFixed(1)}x that); Worker at concurrency 100 ${workerRate.toLocaleString('en-US')} jobs/s (agentbus drain is ${(oursDrain / workerRate).toFixed(1)}x that).`);
+}
+
+/** Raw baseline: XADD per event at the offered rate; a consumer loop XREADGROUP BLOCK + XACK on its own connection. */
+async function rawLatency(url: string, perSec: number, seconds: number): Promise<number[]> {
+  const stream = `raw:lat:${perSec}`;
+  const pub = new Redis(url);
+  const con = new Redis(url);
+  await pub.xgroup('CREATE', stream, 'g', '$', 'MKSTREAM');
+  const total = perSec * seconds;
+  const lat: number[] = [];
+  const consuming = (async () => {
+    while (lat.length < total) {
+      const res = (await con.xreadgroup('GROUP', 'g', 'c', 'COUNT', 500, 'BLOCK', 1000, 'STREAMS', stream, '>')) as [string, [string, string[]][]][] | null;
+      const entries = res?.[0][1] ?? [];
+      const now = performance.now();
+      for (const [, f] of entries) lat.push(now - (JSON.parse(f[1]) as { t: number }).t);
+      if (entries.length) await con.xack(stream, 'g', ...entries.map(([id]) => id));
+    }
+  })();
+  await offer(perSec, total, (i) => void pub.xadd(stream, '*', 'event', JSON.stringify({ id: randomUUID(), t: performance.now(), data: sample(i) })));
+  await consuming;
+  pub.disconnect();
+  con.disconnect();
+  return lat;
+}
+
+async function busLatency(bus: Awaited<ReturnType<typeof createRedisBus>>, perSec: number, seconds: number): Promise<number[]> {
+  const type = `bench.lat.${perSec}`;
+  const total = perSec * seconds;
+  const lat: number[] = [];
+  let finish!: () => void;
+  const all = new Promise<void>((r) => (finish = r));
+  const sub = await bus.subscribe({ group: 'lat', types: [type], concurrency: 64 }, (e) => {
+    lat.push(performance.now() - (e.data as { t: number }).t);
+    if (lat.length === total) finish();
+  });
+  await offer(perSec, total, (i) => void bus.publish(type, { t: performance.now(), ...sample(i) }));
+  await all;
+  await sub.close();
+  return lat;
+}
+
+/** Calls `send` `total` times at `perSec`, in 1 ms ticks, catching up when a tick runs late. */
+async function offer(perSec: number, total: number, send: (i: number) => void): Promise<void> {
+  const start = performance.now();
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * perSec));
+    while (sent < due) send(sent++);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
