@@ -3,7 +3,7 @@ import type { Handler, DeliveryContext, Subscription } from './contract.js';
 import type { Delivery, Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
 import { NonRetryableError } from './errors.js';
-import { matches } from './event.js';
+import { expandTypes } from './event.js';
 import { backoffDelay } from './backoff.js';
 
 const READ_BLOCK_MS = 1000;
@@ -82,10 +82,8 @@ export class Consumer implements Subscription {
   }
 
   private async refreshTopics(): Promise<void> {
-    const exact = this.o.types.filter((t) => !t.endsWith('*'));
-    const patterns = this.o.types.filter((t) => t.endsWith('*'));
-    const found = patterns.length ? (await this.driver.topics()).filter((t) => patterns.some((p) => matches(p, t))) : [];
-    const fresh = [...new Set([...exact, ...found])].filter((t) => !this.topics.includes(t));
+    const known = this.o.types.some((t) => t.endsWith('*')) ? await this.driver.topics() : [];
+    const fresh = expandTypes(this.o.types, known).filter((t) => !this.topics.includes(t));
     if (fresh.length === 0) return;
     await this.driver.createGroup(this.group, fresh, this.o.from);
     this.topics = [...this.topics, ...fresh];

@@ -1,7 +1,7 @@
 import { pino, type Logger } from 'pino';
 import type { Bound, Bus, DeadLetters, Handler, ReplayOptions, ReplayResult, RewindOptions, Subscription } from './contract.js';
 import type { AppendEntry, Driver, StoreBound } from './driver.js';
-import { checkPattern, checkType, createEvent, encodeEvent, matches, type EventInput, type PublishOptions } from './event.js';
+import { checkPattern, checkType, createEvent, encodeEvent, expandTypes, type EventInput, type PublishOptions } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
 import { int, resolveBusOptions, resolveSubscribeOptions, type BusOptions, type SubscribeOptions } from './options.js';
 import { Consumer, describe } from './consumer.js';
@@ -68,9 +68,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
 
   async function resolveTopics(types: string[]): Promise<string[]> {
     types.forEach(checkPattern);
-    const patterns = types.filter((t) => t.endsWith('*'));
-    const all = patterns.length ? await driver.topics() : [];
-    return [...new Set([...types.filter((t) => !t.endsWith('*')), ...all.filter((t) => patterns.some((p) => matches(p, t)))])];
+    return expandTypes(types, types.some((t) => t.endsWith('*')) ? await driver.topics() : []);
   }
 
   const deadLetters: DeadLetters = {

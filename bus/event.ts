@@ -68,6 +68,12 @@ export function matches(pattern: string, type: string): boolean {
   return pattern.endsWith('*') ? type.startsWith(pattern.slice(0, -1)) : pattern === type;
 }
 
+/** The topics a list of types and patterns names: exact types as given, patterns against `known`. */
+export function expandTypes(types: string[], known: string[]): string[] {
+  const patterns = types.filter((t) => t.endsWith('*'));
+  return [...new Set([...types.filter((t) => !t.endsWith('*')), ...known.filter((t) => patterns.some((p) => matches(p, t)))])];
+}
+
 export const defaultSource = `/agentbus/${hostname()}`;
 
 let lastMs = 0;

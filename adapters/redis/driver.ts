@@ -217,11 +217,16 @@ export class RedisDriver implements Driver {
   }
 
   async renew(group: string, consumer: string, ds: Delivery[]): Promise<void> {
-    await this.lease(group, consumer, ds, '', () => '');
+    const p = this.cmd.pipeline() as ChainableCommander & Record<string, (...a: unknown[]) => unknown>;
+    for (const [key, ids] of byKey(ds)) p.agentbusLease(key, group, consumer, '', '', ...ids);
+    for (const [err] of (await p.exec()) ?? []) if (err) throw err;
   }
 
   async release(group: string, consumer: string, ds: Delivery[]): Promise<void> {
-    for (const d of ds) await this.lease(group, consumer, [d], String(RELEASED_IDLE_MS), () => String(d.attempts));
+    // One script call per delivery (each keeps its own attempt count), all in one round trip.
+    const p = this.cmd.pipeline() as ChainableCommander & Record<string, (...a: unknown[]) => unknown>;
+    for (const d of ds) p.agentbusLease(keyOf(d), group, consumer, String(RELEASED_IDLE_MS), String(d.attempts), d.position);
+    for (const [err] of (await p.exec()) ?? []) if (err) throw err;
   }
 
   async countAttempt(group: string, d: Delivery): Promise<void> {
@@ -233,12 +238,6 @@ export class RedisDriver implements Driver {
   private async owner(d: Delivery, group: string): Promise<string | null> {
     const p = (await this.cmd.xpending(keyOf(d), group, d.position, d.position, 1)) as [string, string][];
     return p[0]?.[1] ?? null;
-  }
-
-  private async lease(group: string, consumer: string, ds: Delivery[], idle: string, count: () => string): Promise<void> {
-    const p = this.cmd.pipeline() as ChainableCommander & Record<string, (...a: unknown[]) => unknown>;
-    for (const [key, ids] of byKey(ds)) p.agentbusLease(key, group, consumer, idle, count(), ...ids);
-    for (const [err] of (await p.exec()) ?? []) if (err) throw err;
   }
 
   async deadLetter(group: string, d: Delivery, reason: string, error: string): Promise<void> {
