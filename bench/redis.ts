@@ -89,6 +89,26 @@ export async function redisBench(): Promise<void> {
   row('drain a backlog, 1 subscription, concurrency 64', oursDrain, rawDrain, '>= 100k/s, >= 0.65x raw XREADGROUP loop');
   await sub.close();
 
+  // Memory under a backlog: the consumer holds at most `concurrency` events, whatever waits in Redis.
+  const backlog = Number(process.env.BENCH_BACKLOG || 1_000_000);
+  for (let i = 0; i < backlog; i += 5000) await bus.publishBatch(Array.from({ length: 5000 }, (_, j) => ({ type: 'bench.backlog', data: sample(i + j) })));
+  global.gc?.();
+  const heapBefore = process.memoryUsage().heapUsed;
+  let heapPeak = heapBefore;
+  let backlogDone = 0;
+  let backlogFinish!: () => void;
+  const backlogAll = new Promise<void>((r) => (backlogFinish = r));
+  const sampler = setInterval(() => (heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed)), 50);
+  const tb = performance.now();
+  const bsub = await bus.subscribe({ group: 'backlog', types: ['bench.backlog'], from: 'earliest', concurrency: 64 }, () => {
+    if (++backlogDone === backlog) backlogFinish();
+  });
+  await backlogAll;
+  clearInterval(sampler);
+  await bsub.close();
+  const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+  const memoryLine = `Draining a backlog of ${backlog.toLocaleString('en-US')} events (concurrency 64) took ${((performance.now() - tb) / 1000).toFixed(1)} s; heap ${mib(heapBefore)} MiB before, ${mib(heapPeak)} MiB at its peak (sampled every 50 ms).`;
+
   // Latency publish -> handler at a fixed offered load.
   for (const perSec of [1000, 10_000]) {
     const seconds = perSec >= 10_000 ? 2 : 3;
@@ -132,6 +152,7 @@ export async function redisBench(): Promise<void> {
   console.log('| scenario | agentbus | raw ioredis | ratio | goal |');
   console.log('|---|---:|---:|---:|---|');
   for (const l of lines) console.log(`| ${l.scenario} | ${l.agentbus} | ${l.raw} | ${l.ratio} | ${l.goal} |`);
+  console.log(`\n${memoryLine}`);
   console.log(`\nBullMQ on the same server (${bullN} jobs): addBulk ${addBulk.toLocaleString('en-US')} jobs/s (agentbus publishBatch is ${(ours / addBulk).toFixed(1)}x that); Worker at concurrency 100 ${workerRate.toLocaleString('en-US')} jobs/s (agentbus drain is ${(oursDrain / workerRate).toFixed(1)}x that).`);
 }
 
