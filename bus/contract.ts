@@ -32,7 +32,7 @@ export interface Bus {
   stats(): Promise<TopicStats[]>;
   /** Applies retention now, exactly (the timer set by `retention` trims approximately). Returns events removed. */
   trim(): Promise<number>;
-  /** Completes publishes in flight, closes subscriptions (draining them), then the store. Idempotent. */
+  /** Closes subscriptions (draining them; their handlers may still publish), completes publishes in flight, then the store. Idempotent. */
   close(): Promise<void>;
 }
 

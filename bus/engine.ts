@@ -28,6 +28,8 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   let queue: Queued[] = [];
   let flushing: Promise<void> | null = null;
   let closing: Promise<void> | null = null;
+  /** Publishing closes after the subscriptions drained: a handler finishing its work may still publish. */
+  let sealed = false;
 
   const housekeeping = setInterval(() => {
     driver.trim(o.retention, o.dedupWindowMs, false).catch((err) => log.error({ err: describe(err) }, 'store error during trim'));
@@ -83,7 +85,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
 
   const bus: Bus = {
     publish(type, data, opts) {
-      if (closing) return Promise.reject(new BusClosedError(`publish ${type}`));
+      if (sealed) return Promise.reject(new BusClosedError(`publish ${type}`));
       try {
         return enqueue([entry(type, data, opts)]).then((ids) => ids[0]);
       } catch (err) {
@@ -92,7 +94,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     },
 
     publishBatch(events: EventInput[]) {
-      if (closing) return Promise.reject(new BusClosedError('publishBatch'));
+      if (sealed) return Promise.reject(new BusClosedError('publishBatch'));
       if (!Array.isArray(events)) return Promise.reject(invalid('INVALID_OPTION', `publishBatch expects an array, got ${typeof events}`));
       let entries: AppendEntry[];
       try {
@@ -177,8 +179,9 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     close() {
       closing ??= (async () => {
         clearInterval(housekeeping);
-        if (flushing) await flushing;
         await Promise.all([...consumers].map((c) => c.close()));
+        sealed = true;
+        if (flushing) await flushing;
         await driver.close();
       })();
       return closing;

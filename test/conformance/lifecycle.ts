@@ -87,6 +87,24 @@ export function lifecycleSuite(a: Target): void {
     await bus.close();
   });
 
+  test('a handler drained by bus.close() can still publish its follow-up event', async () => {
+    const bus = await a.make();
+    const type = uniq('step');
+    let started = false;
+    let followUp: Promise<string> | null = null;
+    await bus.subscribe({ group: uniq('g'), types: [type] }, async () => {
+      started = true;
+      await sleep(150);
+      followUp = bus.publish(`${type}.done`, { ok: true });
+      await followUp;
+    });
+    await bus.publish(type, 1);
+    await waitFor('handler started', () => started);
+    await bus.close();
+    assert.ok(followUp !== null, 'the handler did not run to its publish');
+    assert.type(await followUp!, 'string');
+  });
+
   test('a publish in flight at close completes; publish, subscribe and replay after close reject BUS_CLOSED', async () => {
     const bus = await a.make();
     const type = uniq('late');
