@@ -157,8 +157,8 @@ export async function redisBench(): Promise<void> {
 }
 
 /** Raw baseline: XADD per event at the offered rate; a consumer loop XREADGROUP BLOCK + XACK on its own connection. */
-async function rawLatency(url: string, perSec: number, seconds: number): Promise<number[]> {
-  const stream = `raw:lat:${perSec}`;
+export async function rawLatency(url: string, perSec: number, seconds: number): Promise<number[]> {
+  const stream = `raw:lat:${perSec}:${randomUUID()}`;
   const pub = new Redis(url);
   const con = new Redis(url);
   await pub.xgroup('CREATE', stream, 'g', '$', 'MKSTREAM');
@@ -180,8 +180,8 @@ async function rawLatency(url: string, perSec: number, seconds: number): Promise
   return lat;
 }
 
-async function busLatency(bus: Awaited<ReturnType<typeof createRedisBus>>, perSec: number, seconds: number): Promise<number[]> {
-  const type = `bench.lat.${perSec}`;
+export async function busLatency(bus: Awaited<ReturnType<typeof createRedisBus>>, perSec: number, seconds: number): Promise<number[]> {
+  const type = `bench.lat.${perSec}.${randomUUID().slice(0, 8)}`;
   const total = perSec * seconds;
   const lat: number[] = [];
   let finish!: () => void;

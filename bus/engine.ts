@@ -13,7 +13,9 @@ const HOUSEKEEPING_MS = 10_000;
 /** One publish or publishBatch call waiting for the next append; one promise per call, not per event. */
 interface Queued {
   entries: AppendEntry[];
-  resolve: (ids: string[]) => void;
+  /** publish() resolves with the id, publishBatch() with all ids. */
+  one: boolean;
+  resolve: (result: string | string[]) => void;
   reject: (err: unknown) => void;
 }
 
@@ -36,9 +38,9 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   }, o.retention?.intervalMs ?? HOUSEKEEPING_MS);
   housekeeping.unref();
 
-  function enqueue(entries: AppendEntry[]): Promise<string[]> {
+  function enqueue(entries: AppendEntry[], one: boolean): Promise<string | string[]> {
     return new Promise((resolve, reject) => {
-      queue.push({ entries, resolve, reject });
+      queue.push({ entries, one, resolve, reject });
       if (flushing === null) flushing = new Promise((r) => setImmediate(() => flush().then(r)));
     });
   }
@@ -53,7 +55,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       queue = queue.slice(take);
       try {
         await driver.append(batch.length === 1 ? batch[0].entries : batch.flatMap((q) => q.entries));
-        for (const q of batch) q.resolve(q.entries.map((e) => e.event.id));
+        for (const q of batch) q.resolve(q.one ? q.entries[0].event.id : q.entries.map((e) => e.event.id));
       } catch (err) {
         for (const q of batch) q.reject(err);
       }
@@ -87,7 +89,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     publish(type, data, opts) {
       if (sealed) return Promise.reject(new BusClosedError(`publish ${type}`));
       try {
-        return enqueue([entry(type, data, opts)]).then((ids) => ids[0]);
+        return enqueue([entry(type, data, opts)], true) as Promise<string>;
       } catch (err) {
         return Promise.reject(err);
       }
@@ -107,7 +109,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       } catch (err) {
         return Promise.reject(err);
       }
-      return enqueue(entries);
+      return enqueue(entries, false) as Promise<string[]>;
     },
 
     async subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription> {
