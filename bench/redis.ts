@@ -89,7 +89,37 @@ export async function redisBench(): Promise<void> {
   row('drain a backlog, 1 subscription, concurrency 64', oursDrain, rawDrain, '>= 100k/s, >= 0.65x raw XREADGROUP loop');
   await sub.close();
 
-  // Memory under a backlog: the consumer holds at most `concurrency` events, whatever waits in Redis.
+  // Latency publish -> handler at a fixed offered load.
+  // One window's p99 is set by a few scheduler or GC hiccups on a shared 2-core machine: alternate
+  // raw and agentbus REPS times and report the median of each percentile.
+  const REPS = 3;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const perSec of [1000, 10_000]) {
+    const seconds = perSec >= 10_000 ? 2 : 3;
+    const runs: Record<'raw' | 'ours', Record<50 | 99, number[]>> = { raw: { 50: [], 99: [] }, ours: { 50: [], 99: [] } };
+    for (let r = 0; r < REPS; r++) {
+      global.gc?.(); // each window starts from a collected heap, not the previous one's garbage
+      const rawLat = await rawLatency(url, perSec, seconds);
+      global.gc?.();
+      const ourLat = await busLatency(bus, perSec, seconds);
+      for (const p of [50, 99] as const) {
+        runs.raw[p].push(percentile(rawLat, p));
+        runs.ours[p].push(percentile(ourLat, p));
+      }
+    }
+    for (const p of [50, 99] as const) {
+      const [o, b] = [median(runs.ours[p]), median(runs.raw[p])];
+      lines.push({
+        scenario: `latency p${p} at ${perSec.toLocaleString('en-US')}/s (median of ${REPS})`,
+        agentbus: `${o.toFixed(2)} ms`,
+        raw: `${b.toFixed(2)} ms`,
+        ratio: `${(o / b).toFixed(2)}x`,
+        goal: p === 99 ? '<= 1.5x raw p99' : '-',
+      });
+    }
+  }
+
+  // Memory under a backlog (last: it leaves the heap grown): the consumer holds at most `concurrency` events, whatever waits in Redis.
   const backlog = Number(process.env.BENCH_BACKLOG || 1_000_000);
   for (let i = 0; i < backlog; i += 5000) await bus.publishBatch(Array.from({ length: 5000 }, (_, j) => ({ type: 'bench.backlog', data: sample(i + j) })));
   global.gc?.();
@@ -109,21 +139,6 @@ export async function redisBench(): Promise<void> {
   const mib = (b: number) => (b / 2 ** 20).toFixed(1);
   const memoryLine = `Draining a backlog of ${backlog.toLocaleString('en-US')} events (concurrency 64) took ${((performance.now() - tb) / 1000).toFixed(1)} s; heap ${mib(heapBefore)} MiB before, ${mib(heapPeak)} MiB at its peak (sampled every 50 ms).`;
 
-  // Latency publish -> handler at a fixed offered load.
-  for (const perSec of [1000, 10_000]) {
-    const seconds = perSec >= 10_000 ? 2 : 3;
-    const rawLat = await rawLatency(url, perSec, seconds);
-    const ourLat = await busLatency(bus, perSec, seconds);
-    for (const p of [50, 99]) {
-      lines.push({
-        scenario: `latency p${p} at ${perSec.toLocaleString('en-US')}/s`,
-        agentbus: `${percentile(ourLat, p).toFixed(2)} ms`,
-        raw: `${percentile(rawLat, p).toFixed(2)} ms`,
-        ratio: `${(percentile(ourLat, p) / percentile(rawLat, p)).toFixed(2)}x`,
-        goal: p === 99 ? '<= 1.5x raw p99' : '-',
-      });
-    }
-  }
   await bus.close();
 
   // BullMQ on the same server: the peer a Node user would pick instead.
