@@ -56,6 +56,25 @@ if (base) {
     await Promise.all([raw.close(), bus.close()]);
   });
 
+  test('a pattern subscription finds streams that only a foreign producer writes', async () => {
+    const root = uniq('py');
+    cli('XADD', `events:${root}.health`, '*', 'type', `${root}.health`, 'source', 'python', 'data', '{"up":true}');
+    const bus = await createRedisBus({ url, logger: quiet });
+    const got: CloudEvent[] = [];
+    const sub = await bus.subscribe({ group: uniq('g'), types: [`${root}.*`], from: 'earliest' }, (e) => void got.push(e));
+    await waitFor('the foreign stream\'s event', () => got.length === 1, 5000);
+    assert.equal([got[0].type, got[0].source, got[0].data], [`${root}.health`, 'python', { up: true }]);
+    assert.ok((await bus.stats()).some((t) => t.type === `${root}.health`), 'stats lists the discovered topic');
+    cli('XADD', `events:${root}.unrelated`, '*', 'k', 'v');
+    cli('XADD', `events:${root}.unrelated`, '*', 'k', 'v');
+    const trimming = await createRedisBus({ url, logger: quiet, retention: { maxLen: 1 } });
+    await trimming.trim();
+    assert.is(cli('XLEN', `events:${root}.unrelated`), '2', 'retention trimmed a stream agentbus never used');
+    await trimming.close();
+    await sub.close();
+    await bus.close();
+  });
+
   test('key layout: <prefix><type> streams; dead letters share the stream key as hash tag', async () => {
     const bus = await createRedisBus({ url, prefix: 'app:', logger: quiet });
     const type = uniq('order.created');

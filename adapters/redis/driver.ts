@@ -11,6 +11,9 @@ const CONSUMER_ALIVE_MS = 10_000;
 /** Idle time set on a released entry: far past any claimIdleMs, so the next XAUTOCLAIM takes it. */
 const RELEASED_IDLE_MS = 2 ** 40;
 const MAX_SEQ = '18446744073709551615';
+/** How often topics() looks for streams other programs created. */
+const SCAN_EVERY_MS = 10_000;
+const TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
 /** Up to this many entries are appended as plain commands rather than a Pipeline. */
 const SMALL_BATCH = 32;
 
@@ -95,8 +98,36 @@ export class RedisDriver implements Driver {
     await Promise.all(sent);
   }
 
+  /**
+   * Known topics: those published or subscribed through agentbus (a set), plus streams under the
+   * prefix that only other programs write, found by SCAN ... TYPE stream at most every SCAN_EVERY_MS
+   * (a SCAN walks the whole keyspace).
+   */
   async topics(): Promise<string[]> {
-    return (await this.cmd.smembers(this.keys.topics)).sort();
+    const known = await this.cmd.smembers(this.keys.topics);
+    if (Date.now() >= this.scanned.at) {
+      this.scanned = { at: Date.now() + SCAN_EVERY_MS, found: await this.scanStreams() };
+    }
+    return [...new Set([...known, ...this.scanned.found])].sort();
+  }
+
+  private scanned: { at: number; found: string[] } = { at: 0, found: [] };
+
+  private async scanStreams(): Promise<string[]> {
+    const { prefix } = this.keys;
+    const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    const found: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = (await this.cmd.call('SCAN', cursor, 'MATCH', match, 'COUNT', 1000, 'TYPE', 'stream')) as [string, string[]];
+      cursor = next;
+      for (const key of keys) {
+        const type = key.slice(prefix.length);
+        // Companion keys ({...}:dlq) and names that are not valid types are not topics.
+        if (!key.startsWith('{') && TYPE_RE.test(type)) found.push(type);
+      }
+    } while (cursor !== '0');
+    return found;
   }
 
   async createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<void> {
@@ -390,7 +421,9 @@ export class RedisDriver implements Driver {
     const how = exact ? '=' : '~';
     const xtrim = (key: string, ...args: (string | number)[]) => this.cmd.call('XTRIM', key, ...args) as Promise<number>;
     let removed = 0;
-    for (const type of await this.topics()) {
+    // Only topics agentbus publishes or subscribes to: a stream merely found under the prefix
+    // belongs to another program, and retention is not ours to apply to it.
+    for (const type of await this.cmd.smembers(this.keys.topics)) {
       const key = this.keys.stream(type);
       if (retention.maxLen < Number.MAX_SAFE_INTEGER) removed += await xtrim(key, 'MAXLEN', how, retention.maxLen);
       if (retention.maxAgeMs < Number.MAX_SAFE_INTEGER) removed += await xtrim(key, 'MINID', how, `${Date.now() - retention.maxAgeMs}-0`);
