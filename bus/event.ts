@@ -41,9 +41,14 @@ export interface EventInput<T = unknown> extends PublishOptions {
 export const MAX_TYPE_LENGTH = 200;
 const TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 
-/** Throws INVALID_TYPE unless `type` is 1-200 of `A-Z a-z 0-9 . _ : -`, starting with a letter or digit. */
+/** A valid event type: 1-200 of `A-Z a-z 0-9 . _ : -`, starting with a letter or digit. */
+export function isType(type: unknown): type is string {
+  return typeof type === 'string' && type.length > 0 && type.length <= MAX_TYPE_LENGTH && TYPE_RE.test(type);
+}
+
+/** Throws INVALID_TYPE unless `type` is a valid event type (see isType). */
 export function checkType(type: unknown): asserts type is string {
-  if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH || !TYPE_RE.test(type)) {
+  if (!isType(type)) {
     throw invalid(
       'INVALID_TYPE',
       `invalid event type ${JSON.stringify(type)}: expected 1-${MAX_TYPE_LENGTH} characters of A-Z a-z 0-9 . _ : - starting with a letter or digit`,

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { createRedisBus } from '../adapters/redis/index.js';
 import type { CloudEvent } from '../bus/event.js';
 import { assertSameIds, rejects, sleep, uniq, waitFor } from './helpers/index.js';
-import { freePort, hasRedisServer, redisForTests, startRedisServer, type RedisServer } from './helpers/redis.js';
+import { freePort, redisForTests, startRedisServer, type RedisServer } from './helpers/redis.js';
 
 const quiet = pino({ level: 'silent' });
 const base = await redisForTests('redis behaviour', true);
@@ -283,4 +283,3 @@ if (base) {
 
   conn.run();
 }
-void hasRedisServer;

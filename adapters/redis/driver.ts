@@ -2,7 +2,7 @@ import type { Redis, ChainableCommander } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AppendEntry, Delivery, Driver, RangeQuery, ReadRequest, StoreBound } from '../../bus/driver.js';
 import type { DeadLetter, TopicStats } from '../../bus/contract.js';
-import { decodeEvent } from '../../bus/event.js';
+import { decodeEvent, isType } from '../../bus/event.js';
 import { invalid, NotFoundError } from '../../bus/errors.js';
 import { decodeEntry, EVENT_FIELD } from './codec.js';
 
@@ -13,7 +13,6 @@ const RELEASED_IDLE_MS = 2 ** 40;
 const MAX_SEQ = '18446744073709551615';
 /** How often topics() looks for streams other programs created. */
 const SCAN_EVERY_MS = 10_000;
-const TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
 /** Up to this many entries are appended as plain commands rather than a Pipeline. */
 const SMALL_BATCH = 32;
 
@@ -124,7 +123,7 @@ export class RedisDriver implements Driver {
       for (const key of keys) {
         const type = key.slice(prefix.length);
         // Companion keys ({...}:dlq) and names that are not valid types are not topics.
-        if (!key.startsWith('{') && TYPE_RE.test(type)) found.push(type);
+        if (!key.startsWith('{') && isType(type)) found.push(type);
       }
     } while (cursor !== '0');
     return found;
