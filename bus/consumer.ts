@@ -84,10 +84,15 @@ export class Consumer implements Subscription {
   private async refreshTopics(): Promise<void> {
     const known = this.o.types.some((t) => t.endsWith('*')) ? await this.driver.topics() : [];
     const fresh = expandTypes(this.o.types, known).filter((t) => !this.topics.includes(t));
-    if (fresh.length === 0) return;
+    // The first call creates the group even with no topic yet (patterns matching nothing so far):
+    // its start is now, so a topic that appears later is read from the subscribe on, not skipped.
+    if (fresh.length === 0 && this.groupCreated) return;
     await this.driver.createGroup(this.group, fresh, this.o.from);
+    this.groupCreated = true;
     this.topics = [...this.topics, ...fresh];
   }
+
+  private groupCreated = false;
 
   private async loop(): Promise<void> {
     const { concurrency } = this.o;

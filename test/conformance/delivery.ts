@@ -95,5 +95,17 @@ export function deliverySuite(a: Target): void {
     await bus.close();
   });
 
+  test('a pattern subscription made before any matching topic exists gets every event published after it', async () => {
+    const bus = await a.make();
+    const root = uniq('late');
+    const got: string[] = [];
+    const sub = await bus.subscribe({ group: uniq('g'), types: [`${root}.*`] }, (e) => void got.push(e.id));
+    const ids = [await bus.publish(`${root}.a`, 1), await bus.publish(`${root}.b`, 2)];
+    await waitFor('both events', () => got.length >= 2, 5000);
+    assertSameIds(got, ids);
+    await sub.close();
+    await bus.close();
+  });
+
   test.run();
 }
