@@ -13,6 +13,8 @@ test('npm start: the demo shows events flowing on SQLite and stops cleanly', () 
   });
   assert.is(r.status, 0, r.stderr);
   for (const msg of ['sent a welcome mail', 'booked payment', 'stopped cleanly']) assert.ok(r.stdout.includes(msg), `missing "${msg}" in:\n${r.stdout}`);
+  const errors = r.stdout.split('\n').filter((l) => /"level":(50|60)/.test(l));
+  assert.equal(errors, [], 'the demo logged errors');
 });
 
 test.run();
