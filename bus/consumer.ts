@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Handler, DeliveryContext, Subscription } from './contract.js';
+import type { Handler, DeliveryContext, DeliveryOutcome, Subscription } from './contract.js';
 import type { Delivery, Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
 import { NonRetryableError } from './errors.js';
@@ -164,6 +164,7 @@ export class Consumer implements Subscription {
     const ctx = new Context(h.d.attempts, h.d.position, this.group, this.consumer, this.handlers.signal);
     let error: unknown = null;
     let failed = false;
+    const started = this.o.onOutcome ? performance.now() : 0;
     try {
       await this.handler(h.d.event!, ctx);
     } catch (err) {
@@ -172,6 +173,10 @@ export class Consumer implements Subscription {
     }
     this.running--;
     if (this.abandoned) return;
+    if (this.o.onOutcome && (failed || ctx.deadLetterReason === undefined)) {
+      const retry = failed && !(error instanceof NonRetryableError) && h.d.attempts < this.o.maxAttempts;
+      this.report(failed ? 'failed' : 'handled', h, performance.now() - started, { retry, error: failed ? error : undefined });
+    }
     if (!failed && ctx.deadLetterReason === undefined) {
       this.ack(h);
     } else if (!failed) {
@@ -226,7 +231,16 @@ export class Consumer implements Subscription {
     this.ackFlush = null;
   }
 
+  private report(outcome: DeliveryOutcome['outcome'], h: Held, durationMs: number, extra: Partial<DeliveryOutcome>): void {
+    try {
+      this.o.onOutcome!({ outcome, type: h.d.topic, group: this.group, attempt: h.d.attempts, durationMs, ...extra });
+    } catch (err) {
+      this.log.error({ group: this.group, err: describe(err) }, 'onOutcome threw');
+    }
+  }
+
   private async deadLetter(h: Held, reason: string, error: string): Promise<void> {
+    if (this.o.onOutcome) this.report('dead_lettered', h, 0, { reason, error });
     this.log.warn({ group: this.group, type: h.d.topic, position: h.d.position, id: h.d.event?.id, attempts: h.d.attempts, reason, error }, 'dead letter');
     try {
       await this.driver.deadLetter(this.group, h.d, reason, error);

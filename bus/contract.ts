@@ -32,6 +32,8 @@ export interface Bus {
   stats(): Promise<TopicStats[]>;
   /** Applies retention now, exactly (the timer set by `retention` trims approximately). Returns events removed. */
   trim(): Promise<number>;
+  /** Resolves when the store answers (health checks); rejects with the store's error. */
+  ping(): Promise<void>;
   /** Closes subscriptions (draining them; their handlers may still publish), completes publishes in flight, then the store. Idempotent. */
   close(): Promise<void>;
 }
@@ -49,6 +51,23 @@ export interface DeliveryContext {
   readonly signal: AbortSignal;
   /** Dead-letter this event once the handler returns, with no further attempt. */
   deadLetter(reason: string): void;
+}
+
+/**
+ * What became of one delivery, reported to `SubscribeOptions.onOutcome`: `handled` (acknowledged),
+ * `failed` (the handler threw; `retry` says whether another attempt follows), `dead_lettered`
+ * (with its reason: `failed`, `malformed`, `non_retryable` or the handler's own).
+ */
+export interface DeliveryOutcome {
+  outcome: 'handled' | 'failed' | 'dead_lettered';
+  type: string;
+  group: string;
+  attempt: number;
+  /** Handler run time; 0 for dead letters that never reached the handler. */
+  durationMs: number;
+  retry?: boolean;
+  reason?: string;
+  error?: unknown;
 }
 
 export interface Subscription {

@@ -42,6 +42,8 @@ export interface Driver {
   stats(): Promise<TopicStats[]>;
   /** Applies retention; `exact` for an explicit bus.trim(), otherwise approximately (cheaper on Redis). */
   trim(retention: { maxLen: number; maxAgeMs: number } | null, dedupWindowMs: number, exact: boolean): Promise<number>;
+  /** Resolves when the store answers; rejects when it cannot be reached. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 

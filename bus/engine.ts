@@ -176,6 +176,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
 
     deadLetters,
     stats: () => driver.stats(),
+    ping: () => (closing ? Promise.reject(new BusClosedError('ping')) : driver.ping()),
     trim: () => driver.trim(o.retention, o.dedupWindowMs, true),
 
     close() {

@@ -9,7 +9,8 @@ export type ErrorCode =
   | 'BUS_CLOSED'
   | 'NOT_FOUND'
   | 'CONNECTION_FAILED'
-  | 'NON_RETRYABLE';
+  | 'NON_RETRYABLE'
+  | 'CIRCUIT_OPEN';
 
 export class AgentbusError extends Error {
   readonly code: ErrorCode;
@@ -43,6 +44,16 @@ export class ConnectionError extends AgentbusError {}
 export class NonRetryableError extends AgentbusError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('NON_RETRYABLE', message, options);
+  }
+}
+
+/**
+ * An agent's circuit opened: `breakerFailures` deliveries failed in a row. The runtime treats it as
+ * a crash of the agent (it stops fetching; the supervisor restarts it after its backoff).
+ */
+export class CircuitOpenError extends AgentbusError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CIRCUIT_OPEN', message, options);
   }
 }
 

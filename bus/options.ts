@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { invalid } from './errors.js';
 import { checkPattern, defaultSource } from './event.js';
+import type { DeliveryOutcome } from './contract.js';
 
 /** Options every adapter's bus takes. Each default is set here and nowhere else. */
 export interface BusOptions {
@@ -58,10 +59,12 @@ export interface SubscribeOptions {
   from?: 'latest' | 'earliest';
   /** How long `close()` waits for handlers in flight. Default 30000 ms. */
   drainTimeoutMs?: number;
+  /** Called synchronously with the outcome of each delivery (metrics, circuit breakers); must not throw. Default none. */
+  onOutcome?: (outcome: DeliveryOutcome) => void;
 }
 
 export type ResolvedBusOptions = Required<Omit<BusOptions, 'logger' | 'retention'>> & { retention: Required<RetentionOptions> | null };
-export type ResolvedSubscribeOptions = Required<Omit<SubscribeOptions, 'backoff'>> & { backoff: Required<BackoffOptions> };
+export type ResolvedSubscribeOptions = Required<Omit<SubscribeOptions, 'backoff' | 'onOutcome'>> & { backoff: Required<BackoffOptions>; onOutcome: SubscribeOptions['onOutcome'] };
 
 const MiB = 1024 * 1024;
 
@@ -86,7 +89,7 @@ export function resolveBusOptions(o: BusOptions = {}): ResolvedBusOptions {
 
 export function resolveSubscribeOptions(o: SubscribeOptions): ResolvedSubscribeOptions {
   if (o === null || typeof o !== 'object') throw invalid('INVALID_OPTION', `subscribe options must be an object, got ${String(o)}`);
-  knownKeys('subscribe', o, ['group', 'types', 'consumer', 'concurrency', 'maxAttempts', 'backoff', 'orderBy', 'claimIdleMs', 'from', 'drainTimeoutMs']);
+  knownKeys('subscribe', o, ['group', 'types', 'consumer', 'concurrency', 'maxAttempts', 'backoff', 'orderBy', 'claimIdleMs', 'from', 'drainTimeoutMs', 'onOutcome']);
   if (typeof o.group !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._:\-/@]{0,199}$/.test(o.group)) {
     throw invalid('INVALID_OPTION', `invalid group ${JSON.stringify(o.group)}: expected 1-200 characters of A-Z a-z 0-9 . _ : - / @`);
   }
@@ -112,6 +115,7 @@ export function resolveSubscribeOptions(o: SubscribeOptions): ResolvedSubscribeO
     claimIdleMs,
     from: oneOf('from', o.from, ['latest', 'earliest'] as const),
     drainTimeoutMs: int('drainTimeoutMs', o.drainTimeoutMs, 30_000, 0, 86_400_000),
+    onOutcome: fn('onOutcome', o.onOutcome),
   };
 }
 
@@ -130,6 +134,11 @@ function num(name: string, v: unknown, dflt: number, min: number, max: number): 
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
     throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(v)}: expected a number from ${min} to ${max}`);
   }
+  return v;
+}
+
+function fn<F>(name: string, v: F | undefined): F | undefined {
+  if (v !== undefined && typeof v !== 'function') throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(v)}: expected a function`);
   return v;
 }
 

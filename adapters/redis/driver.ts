@@ -440,6 +440,10 @@ export class RedisDriver implements Driver {
     return removed;
   }
 
+  async ping(): Promise<void> {
+    await this.cmd.ping();
+  }
+
   async close(): Promise<void> {
     for (const r of this.readers.values()) r.conn.disconnect();
     this.readers.clear();

@@ -337,6 +337,10 @@ export class SqliteDriver implements Driver {
     });
   }
 
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
   async close(): Promise<void> {
     if (this.ownsDb && this.db.open) this.db.close();
   }

@@ -1,0 +1,120 @@
+import type { Logger } from 'pino';
+import type { Bus, DeliveryContext } from '../bus/contract.js';
+import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
+import type { BackoffOptions } from '../bus/options.js';
+
+/** Marks agent classes across copies of this package (an agent file may import another copy). */
+export const AGENT_BRAND = Symbol.for('agentbus.BaseAgent');
+
+/**
+ * Per-agent options, as `static options` on the class; each default is the bus' own
+ * (see SubscribeOptions) unless noted.
+ */
+export interface AgentOptions {
+  /** Handlers running at once in each replica. Default 1 (publish order). */
+  concurrency?: number;
+  /** Deliveries before an event becomes a dead letter. Default 5. */
+  maxAttempts?: number;
+  backoff?: BackoffOptions;
+  /** `subject`: events of one subject one at a time, in order. Default `none`. */
+  orderBy?: 'none' | 'subject';
+  /** Lease of a delivery; a crashed host's deliveries go to another consumer after this. Default 30000 ms. */
+  claimIdleMs?: number;
+  /** Where the group starts the first time: `latest` or `earliest`. Default `latest`. */
+  from?: 'latest' | 'earliest';
+  /** Consumers of the group this host runs for the agent. Default 1. */
+  replicas?: number;
+  /** How long stopping waits for handlers in flight. Default 30000 ms. */
+  drainTimeoutMs?: number;
+  /**
+   * Consecutive failed deliveries (handler throws) that count as a crash of the agent: the circuit
+   * opens, the agent stops fetching and the supervisor restarts it after its backoff. 0 turns the
+   * breaker off. Default 10.
+   */
+  breakerFailures?: number;
+}
+
+/** What an agent gets in `onStart`, `onStop` and (extended) in each handler. */
+export interface AgentContext {
+  /** The agent's name, which is also its consumer group. */
+  readonly agent: string;
+  readonly logger: Logger;
+  /** Aborted when this instance stops or crashes. */
+  readonly signal: AbortSignal;
+  /** The host's bus (stats, replay, dead letters). Publish through `publish` to get source and trace. */
+  readonly bus: Bus;
+  /** Publishes with the agent as `source`. */
+  publish<T>(type: string, data: T, options?: PublishOptions): Promise<string>;
+  publishBatch(events: EventInput[]): Promise<string[]>;
+  /** Like the global timers, but cleared when the instance stops; a throw (or rejection) in `fn` is a crash. */
+  setInterval(fn: () => unknown, ms: number): void;
+  setTimeout(fn: () => unknown, ms: number): void;
+  /** Reports a crash: the supervisor restarts the agent (per its restart type and intensity). */
+  crash(error: unknown): void;
+  /** Ends the agent normally: `transient` and `temporary` agents stay stopped, `permanent` ones restart. */
+  exit(): void;
+}
+
+/** Handed to every handler: the delivery (attempt, signal, deadLetter) and the agent's context. */
+export interface HandlerContext extends AgentContext, Omit<DeliveryContext, 'signal'> {
+  readonly event: CloudEvent;
+  /** pino child bound to agent, group, event id and type. */
+  readonly logger: Logger;
+  /** Publishes with the agent as `source` and the incoming event's `traceparent`. */
+  publish<T>(type: string, data: T, options?: PublishOptions): Promise<string>;
+}
+
+export type AgentHandler = (event: CloudEvent, ctx: HandlerContext) => unknown;
+
+/**
+ * Subclass to write an agent. Declare `static subscriptions` (exact types and prefix patterns
+ * such as `device.*`) and handle events either per type, in a method named `on` + the type in
+ * PascalCase (`device.validated` -> `onDeviceValidated`, `user.signed_up` -> `onUserSignedUp`), or
+ * in a catch-all `handle(event, ctx)`. Resolving is acknowledging; throwing is a failed delivery
+ * (retried, then dead-lettered). One instance is made per start: a restart gets a fresh object.
+ */
+export abstract class BaseAgent {
+  static readonly [AGENT_BRAND] = true;
+  /** Types and patterns this agent handles. An agent with none only runs onStart/onStop (a producer). */
+  static subscriptions: readonly string[] = [];
+  static options: AgentOptions = {};
+  /** Name and consumer group. Default: the class name. */
+  static agentName?: string;
+
+  onStart?(ctx: AgentContext): unknown;
+  onStop?(ctx: AgentContext): unknown;
+  handle?(event: CloudEvent, ctx: HandlerContext): unknown;
+}
+
+export type AgentClass = (new () => BaseAgent) & {
+  subscriptions: readonly string[];
+  options?: AgentOptions;
+  agentName?: string;
+};
+
+export function isAgentClass(v: unknown): v is AgentClass {
+  return typeof v === 'function' && (v as unknown as Record<symbol, unknown>)[AGENT_BRAND] === true && v.prototype !== undefined && !isAbstractBase(v);
+}
+
+function isAbstractBase(v: unknown): boolean {
+  return Object.prototype.hasOwnProperty.call(v, AGENT_BRAND);
+}
+
+export function agentName(cls: AgentClass): string {
+  return cls.agentName ?? cls.name;
+}
+
+/** `device.validated` -> `onDeviceValidated`: the per-type handler method's name. */
+export function methodName(type: string): string {
+  return 'on' + type.split(/[._:-]+/).filter(Boolean).map((w) => w[0].toUpperCase() + w.slice(1)).join('');
+}
+
+/**
+ * The handler for one concrete type: its per-type method, else `handle`, else null.
+ * Bound to the instance.
+ */
+export function handlerFor(agent: BaseAgent, type: string): AgentHandler | null {
+  const m = (agent as unknown as Record<string, unknown>)[methodName(type)];
+  if (typeof m === 'function') return (m as AgentHandler).bind(agent);
+  return typeof agent.handle === 'function' ? agent.handle.bind(agent) : null;
+}

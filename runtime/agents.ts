@@ -1,0 +1,72 @@
+import { agentName, isAgentClass, methodName, type AgentClass, type AgentOptions } from '../agents/base.js';
+import { invalid } from '../bus/errors.js';
+import { checkPattern } from '../bus/event.js';
+import { int, knownKeys, oneOf, resolveSubscribeOptions, type SubscribeOptions } from '../bus/options.js';
+import type { RestartType } from './supervisor.js';
+
+/** An agent as given to the host: its class, or the class with a restart type and option overrides. */
+export type AgentEntry = AgentClass | { agent: AgentClass; restart?: RestartType; options?: AgentOptions; name?: string };
+
+export interface ResolvedAgent {
+  name: string;
+  cls: AgentClass;
+  restart: RestartType;
+  replicas: number;
+  breakerFailures: number;
+  subscribe: Omit<SubscribeOptions, 'group' | 'types' | 'consumer'>;
+}
+
+const SUBSCRIBE_KEYS = ['concurrency', 'maxAttempts', 'backoff', 'orderBy', 'claimIdleMs', 'from', 'drainTimeoutMs'] as const;
+
+/**
+ * Checks an agent before anything starts: a class derived from BaseAgent, valid subscriptions,
+ * a handler for every subscription (its per-type method or `handle`), valid options. Each error
+ * names the agent and what is wrong.
+ */
+export function resolveAgent(entry: AgentEntry): ResolvedAgent {
+  const e = isAgentClass(entry) ? { agent: entry } : entry;
+  if (e === null || typeof e !== 'object' || !isAgentClass(e.agent)) {
+    throw invalid('INVALID_OPTION', `invalid agent ${describeValue(entry)}: expected a class extending BaseAgent, or { agent, restart?, options? }`);
+  }
+  knownKeys('agent entry', e, ['agent', 'restart', 'options', 'name']);
+  const cls = e.agent;
+  const name = e.name ?? agentName(cls);
+  const where = `agent ${name}`;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:\-@]{0,199}$/.test(name)) {
+    throw invalid('INVALID_OPTION', `invalid agent name ${JSON.stringify(name)}: expected 1-200 characters of A-Z a-z 0-9 . _ : - @ (it is also the group name)`);
+  }
+  const subs = cls.subscriptions;
+  if (!Array.isArray(subs)) throw invalid('INVALID_OPTION', `${where}: static subscriptions must be an array of types or patterns, got ${describeValue(subs)}`);
+  const proto = cls.prototype as Record<string, unknown>;
+  const hasHandle = typeof proto.handle === 'function';
+  for (const t of subs) {
+    checkPattern(t);
+    if (hasHandle) continue;
+    if (t.endsWith('*')) throw invalid('INVALID_OPTION', `${where} subscribes to the pattern ${t} but has no handle(event, ctx) method`);
+    if (typeof proto[methodName(t)] !== 'function') {
+      throw invalid('INVALID_OPTION', `${where} subscribes to ${t} but has neither a ${methodName(t)}(event, ctx) method nor handle(event, ctx)`);
+    }
+  }
+  const options: AgentOptions = { ...(cls.options ?? {}), ...(e.options ?? {}) };
+  knownKeys(`${where} option`, options, [...SUBSCRIBE_KEYS, 'replicas', 'breakerFailures']);
+  const { replicas, breakerFailures, ...subscribe } = options;
+  // Values are checked now, with the bus' own validator, so a bad option fails the host at construction.
+  resolveSubscribeOptions({ group: name, types: subs.length ? [...subs] : ['x'], ...subscribe });
+  return {
+    name,
+    cls,
+    restart: oneOf(`${where} restart`, e.restart, ['permanent', 'transient', 'temporary'] as const),
+    replicas: int(`${where} replicas`, replicas, 1, 1, 1000),
+    breakerFailures: int(`${where} breakerFailures`, breakerFailures, 10, 0, 1_000_000),
+    subscribe,
+  };
+}
+
+function describeValue(v: unknown): string {
+  if (typeof v === 'function') return `function ${v.name || '(anonymous)'}`;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}

@@ -1,0 +1,176 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { hostname } from 'node:os';
+import { EventEmitter } from 'eventemitter3';
+import { pino, type Logger } from 'pino';
+import type { Bus } from '../bus/contract.js';
+import { describe } from '../bus/consumer.js';
+import { invalid } from '../bus/errors.js';
+import { knownKeys, str } from '../bus/options.js';
+import { resolveAgent, type AgentEntry, type ResolvedAgent } from './agents.js';
+import { AgentInstance } from './instance.js';
+import { HostMetrics } from './metrics.js';
+import { Supervisor, type ChildStatus, type SupervisorOptions, type Transition } from './supervisor.js';
+
+export interface AgentHostOptions {
+  bus: Bus;
+  /** Agent classes (or `{ agent, restart, options, name }`), started in this order, stopped in reverse. */
+  agents: AgentEntry[];
+  /** Strategy, restart intensity and backoff; see SupervisorOptions. */
+  supervisor?: SupervisorOptions;
+  /** Names this host's consumers `<hostId>/<agent>/<n>`. Default `AGENTBUS_HOST_ID`, else `<hostname>-<pid>`. */
+  hostId?: string;
+  /** Default: pino at `LOG_LEVEL` (default `info`). */
+  logger?: Logger;
+  /**
+   * Turn errors escaping the agents' own callbacks (`uncaughtException`, `unhandledRejection`) into
+   * crashes of the agent whose code raised them, instead of letting Node end the process. Installs
+   * process listeners while the host runs. Default true.
+   */
+  catchUncaught?: boolean;
+}
+
+export interface HostStatus {
+  hostId: string;
+  /** Every agent running (or ended by design) and none failed. */
+  ready: boolean;
+  agents: ChildStatus[];
+}
+
+interface HostEvents {
+  transition: [Transition];
+  /** An agent went past its restart intensity. */
+  failed: [string];
+}
+
+/** How long a readiness check waits for the store. */
+const PING_TIMEOUT_MS = 2000;
+
+/**
+ * Runs agents on a bus: one supervised lifecycle per agent (group = agent name), routing each
+ * event to the agent's per-type method or `handle`, with metrics and health. The host owns
+ * neither the bus nor the process: `stop()` stops the agents and leaves closing the bus to whoever
+ * made it (the CLI closes it).
+ */
+export class AgentHost extends EventEmitter<HostEvents> {
+  readonly hostId: string;
+  readonly bus: Bus;
+  readonly metrics: HostMetrics;
+  private readonly log: Logger;
+  private readonly agents: ResolvedAgent[];
+  private readonly supervisor: Supervisor;
+  private readonly current = new Map<string, AgentInstance>();
+  private readonly als = new AsyncLocalStorage<AgentInstance>();
+  private readonly catchUncaught: boolean;
+  private started = false;
+  private stopped: Promise<void> | null = null;
+
+  constructor(options: AgentHostOptions) {
+    super();
+    if (options === null || typeof options !== 'object') throw invalid('INVALID_OPTION', `AgentHost options must be an object, got ${String(options)}`);
+    knownKeys('host', options, ['bus', 'agents', 'supervisor', 'hostId', 'logger', 'catchUncaught']);
+    if (!options.bus || typeof options.bus.subscribe !== 'function') throw invalid('INVALID_OPTION', 'AgentHost needs a bus (from createBus)');
+    if (!Array.isArray(options.agents)) throw invalid('INVALID_OPTION', `AgentHost agents must be an array, got ${typeof options.agents}`);
+    this.bus = options.bus;
+    this.hostId = str('hostId', options.hostId, process.env.AGENTBUS_HOST_ID || `${hostname()}-${process.pid}`);
+    this.log = options.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL ?? 'info' });
+    this.catchUncaught = options.catchUncaught ?? true;
+    this.agents = options.agents.map(resolveAgent);
+    const groups = new Set(this.agents.map((a) => a.name));
+    this.metrics = new HostMetrics(() => this.bus.stats(), () => groups);
+    const specs = this.agents.map((a) => ({
+      name: a.name,
+      restart: a.restart,
+      start: () => this.startInstance(a),
+      stop: () => this.instance(a).stop(),
+      teardown: () => this.instance(a).teardown(),
+    }));
+    this.supervisor = new Supervisor(specs, options.supervisor ?? {}, this.log, (t) => {
+      this.metrics.transition(t.agent, t.to);
+      this.emit('transition', t);
+      if (t.to === 'failed') this.emit('failed', t.agent);
+    });
+  }
+
+  private startInstance(a: ResolvedAgent): Promise<void> {
+    const inst = new AgentInstance(a, {
+      bus: this.bus,
+      hostId: this.hostId,
+      logger: this.log,
+      als: this.als,
+      crash: (agent, err) => this.supervisor.crash(agent, err),
+      exit: (agent) => this.supervisor.exit(agent),
+      onOutcome: (o) => this.metrics.outcome(o),
+      onPublish: (type) => this.metrics.publish(type),
+    });
+    this.current.set(a.name, inst);
+    return inst.start();
+  }
+
+  private instance(a: ResolvedAgent): AgentInstance {
+    return this.current.get(a.name)!;
+  }
+
+  /** Starts every agent in order. Resolves when each has started (or crashed and been handed to the supervisor). */
+  async start(): Promise<void> {
+    if (this.started) throw invalid('INVALID_OPTION', 'AgentHost.start() called twice');
+    this.started = true;
+    if (this.catchUncaught) {
+      process.on('uncaughtException', this.uncaught);
+      process.on('unhandledRejection', this.uncaught);
+    }
+    this.log.info({ hostId: this.hostId, agents: this.agents.map((a) => a.name) }, 'host starting');
+    await this.supervisor.start();
+  }
+
+  /** Stops fetching, lets handlers in flight finish (each agent's drainTimeoutMs) and acknowledges them, runs onStop. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      await this.supervisor.stop();
+      if (this.catchUncaught) {
+        process.off('uncaughtException', this.uncaught);
+        process.off('unhandledRejection', this.uncaught);
+      }
+      this.log.info({ hostId: this.hostId }, 'host stopped');
+    })();
+    return this.stopped;
+  }
+
+  status(): HostStatus {
+    const agents = this.supervisor.status();
+    const byName = new Map(this.agents.map((a) => [a.name, a]));
+    const ready = agents.every((s) => s.state === 'running' || (s.state === 'stopped' && byName.get(s.agent)!.restart !== 'permanent' && this.stopped === null));
+    return { hostId: this.hostId, ready: ready && this.started && this.stopped === null, agents };
+  }
+
+  /** Readiness as `/readyz` serves it: the store answers within 2 s and status().ready. */
+  async ready(): Promise<{ ready: boolean; reason?: string }> {
+    const s = this.status();
+    const bad = s.agents.filter((a) => a.state !== 'running');
+    try {
+      await withTimeout(this.bus.ping(), PING_TIMEOUT_MS);
+    } catch (err) {
+      return { ready: false, reason: `store unreachable: ${describe(err)}` };
+    }
+    return s.ready ? { ready: true } : { ready: false, reason: bad.map((a) => `${a.agent} ${a.state}`).join(', ') || 'not started' };
+  }
+
+  /** An error that escaped a callback: a crash of the agent whose code it came from, or logged if nobody's. */
+  private readonly uncaught = (err: unknown): void => {
+    const inst = this.als.getStore();
+    if (inst !== undefined && this.current.get(inst.agent) === inst) {
+      inst.crash(err);
+      return;
+    }
+    this.log.error({ err: describe(err), agent: inst?.agent }, inst ? 'uncaught error from a stopped agent instance' : 'uncaught error outside any agent');
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e) => (clearTimeout(t), reject(e)),
+    );
+  });
+}

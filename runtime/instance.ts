@@ -1,0 +1,210 @@
+import type { AsyncLocalStorage } from 'node:async_hooks';
+import type { Logger } from 'pino';
+import type { Bus, DeliveryContext, DeliveryOutcome, Subscription } from '../bus/contract.js';
+import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
+import { CircuitOpenError } from '../bus/errors.js';
+import { describe } from '../bus/consumer.js';
+import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type BaseAgent, type HandlerContext } from '../agents/base.js';
+import type { ResolvedAgent } from './agents.js';
+
+/** What an instance needs from its host. */
+export interface InstanceHost {
+  bus: Bus;
+  hostId: string;
+  logger: Logger;
+  als: AsyncLocalStorage<AgentInstance>;
+  /** Reports this agent's crash / normal exit to the supervisor. */
+  crash(agent: string, error: unknown): void;
+  exit(agent: string): void;
+  onOutcome(o: DeliveryOutcome): void;
+  onPublish(type: string): void;
+}
+
+/**
+ * One run of an agent, from start to stop or crash: a fresh agent object, its subscriptions
+ * (one per replica, group = agent name), its timers and its circuit breaker. Everything the agent
+ * runs starts inside `host.als`, so an error escaping its callbacks can be traced back to it.
+ */
+export class AgentInstance implements AgentContext {
+  readonly agent: string;
+  readonly logger: Logger;
+  private object: BaseAgent | null = null;
+  private readonly subs: Subscription[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly aborter = new AbortController();
+  private readonly handlers = new Map<string, AgentHandler | null>();
+  private started: Promise<void> = Promise.resolve();
+  private closed = false;
+  private failures = 0;
+  private readonly source: string;
+
+  constructor(
+    private readonly spec: ResolvedAgent,
+    private readonly host: InstanceHost,
+  ) {
+    this.agent = spec.name;
+    this.logger = host.logger.child({ agent: spec.name });
+    this.source = `/agentbus/${host.hostId}/${spec.name}`;
+  }
+
+  get signal(): AbortSignal {
+    return this.aborter.signal;
+  }
+
+  get bus(): Bus {
+    return this.host.bus;
+  }
+
+  start(): Promise<void> {
+    this.started = this.host.als.run(this, () => this.open());
+    return this.started;
+  }
+
+  private async open(): Promise<void> {
+    const cls: AgentClass = this.spec.cls;
+    this.object = new cls();
+    await this.object.onStart?.(this);
+    const { replicas, breakerFailures, subscribe } = this.spec;
+    for (let i = 1; i <= replicas && !this.closed && cls.subscriptions.length > 0; i++) {
+      this.subs.push(
+        await this.host.bus.subscribe(
+          {
+            ...subscribe,
+            group: this.agent,
+            types: [...cls.subscriptions],
+            consumer: `${this.host.hostId}/${this.agent}/${i}`,
+            onOutcome: (o) => {
+              this.host.onOutcome(o);
+              if (o.outcome === 'handled') this.failures = 0;
+              else if (o.outcome === 'failed' && breakerFailures > 0 && ++this.failures === breakerFailures) {
+                this.crash(new CircuitOpenError(`agent ${this.agent}: ${this.failures} deliveries failed in a row (last: ${describe(o.error)}); circuit open`, { cause: o.error }));
+              }
+            },
+          },
+          (event, ctx) => this.dispatch(event, ctx),
+        ),
+      );
+    }
+  }
+
+  private dispatch(event: CloudEvent, d: DeliveryContext): unknown {
+    let h = this.handlers.get(event.type);
+    if (h === undefined) {
+      h = handlerFor(this.object!, event.type);
+      this.handlers.set(event.type, h);
+    }
+    if (h === null) {
+      d.deadLetter('no_handler');
+      return;
+    }
+    return h(event, new Handling(this, event, d));
+  }
+
+  /** Graceful: drain the subscriptions (handlers in flight finish and are acknowledged), then onStop. */
+  async stop(): Promise<void> {
+    await this.started.catch(() => {});
+    this.closed = true;
+    await Promise.all(this.subs.map((s) => s.close()));
+    this.clearTimers();
+    try {
+      await this.host.als.run(this, async () => this.object?.onStop?.(this));
+    } finally {
+      this.aborter.abort(new Error(`agent ${this.agent} stopped`));
+    }
+  }
+
+  /** After a crash: the signal fires first so handlers can give up, then the subscriptions drain; no onStop. */
+  async teardown(): Promise<void> {
+    this.closed = true;
+    this.aborter.abort(new Error(`agent ${this.agent} crashed`));
+    this.clearTimers();
+    await this.started.catch(() => {});
+    this.clearTimers();
+    await Promise.all(this.subs.map((s) => s.close()));
+  }
+
+  private clearTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  /** Errors from this instance after it closed belong to nobody: logged, never a crash of the next instance. */
+  crash(error: unknown): void {
+    if (this.closed) return void this.logger.warn({ err: describe(error) }, 'error from a stopped agent instance (ignored)');
+    this.host.crash(this.agent, error);
+  }
+
+  exit(): void {
+    if (!this.closed) this.host.exit(this.agent);
+  }
+
+  publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
+    this.host.onPublish(type);
+    return this.host.bus.publish(type, data, { source: this.source, ...options });
+  }
+
+  publishBatch(events: EventInput[]): Promise<string[]> {
+    for (const e of events) this.host.onPublish(e?.type);
+    return this.host.bus.publishBatch(events.map((e) => ({ source: this.source, ...e })));
+  }
+
+  setInterval(fn: () => unknown, ms: number): void {
+    this.timers.add(setInterval(() => this.guard(fn), ms));
+  }
+
+  setTimeout(fn: () => unknown, ms: number): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      this.guard(fn);
+    }, ms);
+    this.timers.add(t);
+  }
+
+  private guard(fn: () => unknown): void {
+    try {
+      const r = fn() as Promise<unknown> | undefined;
+      if (r && typeof r.then === 'function') r.then(undefined, (err) => this.crash(err));
+    } catch (err) {
+      this.crash(err);
+    }
+  }
+}
+
+/** The context of one handler call: the delivery's fields plus the agent's context. */
+class Handling implements HandlerContext {
+  private log: Logger | null = null;
+  private sig: AbortSignal | null = null;
+  constructor(
+    private readonly inst: AgentInstance,
+    readonly event: CloudEvent,
+    private readonly d: DeliveryContext,
+  ) {}
+  get agent() { return this.inst.agent; }
+  get bus() { return this.inst.bus; }
+  get attempt() { return this.d.attempt; }
+  get position() { return this.d.position; }
+  get group() { return this.d.group; }
+  get consumer() { return this.d.consumer; }
+  /** Fires at the drain timeout of a stop, or when the agent crashes. */
+  get signal(): AbortSignal {
+    return (this.sig ??= AbortSignal.any([this.d.signal, this.inst.signal]));
+  }
+  get logger(): Logger {
+    return (this.log ??= this.inst.logger.child({ group: this.d.group, id: this.event.id, type: this.event.type }));
+  }
+  deadLetter(reason: string): void {
+    this.d.deadLetter(reason);
+  }
+  publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
+    const traceparent = this.event.traceparent;
+    return this.inst.publish(type, data, traceparent === undefined ? options : { traceparent, ...options });
+  }
+  publishBatch(events: EventInput[]): Promise<string[]> {
+    const traceparent = this.event.traceparent;
+    return this.inst.publishBatch(traceparent === undefined ? events : events.map((e) => ({ traceparent, ...e })));
+  }
+  setInterval(fn: () => unknown, ms: number): void { this.inst.setInterval(fn, ms); }
+  setTimeout(fn: () => unknown, ms: number): void { this.inst.setTimeout(fn, ms); }
+  crash(error: unknown): void { this.inst.crash(error); }
+  exit(): void { this.inst.exit(); }
+}

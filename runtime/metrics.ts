@@ -1,0 +1,83 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DeliveryOutcome, TopicStats } from '../bus/contract.js';
+import type { LifecycleState } from './lifecycle.js';
+
+const STATES: LifecycleState[] = ['idle', 'starting', 'running', 'stopping', 'stopped', 'crashing', 'crashed', 'restarting', 'failed'];
+/** Store gauges come from one bus.stats() per scrape, reused for this long by the other gauges. */
+const STATS_TTL_MS = 1000;
+
+/**
+ * The host's Prometheus metrics (prom-client, one registry per host, so several hosts in one
+ * process do not mix). Counters move on the hot path with no allocation beyond prom-client's
+ * label lookup; store gauges (pending, lag, dead letters) are read from the bus at scrape time.
+ */
+export class HostMetrics {
+  readonly registry = new Registry();
+  private readonly published: Counter<'type'>;
+  private readonly handled: Counter<'type' | 'group'>;
+  private readonly failed: Counter<'type' | 'group'>;
+  private readonly retried: Counter<'type' | 'group'>;
+  private readonly deadLettered: Counter<'type' | 'group' | 'reason'>;
+  private readonly duration: Histogram<'type' | 'group'>;
+  private readonly restarts: Counter<'agent'>;
+  private readonly state: Gauge<'agent' | 'state'>;
+  private stats: { at: number; value: Promise<TopicStats[]> } | null = null;
+
+  constructor(readStats: () => Promise<TopicStats[]>, groups: () => Set<string>) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'agentbus_process_' });
+    this.published = new Counter({ name: 'agentbus_events_published_total', help: 'Events published by agents of this host', labelNames: ['type'], registers });
+    this.handled = new Counter({ name: 'agentbus_events_handled_total', help: 'Deliveries whose handler resolved (acknowledged)', labelNames: ['type', 'group'], registers });
+    this.failed = new Counter({ name: 'agentbus_events_failed_total', help: 'Deliveries whose handler threw', labelNames: ['type', 'group'], registers });
+    this.retried = new Counter({ name: 'agentbus_events_retried_total', help: 'Failed deliveries that get another attempt', labelNames: ['type', 'group'], registers });
+    this.deadLettered = new Counter({ name: 'agentbus_events_dead_lettered_total', help: 'Events given up on, by reason', labelNames: ['type', 'group', 'reason'], registers });
+    this.duration = new Histogram({
+      name: 'agentbus_handler_duration_seconds',
+      help: 'Handler run time',
+      labelNames: ['type', 'group'],
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+      registers,
+    });
+    this.restarts = new Counter({ name: 'agentbus_agent_restarts_total', help: 'Restarts of each agent by its supervisor', labelNames: ['agent'], registers });
+    this.state = new Gauge({ name: 'agentbus_agent_state', help: 'Lifecycle state of each agent (1 for the current state)', labelNames: ['agent', 'state'], registers });
+
+    const storeGauge = (name: string, help: string, pick: (g: TopicStats['groups'][number]) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['type', 'group'],
+        registers,
+        collect: async function (this: Gauge<'type' | 'group'>) {
+          this.reset();
+          const mine = groups();
+          for (const t of await cachedStats()) for (const g of t.groups) if (mine.has(g.group)) this.set({ type: t.type, group: g.group }, pick(g));
+        },
+      });
+    const cachedStats = (): Promise<TopicStats[]> => {
+      const now = Date.now();
+      if (this.stats === null || now - this.stats.at > STATS_TTL_MS) this.stats = { at: now, value: readStats().catch(() => []) };
+      return this.stats.value;
+    };
+    storeGauge('agentbus_group_pending', 'Deliveries handed out and not yet acknowledged, per group and topic', (g) => g.pending);
+    storeGauge('agentbus_group_lag', 'Events stored and not yet delivered to the group, per topic', (g) => g.lag);
+    storeGauge('agentbus_group_dead_letters', 'Dead letters kept for the group, per topic', (g) => g.deadLetters);
+  }
+
+  outcome(o: DeliveryOutcome): void {
+    const labels = { type: o.type, group: o.group };
+    if (o.outcome === 'dead_lettered') return void this.deadLettered.inc({ ...labels, reason: o.reason ?? 'failed' });
+    this.duration.observe(labels, o.durationMs / 1000);
+    if (o.outcome === 'handled') return void this.handled.inc(labels);
+    this.failed.inc(labels);
+    if (o.retry) this.retried.inc(labels);
+  }
+
+  publish(type: string): void {
+    this.published.inc({ type: String(type) });
+  }
+
+  transition(agent: string, to: LifecycleState): void {
+    for (const s of STATES) this.state.set({ agent, state: s }, s === to ? 1 : 0);
+    if (to === 'restarting') this.restarts.inc({ agent });
+  }
+}
