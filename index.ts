@@ -1,7 +1,14 @@
 // The package root: every public name is listed here; internals are not reachable from outside.
-export type { Bus, Subscription, Handler, DeliveryContext, ReplayOptions, ReplayResult, RewindOptions, Bound, DeadLetter, DeadLetters, TopicStats } from './bus/contract.js';
+export type { Bus, Subscription, Handler, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RewindOptions, Bound, DeadLetter, DeadLetters, TopicStats } from './bus/contract.js';
 export type { CloudEvent, EventInput, PublishOptions } from './bus/event.js';
 export type { BusOptions, SubscribeOptions, BackoffOptions, RetentionOptions } from './bus/options.js';
-export { AgentbusError, ValidationError, BusClosedError, NotFoundError, ConnectionError, NonRetryableError, type ErrorCode } from './bus/errors.js';
+export { AgentbusError, ValidationError, BusClosedError, NotFoundError, ConnectionError, NonRetryableError, CircuitOpenError, type ErrorCode } from './bus/errors.js';
 export { createBus, type CreateBusOptions } from './runtime/config.js';
 export { createSqliteBus, type SqliteBusOptions } from './adapters/sqlite/index.js';
+export { createRedisBus, type RedisBusOptions } from './adapters/redis/index.js';
+export { BaseAgent, type AgentOptions, type AgentContext, type HandlerContext } from './agents/base.js';
+export { AgentHost, type AgentHostOptions, type HostStatus } from './runtime/host.js';
+export type { AgentEntry } from './runtime/agents.js';
+export type { SupervisorOptions, Strategy, RestartType, Clock, Transition, ChildStatus } from './runtime/supervisor.js';
+export type { LifecycleState } from './runtime/lifecycle.js';
+export { serveHttp } from './runtime/http.js';

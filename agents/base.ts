@@ -71,24 +71,29 @@ export type AgentHandler = (event: CloudEvent, ctx: HandlerContext) => unknown;
  * such as `device.*`) and handle events either per type, in a method named `on` + the type in
  * PascalCase (`device.validated` -> `onDeviceValidated`, `user.signed_up` -> `onUserSignedUp`), or
  * in a catch-all `handle(event, ctx)`. Resolving is acknowledging; throwing is a failed delivery
- * (retried, then dead-lettered). One instance is made per start: a restart gets a fresh object.
+ * (retried, then dead-lettered). Optional `onStart(ctx)` and `onStop(ctx)`. One instance is made
+ * per start: a restart gets a fresh object.
+ *
+ * The class declares none of these members itself (see AgentHooks and AgentClass), so subclasses
+ * need no `override` keyword under `noImplicitOverride`.
  */
 export abstract class BaseAgent {
   static readonly [AGENT_BRAND] = true;
-  /** Types and patterns this agent handles. An agent with none only runs onStart/onStop (a producer). */
-  static subscriptions: readonly string[] = [];
-  static options: AgentOptions = {};
-  /** Name and consumer group. Default: the class name. */
-  static agentName?: string;
+}
 
+/** The instance methods the runtime calls, all optional. */
+export interface AgentHooks {
   onStart?(ctx: AgentContext): unknown;
   onStop?(ctx: AgentContext): unknown;
   handle?(event: CloudEvent, ctx: HandlerContext): unknown;
 }
 
+/** An agent class as the host takes it. */
 export type AgentClass = (new () => BaseAgent) & {
-  subscriptions: readonly string[];
+  /** Types and patterns the agent handles. None: the agent only runs onStart/onStop (a producer). */
+  subscriptions?: readonly string[];
   options?: AgentOptions;
+  /** Name and consumer group. Default: the class name. */
   agentName?: string;
 };
 
@@ -116,5 +121,6 @@ export function methodName(type: string): string {
 export function handlerFor(agent: BaseAgent, type: string): AgentHandler | null {
   const m = (agent as unknown as Record<string, unknown>)[methodName(type)];
   if (typeof m === 'function') return (m as AgentHandler).bind(agent);
-  return typeof agent.handle === 'function' ? agent.handle.bind(agent) : null;
+  const h = (agent as AgentHooks).handle;
+  return typeof h === 'function' ? h.bind(agent) : null;
 }

@@ -90,6 +90,8 @@ export interface ReplayOptions {
   from?: Bound;
   /** Inclusive upper bound. Default: the newest event when replay starts. */
   to?: Bound;
+  /** Called after each page of events (up to 500) with the count handed over so far. */
+  onProgress?: (done: number) => void;
 }
 
 export interface ReplayResult {

@@ -160,6 +160,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
               fail(describe(err));
             }
           }
+          options.onProgress?.(result.handled + result.failed.length);
           if (page.length < 500) break;
           after = page[page.length - 1].position;
         }

@@ -35,7 +35,7 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
   if (!/^[A-Za-z0-9][A-Za-z0-9._:\-@]{0,199}$/.test(name)) {
     throw invalid('INVALID_OPTION', `invalid agent name ${JSON.stringify(name)}: expected 1-200 characters of A-Z a-z 0-9 . _ : - @ (it is also the group name)`);
   }
-  const subs = cls.subscriptions;
+  const subs = cls.subscriptions ?? [];
   if (!Array.isArray(subs)) throw invalid('INVALID_OPTION', `${where}: static subscriptions must be an array of types or patterns, got ${describeValue(subs)}`);
   const proto = cls.prototype as Record<string, unknown>;
   const hasHandle = typeof proto.handle === 'function';

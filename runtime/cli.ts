@@ -1,22 +1,37 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { createBus } from './config.js';
-import type { Bus, DeadLetter } from '../bus/contract.js';
+import { AgentHost } from './host.js';
+import { resolveAgent } from './agents.js';
+import { loadAgents } from './loader.js';
+import { start, startOptions } from './start.js';
+import type { Bus, DeadLetter, ReplayResult } from '../bus/contract.js';
 import { AgentbusError } from '../bus/errors.js';
+import { expandTypes } from '../bus/event.js';
 
 const USAGE = `usage: agentbus <command> [options]
 
 commands:
+  start [--agents PATH] [--port N] [--http-host H] [--strategy S] [--exit-on-failure]
+                                                   run the host: agents from a file, folder or module
   publish <type> <json> [--subject S] [--id ID]   store one event, print its id
+  replay --types T[,T] [--from B] [--to B] (--agent NAME [--agents PATH] | --group G) [--json]
+                                                   hand stored events to an agent (no group moves),
+                                                   or rewind group G on those types
+  rewind --group G --type T [--from B]             deliver a group's events again from B (default earliest)
   stats [--json]                                   topics, length, groups, pending, lag, dead letters
   dlq ls [--group G] [--type T] [--limit N] [--json]
   dlq show <id>                                    one dead letter, as JSON
   dlq retry <id...>                                hand back to the group that failed them
   dlq purge <id...>                                remove for good
 
-The store comes from the environment: AGENTBUS_ADAPTER (sqlite), AGENTBUS_SQLITE_PATH (./data/agentbus.db).
+A bound B is an ISO-8601 time, epoch milliseconds, or a store position.
+The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
+(./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB.
+start also reads AGENTBUS_AGENTS (./agents), AGENTBUS_HTTP_PORT (9464), AGENTBUS_HTTP_HOST
+(127.0.0.1), AGENTBUS_STRATEGY, AGENTBUS_EXIT_ON_FAILURE, AGENTBUS_HOST_ID, LOG_LEVEL.
 Exit codes: 0 done, 1 failed, 2 bad arguments.`;
 
 class UsageError extends Error {}
@@ -34,6 +49,15 @@ async function main(argv: string[]): Promise<number> {
       group: { type: 'string' },
       type: { type: 'string' },
       limit: { type: 'string' },
+      agents: { type: 'string' },
+      agent: { type: 'string' },
+      types: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      port: { type: 'string' },
+      'http-host': { type: 'string' },
+      strategy: { type: 'string' },
+      'exit-on-failure': { type: 'boolean' },
     },
   });
   if (values.version) {
@@ -46,13 +70,81 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command === undefined && !values.help ? 2 : 0;
   }
-  if (!['publish', 'stats', 'dlq'].includes(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
-  const bus = await createBus({ logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)) });
+  if (!['start', 'publish', 'replay', 'rewind', 'stats', 'dlq'].includes(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  if (command === 'start') {
+    if (args.length > 0) throw new UsageError(`start takes no positional argument, got ${JSON.stringify(args[0])}`);
+    return start(startOptions(values));
+  }
+  const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2));
+  if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
+  const bus = await createBus({ logger });
   try {
     return await run(bus, command, args, values);
   } finally {
     await bus.close();
   }
+}
+
+/** Boundaries as the bus takes them: digits alone are epoch ms unless they look like a position. */
+function bound(v: string | boolean | undefined): string | number | undefined {
+  if (typeof v !== 'string') return undefined;
+  return /^\d{12,}$/.test(v) ? Number(v) : v;
+}
+
+function typesFlag(o: Record<string, string | boolean | undefined>, need: boolean): string[] | undefined {
+  if (typeof o.types !== 'string' || o.types === '') {
+    if (need) throw new UsageError('replay needs --types T[,T...]');
+    return undefined;
+  }
+  return o.types.split(',').map((t) => t.trim()).filter(Boolean);
+}
+
+/** `replay --agent NAME`: a fresh instance of the agent gets the stored events; nothing moves. */
+async function replayToAgent(o: Record<string, string | boolean | undefined>, logger: Logger): Promise<number> {
+  const loaded = await loadAgents(String(o.agents ?? process.env.AGENTBUS_AGENTS ?? './agents'));
+  const bus = await createBus({ logger });
+  try {
+    const host = new AgentHost({ bus, agents: loaded.agents, logger, catchUncaught: false });
+    const agent = loaded.agents.map(resolveAgent).find((a) => a.name === o.agent);
+    const types = typesFlag(o, false) ?? (agent ? [...(agent.cls.subscriptions ?? [])] : undefined);
+    const progress = progressBar(bus, types ?? []);
+    const result = await host.replay(String(o.agent), { types, from: bound(o.from), to: bound(o.to), onProgress: await progress.start() });
+    progress.end();
+    return report(result, o);
+  } finally {
+    await bus.close();
+  }
+}
+
+function report(result: ReplayResult, o: Record<string, string | boolean | undefined>): number {
+  if (o.json) console.log(JSON.stringify(result, null, 2));
+  else {
+    console.log(`replayed ${result.handled + result.failed.length}: ${result.handled} handled, ${result.failed.length} failed`);
+    for (const f of result.failed.slice(0, 20)) console.log(`  failed ${f.type} ${f.position} ${f.id}: ${f.error}`);
+  }
+  return result.failed.length === 0 ? 0 : 1;
+}
+
+/** A one-line progress bar on stderr when it is a terminal; the total is the topics' current length. */
+function progressBar(bus: Bus, types: string[]) {
+  const tty = process.stderr.isTTY === true;
+  let total = 0;
+  return {
+    async start(): Promise<((done: number) => void) | undefined> {
+      if (!tty) return undefined;
+      const stats = await bus.stats();
+      const wanted = new Set(expandTypes(types, stats.map((t) => t.type)));
+      total = stats.filter((t) => wanted.has(t.type)).reduce((n, t) => n + t.length, 0);
+      return (done) => {
+        const pct = total ? Math.min(100, Math.floor((done / total) * 100)) : 100;
+        const bar = '#'.repeat(Math.floor(pct / 5)).padEnd(20, '.');
+        process.stderr.write(`\r[${bar}] ${pct}% ${done}/${total}`);
+      };
+    },
+    end(): void {
+      if (tty) process.stderr.write('\n');
+    },
+  };
 }
 
 async function run(bus: Bus, command: string, args: string[], o: Record<string, string | boolean | undefined>): Promise<number> {
@@ -67,6 +159,21 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
       throw new UsageError(`publish: <json> is not valid JSON (${(err as Error).message})`);
     }
     console.log(await bus.publish(type, data, { subject: o.subject as string | undefined, id: o.id as string | undefined }));
+    return 0;
+  }
+  if (command === 'replay') {
+    if (typeof o.group !== 'string') throw new UsageError('replay needs --agent NAME (hand events to an agent) or --group G (rewind a group)');
+    const types = typesFlag(o, true)!;
+    const exact = await expandForGroup(bus, types);
+    for (const type of exact) await bus.rewind({ group: o.group, type, from: bound(o.from) ?? 'earliest' });
+    if (o.json) print({ group: o.group, types: exact, from: o.from ?? 'earliest' });
+    else console.log(`rewound group ${o.group} on ${exact.join(', ') || '(no stored topic matches)'} from ${o.from ?? 'earliest'}; its running consumers handle them again`);
+    return 0;
+  }
+  if (command === 'rewind') {
+    if (typeof o.group !== 'string' || typeof o.type !== 'string') throw new UsageError('rewind needs --group G --type T');
+    await bus.rewind({ group: o.group, type: o.type, from: bound(o.from) ?? 'earliest' });
+    console.log(`rewound group ${o.group} on ${o.type} from ${o.from ?? 'earliest'}`);
     return 0;
   }
   if (command === 'stats') {
@@ -102,6 +209,12 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
     return n === ids.length ? 0 : 1;
   }
   throw new UsageError(`unknown dlq command ${JSON.stringify(sub)}: expected ls, show, retry or purge`);
+}
+
+/** Patterns in --types become the stored topics they match (rewind works on one topic at a time). */
+async function expandForGroup(bus: Bus, types: string[]): Promise<string[]> {
+  if (!types.some((t) => t.endsWith('*'))) return types;
+  return expandTypes(types, (await bus.stats()).map((t) => t.type));
 }
 
 const dlRow = (d: DeadLetter) => [d.id, d.group, d.type, d.event?.id ?? '(malformed)', d.reason, d.attempts, d.failedAt, d.error.slice(0, 60)];

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { hostname } from 'node:os';
 import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
-import type { Bus } from '../bus/contract.js';
+import type { Bus, ReplayOptions, ReplayResult } from '../bus/contract.js';
 import { describe } from '../bus/consumer.js';
 import { invalid } from '../bus/errors.js';
 import { knownKeys, str } from '../bus/options.js';
@@ -91,8 +91,26 @@ export class AgentHost extends EventEmitter<HostEvents> {
     });
   }
 
+  /**
+   * Hands stored events to one agent's handlers on a fresh instance of it (onStart, handlers,
+   * onStop), without a subscription: no group moves, nothing is acknowledged or dead-lettered.
+   * Types default to the agent's subscriptions.
+   */
+  replay(agent: string, options: Partial<ReplayOptions> = {}): Promise<ReplayResult> {
+    const a = this.agents.find((x) => x.name === agent);
+    if (!a) throw invalid('INVALID_OPTION', `replay: no agent ${JSON.stringify(agent)} in this host (agents: ${this.agents.map((x) => x.name).join(', ')})`);
+    const types = options.types ?? [...(a.cls.subscriptions ?? [])];
+    return this.newInstance(a).replay({ ...options, types });
+  }
+
   private startInstance(a: ResolvedAgent): Promise<void> {
-    const inst = new AgentInstance(a, {
+    const inst = this.newInstance(a);
+    this.current.set(a.name, inst);
+    return inst.start();
+  }
+
+  private newInstance(a: ResolvedAgent): AgentInstance {
+    return new AgentInstance(a, {
       bus: this.bus,
       hostId: this.hostId,
       logger: this.log,
@@ -102,8 +120,6 @@ export class AgentHost extends EventEmitter<HostEvents> {
       onOutcome: (o) => this.metrics.outcome(o),
       onPublish: (type) => this.metrics.publish(type),
     });
-    this.current.set(a.name, inst);
-    return inst.start();
   }
 
   private instance(a: ResolvedAgent): AgentInstance {

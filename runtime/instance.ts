@@ -1,10 +1,10 @@
 import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
-import type { Bus, DeliveryContext, DeliveryOutcome, Subscription } from '../bus/contract.js';
+import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import { CircuitOpenError } from '../bus/errors.js';
 import { describe } from '../bus/consumer.js';
-import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type BaseAgent, type HandlerContext } from '../agents/base.js';
+import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agents.js';
 
 /** What an instance needs from its host. */
@@ -28,7 +28,7 @@ export interface InstanceHost {
 export class AgentInstance implements AgentContext {
   readonly agent: string;
   readonly logger: Logger;
-  private object: BaseAgent | null = null;
+  private object: (BaseAgent & AgentHooks) | null = null;
   private readonly subs: Subscription[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly aborter = new AbortController();
@@ -60,18 +60,33 @@ export class AgentInstance implements AgentContext {
     return this.started;
   }
 
-  private async open(): Promise<void> {
+  /**
+   * Replay: a fresh instance runs onStart, gets the stored events through its handlers (no
+   * subscription, no group moved), then onStop.
+   */
+  async replay(options: ReplayOptions): Promise<ReplayResult> {
+    this.started = this.host.als.run(this, () => this.open(false));
+    await this.started;
+    try {
+      return await this.host.bus.replay(options, (event, d) => this.dispatch(event, d));
+    } finally {
+      await this.stop();
+    }
+  }
+
+  private async open(subscribe = true): Promise<void> {
     const cls: AgentClass = this.spec.cls;
-    this.object = new cls();
+    this.object = new cls() as BaseAgent & AgentHooks;
     await this.object.onStart?.(this);
-    const { replicas, breakerFailures, subscribe } = this.spec;
-    for (let i = 1; i <= replicas && !this.closed && cls.subscriptions.length > 0; i++) {
+    const { replicas, breakerFailures, subscribe: so } = this.spec;
+    const types = cls.subscriptions ?? [];
+    for (let i = 1; subscribe && i <= replicas && !this.closed && types.length > 0; i++) {
       this.subs.push(
         await this.host.bus.subscribe(
           {
-            ...subscribe,
+            ...so,
             group: this.agent,
-            types: [...cls.subscriptions],
+            types: [...types],
             consumer: `${this.host.hostId}/${this.agent}/${i}`,
             onOutcome: (o) => {
               this.host.onOutcome(o);

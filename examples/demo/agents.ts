@@ -1,0 +1,44 @@
+// `npm start` runs these agents in the host (`agentbus start --agents examples/demo/agents.ts`) on
+// the embedded SQLite store, so a new user sees events flow in the log within seconds.
+// Traffic publishes signups and payments; Welcome handles signups, Billing handles payments (and
+// fails now and then, to show retries and a dead letter), Audit sees everything by pattern.
+// Ctrl-C (SIGINT) or SIGTERM drains in-flight handlers and exits 0.
+import { BaseAgent, NonRetryableError, type AgentContext, type CloudEvent, type HandlerContext } from '../../index.js';
+
+/** A producer: no subscriptions, only a timer started in onStart (cleared by the runtime at stop). */
+export class Traffic extends BaseAgent {
+  private n = 0;
+  onStart(ctx: AgentContext): void {
+    ctx.setInterval(async () => {
+      const n = ++this.n;
+      await ctx.publish('user.signed_up', { name: `user-${n}` }, { subject: `user-${n}` });
+      await ctx.publish('payment.received', { amount: n % 7 === 0 ? -5 : n * 10 }, { subject: `user-${n % 3}` });
+    }, 500);
+  }
+}
+
+export class Welcome extends BaseAgent {
+  static subscriptions = ['user.signed_up'];
+  onUserSignedUp(e: CloudEvent<{ name: string }>, ctx: HandlerContext): void {
+    ctx.logger.info({ user: e.data.name, attempt: ctx.attempt }, 'sent a welcome mail');
+  }
+}
+
+export class Billing extends BaseAgent {
+  static subscriptions = ['payment.received'];
+  static options = { concurrency: 4, orderBy: 'subject' as const, maxAttempts: 3, backoff: { initialMs: 200 } };
+  async onPaymentReceived(e: CloudEvent<{ amount: number }>, ctx: HandlerContext): Promise<void> {
+    const { amount } = e.data;
+    if (amount < 0) throw new NonRetryableError(`negative amount ${amount}`);
+    if (Math.random() < 0.3 && ctx.attempt === 1) throw new Error('payment provider timed out');
+    ctx.logger.info({ subject: e.subject, amount, attempt: ctx.attempt }, 'booked payment');
+    await ctx.publish('payment.booked', { amount }, { subject: e.subject });
+  }
+}
+
+export class Audit extends BaseAgent {
+  static subscriptions = ['user.*', 'payment.*'];
+  handle(e: CloudEvent, ctx: HandlerContext): void {
+    ctx.logger.debug({ source: e.source }, 'recorded');
+  }
+}

@@ -1,0 +1,48 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { AgentHost } from './host.js';
+
+/**
+ * The host's HTTP endpoints:
+ * - `GET /healthz`: 200 while the process serves (liveness).
+ * - `GET /readyz`: 200 when the store answers and every agent runs; 503 with the reason otherwise.
+ * - `GET /metrics`: Prometheus text format.
+ * - `GET /status`: host.status() as JSON.
+ * Binds to loopback unless told otherwise: metrics and status are not for the open network.
+ */
+export async function serveHttp(host: AgentHost, port: number, hostname = '127.0.0.1'): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const send = (code: number, body: string, type = 'text/plain; charset=utf-8') => {
+      res.writeHead(code, { 'content-type': type });
+      res.end(body);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'method not allowed\n');
+    if (path === '/healthz') return send(200, 'ok\n');
+    if (path === '/status') return send(200, JSON.stringify(host.status(), null, 2), 'application/json');
+    if (path === '/readyz') {
+      host.ready().then(
+        (r) => send(r.ready ? 200 : 503, r.ready ? 'ready\n' : `not ready: ${r.reason}\n`),
+        (err) => send(503, `not ready: ${String(err)}\n`),
+      );
+      return;
+    }
+    if (path === '/metrics') {
+      host.metrics.registry.metrics().then(
+        (text) => send(200, text, host.metrics.registry.contentType),
+        (err) => send(500, `metrics failed: ${String(err)}\n`),
+      );
+      return;
+    }
+    send(404, 'not found: try /healthz, /readyz, /metrics or /status\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, hostname, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const a = server.address() as AddressInfo;
+  return { server, url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` };
+}
