@@ -25,7 +25,7 @@ export class HostMetrics {
 
   constructor(readStats: () => Promise<TopicStats[]>, groups: () => Set<string>) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'agentbus_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'agentbus_' }); // agentbus_process_*, agentbus_nodejs_*
     this.published = new Counter({ name: 'agentbus_events_published_total', help: 'Events published by agents of this host', labelNames: ['type'], registers });
     this.handled = new Counter({ name: 'agentbus_events_handled_total', help: 'Deliveries whose handler resolved (acknowledged)', labelNames: ['type', 'group'], registers });
     this.failed = new Counter({ name: 'agentbus_events_failed_total', help: 'Deliveries whose handler threw', labelNames: ['type', 'group'], registers });

@@ -1,0 +1,292 @@
+// AgentHost in one process on a real SQLite file: routing by type and pattern, handler context,
+// circuit breaker, crashes from escaping errors, readiness, metrics, HTTP, replay, validation.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { AgentHost, BaseAgent, createBus, serveHttp, type AgentContext, type Bus, type CloudEvent, type HandlerContext } from '../index.js';
+import { uniq, waitFor } from './helpers/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'agentbus-host-'));
+
+/** A pino logger whose JSON lines land in `lines`, to assert on what the host logs. */
+function capture() {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, stream), lines };
+}
+
+async function fresh(): Promise<{ bus: Bus; logger: pino.Logger; lines: Record<string, unknown>[] }> {
+  const { logger, lines } = capture();
+  const bus = await createBus({ adapter: 'sqlite', path: join(dir, `${uniq('h')}.db`), logger });
+  return { bus, logger, lines };
+}
+
+const h = suite('host');
+
+h('routes by exact type to per-type methods and by pattern to handle; ctx carries source, trace and a bound logger', async () => {
+  const { bus, logger, lines } = await fresh();
+  const seen: string[] = [];
+  const published: CloudEvent[] = [];
+  class Cache extends BaseAgent {
+    static subscriptions = ['device.validated', 'device.*'];
+    async onDeviceValidated(e: CloudEvent, ctx: HandlerContext) {
+      seen.push(`method ${e.type}`);
+      ctx.logger.info('cached');
+      await ctx.publish('cache.updated', { id: e.id });
+    }
+    handle(e: CloudEvent) {
+      seen.push(`handle ${e.type}`);
+    }
+  }
+  class Listener extends BaseAgent {
+    static subscriptions = ['cache.updated'];
+    onCacheUpdated(e: CloudEvent) {
+      published.push(e);
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Cache, Listener], logger, hostId: 'test-host' });
+  await host.start();
+  const trace = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+  const id = await bus.publish('device.validated', { d: 1 }, { traceparent: trace });
+  await bus.publish('device.removed', { d: 1 });
+  await waitFor('both routed and the follow-up handled', () => seen.length === 2 && published.length === 1);
+  assert.equal(seen.sort(), ['handle device.removed', 'method device.validated']);
+  assert.is(published[0].source, '/agentbus/test-host/Cache');
+  assert.is(published[0].traceparent, trace);
+  assert.equal(published[0].data, { id });
+  const line = lines.find((l) => l.msg === 'cached')!;
+  assert.equal([line.agent, line.group, line.id, line.type], ['Cache', 'Cache', id, 'device.validated']);
+  await host.stop();
+  await bus.close();
+});
+
+h('a circuit breaker opens after breakerFailures failures in a row: a crash, then a restart', async () => {
+  const { bus, logger } = await fresh();
+  let calls = 0;
+  class Flaky extends BaseAgent {
+    static subscriptions = ['job.run'];
+    static options = { breakerFailures: 3, maxAttempts: 1 };
+    onJobRun() {
+      calls++;
+      throw new Error('downstream down');
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Flaky], logger, supervisor: { backoff: { initialMs: 10 } } });
+  const states: string[] = [];
+  host.on('transition', (t) => states.push(`${t.to}${t.error ? ` ${t.error}` : ''}`));
+  await host.start();
+  await bus.publishBatch([1, 2, 3].map((n) => ({ type: 'job.run', data: { n } })));
+  await waitFor('restarted after the breaker opened', () => states.filter((s) => s === 'running').length === 2);
+  assert.is(calls, 3);
+  assert.ok(states.some((s) => s.startsWith('crashing CircuitOpenError: agent Flaky: 3 deliveries failed in a row')), states.join('\n'));
+  assert.is(host.status().agents[0].restarts, 1);
+  await host.stop();
+  await bus.close();
+});
+
+h('an error escaping an agent timer or promise crashes that agent, never the process', async () => {
+  const { bus, logger } = await fresh();
+  let starts = 0;
+  class Leaky extends BaseAgent {
+    onStart() {
+      starts++;
+      // Plain global timer and a floating promise: not through ctx, so only the host's
+      // uncaught-error attribution can tell whose they are.
+      if (starts === 1) setTimeout(() => { throw new Error('from a plain timer'); }, 5);
+      if (starts === 2) void Promise.reject(new Error('from a floating promise'));
+    }
+  }
+  class Bystander extends BaseAgent {}
+  const host = new AgentHost({ bus, agents: [Leaky, Bystander], logger, supervisor: { backoff: { initialMs: 5 } } });
+  const errors: string[] = [];
+  host.on('transition', (t) => t.to === 'crashing' && errors.push(`${t.agent}: ${t.error}`));
+  await host.start();
+  await waitFor('two crashes and a third start', () => starts === 3 && host.status().agents[0].state === 'running');
+  assert.equal(errors, ['Leaky: Error: from a plain timer', 'Leaky: Error: from a floating promise']);
+  assert.is(host.status().agents[1].state, 'running');
+  assert.is(host.status().agents[1].restarts, 0);
+  await host.stop();
+  await bus.close();
+});
+
+h('ctx.setInterval errors crash the agent; its timers stop with the instance', async () => {
+  const { bus, logger } = await fresh();
+  let ticks = 0;
+  class Ticker extends BaseAgent {
+    onStart(ctx: AgentContext) {
+      ctx.setInterval(async () => {
+        ticks++;
+        if (ticks === 3) throw new Error('third tick');
+      }, 5);
+    }
+  }
+  const host = new AgentHost({ bus, agents: [{ agent: Ticker, restart: 'temporary' }], logger });
+  await host.start();
+  await waitFor('temporary agent stopped after its crash', () => host.status().agents[0].state === 'stopped');
+  const after = ticks;
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(ticks, after, 'the interval was cleared');
+  assert.is(host.status().agents[0].lastError, 'Error: third tick');
+  await host.stop();
+  await bus.close();
+});
+
+h('past its intensity an agent is failed, the host is not ready, the others keep handling', async () => {
+  const { bus, logger } = await fresh();
+  const handled: number[] = [];
+  class Broken extends BaseAgent {
+    onStart() {
+      throw new Error('no database');
+    }
+  }
+  class Worker extends BaseAgent {
+    static subscriptions = ['work.done'];
+    onWorkDone(e: CloudEvent<{ n: number }>) {
+      handled.push(e.data.n);
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Worker, Broken], logger, supervisor: { maxRestarts: 2, backoff: { initialMs: 5 } } });
+  const failed: string[] = [];
+  host.on('failed', (a) => failed.push(a));
+  await host.start();
+  await waitFor('Broken failed', () => failed.length === 1);
+  assert.equal(failed, ['Broken']);
+  const http = await serveHttp(host, 0);
+  const ready = await fetch(`${http.url}/readyz`);
+  assert.is(ready.status, 503);
+  assert.match(await ready.text(), /Broken failed/);
+  assert.is((await fetch(`${http.url}/healthz`)).status, 200);
+  await bus.publish('work.done', { n: 7 });
+  await waitFor('Worker still handles', () => handled.length === 1);
+  const status = (await (await fetch(`${http.url}/status`)).json()) as { ready: boolean; agents: { agent: string; state: string; restarts: number }[] };
+  assert.is(status.ready, false);
+  assert.equal(status.agents.map((a) => [a.agent, a.state, a.restarts]), [['Worker', 'running', 0], ['Broken', 'failed', 2]]);
+  http.server.close();
+  await host.stop();
+  await bus.close();
+});
+
+h('/readyz is 200 when every agent runs; /metrics counts outcomes, restarts, state and store lag', async () => {
+  const { bus, logger } = await fresh();
+  const type = uniq('order.placed');
+  class Orders extends BaseAgent {
+    static subscriptions = [type];
+    static options = { maxAttempts: 2, backoff: { initialMs: 1 } };
+    handle(e: CloudEvent<{ n: number }>) {
+      if (e.data.n === 3) throw new Error('bad order');
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Orders], logger });
+  await host.start();
+  const http = await serveHttp(host, 0);
+  assert.is((await fetch(`${http.url}/readyz`)).status, 200);
+  await bus.publishBatch([1, 2, 3].map((n) => ({ type, data: { n } })));
+  await waitFor('a dead letter', async () => (await bus.deadLetters.list({ group: 'Orders' })).length === 1);
+  const res = await fetch(`${http.url}/metrics`);
+  assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
+  const text = await res.text();
+  const metric = (name: string) => text.split('\n').find((l) => l.startsWith(name))?.split(' ').pop();
+  assert.is(metric(`agentbus_events_handled_total{type="${type}",group="Orders"}`), '2');
+  assert.is(metric(`agentbus_events_failed_total{type="${type}",group="Orders"}`), '2');
+  assert.is(metric(`agentbus_events_retried_total{type="${type}",group="Orders"}`), '1');
+  assert.is(metric(`agentbus_events_dead_lettered_total{type="${type}",group="Orders",reason="failed"}`), '1');
+  assert.is(metric(`agentbus_handler_duration_seconds_count{type="${type}",group="Orders"}`), '4');
+  assert.is(metric(`agentbus_agent_state{agent="Orders",state="running"}`), '1');
+  assert.is(metric(`agentbus_group_pending{type="${type}",group="Orders"}`), '0');
+  assert.is(metric(`agentbus_group_dead_letters{type="${type}",group="Orders"}`), '1');
+  assert.ok(text.includes('agentbus_process_resident_memory_bytes'), 'default process metrics');
+  http.server.close();
+  await host.stop();
+  await bus.close();
+});
+
+h('replicas: one consumer per replica in the group, named <hostId>/<agent>/<n>, sharing the work', async () => {
+  const { bus, logger } = await fresh();
+  const type = uniq('task.created');
+  const consumers = new Set<string>();
+  let n = 0;
+  class Pool extends BaseAgent {
+    static subscriptions = [type];
+    static options = { replicas: 3 };
+    async handle(_e: CloudEvent, ctx: HandlerContext) {
+      consumers.add(ctx.consumer);
+      n++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Pool], logger, hostId: 'h1' });
+  await host.start();
+  await bus.publishBatch(Array.from({ length: 30 }, (_, i) => ({ type, data: { i } })));
+  await waitFor('all handled', () => n === 30);
+  assert.equal([...consumers].sort(), ['h1/Pool/1', 'h1/Pool/2', 'h1/Pool/3']);
+  await host.stop();
+  await bus.close();
+});
+
+h('replay hands stored events to a fresh instance of an agent without moving its group', async () => {
+  const { bus, logger } = await fresh();
+  const type = uniq('audit.entry');
+  const got: number[] = [];
+  let lifecycle = '';
+  class Auditor extends BaseAgent {
+    static subscriptions = [type];
+    onStart() {
+      lifecycle += 'start ';
+    }
+    onStop() {
+      lifecycle += 'stop';
+    }
+    handle(e: CloudEvent<{ n: number }>) {
+      got.push(e.data.n);
+    }
+  }
+  await bus.publishBatch([1, 2, 3].map((n) => ({ type, data: { n } })));
+  const host = new AgentHost({ bus, agents: [Auditor], logger });
+  const result = await host.replay('Auditor', { from: 0 });
+  assert.equal(result, { handled: 3, failed: [] });
+  assert.equal(got, [1, 2, 3]);
+  assert.is(lifecycle, 'start stop');
+  assert.equal((await bus.stats()).find((t) => t.type === type)!.groups, [], 'no group was created or moved');
+  assert.throws(() => host.replay('Nobody'), /no agent "Nobody" in this host \(agents: Auditor\)/);
+  await bus.close();
+});
+
+h('bad agents are refused at construction, naming the agent and what is missing', async () => {
+  const { bus, logger } = await fresh();
+  class NoHandler extends BaseAgent {
+    static subscriptions = ['device.validated'];
+  }
+  class PatternNoHandle extends BaseAgent {
+    static subscriptions = ['device.*'];
+    onDeviceValidated() {}
+  }
+  class BadOption extends BaseAgent {
+    static subscriptions = ['a.b'];
+    static options = { concurrency: 0 };
+    handle() {}
+  }
+  class Typo extends BaseAgent {
+    static options = { concurency: 2 } as never;
+  }
+  class Twin extends BaseAgent {}
+  const make = (agents: unknown[]) => () => new AgentHost({ bus, agents: agents as never, logger });
+  assert.throws(make([NoHandler]), /agent NoHandler subscribes to device.validated but has neither a onDeviceValidated\(event, ctx\) method nor handle/);
+  assert.throws(make([PatternNoHandle]), /agent PatternNoHandle subscribes to the pattern device\.\* but has no handle/);
+  assert.throws(make([BadOption]), /invalid concurrency 0: expected an integer from 1 to 10000/);
+  assert.throws(make([Typo]), /unknown agent Typo option option "concurency"/);
+  assert.throws(make([class NotAnAgent {}]), /invalid agent function NotAnAgent: expected a class extending BaseAgent/);
+  assert.throws(make([Twin, { agent: Twin }]), /two agents are named "Twin"/);
+  assert.throws(make([{ agent: Twin, restart: 'sometimes' }]), /restart "sometimes": expected one of permanent, transient, temporary/);
+  await bus.close();
+});
+
+h.run();
