@@ -1,0 +1,46 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { waitFor } from './index.js';
+
+export interface HostProcess {
+  proc: ChildProcess;
+  out: string[];
+  /** Resolves with the exit code (or the signal's name). */
+  exited: Promise<number | string>;
+}
+
+/** Starts `agentbus start` (the built CLI) as a real process; resolves once it serves. */
+export async function startHost(agents: string, env: Record<string, string>): Promise<HostProcess> {
+  const proc = spawn(process.execPath, ['dist/runtime/cli.js', 'start', '--agents', agents], {
+    env: { ...process.env, AGENTBUS_HTTP_PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const out: string[] = [];
+  let buf = '';
+  const take = (d: Buffer) => {
+    buf += d.toString();
+    const lines = buf.split('\n');
+    buf = lines.pop()!;
+    out.push(...lines);
+  };
+  proc.stdout!.on('data', take);
+  proc.stderr!.on('data', take);
+  const exited = new Promise<number | string>((r) => proc.once('exit', (code, sig) => r(code ?? sig ?? -1)));
+  process.once('exit', () => proc.kill('SIGKILL'));
+  await waitFor(`host running (output so far:\n${out.join('\n')})`, () => out.some((l) => l.includes('host running')) || proc.exitCode !== null, 20_000);
+  if (proc.exitCode !== null) throw new Error(`host exited ${proc.exitCode}:\n${out.join('\n')}`);
+  return { proc, out, exited };
+}
+
+/** The "start|done <id> <pid>" lines of a work log, counted per id. */
+export function workLog(path: string): { starts: Map<string, number>; dones: Map<string, number> } {
+  const starts = new Map<string, number>();
+  const dones = new Map<string, number>();
+  if (!existsSync(path)) return { starts, dones };
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const [what, id] = line.split(' ');
+    const m = what === 'start' ? starts : what === 'done' ? dones : null;
+    if (m) m.set(id, (m.get(id) ?? 0) + 1);
+  }
+  return { starts, dones };
+}
