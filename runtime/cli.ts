@@ -164,7 +164,7 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
   if (command === 'replay') {
     if (typeof o.group !== 'string') throw new UsageError('replay needs --agent NAME (hand events to an agent) or --group G (rewind a group)');
     const types = typesFlag(o, true)!;
-    const exact = await expandForGroup(bus, types);
+    const exact = await expandForGroup(bus, o.group, types);
     for (const type of exact) await bus.rewind({ group: o.group, type, from: bound(o.from) ?? 'earliest' });
     if (o.json) print({ group: o.group, types: exact, from: o.from ?? 'earliest' });
     else console.log(`rewound group ${o.group} on ${exact.join(', ') || '(no stored topic matches)'} from ${o.from ?? 'earliest'}; its running consumers handle them again`);
@@ -211,10 +211,11 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
   throw new UsageError(`unknown dlq command ${JSON.stringify(sub)}: expected ls, show, retry or purge`);
 }
 
-/** Patterns in --types become the stored topics they match (rewind works on one topic at a time). */
-async function expandForGroup(bus: Bus, types: string[]): Promise<string[]> {
+/** Patterns in --types become the topics they match that the group reads (rewind works on one topic at a time). */
+async function expandForGroup(bus: Bus, group: string, types: string[]): Promise<string[]> {
   if (!types.some((t) => t.endsWith('*'))) return types;
-  return expandTypes(types, (await bus.stats()).map((t) => t.type));
+  const read = (await bus.stats()).filter((t) => t.groups.some((g) => g.group === group)).map((t) => t.type);
+  return expandTypes(types, read);
 }
 
 const dlRow = (d: DeadLetter) => [d.id, d.group, d.type, d.event?.id ?? '(malformed)', d.reason, d.attempts, d.failedAt, d.error.slice(0, 60)];

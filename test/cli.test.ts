@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -9,8 +9,9 @@ import { createSqliteBus } from '../adapters/sqlite/index.js';
 import { waitFor } from './helpers/index.js';
 
 const path = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'bus.db');
-const cli = (...args: string[]) => {
-  const r = spawnSync(process.execPath, ['dist/runtime/cli.js', ...args], { encoding: 'utf8', env: { ...process.env, AGENTBUS_SQLITE_PATH: path } });
+const cli = (...args: string[]) => cliWith({}, ...args);
+const cliWith = (env: Record<string, string>, ...args: string[]) => {
+  const r = spawnSync(process.execPath, ['dist/runtime/cli.js', ...args], { encoding: 'utf8', env: { ...process.env, AGENTBUS_SQLITE_PATH: path, ...env } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
 
@@ -57,6 +58,74 @@ test('dlq ls, show, retry reach a dead letter made by a real consumer; purge of 
   assert.is(cli('dlq', 'purge', '424242').code, 1);
   await sub.close();
   await bus.close();
+});
+
+test('replay --agent hands stored events to the agent (from its file) and moves no group; a failure exits 1', async () => {
+  const log = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'replay.log');
+  const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
+  await bus.publishBatch([1, 2, 3].map((n) => ({ type: 'cli.replay', data: { n } })));
+  await bus.close();
+  const r = cliWith({ REPLAY_LOG: log }, 'replay', '--agent', 'Recorder', '--agents', 'test/fixtures/agents/replay.ts', '--json');
+  assert.is(r.code, 0, r.err);
+  assert.equal(JSON.parse(r.out), { handled: 3, failed: [] });
+  assert.is(readFileSync(log, 'utf8'), '1\n2\n3\n');
+  const stats = JSON.parse(cli('stats', '--json').out).find((t: { type: string }) => t.type === 'cli.replay');
+  assert.equal(stats.groups, [], 'no group made or moved');
+
+  const b2 = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
+  const since = new Date(Date.now() + 1);
+  await new Promise((r) => setTimeout(r, 5));
+  const [, p99] = await b2.publishBatch([{ type: 'cli.replay', data: { n: 4 } }, { type: 'cli.replay', data: { n: 99 } }]);
+  await b2.close();
+  const t = cliWith({ REPLAY_LOG: log }, 'replay', '--agent', 'Recorder', '--agents', 'test/fixtures/agents/replay.ts', '--types', 'cli.replay', '--from', since.toISOString());
+  assert.is(t.code, 1, t.err);
+  assert.match(t.out, /replayed 2: 1 handled, 1 failed/);
+  assert.match(t.out, new RegExp(`failed cli.replay \\d+ ${p99}: Error: cannot take 99`));
+  assert.ok(readFileSync(log, 'utf8').endsWith('3\n4\n'));
+  const none = cliWith({ REPLAY_LOG: log }, 'replay', '--agent', 'Nobody', '--agents', 'test/fixtures/agents/replay.ts');
+  assert.is(none.code, 2);
+  assert.match(none.err, /no agent "Nobody" in this host \(agents: Recorder\)/);
+});
+
+test('rewind and replay --group deliver a group\'s events again through the running consumer', async () => {
+  const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
+  const got: number[] = [];
+  const sub = await bus.subscribe({ group: 'cli-rw', types: ['cli.rw'], from: 'earliest' }, (e) => void got.push((e.data as { n: number }).n));
+  await bus.publishBatch([1, 2].map((n) => ({ type: 'cli.rw', data: { n } })));
+  await waitFor('first pass', () => got.length === 2);
+  const r = cli('rewind', '--group', 'cli-rw', '--type', 'cli.rw');
+  assert.is(r.code, 0, r.err);
+  await waitFor('second pass after rewind', () => got.length === 4, 5000);
+  const g = cli('replay', '--group', 'cli-rw', '--types', 'cli.*', '--json');
+  assert.is(g.code, 0, g.err);
+  assert.equal(JSON.parse(g.out).types, ['cli.rw'], 'the pattern names only topics the group reads');
+  await waitFor('third pass after replay --group', () => got.length >= 6, 5000);
+  assert.equal(got.slice(0, 6), [1, 2, 1, 2, 1, 2]);
+  await sub.close();
+  await bus.close();
+});
+
+test('start, replay and rewind refuse bad arguments with a one-line error and exit 2', () => {
+  const cases: [string[], RegExp][] = [
+    [['start', '--agents', 'no/such/place'], /--agents no\/such\/place: no such file or folder, and no installed module of that name/],
+    [['start', '--agents', 'test/fixtures/agents/replay.ts', '--port', 'eighty'], /invalid port \(--port, AGENTBUS_HTTP_PORT\) "eighty": expected an integer from 0 to 65535/],
+    [['start', 'extra'], /start takes no positional argument/],
+    [['replay', '--types', 'a.b'], /replay needs --agent NAME .* or --group G/],
+    [['replay', '--group', 'g'], /replay needs --types/],
+    [['rewind', '--group', 'g'], /rewind needs --group G --type T/],
+    [['rewind', '--group', 'g', '--type', 'a.b', '--from', 'yesterday'], /invalid from "yesterday"/],
+  ];
+  for (const [args, msg] of cases) {
+    const r = cli(...args);
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, msg);
+  }
+  const bad = cliWith({ AGENTBUS_ADAPTER: 'postgres' }, 'stats');
+  assert.is(bad.code, 2);
+  assert.match(bad.err, /unknown adapter "postgres" \(AGENTBUS_ADAPTER\): expected sqlite or redis/);
+  const help = cli('start', '--help');
+  assert.is(help.code, 0);
+  assert.match(help.out, /start \[--agents PATH\]/);
 });
 
 test.run();
