@@ -1,38 +1,25 @@
 import type { Logger } from 'pino';
 import type { Bus, DeliveryContext } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
-import type { BackoffOptions } from '../bus/options.js';
+import type { SubscribeOptions } from '../bus/options.js';
 
 /** Marks agent classes across copies of this package (an agent file may import another copy). */
 export const AGENT_BRAND = Symbol.for('agentbus.BaseAgent');
 
 /**
- * Per-agent options, as `static options` on the class; each default is the bus' own
- * (see SubscribeOptions) unless noted.
+ * Per-agent options, as `static options` on the class. The delivery options are the subscribe
+ * options (documented, with their defaults, once in SubscribeOptions); two are the host's own.
  */
-export interface AgentOptions {
-  /** Handlers running at once in each replica. Default 1 (publish order). */
-  concurrency?: number;
-  /** Deliveries before an event becomes a dead letter. Default 5. */
-  maxAttempts?: number;
-  backoff?: BackoffOptions;
-  /** `subject`: events of one subject one at a time, in order. Default `none`. */
-  orderBy?: 'none' | 'subject';
-  /** Lease of a delivery; a crashed host's deliveries go to another consumer after this. Default 30000 ms. */
-  claimIdleMs?: number;
-  /** Where the group starts the first time: `latest` or `earliest`. Default `latest`. */
-  from?: 'latest' | 'earliest';
+export type AgentOptions = Pick<SubscribeOptions, 'concurrency' | 'maxAttempts' | 'backoff' | 'orderBy' | 'claimIdleMs' | 'from' | 'drainTimeoutMs'> & {
   /** Consumers of the group this host runs for the agent. Default 1. */
   replicas?: number;
-  /** How long stopping waits for handlers in flight. Default 30000 ms. */
-  drainTimeoutMs?: number;
   /**
    * Consecutive failed deliveries (handler throws) that count as a crash of the agent: the circuit
    * opens, the agent stops fetching and the supervisor restarts it after its backoff. 0 turns the
    * breaker off. Default 10.
    */
   breakerFailures?: number;
-}
+};
 
 /** What an agent gets in `onStart`, `onStop` and (extended) in each handler. */
 export interface AgentContext {
