@@ -105,6 +105,18 @@ test('rewind and replay --group deliver a group\'s events again through the runn
   await bus.close();
 });
 
+test('start --exit-on-failure: an agent past its restart intensity ends the host with exit 1', () => {
+  const r = spawnSync(process.execPath, ['dist/runtime/cli.js', 'start', '--agents', 'test/fixtures/agents/broken.ts', '--port', '0', '--exit-on-failure'], {
+    encoding: 'utf8',
+    timeout: 20_000,
+    env: { ...process.env, AGENTBUS_SQLITE_PATH: path, LOG_FORMAT: 'json' },
+  });
+  assert.is(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /agent NoDatabase: crashed -> failed/);
+  assert.match(r.stdout, /"error":"Error: database unreachable"/);
+  assert.match(r.stdout, /"why":"agent NoDatabase failed"/);
+});
+
 test('start, replay and rewind refuse bad arguments with a one-line error and exit 2', () => {
   const cases: [string[], RegExp][] = [
     [['start', '--agents', 'no/such/place'], /--agents no\/such\/place: no such file or folder, and no installed module of that name/],

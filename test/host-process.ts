@@ -1,6 +1,7 @@
 // Real host processes (`agentbus start`, the built CLI) on one store, chosen by environment
 // variables exactly as a user would: SIGTERM drains and acknowledges, SIGKILL loses nothing.
 // Called by host-process-sqlite.test.ts and host-process-redis.test.ts.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ const AGENTS = 'test/fixtures/agents/work.ts';
 export function hostProcessSuite(name: string, storeEnv: Record<string, string>): void {
   const dir = mkdtempSync(join(tmpdir(), 'agentbus-hostproc-'));
   const env = { ...storeEnv };
-  const bus = () => createBus({ logger: pino({ level: 'warn' }) }, { ...process.env, ...env });
+  const bus = () => createBus({ logger: pino({ level: 'error' }) }, { ...process.env, ...env });
   const s = suite(`host processes on ${name}`);
 
   s('SIGTERM with 100 handlers in flight: exit 0, all finish and are acknowledged; a restart redelivers none', async () => {
@@ -91,6 +92,27 @@ export function hostProcessSuite(name: string, storeEnv: Record<string, string>)
     steady.proc.kill('SIGTERM');
     assert.equal([await a.exited, await steady.exited], [0, 0]);
     assert.is((await b.deadLetters.list({ group: 'Worker', type })).length, 0);
+    await b.close();
+  });
+
+  s('the CLI works this store through the same environment: publish, stats, rewind, dlq', async () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, ['dist/runtime/cli.js', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+    const type = uniq('cli.store');
+    const b = await bus();
+    const sub = await b.subscribe({ group: 'cli-store', types: [type], maxAttempts: 1 }, () => {
+      throw new Error('always fails');
+    });
+    const p = cli('publish', type, '{"n":1}');
+    assert.is(p.status, 0, p.stderr);
+    await waitFor('a dead letter', async () => (await b.deadLetters.list({ group: 'cli-store' })).length === 1);
+    const stats = JSON.parse(cli('stats', '--json').stdout) as { type: string; length: number; groups: { group: string; deadLetters: number }[] }[];
+    const t = stats.find((x) => x.type === type)!;
+    assert.equal([t.length, t.groups[0].group, t.groups[0].deadLetters], [1, 'cli-store', 1]);
+    const [dl] = JSON.parse(cli('dlq', 'ls', '--group', 'cli-store', '--json').stdout) as { id: string; event: { id: string } }[];
+    assert.is(dl.event.id, p.stdout.trim());
+    assert.is(cli('rewind', '--group', 'cli-store', '--type', type).status, 0);
+    assert.is(cli('dlq', 'purge', dl.id).status, 0);
+    await sub.close();
     await b.close();
   });
 

@@ -260,6 +260,21 @@ h('replay hands stored events to a fresh instance of an agent without moving its
   await bus.close();
 });
 
+h('onStop throwing is logged and kept as lastError; the agent is stopped all the same', async () => {
+  const { bus, logger, lines } = await fresh();
+  class Sloppy extends BaseAgent {
+    onStop() {
+      throw new Error('could not flush');
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Sloppy], logger });
+  await host.start();
+  await host.stop();
+  assert.equal(host.status().agents.map((a) => [a.state, a.lastError]), [['stopped', 'Error: could not flush']]);
+  assert.ok(lines.some((l) => l.msg === 'agent Sloppy: stopping -> stopped' && l.error === 'Error: could not flush'));
+  await bus.close();
+});
+
 h('bad agents are refused at construction, naming the agent and what is missing', async () => {
   const { bus, logger } = await fresh();
   class NoHandler extends BaseAgent {
