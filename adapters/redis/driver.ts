@@ -1,4 +1,5 @@
-import type { Redis, ChainableCommander } from 'ioredis';
+import type { Cluster, Redis, ChainableCommander } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
 import type { Logger } from 'pino';
 import type { AppendEntry, Delivery, Driver, RangeQuery, ReadRequest, StoreBound } from '../../bus/driver.js';
 import type { DeadLetter, TopicStats } from '../../bus/contract.js';
@@ -15,8 +16,14 @@ const MAX_SEQ = '18446744073709551615';
 const SCAN_EVERY_MS = 10_000;
 /** Up to this many entries are appended as plain commands rather than a Pipeline. */
 const SMALL_BATCH = 32;
+/**
+ * On a cluster a read blocks on one slot's streams at a time (one XREADGROUP cannot span slots),
+ * so it blocks briefly and rotates; and it is not unblocked on close, so closing waits this long.
+ */
+const CLUSTER_BLOCK_MS = 100;
 
 type Entry = [id: string, fields: string[] | null];
+type Client = Redis | Cluster;
 type Commands = Redis & Record<string, (...args: unknown[]) => Promise<unknown>>;
 /** The client or a pipeline: both take the same commands, including the scripts. */
 type Sender = Record<string, (...args: unknown[]) => unknown>;
@@ -24,6 +31,21 @@ type Sender = Record<string, (...args: unknown[]) => unknown>;
 /** Runs a pipeline; the first failed command's error is thrown. */
 async function execAll(p: ChainableCommander | Sender): Promise<void> {
   for (const [err] of (await (p as ChainableCommander).exec()) ?? []) if (err) throw err;
+}
+
+/**
+ * A cluster's stand-in for a Pipeline, whose keys must all share one slot there: it records the
+ * commands and sends them at once as separate commands (ioredis routes each to its node), and
+ * `exec()` answers in a Pipeline's shape, `[error, result]` per command.
+ */
+function clusterBatch(client: Commands): Sender {
+  const calls: Array<() => Promise<unknown>> = [];
+  return new Proxy({} as Sender, {
+    get: (_, name: string) =>
+      name === 'exec'
+        ? () => Promise.all(calls.map((c) => c().then((r) => [null, r] as const, (e: Error) => [e, null] as const)))
+        : (...args: unknown[]) => void calls.push(() => client[name](...args)),
+  });
 }
 
 /** Where each kind of key lives. Companion keys use the whole stream key as hash tag: same slot. */
@@ -51,8 +73,11 @@ interface Reader {
   /** The topics the key lists below were built for. */
   topics: string[] | null;
   topicOf: Map<string, string>;
-  /** XREADGROUP's STREAMS arguments: every key, then a '>' for each. */
+  /** XREADGROUP's STREAMS arguments: every key, then a '>' for each. On a cluster, one such list per slot. */
   streams: string[];
+  slots: string[][];
+  /** Cluster: which slot's list the next blocking read waits on. */
+  turn: number;
 }
 
 /**
@@ -64,14 +89,17 @@ export class RedisDriver implements Driver {
   private readonly knownTopics = new Set<string>();
   private readonly readers = new Map<string, Reader>();
   private readonly cmd: Commands;
+  /** A Redis Cluster: no multi-slot pipelines, reads grouped by slot, SCAN on every master. */
+  private readonly cluster: boolean;
 
   constructor(
-    cmd: Redis,
+    cmd: Client,
     private readonly keys: Keys,
     private readonly log: Logger,
     private readonly ownsClient: boolean,
   ) {
     this.cmd = cmd as Commands;
+    this.cluster = (cmd as Cluster).isCluster === true;
   }
 
   /**
@@ -92,7 +120,7 @@ export class RedisDriver implements Driver {
 
   /** A pipeline that also takes the scripts defined on the client. */
   private pipeline(): Sender {
-    return this.cmd.pipeline() as unknown as Sender;
+    return this.cluster ? clusterBatch(this.cmd) : (this.cmd.pipeline() as unknown as Sender);
   }
 
   /** Issues one entry's commands on the client or a pipeline: the dedup script or XADD, and the topic's registration once. */
@@ -126,16 +154,19 @@ export class RedisDriver implements Driver {
     const { prefix } = this.keys;
     const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
     const found: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = (await this.cmd.call('SCAN', cursor, 'MATCH', match, 'COUNT', 1000, 'TYPE', 'stream')) as [string, string[]];
-      cursor = next;
-      for (const key of keys) {
-        const type = key.slice(prefix.length);
-        // Companion keys ({...}:dlq) and names that are not valid types are not topics.
-        if (!key.startsWith('{') && isType(type)) found.push(type);
-      }
-    } while (cursor !== '0');
+    // A cluster's keyspace is split across its masters: each is scanned.
+    for (const node of this.cluster ? (this.cmd as unknown as Cluster).nodes('master') : [this.cmd]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = (await node.call('SCAN', cursor, 'MATCH', match, 'COUNT', 1000, 'TYPE', 'stream')) as [string, string[]];
+        cursor = next;
+        for (const key of keys) {
+          const type = key.slice(prefix.length);
+          // Companion keys ({...}:dlq) and names that are not valid types are not topics.
+          if (!key.startsWith('{') && isType(type)) found.push(type);
+        }
+      } while (cursor !== '0');
+    }
     return found;
   }
 
@@ -153,13 +184,13 @@ export class RedisDriver implements Driver {
       await this.cmd.hsetnx(this.keys.groups, group, from === 'earliest' ? '0' : before(`${now}-0`));
       start = (await this.cmd.hget(this.keys.groups, group))!;
     }
-    const p = this.cmd.pipeline();
+    const p = this.pipeline();
     for (const t of topics) {
       p.xgroup('CREATE', this.keys.stream(t), group, fresh ? '$' : start, 'MKSTREAM');
       p.xgroup('CREATE', this.keys.retry(t, group), group, '0', 'MKSTREAM');
       p.sadd(this.keys.topics, t);
     }
-    for (const [err] of (await p.exec()) ?? []) if (err && !String(err.message).startsWith('BUSYGROUP')) throw err;
+    for (const [err] of ((await p.exec()) as [Error | null, unknown][] | null) ?? []) if (err && !String(err.message).startsWith('BUSYGROUP')) throw err;
   }
 
   async read(req: ReadRequest): Promise<Delivery[]> {
@@ -174,6 +205,11 @@ export class RedisDriver implements Driver {
         reader.topicOf.set(this.keys.retry(t, req.group), t);
       }
       reader.streams = [...reader.topicOf.keys(), ...[...reader.topicOf.keys()].map(() => '>')];
+      if (this.cluster) {
+        const bySlot = new Map<number, string[]>();
+        for (const key of reader.topicOf.keys()) bySlot.set(calculateSlot(key), [...(bySlot.get(calculateSlot(key)) ?? []), key]);
+        reader.slots = [...bySlot.values()].map((keys) => [...keys, ...keys.map(() => '>')]);
+      }
     }
     const topicOf = reader.topicOf;
     const out: Delivery[] = [];
@@ -181,9 +217,11 @@ export class RedisDriver implements Driver {
     if (out.length < req.max && topicOf.size > 0 && !req.signal.aborted) {
       let res: [string, Entry[]][] | null;
       try {
-        res = (await (out.length > 0
-          ? reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', req.max - out.length, 'STREAMS', ...reader.streams)
-          : reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', req.max, 'BLOCK', req.blockMs, 'STREAMS', ...reader.streams))) as [string, Entry[]][] | null;
+        res = this.cluster
+          ? await this.readSlots(req, reader, req.max - out.length, out.length > 0)
+          : ((await (out.length > 0
+              ? reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', req.max - out.length, 'STREAMS', ...reader.streams)
+              : reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', req.max, 'BLOCK', req.blockMs, 'STREAMS', ...reader.streams))) as [string, Entry[]][] | null);
       } catch (err) {
         if (req.signal.aborted) {
           this.dropReader(req);
@@ -204,6 +242,29 @@ export class RedisDriver implements Driver {
     if (req.signal.aborted) this.dropReader(req);
     if (acked) await acked;
     return out;
+  }
+
+  /**
+   * A cluster read: one XREADGROUP per slot (one cannot span slots). Every slot is read without
+   * blocking; when none has anything, the read blocks briefly on one slot, a different one each time.
+   */
+  private async readSlots(req: ReadRequest, reader: Reader, room: number, haveSome: boolean): Promise<[string, Entry[]][] | null> {
+    const read = (streams: string[], count: number, block: boolean) =>
+      (block
+        ? reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'BLOCK', Math.min(req.blockMs, CLUSTER_BLOCK_MS), 'STREAMS', ...streams)
+        : reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'STREAMS', ...streams)) as Promise<[string, Entry[]][] | null>;
+    const { slots } = reader;
+    if (slots.length === 1) return read(slots[0], room, !haveSome);
+    const res: [string, Entry[]][] = [];
+    for (const streams of slots) {
+      if (room <= 0) break;
+      for (const r of (await read(streams, room, false)) ?? []) {
+        res.push(r);
+        room -= r[1].length;
+      }
+    }
+    if (res.length > 0 || haveSome) return res;
+    return read(slots[reader.turn++ % slots.length], room, true);
   }
 
   /**
@@ -229,9 +290,9 @@ export class RedisDriver implements Driver {
         }
         const live = entries.filter(([, f]) => f !== null);
         if (live.length) {
-          const p = this.cmd.pipeline();
+          const p = this.pipeline();
           for (const [id] of live) p.xpending(key, req.group, id, id, 1);
-          const counts = ((await p.exec()) ?? []).map(([, r]) => Number((r as [string, string, number, number][])[0]?.[3] ?? 1));
+          const counts = (((await p.exec()) as [Error | null, unknown][] | null) ?? []).map(([, r]) => Number((r as [string, string, number, number][])[0]?.[3] ?? 1));
           live.forEach(([id, fields], i) => out.push(delivery(topic, key, id, counts[i], fields)));
         }
         cursor = next;
@@ -255,18 +316,24 @@ export class RedisDriver implements Driver {
     const id = `${req.group}\n${req.consumer}`;
     let r = this.readers.get(id);
     if (r) return r;
-    const conn = this.cmd.duplicate({ maxRetriesPerRequest: null });
+    const conn = (
+      this.cluster
+        ? (this.cmd as unknown as Cluster).duplicate([], { redisOptions: { ...(this.cmd as unknown as Cluster).options.redisOptions, maxRetriesPerRequest: null } })
+        : this.cmd.duplicate({ maxRetriesPerRequest: null })
+    ) as Redis;
     conn.on('error', (err) => this.log.warn({ group: req.group, consumer: req.consumer, err: err.message }, 'redis reader connection error'));
     const clientId = () => {
+      // A cluster reader is never unblocked (its block is short): no id to ask for.
+      if (this.cluster) return Promise.resolve(-1);
       const p = conn.client('ID') as Promise<number>;
       p.catch(() => {}); // a connection closed meanwhile: nothing left to unblock
       return p;
     };
-    const reader: Reader = { conn, cursors: new Map(), nextClaim: 0, clientId: clientId(), topics: null, topicOf: new Map(), streams: [] };
+    const reader: Reader = { conn, cursors: new Map(), nextClaim: 0, clientId: clientId(), topics: null, topicOf: new Map(), streams: [], slots: [], turn: 0 };
     conn.on('ready', () => (reader.clientId = clientId()));
     this.readers.set(id, reader);
     req.signal.addEventListener('abort', () => {
-      void reader.clientId.then((cid) => this.cmd.client('UNBLOCK', cid)).catch(() => {});
+      if (!this.cluster) void reader.clientId.then((cid) => this.cmd.client('UNBLOCK', cid)).catch(() => {});
     }, { once: true });
     return reader;
   }
@@ -287,7 +354,7 @@ export class RedisDriver implements Driver {
       await this.cmd.xack(key, group, ...ids);
       return;
     }
-    const p = this.cmd.pipeline();
+    const p = this.pipeline();
     for (const [key, ids] of keys) p.xack(key, group, ...ids);
     await execAll(p);
   }

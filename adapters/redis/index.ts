@@ -1,8 +1,8 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { pino } from 'pino';
 import type { Bus } from '../../bus/contract.js';
 import { busFromDriver } from '../../bus/engine.js';
-import { ConnectionError } from '../../bus/errors.js';
+import { ConnectionError, invalid } from '../../bus/errors.js';
 import { int, knownKeys, resolveBusOptions, type BusOptions } from '../../bus/options.js';
 import { Keys, RedisDriver } from './driver.js';
 import { scripts } from './scripts.js';
@@ -26,17 +26,23 @@ export interface RedisBusOptions extends BusOptions {
   prefix?: string;
   /** How long start-up waits for Redis before failing with CONNECTION_FAILED. Default 10000 ms. */
   connectTimeoutMs?: number;
-  /** A connected ioredis client to use (not closed by the bus); reader connections are duplicated from it. */
-  client?: Redis;
+  /**
+   * Redis Cluster seed nodes (`host:port` strings or `{ host, port }`); the cluster's other nodes
+   * are discovered. `username`, `password` and `tls` apply to every node. Default
+   * `REDIS_CLUSTER_NODES` (`host:port,host:port`); when set, `url` and `host`/`port` are not used.
+   */
+  cluster?: Array<string | { host: string; port: number }>;
+  /** A connected ioredis client (Redis or Cluster) to use (not closed by the bus); reader connections are duplicated from it. */
+  client?: Redis | Cluster;
 }
 
-const OWN_KEYS = ['url', 'host', 'port', 'username', 'password', 'db', 'tls', 'prefix', 'connectTimeoutMs', 'client'];
+const OWN_KEYS = ['url', 'host', 'port', 'username', 'password', 'db', 'tls', 'prefix', 'connectTimeoutMs', 'cluster', 'client'];
 const COMMON_KEYS = ['source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger'];
 
 /** Connects (failing within `connectTimeoutMs` when Redis is unreachable) and returns a Redis Streams bus. */
 export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
   knownKeys('redis', options, [...OWN_KEYS, ...COMMON_KEYS]);
-  const { url, host, port, username, password, db, tls, prefix = 'events:', connectTimeoutMs, client, ...common } = options;
+  const { url, host, port, username, password, db, tls, prefix = 'events:', connectTimeoutMs, cluster, client, ...common } = options;
   resolveBusOptions(common);
   const timeout = int('connectTimeoutMs', connectTimeoutMs, 10_000, 100, 600_000);
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new ConnectionError('CONNECTION_FAILED', `invalid prefix ${JSON.stringify(prefix)}: expected a string without braces`);
@@ -48,9 +54,21 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     retryStrategy: (times) => Math.min(2000, 50 * 2 ** Math.min(times, 6)),
   };
   const target = url ?? env.REDIS_URL;
-  let redis: Redis;
+  const seeds = cluster ?? (env.REDIS_CLUSTER_NODES ? env.REDIS_CLUSTER_NODES.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
+  let redis: Redis | Cluster;
   if (client) redis = client;
-  else if (target) redis = new Redis(target, { ...base, ...(tls ? { tls } : {}) });
+  else if (seeds) {
+    redis = new Cluster(seeds.map(clusterNode), {
+      lazyConnect: true,
+      clusterRetryStrategy: base.retryStrategy,
+      redisOptions: {
+        connectTimeout: base.connectTimeout,
+        username: username ?? env.REDIS_USERNAME,
+        password: password ?? env.REDIS_PASSWORD,
+        ...(tls ? { tls } : {}),
+      },
+    });
+  } else if (target) redis = new Redis(target, { ...base, ...(tls ? { tls } : {}) });
   else {
     redis = new Redis({
       ...base,
@@ -62,7 +80,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
       ...(tls ? { tls } : {}),
     });
   }
-  const where = describeTarget(target, redis);
+  const where = seeds ? `cluster ${seeds.map((n) => (typeof n === 'string' ? n : `${n.host}:${n.port}`)).join(',')}` : describeTarget(target, redis as Redis);
   redis.on('error', (err: Error) => log.warn({ redis: where, err: redact(err.message) }, 'redis connection error'));
   for (const [name, def] of Object.entries(scripts)) redis.defineCommand(name, def);
   if (!client) await connect(redis, where, timeout);
@@ -70,7 +88,16 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
   return busFromDriver(driver, common);
 }
 
-async function connect(redis: Redis, where: string, timeoutMs: number): Promise<void> {
+/** `host:port` or `{ host, port }`, checked, for the Cluster constructor. */
+function clusterNode(n: string | { host: string; port: number }): { host: string; port: number } {
+  const [host, port] = typeof n === 'string' ? [n.slice(0, n.lastIndexOf(':')), Number(n.slice(n.lastIndexOf(':') + 1))] : [n?.host, n?.port];
+  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw invalid('INVALID_OPTION', `invalid cluster node ${JSON.stringify(n)}: expected host:port or { host, port }`);
+  }
+  return { host, port };
+}
+
+async function connect(redis: Redis | Cluster, where: string, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([

@@ -91,3 +91,27 @@ export async function redisForTests(what: string, needOwnServer = false): Promis
   console.log(`SKIPPED ${why}`);
   return null;
 }
+
+/**
+ * Starts a real Redis Cluster of `masters` nodes (no replicas) on free loopback ports, joined with
+ * `redis-cli --cluster create`, and waits until every node reports cluster_state:ok.
+ */
+export async function startRedisCluster(masters = 3): Promise<{ nodes: { host: string; port: number }[]; stop(): Promise<void> }> {
+  const servers: RedisServer[] = [];
+  for (let i = 0; i < masters; i++) {
+    servers.push(await startRedisServer(['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}.conf`, '--cluster-node-timeout', '5000']));
+  }
+  const addrs = servers.map((s) => `127.0.0.1:${s.port}`);
+  const create = spawnSync('redis-cli', ['--cluster', 'create', ...addrs, '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' });
+  if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+  const end = Date.now() + 20_000;
+  for (const s of servers) {
+    for (;;) {
+      const info = spawnSync('redis-cli', ['-p', String(s.port), 'cluster', 'info'], { encoding: 'utf8' }).stdout;
+      if (info.includes('cluster_state:ok')) break;
+      if (Date.now() > end) throw new Error(`cluster node ${s.port} not ok: ${info}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { nodes: servers.map((s) => ({ host: '127.0.0.1', port: s.port })), stop: async () => void (await Promise.all(servers.map((s) => s.stop()))) };
+}
