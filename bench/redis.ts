@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { Queue, Worker } from 'bullmq';
 import { createRedisBus } from '../adapters/redis/index.js';
 import { startRedisServer } from '../test/helpers/redis.js';
-import { rate, sample } from './util.js';
+import { percentile, rate, sample } from './util.js';
 
 const N = Number(process.env.BENCH_N || 200_000);
 const silent = pino({ level: 'silent' });
@@ -24,10 +24,6 @@ async function timeIt(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-}
 
 export async function redisBench(): Promise<void> {
   const server = await startRedisServer();
@@ -211,7 +207,7 @@ export async function busLatency(bus: Awaited<ReturnType<typeof createRedisBus>>
 }
 
 /** Calls `send` `total` times at `perSec`, in 1 ms ticks, catching up when a tick runs late. */
-async function offer(perSec: number, total: number, send: (i: number) => void): Promise<void> {
+export async function offer(perSec: number, total: number, send: (i: number) => void): Promise<void> {
   const start = performance.now();
   let sent = 0;
   while (sent < total) {

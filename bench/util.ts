@@ -11,6 +11,11 @@ export interface Row {
 
 export const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
 
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
 /** A small event like the ones the seeds publish (~230 bytes stored). */
 export const sample = (i: number) => ({ i, device: `dev-${i % 1000}`, status: 'validated', payload: 'x'.repeat(100) });
 
