@@ -10,7 +10,7 @@ import { redisForTests } from './redis.js';
  */
 export async function exampleStores(what: string): Promise<Array<{ name: string; env: Record<string, string> }>> {
   const dir = mkdtempSync(join(tmpdir(), 'agentbus-example-'));
-  const stores = [{ name: 'sqlite', env: { AGENTBUS_ADAPTER: 'sqlite', AGENTBUS_SQLITE_PATH: join(dir, 'bus.db') } }];
+  const stores: Array<{ name: string; env: Record<string, string> }> = [{ name: 'sqlite', env: { AGENTBUS_ADAPTER: 'sqlite', AGENTBUS_SQLITE_PATH: join(dir, 'bus.db') } }];
   const redis = await redisForTests(`${what} on redis`);
   if (redis) stores.push({ name: 'redis', env: { AGENTBUS_ADAPTER: 'redis', REDIS_URL: redis.url } });
   return stores;

@@ -5,6 +5,8 @@ import { waitFor } from './index.js';
 export interface HostProcess {
   proc: ChildProcess;
   out: string[];
+  /** Where it serves /healthz, /readyz, /metrics, /status. */
+  url: string;
   /** Resolves with the exit code (or the signal's name). */
   exited: Promise<number | string>;
 }
@@ -29,7 +31,8 @@ export async function startHost(agents: string, env: Record<string, string>): Pr
   process.once('exit', () => proc.kill('SIGKILL'));
   await waitFor(`host running (output so far:\n${out.join('\n')})`, () => out.some((l) => l.includes('host running')) || proc.exitCode !== null, 20_000);
   if (proc.exitCode !== null) throw new Error(`host exited ${proc.exitCode}:\n${out.join('\n')}`);
-  return { proc, out, exited };
+  const url = (JSON.parse(out.find((l) => l.includes('host running'))!) as { url: string }).url;
+  return { proc, out, url, exited };
 }
 
 /** The "start|done <id> <pid>" lines of a work log, counted per id. */
