@@ -18,7 +18,7 @@ const AGENTS = 'examples/agent-events/agents.ts';
 for (const store of await exampleStores('agent-events')) {
   const s = suite(`agent-events on ${store.name}`);
   s('crash and restart, poisoned event to dead letter, CLI retry after the fix, replay to a new agent', async () => {
-    const env = { ...store.env, AGENTBUS_REDIS_PREFIX: `ex${Date.now()}:` };
+    const env: Record<string, string> = { ...store.env, AGENTBUS_REDIS_PREFIX: `ex${Date.now()}:` };
     const cli = (...args: string[]) => spawnSync(process.execPath, ['dist/runtime/cli.js', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
     const bus = await createBus({ logger: pino({ level: 'error' }) }, { ...process.env, ...env });
     const length = async (type: string) => (await bus.stats()).find((t) => t.type === type)?.length ?? 0;
