@@ -12,3 +12,4 @@ export type { AgentEntry } from './runtime/agents.js';
 export type { SupervisorOptions, Strategy, RestartType, Clock, Transition, ChildStatus } from './runtime/supervisor.js';
 export type { LifecycleState } from './runtime/lifecycle.js';
 export { serveHttp } from './runtime/http.js';
+export { CircuitBreaker, type CircuitBreakerOptions } from './runtime/breaker.js';

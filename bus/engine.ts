@@ -67,7 +67,8 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     checkType(type);
     const event = createEvent(type, data, opts, o.source);
     const body = encodeEvent(event, o.maxPayloadBytes);
-    return { topic: type, event, body, dedup: opts?.id !== undefined, dedupWindowMs: o.dedupWindowMs };
+    const window = opts?.dedupWindowMs === undefined ? o.dedupWindowMs : int('dedupWindowMs', opts.dedupWindowMs, 0, 0, 365 * 86_400_000);
+    return { topic: type, event, body, dedup: opts?.id !== undefined, dedupWindowMs: window };
   }
 
   async function resolveTopics(types: string[]): Promise<string[]> {

@@ -30,6 +30,8 @@ export interface PublishOptions {
   traceparent?: string;
   dataschema?: string;
   datacontenttype?: string;
+  /** With a caller `id`: this publish's dedup window instead of the bus' `dedupWindowMs` (per tool, per tenant...). */
+  dedupWindowMs?: number;
 }
 
 /** One entry of `publishBatch`. */

@@ -11,10 +11,13 @@ export type CreateBusOptions =
 /**
  * Builds a bus from options, then the environment: `AGENTBUS_ADAPTER` (`sqlite`, the default, or
  * `redis`), `AGENTBUS_SQLITE_PATH` (default `./data/agentbus.db`), and for Redis `REDIS_URL` or
- * `REDIS_HOST`/`REDIS_PORT`/`REDIS_USERNAME`/`REDIS_PASSWORD`/`REDIS_DB`, and `AGENTBUS_REDIS_PREFIX`.
+ * `REDIS_HOST`/`REDIS_PORT`/`REDIS_USERNAME`/`REDIS_PASSWORD`/`REDIS_DB` (or `REDIS_CLUSTER_NODES`), and
+ * `AGENTBUS_REDIS_PREFIX`; `AGENTBUS_DEDUP_WINDOW_MS` for every adapter.
  */
 export async function createBus(options: CreateBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
-  const { adapter: a, ...rest } = options;
+  const { adapter: a, ...opts } = options;
+  const window = env.AGENTBUS_DEDUP_WINDOW_MS;
+  const rest = opts.dedupWindowMs === undefined && window ? { ...opts, dedupWindowMs: Number(window) } : opts;
   const adapter = a ?? (env.AGENTBUS_ADAPTER || 'sqlite');
   if (adapter === 'sqlite') {
     const o = rest as SqliteBusOptions;

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CloudEvent } from '../../bus/event.js';
 import type { Bus } from '../../bus/contract.js';
-import { assertSameIds, sleep, uniq, waitFor } from '../helpers/index.js';
+import { assertSameIds, rejects, sleep, uniq, waitFor } from '../helpers/index.js';
 import type { Target } from './index.js';
 
 async function groupStats(bus: Bus, type: string, group: string) {
@@ -130,6 +130,21 @@ export function historySuite(a: Target): void {
     assert.is(stored.length, 2, JSON.stringify(stored));
     assert.equal((stored[0] as unknown[])[1], { v: 1 });
     assert.equal((stored[1] as unknown[])[0], '/other');
+    await bus.close();
+  });
+
+  test('a publish can carry its own dedup window: past it, the same id is stored again', async () => {
+    const bus = await a.make();
+    const type = uniq('webhook');
+    const id = uniq('delivery');
+    await bus.publish(type, { v: 1 }, { id, dedupWindowMs: 100 });
+    await bus.publish(type, { v: 2 }, { id, dedupWindowMs: 100 });
+    await sleep(250);
+    await bus.publishBatch([{ type, data: { v: 3 }, id, dedupWindowMs: 100 }]);
+    const stored: unknown[] = [];
+    await bus.replay({ types: [type] }, (e) => void stored.push(e.data));
+    assert.equal(stored, [{ v: 1 }, { v: 3 }]);
+    await rejects(() => bus.publish(type, {}, { id, dedupWindowMs: -1 }), 'INVALID_OPTION', 'dedupWindowMs -1');
     await bus.close();
   });
 
