@@ -53,7 +53,9 @@ export function hostProcessSuite(name: string, storeEnv: Record<string, string>)
   s('two hosts share a group; one is SIGKILLed mid-stream three times: every event handled, none stuck pending', async () => {
     const type = uniq('work.kill');
     const logPath = join(dir, `${type}.log`);
-    const work = { ...env, WORK_TYPE: type, WORK_LOG: logPath, WORK_CONCURRENCY: '8', WORK_CLAIM_MS: '1000', WORK_HANDLER_MS: '5' };
+    // 20 ms handlers at concurrency 8: two hosts take ~800 events/s of the ~1000/s offered, so a
+    // backlog builds and a killed host always dies with deliveries in flight.
+    const work = { ...env, WORK_TYPE: type, WORK_LOG: logPath, WORK_CONCURRENCY: '8', WORK_CLAIM_MS: '1000', WORK_HANDLER_MS: '20' };
     const b = await bus();
     // Both hosts up (and the group made) before the first event.
     let a = await startHost(AGENTS, work);

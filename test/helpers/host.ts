@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { waitFor } from './index.js';
 
 export interface HostProcess {
@@ -27,7 +28,14 @@ export async function startHost(agents: string, env: Record<string, string>): Pr
   };
   proc.stdout!.on('data', take);
   proc.stderr!.on('data', take);
-  const exited = new Promise<number | string>((r) => proc.once('exit', (code, sig) => r(code ?? sig ?? -1)));
+  const exit = new Promise<number | string>((r) => proc.once('exit', (code, sig) => r(code ?? sig ?? -1)));
+  // Waiting for the exit holds the test process open again (see the unref below).
+  const exited = { then: (ok, fail) => (proc.ref(), exit.then(ok, fail)) } as Promise<number | string>;
+  // A failed assertion must not leave the test file waiting on a live host: nothing here keeps the
+  // test process alive, and its exit takes the host with it.
+  proc.unref();
+  (proc.stdout as unknown as Socket).unref();
+  (proc.stderr as unknown as Socket).unref();
   process.once('exit', () => proc.kill('SIGKILL'));
   await waitFor(`host running (output so far:\n${out.join('\n')})`, () => out.some((l) => l.includes('host running')) || proc.exitCode !== null, 20_000);
   if (proc.exitCode !== null) throw new Error(`host exited ${proc.exitCode}:\n${out.join('\n')}`);
