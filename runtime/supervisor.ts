@@ -60,7 +60,12 @@ export interface ChildStatus {
   state: LifecycleState;
   restarts: number;
   lastError: string | null;
+  /** The last transitions, oldest first (at most HISTORY). */
+  history: Array<{ from: LifecycleState; to: LifecycleState; at: string; error?: string }>;
 }
+
+/** Transitions kept per agent for status(). */
+const HISTORY = 20;
 
 type LifecycleActor = Actor<typeof lifecycle>;
 
@@ -70,6 +75,7 @@ interface Child {
   state: LifecycleState;
   /** Clock times of this child's restarts inside the current period. */
   restartTimes: number[];
+  history: ChildStatus['history'];
 }
 
 /**
@@ -123,7 +129,7 @@ export class Supervisor {
       },
     });
     const actor = createActor(machine, { input: { agent: spec.name }, clock: this.clock });
-    const c: Child = { spec, actor, state: 'idle', restartTimes: [] };
+    const c: Child = { spec, actor, state: 'idle', restartTimes: [], history: [] };
     actor.subscribe({
       next: (snap) => {
         const to = snap.value as LifecycleState;
@@ -132,6 +138,8 @@ export class Supervisor {
         c.state = to;
         const t: Transition = { agent: spec.name, from, to, restarts: snap.context.restarts, error: to === 'crashing' || to === 'stopped' ? snap.context.lastError : null };
         const level = to === 'failed' || to === 'crashing' ? 'error' : 'info';
+        c.history.push({ from, to, at: new Date(this.clock.now()).toISOString(), ...(t.error ? { error: t.error } : {}) });
+        if (c.history.length > HISTORY) c.history.shift();
         this.log[level]({ agent: spec.name, from, to, restarts: t.restarts, ...(t.error ? { error: t.error } : {}) }, `agent ${spec.name}: ${from} -> ${to}`);
         this.onTransition(t);
         if (to === 'crashed') this.onCrash(c);
@@ -169,7 +177,7 @@ export class Supervisor {
   status(): ChildStatus[] {
     return this.children.map((c) => {
       const s = c.actor.getSnapshot();
-      return { agent: c.spec.name, state: c.state, restarts: s.context.restarts, lastError: s.context.lastError };
+      return { agent: c.spec.name, state: c.state, restarts: s.context.restarts, lastError: s.context.lastError, history: [...c.history] };
     });
   }
 

@@ -60,7 +60,10 @@ s('one_for_one restarts only the crashed child, after its backoff', async () => 
   await until('b', 'running');
   assert.equal([a.starts, b.starts, c.starts], [1, 2, 1]);
   assert.equal([a.stops, c.stops], [0, 0]);
-  assert.is(sup.status().find((x) => x.agent === 'b')!.lastError, 'Error: boom');
+  const b2 = sup.status().find((x) => x.agent === 'b')!;
+  assert.is(b2.lastError, 'Error: boom');
+  assert.equal(b2.history.map((h) => h.to), ['starting', 'running', 'crashing', 'crashed', 'restarting', 'starting', 'running']);
+  assert.is(b2.history[2].error, 'Error: boom');
 });
 
 s('one_for_all stops the others (last first) and restarts all', async () => {
