@@ -1,13 +1,15 @@
 // npm run bench: every section prints a table of agentbus beside a baseline measured in the same run.
-// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|redis runs one section.
+// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|host|redis runs one section.
 import { cpus, totalmem } from 'node:os';
 import { sqliteBench } from './sqlite.js';
 import { redisBench } from './redis.js';
+import { hostBench } from './host.js';
 import { hasRedisServer } from '../test/helpers/redis.js';
 
 const only = process.env.BENCH_ONLY;
 console.log(`# agentbus bench: node ${process.version}, ${cpus().length} x ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB`);
 if (!only || only === 'sqlite') await sqliteBench();
+if (!only || only === 'host') await hostBench();
 if (!only || only === 'redis') {
   if (hasRedisServer()) await redisBench();
   else console.log('\n## Redis Streams: skipped, no redis-server on PATH');

@@ -175,7 +175,7 @@ export class Consumer implements Subscription {
     if (this.abandoned) return;
     if (this.o.onOutcome && (failed || ctx.deadLetterReason === undefined)) {
       const retry = failed && !(error instanceof NonRetryableError) && h.d.attempts < this.o.maxAttempts;
-      this.report(failed ? 'failed' : 'handled', h, performance.now() - started, { retry, error: failed ? error : undefined });
+      this.report(failed ? 'failed' : 'handled', h, performance.now() - started, retry, undefined, failed ? error : undefined);
     }
     if (!failed && ctx.deadLetterReason === undefined) {
       this.ack(h);
@@ -231,16 +231,16 @@ export class Consumer implements Subscription {
     this.ackFlush = null;
   }
 
-  private report(outcome: DeliveryOutcome['outcome'], h: Held, durationMs: number, extra: Partial<DeliveryOutcome>): void {
+  private report(outcome: DeliveryOutcome['outcome'], h: Held, durationMs: number, retry: boolean, reason: string | undefined, error: unknown): void {
     try {
-      this.o.onOutcome!({ outcome, type: h.d.topic, group: this.group, attempt: h.d.attempts, durationMs, ...extra });
+      this.o.onOutcome!({ outcome, type: h.d.topic, group: this.group, attempt: h.d.attempts, durationMs, retry, reason, error });
     } catch (err) {
       this.log.error({ group: this.group, err: describe(err) }, 'onOutcome threw');
     }
   }
 
   private async deadLetter(h: Held, reason: string, error: string): Promise<void> {
-    if (this.o.onOutcome) this.report('dead_lettered', h, 0, { reason, error });
+    if (this.o.onOutcome) this.report('dead_lettered', h, 0, false, reason, error);
     this.log.warn({ group: this.group, type: h.d.topic, position: h.d.position, id: h.d.event?.id, attempts: h.d.attempts, reason, error }, 'dead letter');
     try {
       await this.driver.deadLetter(this.group, h.d, reason, error);

@@ -63,13 +63,22 @@ export class HostMetrics {
     storeGauge('agentbus_group_dead_letters', 'Dead letters kept for the group, per topic', (g) => g.deadLetters);
   }
 
+  /** Per (type, group): prom-client's bound children, so the hot path hashes no label set. */
+  private readonly bound = new Map<string, { handled: Counter.Internal; failed: Counter.Internal; retried: Counter.Internal; duration: Histogram.Internal<'type' | 'group'> }>();
+
   outcome(o: DeliveryOutcome): void {
-    const labels = { type: o.type, group: o.group };
-    if (o.outcome === 'dead_lettered') return void this.deadLettered.inc({ ...labels, reason: o.reason ?? 'failed' });
-    this.duration.observe(labels, o.durationMs / 1000);
-    if (o.outcome === 'handled') return void this.handled.inc(labels);
-    this.failed.inc(labels);
-    if (o.retry) this.retried.inc(labels);
+    if (o.outcome === 'dead_lettered') return void this.deadLettered.inc({ type: o.type, group: o.group, reason: o.reason ?? 'failed' });
+    const key = `${o.type}\n${o.group}`;
+    let b = this.bound.get(key);
+    if (b === undefined) {
+      const labels = { type: o.type, group: o.group };
+      b = { handled: this.handled.labels(labels), failed: this.failed.labels(labels), retried: this.retried.labels(labels), duration: this.duration.labels(labels) };
+      this.bound.set(key, b);
+    }
+    b.duration.observe(o.durationMs / 1000);
+    if (o.outcome === 'handled') return b.handled.inc();
+    b.failed.inc();
+    if (o.retry) b.retried.inc();
   }
 
   publish(type: string): void {
