@@ -233,7 +233,8 @@ export class Consumer implements Subscription {
 
   private report(outcome: DeliveryOutcome['outcome'], h: Held, durationMs: number, retry: boolean, reason: string | undefined, error: unknown): void {
     try {
-      this.o.onOutcome!({ outcome, type: h.d.topic, group: this.group, attempt: h.d.attempts, durationMs, retry, reason, error });
+      const d = h.d;
+      this.o.onOutcome!({ outcome, type: d.topic, group: this.group, id: d.event?.id ?? '', position: d.position, attempt: d.attempts, durationMs, retry, reason, error });
     } catch (err) {
       this.log.error({ group: this.group, err: describe(err) }, 'onOutcome threw');
     }

@@ -62,6 +62,9 @@ export interface DeliveryOutcome {
   outcome: 'handled' | 'failed' | 'dead_lettered';
   type: string;
   group: string;
+  /** The event's id ('' for an entry that could not be decoded) and its position in the topic. */
+  id: string;
+  position: string;
   attempt: number;
   /** Handler run time; 0 for dead letters that never reached the handler. */
   durationMs: number;

@@ -90,8 +90,11 @@ export class AgentInstance implements AgentContext {
             consumer: `${this.host.hostId}/${this.agent}/${i}`,
             onOutcome: (o) => {
               this.host.onOutcome(o);
-              if (o.outcome === 'handled') this.failures = 0;
-              else if (o.outcome === 'failed' && breakerFailures > 0 && ++this.failures === breakerFailures) {
+              if (o.outcome === 'handled') return void (this.failures = 0);
+              if (o.outcome !== 'failed') return;
+              // One line per failure (dead letters are logged by the bus): a retry is worth knowing about.
+              this.logger.warn({ group: o.group, id: o.id, type: o.type, attempt: o.attempt, retry: o.retry, err: describe(o.error) }, o.retry ? 'delivery failed, will retry' : 'delivery failed');
+              if (breakerFailures > 0 && ++this.failures === breakerFailures) {
                 this.crash(new CircuitOpenError(`agent ${this.agent}: ${this.failures} deliveries failed in a row (last: ${describe(o.error)}); circuit open`, { cause: o.error }));
               }
             },

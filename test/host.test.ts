@@ -70,7 +70,7 @@ h('routes by exact type to per-type methods and by pattern to handle; ctx carrie
 });
 
 h('a circuit breaker opens after breakerFailures failures in a row: a crash, then a restart', async () => {
-  const { bus, logger } = await fresh();
+  const { bus, logger, lines } = await fresh();
   let calls = 0;
   class Flaky extends BaseAgent {
     static subscriptions = ['job.run'];
@@ -89,6 +89,9 @@ h('a circuit breaker opens after breakerFailures failures in a row: a crash, the
   assert.is(calls, 3);
   assert.ok(states.some((s) => s.startsWith('crashing CircuitOpenError: agent Flaky: 3 deliveries failed in a row')), states.join('\n'));
   assert.is(host.status().agents[0].restarts, 1);
+  const failure = lines.find((l) => l.msg === 'delivery failed')!;
+  assert.equal([failure.level, failure.agent, failure.group, failure.type, failure.attempt, failure.err], [40, 'Flaky', 'Flaky', 'job.run', 1, 'Error: downstream down']);
+  assert.match(String(failure.id), /^[0-9a-f-]{36}$/);
   await host.stop();
   await bus.close();
 });
