@@ -310,6 +310,8 @@ export class Consumer implements Subscription {
     for (const t of this.timers) clearInterval(t);
     if (this.ackFlush) await this.ackFlush;
     await this.flushAcks();
+    // Consumer names change with every host process: without this, stores collect dead ones forever.
+    if (this.running === 0) await this.driver.forget(this.group, this.consumer, this.topics).catch((err) => this.storeError('forget', err));
     this.onClosed(this);
   }
 

@@ -25,6 +25,11 @@ export interface Driver {
   renew(group: string, consumer: string, deliveries: Delivery[], leaseMs: number): Promise<void>;
   /** Gives held deliveries back to the group now (lease expired at once), storing each one's `attempts`. */
   release(group: string, consumer: string, deliveries: Delivery[]): Promise<void>;
+  /**
+   * A consumer closed for good: the store forgets it (stats stop counting it at once) if it holds
+   * no delivery; one still holding some stays until they are reclaimed.
+   */
+  forget(group: string, consumer: string, topics: string[]): Promise<void>;
   /** Counts one more attempt in the store for a delivery the consumer keeps and runs again. */
   countAttempt(group: string, delivery: Delivery): Promise<void>;
   /** Moves a delivery to the group's dead letters and acknowledges it, atomically. */

@@ -507,6 +507,16 @@ export class RedisDriver implements Driver {
     return removed;
   }
 
+  /** XGROUP DELCONSUMER on each of its keys where it holds nothing (it would drop what it holds). */
+  async forget(group: string, consumer: string, topics: string[]): Promise<void> {
+    for (const t of topics) {
+      for (const key of [this.keys.stream(t), this.keys.retry(t, group)]) {
+        const held = (await this.cmd.xpending(key, group, '-', '+', 1, consumer).catch(() => null)) as unknown[] | null;
+        if (held !== null && held.length === 0) await this.cmd.xgroup('DELCONSUMER', key, group, consumer).catch(() => {});
+      }
+    }
+  }
+
   async ping(): Promise<void> {
     await this.cmd.ping();
   }

@@ -337,6 +337,11 @@ export class SqliteDriver implements Driver {
     });
   }
 
+  async forget(group: string, consumer: string): Promise<void> {
+    // Pending rows keep their owner for reclaiming; the consumers row only feeds stats.
+    await this.write(() => this.s.consumerForget.run(group, consumer));
+  }
+
   async ping(): Promise<void> {
     this.db.prepare('SELECT 1').get();
   }
@@ -415,6 +420,7 @@ function prepare(db: Database) {
     consumerSeen: p('INSERT OR REPLACE INTO consumers (grp, consumer, seen) VALUES (?, ?, ?)'),
     consumersAlive: p('SELECT COUNT(*) AS n FROM consumers WHERE grp = ? AND seen >= ?'),
     consumersExpire: p('DELETE FROM consumers WHERE seen < ?'),
+    consumerForget: p('DELETE FROM consumers WHERE grp = ? AND consumer = ?'),
     dlInsert: p('INSERT INTO dead_letters (grp, topic, seq, body, reason, error, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
     dlList: p('SELECT * FROM dead_letters WHERE (@grp IS NULL OR grp = @grp) AND (@topic IS NULL OR topic = @topic) ORDER BY id LIMIT @limit'),
     dlGet: p('SELECT * FROM dead_letters WHERE id = ?'),

@@ -19,11 +19,14 @@ export function lifecycleSuite(a: Target): void {
     });
     await bus.publishBatch(Array.from({ length: 10 }, (_, i) => ({ type, data: i })));
     await waitFor('10 started', () => started === 10);
+    const stat = async () => (await bus.stats()).find((s) => s.type === type)!.groups.find((x) => x.group === group)!;
+    assert.is((await stat()).consumers, 1);
     await sub.close();
     assert.is(finished, 10, 'close resolved before handlers finished');
-    const g = (await bus.stats()).find((s) => s.type === type)!.groups.find((x) => x.group === group)!;
+    const g = await stat();
     assert.is(g.pending, 0);
     assert.is(g.lag, 0);
+    assert.is(g.consumers, 0, 'a closed consumer holding nothing is forgotten by the store');
     let again = 0;
     const s2 = await bus.subscribe({ group, types: [type], claimIdleMs: 100 }, () => void again++);
     await sleep(400);
