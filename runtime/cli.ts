@@ -61,8 +61,10 @@ async function main(argv: string[]): Promise<number> {
     },
   });
   if (values.version) {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-    console.log(pkg.version);
+    // dist/runtime/cli.js when installed, runtime/cli.ts under `npm run agentbus`.
+    const candidates = ['../../package.json', '../package.json'].map((p) => new URL(p, import.meta.url));
+    const pkg = candidates.map((u) => { try { return JSON.parse(readFileSync(u, 'utf8')) as { name: string; version: string }; } catch { return null; } }).find((p) => p?.name === 'agentbus');
+    console.log(pkg?.version ?? 'unknown');
     return 0;
   }
   const [command, ...args] = positionals;
