@@ -12,6 +12,12 @@ export interface HostProcess {
   exited: Promise<number | string>;
 }
 
+/** Hosts still running when the test process exits are killed then (one listener for all). */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
 /** Starts `agentbus start` (the built CLI) as a real process; resolves once it serves. */
 export async function startHost(agents: string, env: Record<string, string>): Promise<HostProcess> {
   const proc = spawn(process.execPath, ['dist/runtime/cli.js', 'start', '--agents', agents], {
@@ -36,7 +42,8 @@ export async function startHost(agents: string, env: Record<string, string>): Pr
   proc.unref();
   (proc.stdout as unknown as Socket).unref();
   (proc.stderr as unknown as Socket).unref();
-  process.once('exit', () => proc.kill('SIGKILL'));
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
   await waitFor(`host running (output so far:\n${out.join('\n')})`, () => out.some((l) => l.includes('host running')) || proc.exitCode !== null, 20_000);
   if (proc.exitCode !== null) throw new Error(`host exited ${proc.exitCode}:\n${out.join('\n')}`);
   const url = (JSON.parse(out.find((l) => l.includes('host running'))!) as { url: string }).url;

@@ -27,6 +27,12 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Servers still running when the test process exits are killed then (one listener for all). */
+const servers = new Set<() => void>();
+process.once('exit', () => {
+  for (const kill of servers) kill();
+});
+
 /** Starts a real redis-server on a free loopback port; `args` are extra server arguments. */
 export async function startRedisServer(args: string[] = [], opts: { password?: string; scheme?: string; port?: number } = {}): Promise<RedisServer> {
   const port = opts.port ?? (await freePort());
@@ -52,7 +58,7 @@ export async function startRedisServer(args: string[] = [], opts: { password?: s
     },
   };
   await server.start();
-  process.once('exit', () => proc?.kill('SIGKILL'));
+  servers.add(() => proc?.kill('SIGKILL'));
   return server;
 }
 
