@@ -156,14 +156,17 @@ export class AgentInstance implements AgentContext {
     if (!this.closed) this.host.exit(this.agent);
   }
 
+  /** Counted in the metrics once stored: a refused publish is not a published event. */
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
-    this.host.onPublish(type);
-    return this.host.bus.publish(type, data, { source: this.source, ...options });
+    const p = this.host.bus.publish(type, data, { source: this.source, ...options });
+    p.then(() => this.host.onPublish(type), () => {});
+    return p;
   }
 
   publishBatch(events: EventInput[]): Promise<string[]> {
-    for (const e of events) this.host.onPublish(e?.type);
-    return this.host.bus.publishBatch(events.map((e) => ({ source: this.source, ...e })));
+    const p = this.host.bus.publishBatch(events.map((e) => ({ source: this.source, ...e })));
+    p.then(() => events.forEach((e) => this.host.onPublish(e.type)), () => {});
+    return p;
   }
 
   setInterval(fn: () => unknown, ms: number): void {

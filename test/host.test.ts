@@ -184,8 +184,10 @@ h('/readyz is 200 when every agent runs; /metrics counts outcomes, restarts, sta
   class Orders extends BaseAgent {
     static subscriptions = [type];
     static options = { maxAttempts: 2, backoff: { initialMs: 1 } };
-    handle(e: CloudEvent<{ n: number }>) {
+    async handle(e: CloudEvent<{ n: number }>, ctx: HandlerContext) {
       if (e.data.n === 3) throw new Error('bad order');
+      await ctx.publish('order.audited', { n: e.data.n });
+      await ctx.publish('bad type!', {}).catch(() => {});
     }
   }
   const host = new AgentHost({ bus, agents: [Orders], logger });
@@ -199,6 +201,7 @@ h('/readyz is 200 when every agent runs; /metrics counts outcomes, restarts, sta
   const text = await res.text();
   const metric = (name: string) => text.split('\n').find((l) => l.startsWith(name))?.split(' ').pop();
   assert.is(metric(`agentbus_events_handled_total{type="${type}",group="Orders"}`), '2');
+  assert.is(metric('agentbus_events_published_total{type="order.audited"}'), '2', 'counted once stored; the refused publish is not counted');
   assert.is(metric(`agentbus_events_failed_total{type="${type}",group="Orders"}`), '2');
   assert.is(metric(`agentbus_events_retried_total{type="${type}",group="Orders"}`), '1');
   assert.is(metric(`agentbus_events_dead_lettered_total{type="${type}",group="Orders",reason="failed"}`), '1');
