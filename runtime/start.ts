@@ -22,7 +22,7 @@ export interface StartOptions {
 export function cliLogger(): Logger {
   const level = process.env.LOG_LEVEL ?? 'info';
   if (process.stdout.isTTY && process.env.LOG_FORMAT !== 'json') {
-    return pino({ level, transport: { target: 'pino-pretty', options: { ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' } } });
+    return pino({ level, transport: { target: 'pino-pretty', options: { ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l', singleLine: true } } });
   }
   return pino({ level });
 }
