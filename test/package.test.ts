@@ -37,6 +37,30 @@ test("import { createBus } from 'agentbus' works from another package, and round
   assert.is(r.stdout.trim(), '{"from":"app"} function function');
 });
 
+test("an agent written against 'agentbus' runs in an AgentHost from another package; agentbus/redis resolves", () => {
+  const r = node(
+    'agent.mjs',
+    `import { AgentHost, BaseAgent, CircuitBreaker, createBus } from 'agentbus';
+     import { createRedisBus } from 'agentbus/redis';
+     const bus = await createBus();
+     let done;
+     const seen = new Promise((r) => (done = r));
+     class Greeter extends BaseAgent {
+       static subscriptions = ['greet.requested'];
+       static options = { from: 'earliest' };
+       onGreetRequested(e, ctx) { done([e.data.name, ctx.agent, ctx.group]); }
+     }
+     const host = new AgentHost({ bus, agents: [Greeter], catchUncaught: false });
+     await host.start();
+     await bus.publish('greet.requested', { name: 'ada' });
+     console.log(JSON.stringify(await seen), host.status().ready, typeof createRedisBus, typeof CircuitBreaker);
+     await host.stop();
+     await bus.close();`,
+  );
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.stdout.split('\n').filter((l) => !l.startsWith('{"level"')).join('').trim(), '["ada","Greeter","Greeter"] true function function');
+});
+
 test('internals are not reachable through the package root', () => {
   const r = node('deep.mjs', `import 'agentbus/dist/bus/engine.js';`);
   assert.is.not(r.status, 0);
