@@ -1,9 +1,10 @@
 // npm run bench: every section prints a table of agentbus beside a baseline measured in the same run.
-// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|host|redis runs one section.
+// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|host|redis|webhooks runs one section (webhooks only when asked).
 import { cpus, totalmem } from 'node:os';
 import { sqliteBench } from './sqlite.js';
 import { redisBench } from './redis.js';
 import { hostBench } from './host.js';
+import { webhooksBench } from './webhooks.js';
 import { hasRedisServer } from '../test/helpers/redis.js';
 
 const only = process.env.BENCH_ONLY;
@@ -14,3 +15,4 @@ if (!only || only === 'redis') {
   if (hasRedisServer()) await redisBench();
   else console.log('\n## Redis Streams: skipped, no redis-server on PATH');
 }
+if (only === 'webhooks') await webhooksBench(); // not in the default run: it measures an example, not the bus

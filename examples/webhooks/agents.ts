@@ -24,6 +24,8 @@ export interface WebhookReceived {
 /** The REST API (publishes `webhook.received`) and the WebSocket fan-out (consumes `webhook.processed`). */
 export class WebhookApi extends BaseAgent {
   static subscriptions = ['webhook.processed'];
+  // Pushing to sockets is quick and order between webhooks does not matter: many at once.
+  static options = { concurrency: 256 };
   private server!: Server;
   private wss!: WebSocketServer;
 

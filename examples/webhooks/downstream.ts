@@ -12,6 +12,7 @@ export async function deliver(tool: string, _webhook: unknown, log: Logger): Pro
     log.warn({ tool }, 'downstream call failed');
     throw new Error(`${tool} downstream timed out`);
   }
-  await new Promise((r) => setTimeout(r, Number(env.WEBHOOK_DOWNSTREAM_MS ?? 5)));
-  log.info({ tool }, 'downstream call succeeded');
+  const ms = Number(env.WEBHOOK_DOWNSTREAM_MS ?? 5);
+  if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+  if (log.isLevelEnabled('debug')) log.debug({ tool }, 'downstream call succeeded');
 }
