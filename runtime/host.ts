@@ -75,8 +75,7 @@ export class AgentHost extends EventEmitter<HostEvents> {
     this.log = options.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL ?? 'info' });
     this.catchUncaught = options.catchUncaught ?? true;
     this.agents = options.agents.map(resolveAgent);
-    const groups = new Set(this.agents.map((a) => a.name));
-    this.metrics = new HostMetrics(() => this.bus.stats(), () => groups);
+    this.metrics = new HostMetrics(() => this.bus.stats(), new Set(this.agents.map((a) => a.name)));
     const specs = this.agents.map((a) => ({
       name: a.name,
       restart: a.restart,

@@ -23,7 +23,7 @@ export class HostMetrics {
   private readonly state: Gauge<'agent' | 'state'>;
   private stats: { at: number; value: Promise<TopicStats[]> } | null = null;
 
-  constructor(readStats: () => Promise<TopicStats[]>, groups: () => Set<string>) {
+  constructor(readStats: () => Promise<TopicStats[]>, groups: ReadonlySet<string>) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'agentbus_' }); // agentbus_process_*, agentbus_nodejs_*
     this.published = new Counter({ name: 'agentbus_events_published_total', help: 'Events published by agents of this host', labelNames: ['type'], registers });
@@ -49,8 +49,7 @@ export class HostMetrics {
         registers,
         collect: async function (this: Gauge<'type' | 'group'>) {
           this.reset();
-          const mine = groups();
-          for (const t of await cachedStats()) for (const g of t.groups) if (mine.has(g.group)) this.set({ type: t.type, group: g.group }, pick(g));
+          for (const t of await cachedStats()) for (const g of t.groups) if (groups.has(g.group)) this.set({ type: t.type, group: g.group }, pick(g));
         },
       });
     const cachedStats = (): Promise<TopicStats[]> => {

@@ -207,7 +207,10 @@ export class RedisDriver implements Driver {
       reader.streams = [...reader.topicOf.keys(), ...[...reader.topicOf.keys()].map(() => '>')];
       if (this.cluster) {
         const bySlot = new Map<number, string[]>();
-        for (const key of reader.topicOf.keys()) bySlot.set(calculateSlot(key), [...(bySlot.get(calculateSlot(key)) ?? []), key]);
+        for (const key of reader.topicOf.keys()) {
+          const slot = calculateSlot(key);
+          bySlot.set(slot, [...(bySlot.get(slot) ?? []), key]);
+        }
         reader.slots = [...bySlot.values()].map((keys) => [...keys, ...keys.map(() => '>')]);
       }
     }
@@ -219,9 +222,7 @@ export class RedisDriver implements Driver {
       try {
         res = this.cluster
           ? await this.readSlots(req, reader, req.max - out.length, out.length > 0)
-          : ((await (out.length > 0
-              ? reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', req.max - out.length, 'STREAMS', ...reader.streams)
-              : reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', req.max, 'BLOCK', req.blockMs, 'STREAMS', ...reader.streams))) as [string, Entry[]][] | null);
+          : await xread(req, reader, reader.streams, req.max - out.length, out.length > 0 ? 0 : req.blockMs);
       } catch (err) {
         if (req.signal.aborted) {
           this.dropReader(req);
@@ -249,22 +250,19 @@ export class RedisDriver implements Driver {
    * blocking; when none has anything, the read blocks briefly on one slot, a different one each time.
    */
   private async readSlots(req: ReadRequest, reader: Reader, room: number, haveSome: boolean): Promise<[string, Entry[]][] | null> {
-    const read = (streams: string[], count: number, block: boolean) =>
-      (block
-        ? reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'BLOCK', Math.min(req.blockMs, CLUSTER_BLOCK_MS), 'STREAMS', ...streams)
-        : reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'STREAMS', ...streams)) as Promise<[string, Entry[]][] | null>;
+    const block = Math.min(req.blockMs, CLUSTER_BLOCK_MS);
     const { slots } = reader;
-    if (slots.length === 1) return read(slots[0], room, !haveSome);
+    if (slots.length === 1) return xread(req, reader, slots[0], room, haveSome ? 0 : block);
     const res: [string, Entry[]][] = [];
     for (const streams of slots) {
       if (room <= 0) break;
-      for (const r of (await read(streams, room, false)) ?? []) {
+      for (const r of (await xread(req, reader, streams, room, 0)) ?? []) {
         res.push(r);
         room -= r[1].length;
       }
     }
     if (res.length > 0 || haveSome) return res;
-    return read(slots[reader.turn++ % slots.length], room, true);
+    return xread(req, reader, slots[reader.turn++ % slots.length], room, block);
   }
 
   /**
@@ -540,6 +538,13 @@ function delivery(topic: string, key: string, id: string, attempts: number, fiel
   return d.event === null
     ? { topic, position: id, attempts, event: null, raw: d.raw, malformed: d.malformed, ref: key }
     : { topic, position: id, attempts, event: d.event, raw: d.raw, ref: key };
+}
+
+/** XREADGROUP of new entries on `streams` (keys, then a '>' each); blockMs 0 does not block. */
+function xread(req: ReadRequest, reader: Reader, streams: string[], count: number, blockMs: number): Promise<[string, Entry[]][] | null> {
+  return (blockMs > 0
+    ? reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...streams)
+    : reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'STREAMS', ...streams)) as Promise<[string, Entry[]][] | null>;
 }
 
 const keyOf = (d: Delivery) => d.ref!;
