@@ -96,17 +96,27 @@ export function agentName(cls: AgentClass): string {
   return cls.agentName ?? cls.name;
 }
 
+/**
+ * Method names the runtime calls itself, never as a per-type handler: the lifecycle hooks of today
+ * (`onStart`, `onStop`, `handle`) and names kept for hooks likely to come (`onError`, `onCrash`,
+ * `onExit`, `onRestart`, `onTimer`, `onDrain`), so adding one later changes no agent's routing.
+ * The host refuses an agent subscribing to an exact type whose method name is one of these
+ * (`start` -> `onStart`); such a type reached through a pattern goes to `handle`.
+ */
+export const RESERVED_METHODS: ReadonlySet<string> = new Set(['onStart', 'onStop', 'handle', 'onError', 'onCrash', 'onExit', 'onRestart', 'onTimer', 'onDrain']);
+
 /** `device.validated` -> `onDeviceValidated`: the per-type handler method's name. */
 export function methodName(type: string): string {
   return 'on' + type.split(/[._:-]+/).filter(Boolean).map((w) => w[0].toUpperCase() + w.slice(1)).join('');
 }
 
 /**
- * The handler for one concrete type: its per-type method, else `handle`, else null.
- * Bound to the instance.
+ * The handler for one concrete type (the topic an event was stored under): its per-type method
+ * unless that name is reserved (RESERVED_METHODS), else `handle`, else null. Bound to the instance.
  */
 export function handlerFor(agent: BaseAgent, type: string): AgentHandler | null {
-  const m = (agent as unknown as Record<string, unknown>)[methodName(type)];
+  const name = methodName(type);
+  const m = RESERVED_METHODS.has(name) ? undefined : (agent as unknown as Record<string, unknown>)[name];
   if (typeof m === 'function') return (m as AgentHandler).bind(agent);
   const h = (agent as AgentHooks).handle;
   return typeof h === 'function' ? h.bind(agent) : null;

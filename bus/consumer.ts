@@ -3,7 +3,7 @@ import type { Handler, DeliveryContext, DeliveryOutcome, Subscription } from './
 import type { Delivery, Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
 import { NonRetryableError } from './errors.js';
-import { expandTypes } from './event.js';
+import { asTopic, expandTypes } from './event.js';
 import { backoffDelay } from './backoff.js';
 
 const READ_BLOCK_MS = 1000;
@@ -30,7 +30,7 @@ class Context implements DeliveryContext {
     readonly signal: AbortSignal,
   ) {}
   deadLetter(reason: string): void {
-    this.deadLetterReason = String(reason || 'dead-lettered by handler');
+    this.deadLetterReason = reason ? describe(reason) : 'dead-lettered by handler';
   }
 }
 
@@ -62,6 +62,8 @@ export class Consumer implements Subscription {
   constructor(
     private readonly driver: Driver,
     private readonly o: ResolvedSubscribeOptions,
+    /** The bus' maxPayloadBytes, also applied to what is read. */
+    private readonly maxBytes: number,
     private readonly handler: Handler,
     private readonly log: Logger,
     private readonly onClosed: (c: Consumer) => void,
@@ -115,6 +117,7 @@ export class Consumer implements Subscription {
           leaseMs: this.o.claimIdleMs,
           blockMs: READ_BLOCK_MS,
           signal: this.stopRead.signal,
+          maxBytes: this.maxBytes,
         });
       } catch (err) {
         this.acks.push(...ack);
@@ -139,7 +142,9 @@ export class Consumer implements Subscription {
   }
 
   private dispatch(d: Delivery): void {
-    if (d.event === null) return void this.deadLetter({ d, subject: undefined, state: 'running' }, 'malformed', d.malformed ?? 'malformed entry');
+    if (d.event === null) return void this.deadLetter({ d, subject: undefined, state: 'running' }, d.oversize ? 'oversize' : 'malformed', d.malformed ?? 'malformed entry');
+    // Handlers are chosen by type: the topic decides it, never the (forgeable) stored envelope.
+    d.event = asTopic(d.event, d.topic);
     const h: Held = { d, subject: this.o.orderBy === 'subject' ? d.event.subject : undefined, state: 'new' };
     this.held.add(h);
     if (d.attempts > this.o.maxAttempts) {
@@ -240,11 +245,15 @@ export class Consumer implements Subscription {
     }
   }
 
+  /**
+   * Reported (onOutcome, the warn line) once stored: a dead letter the store refused stays pending,
+   * comes back after its lease and is dead-lettered again then, so it is never reported twice.
+   */
   private async deadLetter(h: Held, reason: string, error: string): Promise<void> {
-    if (this.o.onOutcome) this.report('dead_lettered', h, 0, false, reason, error);
-    this.log.warn({ group: this.group, type: h.d.topic, position: h.d.position, id: h.d.event?.id, attempts: h.d.attempts, reason, error }, 'dead letter');
     try {
       await this.driver.deadLetter(this.group, h.d, reason, error);
+      if (this.o.onOutcome) this.report('dead_lettered', h, 0, false, reason, error);
+      this.log.warn({ group: this.group, type: h.d.topic, position: h.d.position, id: h.d.event?.id, attempts: h.d.attempts, reason, error }, 'dead letter');
     } catch (err) {
       this.storeError('dead letter', err);
     }
@@ -320,9 +329,32 @@ export class Consumer implements Subscription {
   }
 }
 
+/** Longest text describe() makes of a thrown value that is not an Error. */
+const DESCRIBE_MAX = 1000;
+
+/**
+ * A thrown value as text, for logs and dead letters. Total: it never throws, whatever was thrown
+ * (`Object.create(null)`, an object whose toString throws, a revoked Proxy), so no error path can
+ * itself fail. An Error gives `<name>: <message>`; an object String() cannot convert, its JSON.
+ */
 export function describe(err: unknown): string {
-  if (err instanceof Error) return `${err.name}: ${err.message}`;
-  return String(err);
+  try {
+    if (err instanceof Error) return `${String(err.name)}: ${String(err.message)}`;
+    return String(err);
+  } catch {
+    // Not convertible by String(): fall through to JSON, then to its tag.
+  }
+  try {
+    const json = JSON.stringify(err);
+    if (typeof json === 'string') return json.length > DESCRIBE_MAX ? `${json.slice(0, DESCRIBE_MAX)}...` : json;
+  } catch {
+    // Circular, a BigInt, a getter that throws: fall through.
+  }
+  try {
+    return `${Object.prototype.toString.call(err)} (not convertible to a string)`;
+  } catch {
+    return `a thrown ${typeof err} (not convertible to a string)`;
+  }
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -71,6 +71,8 @@ export interface ReadRequest {
   leaseMs: number;
   blockMs: number;
   signal: AbortSignal;
+  /** The bus' maxPayloadBytes: a larger entry is not decoded (see Delivery.oversize). */
+  maxBytes: number;
 }
 
 export interface Delivery {
@@ -83,6 +85,17 @@ export interface Delivery {
   raw: string;
   /** Why the entry could not be decoded; set when `event` is null. */
   malformed?: string;
+  /**
+   * The entry is larger than ReadRequest.maxBytes: it was not decoded (its size is checked before
+   * parsing, so a huge entry costs no parse), `raw` holds only its start (see event.ts oversize())
+   * and its dead letter's reason is `oversize`.
+   */
+  oversize?: boolean;
+  /**
+   * Redis: `raw` is a foreign entry's fields, not an envelope. Its dead letter stores `event` as
+   * JSON instead when it can be serialised, so a retry (read back as an envelope) decodes the same.
+   */
+  foreign?: boolean;
   /** The adapter's own reference (Redis: the stream key it was read from). */
   ref?: string;
 }
@@ -95,4 +108,6 @@ export interface RangeQuery {
   to: StoreBound | null;
   after: string | null;
   limit: number;
+  /** As ReadRequest.maxBytes. */
+  maxBytes: number;
 }

@@ -1,7 +1,7 @@
 import { pino, type Logger } from 'pino';
-import type { Bound, Bus, DeadLetters, Handler, ReplayOptions, ReplayResult, RewindOptions, Subscription } from './contract.js';
+import type { Bound, Bus, DeadLetter, DeadLetters, Handler, ReplayOptions, ReplayResult, RewindOptions, Subscription } from './contract.js';
 import type { AppendEntry, Driver, StoreBound } from './driver.js';
-import { checkPattern, checkType, createEvent, encodeEvent, expandTypes, type EventInput, type PublishOptions } from './event.js';
+import { asTopic, checkPattern, checkType, createEvent, encodeEvent, expandTypes, type EventInput, type PublishOptions } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
 import { int, resolveBusOptions, resolveSubscribeOptions, type BusOptions, type SubscribeOptions } from './options.js';
 import { Consumer, describe } from './consumer.js';
@@ -76,12 +76,16 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     return expandTypes(types, types.some((t) => t.endsWith('*')) ? await driver.topics() : []);
   }
 
+  /** A dead letter's event as it was delivered: typed by its topic (see asTopic). */
+  const asDelivered = (dl: DeadLetter | null): DeadLetter | null => (dl?.event ? { ...dl, event: asTopic(dl.event, dl.type) } : dl);
+
   const deadLetters: DeadLetters = {
-    list: (filter = {}) => {
+    list: async (filter = {}) => {
       if (filter.type !== undefined) checkType(filter.type);
-      return driver.dlqList({ group: filter.group, type: filter.type, limit: int('limit', filter.limit, 100, 1, 100_000) });
+      const dls = await driver.dlqList({ group: filter.group, type: filter.type, limit: int('limit', filter.limit, 100, 1, 100_000) });
+      return dls.map((dl) => asDelivered(dl)!);
     },
-    get: (id) => driver.dlqGet(String(id)),
+    get: async (id) => asDelivered(await driver.dlqGet(String(id))),
     retry: (ids) => driver.dlqRetry(checkIds(ids)),
     purge: (ids) => driver.dlqPurge(checkIds(ids)),
   };
@@ -117,7 +121,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       if (closing) throw new BusClosedError('subscribe');
       const so = resolveSubscribeOptions(options);
       if (typeof handler !== 'function') throw invalid('INVALID_OPTION', `subscribe handler must be a function, got ${typeof handler}`);
-      const c = new Consumer(driver, so, handler, log, (x) => consumers.delete(x));
+      const c = new Consumer(driver, so, o.maxPayloadBytes, handler, log, (x) => consumers.delete(x));
       consumers.add(c);
       try {
         await c.start();
@@ -144,17 +148,18 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
         const to = toOpt ?? { position: lastPos };
         let after: string | null = null;
         for (;;) {
-          const page = await driver.range(topic, { from, to, after, limit: 500 });
+          const page = await driver.range(topic, { from, to, after, limit: 500, maxBytes: o.maxPayloadBytes });
           for (const d of page) {
             const fail = (error: string) => result.failed.push({ type: topic, position: d.position, id: d.event?.id ?? '', error });
             if (d.event === null) {
-              fail(`malformed: ${d.malformed}`);
+              fail(`${d.oversize ? 'oversize' : 'malformed'}: ${d.malformed}`);
               continue;
             }
+            const event = asTopic(d.event, topic);
             let reason: string | undefined;
             const ctx = { attempt: 1, position: d.position, group: '(replay)', consumer: '(replay)', signal, deadLetter: (r: string) => void (reason = r) };
             try {
-              await handler(d.event, ctx);
+              await handler(event, ctx);
               if (reason === undefined) result.handled++;
               else fail(`dead-lettered by handler: ${reason}`);
             } catch (err) {

@@ -16,6 +16,11 @@ export interface CloudEvent<T = unknown> {
   dataschema?: string;
   /** W3C trace context, carried from the event that caused this one. */
   traceparent?: string;
+  /**
+   * Set only on an event whose stored envelope named another type than the topic it was stored
+   * under (an entry written by another program): that type. `type` is always the topic.
+   */
+  originaltype?: string;
 }
 
 /** What a caller may set on a published event; everything else is filled in. */
@@ -155,4 +160,25 @@ export function checkEnvelope(value: unknown): CloudEvent | string {
   if (typeof e.time !== 'string') e.time = new Date(0).toISOString();
   if (!('data' in e)) e.data = null;
   return e as unknown as CloudEvent;
+}
+
+/**
+ * The event as delivered from `topic`: the topic decides the type, never the stored envelope (which
+ * anyone able to write to the store can forge, to reach another type's handlers). An envelope naming
+ * another type is delivered as the topic's type, with the type it named in `originaltype`.
+ */
+export function asTopic(event: CloudEvent, topic: string): CloudEvent {
+  return event.type === topic ? event : { ...event, type: topic, originaltype: event.type };
+}
+
+/** How much of an oversize entry a dead letter keeps. */
+export const OVERSIZE_KEPT_CHARS = 1024;
+
+/**
+ * What stands for a stored entry larger than `maxBytes`, which is never decoded: its first
+ * OVERSIZE_KEPT_CHARS characters (`head`) with a note of its size, and the error saying why.
+ */
+export function oversize(head: string, bytes: number, maxBytes: number): { raw: string; malformed: string } {
+  const malformed = `entry is ${bytes} bytes; the limit (maxPayloadBytes) is ${maxBytes}`;
+  return { raw: `${head.slice(0, OVERSIZE_KEPT_CHARS)}... [truncated: ${malformed}]`, malformed };
 }

@@ -1,4 +1,4 @@
-import { agentName, isAgentClass, methodName, type AgentClass, type AgentOptions } from '../agents/base.js';
+import { agentName, isAgentClass, methodName, RESERVED_METHODS, type AgentClass, type AgentOptions } from '../agents/base.js';
 import { invalid } from '../bus/errors.js';
 import { checkPattern } from '../bus/event.js';
 import { int, knownKeys, oneOf, resolveSubscribeOptions, type SubscribeOptions } from '../bus/options.js';
@@ -19,8 +19,9 @@ export interface ResolvedAgent {
 const SUBSCRIBE_KEYS = ['concurrency', 'maxAttempts', 'backoff', 'orderBy', 'claimIdleMs', 'from', 'drainTimeoutMs'] as const;
 
 /**
- * Checks an agent before anything starts: a class derived from BaseAgent, valid subscriptions,
- * a handler for every subscription (its per-type method or `handle`), valid options. Each error
+ * Checks an agent before anything starts: a class derived from BaseAgent, valid subscriptions (no
+ * exact type whose method name is reserved, see RESERVED_METHODS), a handler for every subscription
+ * (its per-type method or `handle`), valid options. Each error
  * names the agent and what is wrong.
  */
 export function resolveAgent(entry: AgentEntry): ResolvedAgent {
@@ -41,6 +42,13 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
   const hasHandle = typeof proto.handle === 'function';
   for (const t of subs) {
     checkPattern(t);
+    if (!t.endsWith('*') && RESERVED_METHODS.has(methodName(t))) {
+      throw invalid(
+        'INVALID_OPTION',
+        `${where} subscribes to the type ${t}, whose method name ${methodName(t)} is reserved for the agent's lifecycle (reserved: ${[...RESERVED_METHODS].join(', ')}): ` +
+          `rename the type, or subscribe through a pattern (such as ${t}*) and handle it in handle(event, ctx)`,
+      );
+    }
     if (hasHandle) continue;
     if (t.endsWith('*')) throw invalid('INVALID_OPTION', `${where} subscribes to the pattern ${t} but has no handle(event, ctx) method`);
     if (typeof proto[methodName(t)] !== 'function') {

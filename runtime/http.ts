@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AgentHost } from './host.js';
+import { describe } from '../bus/consumer.js';
 
 /**
  * The host's HTTP endpoints:
@@ -23,14 +24,14 @@ export async function serveHttp(host: AgentHost, port: number, hostname = '127.0
     if (path === '/readyz') {
       host.ready().then(
         (r) => send(r.ready ? 200 : 503, r.ready ? 'ready\n' : `not ready: ${r.reason}\n`),
-        (err) => send(503, `not ready: ${String(err)}\n`),
+        (err) => send(503, `not ready: ${describe(err)}\n`),
       );
       return;
     }
     if (path === '/metrics') {
       host.metrics.registry.metrics().then(
         (text) => send(200, text, host.metrics.registry.contentType),
-        (err) => send(500, `metrics failed: ${String(err)}\n`),
+        (err) => send(500, `metrics failed: ${describe(err)}\n`),
       );
       return;
     }

@@ -7,6 +7,9 @@ import { describe } from '../bus/consumer.js';
 import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agents.js';
 
+/** Most topics whose handler an instance remembers. */
+const HANDLER_CACHE = 1024;
+
 /** What an instance needs from its host. */
 export interface InstanceHost {
   bus: Bus;
@@ -32,6 +35,7 @@ export class AgentInstance implements AgentContext {
   private readonly subs: Subscription[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly aborter = new AbortController();
+  /** Handler per topic, at most HANDLER_CACHE entries (topics can be many: patterns, foreign streams). */
   private readonly handlers = new Map<string, AgentHandler | null>();
   private started: Promise<void> = Promise.resolve();
   private closed = false;
@@ -53,6 +57,11 @@ export class AgentInstance implements AgentContext {
 
   get bus(): Bus {
     return this.host.bus;
+  }
+
+  /** Internal, for tests: how many topics' handlers are cached. */
+  get cachedHandlers(): number {
+    return this.handlers.size;
   }
 
   start(): Promise<void> {
@@ -105,11 +114,14 @@ export class AgentInstance implements AgentContext {
     }
   }
 
+  /** Routes by topic: the bus delivers every event with `type` = the topic it was stored under. */
   private dispatch(event: CloudEvent, d: DeliveryContext): unknown {
-    let h = this.handlers.get(event.type);
+    const topic = event.type;
+    let h = this.handlers.get(topic);
     if (h === undefined) {
-      h = handlerFor(this.object!, event.type);
-      this.handlers.set(event.type, h);
+      h = handlerFor(this.object!, topic);
+      // Past the bound a miss is computed each time, uncached: memory stays bounded whatever the topics.
+      if (this.handlers.size < HANDLER_CACHE) this.handlers.set(topic, h);
     }
     if (h === null) {
       d.deadLetter('no_handler');

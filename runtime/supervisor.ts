@@ -4,6 +4,7 @@ import { backoffDelay } from '../bus/backoff.js';
 import { int, knownKeys, oneOf } from '../bus/options.js';
 import type { BackoffOptions } from '../bus/options.js';
 import { lifecycle, type LifecycleState } from './lifecycle.js';
+import { describe } from '../bus/consumer.js';
 
 /** Time source for restart delays and intensity windows; tests pass XState's SimulatedClock. */
 export interface Clock {
@@ -146,7 +147,7 @@ export class Supervisor {
         else if (to === 'stopped' && snap.context.exit === 'normal') this.onExit(c);
       },
       // The machine handles every effect's error, so this is a bug in the runtime; say so, never rethrow.
-      error: (err) => this.log.error({ agent: spec.name, err: String(err) }, 'lifecycle actor errored'),
+      error: (err) => this.log.error({ agent: spec.name, err: describe(err) }, 'lifecycle actor errored'),
     });
     actor.start();
     return c;
@@ -223,6 +224,6 @@ export class Supervisor {
       for (const x of [c, ...siblings.filter((s) => s.spec.restart !== 'temporary')]) {
         if (x.state === 'stopped' || x.state === 'crashed') x.actor.send({ type: 'RESTART', delay });
       }
-    })().catch((err) => this.log.error({ agent: c.spec.name, err: String(err) }, 'group restart failed'));
+    })().catch((err) => this.log.error({ agent: c.spec.name, err: describe(err) }, 'group restart failed'));
   }
 }

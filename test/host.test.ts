@@ -310,4 +310,115 @@ h('bad agents are refused at construction, naming the agent and what is missing'
   await bus.close();
 });
 
+h('types named like lifecycle hooks (start, stop) reach handle through a pattern, never onStart/onStop', async () => {
+  const { bus, logger } = await fresh();
+  const calls: string[] = [];
+  class Lifecycle extends BaseAgent {
+    static subscriptions = ['st*'];
+    onStart() {
+      calls.push('onStart');
+    }
+    onStop() {
+      calls.push('onStop');
+    }
+    handle(e: CloudEvent) {
+      calls.push(`handle ${e.type}`);
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Lifecycle], logger });
+  await host.start();
+  await bus.publish('start', { forged: true });
+  await bus.publish('stop', { forged: true });
+  await waitFor('both handled', () => calls.filter((c) => c.startsWith('handle')).length === 2);
+  assert.equal(calls.sort(), ['handle start', 'handle stop', 'onStart']);
+  await host.stop();
+  assert.is(calls.filter((c) => c === 'onStop').length, 1, 'onStop ran once, at stop');
+  await bus.close();
+});
+
+h('an agent subscribing to an exact type whose method name is reserved is refused, naming type, method and the way out', async () => {
+  const { bus, logger } = await fresh();
+  class Starter extends BaseAgent {
+    static subscriptions = ['start'];
+    onStart() {}
+    handle() {}
+  }
+  class Crashy extends BaseAgent {
+    static subscriptions = ['crash'];
+    onCrash() {}
+  }
+  assert.throws(() => new AgentHost({ bus, agents: [Starter], logger }), /agent Starter subscribes to the type start, whose method name onStart is reserved .*rename the type, or subscribe through a pattern \(such as start\*\) and handle it in handle/);
+  assert.throws(() => new AgentHost({ bus, agents: [Crashy], logger }), /type crash, whose method name onCrash is reserved/);
+  await bus.close();
+});
+
+h('a pattern-routed type whose method name is reserved, when the agent has no handle, is a dead letter no_handler', async () => {
+  const { bus, logger } = await fresh();
+  const calls: string[] = [];
+  class NoHandle extends BaseAgent {
+    static subscriptions = ['st*'];
+    onStart() {
+      calls.push('onStart');
+    }
+  }
+  // The host refuses a pattern without handle: give it one for the check only.
+  const proto = NoHandle.prototype as unknown as Record<string, unknown>;
+  proto.handle = () => {};
+  const host = new AgentHost({ bus, agents: [NoHandle], logger });
+  delete proto.handle;
+  await host.start();
+  await bus.publish('start', {});
+  await waitFor('the dead letter', async () => (await bus.deadLetters.list({ group: 'NoHandle' })).length === 1);
+  assert.is((await bus.deadLetters.list({ group: 'NoHandle' }))[0].reason, 'no_handler');
+  assert.equal(calls, ['onStart']);
+  await host.stop();
+  await bus.close();
+});
+
+h('the handler cache is keyed by topic and bounded: 1,100 topics through a pattern leave at most 1,024 entries', async () => {
+  const { bus, logger } = await fresh();
+  let handled = 0;
+  class Many extends BaseAgent {
+    static subscriptions = ['many.*'];
+    static options = { concurrency: 64 };
+    handle() {
+      handled++;
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Many], logger });
+  await host.start();
+  await bus.publishBatch(Array.from({ length: 1100 }, (_, i) => ({ type: `many.t${i}`, data: i })));
+  await waitFor('1100 handled', () => handled === 1100, 30_000);
+  const inst = (host as unknown as { current: Map<string, { cachedHandlers: number }> }).current.get('Many')!;
+  assert.ok(inst.cachedHandlers <= 1024, `${inst.cachedHandlers} cached handlers`);
+  assert.ok(inst.cachedHandlers > 0);
+  await host.stop();
+  await bus.close();
+});
+
+h('a handler throwing Object.create(null) is retried and dead-lettered with a readable error; the host goes on', async () => {
+  const { bus, logger, lines } = await fresh();
+  let calls = 0;
+  class Odd extends BaseAgent {
+    static subscriptions = ['odd.thing'];
+    static options = { maxAttempts: 2, backoff: { initialMs: 1, maxMs: 5 } };
+    onOddThing() {
+      calls++;
+      throw Object.assign(Object.create(null), { why: 'no prototype' });
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Odd], logger });
+  await host.start();
+  await bus.publish('odd.thing', {});
+  await waitFor('the dead letter', async () => (await bus.deadLetters.list({ group: 'Odd' })).length === 1);
+  const [dl] = await bus.deadLetters.list({ group: 'Odd' });
+  assert.is(calls, 2);
+  assert.is(dl.reason, 'failed');
+  assert.is(dl.error, '{"why":"no prototype"}');
+  assert.ok(lines.some((l) => l.msg === 'delivery failed, will retry' && l.err === '{"why":"no prototype"}'));
+  assert.is(host.status().agents[0].state, 'running');
+  await host.stop();
+  await bus.close();
+});
+
 h.run();

@@ -24,6 +24,16 @@ if (!hasRedisServer()) {
         await raw.xadd(`events:${topic}`, '*', 'type', topic, 'data', '{not json');
         raw.disconnect();
       },
+      injectEnvelope: async (topic, envelope) => {
+        const raw = new Cluster(nodes);
+        await raw.xadd(`events:${topic}`, '*', 'event', envelope);
+        raw.disconnect();
+      },
+      injectFields: async (topic, fields) => {
+        const raw = new Cluster(nodes);
+        await raw.xadd(`events:${topic}`, '*', ...fields);
+        raw.disconnect();
+      },
       processOptions: { adapter: 'redis', cluster },
     },
   });

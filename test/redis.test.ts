@@ -16,6 +16,16 @@ if (redis) {
         await raw.xadd(`events:${topic}`, '*', 'type', topic, 'data', '{not json');
         raw.disconnect();
       },
+      injectEnvelope: async (topic, envelope) => {
+        const raw = new Redis(url);
+        await raw.xadd(`events:${topic}`, '*', 'event', envelope);
+        raw.disconnect();
+      },
+      injectFields: async (topic, fields) => {
+        const raw = new Redis(url);
+        await raw.xadd(`events:${topic}`, '*', ...fields);
+        raw.disconnect();
+      },
       processOptions: { adapter: 'redis', url },
     },
   });

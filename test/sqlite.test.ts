@@ -17,6 +17,11 @@ conformance({
       db.prepare('INSERT INTO events (topic, stored, body) VALUES (?, ?, ?)').run(topic, Date.now(), '{"not": "an envelope"');
       db.close();
     },
+    injectEnvelope: async (topic, envelope) => {
+      const db = new Database(path);
+      db.prepare('INSERT INTO events (topic, stored, body) VALUES (?, ?, ?)').run(topic, Date.now(), envelope);
+      db.close();
+    },
     processOptions: { adapter: 'sqlite', path },
   },
 });

@@ -1,4 +1,4 @@
-import { checkEnvelope, decodeEvent, type CloudEvent } from '../../bus/event.js';
+import { checkEnvelope, decodeEvent, oversize, OVERSIZE_KEPT_CHARS, type CloudEvent } from '../../bus/event.js';
 
 /**
  * Stream entry fields. agentbus writes one field, `event`, holding the CloudEvents envelope as JSON.
@@ -45,4 +45,25 @@ export function decodeEntry(topic: string, key: string, id: string, fields: stri
     return typeof e === 'string' ? { event: null, raw, malformed: e } : { event: e, raw };
   }
   return { event: { specversion: '1.0', id, type: topic, source: `redis://${key}`, time, data: flat }, raw };
+}
+
+/**
+ * An entry larger than `maxBytes`, told from the lengths in the reply before anything is parsed:
+ * what stands for it (see oversize()), or null when it fits. Its size: an entry of ours, its
+ * envelope's UTF-8 bytes (as publish counted them); a foreign one, its field names and values'.
+ */
+export function tooLarge(fields: string[], maxBytes: number): { raw: string; malformed: string } | null {
+  const own = fields.length === 2 && fields[0] === EVENT_FIELD;
+  let units = 0;
+  for (let i = own ? 1 : 0; i < fields.length; i++) units += fields[i].length;
+  // A UTF-16 unit is 1 to 3 UTF-8 bytes: count bytes only when that decides.
+  if (units * 3 <= maxBytes) return null;
+  let bytes = 0;
+  for (let i = own ? 1 : 0; i < fields.length; i++) bytes += Buffer.byteLength(fields[i]);
+  if (bytes <= maxBytes) return null;
+  let head = own ? fields[1].slice(0, OVERSIZE_KEPT_CHARS) : '';
+  for (let i = 0; !own && i + 1 < fields.length && head.length < OVERSIZE_KEPT_CHARS; i += 2) {
+    head += `${i ? ' ' : ''}${fields[i].slice(0, OVERSIZE_KEPT_CHARS)}=${fields[i + 1].slice(0, OVERSIZE_KEPT_CHARS)}`;
+  }
+  return oversize(head, bytes, maxBytes);
 }

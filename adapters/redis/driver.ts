@@ -5,7 +5,7 @@ import type { AppendEntry, Delivery, Driver, RangeQuery, ReadRequest, StoreBound
 import type { DeadLetter, TopicStats } from '../../bus/contract.js';
 import { decodeEvent, isType } from '../../bus/event.js';
 import { invalid, NotFoundError } from '../../bus/errors.js';
-import { decodeEntry, EVENT_FIELD } from './codec.js';
+import { decodeEntry, EVENT_FIELD, tooLarge } from './codec.js';
 
 /** A consumer counts as alive in stats when Redis saw it within this window (it reads every second). */
 const CONSUMER_ALIVE_MS = 10_000;
@@ -235,7 +235,7 @@ export class RedisDriver implements Driver {
         res = null;
       }
       for (const [key, entries] of res ?? []) {
-        for (const [id, fields] of entries) out.push(delivery(topicOf.get(key)!, key, id, 1, fields));
+        for (const [id, fields] of entries) out.push(delivery(topicOf.get(key)!, key, id, 1, fields, req.maxBytes));
       }
     } else if (out.length === 0 && topicOf.size === 0) {
       await new Promise((r) => setTimeout(r, Math.min(req.blockMs, 100)));
@@ -291,7 +291,7 @@ export class RedisDriver implements Driver {
           const p = this.pipeline();
           for (const [id] of live) p.xpending(key, req.group, id, id, 1);
           const counts = (((await p.exec()) as [Error | null, unknown][] | null) ?? []).map(([, r]) => Number((r as [string, string, number, number][])[0]?.[3] ?? 1));
-          live.forEach(([id, fields], i) => out.push(delivery(topic, key, id, counts[i], fields)));
+          live.forEach(([id, fields], i) => out.push(delivery(topic, key, id, counts[i], fields, req.maxBytes)));
         }
         cursor = next;
         if (cursor === '0-0') {
@@ -382,8 +382,10 @@ export class RedisDriver implements Driver {
   }
 
   async deadLetter(group: string, d: Delivery, reason: string, error: string): Promise<void> {
-    // Foreign entries are stored as the envelope they were read as, so a retry decodes the same way.
-    const body = d.event ? JSON.stringify(d.event) : d.raw;
+    // The entry as stored, never re-serialised: an entry nested too deep for JSON.stringify (or any
+    // event that cannot be) must still become a dead letter. Only a foreign entry decoded to an event
+    // is stored as that envelope, so a retry (read back as an envelope) decodes the same way.
+    const body = d.foreign && d.event ? (serialise(d.event) ?? d.raw) : d.raw;
     await this.cmd.agentbusDeadLetter(keyOf(d), this.keys.dlq(d.topic), group, d.position, reason, error, d.attempts, Date.now(), body);
   }
 
@@ -392,7 +394,7 @@ export class RedisDriver implements Driver {
     const start = q.after !== null ? `(${checkId(q.after, 'after')}` : q.from === null ? '-' : 'position' in q.from ? checkId(q.from.position, 'from') : `${q.from.time}-0`;
     const end = q.to === null ? '+' : 'position' in q.to ? checkId(q.to.position, 'to') : `${q.to.time}-${MAX_SEQ}`;
     const entries = (await this.cmd.xrange(key, start, end, 'COUNT', q.limit)) as Entry[];
-    return entries.map(([id, fields]) => delivery(topic, key, id, 0, fields));
+    return entries.map(([id, fields]) => delivery(topic, key, id, 0, fields, q.maxBytes));
   }
 
   async last(topic: string): Promise<string | null> {
@@ -526,7 +528,10 @@ export class RedisDriver implements Driver {
   }
 }
 
-function delivery(topic: string, key: string, id: string, attempts: number, fields: string[] | null): Delivery {
+function delivery(topic: string, key: string, id: string, attempts: number, fields: string[] | null, maxBytes: number): Delivery {
+  // Size first, from the reply's lengths: an entry past the limit is never parsed.
+  const big = fields === null ? null : tooLarge(fields, maxBytes);
+  if (big) return { topic, position: id, attempts, event: null, raw: big.raw, malformed: big.malformed, oversize: true, ref: key };
   // Our own entries (one `event` field) are the hot path: decode straight into the Delivery.
   if (fields !== null && fields.length === 2 && fields[0] === EVENT_FIELD) {
     const event = decodeEvent(fields[1]);
@@ -537,7 +542,15 @@ function delivery(topic: string, key: string, id: string, attempts: number, fiel
   const d = decodeEntry(topic, key, id, fields);
   return d.event === null
     ? { topic, position: id, attempts, event: null, raw: d.raw, malformed: d.malformed, ref: key }
-    : { topic, position: id, attempts, event: d.event, raw: d.raw, ref: key };
+    : { topic, position: id, attempts, event: d.event, raw: d.raw, foreign: true, ref: key };
+}
+
+function serialise(event: unknown): string | null {
+  try {
+    return JSON.stringify(event);
+  } catch {
+    return null; // nested deeper than the stack allows
+  }
 }
 
 /** XREADGROUP of new entries on `streams` (keys, then a '>' each); blockMs 0 does not block. */

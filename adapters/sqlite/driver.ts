@@ -2,7 +2,7 @@ import type { Database, Statement } from 'better-sqlite3';
 import type { EventEmitter } from 'eventemitter3';
 import type { AppendEntry, Delivery, Driver, RangeQuery, ReadRequest, StoreBound } from '../../bus/driver.js';
 import type { DeadLetter, TopicStats } from '../../bus/contract.js';
-import { decodeEvent } from '../../bus/event.js';
+import { decodeEvent, oversize, OVERSIZE_KEPT_CHARS } from '../../bus/event.js';
 import { invalid, NotFoundError } from '../../bus/errors.js';
 
 /** A consumer counts as alive in stats when it read within this window (it reads at least every second). */
@@ -138,7 +138,7 @@ export class SqliteDriver implements Driver {
   private async take(req: ReadRequest, ack: Delivery[]): Promise<Delivery[]> {
     const rows = await this.write(() => this.takeTx(req, ack));
     const out = new Array<Delivery>(rows.length);
-    for (let i = 0; i < rows.length; i++) out[i] = delivery(rows[i].topic, rows[i].seq, rows[i].attempts, rows[i].body);
+    for (let i = 0; i < rows.length; i++) out[i] = delivery(rows[i].topic, rows[i].seq, rows[i].attempts, rows[i].body, rows[i].size, req.maxBytes);
     return out;
   }
 
@@ -152,7 +152,8 @@ export class SqliteDriver implements Driver {
       const out: Taken[] = [];
       const topics = new Set(req.topics);
       // 1. Deliveries whose lease ran out (consumer died) or that were released/retried.
-      for (const r of s.available.all(gid, now, req.max * 2) as PendingRow[]) {
+      const max = { max: req.maxBytes };
+      for (const r of s.available.all(gid, now, req.max * 2, max) as PendingRow[]) {
         if (out.length >= req.max) break;
         if (!topics.has(r.topic)) continue;
         if (r.body === null) {
@@ -160,7 +161,7 @@ export class SqliteDriver implements Driver {
           continue;
         }
         s.claim.run(req.consumer, deadline, gid, r.seq);
-        out.push({ topic: r.topic, seq: r.seq, attempts: r.attempts + 1, body: r.body });
+        out.push({ topic: r.topic, seq: r.seq, attempts: r.attempts + 1, body: r.body, size: r.size });
       }
       // 2. New events, topic by topic from a rotating start so no topic starves.
       const n = req.topics.length;
@@ -169,11 +170,11 @@ export class SqliteDriver implements Driver {
         const topic = req.topics[(first + i) % n];
         const cursor = (s.cursorGet.get(req.group, topic) as { seq: number } | undefined)?.seq;
         if (cursor === undefined) continue;
-        const rows = s.newEvents.all(topic, cursor, req.max - out.length) as { seq: number; body: string }[];
+        const rows = s.newEvents.all(topic, cursor, req.max - out.length, max) as { seq: number; body: string; size: number }[];
         if (rows.length === 0) continue;
         for (const r of rows) {
           s.pendingInsert.run(gid, r.seq, topic, req.consumer, deadline, 1);
-          out.push({ topic, seq: r.seq, attempts: 1, body: r.body });
+          out.push({ topic, seq: r.seq, attempts: 1, body: r.body, size: r.size });
         }
         s.cursorSet.run(rows[rows.length - 1].seq, req.group, topic);
       }
@@ -243,8 +244,8 @@ export class SqliteDriver implements Driver {
     const after = q.after === null ? 0 : this.seqOf(q.after, 'after');
     const [fromSeq, fromTime] = q.from === null ? [0, 0] : 'position' in q.from ? [this.seqOf(q.from.position, 'from'), 0] : [0, q.from.time];
     const [toSeq, toTime] = q.to === null ? [MAX, MAX] : 'position' in q.to ? [this.seqOf(q.to.position, 'to'), MAX] : [MAX, q.to.time];
-    const rows = this.s.range.all(topic, Math.max(after + 1, fromSeq), toSeq, fromTime, toTime, q.limit) as { seq: number; body: string }[];
-    return rows.map((r) => delivery(topic, r.seq, 0, r.body));
+    const rows = this.s.range.all(topic, Math.max(after + 1, fromSeq), toSeq, fromTime, toTime, q.limit, { max: q.maxBytes }) as { seq: number; body: string; size: number }[];
+    return rows.map((r) => delivery(topic, r.seq, 0, r.body, r.size, q.maxBytes));
   }
 
   async last(topic: string): Promise<string | null> {
@@ -360,11 +361,19 @@ export class SqliteDriver implements Driver {
   }
 }
 
-interface PendingRow { topic: string; seq: number; attempts: number; body: string | null }
-interface Taken { topic: string; seq: number; attempts: number; body: string }
+interface PendingRow { topic: string; seq: number; attempts: number; body: string | null; size: number }
+interface Taken { topic: string; seq: number; attempts: number; body: string; size: number }
 interface DlRow { id: number; grp: string; topic: string; seq: number; body: string; reason: string; error: string; attempts: number; failed_at: number }
 
-function delivery(topic: string, seq: number, attempts: number, body: string): Delivery {
+/**
+ * `body` and `size` as selected by BODY(): past `maxBytes` the body is only its start (SQL cut it,
+ * so the whole never reached JavaScript) and is not decoded.
+ */
+function delivery(topic: string, seq: number, attempts: number, body: string, size: number, maxBytes: number): Delivery {
+  if (size > maxBytes) {
+    const big = oversize(body, size, maxBytes);
+    return { topic, position: String(seq), attempts, event: null, raw: big.raw, malformed: big.malformed, oversize: true };
+  }
   const event = decodeEvent(body);
   return typeof event === 'string'
     ? { topic, position: String(seq), attempts, event: null, raw: body, malformed: event }
@@ -387,6 +396,13 @@ function deadLetter(r: DlRow): DeadLetter {
   };
 }
 
+/**
+ * Selects a body as `body` and its UTF-8 size as `size`; a body over `@max` bytes only as its first
+ * OVERSIZE_KEPT_CHARS characters. octet_length() reads the stored size without loading the value.
+ */
+const BODY = (col: string) =>
+  `CASE WHEN octet_length(${col}) > @max THEN substr(${col}, 1, ${OVERSIZE_KEPT_CHARS}) ELSE ${col} END AS body, octet_length(${col}) AS size`;
+
 function prepare(db: Database) {
   const p = (sql: string): Statement => db.prepare(sql);
   return {
@@ -404,12 +420,12 @@ function prepare(db: Database) {
     cursorGet: p('SELECT seq FROM cursors WHERE grp = ? AND topic = ?'),
     cursorSet: p('UPDATE cursors SET seq = ? WHERE grp = ? AND topic = ?'),
     cursorsOf: p('SELECT c.grp, c.seq, g.gid FROM cursors c JOIN groups g ON g.grp = c.grp WHERE c.topic = ? ORDER BY c.grp'),
-    available: p(`SELECT p.topic, p.seq, p.attempts, COALESCE(p.body, e.body) AS body
+    available: p(`SELECT p.topic, p.seq, p.attempts, ${BODY('COALESCE(p.body, e.body)')}
                   FROM pending p LEFT JOIN events e ON e.seq = p.seq
                   WHERE p.gid = ? AND p.deadline <= ? ORDER BY p.deadline LIMIT ?`),
     anyAvailable: p('SELECT 1 FROM pending WHERE gid = ? AND deadline <= ? LIMIT 1'),
     claim: p('UPDATE pending SET consumer = ?, deadline = ?, attempts = attempts + 1 WHERE gid = ? AND seq = ?'),
-    newEvents: p('SELECT seq, body FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    newEvents: p(`SELECT seq, ${BODY('body')} FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`),
     pendingInsert: p('INSERT OR REPLACE INTO pending (gid, seq, topic, consumer, deadline, attempts) VALUES (?, ?, ?, ?, ?, ?)'),
     pendingRetry: p('INSERT OR REPLACE INTO pending (gid, seq, topic, consumer, deadline, attempts, body) VALUES (?, ?, ?, NULL, 0, 0, ?)'),
     pendingDelete: p('DELETE FROM pending WHERE gid = ? AND seq = ?'),
@@ -426,7 +442,7 @@ function prepare(db: Database) {
     dlGet: p('SELECT * FROM dead_letters WHERE id = ?'),
     dlDelete: p('DELETE FROM dead_letters WHERE id = ?'),
     dlCount: p('SELECT COUNT(*) AS n FROM dead_letters WHERE grp = ? AND topic = ?'),
-    range: p('SELECT seq, body FROM events WHERE topic = ? AND seq >= ? AND seq <= ? AND stored >= ? AND stored <= ? ORDER BY seq LIMIT ?'),
+    range: p(`SELECT seq, ${BODY('body')} FROM events WHERE topic = ? AND seq >= ? AND seq <= ? AND stored >= ? AND stored <= ? ORDER BY seq LIMIT ?`),
     last: p('SELECT MAX(seq) AS seq FROM events WHERE topic = ?'),
     firstAtTime: p('SELECT MIN(seq) AS seq FROM events WHERE topic = ? AND stored >= ?'),
     count: p('SELECT COUNT(*) AS n FROM events WHERE topic = ?'),

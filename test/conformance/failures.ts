@@ -118,6 +118,40 @@ export function failureSuite(a: Target): void {
     await bus.close();
   });
 
+  test('a handler throwing a value String() cannot convert is retried and dead-lettered with a readable error; the process goes on', async () => {
+    const bus = await a.make();
+    const type = uniq('odd.throw');
+    const group = uniq('g');
+    const unprintable = () => {
+      const o = Object.create(null) as Record<string, unknown>;
+      o.code = 42;
+      return o;
+    };
+    const hostile = { toString() { throw new Error('toString refuses'); } };
+    const attempts: number[] = [];
+    const outcomes: string[] = [];
+    const sub = await bus.subscribe({ group, types: [type], maxAttempts: 2, backoff: fast, onOutcome: (o) => void outcomes.push(o.outcome) }, (e, ctx) => {
+      attempts.push(ctx.attempt);
+      throw e.data === 'null-proto' ? unprintable() : hostile;
+    });
+    await bus.publish(type, 'null-proto');
+    await bus.publish(type, 'hostile');
+    await waitFor('two dead letters', async () => (await bus.deadLetters.list({ group })).length === 2);
+    const dls = await bus.deadLetters.list({ group });
+    assert.equal(attempts.sort(), [1, 1, 2, 2]);
+    assert.equal(dls.map((d) => [d.reason, d.attempts]), [['failed', 2], ['failed', 2]]);
+    for (const d of dls) assert.ok(d.error.length > 0 && d.error.length < 200, d.error);
+    assert.ok(dls.some((d) => d.error.includes('"code":42')), dls.map((d) => d.error).join(' | '));
+    const replay = await bus.replay({ types: [type] }, () => {
+      throw unprintable();
+    });
+    assert.is(replay.failed.length, 2);
+    assert.ok(replay.failed[0].error.includes('"code":42'), replay.failed[0].error);
+    assert.equal(outcomes.filter((o) => o === 'dead_lettered').length, 2);
+    await sub.close();
+    await bus.close();
+  });
+
   test('a malformed stored entry becomes a dead letter "malformed" and the consumer goes on', async () => {
     const bus = await a.make();
     const type = uniq('foreign');

@@ -9,6 +9,7 @@ import { lifecycleSuite } from './lifecycle.js';
 import { historySuite } from './history.js';
 import { inputSuite } from './input.js';
 import { processSuite } from './processes.js';
+import { foreignSuite } from './foreign.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -21,6 +22,13 @@ export interface AdapterUnderTest {
 export interface Features {
   /** Writes an entry the bus cannot decode to `topic`, straight into the store. */
   injectMalformed(topic: string): Promise<void>;
+  /**
+   * Writes `envelope` (JSON text, trusted by nobody) to `topic` straight into the store, as another
+   * program would: on Redis an XADD with one `event` field, on SQLite a row of `events`.
+   */
+  injectEnvelope(topic: string, envelope: string): Promise<void>;
+  /** Redis only: an XADD of these field/value pairs to `topic`'s stream (a foreign producer's own shape). */
+  injectFields?(topic: string, fields: string[]): Promise<void>;
   /** Options for `createBus` in another process, on the same store; absent when the store is private (`:memory:`). */
   processOptions?: Record<string, unknown>;
 }
@@ -38,6 +46,7 @@ export function conformance(a: AdapterUnderTest): void {
   lifecycleSuite(t);
   historySuite(t);
   inputSuite(t);
+  foreignSuite(t);
   if (a.features.processOptions) processSuite(t);
 }
 
