@@ -57,8 +57,9 @@ export type AgentHandler = (event: CloudEvent, ctx: HandlerContext) => unknown;
  * Subclass to write an agent. Declare `static subscriptions` (exact types and prefix patterns
  * such as `device.*`) and handle events either per type, in a method named `on` + the type in
  * PascalCase (`device.validated` -> `onDeviceValidated`, `user.signed_up` -> `onUserSignedUp`), or
- * in a catch-all `handle(event, ctx)`. Resolving is acknowledging; throwing is a failed delivery
- * (retried, then dead-lettered). Optional `onStart(ctx)` and `onStop(ctx)`. One instance is made
+ * in a catch-all `handle(event, ctx)`. The type is the topic the event was stored under, and the
+ * names in RESERVED_METHODS are never per-type handlers. Resolving is acknowledging; throwing is a
+ * failed delivery (retried, then dead-lettered). Optional `onStart(ctx)` and `onStop(ctx)`. One instance is made
  * per start: a restart gets a fresh object.
  *
  * The class declares none of these members itself (see AgentHooks and AgentClass), so subclasses

@@ -13,7 +13,10 @@ import type { SubscribeOptions } from './options.js';
  * - Each group gets every event of its types; inside a group each event goes to one consumer.
  * - Order: with concurrency 1 a consumer sees a topic in publish order; with `orderBy: 'subject'`,
  *   events of one subject run one at a time, in order.
- * - Entries that cannot be decoded become dead letters with reason `malformed`; the consumer goes on.
+ * - An event's `type` is the topic it was stored under; an envelope naming another type keeps that
+ *   one in `originaltype`. Handlers choose by type, so a forged envelope reaches no other type's handler.
+ * - Entries that cannot be decoded become dead letters with reason `malformed`, entries larger than
+ *   `maxPayloadBytes` (never parsed) with `oversize`; the consumer goes on.
  * - Bad input (type, size, option) is refused at the call with a ValidationError naming value and limit.
  */
 export interface Bus {
@@ -56,7 +59,8 @@ export interface DeliveryContext {
 /**
  * What became of one delivery, reported to `SubscribeOptions.onOutcome`: `handled` (acknowledged),
  * `failed` (the handler threw; `retry` says whether another attempt follows), `dead_lettered`
- * (with its reason: `failed`, `malformed`, `non_retryable` or the handler's own).
+ * (with its reason: `failed`, `malformed`, `oversize`, `non_retryable` or the handler's own), reported
+ * once the dead letter is stored.
  */
 export interface DeliveryOutcome {
   outcome: 'handled' | 'failed' | 'dead_lettered';
@@ -115,10 +119,10 @@ export interface DeadLetter {
   group: string;
   type: string;
   position: string;
-  /** The event, or null when its stored entry could not be decoded (`raw` holds it). */
+  /** The event (typed by its topic), or null when its stored entry could not be decoded (`raw` holds it; for `oversize`, its start). */
   event: CloudEvent | null;
   raw: string | null;
-  /** `failed` (handler threw maxAttempts times), `malformed`, or the reason given to `ctx.deadLetter`. */
+  /** `failed` (handler threw maxAttempts times), `non_retryable`, `malformed`, `oversize`, or the reason given to `ctx.deadLetter`. */
   reason: string;
   error: string;
   attempts: number;

@@ -9,7 +9,11 @@ import type { DeliveryOutcome } from './contract.js';
 export interface BusOptions {
   /** CloudEvents `source` of published events. Default `/agentbus/<hostname>`. */
   source?: string;
-  /** Largest stored event (envelope JSON, UTF-8 bytes). Default 1 MiB (1048576); at most 64 MiB. */
+  /**
+   * Largest stored event (envelope JSON, UTF-8 bytes). Default 1 MiB (1048576); at most 64 MiB.
+   * Also applied when reading: a larger stored entry (another program's) is not parsed and becomes
+   * a dead letter `oversize`.
+   */
   maxPayloadBytes?: number;
   /** A caller-chosen `id` republished (same type, source and id) within this window is stored once. Default 1 hour. */
   dedupWindowMs?: number;
