@@ -25,7 +25,7 @@ interface Queued {
  */
 export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   const o = resolveBusOptions(options);
-  const log: Logger = options.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL ?? 'info' });
+  const log: Logger = options.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL || 'info' });
   const consumers = new Set<Consumer>();
   let queue: Queued[] = [];
   let flushing: Promise<void> | null = null;

@@ -29,7 +29,8 @@ commands:
 
 A bound B is an ISO-8601 time, epoch milliseconds, or a store position.
 The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
-(./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB.
+(./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB,
+AGENTBUS_REDIS_CONNECT_TIMEOUT_MS; empty variables count as unset.
 start also reads AGENTBUS_AGENTS (./agents), AGENTBUS_HTTP_PORT (9464), AGENTBUS_HTTP_HOST
 (127.0.0.1), AGENTBUS_STRATEGY, AGENTBUS_EXIT_ON_FAILURE, AGENTBUS_HOST_ID, LOG_LEVEL.
 Exit codes: 0 done, 1 failed, 2 bad arguments.`;
@@ -77,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
     if (args.length > 0) throw new UsageError(`start takes no positional argument, got ${JSON.stringify(args[0])}`);
     return start(startOptions(values));
   }
-  const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2));
+  const logger = pino({ level: process.env.LOG_LEVEL || 'warn' }, pino.destination(2));
   if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
   const bus = await createBus({ logger });
   try {
@@ -103,7 +104,7 @@ function typesFlag(o: Record<string, string | boolean | undefined>, need: boolea
 
 /** `replay --agent NAME`: a fresh instance of the agent gets the stored events; nothing moves. */
 async function replayToAgent(o: Record<string, string | boolean | undefined>, logger: Logger): Promise<number> {
-  const loaded = await loadAgents(String(o.agents ?? process.env.AGENTBUS_AGENTS ?? './agents'));
+  const loaded = await loadAgents(String(o.agents ?? (process.env.AGENTBUS_AGENTS || './agents')));
   const bus = await createBus({ logger });
   try {
     const host = new AgentHost({ bus, agents: loaded.agents, logger, catchUncaught: false });

@@ -12,7 +12,8 @@ export type CreateBusOptions =
  * Builds a bus from options, then the environment: `AGENTBUS_ADAPTER` (`sqlite`, the default, or
  * `redis`), `AGENTBUS_SQLITE_PATH` (default `./data/agentbus.db`), and for Redis `REDIS_URL` or
  * `REDIS_HOST`/`REDIS_PORT`/`REDIS_USERNAME`/`REDIS_PASSWORD`/`REDIS_DB` (or `REDIS_CLUSTER_NODES`), and
- * `AGENTBUS_REDIS_PREFIX`; `AGENTBUS_DEDUP_WINDOW_MS` for every adapter.
+ * `AGENTBUS_REDIS_PREFIX` and `AGENTBUS_REDIS_CONNECT_TIMEOUT_MS`; `AGENTBUS_DEDUP_WINDOW_MS` for every
+ * adapter. An empty variable counts as unset, except `AGENTBUS_REDIS_PREFIX` ('' is a prefix).
  */
 export async function createBus(options: CreateBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
   const { adapter: a, ...opts } = options;
@@ -25,7 +26,9 @@ export async function createBus(options: CreateBusOptions = {}, env: NodeJS.Proc
   }
   if (adapter === 'redis') {
     const o = rest as RedisBusOptions;
-    return createRedisBus({ ...o, prefix: o.prefix ?? env.AGENTBUS_REDIS_PREFIX }, env);
+    const t = env.AGENTBUS_REDIS_CONNECT_TIMEOUT_MS;
+    const connectTimeoutMs = o.connectTimeoutMs ?? (t ? (Number.isInteger(Number(t)) ? Number(t) : t) : undefined);
+    return createRedisBus({ ...o, prefix: o.prefix ?? env.AGENTBUS_REDIS_PREFIX, connectTimeoutMs } as RedisBusOptions, env);
   }
   throw invalid('INVALID_OPTION', `unknown adapter ${JSON.stringify(adapter)} (AGENTBUS_ADAPTER): expected sqlite or redis`);
 }

@@ -5,7 +5,7 @@ import { pino, type Logger } from 'pino';
 import type { Bus, ReplayOptions, ReplayResult } from '../bus/contract.js';
 import { describe } from '../bus/consumer.js';
 import { invalid } from '../bus/errors.js';
-import { knownKeys, str } from '../bus/options.js';
+import { knownKeys } from '../bus/options.js';
 import { resolveAgent, type AgentEntry, type ResolvedAgent } from './agents.js';
 import { AgentInstance } from './instance.js';
 import { HostMetrics } from './metrics.js';
@@ -42,6 +42,23 @@ interface HostEvents {
   failed: [string];
 }
 
+/**
+ * Longest hostId. A consumer is named `<hostId>/<agent>/<n>` and the bus takes consumer names of
+ * up to 1000 characters (neither store has a lower limit: Redis took a 20 MB consumer name);
+ * with agent names of up to 200 characters and n up to 1000 that leaves 794. 512 holds any
+ * host name (253 at most) with its pid and keeps every consumer name within the bus' limit.
+ */
+export const MAX_HOST_ID = 512;
+
+/** A non-empty string of at most MAX_HOST_ID characters; any character works in both stores. */
+function checkHostId(v: unknown): string {
+  if (typeof v !== 'string' || v === '') throw invalid('INVALID_OPTION', `invalid hostId ${JSON.stringify(v)} (hostId, AGENTBUS_HOST_ID): expected a non-empty string`);
+  if (v.length > MAX_HOST_ID) {
+    throw invalid('INVALID_OPTION', `invalid hostId (hostId, AGENTBUS_HOST_ID) of ${v.length} characters: at most ${MAX_HOST_ID} (it names consumers <hostId>/<agent>/<n>); starts ${JSON.stringify(v.slice(0, 40))}`);
+  }
+  return v;
+}
+
 /** How long a readiness check waits for the store. */
 const PING_TIMEOUT_MS = 2000;
 
@@ -71,8 +88,8 @@ export class AgentHost extends EventEmitter<HostEvents> {
     if (!options.bus || typeof options.bus.subscribe !== 'function') throw invalid('INVALID_OPTION', 'AgentHost needs a bus (from createBus)');
     if (!Array.isArray(options.agents)) throw invalid('INVALID_OPTION', `AgentHost agents must be an array, got ${typeof options.agents}`);
     this.bus = options.bus;
-    this.hostId = str('hostId', options.hostId, process.env.AGENTBUS_HOST_ID || `${hostname()}-${process.pid}`);
-    this.log = options.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL ?? 'info' });
+    this.hostId = checkHostId(options.hostId ?? (process.env.AGENTBUS_HOST_ID || `${hostname()}-${process.pid}`));
+    this.log = options.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL || 'info' });
     this.catchUncaught = options.catchUncaught ?? true;
     this.agents = options.agents.map(resolveAgent);
     this.metrics = new HostMetrics(() => this.bus.stats(), new Set(this.agents.map((a) => a.name)));

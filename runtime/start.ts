@@ -21,23 +21,31 @@ export interface StartOptions {
 
 /** Pretty logs on a terminal, JSON lines otherwise (and always with LOG_FORMAT=json). */
 export function cliLogger(): Logger {
-  const level = process.env.LOG_LEVEL ?? 'info';
+  const level = process.env.LOG_LEVEL || 'info';
   if (process.stdout.isTTY && process.env.LOG_FORMAT !== 'json') {
     return pino({ level, transport: { target: 'pino-pretty', options: { ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l', singleLine: true } } });
   }
   return pino({ level });
 }
 
-/** Reads `agentbus start` settings from the environment, flags taking precedence. */
-export function startOptions(flags: Record<string, string | boolean | undefined>, env = process.env): StartOptions {
-  const port = flags.port ?? env.AGENTBUS_HTTP_PORT ?? '9464';
+/**
+ * Reads `agentbus start` settings from the environment, flags taking precedence. An empty
+ * variable or flag counts as unset (`AGENTBUS_HTTP_HOST=` does not bind every interface, nor
+ * `AGENTBUS_HTTP_PORT=` pick a random port).
+ */
+export function startOptions(flags: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv = process.env): StartOptions {
+  const pick = (flag: string, name: string) => {
+    const v = flags[flag] ?? env[name];
+    return v === '' ? undefined : v;
+  };
+  const port = pick('port', 'AGENTBUS_HTTP_PORT') ?? '9464';
   const n = Number(port);
-  const exit = flags['exit-on-failure'] ?? env.AGENTBUS_EXIT_ON_FAILURE;
+  const exit = pick('exit-on-failure', 'AGENTBUS_EXIT_ON_FAILURE');
   return {
-    agents: String(flags.agents ?? env.AGENTBUS_AGENTS ?? './agents'),
+    agents: String(pick('agents', 'AGENTBUS_AGENTS') ?? './agents'),
     port: int('port (--port, AGENTBUS_HTTP_PORT)', Number.isInteger(n) ? n : port, 9464, 0, 65535),
-    httpHost: String(flags['http-host'] ?? env.AGENTBUS_HTTP_HOST ?? '127.0.0.1'),
-    strategy: (flags.strategy ?? env.AGENTBUS_STRATEGY) as Strategy | undefined,
+    httpHost: String(pick('http-host', 'AGENTBUS_HTTP_HOST') ?? '127.0.0.1'),
+    strategy: pick('strategy', 'AGENTBUS_STRATEGY') as Strategy | undefined,
     exitOnFailure: exit === true || exit === '1' || exit === 'true',
   };
 }

@@ -421,4 +421,35 @@ h('a handler throwing Object.create(null) is retried and dead-lettered with a re
   await bus.close();
 });
 
+h('hostId: up to 512 characters every consumer name fits and the agents run; longer is refused at construction, naming its length and the limit', async () => {
+  const { bus, logger } = await fresh();
+  // The longest agent name (200 characters, also the group) with the largest replica number.
+  const name = `A${'b'.repeat(199)}`;
+  class Longest extends BaseAgent {
+    static subscriptions = ['host.id'];
+    static options = { replicas: 1000 };
+    handle() {}
+  }
+  const agents = [{ agent: Longest, name }];
+  const host = new AgentHost({ bus, agents, logger, hostId: `h${'x'.repeat(511)}`, catchUncaught: false });
+  await host.start();
+  await waitFor('agent running with 1000 consumers', () => host.status().ready);
+  await host.stop();
+  for (const hostId of ['y'.repeat(513), 'z'.repeat(995)]) {
+    assert.throws(() => new AgentHost({ bus, agents, logger, hostId }), new RegExp(`invalid hostId \\(hostId, AGENTBUS_HOST_ID\\) of ${hostId.length} characters: at most 512`));
+  }
+  const before = process.env.AGENTBUS_HOST_ID;
+  process.env.AGENTBUS_HOST_ID = 'e'.repeat(600);
+  try {
+    assert.throws(() => new AgentHost({ bus, agents, logger }), /of 600 characters: at most 512/);
+    process.env.AGENTBUS_HOST_ID = '';
+    assert.ok(new AgentHost({ bus, agents, logger }).hostId.endsWith(`-${process.pid}`), 'empty AGENTBUS_HOST_ID is unset');
+  } finally {
+    if (before === undefined) delete process.env.AGENTBUS_HOST_ID;
+    else process.env.AGENTBUS_HOST_ID = before;
+  }
+  assert.throws(() => new AgentHost({ bus, agents, logger, hostId: '' }), /invalid hostId "" \(hostId, AGENTBUS_HOST_ID\): expected a non-empty string/);
+  await bus.close();
+});
+
 h.run();

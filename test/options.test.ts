@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { resolveBusOptions, resolveSubscribeOptions } from '../bus/options.js';
 import { backoffDelay } from '../bus/backoff.js';
 import { toStoreBound } from '../bus/engine.js';
+import { startOptions } from '../runtime/start.js';
 
 const message = (fn: () => unknown) => {
   try {
@@ -51,6 +52,18 @@ test('bounds: dates and epoch ms are times, digit strings and stream ids are pos
   assert.equal(toStoreBound('from', '2026-11-01T00:00:00Z'), { time: Date.UTC(2026, 10, 1) });
   assert.ok(message(() => toStoreBound('to', 'soon')).includes('invalid to "soon"'));
   assert.ok(message(() => toStoreBound('to', -1)).includes('invalid to -1'));
+});
+
+test('agentbus start settings: an empty variable or flag counts as unset', () => {
+  const defaults = { agents: './agents', port: 9464, httpHost: '127.0.0.1', strategy: undefined, exitOnFailure: false };
+  assert.equal(startOptions({}, {}), defaults);
+  const empty = { AGENTBUS_HTTP_HOST: '', AGENTBUS_HTTP_PORT: '', AGENTBUS_AGENTS: '', AGENTBUS_STRATEGY: '', AGENTBUS_EXIT_ON_FAILURE: '' };
+  assert.equal(startOptions({}, empty), defaults);
+  assert.equal(startOptions({ port: '', 'http-host': '', agents: '' }, {}), defaults);
+  const set = startOptions({}, { AGENTBUS_HTTP_HOST: '0.0.0.0', AGENTBUS_HTTP_PORT: '0', AGENTBUS_AGENTS: 'x.ts', AGENTBUS_STRATEGY: 'one_for_all', AGENTBUS_EXIT_ON_FAILURE: '1' });
+  assert.equal(set, { agents: 'x.ts', port: 0, httpHost: '0.0.0.0', strategy: 'one_for_all', exitOnFailure: true });
+  assert.equal(startOptions({ port: '8080', 'http-host': '::1' }, { AGENTBUS_HTTP_PORT: '9000', AGENTBUS_HTTP_HOST: '' }).port, 8080, 'a flag beats the variable');
+  assert.is(message(() => startOptions({}, { AGENTBUS_HTTP_PORT: 'abc' })), 'INVALID_OPTION: invalid port (--port, AGENTBUS_HTTP_PORT) "abc": expected an integer from 0 to 65535');
 });
 
 test.run();

@@ -97,6 +97,8 @@ export class RedisDriver implements Driver {
     private readonly keys: Keys,
     private readonly log: Logger,
     private readonly ownsClient: boolean,
+    /** Log fields for a connection error: where, and the message with any password scrubbed. */
+    private readonly connError: (err: Error) => Record<string, unknown>,
   ) {
     this.cmd = cmd as Commands;
     this.cluster = (cmd as Cluster).isCluster === true;
@@ -319,7 +321,7 @@ export class RedisDriver implements Driver {
         ? (this.cmd as unknown as Cluster).duplicate([], { redisOptions: { ...(this.cmd as unknown as Cluster).options.redisOptions, maxRetriesPerRequest: null } })
         : this.cmd.duplicate({ maxRetriesPerRequest: null })
     ) as Redis;
-    conn.on('error', (err) => this.log.warn({ group: req.group, consumer: req.consumer, err: err.message }, 'redis reader connection error'));
+    conn.on('error', (err) => this.log.warn({ group: req.group, consumer: req.consumer, ...this.connError(err) }, 'redis reader connection error'));
     const clientId = () => {
       // A cluster reader is never unblocked (its block is short): no id to ask for.
       if (this.cluster) return Promise.resolve(-1);

@@ -6,6 +6,7 @@ import { ConnectionError, invalid } from '../../bus/errors.js';
 import { int, knownKeys, resolveBusOptions, type BusOptions } from '../../bus/options.js';
 import { Keys, RedisDriver } from './driver.js';
 import { scripts } from './scripts.js';
+import { checkUrl, dbNumber, describeTarget, MAX_DB, scrubber, urlPasswords } from './target.js';
 
 export interface RedisBusOptions extends BusOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Default `REDIS_URL`, else the fields below. */
@@ -18,7 +19,7 @@ export interface RedisBusOptions extends BusOptions {
   username?: string;
   /** Default `REDIS_PASSWORD`. Never logged. */
   password?: string;
-  /** Database number. Default `REDIS_DB`, else 0. */
+  /** Database number, an integer from 0 (checked at connect: a database the server lacks fails with CONNECTION_FAILED). Default `REDIS_DB`, else 0. */
   db?: number;
   /** TLS options for `host`/`port` (a `rediss://` URL turns TLS on by itself). */
   tls?: RedisOptions['tls'];
@@ -46,81 +47,109 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
   resolveBusOptions(common);
   const timeout = int('connectTimeoutMs', connectTimeoutMs, 10_000, 100, 600_000);
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new ConnectionError('CONNECTION_FAILED', `invalid prefix ${JSON.stringify(prefix)}: expected a string without braces`);
-  const log = common.logger ?? pino({ name: 'agentbus', level: env.LOG_LEVEL ?? 'info' });
+  const log = common.logger ?? pino({ name: 'agentbus', level: env.LOG_LEVEL || 'info' });
   const base: RedisOptions = {
     lazyConnect: true,
     connectTimeout: Math.min(timeout, 10_000),
     // Reconnect with backoff up to 2 s; a publish waits in the offline queue for up to 20 retries.
     retryStrategy: (times) => Math.min(2000, 50 * 2 ** Math.min(times, 6)),
   };
-  const target = url ?? env.REDIS_URL;
-  const seeds = cluster ?? (env.REDIS_CLUSTER_NODES ? env.REDIS_CLUSTER_NODES.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
+  // Empty variables count as unset.
+  const target = url ?? (env.REDIS_URL || undefined);
+  const nodes = env.REDIS_CLUSTER_NODES ? env.REDIS_CLUSTER_NODES.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  const seeds = cluster ?? (nodes.length ? nodes : undefined);
+  // Every password in play, in every form, is scrubbed from what the bus logs or throws.
+  let scrub = scrubber([password, env.REDIS_PASSWORD, ...(target ? urlPasswords(target) : [])]);
   let redis: Redis | Cluster;
-  if (client) redis = client;
-  else if (seeds) {
-    redis = new Cluster(seeds.map(clusterNode), {
+  let where: string;
+  if (client) {
+    redis = client;
+    const o = (client as Cluster).isCluster ? (client as Cluster).options.redisOptions ?? {} : (client as Redis).options;
+    scrub = scrubber([password, env.REDIS_PASSWORD, o.password]);
+    where = (client as Cluster).isCluster ? 'cluster (given client)' : describeTarget(o);
+  } else if (seeds) {
+    const parsed = seeds.map((n) => clusterNode(n, scrub));
+    redis = new Cluster(parsed, {
       lazyConnect: true,
       clusterRetryStrategy: base.retryStrategy,
       redisOptions: {
         connectTimeout: base.connectTimeout,
-        username: username ?? env.REDIS_USERNAME,
-        password: password ?? env.REDIS_PASSWORD,
+        username: username ?? (env.REDIS_USERNAME || undefined),
+        password: password ?? (env.REDIS_PASSWORD || undefined),
         ...(tls ? { tls } : {}),
       },
     });
-  } else if (target) redis = new Redis(target, { ...base, ...(tls ? { tls } : {}) });
-  else {
-    redis = new Redis({
-      ...base,
-      host: host ?? env.REDIS_HOST ?? '127.0.0.1',
-      port: port ?? (env.REDIS_PORT ? Number(env.REDIS_PORT) : 6379),
-      username: username ?? env.REDIS_USERNAME,
-      password: password ?? env.REDIS_PASSWORD,
-      db: db ?? (env.REDIS_DB ? Number(env.REDIS_DB) : 0),
-      ...(tls ? { tls } : {}),
-    });
+    where = `cluster ${parsed.map((n) => `${n.host}:${n.port}`).join(',')}`;
+  } else {
+    if (db !== undefined) int('db', db, 0, 0, MAX_DB);
+    if (target) {
+      checkUrl(target, scrub);
+      try {
+        redis = new Redis(target, { ...base, ...(tls ? { tls } : {}) });
+      } catch (err) {
+        throw invalid('INVALID_OPTION', `invalid Redis URL (url or REDIS_URL): ${scrub((err as Error).message)}`);
+      }
+    } else {
+      redis = new Redis({
+        ...base,
+        host: host ?? (env.REDIS_HOST || '127.0.0.1'),
+        port: port ?? (env.REDIS_PORT ? Number(env.REDIS_PORT) : 6379),
+        username: username ?? (env.REDIS_USERNAME || undefined),
+        password: password ?? (env.REDIS_PASSWORD || undefined),
+        db: db ?? (env.REDIS_DB ? dbNumber(`REDIS_DB ${JSON.stringify(env.REDIS_DB)}`, env.REDIS_DB) : 0),
+        ...(tls ? { tls } : {}),
+      });
+    }
+    const o = (redis as Redis).options;
+    scrub = scrubber([password, env.REDIS_PASSWORD, ...(target ? urlPasswords(target) : []), o.password]);
+    if (!Number.isInteger(o.db) || o.db! < 0 || o.db! > MAX_DB) {
+      redis.disconnect();
+      throw invalid('INVALID_OPTION', `invalid database ${scrub(String(o.db))} in the Redis URL (url or REDIS_URL): expected an integer from 0 to ${MAX_DB}`);
+    }
+    where = describeTarget(o);
   }
-  const where = seeds ? `cluster ${seeds.map((n) => (typeof n === 'string' ? n : `${n.host}:${n.port}`)).join(',')}` : describeTarget(target, redis as Redis);
-  redis.on('error', (err: Error) => log.warn({ redis: where, err: redact(err.message) }, 'redis connection error'));
+  redis.on('error', (err: Error) => log.warn({ redis: where, err: scrub(err.message) }, 'redis connection error'));
   for (const [name, def] of Object.entries(scripts)) redis.defineCommand(name, def);
-  if (!client) await connect(redis, where, timeout);
-  const driver = new RedisDriver(redis, new Keys(prefix), log, client === undefined);
+  if (!client) await connect(redis, where, timeout, scrub);
+  const driver = new RedisDriver(redis, new Keys(prefix), log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) }));
   return busFromDriver(driver, common);
 }
 
 /** `host:port` or `{ host, port }`, checked, for the Cluster constructor. */
-function clusterNode(n: string | { host: string; port: number }): { host: string; port: number } {
+function clusterNode(n: string | { host: string; port: number }, scrub: (s: string) => string): { host: string; port: number } {
   const [host, port] = typeof n === 'string' ? [n.slice(0, n.lastIndexOf(':')), Number(n.slice(n.lastIndexOf(':') + 1))] : [n?.host, n?.port];
   if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw invalid('INVALID_OPTION', `invalid cluster node ${JSON.stringify(n)}: expected host:port or { host, port }`);
+    throw invalid('INVALID_OPTION', `invalid cluster node ${scrub(JSON.stringify(n))}: expected host:port or { host, port }`);
   }
   return { host, port };
 }
 
-async function connect(redis: Redis | Cluster, where: string, timeoutMs: number): Promise<void> {
+/**
+ * Connects and checks the connection answers, then that the database was selected: ioredis
+ * reports a refused SELECT as an error event and goes on in database 0.
+ */
+async function connect(redis: Redis | Cluster, where: string, timeoutMs: number, scrub: (s: string) => string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
+  const db = (redis as Cluster).isCluster ? 0 : ((redis as Redis).options.db ?? 0);
+  let step = 'cannot reach Redis at';
   try {
     await Promise.race([
-      redis.connect().then(() => redis.ping()),
+      (async () => {
+        await redis.connect();
+        await redis.ping();
+        step = `cannot select database ${db} on`;
+        if (db !== 0) await (redis as Redis).select(db);
+      })(),
       new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
     ]);
   } catch (err) {
     redis.disconnect();
-    throw new ConnectionError('CONNECTION_FAILED', `cannot reach Redis at ${where}: ${redact((err as Error).message)}`, { cause: err });
+    const e = err as Error;
+    // The cause keeps the name and the scrubbed message only: ioredis errors carry the failed
+    // command's arguments (AUTH's are the password).
+    const cause = Object.assign(new Error(scrub(e.message)), { name: e.name });
+    throw new ConnectionError('CONNECTION_FAILED', `${step} ${where}: ${scrub(e.message)}`, { cause });
   } finally {
     clearTimeout(timer);
   }
 }
-
-/** host:port/db with any password removed, for messages and logs. */
-function describeTarget(url: string | undefined, redis: Redis): string {
-  if (url) return redactUrl(url);
-  const o = redis.options;
-  return `${o.tls ? 'rediss' : 'redis'}://${o.host}:${o.port}/${o.db ?? 0}`;
-}
-
-export function redactUrl(url: string): string {
-  return url.replace(/^(\w+:\/\/)([^@/]*)@/, (_, scheme: string, auth: string) => `${scheme}${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
-}
-
-const redact = (message: string) => message.replace(/(\w+:\/\/)[^@/\s]*@/g, '$1***@');
