@@ -2,7 +2,7 @@
 export type { Bus, Subscription, Handler, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RewindOptions, Bound, DeadLetter, DeadLetters, TopicStats } from './bus/contract.js';
 export type { CloudEvent, EventInput, PublishOptions } from './bus/event.js';
 export type { BusOptions, SubscribeOptions, BackoffOptions, RetentionOptions } from './bus/options.js';
-export { AgentbusError, ValidationError, BusClosedError, NotFoundError, ConnectionError, NonRetryableError, CircuitOpenError, type ErrorCode } from './bus/errors.js';
+export { AgentbusError, ValidationError, BusClosedError, NotFoundError, ConnectionError, ConfigurationError, NonRetryableError, CircuitOpenError, type ErrorCode } from './bus/errors.js';
 export { createBus, type CreateBusOptions } from './runtime/config.js';
 export { createSqliteBus, type SqliteBusOptions } from './adapters/sqlite/index.js';
 export { createRedisBus, type RedisBusOptions } from './adapters/redis/index.js';

@@ -9,6 +9,8 @@ export type ErrorCode =
   | 'BUS_CLOSED'
   | 'NOT_FOUND'
   | 'CONNECTION_FAILED'
+  | 'UNSAFE_STORE_CONFIG'
+  | 'UNSUPPORTED_STORE'
   | 'NON_RETRYABLE'
   | 'CIRCUIT_OPEN';
 
@@ -36,6 +38,14 @@ export class NotFoundError extends AgentbusError {}
 
 /** The store could not be reached or opened. */
 export class ConnectionError extends AgentbusError {}
+
+/**
+ * The store answers but is set up so that agentbus would lose events or cannot work:
+ * `UNSAFE_STORE_CONFIG` (a Redis `maxmemory-policy` that can evict streams), `UNSUPPORTED_STORE`
+ * (a read-only replica, a version older than the one required). The message names what was found
+ * and the fix.
+ */
+export class ConfigurationError extends AgentbusError {}
 
 /**
  * Throw from a handler to dead-letter the event at once, without further attempts

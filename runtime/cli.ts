@@ -7,6 +7,7 @@ import { AgentHost } from './host.js';
 import { resolveAgent } from './agents.js';
 import { loadAgents } from './loader.js';
 import { start, startOptions } from './start.js';
+import { doctor } from './doctor.js';
 import type { Bus, DeadLetter, ReplayResult } from '../bus/contract.js';
 import { AgentbusError } from '../bus/errors.js';
 import { expandTypes } from '../bus/event.js';
@@ -26,6 +27,8 @@ commands:
   dlq show <id>                                    one dead letter, as JSON
   dlq retry <id...>                                hand back to the group that failed them
   dlq purge <id...>                                remove for good
+  doctor [--json] [--strict]                       check the store: exit 0 healthy, 1 a check failed,
+                                                   2 warnings only with --strict
 
 A bound B is an ISO-8601 time, epoch milliseconds, or a store position.
 The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
@@ -59,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
       'http-host': { type: 'string' },
       strategy: { type: 'string' },
       'exit-on-failure': { type: 'boolean' },
+      strict: { type: 'boolean' },
     },
   });
   if (values.version) {
@@ -73,11 +77,12 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command === undefined && !values.help ? 2 : 0;
   }
-  if (!['start', 'publish', 'replay', 'rewind', 'stats', 'dlq'].includes(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  if (!['start', 'publish', 'replay', 'rewind', 'stats', 'dlq', 'doctor'].includes(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   if (command === 'start') {
     if (args.length > 0) throw new UsageError(`start takes no positional argument, got ${JSON.stringify(args[0])}`);
     return start(startOptions(values));
   }
+  if (command === 'doctor') return doctor({ json: values.json === true, strict: values.strict === true });
   const logger = pino({ level: process.env.LOG_LEVEL || 'warn' }, pino.destination(2));
   if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
   const bus = await createBus({ logger });

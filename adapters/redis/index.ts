@@ -5,6 +5,7 @@ import { busFromDriver } from '../../bus/engine.js';
 import { ConnectionError, invalid } from '../../bus/errors.js';
 import { int, knownKeys, resolveBusOptions, type BusOptions } from '../../bus/options.js';
 import { Keys, RedisDriver } from './driver.js';
+import { checkServer, evictionOptIn } from './health.js';
 import { scripts } from './scripts.js';
 import { checkUrl, dbNumber, describeTarget, MAX_DB, scrubber, urlPasswords } from './target.js';
 
@@ -35,17 +36,24 @@ export interface RedisBusOptions extends BusOptions {
   cluster?: Array<string | { host: string; port: number }>;
   /** A connected ioredis client (Redis or Cluster) to use (not closed by the bus); reader connections are duplicated from it. */
   client?: Redis | Cluster;
+  /**
+   * Start although Redis' `maxmemory-policy` is an `allkeys-*` one, which can evict streams, groups
+   * and dead letters while publishes succeed (a warning instead of a ConfigurationError). Default
+   * `AGENTBUS_ALLOW_EVICTION=1`, else false.
+   */
+  allowEvictionPolicy?: boolean;
 }
 
-const OWN_KEYS = ['url', 'host', 'port', 'username', 'password', 'db', 'tls', 'prefix', 'connectTimeoutMs', 'cluster', 'client'];
+const OWN_KEYS = ['url', 'host', 'port', 'username', 'password', 'db', 'tls', 'prefix', 'connectTimeoutMs', 'cluster', 'client', 'allowEvictionPolicy'];
 const COMMON_KEYS = ['source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger'];
 
 /** Connects (failing within `connectTimeoutMs` when Redis is unreachable) and returns a Redis Streams bus. */
 export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
   knownKeys('redis', options, [...OWN_KEYS, ...COMMON_KEYS]);
-  const { url, host, port, username, password, db, tls, prefix = 'events:', connectTimeoutMs, cluster, client, ...common } = options;
+  const { url, host, port, username, password, db, tls, prefix = 'events:', connectTimeoutMs, cluster, client, allowEvictionPolicy, ...common } = options;
   resolveBusOptions(common);
   const timeout = int('connectTimeoutMs', connectTimeoutMs, 10_000, 100, 600_000);
+  const allowEviction = evictionOptIn(allowEvictionPolicy, env);
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new ConnectionError('CONNECTION_FAILED', `invalid prefix ${JSON.stringify(prefix)}: expected a string without braces`);
   const log = common.logger ?? pino({ name: 'agentbus', level: env.LOG_LEVEL || 'info' });
   const base: RedisOptions = {
@@ -111,7 +119,11 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
   redis.on('error', (err: Error) => log.warn({ redis: where, err: scrub(err.message) }, 'redis connection error'));
   for (const [name, def] of Object.entries(scripts)) redis.defineCommand(name, def);
   if (!client) await connect(redis, where, timeout, scrub);
-  const driver = new RedisDriver(redis, new Keys(prefix), log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) }));
+  const health = await checkServer(redis, { allowEvictionPolicy: allowEviction }, log).catch((err) => {
+    if (!client) redis.disconnect();
+    throw err;
+  });
+  const driver = health.guard(new RedisDriver(redis, new Keys(prefix), log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) })));
   return busFromDriver(driver, common);
 }
 
