@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { DEFAULT_SQLITE_PATH } from '../adapters/sqlite/index.js';
 import type { Finding, Status } from '../adapters/redis/health.js';
-import { ConfigurationError } from '../bus/errors.js';
+import { AgentbusError, ConfigurationError } from '../bus/errors.js';
 import { createBus } from './config.js';
 
 /**
@@ -79,7 +79,7 @@ async function redisChecks(env: NodeJS.ProcessEnv): Promise<Finding[]> {
       {
         check: auth ? 'auth' : 'connect',
         status: 'fail',
-        result: e.message,
+        result: e instanceof AgentbusError ? `${e.code}: ${e.message}` : e.message,
         fix: auth ? 'check REDIS_USERNAME / REDIS_PASSWORD (or the user in REDIS_URL)' : 'check REDIS_URL (or REDIS_HOST / REDIS_PORT, REDIS_CLUSTER_NODES) and that Redis is up',
       },
       ...records,

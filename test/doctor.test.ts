@@ -103,7 +103,7 @@ if (hasRedisServer()) {
   test('no Redis listening: connect FAILs, exit 1', async () => {
     const r = await doctor({ AGENTBUS_ADAPTER: 'redis', REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
     assert.is(r.code, 1, r.out + r.err);
-    assert.ok(/^connect\s+FAIL\s+cannot reach Redis/m.test(r.out), r.out);
+    assert.ok(/^connect\s+FAIL\s+CONNECTION_FAILED: cannot reach Redis/m.test(r.out), r.out);
   });
 }
 

@@ -169,6 +169,7 @@ s('CLI: every command and `agentbus start`, each way, reachable and not, at LOG_
     ['dlq', 'show', '1-0'],
     ['dlq', 'retry', '1-0'],
     ['dlq', 'purge', '1-0'],
+    ['doctor'],
   ];
   // Every command reachable and not, ways taken in turn so each way meets both; `start` with every way.
   const runs: Array<{ args: string[]; w: Way; up: boolean }> = [];
