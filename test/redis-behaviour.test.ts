@@ -175,6 +175,35 @@ if (base) {
     await Promise.all([a.close(), b.close()]);
   });
 
+  test('a publish whose XADD fails leaves no dedup marker: the retry with the same id is stored and delivered', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const failing = async (fn: () => Promise<unknown>, mention: string) => {
+      const err = await fn().then(() => null, (e: Error) => e);
+      assert.ok(err?.message.includes(mention), `expected a rejection mentioning ${mention}, got ${err?.message}`);
+    };
+    // The stream key holds a string (WRONGTYPE).
+    const type = uniq('webhook');
+    cli('SET', `events:${type}`, 'not a stream');
+    await failing(() => bus.publish(type, { try: 1 }, { id: 'x' }), 'WRONGTYPE');
+    cli('DEL', `events:${type}`);
+    const got: unknown[] = [];
+    const sub = await bus.subscribe({ group: uniq('g'), types: [type], from: 'earliest' }, (e) => void got.push(e.data));
+    assert.is(await bus.publish(type, { try: 2 }, { id: 'x' }), 'x');
+    await waitFor('the retried event', () => got.length === 1);
+    assert.equal(got, [{ try: 2 }]);
+    await sub.close();
+    // The stream's last id is the largest there is: no id left for XADD *.
+    const full = uniq('webhook');
+    cli('XADD', `events:${full}`, '18446744073709551615-18446744073709551615', 'k', 'v');
+    await failing(() => bus.publishBatch([{ type: full, data: { try: 1 }, id: 'y' }]), 'exhausted');
+    cli('DEL', `events:${full}`);
+    await bus.publishBatch([{ type: full, data: { try: 2 }, id: 'y' }]);
+    const stored: unknown[] = [];
+    await bus.replay({ types: [full] }, (e) => void stored.push(e.data));
+    assert.equal(stored, [{ try: 2 }]);
+    await bus.close();
+  });
+
   test('retention by age trims with MINID', async () => {
     const bus = await createRedisBus({ url, logger: quiet, retention: { maxAgeMs: 300, intervalMs: 3_600_000 } });
     const type = uniq('aging');

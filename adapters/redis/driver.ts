@@ -1,4 +1,5 @@
 import type { Cluster, Redis, ChainableCommander } from 'ioredis';
+import { createHash } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import type { Logger } from 'pino';
 import type { AppendEntry, Delivery, Driver, RangeQuery, ReadRequest, StoreBound } from '../../bus/driver.js';
@@ -60,7 +61,12 @@ export class Keys {
   stream = (type: string) => this.prefix + type;
   dlq = (type: string) => `{${this.prefix}${type}}:dlq`;
   retry = (type: string, group: string) => `{${this.prefix}${type}}:retry:${group}`;
-  dedup = (type: string, source: string, id: string) => `{${this.prefix}${type}}:dedup:${source}|${id}`;
+  /**
+   * The marker of a caller id: a hash of `[source, id]` as JSON, so no two (source, id) pairs share a
+   * key (`a|b` + `c` and `a` + `b|c` did while the key was `<source>|<id>`) and its length is bounded.
+   */
+  dedup = (type: string, source: string, id: string) =>
+    `{${this.prefix}${type}}:dedup:${createHash('sha256').update(JSON.stringify([source, id])).digest('hex')}`;
 }
 
 /** What one consumer's read loop keeps between reads: its blocking connection and claim cursors. */

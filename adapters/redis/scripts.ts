@@ -5,18 +5,20 @@
  */
 export const scripts = {
   /**
-   * Publish once per dedup window.
-   * KEYS[1] stream, KEYS[2] dedup marker `{stream}:dedup:<source>|<id>`
+   * Publish once per dedup window. The marker is written only once the entry exists: when XADD fails
+   * (the key holds another type, the stream's last id is exhausted) the error ends the script before
+   * the SET, so the caller's retry with the same id is stored, not taken for a duplicate.
+   * KEYS[1] stream, KEYS[2] dedup marker `{stream}:dedup:<sha256 of [source, id]>`
    * ARGV[1] window (ms), ARGV[2] envelope JSON
    * Returns the new entry id, or nil when the marker exists (a duplicate inside the window).
    */
   agentbusPublishOnce: {
     numberOfKeys: 2,
     lua: `
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
-  return redis.call('XADD', KEYS[1], '*', 'event', ARGV[2])
-end
-return false`,
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+local id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[2])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return id`,
   },
 
   /**
