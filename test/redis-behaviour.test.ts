@@ -75,6 +75,24 @@ if (base) {
     await bus.close();
   });
 
+  test("retention with prefix '' trims only topics published through agentbus, never a foreign stream it consumes", async () => {
+    const root = uniq('ext');
+    const foreign = `${root}.sensor`;
+    for (let i = 0; i < 5; i++) cli('XADD', foreign, '*', 'reading', String(i));
+    const bus = await createRedisBus({ url, prefix: '', logger: quiet, retention: { maxLen: 2, intervalMs: 60_000 } });
+    const got: unknown[] = [];
+    const sub = await bus.subscribe({ group: uniq('g'), types: [`${root}.*`], from: 'earliest' }, (e) => void got.push(e.data));
+    await waitFor('the foreign entries', () => got.length === 5, 5000);
+    const own = `${root}.mine`;
+    await bus.publishBatch(Array.from({ length: 5 }, (_, i) => ({ type: own, data: i })));
+    await waitFor('our own events too', () => got.length === 10, 5000);
+    await bus.trim();
+    assert.is(cli('XLEN', foreign), '5', 'retention trimmed a stream another program writes');
+    assert.is(cli('XLEN', own), '2', 'retention did not trim a topic agentbus publishes');
+    await sub.close();
+    await bus.close();
+  });
+
   test('key layout: <prefix><type> streams; dead letters share the stream key as hash tag', async () => {
     const bus = await createRedisBus({ url, prefix: 'app:', logger: quiet });
     const type = uniq('order.created');

@@ -52,10 +52,13 @@ function clusterBatch(client: Commands): Sender {
 /** Where each kind of key lives. Companion keys use the whole stream key as hash tag: same slot. */
 export class Keys {
   readonly topics: string;
+  /** Topics this deployment published to: retention trims these only. */
+  readonly published: string;
   readonly groups: string;
   constructor(readonly prefix: string) {
     // Types cannot contain braces, so these never collide with a topic.
     this.topics = `${prefix}{agentbus}:topics`;
+    this.published = `${prefix}{agentbus}:published`;
     this.groups = `${prefix}{agentbus}:groups`;
   }
   stream = (type: string) => this.prefix + type;
@@ -129,7 +132,10 @@ export class RedisDriver implements Driver {
     return this.cluster ? clusterBatch(this.cmd) : (this.cmd.pipeline() as unknown as Sender);
   }
 
-  /** Issues one entry's commands on the client or a pipeline: the dedup script or XADD, and the topic's registration once. */
+  /**
+   * Issues one entry's commands on the client or a pipeline: the dedup script or XADD, and, once per
+   * topic, its registration as a known topic and as a published one (the topics retention trims).
+   */
   private send(to: Sender, e: AppendEntry): unknown[] {
     const key = this.keys.stream(e.topic);
     const sent = [
@@ -137,7 +143,7 @@ export class RedisDriver implements Driver {
         ? to.agentbusPublishOnce(key, this.keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, e.body)
         : to.xadd(key, '*', 'event', e.body),
     ];
-    if (!this.knownTopics.has(e.topic)) sent.push(to.sadd(this.keys.topics, e.topic));
+    if (!this.knownTopics.has(e.topic)) sent.push(to.sadd(this.keys.topics, e.topic), to.sadd(this.keys.published, e.topic));
     return sent;
   }
 
@@ -501,9 +507,11 @@ export class RedisDriver implements Driver {
     const how = exact ? '=' : '~';
     const xtrim = (key: string, ...args: (string | number)[]) => this.cmd.call('XTRIM', key, ...args) as Promise<number>;
     let removed = 0;
-    // Only topics agentbus publishes or subscribes to: a stream merely found under the prefix
-    // belongs to another program, and retention is not ours to apply to it.
-    for (const type of await this.cmd.smembers(this.keys.topics)) {
+    // Only topics this deployment publishes to. A stream agentbus merely reads (found under the
+    // prefix, or subscribed to: `prefix: ''` consumes other programs' streams) belongs to whoever
+    // writes it, and retention is not ours to apply to it. The published set is newer than the topics
+    // set: a topic published before it existed is trimmed again once it is published again.
+    for (const type of await this.cmd.smembers(this.keys.published)) {
       const key = this.keys.stream(type);
       if (retention.maxLen < Number.MAX_SAFE_INTEGER) removed += await xtrim(key, 'MAXLEN', how, retention.maxLen);
       if (retention.maxAgeMs < Number.MAX_SAFE_INTEGER) removed += await xtrim(key, 'MINID', how, `${Date.now() - retention.maxAgeMs}-0`);
