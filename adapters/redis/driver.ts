@@ -280,6 +280,9 @@ export class RedisDriver implements Driver {
   /**
    * XAUTOCLAIM on every key, following each cursor to the end of the pending list over successive
    * passes (never restarting from 0-0 early, which would never reach entries past COUNT x 10).
+   * The claim and the delivery counts come from one script (agentbusClaim), so an entry another
+   * consumer acknowledges meanwhile is either not claimed or claimed with its count, never handed
+   * out again as attempt 1; one with no pending record (none expected) is dropped, not delivered.
    * Ids Redis reports deleted (trimmed while pending) are acknowledged away; their count is logged.
    */
   private async claim(req: ReadRequest, reader: Reader, topicOf: Map<string, string>, out: Delivery[]): Promise<void> {
@@ -292,19 +295,15 @@ export class RedisDriver implements Driver {
           complete = false;
           break;
         }
-        const [next, entries, deleted] = (await this.cmd.xautoclaim(key, req.group, req.consumer, req.leaseMs, cursor, 'COUNT', room)) as [string, Entry[], string[]?];
-        const gone = [...(deleted ?? []), ...entries.filter(([, f]) => f === null).map(([id]) => id)];
+        const [next, entries, deleted, counts] = (await this.cmd.agentbusClaim(key, req.group, req.consumer, req.leaseMs, cursor, room)) as [string, Entry[], string[], number[]];
+        const gone = [...deleted, ...entries.filter(([, f]) => f === null).map(([id]) => id)];
         if (gone.length) {
           await this.cmd.xack(key, req.group, ...gone);
           this.log.warn({ group: req.group, type: topic, count: gone.length }, 'pending entries were trimmed before delivery; cleared');
         }
-        const live = entries.filter(([, f]) => f !== null);
-        if (live.length) {
-          const p = this.pipeline();
-          for (const [id] of live) p.xpending(key, req.group, id, id, 1);
-          const counts = (((await p.exec()) as [Error | null, unknown][] | null) ?? []).map(([, r]) => Number((r as [string, string, number, number][])[0]?.[3] ?? 1));
-          live.forEach(([id, fields], i) => out.push(delivery(topic, key, id, counts[i], fields)));
-        }
+        entries.forEach(([id, fields], i) => {
+          if (fields !== null && counts[i] > 0) out.push(delivery(topic, key, id, Number(counts[i]), fields));
+        });
         cursor = next;
         if (cursor === '0-0') {
           reader.cursors.delete(key);

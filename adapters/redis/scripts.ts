@@ -22,6 +22,28 @@ return id`,
   },
 
   /**
+   * Take deliveries whose lease ran out, with their delivery counts, in one step. Read apart, an entry
+   * acknowledged between XAUTOCLAIM and XPENDING had no pending record left and was delivered again
+   * as attempt 1; inside one script nothing runs in between, so every entry returned is pending,
+   * owned by the claiming consumer, with its count.
+   * KEYS[1] stream
+   * ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle (ms), ARGV[4] cursor, ARGV[5] COUNT
+   * Returns { next cursor, entries (as XAUTOCLAIM: [id, fields], fields nil when deleted on Redis 6.2),
+   * ids deleted while pending (Redis 7+), the delivery count of each entry (0 when not pending) }.
+   */
+  agentbusClaim: {
+    numberOfKeys: 1,
+    lua: `
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local counts = {}
+for i, e in ipairs(r[2]) do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+  counts[i] = p[1] and p[1][4] or 0
+end
+return {r[1], r[2], r[3] or {}, counts}`,
+  },
+
+  /**
    * Touch the lease of pending entries still owned by a consumer; an entry another consumer claimed
    * meanwhile is left alone, so a late renewal never steals it back.
    * KEYS[1] stream
