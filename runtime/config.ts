@@ -12,7 +12,8 @@ export type CreateBusOptions =
  * Builds a bus from options, then the environment: `AGENTBUS_ADAPTER` (`sqlite`, the default, or
  * `redis`), `AGENTBUS_SQLITE_PATH` (default `./data/agentbus.db`), and for Redis `REDIS_URL` or
  * `REDIS_HOST`/`REDIS_PORT`/`REDIS_USERNAME`/`REDIS_PASSWORD`/`REDIS_DB` (or `REDIS_CLUSTER_NODES`), and
- * `AGENTBUS_REDIS_PREFIX`; `AGENTBUS_DEDUP_WINDOW_MS` for every adapter.
+ * `AGENTBUS_REDIS_PREFIX`; `AGENTBUS_DEDUP_WINDOW_MS` for every adapter. `readonly` opens a SQLite file
+ * read-only (never creating it); on Redis, where reading creates nothing, it is dropped.
  */
 export async function createBus(options: CreateBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
   const { adapter: a, ...opts } = options;
@@ -24,7 +25,7 @@ export async function createBus(options: CreateBusOptions = {}, env: NodeJS.Proc
     return createSqliteBus({ ...o, path: o.path ?? (env.AGENTBUS_SQLITE_PATH || DEFAULT_SQLITE_PATH) });
   }
   if (adapter === 'redis') {
-    const o = rest as RedisBusOptions;
+    const { readonly: _, ...o } = rest as RedisBusOptions & { readonly?: boolean };
     return createRedisBus({ ...o, prefix: o.prefix ?? env.AGENTBUS_REDIS_PREFIX }, env);
   }
   throw invalid('INVALID_OPTION', `unknown adapter ${JSON.stringify(adapter)} (AGENTBUS_ADAPTER): expected sqlite or redis`);
