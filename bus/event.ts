@@ -20,10 +20,11 @@ export interface CloudEvent<T = unknown> {
 
 /** What a caller may set on a published event; everything else is filled in. */
 export interface PublishOptions {
-  /** Caller-chosen id. A second publish of the same source + id inside the dedup window is stored once. */
+  /** Caller-chosen id, 1-256 characters. A second publish of the same source + id inside the dedup window is stored once. */
   id?: string;
+  /** Non-empty, as `traceparent`, `dataschema` and `datacontenttype` when given. */
   subject?: string;
-  /** Default: the bus' `source` option. */
+  /** 1-1000 characters. Default: the bus' `source` option. */
   source?: string;
   /** ISO-8601; default: now. */
   time?: string;
