@@ -1,9 +1,9 @@
 import { pino, type Logger } from 'pino';
 import type { Bound, Bus, DeadLetter, DeadLetters, Handler, ReplayOptions, ReplayResult, RewindOptions, Subscription } from './contract.js';
 import type { AppendEntry, Driver, StoreBound } from './driver.js';
-import { asTopic, checkPattern, checkType, createEvent, encodeEvent, expandTypes, type EventInput, type PublishOptions } from './event.js';
+import { asTopic, checkPattern, checkType, createEvent, encodeEvent, expandTypes, PUBLISH_OPTION_KEYS, type EventInput, type PublishOptions } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
-import { int, resolveBusOptions, resolveSubscribeOptions, type BusOptions, type SubscribeOptions } from './options.js';
+import { int, knownKeys, resolveBusOptions, resolveSubscribeOptions, type BusOptions, type SubscribeOptions } from './options.js';
 import { Consumer, describe } from './consumer.js';
 
 /** Most entries one store round trip carries; a larger burst is split so no single write stalls for long. */
@@ -63,6 +63,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     flushing = null;
   }
 
+  /** One event to store; `opts` were checked for unknown keys by the caller. */
   function entry(type: string, data: unknown, opts: PublishOptions | undefined): AppendEntry {
     checkType(type);
     const event = createEvent(type, data, opts, o.source);
@@ -81,6 +82,11 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
 
   const deadLetters: DeadLetters = {
     list: async (filter = {}) => {
+      if (filter === null || typeof filter !== 'object') throw invalid('INVALID_OPTION', `dead-letter list filter must be an object, got ${String(filter)}`);
+      knownKeys('dead-letter list', filter, DL_FILTER_KEYS);
+      if (filter.group !== undefined && (typeof filter.group !== 'string' || filter.group === '')) {
+        throw invalid('INVALID_OPTION', `invalid group ${JSON.stringify(filter.group)}: expected a group name`);
+      }
       if (filter.type !== undefined) checkType(filter.type);
       const dls = await driver.dlqList({ group: filter.group, type: filter.type, limit: int('limit', filter.limit, 100, 1, 100_000) });
       return dls.map((dl) => asDelivered(dl)!);
@@ -94,6 +100,8 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     publish(type, data, opts) {
       if (sealed) return Promise.reject(new BusClosedError(`publish ${type}`));
       try {
+        // Only a publish with options pays for checking them.
+        if (opts !== undefined) checkPublishOptions(opts);
         return enqueue([entry(type, data, opts)], true) as Promise<string>;
       } catch (err) {
         return Promise.reject(err);
@@ -108,6 +116,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
         // Validate all before storing any: a bad entry stores nothing.
         entries = events.map((e, i) => {
           if (e === null || typeof e !== 'object') throw invalid('INVALID_OPTION', `publishBatch entry ${i} is not an object`);
+          knownKeys(`publishBatch entry ${i}`, e, BATCH_ENTRY_KEYS);
           const { type, data, ...opts } = e;
           return entry(type, data, opts);
         });
@@ -135,8 +144,13 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
 
     async replay(options: ReplayOptions, handler: Handler): Promise<ReplayResult> {
       if (closing) throw new BusClosedError('replay');
-      if (!options || !Array.isArray(options.types) || options.types.length === 0) {
-        throw invalid('INVALID_OPTION', `replay types ${JSON.stringify(options?.types)}: expected a non-empty array of types or patterns`);
+      if (options === null || typeof options !== 'object') throw invalid('INVALID_OPTION', `replay options must be an object, got ${String(options)}`);
+      knownKeys('replay', options, REPLAY_KEYS);
+      if (!Array.isArray(options.types) || options.types.length === 0) {
+        throw invalid('INVALID_OPTION', `replay types ${JSON.stringify(options.types)}: expected a non-empty array of types or patterns`);
+      }
+      if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+        throw invalid('INVALID_OPTION', `invalid onProgress ${JSON.stringify(options.onProgress)}: expected a function`);
       }
       const from = options.from === undefined ? null : toStoreBound('from', options.from);
       const toOpt = options.to === undefined ? null : toStoreBound('to', options.to);
@@ -219,6 +233,16 @@ export function toStoreBound(name: string, b: Bound): StoreBound {
     if (!Number.isNaN(t)) return { time: t };
   }
   throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(b)}: expected a Date, epoch milliseconds, an ISO-8601 time or a position`);
+}
+
+const BATCH_ENTRY_KEYS = ['type', 'data', ...PUBLISH_OPTION_KEYS];
+const REPLAY_KEYS = ['types', 'from', 'to', 'onProgress'];
+const DL_FILTER_KEYS = ['group', 'type', 'limit'];
+
+/** Publish options must be an object of known keys (a misspelt `subjet` is refused, not dropped). */
+function checkPublishOptions(opts: unknown): void {
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw invalid('INVALID_OPTION', `publish options must be an object, got ${String(opts)}`);
+  knownKeys('publish', opts, PUBLISH_OPTION_KEYS);
 }
 
 function checkIds(ids: unknown): string[] {

@@ -25,10 +25,11 @@ export interface CloudEvent<T = unknown> {
 
 /** What a caller may set on a published event; everything else is filled in. */
 export interface PublishOptions {
-  /** Caller-chosen id. A second publish of the same source + id inside the dedup window is stored once. */
+  /** Caller-chosen id, 1-256 characters. A second publish of the same source + id inside the dedup window is stored once. */
   id?: string;
+  /** Non-empty, as `traceparent`, `dataschema` and `datacontenttype` when given. */
   subject?: string;
-  /** Default: the bus' `source` option. */
+  /** 1-1000 characters. Default: the bus' `source` option. */
   source?: string;
   /** ISO-8601; default: now. */
   time?: string;
@@ -100,25 +101,58 @@ function nowIso(): string {
   return lastIso;
 }
 
-/** Builds the envelope; optional fields are only set when given so stored bodies stay small. */
+/** The keys of PublishOptions; anything else in a publish is refused (a typo is not a default). */
+export const PUBLISH_OPTION_KEYS = ['id', 'subject', 'source', 'time', 'traceparent', 'dataschema', 'datacontenttype', 'dedupWindowMs'];
+export const MAX_ID_LENGTH = 256;
+/** As the bus' own `source` option. */
+export const MAX_SOURCE_LENGTH = 1000;
+
+/**
+ * Builds the envelope; optional fields are only set when given so stored bodies stay small. Given
+ * options are checked here (a publish without options skips every check): a field consumers would
+ * refuse, or that is not a string, is refused at the call instead. Unknown keys are the caller's
+ * check (bus/engine.ts), which knows whether it is a publish or a batch entry.
+ */
 export function createEvent<T>(type: string, data: T, options: PublishOptions | undefined, source: string): CloudEvent<T> {
+  if (options === undefined) return { specversion: '1.0', id: randomUUID(), type, source, time: nowIso(), data };
+  const o = options;
+  if (o.id !== undefined) text('event id', o.id, MAX_ID_LENGTH);
+  if (o.source !== undefined) text('source', o.source, MAX_SOURCE_LENGTH);
+  if (o.time !== undefined && (typeof o.time !== 'string' || Number.isNaN(Date.parse(o.time)))) {
+    throw invalid('INVALID_OPTION', `invalid time ${show(o.time)}: expected an ISO-8601 time string`);
+  }
   const event: CloudEvent<T> = {
     specversion: '1.0',
-    id: options?.id ?? randomUUID(),
+    id: o.id ?? randomUUID(),
     type,
-    source: options?.source ?? source,
-    time: options?.time ?? nowIso(),
+    source: o.source ?? source,
+    time: o.time ?? nowIso(),
     data,
   };
-  if (options === undefined) return event;
-  if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '' || options.id.length > 256)) {
-    throw invalid('INVALID_OPTION', `invalid event id ${JSON.stringify(options.id)}: expected a string of 1-256 characters`);
-  }
-  if (options.subject !== undefined) event.subject = String(options.subject);
-  if (options.traceparent !== undefined) event.traceparent = options.traceparent;
-  if (options.dataschema !== undefined) event.dataschema = options.dataschema;
-  if (options.datacontenttype !== undefined) event.datacontenttype = options.datacontenttype;
+  if (o.subject !== undefined) event.subject = text('subject', o.subject);
+  if (o.traceparent !== undefined) event.traceparent = text('traceparent', o.traceparent);
+  if (o.dataschema !== undefined) event.dataschema = text('dataschema', o.dataschema);
+  if (o.datacontenttype !== undefined) event.datacontenttype = text('datacontenttype', o.datacontenttype);
   return event;
+}
+
+/** A non-empty string (CloudEvents requires it of every attribute present), up to `max` characters. */
+function text(name: string, v: unknown, max = Infinity): string {
+  if (typeof v !== 'string' || v === '' || v.length > max) {
+    const limit = max === Infinity ? 'a non-empty string' : `a string of 1-${max} characters`;
+    throw invalid('INVALID_OPTION', `invalid ${name} ${show(v)}: expected ${limit}`);
+  }
+  return v;
+}
+
+/** A value for a message: JSON, cut short when long (a 10 kB id need not be quoted whole). */
+function show(v: unknown): string {
+  if (typeof v === 'string' && v.length > 80) return `${JSON.stringify(v.slice(0, 40))}... (${v.length} characters)`;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
 }
 
 /** Serializes and enforces the size limit, naming the event and the limit. */

@@ -30,7 +30,8 @@ commands:
   doctor [--json] [--strict]                       check the store: exit 0 healthy, 1 a check failed,
                                                    2 warnings only with --strict
 
-A bound B is an ISO-8601 time, epoch milliseconds, or a store position.
+A bound B is an ISO-8601 time, epoch milliseconds, or a store position. stats, dlq ls and dlq show
+open a SQLite file read-only and never create it.
 The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
 (./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB,
 AGENTBUS_REDIS_CONNECT_TIMEOUT_MS; empty variables count as unset.
@@ -85,7 +86,9 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'doctor') return doctor({ json: values.json === true, strict: values.strict === true });
   const logger = pino({ level: process.env.LOG_LEVEL || 'warn' }, pino.destination(2));
   if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
-  const bus = await createBus({ logger });
+  // Inspection opens the store read-only: it never creates a SQLite file nor changes one.
+  const inspect = command === 'stats' || (command === 'dlq' && (args[0] === 'ls' || args[0] === 'show'));
+  const bus = await createBus({ logger, ...(inspect ? { readonly: true } : {}) });
   try {
     return await run(bus, command, args, values);
   } finally {

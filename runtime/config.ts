@@ -14,6 +14,8 @@ export type CreateBusOptions =
  * `REDIS_HOST`/`REDIS_PORT`/`REDIS_USERNAME`/`REDIS_PASSWORD`/`REDIS_DB` (or `REDIS_CLUSTER_NODES`), and
  * `AGENTBUS_REDIS_PREFIX` and `AGENTBUS_REDIS_CONNECT_TIMEOUT_MS`; `AGENTBUS_DEDUP_WINDOW_MS` for every
  * adapter. An empty variable counts as unset, except `AGENTBUS_REDIS_PREFIX` ('' is a prefix).
+ * `readonly` opens a SQLite file read-only (never creating it); on Redis, where reading creates
+ * nothing, it is dropped.
  */
 export async function createBus(options: CreateBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
   const { adapter: a, ...opts } = options;
@@ -25,7 +27,7 @@ export async function createBus(options: CreateBusOptions = {}, env: NodeJS.Proc
     return createSqliteBus({ ...o, path: o.path ?? (env.AGENTBUS_SQLITE_PATH || DEFAULT_SQLITE_PATH) });
   }
   if (adapter === 'redis') {
-    const o = rest as RedisBusOptions;
+    const { readonly: _, ...o } = rest as RedisBusOptions & { readonly?: boolean };
     const t = env.AGENTBUS_REDIS_CONNECT_TIMEOUT_MS;
     const connectTimeoutMs = o.connectTimeoutMs ?? (t ? (Number.isInteger(Number(t)) ? Number(t) : t) : undefined);
     return createRedisBus({ ...o, prefix: o.prefix ?? env.AGENTBUS_REDIS_PREFIX, connectTimeoutMs } as RedisBusOptions, env);

@@ -1,12 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
+import Database from 'better-sqlite3';
 import { createSqliteBus } from '../adapters/sqlite/index.js';
 import { waitFor } from './helpers/index.js';
+import { startHost, workLog } from './helpers/host.js';
 
 const path = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'bus.db');
 const cli = (...args: string[]) => cliWith({}, ...args);
@@ -103,6 +105,49 @@ test('rewind and replay --group deliver a group\'s events again through the runn
   assert.equal(got.slice(0, 6), [1, 2, 1, 2, 1, 2]);
   await sub.close();
   await bus.close();
+});
+
+test('stats and dlq ls/show open the file read-only: a missing file is not created, another application\'s file is refused untouched', () => {
+  const folder = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'nothing-here');
+  const missing = join(folder, 'bus.db');
+  for (const args of [['stats'], ['dlq', 'show', '1']]) {
+    const r = cliWith({ AGENTBUS_SQLITE_PATH: missing }, ...args);
+    assert.is(r.code, 1, `${args.join(' ')}: ${r.err}`);
+    assert.ok(r.err.includes(`CONNECTION_FAILED: no agentbus database at ${missing}; start a host or publish first`), r.err);
+  }
+  assert.not.ok(existsSync(folder), 'an inspection command created the folder or the file');
+  const foreign = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'app.db');
+  const db = new Database(foreign);
+  db.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)');
+  db.pragma('user_version = 7');
+  db.close();
+  const before = readFileSync(foreign);
+  for (const args of [['stats'], ['publish', 'cli.x', '{}']]) {
+    const r = cliWith({ AGENTBUS_SQLITE_PATH: foreign }, ...args);
+    assert.is(r.code, 1, r.err);
+    assert.match(r.err, /CONNECTION_FAILED: cannot open SQLite database ".*app\.db": it has 1 table of another application \(users; user_version 7\) and no agentbus schema/);
+  }
+  assert.ok(readFileSync(foreign).equals(before), 'the foreign file changed');
+});
+
+test('stats reads, read-only, a live database a running host has open', async () => {
+  const live = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'live.db');
+  const log = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'work.log');
+  const host = await startHost('test/fixtures/agents/work.ts', { AGENTBUS_SQLITE_PATH: live, WORK_TYPE: 'cli.live', WORK_LOG: log });
+  try {
+    const writer = await createSqliteBus({ path: live, logger: pino({ level: 'silent' }) });
+    await writer.publishBatch([0, 1, 2].map((n) => ({ type: 'cli.live', data: { n } })));
+    await writer.close();
+    await waitFor('the host handled 3', () => workLog(log).dones.size === 3, 10_000);
+    const r = cliWith({ AGENTBUS_SQLITE_PATH: live }, 'stats', '--json');
+    assert.is(r.code, 0, r.err);
+    const [topic] = JSON.parse(r.out);
+    assert.equal([topic.type, topic.length, topic.groups.length, topic.groups[0].lag, topic.groups[0].pending], ['cli.live', 3, 1, 0, 0]);
+    assert.is(cliWith({ AGENTBUS_SQLITE_PATH: live }, 'dlq', 'ls', '--json').out.trim(), '[]');
+  } finally {
+    host.proc.kill('SIGTERM');
+    await host.exited;
+  }
 });
 
 test('start --exit-on-failure: an agent past its restart intensity ends the host with exit 1', () => {

@@ -45,6 +45,22 @@ test('createEvent fills the envelope; only given optional fields are set', () =>
   throwsCode(() => createEvent('t', 1, { id: '' }, '/s'), 'INVALID_OPTION', '""');
 });
 
+test('createEvent refuses fields consumers would refuse or that are not strings, naming the field and the limit', () => {
+  throwsCode(() => createEvent('t', 1, { source: '' }, '/s'), 'INVALID_OPTION', 'invalid source ""');
+  throwsCode(() => createEvent('t', 1, { source: 42 as never }, '/s'), 'INVALID_OPTION', 'invalid source 42: expected a string of 1-1000 characters');
+  throwsCode(() => createEvent('t', 1, { source: 'x'.repeat(1001) }, '/s'), 'INVALID_OPTION', '(1001 characters)');
+  throwsCode(() => createEvent('t', 1, { id: 'x'.repeat(257) }, '/s'), 'INVALID_OPTION', '1-256');
+  throwsCode(() => createEvent('t', 1, { subject: 7 as never }, '/s'), 'INVALID_OPTION', 'invalid subject 7: expected a non-empty string');
+  throwsCode(() => createEvent('t', 1, { subject: '' }, '/s'), 'INVALID_OPTION', 'invalid subject ""');
+  throwsCode(() => createEvent('t', 1, { traceparent: {} as never }, '/s'), 'INVALID_OPTION', 'invalid traceparent {}');
+  throwsCode(() => createEvent('t', 1, { dataschema: null as never }, '/s'), 'INVALID_OPTION', 'invalid dataschema null');
+  throwsCode(() => createEvent('t', 1, { datacontenttype: 1n as never }, '/s'), 'INVALID_OPTION', 'invalid datacontenttype 1');
+  throwsCode(() => createEvent('t', 1, { time: 'yesterday' }, '/s'), 'INVALID_OPTION', 'invalid time "yesterday": expected an ISO-8601 time string');
+  throwsCode(() => createEvent('t', 1, { time: Date.now() as never }, '/s'), 'INVALID_OPTION', 'invalid time');
+  const e = createEvent('t', 1, { source: '/mine', time: '2026-11-01T10:00:00Z', subject: 's', datacontenttype: 'application/json' }, '/s');
+  assert.equal([e.source, e.time, e.subject, e.datacontenttype], ['/mine', '2026-11-01T10:00:00Z', 's', 'application/json']);
+});
+
 test('encodeEvent enforces the byte limit in UTF-8, naming the type and the limit', () => {
   const e = createEvent('big', 'é'.repeat(400), undefined, '/s'); // 800 bytes of data, 400 UTF-16 units
   throwsCode(() => encodeEvent(e, 600), 'PAYLOAD_TOO_LARGE', 'limit (maxPayloadBytes) is 600');

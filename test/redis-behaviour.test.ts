@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createRedisBus } from '../adapters/redis/index.js';
+import { scripts } from '../adapters/redis/scripts.js';
 import type { CloudEvent } from '../bus/event.js';
 import { assertSameIds, rejects, sleep, uniq, waitFor } from './helpers/index.js';
 import { freePort, redisForTests, startRedisServer, type RedisServer } from './helpers/redis.js';
@@ -71,6 +72,24 @@ if (base) {
     await trimming.trim();
     assert.is(cli('XLEN', `events:${root}.unrelated`), '2', 'retention trimmed a stream agentbus never used');
     await trimming.close();
+    await sub.close();
+    await bus.close();
+  });
+
+  test("retention with prefix '' trims only topics published through agentbus, never a foreign stream it consumes", async () => {
+    const root = uniq('ext');
+    const foreign = `${root}.sensor`;
+    for (let i = 0; i < 5; i++) cli('XADD', foreign, '*', 'reading', String(i));
+    const bus = await createRedisBus({ url, prefix: '', logger: quiet, retention: { maxLen: 2, intervalMs: 60_000 } });
+    const got: unknown[] = [];
+    const sub = await bus.subscribe({ group: uniq('g'), types: [`${root}.*`], from: 'earliest' }, (e) => void got.push(e.data));
+    await waitFor('the foreign entries', () => got.length === 5, 5000);
+    const own = `${root}.mine`;
+    await bus.publishBatch(Array.from({ length: 5 }, (_, i) => ({ type: own, data: i })));
+    await waitFor('our own events too', () => got.length === 10, 5000);
+    await bus.trim();
+    assert.is(cli('XLEN', foreign), '5', 'retention trimmed a stream another program writes');
+    assert.is(cli('XLEN', own), '2', 'retention did not trim a topic agentbus publishes');
     await sub.close();
     await bus.close();
   });
@@ -166,6 +185,29 @@ if (base) {
     await bus.close();
   });
 
+  test('the claim script takes expired entries with their delivery counts in one step; acknowledged ones are not taken', async () => {
+    // Claim and count used to be two round trips: an entry acknowledged between them was delivered
+    // again as attempt 1. In one script nothing runs in between; this pins what the script returns.
+    const raw = new Redis(url);
+    raw.defineCommand('agentbusClaim', scripts.agentbusClaim);
+    const key = uniq('claims');
+    const ids = [0, 1, 2, 3].map((i) => cli('XADD', key, '*', 'event', `{"n":${i}}`));
+    cli('XGROUP', 'CREATE', key, 'g', '0');
+    cli('XREADGROUP', 'GROUP', 'g', 'first', 'COUNT', '4', 'STREAMS', key, '>');
+    cli('XACK', key, 'g', ids[1]); // acknowledged by its holder
+    cli('XCLAIM', key, 'g', 'first', '0', ids[2], 'RETRYCOUNT', '4', 'JUSTID'); // delivered 4 times so far
+    cli('XDEL', key, ids[3]); // trimmed while pending
+    const [next, entries, deleted, counts] = (await (raw as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).agentbusClaim(key, 'g', 'heir', 0, '0-0', 10)) as [string, [string, string[] | null][], string[], number[]];
+    raw.disconnect();
+    assert.is(next, '0-0');
+    const live = entries.filter(([, f]) => f !== null);
+    assert.equal(live.map(([id]) => id), [ids[0], ids[2]], 'the acknowledged entry was taken');
+    assert.equal(live.map(([, f]) => f), [['event', '{"n":0}'], ['event', '{"n":2}']]);
+    assert.equal(counts.filter((_, i) => entries[i][1] !== null), [2, 5], 'delivery counts, this claim included');
+    assert.equal([...deleted, ...entries.filter(([, f]) => f === null).map(([id]) => id)], [ids[3]]);
+    assert.is(cli('XPENDING', key, 'g', '-', '+', '10', 'heir').split('\n').filter((l) => /^\d+-\d+$/.test(l)).length, 2);
+  });
+
   test('dedup is atomic across connections', async () => {
     const [a, b] = [await createRedisBus({ url, logger: quiet }), await createRedisBus({ url, logger: quiet })];
     const type = uniq('webhook');
@@ -173,6 +215,35 @@ if (base) {
     await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).publish(type, { i }, { id })));
     assert.is(cli('XLEN', `events:${type}`), '1');
     await Promise.all([a.close(), b.close()]);
+  });
+
+  test('a publish whose XADD fails leaves no dedup marker: the retry with the same id is stored and delivered', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const failing = async (fn: () => Promise<unknown>, mention: string) => {
+      const err = await fn().then(() => null, (e: Error) => e);
+      assert.ok(err?.message.includes(mention), `expected a rejection mentioning ${mention}, got ${err?.message}`);
+    };
+    // The stream key holds a string (WRONGTYPE).
+    const type = uniq('webhook');
+    cli('SET', `events:${type}`, 'not a stream');
+    await failing(() => bus.publish(type, { try: 1 }, { id: 'x' }), 'WRONGTYPE');
+    cli('DEL', `events:${type}`);
+    const got: unknown[] = [];
+    const sub = await bus.subscribe({ group: uniq('g'), types: [type], from: 'earliest' }, (e) => void got.push(e.data));
+    assert.is(await bus.publish(type, { try: 2 }, { id: 'x' }), 'x');
+    await waitFor('the retried event', () => got.length === 1);
+    assert.equal(got, [{ try: 2 }]);
+    await sub.close();
+    // The stream's last id is the largest there is: no id left for XADD *.
+    const full = uniq('webhook');
+    cli('XADD', `events:${full}`, '18446744073709551615-18446744073709551615', 'k', 'v');
+    await failing(() => bus.publishBatch([{ type: full, data: { try: 1 }, id: 'y' }]), 'exhausted');
+    cli('DEL', `events:${full}`);
+    await bus.publishBatch([{ type: full, data: { try: 2 }, id: 'y' }]);
+    const stored: unknown[] = [];
+    await bus.replay({ types: [full] }, (e) => void stored.push(e.data));
+    assert.equal(stored, [{ try: 2 }]);
+    await bus.close();
   });
 
   test('retention by age trims with MINID', async () => {

@@ -1,4 +1,5 @@
 import type { Cluster, Redis, ChainableCommander } from 'ioredis';
+import { createHash } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import type { Logger } from 'pino';
 import type { AppendEntry, Delivery, Driver, RangeQuery, ReadRequest, StoreBound } from '../../bus/driver.js';
@@ -51,16 +52,24 @@ function clusterBatch(client: Commands): Sender {
 /** Where each kind of key lives. Companion keys use the whole stream key as hash tag: same slot. */
 export class Keys {
   readonly topics: string;
+  /** Topics this deployment published to: retention trims these only. */
+  readonly published: string;
   readonly groups: string;
   constructor(readonly prefix: string) {
     // Types cannot contain braces, so these never collide with a topic.
     this.topics = `${prefix}{agentbus}:topics`;
+    this.published = `${prefix}{agentbus}:published`;
     this.groups = `${prefix}{agentbus}:groups`;
   }
   stream = (type: string) => this.prefix + type;
   dlq = (type: string) => `{${this.prefix}${type}}:dlq`;
   retry = (type: string, group: string) => `{${this.prefix}${type}}:retry:${group}`;
-  dedup = (type: string, source: string, id: string) => `{${this.prefix}${type}}:dedup:${source}|${id}`;
+  /**
+   * The marker of a caller id: a hash of `[source, id]` as JSON, so no two (source, id) pairs share a
+   * key (`a|b` + `c` and `a` + `b|c` did while the key was `<source>|<id>`) and its length is bounded.
+   */
+  dedup = (type: string, source: string, id: string) =>
+    `{${this.prefix}${type}}:dedup:${createHash('sha256').update(JSON.stringify([source, id])).digest('hex')}`;
 }
 
 /** What one consumer's read loop keeps between reads: its blocking connection and claim cursors. */
@@ -125,7 +134,10 @@ export class RedisDriver implements Driver {
     return this.cluster ? clusterBatch(this.cmd) : (this.cmd.pipeline() as unknown as Sender);
   }
 
-  /** Issues one entry's commands on the client or a pipeline: the dedup script or XADD, and the topic's registration once. */
+  /**
+   * Issues one entry's commands on the client or a pipeline: the dedup script or XADD, and, once per
+   * topic, its registration as a known topic and as a published one (the topics retention trims).
+   */
   private send(to: Sender, e: AppendEntry): unknown[] {
     const key = this.keys.stream(e.topic);
     const sent = [
@@ -133,7 +145,7 @@ export class RedisDriver implements Driver {
         ? to.agentbusPublishOnce(key, this.keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, e.body)
         : to.xadd(key, '*', 'event', e.body),
     ];
-    if (!this.knownTopics.has(e.topic)) sent.push(to.sadd(this.keys.topics, e.topic));
+    if (!this.knownTopics.has(e.topic)) sent.push(to.sadd(this.keys.topics, e.topic), to.sadd(this.keys.published, e.topic));
     return sent;
   }
 
@@ -270,6 +282,9 @@ export class RedisDriver implements Driver {
   /**
    * XAUTOCLAIM on every key, following each cursor to the end of the pending list over successive
    * passes (never restarting from 0-0 early, which would never reach entries past COUNT x 10).
+   * The claim and the delivery counts come from one script (agentbusClaim), so an entry another
+   * consumer acknowledges meanwhile is either not claimed or claimed with its count, never handed
+   * out again as attempt 1; one with no pending record (none expected) is dropped, not delivered.
    * Ids Redis reports deleted (trimmed while pending) are acknowledged away; their count is logged.
    */
   private async claim(req: ReadRequest, reader: Reader, topicOf: Map<string, string>, out: Delivery[]): Promise<void> {
@@ -282,19 +297,15 @@ export class RedisDriver implements Driver {
           complete = false;
           break;
         }
-        const [next, entries, deleted] = (await this.cmd.xautoclaim(key, req.group, req.consumer, req.leaseMs, cursor, 'COUNT', room)) as [string, Entry[], string[]?];
-        const gone = [...(deleted ?? []), ...entries.filter(([, f]) => f === null).map(([id]) => id)];
+        const [next, entries, deleted, counts] = (await this.cmd.agentbusClaim(key, req.group, req.consumer, req.leaseMs, cursor, room)) as [string, Entry[], string[], number[]];
+        const gone = [...deleted, ...entries.filter(([, f]) => f === null).map(([id]) => id)];
         if (gone.length) {
           await this.cmd.xack(key, req.group, ...gone);
           this.log.warn({ group: req.group, type: topic, count: gone.length }, 'pending entries were trimmed before delivery; cleared');
         }
-        const live = entries.filter(([, f]) => f !== null);
-        if (live.length) {
-          const p = this.pipeline();
-          for (const [id] of live) p.xpending(key, req.group, id, id, 1);
-          const counts = (((await p.exec()) as [Error | null, unknown][] | null) ?? []).map(([, r]) => Number((r as [string, string, number, number][])[0]?.[3] ?? 1));
-          live.forEach(([id, fields], i) => out.push(delivery(topic, key, id, counts[i], fields, req.maxBytes)));
-        }
+        entries.forEach(([id, fields], i) => {
+          if (fields !== null && counts[i] > 0) out.push(delivery(topic, key, id, Number(counts[i]), fields, req.maxBytes));
+        });
         cursor = next;
         if (cursor === '0-0') {
           reader.cursors.delete(key);
@@ -499,9 +510,11 @@ export class RedisDriver implements Driver {
     const how = exact ? '=' : '~';
     const xtrim = (key: string, ...args: (string | number)[]) => this.cmd.call('XTRIM', key, ...args) as Promise<number>;
     let removed = 0;
-    // Only topics agentbus publishes or subscribes to: a stream merely found under the prefix
-    // belongs to another program, and retention is not ours to apply to it.
-    for (const type of await this.cmd.smembers(this.keys.topics)) {
+    // Only topics this deployment publishes to. A stream agentbus merely reads (found under the
+    // prefix, or subscribed to: `prefix: ''` consumes other programs' streams) belongs to whoever
+    // writes it, and retention is not ours to apply to it. The published set is newer than the topics
+    // set: a topic published before it existed is trimmed again once it is published again.
+    for (const type of await this.cmd.smembers(this.keys.published)) {
       const key = this.keys.stream(type);
       if (retention.maxLen < Number.MAX_SAFE_INTEGER) removed += await xtrim(key, 'MAXLEN', how, retention.maxLen);
       if (retention.maxAgeMs < Number.MAX_SAFE_INTEGER) removed += await xtrim(key, 'MINID', how, `${Date.now() - retention.maxAgeMs}-0`);

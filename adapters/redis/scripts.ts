@@ -5,18 +5,42 @@
  */
 export const scripts = {
   /**
-   * Publish once per dedup window.
-   * KEYS[1] stream, KEYS[2] dedup marker `{stream}:dedup:<source>|<id>`
+   * Publish once per dedup window. The marker is written only once the entry exists: when XADD fails
+   * (the key holds another type, the stream's last id is exhausted) the error ends the script before
+   * the SET, so the caller's retry with the same id is stored, not taken for a duplicate.
+   * KEYS[1] stream, KEYS[2] dedup marker `{stream}:dedup:<sha256 of [source, id]>`
    * ARGV[1] window (ms), ARGV[2] envelope JSON
    * Returns the new entry id, or nil when the marker exists (a duplicate inside the window).
    */
   agentbusPublishOnce: {
     numberOfKeys: 2,
     lua: `
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
-  return redis.call('XADD', KEYS[1], '*', 'event', ARGV[2])
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+local id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[2])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return id`,
+  },
+
+  /**
+   * Take deliveries whose lease ran out, with their delivery counts, in one step. Read apart, an entry
+   * acknowledged between XAUTOCLAIM and XPENDING had no pending record left and was delivered again
+   * as attempt 1; inside one script nothing runs in between, so every entry returned is pending,
+   * owned by the claiming consumer, with its count.
+   * KEYS[1] stream
+   * ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle (ms), ARGV[4] cursor, ARGV[5] COUNT
+   * Returns { next cursor, entries (as XAUTOCLAIM: [id, fields], fields nil when deleted on Redis 6.2),
+   * ids deleted while pending (Redis 7+), the delivery count of each entry (0 when not pending) }.
+   */
+  agentbusClaim: {
+    numberOfKeys: 1,
+    lua: `
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local counts = {}
+for i, e in ipairs(r[2]) do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+  counts[i] = p[1] and p[1][4] or 0
 end
-return false`,
+return {r[1], r[2], r[3] or {}, counts}`,
   },
 
   /**

@@ -28,6 +28,8 @@ export class SqliteDriver implements Driver {
     private readonly pollMs: number,
     private readonly busyTimeoutMs: number,
     private readonly ownsDb: boolean,
+    /** Opened with `readonly`: every write is refused with an error naming the option. */
+    private readonly readonly = false,
   ) {
     this.s = prepare(db);
     this.tx = db.transaction((fn: () => unknown) => fn()) as unknown as SqliteDriver['tx'];
@@ -39,6 +41,9 @@ export class SqliteDriver implements Driver {
    * busy lock is retried from here every millisecond, without blocking the event loop meanwhile.
    */
   private async write<T>(fn: () => T): Promise<T> {
+    if (this.readonly) {
+      throw invalid('INVALID_OPTION', `the SQLite bus on ${this.db.name} was opened with readonly: true: publish, subscribe, rewind, trim and dead-letter retry/purge need a bus without it`);
+    }
     const end = Date.now() + this.busyTimeoutMs;
     for (;;) {
       try {
@@ -316,7 +321,8 @@ export class SqliteDriver implements Driver {
     });
   }
 
-  async trim(retention: { maxLen: number; maxAgeMs: number } | null, _dedupWindowMs: number): Promise<number> {
+  async trim(retention: { maxLen: number; maxAgeMs: number } | null, _dedupWindowMs: number, exact = false): Promise<number> {
+    if (this.readonly && !exact) return 0; // the housekeeping timer: retention is the writers' job
     const s = this.s;
     const now = Date.now();
     return this.write(() => {

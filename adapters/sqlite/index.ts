@@ -1,10 +1,10 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'eventemitter3';
 import type { Bus } from '../../bus/contract.js';
 import { busFromDriver } from '../../bus/engine.js';
-import { ConnectionError } from '../../bus/errors.js';
+import { ConnectionError, invalid } from '../../bus/errors.js';
 import { int, knownKeys, resolveBusOptions, str, type BusOptions } from '../../bus/options.js';
 import { SqliteDriver } from './driver.js';
 import { openSchema } from './schema.js';
@@ -18,6 +18,12 @@ export interface SqliteBusOptions extends BusOptions {
   busyTimeoutMs?: number;
   /** An open better-sqlite3 database to use instead of opening `path`; the bus does not close it. */
   database?: Database.Database;
+  /**
+   * Open an existing agentbus file read-only, never creating or changing anything: stats, replay,
+   * dead-letter listing work; publish, subscribe, rewind, trim and dead-letter retry/purge reject.
+   * A missing file fails with CONNECTION_FAILED. Default false.
+   */
+  readonly?: boolean;
 }
 
 export const DEFAULT_SQLITE_PATH = './data/agentbus.db';
@@ -26,31 +32,42 @@ export const DEFAULT_SQLITE_PATH = './data/agentbus.db';
 let memoryCount = 0;
 const notifiers = new Map<string, { emitter: EventEmitter; users: number }>();
 
-/** Opens (creating if needed) a SQLite-backed bus. Several processes may share one file. */
+/**
+ * Opens (creating if needed) a SQLite-backed bus. Several processes may share one file. A file with
+ * another application's tables is refused (CONNECTION_FAILED) and left untouched.
+ */
 export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<Bus> {
-  const { path: p, pollMs: pm, busyTimeoutMs: bt, database, ...common } = options;
-  knownKeys('sqlite', options, ['path', 'pollMs', 'busyTimeoutMs', 'database', 'source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger']);
+  const { path: p, pollMs: pm, busyTimeoutMs: bt, database, readonly: ro, ...common } = options;
+  knownKeys('sqlite', options, ['path', 'pollMs', 'busyTimeoutMs', 'database', 'readonly', 'source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger']);
   resolveBusOptions(common); // refuse bad options before a file is opened
   const path = database ? database.name : str('path', p, DEFAULT_SQLITE_PATH);
   const pollMs = int('pollMs', pm, 25, 1, 60_000);
   const busyTimeoutMs = int('busyTimeoutMs', bt, 5000, 0, 600_000);
+  if (ro !== undefined && typeof ro !== 'boolean') throw invalid('INVALID_OPTION', `invalid readonly ${JSON.stringify(ro)}: expected true or false`);
+  const readonly = ro === true;
   const memory = path === ':memory:';
-  let db: Database.Database;
+  if (readonly && memory) throw invalid('INVALID_OPTION', 'readonly needs a database file: a :memory: database starts empty');
+  if (readonly && !database && !existsSync(path)) {
+    throw new ConnectionError('CONNECTION_FAILED', `no agentbus database at ${resolve(path)}; start a host or publish first (readonly creates nothing)`);
+  }
+  let db: Database.Database | undefined;
   try {
     if (database) db = database;
+    else if (readonly) db = new Database(path, { readonly: true, fileMustExist: true });
     else {
       if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
       db = new Database(path);
     }
-    openSchema(db);
+    openSchema(db, readonly);
   } catch (err) {
+    if (db && !database) db.close();
     throw new ConnectionError('CONNECTION_FAILED', `cannot open SQLite database ${JSON.stringify(path)}: ${(err as Error).message}`, { cause: err });
   }
   const key = memory ? `:memory:${++memoryCount}` : resolve(path);
   const shared = notifiers.get(key) ?? { emitter: new EventEmitter(), users: 0 };
   shared.users++;
   notifiers.set(key, shared);
-  const driver = new SqliteDriver(db, shared.emitter, pollMs, busyTimeoutMs, database === undefined);
+  const driver = new SqliteDriver(db, shared.emitter, pollMs, busyTimeoutMs, database === undefined, readonly);
   const close = driver.close.bind(driver);
   driver.close = async () => {
     await close();

@@ -51,20 +51,46 @@ CREATE TABLE IF NOT EXISTS consumers (
 `;
 
 export const SCHEMA_VERSION = 1;
+/** Tables every agentbus file has; a file with other tables and not these belongs to someone else. */
+const OWN_TABLES = ['events', 'pending', 'dead_letters'];
 
-/** Ends with busy_timeout 0: from then on the driver retries a busy lock itself (SqliteDriver.write). */
-export function openSchema(db: Database): void {
+/**
+ * Checks the file is agentbus' (or empty), then creates what is missing. Another application's file
+ * is refused before anything is written (journal_mode = WAL alone would rewrite its header).
+ * `readonly`: checks only; an empty file is refused as "no agentbus database" and nothing is set.
+ * Ends with busy_timeout 0: from then on the driver retries a busy lock itself (SqliteDriver.write).
+ */
+export function openSchema(db: Database, readonly = false): void {
   db.pragma('busy_timeout = 5000'); // several processes may open a new file at once
-  if (db.name !== ':memory:' && db.name !== '') db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.transaction(() => {
-    const version = db.pragma('user_version', { simple: true }) as number;
-    const existing = db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'events'").get() as { n: number };
-    if (existing.n > 0 && version !== SCHEMA_VERSION) {
-      throw new Error(`schema version ${version}, this agentbus reads version ${SCHEMA_VERSION}: use a new file or the matching agentbus`);
-    }
-    db.exec(DDL);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
-  }).immediate();
+  const found = check(db);
+  if (readonly) {
+    if (!found) throw new Error('it holds no agentbus database (it is empty): start a host or publish first');
+  } else {
+    if (db.name !== ':memory:' && db.name !== '') db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.transaction(() => {
+      check(db); // again under the write lock: another process may have created the schema meanwhile
+      db.exec(DDL);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }).immediate();
+  }
   db.pragma('busy_timeout = 0');
+}
+
+/** True when the file holds agentbus' schema, false when it is empty; throws for anything else. */
+function check(db: Database): boolean {
+  const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+  if (tables.length === 0) return false;
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (!OWN_TABLES.every((t) => tables.includes(t))) {
+    const names = tables.length > 5 ? `${tables.slice(0, 5).join(', ')}, ...` : tables.join(', ');
+    throw new Error(
+      `it has ${tables.length} table${tables.length === 1 ? '' : 's'} of another application (${names}; user_version ${version}) and no agentbus schema: ` +
+        'agentbus opens only its own files, leaving this one untouched; give it a new path',
+    );
+  }
+  if (version !== SCHEMA_VERSION) {
+    throw new Error(`schema version ${version}, this agentbus reads version ${SCHEMA_VERSION}: use a new file or the matching agentbus`);
+  }
+  return true;
 }

@@ -133,6 +133,19 @@ export function historySuite(a: Target): void {
     await bus.close();
   });
 
+  test('dedup tells sources and ids apart exactly: (a|b, c) and (a, b|c) are two events', async () => {
+    const bus = await a.make();
+    const type = uniq('webhook');
+    const tag = uniq('x');
+    await bus.publish(type, 1, { source: `${tag}|b`, id: 'c' });
+    await bus.publish(type, 2, { source: tag, id: 'b|c' });
+    await bus.publishBatch([{ type, data: 3, source: `${tag}|b|c`, id: 'd' }, { type, data: 4, source: tag, id: 'b|c|d' }]);
+    const stored: unknown[] = [];
+    await bus.replay({ types: [type] }, (e) => void stored.push(e.data));
+    assert.equal(stored, [1, 2, 3, 4]);
+    await bus.close();
+  });
+
   test('a publish can carry its own dedup window: past it, the same id is stored again', async () => {
     const bus = await a.make();
     const type = uniq('webhook');

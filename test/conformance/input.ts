@@ -28,5 +28,25 @@ export function inputSuite(a: Target): void {
     await bus.close();
   });
 
+  test('publish, publishBatch, replay and dead-letter listing refuse bad fields and unknown keys; nothing stored', async () => {
+    const bus = await a.make();
+    const type = uniq('strict');
+    await bus.publish(type, 'kept');
+    await rejects(() => bus.publish(type, 1, { source: '' }), 'INVALID_OPTION', 'source ""');
+    await rejects(() => bus.publish(type, 1, { source: 7 as never }), 'INVALID_OPTION', 'source 7');
+    await rejects(() => bus.publish(type, 1, { subject: 7 as never }), 'INVALID_OPTION', 'subject 7');
+    await rejects(() => bus.publish(type, 1, { time: 'soon' }), 'INVALID_OPTION', 'time "soon"');
+    await rejects(() => bus.publish(type, 1, { subjet: 's' } as never), 'INVALID_OPTION', 'unknown publish option "subjet"', 'subject');
+    await rejects(() => bus.publish(type, 1, 'urgent' as never), 'INVALID_OPTION', 'publish options must be an object');
+    await rejects(() => bus.publishBatch([{ type, data: 1 }, { type, data: 2, sorce: '/x' } as never]), 'INVALID_OPTION', 'publishBatch entry 1', '"sorce"');
+    await rejects(() => bus.publishBatch([{ type, data: 1 }, { type, data: 2, source: '' }]), 'INVALID_OPTION', 'source ""');
+    await rejects(() => bus.replay({ types: [type], form: 'earliest' } as never, () => {}), 'INVALID_OPTION', 'unknown replay option "form"');
+    await rejects(() => bus.deadLetters.list({ grup: 'g' } as never), 'INVALID_OPTION', 'unknown dead-letter list option "grup"');
+    const stored: unknown[] = [];
+    await bus.replay({ types: [type] }, (e) => void stored.push(e.data));
+    assert.equal(stored, ['kept'], 'a refused publish stored something');
+    await bus.close();
+  });
+
   test.run();
 }
