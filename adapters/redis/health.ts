@@ -24,7 +24,7 @@ const RECHECK_MS = 1000;
  */
 export const TTL_KEYS: ReadonlyArray<{ key: string; pattern: RegExp; cost: string }> = [
   {
-    key: '{<prefix><type>}:dedup:<source>|<id>',
+    key: '{<prefix><type>}:dedup:<sha256 of [source, id]>',
     pattern: /^\{[^{}]*\}:dedup:/,
     cost: 'a publish repeating a caller id inside dedupWindowMs is stored again (a duplicate; no event is lost)',
   },
@@ -96,7 +96,7 @@ export function replicationFinding(info: Record<string, string> | null): Finding
   return { check: 'role', status: 'ok', result: info.role };
 }
 
-/** The keys with a TTL, for messages: `{<prefix><type>}:dedup:<source>|<id>`. */
+/** The keys with a TTL, for messages: `{<prefix><type>}:dedup:<sha256 of [source, id]>`. */
 const ttlKeyList = () => TTL_KEYS.map((k) => k.key).join(', ');
 
 export function evictionFinding(policy: string | undefined, allow: boolean): Finding {
