@@ -10,5 +10,6 @@ conformance({
   create: (o) => createSqliteBus({ ...o, database: (newest = new Database(':memory:')) }),
   features: {
     injectMalformed: async (topic) => void newest.prepare('INSERT INTO events (topic, stored, body) VALUES (?, ?, ?)').run(topic, Date.now(), '{"not": "an envelope"'),
+    consumerRecords: async (_topic, group) => (newest.prepare('SELECT COUNT(*) AS n FROM consumers WHERE grp = ?').get(group) as { n: number }).n,
   },
 });

@@ -6,6 +6,7 @@ import { ConnectionError, invalid } from '../../bus/errors.js';
 import { int, knownKeys, resolveBusOptions, type BusOptions } from '../../bus/options.js';
 import { Keys, RedisDriver } from './driver.js';
 import { scripts } from './scripts.js';
+import { statsScripts } from './stats-scripts.js';
 
 export interface RedisBusOptions extends BusOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Default `REDIS_URL`, else the fields below. */
@@ -82,7 +83,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
   }
   const where = seeds ? `cluster ${seeds.map((n) => (typeof n === 'string' ? n : `${n.host}:${n.port}`)).join(',')}` : describeTarget(target, redis as Redis);
   redis.on('error', (err: Error) => log.warn({ redis: where, err: redact(err.message) }, 'redis connection error'));
-  for (const [name, def] of Object.entries(scripts)) redis.defineCommand(name, def);
+  for (const [name, def] of Object.entries({ ...scripts, ...statsScripts })) redis.defineCommand(name, def);
   if (!client) await connect(redis, where, timeout);
   const driver = new RedisDriver(redis, new Keys(prefix), log, client === undefined);
   return busFromDriver(driver, common);

@@ -9,6 +9,7 @@ import { lifecycleSuite } from './lifecycle.js';
 import { historySuite } from './history.js';
 import { inputSuite } from './input.js';
 import { processSuite } from './processes.js';
+import { statsSuite } from './stats.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -23,6 +24,8 @@ export interface Features {
   injectMalformed(topic: string): Promise<void>;
   /** Options for `createBus` in another process, on the same store; absent when the store is private (`:memory:`). */
   processOptions?: Record<string, unknown>;
+  /** How many consumer records the store keeps for `group` on `topic` (live or not), to check dead ones are removed. */
+  consumerRecords?(topic: string, group: string): Promise<number>;
 }
 
 export const quiet = pino({ level: 'silent' });
@@ -38,6 +41,7 @@ export function conformance(a: AdapterUnderTest): void {
   lifecycleSuite(t);
   historySuite(t);
   inputSuite(t);
+  statsSuite(t);
   if (a.features.processOptions) processSuite(t);
 }
 
