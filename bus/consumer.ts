@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Handler, DeliveryContext, DeliveryOutcome, Subscription } from './contract.js';
-import type { Delivery, Driver } from './driver.js';
+import { HEARTBEAT_MS, type Delivery, type Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
 import { NonRetryableError } from './errors.js';
 import { asTopic, expandTypes } from './event.js';
@@ -74,7 +74,9 @@ export class Consumer implements Subscription {
 
   async start(): Promise<void> {
     await this.refreshTopics();
+    await this.heartbeat();
     this.loopDone = this.loop();
+    this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));
     const renewEvery = Math.max(10, Math.floor(this.o.claimIdleMs / 3));
     this.timers.push(setInterval(() => void this.renew(), renewEvery));
     if (this.o.types.some((t) => t.endsWith('*'))) {
@@ -95,6 +97,13 @@ export class Consumer implements Subscription {
   }
 
   private groupCreated = false;
+  private beat: Promise<void> = Promise.resolve();
+
+  /** Tells the store this consumer is alive (stats count live consumers); a failure waits for the next beat. */
+  private heartbeat(): Promise<void> {
+    this.beat = this.driver.heartbeat(this.group, this.consumer).catch(() => {});
+    return this.beat;
+  }
 
   private async loop(): Promise<void> {
     const { concurrency } = this.o;
@@ -317,6 +326,7 @@ export class Consumer implements Subscription {
       this.handlers.abort(new Error('subscription closed'));
     }
     for (const t of this.timers) clearInterval(t);
+    await this.beat; // a beat landing after forget() would count this consumer again
     if (this.ackFlush) await this.ackFlush;
     await this.flushAcks();
     // Consumer names change with every host process: without this, stores collect dead ones forever.

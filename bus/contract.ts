@@ -126,7 +126,8 @@ export interface DeadLetter {
   reason: string;
   error: string;
   attempts: number;
-  failedAt: string;
+  /** ISO-8601; null when the stored time is damaged (the dead letter is still listed). */
+  failedAt: string | null;
 }
 
 export interface DeadLetters {

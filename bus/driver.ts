@@ -2,6 +2,14 @@ import type { CloudEvent } from './event.js';
 import type { DeadLetter, TopicStats } from './contract.js';
 
 /**
+ * A consumer counts as live in stats while its last heartbeat is younger than this; a consumer not
+ * live and holding nothing is removed from the store's records.
+ */
+export const CONSUMER_ALIVE_MS = 10_000;
+/** How often an open subscription tells the store it is alive. */
+export const HEARTBEAT_MS = 1000;
+
+/**
  * The store-facing half of an adapter. The shared engine (bus/engine.ts) builds the whole Bus
  * contract (batching, validation, retries, ordering, leases, draining) on these primitives, so every
  * adapter keeps the same semantics by construction. Not a public API.
@@ -30,6 +38,11 @@ export interface Driver {
    * no delivery; one still holding some stays until they are reclaimed.
    */
   forget(group: string, consumer: string, topics: string[]): Promise<void>;
+  /**
+   * The consumer is alive: sent every HEARTBEAT_MS by an open subscription, whether it reads or
+   * not, so stats count live consumers (seen within CONSUMER_ALIVE_MS) on every store.
+   */
+  heartbeat(group: string, consumer: string): Promise<void>;
   /** Counts one more attempt in the store for a delivery the consumer keeps and runs again. */
   countAttempt(group: string, delivery: Delivery): Promise<void>;
   /** Moves a delivery to the group's dead letters and acknowledges it, atomically. */
@@ -98,6 +111,15 @@ export interface Delivery {
   foreign?: boolean;
   /** The adapter's own reference (Redis: the stream key it was read from). */
   ref?: string;
+}
+
+/** The latest time a JavaScript Date holds (ms since the epoch); bounds past it are refused. */
+export const MAX_TIME_MS = 8_640_000_000_000_000;
+
+/** ISO-8601 of a stored epoch-ms value, or null when it is no time (a damaged or foreign record). */
+export function isoTime(ms: unknown): string | null {
+  const n = typeof ms === 'string' && ms.trim() !== '' ? Number(ms) : typeof ms === 'number' ? ms : NaN;
+  return Number.isFinite(n) && Math.abs(n) <= MAX_TIME_MS ? new Date(n).toISOString() : null;
 }
 
 /** A resolved bound: a time in epoch ms, or a store position (validated by the driver). */

@@ -1,6 +1,6 @@
 import { pino, type Logger } from 'pino';
 import type { Bound, Bus, DeadLetter, DeadLetters, Handler, ReplayOptions, ReplayResult, RewindOptions, Subscription } from './contract.js';
-import type { AppendEntry, Driver, StoreBound } from './driver.js';
+import { MAX_TIME_MS, type AppendEntry, type Driver, type StoreBound } from './driver.js';
 import { asTopic, checkPattern, checkType, createEvent, encodeEvent, expandTypes, PUBLISH_OPTION_KEYS, type EventInput, type PublishOptions } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
 import { int, knownKeys, resolveBusOptions, resolveSubscribeOptions, type BusOptions, type SubscribeOptions } from './options.js';
@@ -216,7 +216,8 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
 
 /**
  * A bound given by a user: a Date or epoch ms is a time; a string of digits (SQLite) or
- * `<ms>-<seq>` (Redis) is a position; any other string must parse as an ISO-8601 time.
+ * `<ms>-<seq>` (Redis) is a position (its range is checked by the driver); any other string must
+ * parse as an ISO-8601 time. Times must lie within a Date's range (up to MAX_TIME_MS).
  */
 export function toStoreBound(name: string, b: Bound): StoreBound {
   if (b instanceof Date) {
@@ -224,7 +225,9 @@ export function toStoreBound(name: string, b: Bound): StoreBound {
     return { time: b.getTime() };
   }
   if (typeof b === 'number') {
-    if (!Number.isInteger(b) || b < 0) throw invalid('INVALID_OPTION', `invalid ${name} ${b}: expected epoch milliseconds (an integer >= 0)`);
+    if (!Number.isInteger(b) || b < 0 || b > MAX_TIME_MS) {
+      throw invalid('INVALID_OPTION', `invalid ${name} ${b}: expected epoch milliseconds (an integer from 0 to ${MAX_TIME_MS})`);
+    }
     return { time: b };
   }
   if (typeof b === 'string') {

@@ -131,7 +131,7 @@ function report(result: ReplayResult, o: Record<string, string | boolean | undef
   if (o.json) console.log(JSON.stringify(result, null, 2));
   else {
     console.log(`replayed ${result.handled + result.failed.length}: ${result.handled} handled, ${result.failed.length} failed`);
-    for (const f of result.failed.slice(0, 20)) console.log(`  failed ${f.type} ${f.position} ${f.id}: ${f.error}`);
+    for (const f of result.failed.slice(0, 20)) console.log(printable(`  failed ${f.type} ${f.position} ${f.id}: ${f.error}`));
   }
   return result.failed.length === 0 ? 0 : 1;
 }
@@ -229,10 +229,20 @@ async function expandForGroup(bus: Bus, group: string, types: string[]): Promise
   return expandTypes(types, read);
 }
 
-const dlRow = (d: DeadLetter) => [d.id, d.group, d.type, d.event?.id ?? '(malformed)', d.reason, d.attempts, d.failedAt, d.error.slice(0, 60)];
+const dlRow = (d: DeadLetter) => [d.id, d.group, d.type, d.event?.id ?? '(malformed)', d.reason, d.attempts, d.failedAt ?? '(invalid)', d.error.slice(0, 60)];
+
+/**
+ * Text from the store made safe for a terminal: control characters (C0, DEL, C1), which a foreign
+ * event or an error message could carry to move the cursor, recolour or retitle the terminal, are
+ * shown as \xNN. Every table cell and replay failure line goes through it; `--json` output is
+ * JSON.stringify's, which escapes C0 itself.
+ */
+function printable(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
 
 function table(head: string[], rows: unknown[][]): void {
-  const cells = [head, ...rows.map((r) => r.map(String))];
+  const cells = [head, ...rows.map((r) => r.map((c) => printable(String(c))))];
   const widths = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
   for (const r of cells) console.log(r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
 }

@@ -3,8 +3,13 @@ import type { DeliveryOutcome, TopicStats } from '../bus/contract.js';
 import type { LifecycleState } from './lifecycle.js';
 
 const STATES: LifecycleState[] = ['idle', 'starting', 'running', 'stopping', 'stopped', 'crashing', 'crashed', 'restarting', 'failed'];
-/** Store gauges come from one bus.stats() per scrape, reused for this long by the other gauges. */
+/** Store gauges come from one bus.stats() per scrape, reused for this long after it answered. */
 const STATS_TTL_MS = 1000;
+/**
+ * A scrape waits this long for the store; past it (a store outage: reads wait for a reconnect) it
+ * serves the last values read, marked by agentbus_store_up 0 and their age, and answers at once.
+ */
+export const STORE_WAIT_MS = 1000;
 
 /**
  * The host's Prometheus metrics (prom-client, one registry per host, so several hosts in one
@@ -21,9 +26,15 @@ export class HostMetrics {
   private readonly duration: Histogram<'type' | 'group'>;
   private readonly restarts: Counter<'agent'>;
   private readonly state: Gauge<'agent' | 'state'>;
-  private stats: { at: number; value: Promise<TopicStats[]> } | null = null;
+  /** The last values the store gave and when (ms); whether the last scrape got an answer in time. */
+  private last: { at: number; value: TopicStats[] } | null = null;
+  private up = 0;
+  /** The store read in flight: a scrape during an outage joins it rather than starting another. */
+  private reading: Promise<void> | null = null;
+  /** This scrape's wait for the store, shared by every store gauge; done = when it finished. */
+  private scrape: { done: number | null; wait: Promise<void> } | null = null;
 
-  constructor(readStats: () => Promise<TopicStats[]>, groups: ReadonlySet<string>) {
+  constructor(private readonly readStats: () => Promise<TopicStats[]>, groups: ReadonlySet<string>) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'agentbus_' }); // agentbus_process_*, agentbus_nodejs_*
     this.published = new Counter({ name: 'agentbus_events_published_total', help: 'Events published by agents of this host', labelNames: ['type'], registers });
@@ -41,6 +52,7 @@ export class HostMetrics {
     this.restarts = new Counter({ name: 'agentbus_agent_restarts_total', help: 'Restarts of each agent by its supervisor', labelNames: ['agent'], registers });
     this.state = new Gauge({ name: 'agentbus_agent_state', help: 'Lifecycle state of each agent (1 for the current state)', labelNames: ['agent', 'state'], registers });
 
+    const self = this; // the collect callbacks' own `this` is their gauge
     const storeGauge = (name: string, help: string, pick: (g: TopicStats['groups'][number]) => number) =>
       new Gauge({
         name,
@@ -48,18 +60,63 @@ export class HostMetrics {
         labelNames: ['type', 'group'],
         registers,
         collect: async function (this: Gauge<'type' | 'group'>) {
+          await self.storeRead();
           this.reset();
-          for (const t of await cachedStats()) for (const g of t.groups) if (groups.has(g.group)) this.set({ type: t.type, group: g.group }, pick(g));
+          for (const t of self.last?.value ?? []) for (const g of t.groups) if (groups.has(g.group)) this.set({ type: t.type, group: g.group }, pick(g));
         },
       });
-    const cachedStats = (): Promise<TopicStats[]> => {
-      const now = Date.now();
-      if (this.stats === null || now - this.stats.at > STATS_TTL_MS) this.stats = { at: now, value: readStats().catch(() => []) };
-      return this.stats.value;
-    };
     storeGauge('agentbus_group_pending', 'Deliveries handed out and not yet acknowledged, per group and topic', (g) => g.pending);
     storeGauge('agentbus_group_lag', 'Events stored and not yet delivered to the group, per topic', (g) => g.lag);
     storeGauge('agentbus_group_dead_letters', 'Dead letters kept for the group, per topic', (g) => g.deadLetters);
+    new Gauge({
+      name: 'agentbus_store_up',
+      help: `1 when the store answered this scrape's stats read within ${STORE_WAIT_MS} ms, else 0 (the group gauges then hold the last values read)`,
+      registers,
+      collect: async function (this: Gauge) {
+        await self.storeRead();
+        this.set(self.up);
+      },
+    });
+    new Gauge({
+      name: 'agentbus_store_stats_age_seconds',
+      help: 'Age of the values the group gauges hold (about 0 when fresh; grows while the store does not answer)',
+      registers,
+      collect: async function (this: Gauge) {
+        await self.storeRead();
+        this.reset();
+        if (self.last) this.set((Date.now() - self.last.at) / 1000);
+      },
+    });
+  }
+
+  /**
+   * One store read per scrape, shared by the five store gauges (their collects run together; a
+   * synchronous store such as SQLite finishes before the next collect starts, hence the TTL after
+   * it finished). Waits at most STORE_WAIT_MS; a read that times out goes on in the background and
+   * its values serve a later scrape, which meanwhile starts no second read.
+   */
+  private storeRead(): Promise<void> {
+    const s = this.scrape;
+    if (s && (s.done === null || Date.now() - s.done < STATS_TTL_MS)) return s.wait;
+    const entry: { done: number | null; wait: Promise<void> } = { done: null, wait: Promise.resolve() };
+    this.scrape = entry;
+    entry.wait = this.waitForStore().finally(() => (entry.done = Date.now()));
+    return entry.wait;
+  }
+
+  private async waitForStore(): Promise<void> {
+    this.reading ??= this.readStats().then(
+      (value) => {
+        this.last = { at: Date.now(), value };
+        this.up = 1;
+      },
+      () => void (this.up = 0),
+    ).finally(() => (this.reading = null));
+    const read = this.reading;
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([read.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), STORE_WAIT_MS)))]);
+    clearTimeout(timer);
+    if (!answered) this.up = 0;
   }
 
   /** Per (type, group): prom-client's bound children, so the hot path hashes no label set. */

@@ -150,6 +150,49 @@ test('stats reads, read-only, a live database a running host has open', async ()
   }
 });
 
+test('control bytes from the store reach the terminal escaped: dlq ls cells, replay failure lines; a bad failed_at lists as invalid', async () => {
+  const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
+  const nasty = 'red \x1b[31m bell \x07 nul \x00 del \x7f csi \x9b end';
+  const sub = await bus.subscribe({ group: 'cli-ctl', types: ['cli.ctl'], maxAttempts: 1 }, () => {
+    throw new Error(nasty);
+  });
+  await bus.publish('cli.ctl', {});
+  await waitFor('dead letter', async () => (await bus.deadLetters.list({ group: 'cli-ctl' })).length === 1);
+  await sub.close();
+  const raw = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
+  const ls = cli('dlq', 'ls', '--group', 'cli-ctl');
+  assert.is(ls.code, 0, ls.err);
+  assert.not.match(ls.out, raw, 'a raw control byte reached the terminal');
+  assert.ok(ls.out.includes('red \\x1b[31m bell \\x07 nul \\x00 del \\x7f csi \\x9b'), ls.out);
+  assert.ok(JSON.parse(cli('dlq', 'ls', '--group', 'cli-ctl', '--json').out)[0].error.includes(nasty), '--json keeps the text');
+
+  const since = new Date(Date.now() + 1);
+  await new Promise((r) => setTimeout(r, 5));
+  await bus.publish('cli.replay', { n: 99, why: ' \x1b]0;owned\x07' });
+  const r = cli('replay', '--agent', 'Recorder', '--agents', 'test/fixtures/agents/replay.ts', '--types', 'cli.replay', '--from', since.toISOString());
+  assert.is(r.code, 1, r.err);
+  assert.not.match(r.out, raw);
+  assert.ok(r.out.includes('cannot take 99 \\x1b]0;owned\\x07'), r.out);
+
+  // A dead letter whose stored time is damaged still lists.
+  const db = new Database(path);
+  db.prepare("UPDATE dead_letters SET failed_at = 'garbage' WHERE grp = 'cli-ctl'").run();
+  db.close();
+  const broken = cli('dlq', 'ls', '--group', 'cli-ctl');
+  assert.is(broken.code, 0, broken.err);
+  assert.ok(broken.out.includes('(invalid)'), broken.out);
+  assert.is(JSON.parse(cli('dlq', 'ls', '--group', 'cli-ctl', '--json').out)[0].failedAt, null);
+  await bus.close();
+});
+
+test('bounds out of range exit 2 with a one-line error, not a store error', () => {
+  for (const from of ['1000000000000000000000', '1'.repeat(23) + '-0']) {
+    const r = cli('rewind', '--group', 'g', '--type', 'cli.test', '--from', from);
+    assert.is(r.code, 2, `${from}: ${r.err}`);
+    assert.match(r.err, /INVALID_OPTION: invalid from/);
+  }
+});
+
 test('start --exit-on-failure: an agent past its restart intensity ends the host with exit 1', () => {
   const r = spawnSync(process.execPath, ['dist/runtime/cli.js', 'start', '--agents', 'test/fixtures/agents/broken.ts', '--port', '0', '--exit-on-failure'], {
     encoding: 'utf8',

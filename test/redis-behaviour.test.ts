@@ -12,6 +12,7 @@ import { scripts } from '../adapters/redis/scripts.js';
 import type { CloudEvent } from '../bus/event.js';
 import { assertSameIds, rejects, sleep, uniq, waitFor } from './helpers/index.js';
 import { freePort, redisForTests, startRedisServer, type RedisServer } from './helpers/redis.js';
+import { startChild } from './conformance/processes.js';
 
 const quiet = pino({ level: 'silent' });
 const base = await redisForTests('redis behaviour', true);
@@ -256,6 +257,95 @@ if (base) {
     const left: string[] = [];
     await bus.replay({ types: [type] }, (e) => void left.push(e.id));
     assert.equal(left, fresh);
+    await bus.close();
+  });
+
+  test('dead-letter counts: kept with each write, rebuilt once for dead letters older than the counts; dlq ls reads about limit entries; a damaged failed_at lists as null', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const raw = new Redis(url);
+    const type = uniq('dlcount');
+    const dlq = `{events:${type}}:dlq`;
+    for (const g of ['g1', 'g2']) await raw.xgroup('CREATE', `events:${type}`, g, '$', 'MKSTREAM');
+    await raw.sadd('events:{agentbus}:topics', type);
+    // Written as an older agentbus did: no counts beside them.
+    const p = raw.pipeline();
+    for (let i = 0; i < 2000; i++) {
+      const group = i < 800 ? 'g1' : 'g2';
+      p.xadd(dlq, '*', 'group', group, 'position', `1-${i}`, 'reason', 'failed', 'error', 'Error: x', 'attempts', '3', 'failed_at', i === 5 ? 'garbage' : String(Date.now()), 'body', '{}');
+    }
+    await p.exec();
+    const dead = async () => Object.fromEntries((await bus.stats()).find((t) => t.type === type)!.groups.map((g) => [g.group, g.deadLetters]));
+    assert.equal(await dead(), { g1: 800, g2: 1200 });
+    assert.equal(await raw.hgetall(`{events:${type}}:dlqcount`), { g1: '800', g2: '1200' }, 'counts stored once rebuilt');
+
+    const sent = async () => Number(/total_net_output_bytes:(\d+)/.exec(await raw.info('stats'))![1]);
+    let before = await sent();
+    const first = await bus.deadLetters.list({ type, limit: 10 });
+    const bytes = (await sent()) - before;
+    assert.is(first.length, 10);
+    assert.ok(bytes < 20_000, `dlq ls --limit 10 made the server send ${bytes} bytes`);
+    assert.is(first[5].failedAt, null, 'a damaged failed_at');
+    assert.ok(first.every((d, i) => i === 5 || typeof d.failedAt === 'string'));
+    before = await sent();
+    const g2 = await bus.deadLetters.list({ type, group: 'g2', limit: 5 });
+    assert.equal(g2.map((d) => d.position), ['1-800', '1-801', '1-802', '1-803', '1-804'], 'oldest first, past the other group');
+    assert.ok((await sent()) - before < 200_000, 'a group filter reads on only until it has enough');
+
+    await bus.deadLetters.retry([first[0].id]);
+    await bus.deadLetters.purge([g2[0].id, g2[1].id, 'nope/1-1']);
+    assert.equal(await raw.hgetall(`{events:${type}}:dlqcount`), { g1: '799', g2: '1198' }, 'retry and purge keep the counts');
+    assert.equal(await dead(), { g1: 799, g2: 1198 });
+    raw.disconnect();
+    await bus.close();
+  });
+
+  test('lag after an AOF restart: a drained group has lag 0, whatever the reloaded counters say', async () => {
+    const aof = await startRedisServer(['--appendonly', 'yes']);
+    const bus = await createRedisBus({ url: aof.url, logger: quiet });
+    const type = uniq('aof');
+    const group = uniq('g');
+    let n = 0;
+    const sub = await bus.subscribe({ group, types: [type], concurrency: 64 }, () => void n++);
+    for (let i = 0; i < 10; i++) await bus.publishBatch(Array.from({ length: 500 }, (_, j) => ({ type, data: j })));
+    await waitFor('5000 handled', () => n === 5000, 20_000);
+    await sub.close();
+    await bus.rewind({ group, type, from: 'earliest' });
+    const again = await bus.subscribe({ group, types: [type], concurrency: 64 }, () => void n++);
+    await waitFor('5000 handled again', () => n === 10_000, 20_000);
+    await again.close();
+    const lag = async (b: typeof bus) => (await b.stats()).find((t) => t.type === type)!.groups[0].lag;
+    assert.is(await lag(bus), 0);
+    await bus.close();
+    await aof.stop();
+    await aof.start();
+    const after = await createRedisBus({ url: aof.url, logger: quiet });
+    assert.is(await lag(after), 0, 'lag after the AOF reload');
+    await after.publish(type, 'one more');
+    assert.is(await lag(after), 1);
+    await after.close();
+    await aof.stop();
+  });
+
+  test('consumers of SIGKILLed processes are removed from the group once they hold nothing', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const type = uniq('killed');
+    const group = uniq('g');
+    for (let i = 0; i < 3; i++) {
+      const child = startChild({ bus: { adapter: 'redis', url }, role: 'hang', type, group, concurrency: 1, claimIdleMs: 300 });
+      await waitFor('child ready', () => child.lines.includes('ready'), 20_000);
+      await bus.publish(type, i);
+      await waitFor('child holds one', () => child.lines.some((l) => l.startsWith('got ')), 10_000);
+      child.proc.kill('SIGKILL');
+      await child.exited;
+    }
+    const records = async () => ((await bus.stats(), cli('XINFO', 'CONSUMERS', `events:${type}`, group)).match(/^name$/gm) ?? []).length;
+    assert.is(await records(), 3);
+    const got: unknown[] = [];
+    const sub = await bus.subscribe({ group, consumer: 'survivor', types: [type], claimIdleMs: 300 }, (e) => void got.push(e.data));
+    await waitFor('3 reclaimed', () => got.length === 3, 10_000);
+    await waitFor('only the survivor left', async () => (await records()) === 1, 30_000, 250);
+    assert.is((await bus.stats()).find((t) => t.type === type)!.groups[0].consumers, 1);
+    await sub.close();
     await bus.close();
   });
 

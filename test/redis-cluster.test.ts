@@ -35,6 +35,12 @@ if (!hasRedisServer()) {
         raw.disconnect();
       },
       processOptions: { adapter: 'redis', cluster },
+      consumerRecords: async (topic, group) => {
+        const raw = new Cluster(nodes);
+        const n = ((await raw.xinfo('CONSUMERS', `events:${topic}`, group)) as unknown[]).length;
+        raw.disconnect();
+        return n;
+      },
     },
   });
 }

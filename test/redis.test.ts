@@ -27,6 +27,12 @@ if (redis) {
         raw.disconnect();
       },
       processOptions: { adapter: 'redis', url },
+      consumerRecords: async (topic, group) => {
+        const raw = new Redis(url);
+        const n = ((await raw.xinfo('CONSUMERS', `events:${topic}`, group)) as unknown[]).length;
+        raw.disconnect();
+        return n;
+      },
     },
   });
 }

@@ -23,5 +23,11 @@ conformance({
       db.close();
     },
     processOptions: { adapter: 'sqlite', path },
+    consumerRecords: async (_topic, group) => {
+      const db = new Database(path, { readonly: true });
+      const { n } = db.prepare('SELECT COUNT(*) AS n FROM consumers WHERE grp = ?').get(group) as { n: number };
+      db.close();
+      return n;
+    },
   },
 });

@@ -2,14 +2,13 @@ import type { Cluster, Redis, ChainableCommander } from 'ioredis';
 import { createHash } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import type { Logger } from 'pino';
-import type { AppendEntry, Delivery, Driver, RangeQuery, ReadRequest, StoreBound } from '../../bus/driver.js';
+import { isoTime, type AppendEntry, type Delivery, type Driver, type RangeQuery, type ReadRequest, type StoreBound } from '../../bus/driver.js';
 import type { DeadLetter, TopicStats } from '../../bus/contract.js';
 import { decodeEvent, isType } from '../../bus/event.js';
 import { invalid, NotFoundError } from '../../bus/errors.js';
 import { decodeEntry, EVENT_FIELD, tooLarge } from './codec.js';
+import { listDeadLetters, Liveness, redisStats } from './stats.js';
 
-/** A consumer counts as alive in stats when Redis saw it within this window (it reads every second). */
-const CONSUMER_ALIVE_MS = 10_000;
 /** Idle time set on a released entry: far past any claimIdleMs, so the next XAUTOCLAIM takes it. */
 const RELEASED_IDLE_MS = 2 ** 40;
 const MAX_SEQ = '18446744073709551615';
@@ -25,9 +24,9 @@ const CLUSTER_BLOCK_MS = 100;
 
 type Entry = [id: string, fields: string[] | null];
 type Client = Redis | Cluster;
-type Commands = Redis & Record<string, (...args: unknown[]) => Promise<unknown>>;
+export type Commands = Redis & Record<string, (...args: unknown[]) => Promise<unknown>>;
 /** The client or a pipeline: both take the same commands, including the scripts. */
-type Sender = Record<string, (...args: unknown[]) => unknown>;
+export type Sender = Record<string, (...args: unknown[]) => unknown>;
 
 /** Runs a pipeline; the first failed command's error is thrown. */
 async function execAll(p: ChainableCommander | Sender): Promise<void> {
@@ -63,6 +62,10 @@ export class Keys {
   }
   stream = (type: string) => this.prefix + type;
   dlq = (type: string) => `{${this.prefix}${type}}:dlq`;
+  /** Dead letters per group (hash field = group), kept by the scripts that add and remove them. */
+  dlqCount = (type: string) => `{${this.prefix}${type}}:dlqcount`;
+  /** Live consumers of a group: a sorted set of consumer names scored by their last heartbeat. */
+  alive = (group: string) => `${this.prefix}{agentbus}:alive:${group}`;
   retry = (type: string, group: string) => `{${this.prefix}${type}}:retry:${group}`;
   /**
    * The marker of a caller id: a hash of `[source, id]` as JSON, so no two (source, id) pairs share a
@@ -111,7 +114,15 @@ export class RedisDriver implements Driver {
   ) {
     this.cmd = cmd as Commands;
     this.cluster = (cmd as Cluster).isCluster === true;
+    this.liveness = new Liveness(this.store);
   }
+
+  /** What stats.ts works with. */
+  private get store() {
+    return { cmd: this.cmd, keys: this.keys, batch: () => this.pipeline() };
+  }
+
+  private readonly liveness: Liveness;
 
   /**
    * Up to SMALL_BATCH entries go as plain commands: ioredis writes each at once, and building a
@@ -229,6 +240,7 @@ export class RedisDriver implements Driver {
       }
     }
     const topicOf = reader.topicOf;
+    if (topicOf.size > 0) this.liveness.sweepSoon(req.group, req.consumer, [...topicOf.keys()], req.leaseMs);
     const out: Delivery[] = [];
     if (Date.now() >= reader.nextClaim && topicOf.size > 0) await this.claim(req, reader, topicOf, out);
     if (out.length < req.max && topicOf.size > 0 && !req.signal.aborted) {
@@ -399,7 +411,7 @@ export class RedisDriver implements Driver {
     // event that cannot be) must still become a dead letter. Only a foreign entry decoded to an event
     // is stored as that envelope, so a retry (read back as an envelope) decodes the same way.
     const body = d.foreign && d.event ? (serialise(d.event) ?? d.raw) : d.raw;
-    await this.cmd.agentbusDeadLetter(keyOf(d), this.keys.dlq(d.topic), group, d.position, reason, error, d.attempts, Date.now(), body);
+    await this.cmd.agentbusDeadLetter(keyOf(d), this.keys.dlq(d.topic), this.keys.dlqCount(d.topic), group, d.position, reason, error, d.attempts, Date.now(), body);
   }
 
   async range(topic: string, q: RangeQuery): Promise<Delivery[]> {
@@ -429,14 +441,7 @@ export class RedisDriver implements Driver {
   }
 
   async dlqList(f: { group?: string; type?: string; limit: number }): Promise<DeadLetter[]> {
-    const out: DeadLetter[] = [];
-    for (const type of f.type ? [f.type] : await this.topics()) {
-      for (const [id, fields] of (await this.cmd.xrange(this.keys.dlq(type), '-', '+')) as Entry[]) {
-        const dl = deadLetter(type, id, fields ?? []);
-        if (f.group === undefined || dl.group === f.group) out.push(dl);
-      }
-    }
-    return out.sort((a, b) => a.failedAt.localeCompare(b.failedAt) || a.id.localeCompare(b.id)).slice(0, f.limit);
+    return listDeadLetters(this.store, f.type ? [f.type] : await this.topics(), f, deadLetter);
   }
 
   async dlqGet(id: string): Promise<DeadLetter | null> {
@@ -455,7 +460,7 @@ export class RedisDriver implements Driver {
       await this.cmd.xgroup('CREATE', retryKey, dl.group, '0', 'MKSTREAM').catch((err: Error) => {
         if (!err.message.startsWith('BUSYGROUP')) throw err;
       });
-      n += Number(await this.cmd.agentbusRetryDeadLetter(this.keys.dlq(dl.type), retryKey, parseDlId(id)!.entry, dl.group));
+      n += Number(await this.cmd.agentbusRetryDeadLetter(this.keys.dlq(dl.type), retryKey, this.keys.dlqCount(dl.type), parseDlId(id)!.entry, dl.group));
     }
     return n;
   }
@@ -464,45 +469,13 @@ export class RedisDriver implements Driver {
     let n = 0;
     for (const id of ids) {
       const ref = parseDlId(id);
-      if (ref) n += await this.cmd.xdel(this.keys.dlq(ref.type), ref.entry);
+      if (ref) n += Number(await this.cmd.agentbusPurgeDeadLetter(this.keys.dlq(ref.type), this.keys.dlqCount(ref.type), ref.entry));
     }
     return n;
   }
 
   async stats(): Promise<TopicStats[]> {
-    const out: TopicStats[] = [];
-    for (const type of await this.topics()) {
-      const key = this.keys.stream(type);
-      const length = await this.cmd.xlen(key);
-      const groups = (await this.cmd.xinfo('GROUPS', key).catch(() => [])) as unknown[][];
-      const dead = new Map<string, number>();
-      for (const [, fields] of (await this.cmd.xrange(this.keys.dlq(type), '-', '+')) as Entry[]) {
-        const g = fieldsOf(fields ?? []).group;
-        dead.set(g, (dead.get(g) ?? 0) + 1);
-      }
-      const rows = [];
-      for (const raw of groups) {
-        const g = fieldsOf(raw as string[]) as unknown as Record<string, string | number | null>;
-        const name = String(g.name);
-        const consumers = (await this.cmd.xinfo('CONSUMERS', key, name)) as unknown[][];
-        const alive = consumers.filter((c) => Number(fieldsOf(c as string[]).idle) < CONSUMER_ALIVE_MS).length;
-        const retryPending = await this.cmd.xpending(this.keys.retry(type, name), name).then((r) => Number((r as unknown[])[0] ?? 0), () => 0);
-        rows.push({
-          group: name,
-          pending: Number(g.pending) + retryPending,
-          lag: g.lag === null || g.lag === undefined ? await this.lag(key, String(g['last-delivered-id'])) : Number(g.lag),
-          consumers: alive,
-          deadLetters: dead.get(name) ?? 0,
-        });
-      }
-      out.push({ type, length, groups: rows.sort((a, b) => a.group.localeCompare(b.group)) });
-    }
-    return out;
-  }
-
-  /** Redis 6.2 has no lag in XINFO GROUPS (and 7.0 not after some deletions): count what follows the cursor. */
-  private async lag(key: string, lastDelivered: string): Promise<number> {
-    return ((await this.cmd.xrange(key, `(${lastDelivered}`, '+')) as Entry[]).length;
+    return redisStats(this.store, await this.topics());
   }
 
   async trim(retention: { maxLen: number; maxAgeMs: number } | null, _dedupWindowMs: number, exact = false): Promise<number> {
@@ -524,12 +497,17 @@ export class RedisDriver implements Driver {
 
   /** XGROUP DELCONSUMER on each of its keys where it holds nothing (it would drop what it holds). */
   async forget(group: string, consumer: string, topics: string[]): Promise<void> {
+    await this.liveness.forget(group, consumer);
     for (const t of topics) {
       for (const key of [this.keys.stream(t), this.keys.retry(t, group)]) {
         const held = (await this.cmd.xpending(key, group, '-', '+', 1, consumer).catch(() => null)) as unknown[] | null;
         if (held !== null && held.length === 0) await this.cmd.xgroup('DELCONSUMER', key, group, consumer).catch(() => {});
       }
     }
+  }
+
+  async heartbeat(group: string, consumer: string): Promise<void> {
+    await this.liveness.heartbeat(group, consumer);
   }
 
   async ping(): Promise<void> {
@@ -598,27 +576,31 @@ function deadLetter(type: string, entry: string, fields: string[]): DeadLetter {
   const event = decodeEvent(f.body ?? '');
   return {
     id: `${type}/${entry}`,
-    group: f.group,
+    group: f.group ?? '',
     type,
     position: f.position,
     event: typeof event === 'string' ? null : event,
     raw: typeof event === 'string' ? (f.body ?? '') : null,
-    reason: f.reason,
-    error: f.error,
+    reason: f.reason ?? '',
+    error: f.error ?? '',
     attempts: Number(f.attempts),
-    failedAt: new Date(Number(f.failed_at)).toISOString(),
+    failedAt: isoTime(f.failed_at),
   };
 }
 
 /** Dead-letter ids are `<type>/<entry id>`: types cannot contain a slash. */
 function parseDlId(id: string): { type: string; entry: string } | null {
   const i = id.lastIndexOf('/');
-  if (i <= 0 || !/^\d+-\d+$/.test(id.slice(i + 1))) return null;
+  if (i <= 0 || !/^\d+-\d+$/.test(id.slice(i + 1)) || id.slice(i + 1).split('-').some((p) => BigInt(p) > BigInt(MAX_SEQ))) return null;
   return { type: id.slice(0, i), entry: id.slice(i + 1) };
 }
 
+/** A stream id `<ms>[-<seq>]` whose parts each fit Redis' 64 bits unsigned. */
 function checkId(position: string, name: string): string {
   if (!/^\d+(-\d+)?$/.test(position)) throw invalid('INVALID_OPTION', `invalid ${name} position ${JSON.stringify(position)}: a Redis position is a stream id (<ms>-<seq>)`);
+  if (position.split('-').some((part) => BigInt(part) > BigInt(MAX_SEQ))) {
+    throw invalid('INVALID_OPTION', `invalid ${name} position ${JSON.stringify(position)}: each part of a stream id is at most ${MAX_SEQ}`);
+  }
   return position;
 }
 

@@ -8,6 +8,7 @@ import { Keys, RedisDriver } from './driver.js';
 import { checkServer, evictionOptIn } from './health.js';
 import { scripts } from './scripts.js';
 import { checkUrl, dbNumber, describeTarget, MAX_DB, scrubber, urlPasswords } from './target.js';
+import { statsScripts } from './stats-scripts.js';
 
 export interface RedisBusOptions extends BusOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Default `REDIS_URL`, else the fields below. */
@@ -117,7 +118,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     where = describeTarget(o);
   }
   redis.on('error', (err: Error) => log.warn({ redis: where, err: scrub(err.message) }, 'redis connection error'));
-  for (const [name, def] of Object.entries(scripts)) redis.defineCommand(name, def);
+  for (const [name, def] of Object.entries({ ...scripts, ...statsScripts })) redis.defineCommand(name, def);
   if (!client) await connect(redis, where, timeout, scrub);
   const health = await checkServer(redis, { allowEvictionPolicy: allowEviction }, log).catch((err) => {
     if (!client) redis.disconnect();

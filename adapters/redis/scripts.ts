@@ -70,28 +70,31 @@ return n`,
   },
 
   /**
-   * Move a delivery to the dead letters and acknowledge it, together.
-   * KEYS[1] stream the delivery came from, KEYS[2] dead-letter stream `{stream}:dlq`
+   * Move a delivery to the dead letters and acknowledge it, together, counting it for its group.
+   * KEYS[1] stream the delivery came from, KEYS[2] dead-letter stream `{stream}:dlq`,
+   * KEYS[3] per-group dead-letter counts `{stream}:dlqcount` (what stats read)
    * ARGV[1] group, ARGV[2] entry id, ARGV[3] reason, ARGV[4] error, ARGV[5] attempts,
    * ARGV[6] failed at (ms), ARGV[7] body (envelope JSON, or the raw fields of a malformed entry)
    */
   agentbusDeadLetter: {
-    numberOfKeys: 2,
+    numberOfKeys: 3,
     lua: `
 redis.call('XADD', KEYS[2], '*', 'group', ARGV[1], 'position', ARGV[2], 'reason', ARGV[3],
   'error', ARGV[4], 'attempts', ARGV[5], 'failed_at', ARGV[6], 'body', ARGV[7])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 return 1`,
   },
 
   /**
    * Hand a dead letter back to the group that failed it, through that group's retry stream.
-   * KEYS[1] dead-letter stream, KEYS[2] the group's retry stream `{stream}:retry:<group>`
+   * KEYS[1] dead-letter stream, KEYS[2] the group's retry stream `{stream}:retry:<group>`,
+   * KEYS[3] per-group dead-letter counts
    * ARGV[1] dead-letter entry id, ARGV[2] group (must be the one recorded on the dead letter)
    * Returns 1 when handed back, 0 when the dead letter is gone or belongs to another group.
    */
   agentbusRetryDeadLetter: {
-    numberOfKeys: 2,
+    numberOfKeys: 3,
     lua: `
 local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #e == 0 then return 0 end
@@ -103,6 +106,7 @@ end
 if group ~= ARGV[2] or body == nil then return 0 end
 redis.call('XADD', KEYS[2], '*', 'event', body)
 redis.call('XDEL', KEYS[1], ARGV[1])
+if redis.call('HINCRBY', KEYS[3], group, -1) <= 0 then redis.call('HDEL', KEYS[3], group) end
 return 1`,
   },
 } as const;

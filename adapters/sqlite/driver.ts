@@ -1,12 +1,10 @@
 import type { Database, Statement } from 'better-sqlite3';
 import type { EventEmitter } from 'eventemitter3';
-import type { AppendEntry, Delivery, Driver, RangeQuery, ReadRequest, StoreBound } from '../../bus/driver.js';
+import { CONSUMER_ALIVE_MS, isoTime, type AppendEntry, type Delivery, type Driver, type RangeQuery, type ReadRequest, type StoreBound } from '../../bus/driver.js';
 import type { DeadLetter, TopicStats } from '../../bus/contract.js';
 import { decodeEvent, oversize, OVERSIZE_KEPT_CHARS } from '../../bus/event.js';
 import { invalid, NotFoundError } from '../../bus/errors.js';
 
-/** A consumer counts as alive in stats when it read within this window (it reads at least every second). */
-const CONSUMER_ALIVE_MS = 10_000;
 const MAX = Number.MAX_SAFE_INTEGER;
 const ROWS_PER_INSERT = 50;
 
@@ -259,13 +257,14 @@ export class SqliteDriver implements Driver {
   }
 
   async seek(group: string, topic: string, from: StoreBound | 'earliest'): Promise<void> {
+    const at = from !== 'earliest' && 'position' in from ? this.seqOf(from.position, 'from') : null; // bad input before store errors
     await this.write(() => {
         if (this.s.cursorGet.get(group, topic) === undefined) {
           throw new NotFoundError('NOT_FOUND', `group ${JSON.stringify(group)} has never subscribed to ${JSON.stringify(topic)}`);
         }
         let next: number;
         if (from === 'earliest') next = 1;
-        else if ('position' in from) next = this.seqOf(from.position, 'from');
+        else if ('position' in from) next = at!;
         else next = (this.s.firstAtTime.get(topic, from.time) as { seq: number | null }).seq ?? this.maxSeq() + 1;
         this.s.cursorSet.run(next - 1, group, topic);
     });
@@ -303,21 +302,33 @@ export class SqliteDriver implements Driver {
     return n;
   }
 
+  /**
+   * One aggregate query per table, grouped by topic and group, then joined here: proportional to the
+   * rows counted, not to topics x groups. Lag is counted per cursor over the topic index (what is
+   * past the cursor). Consumers are those seen within CONSUMER_ALIVE_MS, the same for every topic of
+   * a group (a consumer reads all of them).
+   */
   async stats(): Promise<TopicStats[]> {
     const s = this.s;
     return this.snapshot(() => {
-      const alive = Date.now() - CONSUMER_ALIVE_MS;
-      return (s.topics.all() as { name: string }[]).map(({ name }) => ({
-        type: name,
-        length: (s.count.get(name) as { n: number }).n,
-        groups: (s.cursorsOf.all(name) as { grp: string; seq: number; gid: number }[]).map(({ grp, seq, gid }) => ({
-          group: grp,
-          pending: (s.pendingCount.get(gid, name) as { n: number }).n,
-          lag: (s.lag.get(name, seq) as { n: number }).n,
-          consumers: (s.consumersAlive.get(grp, alive) as { n: number }).n,
-          deadLetters: (s.dlCount.get(grp, name) as { n: number }).n,
-        })),
-      }));
+      const count = (rows: { k: string; n: number }[]) => new Map(rows.map((r) => [r.k, r.n]));
+      const lengths = count(s.lengths.all() as { k: string; n: number }[]);
+      const pending = count(s.pendingCounts.all() as { k: string; n: number }[]);
+      const dead = count(s.dlCounts.all() as { k: string; n: number }[]);
+      const alive = count(s.consumersAlive.all(Date.now() - CONSUMER_ALIVE_MS) as { k: string; n: number }[]);
+      const groups = new Map<string, TopicStats['groups']>();
+      for (const c of s.cursorsAll.all() as { grp: string; topic: string; seq: number; gid: number }[]) {
+        const list = groups.get(c.topic) ?? [];
+        if (list.length === 0) groups.set(c.topic, list);
+        list.push({
+          group: c.grp,
+          pending: pending.get(`${c.gid}\n${c.topic}`) ?? 0,
+          lag: (s.lag.get(c.topic, c.seq) as { n: number }).n,
+          consumers: alive.get(c.grp) ?? 0,
+          deadLetters: dead.get(`${c.grp}\n${c.topic}`) ?? 0,
+        });
+      }
+      return (s.topics.all() as { name: string }[]).map(({ name }) => ({ type: name, length: lengths.get(name) ?? 0, groups: groups.get(name) ?? [] }));
     });
   }
 
@@ -327,7 +338,7 @@ export class SqliteDriver implements Driver {
     const now = Date.now();
     return this.write(() => {
         s.dedupExpire.run(now);
-        s.consumersExpire.run(now - 86_400_000);
+        s.consumersExpire.run(now - CONSUMER_ALIVE_MS);
         if (retention === null) return 0;
         let removed = 0;
         for (const { name } of s.topics.all() as { name: string }[]) {
@@ -347,6 +358,16 @@ export class SqliteDriver implements Driver {
   async forget(group: string, consumer: string): Promise<void> {
     // Pending rows keep their owner for reclaiming; the consumers row only feeds stats.
     await this.write(() => this.s.consumerForget.run(group, consumer));
+    this.seen.delete(`${this.gid(group)}/${consumer}`);
+  }
+
+  /** A read already counts as a heartbeat: at most one write a second per consumer either way. */
+  async heartbeat(group: string, consumer: string): Promise<void> {
+    const key = `${this.gid(group)}/${consumer}`;
+    const now = Date.now();
+    if ((this.seen.get(key) ?? 0) >= now - 1000) return;
+    this.seen.set(key, now);
+    await this.write(() => this.s.consumerSeen.run(group, consumer, now));
   }
 
   async ping(): Promise<void> {
@@ -363,6 +384,9 @@ export class SqliteDriver implements Driver {
 
   private seqOf(position: string, name: string): number {
     if (!/^\d+$/.test(position)) throw invalid('INVALID_OPTION', `invalid ${name} position ${JSON.stringify(position)}: a SQLite position is a sequence number (digits)`);
+    if (!Number.isSafeInteger(Number(position))) {
+      throw invalid('INVALID_OPTION', `invalid ${name} position ${JSON.stringify(position)}: a SQLite sequence number is at most ${Number.MAX_SAFE_INTEGER}`);
+    }
     return Number(position);
   }
 }
@@ -398,7 +422,7 @@ function deadLetter(r: DlRow): DeadLetter {
     reason: r.reason,
     error: r.error,
     attempts: r.attempts,
-    failedAt: new Date(r.failed_at).toISOString(),
+    failedAt: isoTime(r.failed_at),
   };
 }
 
@@ -425,7 +449,7 @@ function prepare(db: Database) {
     cursorCreate: p('INSERT OR IGNORE INTO cursors (grp, topic, seq) VALUES (?, ?, ?)'),
     cursorGet: p('SELECT seq FROM cursors WHERE grp = ? AND topic = ?'),
     cursorSet: p('UPDATE cursors SET seq = ? WHERE grp = ? AND topic = ?'),
-    cursorsOf: p('SELECT c.grp, c.seq, g.gid FROM cursors c JOIN groups g ON g.grp = c.grp WHERE c.topic = ? ORDER BY c.grp'),
+    cursorsAll: p('SELECT c.grp, c.topic, c.seq, g.gid FROM cursors c JOIN groups g ON g.grp = c.grp ORDER BY c.topic, c.grp'),
     available: p(`SELECT p.topic, p.seq, p.attempts, ${BODY('COALESCE(p.body, e.body)')}
                   FROM pending p LEFT JOIN events e ON e.seq = p.seq
                   WHERE p.gid = ? AND p.deadline <= ? ORDER BY p.deadline LIMIT ?`),
@@ -435,23 +459,25 @@ function prepare(db: Database) {
     pendingInsert: p('INSERT OR REPLACE INTO pending (gid, seq, topic, consumer, deadline, attempts) VALUES (?, ?, ?, ?, ?, ?)'),
     pendingRetry: p('INSERT OR REPLACE INTO pending (gid, seq, topic, consumer, deadline, attempts, body) VALUES (?, ?, ?, NULL, 0, 0, ?)'),
     pendingDelete: p('DELETE FROM pending WHERE gid = ? AND seq = ?'),
-    pendingCount: p('SELECT COUNT(*) AS n FROM pending WHERE gid = ? AND topic = ?'),
+    pendingCounts: p("SELECT gid || char(10) || topic AS k, COUNT(*) AS n FROM pending GROUP BY gid, topic"),
     renew: p('UPDATE pending SET deadline = ? WHERE gid = ? AND seq = ? AND consumer = ?'),
     release: p('UPDATE pending SET consumer = NULL, deadline = 0, attempts = ? WHERE gid = ? AND seq = ? AND consumer = ?'),
     countAttempt: p('UPDATE pending SET attempts = attempts + 1 WHERE gid = ? AND seq = ?'),
     consumerSeen: p('INSERT OR REPLACE INTO consumers (grp, consumer, seen) VALUES (?, ?, ?)'),
-    consumersAlive: p('SELECT COUNT(*) AS n FROM consumers WHERE grp = ? AND seen >= ?'),
-    consumersExpire: p('DELETE FROM consumers WHERE seen < ?'),
+    consumersAlive: p('SELECT grp AS k, COUNT(*) AS n FROM consumers WHERE seen >= ? GROUP BY grp'),
+    // A consumer not seen for the window and holding nothing: its process is gone.
+    consumersExpire: p(`DELETE FROM consumers WHERE seen < ? AND NOT EXISTS
+                        (SELECT 1 FROM pending p JOIN groups g ON g.gid = p.gid WHERE g.grp = consumers.grp AND p.consumer = consumers.consumer)`),
     consumerForget: p('DELETE FROM consumers WHERE grp = ? AND consumer = ?'),
     dlInsert: p('INSERT INTO dead_letters (grp, topic, seq, body, reason, error, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
     dlList: p('SELECT * FROM dead_letters WHERE (@grp IS NULL OR grp = @grp) AND (@topic IS NULL OR topic = @topic) ORDER BY id LIMIT @limit'),
     dlGet: p('SELECT * FROM dead_letters WHERE id = ?'),
     dlDelete: p('DELETE FROM dead_letters WHERE id = ?'),
-    dlCount: p('SELECT COUNT(*) AS n FROM dead_letters WHERE grp = ? AND topic = ?'),
+    dlCounts: p("SELECT grp || char(10) || topic AS k, COUNT(*) AS n FROM dead_letters GROUP BY grp, topic"),
     range: p(`SELECT seq, ${BODY('body')} FROM events WHERE topic = ? AND seq >= ? AND seq <= ? AND stored >= ? AND stored <= ? ORDER BY seq LIMIT ?`),
     last: p('SELECT MAX(seq) AS seq FROM events WHERE topic = ?'),
     firstAtTime: p('SELECT MIN(seq) AS seq FROM events WHERE topic = ? AND stored >= ?'),
-    count: p('SELECT COUNT(*) AS n FROM events WHERE topic = ?'),
+    lengths: p('SELECT topic AS k, COUNT(*) AS n FROM events GROUP BY topic'),
     lag: p('SELECT COUNT(*) AS n FROM events WHERE topic = ? AND seq > ?'),
     nthNewest: p('SELECT seq FROM events WHERE topic = ? ORDER BY seq DESC LIMIT 1 OFFSET ?'),
     lastBefore: p('SELECT MAX(seq) AS seq FROM events WHERE topic = ? AND stored < ?'),

@@ -53,7 +53,7 @@ export function failureSuite(a: Target): void {
     assert.is(dl.reason, 'failed');
     assert.is(dl.attempts, 3);
     assert.ok(dl.error.includes('cannot parse invoice'), dl.error);
-    assert.ok(Date.parse(dl.failedAt) > Date.now() - 60_000);
+    assert.ok(Date.parse(dl.failedAt!) > Date.now() - 60_000);
     assert.equal(await bus.deadLetters.get(dl.id), dl);
     const stats = (await bus.stats()).find((s) => s.type === type)!;
     const g = stats.groups.find((x) => x.group === group)!;

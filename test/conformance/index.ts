@@ -10,6 +10,7 @@ import { historySuite } from './history.js';
 import { inputSuite } from './input.js';
 import { processSuite } from './processes.js';
 import { foreignSuite } from './foreign.js';
+import { statsSuite } from './stats.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -31,6 +32,8 @@ export interface Features {
   injectFields?(topic: string, fields: string[]): Promise<void>;
   /** Options for `createBus` in another process, on the same store; absent when the store is private (`:memory:`). */
   processOptions?: Record<string, unknown>;
+  /** How many consumer records the store keeps for `group` on `topic` (live or not), to check dead ones are removed. */
+  consumerRecords?(topic: string, group: string): Promise<number>;
 }
 
 export const quiet = pino({ level: 'silent' });
@@ -47,6 +50,7 @@ export function conformance(a: AdapterUnderTest): void {
   historySuite(t);
   inputSuite(t);
   foreignSuite(t);
+  statsSuite(t);
   if (a.features.processOptions) processSuite(t);
 }
 

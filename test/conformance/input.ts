@@ -48,5 +48,23 @@ export function inputSuite(a: Target): void {
     await bus.close();
   });
 
+  test('replay and rewind bounds out of range are a ValidationError, not a store error', async () => {
+    const bus = await a.make();
+    const type = uniq('bounds');
+    const group = uniq('g');
+    await bus.publish(type, 1);
+    const sub = await bus.subscribe({ group, types: [type] }, () => {});
+    await sub.close();
+    const huge = '1'.repeat(23); // past Redis' 64-bit id parts and SQLite's safe integers
+    for (const from of [1e21, 8_640_000_000_000_001, huge, `${huge}-0`, `1-${huge}`]) {
+      const code = 'INVALID_OPTION';
+      const e = await rejects(() => bus.replay({ types: [type], from }, () => {}), code, 'from');
+      assert.instance(e, ValidationError);
+      await rejects(() => bus.replay({ types: [type], to: from }, () => {}), code, 'to');
+      await rejects(() => bus.rewind({ group, type, from }), code, 'from');
+    }
+    await bus.close();
+  });
+
   test.run();
 }
