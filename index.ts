@@ -1,5 +1,5 @@
 // The package root: every public name is listed here; internals are not reachable from outside.
-export type { Bus, Subscription, Handler, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RewindOptions, Bound, DeadLetter, DeadLetters, TopicStats } from './bus/contract.js';
+export type { Bus, Subscription, Handler, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RewindOptions, Bound, DeadLetter, DeadLetters, TopicStats, StoreHealth } from './bus/contract.js';
 export type { CloudEvent, EventInput, PublishOptions } from './bus/event.js';
 export type { BusOptions, SubscribeOptions, BackoffOptions, RetentionOptions } from './bus/options.js';
 export { AgentbusError, ValidationError, BusClosedError, NotFoundError, ConnectionError, ConfigurationError, NonRetryableError, CircuitOpenError, type ErrorCode } from './bus/errors.js';

@@ -37,6 +37,13 @@ export interface Bus {
   trim(): Promise<number>;
   /** Resolves when the store answers (health checks); rejects with the store's error. */
   ping(): Promise<void>;
+  /**
+   * Whether the store accepts writes, its memory or disk figures, and the conditions that deserve
+   * a warning (each logged by the bus at most every 5 minutes, and once when it clears). `topics`:
+   * the topics whose approximate size to report (sizes are cached, refreshed at most every 30 s).
+   * Both adapters have it; optional for other implementations of this interface.
+   */
+  health?(options?: { topics?: string[] }): Promise<StoreHealth>;
   /** Closes subscriptions (draining them; their handlers may still publish), completes publishes in flight, then the store. Idempotent. */
   close(): Promise<void>;
 }
@@ -143,4 +150,23 @@ export interface TopicStats {
   type: string;
   length: number;
   groups: Array<{ group: string; pending: number; lag: number; consumers: number; deadLetters: number }>;
+}
+
+/** What `bus.health()` reports. */
+export interface StoreHealth {
+  /**
+   * null while the store accepts writes; else why it refuses them, as the store said it (Redis
+   * `OOM command not allowed ...`, `READONLY ...`, an `UNSAFE_STORE_CONFIG` refusal; SQLite
+   * `SQLITE_FULL ...`). Set by a write that failed so, cleared by the next write that succeeds or
+   * by a probe showing the store would take one (see README, Store health).
+   */
+  refused: string | null;
+  /** Conditions to warn about now, each under a stable key: memory past 80% of maxmemory, low disk, a WAL past its bound. */
+  warnings: Array<{ key: string; message: string }>;
+  /** Redis: one entry per master (one node, or each master of a Cluster); absent where INFO was refused. */
+  memory?: Array<{ node: string; usedBytes: number; maxBytes: number; policy: string; evictedKeys: number }>;
+  /** SQLite on a file: its size, its WAL's, and the file system under it. */
+  disk?: { path: string; fileBytes: number; walBytes: number; freeBytes: number; totalBytes: number };
+  /** Approximate bytes of the topics asked for that have been sized (see `health()`). */
+  topics: Array<{ type: string; bytes: number }>;
 }

@@ -1,5 +1,5 @@
 import type { CloudEvent } from './event.js';
-import type { DeadLetter, TopicStats } from './contract.js';
+import type { DeadLetter, StoreHealth, TopicStats } from './contract.js';
 
 /**
  * A consumer counts as live in stats while its last heartbeat is younger than this; a consumer not
@@ -62,6 +62,12 @@ export interface Driver {
   trim(retention: { maxLen: number; maxAgeMs: number } | null, dedupWindowMs: number, exact: boolean): Promise<number>;
   /** Resolves when the store answers; rejects when it cannot be reached. */
   ping(): Promise<void>;
+  /**
+   * Optional: the store's pressure and whether it accepts writes (see StoreHealth), with the sizes
+   * of `topics` from a bounded cache. Adapters add it with their pressure module
+   * (adapters/<store>/pressure.ts), which also watches append for refused writes.
+   */
+  health?(topics: string[]): Promise<StoreHealth>;
   close(): Promise<void>;
 }
 

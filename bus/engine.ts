@@ -1,10 +1,11 @@
 import { pino, type Logger } from 'pino';
-import type { Bound, Bus, DeadLetter, DeadLetters, Handler, ReplayOptions, ReplayResult, RewindOptions, Subscription } from './contract.js';
+import type { Bound, Bus, DeadLetter, DeadLetters, Handler, ReplayOptions, ReplayResult, RewindOptions, StoreHealth, Subscription } from './contract.js';
 import { MAX_TIME_MS, type AppendEntry, type Driver, type StoreBound } from './driver.js';
 import { asTopic, checkPattern, checkType, createEvent, encodeEvent, expandTypes, PUBLISH_OPTION_KEYS, type EventInput, type PublishOptions } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
 import { int, knownKeys, resolveBusOptions, resolveSubscribeOptions, type BusOptions, type SubscribeOptions } from './options.js';
 import { Consumer, describe } from './consumer.js';
+import { HEALTH_EVERY_MS, PressureWatch } from './pressure.js';
 
 /** Most entries one store round trip carries; a larger burst is split so no single write stalls for long. */
 const MAX_APPEND = 5000;
@@ -37,6 +38,27 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     driver.trim(o.retention, o.dedupWindowMs, false).catch((err) => log.error({ err: describe(err) }, 'store error during trim'));
   }, o.retention?.intervalMs ?? HOUSEKEEPING_MS);
   housekeeping.unref();
+
+  // The store's health passes through one watch, which logs its warnings (rate-limited); a timer
+  // reads it now and then so they are logged with nobody scraping. One reading at a time.
+  const watch = new PressureWatch(log);
+  let reading: Promise<StoreHealth> | null = null;
+  const health = driver.health
+    ? (options: { topics?: string[] } = {}) =>
+        closing
+          ? Promise.reject(new BusClosedError('health'))
+          : driver.health!(options.topics ?? []).then((h) => {
+              watch.observe(h);
+              return h;
+            })
+    : undefined;
+  const healthTimer = health
+    ? setInterval(() => {
+        reading ??= health().finally(() => (reading = null));
+        reading.catch(() => {}); // store unreachable: ping and the consumers say so
+      }, HEALTH_EVERY_MS)
+    : undefined;
+  healthTimer?.unref();
 
   function enqueue(entries: AppendEntry[], one: boolean): Promise<string | string[]> {
     return new Promise((resolve, reject) => {
@@ -199,10 +221,12 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     stats: () => driver.stats(),
     ping: () => (closing ? Promise.reject(new BusClosedError('ping')) : driver.ping()),
     trim: () => driver.trim(o.retention, o.dedupWindowMs, true),
+    ...(health ? { health } : {}),
 
     close() {
       closing ??= (async () => {
         clearInterval(housekeeping);
+        clearInterval(healthTimer);
         await Promise.all([...consumers].map((c) => c.close()));
         sealed = true;
         if (flushing) await flushing;

@@ -1,8 +1,10 @@
-import { existsSync, statfsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { DEFAULT_SQLITE_PATH } from '../adapters/sqlite/index.js';
+import { diskSpace, minFreeBytes } from '../adapters/sqlite/pressure.js';
+import { formatBytes } from '../bus/pressure.js';
 import type { Finding, Status } from '../adapters/redis/health.js';
 import { AgentbusError, ConfigurationError } from '../bus/errors.js';
 import { createBus } from './config.js';
@@ -15,9 +17,8 @@ import { createBus } from './config.js';
  * (it is never created), WAL, free disk space, PRAGMA quick_check.
  */
 
-/** Free space under the SQLite file's folder below the smaller of these is a warning. */
-export const MIN_FREE_BYTES = 1024 ** 3;
-export const MIN_FREE_RATIO = 0.1;
+/** Free space under the SQLite file's folder below the smaller of these is a warning (one definition, shared with the bus' own warning). */
+export { MIN_FREE_BYTES, MIN_FREE_RATIO } from '../adapters/sqlite/pressure.js';
 
 export interface DoctorFlags {
   json: boolean;
@@ -117,18 +118,15 @@ function sqliteChecks(path: string): Finding[] {
     }
   }
   // The folder may not exist yet: measure the nearest one that does.
-  let dir = dirname(file);
-  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
-  const fs = statfsSync(dir);
-  findings.push(diskFinding(fs.bavail * fs.bsize, fs.blocks * fs.bsize, dir));
+  const space = diskSpace(dirname(file));
+  findings.push(diskFinding(space.freeBytes, space.totalBytes, space.dir));
   return findings;
 }
 
-/** Free space against the smaller of MIN_FREE_BYTES and MIN_FREE_RATIO of the file system. */
+/** Free space against the smaller of MIN_FREE_BYTES and MIN_FREE_RATIO of the file system (minFreeBytes). */
 export function diskFinding(free: number, total: number, dir: string): Finding {
-  const need = Math.min(MIN_FREE_BYTES, total * MIN_FREE_RATIO);
-  const gib = (n: number) => `${(n / 1024 ** 3).toFixed(1)} GiB`;
-  const result = `${gib(free)} free of ${gib(total)} under ${dir}`;
+  const need = minFreeBytes(total);
+  const result = `${formatBytes(free)} free of ${formatBytes(total)} under ${dir}`;
   if (free >= need) return { check: 'disk-space', status: 'ok', result };
-  return { check: 'disk-space', status: 'warn', result: `${result} (below ${gib(need)})`, fix: 'free space or move AGENTBUS_SQLITE_PATH: a full disk makes every publish fail; set retention to bound the file' };
+  return { check: 'disk-space', status: 'warn', result: `${result} (below ${formatBytes(need)})`, fix: 'free space or move AGENTBUS_SQLITE_PATH: a full disk makes every publish fail; set retention to bound the file' };
 }

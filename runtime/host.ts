@@ -92,7 +92,8 @@ export class AgentHost extends EventEmitter<HostEvents> {
     this.log = options.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL || 'info' });
     this.catchUncaught = options.catchUncaught ?? true;
     this.agents = options.agents.map(resolveAgent);
-    this.metrics = new HostMetrics(() => this.bus.stats(), new Set(this.agents.map((a) => a.name)));
+    const health = this.bus.health?.bind(this.bus);
+    this.metrics = new HostMetrics(() => this.bus.stats(), new Set(this.agents.map((a) => a.name)), health && ((topics) => health({ topics })));
     const specs = this.agents.map((a) => ({
       name: a.name,
       restart: a.restart,
@@ -174,7 +175,11 @@ export class AgentHost extends EventEmitter<HostEvents> {
     return { hostId: this.hostId, ready: ready && this.started && this.stopped === null, agents };
   }
 
-  /** Readiness as `/readyz` serves it: the store answers within 2 s and status().ready. */
+  /**
+   * Readiness as `/readyz` serves it: the store answers within 2 s, accepts writes (bus.health(),
+   * where the bus has it: not after an OOM, READONLY, disk-full or eviction-policy refusal until it
+   * takes writes again), and status().ready.
+   */
   async ready(): Promise<{ ready: boolean; reason?: string }> {
     const s = this.status();
     const bad = s.agents.filter((a) => a.state !== 'running');
@@ -182,6 +187,11 @@ export class AgentHost extends EventEmitter<HostEvents> {
       await withTimeout(this.bus.ping(), PING_TIMEOUT_MS);
     } catch (err) {
       return { ready: false, reason: `store unreachable: ${describe(err)}` };
+    }
+    if (this.bus.health) {
+      // A health read that fails or is slow says nothing new: ping already answered.
+      const h = await withTimeout(this.bus.health(), PING_TIMEOUT_MS).catch(() => null);
+      if (h?.refused) return { ready: false, reason: `store refuses writes: ${h.refused}` };
     }
     return s.ready ? { ready: true } : { ready: false, reason: bad.map((a) => `${a.agent} ${a.state}`).join(', ') || 'not started' };
   }

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { DeliveryOutcome, TopicStats } from '../bus/contract.js';
+import type { DeliveryOutcome, StoreHealth, TopicStats } from '../bus/contract.js';
 import type { LifecycleState } from './lifecycle.js';
 
 const STATES: LifecycleState[] = ['idle', 'starting', 'running', 'stopping', 'stopped', 'crashing', 'crashed', 'restarting', 'failed'];
@@ -28,13 +28,22 @@ export class HostMetrics {
   private readonly state: Gauge<'agent' | 'state'>;
   /** The last values the store gave and when (ms); whether the last scrape got an answer in time. */
   private last: { at: number; value: TopicStats[] } | null = null;
+  /** The last bus.health() reading (memory, disk, writable, topic sizes), read after the stats. */
+  private health: StoreHealth | null = null;
+  /** Types published through this host: their topics get topic gauges too. */
+  private readonly publishedTypes = new Set<string>();
   private up = 0;
   /** The store read in flight: a scrape during an outage joins it rather than starting another. */
   private reading: Promise<void> | null = null;
   /** This scrape's wait for the store, shared by every store gauge; done = when it finished. */
   private scrape: { done: number | null; wait: Promise<void> } | null = null;
 
-  constructor(private readonly readStats: () => Promise<TopicStats[]>, groups: ReadonlySet<string>) {
+  constructor(
+    private readonly readStats: () => Promise<TopicStats[]>,
+    private readonly groups: ReadonlySet<string>,
+    /** bus.health, when the bus has it; `topics` are the ones to size. */
+    private readonly readHealth?: (topics: string[]) => Promise<StoreHealth>,
+  ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'agentbus_' }); // agentbus_process_*, agentbus_nodejs_*
     this.published = new Counter({ name: 'agentbus_events_published_total', help: 'Events published by agents of this host', labelNames: ['type'], registers });
@@ -87,10 +96,58 @@ export class HostMetrics {
         if (self.last) this.set((Date.now() - self.last.at) / 1000);
       },
     });
+
+    // Store pressure, from the same scrape's read: topic sizes, Redis memory per master, SQLite disk.
+    const healthGauge = <L extends string>(name: string, help: string, labelNames: L[], fill: (g: Gauge<L>, h: StoreHealth) => void) =>
+      new Gauge<L>({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect: async function (this: Gauge<L>) {
+          await self.storeRead();
+          this.reset();
+          if (self.health) fill(this, self.health);
+        },
+      });
+    new Gauge({
+      name: 'agentbus_topic_length',
+      help: "Events stored per topic (topics this host's agents consume or publish)",
+      labelNames: ['type'],
+      registers,
+      collect: async function (this: Gauge<'type'>) {
+        await self.storeRead();
+        this.reset();
+        for (const t of self.last?.value ?? []) if (self.watched(t)) this.set({ type: t.type }, t.length);
+      },
+    });
+    healthGauge('agentbus_topic_bytes', 'Approximate bytes per topic (Redis MEMORY USAGE, SQLite length x mean body size), refreshed at most every 30 s', ['type'], (g, h) => {
+      for (const t of h.topics) g.set({ type: t.type }, t.bytes);
+    });
+    healthGauge('agentbus_store_writable', '1 while the store accepts writes, 0 while it refuses them (/readyz says why)', [], (g, h) => g.set(h.refused === null ? 1 : 0));
+    const perNode = (name: string, help: string, pick: (m: NonNullable<StoreHealth['memory']>[number]) => number | null) =>
+      healthGauge(name, help, ['node'], (g, h) => {
+        for (const m of h.memory ?? []) {
+          const v = pick(m);
+          if (v !== null) g.set({ node: m.node }, v);
+        }
+      });
+    perNode('agentbus_redis_used_memory_bytes', 'Redis used_memory, per master', (m) => m.usedBytes);
+    perNode('agentbus_redis_maxmemory_bytes', 'Redis maxmemory, per master (0: no limit)', (m) => m.maxBytes);
+    perNode('agentbus_redis_memory_ratio', 'used_memory / maxmemory per master (absent without a limit); a warning is logged past 0.8', (m) => (m.maxBytes > 0 ? m.usedBytes / m.maxBytes : null));
+    perNode('agentbus_redis_evicted_keys', 'Redis evicted_keys since the server started, per master (a counter of the server)', (m) => m.evictedKeys);
+    const disk = (name: string, help: string, pick: (d: NonNullable<StoreHealth['disk']>) => number) =>
+      healthGauge(name, help, [], (g, h) => {
+        if (h.disk) g.set(pick(h.disk));
+      });
+    disk('agentbus_sqlite_file_bytes', 'Size of the SQLite database file', (d) => d.fileBytes);
+    disk('agentbus_sqlite_wal_bytes', 'Size of its WAL file (a warning is logged past walWarnBytes)', (d) => d.walBytes);
+    disk('agentbus_sqlite_disk_free_bytes', 'Free bytes of the file system under the database file', (d) => d.freeBytes);
+    disk('agentbus_sqlite_disk_total_bytes', 'Size of that file system', (d) => d.totalBytes);
   }
 
   /**
-   * One store read per scrape, shared by the five store gauges (their collects run together; a
+   * One store read per scrape (stats, then health), shared by every store gauge (their collects run together; a
    * synchronous store such as SQLite finishes before the next collect starts, hence the TTL after
    * it finished). Waits at most STORE_WAIT_MS; a read that times out goes on in the background and
    * its values serve a later scrape, which meanwhile starts no second read.
@@ -105,18 +162,26 @@ export class HostMetrics {
   }
 
   private async waitForStore(): Promise<void> {
-    this.reading ??= this.readStats().then(
-      (value) => {
-        this.last = { at: Date.now(), value };
-        this.up = 1;
-      },
-      () => void (this.up = 0),
-    ).finally(() => (this.reading = null));
+    this.reading ??= this.readStats()
+      .then(
+        async (value) => {
+          this.last = { at: Date.now(), value };
+          this.up = 1;
+          if (this.readHealth) this.health = await this.readHealth(value.filter((t) => this.watched(t)).map((t) => t.type)).catch(() => this.health);
+        },
+        () => void (this.up = 0),
+      )
+      .finally(() => (this.reading = null));
     const read = this.reading;
     let timer: NodeJS.Timeout | undefined;
     const answered = await Promise.race([read.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), STORE_WAIT_MS)))]);
     clearTimeout(timer);
     if (!answered) this.up = 0;
+  }
+
+  /** A topic one of this host's groups consumes, or one its agents published to. */
+  private watched(t: TopicStats): boolean {
+    return this.publishedTypes.has(t.type) || t.groups.some((g) => this.groups.has(g.group));
   }
 
   /** Per (type, group): prom-client's bound children, so the hot path hashes no label set. */
@@ -139,6 +204,7 @@ export class HostMetrics {
 
   publish(type: string): void {
     this.published.inc({ type: String(type) });
+    this.publishedTypes.add(String(type));
   }
 
   transition(agent: string, to: LifecycleState): void {

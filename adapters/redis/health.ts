@@ -182,9 +182,9 @@ export function evictionOptIn(option: unknown, env: NodeJS.ProcessEnv): boolean 
 
 type Client = Redis | Cluster;
 
-const masters = (client: Client): Redis[] => ((client as Cluster).isCluster === true ? (client as Cluster).nodes('master') : [client as Redis]);
+export const masters = (client: Client): Redis[] => ((client as Cluster).isCluster === true ? (client as Cluster).nodes('master') : [client as Redis]);
 /** host:port only: never the options (they hold the password). */
-const label = (node: Redis) => node.options.path ?? `${node.options.host}:${node.options.port}`;
+export const label = (node: Redis) => node.options.path ?? `${node.options.host}:${node.options.port}`;
 
 async function readConfig(node: Redis, names: string[]): Promise<Record<string, string> | null> {
   try {
@@ -199,7 +199,7 @@ async function readConfig(node: Redis, names: string[]): Promise<Record<string, 
   }
 }
 
-const readInfo = (node: Redis, section?: string) => (section ? node.info(section) : node.info()).then(parseInfo, () => null);
+export const readInfo = (node: Redis, section?: string) => (section ? node.info(section) : node.info()).then(parseInfo, () => null);
 
 async function gather(node: Redis, cluster: boolean): Promise<NodeFacts> {
   const [info, config] = await Promise.all([readInfo(node), readConfig(node, ['maxmemory-policy', 'appendonly', 'appendfsync', 'save'])]);
@@ -272,6 +272,11 @@ export class StoreHealth {
     private readonly log: Logger,
   ) {
     client.on('ready', this.onReady);
+  }
+
+  /** The refusal publishes fail with now (an allkeys-* policy found after a reconnect), or null. */
+  get refusal(): ConfigurationError | null {
+    return this.blocked;
   }
 
   /** The driver with its appends checked first; closing it stops the watch. */

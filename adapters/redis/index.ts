@@ -6,6 +6,7 @@ import { ConnectionError, invalid } from '../../bus/errors.js';
 import { int, knownKeys, resolveBusOptions, type BusOptions } from '../../bus/options.js';
 import { Keys, RedisDriver } from './driver.js';
 import { checkServer, evictionOptIn } from './health.js';
+import { RedisPressure } from './pressure.js';
 import { scripts } from './scripts.js';
 import { checkUrl, dbNumber, describeTarget, MAX_DB, scrubber, urlPasswords } from './target.js';
 import { statsScripts } from './stats-scripts.js';
@@ -124,7 +125,9 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     if (!client) redis.disconnect();
     throw err;
   });
-  const driver = health.guard(new RedisDriver(redis, new Keys(prefix), log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) })));
+  const keys = new Keys(prefix);
+  const driver = health.guard(new RedisDriver(redis, keys, log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) })));
+  new RedisPressure(redis, keys, health).watch(driver);
   return busFromDriver(driver, common);
 }
 

@@ -7,6 +7,7 @@ import { busFromDriver } from '../../bus/engine.js';
 import { ConnectionError, invalid } from '../../bus/errors.js';
 import { int, knownKeys, resolveBusOptions, str, type BusOptions } from '../../bus/options.js';
 import { SqliteDriver } from './driver.js';
+import { DEFAULT_WAL_WARN_BYTES, SqlitePressure } from './pressure.js';
 import { openSchema } from './schema.js';
 
 export interface SqliteBusOptions extends BusOptions {
@@ -24,6 +25,13 @@ export interface SqliteBusOptions extends BusOptions {
    * A missing file fails with CONNECTION_FAILED. Default false.
    */
   readonly?: boolean;
+  /**
+   * A WAL file larger than this is a warning (logged, see Store health): a checkpoint cannot finish
+   * because a reader keeps an old snapshot. The bus also caps the WAL file kept after a checkpoint
+   * at half of it (at most 16 MiB; `journal_size_limit`) so the warning clears once it is over.
+   * Default 64 MiB.
+   */
+  walWarnBytes?: number;
 }
 
 export const DEFAULT_SQLITE_PATH = './data/agentbus.db';
@@ -37,12 +45,13 @@ const notifiers = new Map<string, { emitter: EventEmitter; users: number }>();
  * another application's tables is refused (CONNECTION_FAILED) and left untouched.
  */
 export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<Bus> {
-  const { path: p, pollMs: pm, busyTimeoutMs: bt, database, readonly: ro, ...common } = options;
-  knownKeys('sqlite', options, ['path', 'pollMs', 'busyTimeoutMs', 'database', 'readonly', 'source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger']);
+  const { path: p, pollMs: pm, busyTimeoutMs: bt, database, readonly: ro, walWarnBytes: ww, ...common } = options;
+  knownKeys('sqlite', options, ['path', 'pollMs', 'busyTimeoutMs', 'database', 'readonly', 'walWarnBytes', 'source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger']);
   resolveBusOptions(common); // refuse bad options before a file is opened
   const path = database ? database.name : str('path', p, DEFAULT_SQLITE_PATH);
   const pollMs = int('pollMs', pm, 25, 1, 60_000);
   const busyTimeoutMs = int('busyTimeoutMs', bt, 5000, 0, 600_000);
+  const walWarnBytes = int('walWarnBytes', ww, DEFAULT_WAL_WARN_BYTES, 1024 ** 2, 2 ** 50);
   if (ro !== undefined && typeof ro !== 'boolean') throw invalid('INVALID_OPTION', `invalid readonly ${JSON.stringify(ro)}: expected true or false`);
   const readonly = ro === true;
   const memory = path === ':memory:';
@@ -59,6 +68,9 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
       db = new Database(path);
     }
     openSchema(db, readonly);
+    // A WAL file keeps its largest size after a checkpoint unless capped: capped, the WAL warning
+    // clears once the checkpoint that was held up completes.
+    if (!readonly && !memory && !database) db.pragma(`journal_size_limit = ${Math.min(16 * 1024 ** 2, Math.floor(walWarnBytes / 2))}`);
   } catch (err) {
     if (db && !database) db.close();
     throw new ConnectionError('CONNECTION_FAILED', `cannot open SQLite database ${JSON.stringify(path)}: ${(err as Error).message}`, { cause: err });
@@ -67,7 +79,9 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
   const shared = notifiers.get(key) ?? { emitter: new EventEmitter(), users: 0 };
   shared.users++;
   notifiers.set(key, shared);
-  const driver = new SqliteDriver(db, shared.emitter, pollMs, busyTimeoutMs, database === undefined, readonly);
+  const driver = new SqlitePressure(db, memory ? null : resolve(path), walWarnBytes).watch(
+    new SqliteDriver(db, shared.emitter, pollMs, busyTimeoutMs, database === undefined, readonly),
+  );
   const close = driver.close.bind(driver);
   driver.close = async () => {
     await close();
