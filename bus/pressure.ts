@@ -46,7 +46,7 @@ export class PressureWatch {
       this.logged.delete(key);
       this.log.info({ pressure: key }, `store pressure cleared: ${key}`);
     }
-    if (h.refused !== this.refused) {
+    if ((h.refused === null) !== (this.refused === null)) {
       if (h.refused !== null) this.log.warn({ pressure: 'refused', reason: h.refused }, `store refuses writes: ${h.refused} (publishes fail; /readyz is 503 until it accepts them)`);
       else this.log.info({ pressure: 'refused' }, 'store accepts writes again');
       this.refused = h.refused;

@@ -15,6 +15,12 @@ import { label, masters, readInfo, type StoreHealth as PolicyWatch } from './hea
 
 /** Used memory past this share of `maxmemory` is a warning. */
 export const MEMORY_WARN_RATIO = 0.8;
+/**
+ * After an OOM refusal the store counts as taking writes again only once every master is back under
+ * this share of its maxmemory (or has none): at the very edge, small writes pass and larger ones
+ * fail from one moment to the next, and readiness should not flap with them.
+ */
+export const MEMORY_RECOVER_RATIO = 0.95;
 export const TOPIC_SIZE_EVERY_MS = 30_000;
 export const TOPIC_SIZE_MAX = 50;
 /** MEMORY USAGE samples this many stream nodes and extrapolates: approximate, and cheap on any length. */
@@ -58,14 +64,16 @@ export class RedisPressure {
         if (reason !== null) this.refused = { reason, topic: entries[0]?.topic ?? null };
         throw err;
       }
-      if (entries.length > 0) this.refused = null;
+      // Past an OOM, one write that fits proves little (see MEMORY_RECOVER_RATIO): health() decides.
+      if (entries.length > 0 && !this.refused?.reason.startsWith('OOM')) this.refused = null;
     };
     driver.health = (topics) => this.health(topics, append);
     return driver;
   }
 
   private async health(topics: string[], append: Driver['append']): Promise<StoreHealth> {
-    const [refused, memory, sized] = await Promise.all([this.probe(append), this.memory(), this.topicSizes(topics)]);
+    const [memory, sized] = await Promise.all([this.memory(), this.topicSizes(topics)]);
+    const refused = await this.probe(append, memory);
     const warnings: StoreHealth['warnings'] = [];
     for (const m of memory) {
       if (m.maxBytes > 0 && m.usedBytes >= MEMORY_WARN_RATIO * m.maxBytes) {
@@ -84,13 +92,18 @@ export class RedisPressure {
    * While refused, whether a write would be taken now. The policy refusal re-reads the policy (an
    * empty append through the guard, at most once a second); OOM, READONLY and MISCONF are probed
    * with `XADD <{stream}:probe> NOMKSTREAM`: a write command, refused exactly as a publish would be
-   * (on the master of the topic that failed), that creates nothing, since that key never exists.
+   * (on the master of the topic that failed), that creates nothing, since that key never exists;
+   * after an OOM, every master must also be under MEMORY_RECOVER_RATIO of its maxmemory.
    */
-  private async probe(append: Driver['append']): Promise<string | null> {
+  private async probe(append: Driver['append'], memory: NonNullable<StoreHealth['memory']>): Promise<string | null> {
     if (this.refused === null && this.policy.refusal === null) return null;
     try {
       await append([]);
       if (this.refused?.topic != null) await this.client.xadd(`{${this.keys.stream(this.refused.topic)}}:probe`, 'NOMKSTREAM', '*', 'p', '1');
+      const full = memory.find((m) => m.maxBytes > 0 && m.usedBytes >= MEMORY_RECOVER_RATIO * m.maxBytes);
+      if (this.refused?.reason.startsWith('OOM') && full) {
+        return `${this.refused.reason} (${full.node}: ${formatBytes(full.usedBytes)} used of ${formatBytes(full.maxBytes)}; ready again under ${MEMORY_RECOVER_RATIO * 100}%)`;
+      }
       this.refused = null;
       return null;
     } catch (err) {

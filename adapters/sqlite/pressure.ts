@@ -66,8 +66,8 @@ export class SqlitePressure {
     private readonly walWarnBytes: number,
   ) {
     this.sizeOf = db.prepare(
-      `SELECT (SELECT COUNT(*) FROM events WHERE topic = ?1) *
-              (SELECT AVG(octet_length(body)) FROM (SELECT body FROM events WHERE topic = ?1 ORDER BY seq DESC LIMIT ${TOPIC_SIZE_SAMPLE})) AS bytes`,
+      `SELECT (SELECT COUNT(*) FROM events WHERE topic = @t) *
+              (SELECT AVG(octet_length(body)) FROM (SELECT body FROM events WHERE topic = @t ORDER BY seq DESC LIMIT ${TOPIC_SIZE_SAMPLE})) AS bytes`,
     );
   }
 
@@ -146,9 +146,9 @@ export class SqlitePressure {
       this.next = start + batch.length;
       for (const t of batch) {
         try {
-          this.sizes.set(t, Math.round(Number((this.sizeOf.get(t) as { bytes: number | null }).bytes ?? 0)));
-        } catch {
-          // busy or closed: measured next time
+          this.sizes.set(t, Math.round(Number((this.sizeOf.get({ t }) as { bytes: number | null }).bytes ?? 0)));
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err; // busy: measured next time
         }
       }
     }
