@@ -16,7 +16,7 @@ import { createRedisBus } from '../adapters/redis/index.js';
 import { createSqliteBus } from '../adapters/sqlite/index.js';
 import { PressureWatch } from '../bus/pressure.js';
 import { assertSameIds, uniq, waitFor } from './helpers/index.js';
-import { hasRedisServer, startRedisServer } from './helpers/redis.js';
+import { hasRedisServer, startRedisCluster, startRedisServer } from './helpers/redis.js';
 
 interface Rec {
   level: number;
@@ -157,6 +157,24 @@ if (hasRedisServer()) {
       await server.stop();
     }
   });
+
+  redisSuite('on a Cluster: memory per master, labelled by node; topic sizes from the master holding each stream', async () => {
+    const cluster = await startRedisCluster(3);
+    const bus = await createRedisBus({ cluster: cluster.nodes.map((n) => `${n.host}:${n.port}`), logger: pino({ level: 'silent' }) });
+    try {
+      const types = [uniq('pressure.a'), uniq('pressure.b'), uniq('pressure.c')];
+      for (const t of types) await bus.publish(t, { pad: pad(1000) });
+      const h = await bus.health!({ topics: types });
+      assert.equal(h.memory!.map((m) => m.node).sort(), cluster.nodes.map((n) => `${n.host}:${n.port}`).sort());
+      for (const m of h.memory!) assert.ok(m.usedBytes > 0 && m.maxBytes === 0 && m.evictedKeys === 0, JSON.stringify(m));
+      assert.equal(h.topics.map((t) => t.type), types);
+      for (const t of h.topics) assert.ok(t.bytes > 1000, JSON.stringify(t));
+      assert.is(h.refused, null);
+    } finally {
+      await bus.close();
+      await cluster.stop();
+    }
+  });
 } else {
   redisSuite.skip('no redis-server on PATH', () => {});
 }
@@ -165,11 +183,20 @@ redisSuite.run();
 
 const disk = suite('pressure: SQLite on a full disk');
 
-/** A small tmpfs of its own (root only), or null where mounting is not permitted. */
+/** A small tmpfs of its own (root only), or null where mounting is not permitted; gone when the process exits. */
 function smallDisk(bytes: number): string | null {
   const dir = mkdtempSync(join(tmpdir(), 'agentbus-full-'));
   const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', dir]);
-  return r.status === 0 ? dir : null;
+  if (r.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    return null;
+  }
+  // Lazily: detached at once even while a file on it is still open.
+  process.once('exit', () => {
+    spawnSync('umount', ['-l', dir]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
 }
 
 /** `agentbus doctor` on the file, as a user runs it. */
@@ -237,7 +264,6 @@ if (mounted) {
       assertSameIds([...new Set(h.got)].filter((id) => resolved.includes(id)), resolved, 'delivered of resolved');
     } finally {
       await stop();
-      spawnSync('umount', [dir]);
     }
   });
 } else {
