@@ -70,5 +70,20 @@ export function statsSuite(a: Target): void {
     await bus.close();
   });
 
+  test('health: a store taking writes says so and sizes the topics asked for; a closed bus refuses the call', async () => {
+    const bus = await a.make();
+    const [one, two, none] = [uniq('size'), uniq('size'), uniq('size')];
+    await bus.publishBatch([...[1, 2, 3].map(() => ({ type: one, data: 'x'.repeat(1000) })), { type: two, data: 'y'.repeat(5000) }]);
+    const h = await bus.health!({ topics: [one, two, none] });
+    assert.is(h.refused, null);
+    assert.ok(!h.warnings.some((w) => w.key.startsWith('wal:') || w.key.startsWith('redis-memory:')), JSON.stringify(h.warnings));
+    const size = new Map(h.topics.map((t) => [t.type, t.bytes]));
+    assert.ok(size.get(one)! >= 3000, `${one}: ${size.get(one)} bytes`);
+    assert.ok(size.get(two)! >= 5000, `${two}: ${size.get(two)} bytes`);
+    assert.ok((size.get(none) ?? 0) === 0, 'a topic with nothing stored has no size');
+    await bus.close();
+    await bus.health!().then(() => assert.unreachable('closed'), (err: { code?: string }) => assert.is(err.code, 'BUS_CLOSED'));
+  });
+
   test.run();
 }
