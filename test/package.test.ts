@@ -13,7 +13,7 @@
 // agentbus beside the repository, so the agents' `BaseAgent` and the host's are separate modules,
 // as in a real install.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { test } from 'uvu';
@@ -248,5 +248,7 @@ test("the packed README's relative links point at files in the package", () => {
   const extracted = readdirSync(join(work, 'module/node_modules/agentbus'));
   assert.ok(extracted.includes('dist'), extracted.join(', '));
 });
+
+test.after(() => rmSync(work, { recursive: true, force: true }));
 
 test.run();

@@ -8,7 +8,7 @@
 // snippet (`// main.ts`) runs: it must start, serve HTTP, and exit 0 by itself on SIGTERM.
 // Needs `npm run build` (npm test runs it).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'uvu';
@@ -95,5 +95,7 @@ test("the README's from-code snippet serves, then exits 0 by itself on SIGTERM",
   assert.equal(result, [0, null], log);
   assert.match(log, 'host stopped');
 });
+
+test.after(() => rmSync(app, { recursive: true, force: true }));
 
 test.run();
