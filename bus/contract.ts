@@ -24,10 +24,13 @@ export interface Bus {
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string>;
   /** Stores many events in one round trip; all or none are validated before anything is stored. */
   publishBatch(events: EventInput[]): Promise<string[]>;
-  /** Starts consuming; resolves once the group exists, so events published after it are delivered. */
-  subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription>;
+  /**
+   * Starts consuming; resolves once the group exists, so events published after it are delivered.
+   * `T` types the handler's `event.data` (as the caller asserts it: stored events are not checked).
+   */
+  subscribe<T = unknown>(options: SubscribeOptions, handler: Handler<T>): Promise<Subscription>;
   /** Hands stored events to `handler` in position order per type without moving any group. */
-  replay(options: ReplayOptions, handler: Handler): Promise<ReplayResult>;
+  replay<T = unknown>(options: ReplayOptions, handler: Handler<T>): Promise<ReplayResult>;
   /** Moves a group's cursor on one type so the events from `from` on are delivered again. */
   rewind(options: RewindOptions): Promise<void>;
   readonly deadLetters: DeadLetters;
@@ -41,7 +44,8 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-export type Handler = (event: CloudEvent, ctx: DeliveryContext) => unknown;
+/** A delivery's handler; `T` is the `data` the caller expects (`(e: CloudEvent<{ id: string }>) => ...`). */
+export type Handler<T = unknown> = (event: CloudEvent<T>, ctx: DeliveryContext) => unknown;
 
 export interface DeliveryContext {
   /** 1 for the first delivery. */
@@ -84,7 +88,7 @@ export interface Subscription {
    * Stops fetching. With `drain` (default) waits up to `drainTimeoutMs` for handlers in flight and
    * acknowledges those that finish; whatever did not finish stays pending for another consumer.
    */
-  close(options?: { drain?: boolean }): Promise<void>;
+  close(options?: { drain?: boolean | undefined }): Promise<void>;
 }
 
 /** A bound of a replay or rewind: a Date, epoch milliseconds, an ISO-8601 time, or a position string. */
@@ -94,11 +98,11 @@ export interface ReplayOptions {
   /** Exact types and prefix patterns. */
   types: string[];
   /** Inclusive lower bound. Default: the oldest stored event. */
-  from?: Bound;
+  from?: Bound | undefined;
   /** Inclusive upper bound. Default: the newest event when replay starts. */
-  to?: Bound;
+  to?: Bound | undefined;
   /** Called after each page of events (up to 500) with the count handed over so far. */
-  onProgress?: (done: number) => void;
+  onProgress?: ((done: number) => void) | undefined;
 }
 
 export interface ReplayResult {
@@ -131,7 +135,7 @@ export interface DeadLetter {
 }
 
 export interface DeadLetters {
-  list(filter?: { group?: string; type?: string; limit?: number }): Promise<DeadLetter[]>;
+  list(filter?: { group?: string | undefined; type?: string | undefined; limit?: number | undefined }): Promise<DeadLetter[]>;
   get(id: string): Promise<DeadLetter | null>;
   /** Hands each back to the group that failed it, and only to it, with fresh attempts. Returns how many. */
   retry(ids: string[]): Promise<number>;

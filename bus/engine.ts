@@ -126,7 +126,8 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       return enqueue(entries, false) as Promise<string[]>;
     },
 
-    async subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription> {
+    async subscribe<T>(options: SubscribeOptions, typed: Handler<T>): Promise<Subscription> {
+      const handler = typed as Handler; // T is the caller's assertion about data, unchecked
       if (closing) throw new BusClosedError('subscribe');
       const so = resolveSubscribeOptions(options);
       if (typeof handler !== 'function') throw invalid('INVALID_OPTION', `subscribe handler must be a function, got ${typeof handler}`);
@@ -142,7 +143,8 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       return c;
     },
 
-    async replay(options: ReplayOptions, handler: Handler): Promise<ReplayResult> {
+    async replay<T>(options: ReplayOptions, typed: Handler<T>): Promise<ReplayResult> {
+      const handler = typed as Handler;
       if (closing) throw new BusClosedError('replay');
       if (options === null || typeof options !== 'object') throw invalid('INVALID_OPTION', `replay options must be an object, got ${String(options)}`);
       knownKeys('replay', options, REPLAY_KEYS);
