@@ -11,5 +11,5 @@ export { AgentHost, type AgentHostOptions, type HostStatus } from './runtime/hos
 export type { AgentEntry } from './runtime/agents.js';
 export type { SupervisorOptions, Strategy, RestartType, Clock, Transition, ChildStatus } from './runtime/supervisor.js';
 export type { LifecycleState } from './runtime/lifecycle.js';
-export { serveHttp } from './runtime/http.js';
+export { serveHttp, type HttpEndpoints } from './runtime/http.js';
 export { CircuitBreaker, type CircuitBreakerOptions } from './runtime/breaker.js';

@@ -12,13 +12,13 @@ export const AGENT_BRAND = Symbol.for('agentbus.BaseAgent');
  */
 export type AgentOptions = Pick<SubscribeOptions, 'concurrency' | 'maxAttempts' | 'backoff' | 'orderBy' | 'claimIdleMs' | 'from' | 'drainTimeoutMs'> & {
   /** Consumers of the group this host runs for the agent. Default 1. */
-  replicas?: number;
+  replicas?: number | undefined;
   /**
    * Consecutive failed deliveries (handler throws) that count as a crash of the agent: the circuit
    * opens, the agent stops fetching and the supervisor restarts it after its backoff. 0 turns the
    * breaker off. Default 10.
    */
-  breakerFailures?: number;
+  breakerFailures?: number | undefined;
 };
 
 /** What an agent gets in `onStart`, `onStop` and (extended) in each handler. */

@@ -24,10 +24,13 @@ export interface Bus {
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string>;
   /** Stores many events in one round trip; all or none are validated before anything is stored. */
   publishBatch(events: EventInput[]): Promise<string[]>;
-  /** Starts consuming; resolves once the group exists, so events published after it are delivered. */
-  subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription>;
+  /**
+   * Starts consuming; resolves once the group exists, so events published after it are delivered.
+   * `T` types the handler's `event.data` (as the caller asserts it: stored events are not checked).
+   */
+  subscribe<T = unknown>(options: SubscribeOptions, handler: Handler<T>): Promise<Subscription>;
   /** Hands stored events to `handler` in position order per type without moving any group. */
-  replay(options: ReplayOptions, handler: Handler): Promise<ReplayResult>;
+  replay<T = unknown>(options: ReplayOptions, handler: Handler<T>): Promise<ReplayResult>;
   /** Moves a group's cursor on one type so the events from `from` on are delivered again. */
   rewind(options: RewindOptions): Promise<void>;
   readonly deadLetters: DeadLetters;
@@ -43,12 +46,13 @@ export interface Bus {
    * the topics whose approximate size to report (sizes are cached, refreshed at most every 30 s).
    * Both adapters have it; optional for other implementations of this interface.
    */
-  health?(options?: { topics?: string[] }): Promise<StoreHealth>;
+  health?(options?: { topics?: string[] | undefined }): Promise<StoreHealth>;
   /** Closes subscriptions (draining them; their handlers may still publish), completes publishes in flight, then the store. Idempotent. */
   close(): Promise<void>;
 }
 
-export type Handler = (event: CloudEvent, ctx: DeliveryContext) => unknown;
+/** A delivery's handler; `T` is the `data` the caller expects (`(e: CloudEvent<{ id: string }>) => ...`). */
+export type Handler<T = unknown> = (event: CloudEvent<T>, ctx: DeliveryContext) => unknown;
 
 export interface DeliveryContext {
   /** 1 for the first delivery. */
@@ -91,7 +95,7 @@ export interface Subscription {
    * Stops fetching. With `drain` (default) waits up to `drainTimeoutMs` for handlers in flight and
    * acknowledges those that finish; whatever did not finish stays pending for another consumer.
    */
-  close(options?: { drain?: boolean }): Promise<void>;
+  close(options?: { drain?: boolean | undefined }): Promise<void>;
 }
 
 /** A bound of a replay or rewind: a Date, epoch milliseconds, an ISO-8601 time, or a position string. */
@@ -101,11 +105,11 @@ export interface ReplayOptions {
   /** Exact types and prefix patterns. */
   types: string[];
   /** Inclusive lower bound. Default: the oldest stored event. */
-  from?: Bound;
+  from?: Bound | undefined;
   /** Inclusive upper bound. Default: the newest event when replay starts. */
-  to?: Bound;
+  to?: Bound | undefined;
   /** Called after each page of events (up to 500) with the count handed over so far. */
-  onProgress?: (done: number) => void;
+  onProgress?: ((done: number) => void) | undefined;
 }
 
 export interface ReplayResult {
@@ -138,7 +142,7 @@ export interface DeadLetter {
 }
 
 export interface DeadLetters {
-  list(filter?: { group?: string; type?: string; limit?: number }): Promise<DeadLetter[]>;
+  list(filter?: { group?: string | undefined; type?: string | undefined; limit?: number | undefined }): Promise<DeadLetter[]>;
   get(id: string): Promise<DeadLetter | null>;
   /** Hands each back to the group that failed it, and only to it, with fresh attempts. Returns how many. */
   retry(ids: string[]): Promise<number>;
@@ -164,9 +168,9 @@ export interface StoreHealth {
   /** Conditions to warn about now, each under a stable key: memory past 80% of maxmemory, low disk, a WAL past its bound. */
   warnings: Array<{ key: string; message: string }>;
   /** Redis: one entry per master (one node, or each master of a Cluster); absent where INFO was refused. */
-  memory?: Array<{ node: string; usedBytes: number; maxBytes: number; policy: string; evictedKeys: number }>;
+  memory?: Array<{ node: string; usedBytes: number; maxBytes: number; policy: string; evictedKeys: number }> | undefined;
   /** SQLite on a file: its size, its WAL's, and the file system under it. */
-  disk?: { path: string; fileBytes: number; walBytes: number; freeBytes: number; totalBytes: number };
+  disk?: { path: string; fileBytes: number; walBytes: number; freeBytes: number; totalBytes: number } | undefined;
   /** Approximate bytes of the topics asked for that have been sized (see `health()`). */
   topics: Array<{ type: string; bytes: number }>;
 }

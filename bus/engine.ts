@@ -44,7 +44,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   const watch = new PressureWatch(log);
   let reading: Promise<StoreHealth> | null = null;
   const health = driver.health
-    ? (options: { topics?: string[] } = {}) =>
+    ? (options: { topics?: string[] | undefined } = {}) =>
         closing
           ? Promise.reject(new BusClosedError('health'))
           : driver.health!(options.topics ?? []).then((h) => {
@@ -148,7 +148,8 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       return enqueue(entries, false) as Promise<string[]>;
     },
 
-    async subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription> {
+    async subscribe<T>(options: SubscribeOptions, typed: Handler<T>): Promise<Subscription> {
+      const handler = typed as Handler; // T is the caller's assertion about data, unchecked
       if (closing) throw new BusClosedError('subscribe');
       const so = resolveSubscribeOptions(options);
       if (typeof handler !== 'function') throw invalid('INVALID_OPTION', `subscribe handler must be a function, got ${typeof handler}`);
@@ -164,7 +165,8 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       return c;
     },
 
-    async replay(options: ReplayOptions, handler: Handler): Promise<ReplayResult> {
+    async replay<T>(options: ReplayOptions, typed: Handler<T>): Promise<ReplayResult> {
+      const handler = typed as Handler;
       if (closing) throw new BusClosedError('replay');
       if (options === null || typeof options !== 'object') throw invalid('INVALID_OPTION', `replay options must be an object, got ${String(options)}`);
       knownKeys('replay', options, REPLAY_KEYS);

@@ -26,18 +26,18 @@ export interface CloudEvent<T = unknown> {
 /** What a caller may set on a published event; everything else is filled in. */
 export interface PublishOptions {
   /** Caller-chosen id, 1-256 characters. A second publish of the same source + id inside the dedup window is stored once. */
-  id?: string;
+  id?: string | undefined;
   /** Non-empty, as `traceparent`, `dataschema` and `datacontenttype` when given. */
-  subject?: string;
+  subject?: string | undefined;
   /** 1-1000 characters. Default: the bus' `source` option. */
-  source?: string;
+  source?: string | undefined;
   /** ISO-8601; default: now. */
-  time?: string;
-  traceparent?: string;
-  dataschema?: string;
-  datacontenttype?: string;
+  time?: string | undefined;
+  traceparent?: string | undefined;
+  dataschema?: string | undefined;
+  datacontenttype?: string | undefined;
   /** With a caller `id`: this publish's dedup window instead of the bus' `dedupWindowMs` (per tool, per tenant...). */
-  dedupWindowMs?: number;
+  dedupWindowMs?: number | undefined;
 }
 
 /** One entry of `publishBatch`. */

@@ -8,37 +8,37 @@ import type { DeliveryOutcome } from './contract.js';
 /** Options every adapter's bus takes. Each default is set here and nowhere else. */
 export interface BusOptions {
   /** CloudEvents `source` of published events. Default `/agentbus/<hostname>`. */
-  source?: string;
+  source?: string | undefined;
   /**
    * Largest stored event (envelope JSON, UTF-8 bytes). Default 1 MiB (1048576); at most 64 MiB.
    * Also applied when reading: a larger stored entry (another program's) is not parsed and becomes
    * a dead letter `oversize`.
    */
-  maxPayloadBytes?: number;
+  maxPayloadBytes?: number | undefined;
   /** A caller-chosen `id` republished (same type, source and id) within this window is stored once. Default 1 hour. */
-  dedupWindowMs?: number;
+  dedupWindowMs?: number | undefined;
   /** Per-topic retention, applied approximately (trimmed every `retention.intervalMs`). Default: keep everything. */
-  retention?: RetentionOptions;
+  retention?: RetentionOptions | undefined;
   /** pino logger. Default: pino at `LOG_LEVEL` (default `info`), which logs dead letters and store errors only. */
-  logger?: Logger;
+  logger?: Logger | undefined;
 }
 
 export interface RetentionOptions {
   /** Keep at most about this many events per topic. */
-  maxLen?: number;
+  maxLen?: number | undefined;
   /** Drop events older than this (by the time they were stored). */
-  maxAgeMs?: number;
+  maxAgeMs?: number | undefined;
   /** How often to trim. Default 1000 ms. */
-  intervalMs?: number;
+  intervalMs?: number | undefined;
 }
 
 export interface BackoffOptions {
   /** Delay before the 2nd attempt. Default 100 ms. */
-  initialMs?: number;
+  initialMs?: number | undefined;
   /** Ceiling of the delay. Default 30000 ms. */
-  maxMs?: number;
+  maxMs?: number | undefined;
   /** Growth per attempt. Default 2. */
-  factor?: number;
+  factor?: number | undefined;
 }
 
 /** Options of `bus.subscribe`. */
@@ -48,23 +48,23 @@ export interface SubscribeOptions {
   /** Exact types and prefix patterns (`device.*`, `*`). Required, at least one. */
   types: string[];
   /** Name of this consumer inside the group. Default `<hostname>/<pid>/<random>`. */
-  consumer?: string;
+  consumer?: string | undefined;
   /** Handlers running at once in this consumer; also the most events it holds. Default 1 (publish order). */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /** Deliveries before an event becomes a dead letter; a delivery whose consumer died counts. Default 5. */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
   /** Delay between attempts: exponential with jitter (half fixed, half random). */
-  backoff?: BackoffOptions;
+  backoff?: BackoffOptions | undefined;
   /** `subject`: events of one subject run one at a time, in order; others in parallel. Default `none`. */
-  orderBy?: 'none' | 'subject';
+  orderBy?: 'none' | 'subject' | undefined;
   /** A delivery whose lease is not renewed for this long goes to another consumer. Default 30000 ms. */
-  claimIdleMs?: number;
+  claimIdleMs?: number | undefined;
   /** Where a new group starts: `latest` (events published from now on) or `earliest`. Default `latest`. */
-  from?: 'latest' | 'earliest';
+  from?: 'latest' | 'earliest' | undefined;
   /** How long `close()` waits for handlers in flight. Default 30000 ms. */
-  drainTimeoutMs?: number;
+  drainTimeoutMs?: number | undefined;
   /** Called synchronously with the outcome of each delivery (metrics, circuit breakers); must not throw. Default none. */
-  onOutcome?: (outcome: DeliveryOutcome) => void;
+  onOutcome?: ((outcome: DeliveryOutcome) => void) | undefined;
 }
 
 export type ResolvedBusOptions = Required<Omit<BusOptions, 'logger' | 'retention'>> & { retention: Required<RetentionOptions> | null };

@@ -5,7 +5,7 @@ import { int, knownKeys, oneOf, resolveSubscribeOptions, type SubscribeOptions }
 import type { RestartType } from './supervisor.js';
 
 /** An agent as given to the host: its class, or the class with a restart type and option overrides. */
-export type AgentEntry = AgentClass | { agent: AgentClass; restart?: RestartType; options?: AgentOptions; name?: string };
+export type AgentEntry = AgentClass | { agent: AgentClass; restart?: RestartType | undefined; options?: AgentOptions | undefined; name?: string | undefined };
 
 export interface ResolvedAgent {
   name: string;
@@ -55,7 +55,9 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
       throw invalid('INVALID_OPTION', `${where} subscribes to ${t} but has neither a ${methodName(t)}(event, ctx) method nor handle(event, ctx)`);
     }
   }
-  const options: AgentOptions = { ...(cls.options ?? {}), ...(e.options ?? {}) };
+  // An entry's option set to undefined leaves the class' value, as a missing one does.
+  const given = Object.entries(e.options ?? {}).filter(([, v]) => v !== undefined);
+  const options: AgentOptions = { ...(cls.options ?? {}), ...Object.fromEntries(given) };
   knownKeys(`${where} option`, options, [...SUBSCRIBE_KEYS, 'replicas', 'breakerFailures']);
   const { replicas, breakerFailures, ...subscribe } = options;
   // Values are checked now, with the bus' own validator, so a bad option fails the host at construction.

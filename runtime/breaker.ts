@@ -3,11 +3,11 @@ import { int, knownKeys } from '../bus/options.js';
 
 export interface CircuitBreakerOptions {
   /** Consecutive failures of one key that open its circuit. Default 5. */
-  failures?: number;
+  failures?: number | undefined;
   /** How long an open circuit fails fast before one trial call (half-open) may go through. Default 30000 ms. */
-  resetMs?: number;
+  resetMs?: number | undefined;
   /** Time source, for tests. Default Date.now. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 interface Circuit {

@@ -16,17 +16,17 @@ export interface AgentHostOptions {
   /** Agent classes (or `{ agent, restart, options, name }`), started in this order, stopped in reverse. */
   agents: AgentEntry[];
   /** Strategy, restart intensity and backoff; see SupervisorOptions. */
-  supervisor?: SupervisorOptions;
+  supervisor?: SupervisorOptions | undefined;
   /** Names this host's consumers `<hostId>/<agent>/<n>`. Default `AGENTBUS_HOST_ID`, else `<hostname>-<pid>`. */
-  hostId?: string;
+  hostId?: string | undefined;
   /** Default: pino at `LOG_LEVEL` (default `info`). */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /**
    * Turn errors escaping the agents' own callbacks (`uncaughtException`, `unhandledRejection`) into
    * crashes of the agent whose code raised them, instead of letting Node end the process. Installs
    * process listeners while the host runs. Default true.
    */
-  catchUncaught?: boolean;
+  catchUncaught?: boolean | undefined;
 }
 
 export interface HostStatus {

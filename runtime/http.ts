@@ -10,8 +10,10 @@ import { describe } from '../bus/consumer.js';
  * - `GET /metrics`: Prometheus text format.
  * - `GET /status`: host.status() as JSON.
  * Binds to loopback unless told otherwise: metrics and status are not for the open network.
+ * The listening server keeps the process alive: `close()` it after `host.stop()` (port 0 picks a
+ * free port; `url` says which).
  */
-export async function serveHttp(host: AgentHost, port: number, hostname = '127.0.0.1'): Promise<{ server: Server; url: string }> {
+export async function serveHttp(host: AgentHost, port: number, hostname = '127.0.0.1'): Promise<HttpEndpoints> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (code: number, body: string, type = 'text/plain; charset=utf-8') => {
@@ -45,5 +47,23 @@ export async function serveHttp(host: AgentHost, port: number, hostname = '127.0
     });
   });
   const a = server.address() as AddressInfo;
-  return { server, url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` };
+  let closed: Promise<void> | undefined;
+  return {
+    server,
+    url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    close: () =>
+      (closed ??= new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeIdleConnections();
+      })),
+  };
+}
+
+/** What `serveHttp` returns. */
+export interface HttpEndpoints {
+  server: Server;
+  /** Where it listens, e.g. `http://127.0.0.1:9464`. */
+  url: string;
+  /** Stops listening and closes idle keep-alive connections; resolves once the server is closed. Idempotent. */
+  close(): Promise<void>;
 }

@@ -37,15 +37,15 @@ export interface ChildSpec {
 
 export interface SupervisorOptions {
   /** Default `one_for_one`. */
-  strategy?: Strategy;
+  strategy?: Strategy | undefined;
   /** Restarts of one child allowed inside `periodMs`; the next crash marks it failed. Default 5. */
-  maxRestarts?: number;
+  maxRestarts?: number | undefined;
   /** Default 60000 ms. */
-  periodMs?: number;
+  periodMs?: number | undefined;
   /** Delay before a restart, growing with the restarts inside the period, with jitter. Default 200 ms initial, 30000 ms max, factor 2. */
-  backoff?: BackoffOptions;
-  clock?: Clock;
-  random?: () => number;
+  backoff?: BackoffOptions | undefined;
+  clock?: Clock | undefined;
+  random?: (() => number) | undefined;
 }
 
 export interface Transition {

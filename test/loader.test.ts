@@ -16,7 +16,7 @@ test('a single file, and errors that name what is wrong', async () => {
   const one = await loadAgents('test/fixtures/agents/replay.ts');
   assert.equal(one.agents.map((a) => resolveAgent(a).name), ['Recorder']);
   await rejects(() => loadAgents('no/such/dir'), 'INVALID_OPTION', '--agents no/such/dir: no such file or folder, and no installed module of that name');
-  await rejects(() => loadAgents('test/fixtures'), 'INVALID_OPTION', '--agents test/fixtures: the folder has no .ts, .js or .mjs file');
+  await rejects(() => loadAgents('test/fixtures'), 'INVALID_OPTION', '--agents test/fixtures: the folder has no .ts, .mts, .cts, .js, .mjs or .cjs file');
   await rejects(() => loadAgents('test/helpers/host.ts'), 'INVALID_OPTION', '--agents test/helpers/host.ts: no agent found');
 });
 

@@ -4,6 +4,8 @@ import { resolveBusOptions, resolveSubscribeOptions } from '../bus/options.js';
 import { backoffDelay } from '../bus/backoff.js';
 import { toStoreBound } from '../bus/engine.js';
 import { startOptions } from '../runtime/start.js';
+import { resolveAgent } from '../runtime/agents.js';
+import { BaseAgent } from '../agents/base.js';
 
 const message = (fn: () => unknown) => {
   try {
@@ -64,6 +66,20 @@ test('agentbus start settings: an empty variable or flag counts as unset', () =>
   assert.equal(set, { agents: 'x.ts', port: 0, httpHost: '0.0.0.0', strategy: 'one_for_all', exitOnFailure: true });
   assert.equal(startOptions({ port: '8080', 'http-host': '::1' }, { AGENTBUS_HTTP_PORT: '9000', AGENTBUS_HTTP_HOST: '' }).port, 8080, 'a flag beats the variable');
   assert.is(message(() => startOptions({}, { AGENTBUS_HTTP_PORT: 'abc' })), 'INVALID_OPTION: invalid port (--port, AGENTBUS_HTTP_PORT) "abc": expected an integer from 0 to 65535');
+});
+
+test('an option given as undefined counts as not given (exactOptionalPropertyTypes lets callers pass one)', () => {
+  const o = resolveSubscribeOptions({ group: 'g', types: ['a'], concurrency: undefined, from: undefined, backoff: { initialMs: undefined } });
+  assert.equal([o.concurrency, o.from, o.backoff.initialMs], [1, 'latest', 100]);
+  assert.is(resolveBusOptions({ source: undefined, retention: undefined }).source.startsWith('/agentbus/'), true);
+  class Agent extends BaseAgent {
+    static subscriptions = ['a'];
+    static options = { concurrency: 8 };
+    onA() {}
+  }
+  // An entry's undefined option leaves the class' value instead of replacing it with the default.
+  const a = resolveAgent({ agent: Agent, options: { concurrency: undefined, maxAttempts: 2 }, restart: undefined });
+  assert.equal([a.subscribe.concurrency, a.subscribe.maxAttempts, a.restart], [8, 2, 'permanent']);
 });
 
 test.run();

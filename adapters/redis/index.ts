@@ -13,37 +13,37 @@ import { statsScripts } from './stats-scripts.js';
 
 export interface RedisBusOptions extends BusOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Default `REDIS_URL`, else the fields below. */
-  url?: string;
+  url?: string | undefined;
   /** Default `REDIS_HOST`, else 127.0.0.1. */
-  host?: string;
+  host?: string | undefined;
   /** Default `REDIS_PORT`, else 6379. */
-  port?: number;
+  port?: number | undefined;
   /** ACL user. Default `REDIS_USERNAME`. */
-  username?: string;
+  username?: string | undefined;
   /** Default `REDIS_PASSWORD`. Never logged. */
-  password?: string;
+  password?: string | undefined;
   /** Database number, an integer from 0 (checked at connect: a database the server lacks fails with CONNECTION_FAILED). Default `REDIS_DB`, else 0. */
-  db?: number;
+  db?: number | undefined;
   /** TLS options for `host`/`port` (a `rediss://` URL turns TLS on by itself). */
-  tls?: RedisOptions['tls'];
+  tls?: RedisOptions['tls'] | undefined;
   /** Stream key of a topic is `<prefix><type>`; may be '' to consume existing streams by name. Default `events:`. */
-  prefix?: string;
+  prefix?: string | undefined;
   /** How long start-up waits for Redis before failing with CONNECTION_FAILED. Default 10000 ms. */
-  connectTimeoutMs?: number;
+  connectTimeoutMs?: number | undefined;
   /**
    * Redis Cluster seed nodes (`host:port` strings or `{ host, port }`); the cluster's other nodes
    * are discovered. `username`, `password` and `tls` apply to every node. Default
    * `REDIS_CLUSTER_NODES` (`host:port,host:port`); when set, `url` and `host`/`port` are not used.
    */
-  cluster?: Array<string | { host: string; port: number }>;
+  cluster?: Array<string | { host: string; port: number }> | undefined;
   /** A connected ioredis client (Redis or Cluster) to use (not closed by the bus); reader connections are duplicated from it. */
-  client?: Redis | Cluster;
+  client?: Redis | Cluster | undefined;
   /**
    * Start although Redis' `maxmemory-policy` is an `allkeys-*` one, which can evict streams, groups
    * and dead letters while publishes succeed (a warning instead of a ConfigurationError). Default
    * `AGENTBUS_ALLOW_EVICTION=1`, else false.
    */
-  allowEvictionPolicy?: boolean;
+  allowEvictionPolicy?: boolean | undefined;
 }
 
 const OWN_KEYS = ['url', 'host', 'port', 'username', 'password', 'db', 'tls', 'prefix', 'connectTimeoutMs', 'cluster', 'client', 'allowEvictionPolicy'];

@@ -12,26 +12,26 @@ import { openSchema } from './schema.js';
 
 export interface SqliteBusOptions extends BusOptions {
   /** Database file, created with its folder if missing; `:memory:` for a bus inside one process. Default `./data/agentbus.db`. */
-  path?: string;
+  path?: string | undefined;
   /** How often a waiting consumer looks for events written by other processes. Default 25 ms. */
-  pollMs?: number;
+  pollMs?: number | undefined;
   /** How long a write waits for another process' lock (SQLite busy_timeout). Default 5000 ms. */
-  busyTimeoutMs?: number;
+  busyTimeoutMs?: number | undefined;
   /** An open better-sqlite3 database to use instead of opening `path`; the bus does not close it. */
-  database?: Database.Database;
+  database?: Database.Database | undefined;
   /**
    * Open an existing agentbus file read-only, never creating or changing anything: stats, replay,
    * dead-letter listing work; publish, subscribe, rewind, trim and dead-letter retry/purge reject.
    * A missing file fails with CONNECTION_FAILED. Default false.
    */
-  readonly?: boolean;
+  readonly?: boolean | undefined;
   /**
    * A WAL file larger than this is a warning (logged, see Store health): a checkpoint cannot finish
    * because a reader keeps an old snapshot. The bus also caps the WAL file kept after a checkpoint
    * at half of it (at most 16 MiB; `journal_size_limit`) so the warning clears once it is over.
    * Default 64 MiB.
    */
-  walWarnBytes?: number;
+  walWarnBytes?: number | undefined;
 }
 
 export const DEFAULT_SQLITE_PATH = './data/agentbus.db';

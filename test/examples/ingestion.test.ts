@@ -56,10 +56,12 @@ for (const store of await exampleStores('ingestion')) {
       const g = (await topic()).groups[0];
       return g.pending === 0 && g.lag === 0;
     }, 60_000, 200);
-    // A line per row actually inserted (a row committed just before the kill may miss its line).
+    // A line per row actually inserted. The killed host loses the lines still in its logger's
+    // buffer at the SIGKILL (rows it committed are in the vault all the same: counted above), so the
+    // line count is a lower bound; on a loaded CI machine 13 of 4000 were seen missing.
     const stored = [...first.out, ...second.out].filter((l) => l.includes('"msg":"record stored"')).map((l) => (JSON.parse(l) as { record: string }).record);
     assert.is(new Set(stored).size, stored.length, 'a record stored twice');
-    assert.ok(stored.length > N - 10, `${stored.length} store lines`);
+    assert.ok(stored.length > N - 200, `${stored.length} store lines`);
     const redelivered = [...first.out, ...second.out].filter((l) => l.includes('already stored (redelivery)')).length;
     assert.ok(redelivered <= 64, `only what the killed host held comes back (concurrency 8 plus acks not yet sent), got ${redelivered}`);
 
