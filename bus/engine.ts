@@ -67,7 +67,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   function entry(type: string, data: unknown, opts: PublishOptions | undefined): AppendEntry {
     checkType(type);
     const event = createEvent(type, data, opts, o.source);
-    const body = encodeEvent(event, o.maxPayloadBytes);
+    const body = driver.encode ? driver.encode(event, o.maxPayloadBytes) : encodeEvent(event, o.maxPayloadBytes);
     const window = opts?.dedupWindowMs === undefined ? o.dedupWindowMs : int('dedupWindowMs', opts.dedupWindowMs, 0, 0, 365 * 86_400_000);
     return { topic: type, event, body, dedup: opts?.id !== undefined, dedupWindowMs: window };
   }

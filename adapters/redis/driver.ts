@@ -4,9 +4,10 @@ import calculateSlot from 'cluster-key-slot';
 import type { Logger } from 'pino';
 import type { AppendEntry, Delivery, Driver, RangeQuery, ReadRequest, StoreBound } from '../../bus/driver.js';
 import type { DeadLetter, TopicStats } from '../../bus/contract.js';
-import { decodeEvent, isType } from '../../bus/event.js';
+import { decodeEvent, isType, type CloudEvent } from '../../bus/event.js';
 import { invalid, NotFoundError } from '../../bus/errors.js';
-import { decodeEntry, EVENT_FIELD, tooLarge } from './codec.js';
+import { decodeEntry, decodeFields, decodeFlat, envelopeText, EVENT_FIELD, tooLarge } from './codec.js';
+import { encodeBody, entryFields, FIELDS_MARKER, FLAT_MARKER, Layouts } from './layout.js';
 
 /** A consumer counts as alive in stats when Redis saw it within this window (it reads every second). */
 const CONSUMER_ALIVE_MS = 10_000;
@@ -108,6 +109,8 @@ export class RedisDriver implements Driver {
     private readonly ownsClient: boolean,
     /** Log fields for a connection error: where, and the message with any password scrubbed. */
     private readonly connError: (err: Error) => Record<string, unknown>,
+    /** How each topic's entries are written (the `layout` option). */
+    private readonly layouts: Layouts = new Layouts(undefined),
   ) {
     this.cmd = cmd as Commands;
     this.cluster = (cmd as Cluster).isCluster === true;
@@ -134,16 +137,23 @@ export class RedisDriver implements Driver {
     return this.cluster ? clusterBatch(this.cmd) : (this.cmd.pipeline() as unknown as Sender);
   }
 
+  /** The body of an entry in its topic's layout (see layout.ts encodeBody). */
+  encode(event: CloudEvent, maxBytes: number): string {
+    return encodeBody(this.layouts.of(event.type), event, maxBytes);
+  }
+
   /**
-   * Issues one entry's commands on the client or a pipeline: the dedup script or XADD, and, once per
-   * topic, its registration as a known topic and as a published one (the topics retention trims).
+   * Issues one entry's commands on the client or a pipeline: the dedup script or XADD of the fields
+   * of its topic's layout, and, once per topic, its registration as a known topic and as a published
+   * one (the topics retention trims).
    */
   private send(to: Sender, e: AppendEntry): unknown[] {
     const key = this.keys.stream(e.topic);
+    const fields = entryFields(this.layouts.of(e.topic), e.event, e.body);
     const sent = [
       e.dedup && e.dedupWindowMs > 0
-        ? to.agentbusPublishOnce(key, this.keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, e.body)
-        : to.xadd(key, '*', 'event', e.body),
+        ? to.agentbusPublishOnce(key, this.keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, fields)
+        : to.xadd(key, '*', fields),
     ];
     if (!this.knownTopics.has(e.topic)) sent.push(to.sadd(this.keys.topics, e.topic), to.sadd(this.keys.published, e.topic));
     return sent;
@@ -547,12 +557,19 @@ function delivery(topic: string, key: string, id: string, attempts: number, fiel
   // Size first, from the reply's lengths: an entry past the limit is never parsed.
   const big = fields === null ? null : tooLarge(fields, maxBytes);
   if (big) return { topic, position: id, attempts, event: null, raw: big.raw, malformed: big.malformed, oversize: true, ref: key };
-  // Our own entries (one `event` field) are the hot path: decode straight into the Delivery.
-  if (fields !== null && fields.length === 2 && fields[0] === EVENT_FIELD) {
-    const event = decodeEvent(fields[1]);
+  // Our own entries are the hot path: told by their first field, decoded straight into the Delivery.
+  const first = fields?.[0];
+  if (first === FIELDS_MARKER || first === FLAT_MARKER) {
+    const event = first === FIELDS_MARKER ? decodeFields(fields!) : decodeFlat(fields!);
+    if (typeof event !== 'string') {
+      // raw (the envelope, for a dead letter) is only made when asked for.
+      return { topic, position: id, attempts, event, get raw() { return envelopeText(fields!); }, ref: key };
+    }
+  } else if (first === EVENT_FIELD && fields!.length === 2) {
+    const event = decodeEvent(fields![1]);
     return typeof event === 'string'
-      ? { topic, position: id, attempts, event: null, raw: fields[1], malformed: event, ref: key }
-      : { topic, position: id, attempts, event, raw: fields[1], ref: key };
+      ? { topic, position: id, attempts, event: null, raw: fields![1], malformed: event, ref: key }
+      : { topic, position: id, attempts, event, raw: fields![1], ref: key };
   }
   const d = decodeEntry(topic, key, id, fields);
   return d.event === null
