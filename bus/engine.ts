@@ -55,12 +55,26 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       queue = queue.slice(take);
       try {
         await driver.append(batch.length === 1 ? batch[0].entries : batch.flatMap((q) => q.entries));
+        if (patternSubscribers > 0) for (const q of batch) announce(q.entries);
         for (const q of batch) q.resolve(q.one ? q.entries[0].event.id : q.entries.map((e) => e.event.id));
       } catch (err) {
         for (const q of batch) q.reject(err);
       }
     }
     flushing = null;
+  }
+
+  /** Pattern subscriptions open on this bus; the topics this bus has published to since one was. */
+  let patternSubscribers = 0;
+  const published = new Set<string>();
+  /** A pattern subscription hears at once of a topic this bus publishes to for the first time. */
+  function announce(entries: AppendEntry[]): void {
+    for (const e of entries) {
+      if (published.has(e.topic)) continue;
+      if (published.size >= 100_000) published.clear(); // bounded; a topic told twice is harmless
+      published.add(e.topic);
+      for (const c of consumers) c.topicPublished(e.topic);
+    }
   }
 
   /** One event to store; `opts` were checked for unknown keys by the caller. */
@@ -130,12 +144,16 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       if (closing) throw new BusClosedError('subscribe');
       const so = resolveSubscribeOptions(options);
       if (typeof handler !== 'function') throw invalid('INVALID_OPTION', `subscribe handler must be a function, got ${typeof handler}`);
-      const c = new Consumer(driver, so, o.maxPayloadBytes, handler, log, (x) => consumers.delete(x));
+      const pattern = so.types.some((t) => t.endsWith('*'));
+      const c = new Consumer(driver, so, o.maxPayloadBytes, handler, log, (x) => {
+        if (consumers.delete(x) && pattern) patternSubscribers--;
+      });
       consumers.add(c);
+      if (pattern) patternSubscribers++;
       try {
         await c.start();
       } catch (err) {
-        consumers.delete(c);
+        if (consumers.delete(c) && pattern) patternSubscribers--;
         await c.close({ drain: false });
         throw err;
       }

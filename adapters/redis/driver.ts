@@ -16,6 +16,8 @@ const RELEASED_IDLE_MS = 2 ** 40;
 const MAX_SEQ = '18446744073709551615';
 /** How often topics() looks for streams other programs created. */
 const SCAN_EVERY_MS = 10_000;
+/** How many times wakeRead asks for an XREADGROUP not yet blocked in Redis (5 ms apart). */
+const WAKE_TRIES = 20;
 /** Up to this many entries are appended as plain commands rather than a Pipeline. */
 const SMALL_BATCH = 32;
 /**
@@ -88,6 +90,9 @@ interface Reader {
   slots: string[][];
   /** Cluster: which slot's list the next blocking read waits on. */
   turn: number;
+  /** A token of the XREADGROUP in flight, if any, and whether wakeRead came while none was (see wakeRead). */
+  waiting: object | null;
+  woken: boolean;
 }
 
 /**
@@ -162,17 +167,33 @@ export class RedisDriver implements Driver {
   /**
    * Known topics: those published or subscribed through agentbus (a set), plus streams under the
    * prefix that only other programs write, found by SCAN ... TYPE stream at most every SCAN_EVERY_MS
-   * (a SCAN walks the whole keyspace).
+   * (a SCAN walks the whole keyspace). Pattern consumers ask every 100 ms: the set is read again
+   * only when its size (SCARD, O(1)) changed, or every SCAN_EVERY_MS; one SCAN runs at a time.
    */
   async topics(): Promise<string[]> {
-    const known = await this.cmd.smembers(this.keys.topics);
-    if (Date.now() >= this.scanned.at) {
-      this.scanned = { at: Date.now() + SCAN_EVERY_MS, found: await this.scanStreams() };
+    const count = await this.cmd.scard(this.keys.topics);
+    if (count !== this.listed.count || Date.now() >= this.listed.until) {
+      const names = await this.cmd.smembers(this.keys.topics);
+      this.listed = { count, until: Date.now() + SCAN_EVERY_MS, names };
+      this.merged = null;
     }
-    return [...new Set([...known, ...this.scanned.found])].sort();
+    if (Date.now() >= this.scanned.at) {
+      this.scanning ??= this.scanStreams()
+        .then((found) => {
+          this.scanned = { at: Date.now() + SCAN_EVERY_MS, found };
+          this.merged = null;
+        })
+        .finally(() => (this.scanning = null));
+      await this.scanning;
+    }
+    this.merged ??= [...new Set([...this.listed.names, ...this.scanned.found])].sort();
+    return [...this.merged];
   }
 
+  private listed: { count: number; until: number; names: string[] } = { count: -1, until: 0, names: [] };
   private scanned: { at: number; found: string[] } = { at: 0, found: [] };
+  private scanning: Promise<void> | null = null;
+  private merged: string[] | null = null;
 
   private async scanStreams(): Promise<string[]> {
     const { prefix } = this.keys;
@@ -243,11 +264,17 @@ export class RedisDriver implements Driver {
     if (Date.now() >= reader.nextClaim && topicOf.size > 0) await this.claim(req, reader, topicOf, out);
     if (out.length < req.max && topicOf.size > 0 && !req.signal.aborted) {
       let res: [string, Entry[]][] | null;
+      const waiting = {};
+      reader.waiting = waiting;
+      // Woken before this read was sent (it may have been built with the old topics): do not block.
+      const block = out.length > 0 || reader.woken ? 0 : req.blockMs;
+      reader.woken = false;
       try {
         res = this.cluster
           ? await this.readSlots(req, reader, req.max - out.length, out.length > 0)
-          : await xread(req, reader, reader.streams, req.max - out.length, out.length > 0 ? 0 : req.blockMs);
+          : await xread(req, reader, reader.streams, req.max - out.length, block);
       } catch (err) {
+        if (reader.waiting === waiting) reader.waiting = null;
         if (req.signal.aborted) {
           this.dropReader(req);
           return out;
@@ -258,6 +285,7 @@ export class RedisDriver implements Driver {
         await this.createGroup(req.group, req.topics, 'earliest');
         res = null;
       }
+      if (reader.waiting === waiting) reader.waiting = null;
       for (const [key, entries] of res ?? []) {
         for (const [id, fields] of entries) out.push(delivery(topicOf.get(key)!, key, id, 1, fields, req.maxBytes));
       }
@@ -350,13 +378,35 @@ export class RedisDriver implements Driver {
       p.catch(() => {}); // a connection closed meanwhile: nothing left to unblock
       return p;
     };
-    const reader: Reader = { conn, cursors: new Map(), nextClaim: 0, clientId: clientId(), topics: null, topicOf: new Map(), streams: [], slots: [], turn: 0 };
+    const reader: Reader = { conn, cursors: new Map(), nextClaim: 0, clientId: clientId(), topics: null, topicOf: new Map(), streams: [], slots: [], turn: 0, waiting: null, woken: false };
     conn.on('ready', () => (reader.clientId = clientId()));
     this.readers.set(id, reader);
     req.signal.addEventListener('abort', () => {
       if (!this.cluster) void reader.clientId.then((cid) => this.cmd.client('UNBLOCK', cid)).catch(() => {});
     }, { once: true });
     return reader;
+  }
+
+  /**
+   * CLIENT UNBLOCK of the consumer's blocked XREADGROUP: it returns nothing, as at its timeout.
+   * The command may not have reached Redis yet (UNBLOCK answers 0): asked again shortly, while the
+   * same read is in flight. With no XREADGROUP in flight, the next one does not block (the read
+   * under way may have been built with the old topics). A cluster read blocks CLUSTER_BLOCK_MS at
+   * most: left alone.
+   */
+  wakeRead(group: string, consumer: string): void {
+    const r = this.readers.get(`${group}\n${consumer}`);
+    if (!r || this.cluster) return;
+    const read = r.waiting;
+    if (!read) return void (r.woken = true);
+    const attempt = (n: number): void =>
+      void r.clientId
+        .then((cid) => this.cmd.client('UNBLOCK', cid))
+        .then((done) => {
+          if (Number(done) === 0 && r.waiting === read && n < WAKE_TRIES) setTimeout(() => attempt(n + 1), 5);
+        })
+        .catch(() => {}); // the connection is gone: its read ends by itself
+    attempt(1);
   }
 
   /** After the last read of a closed loop: its connection goes. */

@@ -10,6 +10,7 @@ import { historySuite } from './history.js';
 import { inputSuite } from './input.js';
 import { processSuite } from './processes.js';
 import { foreignSuite } from './foreign.js';
+import { discoverySuite } from './discovery.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -47,6 +48,7 @@ export function conformance(a: AdapterUnderTest): void {
   historySuite(t);
   inputSuite(t);
   foreignSuite(t);
+  discoverySuite(t);
   if (a.features.processOptions) processSuite(t);
 }
 
