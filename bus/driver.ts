@@ -94,7 +94,10 @@ export interface Delivery {
   /** Deliveries so far, this one included. */
   attempts: number;
   event: CloudEvent | null;
-  /** The stored entry as text, kept for dead letters. */
+  /**
+   * The stored entry as text, kept for dead letters. Redis, an entry of ours in the fields or flat
+   * layout: the envelope as JSON, made from the stored fields when first asked for.
+   */
   raw: string;
   /** Why the entry could not be decoded; set when `event` is null. */
   malformed?: string;

@@ -7,6 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createRedisBus, type RedisBusOptions } from '../adapters/redis/index.js';
 import { entryFields } from '../adapters/redis/layout.js';
+import { createBus } from '../runtime/config.js';
 import type { Bus } from '../bus/contract.js';
 import type { CloudEvent } from '../bus/event.js';
 import { quiet } from './conformance/index.js';
@@ -187,6 +188,17 @@ if (redis) {
     await rejects(() => make({ layout: { 'a.*': 'flatt' as never } }), 'INVALID_OPTION', '"flatt"', '"a.*"', "'fields', 'flat' or 'envelope'");
     await rejects(() => make({ layout: { 'a b': 'flat' } }), 'INVALID_OPTION', 'invalid layout key', '"a b"');
     await rejects(() => make({ layout: { '*.x': 'flat' } }), 'INVALID_OPTION', 'invalid layout key');
+  });
+
+  test('AGENTBUS_REDIS_LAYOUT sets the layout of a bus made from the environment; bad JSON is refused', async () => {
+    const type = uniq('env.flat');
+    const env = { AGENTBUS_ADAPTER: 'redis', REDIS_URL: url, AGENTBUS_REDIS_LAYOUT: JSON.stringify({ [type]: 'flat' }) };
+    const bus = await createBus({ logger: quiet }, env);
+    open.push(bus);
+    await bus.publish(type, { a: 1 });
+    assert.equal((await entries(type))[0].slice(-2), ['a', '1']);
+    await rejects(() => createBus({ logger: quiet }, { ...env, AGENTBUS_REDIS_LAYOUT: '{verification: flat}' }), 'INVALID_OPTION', 'AGENTBUS_REDIS_LAYOUT', 'expected JSON');
+    await rejects(() => createBus({ logger: quiet }, { ...env, AGENTBUS_REDIS_LAYOUT: '{"a.*":"flatt"}' }), 'INVALID_OPTION', '"flatt"');
   });
 
   test('the most specific setting wins: an exact type, then the longest prefix', async () => {
