@@ -3,11 +3,17 @@ import type { Handler, DeliveryContext, DeliveryOutcome, Subscription } from './
 import { HEARTBEAT_MS, type Delivery, type Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
 import { NonRetryableError } from './errors.js';
-import { asTopic, expandTypes } from './event.js';
+import { asTopic, expandTypes, matches } from './event.js';
 import { backoffDelay } from './backoff.js';
 
 const READ_BLOCK_MS = 1000;
-const TOPIC_REFRESH_MS = 1000;
+/**
+ * How often a pattern subscription asks the store for new topics (drivers answer cheaply when
+ * nothing changed: a SCARD on Redis, a COUNT on SQLite). A topic first published by this bus is
+ * seen at once (topicPublished); one published elsewhere within this interval, and the read waiting
+ * on the old topics is woken (Driver.wakeRead), so its first event arrives within about this long.
+ */
+const TOPIC_REFRESH_MS = 100;
 /** Failed events waiting for their retry do not take a concurrency slot; past this many, fetching pauses. */
 const RETRY_WAIT_FACTOR = 4;
 
@@ -85,15 +91,44 @@ export class Consumer implements Subscription {
     for (const t of this.timers) t.unref();
   }
 
-  private async refreshTopics(): Promise<void> {
+  /** A topic the bus in this process just published to for the first time: read it now if it matches. */
+  topicPublished(topic: string): void {
+    if (this.closing || !this.groupCreated || this.topics.includes(topic)) return;
+    if (this.o.types.some((t) => t.endsWith('*') && matches(t, topic))) void this.refreshTopics().catch((err) => this.storeError('topic refresh', err));
+  }
+
+  /**
+   * One refresh at a time (two at once could both take a topic as new and list it twice); one asked
+   * for meanwhile runs after it, as it may have read the topics before the new one was stored.
+   */
+  private refreshing: Promise<void> | null = null;
+  private refreshAgain = false;
+  private refreshTopics(): Promise<void> {
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.refreshAgain = false;
+        await this.doRefreshTopics();
+      } while (this.refreshAgain && !this.closing);
+    })().finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  private async doRefreshTopics(): Promise<void> {
     const known = this.o.types.some((t) => t.endsWith('*')) ? await this.driver.topics() : [];
     const fresh = expandTypes(this.o.types, known).filter((t) => !this.topics.includes(t));
     // The first call creates the group even with no topic yet (patterns matching nothing so far):
     // its start is now, so a topic that appears later is read from the subscribe on, not skipped.
     if (fresh.length === 0 && this.groupCreated) return;
     await this.driver.createGroup(this.group, fresh, this.o.from);
+    const started = this.groupCreated;
     this.groupCreated = true;
     this.topics = [...this.topics, ...fresh];
+    // The read waiting now waits on the old topics: end it, so the next one reads the new ones too.
+    if (started && fresh.length > 0) this.driver.wakeRead?.(this.group, this.consumer);
   }
 
   private groupCreated = false;

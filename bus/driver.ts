@@ -15,10 +15,22 @@ export const HEARTBEAT_MS = 1000;
  * adapter keeps the same semantics by construction. Not a public API.
  */
 export interface Driver {
+  /**
+   * The body append() stores for an event; default (no method): the envelope as JSON (event.ts
+   * encodeEvent). Called at publish, before anything is queued, so it refuses what encodeEvent
+   * refuses, by the same measure: data that is not JSON (INVALID_OPTION) and an event whose
+   * envelope as JSON is over `maxBytes` (PAYLOAD_TOO_LARGE).
+   */
+  encode?(event: CloudEvent, maxBytes: number): string;
   /** Stores entries in order, in one round trip. Entries with `dedup` set are skipped when seen in the window. */
   append(entries: AppendEntry[]): Promise<void>;
-  /** Every topic that exists, for pattern subscriptions. */
+  /** Every topic that exists, for pattern subscriptions: cheap when nothing changed (consumers ask every 100 ms). */
   topics(): Promise<string[]>;
+  /**
+   * Ends the consumer's read that is waiting for events now (it returns what it has, maybe nothing),
+   * so the next read waits on the topics the consumer has just added. A read not waiting is untouched.
+   */
+  wakeRead?(group: string, consumer: string): void;
   /** Creates the group on each topic if missing; a new group starts at `from`, and so does a topic it meets later. */
   createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<void>;
   /**
@@ -74,6 +86,7 @@ export interface Driver {
 export interface AppendEntry {
   topic: string;
   event: CloudEvent;
+  /** What the driver's encode() made of the event (without one: the envelope as JSON). */
   body: string;
   /** The caller chose the id: check the dedup window. Generated ids are unique and skip it. */
   dedup: boolean;
@@ -100,7 +113,10 @@ export interface Delivery {
   /** Deliveries so far, this one included. */
   attempts: number;
   event: CloudEvent | null;
-  /** The stored entry as text, kept for dead letters. */
+  /**
+   * The stored entry as text, kept for dead letters. Redis, an entry of ours in the fields or flat
+   * layout: the envelope as JSON, made from the stored fields when first asked for.
+   */
   raw: string;
   /** Why the entry could not be decoded; set when `event` is null. */
   malformed?: string;

@@ -77,6 +77,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       queue = queue.slice(take);
       try {
         await driver.append(batch.length === 1 ? batch[0].entries : batch.flatMap((q) => q.entries));
+        if (patternSubscribers > 0) for (const q of batch) announce(q.entries);
         for (const q of batch) q.resolve(q.one ? q.entries[0].event.id : q.entries.map((e) => e.event.id));
       } catch (err) {
         for (const q of batch) q.reject(err);
@@ -85,11 +86,24 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     flushing = null;
   }
 
+  /** Pattern subscriptions open on this bus; the topics this bus has published to since one was. */
+  let patternSubscribers = 0;
+  const published = new Set<string>();
+  /** A pattern subscription hears at once of a topic this bus publishes to for the first time. */
+  function announce(entries: AppendEntry[]): void {
+    for (const e of entries) {
+      if (published.has(e.topic)) continue;
+      if (published.size >= 100_000) published.clear(); // bounded; a topic told twice is harmless
+      published.add(e.topic);
+      for (const c of consumers) c.topicPublished(e.topic);
+    }
+  }
+
   /** One event to store; `opts` were checked for unknown keys by the caller. */
   function entry(type: string, data: unknown, opts: PublishOptions | undefined): AppendEntry {
     checkType(type);
     const event = createEvent(type, data, opts, o.source);
-    const body = encodeEvent(event, o.maxPayloadBytes);
+    const body = driver.encode ? driver.encode(event, o.maxPayloadBytes) : encodeEvent(event, o.maxPayloadBytes);
     const window = opts?.dedupWindowMs === undefined ? o.dedupWindowMs : int('dedupWindowMs', opts.dedupWindowMs, 0, 0, 365 * 86_400_000);
     return { topic: type, event, body, dedup: opts?.id !== undefined, dedupWindowMs: window };
   }
@@ -153,12 +167,16 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       if (closing) throw new BusClosedError('subscribe');
       const so = resolveSubscribeOptions(options);
       if (typeof handler !== 'function') throw invalid('INVALID_OPTION', `subscribe handler must be a function, got ${typeof handler}`);
-      const c = new Consumer(driver, so, o.maxPayloadBytes, handler, log, (x) => consumers.delete(x));
+      const pattern = so.types.some((t) => t.endsWith('*'));
+      const c = new Consumer(driver, so, o.maxPayloadBytes, handler, log, (x) => {
+        if (consumers.delete(x) && pattern) patternSubscribers--;
+      });
       consumers.add(c);
+      if (pattern) patternSubscribers++;
       try {
         await c.start();
       } catch (err) {
-        consumers.delete(c);
+        if (consumers.delete(c) && pattern) patternSubscribers--;
         await c.close({ drain: false });
         throw err;
       }

@@ -34,7 +34,8 @@ A bound B is an ISO-8601 time, epoch milliseconds, or a store position. stats, d
 open a SQLite file read-only and never create it.
 The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
 (./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB,
-AGENTBUS_REDIS_CONNECT_TIMEOUT_MS; empty variables count as unset.
+AGENTBUS_REDIS_CONNECT_TIMEOUT_MS, AGENTBUS_REDIS_LAYOUT (JSON, e.g. {"verification.*":"flat"});
+empty variables count as unset.
 start also reads AGENTBUS_AGENTS (./agents), AGENTBUS_HTTP_PORT (9464), AGENTBUS_HTTP_HOST
 (127.0.0.1), AGENTBUS_STRATEGY, AGENTBUS_EXIT_ON_FAILURE, AGENTBUS_HOST_ID, LOG_LEVEL.
 Exit codes: 0 done, 1 failed, 2 bad arguments.`;

@@ -12,7 +12,8 @@ export type CreateBusOptions =
  * Builds a bus from options, then the environment: `AGENTBUS_ADAPTER` (`sqlite`, the default, or
  * `redis`), `AGENTBUS_SQLITE_PATH` (default `./data/agentbus.db`), and for Redis `REDIS_URL` or
  * `REDIS_HOST`/`REDIS_PORT`/`REDIS_USERNAME`/`REDIS_PASSWORD`/`REDIS_DB` (or `REDIS_CLUSTER_NODES`), and
- * `AGENTBUS_REDIS_PREFIX` and `AGENTBUS_REDIS_CONNECT_TIMEOUT_MS`; `AGENTBUS_DEDUP_WINDOW_MS` for every
+ * `AGENTBUS_REDIS_PREFIX`, `AGENTBUS_REDIS_CONNECT_TIMEOUT_MS` and `AGENTBUS_REDIS_LAYOUT` (the `layout`
+ * option as JSON); `AGENTBUS_DEDUP_WINDOW_MS` for every
  * adapter. An empty variable counts as unset, except `AGENTBUS_REDIS_PREFIX` ('' is a prefix).
  * `readonly` opens a SQLite file read-only (never creating it); on Redis, where reading creates
  * nothing, it is dropped.
@@ -30,7 +31,17 @@ export async function createBus(options: CreateBusOptions = {}, env: NodeJS.Proc
     const { readonly: _, ...o } = rest as RedisBusOptions & { readonly?: boolean };
     const t = env.AGENTBUS_REDIS_CONNECT_TIMEOUT_MS;
     const connectTimeoutMs = o.connectTimeoutMs ?? (t ? (Number.isInteger(Number(t)) ? Number(t) : t) : undefined);
-    return createRedisBus({ ...o, prefix: o.prefix ?? env.AGENTBUS_REDIS_PREFIX, connectTimeoutMs } as RedisBusOptions, env);
+    const layout = o.layout ?? (env.AGENTBUS_REDIS_LAYOUT ? layoutFromEnv(env.AGENTBUS_REDIS_LAYOUT) : undefined);
+    return createRedisBus({ ...o, prefix: o.prefix ?? env.AGENTBUS_REDIS_PREFIX, connectTimeoutMs, layout } as RedisBusOptions, env);
   }
   throw invalid('INVALID_OPTION', `unknown adapter ${JSON.stringify(adapter)} (AGENTBUS_ADAPTER): expected sqlite or redis`);
+}
+
+/** AGENTBUS_REDIS_LAYOUT: the Redis `layout` option as JSON (its keys and values are checked by the bus). */
+function layoutFromEnv(text: string): RedisBusOptions['layout'] {
+  try {
+    return JSON.parse(text) as RedisBusOptions['layout'];
+  } catch {
+    throw invalid('INVALID_OPTION', `invalid AGENTBUS_REDIS_LAYOUT ${JSON.stringify(text.slice(0, 200))}: expected JSON such as {"verification.*":"flat"}`);
+  }
 }

@@ -1,8 +1,10 @@
 import { checkEnvelope, decodeEvent, oversize, OVERSIZE_KEPT_CHARS, type CloudEvent } from '../../bus/event.js';
+import { FIELDS_MARKER, FLAT_MARKER, FLAT_PREFIX } from './layout.js';
 
 /**
- * Stream entry fields. agentbus writes one field, `event`, holding the CloudEvents envelope as JSON.
- * Entries written by other producers are read too:
+ * Stream entry fields. agentbus writes the layouts of layout.ts: `fields` (first field
+ * `specversion`), `flat` (first field `ce_specversion`) or `envelope` (one field, `event`, holding
+ * the envelope as JSON). Entries written by other producers are read too:
  * - `type`/`source`/`data` (JSON string)/`timestamp` (seed 003's Python bus): data is parsed;
  * - any other flat field/value pairs (seed 001's `XADD verification_stream * user_wallet 0x.. ...`):
  *   the fields are the data.
@@ -18,6 +20,10 @@ export function decodeEntry(topic: string, key: string, id: string, fields: stri
   if (fields.length === 2 && fields[0] === EVENT_FIELD) {
     const event = decodeEvent(fields[1]);
     return typeof event === 'string' ? { event: null, raw: fields[1], malformed: event } : { event, raw: fields[1] };
+  }
+  if (fields[0] === FIELDS_MARKER || fields[0] === FLAT_MARKER) {
+    const event = fields[0] === FIELDS_MARKER ? decodeFields(fields) : decodeFlat(fields);
+    return typeof event === 'string' ? { event: null, raw: fieldsText(fields), malformed: event } : { event, raw: envelopeText(fields) };
   }
   const flat: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) flat[fields[i]] = fields[i + 1];
@@ -66,4 +72,64 @@ export function tooLarge(fields: string[], maxBytes: number): { raw: string; mal
     head += `${i ? ' ' : ''}${fields[i].slice(0, OVERSIZE_KEPT_CHARS)}=${fields[i + 1].slice(0, OVERSIZE_KEPT_CHARS)}`;
   }
   return oversize(head, bytes, maxBytes);
+}
+
+/**
+ * An entry in the fields layout (layout.ts): every field but `data` is an attribute, `data` is JSON.
+ * The event, or what is wrong with the entry. The hot path of reading our own entries: one object
+ * and one JSON.parse of data per entry.
+ */
+export function decodeFields(fields: string[]): CloudEvent | string {
+  const e: Record<string, unknown> = {};
+  let data: string | undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'data') data = fields[i + 1];
+    else e[fields[i]] = fields[i + 1];
+  }
+  if (data !== undefined) {
+    try {
+      e.data = JSON.parse(data);
+    } catch (err) {
+      return `field "data" is not JSON: ${(err as Error).message}`;
+    }
+  }
+  return checkEnvelope(e);
+}
+
+/** An entry in the flat layout: `ce_` fields are the attributes, the others data (strings). */
+export function decodeFlat(fields: string[]): CloudEvent | string {
+  const e: Record<string, unknown> = {};
+  const data: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const k = fields[i];
+    if (k.startsWith(FLAT_PREFIX)) e[k.slice(FLAT_PREFIX.length)] = fields[i + 1];
+    else data[k] = fields[i + 1];
+  }
+  e.data = data;
+  return checkEnvelope(e);
+}
+
+/**
+ * The envelope JSON of an entry in the fields or flat layout, from the stored text (never from the
+ * decoded event, which a handler may have changed, and which may be nested too deep to serialise):
+ * what its dead letter stores, and a retry writes back.
+ */
+export function envelopeText(fields: string[]): string {
+  const flat = fields[0] === FLAT_MARKER;
+  let attrs = '';
+  let data = flat ? '' : 'null';
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const [k, v] = [fields[i], fields[i + 1]];
+    if (flat && !k.startsWith(FLAT_PREFIX)) data += `${data ? ',' : ''}${JSON.stringify(k)}:${JSON.stringify(v)}`;
+    else if (!flat && k === 'data') data = v;
+    else attrs += `${JSON.stringify(flat ? k.slice(FLAT_PREFIX.length) : k)}:${JSON.stringify(v)},`;
+  }
+  return `{${attrs}"data":${flat ? `{${data}}` : data}}`;
+}
+
+/** An entry's fields as a JSON object, for a malformed entry's dead letter. */
+function fieldsText(fields: string[]): string {
+  const o: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) o[fields[i]] = fields[i + 1];
+  return JSON.stringify(o);
 }

@@ -4,9 +4,10 @@ import calculateSlot from 'cluster-key-slot';
 import type { Logger } from 'pino';
 import { isoTime, type AppendEntry, type Delivery, type Driver, type RangeQuery, type ReadRequest, type StoreBound } from '../../bus/driver.js';
 import type { DeadLetter, TopicStats } from '../../bus/contract.js';
-import { decodeEvent, isType } from '../../bus/event.js';
+import { decodeEvent, isType, type CloudEvent } from '../../bus/event.js';
 import { invalid, NotFoundError } from '../../bus/errors.js';
-import { decodeEntry, EVENT_FIELD, tooLarge } from './codec.js';
+import { decodeEntry, decodeFields, decodeFlat, envelopeText, EVENT_FIELD, tooLarge } from './codec.js';
+import { encodeBody, entryFields, FIELDS_MARKER, FLAT_MARKER, Layouts } from './layout.js';
 import { listDeadLetters, Liveness, redisStats } from './stats.js';
 
 /** Idle time set on a released entry: far past any claimIdleMs, so the next XAUTOCLAIM takes it. */
@@ -14,6 +15,8 @@ const RELEASED_IDLE_MS = 2 ** 40;
 const MAX_SEQ = '18446744073709551615';
 /** How often topics() looks for streams other programs created. */
 const SCAN_EVERY_MS = 10_000;
+/** How many times wakeRead asks for an XREADGROUP not yet blocked in Redis (5 ms apart). */
+const WAKE_TRIES = 20;
 /** Up to this many entries are appended as plain commands rather than a Pipeline. */
 const SMALL_BATCH = 32;
 /**
@@ -90,6 +93,9 @@ interface Reader {
   slots: string[][];
   /** Cluster: which slot's list the next blocking read waits on. */
   turn: number;
+  /** A token of the XREADGROUP in flight, if any, and whether wakeRead came while none was (see wakeRead). */
+  waiting: object | null;
+  woken: boolean;
 }
 
 /**
@@ -111,6 +117,8 @@ export class RedisDriver implements Driver {
     private readonly ownsClient: boolean,
     /** Log fields for a connection error: where, and the message with any password scrubbed. */
     private readonly connError: (err: Error) => Record<string, unknown>,
+    /** How each topic's entries are written (the `layout` option). */
+    private readonly layouts: Layouts = new Layouts(undefined),
   ) {
     this.cmd = cmd as Commands;
     this.cluster = (cmd as Cluster).isCluster === true;
@@ -145,16 +153,23 @@ export class RedisDriver implements Driver {
     return this.cluster ? clusterBatch(this.cmd) : (this.cmd.pipeline() as unknown as Sender);
   }
 
+  /** The body of an entry in its topic's layout (see layout.ts encodeBody). */
+  encode(event: CloudEvent, maxBytes: number): string {
+    return encodeBody(this.layouts.of(event.type), event, maxBytes);
+  }
+
   /**
-   * Issues one entry's commands on the client or a pipeline: the dedup script or XADD, and, once per
-   * topic, its registration as a known topic and as a published one (the topics retention trims).
+   * Issues one entry's commands on the client or a pipeline: the dedup script or XADD of the fields
+   * of its topic's layout, and, once per topic, its registration as a known topic and as a published
+   * one (the topics retention trims).
    */
   private send(to: Sender, e: AppendEntry): unknown[] {
     const key = this.keys.stream(e.topic);
+    const fields = entryFields(this.layouts.of(e.topic), e.event, e.body);
     const sent = [
       e.dedup && e.dedupWindowMs > 0
-        ? to.agentbusPublishOnce(key, this.keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, e.body)
-        : to.xadd(key, '*', 'event', e.body),
+        ? to.agentbusPublishOnce(key, this.keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, fields)
+        : to.xadd(key, '*', fields),
     ];
     if (!this.knownTopics.has(e.topic)) sent.push(to.sadd(this.keys.topics, e.topic), to.sadd(this.keys.published, e.topic));
     return sent;
@@ -163,17 +178,33 @@ export class RedisDriver implements Driver {
   /**
    * Known topics: those published or subscribed through agentbus (a set), plus streams under the
    * prefix that only other programs write, found by SCAN ... TYPE stream at most every SCAN_EVERY_MS
-   * (a SCAN walks the whole keyspace).
+   * (a SCAN walks the whole keyspace). Pattern consumers ask every 100 ms: the set is read again
+   * only when its size (SCARD, O(1)) changed, or every SCAN_EVERY_MS; one SCAN runs at a time.
    */
   async topics(): Promise<string[]> {
-    const known = await this.cmd.smembers(this.keys.topics);
-    if (Date.now() >= this.scanned.at) {
-      this.scanned = { at: Date.now() + SCAN_EVERY_MS, found: await this.scanStreams() };
+    const count = await this.cmd.scard(this.keys.topics);
+    if (count !== this.listed.count || Date.now() >= this.listed.until) {
+      const names = await this.cmd.smembers(this.keys.topics);
+      this.listed = { count, until: Date.now() + SCAN_EVERY_MS, names };
+      this.merged = null;
     }
-    return [...new Set([...known, ...this.scanned.found])].sort();
+    if (Date.now() >= this.scanned.at) {
+      this.scanning ??= this.scanStreams()
+        .then((found) => {
+          this.scanned = { at: Date.now() + SCAN_EVERY_MS, found };
+          this.merged = null;
+        })
+        .finally(() => (this.scanning = null));
+      await this.scanning;
+    }
+    this.merged ??= [...new Set([...this.listed.names, ...this.scanned.found])].sort();
+    return [...this.merged];
   }
 
+  private listed: { count: number; until: number; names: string[] } = { count: -1, until: 0, names: [] };
   private scanned: { at: number; found: string[] } = { at: 0, found: [] };
+  private scanning: Promise<void> | null = null;
+  private merged: string[] | null = null;
 
   private async scanStreams(): Promise<string[]> {
     const { prefix } = this.keys;
@@ -245,11 +276,17 @@ export class RedisDriver implements Driver {
     if (Date.now() >= reader.nextClaim && topicOf.size > 0) await this.claim(req, reader, topicOf, out);
     if (out.length < req.max && topicOf.size > 0 && !req.signal.aborted) {
       let res: [string, Entry[]][] | null;
+      const waiting = {};
+      reader.waiting = waiting;
+      // Woken before this read was sent (it may have been built with the old topics): do not block.
+      const block = out.length > 0 || reader.woken ? 0 : req.blockMs;
+      reader.woken = false;
       try {
         res = this.cluster
           ? await this.readSlots(req, reader, req.max - out.length, out.length > 0)
-          : await xread(req, reader, reader.streams, req.max - out.length, out.length > 0 ? 0 : req.blockMs);
+          : await xread(req, reader, reader.streams, req.max - out.length, block);
       } catch (err) {
+        if (reader.waiting === waiting) reader.waiting = null;
         if (req.signal.aborted) {
           this.dropReader(req);
           return out;
@@ -260,6 +297,7 @@ export class RedisDriver implements Driver {
         await this.createGroup(req.group, req.topics, 'earliest');
         res = null;
       }
+      if (reader.waiting === waiting) reader.waiting = null;
       for (const [key, entries] of res ?? []) {
         for (const [id, fields] of entries) out.push(delivery(topicOf.get(key)!, key, id, 1, fields, req.maxBytes));
       }
@@ -352,13 +390,35 @@ export class RedisDriver implements Driver {
       p.catch(() => {}); // a connection closed meanwhile: nothing left to unblock
       return p;
     };
-    const reader: Reader = { conn, cursors: new Map(), nextClaim: 0, clientId: clientId(), topics: null, topicOf: new Map(), streams: [], slots: [], turn: 0 };
+    const reader: Reader = { conn, cursors: new Map(), nextClaim: 0, clientId: clientId(), topics: null, topicOf: new Map(), streams: [], slots: [], turn: 0, waiting: null, woken: false };
     conn.on('ready', () => (reader.clientId = clientId()));
     this.readers.set(id, reader);
     req.signal.addEventListener('abort', () => {
       if (!this.cluster) void reader.clientId.then((cid) => this.cmd.client('UNBLOCK', cid)).catch(() => {});
     }, { once: true });
     return reader;
+  }
+
+  /**
+   * CLIENT UNBLOCK of the consumer's blocked XREADGROUP: it returns nothing, as at its timeout.
+   * The command may not have reached Redis yet (UNBLOCK answers 0): asked again shortly, while the
+   * same read is in flight. With no XREADGROUP in flight, the next one does not block (the read
+   * under way may have been built with the old topics). A cluster read blocks CLUSTER_BLOCK_MS at
+   * most: left alone.
+   */
+  wakeRead(group: string, consumer: string): void {
+    const r = this.readers.get(`${group}\n${consumer}`);
+    if (!r || this.cluster) return;
+    const read = r.waiting;
+    if (!read) return void (r.woken = true);
+    const attempt = (n: number): void =>
+      void r.clientId
+        .then((cid) => this.cmd.client('UNBLOCK', cid))
+        .then((done) => {
+          if (Number(done) === 0 && r.waiting === read && n < WAKE_TRIES) setTimeout(() => attempt(n + 1), 5);
+        })
+        .catch(() => {}); // the connection is gone: its read ends by itself
+    attempt(1);
   }
 
   /** After the last read of a closed loop: its connection goes. */
@@ -525,17 +585,41 @@ function delivery(topic: string, key: string, id: string, attempts: number, fiel
   // Size first, from the reply's lengths: an entry past the limit is never parsed.
   const big = fields === null ? null : tooLarge(fields, maxBytes);
   if (big) return { topic, position: id, attempts, event: null, raw: big.raw, malformed: big.malformed, oversize: true, ref: key };
-  // Our own entries (one `event` field) are the hot path: decode straight into the Delivery.
-  if (fields !== null && fields.length === 2 && fields[0] === EVENT_FIELD) {
-    const event = decodeEvent(fields[1]);
+  // Our own entries are the hot path: told by their first field, decoded straight into the Delivery.
+  const first = fields?.[0];
+  if (first === FIELDS_MARKER || first === FLAT_MARKER) {
+    const event = first === FIELDS_MARKER ? decodeFields(fields!) : decodeFlat(fields!);
+    if (typeof event !== 'string') return new FieldsDelivery(topic, id, attempts, event, key, fields!);
+  } else if (first === EVENT_FIELD && fields!.length === 2) {
+    const event = decodeEvent(fields![1]);
     return typeof event === 'string'
-      ? { topic, position: id, attempts, event: null, raw: fields[1], malformed: event, ref: key }
-      : { topic, position: id, attempts, event, raw: fields[1], ref: key };
+      ? { topic, position: id, attempts, event: null, raw: fields![1], malformed: event, ref: key }
+      : { topic, position: id, attempts, event, raw: fields![1], ref: key };
   }
   const d = decodeEntry(topic, key, id, fields);
   return d.event === null
     ? { topic, position: id, attempts, event: null, raw: d.raw, malformed: d.malformed, ref: key }
     : { topic, position: id, attempts, event: d.event, raw: d.raw, foreign: true, ref: key };
+}
+
+/**
+ * A delivery of an entry of ours in the fields or flat layout. Its `raw` (the envelope as JSON, for
+ * a dead letter) is made from the stored fields only when asked for: building it for every entry
+ * would cost as much as decoding it. (A getter on each object literal instead cost more than the
+ * decoding, measured; a copy made by spreading has no `raw`, which release() does not need.)
+ */
+class FieldsDelivery implements Delivery {
+  constructor(
+    readonly topic: string,
+    readonly position: string,
+    public attempts: number,
+    public event: CloudEvent | null,
+    readonly ref: string,
+    private readonly fields: string[],
+  ) {}
+  get raw(): string {
+    return envelopeText(this.fields);
+  }
 }
 
 function serialise(event: unknown): string | null {

@@ -6,6 +6,7 @@ import { ConnectionError, invalid } from '../../bus/errors.js';
 import { int, knownKeys, resolveBusOptions, type BusOptions } from '../../bus/options.js';
 import { Keys, RedisDriver } from './driver.js';
 import { checkServer, evictionOptIn } from './health.js';
+import { Layouts } from './layout.js';
 import { RedisPressure } from './pressure.js';
 import { scripts } from './scripts.js';
 import { checkUrl, dbNumber, describeTarget, MAX_DB, scrubber, urlPasswords } from './target.js';
@@ -44,16 +45,28 @@ export interface RedisBusOptions extends BusOptions {
    * `AGENTBUS_ALLOW_EVICTION=1`, else false.
    */
   allowEvictionPolicy?: boolean | undefined;
+  /**
+   * How publishes are written to each topic's stream, by event type or `prefix*` pattern (an exact
+   * type wins, then the longest prefix): `fields` (default: each CloudEvents attribute a field of its
+   * own, `specversion` first, and `data` as JSON text: what seed 003's Python consumer reads), `flat`
+   * (data's top-level keys as the fields, for consumers that expect seed 001's flat entries; data must
+   * be an object of strings, numbers and booleans; attributes ride along as `ce_id`, `ce_type`...,
+   * so data keys starting with `ce_` are refused) or `envelope` (one `event` field holding the
+   * envelope as JSON, as agentbus 0.1 wrote). Reading understands every layout whatever this says.
+   * Example: `{ 'verification.*': 'flat' }`. Default: every topic `fields`.
+   */
+  layout?: Record<string, 'fields' | 'flat' | 'envelope'> | undefined;
 }
 
-const OWN_KEYS = ['url', 'host', 'port', 'username', 'password', 'db', 'tls', 'prefix', 'connectTimeoutMs', 'cluster', 'client', 'allowEvictionPolicy'];
+const OWN_KEYS = ['url', 'host', 'port', 'username', 'password', 'db', 'tls', 'prefix', 'connectTimeoutMs', 'cluster', 'client', 'allowEvictionPolicy', 'layout'];
 const COMMON_KEYS = ['source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger'];
 
 /** Connects (failing within `connectTimeoutMs` when Redis is unreachable) and returns a Redis Streams bus. */
 export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
   knownKeys('redis', options, [...OWN_KEYS, ...COMMON_KEYS]);
-  const { url, host, port, username, password, db, tls, prefix = 'events:', connectTimeoutMs, cluster, client, allowEvictionPolicy, ...common } = options;
+  const { url, host, port, username, password, db, tls, prefix = 'events:', connectTimeoutMs, cluster, client, allowEvictionPolicy, layout, ...common } = options;
   resolveBusOptions(common);
+  const layouts = new Layouts(layout);
   const timeout = int('connectTimeoutMs', connectTimeoutMs, 10_000, 100, 600_000);
   const allowEviction = evictionOptIn(allowEvictionPolicy, env);
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new ConnectionError('CONNECTION_FAILED', `invalid prefix ${JSON.stringify(prefix)}: expected a string without braces`);
@@ -126,7 +139,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     throw err;
   });
   const keys = new Keys(prefix);
-  const driver = health.guard(new RedisDriver(redis, keys, log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) })));
+  const driver = health.guard(new RedisDriver(redis, keys, log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) }), layouts));
   new RedisPressure(redis, keys, health).watch(driver);
   return busFromDriver(driver, common);
 }

@@ -9,14 +9,14 @@ export const scripts = {
    * (the key holds another type, the stream's last id is exhausted) the error ends the script before
    * the SET, so the caller's retry with the same id is stored, not taken for a duplicate.
    * KEYS[1] stream, KEYS[2] dedup marker `{stream}:dedup:<sha256 of [source, id]>`
-   * ARGV[1] window (ms), ARGV[2] envelope JSON
+   * ARGV[1] window (ms), ARGV[2..] the entry's field/value pairs, in its topic's layout (layout.ts)
    * Returns the new entry id, or nil when the marker exists (a duplicate inside the window).
    */
   agentbusPublishOnce: {
     numberOfKeys: 2,
     lua: `
 if redis.call('EXISTS', KEYS[2]) == 1 then return false end
-local id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[2])
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 return id`,
   },
@@ -74,7 +74,7 @@ return n`,
    * KEYS[1] stream the delivery came from, KEYS[2] dead-letter stream `{stream}:dlq`,
    * KEYS[3] per-group dead-letter counts `{stream}:dlqcount` (what stats read)
    * ARGV[1] group, ARGV[2] entry id, ARGV[3] reason, ARGV[4] error, ARGV[5] attempts,
-   * ARGV[6] failed at (ms), ARGV[7] body (envelope JSON, or the raw fields of a malformed entry)
+   * ARGV[6] failed at (ms), ARGV[7] body (envelope JSON in any layout, or the raw fields of a malformed entry)
    */
   agentbusDeadLetter: {
     numberOfKeys: 3,
@@ -91,6 +91,9 @@ return 1`,
    * KEYS[1] dead-letter stream, KEYS[2] the group's retry stream `{stream}:retry:<group>`,
    * KEYS[3] per-group dead-letter counts
    * ARGV[1] dead-letter entry id, ARGV[2] group (must be the one recorded on the dead letter)
+   * The dead letter's body is an envelope as JSON whatever the layout the entry had (a malformed
+   * entry's, its text): it goes back in the envelope layout, an `event` field, which only agentbus
+   * reads (the retry stream is agentbus' own).
    * Returns 1 when handed back, 0 when the dead letter is gone or belongs to another group.
    */
   agentbusRetryDeadLetter: {

@@ -103,8 +103,24 @@ export class SqliteDriver implements Driver {
     this.notifier.emit('change');
   }
 
+  /** Pattern consumers ask every 100 ms: the names are read again only when their count changed (topics are never removed). */
   async topics(): Promise<string[]> {
-    return (this.s.topics.all() as { name: string }[]).map((r) => r.name);
+    const { n } = this.s.topicCount.get() as { n: number };
+    if (n !== this.listed.count) this.listed = { count: n, names: (this.s.topics.all() as { name: string }[]).map((r) => r.name) };
+    return [...this.listed.names];
+  }
+
+  private listed: { count: number; names: string[] } = { count: -1, names: [] };
+  /** The wake-up of each consumer's read that is waiting; consumers woken while not waiting (see wakeRead). */
+  private readonly waiting = new Map<string, () => void>();
+  private readonly woken = new Set<string>();
+
+  /** Ends the consumer's wait now, or, when it is not waiting (its read may hold the old topics), its next one. */
+  wakeRead(group: string, consumer: string): void {
+    const who = `${group}\n${consumer}`;
+    const w = this.waiting.get(who);
+    if (w) w();
+    else this.woken.add(who);
   }
 
   async createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<void> {
@@ -192,11 +208,14 @@ export class SqliteDriver implements Driver {
 
   /** Resolves on an in-process change, on a change seen by polling (other processes), at blockMs, or on abort. */
   private waitForChange(req: ReadRequest): Promise<void> {
+    const who = `${req.group}\n${req.consumer}`;
+    if (this.woken.delete(who)) return Promise.resolve();
     return new Promise((resolve) => {
       const end = Date.now() + req.blockMs;
       const seq = this.maxSeq();
       const done = () => {
         clearInterval(timer);
+        if (this.waiting.get(who) === done) this.waiting.delete(who);
         this.notifier.off('change', done);
         req.signal.removeEventListener('abort', done);
         resolve();
@@ -210,6 +229,7 @@ export class SqliteDriver implements Driver {
         }
       }, this.pollMs);
       this.notifier.on('change', done);
+      this.waiting.set(who, done);
       req.signal.addEventListener('abort', done);
     });
   }
@@ -443,6 +463,7 @@ function prepare(db: Database) {
     dedupPut: p('INSERT OR REPLACE INTO dedup (topic, source, id, seq, expires) VALUES (?, ?, ?, ?, ?)'),
     dedupExpire: p('DELETE FROM dedup WHERE expires <= ?'),
     topics: p('SELECT name FROM topics ORDER BY name'),
+    topicCount: p('SELECT COUNT(*) AS n FROM topics'),
     maxSeq: p('SELECT MAX(seq) AS seq FROM events'),
     groupCreate: p('INSERT OR IGNORE INTO groups (grp, start) VALUES (?, ?)'),
     groupGet: p('SELECT gid, start FROM groups WHERE grp = ?'),

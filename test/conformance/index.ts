@@ -11,6 +11,7 @@ import { inputSuite } from './input.js';
 import { processSuite } from './processes.js';
 import { foreignSuite } from './foreign.js';
 import { statsSuite } from './stats.js';
+import { discoverySuite } from './discovery.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -51,6 +52,7 @@ export function conformance(a: AdapterUnderTest): void {
   inputSuite(t);
   foreignSuite(t);
   statsSuite(t);
+  discoverySuite(t);
   if (a.features.processOptions) processSuite(t);
 }
 
