@@ -90,7 +90,9 @@ h('a circuit breaker opens after breakerFailures failures in a row: a crash, the
   assert.ok(states.some((s) => s.startsWith('crashing CircuitOpenError: agent Flaky: 3 deliveries failed in a row')), states.join('\n'));
   assert.is(host.status().agents[0].restarts, 1);
   const failure = lines.find((l) => l.msg === 'delivery failed')!;
-  assert.equal([failure.level, failure.agent, failure.group, failure.type, failure.attempt, failure.err], [40, 'Flaky', 'Flaky', 'job.run', 1, 'Error: downstream down']);
+  const err = failure.err as { type: string; message: string; stack: string };
+  assert.equal([failure.level, failure.agent, failure.group, failure.type, failure.attempt, err.type, err.message], [40, 'Flaky', 'Flaky', 'job.run', 1, 'Error', 'downstream down']);
+  assert.ok(err.stack.startsWith('Error: downstream down\n    at Flaky.onJobRun'), err.stack);
   assert.match(String(failure.id), /^[0-9a-f-]{36}$/);
   await host.stop();
   await bus.close();
@@ -258,7 +260,7 @@ h('replay hands stored events to a fresh instance of an agent without moving its
   await bus.publishBatch([1, 2, 3].map((n) => ({ type, data: { n } })));
   const host = new AgentHost({ bus, agents: [Auditor], logger });
   const result = await host.replay('Auditor', { from: 0 });
-  assert.equal(result, { handled: 3, failed: [] });
+  assert.equal(result, { handled: 3, failed: [], published: { count: 0, stored: false, events: [] } });
   assert.equal(got, [1, 2, 3]);
   assert.is(lifecycle, 'start stop');
   assert.equal((await bus.stats()).find((t) => t.type === type)!.groups, [], 'no group was created or moved');
@@ -415,7 +417,8 @@ h('a handler throwing Object.create(null) is retried and dead-lettered with a re
   assert.is(calls, 2);
   assert.is(dl.reason, 'failed');
   assert.is(dl.error, '{"why":"no prototype"}');
-  assert.ok(lines.some((l) => l.msg === 'delivery failed, will retry' && l.err === '{"why":"no prototype"}'));
+  assert.ok(lines.some((l) => l.msg === 'delivery failed, will retry' && JSON.stringify(l.err) === '{"type":"object","message":"{\\"why\\":\\"no prototype\\"}","stack":""}'), JSON.stringify(lines));
+  assert.is(dl.stack, undefined, 'a thrown value that is not an Error has no stack');
   assert.is(host.status().agents[0].state, 'running');
   await host.stop();
   await bus.close();

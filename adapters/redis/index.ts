@@ -9,6 +9,7 @@ import { checkServer, evictionOptIn } from './health.js';
 import { scripts } from './scripts.js';
 import { checkUrl, dbNumber, describeTarget, MAX_DB, scrubber, urlPasswords } from './target.js';
 import { statsScripts } from './stats-scripts.js';
+import { watchConnection } from './outage.js';
 
 export interface RedisBusOptions extends BusOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Default `REDIS_URL`, else the fields below. */
@@ -117,7 +118,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     }
     where = describeTarget(o);
   }
-  redis.on('error', (err: Error) => log.warn({ redis: where, err: scrub(err.message) }, 'redis connection error'));
+  watchConnection(redis, log, 'redis connection', (err) => ({ redis: where, connection: 'command', err: scrub(err.message) }));
   for (const [name, def] of Object.entries({ ...scripts, ...statsScripts })) redis.defineCommand(name, def);
   if (!client) await connect(redis, where, timeout, scrub);
   const health = await checkServer(redis, { allowEvictionPolicy: allowEviction }, log).catch((err) => {
@@ -125,7 +126,8 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     throw err;
   });
   const driver = health.guard(new RedisDriver(redis, new Keys(prefix), log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) })));
-  return busFromDriver(driver, common);
+  log.info({ store: 'redis', redis: where, prefix }, `store: Redis at ${where}`);
+  return busFromDriver(driver, { ...common, logger: log });
 }
 
 /** `host:port` or `{ host, port }`, checked, for the Cluster constructor. */

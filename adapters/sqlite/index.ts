@@ -2,12 +2,13 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'eventemitter3';
+import { pino } from 'pino';
 import type { Bus } from '../../bus/contract.js';
 import { busFromDriver } from '../../bus/engine.js';
 import { ConnectionError, invalid } from '../../bus/errors.js';
 import { int, knownKeys, resolveBusOptions, str, type BusOptions } from '../../bus/options.js';
 import { SqliteDriver } from './driver.js';
-import { openSchema } from './schema.js';
+import { openSchema, SCHEMA_VERSION } from './schema.js';
 
 export interface SqliteBusOptions extends BusOptions {
   /** Database file, created with its folder if missing; `:memory:` for a bus inside one process. Default `./data/agentbus.db`. */
@@ -51,6 +52,7 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
     throw new ConnectionError('CONNECTION_FAILED', `no agentbus database at ${resolve(path)}; start a host or publish first (readonly creates nothing)`);
   }
   let db: Database.Database | undefined;
+  let found: number | null;
   try {
     if (database) db = database;
     else if (readonly) db = new Database(path, { readonly: true, fileMustExist: true });
@@ -58,7 +60,7 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
       if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
       db = new Database(path);
     }
-    openSchema(db, readonly);
+    found = openSchema(db, readonly);
   } catch (err) {
     if (db && !database) db.close();
     throw new ConnectionError('CONNECTION_FAILED', `cannot open SQLite database ${JSON.stringify(path)}: ${(err as Error).message}`, { cause: err });
@@ -73,5 +75,11 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
     await close();
     if (--shared.users === 0) notifiers.delete(key);
   };
-  return busFromDriver(driver, common);
+  const log = common.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL || 'info' });
+  const where = memory ? ':memory:' : resolve(path);
+  if (found !== null && found !== SCHEMA_VERSION && !readonly) {
+    log.info({ store: 'sqlite', path: where, from: found, to: SCHEMA_VERSION }, `SQLite schema of ${where} migrated from version ${found} to ${SCHEMA_VERSION}`);
+  }
+  log.info({ store: 'sqlite', path: where, readonly }, `store: SQLite ${where}${readonly ? ' (read-only)' : ''}`);
+  return busFromDriver(driver, { ...common, logger: log });
 }
