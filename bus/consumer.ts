@@ -195,14 +195,14 @@ export class Consumer implements Subscription {
     this.running--;
     if (this.abandoned) return;
     if (this.o.onOutcome && (failed || ctx.deadLetterReason === undefined)) {
-      const retry = failed && !(error instanceof NonRetryableError) && h.d.attempts < this.o.maxAttempts;
+      const retry = failed && !isA(error, NonRetryableError) && h.d.attempts < this.o.maxAttempts;
       this.report(failed ? 'failed' : 'handled', h, performance.now() - started, retry, undefined, failed ? error : undefined);
     }
     if (!failed && ctx.deadLetterReason === undefined) {
       this.ack(h);
     } else if (!failed) {
       void this.deadLetter(h, ctx.deadLetterReason!, '');
-    } else if (error instanceof NonRetryableError) {
+    } else if (isA(error, NonRetryableError)) {
       void this.deadLetter(h, 'non_retryable', describe(error), stackOf(error));
     } else if (h.d.attempts >= this.o.maxAttempts) {
       void this.deadLetter(h, 'failed', describe(error), stackOf(error));
@@ -412,13 +412,13 @@ export function stackOf(err: unknown): string | undefined {
  * and a revoked Proxy would throw inside the logger. Total.
  */
 export function errForLog(err: unknown): unknown {
-  if (err instanceof Error) {
-    try {
+  try {
+    if (err instanceof Error) {
       pino.stdSerializers.err(err);
       return err;
-    } catch {
-      // Unreadable for pino: described instead.
     }
+  } catch {
+    // Unreadable for pino (or `instanceof` itself threw, as on a revoked Proxy): described instead.
   }
   // No prototype: pino's serializer then keeps `type` as given rather than naming the constructor.
   const out = Object.create(null) as Record<string, string>;
@@ -429,9 +429,18 @@ export function errForLog(err: unknown): unknown {
   return out;
 }
 
+/** `instanceof` that cannot throw (it does on a revoked Proxy). */
+function isA(err: unknown, cls: abstract new (...args: never[]) => unknown): boolean {
+  try {
+    return err instanceof cls;
+  } catch {
+    return false;
+  }
+}
+
 function thrownType(err: unknown): string {
   try {
-    return err instanceof Error ? String(err.name) : err === null ? 'null' : typeof err;
+    return isA(err, Error) ? String((err as Error).name) : err === null ? 'null' : typeof err;
   } catch {
     return typeof err;
   }

@@ -87,15 +87,32 @@ export class ReplayCapture {
     return { ...e, data: JSON.parse(encodeEvent(e, MAX_PAYLOAD_BYTES)).data as unknown };
   }
 
+  /** Notes the events of a publish or publishBatch sent to the bus, once stored. */
+  sent(events: EventInput[], ids: Promise<string[]>): void {
+    ids.then((got) => events.forEach((e, i) => this.note(e.type, got[i], e.data, e.subject)), () => {});
+  }
+
   /**
    * `bus` as a replayed agent sees it through ctx.bus: its publish and publishBatch are captured
-   * too (source: the option given, else `source`); everything else is the bus itself.
+   * too (source: the option given, else `source`), or noted when sent; everything else is the bus itself.
    */
   wrap(bus: Bus, source: string): Bus {
+    const publish = (type: string, data: unknown, options?: PublishOptions): Promise<string> => {
+      if (!this.stored) return this.publish(type, data, options, source);
+      const p = bus.publish(type, data, options);
+      this.sent([{ type, data, ...options }], p.then((id) => [id]));
+      return p;
+    };
+    const publishBatch = (events: EventInput[]): Promise<string[]> => {
+      if (!this.stored) return this.publishBatch(events, source);
+      const p = bus.publishBatch(events);
+      this.sent(events, p);
+      return p;
+    };
     return new Proxy(bus, {
       get: (target, key) => {
-        if (key === 'publish') return (type: string, data: unknown, options?: PublishOptions) => this.publish(type, data, options, source);
-        if (key === 'publishBatch') return (events: EventInput[]) => this.publishBatch(events, source);
+        if (key === 'publish') return publish;
+        if (key === 'publishBatch') return publishBatch;
         const v = Reflect.get(target, key, target) as unknown;
         return typeof v === 'function' ? v.bind(target) : v;
       },

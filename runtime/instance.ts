@@ -53,7 +53,7 @@ export class AgentInstance implements AgentContext {
     this.agent = spec.name;
     this.logger = host.logger.child({ agent: spec.name });
     this.source = `/agentbus/${host.hostId}/${spec.name}`;
-    this.replayBus = capture && !capture.stored ? capture.wrap(host.bus, this.source) : null;
+    this.replayBus = capture ? capture.wrap(host.bus, this.source) : null;
   }
 
   get signal(): AbortSignal {
@@ -65,7 +65,7 @@ export class AgentInstance implements AgentContext {
     return this.capture !== null;
   }
 
-  /** During a replay without `publish: true`, the bus with its publishes captured. */
+  /** During a replay, the bus with its publishes captured (or, with `publish: true`, noted). */
   get bus(): Bus {
     return this.replayBus ?? this.host.bus;
   }
@@ -181,25 +181,19 @@ export class AgentInstance implements AgentContext {
 
   /**
    * Counted in the metrics once stored: a refused publish is not a published event. While replaying,
-   * captured instead (nothing stored, not counted) unless the replay was asked to publish.
+   * through the replay's capture (see ReplayCapture): nothing stored nor counted unless asked to publish.
    */
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
-    if (this.replayBus) return this.capture!.publish(type, data, { source: this.source, ...options }, this.source);
-    const p = this.host.bus.publish(type, data, { source: this.source, ...options });
-    p.then((id) => {
-      this.host.onPublish(type);
-      this.capture?.note(type, id, data, options?.subject);
-    }, () => {});
+    const bus = this.replayBus ?? this.host.bus;
+    const p = bus.publish(type, data, { source: this.source, ...options });
+    if (this.capture === null || this.capture.stored) p.then(() => this.host.onPublish(type), () => {});
     return p;
   }
 
   publishBatch(events: EventInput[]): Promise<string[]> {
-    if (this.replayBus) return this.capture!.publishBatch(Array.isArray(events) ? events.map((e) => ({ source: this.source, ...e })) : events, this.source);
-    const p = this.host.bus.publishBatch(events.map((e) => ({ source: this.source, ...e })));
-    p.then((ids) => events.forEach((e, i) => {
-      this.host.onPublish(e.type);
-      this.capture?.note(e.type, ids[i], e.data, e.subject);
-    }), () => {});
+    const bus = this.replayBus ?? this.host.bus;
+    const p = bus.publishBatch(Array.isArray(events) ? events.map((e) => ({ source: this.source, ...e })) : events);
+    if (this.capture === null || this.capture.stored) p.then(() => events.forEach((e) => this.host.onPublish(e.type)), () => {});
     return p;
   }
 
