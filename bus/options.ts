@@ -19,7 +19,10 @@ export interface BusOptions {
   dedupWindowMs?: number;
   /** Per-topic retention, applied approximately (trimmed every `retention.intervalMs`). Default: keep everything. */
   retention?: RetentionOptions;
-  /** pino logger. Default: pino at `LOG_LEVEL` (default `info`), which logs dead letters and store errors only. */
+  /**
+   * pino logger. Default: pino at `LOG_LEVEL` (default `info`), which logs the store opened, dead
+   * letters, store errors and outages, and the events a new group at `latest` skips.
+   */
   logger?: Logger;
 }
 
