@@ -20,8 +20,9 @@ export interface BusOptions {
   /** Per-topic retention, applied approximately (trimmed every `retention.intervalMs`). Default: keep everything. */
   retention?: RetentionOptions;
   /**
-   * pino logger. Default: pino at `LOG_LEVEL` (default `info`), which logs the store opened, dead
-   * letters, store errors and outages, and the events a new group at `latest` skips.
+   * pino logger. Default: pino at `LOG_LEVEL` (default `info`), which logs dead letters, store
+   * errors and outages, and the events a new group at `latest` skips (and the store opened, at debug;
+   * at info through a logger given here).
    */
   logger?: Logger;
 }

@@ -126,7 +126,8 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     throw err;
   });
   const driver = health.guard(new RedisDriver(redis, new Keys(prefix), log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) })));
-  log.info({ store: 'redis', redis: where, prefix }, `store: Redis at ${where}`);
+  // Info through a logger the caller passed (agentbus start passes its own); the default logger keeps it at debug.
+  log[common.logger ? 'info' : 'debug']({ store: 'redis', redis: where, prefix }, `store: Redis at ${where}`);
   return busFromDriver(driver, { ...common, logger: log });
 }
 

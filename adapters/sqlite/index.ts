@@ -80,6 +80,7 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
   if (found !== null && found !== SCHEMA_VERSION && !readonly) {
     log.info({ store: 'sqlite', path: where, from: found, to: SCHEMA_VERSION }, `SQLite schema of ${where} migrated from version ${found} to ${SCHEMA_VERSION}`);
   }
-  log.info({ store: 'sqlite', path: where, readonly }, `store: SQLite ${where}${readonly ? ' (read-only)' : ''}`);
+  // Info through a logger the caller passed (agentbus start passes its own); the default logger keeps it at debug.
+  log[common.logger ? 'info' : 'debug']({ store: 'sqlite', path: where, readonly }, `store: SQLite ${where}${readonly ? ' (read-only)' : ''}`);
   return busFromDriver(driver, { ...common, logger: log });
 }
