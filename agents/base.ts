@@ -30,6 +30,12 @@ export interface AgentContext {
   readonly signal: AbortSignal;
   /** The host's bus (stats, replay, dead letters). Publish through `publish` to get source and trace. */
   readonly bus: Bus;
+  /**
+   * True when this instance was made by a replay (`host.replay`, `agentbus replay --agent`): the
+   * events are ones already handled, and `publish` (also `bus.publish`) is captured, not stored,
+   * unless the replay was asked to publish. False in a host's normal run.
+   */
+  readonly replaying: boolean;
   /** Publishes with the agent as `source`. */
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string>;
   publishBatch(events: EventInput[]): Promise<string[]>;

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import { pino, type Logger } from 'pino';
 import type { Handler, DeliveryContext, DeliveryOutcome, Subscription } from './contract.js';
 import { HEARTBEAT_MS, type Delivery, type Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
@@ -123,7 +123,14 @@ export class Consumer implements Subscription {
     // The first call creates the group even with no topic yet (patterns matching nothing so far):
     // its start is now, so a topic that appears later is read from the subscribe on, not skipped.
     if (fresh.length === 0 && this.groupCreated) return;
-    await this.driver.createGroup(this.group, fresh, this.o.from);
+    const skipped = await this.driver.createGroup(this.group, fresh, this.o.from);
+    if (skipped > 0) {
+      // A new group at `latest` reads nothing already stored, and stats show it with lag 0: say so once.
+      this.log.info(
+        { group: this.group, types: fresh, skipped },
+        `new group ${this.group} starts at the latest event: skipping ${skipped} earlier event${skipped === 1 ? '' : 's'} of ${fresh.join(', ')} (from: 'earliest' reads them)`,
+      );
+    }
     const started = this.groupCreated;
     this.groupCreated = true;
     this.topics = [...this.topics, ...fresh];
@@ -223,17 +230,17 @@ export class Consumer implements Subscription {
     this.running--;
     if (this.abandoned) return;
     if (this.o.onOutcome && (failed || ctx.deadLetterReason === undefined)) {
-      const retry = failed && !(error instanceof NonRetryableError) && h.d.attempts < this.o.maxAttempts;
+      const retry = failed && !isA(error, NonRetryableError) && h.d.attempts < this.o.maxAttempts;
       this.report(failed ? 'failed' : 'handled', h, performance.now() - started, retry, undefined, failed ? error : undefined);
     }
     if (!failed && ctx.deadLetterReason === undefined) {
       this.ack(h);
     } else if (!failed) {
       void this.deadLetter(h, ctx.deadLetterReason!, '');
-    } else if (error instanceof NonRetryableError) {
-      void this.deadLetter(h, 'non_retryable', describe(error));
+    } else if (isA(error, NonRetryableError)) {
+      void this.deadLetter(h, 'non_retryable', describe(error), stackOf(error));
     } else if (h.d.attempts >= this.o.maxAttempts) {
-      void this.deadLetter(h, 'failed', describe(error));
+      void this.deadLetter(h, 'failed', describe(error), stackOf(error));
     } else {
       this.scheduleRetry(h, error);
     }
@@ -243,7 +250,7 @@ export class Consumer implements Subscription {
   private scheduleRetry(h: Held, error: unknown): void {
     const delay = backoffDelay(h.d.attempts, this.o.backoff);
     if (this.log.isLevelEnabled('debug')) {
-      this.log.debug({ group: this.group, type: h.d.topic, id: h.d.event?.id, attempt: h.d.attempts, delay, err: describe(error) }, 'delivery failed, retrying');
+      this.log.debug({ group: this.group, type: h.d.topic, id: h.d.event?.id, attempt: h.d.attempts, delay, err: errForLog(error) }, 'delivery failed, retrying');
     }
     this.retrying++;
     h.state = 'waiting';
@@ -285,19 +292,21 @@ export class Consumer implements Subscription {
       const d = h.d;
       this.o.onOutcome!({ outcome, type: d.topic, group: this.group, id: d.event?.id ?? '', position: d.position, attempt: d.attempts, durationMs, retry, reason, error });
     } catch (err) {
-      this.log.error({ group: this.group, err: describe(err) }, 'onOutcome threw');
+      this.log.error({ group: this.group, err: errForLog(err) }, 'onOutcome threw');
     }
   }
 
   /**
    * Reported (onOutcome, the warn line) once stored: a dead letter the store refused stays pending,
    * comes back after its lease and is dead-lettered again then, so it is never reported twice.
+   * `stack`: the thrown error's (stackOf), stored with the dead letter and logged.
    */
-  private async deadLetter(h: Held, reason: string, error: string): Promise<void> {
+  private async deadLetter(h: Held, reason: string, error: string, stack?: string): Promise<void> {
     try {
-      await this.driver.deadLetter(this.group, h.d, reason, error);
+      await this.driver.deadLetter(this.group, h.d, reason, error, stack);
       if (this.o.onOutcome) this.report('dead_lettered', h, 0, false, reason, error);
-      this.log.warn({ group: this.group, type: h.d.topic, position: h.d.position, id: h.d.event?.id, attempts: h.d.attempts, reason, error }, 'dead letter');
+      const at = { group: this.group, type: h.d.topic, position: h.d.position, id: h.d.event?.id, attempts: h.d.attempts, reason, error };
+      this.log.warn(stack === undefined ? at : { ...at, stack }, 'dead letter');
     } catch (err) {
       this.storeError('dead letter', err);
     }
@@ -370,7 +379,7 @@ export class Consumer implements Subscription {
   }
 
   private storeError(what: string, err: unknown): void {
-    this.log.error({ group: this.group, consumer: this.consumer, err: describe(err) }, `store error during ${what}`);
+    this.log.error({ group: this.group, consumer: this.consumer, err: errForLog(err) }, `store error during ${what}`);
   }
 }
 
@@ -399,6 +408,76 @@ export function describe(err: unknown): string {
     return `${Object.prototype.toString.call(err)} (not convertible to a string)`;
   } catch {
     return `a thrown ${typeof err} (not convertible to a string)`;
+  }
+}
+
+/** Most characters of a stack stackOf() keeps: a dead letter stays small whatever was thrown. */
+export const MAX_STACK_CHARS = 8192;
+/** Causes stackOf() follows (`caused by:` lines). */
+const MAX_CAUSES = 5;
+
+/**
+ * The stack of a thrown Error, where it was thrown first (V8's text: `<name>: <message>` then the
+ * frames), followed by its causes' as `caused by: <stack>` (the form pino logs), cut to
+ * MAX_STACK_CHARS. Undefined for a thrown value that is not an Error or has no stack. Total, like
+ * describe(): a getter that throws gives undefined, not an error.
+ */
+export function stackOf(err: unknown): string | undefined {
+  try {
+    if (!(err instanceof Error)) return undefined;
+    let out = typeof err.stack === 'string' ? err.stack : '';
+    let cause: unknown = err.cause;
+    for (let i = 0; i < MAX_CAUSES && cause instanceof Error && out.length < MAX_STACK_CHARS; i++, cause = cause.cause) {
+      if (typeof cause.stack === 'string') out += `\ncaused by: ${cause.stack}`;
+    }
+    if (out === '') return undefined;
+    if (out.length <= MAX_STACK_CHARS) return out;
+    const tail = `\n... (cut: ${out.length} characters)`;
+    return out.slice(0, MAX_STACK_CHARS - tail.length) + tail;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A thrown value for a log line's `err` field. An Error goes as itself: pino's `err` serializer
+ * (active in every logger pino() makes) writes its type, message and stack with its causes'. Any
+ * other value, or an Error pino's serializer cannot read (a getter that throws), goes as
+ * `{ type, message, stack }` built from describe() and stackOf(): pino writes a non-Error as it is,
+ * and a revoked Proxy would throw inside the logger. Total.
+ */
+export function errForLog(err: unknown): unknown {
+  try {
+    if (err instanceof Error) {
+      pino.stdSerializers.err(err);
+      return err;
+    }
+  } catch {
+    // Unreadable for pino (or `instanceof` itself threw, as on a revoked Proxy): described instead.
+  }
+  // No prototype: pino's serializer then keeps `type` as given rather than naming the constructor.
+  const out = Object.create(null) as Record<string, string>;
+  out.type = thrownType(err);
+  out.message = describe(err);
+  const stack = stackOf(err);
+  if (stack !== undefined) out.stack = stack;
+  return out;
+}
+
+/** `instanceof` that cannot throw (it does on a revoked Proxy). */
+function isA(err: unknown, cls: abstract new (...args: never[]) => unknown): boolean {
+  try {
+    return err instanceof cls;
+  } catch {
+    return false;
+  }
+}
+
+function thrownType(err: unknown): string {
+  try {
+    return isA(err, Error) ? String((err as Error).name) : err === null ? 'null' : typeof err;
+  } catch {
+    return typeof err;
   }
 }
 

@@ -114,7 +114,8 @@ export interface ReplayOptions {
 
 export interface ReplayResult {
   handled: number;
-  failed: Array<{ type: string; position: string; id: string; error: string }>;
+  /** `error` is `<name>: <message>`; `stack`, when the handler threw an Error, its stack (as DeadLetter.stack). */
+  failed: Array<{ type: string; position: string; id: string; error: string; stack?: string }>;
 }
 
 export interface RewindOptions {
@@ -135,7 +136,14 @@ export interface DeadLetter {
   raw: string | null;
   /** `failed` (handler threw maxAttempts times), `non_retryable`, `malformed`, `oversize`, or the reason given to `ctx.deadLetter`. */
   reason: string;
+  /** What the handler threw, as `<name>: <message>`; '' for a reason given to `ctx.deadLetter`. */
   error: string;
+  /**
+   * The thrown Error's stack (where it was thrown, then `caused by:` its causes'), at most 8192
+   * characters. Absent when what was thrown is not an Error, for `ctx.deadLetter`, `malformed` and
+   * `oversize`, and for dead letters stored before agentbus kept stacks.
+   */
+  stack?: string;
   attempts: number;
   /** ISO-8601; null when the stored time is damaged (the dead letter is still listed). */
   failedAt: string | null;

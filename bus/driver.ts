@@ -31,8 +31,12 @@ export interface Driver {
    * so the next read waits on the topics the consumer has just added. A read not waiting is untouched.
    */
   wakeRead?(group: string, consumer: string): void;
-  /** Creates the group on each topic if missing; a new group starts at `from`, and so does a topic it meets later. */
-  createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<void>;
+  /**
+   * Creates the group on each topic if missing; a new group starts at `from`, and so does a topic it
+   * meets later. Resolves with how many stored events of `topics` a group created by this call at
+   * `latest` skips (their length at creation, counted cheaply); 0 for a group that existed, or `earliest`.
+   */
+  createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<number>;
   /**
    * Takes up to `max` deliveries for `consumer`: first ones whose lease expired (another consumer died,
    * or a dead letter was retried), then new events. Each taken delivery's stored attempts grow by one
@@ -57,8 +61,11 @@ export interface Driver {
   heartbeat(group: string, consumer: string): Promise<void>;
   /** Counts one more attempt in the store for a delivery the consumer keeps and runs again. */
   countAttempt(group: string, delivery: Delivery): Promise<void>;
-  /** Moves a delivery to the group's dead letters and acknowledges it, atomically. */
-  deadLetter(group: string, delivery: Delivery, reason: string, error: string): Promise<void>;
+  /**
+   * Moves a delivery to the group's dead letters and acknowledges it, atomically. `stack`: the thrown
+   * error's, already bounded (see stackOf in consumer.ts), kept as DeadLetter.stack.
+   */
+  deadLetter(group: string, delivery: Delivery, reason: string, error: string, stack?: string): Promise<void>;
   /** Stored events of a topic, oldest first, after `after` (exclusive) within [from, to]. */
   range(topic: string, q: RangeQuery): Promise<Delivery[]>;
   /** Position of the newest event of a topic, or null when empty. */

@@ -4,7 +4,7 @@ import { MAX_TIME_MS, type AppendEntry, type Driver, type StoreBound } from './d
 import { asTopic, checkPattern, checkType, createEvent, encodeEvent, expandTypes, PUBLISH_OPTION_KEYS, type EventInput, type PublishOptions } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
 import { int, knownKeys, resolveBusOptions, resolveSubscribeOptions, type BusOptions, type SubscribeOptions } from './options.js';
-import { Consumer, describe } from './consumer.js';
+import { Consumer, describe, errForLog, stackOf } from './consumer.js';
 import { HEALTH_EVERY_MS, PressureWatch } from './pressure.js';
 
 /** Most entries one store round trip carries; a larger burst is split so no single write stalls for long. */
@@ -35,7 +35,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   let sealed = false;
 
   const housekeeping = setInterval(() => {
-    driver.trim(o.retention, o.dedupWindowMs, false).catch((err) => log.error({ err: describe(err) }, 'store error during trim'));
+    driver.trim(o.retention, o.dedupWindowMs, false).catch((err) => log.error({ err: errForLog(err) }, 'store error during trim'));
   }, o.retention?.intervalMs ?? HOUSEKEEPING_MS);
   housekeeping.unref();
 
@@ -206,7 +206,8 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
         for (;;) {
           const page = await driver.range(topic, { from, to, after, limit: 500, maxBytes: o.maxPayloadBytes });
           for (const d of page) {
-            const fail = (error: string) => result.failed.push({ type: topic, position: d.position, id: d.event?.id ?? '', error });
+            const fail = (error: string, stack?: string) =>
+              result.failed.push({ type: topic, position: d.position, id: d.event?.id ?? '', error, ...(stack === undefined ? {} : { stack }) });
             if (d.event === null) {
               fail(`${d.oversize ? 'oversize' : 'malformed'}: ${d.malformed}`);
               continue;
@@ -219,7 +220,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
               if (reason === undefined) result.handled++;
               else fail(`dead-lettered by handler: ${reason}`);
             } catch (err) {
-              fail(describe(err));
+              fail(describe(err), stackOf(err));
             }
           }
           options.onProgress?.(result.handled + result.failed.length);

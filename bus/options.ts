@@ -19,7 +19,11 @@ export interface BusOptions {
   dedupWindowMs?: number | undefined;
   /** Per-topic retention, applied approximately (trimmed every `retention.intervalMs`). Default: keep everything. */
   retention?: RetentionOptions | undefined;
-  /** pino logger. Default: pino at `LOG_LEVEL` (default `info`), which logs dead letters and store errors only. */
+  /**
+   * pino logger. Default: pino at `LOG_LEVEL` (default `info`), which logs dead letters, store
+   * errors and outages, and the events a new group at `latest` skips (and the store opened, at debug;
+   * at info through a logger given here).
+   */
   logger?: Logger | undefined;
 }
 

@@ -72,6 +72,22 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
   };
 }
 
+/**
+ * resolveAgent for each entry, then names unique: the name is the consumer group, and two agents in
+ * one group would split its events between them. A duplicate is refused with a ValidationError.
+ */
+export function resolveAgents(entries: AgentEntry[]): ResolvedAgent[] {
+  const agents = entries.map(resolveAgent);
+  const seen = new Set<string>();
+  for (const a of agents) {
+    if (seen.has(a.name)) {
+      throw invalid('INVALID_OPTION', `two agents are named ${JSON.stringify(a.name)}: agent names (and groups) must be unique in a host; give one another name ({ agent, name })`);
+    }
+    seen.add(a.name);
+  }
+  return agents;
+}
+
 function describeValue(v: unknown): string {
   if (typeof v === 'function') return `function ${v.name || '(anonymous)'}`;
   try {

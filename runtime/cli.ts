@@ -8,7 +8,8 @@ import { resolveAgent } from './agents.js';
 import { loadAgents } from './loader.js';
 import { start, startOptions } from './start.js';
 import { doctor } from './doctor.js';
-import type { Bus, DeadLetter, ReplayResult } from '../bus/contract.js';
+import type { Bus, DeadLetter } from '../bus/contract.js';
+import type { AgentReplayResult } from './host.js';
 import { AgentbusError } from '../bus/errors.js';
 import { expandTypes } from '../bus/event.js';
 
@@ -18,9 +19,10 @@ commands:
   start [--agents PATH] [--port N] [--http-host H] [--strategy S] [--exit-on-failure]
                                                    run the host: agents from a file, folder or module
   publish <type> <json> [--subject S] [--id ID]   store one event, print its id
-  replay --types T[,T] [--from B] [--to B] (--agent NAME [--agents PATH] | --group G) [--json]
-                                                   hand stored events to an agent (no group moves),
-                                                   or rewind group G on those types
+  replay --types T[,T] [--from B] [--to B] (--agent NAME [--agents PATH] [--publish] | --group G) [--json]
+                                                   hand stored events to an agent (no group moves;
+                                                   what it publishes is printed, stored only with
+                                                   --publish), or rewind group G on those types
   rewind --group G --type T [--from B]             deliver a group's events again from B (default earliest)
   stats [--json]                                   topics, length, groups, pending, lag, dead letters
   dlq ls [--group G] [--type T] [--limit N] [--json]
@@ -65,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
       strategy: { type: 'string' },
       'exit-on-failure': { type: 'boolean' },
       strict: { type: 'boolean' },
+      publish: { type: 'boolean' },
     },
   });
   if (values.version) {
@@ -111,7 +114,10 @@ function typesFlag(o: Record<string, string | boolean | undefined>, need: boolea
   return o.types.split(',').map((t) => t.trim()).filter(Boolean);
 }
 
-/** `replay --agent NAME`: a fresh instance of the agent gets the stored events; nothing moves. */
+/**
+ * `replay --agent NAME`: a fresh instance of the agent gets the stored events; nothing moves. What
+ * the agent publishes meanwhile is captured and printed, and stored only with `--publish`.
+ */
 async function replayToAgent(o: Record<string, string | boolean | undefined>, logger: Logger): Promise<number> {
   const loaded = await loadAgents(String(o.agents ?? (process.env.AGENTBUS_AGENTS || './agents')));
   const bus = await createBus({ logger });
@@ -120,7 +126,7 @@ async function replayToAgent(o: Record<string, string | boolean | undefined>, lo
     const agent = loaded.agents.map(resolveAgent).find((a) => a.name === o.agent);
     const types = typesFlag(o, false) ?? (agent ? [...(agent.cls.subscriptions ?? [])] : undefined);
     const progress = progressBar(bus, types ?? []);
-    const result = await host.replay(String(o.agent), { types, from: bound(o.from), to: bound(o.to), onProgress: await progress.start() });
+    const result = await host.replay(String(o.agent), { types, from: bound(o.from), to: bound(o.to), onProgress: await progress.start(), publish: o.publish === true });
     progress.end();
     return report(result, o);
   } finally {
@@ -128,11 +134,22 @@ async function replayToAgent(o: Record<string, string | boolean | undefined>, lo
   }
 }
 
-function report(result: ReplayResult, o: Record<string, string | boolean | undefined>): number {
+/** Characters of each captured event's data JSON that replay --agent prints. */
+const DATA_SHOWN = 200;
+
+function report(result: AgentReplayResult, o: Record<string, string | boolean | undefined>): number {
   if (o.json) console.log(JSON.stringify(result, null, 2));
   else {
     console.log(`replayed ${result.handled + result.failed.length}: ${result.handled} handled, ${result.failed.length} failed`);
     for (const f of result.failed.slice(0, 20)) console.log(printable(`  failed ${f.type} ${f.position} ${f.id}: ${f.error}`));
+    const p = result.published;
+    if (p.stored) console.log(`published ${p.count} event${p.count === 1 ? '' : 's'} (stored: --publish)`);
+    else if (p.count > 0) console.log(`would have published ${p.count} event${p.count === 1 ? '' : 's'} (not stored; --publish stores them):`);
+    for (const e of p.stored ? [] : p.events.slice(0, 20)) {
+      const data = JSON.stringify(e.data) ?? 'undefined';
+      console.log(printable(`  ${e.type} ${e.id} ${data.length > DATA_SHOWN ? `${data.slice(0, DATA_SHOWN)}...` : data}`));
+    }
+    if (!p.stored && p.count > 20) console.log(`  ... and ${p.count - 20} more (--json lists the first ${p.events.length})`);
   }
   return result.failed.length === 0 ? 0 : 1;
 }
@@ -175,6 +192,7 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
   }
   if (command === 'replay') {
     if (typeof o.group !== 'string') throw new UsageError('replay needs --agent NAME (hand events to an agent) or --group G (rewind a group)');
+    if (o.publish) throw new UsageError('--publish goes with replay --agent (a rewound group publishes through its running consumers)');
     const types = typesFlag(o, true)!;
     const exact = await expandForGroup(bus, o.group, types);
     for (const type of exact) await bus.rewind({ group: o.group, type, from: bound(o.from) ?? 'earliest' });
@@ -212,7 +230,8 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
       console.error(`agentbus: no dead letter ${JSON.stringify(ids[0])}`);
       return 1;
     }
-    return print(dl), 0;
+    // The stack as an array of its lines: readable in the printed JSON (one string would be one long line).
+    return print(dl.stack === undefined ? dl : { ...dl, stack: dl.stack.split('\n') }), 0;
   }
   if (sub === 'retry' || sub === 'purge') {
     if (ids.length === 0) throw new UsageError(`dlq ${sub} needs at least one <id>`);

@@ -3,10 +3,11 @@ import { hostname } from 'node:os';
 import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
 import type { Bus, ReplayOptions, ReplayResult } from '../bus/contract.js';
-import { describe } from '../bus/consumer.js';
+import { describe, errForLog } from '../bus/consumer.js';
 import { invalid } from '../bus/errors.js';
 import { knownKeys } from '../bus/options.js';
-import { resolveAgent, type AgentEntry, type ResolvedAgent } from './agents.js';
+import { resolveAgents, type AgentEntry, type ResolvedAgent } from './agents.js';
+import { ReplayCapture, type ReplayPublishing } from './capture.js';
 import { AgentInstance } from './instance.js';
 import { HostMetrics } from './metrics.js';
 import { Supervisor, type ChildStatus, type SupervisorOptions, type Transition } from './supervisor.js';
@@ -27,6 +28,11 @@ export interface AgentHostOptions {
    * process listeners while the host runs. Default true.
    */
   catchUncaught?: boolean | undefined;
+}
+
+/** What host.replay() did: the bus' replay result, plus what the agent published meanwhile. */
+export interface AgentReplayResult extends ReplayResult {
+  published: ReplayPublishing;
 }
 
 export interface HostStatus {
@@ -91,7 +97,7 @@ export class AgentHost extends EventEmitter<HostEvents> {
     this.hostId = checkHostId(options.hostId ?? (process.env.AGENTBUS_HOST_ID || `${hostname()}-${process.pid}`));
     this.log = options.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL || 'info' });
     this.catchUncaught = options.catchUncaught ?? true;
-    this.agents = options.agents.map(resolveAgent);
+    this.agents = resolveAgents(options.agents);
     const health = this.bus.health?.bind(this.bus);
     this.metrics = new HostMetrics(() => this.bus.stats(), new Set(this.agents.map((a) => a.name)), health && ((topics) => health({ topics })));
     const specs = this.agents.map((a) => ({
@@ -111,13 +117,19 @@ export class AgentHost extends EventEmitter<HostEvents> {
   /**
    * Hands stored events to one agent's handlers on a fresh instance of it (onStart, handlers,
    * onStop), without a subscription: no group moves, nothing is acknowledged or dead-lettered.
-   * Types default to the agent's subscriptions.
+   * Types default to the agent's subscriptions. The instance sees `ctx.replaying` true, and what it
+   * publishes (ctx.publish, ctx.publishBatch, ctx.bus.publish) is captured, not stored, unless
+   * `publish: true`: the result's `published` counts it and lists the first 100.
    */
-  replay(agent: string, options: Partial<ReplayOptions> = {}): Promise<ReplayResult> {
+  replay(agent: string, options: Partial<ReplayOptions> & { publish?: boolean } = {}): Promise<AgentReplayResult> {
     const a = this.agents.find((x) => x.name === agent);
     if (!a) throw invalid('INVALID_OPTION', `replay: no agent ${JSON.stringify(agent)} in this host (agents: ${this.agents.map((x) => x.name).join(', ')})`);
-    const types = options.types ?? [...(a.cls.subscriptions ?? [])];
-    return this.newInstance(a).replay({ ...options, types });
+    if (options === null || typeof options !== 'object') throw invalid('INVALID_OPTION', `replay options must be an object, got ${String(options)}`);
+    const { publish = false, ...rest } = options;
+    if (typeof publish !== 'boolean') throw invalid('INVALID_OPTION', `invalid replay publish ${JSON.stringify(publish)}: expected true or false`);
+    const types = rest.types ?? [...(a.cls.subscriptions ?? [])];
+    const capture = new ReplayCapture(publish);
+    return this.newInstance(a, capture).replay({ ...rest, types }).then((result) => ({ ...result, published: capture.result }));
   }
 
   private startInstance(a: ResolvedAgent): Promise<void> {
@@ -126,7 +138,7 @@ export class AgentHost extends EventEmitter<HostEvents> {
     return inst.start();
   }
 
-  private newInstance(a: ResolvedAgent): AgentInstance {
+  private newInstance(a: ResolvedAgent, capture: ReplayCapture | null = null): AgentInstance {
     return new AgentInstance(a, {
       bus: this.bus,
       hostId: this.hostId,
@@ -136,7 +148,7 @@ export class AgentHost extends EventEmitter<HostEvents> {
       exit: (agent) => this.supervisor.exit(agent),
       onOutcome: (o) => this.metrics.outcome(o),
       onPublish: (type) => this.metrics.publish(type),
-    });
+    }, capture);
   }
 
   private instance(a: ResolvedAgent): AgentInstance {
@@ -203,7 +215,7 @@ export class AgentHost extends EventEmitter<HostEvents> {
       inst.crash(err);
       return;
     }
-    this.log.error({ err: describe(err), agent: inst?.agent }, inst ? 'uncaught error from a stopped agent instance' : 'uncaught error outside any agent');
+    this.log.error({ err: errForLog(err), agent: inst?.agent }, inst ? 'uncaught error from a stopped agent instance' : 'uncaught error outside any agent');
   };
 }
 

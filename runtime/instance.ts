@@ -3,9 +3,10 @@ import type { Logger } from 'pino';
 import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import { CircuitOpenError } from '../bus/errors.js';
-import { describe } from '../bus/consumer.js';
+import { describe, errForLog } from '../bus/consumer.js';
 import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agents.js';
+import type { ReplayCapture } from './capture.js';
 
 /** Most topics whose handler an instance remembers. */
 const HANDLER_CACHE = 1024;
@@ -41,22 +42,32 @@ export class AgentInstance implements AgentContext {
   private closed = false;
   private failures = 0;
   private readonly source: string;
+  private readonly replayBus: Bus | null;
 
   constructor(
     private readonly spec: ResolvedAgent,
     private readonly host: InstanceHost,
+    /** Set for an instance made to replay: its publishes go through it (captured unless `stored`). */
+    private readonly capture: ReplayCapture | null = null,
   ) {
     this.agent = spec.name;
     this.logger = host.logger.child({ agent: spec.name });
     this.source = `/agentbus/${host.hostId}/${spec.name}`;
+    this.replayBus = capture ? capture.wrap(host.bus, this.source) : null;
   }
 
   get signal(): AbortSignal {
     return this.aborter.signal;
   }
 
+  /** True in an instance made by host.replay(): handlers see stored events again. */
+  get replaying(): boolean {
+    return this.capture !== null;
+  }
+
+  /** During a replay, the bus with its publishes captured (or, with `publish: true`, noted). */
   get bus(): Bus {
-    return this.host.bus;
+    return this.replayBus ?? this.host.bus;
   }
 
   /** Internal, for tests: how many topics' handlers are cached. */
@@ -102,7 +113,7 @@ export class AgentInstance implements AgentContext {
               if (o.outcome === 'handled') return void (this.failures = 0);
               if (o.outcome !== 'failed') return;
               // One line per failure (dead letters are logged by the bus): a retry is worth knowing about.
-              this.logger.warn({ group: o.group, id: o.id, type: o.type, attempt: o.attempt, retry: o.retry, err: describe(o.error) }, o.retry ? 'delivery failed, will retry' : 'delivery failed');
+              this.logger.warn({ group: o.group, id: o.id, type: o.type, attempt: o.attempt, retry: o.retry, err: errForLog(o.error) }, o.retry ? 'delivery failed, will retry' : 'delivery failed');
               if (breakerFailures > 0 && ++this.failures === breakerFailures) {
                 this.crash(new CircuitOpenError(`agent ${this.agent}: ${this.failures} deliveries failed in a row (last: ${describe(o.error)}); circuit open`, { cause: o.error }));
               }
@@ -160,7 +171,7 @@ export class AgentInstance implements AgentContext {
 
   /** Errors from this instance after it closed belong to nobody: logged, never a crash of the next instance. */
   crash(error: unknown): void {
-    if (this.closed) return void this.logger.warn({ err: describe(error) }, 'error from a stopped agent instance (ignored)');
+    if (this.closed) return void this.logger.warn({ err: errForLog(error) }, 'error from a stopped agent instance (ignored)');
     this.host.crash(this.agent, error);
   }
 
@@ -168,16 +179,21 @@ export class AgentInstance implements AgentContext {
     if (!this.closed) this.host.exit(this.agent);
   }
 
-  /** Counted in the metrics once stored: a refused publish is not a published event. */
+  /**
+   * Counted in the metrics once stored: a refused publish is not a published event. While replaying,
+   * through the replay's capture (see ReplayCapture): nothing stored nor counted unless asked to publish.
+   */
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
-    const p = this.host.bus.publish(type, data, { source: this.source, ...options });
-    p.then(() => this.host.onPublish(type), () => {});
+    const bus = this.replayBus ?? this.host.bus;
+    const p = bus.publish(type, data, { source: this.source, ...options });
+    if (this.capture === null || this.capture.stored) p.then(() => this.host.onPublish(type), () => {});
     return p;
   }
 
   publishBatch(events: EventInput[]): Promise<string[]> {
-    const p = this.host.bus.publishBatch(events.map((e) => ({ source: this.source, ...e })));
-    p.then(() => events.forEach((e) => this.host.onPublish(e.type)), () => {});
+    const bus = this.replayBus ?? this.host.bus;
+    const p = bus.publishBatch(Array.isArray(events) ? events.map((e) => ({ source: this.source, ...e })) : events);
+    if (this.capture === null || this.capture.stored) p.then(() => events.forEach((e) => this.host.onPublish(e.type)), () => {});
     return p;
   }
 
@@ -214,6 +230,7 @@ class Handling implements HandlerContext {
   ) {}
   get agent() { return this.inst.agent; }
   get bus() { return this.inst.bus; }
+  get replaying() { return this.inst.replaying; }
   get attempt() { return this.d.attempt; }
   get position() { return this.d.position; }
   get group() { return this.d.group; }

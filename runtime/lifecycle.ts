@@ -1,5 +1,5 @@
 import { assign, fromPromise, setup } from 'xstate';
-import { describe } from '../bus/consumer.js';
+import { describe, stackOf } from '../bus/consumer.js';
 
 /**
  * One agent's lifecycle, as an XState v5 machine:
@@ -18,6 +18,8 @@ export interface LifecycleContext {
   agent: string;
   restarts: number;
   lastError: string | null;
+  /** The last error's stack (see stackOf), null when it was not an Error. */
+  lastStack: string | null;
   /** Delay of the pending restart, ms. */
   delay: number;
   /** Why the agent last stopped: asked to (`shutdown`) or by itself (`normal`, from ctx.exit()). */
@@ -47,7 +49,10 @@ export const lifecycle = setup({
   actors: { start: unprovided, stop: unprovided, teardown: unprovided },
   actions: {
     // CRASH events and the effects' error events both carry `error`.
-    recordError: assign({ lastError: ({ event }) => describe((event as unknown as { error: unknown }).error) }),
+    recordError: assign({
+      lastError: ({ event }) => describe((event as unknown as { error: unknown }).error),
+      lastStack: ({ event }) => stackOf((event as unknown as { error: unknown }).error) ?? null,
+    }),
     restart: assign({
       delay: ({ event }) => (event.type === 'RESTART' ? event.delay : 0),
       restarts: ({ context }) => context.restarts + 1,
@@ -57,7 +62,7 @@ export const lifecycle = setup({
   delays: { restartDelay: ({ context }) => context.delay },
 }).createMachine({
   id: 'agent',
-  context: ({ input }) => ({ agent: input.agent, restarts: 0, lastError: null, delay: 0, exit: 'none' }),
+  context: ({ input }) => ({ agent: input.agent, restarts: 0, lastError: null, lastStack: null, delay: 0, exit: 'none' }),
   initial: 'idle',
   states: {
     idle: { on: { START: 'starting', STOP: 'stopped' } },

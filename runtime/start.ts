@@ -6,7 +6,7 @@ import { AgentHost } from './host.js';
 import { serveHttp } from './http.js';
 import { loadAgents } from './loader.js';
 import type { Strategy } from './supervisor.js';
-import { describe } from '../bus/consumer.js';
+import { errForLog } from '../bus/consumer.js';
 
 export interface StartOptions {
   /** File, folder or module with the agents. */
@@ -85,7 +85,7 @@ export async function start(o: StartOptions): Promise<number> {
       await host.stop();
       await bus.close();
     } catch (err) {
-      logger.error({ err: describe(err) }, 'shutdown failed');
+      logger.error({ err: errForLog(err) }, 'shutdown failed');
       code = 1;
     }
     await new Promise((r) => http.server.close(r));

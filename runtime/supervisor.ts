@@ -2,9 +2,10 @@ import { createActor, fromPromise, waitFor, type Actor } from 'xstate';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../bus/backoff.js';
 import { int, knownKeys, oneOf } from '../bus/options.js';
+import { invalid } from '../bus/errors.js';
 import type { BackoffOptions } from '../bus/options.js';
 import { lifecycle, type LifecycleState } from './lifecycle.js';
-import { describe } from '../bus/consumer.js';
+import { errForLog } from '../bus/consumer.js';
 
 /** Time source for restart delays and intensity windows; tests pass XState's SimulatedClock. */
 export interface Clock {
@@ -54,15 +55,20 @@ export interface Transition {
   to: LifecycleState;
   restarts: number;
   error: string | null;
+  /** The error's stack, when it was an Error. */
+  stack: string | null;
 }
 
 export interface ChildStatus {
   agent: string;
   state: LifecycleState;
   restarts: number;
+  /** The last crash's (or failed stop's) error, as `<name>: <message>`. */
   lastError: string | null;
-  /** The last transitions, oldest first (at most HISTORY). */
-  history: Array<{ from: LifecycleState; to: LifecycleState; at: string; error?: string }>;
+  /** Its stack: where it was thrown, then its causes' (at most 8192 characters); null when not an Error. */
+  lastErrorStack: string | null;
+  /** The last transitions, oldest first (at most HISTORY); a crash's carries its error and stack. */
+  history: Array<{ from: LifecycleState; to: LifecycleState; at: string; error?: string; stack?: string }>;
 }
 
 /** Transitions kept per agent for status(). */
@@ -115,7 +121,7 @@ export class Supervisor {
     this.random = options.random ?? Math.random;
     const names = new Set<string>();
     for (const s of specs) {
-      if (names.has(s.name)) throw new Error(`two agents are named ${JSON.stringify(s.name)}: agent names (and groups) must be unique in a host`);
+      if (names.has(s.name)) throw invalid('INVALID_OPTION', `two agents are named ${JSON.stringify(s.name)}: agent names (and groups) must be unique in a host`);
       names.add(s.name);
     }
     this.children = specs.map((spec) => this.child(spec));
@@ -137,17 +143,20 @@ export class Supervisor {
         if (to === c.state) return;
         const from = c.state;
         c.state = to;
-        const t: Transition = { agent: spec.name, from, to, restarts: snap.context.restarts, error: to === 'crashing' || to === 'stopped' ? snap.context.lastError : null };
+        const withError = to === 'crashing' || to === 'stopped';
+        const error = withError ? snap.context.lastError : null;
+        const stack = withError && error ? snap.context.lastStack : null;
+        const t: Transition = { agent: spec.name, from, to, restarts: snap.context.restarts, error, stack };
         const level = to === 'failed' || to === 'crashing' ? 'error' : 'info';
-        c.history.push({ from, to, at: new Date(this.clock.now()).toISOString(), ...(t.error ? { error: t.error } : {}) });
+        c.history.push({ from, to, at: new Date(this.clock.now()).toISOString(), ...(error ? { error } : {}), ...(stack ? { stack } : {}) });
         if (c.history.length > HISTORY) c.history.shift();
-        this.log[level]({ agent: spec.name, from, to, restarts: t.restarts, ...(t.error ? { error: t.error } : {}) }, `agent ${spec.name}: ${from} -> ${to}`);
+        this.log[level]({ agent: spec.name, from, to, restarts: t.restarts, ...(error ? { error } : {}), ...(stack ? { stack } : {}) }, `agent ${spec.name}: ${from} -> ${to}`);
         this.onTransition(t);
         if (to === 'crashed') this.onCrash(c);
         else if (to === 'stopped' && snap.context.exit === 'normal') this.onExit(c);
       },
       // The machine handles every effect's error, so this is a bug in the runtime; say so, never rethrow.
-      error: (err) => this.log.error({ agent: spec.name, err: describe(err) }, 'lifecycle actor errored'),
+      error: (err) => this.log.error({ agent: spec.name, err: errForLog(err) }, 'lifecycle actor errored'),
     });
     actor.start();
     return c;
@@ -178,7 +187,7 @@ export class Supervisor {
   status(): ChildStatus[] {
     return this.children.map((c) => {
       const s = c.actor.getSnapshot();
-      return { agent: c.spec.name, state: c.state, restarts: s.context.restarts, lastError: s.context.lastError, history: [...c.history] };
+      return { agent: c.spec.name, state: c.state, restarts: s.context.restarts, lastError: s.context.lastError, lastErrorStack: s.context.lastStack, history: [...c.history] };
     });
   }
 
@@ -224,6 +233,6 @@ export class Supervisor {
       for (const x of [c, ...siblings.filter((s) => s.spec.restart !== 'temporary')]) {
         if (x.state === 'stopped' || x.state === 'crashed') x.actor.send({ type: 'RESTART', delay });
       }
-    })().catch((err) => this.log.error({ agent: c.spec.name, err: describe(err) }, 'group restart failed'));
+    })().catch((err) => this.log.error({ agent: c.spec.name, err: errForLog(err) }, 'group restart failed'));
   }
 }

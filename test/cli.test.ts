@@ -50,7 +50,10 @@ test('dlq ls, show, retry reach a dead letter made by a real consumer; purge of 
   const [dl] = JSON.parse(ls.out);
   assert.is(dl.event.id, id);
   assert.ok(cli('dlq', 'ls').out.includes('downstream unavailable'));
-  assert.is(JSON.parse(cli('dlq', 'show', dl.id).out).error, dl.error);
+  const shown = JSON.parse(cli('dlq', 'show', dl.id).out);
+  assert.is(shown.error, dl.error);
+  assert.is(shown.stack[0], 'Error: downstream unavailable', 'the stack, as its lines');
+  assert.ok(shown.stack[1].includes('test/cli.test.ts:'), `names the file that threw: ${shown.stack[1]}`);
   assert.is(cli('dlq', 'show', '999999').code, 1);
   fail = false;
   const r = cli('dlq', 'retry', dl.id);
@@ -69,7 +72,7 @@ test('replay --agent hands stored events to the agent (from its file) and moves 
   await bus.close();
   const r = cliWith({ REPLAY_LOG: log }, 'replay', '--agent', 'Recorder', '--agents', 'test/fixtures/agents/replay.ts', '--json');
   assert.is(r.code, 0, r.err);
-  assert.equal(JSON.parse(r.out), { handled: 3, failed: [] });
+  assert.equal(JSON.parse(r.out), { handled: 3, failed: [], published: { count: 0, stored: false, events: [] } });
   assert.is(readFileSync(log, 'utf8'), '1\n2\n3\n');
   const stats = JSON.parse(cli('stats', '--json').out).find((t: { type: string }) => t.type === 'cli.replay');
   assert.equal(stats.groups, [], 'no group made or moved');
@@ -144,6 +147,7 @@ test('stats reads, read-only, a live database a running host has open', async ()
     const [topic] = JSON.parse(r.out);
     assert.equal([topic.type, topic.length, topic.groups.length, topic.groups[0].lag, topic.groups[0].pending], ['cli.live', 3, 1, 0, 0]);
     assert.is(cliWith({ AGENTBUS_SQLITE_PATH: live }, 'dlq', 'ls', '--json').out.trim(), '[]');
+    assert.ok(host.out.some((l) => l.includes(`"msg":"store: SQLite ${live}"`)), `the start-up log names the store:\n${host.out.join('\n')}`);
   } finally {
     host.proc.kill('SIGTERM');
     await host.exited;
@@ -190,6 +194,48 @@ test('bounds out of range exit 2 with a one-line error, not a store error', () =
     const r = cli('rewind', '--group', 'g', '--type', 'cli.test', '--from', from);
     assert.is(r.code, 2, `${from}: ${r.err}`);
     assert.match(r.err, /INVALID_OPTION: invalid from/);
+  }
+});
+
+test('replay --agent prints what the agent would publish and stores none of it; --publish stores it', async () => {
+  const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
+  await bus.publishBatch([1, 2].map((n) => ({ type: 'cli.order.placed', data: { n } })));
+  await bus.close();
+  const processed = () => JSON.parse(cli('stats', '--json').out).find((t: { type: string }) => t.type === 'cli.order.processed')?.length ?? 0;
+  const replay = (...more: string[]) => cli('replay', '--agent', 'Processor', '--agents', 'test/fixtures/agents/orders.ts', ...more);
+  const r = replay();
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /replayed 2: 2 handled, 0 failed\nwould have published 2 events \(not stored; --publish stores them\):\n/);
+  assert.match(r.out, /\n {2}cli\.order\.processed [0-9a-f-]{36} \{"n":1,"replaying":true\}\n {2}cli\.order\.processed [0-9a-f-]{36} \{"n":2,"replaying":true\}\n/);
+  const j = replay('--json');
+  assert.is(j.code, 0, j.err);
+  const { published } = JSON.parse(j.out);
+  assert.equal([published.count, published.stored, published.events[1].subject, published.events[1].data], [2, false, 'order-2', { n: 2, replaying: true }]);
+  assert.is(processed(), 0, 'two replays stored nothing');
+  const p = replay('--publish');
+  assert.is(p.code, 0, p.err);
+  assert.match(p.out, /published 2 events \(stored: --publish\)/);
+  assert.is(processed(), 2, '--publish stored them');
+  const g = cli('replay', '--group', 'cli-order', '--types', 'cli.order.placed', '--publish');
+  assert.is(g.code, 2);
+  assert.match(g.err, /--publish goes with replay --agent/);
+});
+
+test('start: a failing handler\'s warn line carries err.stack naming the agent file and line that threw', async () => {
+  const live = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'stack.db');
+  const host = await startHost('test/fixtures/agents/throws.ts', { AGENTBUS_SQLITE_PATH: live });
+  try {
+    const writer = await createSqliteBus({ path: live, logger: pino({ level: 'silent' }) });
+    await writer.publish('stack.trace', {});
+    await writer.close();
+    const failed = () => host.out.find((l) => l.includes('"msg":"delivery failed"'));
+    await waitFor('the warn line', () => failed() !== undefined, 10_000);
+    const line = JSON.parse(failed()!) as { level: number; agent: string; err: { type: string; message: string; stack: string } };
+    assert.equal([line.level, line.agent, line.err.type, line.err.message], [40, 'Thrower', 'Error', 'thrown at a known line']);
+    assert.ok(line.err.stack.includes('test/fixtures/agents/throws.ts:9:'), line.err.stack);
+  } finally {
+    host.proc.kill('SIGTERM');
+    await host.exited;
   }
 });
 

@@ -7,8 +7,9 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AgentHost, BaseAgent, createBus, serveHttp, type AgentContext, type Bus, type CloudEvent, type HandlerContext } from '../index.js';
+import { AgentHost, BaseAgent, createBus, serveHttp, ValidationError, type AgentContext, type Bus, type CloudEvent, type HandlerContext } from '../index.js';
 import { uniq, waitFor } from './helpers/index.js';
+import { Crasher, Thrower } from './fixtures/agents/throws.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'agentbus-host-'));
 
@@ -90,7 +91,9 @@ h('a circuit breaker opens after breakerFailures failures in a row: a crash, the
   assert.ok(states.some((s) => s.startsWith('crashing CircuitOpenError: agent Flaky: 3 deliveries failed in a row')), states.join('\n'));
   assert.is(host.status().agents[0].restarts, 1);
   const failure = lines.find((l) => l.msg === 'delivery failed')!;
-  assert.equal([failure.level, failure.agent, failure.group, failure.type, failure.attempt, failure.err], [40, 'Flaky', 'Flaky', 'job.run', 1, 'Error: downstream down']);
+  const err = failure.err as { type: string; message: string; stack: string };
+  assert.equal([failure.level, failure.agent, failure.group, failure.type, failure.attempt, err.type, err.message], [40, 'Flaky', 'Flaky', 'job.run', 1, 'Error', 'downstream down']);
+  assert.ok(err.stack.startsWith('Error: downstream down\n    at Flaky.onJobRun'), err.stack);
   assert.match(String(failure.id), /^[0-9a-f-]{36}$/);
   await host.stop();
   await bus.close();
@@ -258,7 +261,7 @@ h('replay hands stored events to a fresh instance of an agent without moving its
   await bus.publishBatch([1, 2, 3].map((n) => ({ type, data: { n } })));
   const host = new AgentHost({ bus, agents: [Auditor], logger });
   const result = await host.replay('Auditor', { from: 0 });
-  assert.equal(result, { handled: 3, failed: [] });
+  assert.equal(result, { handled: 3, failed: [], published: { count: 0, stored: false, events: [] } });
   assert.equal(got, [1, 2, 3]);
   assert.is(lifecycle, 'start stop');
   assert.equal((await bus.stats()).find((t) => t.type === type)!.groups, [], 'no group was created or moved');
@@ -305,7 +308,11 @@ h('bad agents are refused at construction, naming the agent and what is missing'
   assert.throws(make([BadOption]), /invalid concurrency 0: expected an integer from 1 to 10000/);
   assert.throws(make([Typo]), /unknown agent Typo option option "concurency"/);
   assert.throws(make([class NotAnAgent {}]), /invalid agent function NotAnAgent: expected a class extending BaseAgent/);
-  assert.throws(make([Twin, { agent: Twin }]), /two agents are named "Twin"/);
+  const duplicate = (name: string) => (e: Error) => e instanceof ValidationError && e.code === 'INVALID_OPTION' && e.message.includes(`two agents are named "${name}"`);
+  assert.throws(make([Twin, { agent: Twin }]), duplicate('Twin'));
+  assert.throws(make([{ agent: Twin, name: 'Twin' }, Twin]), duplicate('Twin'));
+  class Other extends BaseAgent {}
+  assert.throws(make([Other, { agent: Twin, name: 'Other' }]), duplicate('Other'));
   assert.throws(make([{ agent: Twin, restart: 'sometimes' }]), /restart "sometimes": expected one of permanent, transient, temporary/);
   await bus.close();
 });
@@ -415,8 +422,105 @@ h('a handler throwing Object.create(null) is retried and dead-lettered with a re
   assert.is(calls, 2);
   assert.is(dl.reason, 'failed');
   assert.is(dl.error, '{"why":"no prototype"}');
-  assert.ok(lines.some((l) => l.msg === 'delivery failed, will retry' && l.err === '{"why":"no prototype"}'));
+  assert.ok(lines.some((l) => l.msg === 'delivery failed, will retry' && JSON.stringify(l.err) === '{"type":"object","message":"{\\"why\\":\\"no prototype\\"}","stack":""}'), JSON.stringify(lines));
+  assert.is(dl.stack, undefined, 'a thrown value that is not an Error has no stack');
   assert.is(host.status().agents[0].state, 'running');
+  await host.stop();
+  await bus.close();
+});
+
+h('a failing handler\'s warn line, its dead letter and a crash in status() carry the stack naming the file and line that threw', async () => {
+  const { bus, logger, lines } = await fresh();
+  // The lines that throw in test/fixtures/agents/throws.ts.
+  const THROW_AT = 'test/fixtures/agents/throws.ts:9:';
+  const CRASH_AT = 'test/fixtures/agents/throws.ts:15:';
+  const host = new AgentHost({ bus, agents: [Thrower, { agent: Crasher, restart: 'temporary' }], logger });
+  await host.start();
+  await bus.publish('stack.trace', {});
+  await waitFor('the dead letter', async () => (await bus.deadLetters.list({ group: 'Thrower' })).length === 1);
+  const warn = lines.find((l) => l.msg === 'delivery failed' && l.agent === 'Thrower');
+  const err = warn?.err as { type: string; message: string; stack: string };
+  assert.is(err.type, 'Error');
+  assert.is(err.message, 'thrown at a known line');
+  assert.ok(err.stack.includes(THROW_AT), err.stack);
+  const [dl] = await bus.deadLetters.list({ group: 'Thrower' });
+  assert.is(dl.error, 'Error: thrown at a known line');
+  assert.ok(dl.stack!.startsWith('Error: thrown at a known line\n') && dl.stack!.includes(THROW_AT), dl.stack);
+  await waitFor('the dead letter line', () => lines.some((l) => l.msg === 'dead letter' && String(l.stack).includes(THROW_AT)));
+  const crashed = host.status().agents.find((a) => a.agent === 'Crasher')!;
+  assert.is(crashed.lastError, 'Error: cannot start');
+  assert.ok(crashed.lastErrorStack!.includes(CRASH_AT), String(crashed.lastErrorStack));
+  const crashing = crashed.history.find((t) => t.to === 'crashing')!;
+  assert.ok(crashing.error === 'Error: cannot start' && crashing.stack!.includes(CRASH_AT), JSON.stringify(crashing));
+  assert.ok(lines.some((l) => l.msg === 'agent Crasher: starting -> crashing' && String(l.stack).includes(CRASH_AT)), 'the crash line logs the stack');
+  assert.is(host.status().agents.find((a) => a.agent === 'Thrower')!.lastErrorStack, null);
+  await host.stop();
+  await bus.close();
+});
+
+h('a thrown value pino cannot read (a revoked Proxy) logs as { type, message }, is dead-lettered without a stack; the host goes on', async () => {
+  const { bus, logger, lines } = await fresh();
+  class Revoked extends BaseAgent {
+    static subscriptions = ['revoked.proxy'];
+    static options = { maxAttempts: 1 };
+    onRevokedProxy() {
+      const p = Proxy.revocable({}, {});
+      p.revoke();
+      throw p.proxy;
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Revoked], logger });
+  await host.start();
+  await bus.publish('revoked.proxy', {});
+  await waitFor('the dead letter', async () => (await bus.deadLetters.list({ group: 'Revoked' })).length === 1);
+  const [dl] = await bus.deadLetters.list({ group: 'Revoked' });
+  assert.is(dl.error, 'a thrown object (not convertible to a string)');
+  assert.is(dl.stack, undefined);
+  const warn = lines.find((l) => l.msg === 'delivery failed');
+  assert.equal(warn?.err, { type: 'object', message: 'a thrown object (not convertible to a string)', stack: '' });
+  assert.is(host.status().agents[0].state, 'running');
+  await host.stop();
+  await bus.close();
+});
+
+h('replay captures what the agent publishes (ctx.publish, publishBatch, ctx.bus.publish) and stores it only with publish: true; ctx.replaying tells the runs apart', async () => {
+  const { bus, logger } = await fresh();
+  const input = uniq('replay.in');
+  const output = uniq('replay.out');
+  const replaying: boolean[] = [];
+  class Echo extends BaseAgent {
+    static subscriptions = [input];
+    onStart(ctx: AgentContext) {
+      replaying.push(ctx.replaying);
+    }
+    async handle(e: CloudEvent<{ n: number }>, ctx: HandlerContext) {
+      replaying.push(ctx.replaying);
+      await ctx.publish(output, { n: e.data.n, via: 'publish' }, { subject: `s${e.data.n}` });
+      await ctx.publishBatch([{ type: output, data: { n: e.data.n, via: 'batch' } }]);
+      await ctx.bus.publish(output, { n: e.data.n, via: 'bus' });
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Echo], logger });
+  await host.start();
+  const length = async () => (await bus.stats()).find((t) => t.type === output)?.length ?? 0;
+  await bus.publishBatch([1, 2].map((n) => ({ type: input, data: { n } })));
+  await waitFor('the live run published 6', async () => (await length()) === 6);
+  assert.equal(replaying, [false, false, false], 'onStart and two handlers, live');
+
+  replaying.length = 0;
+  const r = await host.replay('Echo', { from: 0 });
+  assert.equal([r.handled, r.failed, r.published.count, r.published.stored], [2, [], 6, false]);
+  assert.equal(replaying, [true, true, true], 'onStart and two handlers, replaying');
+  const first = r.published.events[0];
+  assert.equal({ ...first, id: '' }, { type: output, id: '', subject: 's1', data: { n: 1, via: 'publish' } });
+  assert.match(first.id, /^[0-9a-f-]{36}$/);
+  assert.equal(r.published.events.map((e) => (e.data as { via: string }).via), ['publish', 'batch', 'bus', 'publish', 'batch', 'bus']);
+  assert.is(await length(), 6, 'a replay stores nothing by default');
+
+  const sent = await host.replay('Echo', { from: 0, publish: true });
+  assert.equal([sent.handled, sent.published.count, sent.published.stored], [2, 6, true]);
+  await waitFor('publish: true stored them', async () => (await length()) === 12);
+  assert.throws(() => host.replay('Echo', { publish: 'yes' as never }), (e: Error) => e instanceof ValidationError && /invalid replay publish "yes"/.test(e.message));
   await host.stop();
   await bus.close();
 });

@@ -260,6 +260,37 @@ if (base) {
     await bus.close();
   });
 
+  test('dead letters keep the stack in a "stack" field; entries written before it (no such field) list, show and retry as before', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const raw = new Redis(url);
+    const type = uniq('dlstack');
+    const group = uniq('g');
+    const dlq = `{events:${type}}:dlq`;
+    const got: unknown[] = [];
+    const sub = await bus.subscribe({ group, types: [type], maxAttempts: 1 }, (e) => {
+      if (e.data === 'fail') throw new Error('new failure');
+      got.push(e.data);
+    });
+    const body = JSON.stringify({ specversion: '1.0', id: 'old-1', type, source: '/old', time: new Date().toISOString(), data: 'old' });
+    // As the dead-letter script of an older agentbus wrote it: these fields, no stack.
+    await raw.xadd(dlq, '*', 'group', group, 'position', '1-1', 'reason', 'failed', 'error', 'Error: old failure', 'attempts', '5', 'failed_at', String(Date.now()), 'body', body);
+    await raw.hincrby(`{events:${type}}:dlqcount`, group, 1);
+    await bus.publish(type, 'fail');
+    await waitFor('the new dead letter', async () => (await bus.deadLetters.list({ group })).length === 2);
+    const [old, fresh] = await bus.deadLetters.list({ group });
+    assert.equal([old.error, old.attempts, old.event?.data, 'stack' in old], ['Error: old failure', 5, 'old', false]);
+    assert.equal(await bus.deadLetters.get(old.id), old);
+    assert.ok(fresh.stack!.startsWith('Error: new failure\n    at '), fresh.stack);
+    const [, [, fields]] = (await raw.xrange(dlq, '-', '+')) as [string, string[]][];
+    assert.equal(fields.filter((_, i) => i % 2 === 0), ['group', 'position', 'reason', 'error', 'attempts', 'failed_at', 'body', 'stack']);
+    assert.is(await bus.deadLetters.retry([old.id]), 1);
+    await waitFor('the old dead letter retried', () => got.length === 1);
+    assert.equal(got, ['old']);
+    await sub.close();
+    raw.disconnect();
+    await bus.close();
+  });
+
   test('dead-letter counts: kept with each write, rebuilt once for dead letters older than the counts; dlq ls reads about limit entries; a damaged failed_at lists as null', async () => {
     const bus = await createRedisBus({ url, logger: quiet });
     const raw = new Redis(url);

@@ -1,5 +1,6 @@
 // SQLite-specific behaviour: which files the adapter opens, and read-only opening. Real files in a temp dir.
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -21,6 +22,84 @@ function foreignFile(): string {
   db.close();
   return path;
 }
+
+/**
+ * A file as agentbus 0.1.0 (schema version 1) left it: one event, its topic, a group with its cursor
+ * and one dead letter, written with that version's DDL (test/fixtures/sqlite-schema-v1.sql).
+ */
+function versionOneFile(type: string, group: string): string {
+  const path = join(dir(), 'old.db');
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.exec(readFileSync('test/fixtures/sqlite-schema-v1.sql', 'utf8'));
+  db.pragma('user_version = 1');
+  const body = JSON.stringify({ specversion: '1.0', id: 'old-1', type, source: '/old', time: new Date().toISOString(), data: { n: 1 } });
+  db.prepare('INSERT INTO events (seq, topic, stored, body) VALUES (1, ?, ?, ?)').run(type, Date.now(), body);
+  db.prepare('INSERT INTO topics (name) VALUES (?)').run(type);
+  db.prepare('INSERT INTO groups (grp, start) VALUES (?, 0)').run(group);
+  db.prepare('INSERT INTO cursors (grp, topic, seq) VALUES (?, ?, 1)').run(group, type);
+  db.prepare('INSERT INTO dead_letters (grp, topic, seq, body, reason, error, attempts, failed_at) VALUES (?, ?, 1, ?, ?, ?, 5, ?)').run(group, type, body, 'failed', 'Error: old failure', Date.now());
+  db.close();
+  return path;
+}
+
+test('a version-1 file: read as it is when read-only; migrated in place to version 2 (dead-letter stacks) when opened for writing, its dead letters kept', async () => {
+  const type = uniq('old');
+  const group = uniq('g');
+  const path = versionOneFile(type, group);
+  const version = () => {
+    const db = new Database(path, { readonly: true });
+    const v = [db.pragma('user_version', { simple: true }), (db.pragma('table_info(dead_letters)') as { name: string }[]).some((c) => c.name === 'stack')];
+    db.close();
+    return v;
+  };
+
+  const reader = await createSqliteBus({ path, readonly: true, logger: quiet });
+  const [old] = await reader.deadLetters.list({ group });
+  assert.equal([old.error, old.attempts, old.event?.id, 'stack' in old], ['Error: old failure', 5, 'old-1', false]);
+  assert.is((await reader.stats()).find((t) => t.type === type)?.length, 1);
+  await reader.close();
+  assert.equal(version(), [1, false], 'read-only changed nothing');
+
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
+  const bus = await createSqliteBus({ path, logger });
+  assert.equal(version(), [2, true]);
+  assert.ok(lines.some((l) => l.from === 1 && l.to === 2 && String(l.msg).includes('migrated from version 1 to 2')), JSON.stringify(lines));
+  assert.ok(lines.some((l) => l.msg === `store: SQLite ${path}`), 'the store is named');
+  assert.equal(await bus.deadLetters.list({ group }), [old], 'the old dead letter lists as before');
+  const got: unknown[] = [];
+  const sub = await bus.subscribe({ group, types: [type], maxAttempts: 1 }, (e) => {
+    if (e.data === 'fail') throw new Error('new failure');
+    got.push(e.data);
+  });
+  assert.is(await bus.deadLetters.retry([old.id]), 1, 'a version-1 dead letter retries');
+  await waitFor('the retried event handled', () => got.length === 1);
+  await bus.publish(type, 'fail');
+  await waitFor('a new dead letter', async () => (await bus.deadLetters.list({ group })).length === 1);
+  const [fresh] = await bus.deadLetters.list({ group });
+  assert.ok(fresh.stack!.startsWith('Error: new failure\n'), fresh.stack);
+  await sub.close();
+  await bus.close();
+
+  lines.length = 0;
+  const again = await createSqliteBus({ path, logger });
+  assert.not.ok(lines.some((l) => 'from' in l), 'a version-2 file is not migrated again');
+  assert.equal(await again.deadLetters.list({ group }), [fresh]);
+  await again.close();
+});
+
+test('a file of a newer schema version is refused, untouched, naming the versions this agentbus reads', async () => {
+  const path = versionOneFile(uniq('new'), uniq('g'));
+  const db = new Database(path);
+  db.pragma('user_version = 3');
+  db.close();
+  const before = readFileSync(path);
+  for (const readonly of [false, true]) {
+    await rejects(() => createSqliteBus({ path, readonly, logger: quiet }), 'CONNECTION_FAILED', path, 'schema version 3, this agentbus reads versions 1 to 2');
+  }
+  assert.ok(readFileSync(path).equals(before), 'the file changed');
+});
 
 test("another application's file is refused, naming the file and what it holds, and left byte for byte unchanged", async () => {
   const path = foreignFile();

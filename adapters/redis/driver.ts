@@ -9,6 +9,7 @@ import { invalid, NotFoundError } from '../../bus/errors.js';
 import { decodeEntry, decodeFields, decodeFlat, envelopeText, EVENT_FIELD, tooLarge } from './codec.js';
 import { encodeBody, entryFields, FIELDS_MARKER, FLAT_MARKER, Layouts } from './layout.js';
 import { listDeadLetters, Liveness, redisStats } from './stats.js';
+import { watchConnection } from './outage.js';
 
 /** Idle time set on a released entry: far past any claimIdleMs, so the next XAUTOCLAIM takes it. */
 const RELEASED_IDLE_MS = 2 ** 40;
@@ -226,27 +227,37 @@ export class RedisDriver implements Driver {
     return found;
   }
 
-  async createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<void> {
+  async createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<number> {
     let start = await this.cmd.hget(this.keys.groups, group);
     // A new latest group starts at each existing stream's newest entry ($, exact); a topic met later
     // (a pattern) starts at the group's recorded start.
     const fresh = start === null && from === 'latest';
+    let created = false;
     if (start === null) {
       // Server time, not ours: a skewed client clock must not skip events published after this.
       // The start is the id just before <now>-0: an event added in this very millisecond gets
       // <now>-0 itself and must still count as new.
       const [sec, usec] = await this.cmd.time();
       const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-      await this.cmd.hsetnx(this.keys.groups, group, from === 'earliest' ? '0' : before(`${now}-0`));
+      created = (await this.cmd.hsetnx(this.keys.groups, group, from === 'earliest' ? '0' : before(`${now}-0`))) === 1;
       start = (await this.cmd.hget(this.keys.groups, group))!;
     }
+    // Skipped events are counted (XLEN, O(1)) for a group this call made at latest, on each stream
+    // where its XGROUP CREATE is new (not BUSYGROUP: another program's group of that name).
+    const count = created && fresh;
     const p = this.pipeline();
     for (const t of topics) {
+      if (count) p.xlen(this.keys.stream(t));
       p.xgroup('CREATE', this.keys.stream(t), group, fresh ? '$' : start, 'MKSTREAM');
       p.xgroup('CREATE', this.keys.retry(t, group), group, '0', 'MKSTREAM');
       p.sadd(this.keys.topics, t);
     }
-    for (const [err] of ((await p.exec()) as [Error | null, unknown][] | null) ?? []) if (err && !String(err.message).startsWith('BUSYGROUP')) throw err;
+    const replies = ((await p.exec()) as [Error | null, unknown][] | null) ?? [];
+    for (const [err] of replies) if (err && !String(err.message).startsWith('BUSYGROUP')) throw err;
+    if (!count) return 0;
+    let skipped = 0;
+    for (let i = 0; i < replies.length; i += 4) if (replies[i + 1][0] === null) skipped += Number(replies[i][1]);
+    return skipped;
   }
 
   async read(req: ReadRequest): Promise<Delivery[]> {
@@ -382,7 +393,7 @@ export class RedisDriver implements Driver {
         ? (this.cmd as unknown as Cluster).duplicate([], { redisOptions: { ...(this.cmd as unknown as Cluster).options.redisOptions, maxRetriesPerRequest: null } })
         : this.cmd.duplicate({ maxRetriesPerRequest: null })
     ) as Redis;
-    conn.on('error', (err) => this.log.warn({ group: req.group, consumer: req.consumer, ...this.connError(err) }, 'redis reader connection error'));
+    watchConnection(conn, this.log, 'redis reader connection', (err) => ({ group: req.group, consumer: req.consumer, connection: 'reader', ...this.connError(err) }));
     const clientId = () => {
       // A cluster reader is never unblocked (its block is short): no id to ask for.
       if (this.cluster) return Promise.resolve(-1);
@@ -466,12 +477,12 @@ export class RedisDriver implements Driver {
     return p[0]?.[1] ?? null;
   }
 
-  async deadLetter(group: string, d: Delivery, reason: string, error: string): Promise<void> {
+  async deadLetter(group: string, d: Delivery, reason: string, error: string, stack?: string): Promise<void> {
     // The entry as stored, never re-serialised: an entry nested too deep for JSON.stringify (or any
     // event that cannot be) must still become a dead letter. Only a foreign entry decoded to an event
     // is stored as that envelope, so a retry (read back as an envelope) decodes the same way.
     const body = d.foreign && d.event ? (serialise(d.event) ?? d.raw) : d.raw;
-    await this.cmd.agentbusDeadLetter(keyOf(d), this.keys.dlq(d.topic), this.keys.dlqCount(d.topic), group, d.position, reason, error, d.attempts, Date.now(), body);
+    await this.cmd.agentbusDeadLetter(keyOf(d), this.keys.dlq(d.topic), this.keys.dlqCount(d.topic), group, d.position, reason, error, d.attempts, Date.now(), body, stack ?? '');
   }
 
   async range(topic: string, q: RangeQuery): Promise<Delivery[]> {
@@ -667,6 +678,8 @@ function deadLetter(type: string, entry: string, fields: string[]): DeadLetter {
     raw: typeof event === 'string' ? (f.body ?? '') : null,
     reason: f.reason ?? '',
     error: f.error ?? '',
+    // Entries written before stacks were kept have no such field.
+    ...(f.stack ? { stack: f.stack } : {}),
     attempts: Number(f.attempts),
     failedAt: isoTime(f.failed_at),
   };

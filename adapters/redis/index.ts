@@ -11,6 +11,7 @@ import { RedisPressure } from './pressure.js';
 import { scripts } from './scripts.js';
 import { checkUrl, dbNumber, describeTarget, MAX_DB, scrubber, urlPasswords } from './target.js';
 import { statsScripts } from './stats-scripts.js';
+import { watchConnection } from './outage.js';
 
 export interface RedisBusOptions extends BusOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Default `REDIS_URL`, else the fields below. */
@@ -131,7 +132,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     }
     where = describeTarget(o);
   }
-  redis.on('error', (err: Error) => log.warn({ redis: where, err: scrub(err.message) }, 'redis connection error'));
+  watchConnection(redis, log, 'redis connection', (err) => ({ redis: where, connection: 'command', err: scrub(err.message) }));
   for (const [name, def] of Object.entries({ ...scripts, ...statsScripts })) redis.defineCommand(name, def);
   if (!client) await connect(redis, where, timeout, scrub);
   const health = await checkServer(redis, { allowEvictionPolicy: allowEviction }, log).catch((err) => {
@@ -141,7 +142,9 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
   const keys = new Keys(prefix);
   const driver = health.guard(new RedisDriver(redis, keys, log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) }), layouts));
   new RedisPressure(redis, keys, health).watch(driver);
-  return busFromDriver(driver, common);
+  // Info through a logger the caller passed (agentbus start passes its own); the default logger keeps it at debug.
+  log[common.logger ? 'info' : 'debug']({ store: 'redis', redis: where, prefix }, `store: Redis at ${where}`);
+  return busFromDriver(driver, { ...common, logger: log });
 }
 
 /** `host:port` or `{ host, port }`, checked, for the Cluster constructor. */

@@ -74,13 +74,19 @@ return n`,
    * KEYS[1] stream the delivery came from, KEYS[2] dead-letter stream `{stream}:dlq`,
    * KEYS[3] per-group dead-letter counts `{stream}:dlqcount` (what stats read)
    * ARGV[1] group, ARGV[2] entry id, ARGV[3] reason, ARGV[4] error, ARGV[5] attempts,
-   * ARGV[6] failed at (ms), ARGV[7] body (envelope JSON in any layout, or the raw fields of a malformed entry)
+   * ARGV[6] failed at (ms), ARGV[7] body (envelope JSON in any layout, or the raw fields of a malformed entry),
+   * ARGV[8] the error's stack ('' = none: no `stack` field, as in entries written before it existed)
    */
   agentbusDeadLetter: {
     numberOfKeys: 3,
     lua: `
-redis.call('XADD', KEYS[2], '*', 'group', ARGV[1], 'position', ARGV[2], 'reason', ARGV[3],
-  'error', ARGV[4], 'attempts', ARGV[5], 'failed_at', ARGV[6], 'body', ARGV[7])
+local fields = {'group', ARGV[1], 'position', ARGV[2], 'reason', ARGV[3], 'error', ARGV[4],
+  'attempts', ARGV[5], 'failed_at', ARGV[6], 'body', ARGV[7]}
+if ARGV[8] ~= nil and ARGV[8] ~= '' then
+  table.insert(fields, 'stack')
+  table.insert(fields, ARGV[8])
+end
+redis.call('XADD', KEYS[2], '*', unpack(fields))
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 return 1`,

@@ -123,11 +123,17 @@ export class SqliteDriver implements Driver {
     else this.woken.add(who);
   }
 
-  async createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<void> {
-    await this.write(() => {
-      this.s.groupCreate.run(group, from === 'earliest' ? 0 : this.maxSeq());
+  async createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<number> {
+    return this.write(() => {
+      const created = this.s.groupCreate.run(group, from === 'earliest' ? 0 : this.maxSeq()).changes === 1;
       const { start } = this.s.groupGet.get(group) as { start: number };
-      for (const t of topics) this.s.cursorCreate.run(group, t, start);
+      let skipped = 0;
+      for (const t of topics) {
+        const cursor = this.s.cursorCreate.run(group, t, start).changes === 1;
+        // Counted on the topic index, once, when a group is made at latest.
+        if (created && cursor && from === 'latest') skipped += (this.s.countUpTo.get(t, start) as { n: number }).n;
+      }
+      return skipped;
     });
   }
 
@@ -256,9 +262,13 @@ export class SqliteDriver implements Driver {
     await this.write(() => this.s.countAttempt.run(gid, Number(d.position)));
   }
 
-  async deadLetter(group: string, d: Delivery, reason: string, error: string): Promise<void> {
+  /** Prepared on first use: a read-only version-1 file (see schema.ts) has no `stack` column to prepare it against. */
+  private dlInsert: Statement | null = null;
+
+  async deadLetter(group: string, d: Delivery, reason: string, error: string, stack?: string): Promise<void> {
     await this.write(() => {
-      this.s.dlInsert.run(group, d.topic, Number(d.position), d.raw, reason, error, d.attempts, Date.now());
+      this.dlInsert ??= this.db.prepare('INSERT INTO dead_letters (grp, topic, seq, body, reason, error, stack, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+      this.dlInsert.run(group, d.topic, Number(d.position), d.raw, reason, error, stack ?? null, d.attempts, Date.now());
       this.s.pendingDelete.run(this.gid(group), Number(d.position));
     });
   }
@@ -413,7 +423,8 @@ export class SqliteDriver implements Driver {
 
 interface PendingRow { topic: string; seq: number; attempts: number; body: string | null; size: number }
 interface Taken { topic: string; seq: number; attempts: number; body: string; size: number }
-interface DlRow { id: number; grp: string; topic: string; seq: number; body: string; reason: string; error: string; attempts: number; failed_at: number }
+/** `stack` is undefined on a version-1 file read as it is, null when the dead letter has none. */
+interface DlRow { id: number; grp: string; topic: string; seq: number; body: string; reason: string; error: string; stack?: string | null; attempts: number; failed_at: number }
 
 /**
  * `body` and `size` as selected by BODY(): past `maxBytes` the body is only its start (SQL cut it,
@@ -441,6 +452,7 @@ function deadLetter(r: DlRow): DeadLetter {
     raw: typeof event === 'string' ? r.body : null,
     reason: r.reason,
     error: r.error,
+    ...(typeof r.stack === 'string' ? { stack: r.stack } : {}),
     attempts: r.attempts,
     failedAt: isoTime(r.failed_at),
   };
@@ -490,7 +502,6 @@ function prepare(db: Database) {
     consumersExpire: p(`DELETE FROM consumers WHERE seen < ? AND NOT EXISTS
                         (SELECT 1 FROM pending p JOIN groups g ON g.gid = p.gid WHERE g.grp = consumers.grp AND p.consumer = consumers.consumer)`),
     consumerForget: p('DELETE FROM consumers WHERE grp = ? AND consumer = ?'),
-    dlInsert: p('INSERT INTO dead_letters (grp, topic, seq, body, reason, error, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
     dlList: p('SELECT * FROM dead_letters WHERE (@grp IS NULL OR grp = @grp) AND (@topic IS NULL OR topic = @topic) ORDER BY id LIMIT @limit'),
     dlGet: p('SELECT * FROM dead_letters WHERE id = ?'),
     dlDelete: p('DELETE FROM dead_letters WHERE id = ?'),
@@ -500,6 +511,7 @@ function prepare(db: Database) {
     firstAtTime: p('SELECT MIN(seq) AS seq FROM events WHERE topic = ? AND stored >= ?'),
     lengths: p('SELECT topic AS k, COUNT(*) AS n FROM events GROUP BY topic'),
     lag: p('SELECT COUNT(*) AS n FROM events WHERE topic = ? AND seq > ?'),
+    countUpTo: p('SELECT COUNT(*) AS n FROM events WHERE topic = ? AND seq <= ?'),
     nthNewest: p('SELECT seq FROM events WHERE topic = ? ORDER BY seq DESC LIMIT 1 OFFSET ?'),
     lastBefore: p('SELECT MAX(seq) AS seq FROM events WHERE topic = ? AND stored < ?'),
     trimTopic: p('DELETE FROM events WHERE topic = ? AND seq <= ?'),

@@ -2,13 +2,14 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'eventemitter3';
+import { pino } from 'pino';
 import type { Bus } from '../../bus/contract.js';
 import { busFromDriver } from '../../bus/engine.js';
 import { ConnectionError, invalid } from '../../bus/errors.js';
 import { int, knownKeys, resolveBusOptions, str, type BusOptions } from '../../bus/options.js';
 import { SqliteDriver } from './driver.js';
 import { DEFAULT_WAL_WARN_BYTES, SqlitePressure } from './pressure.js';
-import { openSchema } from './schema.js';
+import { openSchema, SCHEMA_VERSION } from './schema.js';
 
 export interface SqliteBusOptions extends BusOptions {
   /** Database file, created with its folder if missing; `:memory:` for a bus inside one process. Default `./data/agentbus.db`. */
@@ -60,6 +61,7 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
     throw new ConnectionError('CONNECTION_FAILED', `no agentbus database at ${resolve(path)}; start a host or publish first (readonly creates nothing)`);
   }
   let db: Database.Database | undefined;
+  let found: number | null;
   try {
     if (database) db = database;
     else if (readonly) db = new Database(path, { readonly: true, fileMustExist: true });
@@ -67,7 +69,7 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
       if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
       db = new Database(path);
     }
-    openSchema(db, readonly);
+    found = openSchema(db, readonly);
     // A WAL file keeps its largest size after a checkpoint unless capped: capped, the WAL warning
     // clears once the checkpoint that was held up completes.
     if (!readonly && !memory && !database) db.pragma(`journal_size_limit = ${Math.min(16 * 1024 ** 2, Math.floor(walWarnBytes / 2))}`);
@@ -87,5 +89,12 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
     await close();
     if (--shared.users === 0) notifiers.delete(key);
   };
-  return busFromDriver(driver, common);
+  const log = common.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL || 'info' });
+  const where = memory ? ':memory:' : resolve(path);
+  if (found !== null && found !== SCHEMA_VERSION && !readonly) {
+    log.info({ store: 'sqlite', path: where, from: found, to: SCHEMA_VERSION }, `SQLite schema of ${where} migrated from version ${found} to ${SCHEMA_VERSION}`);
+  }
+  // Info through a logger the caller passed (agentbus start passes its own); the default logger keeps it at debug.
+  log[common.logger ? 'info' : 'debug']({ store: 'sqlite', path: where, readonly }, `store: SQLite ${where}${readonly ? ' (read-only)' : ''}`);
+  return busFromDriver(driver, { ...common, logger: log });
 }

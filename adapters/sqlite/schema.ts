@@ -41,7 +41,8 @@ CREATE INDEX IF NOT EXISTS pending_by_deadline ON pending (gid, deadline);
 CREATE TABLE IF NOT EXISTS dead_letters (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   grp TEXT NOT NULL, topic TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
-  reason TEXT NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL, failed_at INTEGER NOT NULL
+  reason TEXT NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL, failed_at INTEGER NOT NULL,
+  stack TEXT                             -- the thrown error's stack (version 2); NULL when none
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_group ON dead_letters (grp, topic);
 CREATE TABLE IF NOT EXISTS consumers (
@@ -50,37 +51,57 @@ CREATE TABLE IF NOT EXISTS consumers (
 ) WITHOUT ROWID;
 `;
 
-export const SCHEMA_VERSION = 1;
+/**
+ * Version history: 1, the first; 2 adds dead_letters.stack. A version-1 file is migrated in place
+ * when opened for writing (MIGRATIONS), and read as it is when opened read-only: every query that
+ * reads dead letters selects `*`, so the missing column reads as no stack.
+ */
+export const SCHEMA_VERSION = 2;
+/** Each step takes a file from version `from` to `from + 1`; run in order, in one IMMEDIATE transaction. */
+const MIGRATIONS: Array<{ from: number; sql: string }> = [{ from: 1, sql: 'ALTER TABLE dead_letters ADD COLUMN stack TEXT' }];
+/** The oldest version this agentbus opens (migrating it when writing). */
+const OLDEST_VERSION = 1;
 /** Tables every agentbus file has; a file with other tables and not these belongs to someone else. */
 const OWN_TABLES = ['events', 'pending', 'dead_letters'];
 
 /**
- * Checks the file is agentbus' (or empty), then creates what is missing. Another application's file
- * is refused before anything is written (journal_mode = WAL alone would rewrite its header).
- * `readonly`: checks only; an empty file is refused as "no agentbus database" and nothing is set.
+ * Checks the file is agentbus' (or empty), then migrates an older version and creates what is
+ * missing. Another application's file, or a newer agentbus version, is refused before anything is
+ * written (journal_mode = WAL alone would rewrite its header).
+ * `readonly`: checks only (an older version is read as it is); an empty file is refused as
+ * "no agentbus database" and nothing is set.
  * Ends with busy_timeout 0: from then on the driver retries a busy lock itself (SqliteDriver.write).
+ * Returns the version the file had (null: it was empty), which a migration changed.
  */
-export function openSchema(db: Database, readonly = false): void {
+export function openSchema(db: Database, readonly = false): number | null {
   db.pragma('busy_timeout = 5000'); // several processes may open a new file at once
-  const found = check(db);
+  let found = check(db);
   if (readonly) {
-    if (!found) throw new Error('it holds no agentbus database (it is empty): start a host or publish first');
+    if (found === null) throw new Error('it holds no agentbus database (it is empty): start a host or publish first');
   } else {
     if (db.name !== ':memory:' && db.name !== '') db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.transaction(() => {
-      check(db); // again under the write lock: another process may have created the schema meanwhile
+      // Again under the write lock: another process may have created or migrated the schema meanwhile.
+      const version = (found = check(db));
+      // An older file: ALTER first (DDL's CREATE ... IF NOT EXISTS leaves existing tables as they are).
+      // A failed step rolls the whole transaction back, leaving the file at its old version.
+      if (version !== null) for (const m of MIGRATIONS) if (m.from >= version) db.exec(m.sql);
       db.exec(DDL);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
   }
   db.pragma('busy_timeout = 0');
+  return found;
 }
 
-/** True when the file holds agentbus' schema, false when it is empty; throws for anything else. */
-function check(db: Database): boolean {
+/**
+ * The version of the agentbus schema the file holds (OLDEST_VERSION to SCHEMA_VERSION), null when
+ * it is empty; throws for anything else.
+ */
+function check(db: Database): number | null {
   const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
-  if (tables.length === 0) return false;
+  if (tables.length === 0) return null;
   const version = db.pragma('user_version', { simple: true }) as number;
   if (!OWN_TABLES.every((t) => tables.includes(t))) {
     const names = tables.length > 5 ? `${tables.slice(0, 5).join(', ')}, ...` : tables.join(', ');
@@ -89,8 +110,8 @@ function check(db: Database): boolean {
         'agentbus opens only its own files, leaving this one untouched; give it a new path',
     );
   }
-  if (version !== SCHEMA_VERSION) {
-    throw new Error(`schema version ${version}, this agentbus reads version ${SCHEMA_VERSION}: use a new file or the matching agentbus`);
+  if (version < OLDEST_VERSION || version > SCHEMA_VERSION) {
+    throw new Error(`schema version ${version}, this agentbus reads versions ${OLDEST_VERSION} to ${SCHEMA_VERSION}: use a new file or the matching agentbus`);
   }
-  return true;
+  return version;
 }

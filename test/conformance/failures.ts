@@ -84,6 +84,37 @@ export function failureSuite(a: Target): void {
     await bus.close();
   });
 
+  test('a dead letter keeps the thrown error\'s stack (with its causes, at most 8192 characters), so do replay failures; ctx.deadLetter and non-Errors keep none', async () => {
+    const bus = await a.make();
+    const type = uniq('stack');
+    const group = uniq('g');
+    const sub = await bus.subscribe({ group, types: [type], maxAttempts: 1 }, (e, ctx) => {
+      if (e.data === 'plain') throw new Error('plain failure', { cause: new TypeError('root cause') });
+      if (e.data === 'huge') throw new Error('x'.repeat(100_000));
+      if (e.data === 'ctx') return ctx.deadLetter('refused');
+      throw 'a string';
+    });
+    for (const k of ['plain', 'huge', 'ctx', 'string']) await bus.publish(type, k);
+    await waitFor('4 dead letters', async () => (await bus.deadLetters.list({ group })).length === 4);
+    const by = new Map((await bus.deadLetters.list({ group })).map((d) => [d.event!.data, d]));
+    const plain = by.get('plain')!;
+    assert.ok(plain.stack!.startsWith('Error: plain failure\n    at '), plain.stack);
+    assert.ok(plain.stack!.includes('conformance/failures.ts:'), `names the file that threw: ${plain.stack}`);
+    assert.ok(plain.stack!.includes('\ncaused by: TypeError: root cause\n    at '), plain.stack);
+    assert.is(plain.error, 'Error: plain failure');
+    assert.equal(await bus.deadLetters.get(plain.id), plain);
+    const huge = by.get('huge')!.stack!;
+    assert.ok(huge.length <= 8192 && huge.startsWith('Error: xxx') && /\.\.\. \(cut: \d+ characters\)$/.test(huge), `${huge.length} characters, ends ${huge.slice(-40)}`);
+    for (const k of ['ctx', 'string']) assert.not.ok('stack' in by.get(k)!, `${k}: no stack`);
+    const r = await bus.replay({ types: [type] }, (e) => {
+      if (e.data === 'plain') throw new Error('replayed failure');
+    });
+    assert.is(r.failed.length, 1);
+    assert.ok(r.failed[0].stack!.startsWith('Error: replayed failure\n') && r.failed[0].stack!.includes('conformance/failures.ts:'), r.failed[0].stack);
+    await sub.close();
+    await bus.close();
+  });
+
   test('dead-letter retry reaches the failing group only; purge removes', async () => {
     const bus = await a.make();
     const type = uniq('payment');

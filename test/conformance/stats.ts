@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Bus } from '../../bus/contract.js';
@@ -83,6 +84,26 @@ export function statsSuite(a: Target): void {
     assert.ok((size.get(none) ?? 0) === 0, 'a topic with nothing stored has no size');
     await bus.close();
     await bus.health!().then(() => assert.unreachable('closed'), (err: { code?: string }) => assert.is(err.code, 'BUS_CLOSED'));
+  });
+
+  test('a new group at latest on topics holding events logs once how many it skips; earliest, a group that exists, or empty topics log nothing', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const bus = await a.make({ logger });
+    const [t1, t2, empty] = [uniq('skip'), uniq('skip'), uniq('skip')];
+    await bus.publishBatch([...[1, 2, 3].map((n) => ({ type: t1, data: n })), ...[1, 2].map((n) => ({ type: t2, data: n }))]);
+    const late = uniq('late');
+    const subs = [
+      await bus.subscribe({ group: late, types: [t1, t2, empty] }, () => {}),
+      await bus.subscribe({ group: late, types: [t1, t2, empty] }, () => {}),
+      await bus.subscribe({ group: uniq('early'), types: [t1, t2], from: 'earliest' }, () => {}),
+      await bus.subscribe({ group: uniq('nothing'), types: [empty] }, () => {}),
+    ];
+    const skips = lines.filter((l) => 'skipped' in l);
+    assert.equal(skips.map((l) => [l.level, l.group, l.types, l.skipped]), [[30, late, [t1, t2, empty], 5]]);
+    assert.is(skips[0].msg, `new group ${late} starts at the latest event: skipping 5 earlier events of ${t1}, ${t2}, ${empty} (from: 'earliest' reads them)`);
+    await Promise.all(subs.map((x) => x.close()));
+    await bus.close();
   });
 
   test.run();

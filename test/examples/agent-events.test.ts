@@ -67,7 +67,7 @@ for (const store of await exampleStores('agent-events')) {
 
     const replay = cli('replay', '--agent', 'ChangeAuditor', '--agents', 'examples/agent-events/auditor.ts', '--json');
     assert.is(replay.status, 0, replay.stderr);
-    assert.equal(JSON.parse(replay.stdout), { handled: good + 1, failed: [] });
+    assert.equal(JSON.parse(replay.stdout), { handled: good + 1, failed: [], published: { count: 0, stored: false, events: [] } });
     await bus.close();
   });
   s.run();

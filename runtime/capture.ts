@@ -1,0 +1,121 @@
+import type { Bus } from '../bus/contract.js';
+import { invalid } from '../bus/errors.js';
+import { checkType, createEvent, encodeEvent, PUBLISH_OPTION_KEYS, type EventInput, type PublishOptions } from '../bus/event.js';
+import { knownKeys } from '../bus/options.js';
+
+/** How many of a replay's publishes its result lists (all are counted). */
+export const REPLAY_PUBLISHED_KEPT = 100;
+/** The largest maxPayloadBytes a bus takes: a captured event is refused only where every bus would refuse it. */
+const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
+
+/** One event an agent published during a replay, as the result lists it. */
+export interface ReplayPublished {
+  type: string;
+  /** The id it was stored under (`publish: true`), or would have been (its own `id` option, else a fresh one). */
+  id: string;
+  subject?: string;
+  data: unknown;
+}
+
+/** What the agent published during a replay: counted, the first REPLAY_PUBLISHED_KEPT listed. */
+export interface ReplayPublishing {
+  count: number;
+  /** true with `publish: true` (sent to the bus and stored); false by default (captured, nothing stored). */
+  stored: boolean;
+  events: ReplayPublished[];
+}
+
+/**
+ * The publishes of an agent being replayed. With `stored` false (the default of a replay) nothing
+ * reaches the bus: each publish is checked as the bus checks it (type, options, JSON-serializable
+ * data), so code that fails live fails here too, then counted and the first ones kept. With `stored`
+ * true they go to the bus and are counted once stored.
+ */
+export class ReplayCapture {
+  readonly result: ReplayPublishing;
+
+  constructor(stored: boolean) {
+    this.result = { count: 0, stored, events: [] };
+  }
+
+  get stored(): boolean {
+    return this.result.stored;
+  }
+
+  /** Records a publish that was stored (or, captured, would have been). */
+  note(type: string, id: string, data: unknown, subject: string | undefined): void {
+    this.result.count++;
+    if (this.result.events.length < REPLAY_PUBLISHED_KEPT) this.result.events.push({ type, id, ...(subject === undefined ? {} : { subject }), data });
+  }
+
+  /** A captured publish: validated, noted, never stored. Resolves with the id it would have had. */
+  publish(type: string, data: unknown, options: PublishOptions | undefined, source: string): Promise<string> {
+    try {
+      if (options !== undefined) {
+        if (options === null || typeof options !== 'object') throw invalid('INVALID_OPTION', `publish options must be an object, got ${String(options)}`);
+        knownKeys('publish', options, PUBLISH_OPTION_KEYS);
+      }
+      const e = this.check(type, data, options, source);
+      this.note(type, e.id, e.data, e.subject);
+      return Promise.resolve(e.id);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** A captured publishBatch: all entries validated before any is noted, as the bus does. */
+  publishBatch(events: EventInput[], source: string): Promise<string[]> {
+    try {
+      if (!Array.isArray(events)) throw invalid('INVALID_OPTION', `publishBatch expects an array, got ${typeof events}`);
+      const made = events.map((e, i) => {
+        if (e === null || typeof e !== 'object') throw invalid('INVALID_OPTION', `publishBatch entry ${i} is not an object`);
+        const { type, data, ...opts } = e;
+        knownKeys(`publishBatch entry ${i}`, opts, PUBLISH_OPTION_KEYS);
+        return this.check(type, data, opts, source);
+      });
+      for (const e of made) this.note(e.type, e.id, e.data, e.subject);
+      return Promise.resolve(made.map((e) => e.id));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The envelope the bus would store; its data as stored (a later change by the agent is not seen). */
+  private check(type: string, data: unknown, options: PublishOptions | undefined, source: string) {
+    checkType(type);
+    const e = createEvent(type, data, options, source);
+    return { ...e, data: JSON.parse(encodeEvent(e, MAX_PAYLOAD_BYTES)).data as unknown };
+  }
+
+  /** Notes the events of a publish or publishBatch sent to the bus, once stored. */
+  sent(events: EventInput[], ids: Promise<string[]>): void {
+    ids.then((got) => events.forEach((e, i) => this.note(e.type, got[i], e.data, e.subject)), () => {});
+  }
+
+  /**
+   * `bus` as a replayed agent sees it through ctx.bus: its publish and publishBatch are captured
+   * too (source: the option given, else `source`), or noted when sent; everything else is the bus itself.
+   */
+  wrap(bus: Bus, source: string): Bus {
+    const publish = (type: string, data: unknown, options?: PublishOptions): Promise<string> => {
+      if (!this.stored) return this.publish(type, data, options, source);
+      const p = bus.publish(type, data, options);
+      this.sent([{ type, data, ...options }], p.then((id) => [id]));
+      return p;
+    };
+    const publishBatch = (events: EventInput[]): Promise<string[]> => {
+      if (!this.stored) return this.publishBatch(events, source);
+      const p = bus.publishBatch(events);
+      this.sent(events, p);
+      return p;
+    };
+    return new Proxy(bus, {
+      get: (target, key) => {
+        if (key === 'publish') return publish;
+        if (key === 'publishBatch') return publishBatch;
+        const v = Reflect.get(target, key, target) as unknown;
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+  }
+}
