@@ -56,7 +56,7 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
     }
   }
   const options: AgentOptions = { ...(cls.options ?? {}), ...(e.options ?? {}) };
-  knownKeys(`${where} option`, options, [...SUBSCRIBE_KEYS, 'replicas', 'breakerFailures']);
+  knownKeys(where, options, [...SUBSCRIBE_KEYS, 'replicas', 'breakerFailures']);
   const { replicas, breakerFailures, ...subscribe } = options;
   // Values are checked now, with the bus' own validator, so a bad option fails the host at construction.
   resolveSubscribeOptions({ group: name, types: subs.length ? [...subs] : ['x'], ...subscribe });
