@@ -9,6 +9,9 @@ export const AGENT_BRAND = Symbol.for('agentbus.BaseAgent');
 /**
  * Per-agent options, as `static options` on the class. The delivery options are the subscribe
  * options (documented, with their defaults, once in SubscribeOptions); two are the host's own.
+ * `concurrency` stays 1 by default, as for `bus.subscribe`: one handler at a time, in publish order.
+ * A handler that waits seconds (an LLM call) then caps the agent at one event per wait; raise
+ * `concurrency`, with `orderBy: 'subject'` where order matters per conversation (README, Agents).
  */
 export type AgentOptions = Pick<SubscribeOptions, 'concurrency' | 'maxAttempts' | 'backoff' | 'orderBy' | 'claimIdleMs' | 'from' | 'drainTimeoutMs'> & {
   /** Consumers of the group this host runs for the agent. Default 1. */

@@ -58,7 +58,7 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
   // An entry's option set to undefined leaves the class' value, as a missing one does.
   const given = Object.entries(e.options ?? {}).filter(([, v]) => v !== undefined);
   const options: AgentOptions = { ...(cls.options ?? {}), ...Object.fromEntries(given) };
-  knownKeys(`${where} option`, options, [...SUBSCRIBE_KEYS, 'replicas', 'breakerFailures']);
+  knownKeys(where, options, [...SUBSCRIBE_KEYS, 'replicas', 'breakerFailures']);
   const { replicas, breakerFailures, ...subscribe } = options;
   // Values are checked now, with the bus' own validator, so a bad option fails the host at construction.
   resolveSubscribeOptions({ group: name, types: subs.length ? [...subs] : ['x'], ...subscribe });

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { createBus } from './config.js';
 import { AgentHost } from './host.js';
@@ -12,83 +11,43 @@ import type { Bus, DeadLetter } from '../bus/contract.js';
 import type { AgentReplayResult } from './host.js';
 import { AgentbusError } from '../bus/errors.js';
 import { expandTypes } from '../bus/event.js';
+import { bound, helpText, helpTopic, parseCommandLine, USAGE, UsageError } from './cli-args.js';
 
-const USAGE = `usage: agentbus <command> [options]
+/** Commands other than `start` log to stderr at LOG_LEVEL (default error), one line a record, never JSON unless LOG_FORMAT=json. */
+function commandLogger(): Logger {
+  const level = process.env.LOG_LEVEL || 'error';
+  if (process.env.LOG_FORMAT === 'json') return pino({ level }, pino.destination(2));
+  return pino({ level }, { write: (line: string) => void process.stderr.write(oneLine(line)) });
+}
 
-commands:
-  start [--agents PATH] [--port N] [--http-host H] [--strategy S] [--exit-on-failure]
-                                                   run the host: agents from a file, folder or module
-  publish <type> <json> [--subject S] [--id ID]   store one event, print its id
-  replay --types T[,T] [--from B] [--to B] (--agent NAME [--agents PATH] [--publish] | --group G) [--json]
-                                                   hand stored events to an agent (no group moves;
-                                                   what it publishes is printed, stored only with
-                                                   --publish), or rewind group G on those types
-  rewind --group G --type T [--from B]             deliver a group's events again from B (default earliest)
-  stats [--json]                                   topics, length, groups, pending, lag, dead letters
-  dlq ls [--group G] [--type T] [--limit N] [--json]
-  dlq show <id>                                    one dead letter, as JSON
-  dlq retry <id...>                                hand back to the group that failed them
-  dlq purge <id...>                                remove for good
-  doctor [--json] [--strict]                       check the store: exit 0 healthy, 1 a check failed,
-                                                   2 warnings only with --strict
-
-A bound B is an ISO-8601 time, epoch milliseconds, or a store position. stats, dlq ls and dlq show
-open a SQLite file read-only and never create it.
-The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
-(./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB,
-AGENTBUS_REDIS_CONNECT_TIMEOUT_MS, AGENTBUS_REDIS_LAYOUT (JSON, e.g. {"verification.*":"flat"});
-empty variables count as unset.
-start also reads AGENTBUS_AGENTS (./agents), AGENTBUS_HTTP_PORT (9464), AGENTBUS_HTTP_HOST
-(127.0.0.1), AGENTBUS_STRATEGY, AGENTBUS_EXIT_ON_FAILURE, AGENTBUS_HOST_ID, LOG_LEVEL.
-Exit codes: 0 done, 1 failed, 2 bad arguments.`;
-
-class UsageError extends Error {}
+/** A pino record as `[warn] message (key=value, ...)`, control characters escaped. */
+function oneLine(json: string): string {
+  const { level, msg, time: _t, pid: _p, hostname: _h, ...rest } = JSON.parse(json) as Record<string, unknown>;
+  const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return printable(`[${pino.levels.labels[level as number] ?? level}] ${String(msg ?? '')}${fields.length ? ` (${fields.join(', ')})` : ''}`) + '\n';
+}
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-      json: { type: 'boolean' },
-      subject: { type: 'string' },
-      id: { type: 'string' },
-      group: { type: 'string' },
-      type: { type: 'string' },
-      limit: { type: 'string' },
-      agents: { type: 'string' },
-      agent: { type: 'string' },
-      types: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      port: { type: 'string' },
-      'http-host': { type: 'string' },
-      strategy: { type: 'string' },
-      'exit-on-failure': { type: 'boolean' },
-      strict: { type: 'boolean' },
-      publish: { type: 'boolean' },
-    },
-  });
-  if (values.version) {
+  const line = parseCommandLine(argv);
+  if (line.kind === 'version') {
     // dist/runtime/cli.js when installed, runtime/cli.ts under `npm run agentbus`.
     const candidates = ['../../package.json', '../package.json'].map((p) => new URL(p, import.meta.url));
     const pkg = candidates.map((u) => { try { return JSON.parse(readFileSync(u, 'utf8')) as { name: string; version: string }; } catch { return null; } }).find((p) => p?.name === 'agentbus');
     console.log(pkg?.version ?? 'unknown');
     return 0;
   }
-  const [command, ...args] = positionals;
-  if (values.help || command === undefined || command === 'help') {
-    console.log(USAGE);
-    return command === undefined && !values.help ? 2 : 0;
+  if (line.kind === 'help') {
+    console.log(line.command === undefined ? USAGE : helpText(line.command));
+    return 0;
   }
-  if (!['start', 'publish', 'replay', 'rewind', 'stats', 'dlq', 'doctor'].includes(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
-  if (command === 'start') {
-    if (args.length > 0) throw new UsageError(`start takes no positional argument, got ${JSON.stringify(args[0])}`);
-    return start(startOptions(values));
+  if (line.kind === 'usage') {
+    console.error(USAGE);
+    return 2;
   }
+  const { command, args, values } = line;
+  if (command === 'start') return start(startOptions(values));
   if (command === 'doctor') return doctor({ json: values.json === true, strict: values.strict === true });
-  const logger = pino({ level: process.env.LOG_LEVEL || 'warn' }, pino.destination(2));
+  const logger = commandLogger();
   if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
   // Inspection opens the store read-only: it never creates a SQLite file nor changes one.
   const inspect = command === 'stats' || (command === 'dlq' && (args[0] === 'ls' || args[0] === 'show'));
@@ -98,12 +57,6 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await bus.close();
   }
-}
-
-/** Boundaries as the bus takes them: digits alone are epoch ms unless they look like a position. */
-function bound(v: string | boolean | undefined): string | number | undefined {
-  if (typeof v !== 'string') return undefined;
-  return /^\d{12,}$/.test(v) ? Number(v) : v;
 }
 
 function typesFlag(o: Record<string, string | boolean | undefined>, need: boolean): string[] | undefined {
@@ -235,7 +188,12 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
   }
   if (sub === 'retry' || sub === 'purge') {
     if (ids.length === 0) throw new UsageError(`dlq ${sub} needs at least one <id>`);
-    const n = await bus.deadLetters[sub](ids);
+    // Each id not found is named (a typo, or already retried or purged); the others are still done.
+    const missing: string[] = [];
+    for (const id of ids) if ((await bus.deadLetters.get(id)) === null) missing.push(id);
+    if (missing.length > 0) console.error(printable(`agentbus: no dead letter ${missing.map((id) => JSON.stringify(id)).join(', ')} (agentbus dlq ls lists them)`));
+    const found = ids.filter((id) => !missing.includes(id));
+    const n = found.length === 0 ? 0 : await bus.deadLetters[sub](found);
     console.log(`${sub === 'retry' ? 'retried' : 'purged'} ${n} of ${ids.length}`);
     return n === ids.length ? 0 : 1;
   }
@@ -270,8 +228,9 @@ function table(head: string[], rows: unknown[][]): void {
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (err) => {
-    if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      console.error(`agentbus: ${(err as Error).message}\n\n${USAGE}`);
+    if (err instanceof UsageError) {
+      // One line: what is wrong, and where the command's usage is.
+      console.error(`agentbus: ${err.message} (see agentbus help${helpTopic ? ` ${helpTopic.split(' ')[0]}` : ''})`);
       process.exitCode = 2;
     } else {
       const e = err as Error;

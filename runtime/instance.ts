@@ -112,8 +112,9 @@ export class AgentInstance implements AgentContext {
               this.host.onOutcome(o);
               if (o.outcome === 'handled') return void (this.failures = 0);
               if (o.outcome !== 'failed') return;
-              // One line per failure (dead letters are logged by the bus): a retry is worth knowing about.
-              this.logger.warn({ group: o.group, id: o.id, type: o.type, attempt: o.attempt, retry: o.retry, err: errForLog(o.error) }, o.retry ? 'delivery failed, will retry' : 'delivery failed');
+              // One warning per failure: a failure that gets another attempt is logged here; the last
+              // one becomes a dead letter, which the bus logs (group, id, type, attempts, reason, error, stack).
+              if (o.retry) this.logger.warn({ group: o.group, id: o.id, type: o.type, attempt: o.attempt, err: errForLog(o.error) }, 'delivery failed, will retry');
               if (breakerFailures > 0 && ++this.failures === breakerFailures) {
                 this.crash(new CircuitOpenError(`agent ${this.agent}: ${this.failures} deliveries failed in a row (last: ${describe(o.error)}); circuit open`, { cause: o.error }));
               }

@@ -1,14 +1,17 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createServer, type AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import Database from 'better-sqlite3';
 import { createSqliteBus } from '../adapters/sqlite/index.js';
 import { waitFor } from './helpers/index.js';
 import { startHost, workLog } from './helpers/host.js';
+import { COMMANDS, helpText, parseCommandLine, USAGE } from '../runtime/cli-args.js';
+import { AgentbusError } from '../bus/errors.js';
 
 const path = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'bus.db');
 const cli = (...args: string[]) => cliWith({}, ...args);
@@ -16,6 +19,21 @@ const cliWith = (env: Record<string, string>, ...args: string[]) => {
   const r = spawnSync(process.execPath, ['dist/runtime/cli.js', ...args], { encoding: 'utf8', env: { ...process.env, AGENTBUS_SQLITE_PATH: path, ...env } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
+/** Runs the CLI once per argument list, all at once (each start costs a Node process), results in order. */
+const clis = (env: Record<string, string>, lists: string[][]) =>
+  Promise.all(
+    lists.map(
+      (args) =>
+        new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+          const child = spawn(process.execPath, ['dist/runtime/cli.js', ...args], { env: { ...process.env, AGENTBUS_SQLITE_PATH: path, ...env } });
+          let out = '';
+          let err = '';
+          child.stdout.on('data', (d) => (out += d));
+          child.stderr.on('data', (d) => (err += d));
+          child.on('close', (code) => resolve({ code, out, err }));
+        }),
+    ),
+  );
 
 test('publish stores an event and stats shows it', () => {
   const p = cli('publish', 'cli.test', '{"n":1}', '--subject', 's1');
@@ -27,12 +45,166 @@ test('publish stores an event and stats shows it', () => {
   assert.ok(cli('stats').out.includes('cli.test'));
 });
 
-test('bad arguments: a one-line error, the usage, exit 2', () => {
-  for (const args of [['frob'], ['publish', 'x'], ['publish', 'x', '{bad'], ['publish', 'bad type', '{}'], ['dlq', 'zap'], ['stats', '--nope']]) {
-    const r = cli(...args);
+test('bad arguments: one line naming what is wrong and where the help is, exit 2', async () => {
+  const lists = [['frob'], ['publish', 'x'], ['publish', 'x', '{bad'], ['publish', 'bad type', '{}'], ['dlq', 'zap'], ['stats', '--nope']];
+  for (const [i, r] of (await clis({}, lists)).entries()) {
+    const args = lists[i];
     assert.is(r.code, 2, `${args.join(' ')}: ${r.err}`);
     assert.ok(r.err.startsWith('agentbus: '), r.err);
+    assert.is(r.err.trimEnd().split('\n').length, 1, r.err);
+    assert.is(r.out, '');
+    if (i === 0) assert.is(r.err, 'agentbus: unknown command "frob": expected start, publish, replay, rewind, stats, dlq, doctor (see agentbus help)\n');
+    if (i === 1) assert.is(r.err, 'agentbus: publish needs <type> <json> (see agentbus help publish)\n');
   }
+});
+
+test('help: agentbus help <command> and <command> --help print its usage and options, exit 0; the usage names --version', async () => {
+  for (const r of await clis({}, [['help', 'publish'], ['publish', '--help'], ['publish', '-h']])) {
+    assert.is(r.code, 0, r.err);
+    assert.ok(r.out.startsWith('usage: agentbus publish <type> <json> [--subject S] [--id ID]\n'), r.out);
+    assert.match(r.out, /--subject S +the event subject/);
+    assert.match(r.out, /--id ID +the event id/);
+  }
+  const [dlq, dlqLs, typo, usage, version, none] = await clis({}, [['help', 'dlq'], ['dlq', 'ls', '--help'], ['help', 'pubish'], ['--help'], ['--version'], []]);
+  assert.is(dlq.code, 0);
+  for (const sub of ['ls', 'show', 'retry', 'purge']) assert.match(dlq.out, new RegExp(`usage: agentbus dlq ${sub}`));
+  assert.ok(dlqLs.out.startsWith('usage: agentbus dlq ls [--group G]'));
+  assert.equal([typo.code, typo.err], [2, 'agentbus: unknown command "pubish": did you mean publish? (see agentbus help)\n']);
+  assert.is(usage.code, 0);
+  assert.match(usage.out, /^ {2}--version +print the version$/m);
+  assert.match(usage.out, /^ {2}help \[<command>\]/m);
+  assert.equal([version.code, version.out.trim()], [0, JSON.parse(readFileSync('package.json', 'utf8')).version]);
+  assert.equal([none.code, none.out], [2, '']);
+  assert.ok(none.err.startsWith('usage: agentbus <command>'), 'no command: the usage on stderr');
+});
+
+test('the usage, each command\'s help and the README name the same commands and options the parser takes', () => {
+  // What `agentbus --help` and `agentbus help <command>` print (the test above runs them).
+  const usage = USAGE;
+  const readme = readFileSync('README.md', 'utf8');
+  for (const [name, c] of Object.entries(COMMANDS)) {
+    const help = helpText(name);
+    for (const s of c.synopsis) {
+      assert.ok(usage.includes(`  ${s}`), `usage lacks ${s}`);
+      assert.ok(help.includes(`usage: agentbus ${s}`), `help ${name} lacks ${s}`);
+      assert.ok(readme.includes(`agentbus ${s}\n`), `README lacks agentbus ${s}`);
+      for (const o of s.match(/--[a-z-]+/g) ?? []) assert.ok(o.slice(2) in c.options, `${name}: the usage names ${o}, which it does not take`);
+    }
+    for (const o of Object.keys(c.options)) {
+      assert.match(help, new RegExp(`^ {2}--${o}\\b`, 'm'), `help ${name} does not explain --${o}`);
+      assert.ok(c.synopsis.some((s) => s.includes(`--${o}`)), `${name} takes --${o} but its usage does not say so`);
+    }
+  }
+  // replay --agent without --types: the agent's subscriptions, as the usage says.
+  assert.match(usage, /replay --agent NAME \[--agents PATH\] \[--types T\[,T\]\]/);
+});
+
+/** What the CLI prints after `agentbus: ` for a bad command line, parsed in this process (no Node start per case). */
+const refusal = (args: string[]): string => {
+  try {
+    parseCommandLine(args);
+  } catch (err) {
+    return err instanceof AgentbusError ? `${err.code}: ${err.message}` : (err as Error).message;
+  }
+  return '(accepted)';
+};
+
+/** Each case is checked in this process; the spawned ones also end to end: stderr the one line, exit 2. */
+async function refused(cases: [string[], string, 'spawn'?][], env: Record<string, string> = {}): Promise<void> {
+  for (const [args, line] of cases) assert.is(`agentbus: ${refusal(args)}`, line.replace(/ \(see agentbus help[^)]*\)$/, ''), args.join(' '));
+  const spawned = cases.filter((c) => c[2] === 'spawn');
+  const results = await clis(env, spawned.map(([args]) => args));
+  for (const [i, [args, line]] of spawned.entries()) assert.equal([results[i].code, results[i].err, results[i].out], [2, `${line}\n`, ''], args.join(' '));
+}
+
+test('an unknown option: one line with the nearest option, exit 2', async () => {
+  await refused([
+    [['stats', '--jsn'], 'agentbus: unknown option --jsn for stats: did you mean --json? (see agentbus help stats)', 'spawn'],
+    [['rewind', '--grop', 'g'], 'agentbus: unknown option --grop for rewind: did you mean --group? (see agentbus help rewind)'],
+    [['dlq', 'ls', '--lmit', '5'], 'agentbus: unknown option --lmit for dlq ls: did you mean --limit? (see agentbus help dlq)', 'spawn'],
+    [['publish', 'a.b', '{}', '--subjcet', 's'], 'agentbus: unknown option --subjcet for publish: did you mean --subject? (see agentbus help publish)'],
+    [['stats', '--group', 'g'], 'agentbus: unknown option --group for stats: stats takes --json (see agentbus help stats)'],
+    [['dlq', 'show', '1', '--json'], 'agentbus: unknown option --json for dlq show: dlq show takes no options (see agentbus help dlq)'],
+    [['pubish', 'a.b', '{}'], 'agentbus: unknown command "pubish": did you mean publish? (see agentbus help)', 'spawn'],
+    [['dlq', 'lss'], 'agentbus: unknown dlq command "lss": did you mean ls? (see agentbus help dlq)'],
+    [['dlq', 'ls', '--limit'], 'agentbus: option --limit needs a value (see agentbus help dlq)'],
+    [['--json', 'stats', '--jsno'], 'agentbus: unknown option --jsno for stats: did you mean --json? (see agentbus help stats)'],
+  ]);
+});
+
+test('dlq without a subcommand, a bad --limit, extra arguments, --from after --to: one line, exit 2, before any store is opened', async () => {
+  const missing = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'none.db');
+  await refused(
+    [
+      [['dlq'], 'agentbus: dlq needs a command: ls, show, retry, purge (see agentbus help dlq)', 'spawn'],
+      [['dlq', 'ls', '--limit', 'abc'], 'agentbus: INVALID_OPTION: invalid --limit "abc": expected an integer from 1 to 100000', 'spawn'],
+      [['dlq', 'ls', '--limit', '-5'], 'agentbus: INVALID_OPTION: invalid --limit -5: expected an integer from 1 to 100000', 'spawn'],
+      [['dlq', 'ls', '--limit', '0'], 'agentbus: INVALID_OPTION: invalid --limit 0: expected an integer from 1 to 100000'],
+      [['stats', 'extra'], 'agentbus: stats takes no positional argument, got "extra" (see agentbus help stats)', 'spawn'],
+      [['dlq', 'show', '1', '2'], 'agentbus: dlq show takes <id>, and not also "2" (see agentbus help dlq)'],
+      [['publish', 'a.b', '{"a":', '1}'], 'agentbus: publish takes <type> <json>, and not also "1}" (quote the JSON as one argument: \'{"a": 1}\') (see agentbus help publish)'],
+      [['rewind', '--group', 'g', '--type', 'a.b', 'now'], 'agentbus: rewind takes no positional argument, got "now" (see agentbus help rewind)'],
+      [['replay', '--agent', 'A', '--from', '2026-01-02T00:00:00Z', '--to', '2026-01-01T00:00:00Z'], 'agentbus: --from 2026-01-02T00:00:00Z is after --to 2026-01-01T00:00:00Z: nothing lies between them (see agentbus help replay)', 'spawn'],
+      [['replay', '--agent', 'A', '--from', '20', '--to', '10'], 'agentbus: --from 20 is after --to 10: nothing lies between them (see agentbus help replay)'],
+      [['replay', '--agent', 'A', '--from', '1700000000001', '--to', '1700000000000'], 'agentbus: --from 1700000000001 is after --to 1700000000000: nothing lies between them (see agentbus help replay)'],
+      [['replay', '--agent', 'A', '--from', '1-5', '--to', '1-4'], 'agentbus: --from 1-5 is after --to 1-4: nothing lies between them (see agentbus help replay)'],
+      [['replay', '--agent', 'A', '--from', 'soon'], 'agentbus: INVALID_OPTION: invalid from "soon": expected a Date, epoch milliseconds, an ISO-8601 time or a position'],
+      [['replay', '--group', 'g', '--types', 'a.b', '--to', '5'], 'agentbus: replay --group takes no --to (they go with --agent): a rewound group reads on from --from (see agentbus help replay)'],
+      [['replay', '--group', 'g', '--agent', 'A'], 'agentbus: replay takes --agent NAME (hand events to an agent) or --group G (rewind a group), not both (see agentbus help replay)'],
+    ],
+    { AGENTBUS_SQLITE_PATH: missing },
+  );
+  assert.not.ok(existsSync(missing), 'a refused command opened the store');
+  // Bounds in order, or of kinds that do not compare (a position and a time), are accepted.
+  for (const [from, to] of [['2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z'], ['10', '20'], ['1-4', '1-5'], ['5', '2026-01-01T00:00:00Z']]) {
+    assert.is(refusal(['replay', '--agent', 'A', '--from', from, '--to', to]), '(accepted)', `${from} ${to}`);
+  }
+});
+
+test('dlq retry and purge of an unknown id name it on one line and exit 1; known ids are still done', async () => {
+  const unknown = cli('dlq', 'retry', '424242');
+  assert.equal([unknown.code, unknown.err, unknown.out], [1, 'agentbus: no dead letter "424242" (agentbus dlq ls lists them)\n', 'retried 0 of 1\n']);
+  const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
+  const sub = await bus.subscribe({ group: 'cli-unknown', types: ['cli.unknown'], maxAttempts: 1 }, () => {
+    throw new Error('no');
+  });
+  await bus.publish('cli.unknown', {});
+  await waitFor('dead letter', async () => (await bus.deadLetters.list({ group: 'cli-unknown' })).length === 1);
+  await sub.close();
+  const [dl] = await bus.deadLetters.list({ group: 'cli-unknown' });
+  await bus.close();
+  const r = cli('dlq', 'purge', dl.id, '424243');
+  assert.equal([r.code, r.err, r.out], [1, 'agentbus: no dead letter "424243" (agentbus dlq ls lists them)\n', 'purged 1 of 2\n']);
+  assert.is(cli('dlq', 'show', dl.id).code, 1, 'purged');
+});
+
+test('an unknown agent option names the option once', () => {
+  const r = cli('start', '--agents', 'test/fixtures/agents/typo.ts', '--port', '0');
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /^agentbus: INVALID_OPTION: unknown agent Typo option "concurency": expected one of concurrency, /);
+});
+
+test('a failing command prints its one agentbus: line and no log record before it (Redis unreachable); LOG_LEVEL shows records as one-liners', async () => {
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const env = { AGENTBUS_ADAPTER: 'redis', REDIS_URL: `redis://127.0.0.1:${port}`, AGENTBUS_REDIS_CONNECT_TIMEOUT_MS: '1000' };
+  const lists = [['stats'], ['publish', 'a.b', '{}']];
+  for (const [i, r] of (await clis(env, lists)).entries()) {
+    assert.is(r.code, 1, r.err);
+    assert.is(r.err.trimEnd().split('\n').length, 1, `${lists[i].join(' ')}: more than the error line:\n${r.err}`);
+    assert.match(r.err, /^agentbus: CONNECTION_FAILED: /);
+  }
+  const verbose = cliWith({ ...env, LOG_LEVEL: 'warn' }, 'stats');
+  assert.is(verbose.code, 1);
+  const lines = verbose.err.trimEnd().split('\n');
+  assert.ok(lines.length > 1, verbose.err);
+  assert.not.ok(lines.some((l) => l.startsWith('{')), `a JSON record on the terminal:\n${verbose.err}`);
+  assert.match(lines[0], /^\[warn\] redis connection error \(redis=redis:\/\/127\.0\.0\.1:\d+\/0, err=.*ECONNREFUSED/);
+  assert.match(lines.at(-1)!, /^agentbus: CONNECTION_FAILED: /);
 });
 
 test('dlq ls, show, retry reach a dead letter made by a real consumer; purge of an unknown id exits 1', async () => {

@@ -90,10 +90,12 @@ h('a circuit breaker opens after breakerFailures failures in a row: a crash, the
   assert.is(calls, 3);
   assert.ok(states.some((s) => s.startsWith('crashing CircuitOpenError: agent Flaky: 3 deliveries failed in a row')), states.join('\n'));
   assert.is(host.status().agents[0].restarts, 1);
-  const failure = lines.find((l) => l.msg === 'delivery failed')!;
-  const err = failure.err as { type: string; message: string; stack: string };
-  assert.equal([failure.level, failure.agent, failure.group, failure.type, failure.attempt, err.type, err.message], [40, 'Flaky', 'Flaky', 'job.run', 1, 'Error', 'downstream down']);
-  assert.ok(err.stack.startsWith('Error: downstream down\n    at Flaky.onJobRun'), err.stack);
+  // maxAttempts 1: each failure is final, and its one line is the dead letter's, with the stack.
+  const warnings = lines.filter((l) => l.level === 40);
+  assert.equal(warnings.map((l) => l.msg), ['dead letter', 'dead letter', 'dead letter'], JSON.stringify(warnings));
+  const failure = warnings[0];
+  assert.equal([failure.group, failure.type, failure.attempts, failure.reason, failure.error], ['Flaky', 'job.run', 1, 'failed', 'Error: downstream down']);
+  assert.ok(String(failure.stack).startsWith('Error: downstream down\n    at Flaky.onJobRun'), String(failure.stack));
   assert.match(String(failure.id), /^[0-9a-f-]{36}$/);
   await host.stop();
   await bus.close();
@@ -306,7 +308,7 @@ h('bad agents are refused at construction, naming the agent and what is missing'
   assert.throws(make([NoHandler]), /agent NoHandler subscribes to device.validated but has neither a onDeviceValidated\(event, ctx\) method nor handle/);
   assert.throws(make([PatternNoHandle]), /agent PatternNoHandle subscribes to the pattern device\.\* but has no handle/);
   assert.throws(make([BadOption]), /invalid concurrency 0: expected an integer from 1 to 10000/);
-  assert.throws(make([Typo]), /unknown agent Typo option option "concurency"/);
+  assert.throws(make([Typo]), /unknown agent Typo option "concurency"/);
   assert.throws(make([class NotAnAgent {}]), /invalid agent function NotAnAgent: expected a class extending BaseAgent/);
   const duplicate = (name: string) => (e: Error) => e instanceof ValidationError && e.code === 'INVALID_OPTION' && e.message.includes(`two agents are named "${name}"`);
   assert.throws(make([Twin, { agent: Twin }]), duplicate('Twin'));
@@ -422,7 +424,13 @@ h('a handler throwing Object.create(null) is retried and dead-lettered with a re
   assert.is(calls, 2);
   assert.is(dl.reason, 'failed');
   assert.is(dl.error, '{"why":"no prototype"}');
-  assert.ok(lines.some((l) => l.msg === 'delivery failed, will retry' && JSON.stringify(l.err) === '{"type":"object","message":"{\\"why\\":\\"no prototype\\"}","stack":""}'), JSON.stringify(lines));
+  // One warning per failure: the first gets a retry, the second is the dead letter.
+  const warnings = lines.filter((l) => l.level === 40);
+  assert.equal(warnings.map((l) => l.msg), ['delivery failed, will retry', 'dead letter'], JSON.stringify(warnings));
+  const [retry, dead] = warnings;
+  assert.equal([retry.agent, retry.group, retry.id, retry.type, retry.attempt], ['Odd', 'Odd', dl.event!.id, 'odd.thing', 1]);
+  assert.is(JSON.stringify(retry.err), '{"type":"object","message":"{\\"why\\":\\"no prototype\\"}","stack":""}');
+  assert.equal([dead.group, dead.id, dead.type, dead.attempts, dead.reason, dead.error], ['Odd', dl.event!.id, 'odd.thing', 2, 'failed', '{"why":"no prototype"}']);
   assert.is(dl.stack, undefined, 'a thrown value that is not an Error has no stack');
   assert.is(host.status().agents[0].state, 'running');
   await host.stop();

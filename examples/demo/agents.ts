@@ -1,7 +1,9 @@
 // `npm start` runs these agents in the host (`agentbus start --agents examples/demo/agents.ts`) on
 // the embedded SQLite store, so a new user sees events flow in the log within seconds.
 // Traffic publishes signups and payments; Welcome handles signups, Billing handles payments (and
-// fails now and then, to show retries and a dead letter), Audit sees everything by pattern.
+// fails now and then, to show retries and a dead letter), Audit sees everything by pattern and
+// logs a summary every 5 s. The store is ./data/demo.db (the start script sets AGENTBUS_SQLITE_PATH),
+// apart from ./data/agentbus.db, which the CLI and other examples use by default.
 // Ctrl-C (SIGINT) or SIGTERM drains in-flight handlers and exits 0.
 import { BaseAgent, NonRetryableError, type AgentContext, type CloudEvent, type HandlerContext } from '../../index.js';
 
@@ -36,9 +38,18 @@ export class Billing extends BaseAgent {
   }
 }
 
+/** Sees every event through patterns; one summary line every 5 s (a line per event would drown the log). */
 export class Audit extends BaseAgent {
   static subscriptions = ['user.*', 'payment.*'];
-  handle(e: CloudEvent, ctx: HandlerContext): void {
-    ctx.logger.debug({ source: e.source }, 'recorded');
+  private counts: Record<string, number> = {};
+  onStart(ctx: AgentContext): void {
+    ctx.setInterval(() => {
+      const total = Object.values(this.counts).reduce((a, b) => a + b, 0);
+      if (total > 0) ctx.logger.info({ byType: this.counts }, `audit: recorded ${total} events in the last 5 s`);
+      this.counts = {};
+    }, 5000);
+  }
+  handle(e: CloudEvent): void {
+    this.counts[e.type] = (this.counts[e.type] ?? 0) + 1;
   }
 }
