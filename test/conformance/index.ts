@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import type { Bus } from '../../bus/contract.js';
-import type { BusOptions } from '../../bus/options.js';
+import type { BusOptions } from '../../bus/contract.js';
 import { deliverySuite } from './delivery.js';
 import { failureSuite } from './failures.js';
 import { claimSuite } from './claims.js';
