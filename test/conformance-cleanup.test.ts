@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 test('a failing scenario closes the bus and subscription it made, without waiting for its handler', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/conformance-leak.ts'], { env: { ...process.env, FORCE_COLOR: '0' } });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/conformance-leak.ts'], { env: { ...process.env, FORCE_COLOR: '0' } });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
