@@ -1,7 +1,7 @@
 // The package root: every public name is listed here; internals are not reachable from outside.
+export type { BusOptions, SubscribeOptions, DeliveryOptions, BackoffOptions, RetentionOptions } from './bus/contract.js';
 export type { Bus, Subscription, Handler, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RewindOptions, Bound, DeadLetter, DeadLetters, TopicStats, StoreHealth } from './bus/contract.js';
 export type { CloudEvent, EventInput, PublishOptions } from './bus/event.js';
-export type { BusOptions, SubscribeOptions, BackoffOptions, RetentionOptions } from './bus/options.js';
 export { AgentbusError, ValidationError, BusClosedError, NotFoundError, ConnectionError, ConfigurationError, NonRetryableError, CircuitOpenError, type ErrorCode } from './bus/errors.js';
 export { createBus, type CreateBusOptions } from './runtime/config.js';
 export { createSqliteBus, type SqliteBusOptions } from './adapters/sqlite/index.js';
@@ -9,7 +9,7 @@ export { createRedisBus, type RedisBusOptions } from './adapters/redis/index.js'
 export { BaseAgent, type AgentOptions, type AgentContext, type HandlerContext } from './agents/base.js';
 export { AgentHost, type AgentHostOptions, type AgentReplayResult, type HostStatus } from './runtime/host.js';
 export type { ReplayPublished, ReplayPublishing } from './runtime/capture.js';
-export type { AgentEntry } from './runtime/agents.js';
+export type { AgentEntry } from './runtime/agent-spec.js';
 export type { SupervisorOptions, Strategy, RestartType, Clock, Transition, ChildStatus } from './runtime/supervisor.js';
 export type { LifecycleState } from './runtime/lifecycle.js';
 export { serveHttp, type HttpEndpoints } from './runtime/http.js';

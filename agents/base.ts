@@ -1,25 +1,29 @@
 import type { Logger } from 'pino';
-import type { Bus, DeliveryContext } from '../bus/contract.js';
+import type { Bus, DeliveryContext, DeliveryOptions } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
-import type { SubscribeOptions } from '../bus/options.js';
 
 /** Marks agent classes across copies of this package (an agent file may import another copy). */
 export const AGENT_BRAND = Symbol.for('agentbus.BaseAgent');
 
 /**
  * Per-agent options, as `static options` on the class. The delivery options are the subscribe
- * options (documented, with their defaults, once in SubscribeOptions); two are the host's own.
+ * options of DeliveryOptions (documented, with their defaults, once there); two are the host's own
+ * (their defaults in AGENT_OPTIONS, runtime/agent-spec.ts).
  * `concurrency` stays 1 by default, as for `bus.subscribe`: one handler at a time, in publish order.
  * A handler that waits seconds (an LLM call) then caps the agent at one event per wait; raise
  * `concurrency`, with `orderBy: 'subject'` where order matters per conversation (README, Agents).
  */
-export type AgentOptions = Pick<SubscribeOptions, 'concurrency' | 'maxAttempts' | 'backoff' | 'orderBy' | 'claimIdleMs' | 'from' | 'drainTimeoutMs'> & {
-  /** Consumers of the group this host runs for the agent. Default 1. */
+export type AgentOptions = DeliveryOptions & {
+  /**
+   * Consumers of the group this host runs for the agent.
+   * @default 1
+   */
   replicas?: number | undefined;
   /**
    * Consecutive failed deliveries (handler throws) that count as a crash of the agent: the circuit
    * opens, the agent stops fetching and the supervisor restarts it after its backoff. 0 turns the
-   * breaker off. Default 10.
+   * breaker off.
+   * @default 10
    */
   breakerFailures?: number | undefined;
 };

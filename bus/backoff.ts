@@ -1,4 +1,4 @@
-import type { BackoffOptions } from './options.js';
+import type { BackoffOptions } from './contract.js';
 
 /**
  * Delay before the attempt after `failed` (1-based) failed: exponential, capped, with "equal jitter"

@@ -1,9 +1,11 @@
-import { pino, type Logger } from 'pino';
-import type { Bound, Bus, DeadLetter, DeadLetters, Handler, ReplayOptions, ReplayResult, RewindOptions, StoreHealth, Subscription } from './contract.js';
+import type { Logger } from 'pino';
+import type { Bound, Bus, BusOptions, DeadLetter, DeadLetters, Handler, ReplayOptions, ReplayResult, RewindOptions, StoreHealth, SubscribeOptions, Subscription } from './contract.js';
 import { MAX_TIME_MS, type AppendEntry, type Driver, type StoreBound } from './driver.js';
 import { asTopic, checkPattern, checkType, createEvent, encodeEvent, expandTypes, PUBLISH_OPTION_KEYS, type EventInput, type PublishOptions } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
-import { int, knownKeys, resolveBusOptions, resolveSubscribeOptions, type BusOptions, type SubscribeOptions } from './options.js';
+import { DEDUP_WINDOW_MS, resolveBusOptions, resolveSubscribeOptions } from './options.js';
+import { int, knownKeys } from './validate.js';
+import { defaultLogger } from './logger.js';
 import { Consumer, describe, errForLog, stackOf } from './consumer.js';
 import { HEALTH_EVERY_MS, PressureWatch } from './pressure.js';
 
@@ -26,7 +28,7 @@ interface Queued {
  */
 export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   const o = resolveBusOptions(options);
-  const log: Logger = options.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL || 'info' });
+  const log: Logger = options.logger ?? defaultLogger();
   const consumers = new Set<Consumer>();
   let queue: Queued[] = [];
   let flushing: Promise<void> | null = null;
@@ -104,7 +106,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     checkType(type);
     const event = createEvent(type, data, opts, o.source);
     const body = driver.encode ? driver.encode(event, o.maxPayloadBytes) : encodeEvent(event, o.maxPayloadBytes);
-    const window = opts?.dedupWindowMs === undefined ? o.dedupWindowMs : int('dedupWindowMs', opts.dedupWindowMs, 0, 0, 365 * 86_400_000);
+    const window = opts?.dedupWindowMs === undefined ? o.dedupWindowMs : DEDUP_WINDOW_MS.resolve('dedupWindowMs', opts.dedupWindowMs);
     return { topic: type, event, body, dedup: opts?.id !== undefined, dedupWindowMs: window };
   }
 

@@ -1,174 +1,131 @@
+/**
+ * The option tables: each option set (bus, retention, backoff, delivery, subscribe) declared once,
+ * as a table from which come its known keys (in table order, as errors list them), each option's
+ * validator with its range and default, and the default its doc comment states (`@default` in
+ * bus/contract.ts, checked against `doc` here by test/structure.test.ts).
+ */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { BackoffOptions, BusOptions, DeliveryOptions, RetentionOptions, SubscribeOptions } from './contract.js';
 import { invalid } from './errors.js';
 import { checkPattern, defaultSource } from './event.js';
-import type { DeliveryOutcome } from './contract.js';
+import { fn, int, knownKeys, num, oneOf, str } from './validate.js';
 
-/** Options every adapter's bus takes. Each default is set here and nowhere else. */
-export interface BusOptions {
-  /** CloudEvents `source` of published events. Default `/agentbus/<hostname>`. */
-  source?: string | undefined;
-  /**
-   * Largest stored event (envelope JSON, UTF-8 bytes). Default 1 MiB (1048576); at most 64 MiB.
-   * Also applied when reading: a larger stored entry (another program's) is not parsed and becomes
-   * a dead letter `oversize`.
-   */
-  maxPayloadBytes?: number | undefined;
-  /** A caller-chosen `id` republished (same type, source and id) within this window is stored once. Default 1 hour. */
-  dedupWindowMs?: number | undefined;
-  /** Per-topic retention, applied approximately (trimmed every `retention.intervalMs`). Default: keep everything. */
-  retention?: RetentionOptions | undefined;
-  /**
-   * pino logger. Default: pino at `LOG_LEVEL` (default `info`), which logs dead letters, store
-   * errors and outages, and the events a new group at `latest` skips (and the store opened, at debug;
-   * at info through a logger given here).
-   */
-  logger?: Logger | undefined;
+/** One option: how it is checked (with its default when not given) and that default as documented. */
+export interface OptionSpec<T> {
+  /** The value, or the default when `v` is undefined; throws INVALID_OPTION naming `name`, `v` and what is accepted. */
+  resolve(name: string, v: unknown): T;
+  /** The default as the option's `@default` doc states it; undefined for an option without one. */
+  readonly doc?: string | undefined;
 }
 
-export interface RetentionOptions {
-  /** Keep at most about this many events per topic. */
-  maxLen?: number | undefined;
-  /** Drop events older than this (by the time they were stored). */
-  maxAgeMs?: number | undefined;
-  /** How often to trim. Default 1000 ms. */
-  intervalMs?: number | undefined;
+type Table = Record<string, OptionSpec<unknown>>;
+/** What a table resolves to: each key's checked value. */
+export type Resolved<T extends Table> = { [K in keyof T]: T[K] extends OptionSpec<infer V> ? V : never };
+
+/** An integer from `min` to `max`. */
+export function intOption(dflt: number, min: number, max: number, doc = String(dflt)): OptionSpec<number> & { min: number; max: number } {
+  return { resolve: (name, v) => int(name, v, dflt, min, max), doc, min, max };
 }
 
-export interface BackoffOptions {
-  /** Delay before the 2nd attempt. Default 100 ms. */
-  initialMs?: number | undefined;
-  /** Ceiling of the delay. Default 30000 ms. */
-  maxMs?: number | undefined;
-  /** Growth per attempt. Default 2. */
-  factor?: number | undefined;
+function oneOfOption<T extends string>(values: readonly T[]): OptionSpec<T> {
+  return { resolve: (name, v) => oneOf(name, v, values), doc: values[0] };
 }
 
-/** Options of `bus.subscribe`. */
-export interface SubscribeOptions {
-  /** Consumer group: each group gets every event of its types. Required. */
-  group: string;
-  /** Exact types and prefix patterns (`device.*`, `*`). Required, at least one. */
-  types: string[];
-  /** Name of this consumer inside the group. Default `<hostname>/<pid>/<random>`. */
-  consumer?: string | undefined;
-  /** Handlers running at once in this consumer; also the most events it holds. Default 1 (publish order). */
-  concurrency?: number | undefined;
-  /** Deliveries before an event becomes a dead letter; a delivery whose consumer died counts. Default 5. */
-  maxAttempts?: number | undefined;
-  /** Delay between attempts: exponential with jitter (half fixed, half random). */
-  backoff?: BackoffOptions | undefined;
-  /** `subject`: events of one subject run one at a time, in order; others in parallel. Default `none`. */
-  orderBy?: 'none' | 'subject' | undefined;
-  /** A delivery whose lease is not renewed for this long goes to another consumer. Default 30000 ms. */
-  claimIdleMs?: number | undefined;
-  /** Where a new group starts: `latest` (events published from now on) or `earliest`. Default `latest`. */
-  from?: 'latest' | 'earliest' | undefined;
-  /** How long `close()` waits for handlers in flight. Default 30000 ms. */
-  drainTimeoutMs?: number | undefined;
-  /** Called synchronously with the outcome of each delivery (metrics, circuit breakers); must not throw. Default none. */
-  onOutcome?: ((outcome: DeliveryOutcome) => void) | undefined;
+/** Checks `o`'s keys against the table, then resolves every option of it; `prefix` goes before each name in errors. */
+export function resolveTable<T extends Table>(what: string, table: T, o: object, prefix = ''): Resolved<T> {
+  knownKeys(what, o, Object.keys(table));
+  const given = o as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(table).map(([k, spec]) => [k, spec.resolve(prefix + k, given[k])])) as Resolved<T>;
 }
-
-export type ResolvedBusOptions = Required<Omit<BusOptions, 'logger' | 'retention'>> & { retention: Required<RetentionOptions> | null };
-export type ResolvedSubscribeOptions = Required<Omit<SubscribeOptions, 'backoff' | 'onOutcome'>> & { backoff: Required<BackoffOptions>; onOutcome: SubscribeOptions['onOutcome'] };
 
 const MiB = 1024 * 1024;
+const DAY_MS = 86_400_000;
+
+/** The dedup window, the bus' default and a publish's own (`PublishOptions.dedupWindowMs`): up to a year. */
+export const DEDUP_WINDOW_MS = intOption(3_600_000, 0, 365 * DAY_MS, '1 hour');
+
+export const RETENTION_OPTIONS = {
+  // No default of their own: without either, there is no retention (BUS_OPTIONS.retention).
+  maxLen: { ...intOption(Number.MAX_SAFE_INTEGER, 1, Number.MAX_SAFE_INTEGER), doc: undefined },
+  maxAgeMs: { ...intOption(Number.MAX_SAFE_INTEGER, 1, Number.MAX_SAFE_INTEGER), doc: undefined },
+  intervalMs: intOption(1000, 10, 3_600_000, '1000 ms'),
+} satisfies { [K in keyof Required<RetentionOptions>]: OptionSpec<unknown> };
+
+export const BUS_OPTIONS = {
+  source: { resolve: (name, v) => str(name, v, defaultSource), doc: '`/agentbus/<hostname>`' } as OptionSpec<string>,
+  maxPayloadBytes: intOption(MiB, 64, 64 * MiB, '1 MiB (1048576)'),
+  dedupWindowMs: DEDUP_WINDOW_MS,
+  retention: {
+    // null (keep everything) unless a limit is set; the values are checked only then.
+    resolve: (_name, v) => {
+      if (v === undefined) return null;
+      const r = v as RetentionOptions;
+      knownKeys('retention', r, Object.keys(RETENTION_OPTIONS));
+      return r.maxLen === undefined && r.maxAgeMs === undefined ? null : resolveTable('retention', RETENTION_OPTIONS, r, 'retention.');
+    },
+    doc: 'keep everything',
+  } as OptionSpec<Resolved<typeof RETENTION_OPTIONS> | null>,
+  // Taken as given; the adapters and the bus make the default one (bus/logger.ts) when it is absent.
+  logger: { resolve: (_name, v) => v as Logger | undefined, doc: 'pino at `LOG_LEVEL`, else info' } as OptionSpec<Logger | undefined>,
+} satisfies { [K in keyof Required<BusOptions>]: OptionSpec<unknown> };
+
+/** The bus options' names: adapters accept these beside their own. */
+export const BUS_OPTION_KEYS: readonly string[] = Object.keys(BUS_OPTIONS);
+
+export const BACKOFF_OPTIONS = {
+  initialMs: intOption(100, 0, 3_600_000, '100 ms'),
+  maxMs: intOption(30_000, 0, 86_400_000, '30000 ms'),
+  factor: { resolve: (name, v) => num(name, v, 2, 1, 100), doc: '2' } as OptionSpec<number>,
+} satisfies { [K in keyof Required<BackoffOptions>]: OptionSpec<unknown> };
+
+/** The options an agent shares with `bus.subscribe` (its `static options` beside its own). */
+export const DELIVERY_OPTIONS = {
+  concurrency: intOption(1, 1, 10_000),
+  maxAttempts: intOption(5, 1, 1000),
+  backoff: {
+    resolve: (_name, v) => resolveTable('backoff', BACKOFF_OPTIONS, v ?? {}, 'backoff.'),
+    doc: '{ initialMs: 100, maxMs: 30000, factor: 2 }',
+  } as OptionSpec<Resolved<typeof BACKOFF_OPTIONS>>,
+  orderBy: oneOfOption(['none', 'subject'] as const),
+  claimIdleMs: intOption(30_000, 50, 86_400_000, '30000 ms'),
+  from: oneOfOption(['latest', 'earliest'] as const),
+  drainTimeoutMs: intOption(30_000, 0, 86_400_000, '30000 ms'),
+} satisfies { [K in keyof Required<DeliveryOptions>]: OptionSpec<unknown> };
+
+export const SUBSCRIBE_OPTIONS = {
+  group: {
+    resolve: (_name, v) => {
+      if (typeof v !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._:\-/@]{0,199}$/.test(v)) {
+        throw invalid('INVALID_OPTION', `invalid group ${JSON.stringify(v)}: expected 1-200 characters of A-Z a-z 0-9 . _ : - / @`);
+      }
+      return v;
+    },
+  } as OptionSpec<string>,
+  types: {
+    resolve: (_name, v) => {
+      if (!Array.isArray(v) || v.length === 0) throw invalid('INVALID_OPTION', `invalid types ${JSON.stringify(v)}: expected a non-empty array of types or patterns`);
+      v.forEach(checkPattern);
+      return [...new Set(v as string[])];
+    },
+  } as OptionSpec<string[]>,
+  consumer: {
+    resolve: (name, v) => (v === undefined ? `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}` : str(name, v, '')),
+    doc: '`<hostname>/<pid>/<random>`',
+  } as OptionSpec<string>,
+  ...DELIVERY_OPTIONS,
+  onOutcome: { resolve: (name, v) => fn(name, v as SubscribeOptions['onOutcome']), doc: 'none' } as OptionSpec<SubscribeOptions['onOutcome']>,
+} satisfies { [K in keyof Required<SubscribeOptions>]: OptionSpec<unknown> };
+
+export type ResolvedBusOptions = Resolved<typeof BUS_OPTIONS>;
+export type ResolvedSubscribeOptions = Resolved<typeof SUBSCRIBE_OPTIONS>;
 
 export function resolveBusOptions(o: BusOptions = {}): ResolvedBusOptions {
-  knownKeys('bus', o, ['source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger']);
-  const r = o.retention;
-  if (r !== undefined) knownKeys('retention', r, ['maxLen', 'maxAgeMs', 'intervalMs']);
-  return {
-    source: str('source', o.source, defaultSource),
-    maxPayloadBytes: int('maxPayloadBytes', o.maxPayloadBytes, MiB, 64, 64 * MiB),
-    dedupWindowMs: int('dedupWindowMs', o.dedupWindowMs, 3_600_000, 0, 365 * 86_400_000),
-    retention:
-      r === undefined || (r.maxLen === undefined && r.maxAgeMs === undefined)
-        ? null
-        : {
-            maxLen: int('retention.maxLen', r.maxLen, Number.MAX_SAFE_INTEGER, 1, Number.MAX_SAFE_INTEGER),
-            maxAgeMs: int('retention.maxAgeMs', r.maxAgeMs, Number.MAX_SAFE_INTEGER, 1, Number.MAX_SAFE_INTEGER),
-            intervalMs: int('retention.intervalMs', r.intervalMs, 1000, 10, 3_600_000),
-          },
-  };
+  return resolveTable('bus', BUS_OPTIONS, o);
 }
 
 export function resolveSubscribeOptions(o: SubscribeOptions): ResolvedSubscribeOptions {
   if (o === null || typeof o !== 'object') throw invalid('INVALID_OPTION', `subscribe options must be an object, got ${String(o)}`);
-  knownKeys('subscribe', o, ['group', 'types', 'consumer', 'concurrency', 'maxAttempts', 'backoff', 'orderBy', 'claimIdleMs', 'from', 'drainTimeoutMs', 'onOutcome']);
-  if (typeof o.group !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._:\-/@]{0,199}$/.test(o.group)) {
-    throw invalid('INVALID_OPTION', `invalid group ${JSON.stringify(o.group)}: expected 1-200 characters of A-Z a-z 0-9 . _ : - / @`);
-  }
-  if (!Array.isArray(o.types) || o.types.length === 0) {
-    throw invalid('INVALID_OPTION', `invalid types ${JSON.stringify(o.types)}: expected a non-empty array of types or patterns`);
-  }
-  o.types.forEach(checkPattern);
-  const b = o.backoff ?? {};
-  knownKeys('backoff', b, ['initialMs', 'maxMs', 'factor']);
-  const claimIdleMs = int('claimIdleMs', o.claimIdleMs, 30_000, 50, 86_400_000);
-  return {
-    group: o.group,
-    types: [...new Set(o.types)],
-    consumer: str('consumer', o.consumer, `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`),
-    concurrency: int('concurrency', o.concurrency, 1, 1, 10_000),
-    maxAttempts: int('maxAttempts', o.maxAttempts, 5, 1, 1000),
-    backoff: {
-      initialMs: int('backoff.initialMs', b.initialMs, 100, 0, 3_600_000),
-      maxMs: int('backoff.maxMs', b.maxMs, 30_000, 0, 86_400_000),
-      factor: num('backoff.factor', b.factor, 2, 1, 100),
-    },
-    orderBy: oneOf('orderBy', o.orderBy, ['none', 'subject'] as const),
-    claimIdleMs,
-    from: oneOf('from', o.from, ['latest', 'earliest'] as const),
-    drainTimeoutMs: int('drainTimeoutMs', o.drainTimeoutMs, 30_000, 0, 86_400_000),
-    onOutcome: fn('onOutcome', o.onOutcome),
-  };
-}
-
-// Validators: each names the option, the value and what is accepted.
-
-export function int(name: string, v: unknown, dflt: number, min: number, max: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(v)}: expected an integer from ${min} to ${max}`);
-  }
-  return v;
-}
-
-function num(name: string, v: unknown, dflt: number, min: number, max: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-    throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(v)}: expected a number from ${min} to ${max}`);
-  }
-  return v;
-}
-
-function fn<F>(name: string, v: F | undefined): F | undefined {
-  if (v !== undefined && typeof v !== 'function') throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(v)}: expected a function`);
-  return v;
-}
-
-export function str(name: string, v: unknown, dflt: string): string {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'string' || v === '' || v.length > 1000) {
-    throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(v)}: expected a non-empty string of at most 1000 characters`);
-  }
-  return v;
-}
-
-export function oneOf<T extends string>(name: string, v: unknown, values: readonly T[]): T {
-  if (v === undefined) return values[0];
-  if (!values.includes(v as T)) {
-    throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(v)}: expected one of ${values.join(', ')}`);
-  }
-  return v as T;
-}
-
-/** A misspelt option is an error, not a silently ignored default. */
-export function knownKeys(what: string, o: object, keys: string[]): void {
-  for (const k of Object.keys(o)) {
-    if (!keys.includes(k)) throw invalid('INVALID_OPTION', `unknown ${what} option ${JSON.stringify(k)}: expected one of ${keys.join(', ')}`);
-  }
+  return resolveTable('subscribe', SUBSCRIBE_OPTIONS, o);
 }

@@ -1,5 +1,5 @@
 import { CircuitOpenError, invalid } from '../bus/errors.js';
-import { int, knownKeys } from '../bus/options.js';
+import { int, knownKeys } from '../bus/validate.js';
 
 export interface CircuitBreakerOptions {
   /** Consecutive failures of one key that open its circuit. Default 5. */

@@ -1,7 +1,7 @@
 import type { Bus } from '../bus/contract.js';
 import { invalid } from '../bus/errors.js';
 import { checkType, createEvent, encodeEvent, PUBLISH_OPTION_KEYS, type EventInput, type PublishOptions } from '../bus/event.js';
-import { knownKeys } from '../bus/options.js';
+import { knownKeys } from '../bus/validate.js';
 
 /** How many of a replay's publishes its result lists (all are counted). */
 export const REPLAY_PUBLISHED_KEPT = 100;

@@ -3,7 +3,7 @@
 // before any store is opened. The commands themselves run in cli.ts.
 import { parseArgs } from 'node:util';
 import { toStoreBound } from '../bus/engine.js';
-import { int } from '../bus/options.js';
+import { int } from '../bus/validate.js';
 import type { StoreBound } from '../bus/driver.js';
 
 /** Bad arguments: the CLI prints `agentbus: <message>` and a pointer to the command's help, exit 2. */

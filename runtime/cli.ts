@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { createBus } from './config.js';
 import { AgentHost } from './host.js';
-import { resolveAgent } from './agents.js';
+import { resolveAgent } from './agent-spec.js';
+import { commandLogger, printable } from './cli-logger.js';
 import { loadAgents } from './loader.js';
 import { start, startOptions } from './start.js';
 import { doctor } from './doctor.js';
@@ -12,20 +13,6 @@ import type { AgentReplayResult } from './host.js';
 import { AgentbusError } from '../bus/errors.js';
 import { expandTypes } from '../bus/event.js';
 import { bound, helpText, helpTopic, parseCommandLine, USAGE, UsageError } from './cli-args.js';
-
-/** Commands other than `start` log to stderr at LOG_LEVEL (default error), one line a record, never JSON unless LOG_FORMAT=json. */
-function commandLogger(): Logger {
-  const level = process.env.LOG_LEVEL || 'error';
-  if (process.env.LOG_FORMAT === 'json') return pino({ level }, pino.destination(2));
-  return pino({ level }, { write: (line: string) => void process.stderr.write(oneLine(line)) });
-}
-
-/** A pino record as `[warn] message (key=value, ...)`, control characters escaped. */
-function oneLine(json: string): string {
-  const { level, msg, time: _t, pid: _p, hostname: _h, ...rest } = JSON.parse(json) as Record<string, unknown>;
-  const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
-  return printable(`[${pino.levels.labels[level as number] ?? level}] ${String(msg ?? '')}${fields.length ? ` (${fields.join(', ')})` : ''}`) + '\n';
-}
 
 async function main(argv: string[]): Promise<number> {
   const line = parseCommandLine(argv);
@@ -208,16 +195,6 @@ async function expandForGroup(bus: Bus, group: string, types: string[]): Promise
 }
 
 const dlRow = (d: DeadLetter) => [d.id, d.group, d.type, d.event?.id ?? '(malformed)', d.reason, d.attempts, d.failedAt ?? '(invalid)', d.error.slice(0, 60)];
-
-/**
- * Text from the store made safe for a terminal: control characters (C0, DEL, C1), which a foreign
- * event or an error message could carry to move the cursor, recolour or retitle the terminal, are
- * shown as \xNN. Every table cell and replay failure line goes through it; `--json` output is
- * JSON.stringify's, which escapes C0 itself.
- */
-function printable(s: string): string {
-  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
 
 function table(head: string[], rows: unknown[][]): void {
   const cells = [head, ...rows.map((r) => r.map((c) => printable(String(c))))];

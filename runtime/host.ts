@@ -1,12 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { hostname } from 'node:os';
 import { EventEmitter } from 'eventemitter3';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { Bus, ReplayOptions, ReplayResult } from '../bus/contract.js';
 import { describe, errForLog } from '../bus/consumer.js';
 import { invalid } from '../bus/errors.js';
-import { knownKeys } from '../bus/options.js';
-import { resolveAgents, type AgentEntry, type ResolvedAgent } from './agents.js';
+import { knownKeys } from '../bus/validate.js';
+import { defaultLogger } from '../bus/logger.js';
+import { resolveAgents, type AgentEntry, type ResolvedAgent } from './agent-spec.js';
 import { ReplayCapture, type ReplayPublishing } from './capture.js';
 import { AgentInstance } from './instance.js';
 import { HostMetrics } from './metrics.js';
@@ -95,7 +96,7 @@ export class AgentHost extends EventEmitter<HostEvents> {
     if (!Array.isArray(options.agents)) throw invalid('INVALID_OPTION', `AgentHost agents must be an array, got ${typeof options.agents}`);
     this.bus = options.bus;
     this.hostId = checkHostId(options.hostId ?? (process.env.AGENTBUS_HOST_ID || `${hostname()}-${process.pid}`));
-    this.log = options.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL || 'info' });
+    this.log = options.logger ?? defaultLogger();
     this.catchUncaught = options.catchUncaught ?? true;
     this.agents = resolveAgents(options.agents);
     const health = this.bus.health?.bind(this.bus);

@@ -5,7 +5,7 @@ import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import { CircuitOpenError } from '../bus/errors.js';
 import { describe, errForLog } from '../bus/consumer.js';
 import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
-import type { ResolvedAgent } from './agents.js';
+import type { ResolvedAgent } from './agent-spec.js';
 import type { ReplayCapture } from './capture.js';
 
 /** Most topics whose handler an instance remembers. */

@@ -34,7 +34,9 @@ export type LifecycleEvent =
   | { type: 'RESTART'; delay: number }
   | { type: 'GIVE_UP' };
 
-export type LifecycleState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'crashing' | 'crashed' | 'restarting' | 'failed';
+/** Every state of the machine below, once (metrics report each; test/structure.test.ts checks the machine has exactly these). */
+export const LIFECYCLE_STATES = ['idle', 'starting', 'running', 'stopping', 'stopped', 'crashing', 'crashed', 'restarting', 'failed'] as const;
+export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
 
 const unprovided = fromPromise<void>(async () => {
   throw new Error('lifecycle effect not provided');

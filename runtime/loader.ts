@@ -4,7 +4,7 @@ import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isAgentClass } from '../agents/base.js';
 import { invalid } from '../bus/errors.js';
-import type { AgentEntry } from './agents.js';
+import type { AgentEntry } from './agent-spec.js';
 import type { SupervisorOptions } from './supervisor.js';
 
 const SOURCE = /\.(m|c)?(j|t)s$/;

@@ -1,8 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeliveryOutcome, StoreHealth, TopicStats } from '../bus/contract.js';
-import type { LifecycleState } from './lifecycle.js';
+import { LIFECYCLE_STATES, type LifecycleState } from './lifecycle.js';
 
-const STATES: LifecycleState[] = ['idle', 'starting', 'running', 'stopping', 'stopped', 'crashing', 'crashed', 'restarting', 'failed'];
 /** Store gauges come from one bus.stats() per scrape, reused for this long after it answered. */
 const STATS_TTL_MS = 1000;
 /**
@@ -208,7 +207,7 @@ export class HostMetrics {
   }
 
   transition(agent: string, to: LifecycleState): void {
-    for (const s of STATES) this.state.set({ agent, state: s }, s === to ? 1 : 0);
+    for (const s of LIFECYCLE_STATES) this.state.set({ agent, state: s }, s === to ? 1 : 0);
     if (to === 'restarting') this.restarts.inc({ agent });
   }
 }

@@ -1,7 +1,7 @@
-import { pino, type Logger } from 'pino';
 import { invalid } from '../bus/errors.js';
-import { int } from '../bus/options.js';
+import { int } from '../bus/validate.js';
 import { createBus } from './config.js';
+import { startLogger } from './cli-logger.js';
 import { AgentHost } from './host.js';
 import { serveHttp } from './http.js';
 import { loadAgents } from './loader.js';
@@ -17,15 +17,6 @@ export interface StartOptions {
   strategy?: Strategy;
   /** Exit 1 when an agent fails (past its restart intensity) instead of serving unready. */
   exitOnFailure: boolean;
-}
-
-/** Pretty logs on a terminal, JSON lines otherwise (and always with LOG_FORMAT=json). */
-export function cliLogger(): Logger {
-  const level = process.env.LOG_LEVEL || 'info';
-  if (process.stdout.isTTY && process.env.LOG_FORMAT !== 'json') {
-    return pino({ level, transport: { target: 'pino-pretty', options: { ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l', singleLine: true } } });
-  }
-  return pino({ level });
 }
 
 /**
@@ -56,7 +47,7 @@ export function startOptions(flags: Record<string, string | boolean | undefined>
  * and exits 0. A second signal exits at once (1); what was in flight stays pending for another host.
  */
 export async function start(o: StartOptions): Promise<number> {
-  const logger = cliLogger();
+  const logger = startLogger();
   const loaded = await loadAgents(o.agents);
   const supervisor = { ...(loaded.supervisor ?? {}), ...(o.strategy ? { strategy: o.strategy } : {}) };
   const bus = await createBus({ logger });

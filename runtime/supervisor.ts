@@ -1,9 +1,9 @@
 import { createActor, fromPromise, waitFor, type Actor } from 'xstate';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../bus/backoff.js';
-import { int, knownKeys, oneOf } from '../bus/options.js';
+import { int, knownKeys, oneOf } from '../bus/validate.js';
 import { invalid } from '../bus/errors.js';
-import type { BackoffOptions } from '../bus/options.js';
+import type { BackoffOptions } from '../bus/contract.js';
 import { lifecycle, type LifecycleState } from './lifecycle.js';
 import { errForLog } from '../bus/consumer.js';
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadAgents } from '../runtime/loader.js';
-import { resolveAgent } from '../runtime/agents.js';
+import { resolveAgent } from '../runtime/agent-spec.js';
 import { rejects } from './helpers/index.js';
 
 test('a folder: its .mjs and .ts modules in file-name order, entries and classes, supervisor options; tests and .d.ts skipped', async () => {

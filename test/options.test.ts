@@ -4,7 +4,7 @@ import { resolveBusOptions, resolveSubscribeOptions } from '../bus/options.js';
 import { backoffDelay } from '../bus/backoff.js';
 import { toStoreBound } from '../bus/engine.js';
 import { startOptions } from '../runtime/start.js';
-import { resolveAgent } from '../runtime/agents.js';
+import { resolveAgent } from '../runtime/agent-spec.js';
 import { BaseAgent } from '../agents/base.js';
 
 const message = (fn: () => unknown) => {

@@ -18,7 +18,8 @@ if (!hasRedisServer()) {
   conformance({
     name: 'redis-cluster',
     create: (o) => createRedisBus({ ...o, cluster }),
-    features: {
+    features: { sharedAcrossProcesses: true, foreignFieldEntries: true, countsConsumers: true },
+    store: {
       injectMalformed: async (topic) => {
         const raw = new Cluster(nodes);
         await raw.xadd(`events:${topic}`, '*', 'type', topic, 'data', '{not json');

@@ -9,7 +9,8 @@ if (redis) {
   conformance({
     name: 'redis',
     create: (o) => createRedisBus({ ...o, url }),
-    features: {
+    features: { sharedAcrossProcesses: true, foreignFieldEntries: true, countsConsumers: true },
+    store: {
       // A foreign producer's entry whose "data" field is not JSON.
       injectMalformed: async (topic) => {
         const raw = new Redis(url);

@@ -8,7 +8,9 @@ let newest: Database.Database;
 conformance({
   name: 'sqlite :memory:',
   create: (o) => createSqliteBus({ ...o, database: (newest = new Database(':memory:')) }),
-  features: {
+  // Private to its connection: no other process can open it.
+  features: { sharedAcrossProcesses: false, foreignFieldEntries: false, countsConsumers: true },
+  store: {
     injectMalformed: async (topic) => void newest.prepare('INSERT INTO events (topic, stored, body) VALUES (?, ?, ?)').run(topic, Date.now(), '{"not": "an envelope"'),
     injectEnvelope: async (topic, envelope) => void newest.prepare('INSERT INTO events (topic, stored, body) VALUES (?, ?, ?)').run(topic, Date.now(), envelope),
     consumerRecords: async (_topic, group) => (newest.prepare('SELECT COUNT(*) AS n FROM consumers WHERE grp = ?').get(group) as { n: number }).n,

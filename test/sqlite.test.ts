@@ -10,7 +10,8 @@ const path = join(mkdtempSync(join(tmpdir(), 'agentbus-test-')), 'bus.db');
 conformance({
   name: 'sqlite file',
   create: (o) => createSqliteBus({ ...o, path }),
-  features: {
+  features: { sharedAcrossProcesses: true, foreignFieldEntries: false, countsConsumers: true },
+  store: {
     // An entry that is not a CloudEvents envelope, as a foreign writer or a damaged file would leave.
     injectMalformed: async (topic) => {
       const db = new Database(path);

@@ -2,6 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Driver } from '../../bus/driver.js';
 import { ConfigurationError, invalid, type ErrorCode } from '../../bus/errors.js';
+import { errForLog } from '../../bus/consumer.js';
 
 /**
  * What the Redis a bus connects to is set up to do with our events: checked at connect (and the
@@ -309,7 +310,7 @@ export class StoreHealth {
     try {
       findings = await inspectEviction(this.client, this.allow);
     } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'redis eviction-policy: could not be read again (connection lost?)');
+      this.log.debug({ err: errForLog(err) }, 'redis eviction-policy: could not be read again (connection lost?)');
       return;
     }
     if (reconnect) report(findings.filter((f) => f.status !== 'ok').map((f) => (f.status === 'fail' ? { ...f, result: `${f.result} (found after a reconnect: publishes fail until it is fixed)` } : f)), this.log);

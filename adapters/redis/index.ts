@@ -1,9 +1,11 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { pino } from 'pino';
 import type { Bus } from '../../bus/contract.js';
 import { busFromDriver } from '../../bus/engine.js';
 import { ConnectionError, invalid } from '../../bus/errors.js';
-import { int, knownKeys, resolveBusOptions, type BusOptions } from '../../bus/options.js';
+import type { BusOptions } from '../../bus/contract.js';
+import { defaultLogger } from '../../bus/logger.js';
+import { BUS_OPTION_KEYS, resolveBusOptions } from '../../bus/options.js';
+import { int, knownKeys } from '../../bus/validate.js';
 import { Keys, RedisDriver } from './driver.js';
 import { checkServer, evictionOptIn } from './health.js';
 import { Layouts } from './layout.js';
@@ -60,7 +62,7 @@ export interface RedisBusOptions extends BusOptions {
 }
 
 const OWN_KEYS = ['url', 'host', 'port', 'username', 'password', 'db', 'tls', 'prefix', 'connectTimeoutMs', 'cluster', 'client', 'allowEvictionPolicy', 'layout'];
-const COMMON_KEYS = ['source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger'];
+const COMMON_KEYS = BUS_OPTION_KEYS;
 
 /** Connects (failing within `connectTimeoutMs` when Redis is unreachable) and returns a Redis Streams bus. */
 export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
@@ -71,7 +73,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
   const timeout = int('connectTimeoutMs', connectTimeoutMs, 10_000, 100, 600_000);
   const allowEviction = evictionOptIn(allowEvictionPolicy, env);
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new ConnectionError('CONNECTION_FAILED', `invalid prefix ${JSON.stringify(prefix)}: expected a string without braces`);
-  const log = common.logger ?? pino({ name: 'agentbus', level: env.LOG_LEVEL || 'info' });
+  const log = common.logger ?? defaultLogger(env);
   const base: RedisOptions = {
     lazyConnect: true,
     connectTimeout: Math.min(timeout, 10_000),

@@ -2,11 +2,13 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'eventemitter3';
-import { pino } from 'pino';
 import type { Bus } from '../../bus/contract.js';
 import { busFromDriver } from '../../bus/engine.js';
 import { ConnectionError, invalid } from '../../bus/errors.js';
-import { int, knownKeys, resolveBusOptions, str, type BusOptions } from '../../bus/options.js';
+import type { BusOptions } from '../../bus/contract.js';
+import { defaultLogger } from '../../bus/logger.js';
+import { BUS_OPTION_KEYS, resolveBusOptions } from '../../bus/options.js';
+import { int, knownKeys, str } from '../../bus/validate.js';
 import { SqliteDriver } from './driver.js';
 import { DEFAULT_WAL_WARN_BYTES, SqlitePressure } from './pressure.js';
 import { openSchema, SCHEMA_VERSION } from './schema.js';
@@ -47,7 +49,7 @@ const notifiers = new Map<string, { emitter: EventEmitter; users: number }>();
  */
 export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<Bus> {
   const { path: p, pollMs: pm, busyTimeoutMs: bt, database, readonly: ro, walWarnBytes: ww, ...common } = options;
-  knownKeys('sqlite', options, ['path', 'pollMs', 'busyTimeoutMs', 'database', 'readonly', 'walWarnBytes', 'source', 'maxPayloadBytes', 'dedupWindowMs', 'retention', 'logger']);
+  knownKeys('sqlite', options, ['path', 'pollMs', 'busyTimeoutMs', 'database', 'readonly', 'walWarnBytes', ...BUS_OPTION_KEYS]);
   resolveBusOptions(common); // refuse bad options before a file is opened
   const path = database ? database.name : str('path', p, DEFAULT_SQLITE_PATH);
   const pollMs = int('pollMs', pm, 25, 1, 60_000);
@@ -89,7 +91,7 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
     await close();
     if (--shared.users === 0) notifiers.delete(key);
   };
-  const log = common.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL || 'info' });
+  const log = common.logger ?? defaultLogger();
   const where = memory ? ':memory:' : resolve(path);
   if (found !== null && found !== SCHEMA_VERSION && !readonly) {
     log.info({ store: 'sqlite', path: where, from: found, to: SCHEMA_VERSION }, `SQLite schema of ${where} migrated from version ${found} to ${SCHEMA_VERSION}`);

@@ -1,10 +1,9 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { assertSameIds, sleep, uniq, waitFor } from '../helpers/index.js';
 import type { Target } from './index.js';
 
 export function claimSuite(a: Target): void {
-  const test = suite(`${a.name}: claims and leases`);
+  const test = a.scenarios('claims and leases');
 
   test('a consumer that stops without acking: another consumer of the group gets its events after claimIdle', async () => {
     const bus = await a.make();

@@ -1,11 +1,10 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CloudEvent } from '../../bus/event.js';
 import { assertSameIds, sleep, uniq, waitFor } from '../helpers/index.js';
 import type { Target } from './index.js';
 
 export function deliverySuite(a: Target): void {
-  const test = suite(`${a.name}: delivery`);
+  const test = a.scenarios('delivery');
 
   test('publish then subscribe from earliest: all delivered, fields intact', async () => {
     const bus = await a.make();

@@ -1,4 +1,3 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Bus } from '../../bus/contract.js';
 import { sleep, uniq, waitFor } from '../helpers/index.js';
@@ -29,7 +28,7 @@ async function firstEventLatencies(subscriber: Bus, publisher: Bus): Promise<num
 }
 
 export function discoverySuite(a: Target): void {
-  const test = suite(`${a.name}: topic discovery`);
+  const test = a.scenarios('topic discovery');
 
   test(`a pattern subscription receives the first event of a brand-new topic published by the same bus within ${WITHIN_MS} ms`, async () => {
     const bus = await a.make();
@@ -38,7 +37,7 @@ export function discoverySuite(a: Target): void {
     await bus.close();
   });
 
-  if (a.features.processOptions) {
+  if (a.features.sharedAcrossProcesses) {
     test(`a pattern subscription receives the first event of a brand-new topic published by another bus instance within ${WITHIN_MS} ms`, async () => {
       const [subscriber, publisher] = [await a.make(), await a.make()];
       const ms = await firstEventLatencies(subscriber, publisher);

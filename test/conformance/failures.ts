@@ -1,4 +1,3 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { NonRetryableError } from '../../bus/errors.js';
 import { assertSameIds, sleep, uniq, waitFor } from '../helpers/index.js';
@@ -7,7 +6,7 @@ import type { Target } from './index.js';
 const fast = { initialMs: 5, maxMs: 20 };
 
 export function failureSuite(a: Target): void {
-  const test = suite(`${a.name}: failures and dead letters`);
+  const test = a.scenarios('failures and dead letters');
 
   test('a throwing handler is retried until it succeeds; attempts counted', async () => {
     const bus = await a.make();
@@ -188,7 +187,7 @@ export function failureSuite(a: Target): void {
     const type = uniq('foreign');
     const group = uniq('g');
     await bus.publish(type, 'before');
-    await a.features.injectMalformed(type);
+    await a.store.injectMalformed(type);
     await bus.publish(type, 'after');
     const got: unknown[] = [];
     const sub = await bus.subscribe({ group, types: [type], from: 'earliest' }, (e) => void got.push(e.data));

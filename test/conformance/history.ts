@@ -1,4 +1,3 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CloudEvent } from '../../bus/event.js';
 import type { Bus } from '../../bus/contract.js';
@@ -10,7 +9,7 @@ async function groupStats(bus: Bus, type: string, group: string) {
 }
 
 export function historySuite(a: Target): void {
-  const test = suite(`${a.name}: replay, rewind, retention, dedup`);
+  const test = a.scenarios('replay, rewind, retention, dedup');
 
   test('replay by position range and by time range hands exactly those events and leaves the group untouched', async () => {
     const bus = await a.make();

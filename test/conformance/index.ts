@@ -1,6 +1,6 @@
 import { pino } from 'pino';
-import type { Bus } from '../../bus/contract.js';
-import type { BusOptions } from '../../bus/options.js';
+import { suite } from 'uvu';
+import type { Bus, BusOptions, Subscription } from '../../bus/contract.js';
 import { deliverySuite } from './delivery.js';
 import { failureSuite } from './failures.js';
 import { claimSuite } from './claims.js';
@@ -18,10 +18,38 @@ export interface AdapterUnderTest {
   name: string;
   /** A bus on the adapter's store, with `options` applied. */
   create(options?: BusOptions): Promise<Bus>;
+  /** What the store can do beyond the contract; a scenario that needs a capability runs only where it is true. */
   features: Features;
+  /** Ways into the store behind the bus' back, as another program or a damaged store would write. */
+  store: StoreAccess;
 }
 
+/**
+ * The adapter's capabilities, each a flag the suite reads (as Watermill's `tests.Features`). Every
+ * flag that is true needs its hook in StoreAccess; conformance() refuses the adapter otherwise.
+ */
 export interface Features {
+  /**
+   * Other processes can open the same store at once (SQLite on a file, Redis; not SQLite `:memory:`,
+   * private to its connection). Runs the several-processes scenarios and the cross-process topic
+   * discovery, with `store.processOptions`.
+   */
+  sharedAcrossProcesses: boolean;
+  /**
+   * Other programs write entries in the store's own shape besides the envelope (Redis stream
+   * field/value pairs, as a Python producer writes them). Runs the foreign-fields scenarios, with
+   * `store.injectFields`.
+   */
+  foreignFieldEntries: boolean;
+  /**
+   * The store keeps one record per consumer of a group that the suite can count (Redis XINFO
+   * CONSUMERS, the SQLite `consumers` table): checks a stopped consumer's record is removed, with
+   * `store.consumerRecords`.
+   */
+  countsConsumers: boolean;
+}
+
+export interface StoreAccess {
   /** Writes an entry the bus cannot decode to `topic`, straight into the store. */
   injectMalformed(topic: string): Promise<void>;
   /**
@@ -29,11 +57,11 @@ export interface Features {
    * program would: on Redis an XADD with one `event` field, on SQLite a row of `events`.
    */
   injectEnvelope(topic: string, envelope: string): Promise<void>;
-  /** Redis only: an XADD of these field/value pairs to `topic`'s stream (a foreign producer's own shape). */
+  /** With `foreignFieldEntries`: an XADD of these field/value pairs to `topic`'s stream (a foreign producer's own shape). */
   injectFields?(topic: string, fields: string[]): Promise<void>;
-  /** Options for `createBus` in another process, on the same store; absent when the store is private (`:memory:`). */
+  /** With `sharedAcrossProcesses`: options for `createBus` in another process, on the same store. */
   processOptions?: Record<string, unknown>;
-  /** How many consumer records the store keeps for `group` on `topic` (live or not), to check dead ones are removed. */
+  /** With `countsConsumers`: how many consumer records the store keeps for `group` on `topic` (live or not). */
   consumerRecords?(topic: string, group: string): Promise<number>;
 }
 
@@ -41,8 +69,15 @@ export const quiet = pino({ level: 'silent' });
 
 /** The one suite every adapter passes. Each scenario uses fresh topic and group names. */
 export function conformance(a: AdapterUnderTest): void {
-  const make = (o: BusOptions = {}) => a.create({ logger: quiet, ...o });
-  const t = { ...a, make };
+  const needs: Array<[keyof Features, keyof StoreAccess]> = [
+    ['sharedAcrossProcesses', 'processOptions'],
+    ['foreignFieldEntries', 'injectFields'],
+    ['countsConsumers', 'consumerRecords'],
+  ];
+  for (const [flag, hook] of needs) {
+    if (a.features[flag] && a.store[hook] === undefined) throw new Error(`${a.name}: features.${flag} needs store.${hook}`);
+  }
+  const t = target(a);
   deliverySuite(t);
   failureSuite(t);
   claimSuite(t);
@@ -53,7 +88,63 @@ export function conformance(a: AdapterUnderTest): void {
   foreignSuite(t);
   statsSuite(t);
   discoverySuite(t);
-  if (a.features.processOptions) processSuite(t);
+  if (a.features.sharedAcrossProcesses) processSuite(t);
 }
 
-export type Target = AdapterUnderTest & { make(o?: BusOptions): Promise<Bus> };
+export type Target = AdapterUnderTest & {
+  /**
+   * A bus on the adapter's store (silent logger unless `o` gives one). It and every subscription made
+   * on it are closed after the scenario, passed or failed; a scenario may still close them itself.
+   */
+  make(o?: BusOptions): Promise<Bus>;
+  /** A uvu suite titled `<adapter>: <title>` whose scenarios close what they made when they end. */
+  scenarios(title: string): ReturnType<typeof suite>;
+};
+
+/** The adapter as scenarios use it: `make` and `scenarios` close what a scenario made when it ends. */
+export function target(a: AdapterUnderTest): Target {
+  const left = new Leftovers();
+  return {
+    ...a,
+    make: async (o: BusOptions = {}) => left.bus(await a.create({ logger: quiet, ...o })),
+    scenarios: (title) => {
+      const test = suite(`${a.name}: ${title}`);
+      test.after.each(() => left.close());
+      return test;
+    },
+  };
+}
+
+/**
+ * What the scenario running now has made. Subscriptions close first without draining (a handler
+ * the failed assertion left waiting would hold a drain for drainTimeoutMs), then the buses. A close
+ * that fails is ignored: the scenario's own failure is the one to report.
+ */
+class Leftovers {
+  private buses: Bus[] = [];
+  private subs: Subscription[] = [];
+
+  /** `bus` as itself, except that `subscribe` also records the subscription. */
+  bus(bus: Bus): Bus {
+    this.buses.push(bus);
+    const subscribe: Bus['subscribe'] = async (options, handler) => {
+      const sub = await bus.subscribe(options, handler);
+      this.subs.push(sub);
+      return sub;
+    };
+    return new Proxy(bus, {
+      get: (target, key) => {
+        if (key === 'subscribe') return subscribe;
+        const v = Reflect.get(target, key, target) as unknown;
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    const subs = this.subs.splice(0);
+    const buses = this.buses.splice(0);
+    await Promise.all(subs.map((s) => s.close({ drain: false }).catch(() => {})));
+    await Promise.all(buses.map((b) => b.close().catch(() => {})));
+  }
+}

@@ -1,52 +1,81 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValidationError } from '../../bus/errors.js';
 import { rejects, uniq } from '../helpers/index.js';
-import type { Target } from './index.js';
+import type { Bus, BusOptions } from '../../bus/contract.js';
+import { quiet, type Target } from './index.js';
 
 export function inputSuite(a: Target): void {
-  const test = suite(`${a.name}: bad input`);
+  const test = a.scenarios('bad input');
 
-  test('invalid types, oversize payloads and bad options are refused, naming value and limit; nothing stored', async () => {
-    const bus = await a.make({ maxPayloadBytes: 1024 });
-    const type = uniq('ok');
-    await bus.publish(type, 'x');
-    await rejects(() => bus.publish('has space', 1), 'INVALID_TYPE', '"has space"', 'A-Z');
-    await rejects(() => bus.publish('x'.repeat(201), 1), 'INVALID_TYPE', '1-200');
-    await rejects(() => bus.publish(type, 'y'.repeat(2000)), 'PAYLOAD_TOO_LARGE', type, '1024');
-    const e = await rejects(() => bus.publishBatch([{ type, data: 1 }, { type: 'bad type', data: 2 }]), 'INVALID_TYPE', 'bad type');
-    assert.instance(e, ValidationError);
-    await rejects(() => bus.subscribe({ group: uniq('g'), types: [type], concurrency: 0 }, () => {}), 'INVALID_OPTION', 'concurrency', '0', '1 to 10000');
-    await rejects(() => bus.subscribe({ group: uniq('g'), types: [type], orderBy: 'time' as never }, () => {}), 'INVALID_OPTION', 'orderBy', 'subject');
-    await rejects(() => bus.subscribe({ group: uniq('g'), types: [type], concurency: 2 } as never, () => {}), 'INVALID_OPTION', 'concurency');
-    await rejects(() => bus.subscribe({ group: uniq('g'), types: [] }, () => {}), 'INVALID_OPTION', 'types');
-    await rejects(() => bus.subscribe({ group: uniq('g'), types: ['a*b*'] }, () => {}), 'INVALID_TYPE', 'a*b*');
-    await rejects(() => bus.replay({ types: [type], from: 'yesterday' }, () => {}), 'INVALID_OPTION', 'yesterday');
-    await rejects(() => a.make({ maxPayloadBytes: -1 }), 'INVALID_OPTION', 'maxPayloadBytes', '-1');
-    const len = (await bus.stats()).find((s) => s.type === type)!.length;
-    assert.is(len, 1, 'a refused publish stored something');
-    await bus.close();
-  });
+  /** A call refused before anything is stored, the error code and what its message must name. */
+  interface Refusal {
+    what: string;
+    call(bus: Bus, type: string): Promise<unknown>;
+    code: 'INVALID_TYPE' | 'INVALID_OPTION' | 'PAYLOAD_TOO_LARGE';
+    names: string[];
+  }
+  const noop = () => {};
+  const group = () => uniq('g');
 
-  test('publish, publishBatch, replay and dead-letter listing refuse bad fields and unknown keys; nothing stored', async () => {
-    const bus = await a.make();
-    const type = uniq('strict');
-    await bus.publish(type, 'kept');
-    await rejects(() => bus.publish(type, 1, { source: '' }), 'INVALID_OPTION', 'source ""');
-    await rejects(() => bus.publish(type, 1, { source: 7 as never }), 'INVALID_OPTION', 'source 7');
-    await rejects(() => bus.publish(type, 1, { subject: 7 as never }), 'INVALID_OPTION', 'subject 7');
-    await rejects(() => bus.publish(type, 1, { time: 'soon' }), 'INVALID_OPTION', 'time "soon"');
-    await rejects(() => bus.publish(type, 1, { subjet: 's' } as never), 'INVALID_OPTION', 'unknown publish option "subjet"', 'subject');
-    await rejects(() => bus.publish(type, 1, 'urgent' as never), 'INVALID_OPTION', 'publish options must be an object');
-    await rejects(() => bus.publishBatch([{ type, data: 1 }, { type, data: 2, sorce: '/x' } as never]), 'INVALID_OPTION', 'publishBatch entry 1', '"sorce"');
-    await rejects(() => bus.publishBatch([{ type, data: 1 }, { type, data: 2, source: '' }]), 'INVALID_OPTION', 'source ""');
-    await rejects(() => bus.replay({ types: [type], form: 'earliest' } as never, () => {}), 'INVALID_OPTION', 'unknown replay option "form"');
-    await rejects(() => bus.deadLetters.list({ grup: 'g' } as never), 'INVALID_OPTION', 'unknown dead-letter list option "grup"');
-    const stored: unknown[] = [];
-    await bus.replay({ types: [type] }, (e) => void stored.push(e.data));
-    assert.equal(stored, ['kept'], 'a refused publish stored something');
-    await bus.close();
-  });
+  // Types, sizes and subscribe options, on a bus whose maxPayloadBytes is 1024.
+  const limits: Refusal[] = [
+    { what: 'a type with a space', call: (bus) => bus.publish('has space', 1), code: 'INVALID_TYPE', names: ['"has space"', 'A-Z'] },
+    { what: 'a type past 200 characters', call: (bus) => bus.publish('x'.repeat(201), 1), code: 'INVALID_TYPE', names: ['1-200'] },
+    { what: 'an event past maxPayloadBytes', call: (bus, type) => bus.publish(type, 'y'.repeat(2000)), code: 'PAYLOAD_TOO_LARGE', names: ['1024'] },
+    { what: 'a batch with one bad type', call: (bus, type) => bus.publishBatch([{ type, data: 1 }, { type: 'bad type', data: 2 }]), code: 'INVALID_TYPE', names: ['bad type'] },
+    { what: 'concurrency 0', call: (bus, type) => bus.subscribe({ group: group(), types: [type], concurrency: 0 }, noop), code: 'INVALID_OPTION', names: ['concurrency', '0', '1 to 10000'] },
+    { what: 'an unknown orderBy', call: (bus, type) => bus.subscribe({ group: group(), types: [type], orderBy: 'time' as never }, noop), code: 'INVALID_OPTION', names: ['orderBy', 'subject'] },
+    { what: 'a misspelt subscribe option', call: (bus, type) => bus.subscribe({ group: group(), types: [type], concurency: 2 } as never, noop), code: 'INVALID_OPTION', names: ['concurency'] },
+    { what: 'no types', call: (bus) => bus.subscribe({ group: group(), types: [] }, noop), code: 'INVALID_OPTION', names: ['types'] },
+    { what: 'a pattern with two stars', call: (bus) => bus.subscribe({ group: group(), types: ['a*b*'] }, noop), code: 'INVALID_TYPE', names: ['a*b*'] },
+    { what: 'a replay bound that is neither time nor position', call: (bus, type) => bus.replay({ types: [type], from: 'yesterday' }, noop), code: 'INVALID_OPTION', names: ['yesterday'] },
+    { what: 'a negative maxPayloadBytes', call: () => a.make({ maxPayloadBytes: -1 }), code: 'INVALID_OPTION', names: ['maxPayloadBytes', '-1'] },
+  ];
+
+  // Publish fields and unknown keys of publish, publishBatch, replay and dead-letter listing.
+  const fields: Refusal[] = [
+    { what: 'an empty source', call: (bus, type) => bus.publish(type, 1, { source: '' }), code: 'INVALID_OPTION', names: ['source ""'] },
+    { what: 'a source that is not a string', call: (bus, type) => bus.publish(type, 1, { source: 7 as never }), code: 'INVALID_OPTION', names: ['source 7'] },
+    { what: 'a subject that is not a string', call: (bus, type) => bus.publish(type, 1, { subject: 7 as never }), code: 'INVALID_OPTION', names: ['subject 7'] },
+    { what: 'a time that is no time', call: (bus, type) => bus.publish(type, 1, { time: 'soon' }), code: 'INVALID_OPTION', names: ['time "soon"'] },
+    { what: 'a misspelt publish option', call: (bus, type) => bus.publish(type, 1, { subjet: 's' } as never), code: 'INVALID_OPTION', names: ['unknown publish option "subjet"', 'subject'] },
+    { what: 'publish options that are not an object', call: (bus, type) => bus.publish(type, 1, 'urgent' as never), code: 'INVALID_OPTION', names: ['publish options must be an object'] },
+    { what: 'a misspelt key in a batch entry', call: (bus, type) => bus.publishBatch([{ type, data: 1 }, { type, data: 2, sorce: '/x' } as never]), code: 'INVALID_OPTION', names: ['publishBatch entry 1', '"sorce"'] },
+    { what: 'an empty source in a batch entry', call: (bus, type) => bus.publishBatch([{ type, data: 1 }, { type, data: 2, source: '' }]), code: 'INVALID_OPTION', names: ['source ""'] },
+    { what: 'a misspelt replay option', call: (bus, type) => bus.replay({ types: [type], form: 'earliest' } as never, noop), code: 'INVALID_OPTION', names: ['unknown replay option "form"'] },
+    { what: 'a misspelt dead-letter list option', call: (bus) => bus.deadLetters.list({ grup: 'g' } as never), code: 'INVALID_OPTION', names: ['unknown dead-letter list option "grup"'] },
+  ];
+
+  /**
+   * One scenario per refusal, all on one bus (made once for the table, closed after it) holding one
+   * event of `type`; the table's last scenario checks no refused call stored anything.
+   */
+  function table(title: string, cases: Refusal[], options: BusOptions): void {
+    const type = uniq('refused');
+    let bus: Bus | undefined;
+    const shared = async () => {
+      if (bus === undefined) {
+        bus = await a.create({ logger: quiet, ...options });
+        await bus.publish(type, 'kept');
+      }
+      return bus;
+    };
+    test.after(async () => void (await bus?.close()));
+    for (const c of cases) {
+      test(`${title}: ${c.what} is refused with a ValidationError ${c.code} naming ${c.names.join(', ')}`, async () => {
+        const e = await rejects(async () => c.call(await shared(), type), c.code, ...c.names);
+        assert.instance(e, ValidationError);
+      });
+    }
+    test(`${title}: none of the refused calls stored anything`, async () => {
+      const stored: unknown[] = [];
+      await (await shared()).replay({ types: [type] }, (e) => void stored.push(e.data));
+      assert.equal(stored, ['kept']);
+    });
+  }
+
+  table('types, sizes, subscribe options', limits, { maxPayloadBytes: 1024 });
+  table('publish fields and unknown keys', fields, {});
 
   test('replay and rewind bounds out of range are a ValidationError, not a store error', async () => {
     const bus = await a.make();

@@ -1,10 +1,9 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { assertSameIds, rejects, sleep, uniq, waitFor } from '../helpers/index.js';
 import type { Target } from './index.js';
 
 export function lifecycleSuite(a: Target): void {
-  const test = suite(`${a.name}: close`);
+  const test = a.scenarios('close');
 
   test('close drains in-flight handlers and acknowledges them', async () => {
     const bus = await a.make();

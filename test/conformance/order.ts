@@ -1,10 +1,9 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sleep, uniq, waitFor } from '../helpers/index.js';
 import type { Target } from './index.js';
 
 export function orderSuite(a: Target): void {
-  const test = suite(`${a.name}: order`);
+  const test = a.scenarios('order');
 
   test('concurrency 1: a group sees a topic in publish order', async () => {
     const bus = await a.make();

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { assertSameIds, uniq, waitFor } from '../helpers/index.js';
 import type { Target } from './index.js';
@@ -22,15 +21,26 @@ export function startChild(config: object): Child {
 const ids = (c: Child, prefix: string) => c.lines.filter((l) => l.startsWith(prefix)).map((l) => l.split(' ')[1]);
 
 export function processSuite(a: Target): void {
-  const test = suite(`${a.name}: several processes on one store`);
-  const busOptions = a.features.processOptions!;
+  const test = a.scenarios('several processes on one store');
+  const busOptions = a.store.processOptions!;
+  // Child processes a scenario started are killed when it ends, passed or failed: one left running
+  // would keep this file's process alive until its time limit.
+  const started: Child[] = [];
+  const child = (config: object) => {
+    const c = startChild(config);
+    started.push(c);
+    return c;
+  };
+  test.after.each(() => {
+    for (const c of started.splice(0)) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+  });
 
   test('a publisher process and two consumer processes: each event handled once by the group', async () => {
     const type = uniq('proc');
     const group = uniq('g');
-    const consumers = [0, 1].map(() => startChild({ bus: busOptions, role: 'consume', type, group, concurrency: 16 }));
+    const consumers = [0, 1].map(() => child({ bus: busOptions, role: 'consume', type, group, concurrency: 16 }));
     await waitFor('consumers ready', () => consumers.every((c) => c.lines.includes('ready')), 20_000);
-    const publisher = startChild({ bus: busOptions, role: 'publish', type, count: 3000 });
+    const publisher = child({ bus: busOptions, role: 'publish', type, count: 3000 });
     assert.is(await publisher.exited, 0);
     const published = ids(publisher, 'pub ');
     assert.is(published.length, 3000);
@@ -46,7 +56,7 @@ export function processSuite(a: Target): void {
     const bus = await a.make();
     const type = uniq('kill');
     const group = uniq('g');
-    const doomed = startChild({ bus: busOptions, role: 'hang', type, group, concurrency: 5, claimIdleMs: 300 });
+    const doomed = child({ bus: busOptions, role: 'hang', type, group, concurrency: 5, claimIdleMs: 300 });
     await waitFor('child ready', () => doomed.lines.includes('ready'), 20_000);
     const published = await bus.publishBatch(Array.from({ length: 5 }, (_, i) => ({ type, data: i })));
     await waitFor('child took 5', () => ids(doomed, 'got ').length === 5, 10_000);

@@ -1,5 +1,4 @@
 import { pino } from 'pino';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Bus } from '../../bus/contract.js';
 import { sleep, uniq, waitFor } from '../helpers/index.js';
@@ -13,7 +12,7 @@ async function groupStats(bus: Bus, type: string, group: string) {
 
 /** What stats tell the operator: the same on every store. */
 export function statsSuite(a: Target): void {
-  const test = suite(`${a.name}: stats`);
+  const test = a.scenarios('stats');
 
   test('lag is what is not yet delivered (after publishing, draining, rewinding); consumers are the open subscriptions', async () => {
     const bus = await a.make();
@@ -63,8 +62,8 @@ export function statsSuite(a: Target): void {
     assert.ok(Date.now() - idleSince >= 12_000);
     assert.is(g.consumers, 1, 'the idle live consumer counts, the stopped one does not');
     assert.is(g.pending, 0);
-    if (a.features.consumerRecords) {
-      await waitFor('the stopped consumer removed from the store', async () => (await a.features.consumerRecords!(type, group)) === 1, 20_000, 250);
+    if (a.features.countsConsumers) {
+      await waitFor('the stopped consumer removed from the store', async () => (await a.store.consumerRecords!(type, group)) === 1, 20_000, 250);
     }
     await live.close();
     assert.is((await groupStats(bus, type, group)).consumers, 0);

@@ -1,7 +1,13 @@
+/**
+ * An agent as the host runs it: the entries given to AgentHost (a class, or one with a restart type,
+ * option overrides and a name) checked and resolved into ResolvedAgent before anything starts.
+ */
 import { agentName, isAgentClass, methodName, RESERVED_METHODS, type AgentClass, type AgentOptions } from '../agents/base.js';
 import { invalid } from '../bus/errors.js';
 import { checkPattern } from '../bus/event.js';
-import { int, knownKeys, oneOf, resolveSubscribeOptions, type SubscribeOptions } from '../bus/options.js';
+import type { DeliveryOptions } from '../bus/contract.js';
+import { DELIVERY_OPTIONS, intOption, resolveSubscribeOptions, type OptionSpec } from '../bus/options.js';
+import { knownKeys, oneOf } from '../bus/validate.js';
 import type { RestartType } from './supervisor.js';
 
 /** An agent as given to the host: its class, or the class with a restart type and option overrides. */
@@ -13,10 +19,20 @@ export interface ResolvedAgent {
   restart: RestartType;
   replicas: number;
   breakerFailures: number;
-  subscribe: Omit<SubscribeOptions, 'group' | 'types' | 'consumer'>;
+  subscribe: DeliveryOptions;
 }
 
-const SUBSCRIBE_KEYS = ['concurrency', 'maxAttempts', 'backoff', 'orderBy', 'claimIdleMs', 'from', 'drainTimeoutMs'] as const;
+/**
+ * The host's own agent options (documented in AgentOptions, agents/base.ts); an agent's other
+ * options are the delivery options, checked as `bus.subscribe` checks them.
+ */
+export const AGENT_OPTIONS = {
+  replicas: intOption(1, 1, 1000),
+  breakerFailures: intOption(10, 0, 1_000_000),
+} satisfies { [K in Exclude<keyof AgentOptions, keyof DeliveryOptions>]-?: OptionSpec<unknown> };
+
+/** Every key of `static options` (AgentOptions), in the order errors list them. */
+const AGENT_OPTION_KEYS = [...Object.keys(DELIVERY_OPTIONS), ...Object.keys(AGENT_OPTIONS)];
 
 /**
  * Checks an agent before anything starts: a class derived from BaseAgent, valid subscriptions (no
@@ -58,7 +74,7 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
   // An entry's option set to undefined leaves the class' value, as a missing one does.
   const given = Object.entries(e.options ?? {}).filter(([, v]) => v !== undefined);
   const options: AgentOptions = { ...(cls.options ?? {}), ...Object.fromEntries(given) };
-  knownKeys(where, options, [...SUBSCRIBE_KEYS, 'replicas', 'breakerFailures']);
+  knownKeys(where, options, AGENT_OPTION_KEYS);
   const { replicas, breakerFailures, ...subscribe } = options;
   // Values are checked now, with the bus' own validator, so a bad option fails the host at construction.
   resolveSubscribeOptions({ group: name, types: subs.length ? [...subs] : ['x'], ...subscribe });
@@ -66,8 +82,8 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
     name,
     cls,
     restart: oneOf(`${where} restart`, e.restart, ['permanent', 'transient', 'temporary'] as const),
-    replicas: int(`${where} replicas`, replicas, 1, 1, 1000),
-    breakerFailures: int(`${where} breakerFailures`, breakerFailures, 10, 0, 1_000_000),
+    replicas: AGENT_OPTIONS.replicas.resolve(`${where} replicas`, replicas),
+    breakerFailures: AGENT_OPTIONS.breakerFailures.resolve(`${where} breakerFailures`, breakerFailures),
     subscribe,
   };
 }
