@@ -8,7 +8,8 @@ import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createRedisBus } from '../adapters/redis/index.js';
-import { scripts } from '../adapters/redis/scripts.js';
+import { defineScripts } from '../adapters/redis/scripts/script.js';
+import { claimExpired, releaseLease, renewLease, setAttempts } from '../adapters/redis/scripts/lease.js';
 import type { CloudEvent } from '../bus/event.js';
 import { assertSameIds, rejects, sleep, uniq, waitFor } from './helpers/index.js';
 import { freePort, redisForTests, startRedisServer, type RedisServer } from './helpers/redis.js';
@@ -190,7 +191,7 @@ if (base) {
     // Claim and count used to be two round trips: an entry acknowledged between them was delivered
     // again as attempt 1. In one script nothing runs in between; this pins what the script returns.
     const raw = new Redis(url);
-    raw.defineCommand('agentbusClaim', scripts.agentbusClaim);
+    defineScripts(raw, [claimExpired]);
     const key = uniq('claims');
     const ids = [0, 1, 2, 3].map((i) => cli('XADD', key, '*', 'event', `{"n":${i}}`));
     cli('XGROUP', 'CREATE', key, 'g', '0');
@@ -198,7 +199,7 @@ if (base) {
     cli('XACK', key, 'g', ids[1]); // acknowledged by its holder
     cli('XCLAIM', key, 'g', 'first', '0', ids[2], 'RETRYCOUNT', '4', 'JUSTID'); // delivered 4 times so far
     cli('XDEL', key, ids[3]); // trimmed while pending
-    const [next, entries, deleted, counts] = (await (raw as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).agentbusClaim(key, 'g', 'heir', 0, '0-0', 10)) as [string, [string, string[] | null][], string[], number[]];
+    const [next, entries, deleted, counts] = await claimExpired.call(raw, key, 'g', 'heir', 0, '0-0', 10);
     raw.disconnect();
     assert.is(next, '0-0');
     const live = entries.filter(([, f]) => f !== null);

@@ -4,13 +4,13 @@ import type { Bus } from '../../bus/contract.js';
 import { busFromDriver } from '../../bus/engine.js';
 import { ConnectionError, invalid } from '../../bus/errors.js';
 import { int, knownKeys, resolveBusOptions, type BusOptions } from '../../bus/options.js';
-import { Keys, RedisDriver } from './driver.js';
+import { RedisDriver } from './driver.js';
 import { checkServer, evictionOptIn } from './health.js';
+import { Keys } from './keys.js';
 import { Layouts } from './layout.js';
 import { RedisPressure } from './pressure.js';
-import { scripts } from './scripts.js';
+import { defineAllScripts } from './scripts/index.js';
 import { checkUrl, dbNumber, describeTarget, MAX_DB, scrubber, urlPasswords } from './target.js';
-import { statsScripts } from './stats-scripts.js';
 import { watchConnection } from './outage.js';
 
 export interface RedisBusOptions extends BusOptions {
@@ -133,7 +133,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     where = describeTarget(o);
   }
   watchConnection(redis, log, 'redis connection', (err) => ({ redis: where, connection: 'command', err: scrub(err.message) }));
-  for (const [name, def] of Object.entries({ ...scripts, ...statsScripts })) redis.defineCommand(name, def);
+  defineAllScripts(redis);
   if (!client) await connect(redis, where, timeout, scrub);
   const health = await checkServer(redis, { allowEvictionPolicy: allowEviction }, log).catch((err) => {
     if (!client) redis.disconnect();

@@ -3,7 +3,7 @@ import type { StoreHealth } from '../../bus/contract.js';
 import type { AppendEntry, Driver } from '../../bus/driver.js';
 import { ConfigurationError } from '../../bus/errors.js';
 import { formatBytes } from '../../bus/pressure.js';
-import type { Keys } from './driver.js';
+import type { Keys } from './keys.js';
 import { label, masters, readInfo, type StoreHealth as PolicyWatch } from './health.js';
 
 /**

@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { EventEmitter } from 'eventemitter3';
 import { pino } from 'pino';
 import type { Bus } from '../../bus/contract.js';
 import { busFromDriver } from '../../bus/engine.js';
@@ -10,6 +9,7 @@ import { int, knownKeys, resolveBusOptions, str, type BusOptions } from '../../b
 import { SqliteDriver } from './driver.js';
 import { DEFAULT_WAL_WARN_BYTES, SqlitePressure } from './pressure.js';
 import { openSchema, SCHEMA_VERSION } from './schema.js';
+import { wakeupsFor } from './wakeups.js';
 
 export interface SqliteBusOptions extends BusOptions {
   /** Database file, created with its folder if missing; `:memory:` for a bus inside one process. Default `./data/agentbus.db`. */
@@ -36,10 +36,6 @@ export interface SqliteBusOptions extends BusOptions {
 }
 
 export const DEFAULT_SQLITE_PATH = './data/agentbus.db';
-
-/** In-process wake-ups, shared by every bus on the same file in this process. */
-let memoryCount = 0;
-const notifiers = new Map<string, { emitter: EventEmitter; users: number }>();
 
 /**
  * Opens (creating if needed) a SQLite-backed bus. Several processes may share one file. A file with
@@ -77,18 +73,10 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
     if (db && !database) db.close();
     throw new ConnectionError('CONNECTION_FAILED', `cannot open SQLite database ${JSON.stringify(path)}: ${(err as Error).message}`, { cause: err });
   }
-  const key = memory ? `:memory:${++memoryCount}` : resolve(path);
-  const shared = notifiers.get(key) ?? { emitter: new EventEmitter(), users: 0 };
-  shared.users++;
-  notifiers.set(key, shared);
-  const driver = new SqlitePressure(db, memory ? null : resolve(path), walWarnBytes).watch(
-    new SqliteDriver(db, shared.emitter, pollMs, busyTimeoutMs, database === undefined, readonly),
+  const file = memory ? null : resolve(path);
+  const driver = new SqlitePressure(db, file, walWarnBytes).watch(
+    new SqliteDriver(db, wakeupsFor(file), pollMs, busyTimeoutMs, database === undefined, readonly),
   );
-  const close = driver.close.bind(driver);
-  driver.close = async () => {
-    await close();
-    if (--shared.users === 0) notifiers.delete(key);
-  };
   const log = common.logger ?? pino({ name: 'agentbus', level: process.env.LOG_LEVEL || 'info' });
   const where = memory ? ':memory:' : resolve(path);
   if (found !== null && found !== SCHEMA_VERSION && !readonly) {
