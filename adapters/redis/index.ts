@@ -70,7 +70,9 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
   const layouts = new Layouts(layout);
   const timeout = int('connectTimeoutMs', connectTimeoutMs, 10_000, 100, 600_000);
   const allowEviction = evictionOptIn(allowEvictionPolicy, env);
-  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new ConnectionError('CONNECTION_FAILED', `invalid prefix ${JSON.stringify(prefix)}: expected a string without braces`);
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
+    throw invalid('INVALID_OPTION', `invalid prefix ${JSON.stringify(prefix)}: expected a string without braces (agentbus' own keys use them as cluster hash tags)`);
+  }
   const log = common.logger ?? pino({ name: 'agentbus', level: env.LOG_LEVEL || 'info' });
   const base: RedisOptions = {
     lazyConnect: true,
