@@ -6,6 +6,7 @@ import type { Bus } from '../../bus/contract.js';
 import { busFromDriver } from '../../bus/engine.js';
 import { ConnectionError, invalid } from '../../bus/errors.js';
 import { int, knownKeys, resolveBusOptions, str, type BusOptions } from '../../bus/options.js';
+import { DEFAULT_SQLITE_PATH } from './defaults.js';
 import { SqliteDriver } from './driver.js';
 import { DEFAULT_WAL_WARN_BYTES, SqlitePressure } from './pressure.js';
 import { openSchema, SCHEMA_VERSION } from './schema.js';
@@ -35,7 +36,7 @@ export interface SqliteBusOptions extends BusOptions {
   walWarnBytes?: number | undefined;
 }
 
-export const DEFAULT_SQLITE_PATH = './data/agentbus.db';
+export { DEFAULT_SQLITE_PATH };
 
 /**
  * Opens (creating if needed) a SQLite-backed bus. Several processes may share one file. A file with
