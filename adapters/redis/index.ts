@@ -1,3 +1,4 @@
+/** The Redis Streams adapter's entry point (`agentbus/redis`): its options, checked, and createRedisBus, which connects and checks the server. */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { pino } from 'pino';
 import type { Bus } from '../../bus/contract.js';

@@ -1,3 +1,4 @@
+/** The SQLite adapter's entry point (`agentbus/sqlite`): its options, checked, and createSqliteBus, which opens the file and its schema. */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';

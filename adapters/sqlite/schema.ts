@@ -1,3 +1,4 @@
+/** The SQLite store's schema: its tables, its version history and the check that a file is agentbus' own. */
 import type { Database } from 'better-sqlite3';
 
 /**
