@@ -11,7 +11,8 @@ import { script } from './script.js';
  * KEYS[3] per-group dead-letter counts `{stream}:dlqcount` (what stats read)
  * ARGV[1] group, ARGV[2] entry id, ARGV[3] reason, ARGV[4] error, ARGV[5] attempts,
  * ARGV[6] failed at (ms), ARGV[7] body (envelope JSON in any layout, or the raw fields of a malformed entry),
- * ARGV[8] the error's stack ('' = none: no `stack` field, as in entries written before it existed)
+ * ARGV[8] the error's stack, absent when there is none (then no `stack` field, as in entries
+ * written before it existed)
  */
 export const addDeadLetter = script({
   name: 'agentbusDeadLetter',
@@ -32,7 +33,7 @@ return 1`,
     dlq: string,
     counts: string,
     f: { group: string; id: string; reason: string; error: string; attempts: number; failedAt: number; body: string; stack: string | undefined },
-  ) => [stream, dlq, counts, f.group, f.id, f.reason, f.error, f.attempts, f.failedAt, f.body, f.stack ?? ''],
+  ) => [stream, dlq, counts, f.group, f.id, f.reason, f.error, f.attempts, f.failedAt, f.body, ...(f.stack ? [f.stack] : [])],
   reply: Number,
 });
 
