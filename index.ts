@@ -4,8 +4,10 @@ export type { Bus, Subscription, Handler, DeliveryContext, DeliveryOutcome, Repl
 export type { CloudEvent, EventInput, PublishOptions } from './bus/event.js';
 export { AgentbusError, ValidationError, BusClosedError, NotFoundError, ConnectionError, ConfigurationError, NonRetryableError, CircuitOpenError, type ErrorCode } from './bus/errors.js';
 export { createBus, type CreateBusOptions } from './runtime/config.js';
-export { createSqliteBus, type SqliteBusOptions } from './adapters/sqlite/index.js';
-export { createRedisBus, type RedisBusOptions } from './adapters/redis/index.js';
+// The adapters are loaded when a bus is created, not by importing this root (runtime/stores.ts).
+export { createSqliteBus, createRedisBus } from './runtime/stores.js';
+export type { SqliteBusOptions } from './adapters/sqlite/index.js';
+export type { RedisBusOptions } from './adapters/redis/index.js';
 export { BaseAgent, type AgentOptions, type AgentContext, type HandlerContext } from './agents/base.js';
 export { AgentHost, type AgentHostOptions, type AgentReplayResult, type HostStatus } from './runtime/host.js';
 export type { ReplayPublished, ReplayPublishing } from './runtime/capture.js';

@@ -1,7 +1,9 @@
 import type { Bus } from '../bus/contract.js';
 import { invalid } from '../bus/errors.js';
-import { createSqliteBus, DEFAULT_SQLITE_PATH, type SqliteBusOptions } from '../adapters/sqlite/index.js';
-import { createRedisBus, type RedisBusOptions } from '../adapters/redis/index.js';
+import type { SqliteBusOptions } from '../adapters/sqlite/index.js';
+import type { RedisBusOptions } from '../adapters/redis/index.js';
+import { DEFAULT_SQLITE_PATH } from '../adapters/sqlite/defaults.js';
+import { createRedisBus, createSqliteBus } from './stores.js';
 
 export type CreateBusOptions =
   | ({ adapter: 'sqlite' } & SqliteBusOptions)
@@ -16,7 +18,7 @@ export type CreateBusOptions =
  * option as JSON); `AGENTBUS_DEDUP_WINDOW_MS` for every
  * adapter. An empty variable counts as unset, except `AGENTBUS_REDIS_PREFIX` ('' is a prefix).
  * `readonly` opens a SQLite file read-only (never creating it); on Redis, where reading creates
- * nothing, it is dropped.
+ * nothing, it is dropped. Only the chosen adapter is loaded, when called (see stores.ts).
  */
 export async function createBus(options: CreateBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
   const { adapter: a, ...opts } = options;

@@ -8,7 +8,9 @@ import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createRedisBus } from '../adapters/redis/index.js';
-import { scripts } from '../adapters/redis/scripts.js';
+import { defineScripts } from '../adapters/redis/scripts/script.js';
+import { claimExpired, releaseLease, renewLease, setAttempts } from '../adapters/redis/scripts/lease.js';
+import { ValidationError } from '../bus/errors.js';
 import type { CloudEvent } from '../bus/event.js';
 import { assertSameIds, rejects, sleep, uniq, waitFor } from './helpers/index.js';
 import { freePort, redisForTests, startRedisServer, type RedisServer } from './helpers/redis.js';
@@ -190,7 +192,7 @@ if (base) {
     // Claim and count used to be two round trips: an entry acknowledged between them was delivered
     // again as attempt 1. In one script nothing runs in between; this pins what the script returns.
     const raw = new Redis(url);
-    raw.defineCommand('agentbusClaim', scripts.agentbusClaim);
+    defineScripts(raw, [claimExpired]);
     const key = uniq('claims');
     const ids = [0, 1, 2, 3].map((i) => cli('XADD', key, '*', 'event', `{"n":${i}}`));
     cli('XGROUP', 'CREATE', key, 'g', '0');
@@ -198,7 +200,7 @@ if (base) {
     cli('XACK', key, 'g', ids[1]); // acknowledged by its holder
     cli('XCLAIM', key, 'g', 'first', '0', ids[2], 'RETRYCOUNT', '4', 'JUSTID'); // delivered 4 times so far
     cli('XDEL', key, ids[3]); // trimmed while pending
-    const [next, entries, deleted, counts] = (await (raw as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).agentbusClaim(key, 'g', 'heir', 0, '0-0', 10)) as [string, [string, string[] | null][], string[], number[]];
+    const [next, entries, deleted, counts] = await claimExpired.call(raw, key, 'g', 'heir', 0, '0-0', 10);
     raw.disconnect();
     assert.is(next, '0-0');
     const live = entries.filter(([, f]) => f !== null);
@@ -207,6 +209,46 @@ if (base) {
     assert.equal(counts.filter((_, i) => entries[i][1] !== null), [2, 5], 'delivery counts, this claim included');
     assert.equal([...deleted, ...entries.filter(([, f]) => f === null).map(([id]) => id)], [ids[3]]);
     assert.is(cli('XPENDING', key, 'g', '-', '+', '10', 'heir').split('\n').filter((l) => /^\d+-\d+$/.test(l)).length, 2);
+  });
+
+  test('the lease scripts renew, release and count an attempt, each only while the named consumer holds the entry', async () => {
+    // One script per job (they were one script told apart by '' arguments). Each leaves an entry
+    // another consumer holds alone, so a late call never steals it back.
+    const raw = new Redis(url);
+    defineScripts(raw, [renewLease, releaseLease, setAttempts]);
+    const key = uniq('leases');
+    const ids = [0, 1].map((i) => cli('XADD', key, '*', 'event', `{"n":${i}}`));
+    cli('XGROUP', 'CREATE', key, 'g', '0');
+    cli('XREADGROUP', 'GROUP', 'g', 'mine', 'COUNT', '1', 'STREAMS', key, '>');
+    cli('XREADGROUP', 'GROUP', 'g', 'other', 'COUNT', '1', 'STREAMS', key, '>');
+    /** [owner, idle ms, delivery count] of an entry. */
+    const pending = async (id: string) => {
+      const [[, owner, idle, count]] = (await raw.xpending(key, 'g', id, id, 1)) as [string, string, number, number][];
+      return { owner, idle: Number(idle), count: Number(count) };
+    };
+    await sleep(300);
+    assert.is(await renewLease.call(raw, key, 'g', 'mine', ids), 1, 'renewed its own entry only');
+    const [renewed, untouched] = [await pending(ids[0]), await pending(ids[1])];
+    assert.ok(untouched.idle >= 300, "the other consumer's entry was not touched");
+    assert.ok(renewed.idle < untouched.idle, `its idle time restarted: ${renewed.idle} ms, the other's ${untouched.idle} ms`);
+    assert.is(renewed.count, 1, 'a renewal counts no attempt');
+
+    assert.is(await setAttempts.call(raw, key, 'g', 'mine', 4, ids[0]), 1);
+    assert.is(await setAttempts.call(raw, key, 'g', 'mine', 9, ids[1]), 0, 'not held by mine');
+    assert.equal([(await pending(ids[0])).count, (await pending(ids[1])).count], [4, 1]);
+
+    assert.is(await releaseLease.call(raw, key, 'g', 'other', 2 ** 40, 3, ids[0]), 0, 'not held by other');
+    assert.is(await releaseLease.call(raw, key, 'g', 'mine', 2 ** 40, 5, ids[0]), 1);
+    const released = await pending(ids[0]);
+    assert.ok(released.idle >= 2 ** 40, `released: idle ${released.idle}`);
+    assert.is(released.count, 5, 'the attempts made so far are kept');
+    raw.disconnect();
+  });
+
+  test('a prefix with braces is refused as INVALID_OPTION (a ValidationError) before connecting', async () => {
+    const err = await rejects(() => createRedisBus({ url, prefix: 'app{1}:', logger: quiet }), 'INVALID_OPTION', 'invalid prefix "app{1}:"', 'braces');
+    assert.instance(err, ValidationError);
+    await rejects(() => createRedisBus({ url, prefix: 42 as unknown as string, logger: quiet }), 'INVALID_OPTION', 'invalid prefix 42');
   });
 
   test('dedup is atomic across connections', async () => {

@@ -1,3 +1,4 @@
+/** Decoding stream entries, ours in every layout and other producers' alike, into events. */
 import { checkEnvelope, decodeEvent, oversize, OVERSIZE_KEPT_CHARS, type CloudEvent } from '../../bus/event.js';
 import { FIELDS_MARKER, FLAT_MARKER, FLAT_PREFIX } from './layout.js';
 

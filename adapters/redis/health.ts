@@ -1,15 +1,14 @@
-import type { Cluster, Redis } from 'ioredis';
-import type { Logger } from 'pino';
-import type { Driver } from '../../bus/driver.js';
-import { ConfigurationError, invalid, type ErrorCode } from '../../bus/errors.js';
-import { errForLog } from '../../bus/consumer.js';
-
 /**
  * What the Redis a bus connects to is set up to do with our events: checked at connect (and the
  * eviction policy again on every reconnect). A setting that silently loses events is refused; one
  * that can cost something smaller is a warning; durability is reported. `agentbus doctor` shows the
  * same findings as a table (it reads them from the log records written here).
  */
+import type { Cluster, Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Driver } from '../../bus/driver.js';
+import { ConfigurationError, invalid, type ErrorCode } from '../../bus/errors.js';
+import { errForLog } from '../../bus/consumer.js';
 
 /** The oldest Redis agentbus runs on: XAUTOCLAIM and XTRIM ... MINID came with 6.2. */
 export const MIN_REDIS_VERSION = '6.2.0';

@@ -1,3 +1,4 @@
+/** The Redis Streams adapter's entry point (`agentbus/redis`): its options, checked, and createRedisBus, which connects and checks the server. */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Bus } from '../../bus/contract.js';
 import { busFromDriver } from '../../bus/engine.js';
@@ -6,13 +7,13 @@ import type { BusOptions } from '../../bus/contract.js';
 import { defaultLogger } from '../../bus/logger.js';
 import { BUS_OPTION_KEYS, resolveBusOptions } from '../../bus/options.js';
 import { int, knownKeys } from '../../bus/validate.js';
-import { Keys, RedisDriver } from './driver.js';
+import { RedisDriver } from './driver.js';
 import { checkServer, evictionOptIn } from './health.js';
+import { Keys } from './keys.js';
 import { Layouts } from './layout.js';
 import { RedisPressure } from './pressure.js';
-import { scripts } from './scripts.js';
+import { defineAllScripts } from './scripts/index.js';
 import { checkUrl, dbNumber, describeTarget, MAX_DB, scrubber, urlPasswords } from './target.js';
-import { statsScripts } from './stats-scripts.js';
 import { watchConnection } from './outage.js';
 
 export interface RedisBusOptions extends BusOptions {
@@ -72,7 +73,9 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
   const layouts = new Layouts(layout);
   const timeout = int('connectTimeoutMs', connectTimeoutMs, 10_000, 100, 600_000);
   const allowEviction = evictionOptIn(allowEvictionPolicy, env);
-  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new ConnectionError('CONNECTION_FAILED', `invalid prefix ${JSON.stringify(prefix)}: expected a string without braces`);
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
+    throw invalid('INVALID_OPTION', `invalid prefix ${JSON.stringify(prefix)}: expected a string without braces (agentbus' own keys use them as cluster hash tags)`);
+  }
   const log = common.logger ?? defaultLogger(env);
   const base: RedisOptions = {
     lazyConnect: true,
@@ -135,7 +138,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     where = describeTarget(o);
   }
   watchConnection(redis, log, 'redis connection', (err) => ({ redis: where, connection: 'command', err: scrub(err.message) }));
-  for (const [name, def] of Object.entries({ ...scripts, ...statsScripts })) redis.defineCommand(name, def);
+  defineAllScripts(redis);
   if (!client) await connect(redis, where, timeout, scrub);
   const health = await checkServer(redis, { allowEvictionPolicy: allowEviction }, log).catch((err) => {
     if (!client) redis.disconnect();

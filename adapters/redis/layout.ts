@@ -1,3 +1,4 @@
+/** How a published event is written to its stream: the three layouts and the `layout` option that picks one per topic. */
 import { checkPattern, encodeEvent, type CloudEvent } from '../../bus/event.js';
 import { invalid } from '../../bus/errors.js';
 

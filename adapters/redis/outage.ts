@@ -1,3 +1,4 @@
+/** Logging a Redis connection's outages once each. */
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 

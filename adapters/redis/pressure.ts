@@ -1,17 +1,16 @@
-import type { Cluster, Redis } from 'ioredis';
-import type { StoreHealth } from '../../bus/contract.js';
-import type { AppendEntry, Driver } from '../../bus/driver.js';
-import { ConfigurationError } from '../../bus/errors.js';
-import { formatBytes } from '../../bus/pressure.js';
-import type { Keys } from './driver.js';
-import { label, masters, readInfo, type StoreHealth as PolicyWatch } from './health.js';
-
 /**
  * Redis memory pressure and refused writes, for `bus.health()` (metrics, readiness, warnings).
  * Memory: `INFO memory` and `INFO stats` of every master, per reading (two small commands a node).
  * Topic sizes: `MEMORY USAGE <stream> SAMPLES 5`, cached, refreshed at most every 30 s for at most
  * 50 topics (the next 50 on the next refresh), never a scan per scrape.
  */
+import type { Cluster, Redis } from 'ioredis';
+import type { StoreHealth } from '../../bus/contract.js';
+import type { AppendEntry, Driver } from '../../bus/driver.js';
+import { ConfigurationError } from '../../bus/errors.js';
+import { formatBytes } from '../../bus/pressure.js';
+import type { Keys } from './keys.js';
+import { label, masters, readInfo, type StoreHealth as PolicyWatch } from './health.js';
 
 /** Used memory past this share of `maxmemory` is a warning. */
 export const MEMORY_WARN_RATIO = 0.8;

@@ -1,6 +1,3 @@
-import type { RedisOptions } from 'ioredis';
-import { invalid } from '../../bus/errors.js';
-
 /**
  * Where the Redis bus connects, said without the password, and how text from elsewhere (ioredis
  * and server error messages) loses any form of it before the bus logs or throws it.
@@ -9,6 +6,8 @@ import { invalid } from '../../bus/errors.js';
  * from the options ioredis parsed, never from the URL as given: a password holding an unescaped
  * `@` or `:` cannot be cut apart by a pattern if no pattern ever sees it.
  */
+import type { RedisOptions } from 'ioredis';
+import { invalid } from '../../bus/errors.js';
 
 /** Largest database number accepted (Redis' `databases` setting is an int). */
 export const MAX_DB = 2_147_483_647;

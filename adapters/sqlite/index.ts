@@ -1,7 +1,7 @@
+/** The SQLite adapter's entry point (`agentbus/sqlite`): its options, checked, and createSqliteBus, which opens the file and its schema. */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { EventEmitter } from 'eventemitter3';
 import type { Bus } from '../../bus/contract.js';
 import { busFromDriver } from '../../bus/engine.js';
 import { ConnectionError, invalid } from '../../bus/errors.js';
@@ -9,9 +9,11 @@ import type { BusOptions } from '../../bus/contract.js';
 import { defaultLogger } from '../../bus/logger.js';
 import { BUS_OPTION_KEYS, resolveBusOptions } from '../../bus/options.js';
 import { int, knownKeys, str } from '../../bus/validate.js';
+import { DEFAULT_SQLITE_PATH } from './defaults.js';
 import { SqliteDriver } from './driver.js';
 import { DEFAULT_WAL_WARN_BYTES, SqlitePressure } from './pressure.js';
 import { openSchema, SCHEMA_VERSION } from './schema.js';
+import { wakeupsFor } from './wakeups.js';
 
 export interface SqliteBusOptions extends BusOptions {
   /** Database file, created with its folder if missing; `:memory:` for a bus inside one process. Default `./data/agentbus.db`. */
@@ -37,11 +39,7 @@ export interface SqliteBusOptions extends BusOptions {
   walWarnBytes?: number | undefined;
 }
 
-export const DEFAULT_SQLITE_PATH = './data/agentbus.db';
-
-/** In-process wake-ups, shared by every bus on the same file in this process. */
-let memoryCount = 0;
-const notifiers = new Map<string, { emitter: EventEmitter; users: number }>();
+export { DEFAULT_SQLITE_PATH };
 
 /**
  * Opens (creating if needed) a SQLite-backed bus. Several processes may share one file. A file with
@@ -79,18 +77,10 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
     if (db && !database) db.close();
     throw new ConnectionError('CONNECTION_FAILED', `cannot open SQLite database ${JSON.stringify(path)}: ${(err as Error).message}`, { cause: err });
   }
-  const key = memory ? `:memory:${++memoryCount}` : resolve(path);
-  const shared = notifiers.get(key) ?? { emitter: new EventEmitter(), users: 0 };
-  shared.users++;
-  notifiers.set(key, shared);
-  const driver = new SqlitePressure(db, memory ? null : resolve(path), walWarnBytes).watch(
-    new SqliteDriver(db, shared.emitter, pollMs, busyTimeoutMs, database === undefined, readonly),
+  const file = memory ? null : resolve(path);
+  const driver = new SqlitePressure(db, file, walWarnBytes).watch(
+    new SqliteDriver(db, wakeupsFor(file), pollMs, busyTimeoutMs, database === undefined, readonly),
   );
-  const close = driver.close.bind(driver);
-  driver.close = async () => {
-    await close();
-    if (--shared.users === 0) notifiers.delete(key);
-  };
   const log = common.logger ?? defaultLogger();
   const where = memory ? ':memory:' : resolve(path);
   if (found !== null && found !== SCHEMA_VERSION && !readonly) {

@@ -1,16 +1,15 @@
-import { existsSync, statfsSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
-import type { Database } from 'better-sqlite3';
-import type { StoreHealth } from '../../bus/contract.js';
-import type { AppendEntry, Driver } from '../../bus/driver.js';
-import { formatBytes } from '../../bus/pressure.js';
-
 /**
  * SQLite disk pressure and refused writes, for `bus.health()` (metrics, readiness, warnings) and
  * `agentbus doctor`: file and WAL sizes, the file system under the file, a WAL a checkpoint cannot
  * empty, and appends the disk refused. Every reading is three stat calls; topic sizes are
  * estimated from a sample, cached, refreshed at most every 30 s for at most 50 topics.
  */
+import { existsSync, statfsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Database } from 'better-sqlite3';
+import type { StoreHealth } from '../../bus/contract.js';
+import type { AppendEntry, Driver } from '../../bus/driver.js';
+import { formatBytes } from '../../bus/pressure.js';
 
 /** Free space under the file below the smaller of these is a warning (here and in `agentbus doctor`). */
 export const MIN_FREE_BYTES = 1024 ** 3;

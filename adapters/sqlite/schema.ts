@@ -1,3 +1,4 @@
+/** The SQLite store's schema: its tables, its version history and the check that a file is agentbus' own. */
 import type { Database } from 'better-sqlite3';
 
 /**
@@ -70,7 +71,7 @@ const OWN_TABLES = ['events', 'pending', 'dead_letters'];
  * written (journal_mode = WAL alone would rewrite its header).
  * `readonly`: checks only (an older version is read as it is); an empty file is refused as
  * "no agentbus database" and nothing is set.
- * Ends with busy_timeout 0: from then on the driver retries a busy lock itself (SqliteDriver.write).
+ * Ends with busy_timeout 0: from then on the driver retries a busy lock itself (SqliteStore.write, store.ts).
  * Returns the version the file had (null: it was empty), which a migration changed.
  */
 export function openSchema(db: Database, readonly = false): number | null {

@@ -1,0 +1,67 @@
+/**
+ * The Redis store's key layout (which key holds what, and which hash tag puts it on its topic's
+ * cluster slot) and stream-id arithmetic: parsing, checking, comparing and stepping back ids.
+ */
+import { createHash } from 'node:crypto';
+import { invalid } from '../../bus/errors.js';
+
+/** The largest part of a stream id (`<ms>-<seq>`): Redis' 64 bits unsigned. */
+export const MAX_SEQ = '18446744073709551615';
+
+/** Where each kind of key lives. Companion keys use the whole stream key as hash tag: same slot. */
+export class Keys {
+  readonly topics: string;
+  /** Topics this deployment published to: retention trims these only. */
+  readonly published: string;
+  readonly groups: string;
+  constructor(readonly prefix: string) {
+    // Types cannot contain braces, so these never collide with a topic.
+    this.topics = `${prefix}{agentbus}:topics`;
+    this.published = `${prefix}{agentbus}:published`;
+    this.groups = `${prefix}{agentbus}:groups`;
+  }
+  stream = (type: string) => this.prefix + type;
+  dlq = (type: string) => `{${this.prefix}${type}}:dlq`;
+  /** Dead letters per group (hash field = group), kept by the scripts that add and remove them. */
+  dlqCount = (type: string) => `{${this.prefix}${type}}:dlqcount`;
+  /** Live consumers of a group: a sorted set of consumer names scored by their last heartbeat. */
+  alive = (group: string) => `${this.prefix}{agentbus}:alive:${group}`;
+  retry = (type: string, group: string) => `{${this.prefix}${type}}:retry:${group}`;
+  /**
+   * The marker of a caller id: a hash of `[source, id]` as JSON, so no two (source, id) pairs share a
+   * key (`a|b` + `c` and `a` + `b|c` did while the key was `<source>|<id>`) and its length is bounded.
+   */
+  dedup = (type: string, source: string, id: string) =>
+    `{${this.prefix}${type}}:dedup:${createHash('sha256').update(JSON.stringify([source, id])).digest('hex')}`;
+}
+
+/** Dead-letter ids are `<type>/<entry id>`: types cannot contain a slash. */
+export function parseDlId(id: string): { type: string; entry: string } | null {
+  const i = id.lastIndexOf('/');
+  if (i <= 0 || !/^\d+-\d+$/.test(id.slice(i + 1)) || id.slice(i + 1).split('-').some((p) => BigInt(p) > BigInt(MAX_SEQ))) return null;
+  return { type: id.slice(0, i), entry: id.slice(i + 1) };
+}
+
+/** A stream id `<ms>[-<seq>]` whose parts each fit Redis' 64 bits unsigned. */
+export function checkId(position: string, name: string): string {
+  if (!/^\d+(-\d+)?$/.test(position)) throw invalid('INVALID_OPTION', `invalid ${name} position ${JSON.stringify(position)}: a Redis position is a stream id (<ms>-<seq>)`);
+  if (position.split('-').some((part) => BigInt(part) > BigInt(MAX_SEQ))) {
+    throw invalid('INVALID_OPTION', `invalid ${name} position ${JSON.stringify(position)}: each part of a stream id is at most ${MAX_SEQ}`);
+  }
+  return position;
+}
+
+/** The stream id just before `id`. */
+export function before(id: string): string {
+  const [ms, seq = '0'] = id.split('-');
+  if (BigInt(seq) > 0n) return `${ms}-${BigInt(seq) - 1n}`;
+  return BigInt(ms) > 0n ? `${BigInt(ms) - 1n}-${MAX_SEQ}` : '0';
+}
+
+/** Stream ids compare as (ms, seq) pairs of integers of up to 64 bits. */
+export function compareIds(a: string, b: string): number {
+  const [am, as = '0'] = a.split('-');
+  const [bm, bs = '0'] = b.split('-');
+  const d = BigInt(am) - BigInt(bm) || BigInt(as) - BigInt(bs);
+  return d < 0n ? -1 : d > 0n ? 1 : 0;
+}

@@ -1,0 +1,153 @@
+/**
+ * The Redis read path, as named steps: acknowledge what the consumer finished, claim deliveries
+ * whose lease ran out (claimExpired), read new entries (readNew, per slot on a cluster), and
+ * recreate a group that went missing (recreateGroup).
+ */
+import type { Logger } from 'pino';
+import type { Delivery, ReadRequest } from '../../bus/driver.js';
+import { isRedisError, type RedisStore } from './client.js';
+import { delivery } from './delivery.js';
+import type { Liveness } from './liveness.js';
+import type { Reader, Readers } from './readers.js';
+import { claimExpired, type Entry } from './scripts/lease.js';
+
+/**
+ * On a cluster a read blocks on one slot's streams at a time (one XREADGROUP cannot span slots),
+ * so it blocks briefly and rotates; and it is not unblocked on close, so closing waits this long.
+ */
+const CLUSTER_BLOCK_MS = 100;
+
+type Streams = [key: string, entries: Entry[]][];
+
+export class ReadPath {
+  constructor(
+    private readonly s: RedisStore,
+    private readonly readers: Readers,
+    private readonly liveness: Liveness,
+    private readonly log: Logger,
+    private readonly ack: (group: string, ds: Delivery[]) => Promise<void>,
+    private readonly createGroup: (group: string, topics: string[], from: 'earliest') => Promise<unknown>,
+  ) {}
+
+  /** Driver.read: see there. The acknowledgements go out first and are awaited last, so they share the round trip. */
+  async read(req: ReadRequest): Promise<Delivery[]> {
+    const acked = req.ack.length ? this.ack(req.group, req.ack) : null;
+    const reader = this.readers.of(req);
+    const { topicOf } = reader;
+    if (topicOf.size > 0) this.liveness.sweepSoon(req.group, req.consumer, [...topicOf.keys()], req.leaseMs);
+    const out: Delivery[] = [];
+    if (Date.now() >= reader.nextClaim && topicOf.size > 0) await this.claimExpired(req, reader, out);
+    if (out.length < req.max && topicOf.size > 0 && !req.signal.aborted) {
+      if (!(await this.readNew(req, reader, out))) return out;
+    } else if (out.length === 0 && topicOf.size === 0) {
+      await new Promise((r) => setTimeout(r, Math.min(req.blockMs, 100)));
+    }
+    if (req.signal.aborted) this.readers.drop(req);
+    if (acked) await acked;
+    return out;
+  }
+
+  /**
+   * XAUTOCLAIM on every key, following each cursor to the end of the pending list over successive
+   * passes (never restarting from 0-0 early, which would never reach entries past COUNT x 10).
+   * The claim and the delivery counts come from one script (claimExpired), so an entry another
+   * consumer acknowledges meanwhile is either not claimed or claimed with its count, never handed
+   * out again as attempt 1; one with no pending record (none expected) is dropped, not delivered.
+   * Ids Redis reports deleted (trimmed while pending) are acknowledged away; their count is logged.
+   */
+  private async claimExpired(req: ReadRequest, reader: Reader, out: Delivery[]): Promise<void> {
+    let complete = true;
+    for (const [key, topic] of reader.topicOf) {
+      let cursor = reader.cursors.get(key) ?? '0-0';
+      for (;;) {
+        const room = req.max - out.length;
+        if (room <= 0) {
+          complete = false;
+          break;
+        }
+        const [next, entries, deleted, counts] = await claimExpired.call(this.s.cmd, key, req.group, req.consumer, req.leaseMs, cursor, room);
+        const gone = [...deleted, ...entries.filter(([, f]) => f === null).map(([id]) => id)];
+        if (gone.length) {
+          await this.s.cmd.xack(key, req.group, ...gone);
+          this.log.warn({ group: req.group, type: topic, count: gone.length }, 'pending entries were trimmed before delivery; cleared');
+        }
+        entries.forEach(([id, fields], i) => {
+          if (fields !== null && counts[i] > 0) out.push(delivery(topic, key, id, Number(counts[i]), fields, req.maxBytes));
+        });
+        cursor = next;
+        if (cursor === '0-0') {
+          reader.cursors.delete(key);
+          break;
+        }
+        reader.cursors.set(key, cursor);
+      }
+    }
+    if (complete) reader.nextClaim = Date.now() + Math.max(50, Math.floor(req.leaseMs / 2));
+  }
+
+  /**
+   * New entries (XREADGROUP '>') into `out`, blocking up to blockMs when nothing was claimed and no
+   * wake-up came meanwhile. A missing group is recreated (the read returns what it has). Returns
+   * false when the read ended because the loop closed: its reader is gone then.
+   */
+  private async readNew(req: ReadRequest, reader: Reader, out: Delivery[]): Promise<boolean> {
+    let res: Streams | null;
+    const waiting = {};
+    reader.waiting = waiting;
+    // Woken before this read was sent (it may have been built with the old topics): do not block.
+    const block = out.length > 0 || reader.woken ? 0 : req.blockMs;
+    reader.woken = false;
+    try {
+      res = this.s.cluster
+        ? await this.readSlots(req, reader, req.max - out.length, out.length > 0)
+        : await xread(req, reader, reader.streams, req.max - out.length, block);
+    } catch (err) {
+      if (reader.waiting === waiting) reader.waiting = null;
+      if (req.signal.aborted) {
+        this.readers.drop(req);
+        return false;
+      }
+      if (!isRedisError(err, 'NOGROUP')) throw err;
+      await this.recreateGroup(req);
+      res = null;
+    }
+    if (reader.waiting === waiting) reader.waiting = null;
+    for (const [key, entries] of res ?? []) {
+      for (const [id, fields] of entries) out.push(delivery(reader.topicOf.get(key)!, key, id, 1, fields, req.maxBytes));
+    }
+    return true;
+  }
+
+  /** The group (or the stream) is gone: Redis restarted without persistence, or someone deleted it. */
+  private async recreateGroup(req: ReadRequest): Promise<void> {
+    this.log.warn({ group: req.group, topics: req.topics }, 'consumer group missing (NOGROUP): recreating it');
+    await this.createGroup(req.group, req.topics, 'earliest');
+  }
+
+  /**
+   * A cluster read: one XREADGROUP per slot (one cannot span slots). Every slot is read without
+   * blocking; when none has anything, the read blocks briefly on one slot, a different one each time.
+   */
+  private async readSlots(req: ReadRequest, reader: Reader, room: number, haveSome: boolean): Promise<Streams | null> {
+    const block = Math.min(req.blockMs, CLUSTER_BLOCK_MS);
+    const { slots } = reader;
+    if (slots.length === 1) return xread(req, reader, slots[0], room, haveSome ? 0 : block);
+    const res: Streams = [];
+    for (const streams of slots) {
+      if (room <= 0) break;
+      for (const r of (await xread(req, reader, streams, room, 0)) ?? []) {
+        res.push(r);
+        room -= r[1].length;
+      }
+    }
+    if (res.length > 0 || haveSome) return res;
+    return xread(req, reader, slots[reader.turn++ % slots.length], room, block);
+  }
+}
+
+/** XREADGROUP of new entries on `streams` (keys, then a '>' each); blockMs 0 does not block. */
+function xread(req: ReadRequest, reader: Reader, streams: string[], count: number, blockMs: number): Promise<Streams | null> {
+  return (blockMs > 0
+    ? reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...streams)
+    : reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'STREAMS', ...streams)) as Promise<Streams | null>;
+}

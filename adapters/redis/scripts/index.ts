@@ -1,0 +1,34 @@
+/**
+ * Every Lua script of the Redis store, by family: publish.ts (dedup publish), lease.ts (claim,
+ * renew, release, count an attempt), dead-letters.ts, stats.ts and liveness.ts. Each file declares
+ * its scripts with their KEYS/ARGV contract (script.ts); `defineAllScripts` registers them on a client.
+ */
+import type { Client } from '../client.js';
+import { addDeadLetter, countDeadLetterChunk, deadLetterCounts, purgeDeadLetter, retryDeadLetter, storeDeadLetterCounts } from './dead-letters.js';
+import { claimExpired, releaseLease, renewLease, setAttempts } from './lease.js';
+import { dropConsumer, heartbeat } from './liveness.js';
+import { publishOnce } from './publish.js';
+import { defineScripts } from './script.js';
+import { countAfter, streamEnds } from './stats.js';
+
+export const allScripts = [
+  publishOnce,
+  claimExpired,
+  renewLease,
+  releaseLease,
+  setAttempts,
+  addDeadLetter,
+  retryDeadLetter,
+  purgeDeadLetter,
+  deadLetterCounts,
+  countDeadLetterChunk,
+  storeDeadLetterCounts,
+  streamEnds,
+  countAfter,
+  heartbeat,
+  dropConsumer,
+] as const;
+
+export function defineAllScripts(client: Client): void {
+  defineScripts(client, allScripts);
+}

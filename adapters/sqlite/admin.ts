@@ -1,0 +1,92 @@
+/**
+ * Administration of the SQLite store: listing topics, stats, retention and housekeeping (trim),
+ * and consumer liveness (heartbeat, forget) for stats' live consumer counts.
+ */
+import type { TopicStats } from '../../bus/contract.js';
+import { CONSUMER_ALIVE_MS } from '../../bus/driver.js';
+import type { SqliteStore } from './store.js';
+
+const MAX = Number.MAX_SAFE_INTEGER;
+
+export class Admin {
+  private listed: { count: number; names: string[] } = { count: -1, names: [] };
+
+  constructor(private readonly st: SqliteStore) {}
+
+  /** Pattern consumers ask every 100 ms: the names are read again only when their count changed (topics are never removed). */
+  async topics(): Promise<string[]> {
+    const { s } = this.st;
+    const { n } = s.topicCount.get() as { n: number };
+    if (n !== this.listed.count) this.listed = { count: n, names: (s.topics.all() as { name: string }[]).map((r) => r.name) };
+    return [...this.listed.names];
+  }
+
+  /**
+   * One aggregate query per table, grouped by topic and group, then joined here: proportional to the
+   * rows counted, not to topics x groups. Lag is counted per cursor over the topic index (what is
+   * past the cursor). Consumers are those seen within CONSUMER_ALIVE_MS, the same for every topic of
+   * a group (a consumer reads all of them).
+   */
+  async stats(): Promise<TopicStats[]> {
+    const { s } = this.st;
+    return this.st.snapshot(() => {
+      const count = (rows: { k: string; n: number }[]) => new Map(rows.map((r) => [r.k, r.n]));
+      const lengths = count(s.lengths.all() as { k: string; n: number }[]);
+      const pending = count(s.pendingCounts.all() as { k: string; n: number }[]);
+      const dead = count(s.dlCounts.all() as { k: string; n: number }[]);
+      const alive = count(s.consumersAlive.all(Date.now() - CONSUMER_ALIVE_MS) as { k: string; n: number }[]);
+      const groups = new Map<string, TopicStats['groups']>();
+      for (const c of s.cursorsAll.all() as { grp: string; topic: string; seq: number; gid: number }[]) {
+        const list = groups.get(c.topic) ?? [];
+        if (list.length === 0) groups.set(c.topic, list);
+        list.push({
+          group: c.grp,
+          pending: pending.get(`${c.gid}\n${c.topic}`) ?? 0,
+          lag: (s.lag.get(c.topic, c.seq) as { n: number }).n,
+          consumers: alive.get(c.grp) ?? 0,
+          deadLetters: dead.get(`${c.grp}\n${c.topic}`) ?? 0,
+        });
+      }
+      return (s.topics.all() as { name: string }[]).map(({ name }) => ({ type: name, length: lengths.get(name) ?? 0, groups: groups.get(name) ?? [] }));
+    });
+  }
+
+  /** Driver.trim: expired dedup markers and consumers gone, then retention when set. */
+  async trim(retention: { maxLen: number; maxAgeMs: number } | null, exact: boolean): Promise<number> {
+    if (this.st.readonly && !exact) return 0; // the housekeeping timer: retention is the writers' job
+    const { s } = this.st;
+    const now = Date.now();
+    return this.st.write(() => {
+      s.dedupExpire.run(now);
+      s.consumersExpire.run(now - CONSUMER_ALIVE_MS);
+      if (retention === null) return 0;
+      let removed = 0;
+      for (const { name } of s.topics.all() as { name: string }[]) {
+        let upTo = 0;
+        if (retention.maxLen < MAX) upTo = (s.nthNewest.get(name, retention.maxLen) as { seq: number } | undefined)?.seq ?? 0;
+        if (retention.maxAgeMs < MAX) upTo = Math.max(upTo, (s.lastBefore.get(name, now - retention.maxAgeMs) as { seq: number | null }).seq ?? 0);
+        // Keep each topic's newest event: it keeps seq from being reused (see schema.ts).
+        upTo = Math.min(upTo, ((s.last.get(name) as { seq: number | null }).seq ?? 0) - 1);
+        if (upTo <= 0) continue;
+        removed += s.trimTopic.run(name, upTo).changes;
+        s.trimPending.run(name, upTo); // pending entries whose event is gone: cleared, never looped on
+      }
+      return removed;
+    });
+  }
+
+  async forget(group: string, consumer: string): Promise<void> {
+    // Pending rows keep their owner for reclaiming; the consumers row only feeds stats.
+    await this.st.write(() => this.st.s.consumerForget.run(group, consumer));
+    this.st.seen.delete(`${this.st.gid(group)}/${consumer}`);
+  }
+
+  /** A read already counts as a heartbeat: at most one write a second per consumer either way. */
+  async heartbeat(group: string, consumer: string): Promise<void> {
+    const key = `${this.st.gid(group)}/${consumer}`;
+    const now = Date.now();
+    if ((this.st.seen.get(key) ?? 0) >= now - 1000) return;
+    this.st.seen.set(key, now);
+    await this.st.write(() => this.st.s.consumerSeen.run(group, consumer, now));
+  }
+}

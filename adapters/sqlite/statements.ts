@@ -1,0 +1,81 @@
+/**
+ * The SQLite store's statements table: every SQL statement the driver runs, prepared once per
+ * database by `prepare`, by name, with the row shapes they return.
+ */
+import type { Database, Statement } from 'better-sqlite3';
+import { OVERSIZE_KEPT_CHARS } from '../../bus/event.js';
+
+/** Appends without a caller id go in INSERTs of this many rows (~35% faster, measured). */
+export const ROWS_PER_INSERT = 50;
+
+/** A prepared statement (better-sqlite3's, under a name declarations can refer to). */
+export interface Prepared extends Statement<unknown[], unknown> {}
+/** Every statement, by name. */
+export type Statements = ReturnType<typeof prepare>;
+
+export interface PendingRow { topic: string; seq: number; attempts: number; body: string | null; size: number }
+export interface Taken { topic: string; seq: number; attempts: number; body: string; size: number }
+/** `stack` is undefined on a version-1 file read as it is, null when the dead letter has none. */
+export interface DlRow { id: number; grp: string; topic: string; seq: number; body: string; reason: string; error: string; stack?: string | null; attempts: number; failed_at: number }
+
+/**
+ * Selects a body as `body` and its UTF-8 size as `size`; a body over `@max` bytes only as its first
+ * OVERSIZE_KEPT_CHARS characters. octet_length() reads the stored size without loading the value.
+ */
+const BODY = (col: string) =>
+  `CASE WHEN octet_length(${col}) > @max THEN substr(${col}, 1, ${OVERSIZE_KEPT_CHARS}) ELSE ${col} END AS body, octet_length(${col}) AS size`;
+
+/** Prepares every statement on `db`. */
+export function prepare(db: Database) {
+  const p = (sql: string): Prepared => db.prepare(sql);
+  return {
+    insertEvent: p('INSERT INTO events (topic, stored, body) VALUES (?, ?, ?)'),
+    insertMany: p(`INSERT INTO events (topic, stored, body) VALUES ${Array(ROWS_PER_INSERT).fill('(?, ?, ?)').join(', ')}`),
+    insertTopic: p('INSERT OR IGNORE INTO topics (name) VALUES (?)'),
+    dedupGet: p('SELECT seq, expires FROM dedup WHERE topic = ? AND source = ? AND id = ?'),
+    dedupPut: p('INSERT OR REPLACE INTO dedup (topic, source, id, seq, expires) VALUES (?, ?, ?, ?, ?)'),
+    dedupExpire: p('DELETE FROM dedup WHERE expires <= ?'),
+    topics: p('SELECT name FROM topics ORDER BY name'),
+    topicCount: p('SELECT COUNT(*) AS n FROM topics'),
+    maxSeq: p('SELECT MAX(seq) AS seq FROM events'),
+    groupCreate: p('INSERT OR IGNORE INTO groups (grp, start) VALUES (?, ?)'),
+    groupGet: p('SELECT gid, start FROM groups WHERE grp = ?'),
+    cursorCreate: p('INSERT OR IGNORE INTO cursors (grp, topic, seq) VALUES (?, ?, ?)'),
+    cursorGet: p('SELECT seq FROM cursors WHERE grp = ? AND topic = ?'),
+    cursorSet: p('UPDATE cursors SET seq = ? WHERE grp = ? AND topic = ?'),
+    cursorsAll: p('SELECT c.grp, c.topic, c.seq, g.gid FROM cursors c JOIN groups g ON g.grp = c.grp ORDER BY c.topic, c.grp'),
+    available: p(`SELECT p.topic, p.seq, p.attempts, ${BODY('COALESCE(p.body, e.body)')}
+                  FROM pending p LEFT JOIN events e ON e.seq = p.seq
+                  WHERE p.gid = ? AND p.deadline <= ? ORDER BY p.deadline LIMIT ?`),
+    anyAvailable: p('SELECT 1 FROM pending WHERE gid = ? AND deadline <= ? LIMIT 1'),
+    claim: p('UPDATE pending SET consumer = ?, deadline = ?, attempts = attempts + 1 WHERE gid = ? AND seq = ?'),
+    newEvents: p(`SELECT seq, ${BODY('body')} FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`),
+    pendingInsert: p('INSERT OR REPLACE INTO pending (gid, seq, topic, consumer, deadline, attempts) VALUES (?, ?, ?, ?, ?, ?)'),
+    pendingRetry: p('INSERT OR REPLACE INTO pending (gid, seq, topic, consumer, deadline, attempts, body) VALUES (?, ?, ?, NULL, 0, 0, ?)'),
+    pendingDelete: p('DELETE FROM pending WHERE gid = ? AND seq = ?'),
+    pendingCounts: p("SELECT gid || char(10) || topic AS k, COUNT(*) AS n FROM pending GROUP BY gid, topic"),
+    renew: p('UPDATE pending SET deadline = ? WHERE gid = ? AND seq = ? AND consumer = ?'),
+    release: p('UPDATE pending SET consumer = NULL, deadline = 0, attempts = ? WHERE gid = ? AND seq = ? AND consumer = ?'),
+    countAttempt: p('UPDATE pending SET attempts = attempts + 1 WHERE gid = ? AND seq = ?'),
+    consumerSeen: p('INSERT OR REPLACE INTO consumers (grp, consumer, seen) VALUES (?, ?, ?)'),
+    consumersAlive: p('SELECT grp AS k, COUNT(*) AS n FROM consumers WHERE seen >= ? GROUP BY grp'),
+    // A consumer not seen for the window and holding nothing: its process is gone.
+    consumersExpire: p(`DELETE FROM consumers WHERE seen < ? AND NOT EXISTS
+                        (SELECT 1 FROM pending p JOIN groups g ON g.gid = p.gid WHERE g.grp = consumers.grp AND p.consumer = consumers.consumer)`),
+    consumerForget: p('DELETE FROM consumers WHERE grp = ? AND consumer = ?'),
+    dlList: p('SELECT * FROM dead_letters WHERE (@grp IS NULL OR grp = @grp) AND (@topic IS NULL OR topic = @topic) ORDER BY id LIMIT @limit'),
+    dlGet: p('SELECT * FROM dead_letters WHERE id = ?'),
+    dlDelete: p('DELETE FROM dead_letters WHERE id = ?'),
+    dlCounts: p("SELECT grp || char(10) || topic AS k, COUNT(*) AS n FROM dead_letters GROUP BY grp, topic"),
+    range: p(`SELECT seq, ${BODY('body')} FROM events WHERE topic = ? AND seq >= ? AND seq <= ? AND stored >= ? AND stored <= ? ORDER BY seq LIMIT ?`),
+    last: p('SELECT MAX(seq) AS seq FROM events WHERE topic = ?'),
+    firstAtTime: p('SELECT MIN(seq) AS seq FROM events WHERE topic = ? AND stored >= ?'),
+    lengths: p('SELECT topic AS k, COUNT(*) AS n FROM events GROUP BY topic'),
+    lag: p('SELECT COUNT(*) AS n FROM events WHERE topic = ? AND seq > ?'),
+    countUpTo: p('SELECT COUNT(*) AS n FROM events WHERE topic = ? AND seq <= ?'),
+    nthNewest: p('SELECT seq FROM events WHERE topic = ? ORDER BY seq DESC LIMIT 1 OFFSET ?'),
+    lastBefore: p('SELECT MAX(seq) AS seq FROM events WHERE topic = ? AND stored < ?'),
+    trimTopic: p('DELETE FROM events WHERE topic = ? AND seq <= ?'),
+    trimPending: p('DELETE FROM pending WHERE topic = ? AND seq <= ? AND body IS NULL'),
+  };
+}

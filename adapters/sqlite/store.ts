@@ -1,0 +1,92 @@
+/**
+ * What every part of the SQLite driver shares: the database and its statements, the transactions
+ * (IMMEDIATE for every read-modify-write, retried on a busy lock), the wake-ups, and the lookups
+ * of group ids, the newest sequence number and positions given by callers.
+ */
+import type { Database } from 'better-sqlite3';
+import { invalid, NotFoundError } from '../../bus/errors.js';
+import { prepare, type Statements } from './statements.js';
+import type { Wakeups } from './wakeups.js';
+
+export class SqliteStore {
+  readonly s: Statements;
+  private readonly tx: { immediate<T>(fn: () => T): T; deferred<T>(fn: () => T): T };
+  private readonly gids = new Map<string, number>();
+  /**
+   * When each consumer (`<gid>/<consumer>`) was last written as seen: reads and heartbeats write
+   * it at most once a second (stats' liveness needs no more).
+   */
+  readonly seen = new Map<string, number>();
+
+  constructor(
+    readonly db: Database,
+    readonly wakeups: Wakeups,
+    private readonly busyTimeoutMs: number,
+    /** Opened with `readonly`: every write is refused with an error naming the option. */
+    readonly readonly: boolean,
+  ) {
+    this.s = prepare(db);
+    this.tx = db.transaction((fn: () => unknown) => fn()) as unknown as SqliteStore['tx'];
+  }
+
+  /**
+   * Runs `fn` in an IMMEDIATE transaction: a deferred one that upgrades to a write while another
+   * process writes fails with SQLITE_BUSY whatever the busy timeout. The connection's busy_timeout
+   * is 0: SQLite's own busy handler sleeps 1, 2, 5, 10... ms and overshoots the other process' short
+   * transactions, so a busy lock is retried from here every millisecond, without blocking the
+   * event loop meanwhile.
+   */
+  async write<T>(fn: () => T): Promise<T> {
+    if (this.readonly) {
+      throw invalid('INVALID_OPTION', `the SQLite bus on ${this.db.name} was opened with readonly: true: publish, subscribe, rewind, trim and dead-letter retry/purge need a bus without it`);
+    }
+    const end = Date.now() + this.busyTimeoutMs;
+    for (;;) {
+      try {
+        return this.tx.immediate(fn);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= end) throw err;
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /** `fn` on each item, all in one write transaction; none when there are no items. */
+  async eachTx<T>(items: T[], fn: (item: T) => unknown): Promise<void> {
+    if (items.length > 0) await this.write(() => items.forEach(fn));
+  }
+
+  /** A consistent snapshot for multi-statement reads (WAL: readers never wait for writers). */
+  snapshot<T>(fn: () => T): T {
+    return this.tx.deferred(fn);
+  }
+
+  /** Waiting reads may have something to take now. */
+  changed(): void {
+    this.wakeups.emitter.emit('change');
+  }
+
+  /** The group's integer id; subscribe creates a group before any other call can name it. */
+  gid(group: string): number {
+    let id = this.gids.get(group);
+    if (id === undefined) {
+      const row = this.s.groupGet.get(group) as { gid: number } | undefined;
+      if (row === undefined) throw new NotFoundError('NOT_FOUND', `group ${JSON.stringify(group)} does not exist`);
+      this.gids.set(group, (id = row.gid));
+    }
+    return id;
+  }
+
+  maxSeq(): number {
+    return (this.s.maxSeq.get() as { seq: number | null }).seq ?? 0;
+  }
+
+  /** A position a caller gave: a SQLite sequence number. */
+  seqOf(position: string, name: string): number {
+    if (!/^\d+$/.test(position)) throw invalid('INVALID_OPTION', `invalid ${name} position ${JSON.stringify(position)}: a SQLite position is a sequence number (digits)`);
+    if (!Number.isSafeInteger(Number(position))) {
+      throw invalid('INVALID_OPTION', `invalid ${name} position ${JSON.stringify(position)}: a SQLite sequence number is at most ${Number.MAX_SAFE_INTEGER}`);
+    }
+    return Number(position);
+  }
+}
