@@ -120,6 +120,8 @@ export class Consumer implements Subscription {
         break;
       }
       for (const d of batch) this.dispatch(d);
+      // Their handlers start now, before the next read is sent (the latency a handler sees).
+      this.runScheduled();
     }
   }
 
@@ -163,8 +165,8 @@ export class Consumer implements Subscription {
   /**
    * The scheduler step, the one place a delivery starts (read, next in its lane, or retried): it
    * counts as running at once, so the read loop sees its slot taken, and its handler is called from
-   * a microtask, so handing a lane's next delivery over from inside another's ack never runs a
-   * handler within that settling.
+   * a microtask (or by the read loop, right after a batch), so handing a lane's next delivery over
+   * from inside another's ack never runs a handler within that settling.
    */
   private schedule(h: Held): void {
     h.state = 'running';
@@ -174,6 +176,7 @@ export class Consumer implements Subscription {
   }
 
   private readonly runScheduled = (): void => {
+    if (this.scheduled.length === 0) return;
     const hs = this.scheduled;
     this.scheduled = [];
     for (const h of hs) void this.run(h);
