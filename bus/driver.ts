@@ -63,7 +63,7 @@ export interface Driver {
   countAttempt(group: string, delivery: Delivery): Promise<void>;
   /**
    * Moves a delivery to the group's dead letters and acknowledges it, atomically. `stack`: the thrown
-   * error's, already bounded (see stackOf in consumer.ts), kept as DeadLetter.stack.
+   * error's, already bounded (see stackOf in thrown.ts), kept as DeadLetter.stack.
    */
   deadLetter(group: string, delivery: Delivery, reason: string, error: string, stack?: string): Promise<void>;
   /** Stored events of a topic, oldest first, after `after` (exclusive) within [from, to]. */

@@ -2,7 +2,7 @@
 // help, and the checks that turn a mistyped command line into one line naming what is wrong (exit 2)
 // before any store is opened. The commands themselves run in cli.ts.
 import { parseArgs } from 'node:util';
-import { toStoreBound } from '../bus/engine.js';
+import { toStoreBound } from '../bus/bounds.js';
 import { int } from '../bus/validate.js';
 import type { StoreBound } from '../bus/driver.js';
 
@@ -321,7 +321,7 @@ export function bound(v: string | boolean | undefined): string | number | undefi
 /** Values checked before any store is opened, each error naming the flag and what it accepts. */
 function checkValues(name: string, o: Values): void {
   if (typeof o.limit === 'string') {
-    // The bound the bus puts on a dead-letter listing (engine.ts, deadLetters.list).
+    // The bound the bus puts on a dead-letter listing (dead-letters.ts, deadLetters.list).
     int('--limit', /^-?\d+$/.test(o.limit) ? Number(o.limit) : o.limit, 100, 1, 100_000);
   }
   if (name === 'replay') {

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { EventEmitter } from 'eventemitter3';
 import type { Logger } from 'pino';
 import type { Bus, ReplayOptions, ReplayResult } from '../bus/contract.js';
-import { describe, errForLog } from '../bus/consumer.js';
+import { describe, errForLog } from '../bus/thrown.js';
 import { invalid } from '../bus/errors.js';
 import { knownKeys } from '../bus/validate.js';
 import { defaultLogger } from '../bus/logger.js';
@@ -147,8 +147,7 @@ export class AgentHost extends EventEmitter<HostEvents> {
       als: this.als,
       crash: (agent, err) => this.supervisor.crash(agent, err),
       exit: (agent) => this.supervisor.exit(agent),
-      onOutcome: (o) => this.metrics.outcome(o),
-      onPublish: (type) => this.metrics.publish(type),
+      metrics: this.metrics,
     }, capture);
   }
 

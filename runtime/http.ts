@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AgentHost } from './host.js';
-import { describe } from '../bus/consumer.js';
+import { describe } from '../bus/thrown.js';
 
 /**
  * The host's HTTP endpoints:

@@ -1,12 +1,20 @@
+// One run of an agent (AgentInstance) and the context each of its handler calls gets (Handling).
+// What wraps handler calls is middleware (runtime/middleware/), what watches outcomes observers
+// (runtime/observers/): each composed here from one list.
 import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
-import { CircuitOpenError } from '../bus/errors.js';
-import { describe, errForLog } from '../bus/consumer.js';
+import { errForLog } from '../bus/thrown.js';
 import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agent-spec.js';
 import type { ReplayCapture } from './capture.js';
+import { compose, type Middleware } from './middleware/middleware.js';
+import { propagateTrace } from './middleware/trace.js';
+import { observeAll, type Observer } from './observers/observer.js';
+import { countOutcomes } from './observers/metrics.js';
+import { logRetries } from './observers/retry-log.js';
+import { agentBreaker } from './observers/breaker.js';
 
 /** Most topics whose handler an instance remembers. */
 const HANDLER_CACHE = 1024;
@@ -20,8 +28,8 @@ export interface InstanceHost {
   /** Reports this agent's crash / normal exit to the supervisor. */
   crash(agent: string, error: unknown): void;
   exit(agent: string): void;
-  onOutcome(o: DeliveryOutcome): void;
-  onPublish(type: string): void;
+  /** The host's metrics (HostMetrics): outcomes counted by an observer, publishes once stored. */
+  metrics: { outcome(o: DeliveryOutcome): void; publish(type: string): void };
 }
 
 /**
@@ -40,7 +48,8 @@ export class AgentInstance implements AgentContext {
   private readonly handlers = new Map<string, AgentHandler | null>();
   private started: Promise<void> = Promise.resolve();
   private closed = false;
-  private failures = 0;
+  /** Routing to the agent's handler, inside the middleware (see middleware()). */
+  private readonly handle: AgentHandler;
   private readonly source: string;
   private readonly replayBus: Bus | null;
 
@@ -54,6 +63,20 @@ export class AgentInstance implements AgentContext {
     this.logger = host.logger.child({ agent: spec.name });
     this.source = `/agentbus/${host.hostId}/${spec.name}`;
     this.replayBus = capture ? capture.wrap(host.bus, this.source) : null;
+    this.handle = compose(this.middleware(), (event, ctx) => this.route(event, ctx));
+  }
+
+  /** What wraps every handler call (live or replayed), outermost first: one line per concern. */
+  private middleware(): Middleware[] {
+    return [propagateTrace];
+  }
+
+  /**
+   * What watches every delivery's outcome, in this order: one line per concern. Made once per
+   * instance and shared by its replicas' subscriptions, so the breaker counts agent-wide.
+   */
+  private observers(): Observer[] {
+    return [countOutcomes(this.host.metrics), logRetries(this.logger), agentBreaker(this.agent, this.spec.breakerFailures, (err) => this.crash(err))];
   }
 
   get signal(): AbortSignal {
@@ -98,8 +121,9 @@ export class AgentInstance implements AgentContext {
     const cls: AgentClass = this.spec.cls;
     this.object = new cls() as BaseAgent & AgentHooks;
     await this.object.onStart?.(this);
-    const { replicas, breakerFailures, subscribe: so } = this.spec;
+    const { replicas, subscribe: so } = this.spec;
     const types = cls.subscriptions ?? [];
+    const onOutcome = observeAll(this.observers());
     for (let i = 1; subscribe && i <= replicas && !this.closed && types.length > 0; i++) {
       this.subs.push(
         await this.host.bus.subscribe(
@@ -108,17 +132,7 @@ export class AgentInstance implements AgentContext {
             group: this.agent,
             types: [...types],
             consumer: `${this.host.hostId}/${this.agent}/${i}`,
-            onOutcome: (o) => {
-              this.host.onOutcome(o);
-              if (o.outcome === 'handled') return void (this.failures = 0);
-              if (o.outcome !== 'failed') return;
-              // One warning per failure: a failure that gets another attempt is logged here; the last
-              // one becomes a dead letter, which the bus logs (group, id, type, attempts, reason, error, stack).
-              if (o.retry) this.logger.warn({ group: o.group, id: o.id, type: o.type, attempt: o.attempt, err: errForLog(o.error) }, 'delivery failed, will retry');
-              if (breakerFailures > 0 && ++this.failures === breakerFailures) {
-                this.crash(new CircuitOpenError(`agent ${this.agent}: ${this.failures} deliveries failed in a row (last: ${describe(o.error)}); circuit open`, { cause: o.error }));
-              }
-            },
+            onOutcome,
           },
           (event, ctx) => this.dispatch(event, ctx),
         ),
@@ -126,8 +140,13 @@ export class AgentInstance implements AgentContext {
     }
   }
 
-  /** Routes by topic: the bus delivers every event with `type` = the topic it was stored under. */
+  /** One delivery (live or replayed) through the middleware to the agent's handler. */
   private dispatch(event: CloudEvent, d: DeliveryContext): unknown {
+    return this.handle(event, new Handling(this, event, d));
+  }
+
+  /** Routes by topic: the bus delivers every event with `type` = the topic it was stored under. */
+  private route(event: CloudEvent, ctx: HandlerContext): unknown {
     const topic = event.type;
     let h = this.handlers.get(topic);
     if (h === undefined) {
@@ -136,10 +155,10 @@ export class AgentInstance implements AgentContext {
       if (this.handlers.size < HANDLER_CACHE) this.handlers.set(topic, h);
     }
     if (h === null) {
-      d.deadLetter('no_handler');
+      ctx.deadLetter('no_handler');
       return;
     }
-    return h(event, new Handling(this, event, d));
+    return h(event, ctx);
   }
 
   /** Graceful: drain the subscriptions (handlers in flight finish and are acknowledged), then onStop. */
@@ -187,14 +206,14 @@ export class AgentInstance implements AgentContext {
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
     const bus = this.replayBus ?? this.host.bus;
     const p = bus.publish(type, data, { source: this.source, ...options });
-    if (this.capture === null || this.capture.stored) p.then(() => this.host.onPublish(type), () => {});
+    if (this.capture === null || this.capture.stored) p.then(() => this.host.metrics.publish(type), () => {});
     return p;
   }
 
   publishBatch(events: EventInput[]): Promise<string[]> {
     const bus = this.replayBus ?? this.host.bus;
     const p = bus.publishBatch(Array.isArray(events) ? events.map((e) => ({ source: this.source, ...e })) : events);
-    if (this.capture === null || this.capture.stored) p.then(() => events.forEach((e) => this.host.onPublish(e.type)), () => {});
+    if (this.capture === null || this.capture.stored) p.then(() => events.forEach((e) => this.host.metrics.publish(e.type)), () => {});
     return p;
   }
 
@@ -220,7 +239,7 @@ export class AgentInstance implements AgentContext {
   }
 }
 
-/** The context of one handler call: the delivery's fields plus the agent's context. */
+/** The context of one handler call: the delivery's fields plus the agent's context (a traceparent is added by middleware/trace.ts). */
 class Handling implements HandlerContext {
   private log: Logger | null = null;
   private sig: AbortSignal | null = null;
@@ -247,12 +266,10 @@ class Handling implements HandlerContext {
     this.d.deadLetter(reason);
   }
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
-    const traceparent = this.event.traceparent;
-    return this.inst.publish(type, data, traceparent === undefined ? options : { traceparent, ...options });
+    return this.inst.publish(type, data, options);
   }
   publishBatch(events: EventInput[]): Promise<string[]> {
-    const traceparent = this.event.traceparent;
-    return this.inst.publishBatch(traceparent === undefined ? events : events.map((e) => ({ traceparent, ...e })));
+    return this.inst.publishBatch(events);
   }
   setInterval(fn: () => unknown, ms: number): void { this.inst.setInterval(fn, ms); }
   setTimeout(fn: () => unknown, ms: number): void { this.inst.setTimeout(fn, ms); }

@@ -1,5 +1,5 @@
 import { assign, fromPromise, setup } from 'xstate';
-import { describe, stackOf } from '../bus/consumer.js';
+import { describe, stackOf } from '../bus/thrown.js';
 
 /**
  * One agent's lifecycle, as an XState v5 machine:

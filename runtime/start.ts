@@ -6,7 +6,7 @@ import { AgentHost } from './host.js';
 import { serveHttp } from './http.js';
 import { loadAgents } from './loader.js';
 import type { Strategy } from './supervisor.js';
-import { errForLog } from '../bus/consumer.js';
+import { errForLog } from '../bus/thrown.js';
 
 export interface StartOptions {
   /** File, folder or module with the agents. */

@@ -5,7 +5,7 @@ import { int, knownKeys, oneOf } from '../bus/validate.js';
 import { invalid } from '../bus/errors.js';
 import type { BackoffOptions } from '../bus/contract.js';
 import { lifecycle, type LifecycleState } from './lifecycle.js';
-import { errForLog } from '../bus/consumer.js';
+import { errForLog } from '../bus/thrown.js';
 
 /** Time source for restart delays and intensity windows; tests pass XState's SimulatedClock. */
 export interface Clock {

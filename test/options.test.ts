@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { resolveBusOptions, resolveSubscribeOptions } from '../bus/options.js';
 import { backoffDelay } from '../bus/backoff.js';
-import { toStoreBound } from '../bus/engine.js';
+import { toStoreBound } from '../bus/bounds.js';
 import { startOptions } from '../runtime/start.js';
 import { resolveAgent } from '../runtime/agent-spec.js';
 import { BaseAgent } from '../agents/base.js';

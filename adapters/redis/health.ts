@@ -8,7 +8,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Driver } from '../../bus/driver.js';
 import { ConfigurationError, invalid, type ErrorCode } from '../../bus/errors.js';
-import { errForLog } from '../../bus/consumer.js';
+import { errForLog } from '../../bus/thrown.js';
 
 /** The oldest Redis agentbus runs on: XAUTOCLAIM and XTRIM ... MINID came with 6.2. */
 export const MIN_REDIS_VERSION = '6.2.0';

@@ -1,0 +1,47 @@
+// "Collect, flush on setImmediate": items added in one turn of the event loop go out together, in
+// one store round trip. Used for acks (consumer.ts) and publishes (publish.ts).
+
+/**
+ * Collects items and hands them to `send` on the next setImmediate, all at once; items added while
+ * a send is in flight go in the next one, so sends never overlap and keep the order items were
+ * added in. `send` settles its own errors (a rejection is not reported, and the batch is not retried).
+ */
+export class Batcher<T> {
+  private items: T[] = [];
+  private sending: Promise<void> | null = null;
+
+  constructor(private readonly send: (items: T[]) => Promise<void>) {}
+
+  add(item: T): void {
+    this.items.push(item);
+    this.sending ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drain());
+  }
+
+  /** Takes every item not sent yet, to carry them some other way (the consumer's acks ride on its next read). */
+  take(): T[] {
+    const items = this.items;
+    this.items = [];
+    return items;
+  }
+
+  /** Puts back items take() gave that could not be carried; they go with the next send. */
+  restore(items: T[]): void {
+    this.items.push(...items);
+  }
+
+  /** Resolves once every item added so far has been sent; sends what waits now rather than on the next setImmediate. */
+  async flush(): Promise<void> {
+    while (this.sending !== null || this.items.length > 0) {
+      this.sending ??= this.drain();
+      await this.sending;
+    }
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.items.length > 0) await this.send(this.take()).catch(() => {});
+    } finally {
+      this.sending = null;
+    }
+  }
+}

@@ -1,0 +1,24 @@
+// The DeliveryContext a handler gets, one per handler call: the same class for a subscription's
+// deliveries (consumer.ts) and a replay's (replay.ts), so `ctx.deadLetter` means the same in both.
+import type { DeliveryContext } from './contract.js';
+import { describe } from './thrown.js';
+
+/** The reason stored when a handler calls `ctx.deadLetter` with none (an empty or missing reason). */
+export const NO_REASON = 'dead-lettered by handler';
+
+export class Context implements DeliveryContext {
+  /** Set by `deadLetter`: the reason as text (any value a caller passes is described, never thrown on). */
+  deadLetterReason: string | undefined;
+
+  constructor(
+    readonly attempt: number,
+    readonly position: string,
+    readonly group: string,
+    readonly consumer: string,
+    readonly signal: AbortSignal,
+  ) {}
+
+  deadLetter(reason: string): void {
+    this.deadLetterReason = reason ? describe(reason) : NO_REASON;
+  }
+}

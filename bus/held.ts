@@ -1,0 +1,56 @@
+// The deliveries one consumer holds, from read to ack, dead letter or release: their leases are
+// renewed together, and on close those not running go back to the group.
+import type { Delivery, Driver } from './driver.js';
+import type { ResolvedSubscribeOptions } from './options.js';
+
+export interface Held {
+  d: Delivery;
+  /** Its lane (orderBy 'subject'), once admitted. */
+  subject: string | undefined;
+  /** new: just read; queued: behind its subject's lane; running: started, in the handler or settling; waiting: for a retry. */
+  state: 'new' | 'queued' | 'running' | 'waiting';
+  /** The pending retry of a delivery `waiting`. */
+  timer?: NodeJS.Timeout | undefined;
+}
+
+export class Holdings {
+  private readonly all = new Set<Held>();
+
+  constructor(
+    private readonly driver: Driver,
+    private readonly o: Pick<ResolvedSubscribeOptions, 'group' | 'consumer' | 'claimIdleMs'>,
+    private readonly storeError: (what: string, err: unknown) => void,
+  ) {}
+
+  add(h: Held): void {
+    this.all.add(h);
+  }
+
+  delete(h: Held): void {
+    this.all.delete(h);
+  }
+
+  /** Extends every lease held (a handler running long is never redelivered under itself). */
+  async renew(): Promise<void> {
+    if (this.all.size === 0) return;
+    const ds = [...this.all].map((h) => h.d);
+    await this.driver.renew(this.o.group, this.o.consumer, ds, this.o.claimIdleMs).catch((err) => this.storeError('renew', err));
+  }
+
+  /** Those not started (queued behind their subject) or waiting for a retry. */
+  notRunning(): Held[] {
+    return [...this.all].filter((h) => h.state !== 'running');
+  }
+
+  cancelRetries(): void {
+    for (const h of this.all) if (h.timer) clearTimeout(h.timer);
+  }
+
+  /** Gives deliveries back to the group at once; those never started keep their attempt uncounted. */
+  async release(hs: Held[]): Promise<void> {
+    if (hs.length === 0) return;
+    const ds = hs.map((h) => (h.state === 'waiting' ? h.d : { ...h.d, attempts: h.d.attempts - 1 }));
+    await this.driver.release(this.o.group, this.o.consumer, ds).catch((err) => this.storeError('release', err));
+    for (const h of hs) this.all.delete(h);
+  }
+}

@@ -1,0 +1,111 @@
+// Publishing: publish() and publishBatch() check their input at the call and build each event's
+// stored entry; every call made in the same turn of the event loop is stored in one append
+// (Batcher), in round trips of about MAX_APPEND events, a call never split.
+import type { AppendEntry, Driver } from './driver.js';
+import { checkType, createEvent, encodeEvent, PUBLISH_OPTION_KEYS, type EventInput, type PublishOptions } from './event.js';
+import { BusClosedError, invalid } from './errors.js';
+import { knownKeys } from './validate.js';
+import { DEDUP_WINDOW_MS, type ResolvedBusOptions } from './options.js';
+import { Batcher } from './batcher.js';
+
+/** Most entries one store round trip carries; a larger burst is split so no single write stalls for long. */
+const MAX_APPEND = 5000;
+
+const BATCH_ENTRY_KEYS = ['type', 'data', ...PUBLISH_OPTION_KEYS];
+
+/** One publish or publishBatch call waiting for the next append; one promise per call, not per event. */
+interface Call {
+  entries: AppendEntry[];
+  /** publish() resolves with the id, publishBatch() with all ids. */
+  one: boolean;
+  resolve: (result: string | string[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/** The publishing half of a bus; `stored` hears of each call's entries once they are stored. */
+export class Publisher {
+  private readonly calls: Batcher<Call>;
+  /** Publishing closes after the subscriptions drained: a handler finishing its work may still publish. */
+  private sealed = false;
+
+  constructor(
+    private readonly driver: Driver,
+    private readonly o: ResolvedBusOptions,
+    stored: (entries: AppendEntry[]) => void,
+  ) {
+    this.calls = new Batcher((calls) => appendCalls(driver, calls, stored));
+  }
+
+  publish(type: string, data: unknown, opts: PublishOptions | undefined): Promise<string> {
+    if (this.sealed) return Promise.reject(new BusClosedError(`publish ${type}`));
+    try {
+      // Only a publish with options pays for checking them.
+      if (opts !== undefined) checkPublishOptions(opts);
+      return this.enqueue([this.entry(type, data, opts)], true) as Promise<string>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  publishBatch(events: EventInput[]): Promise<string[]> {
+    if (this.sealed) return Promise.reject(new BusClosedError('publishBatch'));
+    if (!Array.isArray(events)) return Promise.reject(invalid('INVALID_OPTION', `publishBatch expects an array, got ${typeof events}`));
+    let entries: AppendEntry[];
+    try {
+      // Validate all before storing any: a bad entry stores nothing.
+      entries = events.map((e, i) => {
+        if (e === null || typeof e !== 'object') throw invalid('INVALID_OPTION', `publishBatch entry ${i} is not an object`);
+        knownKeys(`publishBatch entry ${i}`, e, BATCH_ENTRY_KEYS);
+        const { type, data, ...opts } = e;
+        return this.entry(type, data, opts);
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.enqueue(entries, false) as Promise<string[]>;
+  }
+
+  /** Refuses publishes from now on; resolves once those already made are stored (or refused by the store). */
+  seal(): Promise<void> {
+    this.sealed = true;
+    return this.calls.flush();
+  }
+
+  private enqueue(entries: AppendEntry[], one: boolean): Promise<string | string[]> {
+    return new Promise((resolve, reject) => this.calls.add({ entries, one, resolve, reject }));
+  }
+
+  /** One event to store; `opts` were checked for unknown keys by the caller. */
+  private entry(type: string, data: unknown, opts: PublishOptions | undefined): AppendEntry {
+    checkType(type);
+    const { driver, o } = this;
+    const event = createEvent(type, data, opts, o.source);
+    const body = driver.encode ? driver.encode(event, o.maxPayloadBytes) : encodeEvent(event, o.maxPayloadBytes);
+    const window = opts?.dedupWindowMs === undefined ? o.dedupWindowMs : DEDUP_WINDOW_MS.resolve('dedupWindowMs', opts.dedupWindowMs);
+    return { topic: type, event, body, dedup: opts?.id !== undefined, dedupWindowMs: window };
+  }
+}
+
+/** Publish options must be an object of known keys (a misspelt `subjet` is refused, not dropped). */
+export function checkPublishOptions(opts: unknown): void {
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw invalid('INVALID_OPTION', `publish options must be an object, got ${String(opts)}`);
+  knownKeys('publish', opts, PUBLISH_OPTION_KEYS);
+}
+
+/** Appends calls in order, about MAX_APPEND events a round trip (a call is never split); settles each call. */
+async function appendCalls(driver: Driver, calls: Call[], stored: (entries: AppendEntry[]) => void): Promise<void> {
+  for (let start = 0; start < calls.length; ) {
+    let end = start;
+    let n = 0;
+    while (end < calls.length && (end === start || n + calls[end].entries.length <= MAX_APPEND)) n += calls[end++].entries.length;
+    const batch = end - start === calls.length ? calls : calls.slice(start, end);
+    start = end;
+    try {
+      await driver.append(batch.length === 1 ? batch[0].entries : batch.flatMap((c) => c.entries));
+      for (const c of batch) stored(c.entries);
+      for (const c of batch) c.resolve(c.one ? c.entries[0].event.id : c.entries.map((e) => e.event.id));
+    } catch (err) {
+      for (const c of batch) c.reject(err);
+    }
+  }
+}

@@ -1,0 +1,144 @@
+// The consumer's small parts on their own, without a store: subject lanes (bus/lanes.ts) and the
+// "collect, flush on setImmediate" batcher (bus/batcher.ts) its acks and the bus' publishes share;
+// then its scheduler step, on a SQLite :memory: bus.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { pino } from 'pino';
+import { SubjectLanes } from '../bus/lanes.js';
+import { Batcher } from '../bus/batcher.js';
+import { createSqliteBus } from '../adapters/sqlite/index.js';
+import { uniq, waitFor } from './helpers/index.js';
+
+const lanes = suite('subject lanes');
+
+lanes('the first of a subject runs; later ones wait in order; other subjects pass', () => {
+  const l = new SubjectLanes<string>();
+  assert.ok(l.enter('a', 'a1'));
+  assert.not.ok(l.enter('a', 'a2'));
+  assert.not.ok(l.enter('a', 'a3'));
+  assert.ok(l.enter('b', 'b1'));
+  assert.is(l.queued, 2);
+  assert.is(l.leave('a', 'a1'), 'a2', 'the head leaving hands over the next, in arrival order');
+  assert.is(l.queued, 1);
+  assert.is(l.leave('b', 'b1'), undefined, 'a lane left empty hands over nothing');
+  assert.is(l.leave('a', 'a2'), 'a3');
+  assert.is(l.leave('a', 'a3'), undefined);
+  assert.is(l.queued, 0);
+  assert.ok(l.enter('a', 'a4'), 'an emptied lane was removed: the next of its subject runs at once');
+});
+
+lanes('an item that is not its lane head changes nothing when it leaves', () => {
+  const l = new SubjectLanes<string>();
+  l.enter('a', 'a1');
+  l.enter('a', 'a2');
+  assert.is(l.leave('a', 'a2'), undefined);
+  assert.is(l.leave('a', 'other'), undefined);
+  assert.is(l.leave('nope', 'x'), undefined);
+  assert.is(l.queued, 1);
+  assert.is(l.leave('a', 'a1'), 'a2');
+});
+
+lanes.run();
+
+const batcher = suite('batcher');
+const immediate = () => new Promise<void>((r) => setImmediate(r));
+
+batcher('items added in one turn go out together on the next setImmediate, in order', async () => {
+  const sent: number[][] = [];
+  const b = new Batcher<number>(async (xs) => void sent.push(xs));
+  b.add(1);
+  b.add(2);
+  b.add(3);
+  assert.equal(sent, [], 'nothing is sent synchronously');
+  await immediate();
+  await immediate();
+  assert.equal(sent, [[1, 2, 3]]);
+});
+
+batcher('items added while a send is in flight go in the next send; sends never overlap', async () => {
+  const sent: number[][] = [];
+  let inFlight = 0;
+  let most = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const b = new Batcher<number>(async (xs) => {
+    most = Math.max(most, ++inFlight);
+    sent.push(xs);
+    if (sent.length === 1) await gate;
+    inFlight--;
+  });
+  b.add(1);
+  await immediate();
+  b.add(2);
+  b.add(3);
+  await immediate();
+  assert.equal(sent, [[1]], 'the second batch waits for the first send');
+  release();
+  await b.flush();
+  assert.equal(sent, [[1], [2, 3]]);
+  assert.is(most, 1);
+});
+
+batcher('take() carries the waiting items elsewhere; restore() puts them back for the next send', async () => {
+  const sent: number[][] = [];
+  const b = new Batcher<number>(async (xs) => void sent.push(xs));
+  b.add(1);
+  b.add(2);
+  assert.equal(b.take(), [1, 2]);
+  await immediate();
+  await immediate();
+  assert.equal(sent, [], 'taken items are not sent');
+  b.restore([1, 2]);
+  await b.flush();
+  assert.equal(sent, [[1, 2]]);
+});
+
+batcher('flush() sends what waits now and resolves once everything added is sent; a failed send does not stop the next', async () => {
+  const sent: number[][] = [];
+  const b = new Batcher<number>(async (xs) => {
+    sent.push(xs);
+    if (xs[0] === 1) throw new Error('store down');
+  });
+  b.add(1);
+  await b.flush();
+  b.add(2);
+  await b.flush();
+  assert.equal(sent, [[1], [2]]);
+  await b.flush(); // nothing waiting: resolves at once
+});
+
+batcher.run();
+
+const scheduler = suite('consumer scheduler');
+
+scheduler('the next delivery of a subject starts from the scheduler, never inside the settling of the one before', async () => {
+  const bus = await createSqliteBus({ path: ':memory:', logger: pino({ level: 'silent' }) });
+  const type = uniq('lane');
+  // Set while the first delivery settles (its onOutcome runs, then its ack hands the lane over);
+  // cleared by a microtask queued then. A handler started inside that settling would see it set.
+  let settling = false;
+  const seen: Array<[number, boolean]> = [];
+  try {
+    await bus.subscribe(
+      {
+        group: uniq('g'),
+        types: [type],
+        concurrency: 4,
+        orderBy: 'subject',
+        onOutcome: (o) => {
+          if (o.outcome !== 'handled') return;
+          settling = true;
+          queueMicrotask(() => (settling = false));
+        },
+      },
+      async (e) => void seen.push([(e.data as { n: number }).n, settling]),
+    );
+    await bus.publishBatch([1, 2, 3].map((n) => ({ type, data: { n }, subject: 'conversation-1' })));
+    await waitFor('three deliveries of one subject', () => seen.length === 3);
+    assert.equal(seen, [[1, false], [2, false], [3, false]], 'in order, each started after the previous one settled');
+  } finally {
+    await bus.close(); // closes the subscription too, also after a failed assertion
+  }
+});
+
+scheduler.run();
