@@ -13,8 +13,11 @@ export class Traffic extends BaseAgent {
   onStart(ctx: AgentContext): void {
     ctx.setInterval(async () => {
       const n = ++this.n;
-      await ctx.publish('user.signed_up', { name: `user-${n}` }, { subject: `user-${n}` });
-      await ctx.publish('payment.received', { amount: n % 7 === 0 ? -5 : n * 10 }, { subject: `user-${n % 3}` });
+      // One batch, one round trip: both events are stored, or neither (and a shutdown cannot land between them).
+      await ctx.publishBatch([
+        { type: 'user.signed_up', data: { name: `user-${n}` }, subject: `user-${n}` },
+        { type: 'payment.received', data: { amount: n % 7 === 0 ? -5 : n * 10 }, subject: `user-${n % 3}` },
+      ]);
     }, 500);
   }
 }
