@@ -6,9 +6,9 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { StoreHealth } from '../../bus/contract.js';
-import type { AppendEntry, Driver } from '../../bus/driver.js';
+import type { Driver } from '../../bus/driver.js';
 import { ConfigurationError } from '../../bus/errors.js';
-import { formatBytes } from '../../bus/pressure.js';
+import { formatBytes, watchAppends } from '../../bus/pressure.js';
 import type { Keys } from './keys.js';
 import { label, masters, readInfo, type StoreHealth as PolicyWatch } from './health.js';
 
@@ -54,18 +54,16 @@ export class RedisPressure {
 
   /** Watches the (policy-guarded) driver's appends and gives it `health()`. */
   watch<D extends Driver>(driver: D): D {
-    const append = driver.append.bind(driver);
-    driver.append = async (entries: AppendEntry[]) => {
-      try {
-        await append(entries);
-      } catch (err) {
+    const append = watchAppends(driver, {
+      failed: (err, entries) => {
         const reason = refusalOf(err);
         if (reason !== null) this.refused = { reason, topic: entries[0]?.topic ?? null };
-        throw err;
-      }
+      },
       // Past an OOM, one write that fits proves little (see MEMORY_RECOVER_RATIO): health() decides.
-      if (entries.length > 0 && !this.refused?.reason.startsWith('OOM')) this.refused = null;
-    };
+      stored: (entries) => {
+        if (entries.length > 0 && !this.refused?.reason.startsWith('OOM')) this.refused = null;
+      },
+    });
     driver.health = (topics) => this.health(topics, append);
     return driver;
   }

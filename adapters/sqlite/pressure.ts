@@ -8,8 +8,8 @@ import { existsSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Database } from 'better-sqlite3';
 import type { StoreHealth } from '../../bus/contract.js';
-import type { AppendEntry, Driver } from '../../bus/driver.js';
-import { formatBytes } from '../../bus/pressure.js';
+import type { Driver } from '../../bus/driver.js';
+import { formatBytes, watchAppends } from '../../bus/pressure.js';
 
 /** Free space under the file below the smaller of these is a warning (here and in `agentbus doctor`). */
 export const MIN_FREE_BYTES = 1024 ** 3;
@@ -72,17 +72,13 @@ export class SqlitePressure {
 
   /** Watches the driver's appends and gives it `health()`. */
   watch<D extends Driver>(driver: D): D {
-    const append = driver.append.bind(driver);
-    driver.append = async (entries: AppendEntry[]) => {
-      try {
-        await append(entries);
-      } catch (err) {
+    watchAppends(driver, {
+      failed: (err, entries) => {
         const r = refusalOf(err);
         if (r !== null) this.refused = { ...r, bytes: entries.reduce((n, e) => n + e.body.length, 0) };
-        throw err;
-      }
-      this.refused = null;
-    };
+      },
+      stored: () => void (this.refused = null),
+    });
     driver.health = async (topics) => this.health(topics);
     return driver;
   }
