@@ -1,5 +1,6 @@
 import type { CloudEvent } from './event.js';
 import type { DeadLetter, StoreHealth, TopicStats } from './contract.js';
+import type { StateStore } from './state.js';
 
 /**
  * A consumer counts as live in stats while its last heartbeat is younger than this; a consumer not
@@ -87,6 +88,8 @@ export interface Driver {
    * (adapters/<store>/pressure.ts), which also watches append for refused writes.
    */
   health?(topics: string[]): Promise<StoreHealth>;
+  /** Keyed subscriptions' owners and per-key state (bus/state.ts); an adapter without it refuses `key`. */
+  readonly state?: StateStore;
   close(): Promise<void>;
 }
 

@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'UNSAFE_STORE_CONFIG'
   | 'UNSUPPORTED_STORE'
   | 'NON_RETRYABLE'
-  | 'CIRCUIT_OPEN';
+  | 'CIRCUIT_OPEN'
+  | 'OWNERSHIP_LOST'
+  | 'STATE_TOO_LARGE';
 
 export class AgentbusError extends Error {
   readonly code: ErrorCode;
@@ -64,6 +66,27 @@ export class NonRetryableError extends AgentbusError {
 export class CircuitOpenError extends AgentbusError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('CIRCUIT_OPEN', message, options);
+  }
+}
+
+/**
+ * A keyed group's owner lost its lease (another consumer took the group over): its commit was
+ * refused and wrote nothing; the deliveries it held are the new owner's to run.
+ */
+export class OwnershipLostError extends AgentbusError {
+  constructor(message: string) {
+    super('OWNERSHIP_LOST', message);
+  }
+}
+
+/**
+ * A keyed handler left a state larger than `maxStateBytes` (as JSON): the attempt fails without a
+ * retry (the same handler would grow it again), the event becomes a dead letter `state_too_large`
+ * and the key keeps its previous state.
+ */
+export class StateTooLargeError extends AgentbusError {
+  constructor(message: string) {
+    super('STATE_TOO_LARGE', message);
   }
 }
 
