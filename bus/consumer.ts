@@ -56,7 +56,7 @@ export class Consumer implements Subscription {
     this.topics = new GroupTopics(driver, o, log);
     this.held = new Holdings(driver, o, (what, err) => this.storeError(what, err));
     // A failed ack leaves the events pending: they are delivered again (at least once).
-    this.acks = new Batcher((ds) => this.driver.ack(this.group, ds).catch((err) => this.storeError('ack', err)));
+    this.acks = new Batcher((ds) => this.driver.leases.ack(this.group, ds).catch((err) => this.storeError('ack', err)));
   }
 
   async start(): Promise<void> {
@@ -81,7 +81,7 @@ export class Consumer implements Subscription {
 
   /** Tells the store this consumer is alive (stats count live consumers); a failure waits for the next beat. */
   private heartbeat(): Promise<void> {
-    this.beat = this.driver.heartbeat(this.group, this.consumer).catch(() => {});
+    this.beat = this.driver.groups.heartbeat(this.group, this.consumer).catch(() => {});
     return this.beat;
   }
 
@@ -96,7 +96,7 @@ export class Consumer implements Subscription {
       let batch: Delivery[];
       const ack = this.acks.take();
       try {
-        batch = await this.driver.read({
+        batch = await this.driver.reads.read({
           ack,
           group: this.group,
           consumer: this.consumer,
@@ -219,7 +219,7 @@ export class Consumer implements Subscription {
     this.retrying--;
     if (this.closing) return this.wake();
     try {
-      await this.driver.countAttempt(this.group, h.d);
+      await this.driver.leases.countAttempt(this.group, h.d);
       h.d.attempts++;
       this.schedule(h);
     } catch (err) {
@@ -246,7 +246,7 @@ export class Consumer implements Subscription {
   private async deadLetter(h: Held, reason: string, error: string, stack?: string): Promise<void> {
     const d = h.d;
     try {
-      await this.driver.deadLetter(this.group, d, reason, error, stack);
+      await this.driver.deadLetters.add(this.group, d, reason, error, stack);
       if (this.o.onOutcome) this.report('dead_lettered', d, 0, false, reason, error);
       const at = { group: this.group, type: d.topic, position: d.position, id: d.event?.id, attempts: d.attempts, reason, error };
       this.log.warn(stack === undefined ? at : { ...at, stack }, 'dead letter');
@@ -296,7 +296,7 @@ export class Consumer implements Subscription {
     await this.beat; // a beat landing after forget() would count this consumer again
     await this.acks.flush();
     // Consumer names change with every host process: without this, stores collect dead ones forever.
-    if (this.running === 0) await this.driver.forget(this.group, this.consumer, this.topics.list).catch((err) => this.storeError('forget', err));
+    if (this.running === 0) await this.driver.groups.forget(this.group, this.consumer, this.topics.list).catch((err) => this.storeError('forget', err));
     this.onClosed(this);
   }
 

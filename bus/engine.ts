@@ -48,13 +48,13 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       open('rewind');
       if (typeof options?.group !== 'string' || options.group === '') throw invalid('INVALID_OPTION', `rewind group ${JSON.stringify(options?.group)}: expected a group name`);
       checkType(options.type);
-      await driver.seek(options.group, options.type, options.from === 'earliest' ? 'earliest' : toStoreBound('from', options.from));
+      await driver.groups.seek(options.group, options.type, options.from === 'earliest' ? 'earliest' : toStoreBound('from', options.from));
     },
 
     deadLetters: deadLettersOf(driver),
-    stats: () => driver.stats(),
-    ping: () => (closing ? Promise.reject(new BusClosedError('ping')) : driver.ping()),
-    trim: () => driver.trim(o.retention, o.dedupWindowMs, true),
+    stats: () => driver.admin.stats(),
+    ping: () => (closing ? Promise.reject(new BusClosedError('ping')) : driver.admin.ping()),
+    trim: () => housekeepAndTrim(driver, o.retention, true),
     ...(timers.health ? { health: timers.health } : {}),
 
     close() {
@@ -70,21 +70,30 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
 }
 
 /**
+ * bus.trim() (`exact`) and the housekeeping timer: what expired is removed, then retention applied.
+ * The timer skips trim without retention; bus.trim() never does (a read-only store refuses it).
+ */
+async function housekeepAndTrim(driver: Driver, retention: ResolvedBusOptions['retention'], exact: boolean): Promise<number> {
+  await driver.admin.housekeep?.();
+  return retention === null && !exact ? 0 : driver.admin.trim(retention, exact);
+}
+
+/**
  * The bus' own timers: retention (approximate trims) and, where the driver has it, a reading of the
  * store's health now and then so its warnings are logged with nobody scraping. Every reading passes
  * through one PressureWatch, which logs (rate-limited); one timer reading at a time.
  */
 function startTimers(driver: Driver, o: ResolvedBusOptions, log: Logger, closed: () => boolean) {
   const housekeeping = setInterval(() => {
-    driver.trim(o.retention, o.dedupWindowMs, false).catch((err) => log.error({ err: errForLog(err) }, 'store error during trim'));
+    housekeepAndTrim(driver, o.retention, false).catch((err) => log.error({ err: errForLog(err) }, 'store error during trim'));
   }, o.retention?.intervalMs ?? HOUSEKEEPING_MS);
   housekeeping.unref();
   const watch = new PressureWatch(log);
-  const health = driver.health
+  const health = driver.admin.health
     ? (options: { topics?: string[] | undefined } = {}): Promise<StoreHealth> =>
         closed()
           ? Promise.reject(new BusClosedError('health'))
-          : driver.health!(options.topics ?? []).then((h) => {
+          : driver.admin.health!(options.topics ?? []).then((h) => {
               watch.observe(h);
               return h;
             })

@@ -74,11 +74,21 @@ export const BUS_OPTIONS = {
 /** The bus options' names: adapters accept these beside their own. */
 export const BUS_OPTION_KEYS: readonly string[] = Object.keys(BUS_OPTIONS);
 
-export const BACKOFF_OPTIONS = {
-  initialMs: intOption(100, 0, 3_600_000, '100 ms'),
-  maxMs: intOption(30_000, 0, 86_400_000, '30000 ms'),
-  factor: { resolve: (name, v) => num(name, v, 2, 1, 100), doc: '2' } as OptionSpec<number>,
-} satisfies { [K in keyof Required<BackoffOptions>]: OptionSpec<unknown> };
+/**
+ * The backoff table with a given default initial delay: deliveries' retries (BACKOFF_OPTIONS, 100 ms)
+ * and the supervisor's restarts (SUPERVISOR_BACKOFF_OPTIONS, 200 ms) share every key and range.
+ */
+function backoffOptions(initialMs: number) {
+  return {
+    initialMs: intOption(initialMs, 0, 3_600_000, `${initialMs} ms`),
+    maxMs: intOption(30_000, 0, 86_400_000, '30000 ms'),
+    factor: { resolve: (name, v) => num(name, v, 2, 1, 100), doc: '2' } as OptionSpec<number>,
+  } satisfies { [K in keyof Required<BackoffOptions>]: OptionSpec<unknown> };
+}
+
+export const BACKOFF_OPTIONS = backoffOptions(100);
+/** The supervisor's restart delays (runtime/supervisor.ts): a longer first delay than a retry's. */
+export const SUPERVISOR_BACKOFF_OPTIONS = backoffOptions(200);
 
 /** The options an agent shares with `bus.subscribe` (its `static options` beside its own). */
 export const DELIVERY_OPTIONS = {

@@ -127,6 +127,17 @@ test("a publish's dedup window has the bus option's range", async () => {
   }
 });
 
+test("Driver's members are its groups, and each adapter's driver.ts only wires its parts into them (no method routing calls)", () => {
+  const src = readFileSync(join(root, 'bus/driver.ts'), 'utf8');
+  const body = src.slice(src.indexOf('export interface Driver {'));
+  const members = [...body.slice(0, body.search(/^}/m)).matchAll(/^ {2}(?:readonly )?(\w+)\??[:(]/gm)].map((m) => m[1]);
+  assert.equal(members, ['log', 'groups', 'reads', 'leases', 'deadLetters', 'admin', 'state', 'close']);
+  for (const file of ['adapters/redis/driver.ts', 'adapters/sqlite/driver.ts']) {
+    const methods = [...readFileSync(join(root, file), 'utf8').matchAll(/^ {2}(?:async )?(\w+)\(.*\)(?:: [^=\n]*)? \{$/gm)].map((m) => m[1]);
+    assert.equal(methods, ['close'], `${file}: methods besides constructor and close`);
+  }
+});
+
 test('the lifecycle states are listed once, as the machine has them', () => {
   assert.equal(Object.keys(lifecycle.config.states ?? {}).sort(), [...LIFECYCLE_STATES].sort());
 });

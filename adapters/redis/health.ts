@@ -279,11 +279,11 @@ export class StoreHealth {
     return this.blocked;
   }
 
-  /** The driver with its appends checked first; closing it stops the watch. */
-  guard<D extends Pick<Driver, 'append' | 'close'>>(driver: D): D {
-    const append = driver.append.bind(driver);
+  /** The driver with its log's appends checked first; closing it stops the watch. */
+  guard<D extends Pick<Driver, 'log' | 'close'>>(driver: D): D {
+    const append = driver.log.append.bind(driver.log);
     const close = driver.close.bind(driver);
-    driver.append = async (entries) => {
+    driver.log.append = async (entries) => {
       if (this.checking) await this.checking;
       if (this.blocked && Date.now() - this.checkedAt >= RECHECK_MS) await this.recheck(false);
       if (this.blocked) throw this.blocked;
