@@ -2,7 +2,7 @@
  * The option tables: each option set (bus, retention, backoff, delivery, subscribe) declared once,
  * as a table from which come its known keys (in table order, as errors list them), each option's
  * validator with its range and default, and the default its doc comment states (`@default` in
- * bus/contract.ts, checked against `doc` here by test/structure.test.ts).
+ * bus/contract-options.ts, checked against `doc` here by test/structure.test.ts).
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';

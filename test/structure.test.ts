@@ -87,11 +87,11 @@ function documentedDefaults(file: string, name: string): Map<string, string | un
 
 test("every option's @default is its table's default, and every option of the type is in the table", () => {
   const sets: Array<[string, string, Record<string, OptionSpec<unknown>>]> = [
-    ['bus/contract.ts', 'BusOptions', BUS_OPTIONS],
-    ['bus/contract.ts', 'RetentionOptions', RETENTION_OPTIONS],
-    ['bus/contract.ts', 'BackoffOptions', BACKOFF_OPTIONS],
-    ['bus/contract.ts', 'DeliveryOptions', DELIVERY_OPTIONS],
-    ['bus/contract.ts', 'SubscribeOptions', Object.fromEntries(Object.entries(SUBSCRIBE_OPTIONS).filter(([k]) => !(k in DELIVERY_OPTIONS)))],
+    ['bus/contract-options.ts', 'BusOptions', BUS_OPTIONS],
+    ['bus/contract-options.ts', 'RetentionOptions', RETENTION_OPTIONS],
+    ['bus/contract-options.ts', 'BackoffOptions', BACKOFF_OPTIONS],
+    ['bus/contract-options.ts', 'DeliveryOptions', DELIVERY_OPTIONS],
+    ['bus/contract-options.ts', 'SubscribeOptions', Object.fromEntries(Object.entries(SUBSCRIBE_OPTIONS).filter(([k]) => !(k in DELIVERY_OPTIONS)))],
     ['agents/base.ts', 'AgentOptions', AGENT_OPTIONS],
   ];
   for (const [file, name, table] of sets) {
