@@ -1,8 +1,8 @@
 // The context of a keyed handler call: the delivery's (context.ts) plus its key and the key's state.
 import { Context } from '../context.js';
-import type { KeyedContext } from './contract.js';
+import type { KeyedDeliveryContext } from './contract.js';
 
-export class KeyedDelivery extends Context implements KeyedContext {
+export class KeyedDelivery extends Context implements KeyedDeliveryContext {
   constructor(
     attempt: number,
     position: string,

@@ -46,7 +46,7 @@ export interface KeyedOptions extends KeyedStateOptions {
 }
 
 /** The context of a keyed handler: the delivery's, plus the key and its state (assign or mutate it). */
-export interface KeyedContext<S = unknown> extends DeliveryContext {
+export interface KeyedDeliveryContext<S = unknown> extends DeliveryContext {
   readonly key: string;
   /** Loaded before the handler; what it holds when the handler resolves is committed. null/undefined removes it. */
   state: S;
