@@ -108,6 +108,8 @@ export class SqliteState implements StateStore {
    * The epoch check accepts the owner whose lease ran out while nobody took the group (the epoch is
    * still its own, so no other consumer can have written meanwhile). `applied` positions are merged
    * even though they are never consulted here (atomicAck), a position never moving backwards.
+   * The crash hook (killAfterStateWrite) counts commits that wrote at least one record and fires
+   * once the transaction is committed: state and acknowledgement are then both stored.
    */
   async commit(group: string, consumer: string, epoch: number, writes: StateWrite[], ack: Delivery[]): Promise<CommitResult> {
     const { conflicts, wrote } = await this.st.write(() => {
@@ -150,7 +152,8 @@ export class SqliteState implements StateStore {
   async list(group: string, q: { after?: string | undefined; limit: number }): Promise<Array<{ key: string; version: number; bytes: number; updatedAt: number }>> {
     const ss = this.st.stateStatements();
     if (ss === null) return [];
-    const rows = ss.stateList.all({ grp: group, after: q.after ?? null, limit: q.limit, now: Date.now() }) as Array<{ key: string; version: number; bytes: number; updated_at: number }>;
+    const args = { grp: group, limit: q.limit, now: Date.now() };
+    const rows = (q.after === undefined ? ss.stateList.all(args) : ss.stateListAfter.all({ ...args, after: q.after })) as Array<{ key: string; version: number; bytes: number; updated_at: number }>;
     return rows.map((r) => ({ key: r.key, version: r.version, bytes: r.bytes, updatedAt: r.updated_at }));
   }
 
@@ -182,6 +185,7 @@ export class SqliteState implements StateStore {
     return n;
   }
 
+  /** Groups with a live record, or owned now (an expired or given-up lease counts as no owner); in name order. */
   async groups(): Promise<string[]> {
     const ss = this.st.stateStatements();
     return ss === null ? [] : (ss.stateGroups.all({ now: Date.now() }) as { grp: string }[]).map((r) => r.grp);

@@ -115,8 +115,12 @@ export function prepareState(db: Database) {
     stateDelete: p('DELETE FROM agent_state WHERE grp = @grp AND key = @key'),
     /** Deletes one record, returning whether it was live (an expired one counts as not there). */
     stateRemove: p(`DELETE FROM agent_state WHERE grp = @grp AND key = @key RETURNING ${LIVE} AS live`),
+    // From the first key, or after one: two statements, so the primary key seeks to `@after` (an
+    // `@after IS NULL OR` would scan the group from its first key on every page).
     stateList: p(`SELECT key, version, octet_length(state) AS bytes, updated_at FROM agent_state
-                  WHERE grp = @grp AND (@after IS NULL OR key > @after) AND ${LIVE} ORDER BY key LIMIT @limit`),
+                  WHERE grp = @grp AND ${LIVE} ORDER BY key LIMIT @limit`),
+    stateListAfter: p(`SELECT key, version, octet_length(state) AS bytes, updated_at FROM agent_state
+                       WHERE grp = @grp AND key > @after AND ${LIVE} ORDER BY key LIMIT @limit`),
     // Distinct groups of agent_state by skipping from one group to the next on the primary key
     // (a scan of every record otherwise), kept when they have a live record; plus groups owned now.
     stateGroups: p(`WITH RECURSIVE g(grp) AS (

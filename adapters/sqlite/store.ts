@@ -38,7 +38,7 @@ export class SqliteStore {
    */
   async write<T>(fn: () => T): Promise<T> {
     if (this.readonly) {
-      throw invalid('INVALID_OPTION', `the SQLite bus on ${this.db.name} was opened with readonly: true: publish, subscribe, rewind, trim and dead-letter retry/purge need a bus without it`);
+      throw invalid('INVALID_OPTION', `the SQLite bus on ${this.db.name} was opened with readonly: true: publish, subscribe, rewind, trim, dead-letter retry/purge and keyed state changes need a bus without it`);
     }
     const end = Date.now() + this.busyTimeoutMs;
     for (;;) {
