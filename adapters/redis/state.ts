@@ -131,7 +131,8 @@ export class RedisState implements StateStore {
       );
     }
     const conflicts = res.conflicts.map((i) => writes[i - 1].key);
-    killAfterStateWrite();
+    // The test hook's worst moment: after the commit (atomic), or after a state write and before its acks.
+    if (atomic || writes.length > 0) killAfterStateWrite();
     if (!atomic) {
       const skipped = new Set(res.conflicts.map((i) => i - 1));
       const settled = [...writes.flatMap((w, i) => (skipped.has(i) ? [] : w.ack)), ...ack];

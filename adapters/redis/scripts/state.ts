@@ -121,7 +121,7 @@ end`;
  * TTL (ms, 0: none), ack count n, then n pairs of (stream's KEYS index, entry id);
  * then the count of acks outside any write and their pairs.
  * Each applied write: version + 1, state, applied positions merged (never moved back), updatedAt =
- * the server's time, PEXPIRE or PERSIST; a deleted record is removed. A write whose stored version
+ * the server's time, PEXPIRE or PERSIST (a new record has no TTL to remove); a deleted record is removed. A write whose stored version
  * is not the expected one is skipped with its acks.
  * Returns { 1, indexes (1-based) of conflicting writes... }, or { 0, the owner record found } when
  * the group is not held under ARGV[1] (nothing written or acknowledged then).
@@ -172,7 +172,7 @@ for k = 1, w do
         fields[#fields + 1] = app
       end
       redis.call('HSET', key, unpack(fields))
-      if ttl > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
+      if ttl > 0 then redis.call('PEXPIRE', key, ttl) elseif v > 0 then redis.call('PERSIST', key) end
     end
     i = take(i, n)
   end
