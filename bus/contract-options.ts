@@ -1,7 +1,9 @@
 // The options of the Bus contract (bus/contract.ts): a bus', retention, backoff, delivery and
-// subscribe options, and the outcome `onOutcome` receives. Each `@default` here is its table's in
-// bus/options.ts (checked by test/structure.test.ts).
+// subscribe options (a keyed subscription's in keyed/contract.ts). Each `@default` here is its
+// table's in bus/options.ts (checked by test/structure.test.ts).
 import type { Logger } from 'pino';
+import type { DeliveryOutcome } from './contract-delivery.js';
+import type { KeyedOptions } from './keyed/contract.js';
 
 /**
  * Options every adapter's bus takes. Each `@default` is the one in BUS_OPTIONS (bus/options.ts),
@@ -110,7 +112,7 @@ export interface DeliveryOptions {
 }
 
 /** Options of `bus.subscribe`. Each `@default` is the one in SUBSCRIBE_OPTIONS (bus/options.ts). */
-export interface SubscribeOptions extends DeliveryOptions {
+export interface SubscribeOptions extends DeliveryOptions, KeyedOptions {
   /** Consumer group: each group gets every event of its types. Required. */
   group: string;
   /** Exact types and prefix patterns (`device.*`, `*`). Required, at least one. */
@@ -125,25 +127,4 @@ export interface SubscribeOptions extends DeliveryOptions {
    * @default none
    */
   onOutcome?: ((outcome: DeliveryOutcome) => void) | undefined;
-}
-
-/**
- * What became of one delivery, reported to `SubscribeOptions.onOutcome`: `handled` (acknowledged),
- * `failed` (the handler threw; `retry` says whether another attempt follows), `dead_lettered`
- * (with its reason: `failed`, `malformed`, `oversize`, `non_retryable` or the handler's own), reported
- * once the dead letter is stored.
- */
-export interface DeliveryOutcome {
-  outcome: 'handled' | 'failed' | 'dead_lettered';
-  type: string;
-  group: string;
-  /** The event's id ('' for an entry that could not be decoded) and its position in the topic. */
-  id: string;
-  position: string;
-  attempt: number;
-  /** Handler run time; 0 for dead letters that never reached the handler. */
-  durationMs: number;
-  retry?: boolean;
-  reason?: string;
-  error?: unknown;
 }

@@ -1,11 +1,15 @@
-// The public Bus contract: the bus' semantics and calls, and what subscribe, replay and rewind take
-// and give. Its options are in contract-options.ts, what it reports (dead letters, stats, health) in
-// contract-reports.ts; both are re-exported here, so `./contract.js` names the whole contract.
-import type { CloudEvent, EventInput, PublishOptions } from './event.js';
+// The public Bus contract: the bus' semantics and calls, and what replay and rewind take and give.
+// Its parts: contract-delivery.ts (a handler, its context, a delivery's outcome, a subscription),
+// contract-options.ts (the options), contract-reports.ts (dead letters, stats, health); all are
+// re-exported here, so `./contract.js` names the whole contract.
+import type { EventInput, PublishOptions } from './event.js';
+import type { Handler, Subscription } from './contract-delivery.js';
 import type { SubscribeOptions } from './contract-options.js';
 import type { DeadLetters, StoreHealth, TopicStats } from './contract-reports.js';
+import type { KeyedStates } from './keyed/contract.js';
 
-export type { BackoffOptions, BusOptions, DeliveryOptions, DeliveryOutcome, RetentionOptions, SubscribeOptions } from './contract-options.js';
+export type { DeliveryContext, DeliveryOutcome, Handler, Subscription } from './contract-delivery.js';
+export type { BackoffOptions, BusOptions, DeliveryOptions, RetentionOptions, SubscribeOptions } from './contract-options.js';
 export type { DeadLetter, DeadLetters, StoreHealth, TopicStats } from './contract-reports.js';
 
 /**
@@ -41,6 +45,8 @@ export interface Bus {
   /** Moves a group's cursor on one type so the events from `from` on are delivered again. */
   rewind(options: RewindOptions): Promise<void>;
   readonly deadLetters: DeadLetters;
+  /** Keyed subscriptions' state in the store (inspection, erasure); both adapters have it. */
+  readonly keys?: KeyedStates;
   /** Per topic: length; per group: pending, lag, consumers, dead letters. */
   stats(): Promise<TopicStats[]>;
   /** Applies retention now, exactly (the timer set by `retention` trims approximately). Returns events removed. */
@@ -56,32 +62,6 @@ export interface Bus {
   health?(options?: { topics?: string[] | undefined }): Promise<StoreHealth>;
   /** Closes subscriptions (draining them; their handlers may still publish), completes publishes in flight, then the store. Idempotent. */
   close(): Promise<void>;
-}
-
-/** A delivery's handler; `T` is the `data` the caller expects (`(e: CloudEvent<{ id: string }>) => ...`). */
-export type Handler<T = unknown> = (event: CloudEvent<T>, ctx: DeliveryContext) => unknown;
-
-export interface DeliveryContext {
-  /** 1 for the first delivery. */
-  readonly attempt: number;
-  /** Store position of the event in its topic (Redis stream id, SQLite sequence). */
-  readonly position: string;
-  readonly group: string;
-  readonly consumer: string;
-  /** Aborted when the subscription stops waiting for this handler (close without drain, drain timeout). */
-  readonly signal: AbortSignal;
-  /** Dead-letter this event once the handler returns, with no further attempt. */
-  deadLetter(reason: string): void;
-}
-
-export interface Subscription {
-  readonly group: string;
-  readonly consumer: string;
-  /**
-   * Stops fetching. With `drain` (default) waits up to `drainTimeoutMs` for handlers in flight and
-   * acknowledges those that finish; whatever did not finish stays pending for another consumer.
-   */
-  close(options?: { drain?: boolean | undefined }): Promise<void>;
 }
 
 /** A bound of a replay or rewind: a Date, epoch milliseconds, an ISO-8601 time, or a position string. */

@@ -10,15 +10,10 @@ import type { Logger } from 'pino';
 import type { BackoffOptions, BusOptions, DeliveryOptions, RetentionOptions, SubscribeOptions } from './contract.js';
 import { invalid } from './errors.js';
 import { checkPattern, defaultSource } from './event.js';
-import { fn, int, knownKeys, num, oneOf, str } from './validate.js';
+import { fn, int, knownKeys, num, oneOf, str, type OptionSpec } from './validate.js';
+import { KEYED_OPTIONS } from './keyed/options.js';
 
-/** One option: how it is checked (with its default when not given) and that default as documented. */
-export interface OptionSpec<T> {
-  /** The value, or the default when `v` is undefined; throws INVALID_OPTION naming `name`, `v` and what is accepted. */
-  resolve(name: string, v: unknown): T;
-  /** The default as the option's `@default` doc states it; undefined for an option without one. */
-  readonly doc?: string | undefined;
-}
+export type { OptionSpec } from './validate.js';
 
 type Table = Record<string, OptionSpec<unknown>>;
 /** What a table resolves to: each key's checked value. */
@@ -125,6 +120,7 @@ export const SUBSCRIBE_OPTIONS = {
     doc: '`<hostname>/<pid>/<random>`',
   } as OptionSpec<string>,
   ...DELIVERY_OPTIONS,
+  ...KEYED_OPTIONS,
   onOutcome: { resolve: (name, v) => fn(name, v as SubscribeOptions['onOutcome']), doc: 'none' } as OptionSpec<SubscribeOptions['onOutcome']>,
 } satisfies { [K in keyof Required<SubscribeOptions>]: OptionSpec<unknown> };
 

@@ -6,6 +6,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BACKOFF_OPTIONS, BUS_OPTION_KEYS, BUS_OPTIONS, DEDUP_WINDOW_MS, DELIVERY_OPTIONS, RETENTION_OPTIONS, SUBSCRIBE_OPTIONS, type OptionSpec } from '../bus/options.js';
+import { KEYED_OPTIONS } from '../bus/keyed/options.js';
 import { AGENT_OPTIONS } from '../runtime/agent-spec.js';
 import { LIFECYCLE_STATES, lifecycle } from '../runtime/lifecycle.js';
 import { defaultLogger } from '../bus/logger.js';
@@ -91,7 +92,9 @@ test("every option's @default is its table's default, and every option of the ty
     ['bus/contract-options.ts', 'RetentionOptions', RETENTION_OPTIONS],
     ['bus/contract-options.ts', 'BackoffOptions', BACKOFF_OPTIONS],
     ['bus/contract-options.ts', 'DeliveryOptions', DELIVERY_OPTIONS],
-    ['bus/contract-options.ts', 'SubscribeOptions', Object.fromEntries(Object.entries(SUBSCRIBE_OPTIONS).filter(([k]) => !(k in DELIVERY_OPTIONS)))],
+    ['bus/contract-options.ts', 'SubscribeOptions', Object.fromEntries(Object.entries(SUBSCRIBE_OPTIONS).filter(([k]) => !(k in DELIVERY_OPTIONS) && !(k in KEYED_OPTIONS)))],
+    ['bus/keyed/contract.ts', 'KeyedOptions', { key: KEYED_OPTIONS.key, initialState: KEYED_OPTIONS.initialState }],
+    ['bus/keyed/contract.ts', 'KeyedStateOptions', { maxActiveKeys: KEYED_OPTIONS.maxActiveKeys, maxStateBytes: KEYED_OPTIONS.maxStateBytes, stateTtlMs: KEYED_OPTIONS.stateTtlMs }],
     ['agents/base.ts', 'AgentOptions', AGENT_OPTIONS],
   ];
   for (const [file, name, table] of sets) {

@@ -4,8 +4,8 @@
  * `{stream}:dlq`, and a per-group retry stream through which a retried dead letter reaches its group
  * only. Each member of Driver is the part that does it: streams.ts (log: append, range, topics),
  * groups.ts over liveness.ts, read.ts (the read path) over readers.ts (connections), leases.ts,
- * dead-letters.ts and admin.ts (stats, trim, ping); the Lua scripts are in scripts/, the key layout
- * in keys.ts. This file only wires them together.
+ * dead-letters.ts, admin.ts (stats, trim, ping) and state.ts (keyed subscriptions' state); the
+ * Lua scripts are in scripts/, the key layout in keys.ts. This file only wires them together.
  */
 import type { Logger } from 'pino';
 import type { Driver } from '../../bus/driver.js';
@@ -19,6 +19,7 @@ import { Leases } from './leases.js';
 import { Liveness } from './liveness.js';
 import { ReadPath } from './read.js';
 import { Readers } from './readers.js';
+import { RedisState } from './state.js';
 import { Streams } from './streams.js';
 
 export class RedisDriver implements Driver {
@@ -28,6 +29,8 @@ export class RedisDriver implements Driver {
   readonly leases: Leases;
   readonly deadLetters: DeadLetters;
   readonly admin: Admin;
+  /** Keyed subscriptions' owners and per-key state (state.ts). */
+  readonly state: RedisState;
   private readonly s: RedisStore;
   private readonly readers: Readers;
 
@@ -50,6 +53,7 @@ export class RedisDriver implements Driver {
     this.admin = new Admin(this.s, () => this.log.topics());
     this.deadLetters = new DeadLetters(this.s, () => this.log.topics());
     this.readers = new Readers(this.s, log, connError);
+    this.state = new RedisState(this.s, (g, ds) => this.leases.ack(g, ds));
     this.reads = new ReadPath(this.s, this.readers, liveness, log, this.leases, this.groups);
   }
 

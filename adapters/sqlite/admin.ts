@@ -43,7 +43,10 @@ export class Admin implements DriverAdmin {
     });
   }
 
-  /** Driver.admin.housekeep: a read-only bus skips it (it is the writers' job). */
+  /**
+   * Driver.admin.housekeep: expired dedup markers, consumers gone and expired keyed-agent state. A
+   * read-only bus skips it (it is the writers' job).
+   */
   async housekeep(): Promise<void> {
     if (this.st.readonly) return;
     const { s } = this.st;
@@ -51,6 +54,7 @@ export class Admin implements DriverAdmin {
     await this.st.write(() => {
       s.dedupExpire.run(now);
       s.consumersExpire.run(now - CONSUMER_ALIVE_MS);
+      this.st.stateStatements()?.stateExpire.run(now); // invisible since they expired; gone now
     });
   }
 

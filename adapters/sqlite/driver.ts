@@ -3,8 +3,8 @@
  * is IMMEDIATE (store.ts). Wake-ups: an emitter inside the process, a poll across. Each member of
  * Driver is the part that does it: events.ts (log: append, range, topics), groups.ts (groups and
  * consumer liveness), read.ts (the read path), leases.ts (the deliveries a consumer holds),
- * dead-letters.ts and admin.ts (stats, trim, housekeeping, ping); every SQL statement is in
- * statements.ts, the schema in schema.ts. This file only wires them together.
+ * dead-letters.ts, admin.ts (stats, trim, housekeeping, ping) and state.ts (keyed agents' state);
+ * every SQL statement is in statements.ts, the schema in schema.ts. This file only wires them.
  */
 import type { Database } from 'better-sqlite3';
 import type { Driver } from '../../bus/driver.js';
@@ -14,6 +14,7 @@ import { Events } from './events.js';
 import { Groups } from './groups.js';
 import { Leases } from './leases.js';
 import { ReadPath } from './read.js';
+import { SqliteState } from './state.js';
 import { SqliteStore } from './store.js';
 import type { Wakeups } from './wakeups.js';
 
@@ -24,6 +25,8 @@ export class SqliteDriver implements Driver {
   readonly leases: Leases;
   readonly deadLetters: DeadLetters;
   readonly admin: Admin;
+  /** Keyed agents' owners and state (state.ts). */
+  readonly state: SqliteState;
 
   constructor(
     private readonly db: Database,
@@ -43,6 +46,7 @@ export class SqliteDriver implements Driver {
     this.leases = new Leases(st);
     this.deadLetters = new DeadLetters(st);
     this.admin = new Admin(st);
+    this.state = new SqliteState(st);
   }
 
   /** Closes a database the bus opened, and lets go of the file's wake-ups. */
