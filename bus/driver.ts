@@ -22,7 +22,8 @@ export const HEARTBEAT_MS = 1000;
  * contract (batching, validation, retries, ordering, leases, draining) on these primitives, so every
  * adapter keeps the same semantics by construction, and a new store (Postgres, say) is written from
  * this file alone (with the records it re-exports from delivery.ts): one object per group below (an
- * adapter's parts implement them directly), plus close. The conformance suite (test/conformance/) then checks it. Not a public API.
+ * adapter's parts implement them directly), plus close; the conformance suite (test/conformance/)
+ * then checks it. Not a public API.
  */
 export interface Driver {
   /** The stored events: appending, reading back outside any group, the topics that exist. */
@@ -124,7 +125,7 @@ export interface DriverDeadLetters {
   add(group: string, delivery: Delivery, reason: string, error: string, stack?: string): Promise<void>;
   list(filter: { group?: string; type?: string; limit: number }): Promise<DeadLetter[]>;
   get(id: string): Promise<DeadLetter | null>;
-  /** Delivers each dead letter again to its group only (attempts from 0); resolves how many were found. */
+  /** Hands each dead letter back to the group that failed it, and only to it, with fresh attempts; resolves how many were found. */
   retry(ids: string[]): Promise<number>;
   /** Resolves how many were found and removed. */
   purge(ids: string[]): Promise<number>;
@@ -139,9 +140,10 @@ export interface DriverAdmin {
    */
   trim(retention: { maxLen: number; maxAgeMs: number } | null, exact: boolean): Promise<number>;
   /**
-   * Optional: removes what expired, dedup markers past their window and consumers gone (not seen
-   * within CONSUMER_ALIVE_MS, holding nothing). Run by the bus every retention interval (10 s
-   * without retention) and by bus.trim(). A store whose records expire by themselves (Redis) has none.
+   * Optional: removes what expired: dedup markers past their window, consumers gone (not seen
+   * within CONSUMER_ALIVE_MS, holding nothing), keyed state past its TTL. Run by the bus every
+   * retention interval (10 s without retention) and by bus.trim(). A store whose records expire by
+   * themselves (Redis) has none.
    */
   housekeep?(): Promise<void>;
   /** Resolves when the store answers; rejects when it cannot be reached. */
