@@ -14,7 +14,7 @@ import { SubjectLanes } from './lanes.js';
 import { GroupTopics, TOPIC_REFRESH_MS } from './topics.js';
 import { describe, errForLog } from './thrown.js';
 import { invalid, StateTooLargeError } from './errors.js';
-import { KeyOwner } from './keyed/owner.js';
+import { KeyOwner, MAX_UNCOMMITTED } from './keyed/owner.js';
 import { KeyedDelivery } from './keyed/context.js';
 import { NO_KEY, STATE_TOO_LARGE } from './keyed/contract.js';
 import type { KeyEntry } from './keyed/cache.js';
@@ -103,6 +103,10 @@ export class Consumer implements Subscription {
     while (!this.closing) {
       if (this.owner !== null && !this.owner.owned) {
         await this.standBy();
+        continue;
+      }
+      if (this.owner !== null && this.owner.uncommitted >= MAX_UNCOMMITTED) {
+        await this.owner.committed();
         continue;
       }
       const free = concurrency - this.running - this.lanes.queued;
@@ -255,6 +259,10 @@ export class Consumer implements Subscription {
   private async enterKey(h: Held): Promise<KeyEntry | null> {
     const owner = this.owner!;
     let entry: KeyEntry | null = null;
+    // A lease this consumer could not confirm in time: confirm it now, or start over (lose).
+    if (h.gen === this.gen && !owner.owned && !(await owner.renew(true)) && h.gen === this.gen) {
+      this.lose(`lease of group ${this.group} lapsed and could not be kept (the store did not confirm it in claimIdleMs)`);
+    }
     if (h.gen === this.gen && owner.owned) {
       try {
         const e = owner.enter(h.subject!);
@@ -262,7 +270,7 @@ export class Consumer implements Subscription {
       } catch (err) {
         if (h.gen === this.gen) this.lose(`state of key ${JSON.stringify(h.subject)} could not be loaded: ${describe(err)}`);
       }
-    } else if (h.gen === this.gen) this.lose(`lease of group ${this.group} lapsed (the store did not confirm it in claimIdleMs)`);
+    }
     if (entry !== null && h.gen !== this.gen) owner.leave(entry), (entry = null);
     if (entry !== null && owner.applied(entry, h.d)) {
       owner.counters.duplicates++;
@@ -285,7 +293,10 @@ export class Consumer implements Subscription {
    */
   private async standBy(): Promise<void> {
     const owner = this.owner!;
-    if (owner.epoch !== null) return this.lose(`lease of group ${this.group} lapsed (the store did not confirm it in claimIdleMs)`);
+    if (owner.epoch !== null) {
+      if (await owner.renew(true)) return;
+      return this.lose(`lease of group ${this.group} lapsed and could not be kept (the store did not confirm it in claimIdleMs)`);
+    }
     while (this.running > 0 && !this.closing) await new Promise<void>((resolve) => (this.wakeUp = resolve));
     if (this.closing) return;
     let taken: Delivery[] | null = null;

@@ -15,6 +15,13 @@ import { describe, errForLog } from '../thrown.js';
 import { KeyCache, type KeyEntry } from './cache.js';
 import type { KeyOf } from './contract.js';
 
+/**
+ * Deliveries settled and not yet committed, at most: past it a commit starts at once (not at the
+ * next setImmediate, which an in-process store's read loop can hold off for a whole backlog) and
+ * the consumer reads nothing more until it is stored, so a crash redelivers at most this many.
+ */
+export const MAX_UNCOMMITTED = 512;
+
 export interface OwnerOptions {
   group: string;
   consumer: string;
@@ -40,6 +47,8 @@ export class KeyOwner {
   readonly counters: KeyedCounters = { loads: 0, conflicts: 0, commits: 0, takeovers: 0, duplicates: 0 };
   /** The epoch of this tenure; null while standing by. */
   epoch: number | null = null;
+  /** Grows at every reset: work begun in an earlier tenure is dropped when it completes. */
+  private tenure = 0;
   /** After this (epoch ms) the lease may have passed to another consumer: no handler may start. */
   private leaseUntil = 0;
   private loading = new Map<string, Array<{ resolve: (e: KeyEntry) => void; reject: (err: unknown) => void }>>();
@@ -51,6 +60,8 @@ export class KeyOwner {
   private readonly acks = new Map<KeyEntry, Delivery[]>();
   private committing: Promise<void> | null = null;
   private commitQueued = false;
+  /** Deliveries settled since the last commit started (see MAX_UNCOMMITTED). */
+  uncommitted = 0;
 
   constructor(
     private readonly store: StateStore,
@@ -93,29 +104,42 @@ export class KeyOwner {
     return this.store.takeOver(this.o.group, this.o.consumer, topics, maxBytes);
   }
 
-  /** Keeps the lease; tells the consumer (lost) when another consumer has the group now. */
-  async renew(): Promise<void> {
-    if (this.epoch === null) return;
-    const epoch = this.epoch;
+  /**
+   * Keeps the lease. Resolves true when this tenure goes on: renewed, or (the lease having run out
+   * unnoticed by anyone) taken again by this consumer with the very next epoch, so nobody else held
+   * the group between. False when another consumer has it (the consumer starts over: `lost`, unless
+   * `quiet`) or the store could not be asked (the lease runs on until leaseUntil; `owned` turns false then).
+   */
+  async renew(quiet = false): Promise<boolean> {
+    if (this.epoch === null) return false;
+    const { epoch, tenure } = this;
     const asked = Date.now();
+    let own: Awaited<ReturnType<StateStore['own']>>;
     try {
-      const own = await this.store.own(this.o.group, this.o.consumer, this.o.claimIdleMs);
-      if (this.epoch !== epoch) return;
-      if (own === null || own.epoch !== epoch) return this.lost(`group ${this.o.group} taken over by another consumer`);
-      this.leaseUntil = asked + this.o.claimIdleMs;
+      own = await this.store.own(this.o.group, this.o.consumer, this.o.claimIdleMs);
     } catch (err) {
-      // A store error: the lease runs on until leaseUntil, and owned turns false then.
       this.log.error({ group: this.o.group, err: errForLog(err) }, 'store error while renewing the group lease');
+      return false;
     }
+    if (this.tenure !== tenure) return false;
+    if (own !== null && (own.epoch === epoch || (own.acquired && own.epoch === epoch + 1))) {
+      this.epoch = own.epoch;
+      this.leaseUntil = asked + this.o.claimIdleMs;
+      return true;
+    }
+    if (!quiet) this.lost(`group ${this.o.group} taken over by another consumer`);
+    return false;
   }
 
   /** Drops everything of this tenure: cache, changes not committed, loads in flight. */
   reset(): void {
     this.epoch = null;
+    this.tenure++;
     this.cache.clear();
     this.dirty.clear();
     this.acks.clear();
     this.plainAcks = [];
+    this.uncommitted = 0;
     for (const waiters of this.loading.values()) for (const w of waiters) w.reject(new OwnershipLostError('tenure ended'));
     this.loading.clear();
   }
@@ -150,12 +174,12 @@ export class KeyOwner {
     this.loadQueued = false;
     const batch = this.loading;
     this.loading = new Map();
-    const epoch = this.epoch;
+    const tenure = this.tenure;
     try {
       const records = await this.store.load(this.o.group, [...batch.keys()]);
       this.counters.loads += batch.size;
       for (const [key, waiters] of batch) {
-        if (this.epoch !== epoch) throw new OwnershipLostError('tenure ended');
+        if (this.tenure !== tenure) throw new OwnershipLostError('tenure ended');
         const r = records.get(key);
         let entry: KeyEntry;
         if (r !== undefined) {
@@ -218,6 +242,7 @@ export class KeyOwner {
 
   /** `d` is done with no change of state to write (a duplicate): acknowledged by the next commit. */
   settle(e: KeyEntry | null, d: Delivery): void {
+    this.uncommitted++;
     if (e === null) this.plainAcks.push(d);
     else {
       e.dirty = true;
@@ -230,15 +255,27 @@ export class KeyOwner {
   }
 
   private scheduleCommit(): void {
-    if (this.commitQueued || this.committing) return;
+    if (this.committing) return;
+    if (this.uncommitted >= MAX_UNCOMMITTED) return this.startCommit();
+    if (this.commitQueued) return;
     this.commitQueued = true;
     setImmediate(() => {
-      this.commitQueued = false;
-      this.committing = this.commit().finally(() => {
-        this.committing = null;
-        if (this.dirty.size > 0 || this.plainAcks.length > 0) this.scheduleCommit();
-      });
+      if (this.commitQueued && !this.committing) this.startCommit();
     });
+  }
+
+  private startCommit(): void {
+    this.commitQueued = false;
+    this.committing = this.commit().finally(() => {
+      this.committing = null;
+      if (this.dirty.size > 0 || this.plainAcks.length > 0) this.scheduleCommit();
+    });
+  }
+
+  /** Resolves when the commit in flight (if any) is done: the read loop waits here past MAX_UNCOMMITTED. */
+  async committed(): Promise<void> {
+    if (this.committing) await this.committing;
+    else if (this.uncommitted >= MAX_UNCOMMITTED) this.startCommit();
   }
 
   /** Commits everything accepted so far; resolves when it is stored (or failed and was handed on). */
@@ -254,7 +291,7 @@ export class KeyOwner {
   }
 
   private async commit(): Promise<void> {
-    const epoch = this.epoch;
+    const { epoch, tenure } = this;
     if (epoch === null || (this.dirty.size === 0 && this.plainAcks.length === 0)) return;
     const entries = [...this.dirty];
     this.dirty.clear();
@@ -273,10 +310,11 @@ export class KeyOwner {
     }
     const plain = this.plainAcks;
     this.plainAcks = [];
+    this.uncommitted = 0;
     try {
       const r = await this.store.commit(this.o.group, this.o.consumer, epoch, writes, plain);
       this.counters.commits++;
-      if (this.epoch !== epoch) return;
+      if (this.tenure !== tenure) return;
       for (let i = 0; i < entries.length; i++) entries[i].version = writes[i].state === null ? 0 : writes[i].expectVersion + 1;
       if (r.conflicts.length > 0) {
         this.counters.conflicts += r.conflicts.length;
@@ -284,7 +322,7 @@ export class KeyOwner {
       }
       this.cache.evict();
     } catch (err) {
-      if (this.epoch !== epoch) return;
+      if (this.tenure !== tenure) return;
       // Lost, or not known to be stored: start over from what the store has (uncommitted deliveries are delivered again).
       this.lost(err instanceof OwnershipLostError ? `group ${this.o.group} taken over by another consumer` : `commit failed: ${describe(err)}`);
     }
