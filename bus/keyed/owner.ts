@@ -22,6 +22,13 @@ import type { KeyOf } from './contract.js';
  */
 export const MAX_UNCOMMITTED = 512;
 
+/**
+ * Stores whose acknowledgement is not atomic with the state (Redis Cluster) keep a removed key's
+ * record this long as a tombstone (state `null`, its applied positions kept), so a redelivery after
+ * "removed, acknowledgement lost" is still recognised; a tombstone reads as no state.
+ */
+export const TOMBSTONE_MS = 86_400_000;
+
 export interface OwnerOptions {
   group: string;
   consumer: string;
@@ -182,11 +189,12 @@ export class KeyOwner {
         if (this.tenure !== tenure) throw new OwnershipLostError('tenure ended');
         const r = records.get(key);
         let entry: KeyEntry;
-        if (r !== undefined) {
+        if (r !== undefined && r.state !== 'null') {
           entry = { key, version: r.version, json: r.state, value: JSON.parse(r.state), applied: r.applied, appliedDelta: null, pins: 0, dirty: false };
         } else {
+          // No record, or a tombstone (TOMBSTONE_MS): the initial state, at the record's version.
           const value = this.o.initialState(key) ?? null;
-          entry = { key, version: 0, json: JSON.stringify(value), value, applied: {}, appliedDelta: null, pins: 0, dirty: false };
+          entry = { key, version: r?.version ?? 0, json: JSON.stringify(value), value, applied: r?.applied ?? {}, appliedDelta: null, pins: 0, dirty: false };
         }
         entry = this.cache.put(entry);
         for (const w of waiters) w.resolve(entry);
@@ -224,8 +232,15 @@ export class KeyOwner {
       this.rollback(e);
       return new StateTooLargeError(`state of key ${JSON.stringify(e.key)} is ${Buffer.byteLength(json)} bytes as JSON, over maxStateBytes ${this.o.maxStateBytes}`);
     }
-    e.json = json;
-    e.value = value ?? null;
+    e.removed = json === 'null';
+    if (e.removed) {
+      const initial = this.o.initialState(e.key) ?? null;
+      e.json = JSON.stringify(initial);
+      e.value = initial;
+    } else {
+      e.json = json;
+      e.value = value;
+    }
     if (!this.store.atomicAck) {
       const k = appliedKey(d);
       e.applied[k] = d.position;
@@ -298,9 +313,9 @@ export class KeyOwner {
     const writes: StateWrite[] = entries.map((e) => ({
       key: e.key,
       expectVersion: e.version,
-      state: e.json === 'null' ? null : e.json,
+      state: e.removed ? (this.store.atomicAck ? null : 'null') : e.json,
       applied: e.appliedDelta ?? {},
-      ttlMs: this.o.stateTtlMs,
+      ttlMs: e.removed && !this.store.atomicAck ? TOMBSTONE_MS : this.o.stateTtlMs,
       ack: this.acks.get(e) ?? [],
     }));
     for (const e of entries) {
