@@ -112,7 +112,7 @@ export type AgentClass = (new () => BaseAgent) & {
    * Makes the agent keyed: one actor per key (`'subject'`, or a function of the event), its state
    * on `ctx.state`, one handler per key at a time across every host (README, Keyed agents).
    */
-  key?: KeyOf;
+  key?: KeyOf | string;
   /** A keyed agent's state for a key with none stored. Default: null. */
   initialState?: (key: string) => unknown;
   /**
