@@ -13,7 +13,7 @@ import { Holdings, type Held } from './held.js';
 import { SubjectLanes } from './lanes.js';
 import { GroupTopics, TOPIC_REFRESH_MS } from './topics.js';
 import { describe, errForLog } from './thrown.js';
-import { invalid, StateTooLargeError } from './errors.js';
+import { invalid, StateTooLargeError, TimeoutError } from './errors.js';
 import { KeyOwner, MAX_UNCOMMITTED } from './keyed/owner.js';
 import { KeyedDelivery } from './keyed/context.js';
 import { NO_KEY, STATE_TOO_LARGE } from './keyed/contract.js';
@@ -214,16 +214,20 @@ export class Consumer implements Subscription {
     const d = h.d;
     let entry: KeyEntry | null = null;
     let ctx: Context;
+    // With timeoutMs, the handler's signal also aborts at its timeout.
+    const aborter = this.o.timeoutMs > 0 ? new AbortController() : null;
+    const signal = aborter === null ? this.handlers.signal : AbortSignal.any([this.handlers.signal, aborter.signal]);
     if (this.owner !== null) {
       entry = await this.enterKey(h);
       if (entry === null) return;
-      ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, this.handlers.signal, h.subject!, entry.value);
-    } else ctx = new Context(d.attempts, d.position, this.group, this.consumer, this.handlers.signal);
+      ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, signal, h.subject!, entry.value);
+    } else ctx = new Context(d.attempts, d.position, this.group, this.consumer, signal);
     let threw = false;
     let error: unknown;
     const started = this.o.onOutcome ? performance.now() : 0;
     try {
-      await this.handler(d.event!, ctx);
+      if (aborter !== null) await this.callWithTimeout(d, ctx, aborter);
+      else await this.handler(d.event!, ctx);
     } catch (err) {
       threw = true;
       error = err;
@@ -242,13 +246,36 @@ export class Consumer implements Subscription {
     const decision =
       error instanceof StateTooLargeError
         ? ({ act: 'dead_letter', reason: STATE_TOO_LARGE, error: error.message } as const)
-        : onSettled({ attempts: d.attempts, threw, error, deadLetterReason: ctx.deadLetterReason }, this.o);
+        : onSettled({ attempts: d.attempts, threw, error, deadLetterReason: ctx.deadLetterReason, retryInMs: ctx.retryInMs }, this.o);
     // A ctx.deadLetter is reported once its dead letter is stored (deadLetter()).
     if (this.o.onOutcome && (threw || ctx.deadLetterReason === undefined)) {
       this.report(threw ? 'failed' : 'handled', d, performance.now() - started, decision.act === 'retry', undefined, error);
     }
     this.perform(h, decision, error);
     this.wake();
+  }
+
+  /**
+   * Runs the handler for at most timeoutMs: past it the call counts as failed with a TimeoutError
+   * and its slot is free; the handler, if it ignores the abort, runs on unobserved (its outcome dropped).
+   */
+  private async callWithTimeout(d: Delivery, ctx: Context, aborter: AbortController): Promise<void> {
+    const ms = this.o.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const call = (async () => this.handler(d.event!, ctx))();
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new TimeoutError(`handler of ${d.topic} ${d.event?.id ?? ''} ran past timeoutMs ${ms}`);
+        aborter.abort(err);
+        reject(err);
+      }, ms);
+    });
+    try {
+      await Promise.race([call, expired]);
+    } finally {
+      clearTimeout(timer);
+      call.catch(() => {}); // a late rejection belongs to nobody now
+    }
   }
 
   /**

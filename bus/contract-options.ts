@@ -109,6 +109,13 @@ export interface DeliveryOptions {
    * @default 30000 ms
    */
   drainTimeoutMs?: number | undefined;
+  /**
+   * Longest a handler call may run: past it `ctx.signal` aborts, the attempt fails with a
+   * TimeoutError (retried, then dead-lettered like any failure) and its slot is free at once, even
+   * if the handler ignores the signal (what it returns or publishes later is dropped). 0: no limit.
+   * @default 0
+   */
+  timeoutMs?: number | undefined;
 }
 
 /** Options of `bus.subscribe`. Each `@default` is the one in SUBSCRIBE_OPTIONS (bus/options.ts). */

@@ -77,6 +77,7 @@ export class ScratchStates {
       get consumer() { return d.consumer; },
       get signal() { return d.signal; },
       deadLetter: (reason: string) => d.deadLetter(reason),
+      retryIn: (ms: number) => d.retryIn(ms),
       key,
       state,
       commit() {

@@ -31,7 +31,9 @@ if (cfg.role === 'publish') {
   out('done');
 } else if (cfg.role === 'count') {
   await bus.subscribe(
-    { group: cfg.group!, types: [cfg.type], from: 'earliest', key: 'subject', concurrency: cfg.concurrency ?? 8, claimIdleMs: cfg.claimIdleMs ?? 1000 },
+    // maxAttempts 10: every takeover counts an attempt for each delivery the killed owner held (handled
+    // or not, if not yet committed), and a scenario kills owners 5 times in a row.
+    { group: cfg.group!, types: [cfg.type], from: 'earliest', key: 'subject', concurrency: cfg.concurrency ?? 8, claimIdleMs: cfg.claimIdleMs ?? 1000, maxAttempts: 10 },
     (e, ctx) => {
       const c = ctx as unknown as { state: { seq: number[] } | null };
       c.state ??= { seq: [] };
