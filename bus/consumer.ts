@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Handler, DeliveryOutcome, Subscription } from './contract.js';
 import { HEARTBEAT_MS, type Delivery, type Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
+import type { CloudEvent } from './event.js';
 import { asTopic } from './event.js';
 import { Batcher } from './batcher.js';
 import { Context } from './context.js';
@@ -22,6 +23,9 @@ import type { KeyEntry } from './keyed/cache.js';
 const READ_BLOCK_MS = 1000;
 /** Failed events waiting for their retry do not take a concurrency slot; past this many, fetching pauses. */
 const RETRY_WAIT_FACTOR = 4;
+
+/** Publishes `value` as the reply to `request` (an event with `replyto`), handled in `group`; see requests.ts. */
+export type Reply = (request: CloudEvent, group: string, value: unknown) => Promise<unknown>;
 
 /** A subscription: fetches no more than it can start, and performs what decide.ts decides about each delivery. */
 export class Consumer implements Subscription {
@@ -59,6 +63,7 @@ export class Consumer implements Subscription {
     private readonly handler: Handler,
     private readonly log: Logger,
     private readonly onClosed: (c: Consumer) => void,
+    private readonly reply: Reply,
   ) {
     this.group = o.group;
     this.consumer = o.consumer;
@@ -226,8 +231,11 @@ export class Consumer implements Subscription {
     let error: unknown;
     const started = this.o.onOutcome ? performance.now() : 0;
     try {
-      if (aborter !== null) await this.callWithTimeout(d, ctx, aborter);
-      else await this.handler(d.event!, ctx);
+      const value = aborter !== null ? await this.callWithTimeout(d, ctx, aborter) : await this.handler(d.event!, ctx);
+      // A request is answered before it is acknowledged (a reply lost to a crash is sent again, under the same id).
+      if (d.event!.replyto !== undefined && ctx.deadLetterReason === undefined && ctx.retryInMs === undefined) {
+        await this.reply(d.event!, this.group, ctx.replied ? ctx.replied.value : value);
+      }
     } catch (err) {
       threw = true;
       error = err;
@@ -259,7 +267,7 @@ export class Consumer implements Subscription {
    * Runs the handler for at most timeoutMs: past it the call counts as failed with a TimeoutError
    * and its slot is free; the handler, if it ignores the abort, runs on unobserved (its outcome dropped).
    */
-  private async callWithTimeout(d: Delivery, ctx: Context, aborter: AbortController): Promise<void> {
+  private async callWithTimeout(d: Delivery, ctx: Context, aborter: AbortController): Promise<unknown> {
     const ms = this.o.timeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const call = (async () => this.handler(d.event!, ctx))();
@@ -271,7 +279,7 @@ export class Consumer implements Subscription {
       }, ms);
     });
     try {
-      await Promise.race([call, expired]);
+      return await Promise.race([call, expired]);
     } finally {
       clearTimeout(timer);
       call.catch(() => {}); // a late rejection belongs to nobody now

@@ -21,6 +21,13 @@ export class Context implements DeliveryContext {
     readonly signal: AbortSignal,
   ) {}
 
+  /** Set by `reply`: the reply to a request, instead of the handler's return value. */
+  replied: { value: unknown } | undefined;
+
+  reply(value: unknown): void {
+    this.replied = { value };
+  }
+
   retryIn(ms: number): void {
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0 || ms > 86_400_000) {
       throw invalid('INVALID_OPTION', `invalid retryIn ${String(ms)}: expected 0 to 86400000 ms`);

@@ -25,6 +25,11 @@ export interface DeliveryContext {
    * After `maxAttempts` deliveries it is a dead letter `failed`, as for any failure.
    */
   retryIn(ms: number): void;
+  /**
+   * The reply to a request (an event with `replyto`, see bus.request), instead of the handler's
+   * return value. Without either, a request is answered with null.
+   */
+  reply(value: unknown): void;
 }
 
 /**

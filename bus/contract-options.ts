@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { DeliveryOutcome } from './contract-delivery.js';
 import type { KeyedOptions } from './keyed/contract.js';
+import type { PublishOptions } from './event.js';
 
 /**
  * Options every adapter's bus takes. Each `@default` is the one in BUS_OPTIONS (bus/options.ts),
@@ -134,4 +135,13 @@ export interface SubscribeOptions extends DeliveryOptions, KeyedOptions {
    * @default none
    */
   onOutcome?: ((outcome: DeliveryOutcome) => void) | undefined;
+}
+
+/** Options of `bus.request` (and `ctx.request`): the publish options, but correlationid and replyto, which it sets. */
+export interface RequestOptions extends Omit<PublishOptions, 'correlationid' | 'replyto'> {
+  /**
+   * How long to wait for the reply.
+   * @default 30000 ms
+   */
+  timeoutMs?: number | undefined;
 }

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'OWNERSHIP_LOST'
   | 'TIMEOUT'
   | 'RETRY_LATER'
+  | 'REQUEST_TIMEOUT'
   | 'STATE_TOO_LARGE';
 
 export class AgentbusError extends Error {
@@ -111,6 +112,13 @@ export class RetryLaterError extends AgentbusError {
       throw new ValidationError('INVALID_OPTION', `invalid RetryLaterError delay ${String(delayMs)}: expected 0 to 86400000 ms`);
     }
     this.delayMs = Math.round(delayMs);
+  }
+}
+
+/** No reply came within the request's `timeoutMs`. */
+export class RequestTimeoutError extends AgentbusError {
+  constructor(message: string) {
+    super('REQUEST_TIMEOUT', message);
   }
 }
 

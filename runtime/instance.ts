@@ -3,7 +3,7 @@
 // (runtime/observers/): each composed here from one list.
 import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
-import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, Subscription } from '../bus/contract.js';
+import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RequestOptions, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import { errForLog } from '../bus/thrown.js';
 import { TimeoutError } from '../bus/errors.js';
@@ -53,7 +53,7 @@ export class AgentInstance implements AgentContext {
   private closed = false;
   /** Routing to the agent's handler, inside the middleware (see middleware()). */
   private readonly handle: AgentHandler;
-  private readonly source: string;
+  readonly source: string;
   private readonly replayBus: Bus | null;
   /** A keyed agent's replay: its keys' scratch state (never the live one). */
   private readonly scratch: ScratchStates | null;
@@ -278,6 +278,9 @@ class Handling implements HandlerContext {
   retryIn(ms: number): void {
     this.d.retryIn(ms);
   }
+  reply(value: unknown): void {
+    this.d.reply(value);
+  }
   /** A handler past its timeoutMs publishes nothing more (its attempt already failed and will run again). */
   private late(): Promise<never> | null {
     const r: unknown = this.d.signal.aborted ? this.d.signal.reason : undefined;
@@ -304,6 +307,12 @@ class Handling implements HandlerContext {
     if (late) return late;
     const k = this.keyedOptions(options);
     return this.inst.publish(type, data, k ? { ...options, ...k } : options);
+  }
+  request<R = unknown>(type: string, data: unknown, options?: RequestOptions): Promise<R> {
+    const late = this.late();
+    if (late) return late;
+    const traceparent = this.event.traceparent;
+    return this.inst.bus.request<R>(type, data, { source: this.inst.source, ...(traceparent ? { traceparent } : {}), ...options });
   }
   publishBatch(events: EventInput[]): Promise<string[]> {
     const late = this.late();

@@ -78,6 +78,7 @@ export class ScratchStates {
       get signal() { return d.signal; },
       deadLetter: (reason: string) => d.deadLetter(reason),
       retryIn: (ms: number) => d.retryIn(ms),
+      reply: (value: unknown) => d.reply(value),
       key,
       state,
       commit() {

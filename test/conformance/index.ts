@@ -14,6 +14,7 @@ import { statsSuite } from './stats.js';
 import { discoverySuite } from './discovery.js';
 import { keyedSuite } from './keyed.js';
 import { timeSuite } from './time.js';
+import { requestSuite } from './requests.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -92,6 +93,7 @@ export function conformance(a: AdapterUnderTest): void {
   discoverySuite(t);
   keyedSuite(t);
   timeSuite(t);
+  requestSuite(t);
   if (a.features.sharedAcrossProcesses) processSuite(t);
 }
 
