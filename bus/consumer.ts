@@ -83,7 +83,7 @@ export class Consumer implements Subscription {
     this.loopDone = this.loop();
     this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));
     const renewEvery = Math.max(10, Math.floor(this.o.claimIdleMs / 3));
-    this.timers.push(setInterval(() => void (this.abandoned || (this.held.renew(), this.owner?.renew())), renewEvery));
+    this.timers.push(setInterval(() => void (this.abandoned || (this.held.renew(this.owner?.unacknowledged()), this.owner?.renew())), renewEvery));
     if (this.topics.patterned) this.timers.push(setInterval(() => this.refreshTopics(), TOPIC_REFRESH_MS));
     for (const t of this.timers) t.unref();
   }

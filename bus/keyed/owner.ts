@@ -69,6 +69,8 @@ export class KeyOwner {
   private commitQueued = false;
   /** Deliveries settled since the last commit started (see MAX_UNCOMMITTED). */
   uncommitted = 0;
+  /** The deliveries of the commit in flight. */
+  private inCommit: Delivery[] = [];
 
   constructor(
     private readonly store: StateStore,
@@ -147,6 +149,7 @@ export class KeyOwner {
     this.acks.clear();
     this.plainAcks = [];
     this.uncommitted = 0;
+    this.inCommit = [];
     for (const waiters of this.loading.values()) for (const w of waiters) w.reject(new OwnershipLostError('tenure ended'));
     this.loading.clear();
   }
@@ -287,6 +290,16 @@ export class KeyOwner {
     });
   }
 
+  /**
+   * Deliveries settled and not yet acknowledged (waiting for their commit, or in it): their leases are
+   * renewed with the held ones, so a slow commit never lets them expire and run a second time.
+   */
+  unacknowledged(): Delivery[] {
+    const out = [...this.plainAcks, ...this.inCommit];
+    for (const a of this.acks.values()) out.push(...a);
+    return out;
+  }
+
   /** Resolves when the commit in flight (if any) is done: the read loop waits here past MAX_UNCOMMITTED. */
   async committed(): Promise<void> {
     if (this.committing) await this.committing;
@@ -326,9 +339,11 @@ export class KeyOwner {
     const plain = this.plainAcks;
     this.plainAcks = [];
     this.uncommitted = 0;
+    this.inCommit = plain.concat(...writes.map((w) => w.ack));
     try {
       const r = await this.store.commit(this.o.group, this.o.consumer, epoch, writes, plain);
       this.counters.commits++;
+      this.inCommit = [];
       if (this.tenure !== tenure) return;
       for (let i = 0; i < entries.length; i++) entries[i].version = writes[i].state === null ? 0 : writes[i].expectVersion + 1;
       if (r.conflicts.length > 0) {
@@ -337,6 +352,7 @@ export class KeyOwner {
       }
       this.cache.evict();
     } catch (err) {
+      this.inCommit = [];
       if (this.tenure !== tenure) return;
       // Lost, or not known to be stored: start over from what the store has (uncommitted deliveries are delivered again).
       this.lost(err instanceof OwnershipLostError ? `group ${this.o.group} taken over by another consumer` : `commit failed: ${describe(err)}`);
