@@ -1,12 +1,18 @@
 /**
  * The SQLite read path: acknowledge, take deliveries whose lease ran out (or that were released or
  * retried), then new events topic by topic, all in one IMMEDIATE transaction; when there is
- * nothing, wait for a change (in-process wake-up, a poll for other processes, wakeRead, abort).
+ * nothing, wait for a change (in-process wake-up, the WAL watch or a poll for other processes,
+ * wakeRead, abort).
  */
 import type { Delivery, ReadRequest } from '../../bus/driver.js';
 import { decodeEvent, oversize } from '../../bus/event.js';
 import type { PendingRow, Taken } from './statements.js';
 import type { SqliteStore } from './store.js';
+
+/** While the file is watched (wakeups.ts), a waiting read still polls this often, in case a change was missed. */
+export const WATCHED_POLL_MS = 1000;
+/** After a WAL change whose check found nothing, the check runs once more this much later (see waitForChange). */
+const RECHECK_MS = 2;
 
 export class ReadPath {
   /** The wake-up of each consumer's read that is waiting; consumers woken while not waiting (see wake). */
@@ -86,33 +92,64 @@ export class ReadPath {
     return out;
   }
 
-  /** Resolves on an in-process change, on a change seen by polling (other processes), at blockMs, or on abort. */
+  /**
+   * Resolves on an in-process change, on a change made by another process (seen through the WAL
+   * watch, or by polling when the file is not watched), at blockMs, or on abort. Another process'
+   * change is checked first (somethingFor): this process' own commits and other groups' events
+   * change the WAL too. The check right after a WAL change may run before the writer has published
+   * its commit to readers (it writes the WAL, then the WAL index), so a check that finds nothing
+   * looks once more RECHECK_MS later. While watched, the poll runs only every WATCHED_POLL_MS as a
+   * safety net: an idle consumer does no work between commits.
+   */
   private waitForChange(req: ReadRequest): Promise<void> {
     const who = `${req.group}\n${req.consumer}`;
     if (this.woken.delete(who)) return Promise.resolve();
-    const { emitter } = this.st.wakeups;
+    const { wakeups } = this.st;
+    const { emitter } = wakeups;
+    const watched = wakeups.watched;
+    const topics = JSON.stringify(req.topics);
     return new Promise((resolve) => {
-      const end = Date.now() + req.blockMs;
-      const seq = this.st.maxSeq();
+      let recheck: NodeJS.Timeout | undefined;
       const done = () => {
         clearInterval(timer);
+        clearTimeout(ends);
+        clearTimeout(recheck);
         if (this.waiting.get(who) === done) this.waiting.delete(who);
         emitter.off('change', done);
+        emitter.off('wal', onWal);
         req.signal.removeEventListener('abort', done);
         resolve();
       };
-      const timer = setInterval(() => {
-        const now = Date.now();
+      /** True when it ended the wait. */
+      const check = (): boolean => {
         try {
-          if (now >= end || this.st.maxSeq() !== seq || this.st.s.anyAvailable.get(this.st.gid(req.group), now) !== undefined) done();
+          if (this.somethingFor(req, topics)) return done(), true;
         } catch {
-          done(); // the store was busy: let the caller try a read
+          return done(), true; // the store was busy: let the caller try a read
         }
-      }, this.pollMs);
+        return false;
+      };
+      const onWal = () => {
+        if (!wakeups.watched) return done(); // the watch failed: the next wait polls
+        if (check() || recheck !== undefined) return;
+        recheck = setTimeout(() => {
+          recheck = undefined;
+          check();
+        }, RECHECK_MS);
+      };
+      const timer = setInterval(check, watched ? Math.max(this.pollMs, WATCHED_POLL_MS) : this.pollMs);
+      const ends = setTimeout(done, req.blockMs);
       emitter.on('change', done);
+      if (watched) emitter.on('wal', onWal);
       this.waiting.set(who, done);
       req.signal.addEventListener('abort', done);
     });
+  }
+
+  /** Whether a read by `req` would take something now: an event past the group's cursor on one of its topics, or a delivery to take again. */
+  private somethingFor(req: ReadRequest, topics: string): boolean {
+    const { s } = this.st;
+    return s.anyNew.get(topics, req.group) !== undefined || s.anyAvailable.get(this.st.gid(req.group), Date.now()) !== undefined;
   }
 }
 
