@@ -193,4 +193,36 @@ test('a consumer in another process wakes on the commit, not at its poll: 10 hop
   }
 });
 
+test('a hop in one process: the publish claims the event for the waiting consumer in its own transaction; no read transaction takes nothing', async () => {
+  const statements: string[] = [];
+  const db = new Database(join(dir(), 'bus.db'), { verbose: (sql) => statements.push(String(sql)) });
+  const bus = await createSqliteBus({ database: db, logger: quiet });
+  const type = uniq('hop');
+  const handled: string[] = [];
+  // The handler takes a while: the read the consumer sends meanwhile carries no ack and finds nothing.
+  const sub = await bus.subscribe({ group: uniq('g'), types: [type], concurrency: 2 }, async (e) => {
+    await sleep(20);
+    handled.push(e.id);
+  });
+  await sleep(100); // the consumer is waiting
+  statements.length = 0;
+  const id = await bus.publish(type, { n: 1 });
+  await waitFor('handled', () => handled.length === 1);
+  await waitFor('acknowledged', () => statements.some((s) => s.startsWith('DELETE FROM pending')));
+  await sub.close();
+  await bus.close();
+  db.close();
+  // The statements of each BEGIN IMMEDIATE ... COMMIT.
+  const txs: string[][] = [];
+  for (const s of statements) {
+    if (s === 'BEGIN IMMEDIATE') txs.push([]);
+    else if (s !== 'COMMIT') txs.at(-1)?.push(s);
+  }
+  const append = txs.find((tx) => tx.some((s) => s.startsWith('INSERT INTO events')))!;
+  assert.ok(append.some((s) => s.startsWith('INSERT OR REPLACE INTO pending')), `the append's transaction claims the event too:\n${append.join('\n')}`);
+  const idle = txs.filter((tx) => !tx.some((s) => /^(INSERT|UPDATE|DELETE)/.test(s)));
+  assert.is(idle.length, 0, `transactions that wrote nothing:\n${idle.map((tx) => tx.join('\n')).join('\n--\n')}`);
+  assert.equal(handled, [id]);
+});
+
 test.run();

@@ -15,13 +15,19 @@ export class Events {
 
   constructor(private readonly st: SqliteStore) {}
 
+  /** Waiting reads on this connection are served in the same transaction (SqliteStore.handOff); the others are woken. */
   async append(entries: AppendEntry[]): Promise<void> {
+    let handOver: () => void;
     try {
-      await this.st.write(() => this.appendTx(entries));
+      handOver = await this.st.write(() => {
+        this.appendTx(entries);
+        return this.st.handOff();
+      });
     } catch (err) {
       this.knownTopics.clear(); // topics noted in a rolled-back transaction were not stored
       throw err;
     }
+    handOver();
     this.st.changed();
   }
 

@@ -2,7 +2,9 @@
  * The SQLite read path: acknowledge, take deliveries whose lease ran out (or that were released or
  * retried), then new events topic by topic, all in one IMMEDIATE transaction; when there is
  * nothing, wait for a change (in-process wake-up, the WAL watch or a poll for other processes,
- * wakeRead, abort).
+ * wakeRead, abort). A read waiting on this connection is served by the next append itself
+ * (handOff): what it would take when woken is taken inside the append's transaction, so an
+ * in-process hop is one commit, not two, and no second wake-up.
  */
 import type { Delivery, ReadRequest } from '../../bus/driver.js';
 import { decodeEvent, oversize } from '../../bus/event.js';
@@ -14,22 +16,44 @@ export const WATCHED_POLL_MS = 1000;
 /** After a WAL change whose check found nothing, the check runs once more this much later (see waitForChange). */
 const RECHECK_MS = 2;
 
+/** A read waiting for a change; `done` ends the wait, with the rows an append handed it if any. */
+interface Waiter {
+  req: ReadRequest;
+  done: (rows?: Taken[]) => void;
+}
+
+const nothing = () => {};
+
 export class ReadPath {
-  /** The wake-up of each consumer's read that is waiting; consumers woken while not waiting (see wake). */
-  private readonly waiting = new Map<string, () => void>();
+  /** Each consumer's read that is waiting; consumers woken while not waiting (see wake). */
+  private readonly waiting = new Map<string, Waiter>();
   private readonly woken = new Set<string>();
+  /** Runs a function in a savepoint inside the current transaction. */
+  private readonly savepoint: (fn: () => Taken[]) => Taken[];
 
   constructor(
     private readonly st: SqliteStore,
     /** How often a waiting read looks for changes made by other processes. */
     private readonly pollMs: number,
-  ) {}
+  ) {
+    this.savepoint = st.db.transaction((fn: () => Taken[]) => fn());
+    st.handOff = () => this.handOff();
+  }
 
-  /** Driver.read: see there. */
+  /**
+   * Driver.read: see there. A read that carries no acks goes straight to waitForChange, which ends
+   * at once when there is something to take (somethingFor, two index probes outside any
+   * transaction): the read a consumer sends right after its handlers start would otherwise be an
+   * empty IMMEDIATE transaction.
+   */
   async read(req: ReadRequest): Promise<Delivery[]> {
-    const got = await this.take(req, req.ack);
-    if (got.length > 0 || req.signal.aborted) return got;
-    await this.waitForChange(req);
+    if (req.ack.length > 0) {
+      const got = await this.take(req, req.ack);
+      if (got.length > 0 || req.signal.aborted) return got;
+    }
+    const handed = await this.waitForChange(req, JSON.stringify(req.topics));
+    // Rows handed over are claimed already: returned even after an abort (the consumer releases them).
+    if (handed !== undefined) return this.deliveries(req, handed);
     return req.signal.aborted ? [] : this.take(req, []);
   }
 
@@ -37,13 +61,40 @@ export class ReadPath {
   wake(group: string, consumer: string): void {
     const who = `${group}\n${consumer}`;
     const w = this.waiting.get(who);
-    if (w) w();
+    if (w) w.done();
     else this.woken.add(who);
+  }
+
+  /**
+   * Called inside an append's transaction (SqliteStore.handOff): takes for each read waiting on this
+   * connection what it would take once woken, each in a savepoint (a failure leaves that read to
+   * wake and take for itself). Returns what hands the rows over, to call once the transaction has
+   * committed; a rollback discards the claims with the append, and the reads wake as usual.
+   */
+  private handOff(): () => void {
+    if (this.waiting.size === 0) return nothing;
+    const served: Array<[Waiter, Taken[]]> = [];
+    for (const w of this.waiting.values()) {
+      if (w.req.signal.aborted) continue;
+      try {
+        const rows = this.savepoint(() => this.takeTx(w.req, []));
+        if (rows.length > 0) served.push([w, rows]);
+      } catch {
+        // left to its own take
+      }
+    }
+    if (served.length === 0) return nothing;
+    return () => {
+      for (const [w, rows] of served) w.done(rows);
+    };
   }
 
   /** Claims under the write lock; decoding waits until the lock is released (it is CPU work). */
   private async take(req: ReadRequest, ack: Delivery[]): Promise<Delivery[]> {
-    const rows = await this.st.write(() => this.takeTx(req, ack));
+    return this.deliveries(req, await this.st.write(() => this.takeTx(req, ack)));
+  }
+
+  private deliveries(req: ReadRequest, rows: Taken[]): Delivery[] {
     const out = new Array<Delivery>(rows.length);
     for (let i = 0; i < rows.length; i++) out[i] = delivery(rows[i].topic, rows[i].seq, rows[i].attempts, rows[i].body, rows[i].size, req.maxBytes);
     return out;
@@ -93,56 +144,79 @@ export class ReadPath {
   }
 
   /**
-   * Resolves on an in-process change, on a change made by another process (seen through the WAL
-   * watch, or by polling when the file is not watched), at blockMs, or on abort. Another process'
-   * change is checked first (somethingFor): this process' own commits and other groups' events
-   * change the WAL too. The check right after a WAL change may run before the writer has published
-   * its commit to readers (it writes the WAL, then the WAL index), so a check that finds nothing
-   * looks once more RECHECK_MS later. While watched, the poll runs only every WATCHED_POLL_MS as a
-   * safety net: an idle consumer does no work between commits.
+   * Resolves at once when a read would take something (somethingFor), else on an in-process change,
+   * on a change made by another process (seen through the WAL watch, or by polling when the file is
+   * not watched), at blockMs, or on abort. A WAL change counts only when another connection has
+   * committed since the wait began (PRAGMA data_version, which this connection's own commits leave
+   * as it is), and then only when somethingFor finds something (other groups' events change the
+   * WAL too). The WAL change may be seen before the writer has published its commit to readers (it
+   * writes the WAL, then the WAL index), so one that shows nothing new is looked at once more
+   * RECHECK_MS later. While watched, the poll runs only every WATCHED_POLL_MS as a safety net: an
+   * idle consumer does no work between commits.
    */
-  private waitForChange(req: ReadRequest): Promise<void> {
+  private waitForChange(req: ReadRequest, topics: string): Promise<Taken[] | undefined> {
     const who = `${req.group}\n${req.consumer}`;
-    if (this.woken.delete(who)) return Promise.resolve();
+    if (this.woken.delete(who) || req.signal.aborted) return Promise.resolve(undefined);
     const { wakeups } = this.st;
     const { emitter } = wakeups;
     const watched = wakeups.watched;
-    const topics = JSON.stringify(req.topics);
+    let version: unknown;
+    try {
+      // The version first: a commit landing between the two is then seen either way.
+      version = this.st.s.dataVersion.get();
+      if (this.somethingFor(req, topics)) return Promise.resolve(undefined);
+    } catch {
+      return Promise.resolve(undefined); // the store was busy: let the caller try a read
+    }
     return new Promise((resolve) => {
       let recheck: NodeJS.Timeout | undefined;
-      const done = () => {
+      const done = (rows?: Taken[]) => {
         clearInterval(timer);
         clearTimeout(ends);
         clearTimeout(recheck);
-        if (this.waiting.get(who) === done) this.waiting.delete(who);
-        emitter.off('change', done);
+        if (this.waiting.get(who) === waiter) this.waiting.delete(who);
+        emitter.off('change', wake);
         emitter.off('wal', onWal);
-        req.signal.removeEventListener('abort', done);
-        resolve();
+        req.signal.removeEventListener('abort', wake);
+        resolve(rows);
       };
+      const waiter: Waiter = { req, done };
+      const wake = () => done();
       /** True when it ended the wait. */
       const check = (): boolean => {
         try {
-          if (this.somethingFor(req, topics)) return done(), true;
+          if (this.somethingFor(req, topics)) return wake(), true;
         } catch {
-          return done(), true; // the store was busy: let the caller try a read
+          return wake(), true; // the store was busy: let the caller try a read
         }
         return false;
       };
+      /** check(), when another connection committed since the last look. */
+      const committed = (): boolean => {
+        let now: unknown;
+        try {
+          now = this.st.s.dataVersion.get();
+        } catch {
+          return wake(), true;
+        }
+        if (now === version) return false;
+        version = now;
+        return check();
+      };
       const onWal = () => {
-        if (!wakeups.watched) return done(); // the watch failed: the next wait polls
-        if (check() || recheck !== undefined) return;
+        if (!wakeups.watched) return wake(); // the watch failed: the next wait polls
+        if (recheck !== undefined || committed()) return;
         recheck = setTimeout(() => {
           recheck = undefined;
-          check();
+          committed();
         }, RECHECK_MS);
       };
       const timer = setInterval(check, watched ? Math.max(this.pollMs, WATCHED_POLL_MS) : this.pollMs);
-      const ends = setTimeout(done, req.blockMs);
-      emitter.on('change', done);
+      const ends = setTimeout(wake, req.blockMs);
+      emitter.on('change', wake);
       if (watched) emitter.on('wal', onWal);
-      this.waiting.set(who, done);
-      req.signal.addEventListener('abort', done);
+      this.waiting.set(who, waiter);
+      req.signal.addEventListener('abort', wake);
     });
   }
 

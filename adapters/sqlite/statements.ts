@@ -52,6 +52,8 @@ export function prepare(db: Database) {
                   FROM pending p LEFT JOIN events e ON e.seq = p.seq
                   WHERE p.gid = ? AND p.deadline <= ? ORDER BY p.deadline LIMIT ? + 0`),
     anyAvailable: p('SELECT 1 FROM pending WHERE gid = ? AND deadline <= ? LIMIT 1'),
+    // Changes when another connection (any process) commits; this connection's own commits leave it.
+    dataVersion: db.prepare('PRAGMA data_version').pluck() as Prepared,
     // Any of the topics (a JSON array) with an event past the group's cursor: one index probe a topic.
     anyNew: p('SELECT 1 FROM json_each(?) t JOIN cursors c ON c.grp = ? AND c.topic = t.value WHERE EXISTS (SELECT 1 FROM events e WHERE e.topic = c.topic AND e.seq > c.seq) LIMIT 1'),
     claim: p('UPDATE pending SET consumer = ?, deadline = ?, attempts = attempts + 1 WHERE gid = ? AND seq = ?'),

@@ -17,6 +17,11 @@ export class SqliteStore {
    * it at most once a second (stats' liveness needs no more).
    */
   readonly seen = new Map<string, number>();
+  /**
+   * Set by the read path: called inside an append's transaction to serve the reads waiting on this
+   * connection (read.ts); what it returns is called once that transaction committed.
+   */
+  handOff: () => () => void = () => () => {};
 
   constructor(
     readonly db: Database,
