@@ -48,7 +48,9 @@ export class SqliteStore {
     const end = Date.now() + this.busyTimeoutMs;
     for (;;) {
       try {
-        return this.tx.immediate(fn);
+        const result = this.tx.immediate(fn);
+        this.wakeups.wrote();
+        return result;
       } catch (err) {
         if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= end) throw err;
       }
