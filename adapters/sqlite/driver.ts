@@ -1,9 +1,10 @@
 /**
  * The SQLite store as a Driver. Every multi-row change is one transaction; every read-modify-write
- * is IMMEDIATE (store.ts). Wake-ups: an emitter inside the process, a poll across. This class only
- * routes each Driver call to the part that does it: events.ts (append, range), groups.ts (groups
- * and the deliveries they hold), read.ts (the read path), dead-letters.ts and admin.ts (topics,
- * stats, trim, liveness); every SQL statement is in statements.ts, the schema in schema.ts.
+ * is IMMEDIATE (store.ts). Wake-ups: an emitter inside the process, a watch of the WAL across
+ * (wakeups.ts), a poll as the fallback. This class only routes each Driver call to the part that
+ * does it: events.ts (append, range), groups.ts (groups and the deliveries they hold), read.ts (the
+ * read path), dead-letters.ts and admin.ts (topics, stats, trim, liveness); every SQL statement is
+ * in statements.ts, the schema in schema.ts.
  */
 import type { Database } from 'better-sqlite3';
 import type { DeadLetter, TopicStats } from '../../bus/contract.js';

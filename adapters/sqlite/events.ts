@@ -17,17 +17,18 @@ export class Events {
 
   /** Waiting reads on this connection are served in the same transaction (SqliteStore.handOff); the others are woken. */
   async append(entries: AppendEntry[]): Promise<void> {
-    let handOver: () => void;
     try {
-      handOver = await this.st.write(() => {
-        this.appendTx(entries);
-        return this.st.handOff();
-      });
+      await this.st.write(
+        () => {
+          this.appendTx(entries);
+          return this.st.handOff();
+        },
+        (handOver) => handOver(),
+      );
     } catch (err) {
       this.knownTopics.clear(); // topics noted in a rolled-back transaction were not stored
       throw err;
     }
-    handOver();
     this.st.changed();
   }
 

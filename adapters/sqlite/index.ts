@@ -18,7 +18,11 @@ import { wakeupsFor } from './wakeups.js';
 export interface SqliteBusOptions extends BusOptions {
   /** Database file, created with its folder if missing; `:memory:` for a bus inside one process. Default `./data/agentbus.db`. */
   path?: string | undefined;
-  /** How often a waiting consumer looks for events written by other processes. Default 25 ms. */
+  /**
+   * How often a waiting consumer looks for events written by other processes when the file's folder
+   * cannot be watched (wakeups.ts); while it is watched, another process' commit wakes the consumer
+   * at once and it looks only every max(pollMs, 1000) ms, as a safety net. Default 25 ms.
+   */
   pollMs?: number | undefined;
   /** How long a write waits for another process' lock (SQLite busy_timeout). Default 5000 ms. */
   busyTimeoutMs?: number | undefined;

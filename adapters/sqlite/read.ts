@@ -33,7 +33,7 @@ export class ReadPath {
 
   constructor(
     private readonly st: SqliteStore,
-    /** How often a waiting read looks for changes made by other processes. */
+    /** How often a waiting read looks for changes made by other processes when the file is not watched (SqliteBusOptions.pollMs). */
     private readonly pollMs: number,
   ) {
     this.savepoint = st.db.transaction((fn: () => Taken[]) => fn());
@@ -68,8 +68,9 @@ export class ReadPath {
   /**
    * Called inside an append's transaction (SqliteStore.handOff): takes for each read waiting on this
    * connection what it would take once woken, each in a savepoint (a failure leaves that read to
-   * wake and take for itself). Returns what hands the rows over, to call once the transaction has
-   * committed; a rollback discards the claims with the append, and the reads wake as usual.
+   * wake and take for itself). Returns what hands the rows over, called right after the commit
+   * (SqliteStore.write's `committed`, before an abort can end a wait empty-handed); a rollback
+   * discards the claims with the append, and the reads wake as usual.
    */
   private handOff(): () => void {
     if (this.waiting.size === 0) return nothing;

@@ -19,7 +19,7 @@ export class SqliteStore {
   readonly seen = new Map<string, number>();
   /**
    * Set by the read path: called inside an append's transaction to serve the reads waiting on this
-   * connection (read.ts); what it returns is called once that transaction committed.
+   * connection (read.ts); what it returns is called right after that transaction commits.
    */
   handOff: () => () => void = () => () => {};
 
@@ -39,9 +39,10 @@ export class SqliteStore {
    * process writes fails with SQLITE_BUSY whatever the busy timeout. The connection's busy_timeout
    * is 0: SQLite's own busy handler sleeps 1, 2, 5, 10... ms and overshoots the other process' short
    * transactions, so a busy lock is retried from here every millisecond, without blocking the
-   * event loop meanwhile.
+   * event loop meanwhile. `committed` runs right after the commit, before anything else can run
+   * (the append hands claimed rows to waiting reads there, so no abort can slip in between).
    */
-  async write<T>(fn: () => T): Promise<T> {
+  async write<T>(fn: () => T, committed?: (result: T) => void): Promise<T> {
     if (this.readonly) {
       throw invalid('INVALID_OPTION', `the SQLite bus on ${this.db.name} was opened with readonly: true: publish, subscribe, rewind, trim and dead-letter retry/purge need a bus without it`);
     }
@@ -50,6 +51,7 @@ export class SqliteStore {
       try {
         const result = this.tx.immediate(fn);
         this.wakeups.wrote();
+        committed?.(result);
         return result;
       } catch (err) {
         if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= end) throw err;
