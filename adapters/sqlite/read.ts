@@ -151,9 +151,9 @@ export class ReadPath {
    * committed since the wait began (PRAGMA data_version, which this connection's own commits leave
    * as it is), and then only when somethingFor finds something (other groups' events change the
    * WAL too). The WAL change may be seen before the writer has published its commit to readers (it
-   * writes the WAL, then the WAL index), so one that shows nothing new is looked at once more
-   * RECHECK_MS later. While watched, the poll runs only every WATCHED_POLL_MS as a safety net: an
-   * idle consumer does no work between commits.
+   * writes the WAL, then the WAL index), so one that shows nothing new is looked at again on the
+   * next turn of the event loop and RECHECK_MS later. While watched, the poll runs only every
+   * WATCHED_POLL_MS as a safety net: an idle consumer does no work between commits.
    */
   private waitForChange(req: ReadRequest, topics: string): Promise<Taken[] | undefined> {
     const who = `${req.group}\n${req.consumer}`;
@@ -170,11 +170,13 @@ export class ReadPath {
       return Promise.resolve(undefined); // the store was busy: let the caller try a read
     }
     return new Promise((resolve) => {
-      let recheck: NodeJS.Timeout | undefined;
+      let soon: NodeJS.Immediate | undefined;
+      let later: NodeJS.Timeout | undefined;
       const done = (rows?: Taken[]) => {
         clearInterval(timer);
         clearTimeout(ends);
-        clearTimeout(recheck);
+        clearImmediate(soon);
+        clearTimeout(later);
         if (this.waiting.get(who) === waiter) this.waiting.delete(who);
         emitter.off('change', wake);
         emitter.off('wal', onWal);
@@ -206,11 +208,13 @@ export class ReadPath {
       };
       const onWal = () => {
         if (!wakeups.watched) return wake(); // the watch failed: the next wait polls
-        if (recheck !== undefined || committed()) return;
-        recheck = setTimeout(() => {
-          recheck = undefined;
-          committed();
-        }, RECHECK_MS);
+        // Every change is looked at (one pragma): a recheck already due must not delay a commit that lands meanwhile.
+        if (committed() || soon !== undefined || later !== undefined) return;
+        // The writer is usually microseconds from publishing its commit: look again on the next turn, then RECHECK_MS later.
+        soon = setImmediate(() => {
+          soon = undefined;
+          if (!committed()) later = setTimeout(() => ((later = undefined), committed()), RECHECK_MS);
+        });
       };
       const timer = setInterval(check, watched ? Math.max(this.pollMs, WATCHED_POLL_MS) : this.pollMs);
       const ends = setTimeout(wake, req.blockMs);
