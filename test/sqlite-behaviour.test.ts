@@ -11,6 +11,8 @@ import { pino } from 'pino';
 import { createSqliteBus } from '../adapters/sqlite/index.js';
 import { rejects, sleep, uniq, waitFor } from './helpers/index.js';
 import { startChild } from './conformance/processes.js';
+import { CHECKPOINT_EVERY_MS, withCheckpoints } from '../adapters/sqlite/checkpoints.js';
+import { wakeupsFor } from '../adapters/sqlite/wakeups.js';
 
 const quiet = pino({ level: 'silent' });
 const dir = () => mkdtempSync(join(tmpdir(), 'agentbus-sqlite-'));
@@ -223,6 +225,32 @@ test('a hop in one process: the publish claims the event for the waiting consume
   const idle = txs.filter((tx) => !tx.some((s) => /^(INSERT|UPDATE|DELETE)/.test(s)));
   assert.is(idle.length, 0, `transactions that wrote nothing:\n${idle.map((tx) => tx.join('\n')).join('\n--\n')}`);
   assert.equal(handled, [id]);
+});
+
+test('checkpoints run in a worker thread while the process writes: the WAL is copied back without the bus connection checkpointing in a commit', async () => {
+  const path = join(dir(), 'bus.db');
+  await (await createSqliteBus({ path, logger: quiet })).close(); // the schema
+  // A writer that never checkpoints itself, as the bus' connection below its backstop.
+  const db = new Database(path);
+  db.pragma('wal_autocheckpoint = 0');
+  const insert = db.prepare("INSERT INTO events (topic, stored, body) VALUES ('t', 0, ?)");
+  for (let i = 0; i < 200; i++) insert.run('x'.repeat(3000));
+  // The WAL index (the -shm file): the newest frame (mxFrame, offset 16) and how many frames a
+  // checkpoint copied back (nBackfill, offset 96), little-endian on this machine.
+  const shm = () => readFileSync(`${path}-shm`);
+  const copied = () => shm().readUInt32LE(96) === shm().readUInt32LE(16);
+  assert.ok(shm().readUInt32LE(16) > 100 && !copied(), 'frames waiting for a checkpoint');
+  const wakeups = withCheckpoints(wakeupsFor(path), path);
+  try {
+    wakeups.wrote(); // a single write starts no worker
+    await sleep(CHECKPOINT_EVERY_MS + 50);
+    assert.not.ok(copied(), 'nothing checkpointed yet');
+    wakeups.wrote();
+    await waitFor('the worker checkpointed', copied, 10_000);
+  } finally {
+    wakeups.release();
+    db.close();
+  }
 });
 
 test.run();

@@ -117,9 +117,9 @@ export class SqliteDriver implements Driver {
     this.db.prepare('SELECT 1').get();
   }
 
-  /** Closes a database the bus opened, and lets go of the file's wake-ups. */
+  /** Lets go of the file's wake-ups (and checkpoint worker: its connection closes first), then closes a database the bus opened. */
   async close(): Promise<void> {
+    await this.wakeups.release();
     if (this.ownsDb && this.db.open) this.db.close();
-    this.wakeups.release();
   }
 }

@@ -27,7 +27,7 @@ export interface Wakeups {
   /** This process committed to the file: until the watch has reported one commit, it must report this one within PROOF_MS. */
   wrote(): void;
   /** This bus is done with it; the last one to release a file's wake-ups removes them (and stops the watch). Idempotent. */
-  release(): void;
+  release(): void | Promise<void>;
 }
 
 /** How long the watch may stay silent after this process' first commit before it counts as deaf. */
