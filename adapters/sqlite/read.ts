@@ -13,7 +13,7 @@ import type { SqliteStore } from './store.js';
 
 /** While the file is watched (wakeups.ts), a waiting read still polls this often, in case a change was missed. */
 export const WATCHED_POLL_MS = 1000;
-/** After a WAL change whose check found nothing, the check runs once more this much later (see waitForChange). */
+/** After a WAL change that showed nothing new, the last look is this much later (the first is on the next turn; see waitForChange). */
 const RECHECK_MS = 2;
 
 /** A read waiting for a change; `done` ends the wait, with the rows an append handed it if any. */
