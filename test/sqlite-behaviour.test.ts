@@ -253,4 +253,35 @@ test('checkpoints run in a worker thread while the process writes: the WAL is co
   }
 });
 
+test("a publish to one topic does not make a waiting consumer of another topic read: no transaction names the other group", async () => {
+  const statements: string[] = [];
+  const db = new Database(join(dir(), 'bus.db'), { verbose: (sql) => statements.push(String(sql)) });
+  const bus = await createSqliteBus({ database: db, logger: quiet });
+  const [a, b] = [uniq('hop.a'), uniq('hop.b')];
+  const other = uniq('other');
+  const handled: string[] = [];
+  const subs = [
+    await bus.subscribe({ group: uniq('g'), types: [a] }, (e) => void handled.push(e.id)),
+    await bus.subscribe({ group: other, types: [b] }, () => {}),
+  ];
+  await sleep(100); // both consumers are waiting
+  statements.length = 0;
+  await bus.publish(a, { n: 1 });
+  await waitFor('handled', () => handled.length === 1);
+  await sleep(50);
+  const seen = [...statements];
+  for (const sub of subs) await sub.close();
+  await bus.close();
+  db.close();
+  const txs: string[][] = [];
+  let inTx = false;
+  for (const s of seen) {
+    if (s === 'BEGIN IMMEDIATE') (inTx = true), txs.push([]);
+    else if (s === 'COMMIT') inTx = false;
+    else if (inTx) txs.at(-1)!.push(s);
+  }
+  const touching = txs.filter((tx) => tx.some((s) => s.includes(other)));
+  assert.is(touching.length, 0, `transactions for ${other}:\n${touching.map((tx) => tx.join('\n')).join('\n--\n')}`);
+});
+
 test.run();

@@ -21,7 +21,7 @@ export class Events {
       await this.st.write(
         () => {
           this.appendTx(entries);
-          return this.st.handOff();
+          return this.st.handOff(entries);
         },
         (handOver) => handOver(),
       );

@@ -37,7 +37,7 @@ export class ReadPath {
     private readonly pollMs: number,
   ) {
     this.savepoint = st.db.transaction((fn: () => Taken[]) => fn());
-    st.handOff = () => this.handOff();
+    st.handOff = (appended) => this.handOff(appended);
   }
 
   /**
@@ -66,17 +66,19 @@ export class ReadPath {
   }
 
   /**
-   * Called inside an append's transaction (SqliteStore.handOff): takes for each read waiting on this
-   * connection what it would take once woken, each in a savepoint (a failure leaves that read to
-   * wake and take for itself). Returns what hands the rows over, called right after the commit
-   * (SqliteStore.write's `committed`, before an abort can end a wait empty-handed); a rollback
-   * discards the claims with the append, and the reads wake as usual.
+   * Called inside an append's transaction (SqliteStore.handOff) with the entries it appended:
+   * takes, for each read waiting on this connection for one of their topics, what it would take
+   * once woken, each in a savepoint (a failure leaves that read to wake and take for itself).
+   * Returns what hands the rows over, called right after the commit (SqliteStore.write's
+   * `committed`, before an abort can end a wait empty-handed); a rollback discards the claims with
+   * the append, and the reads wake as usual.
    */
-  private handOff(): () => void {
+  private handOff(appended: readonly { topic: string }[]): () => void {
     if (this.waiting.size === 0) return nothing;
+    const topics = new Set(appended.map((e) => e.topic));
     const served: Array<[Waiter, Taken[]]> = [];
     for (const w of this.waiting.values()) {
-      if (w.req.signal.aborted) continue;
+      if (w.req.signal.aborted || !w.req.topics.some((t) => topics.has(t))) continue;
       try {
         const rows = this.savepoint(() => this.takeTx(w.req, []));
         if (rows.length > 0) served.push([w, rows]);
@@ -145,8 +147,9 @@ export class ReadPath {
   }
 
   /**
-   * Resolves at once when a read would take something (somethingFor), else on an in-process change,
-   * on a change made by another process (seen through the WAL watch, or by polling when the file is
+   * Resolves at once when a read would take something (somethingFor), else on an in-process change
+   * that gives it something (checked the same way: a publish to another topic costs a waiting
+   * consumer two index probes, not a read), on a change made by another process (seen through the WAL watch, or by polling when the file is
    * not watched), at blockMs, or on abort. A WAL change counts only when another connection has
    * committed since the wait began (PRAGMA data_version, which this connection's own commits leave
    * as it is), and then only when somethingFor finds something (other groups' events change the
@@ -178,7 +181,7 @@ export class ReadPath {
         clearImmediate(soon);
         clearTimeout(later);
         if (this.waiting.get(who) === waiter) this.waiting.delete(who);
-        emitter.off('change', wake);
+        emitter.off('change', check);
         emitter.off('wal', onWal);
         req.signal.removeEventListener('abort', wake);
         resolve(rows);
@@ -218,7 +221,7 @@ export class ReadPath {
       };
       const timer = setInterval(check, watched ? Math.max(this.pollMs, WATCHED_POLL_MS) : this.pollMs);
       const ends = setTimeout(wake, req.blockMs);
-      emitter.on('change', wake);
+      emitter.on('change', check);
       if (watched) emitter.on('wal', onWal);
       this.waiting.set(who, waiter);
       req.signal.addEventListener('abort', wake);

@@ -18,10 +18,11 @@ export class SqliteStore {
    */
   readonly seen = new Map<string, number>();
   /**
-   * Set by the read path: called inside an append's transaction to serve the reads waiting on this
-   * connection (read.ts); what it returns is called right after that transaction commits.
+   * Set by the read path: called inside an append's transaction, with the entries appended, to
+   * serve the reads waiting on this connection (read.ts); what it returns is called right after
+   * that transaction commits.
    */
-  handOff: () => () => void = () => () => {};
+  handOff: (appended: readonly { topic: string }[]) => () => void = () => () => {};
 
   constructor(
     readonly db: Database,
