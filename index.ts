@@ -15,5 +15,6 @@ export type { ReplayPublished, ReplayPublishing } from './runtime/capture.js';
 export type { AgentEntry } from './runtime/agent-spec.js';
 export type { SupervisorOptions, Strategy, RestartType, Clock, Transition, ChildStatus } from './runtime/supervisor.js';
 export type { LifecycleState } from './runtime/lifecycle.js';
-export { serveHttp, type HttpEndpoints } from './runtime/http.js';
+export { serveHttp, type HttpEndpoints, type HttpOptions } from './runtime/http.js';
+export { serveUi, type ServeUiOptions } from './runtime/ui/serve.js';
 export { CircuitBreaker, type CircuitBreakerOptions } from './runtime/breaker.js';

@@ -17,6 +17,8 @@ export const OPTIONS = {
   to: { type: 'string', arg: 'B' },
   port: { type: 'string', arg: 'N' },
   'http-host': { type: 'string', arg: 'H' },
+  host: { type: 'string', arg: 'H' },
+  'allow-actions': { type: 'boolean' },
   strategy: { type: 'string', arg: 'S' },
   'exit-on-failure': { type: 'boolean' },
   strict: { type: 'boolean' },
@@ -112,6 +114,16 @@ export const COMMANDS: Record<string, Command> = {
     options: {},
     args: { min: 1, max: Infinity, name: '<id...>' },
   },
+  ui: {
+    synopsis: ['ui [--port N] [--host H] [--allow-actions]'],
+    about: 'Serves the admin web UI (topics and groups, lag chart, dead letters with search, keyed state, live tail) on http://H:N/ui until SIGTERM or SIGINT. Read-only unless --allow-actions. Without a host it shows no agent lifecycle: a host serves the same UI with its agents on its own /ui. ' + STORE,
+    options: {
+      port: 'HTTP port, 0 picks a free one (AGENTBUS_UI_PORT; default 9465)',
+      host: 'interface to serve on (AGENTBUS_UI_HOST; default 127.0.0.1: the UI shows event contents)',
+      'allow-actions': 'allow retry, purge and rewind, each behind a confirmation (AGENTBUS_UI_ACTIONS=1)',
+    },
+    args: { min: 0, max: 0, name: '' },
+  },
   doctor: {
     synopsis: ['doctor [--json] [--strict]'],
     about: 'Checks the store: exit 0 healthy, 1 a check failed, 2 warnings only with --strict. ' + STORE,
@@ -141,6 +153,7 @@ commands:
   dlq show <id>                                    one dead letter, as JSON
   dlq retry <id...>                                hand back to the group that failed them
   dlq purge <id...>                                remove for good
+  ui [--port N] [--host H] [--allow-actions]      serve the admin web UI (read-only unless --allow-actions)
   doctor [--json] [--strict]                       check the store: exit 0 healthy, 1 a check failed,
                                                    2 warnings only with --strict
   help [<command>]                                 this text, or one command's options (also <command> --help)
@@ -153,7 +166,8 @@ The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBU
 AGENTBUS_REDIS_CONNECT_TIMEOUT_MS, AGENTBUS_REDIS_LAYOUT (JSON, e.g. {"verification.*":"flat"}),
 AGENTBUS_ALLOW_EVICTION; empty variables count as unset.
 start also reads AGENTBUS_AGENTS (./agents), AGENTBUS_HTTP_PORT (9464), AGENTBUS_HTTP_HOST
-(127.0.0.1), AGENTBUS_STRATEGY, AGENTBUS_EXIT_ON_FAILURE, AGENTBUS_HOST_ID, LOG_LEVEL.
+(127.0.0.1), AGENTBUS_STRATEGY, AGENTBUS_EXIT_ON_FAILURE, AGENTBUS_HOST_ID, AGENTBUS_UI_ACTIONS, LOG_LEVEL.
+ui reads AGENTBUS_UI_PORT (9465), AGENTBUS_UI_HOST (127.0.0.1) and AGENTBUS_UI_ACTIONS.
 LOG_LEVEL (default error) also sets what the other commands log to stderr.
 Exit codes: 0 done, 1 failed, 2 bad arguments.`;
 

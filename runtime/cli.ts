@@ -8,6 +8,11 @@ import { commandLogger, printable } from './cli-logger.js';
 import { loadAgents } from './loader.js';
 import { start, startOptions } from './start.js';
 import { doctor } from './doctor.js';
+import { retryOrPurge } from './dead-letter-ops.js';
+import { actionsFromEnv } from './ui/index.js';
+import { serveUi } from './ui/serve.js';
+import { invalid } from '../bus/errors.js';
+import { int } from '../bus/validate.js';
 import type { Bus, DeadLetter } from '../bus/contract.js';
 import type { AgentReplayResult } from './host.js';
 import { AgentbusError } from '../bus/errors.js';
@@ -34,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const { command, args, values } = line;
   if (command === 'start') return start(startOptions(values));
+  if (command === 'ui') return ui(values);
   if (command === 'doctor') return doctor({ json: values.json === true, strict: values.strict === true });
   const logger = commandLogger();
   if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
@@ -45,6 +51,34 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await bus.close();
   }
+}
+
+/**
+ * `agentbus ui`: the admin UI against the store until SIGTERM/SIGINT. Read-only, it opens a SQLite
+ * file read-only too (never creating it); with --allow-actions, for writing.
+ */
+async function ui(o: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const pick = (flag: string, name: string) => (o[flag] ?? env[name]) || undefined;
+  const portText = pick('port', 'AGENTBUS_UI_PORT') ?? '9465';
+  const port = int('port (--port, AGENTBUS_UI_PORT)', /^\d+$/.test(String(portText)) ? Number(portText) : portText, 9465, 0, 65535);
+  const hostname = String(pick('host', 'AGENTBUS_UI_HOST') ?? '127.0.0.1');
+  const actions = o['allow-actions'] === true || actionsFromEnv(env);
+  const logger = commandLogger();
+  const bus = await createBus({ logger, ...(actions ? {} : { readonly: true }) });
+  let http: Awaited<ReturnType<typeof serveUi>>;
+  try {
+    http = await serveUi({ bus, port, hostname, actions });
+  } catch (err) {
+    await bus.close();
+    throw invalid('INVALID_OPTION', `cannot serve the UI on ${hostname}:${port} (${(err as Error).message}); choose another --port (0 picks a free one)`);
+  }
+  console.log(`admin UI on ${http.url}/ui/ (${actions ? 'actions allowed' : 'read-only'}); Ctrl-C stops it`);
+  await new Promise<void>((resolve) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve());
+  });
+  await http.close();
+  await bus.close();
+  return 0;
 }
 
 function typesFlag(o: Record<string, string | boolean | undefined>, need: boolean): string[] | undefined {
@@ -177,11 +211,8 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
   if (sub === 'retry' || sub === 'purge') {
     if (ids.length === 0) throw new UsageError(`dlq ${sub} needs at least one <id>`);
     // Each id not found is named (a typo, or already retried or purged); the others are still done.
-    const missing: string[] = [];
-    for (const id of ids) if ((await bus.deadLetters.get(id)) === null) missing.push(id);
+    const { done: n, missing } = await retryOrPurge(bus, sub, ids);
     if (missing.length > 0) console.error(printable(`agentbus: no dead letter ${missing.map((id) => JSON.stringify(id)).join(', ')} (agentbus dlq ls lists them)`));
-    const found = ids.filter((id) => !missing.includes(id));
-    const n = found.length === 0 ? 0 : await bus.deadLetters[sub](found);
     console.log(`${sub === 'retry' ? 'retried' : 'purged'} ${n} of ${ids.length}`);
     return n === ids.length ? 0 : 1;
   }

@@ -2,6 +2,17 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AgentHost } from './host.js';
 import { describe } from '../bus/thrown.js';
+import { actionsFromEnv, createUi } from './ui/index.js';
+
+/** What serveHttp serves besides the health and metrics endpoints. */
+export interface HttpOptions {
+  /**
+   * The admin UI under /ui (runtime/ui/): on and read-only by default, like /status it is for
+   * loopback. `{ actions: true }` (or AGENTBUS_UI_ACTIONS=1) also allows retry, purge and rewind;
+   * `false` serves no UI.
+   */
+  ui?: false | { actions?: boolean | undefined } | undefined;
+}
 
 /**
  * The host's HTTP endpoints:
@@ -9,12 +20,15 @@ import { describe } from '../bus/thrown.js';
  * - `GET /readyz`: 200 when the store answers and every agent runs; 503 with the reason otherwise.
  * - `GET /metrics`: Prometheus text format.
  * - `GET /status`: host.status() as JSON.
+ * - `/ui`: the admin UI and its JSON API (see HttpOptions.ui).
  * Binds to loopback unless told otherwise: metrics and status are not for the open network.
  * The listening server keeps the process alive: `close()` it after `host.stop()` (port 0 picks a
  * free port; `url` says which).
  */
-export async function serveHttp(host: AgentHost, port: number, hostname = '127.0.0.1'): Promise<HttpEndpoints> {
+export async function serveHttp(host: AgentHost, port: number, hostname = '127.0.0.1', options: HttpOptions = {}): Promise<HttpEndpoints> {
+  const ui = options.ui === false ? null : createUi({ bus: host.bus, host, actions: options.ui?.actions ?? actionsFromEnv() });
   const server = createServer((req, res) => {
+    if (ui?.handle(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
     const send = (code: number, body: string, type = 'text/plain; charset=utf-8') => {
       res.writeHead(code, { 'content-type': type });
@@ -37,12 +51,13 @@ export async function serveHttp(host: AgentHost, port: number, hostname = '127.0
       );
       return;
     }
-    send(404, 'not found: try /healthz, /readyz, /metrics or /status\n');
+    send(404, `not found: try /healthz, /readyz, /metrics, /status${ui ? ' or /ui' : ''}\n`);
   });
+  server.on('close', () => ui?.close());
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) => (ui?.close(), reject(err)));
     server.listen(port, hostname, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       resolve();
     });
   });

@@ -1,0 +1,153 @@
+// The admin UI's JSON API (/ui/api/...): what the pages read and the actions they take. Reads go to
+// the bus (stats, dead letters, keyed state, replay for the tail) and, when a host serves the UI,
+// to host.status(); actions (retry, purge, rewind) only when the UI was started with actions on.
+import type { Bus, DeadLetter } from '../../bus/contract.js';
+import type { CloudEvent } from '../../bus/event.js';
+import { invalid } from '../../bus/errors.js';
+import { int } from '../../bus/validate.js';
+import type { HostStatus } from '../host.js';
+import { retryOrPurge } from '../dead-letter-ops.js';
+import type { LagHistory } from './lag.js';
+
+/** Dead letters a search reads from the store before filtering (by subject, event id, reason, time). */
+export const SEARCH_SCAN = 10_000;
+/** Events a tail request returns at most, and how far back it looks. */
+export const TAIL_MAX = 100;
+export const TAIL_WINDOW_MS = 5 * 60_000;
+
+export interface ApiContext {
+  bus: Bus;
+  host: { status(): HostStatus } | undefined;
+  actions: boolean;
+  lag: LagHistory;
+}
+
+/** A refusal the client can show: status code and message. */
+export class ApiError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+type Query = URLSearchParams;
+
+/** GET routes: path after /ui/api -> what it answers. */
+export const reads: Record<string, (c: ApiContext, q: Query) => Promise<unknown>> = {
+  '/overview': async (c) => {
+    const stats = await c.bus.stats();
+    const groups = stats.flatMap((t) => t.groups);
+    return {
+      served: c.host ? 'host' : 'store',
+      actions: c.actions,
+      host: c.host?.status() ?? null,
+      topics: stats.length,
+      events: stats.reduce((n, t) => n + t.length, 0),
+      lag: groups.reduce((n, g) => n + g.lag, 0),
+      pending: groups.reduce((n, g) => n + g.pending, 0),
+      deadLetters: groups.reduce((n, g) => n + g.deadLetters, 0),
+    };
+  },
+  '/topics': (c) => c.bus.stats(),
+  '/lag': async (c) => {
+    await c.lag.sample();
+    return c.lag.list();
+  },
+  '/dead-letters': (c, q) => searchDeadLetters(c.bus, q),
+  '/dead-letter': async (c, q) => {
+    const dl = await c.bus.deadLetters.get(need(q, 'id'));
+    if (dl === null) throw new ApiError(404, `no dead letter ${JSON.stringify(q.get('id'))} (retried, purged, or never there)`);
+    return dl;
+  },
+  '/keys': async (c, q) => {
+    const keys = c.bus.keys;
+    if (!keys) throw new ApiError(404, 'this store keeps no keyed state');
+    const group = q.get('group');
+    if (!group) return { groups: await keys.groups() };
+    const limit = int('limit', optionalNumber(q, 'limit'), 100, 1, 10_000);
+    return { group, keys: await keys.list(group, { after: q.get('after') || undefined, limit }) };
+  },
+  '/key': async (c, q) => {
+    const state = await c.bus.keys?.get(need(q, 'group'), need(q, 'key'));
+    if (!state) throw new ApiError(404, `no state for key ${JSON.stringify(q.get('key'))} in group ${JSON.stringify(q.get('group'))}`);
+    return state;
+  },
+  '/tail': (c, q) => tail(c.bus, q),
+};
+
+/** POST routes; each refused (403) unless actions are on. Bodies are JSON objects. */
+export const writes: Record<string, (c: ApiContext, body: Record<string, unknown>) => Promise<unknown>> = {
+  '/dead-letters/retry': (c, b) => retryOrPurge(c.bus, 'retry', b.ids),
+  '/dead-letters/purge': (c, b) => retryOrPurge(c.bus, 'purge', b.ids),
+  '/rewind': async (c, b) => {
+    const { group, type, from } = b;
+    if (typeof group !== 'string' || group === '' || typeof type !== 'string' || type === '') {
+      throw invalid('INVALID_OPTION', `rewind needs a group and a type, got group ${JSON.stringify(group)} and type ${JSON.stringify(type)}`);
+    }
+    const bound = from === undefined || from === '' ? 'earliest' : typeof from === 'string' && /^\d{12,}$/.test(from) ? Number(from) : from;
+    if (typeof bound !== 'string' && typeof bound !== 'number') throw invalid('INVALID_OPTION', `invalid rewind from ${JSON.stringify(from)}: expected earliest, an ISO-8601 time, epoch ms or a position`);
+    await c.bus.rewind({ group, type, from: bound });
+    return { group, type, from: bound };
+  },
+};
+
+function need(q: Query, name: string): string {
+  const v = q.get(name);
+  if (!v) throw invalid('INVALID_OPTION', `missing ${name}: the request needs ?${name}=...`);
+  return v;
+}
+
+function optionalNumber(q: Query, name: string): number | string | undefined {
+  const v = q.get(name);
+  if (v === null || v === '') return undefined;
+  return /^-?\d+$/.test(v) ? Number(v) : v;
+}
+
+/** A time filter: ISO-8601 or epoch milliseconds; the message names the bad value. */
+function time(q: Query, name: string): number | undefined {
+  const v = q.get(name);
+  if (v === null || v === '') return undefined;
+  const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  if (!Number.isFinite(ms)) throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(v)}: expected an ISO-8601 time or epoch milliseconds`);
+  return ms;
+}
+
+/**
+ * Dead letters by group and type (in the store's query), then by subject, event id, reason and
+ * error text (each a case-insensitive substring) and failure time (from/to inclusive), newest
+ * first. Reads at most SEARCH_SCAN from the store; `scanned` and `complete` say whether the search
+ * saw them all.
+ */
+export async function searchDeadLetters(bus: Bus, q: Query): Promise<{ items: DeadLetter[]; scanned: number; complete: boolean }> {
+  const limit = int('limit', optionalNumber(q, 'limit'), 100, 1, 1000);
+  const from = time(q, 'from');
+  const to = time(q, 'to');
+  if (from !== undefined && to !== undefined && from > to) throw invalid('INVALID_OPTION', `from ${q.get('from')} is after to ${q.get('to')}: nothing lies between them`);
+  const has = (field: string | null | undefined, name: string) => {
+    const want = q.get(name)?.toLowerCase();
+    return !want || (field ?? '').toLowerCase().includes(want);
+  };
+  const all = await bus.deadLetters.list({ group: q.get('group') || undefined, type: q.get('type') || undefined, limit: SEARCH_SCAN });
+  const hits = all.filter((d) => {
+    const at = d.failedAt === null ? NaN : Date.parse(d.failedAt);
+    if (from !== undefined && !(at >= from)) return false;
+    if (to !== undefined && !(at <= to)) return false;
+    return has(d.event?.subject, 'subject') && has(d.event?.id, 'event') && has(d.reason, 'reason') && has(d.error, 'error');
+  });
+  return { items: hits.reverse().slice(0, limit), scanned: all.length, complete: all.length < SEARCH_SCAN };
+}
+
+/**
+ * The newest events of one type (or pattern) published since `since` (epoch ms; at most
+ * TAIL_WINDOW_MS ago), at most TAIL_MAX, oldest first: the page polls with the last time it saw.
+ */
+async function tail(bus: Bus, q: Query): Promise<{ events: CloudEvent[]; now: number }> {
+  const type = need(q, 'type');
+  const now = Date.now();
+  const since = Math.max(time(q, 'since') ?? now - 60_000, now - TAIL_WINDOW_MS);
+  const events: CloudEvent[] = [];
+  await bus.replay({ types: [type], from: since }, (e) => {
+    events.push(e);
+    if (events.length > TAIL_MAX) events.shift();
+  });
+  return { events, now };
+}

@@ -1,0 +1,198 @@
+// The admin web UI (runtime/ui/) in a real headless Chromium driven by puppeteer-core, on a SQLite
+// file and on Redis: a host with agents serves it under /ui; every page loads with no console error,
+// the dead-letter search finds one dead letter by subject (and not by a reason it lacks), its page
+// shows the error's stack, a confirmed retry moves it back and the agent handles it, the keyed and
+// tail pages show state and events; a screenshot of each page goes to docs/ui/ (SQLite run). The
+// same store behind `serveUi` without actions refuses retry (403) and offers no action buttons.
+// Needs the system Chromium (Debian's `chromium`): skipped when absent, unless CI is set.
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { launch, type Browser, type Page } from 'puppeteer-core';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { AgentHost, BaseAgent, createBus, serveHttp, serveUi, type Bus, type CloudEvent, type HandlerContext, type KeyedContext } from '../index.js';
+import { waitFor } from './helpers/index.js';
+import { redisForTests } from './helpers/redis.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const quiet = pino({ level: 'silent' });
+
+function skip(why: string): void {
+  const t = suite('admin UI');
+  t.skip(why, () => {});
+  t.run();
+  console.log(`SKIPPED admin UI: ${why}`);
+}
+
+/** Shared by the agents of one scenario: which skus fail, and what was handled. */
+const world = { broken: new Set<string>(), handled: [] as string[] };
+
+class Orders extends BaseAgent {
+  static subscriptions = ['orders.placed'];
+  static options = { maxAttempts: 1 };
+  onOrdersPlaced(e: CloudEvent<{ sku: string }>) {
+    if (world.broken.has(e.data.sku)) throw new Error(`payment service refused sku ${e.data.sku}`);
+    world.handled.push(e.id);
+  }
+}
+
+class Carts extends BaseAgent {
+  static subscriptions = ['cart.item_added'];
+  static key = 'subject';
+  onCartItemAdded(e: CloudEvent<{ sku: string }>, ctx: HandlerContext) {
+    const c = ctx as KeyedContext<{ items: string[] } | null>;
+    c.state = { items: [...(c.state?.items ?? []), e.data.sku] };
+  }
+}
+
+/** Loads a page; collects console errors and failed requests into `errors`. */
+async function open(browser: Browser, errors: string[]): Promise<Page> {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1200, height: 760 });
+  page.on('console', (m) => void (m.type() === 'error' && errors.push(`console: ${m.text()} (${page.url()})`)));
+  page.on('pageerror', (e) => void errors.push(`page error: ${(e as Error).message} (${page.url()})`));
+  page.on('requestfailed', (r) => void errors.push(`request failed: ${r.url()}`));
+  page.on('dialog', (d) => void d.accept(d.type() === 'prompt' ? 'earliest' : undefined));
+  return page;
+}
+
+const text = (page: Page, sel: string) => page.$eval(sel, (e) => e.textContent ?? '');
+
+async function scenario(store: string, makeBus: () => Promise<Bus>, shots: string | null): Promise<void> {
+  world.broken = new Set(['sku-broken']);
+  world.handled = [];
+  const bus = await makeBus();
+  const host = new AgentHost({ bus, agents: [Orders, Carts], logger: quiet, hostId: 'ui-test' });
+  await host.start();
+  const http = await serveHttp(host, 0, '127.0.0.1', { ui: { actions: true } });
+  const browser = await launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const errors: string[] = [];
+  const shot = async (page: Page, name: string) => {
+    if (shots) await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  };
+  try {
+    for (const sku of ['sku-1', 'sku-2', 'sku-3']) await bus.publish('orders.placed', { sku }, { subject: 'customer-7' });
+    const badId = await bus.publish('orders.placed', { sku: 'sku-broken' }, { subject: 'customer-42' });
+    for (const sku of ['sku-1', 'sku-9']) await bus.publish('cart.item_added', { sku }, { subject: 'cart-1' });
+    await waitFor('one dead letter', async () => (await bus.deadLetters.list()).length === 1);
+    await waitFor('the good orders handled', () => world.handled.length === 3);
+    await waitFor('the cart state', async () => (await bus.keys!.get('Carts', 'cart-1')) !== null);
+    const page = await open(browser, errors);
+
+    await page.goto(`${http.url}/ui/`);
+    await page.waitForSelector('#agents tbody tr th');
+    assert.match(await text(page, '#agents tbody'), /Orders\s*running/, `${store}: overview lists Orders running`);
+    assert.match(await text(page, '#summary'), /Dead letters\s*1/);
+    await shot(page, 'overview');
+
+    await page.goto(`${http.url}/ui/topics`);
+    await page.waitForSelector('#topics tbody th');
+    await page.waitForSelector('#lag-chart svg polyline');
+    assert.match(await text(page, '#topics tbody'), /orders\.placed/);
+    await shot(page, 'topics');
+
+    // Search: a reason it lacks finds nothing; its subject finds it alone.
+    await page.goto(`${http.url}/ui/dead-letters`);
+    await page.waitForSelector('#dead-letters tbody tr');
+    await page.type('#f-reason', 'oversize');
+    await page.click('#search button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#dead-letters tbody')?.textContent?.includes('No dead letter matches'));
+    await page.$eval('#f-reason', (e) => void ((e as HTMLInputElement).value = ''));
+    await page.type('#f-subject', 'customer-42');
+    await page.click('#search button[type=submit]');
+    await page.waitForFunction((id) => document.querySelector('#dead-letters tbody')?.textContent?.includes(id), {}, badId);
+    assert.is(await page.$$eval('#dead-letters tbody tr', (rows) => rows.length), 1, `${store}: the search finds the one dead letter`);
+    await shot(page, 'dead-letters');
+
+    // Show it: the event and the error's stack.
+    await Promise.all([page.waitForNavigation(), page.click('#dead-letters tbody a')]);
+    await page.waitForFunction(() => (document.getElementById('stack')?.textContent ?? '').includes('payment service refused'));
+    assert.match(await text(page, '#stack'), /at .*ui\.test\.ts/, `${store}: the stack names where it was thrown`);
+    assert.match(await text(page, '#event'), /sku-broken/);
+    await shot(page, 'dead-letter');
+
+    // Retry, confirmed (the dialog handler accepts): back to Orders, which now handles it.
+    world.broken.clear();
+    await page.click('#retry-one');
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.includes('Retried 1 of 1'));
+    await waitFor('the retried order handled', () => world.handled.includes(badId));
+    assert.equal(await bus.deadLetters.list(), []);
+
+    await page.goto(`${http.url}/ui/keys`);
+    await page.waitForSelector('#keys tbody th button');
+    await page.click('#keys tbody th button');
+    await page.waitForFunction(() => document.getElementById('state')?.textContent?.includes('sku-9'));
+    await shot(page, 'keys');
+
+    await page.goto(`${http.url}/ui/tail?type=orders.*`);
+    await page.waitForFunction(() => document.querySelectorAll('#tail tbody tr').length >= 4);
+    await bus.publish('orders.placed', { sku: 'sku-live' }, { subject: 'customer-7' });
+    await page.waitForFunction(() => document.querySelector('#tail tbody')?.textContent?.includes('sku-live'), { timeout: 15_000 });
+    await shot(page, 'tail');
+
+    assert.equal(errors, [], `${store}: no console error on any page`);
+  } finally {
+    await browser.close();
+    await http.close();
+    await host.stop();
+    await bus.close();
+  }
+}
+
+/** `serveUi` without actions: pages without action buttons; the API refuses a retry. */
+async function readOnly(makeBus: () => Promise<Bus>): Promise<void> {
+  const bus = await makeBus();
+  await bus.subscribe({ group: 'g', types: ['ro.failing'], maxAttempts: 1 }, () => {
+    throw new Error('always');
+  });
+  await bus.publish('ro.failing', {});
+  await waitFor('a dead letter', async () => (await bus.deadLetters.list()).length === 1);
+  const [dl] = await bus.deadLetters.list();
+  const ui = await serveUi({ bus, port: 0 });
+  const browser = await launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const errors: string[] = [];
+  try {
+    const page = await open(browser, errors);
+    await page.goto(`${ui.url}/`);
+    await page.waitForSelector('#agents-note:not([hidden])');
+    await page.goto(`${ui.url}/ui/dead-letter?id=${encodeURIComponent(dl!.id)}`);
+    await page.waitForFunction(() => (document.getElementById('stack')?.textContent ?? '').includes('always'));
+    assert.is(await page.$('#retry-one'), null, 'no retry button when read-only');
+    const res = await fetch(`${ui.url}/ui/api/dead-letters/retry`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agentbus-ui': '1' }, body: JSON.stringify({ ids: [dl!.id] }) });
+    assert.is(res.status, 403);
+    assert.match(((await res.json()) as { error: string }).error, /read-only/);
+    assert.is((await bus.deadLetters.list()).length, 1, 'nothing retried');
+    assert.equal(errors, []);
+  } finally {
+    await browser.close();
+    await ui.close();
+    await bus.close();
+  }
+}
+
+if (!existsSync(CHROMIUM)) {
+  if (process.env.CI) throw new Error(`admin UI: no Chromium at ${CHROMIUM} (CI is set: .ci/run installs Debian's chromium)`);
+  skip(`no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
+} else {
+  const redis = await redisForTests('admin UI: Redis', true);
+  const dir = mkdtempSync(join(tmpdir(), 'agentbus-ui-'));
+  const shots = join(process.cwd(), 'docs/ui');
+  mkdirSync(shots, { recursive: true });
+  let n = 0;
+  const sqlite = () => createBus({ adapter: 'sqlite', path: join(dir, `ui-${n++}.db`), logger: quiet });
+  const t = suite('admin UI: SQLite');
+  t('every page loads without console error; search, show, retry, keys and tail work; screenshots to docs/ui', () => scenario('sqlite', sqlite, shots));
+  t('served by agentbus ui without actions: no action button, retry refused', () => readOnly(sqlite));
+  t.run();
+
+  if (redis) {
+    const r = suite('admin UI: Redis');
+    const make = () => createBus({ adapter: 'redis', url: redis.url, logger: quiet });
+    r.after(async () => void (await redis.server?.stop()));
+    r('every page loads without console error; search, show, retry, keys and tail work', () => scenario('redis', make, null));
+    r('served by agentbus ui without actions: no action button, retry refused', () => readOnly(make));
+    r.run();
+  }
+}
