@@ -47,7 +47,7 @@ const STORE = 'The store comes from the environment (agentbus help).';
 export const COMMANDS: Record<string, Command> = {
   start: {
     synopsis: ['start [--agents PATH] [--port N] [--http-host H] [--strategy S] [--exit-on-failure]'],
-    about: 'Runs the host: the agents of a file, a folder or an installed module, supervised, with /healthz, /readyz, /metrics and /status over HTTP. SIGTERM or SIGINT drains the handlers in flight and exits 0. ' + STORE,
+    about: 'Runs the host: the agents of a file, a folder or an installed module, supervised, with /healthz, /readyz, /metrics, /status and the admin UI (/ui; read-only unless AGENTBUS_UI_ACTIONS=1) over HTTP. SIGTERM or SIGINT drains the handlers in flight and exits 0. ' + STORE,
     options: {
       agents: 'file, folder or module with the agents (AGENTBUS_AGENTS; default ./agents)',
       port: 'HTTP port, 0 picks a free one (AGENTBUS_HTTP_PORT; default 9464)',

@@ -95,6 +95,6 @@ export async function start(o: StartOptions): Promise<number> {
   }
   if (o.exitOnFailure) host.on('failed', (agent) => void shutdown(`agent ${agent} failed`, 1));
   await host.start();
-  logger.info({ url: http.url, hostId: host.hostId, agents: loaded.files }, `host running; health, readiness and metrics on ${http.url}`);
+  logger.info({ url: http.url, hostId: host.hostId, agents: loaded.files }, `host running; health, readiness, metrics and the admin UI (${http.url}/ui/) on ${http.url}`);
   return exited;
 }

@@ -54,7 +54,7 @@ test('bad arguments: one line naming what is wrong and where the help is, exit 2
     assert.ok(r.err.startsWith('agentbus: '), r.err);
     assert.is(r.err.trimEnd().split('\n').length, 1, r.err);
     assert.is(r.out, '');
-    if (i === 0) assert.is(r.err, 'agentbus: unknown command "frob": expected start, publish, replay, rewind, stats, dlq, doctor (see agentbus help)\n');
+    if (i === 0) assert.is(r.err, 'agentbus: unknown command "frob": expected start, publish, replay, rewind, stats, dlq, ui, doctor (see agentbus help)\n');
     if (i === 1) assert.is(r.err, 'agentbus: publish needs <type> <json> (see agentbus help publish)\n');
   }
 });
