@@ -9,9 +9,9 @@ export interface HttpOptions {
   /**
    * The admin UI under /ui (runtime/ui/): on and read-only by default, like /status it is for
    * loopback. `{ actions: true }` (or AGENTBUS_UI_ACTIONS=1) also allows retry, purge and rewind;
-   * `false` serves no UI.
+   * `false` serves no UI. `lagSampleMs`: how often its lag chart samples bus.stats() (default 5000).
    */
-  ui?: false | { actions?: boolean | undefined } | undefined;
+  ui?: false | { actions?: boolean | undefined; lagSampleMs?: number | undefined } | undefined;
 }
 
 /**
@@ -26,7 +26,7 @@ export interface HttpOptions {
  * free port; `url` says which).
  */
 export async function serveHttp(host: AgentHost, port: number, hostname = '127.0.0.1', options: HttpOptions = {}): Promise<HttpEndpoints> {
-  const ui = options.ui === false ? null : createUi({ bus: host.bus, host, actions: options.ui?.actions ?? actionsFromEnv() });
+  const ui = options.ui === false ? null : createUi({ bus: host.bus, host, actions: options.ui?.actions ?? actionsFromEnv(), lagSampleMs: options.ui?.lagSampleMs });
   const server = createServer((req, res) => {
     if (ui?.handle(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];

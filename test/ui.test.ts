@@ -13,7 +13,7 @@ import { launch, type Browser, type Page } from 'puppeteer-core';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AgentHost, BaseAgent, createBus, serveHttp, serveUi, type Bus, type CloudEvent, type HandlerContext, type KeyedContext } from '../index.js';
-import { waitFor } from './helpers/index.js';
+import { sleep, waitFor } from './helpers/index.js';
 import { redisForTests } from './helpers/redis.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -66,14 +66,19 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
   const bus = await makeBus();
   const host = new AgentHost({ bus, agents: [Orders, Carts], logger: quiet, hostId: 'ui-test' });
   await host.start();
-  const http = await serveHttp(host, 0, '127.0.0.1', { ui: { actions: true } });
+  const http = await serveHttp(host, 0, '127.0.0.1', { ui: { actions: true, lagSampleMs: 200 } });
+  // A group that stopped reading: its lag grows with every order, for the chart.
+  await (await bus.subscribe({ group: 'Audit', types: ['orders.placed'] }, () => {})).close();
   const browser = await launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
   const errors: string[] = [];
   const shot = async (page: Page, name: string) => {
     if (shots) await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
   };
   try {
-    for (const sku of ['sku-1', 'sku-2', 'sku-3']) await bus.publish('orders.placed', { sku }, { subject: 'customer-7' });
+    for (const sku of ['sku-1', 'sku-2', 'sku-3']) {
+      await bus.publish('orders.placed', { sku }, { subject: 'customer-7' });
+      await sleep(300); // a lag sample between orders
+    }
     const badId = await bus.publish('orders.placed', { sku: 'sku-broken' }, { subject: 'customer-42' });
     for (const sku of ['sku-1', 'sku-9']) await bus.publish('cart.item_added', { sku }, { subject: 'cart-1' });
     await waitFor('one dead letter', async () => (await bus.deadLetters.list()).length === 1);
@@ -91,6 +96,7 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     await page.waitForSelector('#topics tbody th');
     await page.waitForSelector('#lag-chart svg polyline');
     assert.match(await text(page, '#topics tbody'), /orders\.placed/);
+    assert.match(await text(page, '#lag-legend'), /Audit orders\.placed: 4/, `${store}: the stopped group's lag in the chart's legend`);
     await shot(page, 'topics');
 
     // Search: a reason it lacks finds nothing; its subject finds it alone.
@@ -107,11 +113,22 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     await shot(page, 'dead-letters');
 
     // Show it: the event and the error's stack.
+    const dlId = (await bus.deadLetters.list())[0]!.id;
     await Promise.all([page.waitForNavigation(), page.click('#dead-letters tbody a')]);
     await page.waitForFunction(() => (document.getElementById('stack')?.textContent ?? '').includes('payment service refused'));
     assert.match(await text(page, '#stack'), /at .*ui\.test\.ts/, `${store}: the stack names where it was thrown`);
     assert.match(await text(page, '#event'), /sku-broken/);
     await shot(page, 'dead-letter');
+
+    // The API checks a retry as the CLI does: ids required, unknown ids named; and wants its header.
+    const post = (ids: unknown, headers: Record<string, string> = { 'x-agentbus-ui': '1' }) =>
+      fetch(`${http.url}/ui/api/dead-letters/retry`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ ids }) }).then(async (r) => [r.status, await r.json()] as const);
+    assert.equal((await post([dlId], {}))[0], 403, 'no x-agentbus-ui header: refused');
+    const [code, body] = await post([]);
+    assert.is(code, 400);
+    assert.match((body as { error: string }).error, /needs at least one id/);
+    assert.equal(await post(['no-such-dead-letter']), [200, { done: 0, missing: ['no-such-dead-letter'] }]);
+    assert.is((await bus.deadLetters.list()).length, 1, 'nothing retried yet');
 
     // Retry, confirmed (the dialog handler accepts): back to Orders, which now handles it.
     world.broken.clear();

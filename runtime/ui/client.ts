@@ -222,18 +222,20 @@ export const CLIENT_JS = String.raw`'use strict';
       function svgEl(tag, attrs) { var e = document.createElementNS(ns, tag); Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); }); return e; }
       var max = 1;
       samples.forEach(function (s) { keys.forEach(function (k) { max = Math.max(max, s.series[k] || 0); }); });
-      var t1 = samples.length ? samples[samples.length - 1].at : Date.now(), t0 = t1 - 15 * 60000;
+      // From the oldest sample kept (at most 15 minutes back) to the newest, so a fresh server's chart is not a sliver.
+      var t1 = samples.length ? samples[samples.length - 1].at : Date.now(), t0 = samples.length > 1 ? samples[0].at : t1 - 60000;
+      var span = (t1 - t0) / 1000, ago = span >= 120 ? '-' + Math.round(span / 60) + ' min' : '-' + Math.round(span) + ' s';
       var svg = svgEl('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-labelledby': 'lag-title' });
       var title = svgEl('title', { id: 'lag-title' });
-      title.textContent = keys.length ? 'Lag per group and topic over the last 15 minutes; highest ' + max : 'No group yet: nothing to chart';
+      title.textContent = keys.length ? 'Lag per group and topic over the last ' + ago.slice(1) + '; highest ' + max : 'No group yet: nothing to chart';
       svg.appendChild(title);
       svg.appendChild(svgEl('line', { x1: P, y1: H - P, x2: W - 8, y2: H - P, stroke: '#d0d7de' }));
       svg.appendChild(svgEl('line', { x1: P, y1: 8, x2: P, y2: H - P, stroke: '#d0d7de' }));
       [[max, 12], [0, H - P]].forEach(function (l) { var t = svgEl('text', { x: P - 4, y: l[1] + 4, 'text-anchor': 'end', 'font-size': '11', fill: '#57606a' }); t.textContent = String(l[0]); svg.appendChild(t); });
-      [['-15 min', P], ['now', W - 8]].forEach(function (l) { var t = svgEl('text', { x: l[1], y: H - P + 16, 'text-anchor': l[0] === 'now' ? 'end' : 'start', 'font-size': '11', fill: '#57606a' }); t.textContent = l[0]; svg.appendChild(t); });
+      [[ago, P], ['now', W - 8]].forEach(function (l) { var t = svgEl('text', { x: l[1], y: H - P + 16, 'text-anchor': l[0] === 'now' ? 'end' : 'start', 'font-size': '11', fill: '#57606a' }); t.textContent = l[0]; svg.appendChild(t); });
       keys.forEach(function (k, i) {
         var pts = samples.filter(function (s) { return k in s.series; }).map(function (s) {
-          var x = P + ((s.at - t0) / (t1 - t0)) * (W - 8 - P), y = H - P - (s.series[k] / max) * (H - P - 12);
+          var x = P + ((s.at - t0) / (t1 - t0)) * (W - 8 - P), y = H - P - 2 - (s.series[k] / max) * (H - P - 14);
           return x.toFixed(1) + ',' + y.toFixed(1);
         });
         svg.appendChild(svgEl('polyline', { points: pts.join(' '), fill: 'none', stroke: COLORS[i], 'stroke-width': '2' }));

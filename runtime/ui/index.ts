@@ -8,7 +8,8 @@ import { describe } from '../../bus/thrown.js';
 import type { HostStatus } from '../host.js';
 import { ApiError, reads, writes, type ApiContext } from './api.js';
 import { CLIENT_JS } from './client.js';
-import { LagHistory } from './lag.js';
+import { LAG_SAMPLE_MS, LagHistory } from './lag.js';
+import { int } from '../../bus/validate.js';
 import { CSS, page, PAGES } from './pages.js';
 
 export interface UiOptions {
@@ -20,7 +21,7 @@ export interface UiOptions {
    * or AGENTBUS_UI_ACTIONS=1 for `agentbus start`.
    */
   actions?: boolean | undefined;
-  /** How often the lag chart samples bus.stats(), ms. Default 5000. */
+  /** How often the lag chart samples bus.stats(), ms, from 100 to 3,600,000. Default 5000. */
   lagSampleMs?: number | undefined;
 }
 
@@ -51,7 +52,7 @@ export function createUi(options: UiOptions): Ui {
     bus: options.bus,
     host: options.host,
     actions: options.actions === true,
-    lag: new LagHistory(() => options.bus.stats(), options.lagSampleMs),
+    lag: new LagHistory(() => options.bus.stats(), int('ui lagSampleMs', options.lagSampleMs, LAG_SAMPLE_MS, 100, 3_600_000)),
   };
   const send = (res: ServerResponse, code: number, body: string, type: string) => {
     res.writeHead(code, { 'content-type': type, ...SECURITY_HEADERS });

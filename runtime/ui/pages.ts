@@ -32,8 +32,8 @@ ${table('agents', 'Agents of this host, with their lifecycle state', ['Agent', '
 </section>`,
   topics: (actions) => `
 ${table('topics', 'Each topic, and each group reading it', ['Topic', 'Length', 'Group', 'Consumers', 'Pending', 'Lag', 'Dead letters', ...(actions ? ['Action'] : [])])}
-<section aria-labelledby="h-lag"><h2 id="h-lag">Lag, last 15 minutes</h2>
-<p>Events stored and not yet handed to each group, sampled by the server every 5 seconds while it runs.</p>
+<section aria-labelledby="h-lag"><h2 id="h-lag">Lag over the last minutes</h2>
+<p>Events stored and not yet handed to each group, sampled by the server while it runs (every 5 seconds by default; the last 15 minutes are kept).</p>
 <div id="lag-chart"></div><ul id="lag-legend" class="legend"></ul>
 </section>`,
   'dead-letters': (actions) => `
@@ -88,6 +88,7 @@ pre{background:#f6f8fa;border:1px solid var(--line);padding:.5rem;overflow:auto;
 .search{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end}.search label,#key-group label,#tail-form label{display:flex;flex-direction:column;font-size:.85em;color:var(--muted)}
 input,select,button{font:inherit;padding:.25rem .4rem}button{cursor:pointer;border:1px solid var(--line);border-radius:4px;background:#f6f8fa}
 button:focus-visible,a:focus-visible,input:focus-visible,select:focus-visible{outline:2px solid var(--accent);outline-offset:2px}
+#tail-form,#key-group{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}
 .danger{color:var(--bad)}.summary{display:flex;gap:2rem;flex-wrap:wrap}.summary div{min-width:7rem}.summary dt{color:var(--muted);font-size:.85em}.summary dd{margin:0;font-size:1.4rem}
 .detail{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}.detail dt{color:var(--muted)}.detail dd{margin:0}
 .state-running{color:var(--ok)}.state-failed,.state-crashed{color:var(--bad)}#status:empty{display:none}#status.error{color:var(--bad)}
