@@ -448,4 +448,30 @@ test('start, replay and rewind refuse bad arguments with a one-line error and ex
   assert.match(help.out, /start \[--agents PATH\]/);
 });
 
+test('ui serves the admin UI against the store, read-only unless --allow-actions, until SIGTERM (exit 0); a bad port is refused (exit 2)', async () => {
+  const bad = cli('ui', '--port', 'eighty');
+  assert.equal([bad.code, bad.out], [2, '']);
+  assert.match(bad.err, /^agentbus: INVALID_OPTION: invalid port \(--port, AGENTBUS_UI_PORT\)/);
+  for (const allow of [false, true]) {
+    const child = spawn(process.execPath, ['dist/runtime/cli.js', 'ui', '--port', '0', ...(allow ? ['--allow-actions'] : [])], { env: { ...process.env, AGENTBUS_SQLITE_PATH: path } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await waitFor('the UI address', () => /admin UI on (http:\/\/127\.0\.0\.1:\d+)\/ui\//.test(out));
+    const url = /admin UI on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1];
+    assert.match(out, allow ? /actions allowed/ : /read-only/);
+    const topics = (await (await fetch(`${url}/ui/api/topics`)).json()) as { type: string }[];
+    assert.ok(topics.some((t) => t.type === 'cli.test'), 'the store\'s topics');
+    const overview = (await (await fetch(`${url}/ui/api/overview`)).json()) as { served: string; actions: boolean; host: unknown };
+    assert.equal([overview.served, overview.actions, overview.host], ['store', allow, null]);
+    const retry = await fetch(`${url}/ui/api/dead-letters/retry`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agentbus-ui': '1' }, body: JSON.stringify({ ids: ['nope'] }) });
+    assert.is(retry.status, allow ? 200 : 403);
+    assert.is((await fetch(`${url}/`, { redirect: 'manual' })).headers.get('location'), '/ui/');
+    child.kill('SIGTERM');
+    assert.is(await exited, 0, err);
+  }
+});
+
 test.run();

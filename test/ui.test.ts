@@ -1,8 +1,9 @@
 // The admin web UI (runtime/ui/) in a real headless Chromium driven by puppeteer-core, on a SQLite
 // file and on Redis: a host with agents serves it under /ui; every page loads with no console error,
 // the dead-letter search finds one dead letter by subject (and not by a reason it lacks), its page
-// shows the error's stack, a confirmed retry moves it back and the agent handles it, the keyed and
-// tail pages show state and events; a screenshot of each page goes to docs/ui/ (SQLite run). The
+// shows the error's stack, a confirmed retry moves it back and the agent handles it, a confirmed
+// rewind hands a group its events again, a bulk purge removes the selected dead letters, the keyed
+// and tail pages show state and events; a screenshot of each page goes to docs/ui/ (SQLite run). The
 // same store behind `serveUi` without actions refuses retry (403) and offers no action buttons.
 // Needs the system Chromium (Debian's `chromium`): skipped when absent, unless CI is set.
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
@@ -137,6 +138,24 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     await waitFor('the retried order handled', () => world.handled.includes(badId));
     assert.equal(await bus.deadLetters.list(), []);
 
+    // Rewind, prompted for where from (the dialog handler answers earliest) and confirmed: Orders handles its 4 orders again.
+    await page.goto(`${http.url}/ui/topics`);
+    await page.waitForSelector('button[aria-label="Rewind group Orders on orders.placed"]');
+    await page.click('button[aria-label="Rewind group Orders on orders.placed"]');
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.includes('Rewound Orders on orders.placed from earliest'));
+    await waitFor('the rewound orders handled again', () => world.handled.length === 8);
+
+    // Bulk: two new dead letters selected and purged together.
+    world.broken.add('sku-x');
+    for (const subject of ['customer-8', 'customer-9']) await bus.publish('orders.placed', { sku: 'sku-x' }, { subject });
+    await waitFor('two dead letters', async () => (await bus.deadLetters.list()).length === 2);
+    await page.goto(`${http.url}/ui/dead-letters?type=orders.placed`);
+    await page.waitForFunction(() => document.querySelectorAll('#dead-letters input[name=pick]').length === 2);
+    for (const box of await page.$$('#dead-letters input[name=pick]')) await box.click();
+    await page.click('#purge-selected');
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.includes('Purged 2 of 2'));
+    assert.equal(await bus.deadLetters.list(), []);
+
     await page.goto(`${http.url}/ui/keys`);
     await page.waitForSelector('#keys tbody th button');
     await page.click('#keys tbody th button');
@@ -144,7 +163,7 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     await shot(page, 'keys');
 
     await page.goto(`${http.url}/ui/tail?type=orders.*`);
-    await page.waitForFunction(() => document.querySelectorAll('#tail tbody tr').length >= 4);
+    await page.waitForFunction(() => document.querySelectorAll('#tail tbody tr').length >= 6);
     await bus.publish('orders.placed', { sku: 'sku-live' }, { subject: 'customer-7' });
     await page.waitForFunction(() => document.querySelector('#tail tbody')?.textContent?.includes('sku-live'), { timeout: 15_000 });
     await shot(page, 'tail');
