@@ -81,8 +81,9 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
       await sleep(300); // a lag sample between orders
     }
     const badId = await bus.publish('orders.placed', { sku: 'sku-broken' }, { subject: 'customer-42' });
+    const otherId = await bus.publish('orders.placed', { sku: 'sku-broken' }, { subject: 'customer-43' });
     for (const sku of ['sku-1', 'sku-9']) await bus.publish('cart.item_added', { sku }, { subject: 'cart-1' });
-    await waitFor('one dead letter', async () => (await bus.deadLetters.list()).length === 1);
+    await waitFor('two dead letters', async () => (await bus.deadLetters.list()).length === 2);
     await waitFor('the good orders handled', () => world.handled.length === 3);
     await waitFor('the cart state', async () => (await bus.keys!.get('Carts', 'cart-1')) !== null);
     const page = await open(browser, errors);
@@ -90,19 +91,19 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     await page.goto(`${http.url}/ui/`);
     await page.waitForSelector('#agents tbody tr th');
     assert.match(await text(page, '#agents tbody'), /Orders\s*running/, `${store}: overview lists Orders running`);
-    assert.match(await text(page, '#summary'), /Dead letters\s*1/);
+    assert.match(await text(page, '#summary'), /Dead letters\s*2/);
     await shot(page, 'overview');
 
     await page.goto(`${http.url}/ui/topics`);
     await page.waitForSelector('#topics tbody th');
     await page.waitForSelector('#lag-chart svg polyline');
     assert.match(await text(page, '#topics tbody'), /orders\.placed/);
-    assert.match(await text(page, '#lag-legend'), /Audit orders\.placed: 4/, `${store}: the stopped group's lag in the chart's legend`);
+    assert.match(await text(page, '#lag-legend'), /Audit orders\.placed: 5/, `${store}: the stopped group's lag in the chart's legend`);
     await shot(page, 'topics');
 
     // Search: a reason it lacks finds nothing; its subject finds it alone.
     await page.goto(`${http.url}/ui/dead-letters`);
-    await page.waitForSelector('#dead-letters tbody tr');
+    await page.waitForFunction(() => document.querySelectorAll('#dead-letters tbody tr').length === 2);
     await page.type('#f-reason', 'oversize');
     await page.click('#search button[type=submit]');
     await page.waitForFunction(() => document.querySelector('#dead-letters tbody')?.textContent?.includes('No dead letter matches'));
@@ -114,7 +115,7 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     await shot(page, 'dead-letters');
 
     // Show it: the event and the error's stack.
-    const dlId = (await bus.deadLetters.list())[0]!.id;
+    const dlId = (await bus.deadLetters.list()).find((d) => d.event?.id === badId)!.id;
     await Promise.all([page.waitForNavigation(), page.click('#dead-letters tbody a')]);
     await page.waitForFunction(() => (document.getElementById('stack')?.textContent ?? '').includes('payment service refused'));
     assert.match(await text(page, '#stack'), /at .*ui\.test\.ts/, `${store}: the stack names where it was thrown`);
@@ -129,25 +130,25 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     assert.is(code, 400);
     assert.match((body as { error: string }).error, /needs at least one id/);
     assert.equal(await post(['no-such-dead-letter']), [200, { done: 0, missing: ['no-such-dead-letter'] }]);
-    assert.is((await bus.deadLetters.list()).length, 1, 'nothing retried yet');
+    assert.is((await bus.deadLetters.list()).length, 2, 'nothing retried yet');
 
     // Retry, confirmed (the dialog handler accepts): back to Orders, which now handles it.
     world.broken.clear();
     await page.click('#retry-one');
     await page.waitForFunction(() => document.getElementById('status')?.textContent?.includes('Retried 1 of 1'));
     await waitFor('the retried order handled', () => world.handled.includes(badId));
-    assert.equal(await bus.deadLetters.list(), []);
+    assert.equal((await bus.deadLetters.list()).map((d) => d.event?.id), [otherId], 'only the one retried left the dead letters');
 
-    // Rewind, prompted for where from (the dialog handler answers earliest) and confirmed: Orders handles its 4 orders again.
+    // Rewind, prompted for where from (the dialog handler answers earliest) and confirmed: Orders handles its 5 orders again.
     await page.goto(`${http.url}/ui/topics`);
     await page.waitForSelector('button[aria-label="Rewind group Orders on orders.placed"]');
     await page.click('button[aria-label="Rewind group Orders on orders.placed"]');
     await page.waitForFunction(() => document.getElementById('status')?.textContent?.includes('Rewound Orders on orders.placed from earliest'));
-    await waitFor('the rewound orders handled again', () => world.handled.length === 8);
+    await waitFor('the rewound orders handled again', () => world.handled.length === 9);
 
-    // Bulk: two new dead letters selected and purged together.
+    // Bulk: the other dead letter and a new one, selected and purged together.
     world.broken.add('sku-x');
-    for (const subject of ['customer-8', 'customer-9']) await bus.publish('orders.placed', { sku: 'sku-x' }, { subject });
+    await bus.publish('orders.placed', { sku: 'sku-x' }, { subject: 'customer-9' });
     await waitFor('two dead letters', async () => (await bus.deadLetters.list()).length === 2);
     await page.goto(`${http.url}/ui/dead-letters?type=orders.placed`);
     await page.waitForFunction(() => document.querySelectorAll('#dead-letters input[name=pick]').length === 2);
@@ -164,6 +165,7 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
 
     await page.goto(`${http.url}/ui/tail?type=orders.*`);
     await page.waitForFunction(() => document.querySelectorAll('#tail tbody tr').length >= 6);
+    assert.ok(!(await text(page, '#tail tbody')).includes('sku-live'), 'not yet published');
     await bus.publish('orders.placed', { sku: 'sku-live' }, { subject: 'customer-7' });
     await page.waitForFunction(() => document.querySelector('#tail tbody')?.textContent?.includes('sku-live'), { timeout: 15_000 });
     await shot(page, 'tail');
@@ -184,8 +186,8 @@ async function readOnly(makeBus: () => Promise<Bus>): Promise<void> {
     throw new Error('always');
   });
   await bus.publish('ro.failing', {});
-  await waitFor('a dead letter', async () => (await bus.deadLetters.list()).length === 1);
-  const [dl] = await bus.deadLetters.list();
+  await waitFor('a dead letter', async () => (await bus.deadLetters.list({ group: 'g' })).length === 1);
+  const [dl] = await bus.deadLetters.list({ group: 'g' });
   const ui = await serveUi({ bus, port: 0 });
   const browser = await launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
   const errors: string[] = [];
@@ -199,7 +201,7 @@ async function readOnly(makeBus: () => Promise<Bus>): Promise<void> {
     const res = await fetch(`${ui.url}/ui/api/dead-letters/retry`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agentbus-ui': '1' }, body: JSON.stringify({ ids: [dl!.id] }) });
     assert.is(res.status, 403);
     assert.match(((await res.json()) as { error: string }).error, /read-only/);
-    assert.is((await bus.deadLetters.list()).length, 1, 'nothing retried');
+    assert.is((await bus.deadLetters.list({ group: 'g' })).length, 1, 'nothing retried');
     assert.equal(errors, []);
   } finally {
     await browser.close();
