@@ -49,7 +49,7 @@ export const reads: Record<string, (c: ApiContext, q: Query) => Promise<unknown>
   },
   '/topics': (c) => c.bus.stats(),
   '/lag': async (c) => {
-    await c.lag.sample();
+    await c.lag.sample(1000);
     return c.lag.list();
   },
   '/dead-letters': (c, q) => searchDeadLetters(c.bus, q),

@@ -27,9 +27,13 @@ export class LagHistory {
     this.timer.unref();
   }
 
-  /** Reads now (also called by the chart's API so a fresh page shows the current lag). */
-  async sample(): Promise<void> {
-    if (this.reading) return;
+  /**
+   * Reads now, unless the newest sample is younger than `unlessYoungerMs` (the chart's API asks
+   * with 1000, so a fresh page shows the current lag and many open pages do not multiply reads).
+   */
+  async sample(unlessYoungerMs = 0): Promise<void> {
+    const newest = this.samples[this.samples.length - 1];
+    if (this.reading || (newest !== undefined && Date.now() - newest.at < unlessYoungerMs)) return;
     this.reading = true;
     try {
       const stats = await this.stats();
