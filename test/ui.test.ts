@@ -76,6 +76,7 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     if (shots) await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
   };
   try {
+    await fetch(`${http.url}/ui/api/overview`); // the first UI request starts the lag sampler
     for (const sku of ['sku-1', 'sku-2', 'sku-3']) {
       await bus.publish('orders.placed', { sku }, { subject: 'customer-7' });
       await sleep(300); // a lag sample between orders

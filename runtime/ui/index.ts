@@ -70,6 +70,7 @@ export function createUi(options: UiOptions): Ui {
       const url = new URL(req.url ?? '/', 'http://ui');
       const path = url.pathname;
       if (path !== '/ui' && !path.startsWith('/ui/')) return false;
+      ctx.lag.touch();
       const method = req.method ?? 'GET';
       if (path.startsWith('/ui/api/')) {
         const route = path.slice('/ui/api'.length);

@@ -12,18 +12,32 @@ export const LAG_SAMPLE_MS = 5000;
 export const LAG_WINDOW_MS = 15 * 60_000;
 
 /**
- * The lag chart's memory: one bus.stats() every LAG_SAMPLE_MS while the UI is served, the last
- * LAG_WINDOW_MS kept. A read that fails (store down) leaves a gap rather than a zero. The timer is
- * unref'd: it never keeps the process alive; stop() ends it.
+ * The lag chart's memory: one bus.stats() every LAG_SAMPLE_MS while someone uses the UI, the last
+ * LAG_WINDOW_MS kept. Sampling starts at the first UI request (touch()) and pauses once no request
+ * came for LAG_WINDOW_MS, so a host whose UI nobody opens reads nothing more from its store. A read
+ * that fails (store down) leaves a gap rather than a zero. The timer is unref'd: it never keeps
+ * the process alive; stop() ends it.
  */
 export class LagHistory {
   private readonly samples: LagSample[] = [];
-  private readonly timer: NodeJS.Timeout;
-  private reading = false;
+  private timer: NodeJS.Timeout | null = null;
+  private reading: Promise<void> | null = null;
+  private lastTouch = 0;
+  private stopped = false;
 
-  constructor(private readonly stats: () => Promise<TopicStats[]>, everyMs = LAG_SAMPLE_MS) {
+  constructor(private readonly stats: () => Promise<TopicStats[]>, private readonly everyMs = LAG_SAMPLE_MS) {}
+
+  /** A UI request came: sample now and on, if not already. */
+  touch(): void {
+    this.lastTouch = Date.now();
+    if (this.timer !== null || this.stopped) return;
     void this.sample();
-    this.timer = setInterval(() => void this.sample(), everyMs);
+    this.timer = setInterval(() => {
+      if (Date.now() - this.lastTouch > LAG_WINDOW_MS) {
+        clearInterval(this.timer!);
+        this.timer = null;
+      } else void this.sample();
+    }, this.everyMs);
     this.timer.unref();
   }
 
@@ -31,10 +45,15 @@ export class LagHistory {
    * Reads now, unless the newest sample is younger than `unlessYoungerMs` (the chart's API asks
    * with 1000, so a fresh page shows the current lag and many open pages do not multiply reads).
    */
-  async sample(unlessYoungerMs = 0): Promise<void> {
+  sample(unlessYoungerMs = 0): Promise<void> {
     const newest = this.samples[this.samples.length - 1];
-    if (this.reading || (newest !== undefined && Date.now() - newest.at < unlessYoungerMs)) return;
-    this.reading = true;
+    if (this.reading) return this.reading; // one read at a time: join the one in flight
+    if (newest !== undefined && Date.now() - newest.at < unlessYoungerMs) return Promise.resolve();
+    this.reading = this.read().finally(() => (this.reading = null));
+    return this.reading;
+  }
+
+  private async read(): Promise<void> {
     try {
       const stats = await this.stats();
       const series: Record<string, number> = {};
@@ -44,8 +63,6 @@ export class LagHistory {
       while (this.samples.length > 0 && this.samples[0]!.at < at - LAG_WINDOW_MS) this.samples.shift();
     } catch {
       // A gap in the chart: the overview and topics pages say what the store answered.
-    } finally {
-      this.reading = false;
     }
   }
 
@@ -54,6 +71,8 @@ export class LagHistory {
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopped = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
   }
 }

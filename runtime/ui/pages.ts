@@ -33,7 +33,7 @@ ${table('agents', 'Agents of this host, with their lifecycle state', ['Agent', '
   topics: (actions) => `
 ${table('topics', 'Each topic, and each group reading it', ['Topic', 'Length', 'Group', 'Consumers', 'Pending', 'Lag', 'Dead letters', ...(actions ? ['Action'] : [])])}
 <section aria-labelledby="h-lag"><h2 id="h-lag">Lag over the last minutes</h2>
-<p>Events stored and not yet handed to each group, sampled by the server while it runs (every 5 seconds by default; the last 15 minutes are kept).</p>
+<p>Events stored and not yet handed to each group, sampled by the server while the UI is in use (every 5 seconds by default; the last 15 minutes are kept).</p>
 <div id="lag-chart"></div><ul id="lag-legend" class="legend"></ul>
 </section>`,
   'dead-letters': (actions) => `
