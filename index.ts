@@ -9,7 +9,7 @@ export { createBus, type CreateBusOptions } from './runtime/config.js';
 export { createSqliteBus, createRedisBus } from './runtime/stores.js';
 export type { SqliteBusOptions } from './adapters/sqlite/index.js';
 export type { RedisBusOptions } from './adapters/redis/index.js';
-export { BaseAgent, type AgentOptions, type AgentContext, type HandlerContext } from './agents/base.js';
+export { BaseAgent, type AgentOptions, type AgentContext, type HandlerContext, type KeyedContext } from './agents/base.js';
 export { AgentHost, type AgentHostOptions, type AgentReplayResult, type HostStatus } from './runtime/host.js';
 export type { ReplayPublished, ReplayPublishing } from './runtime/capture.js';
 export type { AgentEntry } from './runtime/agent-spec.js';
