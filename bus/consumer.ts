@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Handler, DeliveryOutcome, Subscription } from './contract.js';
 import { HEARTBEAT_MS, type Delivery, type Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
+import type { CloudEvent } from './event.js';
 import { asTopic } from './event.js';
 import { Batcher } from './batcher.js';
 import { Context } from './context.js';
@@ -13,7 +14,7 @@ import { Holdings, type Held } from './held.js';
 import { SubjectLanes } from './lanes.js';
 import { GroupTopics, TOPIC_REFRESH_MS } from './topics.js';
 import { describe, errForLog } from './thrown.js';
-import { invalid, StateTooLargeError } from './errors.js';
+import { invalid, StateTooLargeError, TimeoutError } from './errors.js';
 import { KeyOwner, MAX_UNCOMMITTED } from './keyed/owner.js';
 import { KeyedDelivery } from './keyed/context.js';
 import { NO_KEY, STATE_TOO_LARGE } from './keyed/contract.js';
@@ -22,6 +23,9 @@ import type { KeyEntry } from './keyed/cache.js';
 const READ_BLOCK_MS = 1000;
 /** Failed events waiting for their retry do not take a concurrency slot; past this many, fetching pauses. */
 const RETRY_WAIT_FACTOR = 4;
+
+/** Publishes `value` as the reply to `request` (an event with `replyto`), handled in `group`; see requests.ts. */
+export type Reply = (request: CloudEvent, group: string, value: unknown) => Promise<unknown>;
 
 /** A subscription: fetches no more than it can start, and performs what decide.ts decides about each delivery. */
 export class Consumer implements Subscription {
@@ -59,6 +63,7 @@ export class Consumer implements Subscription {
     private readonly handler: Handler,
     private readonly log: Logger,
     private readonly onClosed: (c: Consumer) => void,
+    private readonly reply: Reply,
   ) {
     this.group = o.group;
     this.consumer = o.consumer;
@@ -78,7 +83,7 @@ export class Consumer implements Subscription {
     this.loopDone = this.loop();
     this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));
     const renewEvery = Math.max(10, Math.floor(this.o.claimIdleMs / 3));
-    this.timers.push(setInterval(() => void (this.abandoned || (this.held.renew(), this.owner?.renew())), renewEvery));
+    this.timers.push(setInterval(() => void (this.abandoned || (this.held.renew(this.owner?.unacknowledged()), this.owner?.renew())), renewEvery));
     if (this.topics.patterned) this.timers.push(setInterval(() => this.refreshTopics(), TOPIC_REFRESH_MS));
     for (const t of this.timers) t.unref();
   }
@@ -214,16 +219,23 @@ export class Consumer implements Subscription {
     const d = h.d;
     let entry: KeyEntry | null = null;
     let ctx: Context;
+    // With timeoutMs, the handler's signal also aborts at its timeout.
+    const aborter = this.o.timeoutMs > 0 ? new AbortController() : null;
+    const signal = aborter === null ? this.handlers.signal : AbortSignal.any([this.handlers.signal, aborter.signal]);
     if (this.owner !== null) {
       entry = await this.enterKey(h);
       if (entry === null) return;
-      ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, this.handlers.signal, h.subject!, entry.value);
-    } else ctx = new Context(d.attempts, d.position, this.group, this.consumer, this.handlers.signal);
+      ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, signal, h.subject!, entry.value);
+    } else ctx = new Context(d.attempts, d.position, this.group, this.consumer, signal);
     let threw = false;
     let error: unknown;
     const started = this.o.onOutcome ? performance.now() : 0;
     try {
-      await this.handler(d.event!, ctx);
+      const value = aborter !== null ? await this.callWithTimeout(d, ctx, aborter) : await this.handler(d.event!, ctx);
+      // A request is answered before it is acknowledged (a reply lost to a crash is sent again, under the same id).
+      if (d.event!.replyto !== undefined && ctx.deadLetterReason === undefined && ctx.retryInMs === undefined) {
+        await this.reply(d.event!, this.group, ctx.replied ? ctx.replied.value : value);
+      }
     } catch (err) {
       threw = true;
       error = err;
@@ -242,13 +254,36 @@ export class Consumer implements Subscription {
     const decision =
       error instanceof StateTooLargeError
         ? ({ act: 'dead_letter', reason: STATE_TOO_LARGE, error: error.message } as const)
-        : onSettled({ attempts: d.attempts, threw, error, deadLetterReason: ctx.deadLetterReason }, this.o);
+        : onSettled({ attempts: d.attempts, threw, error, deadLetterReason: ctx.deadLetterReason, retryInMs: ctx.retryInMs }, this.o);
     // A ctx.deadLetter is reported once its dead letter is stored (deadLetter()).
     if (this.o.onOutcome && (threw || ctx.deadLetterReason === undefined)) {
       this.report(threw ? 'failed' : 'handled', d, performance.now() - started, decision.act === 'retry', undefined, error);
     }
     this.perform(h, decision, error);
     this.wake();
+  }
+
+  /**
+   * Runs the handler for at most timeoutMs: past it the call counts as failed with a TimeoutError
+   * and its slot is free; the handler, if it ignores the abort, runs on unobserved (its outcome dropped).
+   */
+  private async callWithTimeout(d: Delivery, ctx: Context, aborter: AbortController): Promise<unknown> {
+    const ms = this.o.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const call = (async () => this.handler(d.event!, ctx))();
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new TimeoutError(`handler of ${d.topic} ${d.event?.id ?? ''} ran past timeoutMs ${ms}`);
+        aborter.abort(err);
+        reject(err);
+      }, ms);
+    });
+    try {
+      return await Promise.race([call, expired]);
+    } finally {
+      clearTimeout(timer);
+      call.catch(() => {}); // a late rejection belongs to nobody now
+    }
   }
 
   /**

@@ -12,10 +12,24 @@ export interface DeliveryContext {
   readonly position: string;
   readonly group: string;
   readonly consumer: string;
-  /** Aborted when the subscription stops waiting for this handler (close without drain, drain timeout). */
+  /**
+   * Aborted when the subscription stops waiting for this handler: close without drain, drain
+   * timeout, or `timeoutMs` (then with a TimeoutError as its reason).
+   */
   readonly signal: AbortSignal;
   /** Dead-letter this event once the handler returns, with no further attempt. */
   deadLetter(reason: string): void;
+  /**
+   * Once the handler returns, count this attempt as failed and run the event again after `ms`
+   * (instead of the backoff), as throwing `new RetryLaterError(ms)` does: e.g. a 429's Retry-After.
+   * After `maxAttempts` deliveries it is a dead letter `failed`, as for any failure.
+   */
+  retryIn(ms: number): void;
+  /**
+   * The reply to a request (an event with `replyto`, see bus.request), instead of the handler's
+   * return value. Without either, a request is answered with null.
+   */
+  reply(value: unknown): void;
 }
 
 /**

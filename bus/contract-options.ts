@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { DeliveryOutcome } from './contract-delivery.js';
 import type { KeyedOptions } from './keyed/contract.js';
+import type { PublishOptions } from './event.js';
 
 /**
  * Options every adapter's bus takes. Each `@default` is the one in BUS_OPTIONS (bus/options.ts),
@@ -109,6 +110,13 @@ export interface DeliveryOptions {
    * @default 30000 ms
    */
   drainTimeoutMs?: number | undefined;
+  /**
+   * Longest a handler call may run: past it `ctx.signal` aborts, the attempt fails with a
+   * TimeoutError (retried, then dead-lettered like any failure) and its slot is free at once, even
+   * if the handler ignores the signal (what it returns or publishes later is dropped). 0: no limit.
+   * @default 0
+   */
+  timeoutMs?: number | undefined;
 }
 
 /** Options of `bus.subscribe`. Each `@default` is the one in SUBSCRIBE_OPTIONS (bus/options.ts). */
@@ -127,4 +135,13 @@ export interface SubscribeOptions extends DeliveryOptions, KeyedOptions {
    * @default none
    */
   onOutcome?: ((outcome: DeliveryOutcome) => void) | undefined;
+}
+
+/** Options of `bus.request` (and `ctx.request`): the publish options, but correlationid and replyto, which it sets. */
+export interface RequestOptions extends Omit<PublishOptions, 'correlationid' | 'replyto'> {
+  /**
+   * How long to wait for the reply.
+   * @default 30000 ms
+   */
+  timeoutMs?: number | undefined;
 }

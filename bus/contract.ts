@@ -4,12 +4,12 @@
 // re-exported here, so `./contract.js` names the whole contract.
 import type { EventInput, PublishOptions } from './event.js';
 import type { Handler, Subscription } from './contract-delivery.js';
-import type { SubscribeOptions } from './contract-options.js';
+import type { RequestOptions, SubscribeOptions } from './contract-options.js';
 import type { DeadLetters, StoreHealth, TopicStats } from './contract-reports.js';
 import type { KeyedStates } from './keyed/contract.js';
 
 export type { DeliveryContext, DeliveryOutcome, Handler, Subscription } from './contract-delivery.js';
-export type { BackoffOptions, BusOptions, DeliveryOptions, RetentionOptions, SubscribeOptions } from './contract-options.js';
+export type { BackoffOptions, BusOptions, DeliveryOptions, RequestOptions, RetentionOptions, SubscribeOptions } from './contract-options.js';
 export type { DeadLetter, DeadLetters, StoreHealth, TopicStats } from './contract-reports.js';
 
 /**
@@ -35,6 +35,11 @@ export interface Bus {
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string>;
   /** Stores many events in one round trip; all or none are validated before anything is stored. */
   publishBatch(events: EventInput[]): Promise<string[]>;
+  /**
+   * Publishes a request (`correlationid` and `replyto` set) and resolves with the data of its reply
+   * (the handling handler's return value), or rejects with RequestTimeoutError after `timeoutMs`.
+   */
+  request<R = unknown>(type: string, data: unknown, options?: RequestOptions): Promise<R>;
   /**
    * Starts consuming; resolves once the group exists, so events published after it are delivered.
    * `T` types the handler's `event.data` (as the caller asserts it: stored events are not checked).

@@ -12,6 +12,7 @@ import { defaultLogger } from './logger.js';
 import { Subscriptions } from './subscriptions.js';
 import { keyedStates } from './keyed/states.js';
 import { Publisher } from './publish.js';
+import { Requests, replyOptions } from './requests.js';
 import { replay } from './replay.js';
 import { deadLettersOf } from './dead-letters.js';
 import { toStoreBound } from './bounds.js';
@@ -23,8 +24,9 @@ const HOUSEKEEPING_MS = 10_000;
 export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   const o = resolveBusOptions(options);
   const log: Logger = options.logger ?? defaultLogger();
-  const subs = new Subscriptions(driver, o.maxPayloadBytes, log);
+  const subs = new Subscriptions(driver, o.maxPayloadBytes, log, (req, group, value) => publisher.publish(req.replyto!, value ?? null, replyOptions(req, group, o.source)));
   const publisher = new Publisher(driver, o, (entries) => subs.stored(entries));
+  const requests = new Requests({ publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subs.subscribe(so, h as Handler) });
   const timers = startTimers(driver, o, log, () => closing !== null);
   let closing: Promise<void> | null = null;
   const open = (what: string) => {
@@ -34,6 +36,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   return {
     publish: (type, data, opts) => publisher.publish(type, data, opts),
     publishBatch: (events) => publisher.publishBatch(events),
+    request: (type, data, opts) => requests.request(type, data, opts),
 
     async subscribe(options, handler) {
       open('subscribe');
@@ -62,6 +65,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     close() {
       closing ??= (async () => {
         timers.stop();
+        requests.close();
         await subs.closeAll();
         await publisher.seal(); // after the drain: a handler finishing its work may still publish
         await driver.close();

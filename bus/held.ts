@@ -33,9 +33,9 @@ export class Holdings {
   }
 
   /** Extends every lease held (a handler running long is never redelivered under itself). */
-  async renew(): Promise<void> {
-    if (this.all.size === 0) return;
-    const ds = [...this.all].map((h) => h.d);
+  async renew(also: Delivery[] = []): Promise<void> {
+    if (this.all.size === 0 && also.length === 0) return;
+    const ds = [...this.all].map((h) => h.d).concat(also);
     await this.driver.leases.renew(this.o.group, this.o.consumer, ds, this.o.claimIdleMs).catch((err) => this.storeError('renew', err));
   }
 

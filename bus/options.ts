@@ -97,6 +97,7 @@ export const DELIVERY_OPTIONS = {
   claimIdleMs: intOption(30_000, 50, 86_400_000, '30000 ms'),
   from: oneOfOption(['latest', 'earliest'] as const),
   drainTimeoutMs: intOption(30_000, 0, 86_400_000, '30000 ms'),
+  timeoutMs: intOption(0, 0, 86_400_000),
 } satisfies { [K in keyof Required<DeliveryOptions>]: OptionSpec<unknown> };
 
 export const SUBSCRIBE_OPTIONS = {

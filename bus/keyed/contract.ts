@@ -8,7 +8,8 @@ import type { DeliveryContext } from '../contract-delivery.js';
 import type { CloudEvent } from '../event.js';
 
 /** Which key an event belongs to: its `subject`, or what a function of the event returns (a non-empty string). */
-export type KeyOf = 'subject' | ((event: CloudEvent) => string);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any: a key function may type the event's data as it expects it
+export type KeyOf = 'subject' | ((event: CloudEvent<any>) => string);
 
 /** The state options of a keyed subscription (and of a keyed agent's `static options`). Each `@default` is the one in KEYED_OPTIONS. */
 export interface KeyedStateOptions {

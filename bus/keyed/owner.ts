@@ -22,6 +22,13 @@ import type { KeyOf } from './contract.js';
  */
 export const MAX_UNCOMMITTED = 512;
 
+/**
+ * Stores whose acknowledgement is not atomic with the state (Redis Cluster) keep a removed key's
+ * record this long as a tombstone (state `null`, its applied positions kept), so a redelivery after
+ * "removed, acknowledgement lost" is still recognised; a tombstone reads as no state.
+ */
+export const TOMBSTONE_MS = 86_400_000;
+
 export interface OwnerOptions {
   group: string;
   consumer: string;
@@ -62,6 +69,8 @@ export class KeyOwner {
   private commitQueued = false;
   /** Deliveries settled since the last commit started (see MAX_UNCOMMITTED). */
   uncommitted = 0;
+  /** The deliveries of the commit in flight. */
+  private inCommit: Delivery[] = [];
 
   constructor(
     private readonly store: StateStore,
@@ -140,6 +149,7 @@ export class KeyOwner {
     this.acks.clear();
     this.plainAcks = [];
     this.uncommitted = 0;
+    this.inCommit = [];
     for (const waiters of this.loading.values()) for (const w of waiters) w.reject(new OwnershipLostError('tenure ended'));
     this.loading.clear();
   }
@@ -182,11 +192,12 @@ export class KeyOwner {
         if (this.tenure !== tenure) throw new OwnershipLostError('tenure ended');
         const r = records.get(key);
         let entry: KeyEntry;
-        if (r !== undefined) {
+        if (r !== undefined && r.state !== 'null') {
           entry = { key, version: r.version, json: r.state, value: JSON.parse(r.state), applied: r.applied, appliedDelta: null, pins: 0, dirty: false };
         } else {
+          // No record, or a tombstone (TOMBSTONE_MS): the initial state, at the record's version.
           const value = this.o.initialState(key) ?? null;
-          entry = { key, version: 0, json: JSON.stringify(value), value, applied: {}, appliedDelta: null, pins: 0, dirty: false };
+          entry = { key, version: r?.version ?? 0, json: JSON.stringify(value), value, applied: r?.applied ?? {}, appliedDelta: null, pins: 0, dirty: false };
         }
         entry = this.cache.put(entry);
         for (const w of waiters) w.resolve(entry);
@@ -224,8 +235,15 @@ export class KeyOwner {
       this.rollback(e);
       return new StateTooLargeError(`state of key ${JSON.stringify(e.key)} is ${Buffer.byteLength(json)} bytes as JSON, over maxStateBytes ${this.o.maxStateBytes}`);
     }
-    e.json = json;
-    e.value = value ?? null;
+    e.removed = json === 'null';
+    if (e.removed) {
+      const initial = this.o.initialState(e.key) ?? null;
+      e.json = JSON.stringify(initial);
+      e.value = initial;
+    } else {
+      e.json = json;
+      e.value = value;
+    }
     if (!this.store.atomicAck) {
       const k = appliedKey(d);
       e.applied[k] = d.position;
@@ -272,6 +290,16 @@ export class KeyOwner {
     });
   }
 
+  /**
+   * Deliveries settled and not yet acknowledged (waiting for their commit, or in it): their leases are
+   * renewed with the held ones, so a slow commit never lets them expire and run a second time.
+   */
+  unacknowledged(): Delivery[] {
+    const out = [...this.plainAcks, ...this.inCommit];
+    for (const a of this.acks.values()) out.push(...a);
+    return out;
+  }
+
   /** Resolves when the commit in flight (if any) is done: the read loop waits here past MAX_UNCOMMITTED. */
   async committed(): Promise<void> {
     if (this.committing) await this.committing;
@@ -298,9 +326,9 @@ export class KeyOwner {
     const writes: StateWrite[] = entries.map((e) => ({
       key: e.key,
       expectVersion: e.version,
-      state: e.json === 'null' ? null : e.json,
+      state: e.removed ? (this.store.atomicAck ? null : 'null') : e.json,
       applied: e.appliedDelta ?? {},
-      ttlMs: this.o.stateTtlMs,
+      ttlMs: e.removed && !this.store.atomicAck ? TOMBSTONE_MS : this.o.stateTtlMs,
       ack: this.acks.get(e) ?? [],
     }));
     for (const e of entries) {
@@ -311,9 +339,11 @@ export class KeyOwner {
     const plain = this.plainAcks;
     this.plainAcks = [];
     this.uncommitted = 0;
+    this.inCommit = plain.concat(...writes.map((w) => w.ack));
     try {
       const r = await this.store.commit(this.o.group, this.o.consumer, epoch, writes, plain);
       this.counters.commits++;
+      this.inCommit = [];
       if (this.tenure !== tenure) return;
       for (let i = 0; i < entries.length; i++) entries[i].version = writes[i].state === null ? 0 : writes[i].expectVersion + 1;
       if (r.conflicts.length > 0) {
@@ -322,6 +352,7 @@ export class KeyOwner {
       }
       this.cache.evict();
     } catch (err) {
+      this.inCommit = [];
       if (this.tenure !== tenure) return;
       // Lost, or not known to be stored: start over from what the store has (uncommitted deliveries are delivered again).
       this.lost(err instanceof OwnershipLostError ? `group ${this.o.group} taken over by another consumer` : `commit failed: ${describe(err)}`);

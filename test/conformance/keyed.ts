@@ -243,5 +243,23 @@ export function keyedSuite(a: Target): void {
     await waitFor('recounted', async () => ((await bus.keys!.get(group, 'u2'))?.state as { n: number } | undefined)?.n === 1, 10_000);
   });
 
+  test('a handler setting the state to null removes it: bus.keys has none and the next event starts from initialState', async () => {
+    const bus = await a.make();
+    const type = uniq('knull');
+    const group = uniq('g');
+    const seen: unknown[] = [];
+    await bus.subscribe({ group, types: [type], key: 'subject', initialState: () => ({ n: 0 }) }, (e, ctx) => {
+      const c = ctx as KeyedDeliveryContext<{ n: number } | null>;
+      seen.push(structuredClone(c.state));
+      c.state = e.data === 'end' ? null : { n: c.state!.n + 1 };
+    });
+    await bus.publishBatch(['add', 'add', 'end'].map((data) => ({ type, data, subject: 'x' })));
+    await waitFor('removed', async () => seen.length === 3 && (await bus.keys!.get(group, 'x')) === null, 10_000);
+    await bus.publish(type, 'add', { subject: 'x' });
+    await waitFor('4 handled', () => seen.length === 4, 10_000);
+    assert.equal(seen, [{ n: 0 }, { n: 1 }, { n: 2 }, { n: 0 }]);
+    await waitFor('stored again', async () => ((await bus.keys!.get(group, 'x'))?.state as { n: number } | undefined)?.n === 1, 10_000);
+  });
+
   test.run();
 }

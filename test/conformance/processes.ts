@@ -109,6 +109,16 @@ export function processSuite(a: Target): void {
     await assertSequences(bus, group, keys, perKey);
   });
 
+  test('request/reply across processes: requests from this process answered by a responder in another', async () => {
+    const bus = await a.make();
+    const type = uniq('rpc');
+    const responder = child({ bus: busOptions, role: 'respond', type, group: uniq('g') });
+    await waitFor('responder ready', () => responder.lines.includes('ready'), 20_000);
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, n) => bus.request<{ n: number; pid: number }>(type, { n }, { timeoutMs: 20_000 })));
+    assert.equal(replies.map((r) => r.n), Array.from({ length: 30 }, (_, n) => n * 2));
+    assert.ok(replies.every((r) => r.pid === responder.proc.pid), 'answered by the other process');
+  });
+
   test('keyed: a host killed right after its state write, before the acknowledgement: redelivered and not applied twice', async () => {
     const bus = await a.make();
     const type = uniq('kwrite');
