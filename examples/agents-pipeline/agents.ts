@@ -42,7 +42,7 @@ export type ToolResult = { task: string; step: number; attempt: number } & ({ ok
 export class Planner extends BaseAgent {
   static subscriptions = ['task.created', 'tool.result'];
   /** One actor per task: a task's events run one at a time, in order, on one host at a time. */
-  static key = 'subject' as const;
+  static key = 'subject';
   static initialState = (): Task | null => null;
   /** Tasks in parallel (each one still one event at a time). */
   static options = { concurrency: 64, claimIdleMs: CLAIM_MS };

@@ -43,7 +43,7 @@ export const approvalMachine = setup({
 
 export class Approval extends BaseAgent {
   static subscriptions = ['task.completed', 'review.decided'];
-  static key = 'subject' as const;
+  static key = 'subject';
   static machine = approvalMachine;
   static options = { concurrency: 64, claimIdleMs: Number(process.env.PIPELINE_CLAIM_MS ?? 10_000) };
 }
