@@ -467,10 +467,19 @@ export class Consumer implements Subscription {
   }
 }
 
+/**
+ * Waits `ms`, or less if `signal` aborts. Its listener goes when the wait ends: a consumer's signal
+ * lives as long as the consumer, and a standby or a store outage waits on it every few hundred ms.
+ */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 }
