@@ -5,7 +5,7 @@ import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RequestOptions, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
-import { errForLog } from '../bus/thrown.js';
+import { errForLog, isA } from '../bus/thrown.js';
 import { TimeoutError } from '../bus/errors.js';
 import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agent-spec.js';
@@ -284,7 +284,7 @@ class Handling implements HandlerContext {
   /** A handler past its timeoutMs publishes nothing more (its attempt already failed and will run again). */
   private late(): Promise<never> | null {
     const r: unknown = this.d.signal.aborted ? this.d.signal.reason : undefined;
-    return r instanceof TimeoutError ? Promise.reject(new TimeoutError(`publish after the handler's timeout is dropped (${r.message})`)) : null;
+    return isA(r, TimeoutError) ? Promise.reject(new TimeoutError(`publish after the handler's timeout is dropped (${(r as TimeoutError).message})`)) : null;
   }
   /** Keyed: the key and its state (see KeyedContext); undefined for other agents. */
   get key(): string | undefined {
