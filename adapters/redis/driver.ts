@@ -21,7 +21,7 @@ import { Leases } from './leases.js';
 import { Liveness } from './liveness.js';
 import { ReadPath } from './read.js';
 import { Readers } from './readers.js';
-import { Streams } from './streams.js';
+import { Streams, type ReplicatedAcks } from './streams.js';
 
 export class RedisDriver implements Driver {
   private readonly s: RedisStore;
@@ -44,9 +44,11 @@ export class RedisDriver implements Driver {
     connError: (err: Error) => Record<string, unknown>,
     /** How each topic's entries are written (the `layout` option). */
     layouts: Layouts = new Layouts(undefined),
+    /** `acks: 'replicated'` (see Streams); null: acknowledged by the master alone. */
+    acks: ReplicatedAcks | null = null,
   ) {
     this.s = redisStore(client, keys);
-    this.streams = new Streams(this.s, layouts);
+    this.streams = new Streams(this.s, layouts, acks);
     this.groups = new Groups(this.s);
     this.liveness = new Liveness(this.s);
     this.leases = new Leases(this.s);
