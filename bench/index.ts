@@ -1,6 +1,6 @@
 // npm run bench: every section prints a table of agentbus beside a baseline measured in the same run.
-// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|host|redis|webhooks|stats runs one section
-// (webhooks and stats only when asked).
+// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|host|redis|webhooks|stats|otel runs one section
+// (webhooks, stats and otel only when asked).
 import { cpus, totalmem } from 'node:os';
 import { sqliteBench } from './sqlite.js';
 import { redisBench } from './redis.js';
@@ -19,3 +19,4 @@ if (!only || only === 'redis') {
 }
 if (only === 'webhooks') await webhooksBench(); // not in the default run: it measures an example, not the bus
 if (only === 'stats') await statsBench(); // not in the default run: building the store takes a while
+if (only === 'otel') await (await import('./otel.js')).otelBench(); // not in the default run: it measures an optional dependency

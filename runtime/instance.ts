@@ -75,8 +75,8 @@ export class AgentInstance implements AgentContext {
 
   /** What wraps every handler call (live or replayed), outermost first: one line per concern. */
   private middleware(): Middleware[] {
-    // The span inside propagateTrace: what the handler publishes carries the span's traceparent, not the event's.
-    return this.otel ? [propagateTrace, this.otel.middleware] : [propagateTrace];
+    // With tracing, the span's middleware propagates the trace itself (the span's traceparent, not the event's).
+    return [this.otel ? this.otel.middleware : propagateTrace];
   }
 
   /**
@@ -217,7 +217,7 @@ export class AgentInstance implements AgentContext {
     const tracing = this.capture === null ? this.host.tracing : null;
     // A producer span per event (tracing.ts): its context is the traceparent stored with the event.
     const span = tracing && options !== null && typeof type === 'string' ? tracing.produce(type, options?.id, options?.traceparent) : null;
-    const p = bus.publish(type, data, span ? { source: this.source, ...options, traceparent: span.traceparent } : { source: this.source, ...options });
+    const p = bus.publish(type, data, span?.traceparent ? { source: this.source, ...options, traceparent: span.traceparent } : { source: this.source, ...options });
     if (this.capture === null || this.capture.stored) p.then(() => this.host.metrics.publish(type), () => {});
     if (span) p.then((id) => span.end(id), (err) => span.end(undefined, err));
     return p;
@@ -234,7 +234,7 @@ export class AgentInstance implements AgentContext {
         if (e === null || typeof e !== 'object' || typeof e.type !== 'string') return e; // refused by publishBatch
         const span = tracing.produce(e.type, e.id, e.traceparent);
         spans!.push(span);
-        return { source: this.source, ...e, traceparent: span.traceparent };
+        return span.traceparent ? { source: this.source, ...e, traceparent: span.traceparent } : { source: this.source, ...e };
       });
     } else if (Array.isArray(events)) input = events.map((e) => ({ source: this.source, ...e }));
     const p = bus.publishBatch(input);

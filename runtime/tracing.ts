@@ -6,19 +6,25 @@
 // of agents across processes is one trace. The W3C header is read and written here, not through
 // the global propagator, so the link holds whatever propagator the application registered.
 import type * as Otel from '@opentelemetry/api';
+import { describe, isA } from '../bus/thrown.js';
 
 /** The system name in `messaging.system`. */
 export const MESSAGING_SYSTEM = 'agentbus';
 
-/** One producer span: the traceparent to store with the event, and its end once stored or refused. */
+/**
+ * One producer span: the traceparent to store with the event, and its end once stored or refused.
+ * `traceparent` is undefined when the span has no valid context (the API without an SDK, and no
+ * parent): the event then keeps whatever traceparent it was given.
+ */
 export interface ProducerSpan {
-  readonly traceparent: string;
+  readonly traceparent: string | undefined;
   end(id: string | undefined, error?: unknown): void;
 }
 
 /** A started consumer span as the middleware uses it (the API's Span, kept out of the package's types). */
 export interface ConsumerSpan {
-  readonly traceparent: string;
+  /** Undefined when the span has no valid context (see ProducerSpan). */
+  readonly traceparent: string | undefined;
   event(name: string, attributes: Record<string, string | number>): void;
   fail(error: unknown): void;
   end(): void;
@@ -53,69 +59,115 @@ export function parseTraceparent(header: string | undefined): Otel.SpanContext |
   return { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & 1, isRemote: true };
 }
 
-export function formatTraceparent(c: Otel.SpanContext): string {
+/** The W3C traceparent of a span context; undefined for an invalid one (a non-recording span without parent). */
+export function formatTraceparent(c: Otel.SpanContext): string | undefined {
+  if (/^0+$/.test(c.traceId) || /^0+$/.test(c.spanId)) return undefined;
   return `00-${c.traceId}-${c.spanId}-0${c.traceFlags & 1}`;
 }
 
 function tracingFrom(api: typeof Otel): Tracing {
-  const tracer = api.trace.getTracer(MESSAGING_SYSTEM);
-  const parentOf = (traceparent: string | undefined): Otel.Context => {
-    const sc = parseTraceparent(traceparent);
-    return sc ? api.trace.setSpanContext(api.ROOT_CONTEXT, sc) : api.context.active();
-  };
-  return {
-    produce(type, id, traceparent) {
-      const attributes: Otel.Attributes = {
-        'messaging.system': MESSAGING_SYSTEM,
-        'messaging.destination.name': type,
-        'messaging.operation': 'publish',
-        'messaging.operation.type': 'send',
-        'messaging.operation.name': 'publish',
-      };
-      if (id !== undefined) attributes['messaging.message.id'] = id;
-      const span = tracer.startSpan(`publish ${type}`, { kind: api.SpanKind.PRODUCER, attributes }, parentOf(traceparent));
-      return {
-        traceparent: formatTraceparent(span.spanContext()),
-        end(storedId, error) {
-          if (storedId !== undefined && id === undefined) span.setAttribute('messaging.message.id', storedId);
-          if (error !== undefined) failSpan(api, span, error);
-          span.end();
-        },
-      };
-    },
-    consume(event, d) {
-      const parent = parentOf(event.traceparent);
-      const span = tracer.startSpan(
-        `process ${event.type}`,
-        {
-          kind: api.SpanKind.CONSUMER,
-          attributes: {
-            'messaging.system': MESSAGING_SYSTEM,
-            'messaging.destination.name': event.type,
-            'messaging.operation': 'process',
-            'messaging.operation.type': 'process',
-            'messaging.operation.name': 'process',
-            'messaging.message.id': event.id,
-            'messaging.consumer.group.name': d.group,
-            'messaging.client.id': d.consumer,
-            'agentbus.attempt': d.attempt,
-          },
-        },
-        parent,
-      );
-      const active = api.trace.setSpan(parent, span);
-      return {
-        traceparent: formatTraceparent(span.spanContext()),
-        event: (name, attributes) => void span.addEvent(name, attributes),
-        fail: (error) => failSpan(api, span, error),
-        end: () => span.end(),
-        run: (fn) => api.context.with(active, fn),
-      };
-    },
-  };
+  return new OtelTracing(api);
 }
 
+/** Classes, not closures per span: a span costs its objects and the API's calls, nothing more. */
+class OtelTracing implements Tracing {
+  private readonly tracer: Otel.Tracer;
+  constructor(private readonly api: typeof Otel) {
+    this.tracer = api.trace.getTracer(MESSAGING_SYSTEM);
+  }
+
+  private parentOf(traceparent: string | undefined): Otel.Context {
+    const sc = parseTraceparent(traceparent);
+    return sc ? this.api.trace.setSpanContext(this.api.ROOT_CONTEXT, sc) : this.api.context.active();
+  }
+
+  produce(type: string, id: string | undefined, traceparent: string | undefined): ProducerSpan {
+    const attributes: Otel.Attributes = {
+      'messaging.system': MESSAGING_SYSTEM,
+      'messaging.destination.name': type,
+      'messaging.operation': 'publish',
+      'messaging.operation.type': 'send',
+      'messaging.operation.name': 'publish',
+    };
+    if (id !== undefined) attributes['messaging.message.id'] = id;
+    const span = this.tracer.startSpan(`publish ${type}`, { kind: this.api.SpanKind.PRODUCER, attributes }, this.parentOf(traceparent));
+    return new OtelProducerSpan(this.api, span, id === undefined);
+  }
+
+  consume(event: { type: string; id: string; traceparent?: string | undefined }, d: { group: string; consumer: string; attempt: number }): ConsumerSpan {
+    const parent = this.parentOf(event.traceparent);
+    const attributes: Otel.Attributes = {
+      'messaging.system': MESSAGING_SYSTEM,
+      'messaging.destination.name': event.type,
+      'messaging.operation': 'process',
+      'messaging.operation.type': 'process',
+      'messaging.operation.name': 'process',
+      'messaging.message.id': event.id,
+      'messaging.consumer.group.name': d.group,
+      'messaging.client.id': d.consumer,
+      'agentbus.attempt': d.attempt,
+    };
+    const span = this.tracer.startSpan(`process ${event.type}`, { kind: this.api.SpanKind.CONSUMER, attributes }, parent);
+    return new OtelConsumerSpan(this.api, span, parent);
+  }
+}
+
+class OtelProducerSpan implements ProducerSpan {
+  readonly traceparent: string | undefined;
+  constructor(
+    private readonly api: typeof Otel,
+    private readonly span: Otel.Span,
+    /** The id is the store's: known once stored. */
+    private readonly idLater: boolean,
+  ) {
+    this.traceparent = formatTraceparent(span.spanContext());
+  }
+
+  end(storedId: string | undefined, error?: unknown): void {
+    if (storedId !== undefined && this.idLater) this.span.setAttribute('messaging.message.id', storedId);
+    if (error !== undefined) failSpan(this.api, this.span, error);
+    this.span.end();
+  }
+}
+
+class OtelConsumerSpan implements ConsumerSpan {
+  readonly traceparent: string | undefined;
+  constructor(
+    private readonly api: typeof Otel,
+    private readonly span: Otel.Span,
+    private readonly parent: Otel.Context,
+  ) {
+    this.traceparent = formatTraceparent(span.spanContext());
+  }
+
+  event(name: string, attributes: Record<string, string | number>): void {
+    this.span.addEvent(name, attributes);
+  }
+
+  fail(error: unknown): void {
+    failSpan(this.api, this.span, error);
+  }
+
+  end(): void {
+    this.span.end();
+  }
+
+  run<T>(fn: () => T): T {
+    return this.api.context.with(this.api.trace.setSpan(this.parent, this.span), fn);
+  }
+}
+
+/**
+ * The error as an exception event and the span's status. Anything can be thrown (null-prototype
+ * objects, revoked proxies): described by describe(), and an Error the SDK cannot read is recorded
+ * by that description instead.
+ */
 function failSpan(api: typeof Otel, span: Otel.Span, error: unknown): void {
-  span.recordException(error instanceof Error ? error : String(error));
-  span.setStatus({ code: api.SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+  const message = describe(error);
+  try {
+    span.recordException(isA(error, Error) ? (error as Error) : message);
+  } catch {
+    span.recordException(message);
+  }
+  span.setStatus({ code: api.SpanStatusCode.ERROR, message });
 }

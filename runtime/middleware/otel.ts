@@ -2,39 +2,57 @@
 // traceparent; what the handler publishes carries this span's context, so the next hop is its
 // child. Retries and dead letters are span events: `agentbus.retry` (attempt) when a failure gets
 // another attempt, `agentbus.dead_letter` (reason) when the delivery ends as a dead letter.
-// Only in the middleware list when tracing is on (AgentInstance.middleware()).
+// In the middleware list instead of propagateTrace when tracing is on (AgentInstance.middleware()).
 import { NonRetryableError } from '../../bus/errors.js';
 import { isA } from '../../bus/thrown.js';
 import type { HandlerContext } from '../../agents/base.js';
+import type { EventInput, PublishOptions } from '../../bus/event.js';
 import type { ConsumerSpan, Tracing } from '../tracing.js';
 import type { Observer } from '../observers/observer.js';
 import type { Middleware } from './middleware.js';
-import { traced } from './trace.js';
 
 /**
  * The middleware and its observer, sharing the spans of failed deliveries: the consumer reports a
  * failure's outcome (retry or not) right after the handler settles, before the next macrotask, so
- * such a span ends on setImmediate, once the observer has added the event.
+ * such a span ends on setImmediate, once the observer has added the event. Replaces propagateTrace
+ * (trace.ts) in the list: what the handler publishes carries this span's traceparent, or the
+ * event's when the span has none. A handler returning a value (not a promise) gets no extra tick.
  */
 export function otelSpans(tracing: Tracing): { middleware: Middleware; observer: Observer } {
   const failed = new Map<string, ConsumerSpan>();
-  const middleware: Middleware = (next) => async (event, ctx) => {
-    const span = tracing.consume(event, ctx);
-    const c = withSpan(ctx, span);
-    try {
-      const result = await span.run(() => next(event, c));
+  const fail = (span: ConsumerSpan, ctx: HandlerContext, err: unknown) => {
+    span.fail(err);
+    const key = `${ctx.position}\0${ctx.attempt}`;
+    failed.set(key, span);
+    setImmediate(() => {
+      failed.delete(key);
       span.end();
-      return result;
+    });
+  };
+  const middleware: Middleware = (next) => (event, ctx) => {
+    const span = tracing.consume(event, ctx);
+    const c = new SpanContext(ctx, span, span.traceparent ?? event.traceparent);
+    let result: unknown;
+    try {
+      result = span.run(() => next(event, c));
     } catch (err) {
-      span.fail(err);
-      const key = `${ctx.position}\0${ctx.attempt}`;
-      failed.set(key, span);
-      setImmediate(() => {
-        failed.delete(key);
-        span.end();
-      });
+      fail(span, ctx, err);
       throw err;
     }
+    if (result === null || typeof (result as Promise<unknown>)?.then !== 'function') {
+      span.end();
+      return result;
+    }
+    return (result as Promise<unknown>).then(
+      (v) => {
+        span.end();
+        return v;
+      },
+      (err: unknown) => {
+        fail(span, ctx, err);
+        throw err;
+      },
+    );
   };
   const observer: Observer = (o) => {
     if (o.outcome !== 'failed') return;
@@ -46,12 +64,41 @@ export function otelSpans(tracing: Tracing): { middleware: Middleware; observer:
   return { middleware, observer };
 }
 
-/** ctx whose publishes carry the span's traceparent and whose deadLetter is a span event. */
-function withSpan(ctx: HandlerContext, span: ConsumerSpan): HandlerContext {
-  const t = traced(ctx, span.traceparent) as { -readonly [K in keyof HandlerContext]: HandlerContext[K] };
-  t.deadLetter = (reason: string) => {
-    span.event('agentbus.dead_letter', { 'agentbus.dead_letter.reason': reason });
-    ctx.deadLetter(reason);
-  };
-  return t;
+/**
+ * The handler's context with publishes carrying `traceparent` (when there is one) and deadLetter
+ * noted on the span; everything else is ctx's own. A class forwarding to ctx rather than
+ * Object.create(ctx) (trace.ts): a per-delivery object made a prototype costs V8 a map change.
+ */
+class SpanContext implements HandlerContext {
+  constructor(
+    private readonly ctx: HandlerContext,
+    private readonly span: ConsumerSpan,
+    private readonly traceparent: string | undefined,
+  ) {}
+  get agent() { return this.ctx.agent; }
+  get logger() { return this.ctx.logger; }
+  get signal() { return this.ctx.signal; }
+  get bus() { return this.ctx.bus; }
+  get replaying() { return this.ctx.replaying; }
+  get event() { return this.ctx.event; }
+  get attempt() { return this.ctx.attempt; }
+  get position() { return this.ctx.position; }
+  get group() { return this.ctx.group; }
+  get consumer() { return this.ctx.consumer; }
+  publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
+    const tp = this.traceparent;
+    return this.ctx.publish(type, data, tp === undefined ? options : { traceparent: tp, ...options });
+  }
+  publishBatch(events: EventInput[]): Promise<string[]> {
+    const tp = this.traceparent;
+    return this.ctx.publishBatch(tp === undefined || !Array.isArray(events) ? events : events.map((e) => ({ traceparent: tp, ...e })));
+  }
+  deadLetter(reason: string): void {
+    this.span.event('agentbus.dead_letter', { 'agentbus.dead_letter.reason': reason });
+    this.ctx.deadLetter(reason);
+  }
+  setInterval(fn: () => unknown, ms: number): void { this.ctx.setInterval(fn, ms); }
+  setTimeout(fn: () => unknown, ms: number): void { this.ctx.setTimeout(fn, ms); }
+  crash(error: unknown): void { this.ctx.crash(error); }
+  exit(): void { this.ctx.exit(); }
 }

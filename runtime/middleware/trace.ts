@@ -14,7 +14,7 @@ export const propagateTrace: Middleware = (next) => (event, ctx) => {
 };
 
 /** `ctx` with publish and publishBatch carrying `traceparent`; everything else is ctx's own (its prototype). */
-export function traced(ctx: HandlerContext, traceparent: string): HandlerContext {
+function traced(ctx: HandlerContext, traceparent: string): HandlerContext {
   const t = Object.create(ctx) as { -readonly [K in keyof HandlerContext]: HandlerContext[K] };
   t.publish = <T>(type: string, data: T, options?: PublishOptions) => ctx.publish(type, data, { traceparent, ...options });
   t.publishBatch = (events: EventInput[]) => ctx.publishBatch(Array.isArray(events) ? events.map((e) => ({ traceparent, ...e })) : events);
