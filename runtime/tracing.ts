@@ -52,15 +52,23 @@ export function loadTracing(): Promise<Tracing | null> {
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
+/** The API's SpanContext, said here so the package's declarations need no `@opentelemetry/api`. */
+export interface W3CSpanContext {
+  traceId: string;
+  spanId: string;
+  traceFlags: number;
+  isRemote?: boolean | undefined;
+}
+
 /** The remote span context a W3C traceparent names, or undefined for a malformed or all-zero one. */
-export function parseTraceparent(header: string | undefined): Otel.SpanContext | undefined {
+export function parseTraceparent(header: string | undefined): W3CSpanContext | undefined {
   const m = header === undefined ? null : TRACEPARENT.exec(header);
   if (m === null || /^0+$/.test(m[1]!) || /^0+$/.test(m[2]!)) return undefined;
   return { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & 1, isRemote: true };
 }
 
 /** The W3C traceparent of a span context; undefined for an invalid one (a non-recording span without parent). */
-export function formatTraceparent(c: Otel.SpanContext): string | undefined {
+export function formatTraceparent(c: W3CSpanContext): string | undefined {
   if (/^0+$/.test(c.traceId) || /^0+$/.test(c.spanId)) return undefined;
   return `00-${c.traceId}-${c.spanId}-0${c.traceFlags & 1}`;
 }
