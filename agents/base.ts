@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { Bus, DeliveryContext, DeliveryOptions } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
+import type { KeyOf, KeyedStateOptions } from '../bus/keyed/contract.js';
+import type { AnyStateMachine } from 'xstate';
 
 /** Marks agent classes across copies of this package (an agent file may import another copy). */
 export const AGENT_BRAND = Symbol.for('agentbus.BaseAgent');
@@ -13,7 +15,7 @@ export const AGENT_BRAND = Symbol.for('agentbus.BaseAgent');
  * A handler that waits seconds (an LLM call) then caps the agent at one event per wait; raise
  * `concurrency`, with `orderBy: 'subject'` where order matters per conversation (README, Agents).
  */
-export type AgentOptions = DeliveryOptions & {
+export type AgentOptions = DeliveryOptions & KeyedStateOptions & {
   /**
    * Consumers of the group this host runs for the agent.
    * @default 1
@@ -64,6 +66,16 @@ export interface HandlerContext extends AgentContext, Omit<DeliveryContext, 'sig
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string>;
 }
 
+/**
+ * The context of a keyed agent's handler (`static key`): the handler context plus the key and its
+ * state, loaded before the handler and committed with the acknowledgement (README, Keyed agents).
+ */
+export interface KeyedContext<S = unknown> extends HandlerContext {
+  readonly key: string;
+  /** Assign or mutate; what it holds when the handler resolves is committed. null removes the key's state. */
+  state: S;
+}
+
 export type AgentHandler = (event: CloudEvent, ctx: HandlerContext) => unknown;
 
 /**
@@ -96,6 +108,19 @@ export type AgentClass = (new () => BaseAgent) & {
   options?: AgentOptions;
   /** Name and consumer group. Default: the class name. */
   agentName?: string;
+  /**
+   * Makes the agent keyed: one actor per key (`'subject'`, or a function of the event), its state
+   * on `ctx.state`, one handler per key at a time across every host (README, Keyed agents).
+   */
+  key?: KeyOf;
+  /** A keyed agent's state for a key with none stored. Default: null. */
+  initialState?: (key: string) => unknown;
+  /**
+   * An XState v5 machine run per key instead of handler methods (needs `key`): each event is sent to
+   * the key's actor as `{ type, data, event }`, its persisted snapshot is the key's state, and what
+   * it emits (`emit({ type, data })`) is published.
+   */
+  machine?: AnyStateMachine;
 };
 
 export function isAgentClass(v: unknown): v is AgentClass {

@@ -12,7 +12,12 @@ import { onArrival, onSettled, type Decision } from './decide.js';
 import { Holdings, type Held } from './held.js';
 import { SubjectLanes } from './lanes.js';
 import { GroupTopics, TOPIC_REFRESH_MS } from './topics.js';
-import { errForLog } from './thrown.js';
+import { describe, errForLog } from './thrown.js';
+import { invalid, StateTooLargeError } from './errors.js';
+import { KeyOwner } from './keyed/owner.js';
+import { KeyedDelivery } from './keyed/context.js';
+import { NO_KEY, STATE_TOO_LARGE } from './keyed/contract.js';
+import type { KeyEntry } from './keyed/cache.js';
 
 const READ_BLOCK_MS = 1000;
 /** Failed events waiting for their retry do not take a concurrency slot; past this many, fetching pauses. */
@@ -23,7 +28,11 @@ export class Consumer implements Subscription {
   readonly group: string;
   readonly consumer: string;
   private readonly held: Holdings;
-  private readonly lanes = new SubjectLanes<Held>();
+  private lanes = new SubjectLanes<Held>();
+  /** Keyed subscriptions: the group's ownership and the keys' state (keyed/owner.ts); null otherwise. */
+  readonly owner: KeyOwner | null = null;
+  /** Keyed: the tenure; deliveries of an earlier one are forgotten when their handler settles. */
+  private gen = 0;
   private readonly topics: GroupTopics;
   /** Acks wait here for the next read (which carries them) or the next setImmediate, whichever comes first. */
   private readonly acks: Batcher<Delivery>;
@@ -55,6 +64,10 @@ export class Consumer implements Subscription {
     this.consumer = o.consumer;
     this.topics = new GroupTopics(driver, o, log);
     this.held = new Holdings(driver, o, (what, err) => this.storeError(what, err));
+    if (o.key !== undefined) {
+      if (driver.state === undefined) throw invalid('INVALID_OPTION', `invalid key for group ${o.group}: this store has no keyed state`);
+      this.owner = new KeyOwner(driver.state, { ...o, key: o.key }, log, (why) => this.lose(why));
+    }
     // A failed ack leaves the events pending: they are delivered again (at least once).
     this.acks = new Batcher((ds) => this.driver.ack(this.group, ds).catch((err) => this.storeError('ack', err)));
   }
@@ -65,7 +78,7 @@ export class Consumer implements Subscription {
     this.loopDone = this.loop();
     this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));
     const renewEvery = Math.max(10, Math.floor(this.o.claimIdleMs / 3));
-    this.timers.push(setInterval(() => void (this.abandoned || this.held.renew()), renewEvery));
+    this.timers.push(setInterval(() => void (this.abandoned || (this.held.renew(), this.owner?.renew())), renewEvery));
     if (this.topics.patterned) this.timers.push(setInterval(() => this.refreshTopics(), TOPIC_REFRESH_MS));
     for (const t of this.timers) t.unref();
   }
@@ -88,6 +101,10 @@ export class Consumer implements Subscription {
   private async loop(): Promise<void> {
     const { concurrency } = this.o;
     while (!this.closing) {
+      if (this.owner !== null && !this.owner.owned) {
+        await this.standBy();
+        continue;
+      }
       const free = concurrency - this.running - this.lanes.queued;
       if (free <= 0 || this.retrying >= concurrency * RETRY_WAIT_FACTOR) {
         await new Promise<void>((resolve) => (this.wakeUp = resolve));
@@ -95,6 +112,7 @@ export class Consumer implements Subscription {
       }
       let batch: Delivery[];
       const ack = this.acks.take();
+      const gen = this.gen;
       try {
         batch = await this.driver.read({
           ack,
@@ -119,6 +137,7 @@ export class Consumer implements Subscription {
         await this.held.release(batch.map((d): Held => ({ d, subject: undefined, state: 'new' })));
         break;
       }
+      if (gen !== this.gen) continue; // the tenure ended while reading: the next owner takes these over
       for (const d of batch) this.dispatch(d);
       // Their handlers start now, before the next read is sent (the latency a handler sees).
       this.runScheduled();
@@ -134,7 +153,7 @@ export class Consumer implements Subscription {
   private dispatch(d: Delivery): void {
     // Handlers are chosen by type: the topic decides it, never the (forgeable) stored envelope.
     if (d.event !== null) d.event = asTopic(d.event, d.topic);
-    const h: Held = { d, subject: undefined, state: 'new' };
+    const h: Held = { d, subject: undefined, state: 'new', gen: this.gen };
     this.held.add(h);
     this.perform(h, onArrival(d, this.o.maxAttempts));
   }
@@ -146,7 +165,8 @@ export class Consumer implements Subscription {
         return this.admit(h);
       case 'ack':
         this.drop(h);
-        return this.acks.add(h.d);
+        // Keyed: acknowledged by the owner's next commit, with the key's state (accept()).
+        return this.owner === null ? this.acks.add(h.d) : undefined;
       case 'retry':
         return this.scheduleRetry(h, decision.delayMs, error);
       case 'dead_letter':
@@ -157,7 +177,11 @@ export class Consumer implements Subscription {
 
   /** A delivery that may run: started now, or queued behind the running one of its subject. */
   private admit(h: Held): void {
-    if (this.o.orderBy === 'subject') h.subject = h.d.event!.subject;
+    if (this.owner !== null) {
+      const key = this.owner.keyOf(h.d.event!);
+      if (key === null) return this.perform(h, { act: 'dead_letter', reason: NO_KEY, error: `no key: the event has no ${this.o.key === 'subject' ? 'subject' : 'key (the key function returned none)'}` });
+      h.subject = key;
+    } else if (this.o.orderBy === 'subject') h.subject = h.d.event!.subject;
     if (h.subject !== undefined && !this.lanes.enter(h.subject, h)) return void (h.state = 'queued');
     this.schedule(h);
   }
@@ -184,7 +208,13 @@ export class Consumer implements Subscription {
 
   private async run(h: Held): Promise<void> {
     const d = h.d;
-    const ctx = new Context(d.attempts, d.position, this.group, this.consumer, this.handlers.signal);
+    let entry: KeyEntry | null = null;
+    let ctx: Context;
+    if (this.owner !== null) {
+      entry = await this.enterKey(h);
+      if (entry === null) return;
+      ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, this.handlers.signal, h.subject!, entry.value);
+    } else ctx = new Context(d.attempts, d.position, this.group, this.consumer, this.handlers.signal);
     let threw = false;
     let error: unknown;
     const started = this.o.onOutcome ? performance.now() : 0;
@@ -196,12 +226,94 @@ export class Consumer implements Subscription {
     }
     this.running--;
     if (this.abandoned) return;
-    const decision = onSettled({ attempts: d.attempts, threw, error, deadLetterReason: ctx.deadLetterReason }, this.o);
+    if (entry !== null) {
+      this.owner!.leave(entry);
+      if (h.gen !== this.gen) return this.wake();
+      if (threw || ctx.deadLetterReason !== undefined) this.owner!.rollback(entry);
+      else {
+        const refused = this.owner!.accept(entry, d, (ctx as KeyedDelivery).state);
+        if (refused !== null) [threw, error] = [true, refused];
+      }
+    }
+    const decision =
+      error instanceof StateTooLargeError
+        ? ({ act: 'dead_letter', reason: STATE_TOO_LARGE, error: error.message } as const)
+        : onSettled({ attempts: d.attempts, threw, error, deadLetterReason: ctx.deadLetterReason }, this.o);
     // A ctx.deadLetter is reported once its dead letter is stored (deadLetter()).
     if (this.o.onOutcome && (threw || ctx.deadLetterReason === undefined)) {
       this.report(threw ? 'failed' : 'handled', d, performance.now() - started, decision.act === 'retry', undefined, error);
     }
     this.perform(h, decision, error);
+    this.wake();
+  }
+
+  /**
+   * Keyed: the key's entry for a delivery about to run, or null when it must not run now (another
+   * tenure's delivery, the lease lapsed, its state could not be loaded, or already applied: then
+   * it is acknowledged without running). Settles the delivery's slot itself when it returns null.
+   */
+  private async enterKey(h: Held): Promise<KeyEntry | null> {
+    const owner = this.owner!;
+    let entry: KeyEntry | null = null;
+    if (h.gen === this.gen && owner.owned) {
+      try {
+        const e = owner.enter(h.subject!);
+        entry = e instanceof Promise ? await e : e;
+      } catch (err) {
+        if (h.gen === this.gen) this.lose(`state of key ${JSON.stringify(h.subject)} could not be loaded: ${describe(err)}`);
+      }
+    } else if (h.gen === this.gen) this.lose(`lease of group ${this.group} lapsed (the store did not confirm it in claimIdleMs)`);
+    if (entry !== null && h.gen !== this.gen) owner.leave(entry), (entry = null);
+    if (entry !== null && owner.applied(entry, h.d)) {
+      owner.counters.duplicates++;
+      owner.leave(entry);
+      owner.settle(null, h.d);
+      entry = null;
+      this.drop(h);
+    }
+    if (entry === null) {
+      this.running--;
+      this.wake();
+    }
+    return entry;
+  }
+
+  /**
+   * Keyed, not owning the group: waits for the handlers of an ended tenure to settle (one handler
+   * per key at a time, here too), then tries to take the group; the deliveries taken over from the
+   * previous owner run first. A standby tries again every claimIdleMs/3 (at most every second).
+   */
+  private async standBy(): Promise<void> {
+    const owner = this.owner!;
+    if (owner.epoch !== null) return this.lose(`lease of group ${this.group} lapsed (the store did not confirm it in claimIdleMs)`);
+    while (this.running > 0 && !this.closing) await new Promise<void>((resolve) => (this.wakeUp = resolve));
+    if (this.closing) return;
+    let taken: Delivery[] | null = null;
+    try {
+      taken = await owner.acquire(this.topics.list, this.maxBytes);
+    } catch (err) {
+      this.storeError('group lease', err);
+      owner.reset();
+    }
+    if (taken === null) return sleep(Math.min(1000, Math.floor(this.o.claimIdleMs / 3)), this.stopRead.signal);
+    if (taken.length > 0) this.log.info({ group: this.group, consumer: this.consumer, epoch: owner.epoch, deliveries: taken.length }, 'took the keyed group over');
+    for (const d of taken) this.dispatch(d);
+    this.runScheduled();
+  }
+
+  /**
+   * Keyed: this tenure is over (the group changed hands, a commit was refused, a key changed outside
+   * it). Everything held is forgotten without a store call: the store still has each delivery
+   * pending, and the next owner (maybe this consumer again, through standBy) takes them over.
+   */
+  private lose(why: string): void {
+    if (this.owner === null) return;
+    this.log.warn({ group: this.group, consumer: this.consumer, epoch: this.owner.epoch }, `keyed group tenure ended: ${why}`);
+    this.gen++;
+    this.owner.reset();
+    this.held.clear();
+    this.retrying = 0;
+    this.lanes = new SubjectLanes<Held>();
     this.wake();
   }
 
@@ -295,6 +407,10 @@ export class Consumer implements Subscription {
     for (const t of this.timers) clearInterval(t);
     await this.beat; // a beat landing after forget() would count this consumer again
     await this.acks.flush();
+    if (this.owner !== null) {
+      await this.owner.flush();
+      await this.owner.release();
+    }
     // Consumer names change with every host process: without this, stores collect dead ones forever.
     if (this.running === 0) await this.driver.forget(this.group, this.consumer, this.topics.list).catch((err) => this.storeError('forget', err));
     this.onClosed(this);

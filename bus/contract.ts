@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { CloudEvent, EventInput, PublishOptions } from './event.js';
+import type { KeyedOptions, KeyedStates } from './keyed/contract.js';
 
 /**
  * The bus: one contract, one adapter per store. Semantics every adapter keeps:
@@ -34,6 +35,8 @@ export interface Bus {
   /** Moves a group's cursor on one type so the events from `from` on are delivered again. */
   rewind(options: RewindOptions): Promise<void>;
   readonly deadLetters: DeadLetters;
+  /** Keyed subscriptions' state in the store (inspection, erasure); both adapters have it. */
+  readonly keys?: KeyedStates;
   /** Per topic: length; per group: pending, lag, consumers, dead letters. */
   stats(): Promise<TopicStats[]>;
   /** Applies retention now, exactly (the timer set by `retention` trims approximately). Returns events removed. */
@@ -158,7 +161,7 @@ export interface DeliveryOptions {
 }
 
 /** Options of `bus.subscribe`. Each `@default` is the one in SUBSCRIBE_OPTIONS (bus/options.ts). */
-export interface SubscribeOptions extends DeliveryOptions {
+export interface SubscribeOptions extends DeliveryOptions, KeyedOptions {
   /** Consumer group: each group gets every event of its types. Required. */
   group: string;
   /** Exact types and prefix patterns (`device.*`, `*`). Required, at least one. */

@@ -10,6 +10,7 @@ import { resolveBusOptions, type ResolvedBusOptions } from './options.js';
 import type { BusOptions } from './contract.js';
 import { defaultLogger } from './logger.js';
 import { Subscriptions } from './subscriptions.js';
+import { keyedStates } from './keyed/states.js';
 import { Publisher } from './publish.js';
 import { replay } from './replay.js';
 import { deadLettersOf } from './dead-letters.js';
@@ -52,6 +53,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     },
 
     deadLetters: deadLettersOf(driver),
+    ...(driver.state ? { keys: keyedStates(driver.state) } : {}),
     stats: () => driver.stats(),
     ping: () => (closing ? Promise.reject(new BusClosedError('ping')) : driver.ping()),
     trim: () => driver.trim(o.retention, o.dedupWindowMs, true),

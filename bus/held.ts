@@ -5,8 +5,10 @@ import type { ResolvedSubscribeOptions } from './options.js';
 
 export interface Held {
   d: Delivery;
-  /** Its lane (orderBy 'subject'), once admitted. */
+  /** Its lane (orderBy 'subject': the subject; keyed: the key), once admitted. */
   subject: string | undefined;
+  /** Keyed subscriptions: the consumer's tenure it was read in (Consumer.lose starts a new one). */
+  gen?: number;
   /** new: just read; queued: behind its subject's lane; running: started, in the handler or settling; waiting: for a retry. */
   state: 'new' | 'queued' | 'running' | 'waiting';
   /** The pending retry of a delivery `waiting`. */
@@ -40,6 +42,12 @@ export class Holdings {
   /** Those not started (queued behind their subject) or waiting for a retry. */
   notRunning(): Held[] {
     return [...this.all].filter((h) => h.state !== 'running');
+  }
+
+  /** Forgets every delivery without a store call (a keyed owner's tenure ended: the next owner takes them over). */
+  clear(): void {
+    this.cancelRetries();
+    this.all.clear();
   }
 
   cancelRetries(): void {

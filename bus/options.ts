@@ -11,6 +11,7 @@ import type { BackoffOptions, BusOptions, DeliveryOptions, RetentionOptions, Sub
 import { invalid } from './errors.js';
 import { checkPattern, defaultSource } from './event.js';
 import { fn, int, knownKeys, num, oneOf, str } from './validate.js';
+import { KEYED_OPTIONS } from './keyed/options.js';
 
 /** One option: how it is checked (with its default when not given) and that default as documented. */
 export interface OptionSpec<T> {
@@ -115,6 +116,7 @@ export const SUBSCRIBE_OPTIONS = {
     doc: '`<hostname>/<pid>/<random>`',
   } as OptionSpec<string>,
   ...DELIVERY_OPTIONS,
+  ...KEYED_OPTIONS,
   onOutcome: { resolve: (name, v) => fn(name, v as SubscribeOptions['onOutcome']), doc: 'none' } as OptionSpec<SubscribeOptions['onOutcome']>,
 } satisfies { [K in keyof Required<SubscribeOptions>]: OptionSpec<unknown> };
 

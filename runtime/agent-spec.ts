@@ -5,7 +5,10 @@
 import { agentName, isAgentClass, methodName, RESERVED_METHODS, type AgentClass, type AgentOptions } from '../agents/base.js';
 import { invalid } from '../bus/errors.js';
 import { checkPattern } from '../bus/event.js';
-import type { DeliveryOptions } from '../bus/contract.js';
+import type { DeliveryOptions, SubscribeOptions } from '../bus/contract.js';
+import type { KeyedStateOptions } from '../bus/keyed/contract.js';
+import { KEYED_OPTIONS } from '../bus/keyed/options.js';
+import type { AnyStateMachine } from 'xstate';
 import { DELIVERY_OPTIONS, intOption, resolveSubscribeOptions, type OptionSpec } from '../bus/options.js';
 import { knownKeys, oneOf } from '../bus/validate.js';
 import type { RestartType } from './supervisor.js';
@@ -19,7 +22,10 @@ export interface ResolvedAgent {
   restart: RestartType;
   replicas: number;
   breakerFailures: number;
-  subscribe: DeliveryOptions;
+  /** What the host's subscriptions get besides group, types, consumer and onOutcome (keyed: key and state options too). */
+  subscribe: Omit<SubscribeOptions, 'group' | 'types' | 'consumer' | 'onOutcome'>;
+  /** A keyed agent's XState machine (`static machine`), run per key instead of handler methods. */
+  machine: AnyStateMachine | null;
 }
 
 /**
@@ -29,10 +35,13 @@ export interface ResolvedAgent {
 export const AGENT_OPTIONS = {
   replicas: intOption(1, 1, 1000),
   breakerFailures: intOption(10, 0, 1_000_000),
-} satisfies { [K in Exclude<keyof AgentOptions, keyof DeliveryOptions>]-?: OptionSpec<unknown> };
+} satisfies { [K in Exclude<keyof AgentOptions, keyof DeliveryOptions | keyof KeyedStateOptions>]-?: OptionSpec<unknown> };
+
+/** The keyed state options an agent may set in `static options` (KeyedStateOptions). */
+const KEYED_STATE_KEYS = ['maxActiveKeys', 'maxStateBytes', 'stateTtlMs'] as const satisfies ReadonlyArray<keyof typeof KEYED_OPTIONS>;
 
 /** Every key of `static options` (AgentOptions), in the order errors list them. */
-const AGENT_OPTION_KEYS = [...Object.keys(DELIVERY_OPTIONS), ...Object.keys(AGENT_OPTIONS)];
+const AGENT_OPTION_KEYS = [...Object.keys(DELIVERY_OPTIONS), ...KEYED_STATE_KEYS, ...Object.keys(AGENT_OPTIONS)];
 
 /**
  * Checks an agent before anything starts: a class derived from BaseAgent, valid subscriptions (no
@@ -55,7 +64,9 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
   const subs = cls.subscriptions ?? [];
   if (!Array.isArray(subs)) throw invalid('INVALID_OPTION', `${where}: static subscriptions must be an array of types or patterns, got ${describeValue(subs)}`);
   const proto = cls.prototype as Record<string, unknown>;
-  const hasHandle = typeof proto.handle === 'function';
+  const machine = keyedMachine(cls, where);
+  // A machine handles every type it is sent (an event it has no transition for changes nothing).
+  const hasHandle = typeof proto.handle === 'function' || machine !== null;
   for (const t of subs) {
     checkPattern(t);
     if (!t.endsWith('*') && RESERVED_METHODS.has(methodName(t))) {
@@ -75,7 +86,11 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
   const given = Object.entries(e.options ?? {}).filter(([, v]) => v !== undefined);
   const options: AgentOptions = { ...(cls.options ?? {}), ...Object.fromEntries(given) };
   knownKeys(where, options, AGENT_OPTION_KEYS);
-  const { replicas, breakerFailures, ...subscribe } = options;
+  const { replicas, breakerFailures, ...delivery } = options;
+  const subscribe: ResolvedAgent['subscribe'] = cls.key === undefined ? delivery : { ...delivery, key: cls.key, initialState: cls.initialState };
+  if (cls.key === undefined && KEYED_STATE_KEYS.some((k) => options[k] !== undefined)) {
+    throw invalid('INVALID_OPTION', `${where}: ${KEYED_STATE_KEYS.filter((k) => options[k] !== undefined).join(', ')} apply to keyed agents only: declare static key ('subject' or (event) => string)`);
+  }
   // Values are checked now, with the bus' own validator, so a bad option fails the host at construction.
   resolveSubscribeOptions({ group: name, types: subs.length ? [...subs] : ['x'], ...subscribe });
   return {
@@ -85,7 +100,19 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
     replicas: AGENT_OPTIONS.replicas.resolve(`${where} replicas`, replicas),
     breakerFailures: AGENT_OPTIONS.breakerFailures.resolve(`${where} breakerFailures`, breakerFailures),
     subscribe,
+    machine,
   };
+}
+
+/** The agent's `static machine`, checked: an XState machine, on a keyed agent. */
+function keyedMachine(cls: AgentClass, where: string): AnyStateMachine | null {
+  const m = cls.machine;
+  if (m === undefined) return null;
+  if (m === null || typeof m !== 'object' || typeof (m as { transition?: unknown }).transition !== 'function') {
+    throw invalid('INVALID_OPTION', `${where}: static machine must be an XState v5 machine (createMachine or setup().createMachine), got ${describeValue(m)}`);
+  }
+  if (cls.key === undefined) throw invalid('INVALID_OPTION', `${where}: static machine runs one actor per key: declare static key ('subject' or (event) => string)`);
+  return m;
 }
 
 /**

@@ -17,6 +17,8 @@ import { observeAll, type Observer } from './observers/observer.js';
 import { countOutcomes } from './observers/metrics.js';
 import { logRetries } from './observers/retry-log.js';
 import { agentBreaker } from './observers/breaker.js';
+import { derivedId, isKeyed, keyedSource, runMachine, ScratchStates } from './keyed.js';
+import type { KeyedContext } from '../agents/base.js';
 
 /** Most topics whose handler an instance remembers. */
 const HANDLER_CACHE = 1024;
@@ -58,6 +60,8 @@ export class AgentInstance implements AgentContext {
   private readonly replayBus: Bus | null;
   /** Consumer spans' middleware and observer; null without tracing and in a replay (nothing is delivered). */
   private readonly otel: ReturnType<typeof otelSpans> | null;
+  /** A keyed agent's replay: its keys' scratch state (never the live one). */
+  private readonly scratch: ScratchStates | null;
 
   constructor(
     private readonly spec: ResolvedAgent,
@@ -70,6 +74,7 @@ export class AgentInstance implements AgentContext {
     this.source = `/agentbus/${host.hostId}/${spec.name}`;
     this.replayBus = capture ? capture.wrap(host.bus, this.source) : null;
     this.otel = host.tracing && !capture ? otelSpans(host.tracing) : null;
+    this.scratch = capture && spec.subscribe.key !== undefined ? new ScratchStates(spec.subscribe.key, spec.subscribe.initialState) : null;
     this.handle = compose(this.middleware(), (event, ctx) => this.route(event, ctx));
   }
 
@@ -151,11 +156,15 @@ export class AgentInstance implements AgentContext {
 
   /** One delivery (live or replayed) through the middleware to the agent's handler. */
   private dispatch(event: CloudEvent, d: DeliveryContext): unknown {
-    return this.handle(event, new Handling(this, event, d));
+    if (this.scratch === null) return this.handle(event, new Handling(this, event, d));
+    const kd = this.scratch.context(event, d);
+    if (kd === null) return; // no key: a live run dead-letters it (no_key); a replay skips it
+    return Promise.resolve(this.handle(event, new Handling(this, event, kd))).then(() => kd.commit());
   }
 
   /** Routes by topic: the bus delivers every event with `type` = the topic it was stored under. */
   private route(event: CloudEvent, ctx: HandlerContext): unknown {
+    if (this.spec.machine !== null) return runMachine(this.spec.machine, event, ctx as KeyedContext<unknown>);
     const topic = event.type;
     let h = this.handlers.get(topic);
     if (h === undefined) {
@@ -291,11 +300,29 @@ class Handling implements HandlerContext {
   deadLetter(reason: string): void {
     this.d.deadLetter(reason);
   }
+  /** Keyed: the key and its state (see KeyedContext); undefined for other agents. */
+  get key(): string | undefined {
+    return isKeyed(this.d) ? this.d.key : undefined;
+  }
+  get state(): unknown {
+    return isKeyed(this.d) ? this.d.state : undefined;
+  }
+  set state(v: unknown) {
+    if (isKeyed(this.d)) this.d.state = v;
+  }
+  /** Keyed: publishes of this handler get ids derived from the delivery (stored once however often it is redelivered). */
+  private published = 0;
+  private keyedOptions(o: { id?: string | undefined; source?: string | undefined } | undefined): { id: string; source: string } | undefined {
+    if (!isKeyed(this.d) || this.inst.replaying) return undefined;
+    return { id: o?.id ?? derivedId(this.d.group, this.event, this.published++), source: o?.source ?? keyedSource(this.inst.agent) };
+  }
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
-    return this.inst.publish(type, data, options);
+    const k = this.keyedOptions(options);
+    return this.inst.publish(type, data, k ? { ...options, ...k } : options);
   }
   publishBatch(events: EventInput[]): Promise<string[]> {
-    return this.inst.publishBatch(events);
+    if (!isKeyed(this.d) || this.inst.replaying || !Array.isArray(events)) return this.inst.publishBatch(events);
+    return this.inst.publishBatch(events.map((e) => ({ ...e, ...this.keyedOptions(e) })));
   }
   setInterval(fn: () => unknown, ms: number): void { this.inst.setInterval(fn, ms); }
   setTimeout(fn: () => unknown, ms: number): void { this.inst.setTimeout(fn, ms); }

@@ -43,7 +43,7 @@ function versionOneFile(type: string, group: string): string {
   return path;
 }
 
-test('a version-1 file: read as it is when read-only; migrated in place to version 2 (dead-letter stacks) when opened for writing, its dead letters kept', async () => {
+test('a version-1 file: read as it is when read-only; migrated in place to version 3 (dead-letter stacks, keyed state tables) when opened for writing, its dead letters kept', async () => {
   const type = uniq('old');
   const group = uniq('g');
   const path = versionOneFile(type, group);
@@ -64,8 +64,8 @@ test('a version-1 file: read as it is when read-only; migrated in place to versi
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
   const bus = await createSqliteBus({ path, logger });
-  assert.equal(version(), [2, true]);
-  assert.ok(lines.some((l) => l.from === 1 && l.to === 2 && String(l.msg).includes('migrated from version 1 to 2')), JSON.stringify(lines));
+  assert.equal(version(), [3, true]);
+  assert.ok(lines.some((l) => l.from === 1 && l.to === 3 && String(l.msg).includes('migrated from version 1 to 3')), JSON.stringify(lines));
   assert.ok(lines.some((l) => l.msg === `store: SQLite ${path}`), 'the store is named');
   assert.equal(await bus.deadLetters.list({ group }), [old], 'the old dead letter lists as before');
   const got: unknown[] = [];
@@ -84,7 +84,7 @@ test('a version-1 file: read as it is when read-only; migrated in place to versi
 
   lines.length = 0;
   const again = await createSqliteBus({ path, logger });
-  assert.not.ok(lines.some((l) => 'from' in l), 'a version-2 file is not migrated again');
+  assert.not.ok(lines.some((l) => 'from' in l), 'a version-3 file is not migrated again');
   assert.equal(await again.deadLetters.list({ group }), [fresh]);
   await again.close();
 });
@@ -92,11 +92,11 @@ test('a version-1 file: read as it is when read-only; migrated in place to versi
 test('a file of a newer schema version is refused, untouched, naming the versions this agentbus reads', async () => {
   const path = versionOneFile(uniq('new'), uniq('g'));
   const db = new Database(path);
-  db.pragma('user_version = 3');
+  db.pragma('user_version = 4');
   db.close();
   const before = readFileSync(path);
   for (const readonly of [false, true]) {
-    await rejects(() => createSqliteBus({ path, readonly, logger: quiet }), 'CONNECTION_FAILED', path, 'schema version 3, this agentbus reads versions 1 to 2');
+    await rejects(() => createSqliteBus({ path, readonly, logger: quiet }), 'CONNECTION_FAILED', path, 'schema version 4, this agentbus reads versions 1 to 3');
   }
   assert.ok(readFileSync(path).equals(before), 'the file changed');
 });

@@ -21,6 +21,7 @@ import { Leases } from './leases.js';
 import { Liveness } from './liveness.js';
 import { ReadPath } from './read.js';
 import { Readers } from './readers.js';
+import { RedisState } from './state.js';
 import { Streams, type ReplicatedAcks } from './streams.js';
 
 export class RedisDriver implements Driver {
@@ -33,6 +34,8 @@ export class RedisDriver implements Driver {
   private readonly dead: DeadLetters;
   private readonly liveness: Liveness;
   private readonly admin: Admin;
+  /** Keyed subscriptions' owners and per-key state (state.ts). */
+  readonly state: RedisState;
 
   constructor(
     client: Client,
@@ -55,6 +58,7 @@ export class RedisDriver implements Driver {
     this.admin = new Admin(this.s, this.liveness);
     this.dead = new DeadLetters(this.s, () => this.admin.topics());
     this.readers = new Readers(this.s, log, connError);
+    this.state = new RedisState(this.s, (g, ds) => this.leases.ack(g, ds));
     this.reads = new ReadPath(this.s, this.readers, this.liveness, log, (g, ds) => this.leases.ack(g, ds), (g, ts, from) => this.groups.create(g, ts, from));
   }
 

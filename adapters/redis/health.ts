@@ -28,6 +28,16 @@ export const TTL_KEYS: ReadonlyArray<{ key: string; pattern: RegExp; cost: strin
     pattern: /^\{[^{}]*\}:dedup:/,
     cost: 'a publish repeating a caller id inside dedupWindowMs is stored again (a duplicate; no event is lost)',
   },
+  {
+    key: '<prefix>{agentbus:<group>}:owner',
+    pattern: /\{agentbus:[^{}]*\}:owner$/,
+    cost: 'a keyed group changes owner early (its deliveries are run by the new owner; the old owner\'s commit is refused, no state is lost)',
+  },
+  {
+    key: '<prefix>{agentbus:<group>}:state:<key> (with stateTtl)',
+    pattern: /\{agentbus:[^{}]*\}:state:/,
+    cost: 'a keyed agent\'s state with a stateTtl is dropped before its TTL ends (as if it had expired)',
+  },
 ];
 
 export type Status = 'ok' | 'info' | 'warn' | 'fail';

@@ -33,6 +33,15 @@ export class Keys {
    */
   dedup = (type: string, source: string, id: string) =>
     `{${this.prefix}${type}}:dedup:${createHash('sha256').update(JSON.stringify([source, id])).digest('hex')}`;
+  /**
+   * Keyed state of a group (state.ts): every key of it shares the hash tag `{agentbus:<group>}`, so
+   * one Lua script reaches the owner and every record of the group on one cluster slot. Group names
+   * cannot contain braces (options.ts), so the tag ends at the first `}` whatever the state key.
+   */
+  stateTag = (group: string) => `${this.prefix}{agentbus:${group}}`;
+  owner = (group: string) => `${this.stateTag(group)}:owner`;
+  epoch = (group: string) => `${this.stateTag(group)}:epoch`;
+  state = (group: string, key: string) => `${this.stateTag(group)}:state:${key}`;
 }
 
 /** Dead-letter ids are `<type>/<entry id>`: types cannot contain a slash. */

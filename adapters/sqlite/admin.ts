@@ -51,7 +51,7 @@ export class Admin {
     });
   }
 
-  /** Driver.trim: expired dedup markers and consumers gone, then retention when set. */
+  /** Driver.trim: expired dedup markers, consumers gone and expired keyed-agent state, then retention when set. */
   async trim(retention: { maxLen: number; maxAgeMs: number } | null, exact: boolean): Promise<number> {
     if (this.st.readonly && !exact) return 0; // the housekeeping timer: retention is the writers' job
     const { s } = this.st;
@@ -59,6 +59,7 @@ export class Admin {
     return this.st.write(() => {
       s.dedupExpire.run(now);
       s.consumersExpire.run(now - CONSUMER_ALIVE_MS);
+      this.st.stateStatements()?.stateExpire.run(now); // invisible since they expired; gone now
       if (retention === null) return 0;
       let removed = 0;
       for (const { name } of s.topics.all() as { name: string }[]) {

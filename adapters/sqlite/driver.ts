@@ -13,6 +13,7 @@ import { DeadLetters } from './dead-letters.js';
 import { Events } from './events.js';
 import { Groups } from './groups.js';
 import { ReadPath } from './read.js';
+import { SqliteState } from './state.js';
 import { SqliteStore } from './store.js';
 import type { Wakeups } from './wakeups.js';
 
@@ -23,6 +24,8 @@ export class SqliteDriver implements Driver {
   private readonly reads: ReadPath;
   private readonly dead: DeadLetters;
   private readonly admin: Admin;
+  /** Keyed agents' owners and state (state.ts). */
+  readonly state: SqliteState;
 
   constructor(
     private readonly db: Database,
@@ -41,6 +44,7 @@ export class SqliteDriver implements Driver {
     this.reads = new ReadPath(this.st, pollMs);
     this.dead = new DeadLetters(this.st);
     this.admin = new Admin(this.st);
+    this.state = new SqliteState(this.st);
   }
 
   append(entries: AppendEntry[]): Promise<void> {

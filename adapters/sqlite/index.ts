@@ -26,7 +26,8 @@ export interface SqliteBusOptions extends BusOptions {
   database?: Database.Database | undefined;
   /**
    * Open an existing agentbus file read-only, never creating or changing anything: stats, replay,
-   * dead-letter listing work; publish, subscribe, rewind, trim and dead-letter retry/purge reject.
+   * dead-letter listing and keyed state inspection work; publish, subscribe, rewind, trim,
+   * dead-letter retry/purge and keyed state changes reject.
    * A missing file fails with CONNECTION_FAILED. Default false.
    */
   readonly?: boolean | undefined;

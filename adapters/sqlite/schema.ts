@@ -2,6 +2,32 @@
 import type { Database } from 'better-sqlite3';
 
 /**
+ * Keyed agents' state (version 3; why each column: adapters/sqlite/state.ts). `group_owner` keeps a
+ * group's row once it was ever owned, so its epoch survives every lease and is never reused;
+ * `agent_state` has one row per (group, key), found by its key (WITHOUT ROWID: the row is the
+ * index), and a partial index on the expiring ones for housekeeping.
+ */
+const STATE_DDL = `
+CREATE TABLE IF NOT EXISTS group_owner (
+  grp        TEXT PRIMARY KEY,
+  consumer   TEXT,                       -- NULL: given up (disown), anyone may take it
+  epoch      INTEGER NOT NULL,           -- +1 each time the group changes hands; commits carry it
+  expires_at INTEGER NOT NULL            -- lease end, ms since epoch; free when <= now
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agent_state (
+  grp        TEXT NOT NULL,
+  key        TEXT NOT NULL,
+  version    INTEGER NOT NULL,           -- +1 per commit of the key
+  state      TEXT NOT NULL,              -- the state as JSON
+  applied    TEXT NOT NULL,              -- last applied position per source stream, JSON object
+  updated_at INTEGER NOT NULL,           -- ms since epoch of the last commit
+  expires_at INTEGER,                    -- NULL: kept until removed; else invisible from then, deleted by trim
+  PRIMARY KEY (grp, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS agent_state_by_expiry ON agent_state (expires_at) WHERE expires_at IS NOT NULL;
+`;
+
+/**
  * One file, WAL. `seq` is global and grows with every append, so it orders each topic and lets a new
  * group start "after everything so far" with one number (groups.start). It is a plain rowid, not
  * AUTOINCREMENT (20% slower appends, measured): a rowid is never reused as long as the newest row
@@ -50,16 +76,25 @@ CREATE TABLE IF NOT EXISTS consumers (
   grp TEXT NOT NULL, consumer TEXT NOT NULL, seen INTEGER NOT NULL,
   PRIMARY KEY (grp, consumer)
 ) WITHOUT ROWID;
-`;
+${STATE_DDL}`;
 
 /**
- * Version history: 1, the first; 2 adds dead_letters.stack. A version-1 file is migrated in place
- * when opened for writing (MIGRATIONS), and read as it is when opened read-only: every query that
- * reads dead letters selects `*`, so the missing column reads as no stack.
+ * Version history: 1, the first; 2 adds dead_letters.stack; 3 adds keyed agents' tables
+ * (group_owner, agent_state). An older file is migrated in place when opened for writing
+ * (MIGRATIONS), and read as it is when opened read-only: every query that reads dead letters
+ * selects `*`, so the missing column reads as no stack, and the state store reads a file without
+ * its tables as holding no state (state.ts).
  */
-export const SCHEMA_VERSION = 2;
-/** Each step takes a file from version `from` to `from + 1`; run in order, in one IMMEDIATE transaction. */
-const MIGRATIONS: Array<{ from: number; sql: string }> = [{ from: 1, sql: 'ALTER TABLE dead_letters ADD COLUMN stack TEXT' }];
+export const SCHEMA_VERSION = 3;
+/**
+ * Each step takes a file from version `from` to `from + 1`; run in order, in one IMMEDIATE
+ * transaction, before DDL. A step that only adds tables needs no SQL of its own: DDL's
+ * CREATE ... IF NOT EXISTS adds them (2 -> 3).
+ */
+const MIGRATIONS: Array<{ from: number; sql: string }> = [
+  { from: 1, sql: 'ALTER TABLE dead_letters ADD COLUMN stack TEXT' },
+  { from: 2, sql: '' },
+];
 /** The oldest version this agentbus opens (migrating it when writing). */
 const OLDEST_VERSION = 1;
 /** Tables every agentbus file has; a file with other tables and not these belongs to someone else. */

@@ -12,6 +12,8 @@ export const ROWS_PER_INSERT = 50;
 export interface Prepared extends Statement<unknown[], unknown> {}
 /** Every statement, by name. */
 export type Statements = ReturnType<typeof prepare>;
+/** The keyed agents' statements, by name. */
+export type StateStatements = ReturnType<typeof prepareState>;
 
 export interface PendingRow { topic: string; seq: number; attempts: number; body: string | null; size: number }
 export interface Taken { topic: string; seq: number; attempts: number; body: string; size: number }
@@ -25,7 +27,10 @@ export interface DlRow { id: number; grp: string; topic: string; seq: number; bo
 const BODY = (col: string) =>
   `CASE WHEN octet_length(${col}) > @max THEN substr(${col}, 1, ${OVERSIZE_KEPT_CHARS}) ELSE ${col} END AS body, octet_length(${col}) AS size`;
 
-/** Prepares every statement on `db`. */
+export interface OwnerRow { consumer: string | null; epoch: number; expires_at: number }
+export interface StateRow { key: string; version: number; state: string; applied: string; updated_at: number }
+
+/** Prepares every statement on `db` (keyed agents' state: prepareState). */
 export function prepare(db: Database) {
   const p = (sql: string): Prepared => db.prepare(sql);
   return {
@@ -77,5 +82,54 @@ export function prepare(db: Database) {
     lastBefore: p('SELECT MAX(seq) AS seq FROM events WHERE topic = ? AND stored < ?'),
     trimTopic: p('DELETE FROM events WHERE topic = ? AND seq <= ?'),
     trimPending: p('DELETE FROM pending WHERE topic = ? AND seq <= ? AND body IS NULL'),
+    // Keyed agents' tables (schema version 3) exist: 2 when they do.
+    hasStateTables: p("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('agent_state', 'group_owner')"),
+  };
+}
+
+/**
+ * The keyed agents' statements (state.ts), prepared on first use: a version-2 file opened read-only
+ * has no tables to prepare them against. `@now` hides expired records (deleted later by trim).
+ */
+export function prepareState(db: Database) {
+  const p = (sql: string): Prepared => db.prepare(sql);
+  const LIVE = '(expires_at IS NULL OR expires_at > @now)';
+  return {
+    ownerGet: p('SELECT consumer, epoch, expires_at FROM group_owner WHERE grp = ?'),
+    ownerInsert: p('INSERT INTO group_owner (grp, consumer, epoch, expires_at) VALUES (?, ?, 1, ?)'),
+    ownerTake: p('UPDATE group_owner SET consumer = ?, epoch = epoch + 1, expires_at = ? WHERE grp = ?'),
+    ownerRenew: p('UPDATE group_owner SET expires_at = ? WHERE grp = ?'),
+    ownerDrop: p('UPDATE group_owner SET consumer = NULL, expires_at = 0 WHERE grp = ? AND consumer = ? AND epoch = ?'),
+    // Every pending row of the group on the topics (JSON array), whoever holds it, as read.ts' `available` selects them.
+    pendingOfGroup: p(`SELECT p.topic, p.seq, p.attempts, ${BODY('COALESCE(p.body, e.body)')}
+                       FROM pending p LEFT JOIN events e ON e.seq = p.seq
+                       WHERE p.gid = @gid AND p.topic IN (SELECT value FROM json_each(@topics)) ORDER BY p.topic, p.seq`),
+    // The keys as a JSON array: one statement for any number of keys.
+    stateLoad: p(`SELECT key, version, state, applied, updated_at FROM agent_state
+                  WHERE grp = @grp AND key IN (SELECT value FROM json_each(@keys)) AND ${LIVE}`),
+    stateGet: p(`SELECT key, version, state, applied, updated_at FROM agent_state WHERE grp = @grp AND key = @key AND ${LIVE}`),
+    /** For commit's version check: an expired record counts as none (version 0). */
+    stateVersion: p(`SELECT version, applied FROM agent_state WHERE grp = @grp AND key = @key AND ${LIVE}`),
+    statePut: p(`INSERT OR REPLACE INTO agent_state (grp, key, version, state, applied, updated_at, expires_at)
+                 VALUES (@grp, @key, @version, @state, @applied, @now, @expires)`),
+    stateDelete: p('DELETE FROM agent_state WHERE grp = @grp AND key = @key'),
+    /** Deletes one record, returning whether it was live (an expired one counts as not there). */
+    stateRemove: p(`DELETE FROM agent_state WHERE grp = @grp AND key = @key RETURNING ${LIVE} AS live`),
+    // From the first key, or after one: two statements, so the primary key seeks to `@after` (an
+    // `@after IS NULL OR` would scan the group from its first key on every page).
+    stateList: p(`SELECT key, version, octet_length(state) AS bytes, updated_at FROM agent_state
+                  WHERE grp = @grp AND ${LIVE} ORDER BY key LIMIT @limit`),
+    stateListAfter: p(`SELECT key, version, octet_length(state) AS bytes, updated_at FROM agent_state
+                       WHERE grp = @grp AND key > @after AND ${LIVE} ORDER BY key LIMIT @limit`),
+    // Distinct groups of agent_state by skipping from one group to the next on the primary key
+    // (a scan of every record otherwise), kept when they have a live record; plus groups owned now.
+    stateGroups: p(`WITH RECURSIVE g(grp) AS (
+                      SELECT MIN(grp) FROM agent_state
+                      UNION ALL SELECT (SELECT MIN(grp) FROM agent_state WHERE grp > g.grp) FROM g WHERE g.grp IS NOT NULL)
+                    SELECT grp FROM g WHERE grp IS NOT NULL
+                      AND EXISTS (SELECT 1 FROM agent_state a WHERE a.grp = g.grp AND (a.expires_at IS NULL OR a.expires_at > @now))
+                    UNION SELECT grp FROM group_owner WHERE consumer IS NOT NULL AND expires_at > @now
+                    ORDER BY 1`),
+    stateExpire: p('DELETE FROM agent_state WHERE expires_at <= ?'),
   };
 }

@@ -5,7 +5,7 @@
  */
 import type { Database } from 'better-sqlite3';
 import { invalid, NotFoundError } from '../../bus/errors.js';
-import { prepare, type Statements } from './statements.js';
+import { prepare, prepareState, type Statements, type StateStatements } from './statements.js';
 import type { Wakeups } from './wakeups.js';
 
 export class SqliteStore {
@@ -38,7 +38,7 @@ export class SqliteStore {
    */
   async write<T>(fn: () => T): Promise<T> {
     if (this.readonly) {
-      throw invalid('INVALID_OPTION', `the SQLite bus on ${this.db.name} was opened with readonly: true: publish, subscribe, rewind, trim and dead-letter retry/purge need a bus without it`);
+      throw invalid('INVALID_OPTION', `the SQLite bus on ${this.db.name} was opened with readonly: true: publish, subscribe, rewind, trim, dead-letter retry/purge and keyed state changes need a bus without it`);
     }
     const end = Date.now() + this.busyTimeoutMs;
     for (;;) {
@@ -60,6 +60,16 @@ export class SqliteStore {
   snapshot<T>(fn: () => T): T {
     return this.tx.deferred(fn);
   }
+
+  /**
+   * Keyed agents' statements, or null while the file has no such tables (an older version opened
+   * read-only: it holds no state). Prepared once they exist.
+   */
+  stateStatements(): StateStatements | null {
+    if (this.ss === null && (this.s.hasStateTables.get() as { n: number }).n === 2) this.ss = prepareState(this.db);
+    return this.ss;
+  }
+  private ss: StateStatements | null = null;
 
   /** Waiting reads may have something to take now. */
   changed(): void {

@@ -5,7 +5,7 @@
 // In the middleware list instead of propagateTrace when tracing is on (AgentInstance.middleware()).
 import { NonRetryableError } from '../../bus/errors.js';
 import { isA } from '../../bus/thrown.js';
-import type { HandlerContext } from '../../agents/base.js';
+import type { HandlerContext, KeyedContext } from '../../agents/base.js';
 import type { EventInput, PublishOptions } from '../../bus/event.js';
 import type { ConsumerSpan, Tracing } from '../tracing.js';
 import type { Observer } from '../observers/observer.js';
@@ -68,6 +68,7 @@ export function otelSpans(tracing: Tracing): { middleware: Middleware; observer:
  * The handler's context with publishes carrying `traceparent` (when there is one) and deadLetter
  * noted on the span; everything else is ctx's own. A class forwarding to ctx rather than
  * Object.create(ctx) (trace.ts): a per-delivery object made a prototype costs V8 a map change.
+ * A member added to the handler context (instance.ts Handling) is forwarded here too.
  */
 class SpanContext implements HandlerContext {
   constructor(
@@ -85,6 +86,10 @@ class SpanContext implements HandlerContext {
   get position() { return this.ctx.position; }
   get group() { return this.ctx.group; }
   get consumer() { return this.ctx.consumer; }
+  /** A keyed agent's key and state (KeyedContext), the handler's own context's: read and assigned through. */
+  get key() { return (this.ctx as Partial<KeyedContext>).key; }
+  get state() { return (this.ctx as Partial<KeyedContext>).state; }
+  set state(v: unknown) { (this.ctx as KeyedContext).state = v; }
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
     const tp = this.traceparent;
     return this.ctx.publish(type, data, tp === undefined ? options : { traceparent: tp, ...options });

@@ -12,6 +12,7 @@ import { processSuite } from './processes.js';
 import { foreignSuite } from './foreign.js';
 import { statsSuite } from './stats.js';
 import { discoverySuite } from './discovery.js';
+import { keyedSuite } from './keyed.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -88,6 +89,7 @@ export function conformance(a: AdapterUnderTest): void {
   foreignSuite(t);
   statsSuite(t);
   discoverySuite(t);
+  keyedSuite(t);
   if (a.features.sharedAcrossProcesses) processSuite(t);
 }
 

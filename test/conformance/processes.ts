@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import * as assert from 'uvu/assert';
-import { assertSameIds, uniq, waitFor } from '../helpers/index.js';
+import { assertSameIds, sleep, uniq, waitFor } from '../helpers/index.js';
 import type { Target } from './index.js';
+import { assertSequences, publishKeyed } from './keyed.js';
 
 interface Child {
   proc: ChildProcess;
@@ -10,8 +11,8 @@ interface Child {
   exited: Promise<number | null>;
 }
 
-export function startChild(config: object): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/child.ts', JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+export function startChild(config: object, env: Record<string, string> = {}): Child {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/child.ts', JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   const lines: string[] = [];
   createInterface({ input: proc.stdout! }).on('line', (l) => lines.push(l));
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
@@ -26,8 +27,8 @@ export function processSuite(a: Target): void {
   // Child processes a scenario started are killed when it ends, passed or failed: one left running
   // would keep this file's process alive until its time limit.
   const started: Child[] = [];
-  const child = (config: object) => {
-    const c = startChild(config);
+  const child = (config: object, env?: Record<string, string>) => {
+    const c = startChild(config, env);
     started.push(c);
     return c;
   };
@@ -69,6 +70,60 @@ export function processSuite(a: Target): void {
     assert.ok(got.every(([, n]) => n === 2));
     await sub.close();
     await bus.close();
+  });
+
+  test('keyed counter in 2 host processes, 50 keys x 200 events, the owner SIGKILLed 5 times mid-stream: every key applied each event once, in publish order', async () => {
+    const bus = await a.make();
+    const type = uniq('kkill');
+    const group = uniq('g');
+    const cfg = { bus: busOptions, role: 'count', type, group, concurrency: 16, claimIdleMs: 800 };
+    let hosts = [child(cfg), child(cfg)];
+    await waitFor('hosts ready', () => hosts.every((c) => c.lines.includes('ready')), 20_000);
+    const keys = 50;
+    const perKey = 200;
+    const publishing = (async () => {
+      for (let n = 0; n < perKey; n += 10) {
+        const all: Array<{ type: string; data: { n: number }; subject: string }> = [];
+        for (let m = n; m < n + 10; m++) for (let k = 0; k < keys; k++) all.push({ type, data: { n: m }, subject: `k${k}` });
+        await bus.publishBatch(all);
+        await sleep(150);
+      }
+    })();
+    const handled = () => hosts.reduce((sum, c) => sum + c.lines.length, 0);
+    const seen = new Map(hosts.map((c) => [c, c.lines.length]));
+    for (let kill = 0; kill < 5; kill++) {
+      const before = handled();
+      await waitFor(`handling before kill ${kill + 1}`, () => handled() > before + 300, 30_000);
+      // The owner (the host handling now) at the worst moment: deliveries in flight, state accepted, not yet committed.
+      const owner = hosts.reduce((x, y) => (x.lines.length - seen.get(x)! >= y.lines.length - seen.get(y)! ? x : y));
+      owner.proc.kill('SIGKILL');
+      await owner.exited;
+      hosts = [...hosts.filter((c) => c !== owner), child(cfg)];
+      for (const c of hosts) seen.set(c, c.lines.length);
+    }
+    await publishing;
+    await waitFor('every key complete', async () => {
+      for (let k = 0; k < keys; k++) if (((await bus.keys!.get(group, `k${k}`))?.state as { seq: number[] } | undefined)?.seq.length !== perKey) return false;
+      return true;
+    }, 60_000, 250);
+    await assertSequences(bus, group, keys, perKey);
+  });
+
+  test('keyed: a host killed right after its state write, before the acknowledgement: redelivered and not applied twice', async () => {
+    const bus = await a.make();
+    const type = uniq('kwrite');
+    const group = uniq('g');
+    const cfg = { bus: busOptions, role: 'count', type, group, concurrency: 4, claimIdleMs: 600 };
+    await publishKeyed(bus, type, 5, 20);
+    const doomed = child(cfg, { AGENTBUS_TEST_KILL_AFTER_STATE_WRITE: '3' });
+    assert.is(await doomed.exited, null, 'killed by the hook');
+    const survivor = child(cfg);
+    await waitFor('ready', () => survivor.lines.includes('ready'), 20_000);
+    await waitFor('every key complete', async () => {
+      for (let k = 0; k < 5; k++) if (((await bus.keys!.get(group, `k${k}`))?.state as { seq: number[] } | undefined)?.seq.length !== 20) return false;
+      return true;
+    }, 30_000, 100);
+    await assertSequences(bus, group, 5, 20);
   });
 
   test.run();

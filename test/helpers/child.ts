@@ -2,13 +2,15 @@
 //   publish: publishes `count` events of `type` in batches, printing "pub <id>", then "done"
 //   consume: subscribes `group`, printing "got <id> <attempt>" after each handled event
 //   hang:    like consume, but handlers never finish (a process to kill with events in flight)
+//   count:   a keyed subscription (key: subject) appending each event's data.n to its key's state
+//            ({ seq: [...] }), printing "got <id> <attempt>" (a keyed counter agent)
 // It prints "ready" once subscribed; SIGTERM closes the bus (draining) and exits 0.
 import { pino } from 'pino';
 import { createBus } from '../../runtime/config.js';
 
 const cfg = JSON.parse(process.argv[2]) as {
   bus: Record<string, unknown>;
-  role: 'publish' | 'consume' | 'hang';
+  role: 'publish' | 'consume' | 'hang' | 'count';
   type: string;
   group?: string;
   count?: number;
@@ -27,6 +29,17 @@ if (cfg.role === 'publish') {
   }
   await bus.close();
   out('done');
+} else if (cfg.role === 'count') {
+  await bus.subscribe(
+    { group: cfg.group!, types: [cfg.type], from: 'earliest', key: 'subject', concurrency: cfg.concurrency ?? 8, claimIdleMs: cfg.claimIdleMs ?? 1000 },
+    (e, ctx) => {
+      const c = ctx as unknown as { state: { seq: number[] } | null };
+      c.state ??= { seq: [] };
+      c.state.seq.push((e.data as { n: number }).n);
+      out(`got ${e.id} ${ctx.attempt}`);
+    },
+  );
+  out('ready');
 } else {
   await bus.subscribe(
     { group: cfg.group!, types: [cfg.type], from: 'earliest', concurrency: cfg.concurrency ?? 8, claimIdleMs: cfg.claimIdleMs ?? 1000 },

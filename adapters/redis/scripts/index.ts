@@ -1,7 +1,8 @@
 /**
  * Every Lua script of the Redis store, by family: publish.ts (dedup publish), lease.ts (claim,
- * renew, release, count an attempt), dead-letters.ts, stats.ts and liveness.ts. Each file declares
- * its scripts with their KEYS/ARGV contract (script.ts); `defineAllScripts` registers them on a client.
+ * renew, release, count an attempt), dead-letters.ts, stats.ts, liveness.ts and state.ts (keyed
+ * state). Each file declares its scripts with their KEYS/ARGV contract (script.ts);
+ * `defineAllScripts` registers them on a client.
  */
 import type { Client } from '../client.js';
 import { addDeadLetter, countDeadLetterChunk, deadLetterCounts, purgeDeadLetter, retryDeadLetter, storeDeadLetterCounts } from './dead-letters.js';
@@ -9,6 +10,7 @@ import { claimExpired, releaseLease, renewLease, setAttempts } from './lease.js'
 import { dropConsumer, heartbeat } from './liveness.js';
 import { publishOnce } from './publish.js';
 import { defineScripts } from './script.js';
+import { commitStates, disownGroup, loadStates, ownGroup, stateSizes } from './state.js';
 import { countAfter, streamEnds } from './stats.js';
 
 export const allScripts = [
@@ -27,6 +29,11 @@ export const allScripts = [
   countAfter,
   heartbeat,
   dropConsumer,
+  ownGroup,
+  disownGroup,
+  loadStates,
+  stateSizes,
+  commitStates,
 ] as const;
 
 export function defineAllScripts(client: Client): void {

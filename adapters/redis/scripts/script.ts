@@ -9,7 +9,8 @@ import type { Client, Commands, Sender } from '../client.js';
 export interface Script<A extends unknown[], R> {
   /** The command name ioredis defines for it on the client and its pipelines. */
   readonly name: string;
-  readonly numberOfKeys: number;
+  /** null: the key count is the first argument (a script over as many keys as a call has). */
+  readonly numberOfKeys: number | null;
   readonly lua: string;
   call(on: Client, ...args: A): Promise<R>;
   /** Issues it on `on` and returns what that returned: the pipeline, or the client's promise of the raw reply. */
@@ -22,7 +23,7 @@ export interface Script<A extends unknown[], R> {
  */
 export function script<A extends unknown[], R>(def: {
   name: string;
-  numberOfKeys: number;
+  numberOfKeys: number | null;
   lua: string;
   argv: (...args: A) => unknown[];
   reply: (raw: unknown) => R;
@@ -39,5 +40,5 @@ export function script<A extends unknown[], R>(def: {
 
 /** Defines `scripts` on a client (and so on its pipelines). */
 export function defineScripts(client: Client, scripts: ReadonlyArray<Script<never, unknown>>): void {
-  for (const s of scripts) client.defineCommand(s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
+  for (const s of scripts) client.defineCommand(s.name, { ...(s.numberOfKeys === null ? {} : { numberOfKeys: s.numberOfKeys }), lua: s.lua });
 }

@@ -1,0 +1,230 @@
+/**
+ * Keyed subscriptions' store on Redis (bus/state.ts): one owner per group, a record per key, and the
+ * commit of a batch with its acknowledgement.
+ *
+ * Layout: every key of a group carries the hash tag `{agentbus:<group>}`, so all of them live on one
+ * Redis Cluster slot and one Lua script reaches them together (group names cannot contain braces):
+ * - `<prefix>{agentbus:<group>}:owner`: string `<epoch> <consumer>` with a PX lease (the server's
+ *   clock decides expiry). Taken when absent, renewed only by its holder, deleted by disown().
+ * - `<prefix>{agentbus:<group>}:epoch`: a counter without TTL, INCRed on each acquisition, so epochs
+ *   grow across the owner record's expiry and are never reused.
+ * - `<prefix>{agentbus:<group>}:state:<key>`: a hash per key, `v` version, `s` state (JSON), `a`
+ *   last applied position per source stream (JSON object, stream key -> id), `t` updatedAt (server
+ *   ms); PEXPIRE with the write's ttlMs, PERSIST with 0.
+ *
+ * Commit is one script call for the whole batch (owner check, per-key version check and write). On
+ * a single Redis the same script also XACKs the applied writes' deliveries (`atomicAck` true: their
+ * streams are plain keys in other slots, which only a cluster forbids). On a cluster the streams
+ * live in other slots: the script writes the state, then the acknowledgements follow as
+ * Driver.ack() sends them (`atomicAck` false); a crash between the two leaves the deliveries pending,
+ * and the record's applied positions let the engine recognise the redelivery and only acknowledge it.
+ * load() is one script call for any number of keys. list() SCANs the group's records on the node
+ * owning its slot; groups() SCANs every master for owner and state keys.
+ *
+ * Limit (non-atomic stores only): a write with state null deletes the record and its applied
+ * positions with it, so after "record deleted, acknowledgement lost" (a crash between the two on a
+ * cluster) the redelivered event finds no record and is applied again to the initial state.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import type { Delivery } from '../../bus/driver.js';
+import { OwnershipLostError } from '../../bus/errors.js';
+import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite } from '../../bus/state.js';
+import { isRedisError, type RedisStore } from './client.js';
+import { delivery, keyOf } from './delivery.js';
+import { compareIds } from './keys.js';
+import { claimExpired } from './scripts/lease.js';
+import { commitStates, disownGroup, loadStates, ownGroup, stateSizes, type CommitWrite, type RawRecord } from './scripts/state.js';
+
+/** Entries one takeOver claim call moves (the cursor is followed to the end). */
+const TAKEOVER_COUNT = 1000;
+/** SCAN's COUNT hint for list() and groups(). */
+const SCAN_COUNT = 1000;
+/** Keys per load/sizes script call for very large requests (one call below this). */
+const KEYS_PER_CALL = 5000;
+
+/** Glob characters of a SCAN MATCH pattern, escaped. */
+const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
+
+export class RedisState implements StateStore {
+  readonly atomicAck: boolean;
+
+  constructor(
+    private readonly s: RedisStore,
+    /** Driver.ack: what the cluster commit sends after the state script. */
+    private readonly ack: (group: string, ds: Delivery[]) => Promise<void>,
+  ) {
+    this.atomicAck = !s.cluster;
+  }
+
+  async own(group: string, consumer: string, leaseMs: number): Promise<Ownership | null> {
+    const { keys } = this.s;
+    return ownGroup.call(this.s.cmd, keys.owner(group), keys.epoch(group), consumer, leaseMs);
+  }
+
+  async disown(group: string, consumer: string, epoch: number): Promise<void> {
+    await disownGroup.call(this.s.cmd, this.s.keys.owner(group), `${epoch} ${consumer}`);
+  }
+
+  /**
+   * XAUTOCLAIM with min-idle 0 over each topic's stream and the group's retry stream of it, to the
+   * end of each cursor, through the read path's claim script (it returns each entry's delivery
+   * count, which the claim grew by one). Ids trimmed while pending are acknowledged away, as the
+   * read path does; a stream where the group does not exist yet has nothing to take.
+   */
+  async takeOver(group: string, consumer: string, topics: string[], maxBytes: number): Promise<Delivery[]> {
+    const { cmd, keys } = this.s;
+    const out: Delivery[] = [];
+    for (const topic of topics) {
+      for (const key of [keys.stream(topic), keys.retry(topic, group)]) {
+        let cursor = '0-0';
+        do {
+          let reply;
+          try {
+            reply = await claimExpired.call(cmd, key, group, consumer, 0, cursor, TAKEOVER_COUNT);
+          } catch (err) {
+            if (isRedisError(err, 'NOGROUP')) break;
+            throw err;
+          }
+          const [next, entries, deleted, counts] = reply;
+          const gone = [...deleted, ...entries.filter(([, f]) => f === null).map(([id]) => id)];
+          if (gone.length) await cmd.xack(key, group, ...gone);
+          entries.forEach(([id, fields], i) => {
+            if (fields !== null && counts[i] > 0) out.push(delivery(topic, key, id, Number(counts[i]), fields, maxBytes));
+          });
+          cursor = next;
+        } while (cursor !== '0-0');
+      }
+    }
+    return out;
+  }
+
+  async load(group: string, keys: string[]): Promise<Map<string, StateRecord>> {
+    const out = new Map<string, StateRecord>();
+    for (let i = 0; i < keys.length; i += KEYS_PER_CALL) {
+      const part = keys.slice(i, i + KEYS_PER_CALL);
+      const raws = await loadStates.call(this.s.cmd, part.map((k) => this.s.keys.state(group, k)));
+      raws.forEach((raw, j) => {
+        const r = record(raw);
+        if (r) out.set(part[j], r);
+      });
+    }
+    return out;
+  }
+
+  async commit(group: string, consumer: string, epoch: number, writes: StateWrite[], ack: Delivery[]): Promise<CommitResult> {
+    const { keys } = this.s;
+    const atomic = this.atomicAck;
+    const pairs = (ds: Delivery[]) => (atomic ? ds.map((d): [string, string] => [keyOf(d), d.position]) : []);
+    const scripted: CommitWrite[] = writes.map((w) => ({
+      key: keys.state(group, w.key),
+      expectVersion: w.expectVersion,
+      state: w.state,
+      applied: JSON.stringify(w.applied),
+      ttlMs: w.ttlMs,
+      acks: pairs(w.ack),
+    }));
+    const res = await commitStates.call(this.s.cmd, keys.owner(group), `${epoch} ${consumer}`, group, scripted, pairs(ack));
+    if (!res.ok) {
+      throw new OwnershipLostError(
+        `group ${JSON.stringify(group)} is not owned by ${JSON.stringify(consumer)} under epoch ${epoch} (owner now: ${res.owner ? JSON.stringify(res.owner) : 'none'}): commit refused, nothing written`,
+      );
+    }
+    const conflicts = res.conflicts.map((i) => writes[i - 1].key);
+    // The test hook's worst moment: after the commit (atomic), or after a state write and before its acks.
+    if (atomic || writes.length > 0) killAfterStateWrite();
+    if (!atomic) {
+      const skipped = new Set(res.conflicts.map((i) => i - 1));
+      const settled = [...writes.flatMap((w, i) => (skipped.has(i) ? [] : w.ack)), ...ack];
+      if (settled.length) await this.ack(group, settled);
+    }
+    return { conflicts };
+  }
+
+  async get(group: string, key: string): Promise<StateRecord | null> {
+    return (await this.load(group, [key])).get(key) ?? null;
+  }
+
+  /**
+   * SCAN of the group's records on the node owning its slot, keeping the first `limit` keys after
+   * `after` in key order (UTF-8 byte order, as SQLite's), then their sizes in one script call.
+   */
+  async list(group: string, q: { after?: string | undefined; limit: number }): Promise<Array<{ key: string; version: number; bytes: number; updatedAt: number }>> {
+    const { keys } = this.s;
+    const base = keys.state(group, '');
+    const nodes = this.s.cluster ? slotNodes(this.s.cmd as unknown as Cluster, base) : [this.s.cmd as unknown as Redis];
+    const after = q.after === undefined ? null : Buffer.from(q.after);
+    let page: Buffer[] = [];
+    const trim = () => {
+      page.sort(Buffer.compare);
+      page = page.slice(0, q.limit);
+    };
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, found] = (await node.scanBuffer(cursor, 'MATCH', `${globEscape(base)}*`, 'COUNT', SCAN_COUNT)) as unknown as [Buffer, Buffer[]];
+        cursor = next.toString();
+        for (const k of found) {
+          const key = k.subarray(Buffer.byteLength(base));
+          if (after === null || Buffer.compare(key, after) > 0) page.push(key);
+        }
+        if (page.length > 2 * q.limit + SCAN_COUNT) trim();
+      } while (cursor !== '0');
+    }
+    trim();
+    if (page.length === 0) return [];
+    const names = page.map((b) => b.toString());
+    const sizes = await stateSizes.call(this.s.cmd, names.map((k) => keys.state(group, k)));
+    return names.flatMap((key, i) => {
+      const [v, t, bytes] = sizes[i];
+      return v === null ? [] : [{ key, version: Number(v), bytes: Number(bytes), updatedAt: Number(t) }];
+    });
+  }
+
+  /** DEL of the records (one command: they share a slot). */
+  async remove(group: string, keys: string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    let n = 0;
+    for (let i = 0; i < keys.length; i += KEYS_PER_CALL) n += await this.s.cmd.del(...keys.slice(i, i + KEYS_PER_CALL).map((k) => this.s.keys.state(group, k)));
+    return n;
+  }
+
+  /** SCAN of every master for `{agentbus:<group>}` keys: a group with an owner or a record is listed. */
+  async groups(): Promise<string[]> {
+    const { prefix } = this.s.keys;
+    const head = `${prefix}{agentbus:`;
+    const found = new Set<string>();
+    for (const node of this.s.cluster ? (this.s.cmd as unknown as Cluster).nodes('master') : [this.s.cmd]) {
+      let cursor = '0';
+      do {
+        const [next, names] = (await node.scan(cursor, 'MATCH', `${globEscape(head)}*`, 'COUNT', SCAN_COUNT)) as [string, string[]];
+        cursor = next;
+        for (const name of names) {
+          const end = name.indexOf('}', head.length);
+          if (end < 0) continue;
+          const rest = name.slice(end + 1);
+          if (rest === ':owner' || rest.startsWith(':state:')) found.add(name.slice(head.length, end));
+        }
+      } while (cursor !== '0');
+    }
+    return [...found].sort();
+  }
+
+  comparePositions(a: string, b: string): number {
+    return compareIds(a, b);
+  }
+}
+
+/** A stored record, or null when the hash is gone (never written, deleted or expired). */
+function record([v, s, a, t]: RawRecord): StateRecord | null {
+  if (v === null || s === null) return null;
+  return { version: Number(v), state: s, applied: a ? (JSON.parse(a) as Record<string, string>) : {}, updatedAt: Number(t) };
+}
+
+/** The master serving `key`'s slot on a cluster (from the client's slot table), or every master when it is not known yet. */
+function slotNodes(cluster: Cluster, key: string): Redis[] {
+  const owner = cluster.slots[calculateSlot(key)]?.[0];
+  const masters = cluster.nodes('master');
+  const node = masters.find((n) => `${n.options.host}:${n.options.port}` === owner);
+  return node ? [node] : masters;
+}

@@ -1,0 +1,77 @@
+// The keys an owner holds in memory (passivation, guarantee 8): least recently used first, evicted
+// past `maxActiveKeys` unless in use (a delivery of the key held, or a change not yet committed).
+
+/** One key's state as the owner holds it. */
+export interface KeyEntry {
+  key: string;
+  /** The store's version of the key as last loaded or committed by this owner (0: no record). */
+  version: number;
+  /** The state as last accepted (committed or waiting to be), as JSON: what a failed handler rolls back to. */
+  json: string;
+  /** The live value handed to handlers (mutated in place by them). */
+  value: unknown;
+  /** Last applied position per source stream, as loaded and advanced here. */
+  applied: Record<string, string>;
+  /** Positions advanced since the last commit (written with it). */
+  appliedDelta: Record<string, string> | null;
+  /** Deliveries of the key held by the consumer (queued, running, waiting for a retry). */
+  pins: number;
+  /** A change (or acknowledgements) waiting for the next commit. */
+  dirty: boolean;
+}
+
+export class KeyCache {
+  private readonly entries = new Map<string, KeyEntry>();
+  evictions = 0;
+
+  constructor(private readonly max: number) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The entry, marked most recently used. */
+  get(key: string): KeyEntry | undefined {
+    const e = this.entries.get(key);
+    if (e !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, e);
+    }
+    return e;
+  }
+
+  /** Adds a loaded entry (keeping one already there: a load racing another for the same key). */
+  put(e: KeyEntry): KeyEntry {
+    const had = this.entries.get(e.key);
+    if (had !== undefined) return had;
+    this.entries.set(e.key, e);
+    this.evict();
+    return e;
+  }
+
+  /** Evicts idle entries, oldest first, until within the bound (entries in use are skipped, never lost). */
+  evict(): void {
+    if (this.entries.size <= this.max) return;
+    for (const e of this.entries.values()) {
+      if (this.entries.size <= this.max) break;
+      if (e.pins > 0 || e.dirty) continue;
+      this.entries.delete(e.key);
+      this.evictions++;
+    }
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+
+  /** Sum of the JSON sizes held (a metric; walks every entry). */
+  bytes(): number {
+    let n = 0;
+    for (const e of this.entries.values()) n += e.json.length;
+    return n;
+  }
+}

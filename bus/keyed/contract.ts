@@ -1,0 +1,84 @@
+/**
+ * Keyed subscriptions (keyed agents): the options and the handler context. With `key` set, a
+ * subscription becomes one actor per key: a key's events run one at a time, in publish order per
+ * topic, across every consumer of the group; each key has a state, loaded before its handler and
+ * committed with the delivery's acknowledgement (README, Keyed agents; the store side in bus/state.ts).
+ */
+import type { DeliveryContext } from '../contract.js';
+import type { CloudEvent } from '../event.js';
+
+/** Which key an event belongs to: its `subject`, or what a function of the event returns (a non-empty string). */
+export type KeyOf = 'subject' | ((event: CloudEvent) => string);
+
+/** The state options of a keyed subscription (and of a keyed agent's `static options`). Each `@default` is the one in KEYED_OPTIONS. */
+export interface KeyedStateOptions {
+  /**
+   * Keys whose state stays in memory; past it the least recently used (and idle) are evicted and
+   * loaded again from the store on their next event (passivation).
+   * @default 10000
+   */
+  maxActiveKeys?: number | undefined;
+  /**
+   * Largest state of one key, as JSON; a handler leaving a larger one fails without retry (dead
+   * letter `state_too_large`) and the key keeps its previous state.
+   * @default 256 KiB (262144)
+   */
+  maxStateBytes?: number | undefined;
+  /**
+   * A key's state is removed this long after its last change; 0 keeps it until removed.
+   * @default 0
+   */
+  stateTtlMs?: number | undefined;
+}
+
+export interface KeyedOptions extends KeyedStateOptions {
+  /**
+   * Makes the subscription keyed (see this file's header). Events without a key (no subject, or the
+   * function returns no non-empty string) become dead letters `no_key`.
+   * @default none (not keyed)
+   */
+  key?: KeyOf | undefined;
+  /**
+   * The state of a key that has none stored (JSON-serialisable).
+   * @default () => null
+   */
+  initialState?: ((key: string) => unknown) | undefined;
+}
+
+/** The context of a keyed handler: the delivery's, plus the key and its state (assign or mutate it). */
+export interface KeyedDeliveryContext<S = unknown> extends DeliveryContext {
+  readonly key: string;
+  /** Loaded before the handler; what it holds when the handler resolves is committed. null/undefined removes it. */
+  state: S;
+}
+
+/** Reasons a keyed delivery becomes a dead letter before or after its handler. */
+export const NO_KEY = 'no_key';
+export const STATE_TOO_LARGE = 'state_too_large';
+
+/** One key's stored state, as `bus.keys` shows it. */
+export interface KeyState {
+  key: string;
+  /** The stored state (parsed JSON). */
+  state: unknown;
+  /** Commits of this key so far (since its record was last created). */
+  version: number;
+  updatedAt: Date;
+}
+
+/**
+ * Keyed subscriptions' state in the store, per group (the agent's name for keyed agents): for
+ * inspection and erasure (`agentbus state get|ls|rm`). Present on stores with keyed state (both adapters).
+ */
+export interface KeyedStates {
+  get(group: string, key: string): Promise<KeyState | null>;
+  /** Keys with state, in key order after `after`, at most `limit` (default 100, at most 10,000). */
+  list(group: string, options?: { after?: string | undefined; limit?: number | undefined }): Promise<Array<{ key: string; version: number; bytes: number; updatedAt: Date }>>;
+  /**
+   * Erases the keys' state from the store (GDPR erasure); resolves how many had one. An owner
+   * running the key at that moment notices at its next commit and starts over from the store.
+   */
+  remove(group: string, keys: string[]): Promise<number>;
+  /** Groups with keyed state or an owner. */
+  groups(): Promise<string[]>;
+}

@@ -1,0 +1,292 @@
+/**
+ * A keyed consumer's side of the store (bus/state.ts): taking and keeping the group (one owner at a
+ * time, an epoch per tenure), the state of the keys it runs (loaded in batches, cached, passivated),
+ * and the commit of what finished deliveries changed. Commits are batched: every key touched since
+ * the last commit is written once, with the acknowledgement of each delivery that touched it, in one
+ * store call; one commit is in flight at a time, and deliveries keep running meanwhile (a key's next
+ * event sees its state as accepted in memory). The consumer (consumer.ts) asks; this file decides
+ * nothing about retries or dead letters.
+ */
+import type { Logger } from 'pino';
+import type { Delivery } from '../driver.js';
+import { OwnershipLostError, StateTooLargeError } from '../errors.js';
+import { appliedKey, type StateStore, type StateWrite } from '../state.js';
+import { describe, errForLog } from '../thrown.js';
+import { KeyCache, type KeyEntry } from './cache.js';
+import type { KeyOf } from './contract.js';
+
+export interface OwnerOptions {
+  group: string;
+  consumer: string;
+  claimIdleMs: number;
+  key: KeyOf;
+  initialState: (key: string) => unknown;
+  maxActiveKeys: number;
+  maxStateBytes: number;
+  stateTtlMs: number;
+}
+
+/** What the owner counts (exported as metrics by the runtime). */
+export interface KeyedCounters {
+  loads: number;
+  conflicts: number;
+  commits: number;
+  takeovers: number;
+  duplicates: number;
+}
+
+export class KeyOwner {
+  readonly cache: KeyCache;
+  readonly counters: KeyedCounters = { loads: 0, conflicts: 0, commits: 0, takeovers: 0, duplicates: 0 };
+  /** The epoch of this tenure; null while standing by. */
+  epoch: number | null = null;
+  /** After this (epoch ms) the lease may have passed to another consumer: no handler may start. */
+  private leaseUntil = 0;
+  private loading = new Map<string, Array<{ resolve: (e: KeyEntry) => void; reject: (err: unknown) => void }>>();
+  private loadQueued = false;
+  private dirty = new Set<KeyEntry>();
+  /** Acknowledgements of deliveries that changed no state, carried by the next commit. */
+  private plainAcks: Delivery[] = [];
+  /** Acknowledgements waiting per key entry for the next commit. */
+  private readonly acks = new Map<KeyEntry, Delivery[]>();
+  private committing: Promise<void> | null = null;
+  private commitQueued = false;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly o: OwnerOptions,
+    private readonly log: Logger,
+    /** The group changed hands or a key's record changed under this owner: the consumer starts over. */
+    private readonly lost: (why: string) => void,
+  ) {
+    this.cache = new KeyCache(o.maxActiveKeys);
+  }
+
+  /** The event's key, or null when it has none (a dead letter `no_key`). */
+  keyOf(event: { subject?: string | undefined } & object): string | null {
+    let k: unknown;
+    try {
+      k = this.o.key === 'subject' ? event.subject : this.o.key(event as never);
+    } catch {
+      return null;
+    }
+    return typeof k === 'string' && k !== '' ? k : null;
+  }
+
+  get owned(): boolean {
+    return this.epoch !== null && Date.now() < this.leaseUntil;
+  }
+
+  /**
+   * Tries once to take (or keep) the group. Resolves the deliveries taken over from the previous
+   * owner when it acquired, [] when it renewed, null when another consumer holds it.
+   */
+  async acquire(topics: string[], maxBytes: number): Promise<Delivery[] | null> {
+    const asked = Date.now();
+    const own = await this.store.own(this.o.group, this.o.consumer, this.o.claimIdleMs);
+    if (own === null) return null;
+    this.leaseUntil = asked + this.o.claimIdleMs;
+    if (!own.acquired && own.epoch === this.epoch) return [];
+    this.epoch = own.epoch;
+    this.cache.clear();
+    this.counters.takeovers++;
+    return this.store.takeOver(this.o.group, this.o.consumer, topics, maxBytes);
+  }
+
+  /** Keeps the lease; tells the consumer (lost) when another consumer has the group now. */
+  async renew(): Promise<void> {
+    if (this.epoch === null) return;
+    const epoch = this.epoch;
+    const asked = Date.now();
+    try {
+      const own = await this.store.own(this.o.group, this.o.consumer, this.o.claimIdleMs);
+      if (this.epoch !== epoch) return;
+      if (own === null || own.epoch !== epoch) return this.lost(`group ${this.o.group} taken over by another consumer`);
+      this.leaseUntil = asked + this.o.claimIdleMs;
+    } catch (err) {
+      // A store error: the lease runs on until leaseUntil, and owned turns false then.
+      this.log.error({ group: this.o.group, err: errForLog(err) }, 'store error while renewing the group lease');
+    }
+  }
+
+  /** Drops everything of this tenure: cache, changes not committed, loads in flight. */
+  reset(): void {
+    this.epoch = null;
+    this.cache.clear();
+    this.dirty.clear();
+    this.acks.clear();
+    this.plainAcks = [];
+    for (const waiters of this.loading.values()) for (const w of waiters) w.reject(new OwnershipLostError('tenure ended'));
+    this.loading.clear();
+  }
+
+  /** Gives the group up (closing consumer): a standby takes it at once. */
+  async release(): Promise<void> {
+    const epoch = this.epoch;
+    this.epoch = null;
+    if (epoch !== null) await this.store.disown(this.o.group, this.o.consumer, epoch).catch(() => {});
+  }
+
+  /** The key's entry, pinned for one delivery: from memory, or loaded with the other keys asked for in this tick. */
+  enter(key: string): KeyEntry | Promise<KeyEntry> {
+    const e = this.cache.get(key);
+    if (e !== undefined) {
+      e.pins++;
+      return e;
+    }
+    return new Promise<KeyEntry>((resolve, reject) => {
+      const waiters = this.loading.get(key);
+      const w = { resolve: (x: KeyEntry) => (x.pins++, resolve(x)), reject };
+      if (waiters) return void waiters.push(w);
+      this.loading.set(key, [w]);
+      if (!this.loadQueued) {
+        this.loadQueued = true;
+        queueMicrotask(() => void this.loadQueuedKeys());
+      }
+    });
+  }
+
+  private async loadQueuedKeys(): Promise<void> {
+    this.loadQueued = false;
+    const batch = this.loading;
+    this.loading = new Map();
+    const epoch = this.epoch;
+    try {
+      const records = await this.store.load(this.o.group, [...batch.keys()]);
+      this.counters.loads += batch.size;
+      for (const [key, waiters] of batch) {
+        if (this.epoch !== epoch) throw new OwnershipLostError('tenure ended');
+        const r = records.get(key);
+        let entry: KeyEntry;
+        if (r !== undefined) {
+          entry = { key, version: r.version, json: r.state, value: JSON.parse(r.state), applied: r.applied, appliedDelta: null, pins: 0, dirty: false };
+        } else {
+          const value = this.o.initialState(key) ?? null;
+          entry = { key, version: 0, json: JSON.stringify(value), value, applied: {}, appliedDelta: null, pins: 0, dirty: false };
+        }
+        entry = this.cache.put(entry);
+        for (const w of waiters) w.resolve(entry);
+      }
+    } catch (err) {
+      for (const waiters of batch.values()) for (const w of waiters) w.reject(err);
+    }
+  }
+
+  /** A delivery of the key left the consumer (settled, dead-lettered, released). */
+  leave(e: KeyEntry): void {
+    e.pins--;
+  }
+
+  /** True when the store already applied this delivery (non-atomic stores: state written, ack lost). */
+  applied(e: KeyEntry, d: Delivery): boolean {
+    if (this.store.atomicAck) return false;
+    const at = e.applied[appliedKey(d)];
+    return at !== undefined && this.store.comparePositions(d.position, at) <= 0;
+  }
+
+  /**
+   * The handler resolved with `value` as the key's state: accepted (to be committed with `d`'s
+   * acknowledgement), or an error when it cannot be stored (the key keeps its state).
+   */
+  accept(e: KeyEntry, d: Delivery, value: unknown): Error | null {
+    let json: string;
+    try {
+      json = JSON.stringify(value ?? null);
+    } catch (err) {
+      this.rollback(e);
+      return new StateTooLargeError(`state of key ${JSON.stringify(e.key)} is not JSON-serialisable: ${describe(err)}`);
+    }
+    if (json.length * 3 > this.o.maxStateBytes && Buffer.byteLength(json) > this.o.maxStateBytes) {
+      this.rollback(e);
+      return new StateTooLargeError(`state of key ${JSON.stringify(e.key)} is ${Buffer.byteLength(json)} bytes as JSON, over maxStateBytes ${this.o.maxStateBytes}`);
+    }
+    e.json = json;
+    e.value = value ?? null;
+    if (!this.store.atomicAck) {
+      const k = appliedKey(d);
+      e.applied[k] = d.position;
+      (e.appliedDelta ??= {})[k] = d.position;
+    }
+    this.settle(e, d);
+    return null;
+  }
+
+  /** The handler failed: its changes to the live value are undone. */
+  rollback(e: KeyEntry): void {
+    e.value = JSON.parse(e.json);
+  }
+
+  /** `d` is done with no change of state to write (a duplicate): acknowledged by the next commit. */
+  settle(e: KeyEntry | null, d: Delivery): void {
+    if (e === null) this.plainAcks.push(d);
+    else {
+      e.dirty = true;
+      this.dirty.add(e);
+      const a = this.acks.get(e);
+      if (a) a.push(d);
+      else this.acks.set(e, [d]);
+    }
+    this.scheduleCommit();
+  }
+
+  private scheduleCommit(): void {
+    if (this.commitQueued || this.committing) return;
+    this.commitQueued = true;
+    setImmediate(() => {
+      this.commitQueued = false;
+      this.committing = this.commit().finally(() => {
+        this.committing = null;
+        if (this.dirty.size > 0 || this.plainAcks.length > 0) this.scheduleCommit();
+      });
+    });
+  }
+
+  /** Commits everything accepted so far; resolves when it is stored (or failed and was handed on). */
+  async flush(): Promise<void> {
+    while (this.committing || this.commitQueued || this.dirty.size > 0 || this.plainAcks.length > 0) {
+      if (this.committing) await this.committing;
+      else {
+        this.commitQueued = false;
+        this.committing = this.commit().finally(() => (this.committing = null));
+      }
+      if (this.epoch === null) return;
+    }
+  }
+
+  private async commit(): Promise<void> {
+    const epoch = this.epoch;
+    if (epoch === null || (this.dirty.size === 0 && this.plainAcks.length === 0)) return;
+    const entries = [...this.dirty];
+    this.dirty.clear();
+    const writes: StateWrite[] = entries.map((e) => ({
+      key: e.key,
+      expectVersion: e.version,
+      state: e.json === 'null' ? null : e.json,
+      applied: e.appliedDelta ?? {},
+      ttlMs: this.o.stateTtlMs,
+      ack: this.acks.get(e) ?? [],
+    }));
+    for (const e of entries) {
+      this.acks.delete(e);
+      e.appliedDelta = null;
+      e.dirty = false;
+    }
+    const plain = this.plainAcks;
+    this.plainAcks = [];
+    try {
+      const r = await this.store.commit(this.o.group, this.o.consumer, epoch, writes, plain);
+      this.counters.commits++;
+      if (this.epoch !== epoch) return;
+      for (let i = 0; i < entries.length; i++) entries[i].version = writes[i].state === null ? 0 : writes[i].expectVersion + 1;
+      if (r.conflicts.length > 0) {
+        this.counters.conflicts += r.conflicts.length;
+        return this.lost(`state of ${r.conflicts.length} key(s) changed outside this owner (e.g. ${JSON.stringify(r.conflicts[0])}, removed by agentbus state rm?)`);
+      }
+      this.cache.evict();
+    } catch (err) {
+      if (this.epoch !== epoch) return;
+      // Lost, or not known to be stored: start over from what the store has (uncommitted deliveries are delivered again).
+      this.lost(err instanceof OwnershipLostError ? `group ${this.o.group} taken over by another consumer` : `commit failed: ${describe(err)}`);
+    }
+  }
+}

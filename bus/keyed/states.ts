@@ -1,0 +1,34 @@
+// bus.keys: the public face of StateStore's inspection calls (see KeyedStates).
+import { invalid } from '../errors.js';
+import { int } from '../validate.js';
+import type { StateStore } from '../state.js';
+import type { KeyedStates } from './contract.js';
+
+function checkGroup(group: unknown): string {
+  if (typeof group !== 'string' || group === '') throw invalid('INVALID_OPTION', `invalid group ${JSON.stringify(group)}: expected a group (agent) name`);
+  return group;
+}
+
+function checkKey(key: unknown): string {
+  if (typeof key !== 'string' || key === '') throw invalid('INVALID_OPTION', `invalid key ${JSON.stringify(key)}: expected a non-empty string`);
+  return key;
+}
+
+export function keyedStates(store: StateStore): KeyedStates {
+  return {
+    async get(group, key) {
+      const r = await store.get(checkGroup(group), checkKey(key));
+      return r === null ? null : { key, state: JSON.parse(r.state), version: r.version, updatedAt: new Date(r.updatedAt) };
+    },
+    async list(group, o = {}) {
+      const limit = int('limit', o.limit, 100, 1, 10_000);
+      const rows = await store.list(checkGroup(group), { after: o.after, limit });
+      return rows.map((r) => ({ ...r, updatedAt: new Date(r.updatedAt) }));
+    },
+    remove: (group, keys) => {
+      if (!Array.isArray(keys)) throw invalid('INVALID_OPTION', `invalid keys ${JSON.stringify(keys)}: expected an array of keys`);
+      return store.remove(checkGroup(group), keys.map(checkKey));
+    },
+    groups: () => store.groups(),
+  };
+}

@@ -1,0 +1,328 @@
+// The Redis StateStore of keyed subscriptions (adapters/redis/state.ts), against a real redis-server
+// and a real three-master Redis Cluster this file starts: ownership and epochs, load, commit with
+// its version and epoch checks and acknowledgements, takeOver, inspection, and the crash hook.
+// With STATE_REDIS_CHILD set, this file is instead the child process of the crash test (see there).
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Cluster, Redis } from 'ioredis';
+import { pino } from 'pino';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { RedisDriver } from '../adapters/redis/driver.js';
+import { Keys } from '../adapters/redis/keys.js';
+import { defineAllScripts } from '../adapters/redis/scripts/index.js';
+import type { Delivery } from '../bus/driver.js';
+import { OwnershipLostError } from '../bus/errors.js';
+import type { StateWrite } from '../bus/state.js';
+import { rejects, uniq, waitFor } from './helpers/index.js';
+import { hasRedisServer, startRedisCluster, startRedisServer } from './helpers/redis.js';
+
+const quiet = pino({ level: 'silent' });
+const MAX_BYTES = 1 << 20;
+
+/** Where a test's store is: one server's URL, or cluster seed nodes. */
+type Target = { url: string } | { nodes: { host: string; port: number }[] };
+
+function connect(t: Target): Redis | Cluster {
+  return 'url' in t ? new Redis(t.url) : new Cluster(t.nodes);
+}
+
+function driverOn(client: Redis | Cluster, prefix = 'events:'): RedisDriver {
+  defineAllScripts(client);
+  return new RedisDriver(client, new Keys(prefix), quiet, false, () => ({}));
+}
+
+const write = (key: string, expectVersion: number, state: string | null, extra: Partial<StateWrite> = {}): StateWrite => ({ key, expectVersion, state, applied: {}, ttlMs: 0, ack: [], ...extra });
+
+if (process.env.STATE_REDIS_CHILD) {
+  // The crash test's child: commits one write carrying one acknowledgement with
+  // AGENTBUS_TEST_KILL_AFTER_STATE_WRITE=1, so the store kills this process at its worst moment.
+  const job = JSON.parse(process.env.STATE_REDIS_CHILD) as { target: Target; group: string; consumer: string; epoch: number; write: StateWrite };
+  const client = connect(job.target);
+  const driver = driverOn(client);
+  await driver.state.commit(job.group, job.consumer, job.epoch, [job.write], []);
+  process.stdout.write('survived\n');
+  process.exit(0);
+} else if (!hasRedisServer()) {
+  if (process.env.AGENTBUS_REQUIRE_REDIS === '1') throw new Error('redis state store: no redis-server on PATH (AGENTBUS_REQUIRE_REDIS=1)');
+  const t = suite('redis state store');
+  t.skip('no redis-server on PATH', () => {});
+  t.run();
+  console.log('SKIPPED redis state store: no redis-server on PATH');
+} else {
+  // Both stores first, then both suites: uvu runs the suites registered in one tick as one run.
+  const [server, cluster] = await Promise.all([startRedisServer(), startRedisCluster(3)]);
+  stateSuite('redis', { url: server.url }, true);
+  stateSuite('redis-cluster', { nodes: cluster.nodes }, false);
+}
+
+function stateSuite(name: string, target: Target, single: boolean): void {
+  const test = suite(`state store: ${name}`);
+  let client: Redis | Cluster;
+  let driver: RedisDriver;
+  const opened: RedisDriver[] = [];
+
+  test.before(async () => {
+    client = connect(target);
+    driver = driverOn(client);
+    await client.ping();
+  });
+  test.after(async () => {
+    for (const d of [driver, ...opened]) await d.close();
+    client.disconnect();
+  });
+
+  /** Publishes `n` events to a new topic, creates `group` on it, and has `consumer` read them (held, pending). */
+  async function pending(group: string, consumer: string, n: number, topic = uniq('keyed.topic')): Promise<{ topic: string; held: Delivery[] }> {
+    await driver.createGroup(group, [topic], 'earliest');
+    const events = Array.from({ length: n }, (_, i) => ({ specversion: '1.0' as const, id: uniq('ev'), type: topic, source: 'test', time: new Date().toISOString(), data: { i } }));
+    await driver.append(events.map((event) => ({ topic, event, body: driver.encode(event, MAX_BYTES), dedup: false, dedupWindowMs: 0 })));
+    const held = await read(group, consumer, topic);
+    assert.is(held.length, n);
+    return { topic, held };
+  }
+  function read(group: string, consumer: string, topic: string): Promise<Delivery[]> {
+    return driver.read({ ack: [], group, consumer, topics: [topic], max: 1000, leaseMs: 60_000, blockMs: 0, signal: new AbortController().signal, maxBytes: MAX_BYTES });
+  }
+  /** Pending entries of the group on a stream key: [id, consumer, delivery count]. */
+  async function pendingOn(key: string, group: string): Promise<Array<[string, string, number]>> {
+    const p = (await client.xpending(key, group, '-', '+', 1000)) as Array<[string, string, number, number]>;
+    return p.map(([id, c, , count]) => [id, c, Number(count)]);
+  }
+
+  test('own(): a free group is acquired with the next epoch; its holder renews; others wait for expiry; epochs outlive the owner record', async () => {
+    const s = driver.state;
+    const group = uniq('own');
+    assert.equal(await s.own(group, 'a', 60_000), { epoch: 1, acquired: true });
+    assert.equal(await s.own(group, 'a', 200), { epoch: 1, acquired: false }, 'renewed, same epoch');
+    assert.is(await s.own(group, 'b', 60_000), null, 'held by a under an unexpired lease');
+    // a's renewal shortened the lease to 200 ms: once it runs out b takes the group, with the next epoch.
+    let got: Awaited<ReturnType<typeof s.own>> = null;
+    await waitFor('b acquires after the lease expired', async () => (got = await s.own(group, 'b', 200)) !== null);
+    assert.equal(got, { epoch: 2, acquired: true });
+    // The owner record expires; the epoch counter does not: the next owner gets 3, never 1 again.
+    await waitFor('the owner record expired', async () => (await client.exists(driver['s'].keys.owner(group))) === 0);
+    assert.equal(await s.own(group, 'a', 60_000), { epoch: 3, acquired: true });
+    const keys = driver['s'].keys;
+    assert.is(await client.pttl(keys.epoch(group)), -1, 'the epoch counter has no TTL');
+    assert.ok((await client.pttl(keys.owner(group))) > 0, 'the owner record has the lease as TTL');
+  });
+
+  test('disown(): only the holder under its epoch gives the group up; then another consumer acquires at once', async () => {
+    const s = driver.state;
+    const group = uniq('disown');
+    const { epoch } = (await s.own(group, 'a', 60_000))!;
+    await s.disown(group, 'b', epoch);
+    await s.disown(group, 'a', epoch + 1);
+    assert.is(await s.own(group, 'b', 60_000), null, 'a still holds it');
+    await s.disown(group, 'a', epoch);
+    assert.equal(await s.own(group, 'b', 60_000), { epoch: epoch + 1, acquired: true });
+  });
+
+  test('commit() + load(): versions, state, applied positions merged and never moved back, updatedAt, TTL and persist, delete', async () => {
+    const s = driver.state;
+    const group = uniq('commit');
+    const { epoch } = (await s.own(group, 'c', 60_000))!;
+    const serverMs = async () => Number((await client.time())[0]) * 1000;
+    const before = await serverMs();
+    let r = await s.commit(group, 'c', epoch, [
+      write('k1', 0, '{"n":1}', { applied: { 'events:x': '5-1', 'events:y': '18446744073709551615-9' } }),
+      write('k2', 0, '{"n":2}', { ttlMs: 60_000 }),
+      write('k3', 0, '"gone soon"', { ttlMs: 150 }),
+    ], []);
+    assert.equal(r, { conflicts: [] });
+    let m = await s.load(group, ['k1', 'k2', 'k3', 'missing']);
+    assert.ok(m.has('k1') && m.has('k2'));
+    assert.equal(m.get('k1')!.version, 1);
+    assert.equal(m.get('k1')!.state, '{"n":1}');
+    assert.equal(m.get('k1')!.applied, { 'events:x': '5-1', 'events:y': '18446744073709551615-9' });
+    assert.ok(m.get('k1')!.updatedAt >= before && m.get('k1')!.updatedAt <= (await serverMs()) + 1000, 'updatedAt is the server time of the commit');
+    assert.is(m.has('missing'), false);
+    const keys = driver['s'].keys;
+    assert.is(await client.pttl(keys.state(group, 'k1')), -1, 'ttlMs 0: no TTL');
+    assert.ok((await client.pttl(keys.state(group, 'k2'))) > 0, 'ttlMs > 0: a TTL');
+    await waitFor('k3 expired: absent from load', async () => !(await s.load(group, ['k3'])).has('k3'));
+    assert.is(await s.get(group, 'k3'), null);
+
+    // Applied positions merge per stream and never go back; ttl 0 persists a record that had a TTL.
+    r = await s.commit(group, 'c', epoch, [
+      write('k1', 1, '{"n":11}', { applied: { 'events:x': '4-9', 'events:y': '18446744073709551615-10', 'events:z': '1-0' } }),
+      write('k2', 1, '{"n":22}', { ttlMs: 0 }),
+    ], []);
+    assert.equal(r, { conflicts: [] });
+    m = await s.load(group, ['k1', 'k2']);
+    assert.equal(m.get('k1')!, { ...m.get('k1')!, version: 2, state: '{"n":11}', applied: { 'events:x': '5-1', 'events:y': '18446744073709551615-10', 'events:z': '1-0' } });
+    assert.is(m.get('k2')!.version, 2);
+    assert.is(await client.pttl(keys.state(group, 'k2')), -1, 'ttlMs 0 removed the TTL');
+
+    // state null deletes the record.
+    assert.equal(await s.commit(group, 'c', epoch, [write('k2', 2, null)], []), { conflicts: [] });
+    assert.is(await client.exists(keys.state(group, 'k2')), 0);
+    assert.equal([...(await s.load(group, ['k1', 'k2'])).keys()], ['k1']);
+  });
+
+  test('commit(): a version mismatch skips that key, its write and its acknowledgements; the others are applied and acknowledged', async () => {
+    const s = driver.state;
+    const group = uniq('conflict');
+    const { epoch } = (await s.own(group, 'c', 60_000))!;
+    await s.commit(group, 'c', epoch, [write('a', 0, '1'), write('b', 0, '1')], []);
+    const { held } = await pending(group, 'c', 4);
+    const [d1, d2, d3, d4] = held;
+    const r = await s.commit(group, 'c', epoch, [
+      write('a', 0, '"stale"', { ack: [d1] }), // stored version is 1
+      write('b', 1, '2', { ack: [d2] }),
+      write('new', 1, '"x"', { ack: [d3] }), // no record: version 0
+    ], [d4]);
+    assert.equal(r.conflicts.sort(), ['a', 'new']);
+    const m = await s.load(group, ['a', 'b', 'new']);
+    assert.equal([m.get('a')!.version, m.get('a')!.state], [1, '1']);
+    assert.equal([m.get('b')!.version, m.get('b')!.state], [2, '2']);
+    assert.is(m.has('new'), false);
+    const left = (await pendingOn(d1.ref!, group)).map(([id]) => id);
+    assert.equal(left, [d1.position, d3.position], 'only the conflicting writes\' deliveries stay pending');
+  });
+
+  test(`commit(): under a stale epoch it rejects with OwnershipLostError and writes and acknowledges nothing (atomicAck ${single})`, async () => {
+    const s = driver.state;
+    assert.is(s.atomicAck, single);
+    const group = uniq('fenced');
+    const old = (await s.own(group, 'a', 60_000))!;
+    const { held } = await pending(group, 'a', 2);
+    await s.disown(group, 'a', old.epoch);
+    await s.own(group, 'b', 60_000);
+    const err = await rejects(() => s.commit(group, 'a', old.epoch, [write('k', 0, '1', { ack: [held[0]] })], [held[1]]), 'OWNERSHIP_LOST', group);
+    assert.instance(err, OwnershipLostError);
+    assert.is(await s.get(group, 'k'), null);
+    assert.is((await pendingOn(held[0].ref!, group)).length, 2, 'nothing acknowledged');
+    // And a commit after the owner record expired is refused too.
+    const gone = uniq('expired');
+    const e = (await s.own(gone, 'a', 100))!;
+    await waitFor('lease over', async () => (await client.exists(driver['s'].keys.owner(gone))) === 0);
+    await rejects(() => s.commit(gone, 'a', e.epoch, [write('k', 0, '1')], []), 'OWNERSHIP_LOST');
+    assert.is(await s.get(gone, 'k'), null);
+  });
+
+  test('takeOver(): every pending delivery of the group on the topics, a retried dead letter\'s included, in order, attempts + 1, then held by the caller', async () => {
+    const s = driver.state;
+    const group = uniq('takeover');
+    const { topic, held } = await pending(group, 'old', 5);
+    // One delivery becomes a dead letter, is retried (through the group's retry stream) and read again by `old`.
+    await driver.deadLetter(group, held[4], 'test', 'failed');
+    const [dl] = await driver.dlqList({ group, limit: 10 });
+    assert.is(await driver.dlqRetry([dl.id]), 1);
+    const retried = await read(group, 'old', topic);
+    assert.is(retried.length, 1);
+    // A second consumer holds one as well; a release gives one back with its attempts stored.
+    await driver.release(group, 'old', [{ ...held[3], attempts: 2 }]);
+    const again = await read(group, 'other', topic);
+    assert.equal(again.map((d) => d.position), [held[3].position]);
+
+    const taken = await s.takeOver(group, 'new', [topic], MAX_BYTES);
+    assert.equal(taken.map((d) => d.position), [...held.slice(0, 4).map((d) => d.position), retried[0].position], 'stream order, then the retry stream');
+    assert.equal(taken.map((d) => d.event!.id), [...held.slice(0, 4).map((d) => d.event!.id), held[4].event!.id]);
+    assert.equal(taken.map((d) => d.attempts), [2, 2, 2, 4, 2]);
+    assert.equal(taken.map((d) => d.event!.data), [0, 1, 2, 3, 4].map((i) => ({ i })), 'decoded as read() decodes');
+    for (const key of [held[0].ref!, retried[0].ref!]) {
+      for (const [, consumer] of await pendingOn(key, group)) assert.is(consumer, 'new');
+    }
+    assert.equal(await s.takeOver(group, 'new', [uniq('never.subscribed')], MAX_BYTES), [], 'a topic the group never met: nothing');
+
+    // Held by the caller: renew/release only work for it, and a commit acknowledges them.
+    const mine = await s.takeOver(group, 'new', [topic], MAX_BYTES);
+    assert.is(mine.length, 5);
+    const { epoch } = (await s.own(group, 'new', 60_000))!;
+    await s.commit(group, 'new', epoch, [write('k', 0, '5', { ack: mine, applied: { [mine[0].ref!]: mine[3].position } })], []);
+    assert.is((await pendingOn(held[0].ref!, group)).length, 0);
+    assert.is((await pendingOn(retried[0].ref!, group)).length, 0);
+  });
+
+  test('get / list / remove / groups: key order, after, limit, sizes; remove erases; groups with records or an owner', async () => {
+    const s = driver.state;
+    const group = uniq('inspect');
+    const { epoch } = (await s.own(group, 'c', 60_000))!;
+    const names = ['b', 'a', 'é', 'a*', 'a[1]', 'z{x}', 'c?', 'a\\b'];
+    await s.commit(group, 'c', epoch, names.map((k, i) => write(k, 0, JSON.stringify('x'.repeat(i)))), []);
+    const sorted = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    const all = await s.list(group, { limit: 100 });
+    assert.equal(all.map((r) => r.key), sorted);
+    assert.equal(all.find((r) => r.key === 'é'), { key: 'é', version: 1, bytes: 2 + names.indexOf('é'), updatedAt: all.find((r) => r.key === 'é')!.updatedAt });
+    assert.equal((await s.list(group, { after: 'a*', limit: 3 })).map((r) => r.key), sorted.slice(sorted.indexOf('a*') + 1, sorted.indexOf('a*') + 4));
+    assert.equal(await s.get(group, 'a*'), (await s.load(group, ['a*'])).get('a*')!);
+    assert.is(await s.remove(group, ['a', 'a*', 'nope']), 2);
+    assert.is(await client.exists(driver['s'].keys.state(group, 'a'), driver['s'].keys.state(group, 'a*')), 0, 'gone from the store');
+    assert.equal((await s.list(group, { limit: 100 })).map((r) => r.key), sorted.filter((k) => k !== 'a' && k !== 'a*'));
+
+    const ownerOnly = uniq('owner-only');
+    await s.own(ownerOnly, 'c', 60_000);
+    const gs = await s.groups();
+    assert.ok(gs.includes(group) && gs.includes(ownerOnly), gs.join(','));
+  });
+
+  test('list(): a prefix with glob characters matches only its own keys (SCAN MATCH escaped)', async () => {
+    const globbed = driverOn(client, 'p*[?]:');
+    const plain = driverOn(client, 'pX[?]:');
+    opened.push(globbed, plain);
+    const group = uniq('glob');
+    for (const [d, key] of [[globbed, 'mine'], [plain, 'theirs']] as const) {
+      const { epoch } = (await d.state.own(group, 'c', 60_000))!;
+      await d.state.commit(group, 'c', epoch, [write(key, 0, '1')], []);
+    }
+    assert.equal((await globbed.state.list(group, { limit: 10 })).map((r) => r.key), ['mine']);
+    assert.equal((await plain.state.list(group, { limit: 10 })).map((r) => r.key), ['theirs']);
+    assert.ok((await globbed.state.groups()).includes(group));
+    assert.ok(!(await driverOn(client, 'pY:').state.groups()).includes(group));
+  });
+
+  test('comparePositions orders stream ids as 64-bit parts', () => {
+    const s = driver.state;
+    assert.ok(s.comparePositions('9-1', '10-0') < 0);
+    assert.ok(s.comparePositions('5-10', '5-9') > 0);
+    assert.is(s.comparePositions('18446744073709551615-1', '18446744073709551615-1'), 0);
+    assert.ok(s.comparePositions('18446744073709551614-0', '18446744073709551615-0') < 0);
+  });
+
+  if (single) {
+    test('load() of 500 keys and commit() of 500 writes with their acknowledgements are one script call each', async () => {
+      const s = driver.state;
+      const group = uniq('one-call');
+      const { epoch } = (await s.own(group, 'c', 60_000))!;
+      const { held } = await pending(group, 'c', 500);
+      const calls = async () => {
+        const info = await (client as Redis).info('commandstats');
+        return [...info.matchAll(/cmdstat_(evalsha|eval):calls=(\d+)/g)].reduce((n, m) => n + Number(m[2]), 0);
+      };
+      const before = await calls();
+      const r = await s.commit(group, 'c', epoch, held.map((d, i) => write(`k${i}`, 0, '{}', { ack: [d] })), []);
+      assert.is(r.conflicts.length, 0);
+      assert.is((await calls()) - before, 1, 'one EVALSHA');
+      const mid = await calls();
+      const m = await s.load(group, held.map((_, i) => `k${i}`));
+      assert.is(m.size, 500);
+      assert.is((await calls()) - mid, 1);
+      assert.is((await pendingOn(held[0].ref!, group)).length, 0);
+    });
+  }
+
+  test(`the crash hook: killed after the state write, ${single ? 'with the acknowledgement stored (atomic)' : 'before the acknowledgement (left pending, applied position recorded)'}`, async () => {
+    const s = driver.state;
+    const group = uniq('crash');
+    const { epoch } = (await s.own(group, 'child', 60_000))!;
+    const { held } = await pending(group, 'child', 1);
+    const d = held[0];
+    const w = write('k', 0, '{"n":1}', { applied: { [d.ref!]: d.position }, ack: [{ topic: d.topic, position: d.position, attempts: d.attempts, event: null, raw: '', ref: d.ref! }] });
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
+      env: { ...process.env, STATE_REDIS_CHILD: JSON.stringify({ target, group, consumer: 'child', epoch, write: w }), AGENTBUS_TEST_KILL_AFTER_STATE_WRITE: '1' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (b) => (out += b));
+    const signal = await new Promise((r) => child.once('exit', (_, sig) => r(sig)));
+    assert.is(signal, 'SIGKILL', `the child was killed by the hook (stdout: ${out})`);
+    const rec = await s.get(group, 'k');
+    assert.equal([rec?.version, rec?.state], [1, '{"n":1}'], 'the state was written');
+    assert.equal(rec!.applied, { [d.ref!]: d.position });
+    assert.is((await pendingOn(d.ref!, group)).length, single ? 0 : 1);
+  });
+
+  test.run();
+}
