@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Bus, DeliveryContext, DeliveryOptions } from '../bus/contract.js';
+import type { Bus, DeliveryContext, DeliveryOptions, RequestOptions } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import type { KeyOf, KeyedStateOptions } from '../bus/keyed/contract.js';
 import type { AnyStateMachine } from 'xstate';
@@ -64,6 +64,11 @@ export interface HandlerContext extends AgentContext, Omit<DeliveryContext, 'sig
   readonly logger: Logger;
   /** Publishes with the agent as `source` and the incoming event's `traceparent`. */
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string>;
+  /**
+   * Publishes a request and resolves with its reply's data (the replying handler's return value),
+   * or rejects with RequestTimeoutError after `timeoutMs` (default 30 s). See bus.request.
+   */
+  request<R = unknown>(type: string, data: unknown, options?: RequestOptions): Promise<R>;
 }
 
 /**
@@ -112,7 +117,7 @@ export type AgentClass = (new () => BaseAgent) & {
    * Makes the agent keyed: one actor per key (`'subject'`, or a function of the event), its state
    * on `ctx.state`, one handler per key at a time across every host (README, Keyed agents).
    */
-  key?: KeyOf;
+  key?: KeyOf | string;
   /** A keyed agent's state for a key with none stored. Default: null. */
   initialState?: (key: string) => unknown;
   /**

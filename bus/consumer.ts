@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Handler, DeliveryOutcome, Subscription } from './contract.js';
 import { HEARTBEAT_MS, type Delivery, type Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
+import type { CloudEvent } from './event.js';
 import { asTopic } from './event.js';
 import { Batcher } from './batcher.js';
 import { Context } from './context.js';
@@ -13,8 +14,8 @@ import { Holdings, type Held } from './held.js';
 import { SubjectLanes } from './lanes.js';
 import { GroupTopics, TOPIC_REFRESH_MS } from './topics.js';
 import { describe, errForLog, isA } from './thrown.js';
-import { invalid, StateTooLargeError } from './errors.js';
-import { KeyOwner } from './keyed/owner.js';
+import { invalid, StateTooLargeError, TimeoutError } from './errors.js';
+import { KeyOwner, MAX_UNCOMMITTED } from './keyed/owner.js';
 import { KeyedDelivery } from './keyed/context.js';
 import { NO_KEY, STATE_TOO_LARGE } from './keyed/contract.js';
 import type { KeyEntry } from './keyed/cache.js';
@@ -22,6 +23,9 @@ import type { KeyEntry } from './keyed/cache.js';
 const READ_BLOCK_MS = 1000;
 /** Failed events waiting for their retry do not take a concurrency slot; past this many, fetching pauses. */
 const RETRY_WAIT_FACTOR = 4;
+
+/** Publishes `value` as the reply to `request` (an event with `replyto`), handled in `group`; see requests.ts. */
+export type Reply = (request: CloudEvent, group: string, value: unknown) => Promise<unknown>;
 
 /** A subscription: fetches no more than it can start, and performs what decide.ts decides about each delivery. */
 export class Consumer implements Subscription {
@@ -59,6 +63,7 @@ export class Consumer implements Subscription {
     private readonly handler: Handler,
     private readonly log: Logger,
     private readonly onClosed: (c: Consumer) => void,
+    private readonly reply: Reply,
   ) {
     this.group = o.group;
     this.consumer = o.consumer;
@@ -69,7 +74,7 @@ export class Consumer implements Subscription {
       this.owner = new KeyOwner(driver.state, { ...o, key: o.key }, log, (why) => this.lose(why));
     }
     // A failed ack leaves the events pending: they are delivered again (at least once).
-    this.acks = new Batcher((ds) => this.driver.ack(this.group, ds).catch((err) => this.storeError('ack', err)));
+    this.acks = new Batcher((ds) => this.driver.leases.ack(this.group, ds).catch((err) => this.storeError('ack', err)));
   }
 
   async start(): Promise<void> {
@@ -78,7 +83,7 @@ export class Consumer implements Subscription {
     this.loopDone = this.loop();
     this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));
     const renewEvery = Math.max(10, Math.floor(this.o.claimIdleMs / 3));
-    this.timers.push(setInterval(() => void (this.abandoned || (this.held.renew(), this.owner?.renew())), renewEvery));
+    this.timers.push(setInterval(() => void (this.abandoned || (this.held.renew(this.owner?.unacknowledged()), this.owner?.renew())), renewEvery));
     if (this.topics.patterned) this.timers.push(setInterval(() => this.refreshTopics(), TOPIC_REFRESH_MS));
     for (const t of this.timers) t.unref();
   }
@@ -94,7 +99,7 @@ export class Consumer implements Subscription {
 
   /** Tells the store this consumer is alive (stats count live consumers); a failure waits for the next beat. */
   private heartbeat(): Promise<void> {
-    this.beat = this.driver.heartbeat(this.group, this.consumer).catch(() => {});
+    this.beat = this.driver.groups.heartbeat(this.group, this.consumer).catch(() => {});
     return this.beat;
   }
 
@@ -103,6 +108,10 @@ export class Consumer implements Subscription {
     while (!this.closing) {
       if (this.owner !== null && !this.owner.owned) {
         await this.standBy();
+        continue;
+      }
+      if (this.owner !== null && this.owner.uncommitted >= MAX_UNCOMMITTED) {
+        await this.owner.committed();
         continue;
       }
       const free = concurrency - this.running - this.lanes.queued;
@@ -114,7 +123,7 @@ export class Consumer implements Subscription {
       const ack = this.acks.take();
       const gen = this.gen;
       try {
-        batch = await this.driver.read({
+        batch = await this.driver.reads.read({
           ack,
           group: this.group,
           consumer: this.consumer,
@@ -210,16 +219,23 @@ export class Consumer implements Subscription {
     const d = h.d;
     let entry: KeyEntry | null = null;
     let ctx: Context;
+    // With timeoutMs, the handler's signal also aborts at its timeout.
+    const aborter = this.o.timeoutMs > 0 ? new AbortController() : null;
+    const signal = aborter === null ? this.handlers.signal : AbortSignal.any([this.handlers.signal, aborter.signal]);
     if (this.owner !== null) {
       entry = await this.enterKey(h);
       if (entry === null) return;
-      ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, this.handlers.signal, h.subject!, entry.value);
-    } else ctx = new Context(d.attempts, d.position, this.group, this.consumer, this.handlers.signal);
+      ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, signal, h.subject!, entry.value);
+    } else ctx = new Context(d.attempts, d.position, this.group, this.consumer, signal);
     let threw = false;
     let error: unknown;
     const started = this.o.onOutcome ? performance.now() : 0;
     try {
-      await this.handler(d.event!, ctx);
+      const value = aborter !== null ? await this.callWithTimeout(d, ctx, aborter) : await this.handler(d.event!, ctx);
+      // A request is answered before it is acknowledged (a reply lost to a crash is sent again, under the same id).
+      if (d.event!.replyto !== undefined && ctx.deadLetterReason === undefined && ctx.retryInMs === undefined) {
+        await this.reply(d.event!, this.group, ctx.replied ? ctx.replied.value : value);
+      }
     } catch (err) {
       threw = true;
       error = err;
@@ -238,13 +254,36 @@ export class Consumer implements Subscription {
     const decision =
       isA(error, StateTooLargeError)
         ? ({ act: 'dead_letter', reason: STATE_TOO_LARGE, error: (error as StateTooLargeError).message } as const)
-        : onSettled({ attempts: d.attempts, threw, error, deadLetterReason: ctx.deadLetterReason }, this.o);
+        : onSettled({ attempts: d.attempts, threw, error, deadLetterReason: ctx.deadLetterReason, retryInMs: ctx.retryInMs }, this.o);
     // A ctx.deadLetter is reported once its dead letter is stored (deadLetter()).
     if (this.o.onOutcome && (threw || ctx.deadLetterReason === undefined)) {
       this.report(threw ? 'failed' : 'handled', d, performance.now() - started, decision.act === 'retry', undefined, error);
     }
     this.perform(h, decision, error);
     this.wake();
+  }
+
+  /**
+   * Runs the handler for at most timeoutMs: past it the call counts as failed with a TimeoutError
+   * and its slot is free; the handler, if it ignores the abort, runs on unobserved (its outcome dropped).
+   */
+  private async callWithTimeout(d: Delivery, ctx: Context, aborter: AbortController): Promise<unknown> {
+    const ms = this.o.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const call = (async () => this.handler(d.event!, ctx))();
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new TimeoutError(`handler of ${d.topic} ${d.event?.id ?? ''} ran past timeoutMs ${ms}`);
+        aborter.abort(err);
+        reject(err);
+      }, ms);
+    });
+    try {
+      return await Promise.race([call, expired]);
+    } finally {
+      clearTimeout(timer);
+      call.catch(() => {}); // a late rejection belongs to nobody now
+    }
   }
 
   /**
@@ -255,6 +294,10 @@ export class Consumer implements Subscription {
   private async enterKey(h: Held): Promise<KeyEntry | null> {
     const owner = this.owner!;
     let entry: KeyEntry | null = null;
+    // A lease this consumer could not confirm in time: confirm it now, or start over (lose).
+    if (h.gen === this.gen && !owner.owned && !(await owner.renew(true)) && h.gen === this.gen) {
+      this.lose(`lease of group ${this.group} lapsed and could not be kept (the store did not confirm it in claimIdleMs)`);
+    }
     if (h.gen === this.gen && owner.owned) {
       try {
         const e = owner.enter(h.subject!);
@@ -262,7 +305,7 @@ export class Consumer implements Subscription {
       } catch (err) {
         if (h.gen === this.gen) this.lose(`state of key ${JSON.stringify(h.subject)} could not be loaded: ${describe(err)}`);
       }
-    } else if (h.gen === this.gen) this.lose(`lease of group ${this.group} lapsed (the store did not confirm it in claimIdleMs)`);
+    }
     if (entry !== null && h.gen !== this.gen) owner.leave(entry), (entry = null);
     if (entry !== null && owner.applied(entry, h.d)) {
       owner.counters.duplicates++;
@@ -285,7 +328,10 @@ export class Consumer implements Subscription {
    */
   private async standBy(): Promise<void> {
     const owner = this.owner!;
-    if (owner.epoch !== null) return this.lose(`lease of group ${this.group} lapsed (the store did not confirm it in claimIdleMs)`);
+    if (owner.epoch !== null) {
+      if (await owner.renew(true)) return;
+      return this.lose(`lease of group ${this.group} lapsed and could not be kept (the store did not confirm it in claimIdleMs)`);
+    }
     while (this.running > 0 && !this.closing) await new Promise<void>((resolve) => (this.wakeUp = resolve));
     if (this.closing) return;
     let taken: Delivery[] | null = null;
@@ -331,7 +377,7 @@ export class Consumer implements Subscription {
     this.retrying--;
     if (this.closing) return this.wake();
     try {
-      await this.driver.countAttempt(this.group, h.d);
+      await this.driver.leases.countAttempt(this.group, h.d);
       h.d.attempts++;
       this.schedule(h);
     } catch (err) {
@@ -358,7 +404,7 @@ export class Consumer implements Subscription {
   private async deadLetter(h: Held, reason: string, error: string, stack?: string): Promise<void> {
     const d = h.d;
     try {
-      await this.driver.deadLetter(this.group, d, reason, error, stack);
+      await this.driver.deadLetters.add(this.group, d, reason, error, stack);
       if (this.o.onOutcome) this.report('dead_lettered', d, 0, false, reason, error);
       const at = { group: this.group, type: d.topic, position: d.position, id: d.event?.id, attempts: d.attempts, reason, error };
       this.log.warn(stack === undefined ? at : { ...at, stack }, 'dead letter');
@@ -412,7 +458,7 @@ export class Consumer implements Subscription {
       await this.owner.release();
     }
     // Consumer names change with every host process: without this, stores collect dead ones forever.
-    if (this.running === 0) await this.driver.forget(this.group, this.consumer, this.topics.list).catch((err) => this.storeError('forget', err));
+    if (this.running === 0) await this.driver.groups.forget(this.group, this.consumer, this.topics.list).catch((err) => this.storeError('forget', err));
     this.onClosed(this);
   }
 

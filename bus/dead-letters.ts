@@ -17,12 +17,12 @@ export function deadLettersOf(driver: Driver): DeadLetters {
         throw invalid('INVALID_OPTION', `invalid group ${JSON.stringify(filter.group)}: expected a group name`);
       }
       if (filter.type !== undefined) checkType(filter.type);
-      const dls = await driver.dlqList({ group: filter.group, type: filter.type, limit: int('limit', filter.limit, 100, 1, 100_000) });
+      const dls = await driver.deadLetters.list({ group: filter.group, type: filter.type, limit: int('limit', filter.limit, 100, 1, 100_000) });
       return dls.map((dl) => asDelivered(dl)!);
     },
-    get: async (id) => asDelivered(await driver.dlqGet(String(id))),
-    retry: (ids) => driver.dlqRetry(checkIds(ids)),
-    purge: (ids) => driver.dlqPurge(checkIds(ids)),
+    get: async (id) => asDelivered(await driver.deadLetters.get(String(id))),
+    retry: (ids) => driver.deadLetters.retry(checkIds(ids)),
+    purge: (ids) => driver.deadLetters.purge(checkIds(ids)),
   };
 }
 

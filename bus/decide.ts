@@ -3,7 +3,7 @@
 // only its arguments (and `random` for the jitter), so each case is a row of a table test with no
 // store (test/decide.test.ts); consumer.ts performs what it decides.
 import type { BackoffOptions } from './contract.js';
-import { NonRetryableError } from './errors.js';
+import { NonRetryableError, RetryLaterError } from './errors.js';
 import { backoffDelay } from './backoff.js';
 import { describe, isA, stackOf } from './thrown.js';
 
@@ -38,6 +38,8 @@ export interface Settled {
   /** What was thrown, when `threw`. */
   error: unknown;
   deadLetterReason: string | undefined;
+  /** Set by ctx.retryIn: a failed attempt, the next one after this delay. */
+  retryInMs?: number | undefined;
 }
 
 const RUN: Decision = Object.freeze({ act: 'run' });
@@ -63,8 +65,14 @@ export function onArrival(d: Arrival, maxAttempts: number): Decision {
  * backoffDelay(attempts). Allocates nothing for the common case (ack).
  */
 export function onSettled(s: Settled, policy: RetryPolicy, random: () => number = Math.random): Decision {
-  if (!s.threw) return s.deadLetterReason === undefined ? ACK : { act: 'dead_letter', reason: s.deadLetterReason, error: '' };
+  if (!s.threw && s.retryInMs === undefined) return s.deadLetterReason === undefined ? ACK : { act: 'dead_letter', reason: s.deadLetterReason, error: '' };
+  if (!s.threw) {
+    // ctx.retryIn: a failed attempt with its own delay.
+    if (s.attempts >= policy.maxAttempts) return { act: 'dead_letter', reason: 'failed', error: `retryIn(${s.retryInMs}) after the last allowed attempt` };
+    return { act: 'retry', delayMs: s.retryInMs! };
+  }
   if (isA(s.error, NonRetryableError)) return { act: 'dead_letter', reason: 'non_retryable', error: describe(s.error), stack: stackOf(s.error) };
   if (s.attempts >= policy.maxAttempts) return { act: 'dead_letter', reason: 'failed', error: describe(s.error), stack: stackOf(s.error) };
+  if (isA(s.error, RetryLaterError)) return { act: 'retry', delayMs: (s.error as RetryLaterError).delayMs };
   return { act: 'retry', delayMs: backoffDelay(s.attempts, policy.backoff, random) };
 }

@@ -1,6 +1,13 @@
+// The Driver contract: what an adapter implements for the engine, in groups (log, groups, reads,
+// leases, dead letters, admin, state), and the liveness constants every store shares.
 import type { CloudEvent } from './event.js';
 import type { DeadLetter, StoreHealth, TopicStats } from './contract.js';
+import type { AppendEntry, Delivery, RangeQuery, ReadRequest, StoreBound } from './delivery.js';
 import type { StateStore } from './state.js';
+
+// The records a driver exchanges with the engine (in delivery.ts, which state.ts uses too).
+export type { AppendEntry, Delivery, RangeQuery, ReadRequest, StoreBound } from './delivery.js';
+export { isoTime, MAX_TIME_MS } from './delivery.js';
 
 /**
  * A consumer counts as live in stats while its last heartbeat is younger than this; a consumer not
@@ -13,9 +20,31 @@ export const HEARTBEAT_MS = 1000;
 /**
  * The store-facing half of an adapter. The shared engine (bus/engine.ts) builds the whole Bus
  * contract (batching, validation, retries, ordering, leases, draining) on these primitives, so every
- * adapter keeps the same semantics by construction. Not a public API.
+ * adapter keeps the same semantics by construction, and a new store (Postgres, say) is written from
+ * this file alone (with the records it re-exports from delivery.ts): one object per group below (an
+ * adapter's parts implement them directly), plus close; the conformance suite (test/conformance/)
+ * then checks it. Not a public API.
  */
 export interface Driver {
+  /** The stored events: appending, reading back outside any group, the topics that exist. */
+  readonly log: DriverLog;
+  /** Consumer groups: creating one, moving its cursor, and its consumers' liveness. */
+  readonly groups: DriverGroups;
+  /** The read path: taking deliveries for a consumer of a group. */
+  readonly reads: DriverReads;
+  /** What happens to the deliveries a consumer holds (acknowledged, renewed, released, counted). */
+  readonly leases: DriverLeases;
+  /** The groups' dead letters, with the words of Bus.deadLetters, plus `add`. */
+  readonly deadLetters: DriverDeadLetters;
+  /** Stats, retention, housekeeping, reachability and health. */
+  readonly admin: DriverAdmin;
+  /** Keyed subscriptions' owners and per-key state (bus/state.ts); an adapter without it refuses `key`. */
+  readonly state?: StateStore;
+  /** Lets go of the store: closes a connection or file the bus opened, ends waiting reads. */
+  close(): Promise<void>;
+}
+
+export interface DriverLog {
   /**
    * The body append() stores for an event; default (no method): the envelope as JSON (event.ts
    * encodeEvent). Called at publish, before anything is queued, so it refuses what encodeEvent
@@ -25,19 +54,40 @@ export interface Driver {
   encode?(event: CloudEvent, maxBytes: number): string;
   /** Stores entries in order, in one round trip. Entries with `dedup` set are skipped when seen in the window. */
   append(entries: AppendEntry[]): Promise<void>;
+  /** Stored events of a topic, oldest first, after `after` (exclusive) within [from, to]; `attempts` 0. */
+  range(topic: string, q: RangeQuery): Promise<Delivery[]>;
+  /** Position of the newest event of a topic, or null when empty. */
+  last(topic: string): Promise<string | null>;
   /** Every topic that exists, for pattern subscriptions: cheap when nothing changed (consumers ask every 100 ms). */
   topics(): Promise<string[]>;
-  /**
-   * Ends the consumer's read that is waiting for events now (it returns what it has, maybe nothing),
-   * so the next read waits on the topics the consumer has just added. A read not waiting is untouched.
-   */
-  wakeRead?(group: string, consumer: string): void;
+}
+
+export interface DriverGroups {
   /**
    * Creates the group on each topic if missing; a new group starts at `from`, and so does a topic it
    * meets later. Resolves with how many stored events of `topics` a group created by this call at
    * `latest` skips (their length at creation, counted cheaply); 0 for a group that existed, or `earliest`.
    */
-  createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<number>;
+  create(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<number>;
+  /**
+   * Moves the group's cursor on `topic` so `from` is the next event delivered. A group that never
+   * read `topic`: NotFoundError (NOT_FOUND); a position the store cannot hold: INVALID_OPTION.
+   */
+  seek(group: string, topic: string, from: StoreBound | 'earliest'): Promise<void>;
+  /**
+   * The consumer is alive: sent every HEARTBEAT_MS by an open subscription, whether it reads or
+   * not, so stats count live consumers (seen within CONSUMER_ALIVE_MS) on every store.
+   */
+  heartbeat(group: string, consumer: string): Promise<void>;
+  /**
+   * A consumer closed for good: the store forgets it (stats stop counting it at once) if it holds
+   * no delivery; one still holding some stays until they are reclaimed. `topics`: those it read
+   * (a store that keeps consumers per topic, as Redis does per stream, needs them; others ignore them).
+   */
+  forget(group: string, consumer: string, topics: string[]): Promise<void>;
+}
+
+export interface DriverReads {
   /**
    * Takes up to `max` deliveries for `consumer`: first ones whose lease expired (another consumer died,
    * or a dead letter was retried), then new events. Each taken delivery's stored attempts grow by one
@@ -45,41 +95,57 @@ export interface Driver {
    * `req.ack` are acknowledged first, in the same round trip; if read throws, they were not.
    */
   read(req: ReadRequest): Promise<Delivery[]>;
+  /**
+   * Ends the consumer's read that is waiting for events now (it returns what it has, maybe nothing),
+   * so the next read waits on the topics the consumer has just added. A read not waiting is untouched.
+   * Optional: without it, a new topic is read once the waiting read returns (at most `blockMs`).
+   */
+  wake?(group: string, consumer: string): void;
+}
+
+export interface DriverLeases {
   ack(group: string, deliveries: Delivery[]): Promise<void>;
-  /** Extends the lease of deliveries still held by `consumer`. */
+  /**
+   * Extends the lease of deliveries still held by `consumer` to `leaseMs` from now (a store that
+   * measures a lease from the last claim, as Redis does with idle time, restarts it and ignores `leaseMs`).
+   */
   renew(group: string, consumer: string, deliveries: Delivery[], leaseMs: number): Promise<void>;
   /** Gives held deliveries back to the group now (lease expired at once), storing each one's `attempts`. */
   release(group: string, consumer: string, deliveries: Delivery[]): Promise<void>;
-  /**
-   * A consumer closed for good: the store forgets it (stats stop counting it at once) if it holds
-   * no delivery; one still holding some stays until they are reclaimed.
-   */
-  forget(group: string, consumer: string, topics: string[]): Promise<void>;
-  /**
-   * The consumer is alive: sent every HEARTBEAT_MS by an open subscription, whether it reads or
-   * not, so stats count live consumers (seen within CONSUMER_ALIVE_MS) on every store.
-   */
-  heartbeat(group: string, consumer: string): Promise<void>;
   /** Counts one more attempt in the store for a delivery the consumer keeps and runs again. */
   countAttempt(group: string, delivery: Delivery): Promise<void>;
+}
+
+/** Dead letters; list, get, retry and purge are Bus.deadLetters' (ids and filter already checked). */
+export interface DriverDeadLetters {
   /**
    * Moves a delivery to the group's dead letters and acknowledges it, atomically. `stack`: the thrown
    * error's, already bounded (see stackOf in thrown.ts), kept as DeadLetter.stack.
    */
-  deadLetter(group: string, delivery: Delivery, reason: string, error: string, stack?: string): Promise<void>;
-  /** Stored events of a topic, oldest first, after `after` (exclusive) within [from, to]. */
-  range(topic: string, q: RangeQuery): Promise<Delivery[]>;
-  /** Position of the newest event of a topic, or null when empty. */
-  last(topic: string): Promise<string | null>;
-  /** Moves the group's cursor so `from` is the next event delivered. */
-  seek(group: string, topic: string, from: StoreBound | 'earliest'): Promise<void>;
-  dlqList(filter: { group?: string; type?: string; limit: number }): Promise<DeadLetter[]>;
-  dlqGet(id: string): Promise<DeadLetter | null>;
-  dlqRetry(ids: string[]): Promise<number>;
-  dlqPurge(ids: string[]): Promise<number>;
+  add(group: string, delivery: Delivery, reason: string, error: string, stack?: string): Promise<void>;
+  list(filter: { group?: string; type?: string; limit: number }): Promise<DeadLetter[]>;
+  get(id: string): Promise<DeadLetter | null>;
+  /** Hands each dead letter back to the group that failed it, and only to it, with fresh attempts; resolves how many were found. */
+  retry(ids: string[]): Promise<number>;
+  /** Resolves how many were found and removed. */
+  purge(ids: string[]): Promise<number>;
+}
+
+export interface DriverAdmin {
   stats(): Promise<TopicStats[]>;
-  /** Applies retention; `exact` for an explicit bus.trim(), otherwise approximately (cheaper on Redis). */
-  trim(retention: { maxLen: number; maxAgeMs: number } | null, dedupWindowMs: number, exact: boolean): Promise<number>;
+  /**
+   * Applies retention, on the topics this deployment publishes to; `exact` for an explicit
+   * bus.trim(), otherwise approximately (cheaper on Redis). Resolves how many events were removed.
+   * The bus' timer calls it only when retention is set; bus.trim() always (a read-only store refuses it).
+   */
+  trim(retention: { maxLen: number; maxAgeMs: number } | null, exact: boolean): Promise<number>;
+  /**
+   * Optional: removes what expired: dedup markers past their window, consumers gone (not seen
+   * within CONSUMER_ALIVE_MS, holding nothing), keyed state past its TTL. Run by the bus every
+   * retention interval (10 s without retention) and by bus.trim(). A store whose records expire by
+   * themselves (Redis) has none.
+   */
+  housekeep?(): Promise<void>;
   /** Resolves when the store answers; rejects when it cannot be reached. */
   ping(): Promise<void>;
   /**
@@ -88,80 +154,4 @@ export interface Driver {
    * (adapters/<store>/pressure.ts), which also watches append for refused writes.
    */
   health?(topics: string[]): Promise<StoreHealth>;
-  /** Keyed subscriptions' owners and per-key state (bus/state.ts); an adapter without it refuses `key`. */
-  readonly state?: StateStore;
-  close(): Promise<void>;
-}
-
-export interface AppendEntry {
-  topic: string;
-  event: CloudEvent;
-  /** What the driver's encode() made of the event (without one: the envelope as JSON). */
-  body: string;
-  /** The caller chose the id: check the dedup window. Generated ids are unique and skip it. */
-  dedup: boolean;
-  dedupWindowMs: number;
-}
-
-export interface ReadRequest {
-  /** Deliveries to acknowledge before taking more (saves a round trip per batch). */
-  ack: Delivery[];
-  group: string;
-  consumer: string;
-  topics: string[];
-  max: number;
-  leaseMs: number;
-  blockMs: number;
-  signal: AbortSignal;
-  /** The bus' maxPayloadBytes: a larger entry is not decoded (see Delivery.oversize). */
-  maxBytes: number;
-}
-
-export interface Delivery {
-  topic: string;
-  position: string;
-  /** Deliveries so far, this one included. */
-  attempts: number;
-  event: CloudEvent | null;
-  /**
-   * The stored entry as text, kept for dead letters. Redis, an entry of ours in the fields or flat
-   * layout: the envelope as JSON, made from the stored fields when first asked for.
-   */
-  raw: string;
-  /** Why the entry could not be decoded; set when `event` is null. */
-  malformed?: string;
-  /**
-   * The entry is larger than ReadRequest.maxBytes: it was not decoded (its size is checked before
-   * parsing, so a huge entry costs no parse), `raw` holds only its start (see event.ts oversize())
-   * and its dead letter's reason is `oversize`.
-   */
-  oversize?: boolean;
-  /**
-   * Redis: `raw` is a foreign entry's fields, not an envelope. Its dead letter stores `event` as
-   * JSON instead when it can be serialised, so a retry (read back as an envelope) decodes the same.
-   */
-  foreign?: boolean;
-  /** The adapter's own reference (Redis: the stream key it was read from). */
-  ref?: string;
-}
-
-/** The latest time a JavaScript Date holds (ms since the epoch); bounds past it are refused. */
-export const MAX_TIME_MS = 8_640_000_000_000_000;
-
-/** ISO-8601 of a stored epoch-ms value, or null when it is no time (a damaged or foreign record). */
-export function isoTime(ms: unknown): string | null {
-  const n = typeof ms === 'string' && ms.trim() !== '' ? Number(ms) : typeof ms === 'number' ? ms : NaN;
-  return Number.isFinite(n) && Math.abs(n) <= MAX_TIME_MS ? new Date(n).toISOString() : null;
-}
-
-/** A resolved bound: a time in epoch ms, or a store position (validated by the driver). */
-export type StoreBound = { time: number } | { position: string };
-
-export interface RangeQuery {
-  from: StoreBound | null;
-  to: StoreBound | null;
-  after: string | null;
-  limit: number;
-  /** As ReadRequest.maxBytes. */
-  maxBytes: number;
 }

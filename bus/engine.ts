@@ -12,6 +12,7 @@ import { defaultLogger } from './logger.js';
 import { Subscriptions } from './subscriptions.js';
 import { keyedStates } from './keyed/states.js';
 import { Publisher } from './publish.js';
+import { Requests, replyOptions } from './requests.js';
 import { replay } from './replay.js';
 import { deadLettersOf } from './dead-letters.js';
 import { toStoreBound } from './bounds.js';
@@ -23,8 +24,9 @@ const HOUSEKEEPING_MS = 10_000;
 export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   const o = resolveBusOptions(options);
   const log: Logger = options.logger ?? defaultLogger();
-  const subs = new Subscriptions(driver, o.maxPayloadBytes, log);
+  const subs = new Subscriptions(driver, o.maxPayloadBytes, log, (req, group, value) => publisher.publish(req.replyto!, value ?? null, replyOptions(req, group, o.source)));
   const publisher = new Publisher(driver, o, (entries) => subs.stored(entries));
+  const requests = new Requests({ publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subs.subscribe(so, h as Handler) });
   const timers = startTimers(driver, o, log, () => closing !== null);
   let closing: Promise<void> | null = null;
   const open = (what: string) => {
@@ -34,6 +36,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   return {
     publish: (type, data, opts) => publisher.publish(type, data, opts),
     publishBatch: (events) => publisher.publishBatch(events),
+    request: (type, data, opts) => requests.request(type, data, opts),
 
     async subscribe(options, handler) {
       open('subscribe');
@@ -49,19 +52,20 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
       open('rewind');
       if (typeof options?.group !== 'string' || options.group === '') throw invalid('INVALID_OPTION', `rewind group ${JSON.stringify(options?.group)}: expected a group name`);
       checkType(options.type);
-      await driver.seek(options.group, options.type, options.from === 'earliest' ? 'earliest' : toStoreBound('from', options.from));
+      await driver.groups.seek(options.group, options.type, options.from === 'earliest' ? 'earliest' : toStoreBound('from', options.from));
     },
 
     deadLetters: deadLettersOf(driver),
     ...(driver.state ? { keys: keyedStates(driver.state) } : {}),
-    stats: () => driver.stats(),
-    ping: () => (closing ? Promise.reject(new BusClosedError('ping')) : driver.ping()),
-    trim: () => driver.trim(o.retention, o.dedupWindowMs, true),
+    stats: () => driver.admin.stats(),
+    ping: () => (closing ? Promise.reject(new BusClosedError('ping')) : driver.admin.ping()),
+    trim: () => housekeepAndTrim(driver, o.retention, true),
     ...(timers.health ? { health: timers.health } : {}),
 
     close() {
       closing ??= (async () => {
         timers.stop();
+        requests.close();
         await subs.closeAll();
         await publisher.seal(); // after the drain: a handler finishing its work may still publish
         await driver.close();
@@ -72,21 +76,30 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
 }
 
 /**
+ * bus.trim() (`exact`) and the housekeeping timer: what expired is removed, then retention applied.
+ * The timer skips trim without retention; bus.trim() never does (a read-only store refuses it).
+ */
+async function housekeepAndTrim(driver: Driver, retention: ResolvedBusOptions['retention'], exact: boolean): Promise<number> {
+  await driver.admin.housekeep?.();
+  return retention === null && !exact ? 0 : driver.admin.trim(retention, exact);
+}
+
+/**
  * The bus' own timers: retention (approximate trims) and, where the driver has it, a reading of the
  * store's health now and then so its warnings are logged with nobody scraping. Every reading passes
  * through one PressureWatch, which logs (rate-limited); one timer reading at a time.
  */
 function startTimers(driver: Driver, o: ResolvedBusOptions, log: Logger, closed: () => boolean) {
   const housekeeping = setInterval(() => {
-    driver.trim(o.retention, o.dedupWindowMs, false).catch((err) => log.error({ err: errForLog(err) }, 'store error during trim'));
+    housekeepAndTrim(driver, o.retention, false).catch((err) => log.error({ err: errForLog(err) }, 'store error during trim'));
   }, o.retention?.intervalMs ?? HOUSEKEEPING_MS);
   housekeeping.unref();
   const watch = new PressureWatch(log);
-  const health = driver.health
+  const health = driver.admin.health
     ? (options: { topics?: string[] | undefined } = {}): Promise<StoreHealth> =>
         closed()
           ? Promise.reject(new BusClosedError('health'))
-          : driver.health!(options.topics ?? []).then((h) => {
+          : driver.admin.health!(options.topics ?? []).then((h) => {
               watch.observe(h);
               return h;
             })

@@ -14,6 +14,9 @@ export type ErrorCode =
   | 'NON_RETRYABLE'
   | 'CIRCUIT_OPEN'
   | 'OWNERSHIP_LOST'
+  | 'TIMEOUT'
+  | 'RETRY_LATER'
+  | 'REQUEST_TIMEOUT'
   | 'STATE_TOO_LARGE'
   | 'NOT_REPLICATED';
 
@@ -95,6 +98,35 @@ export class OwnershipLostError extends AgentbusError {
 export class StateTooLargeError extends AgentbusError {
   constructor(message: string) {
     super('STATE_TOO_LARGE', message);
+  }
+}
+
+/** A handler ran past its `timeoutMs`: a failed attempt (retried, then dead-lettered). */
+export class TimeoutError extends AgentbusError {
+  constructor(message: string) {
+    super('TIMEOUT', message);
+  }
+}
+
+/**
+ * Throw from a handler to fail this attempt and run the event again after `delayMs`, instead of the
+ * backoff (a 429's Retry-After, a rate limit's window). Counts as an attempt like any failure.
+ */
+export class RetryLaterError extends AgentbusError {
+  readonly delayMs: number;
+  constructor(delayMs: number, message = `retry in ${delayMs} ms`, options?: { cause?: unknown }) {
+    super('RETRY_LATER', message, options);
+    if (!Number.isFinite(delayMs) || delayMs < 0 || delayMs > 86_400_000) {
+      throw new ValidationError('INVALID_OPTION', `invalid RetryLaterError delay ${String(delayMs)}: expected 0 to 86400000 ms`);
+    }
+    this.delayMs = Math.round(delayMs);
+  }
+}
+
+/** No reply came within the request's `timeoutMs`. */
+export class RequestTimeoutError extends AgentbusError {
+  constructor(message: string) {
+    super('REQUEST_TIMEOUT', message);
   }
 }
 

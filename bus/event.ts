@@ -21,6 +21,10 @@ export interface CloudEvent<T = unknown> {
    * under (an entry written by another program): that type. `type` is always the topic.
    */
   originaltype?: string;
+  /** Request/reply (extension attribute): the request's id, carried by its reply. */
+  correlationid?: string;
+  /** Request/reply (extension attribute): the topic the reply goes to. */
+  replyto?: string;
 }
 
 /** What a caller may set on a published event; everything else is filled in. */
@@ -38,6 +42,10 @@ export interface PublishOptions {
   datacontenttype?: string | undefined;
   /** With a caller `id`: this publish's dedup window instead of the bus' `dedupWindowMs` (per tool, per tenant...). */
   dedupWindowMs?: number | undefined;
+  /** Request/reply: set by `bus.request` and on replies; 1-256 characters. */
+  correlationid?: string | undefined;
+  /** Request/reply: the topic a reply goes to (an event type); set by `bus.request`. */
+  replyto?: string | undefined;
 }
 
 /** One entry of `publishBatch`. */
@@ -102,7 +110,7 @@ function nowIso(): string {
 }
 
 /** The keys of PublishOptions; anything else in a publish is refused (a typo is not a default). */
-export const PUBLISH_OPTION_KEYS = ['id', 'subject', 'source', 'time', 'traceparent', 'dataschema', 'datacontenttype', 'dedupWindowMs'];
+export const PUBLISH_OPTION_KEYS = ['id', 'subject', 'source', 'time', 'traceparent', 'dataschema', 'datacontenttype', 'dedupWindowMs', 'correlationid', 'replyto'];
 export const MAX_ID_LENGTH = 256;
 /** As the bus' own `source` option. */
 export const MAX_SOURCE_LENGTH = 1000;
@@ -133,6 +141,11 @@ export function createEvent<T>(type: string, data: T, options: PublishOptions | 
   if (o.traceparent !== undefined) event.traceparent = text('traceparent', o.traceparent);
   if (o.dataschema !== undefined) event.dataschema = text('dataschema', o.dataschema);
   if (o.datacontenttype !== undefined) event.datacontenttype = text('datacontenttype', o.datacontenttype);
+  if (o.correlationid !== undefined) event.correlationid = text('correlationid', o.correlationid, MAX_ID_LENGTH);
+  if (o.replyto !== undefined) {
+    checkType(o.replyto);
+    event.replyto = o.replyto;
+  }
   return event;
 }
 

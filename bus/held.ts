@@ -33,10 +33,10 @@ export class Holdings {
   }
 
   /** Extends every lease held (a handler running long is never redelivered under itself). */
-  async renew(): Promise<void> {
-    if (this.all.size === 0) return;
-    const ds = [...this.all].map((h) => h.d);
-    await this.driver.renew(this.o.group, this.o.consumer, ds, this.o.claimIdleMs).catch((err) => this.storeError('renew', err));
+  async renew(also: Delivery[] = []): Promise<void> {
+    if (this.all.size === 0 && also.length === 0) return;
+    const ds = [...this.all].map((h) => h.d).concat(also);
+    await this.driver.leases.renew(this.o.group, this.o.consumer, ds, this.o.claimIdleMs).catch((err) => this.storeError('renew', err));
   }
 
   /** Those not started (queued behind their subject) or waiting for a retry. */
@@ -58,7 +58,7 @@ export class Holdings {
   async release(hs: Held[]): Promise<void> {
     if (hs.length === 0) return;
     const ds = hs.map((h) => (h.state === 'waiting' ? h.d : { ...h.d, attempts: h.d.attempts - 1 }));
-    await this.driver.release(this.o.group, this.o.consumer, ds).catch((err) => this.storeError('release', err));
+    await this.driver.leases.release(this.o.group, this.o.consumer, ds).catch((err) => this.storeError('release', err));
     for (const h of hs) this.all.delete(h);
   }
 }

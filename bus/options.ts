@@ -2,7 +2,7 @@
  * The option tables: each option set (bus, retention, backoff, delivery, subscribe) declared once,
  * as a table from which come its known keys (in table order, as errors list them), each option's
  * validator with its range and default, and the default its doc comment states (`@default` in
- * bus/contract.ts, checked against `doc` here by test/structure.test.ts).
+ * bus/contract-options.ts, checked against `doc` here by test/structure.test.ts).
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -10,16 +10,10 @@ import type { Logger } from 'pino';
 import type { BackoffOptions, BusOptions, DeliveryOptions, RetentionOptions, SubscribeOptions } from './contract.js';
 import { invalid } from './errors.js';
 import { checkPattern, defaultSource } from './event.js';
-import { fn, int, knownKeys, num, oneOf, str } from './validate.js';
+import { fn, int, knownKeys, num, oneOf, str, type OptionSpec } from './validate.js';
 import { KEYED_OPTIONS } from './keyed/options.js';
 
-/** One option: how it is checked (with its default when not given) and that default as documented. */
-export interface OptionSpec<T> {
-  /** The value, or the default when `v` is undefined; throws INVALID_OPTION naming `name`, `v` and what is accepted. */
-  resolve(name: string, v: unknown): T;
-  /** The default as the option's `@default` doc states it; undefined for an option without one. */
-  readonly doc?: string | undefined;
-}
+export type { OptionSpec } from './validate.js';
 
 type Table = Record<string, OptionSpec<unknown>>;
 /** What a table resolves to: each key's checked value. */
@@ -75,11 +69,21 @@ export const BUS_OPTIONS = {
 /** The bus options' names: adapters accept these beside their own. */
 export const BUS_OPTION_KEYS: readonly string[] = Object.keys(BUS_OPTIONS);
 
-export const BACKOFF_OPTIONS = {
-  initialMs: intOption(100, 0, 3_600_000, '100 ms'),
-  maxMs: intOption(30_000, 0, 86_400_000, '30000 ms'),
-  factor: { resolve: (name, v) => num(name, v, 2, 1, 100), doc: '2' } as OptionSpec<number>,
-} satisfies { [K in keyof Required<BackoffOptions>]: OptionSpec<unknown> };
+/**
+ * The backoff table with a given default initial delay: deliveries' retries (BACKOFF_OPTIONS, 100 ms)
+ * and the supervisor's restarts (SUPERVISOR_BACKOFF_OPTIONS, 200 ms) share every key and range.
+ */
+function backoffOptions(initialMs: number) {
+  return {
+    initialMs: intOption(initialMs, 0, 3_600_000, `${initialMs} ms`),
+    maxMs: intOption(30_000, 0, 86_400_000, '30000 ms'),
+    factor: { resolve: (name, v) => num(name, v, 2, 1, 100), doc: '2' } as OptionSpec<number>,
+  } satisfies { [K in keyof Required<BackoffOptions>]: OptionSpec<unknown> };
+}
+
+export const BACKOFF_OPTIONS = backoffOptions(100);
+/** The supervisor's restart delays (runtime/supervisor.ts): a longer first delay than a retry's. */
+export const SUPERVISOR_BACKOFF_OPTIONS = backoffOptions(200);
 
 /** The options an agent shares with `bus.subscribe` (its `static options` beside its own). */
 export const DELIVERY_OPTIONS = {
@@ -93,6 +97,7 @@ export const DELIVERY_OPTIONS = {
   claimIdleMs: intOption(30_000, 50, 86_400_000, '30000 ms'),
   from: oneOfOption(['latest', 'earliest'] as const),
   drainTimeoutMs: intOption(30_000, 0, 86_400_000, '30000 ms'),
+  timeoutMs: intOption(0, 0, 86_400_000),
 } satisfies { [K in keyof Required<DeliveryOptions>]: OptionSpec<unknown> };
 
 export const SUBSCRIBE_OPTIONS = {

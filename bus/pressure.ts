@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { StoreHealth } from './contract.js';
-import type { AppendEntry, Driver } from './driver.js';
+import type { AppendEntry, Driver, DriverLog } from './driver.js';
 
 /** A warning still true is logged again after this long (so a long condition is not silent, nor a flood). */
 export const WARN_REPEAT_MS = 5 * 60_000;
@@ -8,16 +8,16 @@ export const WARN_REPEAT_MS = 5 * 60_000;
 export const HEALTH_EVERY_MS = 10_000;
 
 /**
- * Wraps a driver's append so an adapter's pressure probe hears of each refused write (`failed`, then
+ * Wraps a driver's log.append so an adapter's pressure probe hears of each refused write (`failed`, then
  * the error goes on to the publisher) and each stored one (`stored`); returns the unwrapped append,
  * for probes that write themselves. The one place both adapters learn that the store refuses writes.
  */
 export function watchAppends(
   driver: Driver,
   on: { failed(err: unknown, entries: AppendEntry[]): void; stored(entries: AppendEntry[]): void },
-): Driver['append'] {
-  const append = driver.append.bind(driver);
-  driver.append = async (entries: AppendEntry[]) => {
+): DriverLog['append'] {
+  const append = driver.log.append.bind(driver.log);
+  driver.log.append = async (entries: AppendEntry[]) => {
     try {
       await append(entries);
     } catch (err) {

@@ -80,7 +80,7 @@ export class Publisher {
     checkType(type);
     const { driver, o } = this;
     const event = createEvent(type, data, opts, o.source);
-    const body = driver.encode ? driver.encode(event, o.maxPayloadBytes) : encodeEvent(event, o.maxPayloadBytes);
+    const body = driver.log.encode ? driver.log.encode(event, o.maxPayloadBytes) : encodeEvent(event, o.maxPayloadBytes);
     const window = opts?.dedupWindowMs === undefined ? o.dedupWindowMs : DEDUP_WINDOW_MS.resolve('dedupWindowMs', opts.dedupWindowMs);
     return { topic: type, event, body, dedup: opts?.id !== undefined, dedupWindowMs: window };
   }
@@ -101,7 +101,7 @@ async function appendCalls(driver: Driver, calls: Call[], stored: (entries: Appe
     const batch = end - start === calls.length ? calls : calls.slice(start, end);
     start = end;
     try {
-      await driver.append(batch.length === 1 ? batch[0].entries : batch.flatMap((c) => c.entries));
+      await driver.log.append(batch.length === 1 ? batch[0].entries : batch.flatMap((c) => c.entries));
       for (const c of batch) stored(c.entries);
       for (const c of batch) c.resolve(c.one ? c.entries[0].event.id : c.entries.map((e) => e.event.id));
     } catch (err) {

@@ -23,11 +23,11 @@ export async function replay(driver: Driver, maxBytes: number, options: ReplayOp
   const result: ReplayResult = { handled: 0, failed: [] };
   const signal = new AbortController().signal;
   for (const topic of await matchingTopics(driver, options.types)) {
-    const last = await driver.last(topic);
+    const last = await driver.log.last(topic);
     if (last === null) continue;
     const range = { from, to: to ?? { position: last } };
     for (let after: string | null = null; ; ) {
-      const page = await driver.range(topic, { ...range, after, limit: PAGE, maxBytes });
+      const page = await driver.log.range(topic, { ...range, after, limit: PAGE, maxBytes });
       for (const d of page) await replayOne(d, topic, handler, signal, result);
       options.onProgress?.(result.handled + result.failed.length);
       if (page.length < PAGE) break;
@@ -51,7 +51,7 @@ function checkReplayOptions(options: ReplayOptions): void {
 /** The stored topics `types` (exact types and patterns) name. */
 async function matchingTopics(driver: Driver, types: string[]): Promise<string[]> {
   types.forEach(checkPattern);
-  return expandTypes(types, types.some((t) => t.endsWith('*')) ? await driver.topics() : []);
+  return expandTypes(types, types.some((t) => t.endsWith('*')) ? await driver.log.topics() : []);
 }
 
 /** One stored event through the handler, with the context a subscription's delivery gets (attempt 1). */

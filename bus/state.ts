@@ -16,7 +16,7 @@
  *   written, acknowledgement lost" is recognised and only acknowledged.
  * Not a public API.
  */
-import type { Delivery } from './driver.js';
+import type { Delivery } from './delivery.js';
 
 export interface StateRecord {
   /** Incremented by every commit of the key; 0 is "no record". */
@@ -99,7 +99,7 @@ export interface StateStore {
 
 /** The source stream a delivery's position belongs to: the key of `StateRecord.applied`. */
 export function appliedKey(d: Delivery): string {
-  return d.ref ?? d.topic;
+  return d.ref;
 }
 
 /**

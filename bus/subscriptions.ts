@@ -6,7 +6,7 @@ import type { AppendEntry, Driver } from './driver.js';
 import { invalid } from './errors.js';
 import { resolveSubscribeOptions } from './options.js';
 import type { SubscribeOptions } from './contract.js';
-import { Consumer } from './consumer.js';
+import { Consumer, type Reply } from './consumer.js';
 
 /** Topics remembered as stored by this bus (see Subscriptions.stored); past it the set starts over. */
 const PUBLISHED_KEPT = 100_000;
@@ -22,13 +22,15 @@ export class Subscriptions {
     /** The bus' maxPayloadBytes, also applied to what is read. */
     private readonly maxBytes: number,
     private readonly log: Logger,
+    /** Publishes a handler's reply to a request (see requests.ts). */
+    private readonly reply: Reply,
   ) {}
 
   /** Starts a Consumer; resolves once its group exists (see Bus.subscribe). */
   async subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription> {
     const so = resolveSubscribeOptions(options);
     if (typeof handler !== 'function') throw invalid('INVALID_OPTION', `subscribe handler must be a function, got ${typeof handler}`);
-    const c = new Consumer(this.driver, so, this.maxBytes, handler, this.log, (x) => this.remove(x));
+    const c = new Consumer(this.driver, so, this.maxBytes, handler, this.log, (x) => this.remove(x), this.reply);
     this.add(c, so.types);
     try {
       await c.start();

@@ -1,5 +1,5 @@
 // The topics one subscription reads: its exact types, and the stored topics its patterns match as
-// they appear. Taking a topic on creates the group on it (Driver.createGroup).
+// they appear. Taking a topic on creates the group on it (Driver.groups.create).
 import type { Logger } from 'pino';
 import type { Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
@@ -9,7 +9,7 @@ import { expandTypes, matches } from './event.js';
  * How often a pattern subscription asks the store for new topics (drivers answer cheaply when
  * nothing changed: a SCARD on Redis, a COUNT on SQLite). A topic first published by this bus is
  * seen at once (Consumer.topicPublished); one published elsewhere within this interval, and the
- * read waiting on the old topics is woken (Driver.wakeRead), so its first event arrives within about this long.
+ * read waiting on the old topics is woken (Driver.reads.wake), so its first event arrives within about this long.
  */
 export const TOPIC_REFRESH_MS = 100;
 
@@ -62,13 +62,13 @@ export class GroupTopics {
   }
 
   private async takeNew(): Promise<void> {
-    const known = this.patterned ? await this.driver.topics() : [];
+    const known = this.patterned ? await this.driver.log.topics() : [];
     const fresh = expandTypes(this.o.types, known).filter((t) => !this.list.includes(t));
     // The first call creates the group even with no topic yet (patterns matching nothing so far):
     // its start is now, so a topic that appears later is read from the subscribe on, not skipped.
     if (fresh.length === 0 && this.created) return;
     const { group, consumer } = this.o;
-    const skipped = await this.driver.createGroup(group, fresh, this.o.from);
+    const skipped = await this.driver.groups.create(group, fresh, this.o.from);
     if (skipped > 0) {
       // A new group at `latest` reads nothing already stored, and stats show it with lag 0: say so once.
       this.log.info(
@@ -80,6 +80,6 @@ export class GroupTopics {
     this.created = true;
     this.list = [...this.list, ...fresh];
     // The read waiting now waits on the old topics: end it, so the next one reads the new ones too.
-    if (started && fresh.length > 0) this.driver.wakeRead?.(group, consumer);
+    if (started && fresh.length > 0) this.driver.reads.wake?.(group, consumer);
   }
 }

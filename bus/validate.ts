@@ -49,3 +49,14 @@ export function knownKeys(what: string, o: object, keys: readonly string[]): voi
     if (!keys.includes(k)) throw invalid('INVALID_OPTION', `unknown ${what} option ${JSON.stringify(k)}: expected one of ${keys.join(', ')}`);
   }
 }
+
+/**
+ * One option of an option table (bus/options.ts, keyed/options.ts): how it is checked (with its
+ * default when not given) and that default as documented.
+ */
+export interface OptionSpec<T> {
+  /** The value, or the default when `v` is undefined; throws INVALID_OPTION naming `name`, `v` and what is accepted. */
+  resolve(name: string, v: unknown): T;
+  /** The default as the option's `@default` doc states it; undefined for an option without one. */
+  readonly doc?: string | undefined;
+}

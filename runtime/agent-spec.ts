@@ -6,7 +6,7 @@ import { agentName, isAgentClass, methodName, RESERVED_METHODS, type AgentClass,
 import { invalid } from '../bus/errors.js';
 import { checkPattern } from '../bus/event.js';
 import type { DeliveryOptions, SubscribeOptions } from '../bus/contract.js';
-import type { KeyedStateOptions } from '../bus/keyed/contract.js';
+import type { KeyOf, KeyedStateOptions } from '../bus/keyed/contract.js';
 import { KEYED_OPTIONS } from '../bus/keyed/options.js';
 import type { AnyStateMachine } from 'xstate';
 import { DELIVERY_OPTIONS, intOption, resolveSubscribeOptions, type OptionSpec } from '../bus/options.js';
@@ -87,7 +87,10 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
   const options: AgentOptions = { ...(cls.options ?? {}), ...Object.fromEntries(given) };
   knownKeys(where, options, AGENT_OPTION_KEYS);
   const { replicas, breakerFailures, ...delivery } = options;
-  const subscribe: ResolvedAgent['subscribe'] = cls.key === undefined ? delivery : { ...delivery, key: cls.key, initialState: cls.initialState };
+  if (cls.key !== undefined && cls.key !== 'subject' && typeof cls.key !== 'function') {
+    throw invalid('INVALID_OPTION', `${where}: static key ${describeValue(cls.key)} is not a key: expected 'subject' or a function (event) => string`);
+  }
+  const subscribe: ResolvedAgent['subscribe'] = cls.key === undefined ? delivery : { ...delivery, key: cls.key as KeyOf, initialState: cls.initialState };
   if (cls.key === undefined && KEYED_STATE_KEYS.some((k) => options[k] !== undefined)) {
     throw invalid('INVALID_OPTION', `${where}: ${KEYED_STATE_KEYS.filter((k) => options[k] !== undefined).join(', ')} apply to keyed agents only: declare static key ('subject' or (event) => string)`);
   }

@@ -12,7 +12,8 @@ import type { Bus, DeadLetter } from '../bus/contract.js';
 import type { AgentReplayResult } from './host.js';
 import { AgentbusError } from '../bus/errors.js';
 import { expandTypes } from '../bus/event.js';
-import { bound, helpText, helpTopic, parseCommandLine, USAGE, UsageError } from './cli-args.js';
+import { bound, helpTopic, parseCommandLine, UsageError } from './cli-args.js';
+import { helpText, USAGE } from './cli-commands.js';
 
 async function main(argv: string[]): Promise<number> {
   const line = parseCommandLine(argv);

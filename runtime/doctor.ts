@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { DEFAULT_SQLITE_PATH } from '../adapters/sqlite/index.js';
 import { diskSpace, minFreeBytes } from '../adapters/sqlite/pressure.js';
 import { formatBytes } from '../bus/pressure.js';
-import type { Finding, Status } from '../adapters/redis/health.js';
+import type { Finding, Status } from '../adapters/redis/findings.js';
 import { AgentbusError, ConfigurationError } from '../bus/errors.js';
 import { createBus } from './config.js';
 

@@ -3,9 +3,10 @@
 // (runtime/observers/): each composed here from one list.
 import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
-import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, Subscription } from '../bus/contract.js';
+import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RequestOptions, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import { errForLog } from '../bus/thrown.js';
+import { TimeoutError } from '../bus/errors.js';
 import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agent-spec.js';
 import type { ReplayCapture } from './capture.js';
@@ -56,7 +57,7 @@ export class AgentInstance implements AgentContext {
   private closed = false;
   /** Routing to the agent's handler, inside the middleware (see middleware()). */
   private readonly handle: AgentHandler;
-  private readonly source: string;
+  readonly source: string;
   private readonly replayBus: Bus | null;
   /** Consumer spans' middleware and observer; null without tracing and in a replay (nothing is delivered). */
   private readonly otel: ReturnType<typeof otelSpans> | null;
@@ -300,6 +301,17 @@ class Handling implements HandlerContext {
   deadLetter(reason: string): void {
     this.d.deadLetter(reason);
   }
+  retryIn(ms: number): void {
+    this.d.retryIn(ms);
+  }
+  reply(value: unknown): void {
+    this.d.reply(value);
+  }
+  /** A handler past its timeoutMs publishes nothing more (its attempt already failed and will run again). */
+  private late(): Promise<never> | null {
+    const r: unknown = this.d.signal.aborted ? this.d.signal.reason : undefined;
+    return r instanceof TimeoutError ? Promise.reject(new TimeoutError(`publish after the handler's timeout is dropped (${r.message})`)) : null;
+  }
   /** Keyed: the key and its state (see KeyedContext); undefined for other agents. */
   get key(): string | undefined {
     return isKeyed(this.d) ? this.d.key : undefined;
@@ -317,10 +329,20 @@ class Handling implements HandlerContext {
     return { id: o?.id ?? derivedId(this.d.group, this.event, this.published++), source: o?.source ?? keyedSource(this.inst.agent) };
   }
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
+    const late = this.late();
+    if (late) return late;
     const k = this.keyedOptions(options);
     return this.inst.publish(type, data, k ? { ...options, ...k } : options);
   }
+  request<R = unknown>(type: string, data: unknown, options?: RequestOptions): Promise<R> {
+    const late = this.late();
+    if (late) return late;
+    const traceparent = this.event.traceparent;
+    return this.inst.bus.request<R>(type, data, { source: this.inst.source, ...(traceparent ? { traceparent } : {}), ...options });
+  }
   publishBatch(events: EventInput[]): Promise<string[]> {
+    const late = this.late();
+    if (late) return late;
     if (!isKeyed(this.d) || this.inst.replaying || !Array.isArray(events)) return this.inst.publishBatch(events);
     return this.inst.publishBatch(events.map((e) => ({ ...e, ...this.keyedOptions(e) })));
   }

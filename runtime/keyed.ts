@@ -77,6 +77,8 @@ export class ScratchStates {
       get consumer() { return d.consumer; },
       get signal() { return d.signal; },
       deadLetter: (reason: string) => d.deadLetter(reason),
+      retryIn: (ms: number) => d.retryIn(ms),
+      reply: (value: unknown) => d.reply(value),
       key,
       state,
       commit() {

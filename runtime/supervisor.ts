@@ -2,6 +2,7 @@ import { createActor, fromPromise, waitFor, type Actor } from 'xstate';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../bus/backoff.js';
 import { int, knownKeys, oneOf } from '../bus/validate.js';
+import { resolveTable, SUPERVISOR_BACKOFF_OPTIONS } from '../bus/options.js';
 import { invalid } from '../bus/errors.js';
 import type { BackoffOptions } from '../bus/contract.js';
 import { lifecycle, type LifecycleState } from './lifecycle.js';
@@ -43,7 +44,11 @@ export interface SupervisorOptions {
   maxRestarts?: number | undefined;
   /** Default 60000 ms. */
   periodMs?: number | undefined;
-  /** Delay before a restart, growing with the restarts inside the period, with jitter. Default 200 ms initial, 30000 ms max, factor 2. */
+  /**
+   * Delay before a restart, growing with the restarts inside the period, with jitter; the keys and
+   * ranges of a delivery's backoff (bus/options.ts SUPERVISOR_BACKOFF_OPTIONS). Default 200 ms
+   * initial, 30000 ms max, factor 2.
+   */
   backoff?: BackoffOptions | undefined;
   clock?: Clock | undefined;
   random?: (() => number) | undefined;
@@ -110,13 +115,7 @@ export class Supervisor {
     this.strategy = oneOf('strategy', options.strategy, ['one_for_one', 'one_for_all', 'rest_for_one'] as const);
     this.maxRestarts = int('maxRestarts', options.maxRestarts, 5, 0, 1_000_000);
     this.periodMs = int('periodMs', options.periodMs, 60_000, 1, 86_400_000);
-    const b = options.backoff ?? {};
-    knownKeys('supervisor backoff', b, ['initialMs', 'maxMs', 'factor']);
-    this.backoff = {
-      initialMs: int('backoff.initialMs', b.initialMs, 200, 0, 3_600_000),
-      maxMs: int('backoff.maxMs', b.maxMs, 30_000, 0, 86_400_000),
-      factor: b.factor ?? 2,
-    };
+    this.backoff = resolveTable('supervisor backoff', SUPERVISOR_BACKOFF_OPTIONS, options.backoff ?? {}, 'backoff.');
     this.clock = options.clock ?? realClock;
     this.random = options.random ?? Math.random;
     const names = new Set<string>();

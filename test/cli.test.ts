@@ -10,7 +10,8 @@ import Database from 'better-sqlite3';
 import { createSqliteBus } from '../adapters/sqlite/index.js';
 import { waitFor } from './helpers/index.js';
 import { startHost, workLog } from './helpers/host.js';
-import { COMMANDS, helpText, parseCommandLine, USAGE } from '../runtime/cli-args.js';
+import { parseCommandLine } from '../runtime/cli-args.js';
+import { COMMANDS, helpText, USAGE } from '../runtime/cli-commands.js';
 import { AgentbusError } from '../bus/errors.js';
 
 const path = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'bus.db');

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { onArrival, onSettled, type Arrival, type Decision, type RetryPolicy, type Settled } from '../bus/decide.js';
-import { NonRetryableError } from '../bus/errors.js';
+import { NonRetryableError, RetryLaterError, TimeoutError } from '../bus/errors.js';
 
 const policy: RetryPolicy = { maxAttempts: 3, backoff: { initialMs: 100, maxMs: 1000, factor: 2 } };
 /** random() = 1: the jitter adds its whole half, so the delay is the full exponential step. */
@@ -85,6 +85,16 @@ test('settled: a revoked Proxy thrown is described, never thrown again', () => {
   const d = onSettled(settled({ attempts: 3, threw: true, error: proxy }), policy, one);
   assert.is(d.act, 'dead_letter');
   assert.match((d as { error: string }).error, /not convertible to a string/);
+});
+
+
+test('settled: RetryLaterError sets the delay of the next attempt; ctx.retryIn fails a resolved attempt with its delay; both end at maxAttempts', () => {
+  const policy = { maxAttempts: 3, backoff: { initialMs: 5000, maxMs: 5000, factor: 2 } };
+  assert.equal(onSettled({ attempts: 1, threw: true, error: new RetryLaterError(250), deadLetterReason: undefined }, policy), { act: 'retry', delayMs: 250 });
+  assert.equal(onSettled({ attempts: 1, threw: false, error: undefined, deadLetterReason: undefined, retryInMs: 40 }, policy), { act: 'retry', delayMs: 40 });
+  assert.is(onSettled({ attempts: 3, threw: true, error: new RetryLaterError(250), deadLetterReason: undefined }, policy).act, 'dead_letter');
+  assert.is(onSettled({ attempts: 3, threw: false, error: undefined, deadLetterReason: undefined, retryInMs: 40 }, policy).act, 'dead_letter');
+  assert.equal(onSettled({ attempts: 1, threw: true, error: new TimeoutError('late'), deadLetterReason: undefined }, policy, () => 0), { act: 'retry', delayMs: 2500 });
 });
 
 test.run();

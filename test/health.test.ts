@@ -16,7 +16,7 @@ import {
   replicationFinding,
   TTL_KEYS,
   versionFinding,
-} from '../adapters/redis/health.js';
+} from '../adapters/redis/findings.js';
 import { ConfigurationError } from '../index.js';
 import { rejects, uniq, waitFor } from './helpers/index.js';
 import { hasRedisServer, startRedisCluster, startRedisServer } from './helpers/redis.js';

@@ -74,15 +74,15 @@ function stateSuite(name: string, target: Target, single: boolean): void {
 
   /** Publishes `n` events to a new topic, creates `group` on it, and has `consumer` read them (held, pending). */
   async function pending(group: string, consumer: string, n: number, topic = uniq('keyed.topic')): Promise<{ topic: string; held: Delivery[] }> {
-    await driver.createGroup(group, [topic], 'earliest');
+    await driver.groups.create(group, [topic], 'earliest');
     const events = Array.from({ length: n }, (_, i) => ({ specversion: '1.0' as const, id: uniq('ev'), type: topic, source: 'test', time: new Date().toISOString(), data: { i } }));
-    await driver.append(events.map((event) => ({ topic, event, body: driver.encode(event, MAX_BYTES), dedup: false, dedupWindowMs: 0 })));
+    await driver.log.append(events.map((event) => ({ topic, event, body: driver.log.encode!(event, MAX_BYTES), dedup: false, dedupWindowMs: 0 })));
     const held = await read(group, consumer, topic);
     assert.is(held.length, n);
     return { topic, held };
   }
   function read(group: string, consumer: string, topic: string): Promise<Delivery[]> {
-    return driver.read({ ack: [], group, consumer, topics: [topic], max: 1000, leaseMs: 60_000, blockMs: 0, signal: new AbortController().signal, maxBytes: MAX_BYTES });
+    return driver.reads.read({ ack: [], group, consumer, topics: [topic], max: 1000, leaseMs: 60_000, blockMs: 0, signal: new AbortController().signal, maxBytes: MAX_BYTES });
   }
   /** Pending entries of the group on a stream key: [id, consumer, delivery count]. */
   async function pendingOn(key: string, group: string): Promise<Array<[string, string, number]>> {
@@ -207,13 +207,13 @@ function stateSuite(name: string, target: Target, single: boolean): void {
     const group = uniq('takeover');
     const { topic, held } = await pending(group, 'old', 5);
     // One delivery becomes a dead letter, is retried (through the group's retry stream) and read again by `old`.
-    await driver.deadLetter(group, held[4], 'test', 'failed');
-    const [dl] = await driver.dlqList({ group, limit: 10 });
-    assert.is(await driver.dlqRetry([dl.id]), 1);
+    await driver.deadLetters.add(group, held[4], 'test', 'failed');
+    const [dl] = await driver.deadLetters.list({ group, limit: 10 });
+    assert.is(await driver.deadLetters.retry([dl.id]), 1);
     const retried = await read(group, 'old', topic);
     assert.is(retried.length, 1);
     // A second consumer holds one as well; a release gives one back with its attempts stored.
-    await driver.release(group, 'old', [{ ...held[3], attempts: 2 }]);
+    await driver.leases.release(group, 'old', [{ ...held[3], attempts: 2 }]);
     const again = await read(group, 'other', topic);
     assert.equal(again.map((d) => d.position), [held[3].position]);
 

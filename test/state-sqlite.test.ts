@@ -57,7 +57,7 @@ const KINDS = [
 
 /** Reads everything `consumer` can take now on `topics`. */
 function read(st: Store, group: string, consumer: string, topics: string[], opts: { max?: number; leaseMs?: number; maxBytes?: number; ack?: Delivery[] } = {}) {
-  return st.driver.read({
+  return st.driver.reads.read({
     ack: opts.ack ?? [],
     group,
     consumer,
@@ -114,7 +114,7 @@ for (const kind of KINDS) {
     const { driver: d } = st;
     const g = uniq('g');
     const [t1, t2, t3] = [uniq('t1'), uniq('t2'), uniq('t3')];
-    await d.createGroup(g, [t1, t2, t3], 'earliest');
+    await d.groups.create(g, [t1, t2, t3], 'earliest');
     const ids1 = await st.bus.publishBatch([1, 2, 3, 4].map((n) => ({ type: t1, data: { n } })));
     const ids2 = await st.bus.publishBatch([1, 2].map((n) => ({ type: t2, data: { n, pad: 'x'.repeat(2000) } })));
     await st.bus.publish(t3, { other: true });
@@ -122,13 +122,13 @@ for (const kind of KINDS) {
     const byA = await read(st, g, 'a', [t1], { max: 3 }); // t1 #1-#3 held by a
     const byB = await read(st, g, 'b', [t2, t3]); // t2 #1-#2 and t3 held by b
     assert.is(byA.length + byB.length, 6);
-    await d.release(g, 'a', [byA[1]]); // t1 #2 released (attempts kept at 1)
-    await d.deadLetter(g, byA[2], 'failed', 'Error: boom'); // t1 #3 a dead letter...
+    await d.leases.release(g, 'a', [byA[1]]); // t1 #2 released (attempts kept at 1)
+    await d.deadLetters.add(g, byA[2], 'failed', 'Error: boom'); // t1 #3 a dead letter...
     const [dl] = await st.bus.deadLetters.list({ group: g });
     assert.is(await st.bus.deadLetters.retry([dl.id]), 1); // ...retried: pending again, with its own body
     const t2first = byB.find((x) => x.topic === t2)!;
     assert.equal(t2first.position, String(Number(byA[0].position) + 4));
-    await d.countAttempt(g, t2first); // t2 #1 counted twice
+    await d.leases.countAttempt(g, t2first); // t2 #1 counted twice
 
     await rejects(() => d.state.takeOver(g, 'c', [t1, t2], 1024), 'OWNERSHIP_LOST', 'c', 'never been owned');
     assert.equal((await d.state.own(g, 'c', 60_000))?.acquired, true);
@@ -156,11 +156,11 @@ for (const kind of KINDS) {
 
     // Held by c: its own read does not take them again, release gives them back, ack removes them.
     assert.equal((await read(st, g, 'c', [t1, t2])).map((x) => x.event?.id), [ids1[3]], 'only the new event');
-    await d.renew(g, 'c', got, 60_000);
-    await d.release(g, 'c', [got[3]]);
+    await d.leases.renew(g, 'c', got, 60_000);
+    await d.leases.release(g, 'c', [got[3]]);
     const back = await read(st, g, 'z', [t2], { maxBytes: 1024 * 1024 });
     assert.equal(back.map((x) => [x.event?.id, x.attempts, (x.event?.data as { n: number }).n]), [[ids2[0], 4, 1]], 'the released one, decoded in full with a larger maxBytes');
-    await d.ack(g, [got[0], got[1], got[2], got[4]]);
+    await d.leases.ack(g, [got[0], got[1], got[2], got[4]]);
     assert.equal(pendingRows(st, g).length, 3, 't1 #4 (c), t2 #1 (z), t3 (b)');
     await st.close();
   });
@@ -171,7 +171,7 @@ for (const kind of KINDS) {
     const s = d.state;
     const g = uniq('g');
     const t = uniq('t');
-    await d.createGroup(g, [t], 'earliest');
+    await d.groups.create(g, [t], 'earliest');
     await st.bus.publishBatch(Array.from({ length: 6 }, (_, n) => ({ type: t, data: { n } })));
     const ds = await read(st, g, 'a', [t]);
     const { epoch } = (await s.own(g, 'a', 60_000))!;
@@ -231,7 +231,7 @@ for (const kind of KINDS) {
     assert.is(await s.remove(g, ['nothing']), 0);
     // An expired record counts as no record: a writer that saw none (version 0) writes version 1.
     assert.equal(await s.commit(g, 'a', epoch, [write('short', 1, 'stale')], []), { conflicts: ['short'] });
-    await st.driver.trim(null, 0, false); // the bus' housekeeping pass
+    await st.driver.admin.housekeep(); // the bus' housekeeping pass
     assert.equal(rows(), ['kept']);
     assert.equal(await s.commit(g, 'a', epoch, [write('short', 0, 'again')], []), { conflicts: [] });
     assert.is((await s.get(g, 'short'))!.version, 1);
@@ -371,7 +371,7 @@ test('AGENTBUS_TEST_KILL_AFTER_STATE_WRITE: the process dies right after the com
   const st = await open(path);
   const g = uniq('g');
   const t = uniq('t');
-  await st.driver.createGroup(g, [t], 'earliest');
+  await st.driver.groups.create(g, [t], 'earliest');
   await st.bus.publishBatch([1, 2].map((n) => ({ type: t, data: { n } })));
   const script = join(dir(), 'kill.mts');
   const root = process.cwd();
@@ -384,7 +384,7 @@ test('AGENTBUS_TEST_KILL_AFTER_STATE_WRITE: the process dies right after the com
      const db = new Database(${JSON.stringify(path)});
      openSchema(db);
      const d = new SqliteDriver(db, wakeupsFor(${JSON.stringify(path)}), 25, 5000, true);
-     const ds = await d.read({ ack: [], group: ${JSON.stringify(g)}, consumer: 'k', topics: [${JSON.stringify(t)}], max: 10, leaseMs: 60000, blockMs: 0, signal: new AbortController().signal, maxBytes: 1e6 });
+     const ds = await d.reads.read({ ack: [], group: ${JSON.stringify(g)}, consumer: 'k', topics: [${JSON.stringify(t)}], max: 10, leaseMs: 60000, blockMs: 0, signal: new AbortController().signal, maxBytes: 1e6 });
      const { epoch } = await d.state.own(${JSON.stringify(g)}, 'k', 60000);
      for (const [i, x] of ds.entries()) {
        await d.state.commit(${JSON.stringify(g)}, 'k', epoch, [{ key: 'k' + i, expectVersion: 0, state: '1', applied: {}, ttlMs: 0, ack: [x] }], []);

@@ -6,6 +6,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BACKOFF_OPTIONS, BUS_OPTION_KEYS, BUS_OPTIONS, DEDUP_WINDOW_MS, DELIVERY_OPTIONS, RETENTION_OPTIONS, SUBSCRIBE_OPTIONS, type OptionSpec } from '../bus/options.js';
+import { KEYED_OPTIONS } from '../bus/keyed/options.js';
 import { AGENT_OPTIONS } from '../runtime/agent-spec.js';
 import { LIFECYCLE_STATES, lifecycle } from '../runtime/lifecycle.js';
 import { defaultLogger } from '../bus/logger.js';
@@ -87,11 +88,13 @@ function documentedDefaults(file: string, name: string): Map<string, string | un
 
 test("every option's @default is its table's default, and every option of the type is in the table", () => {
   const sets: Array<[string, string, Record<string, OptionSpec<unknown>>]> = [
-    ['bus/contract.ts', 'BusOptions', BUS_OPTIONS],
-    ['bus/contract.ts', 'RetentionOptions', RETENTION_OPTIONS],
-    ['bus/contract.ts', 'BackoffOptions', BACKOFF_OPTIONS],
-    ['bus/contract.ts', 'DeliveryOptions', DELIVERY_OPTIONS],
-    ['bus/contract.ts', 'SubscribeOptions', Object.fromEntries(Object.entries(SUBSCRIBE_OPTIONS).filter(([k]) => !(k in DELIVERY_OPTIONS)))],
+    ['bus/contract-options.ts', 'BusOptions', BUS_OPTIONS],
+    ['bus/contract-options.ts', 'RetentionOptions', RETENTION_OPTIONS],
+    ['bus/contract-options.ts', 'BackoffOptions', BACKOFF_OPTIONS],
+    ['bus/contract-options.ts', 'DeliveryOptions', DELIVERY_OPTIONS],
+    ['bus/contract-options.ts', 'SubscribeOptions', Object.fromEntries(Object.entries(SUBSCRIBE_OPTIONS).filter(([k]) => !(k in DELIVERY_OPTIONS) && !(k in KEYED_OPTIONS)))],
+    ['bus/keyed/contract.ts', 'KeyedOptions', { key: KEYED_OPTIONS.key, initialState: KEYED_OPTIONS.initialState }],
+    ['bus/keyed/contract.ts', 'KeyedStateOptions', { maxActiveKeys: KEYED_OPTIONS.maxActiveKeys, maxStateBytes: KEYED_OPTIONS.maxStateBytes, stateTtlMs: KEYED_OPTIONS.stateTtlMs }],
     ['agents/base.ts', 'AgentOptions', AGENT_OPTIONS],
   ];
   for (const [file, name, table] of sets) {
@@ -124,6 +127,17 @@ test("a publish's dedup window has the bus option's range", async () => {
     assert.is(busErr?.message, err?.message);
   } finally {
     await bus.close();
+  }
+});
+
+test("Driver's members are its groups, and each adapter's driver.ts only wires its parts into them (no method routing calls)", () => {
+  const src = readFileSync(join(root, 'bus/driver.ts'), 'utf8');
+  const body = src.slice(src.indexOf('export interface Driver {'));
+  const members = [...body.slice(0, body.search(/^}/m)).matchAll(/^ {2}(?:readonly )?(\w+)\??[:(]/gm)].map((m) => m[1]);
+  assert.equal(members, ['log', 'groups', 'reads', 'leases', 'deadLetters', 'admin', 'state', 'close']);
+  for (const file of ['adapters/redis/driver.ts', 'adapters/sqlite/driver.ts']) {
+    const methods = [...readFileSync(join(root, file), 'utf8').matchAll(/^ {2}(?:async )?(\w+)\(.*\)(?:: [^=\n]*)? \{$/gm)].map((m) => m[1]);
+    assert.equal(methods, ['close'], `${file}: methods besides constructor and close`);
   }
 });
 

@@ -206,4 +206,37 @@ s('bad supervisor options name the option and the accepted values', () => {
   assert.throws(() => new Supervisor([], { maxRestarts: -1 }, silent), /maxRestarts -1/);
 });
 
+s('supervisor backoff is checked by the one backoff table, factor included, with its own 200 ms initial delay', () => {
+  const code = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (err) {
+      return `${(err as { code?: string }).code}: ${(err as Error).message}`;
+    }
+    return 'accepted';
+  };
+  for (const factor of [0, 0.5, 101, Number.NaN, '2']) {
+    const got = code(() => new Supervisor([], { backoff: { factor: factor as number } }, silent));
+    assert.match(got, /^INVALID_OPTION: .*backoff\.factor/, `factor ${String(factor)}: ${got}`);
+  }
+  assert.match(code(() => new Supervisor([], { backoff: { initialMs: -1 } }, silent)), /^INVALID_OPTION: .*backoff\.initialMs -1/);
+  assert.match(code(() => new Supervisor([], { backoff: { jitter: 1 } as never }, silent)), /^INVALID_OPTION: .*jitter/);
+  assert.is(code(() => new Supervisor([], { backoff: { factor: 1.5, initialMs: 0, maxMs: 0 } }, silent)), 'accepted');
+});
+
+s('supervisor backoff defaults to a 200 ms initial delay (the restart backoff, not the delivery one)', async () => {
+  const clock = new SimulatedClock();
+  const a = child('a');
+  const sup = new Supervisor([a], { clock, random: () => 1 }, silent);
+  const state = () => sup.status()[0]!.state;
+  await sup.start();
+  sup.crash('a', new Error('boom'));
+  await waitFor(`restarting (is ${state()})`, () => state() === 'restarting', 2000, 1);
+  clock.increment(199);
+  assert.is(state(), 'restarting', 'restarted before 200 ms');
+  clock.increment(1);
+  await waitFor(`running after 200 ms (is ${state()})`, () => state() === 'running', 2000, 1);
+  assert.is(a.starts, 2);
+});
+
 s.run();

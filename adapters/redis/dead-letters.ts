@@ -1,10 +1,10 @@
 /**
- * Dead letters on Redis: a stream per topic (`{stream}:dlq`) with a per-group count beside it.
- * Moving a delivery there, listing, reading, retrying (through the group's retry stream) and
- * purging them; every change is one script (scripts/dead-letters.ts), so the counts stay exact.
+ * Dead letters on Redis (Driver.deadLetters): a stream per topic (`{stream}:dlq`) with a per-group
+ * count beside it. Moving a delivery there, listing, reading, retrying (through the group's retry
+ * stream) and purging them; every change is one script (scripts/dead-letters.ts), so the counts stay exact.
  */
 import type { DeadLetter } from '../../bus/contract.js';
-import { isoTime, type Delivery } from '../../bus/driver.js';
+import { isoTime, type Delivery, type DriverDeadLetters } from '../../bus/driver.js';
 import { decodeEvent } from '../../bus/event.js';
 import { execReplies, isRedisError, ok, pairs, type RedisStore } from './client.js';
 import { keyOf } from './delivery.js';
@@ -12,14 +12,14 @@ import { compareIds, parseDlId } from './keys.js';
 import { addDeadLetter, purgeDeadLetter, retryDeadLetter } from './scripts/dead-letters.js';
 import type { Entry } from './scripts/lease.js';
 
-export class DeadLetters {
+export class DeadLetters implements DriverDeadLetters {
   constructor(
     private readonly s: RedisStore,
     /** Every known topic: the streams whose dead letters a listing without a type reads. */
     private readonly topics: () => Promise<string[]>,
   ) {}
 
-  /** Driver.deadLetter: the delivery's entry moves to its topic's dead letters, acknowledged at once. */
+  /** Driver.deadLetters.add: the delivery's entry moves to its topic's dead letters, acknowledged at once. */
   async add(group: string, d: Delivery, reason: string, error: string, stack?: string): Promise<void> {
     // The entry as stored, never re-serialised: an entry nested too deep for JSON.stringify (or any
     // event that cannot be) must still become a dead letter. Only a foreign entry decoded to an event

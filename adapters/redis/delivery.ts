@@ -30,7 +30,7 @@ export function delivery(topic: string, key: string, id: string, attempts: numbe
 }
 
 /** The stream key a delivery was read from. */
-export const keyOf = (d: Delivery) => d.ref!;
+export const keyOf = (d: Delivery) => d.ref;
 
 /** Deliveries' ids by the stream key they were read from. */
 export function byKey(ds: Delivery[]): Map<string, string[]> {

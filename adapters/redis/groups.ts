@@ -1,16 +1,21 @@
 /**
- * Consumer groups on Redis: a group per stream (and per retry stream), its start recorded once for
- * the whole deployment so a topic met later starts at the same point, and moving its cursor (seek).
+ * Consumer groups on Redis (Driver.groups): a group per stream (and per retry stream), its start
+ * recorded once for the whole deployment so a topic met later starts at the same point, moving its
+ * cursor (seek), and its consumers' heartbeats and removal (through liveness.ts).
  */
-import type { StoreBound } from '../../bus/driver.js';
+import type { DriverGroups, StoreBound } from '../../bus/driver.js';
 import { NotFoundError } from '../../bus/errors.js';
 import { execReplies, isRedisError, serverNow, type RedisStore } from './client.js';
 import { before, checkId, MAX_SEQ } from './keys.js';
+import type { Liveness } from './liveness.js';
 
-export class Groups {
-  constructor(private readonly s: RedisStore) {}
+export class Groups implements DriverGroups {
+  constructor(
+    private readonly s: RedisStore,
+    private readonly liveness: Liveness,
+  ) {}
 
-  /** Driver.createGroup: see there. */
+  /** Driver.groups.create: see there. */
   async create(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<number> {
     const { cmd, keys } = this.s;
     let start = await cmd.hget(keys.groups, group);
@@ -54,6 +59,22 @@ export class Groups {
         throw new NotFoundError('NOT_FOUND', `group ${JSON.stringify(group)} has never subscribed to ${JSON.stringify(topic)}`);
       }
       throw err;
+    }
+  }
+
+  heartbeat(group: string, consumer: string): Promise<void> {
+    return this.liveness.heartbeat(group, consumer);
+  }
+
+  /** XGROUP DELCONSUMER on each of its keys where it holds nothing (it would drop what it holds). */
+  async forget(group: string, consumer: string, topics: string[]): Promise<void> {
+    const { cmd, keys } = this.s;
+    await this.liveness.forget(group, consumer);
+    for (const t of topics) {
+      for (const key of [keys.stream(t), keys.retry(t, group)]) {
+        const held = (await cmd.xpending(key, group, '-', '+', 1, consumer).catch(() => null)) as unknown[] | null;
+        if (held !== null && held.length === 0) await cmd.xgroup('DELCONSUMER', key, group, consumer).catch(() => {});
+      }
     }
   }
 }

@@ -1,8 +1,9 @@
 /**
- * What happens to deliveries a consumer holds on Redis: acknowledged (XACK), their lease renewed,
- * released back to the group, or one more attempt counted (the delivery count is the attempt count).
+ * What happens to deliveries a consumer holds on Redis (Driver.leases): acknowledged (XACK), their
+ * lease renewed, released back to the group, or one more attempt counted (the delivery count is the
+ * attempt count).
  */
-import type { Delivery } from '../../bus/driver.js';
+import type { Delivery, DriverLeases } from '../../bus/driver.js';
 import { execAll, type RedisStore } from './client.js';
 import { byKey, keyOf } from './delivery.js';
 import { releaseLease, renewLease, setAttempts } from './scripts/lease.js';
@@ -10,7 +11,7 @@ import { releaseLease, renewLease, setAttempts } from './scripts/lease.js';
 /** Idle time set on a released entry: far past any claimIdleMs, so the next XAUTOCLAIM takes it. */
 const RELEASED_IDLE_MS = 2 ** 40;
 
-export class Leases {
+export class Leases implements DriverLeases {
   constructor(private readonly s: RedisStore) {}
 
   /** One XACK per stream key; several keys go in one batch. */
@@ -26,7 +27,7 @@ export class Leases {
     await execAll(p);
   }
 
-  /** Renews what `consumer` still holds: its idle time restarts, and a lease ends when readers' XAUTOCLAIM finds it idle for ReadRequest.leaseMs. */
+  /** Renews what `consumer` still holds: its idle time restarts, and a lease ends when readers' XAUTOCLAIM finds it idle for ReadRequest.leaseMs (so renew's own leaseMs is not needed). */
   async renew(group: string, consumer: string, ds: Delivery[]): Promise<void> {
     const p = this.s.batch();
     for (const [key, ids] of byKey(ds)) renewLease.send(p, key, group, consumer, ids);

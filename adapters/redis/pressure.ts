@@ -6,7 +6,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { StoreHealth } from '../../bus/contract.js';
-import type { Driver } from '../../bus/driver.js';
+import type { Driver, DriverLog } from '../../bus/driver.js';
 import { ConfigurationError } from '../../bus/errors.js';
 import { formatBytes, watchAppends } from '../../bus/pressure.js';
 import type { Keys } from './keys.js';
@@ -64,11 +64,11 @@ export class RedisPressure {
         if (entries.length > 0 && !this.refused?.reason.startsWith('OOM')) this.refused = null;
       },
     });
-    driver.health = (topics) => this.health(topics, append);
+    driver.admin.health = (topics) => this.health(topics, append);
     return driver;
   }
 
-  private async health(topics: string[], append: Driver['append']): Promise<StoreHealth> {
+  private async health(topics: string[], append: DriverLog['append']): Promise<StoreHealth> {
     const [memory, sized] = await Promise.all([this.memory(), this.topicSizes(topics)]);
     const refused = await this.probe(append, memory);
     const warnings: StoreHealth['warnings'] = [];
@@ -92,7 +92,7 @@ export class RedisPressure {
    * (on the master of the topic that failed), that creates nothing, since that key never exists;
    * after an OOM, every master must also be under MEMORY_RECOVER_RATIO of its maxmemory.
    */
-  private async probe(append: Driver['append'], memory: NonNullable<StoreHealth['memory']>): Promise<string | null> {
+  private async probe(append: DriverLog['append'], memory: NonNullable<StoreHealth['memory']>): Promise<string | null> {
     if (this.refused === null && this.policy.refusal === null) return null;
     try {
       await append([]);

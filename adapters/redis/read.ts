@@ -4,7 +4,7 @@
  * recreate a group that went missing (recreateGroup).
  */
 import type { Logger } from 'pino';
-import type { Delivery, ReadRequest } from '../../bus/driver.js';
+import type { Delivery, DriverGroups, DriverLeases, DriverReads, ReadRequest } from '../../bus/driver.js';
 import { isRedisError, type RedisStore } from './client.js';
 import { delivery } from './delivery.js';
 import type { Liveness } from './liveness.js';
@@ -19,19 +19,19 @@ const CLUSTER_BLOCK_MS = 100;
 
 type Streams = [key: string, entries: Entry[]][];
 
-export class ReadPath {
+export class ReadPath implements DriverReads {
   constructor(
     private readonly s: RedisStore,
     private readonly readers: Readers,
     private readonly liveness: Liveness,
     private readonly log: Logger,
-    private readonly ack: (group: string, ds: Delivery[]) => Promise<void>,
-    private readonly createGroup: (group: string, topics: string[], from: 'earliest') => Promise<unknown>,
+    private readonly leases: Pick<DriverLeases, 'ack'>,
+    private readonly groups: Pick<DriverGroups, 'create'>,
   ) {}
 
-  /** Driver.read: see there. The acknowledgements go out first and are awaited last, so they share the round trip. */
+  /** Driver.reads.read: see there. The acknowledgements go out first and are awaited last, so they share the round trip. */
   async read(req: ReadRequest): Promise<Delivery[]> {
-    const acked = req.ack.length ? this.ack(req.group, req.ack) : null;
+    const acked = req.ack.length ? this.leases.ack(req.group, req.ack) : null;
     // Awaited last: a claim or read failing first must not leave its rejection unhandled (a crash).
     acked?.catch(() => {});
     const reader = this.readers.of(req);
@@ -47,6 +47,11 @@ export class ReadPath {
     if (req.signal.aborted) this.readers.drop(req);
     if (acked) await acked;
     return out;
+  }
+
+  /** Driver.reads.wake: unblocks the consumer's waiting XREADGROUP (readers.ts). */
+  wake(group: string, consumer: string): void {
+    this.readers.wake(group, consumer);
   }
 
   /**
@@ -123,7 +128,7 @@ export class ReadPath {
   /** The group (or the stream) is gone: Redis restarted without persistence, or someone deleted it. */
   private async recreateGroup(req: ReadRequest): Promise<void> {
     this.log.warn({ group: req.group, topics: req.topics }, 'consumer group missing (NOGROUP): recreating it');
-    await this.createGroup(req.group, req.topics, 'earliest');
+    await this.groups.create(req.group, req.topics, 'earliest');
   }
 
   /**

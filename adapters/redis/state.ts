@@ -21,9 +21,9 @@
  * load() is one script call for any number of keys. list() SCANs the group's records on the node
  * owning its slot; groups() SCANs every master for owner and state keys.
  *
- * Limit (non-atomic stores only): a write with state null deletes the record and its applied
- * positions with it, so after "record deleted, acknowledgement lost" (a crash between the two on a
- * cluster) the redelivered event finds no record and is applied again to the initial state.
+ * A key whose state is set to null is deleted on a single node; on a cluster the engine writes a
+ * tombstone instead (state `null`, applied positions kept, TOMBSTONE_MS in bus/keyed/owner.ts), so
+ * "record removed, acknowledgement lost" is still recognised as applied.
  */
 import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';

@@ -1,11 +1,12 @@
 /**
- * A topic's stream as a log on Redis: appending publishes (XADD, or the dedup script for a
- * caller-chosen id) in the topic's layout, and reading stored entries back outside any group
- * (range, for replay; last).
+ * The topics' streams as the log on Redis (Driver.log): appending publishes (XADD, or the dedup
+ * script for a caller-chosen id) in the topic's layout, reading stored entries back outside any
+ * group (range, for replay; last), and which topics exist (discovery).
  */
-import type { AppendEntry, Delivery, RangeQuery } from '../../bus/driver.js';
+import type { Cluster } from 'ioredis';
+import type { AppendEntry, Delivery, DriverLog, RangeQuery } from '../../bus/driver.js';
 import { NotReplicatedError } from '../../bus/errors.js';
-import type { CloudEvent } from '../../bus/event.js';
+import { isType, type CloudEvent } from '../../bus/event.js';
 import { execAll, type RedisStore, type Sender } from './client.js';
 import { delivery } from './delivery.js';
 import { checkId, MAX_SEQ } from './keys.js';
@@ -15,6 +16,8 @@ import { publishOnce } from './scripts/publish.js';
 
 /** Up to this many entries are appended as plain commands rather than a Pipeline. */
 const SMALL_BATCH = 32;
+/** How often topics() looks for streams other programs created. */
+const SCAN_EVERY_MS = 10_000;
 
 /** `acks: 'replicated'`: after each append, WAIT for this many replicas, at most this long. */
 export interface ReplicatedAcks {
@@ -22,9 +25,13 @@ export interface ReplicatedAcks {
   timeoutMs: number;
 }
 
-export class Streams {
+export class Streams implements DriverLog {
   /** Topics registered (known, published) by this driver: registered once each. */
   private readonly knownTopics = new Set<string>();
+  private listed: { count: number; until: number; names: string[] } = { count: -1, until: 0, names: [] };
+  private scanned: { at: number; found: string[] } = { at: 0, found: [] };
+  private scanning: Promise<void> | null = null;
+  private merged: string[] | null = null;
 
   constructor(
     private readonly s: RedisStore,
@@ -101,5 +108,52 @@ export class Streams {
   async last(topic: string): Promise<string | null> {
     const [e] = (await this.s.cmd.xrevrange(this.s.keys.stream(topic), '+', '-', 'COUNT', 1)) as Entry[];
     return e?.[0] ?? null;
+  }
+
+  /**
+   * Known topics: those published or subscribed through agentbus (a set), plus streams under the
+   * prefix that only other programs write, found by SCAN ... TYPE stream at most every SCAN_EVERY_MS
+   * (a SCAN walks the whole keyspace). Pattern consumers ask every 100 ms: the set is read again
+   * only when its size (SCARD, O(1)) changed, or every SCAN_EVERY_MS; one SCAN runs at a time.
+   */
+  async topics(): Promise<string[]> {
+    const { cmd, keys } = this.s;
+    const count = await cmd.scard(keys.topics);
+    if (count !== this.listed.count || Date.now() >= this.listed.until) {
+      const names = await cmd.smembers(keys.topics);
+      this.listed = { count, until: Date.now() + SCAN_EVERY_MS, names };
+      this.merged = null;
+    }
+    if (Date.now() >= this.scanned.at) {
+      this.scanning ??= this.scanStreams()
+        .then((found) => {
+          this.scanned = { at: Date.now() + SCAN_EVERY_MS, found };
+          this.merged = null;
+        })
+        .finally(() => (this.scanning = null));
+      await this.scanning;
+    }
+    this.merged ??= [...new Set([...this.listed.names, ...this.scanned.found])].sort();
+    return [...this.merged];
+  }
+
+  private async scanStreams(): Promise<string[]> {
+    const { prefix } = this.s.keys;
+    const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    const found: string[] = [];
+    // A cluster's keyspace is split across its masters: each is scanned.
+    for (const node of this.s.cluster ? (this.s.cmd as unknown as Cluster).nodes('master') : [this.s.cmd]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = (await node.call('SCAN', cursor, 'MATCH', match, 'COUNT', 1000, 'TYPE', 'stream')) as [string, string[]];
+        cursor = next;
+        for (const key of keys) {
+          const type = key.slice(prefix.length);
+          // Companion keys ({...}:dlq) and names that are not valid types are not topics.
+          if (!key.startsWith('{') && isType(type)) found.push(type);
+        }
+      } while (cursor !== '0');
+    }
+    return found;
   }
 }

@@ -1,25 +1,17 @@
 /**
- * Administration of the SQLite store: listing topics, stats, retention and housekeeping (trim),
- * and consumer liveness (heartbeat, forget) for stats' live consumer counts.
+ * Administration of the SQLite store (Driver.admin): stats, retention (trim), housekeeping (expired
+ * dedup markers, consumers gone) and ping. health() is added by pressure.ts.
  */
 import type { TopicStats } from '../../bus/contract.js';
-import { CONSUMER_ALIVE_MS } from '../../bus/driver.js';
+import { CONSUMER_ALIVE_MS, type DriverAdmin } from '../../bus/driver.js';
 import type { SqliteStore } from './store.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
-export class Admin {
-  private listed: { count: number; names: string[] } = { count: -1, names: [] };
+export class Admin implements DriverAdmin {
+  health?: DriverAdmin['health'];
 
   constructor(private readonly st: SqliteStore) {}
-
-  /** Pattern consumers ask every 100 ms: the names are read again only when their count changed (topics are never removed). */
-  async topics(): Promise<string[]> {
-    const { s } = this.st;
-    const { n } = s.topicCount.get() as { n: number };
-    if (n !== this.listed.count) this.listed = { count: n, names: (s.topics.all() as { name: string }[]).map((r) => r.name) };
-    return [...this.listed.names];
-  }
 
   /**
    * One aggregate query per table, grouped by topic and group, then joined here: proportional to the
@@ -51,15 +43,27 @@ export class Admin {
     });
   }
 
-  /** Driver.trim: expired dedup markers, consumers gone and expired keyed-agent state, then retention when set. */
-  async trim(retention: { maxLen: number; maxAgeMs: number } | null, exact: boolean): Promise<number> {
-    if (this.st.readonly && !exact) return 0; // the housekeeping timer: retention is the writers' job
+  /**
+   * Driver.admin.housekeep: expired dedup markers, consumers gone and expired keyed-agent state. A
+   * read-only bus skips it (it is the writers' job).
+   */
+  async housekeep(): Promise<void> {
+    if (this.st.readonly) return;
     const { s } = this.st;
     const now = Date.now();
-    return this.st.write(() => {
+    await this.st.write(() => {
       s.dedupExpire.run(now);
       s.consumersExpire.run(now - CONSUMER_ALIVE_MS);
       this.st.stateStatements()?.stateExpire.run(now); // invisible since they expired; gone now
+    });
+  }
+
+  /** Driver.admin.trim: on a read-only bus, refused when exact (bus.trim()), nothing from the timer. */
+  async trim(retention: { maxLen: number; maxAgeMs: number } | null, exact: boolean): Promise<number> {
+    if (this.st.readonly && !exact) return 0; // the retention timer: retention is the writers' job
+    const { s } = this.st;
+    const now = Date.now();
+    return this.st.write(() => {
       if (retention === null) return 0;
       let removed = 0;
       for (const { name } of s.topics.all() as { name: string }[]) {
@@ -76,18 +80,7 @@ export class Admin {
     });
   }
 
-  async forget(group: string, consumer: string): Promise<void> {
-    // Pending rows keep their owner for reclaiming; the consumers row only feeds stats.
-    await this.st.write(() => this.st.s.consumerForget.run(group, consumer));
-    this.st.seen.delete(`${this.st.gid(group)}/${consumer}`);
-  }
-
-  /** A read already counts as a heartbeat: at most one write a second per consumer either way. */
-  async heartbeat(group: string, consumer: string): Promise<void> {
-    const key = `${this.st.gid(group)}/${consumer}`;
-    const now = Date.now();
-    if ((this.st.seen.get(key) ?? 0) >= now - 1000) return;
-    this.st.seen.set(key, now);
-    await this.st.write(() => this.st.s.consumerSeen.run(group, consumer, now));
+  async ping(): Promise<void> {
+    this.st.db.prepare('SELECT 1').get();
   }
 }

@@ -1,16 +1,16 @@
 /**
- * Dead letters on SQLite: the dead_letters table. Moving a delivery there (with its pending row
+ * Dead letters on SQLite (Driver.deadLetters): the dead_letters table. Moving a delivery there (with its pending row
  * deleted in the same transaction), listing, reading, retrying (back to its group only, with its
  * own copy of the body) and purging them.
  */
 import type { Statement } from 'better-sqlite3';
 import type { DeadLetter } from '../../bus/contract.js';
-import { isoTime, type Delivery } from '../../bus/driver.js';
+import { isoTime, type Delivery, type DriverDeadLetters } from '../../bus/driver.js';
 import { decodeEvent } from '../../bus/event.js';
 import type { DlRow } from './statements.js';
 import type { SqliteStore } from './store.js';
 
-export class DeadLetters {
+export class DeadLetters implements DriverDeadLetters {
   /** Prepared on first use: a read-only version-1 file (see schema.ts) has no `stack` column to prepare it against. */
   private insert: Statement | null = null;
 

@@ -1,29 +1,30 @@
 /**
  * The SQLite store as a Driver. Every multi-row change is one transaction; every read-modify-write
- * is IMMEDIATE (store.ts). Wake-ups: an emitter inside the process, a poll across. This class only
- * routes each Driver call to the part that does it: events.ts (append, range), groups.ts (groups
- * and the deliveries they hold), read.ts (the read path), dead-letters.ts and admin.ts (topics,
- * stats, trim, liveness); every SQL statement is in statements.ts, the schema in schema.ts.
+ * is IMMEDIATE (store.ts). Wake-ups: an emitter inside the process, a poll across. Each member of
+ * Driver is the part that does it: events.ts (log: append, range, topics), groups.ts (groups and
+ * consumer liveness), read.ts (the read path), leases.ts (the deliveries a consumer holds),
+ * dead-letters.ts, admin.ts (stats, trim, housekeeping, ping) and state.ts (keyed agents' state);
+ * every SQL statement is in statements.ts, the schema in schema.ts. This file only wires them.
  */
 import type { Database } from 'better-sqlite3';
-import type { DeadLetter, TopicStats } from '../../bus/contract.js';
-import type { AppendEntry, Delivery, Driver, RangeQuery, ReadRequest, StoreBound } from '../../bus/driver.js';
+import type { Driver } from '../../bus/driver.js';
 import { Admin } from './admin.js';
 import { DeadLetters } from './dead-letters.js';
 import { Events } from './events.js';
 import { Groups } from './groups.js';
+import { Leases } from './leases.js';
 import { ReadPath } from './read.js';
 import { SqliteState } from './state.js';
 import { SqliteStore } from './store.js';
 import type { Wakeups } from './wakeups.js';
 
 export class SqliteDriver implements Driver {
-  private readonly st: SqliteStore;
-  private readonly events: Events;
-  private readonly groups: Groups;
-  private readonly reads: ReadPath;
-  private readonly dead: DeadLetters;
-  private readonly admin: Admin;
+  readonly log: Events;
+  readonly groups: Groups;
+  readonly reads: ReadPath;
+  readonly leases: Leases;
+  readonly deadLetters: DeadLetters;
+  readonly admin: Admin;
   /** Keyed agents' owners and state (state.ts). */
   readonly state: SqliteState;
 
@@ -38,86 +39,14 @@ export class SqliteDriver implements Driver {
     /** Opened with `readonly`: every write is refused with an error naming the option. */
     readonly = false,
   ) {
-    this.st = new SqliteStore(db, wakeups, busyTimeoutMs, readonly);
-    this.events = new Events(this.st);
-    this.groups = new Groups(this.st);
-    this.reads = new ReadPath(this.st, pollMs);
-    this.dead = new DeadLetters(this.st);
-    this.admin = new Admin(this.st);
-    this.state = new SqliteState(this.st);
-  }
-
-  append(entries: AppendEntry[]): Promise<void> {
-    return this.events.append(entries);
-  }
-  range(topic: string, q: RangeQuery): Promise<Delivery[]> {
-    return this.events.range(topic, q);
-  }
-  last(topic: string): Promise<string | null> {
-    return this.events.last(topic);
-  }
-
-  createGroup(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<number> {
-    return this.groups.create(group, topics, from);
-  }
-  seek(group: string, topic: string, from: StoreBound | 'earliest'): Promise<void> {
-    return this.groups.seek(group, topic, from);
-  }
-
-  read(req: ReadRequest): Promise<Delivery[]> {
-    return this.reads.read(req);
-  }
-  wakeRead(group: string, consumer: string): void {
-    this.reads.wake(group, consumer);
-  }
-
-  ack(group: string, ds: Delivery[]): Promise<void> {
-    return this.groups.ack(group, ds);
-  }
-  renew(group: string, consumer: string, ds: Delivery[], leaseMs: number): Promise<void> {
-    return this.groups.renew(group, consumer, ds, leaseMs);
-  }
-  release(group: string, consumer: string, ds: Delivery[]): Promise<void> {
-    return this.groups.release(group, consumer, ds);
-  }
-  countAttempt(group: string, d: Delivery): Promise<void> {
-    return this.groups.countAttempt(group, d);
-  }
-
-  deadLetter(group: string, d: Delivery, reason: string, error: string, stack?: string): Promise<void> {
-    return this.dead.add(group, d, reason, error, stack);
-  }
-  dlqList(f: { group?: string; type?: string; limit: number }): Promise<DeadLetter[]> {
-    return this.dead.list(f);
-  }
-  dlqGet(id: string): Promise<DeadLetter | null> {
-    return this.dead.get(id);
-  }
-  dlqRetry(ids: string[]): Promise<number> {
-    return this.dead.retry(ids);
-  }
-  dlqPurge(ids: string[]): Promise<number> {
-    return this.dead.purge(ids);
-  }
-
-  topics(): Promise<string[]> {
-    return this.admin.topics();
-  }
-  stats(): Promise<TopicStats[]> {
-    return this.admin.stats();
-  }
-  trim(retention: { maxLen: number; maxAgeMs: number } | null, _dedupWindowMs: number, exact = false): Promise<number> {
-    return this.admin.trim(retention, exact);
-  }
-  forget(group: string, consumer: string): Promise<void> {
-    return this.admin.forget(group, consumer);
-  }
-  heartbeat(group: string, consumer: string): Promise<void> {
-    return this.admin.heartbeat(group, consumer);
-  }
-
-  async ping(): Promise<void> {
-    this.db.prepare('SELECT 1').get();
+    const st = new SqliteStore(db, wakeups, busyTimeoutMs, readonly);
+    this.log = new Events(st);
+    this.groups = new Groups(st);
+    this.reads = new ReadPath(st, pollMs);
+    this.leases = new Leases(st);
+    this.deadLetters = new DeadLetters(st);
+    this.admin = new Admin(st);
+    this.state = new SqliteState(st);
   }
 
   /** Closes a database the bus opened, and lets go of the file's wake-ups. */

@@ -1,17 +1,19 @@
 /**
- * The SQLite events table as a log: appending publishes (with the dedup window for caller-chosen
- * ids), and reading stored events back outside any group (range, for replay; last).
+ * The SQLite events table as the log (Driver.log): appending publishes (with the dedup window for
+ * caller-chosen ids), reading stored events back outside any group (range, for replay; last), and
+ * the topics table (topics).
  */
-import type { AppendEntry, Delivery, RangeQuery } from '../../bus/driver.js';
+import type { AppendEntry, Delivery, DriverLog, RangeQuery } from '../../bus/driver.js';
 import { delivery } from './read.js';
 import { ROWS_PER_INSERT } from './statements.js';
 import type { SqliteStore } from './store.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
-export class Events {
+export class Events implements DriverLog {
   /** Topics this driver has recorded in the topics table: each is inserted once. */
   private readonly knownTopics = new Set<string>();
+  private listed: { count: number; names: string[] } = { count: -1, names: [] };
 
   constructor(private readonly st: SqliteStore) {}
 
@@ -72,5 +74,13 @@ export class Events {
   async last(topic: string): Promise<string | null> {
     const r = this.st.s.last.get(topic) as { seq: number | null };
     return r.seq === null ? null : String(r.seq);
+  }
+
+  /** Pattern consumers ask every 100 ms: the names are read again only when their count changed (topics are never removed). */
+  async topics(): Promise<string[]> {
+    const { s } = this.st;
+    const { n } = s.topicCount.get() as { n: number };
+    if (n !== this.listed.count) this.listed = { count: n, names: (s.topics.all() as { name: string }[]).map((r) => r.name) };
+    return [...this.listed.names];
   }
 }

@@ -1,16 +1,16 @@
 /**
- * Consumer groups on SQLite and the deliveries they hold: creating a group (one start for all its
- * topics), moving its cursor (seek), and acknowledging, renewing, releasing or counting an attempt
- * of the pending rows a consumer holds.
+ * Consumer groups on SQLite (Driver.groups): creating a group (one start for all its topics),
+ * moving its cursor (seek), and its consumers' liveness (heartbeat, forget) for stats' live
+ * consumer counts.
  */
-import type { Delivery, StoreBound } from '../../bus/driver.js';
+import type { DriverGroups, StoreBound } from '../../bus/driver.js';
 import { NotFoundError } from '../../bus/errors.js';
 import type { SqliteStore } from './store.js';
 
-export class Groups {
+export class Groups implements DriverGroups {
   constructor(private readonly st: SqliteStore) {}
 
-  /** Driver.createGroup: see there. */
+  /** Driver.groups.create: see there. */
   async create(group: string, topics: string[], from: 'latest' | 'earliest'): Promise<number> {
     const { s } = this.st;
     return this.st.write(() => {
@@ -42,25 +42,18 @@ export class Groups {
     this.st.changed();
   }
 
-  async ack(group: string, ds: Delivery[]): Promise<void> {
-    const gid = this.st.gid(group);
-    await this.st.eachTx(ds, (d) => this.st.s.pendingDelete.run(gid, Number(d.position)));
+  /** Pending rows keep their owner for reclaiming; the consumers row only feeds stats (`topics`: not needed). */
+  async forget(group: string, consumer: string): Promise<void> {
+    await this.st.write(() => this.st.s.consumerForget.run(group, consumer));
+    this.st.seen.delete(`${this.st.gid(group)}/${consumer}`);
   }
 
-  async renew(group: string, consumer: string, ds: Delivery[], leaseMs: number): Promise<void> {
-    const deadline = Date.now() + leaseMs;
-    const gid = this.st.gid(group);
-    await this.st.eachTx(ds, (d) => this.st.s.renew.run(deadline, gid, Number(d.position), consumer));
-  }
-
-  async release(group: string, consumer: string, ds: Delivery[]): Promise<void> {
-    const gid = this.st.gid(group);
-    await this.st.eachTx(ds, (d) => this.st.s.release.run(d.attempts, gid, Number(d.position), consumer));
-    this.st.changed();
-  }
-
-  async countAttempt(group: string, d: Delivery): Promise<void> {
-    const gid = this.st.gid(group);
-    await this.st.write(() => this.st.s.countAttempt.run(gid, Number(d.position)));
+  /** A read already counts as a heartbeat: at most one write a second per consumer either way. */
+  async heartbeat(group: string, consumer: string): Promise<void> {
+    const key = `${this.st.gid(group)}/${consumer}`;
+    const now = Date.now();
+    if ((this.st.seen.get(key) ?? 0) >= now - 1000) return;
+    this.st.seen.set(key, now);
+    await this.st.write(() => this.st.s.consumerSeen.run(group, consumer, now));
   }
 }

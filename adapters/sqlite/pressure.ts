@@ -79,7 +79,7 @@ export class SqlitePressure {
       },
       stored: () => void (this.refused = null),
     });
-    driver.health = async (topics) => this.health(topics);
+    driver.admin.health = async (topics) => this.health(topics);
     return driver;
   }
 

@@ -1,14 +1,14 @@
 /**
  * The SQLite read path: acknowledge, take deliveries whose lease ran out (or that were released or
  * retried), then new events topic by topic, all in one IMMEDIATE transaction; when there is
- * nothing, wait for a change (in-process wake-up, a poll for other processes, wakeRead, abort).
+ * nothing, wait for a change (in-process wake-up, a poll for other processes, Driver.reads.wake, abort).
  */
-import type { Delivery, ReadRequest } from '../../bus/driver.js';
+import type { Delivery, DriverReads, ReadRequest } from '../../bus/driver.js';
 import { decodeEvent, oversize } from '../../bus/event.js';
 import type { PendingRow, Taken } from './statements.js';
 import type { SqliteStore } from './store.js';
 
-export class ReadPath {
+export class ReadPath implements DriverReads {
   /** The wake-up of each consumer's read that is waiting; consumers woken while not waiting (see wake). */
   private readonly waiting = new Map<string, () => void>();
   private readonly woken = new Set<string>();
@@ -19,7 +19,7 @@ export class ReadPath {
     private readonly pollMs: number,
   ) {}
 
-  /** Driver.read: see there. */
+  /** Driver.reads.read: see there. */
   async read(req: ReadRequest): Promise<Delivery[]> {
     const got = await this.take(req, req.ack);
     if (got.length > 0 || req.signal.aborted) return got;
@@ -117,17 +117,17 @@ export class ReadPath {
 }
 
 /**
- * A stored event as a Delivery. `body` and `size` as selected by BODY() (statements.ts): past
+ * A stored event as a Delivery (its `ref` is the topic). `body` and `size` as selected by BODY() (statements.ts): past
  * `maxBytes` the body is only its start (SQL cut it, so the whole never reached JavaScript) and is
  * not decoded.
  */
 export function delivery(topic: string, seq: number, attempts: number, body: string, size: number, maxBytes: number): Delivery {
   if (size > maxBytes) {
     const big = oversize(body, size, maxBytes);
-    return { topic, position: String(seq), attempts, event: null, raw: big.raw, malformed: big.malformed, oversize: true };
+    return { topic, position: String(seq), attempts, event: null, raw: big.raw, malformed: big.malformed, oversize: true, ref: topic };
   }
   const event = decodeEvent(body);
   return typeof event === 'string'
-    ? { topic, position: String(seq), attempts, event: null, raw: body, malformed: event }
-    : { topic, position: String(seq), attempts, event, raw: body };
+    ? { topic, position: String(seq), attempts, event: null, raw: body, malformed: event, ref: topic }
+    : { topic, position: String(seq), attempts, event, raw: body, ref: topic };
 }

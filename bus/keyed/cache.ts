@@ -18,6 +18,8 @@ export interface KeyEntry {
   pins: number;
   /** A change (or acknowledgements) waiting for the next commit. */
   dirty: boolean;
+  /** The last accepted state was null/undefined: the key's record is removed at the next commit (handlers see initialState meanwhile). */
+  removed?: boolean;
 }
 
 export class KeyCache {

@@ -4,11 +4,12 @@
  * topic, across every consumer of the group; each key has a state, loaded before its handler and
  * committed with the delivery's acknowledgement (README, Keyed agents; the store side in bus/state.ts).
  */
-import type { DeliveryContext } from '../contract.js';
+import type { DeliveryContext } from '../contract-delivery.js';
 import type { CloudEvent } from '../event.js';
 
 /** Which key an event belongs to: its `subject`, or what a function of the event returns (a non-empty string). */
-export type KeyOf = 'subject' | ((event: CloudEvent) => string);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any: a key function may type the event's data as it expects it
+export type KeyOf = 'subject' | ((event: CloudEvent<any>) => string);
 
 /** The state options of a keyed subscription (and of a keyed agent's `static options`). Each `@default` is the one in KEYED_OPTIONS. */
 export interface KeyedStateOptions {

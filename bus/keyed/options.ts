@@ -1,7 +1,6 @@
 // The keyed options' table (see KeyedOptions in contract.ts), merged into SUBSCRIBE_OPTIONS.
 import { invalid } from '../errors.js';
-import { fn, int } from '../validate.js';
-import type { OptionSpec } from '../options.js';
+import { fn, int, type OptionSpec } from '../validate.js';
 import type { KeyOf, KeyedOptions } from './contract.js';
 
 const KiB = 1024;

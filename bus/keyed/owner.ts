@@ -15,6 +15,20 @@ import { describe, errForLog } from '../thrown.js';
 import { KeyCache, type KeyEntry } from './cache.js';
 import type { KeyOf } from './contract.js';
 
+/**
+ * Deliveries settled and not yet committed, at most: past it a commit starts at once (not at the
+ * next setImmediate, which an in-process store's read loop can hold off for a whole backlog) and
+ * the consumer reads nothing more until it is stored, so a crash redelivers at most this many.
+ */
+export const MAX_UNCOMMITTED = 512;
+
+/**
+ * Stores whose acknowledgement is not atomic with the state (Redis Cluster) keep a removed key's
+ * record this long as a tombstone (state `null`, its applied positions kept), so a redelivery after
+ * "removed, acknowledgement lost" is still recognised; a tombstone reads as no state.
+ */
+export const TOMBSTONE_MS = 86_400_000;
+
 export interface OwnerOptions {
   group: string;
   consumer: string;
@@ -40,6 +54,8 @@ export class KeyOwner {
   readonly counters: KeyedCounters = { loads: 0, conflicts: 0, commits: 0, takeovers: 0, duplicates: 0 };
   /** The epoch of this tenure; null while standing by. */
   epoch: number | null = null;
+  /** Grows at every reset: work begun in an earlier tenure is dropped when it completes. */
+  private tenure = 0;
   /** After this (epoch ms) the lease may have passed to another consumer: no handler may start. */
   private leaseUntil = 0;
   private loading = new Map<string, Array<{ resolve: (e: KeyEntry) => void; reject: (err: unknown) => void }>>();
@@ -51,6 +67,10 @@ export class KeyOwner {
   private readonly acks = new Map<KeyEntry, Delivery[]>();
   private committing: Promise<void> | null = null;
   private commitQueued = false;
+  /** Deliveries settled since the last commit started (see MAX_UNCOMMITTED). */
+  uncommitted = 0;
+  /** The deliveries of the commit in flight. */
+  private inCommit: Delivery[] = [];
 
   constructor(
     private readonly store: StateStore,
@@ -93,29 +113,43 @@ export class KeyOwner {
     return this.store.takeOver(this.o.group, this.o.consumer, topics, maxBytes);
   }
 
-  /** Keeps the lease; tells the consumer (lost) when another consumer has the group now. */
-  async renew(): Promise<void> {
-    if (this.epoch === null) return;
-    const epoch = this.epoch;
+  /**
+   * Keeps the lease. Resolves true when this tenure goes on: renewed, or (the lease having run out
+   * unnoticed by anyone) taken again by this consumer with the very next epoch, so nobody else held
+   * the group between. False when another consumer has it (the consumer starts over: `lost`, unless
+   * `quiet`) or the store could not be asked (the lease runs on until leaseUntil; `owned` turns false then).
+   */
+  async renew(quiet = false): Promise<boolean> {
+    if (this.epoch === null) return false;
+    const { epoch, tenure } = this;
     const asked = Date.now();
+    let own: Awaited<ReturnType<StateStore['own']>>;
     try {
-      const own = await this.store.own(this.o.group, this.o.consumer, this.o.claimIdleMs);
-      if (this.epoch !== epoch) return;
-      if (own === null || own.epoch !== epoch) return this.lost(`group ${this.o.group} taken over by another consumer`);
-      this.leaseUntil = asked + this.o.claimIdleMs;
+      own = await this.store.own(this.o.group, this.o.consumer, this.o.claimIdleMs);
     } catch (err) {
-      // A store error: the lease runs on until leaseUntil, and owned turns false then.
       this.log.error({ group: this.o.group, err: errForLog(err) }, 'store error while renewing the group lease');
+      return false;
     }
+    if (this.tenure !== tenure) return false;
+    if (own !== null && (own.epoch === epoch || (own.acquired && own.epoch === epoch + 1))) {
+      this.epoch = own.epoch;
+      this.leaseUntil = asked + this.o.claimIdleMs;
+      return true;
+    }
+    if (!quiet) this.lost(`group ${this.o.group} taken over by another consumer`);
+    return false;
   }
 
   /** Drops everything of this tenure: cache, changes not committed, loads in flight. */
   reset(): void {
     this.epoch = null;
+    this.tenure++;
     this.cache.clear();
     this.dirty.clear();
     this.acks.clear();
     this.plainAcks = [];
+    this.uncommitted = 0;
+    this.inCommit = [];
     for (const waiters of this.loading.values()) for (const w of waiters) w.reject(new OwnershipLostError('tenure ended'));
     this.loading.clear();
   }
@@ -150,19 +184,20 @@ export class KeyOwner {
     this.loadQueued = false;
     const batch = this.loading;
     this.loading = new Map();
-    const epoch = this.epoch;
+    const tenure = this.tenure;
     try {
       const records = await this.store.load(this.o.group, [...batch.keys()]);
       this.counters.loads += batch.size;
       for (const [key, waiters] of batch) {
-        if (this.epoch !== epoch) throw new OwnershipLostError('tenure ended');
+        if (this.tenure !== tenure) throw new OwnershipLostError('tenure ended');
         const r = records.get(key);
         let entry: KeyEntry;
-        if (r !== undefined) {
+        if (r !== undefined && r.state !== 'null') {
           entry = { key, version: r.version, json: r.state, value: JSON.parse(r.state), applied: r.applied, appliedDelta: null, pins: 0, dirty: false };
         } else {
+          // No record, or a tombstone (TOMBSTONE_MS): the initial state, at the record's version.
           const value = this.o.initialState(key) ?? null;
-          entry = { key, version: 0, json: JSON.stringify(value), value, applied: {}, appliedDelta: null, pins: 0, dirty: false };
+          entry = { key, version: r?.version ?? 0, json: JSON.stringify(value), value, applied: r?.applied ?? {}, appliedDelta: null, pins: 0, dirty: false };
         }
         entry = this.cache.put(entry);
         for (const w of waiters) w.resolve(entry);
@@ -200,8 +235,15 @@ export class KeyOwner {
       this.rollback(e);
       return new StateTooLargeError(`state of key ${JSON.stringify(e.key)} is ${Buffer.byteLength(json)} bytes as JSON, over maxStateBytes ${this.o.maxStateBytes}`);
     }
-    e.json = json;
-    e.value = value ?? null;
+    e.removed = json === 'null';
+    if (e.removed) {
+      const initial = this.o.initialState(e.key) ?? null;
+      e.json = JSON.stringify(initial);
+      e.value = initial;
+    } else {
+      e.json = json;
+      e.value = value;
+    }
     if (!this.store.atomicAck) {
       const k = appliedKey(d);
       e.applied[k] = d.position;
@@ -218,6 +260,7 @@ export class KeyOwner {
 
   /** `d` is done with no change of state to write (a duplicate): acknowledged by the next commit. */
   settle(e: KeyEntry | null, d: Delivery): void {
+    this.uncommitted++;
     if (e === null) this.plainAcks.push(d);
     else {
       e.dirty = true;
@@ -230,15 +273,37 @@ export class KeyOwner {
   }
 
   private scheduleCommit(): void {
-    if (this.commitQueued || this.committing) return;
+    if (this.committing) return;
+    if (this.uncommitted >= MAX_UNCOMMITTED) return this.startCommit();
+    if (this.commitQueued) return;
     this.commitQueued = true;
     setImmediate(() => {
-      this.commitQueued = false;
-      this.committing = this.commit().finally(() => {
-        this.committing = null;
-        if (this.dirty.size > 0 || this.plainAcks.length > 0) this.scheduleCommit();
-      });
+      if (this.commitQueued && !this.committing) this.startCommit();
     });
+  }
+
+  private startCommit(): void {
+    this.commitQueued = false;
+    this.committing = this.commit().finally(() => {
+      this.committing = null;
+      if (this.dirty.size > 0 || this.plainAcks.length > 0) this.scheduleCommit();
+    });
+  }
+
+  /**
+   * Deliveries settled and not yet acknowledged (waiting for their commit, or in it): their leases are
+   * renewed with the held ones, so a slow commit never lets them expire and run a second time.
+   */
+  unacknowledged(): Delivery[] {
+    const out = [...this.plainAcks, ...this.inCommit];
+    for (const a of this.acks.values()) out.push(...a);
+    return out;
+  }
+
+  /** Resolves when the commit in flight (if any) is done: the read loop waits here past MAX_UNCOMMITTED. */
+  async committed(): Promise<void> {
+    if (this.committing) await this.committing;
+    else if (this.uncommitted >= MAX_UNCOMMITTED) this.startCommit();
   }
 
   /** Commits everything accepted so far; resolves when it is stored (or failed and was handed on). */
@@ -254,16 +319,16 @@ export class KeyOwner {
   }
 
   private async commit(): Promise<void> {
-    const epoch = this.epoch;
+    const { epoch, tenure } = this;
     if (epoch === null || (this.dirty.size === 0 && this.plainAcks.length === 0)) return;
     const entries = [...this.dirty];
     this.dirty.clear();
     const writes: StateWrite[] = entries.map((e) => ({
       key: e.key,
       expectVersion: e.version,
-      state: e.json === 'null' ? null : e.json,
+      state: e.removed ? (this.store.atomicAck ? null : 'null') : e.json,
       applied: e.appliedDelta ?? {},
-      ttlMs: this.o.stateTtlMs,
+      ttlMs: e.removed && !this.store.atomicAck ? TOMBSTONE_MS : this.o.stateTtlMs,
       ack: this.acks.get(e) ?? [],
     }));
     for (const e of entries) {
@@ -273,10 +338,13 @@ export class KeyOwner {
     }
     const plain = this.plainAcks;
     this.plainAcks = [];
+    this.uncommitted = 0;
+    this.inCommit = plain.concat(...writes.map((w) => w.ack));
     try {
       const r = await this.store.commit(this.o.group, this.o.consumer, epoch, writes, plain);
       this.counters.commits++;
-      if (this.epoch !== epoch) return;
+      this.inCommit = [];
+      if (this.tenure !== tenure) return;
       for (let i = 0; i < entries.length; i++) entries[i].version = writes[i].state === null ? 0 : writes[i].expectVersion + 1;
       if (r.conflicts.length > 0) {
         this.counters.conflicts += r.conflicts.length;
@@ -284,7 +352,8 @@ export class KeyOwner {
       }
       this.cache.evict();
     } catch (err) {
-      if (this.epoch !== epoch) return;
+      this.inCommit = [];
+      if (this.tenure !== tenure) return;
       // Lost, or not known to be stored: start over from what the store has (uncommitted deliveries are delivered again).
       this.lost(err instanceof OwnershipLostError ? `group ${this.o.group} taken over by another consumer` : `commit failed: ${describe(err)}`);
     }

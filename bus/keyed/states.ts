@@ -18,7 +18,8 @@ export function keyedStates(store: StateStore): KeyedStates {
   return {
     async get(group, key) {
       const r = await store.get(checkGroup(group), checkKey(key));
-      return r === null ? null : { key, state: JSON.parse(r.state), version: r.version, updatedAt: new Date(r.updatedAt) };
+      // A tombstone (state null, kept where acknowledgements are not atomic) is no state.
+      return r === null || r.state === 'null' ? null : { key, state: JSON.parse(r.state), version: r.version, updatedAt: new Date(r.updatedAt) };
     },
     async list(group, o = {}) {
       const limit = int('limit', o.limit, 100, 1, 10_000);

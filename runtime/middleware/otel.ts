@@ -6,6 +6,7 @@
 import { NonRetryableError } from '../../bus/errors.js';
 import { isA } from '../../bus/thrown.js';
 import type { HandlerContext, KeyedContext } from '../../agents/base.js';
+import type { RequestOptions } from '../../bus/contract.js';
 import type { EventInput, PublishOptions } from '../../bus/event.js';
 import type { ConsumerSpan, Tracing } from '../tracing.js';
 import type { Observer } from '../observers/observer.js';
@@ -97,6 +98,16 @@ class SpanContext implements HandlerContext {
   publishBatch(events: EventInput[]): Promise<string[]> {
     const tp = this.traceparent;
     return this.ctx.publishBatch(tp === undefined || !Array.isArray(events) ? events : events.map((e) => ({ traceparent: tp, ...e })));
+  }
+  request<R = unknown>(type: string, data: unknown, options?: RequestOptions): Promise<R> {
+    const tp = this.traceparent;
+    return this.ctx.request<R>(type, data, tp === undefined ? options : { traceparent: tp, ...options });
+  }
+  retryIn(ms: number): void {
+    this.ctx.retryIn(ms);
+  }
+  reply(value: unknown): void {
+    this.ctx.reply(value);
   }
   deadLetter(reason: string): void {
     this.span.event('agentbus.dead_letter', { 'agentbus.dead_letter.reason': reason });

@@ -13,6 +13,8 @@ import { foreignSuite } from './foreign.js';
 import { statsSuite } from './stats.js';
 import { discoverySuite } from './discovery.js';
 import { keyedSuite } from './keyed.js';
+import { timeSuite } from './time.js';
+import { requestSuite } from './requests.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -90,6 +92,8 @@ export function conformance(a: AdapterUnderTest): void {
   statsSuite(t);
   discoverySuite(t);
   keyedSuite(t);
+  timeSuite(t);
+  requestSuite(t);
   if (a.features.sharedAcrossProcesses) processSuite(t);
 }
 

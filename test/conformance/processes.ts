@@ -109,21 +109,31 @@ export function processSuite(a: Target): void {
     await assertSequences(bus, group, keys, perKey);
   });
 
+  test('request/reply across processes: requests from this process answered by a responder in another', async () => {
+    const bus = await a.make();
+    const type = uniq('rpc');
+    const responder = child({ bus: busOptions, role: 'respond', type, group: uniq('g') });
+    await waitFor('responder ready', () => responder.lines.includes('ready'), 20_000);
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, n) => bus.request<{ n: number; pid: number }>(type, { n }, { timeoutMs: 20_000 })));
+    assert.equal(replies.map((r) => r.n), Array.from({ length: 30 }, (_, n) => n * 2));
+    assert.ok(replies.every((r) => r.pid === responder.proc.pid), 'answered by the other process');
+  });
+
   test('keyed: a host killed right after its state write, before the acknowledgement: redelivered and not applied twice', async () => {
     const bus = await a.make();
     const type = uniq('kwrite');
     const group = uniq('g');
     const cfg = { bus: busOptions, role: 'count', type, group, concurrency: 4, claimIdleMs: 600 };
-    await publishKeyed(bus, type, 5, 20);
-    const doomed = child(cfg, { AGENTBUS_TEST_KILL_AFTER_STATE_WRITE: '3' });
+    await publishKeyed(bus, type, 5, 400); // commits are of at most 512 deliveries: several of them
+    const doomed = child(cfg, { AGENTBUS_TEST_KILL_AFTER_STATE_WRITE: '2' });
     assert.is(await doomed.exited, null, 'killed by the hook');
     const survivor = child(cfg);
     await waitFor('ready', () => survivor.lines.includes('ready'), 20_000);
     await waitFor('every key complete', async () => {
-      for (let k = 0; k < 5; k++) if (((await bus.keys!.get(group, `k${k}`))?.state as { seq: number[] } | undefined)?.seq.length !== 20) return false;
+      for (let k = 0; k < 5; k++) if (((await bus.keys!.get(group, `k${k}`))?.state as { seq: number[] } | undefined)?.seq.length !== 400) return false;
       return true;
     }, 30_000, 100);
-    await assertSequences(bus, group, 5, 20);
+    await assertSequences(bus, group, 5, 400);
   });
 
   test.run();

@@ -4,13 +4,14 @@
 //   hang:    like consume, but handlers never finish (a process to kill with events in flight)
 //   count:   a keyed subscription (key: subject) appending each event's data.n to its key's state
 //            ({ seq: [...] }), printing "got <id> <attempt>" (a keyed counter agent)
+//   respond: answers each request of `type` with { n: data.n * 2, pid }
 // It prints "ready" once subscribed; SIGTERM closes the bus (draining) and exits 0.
 import { pino } from 'pino';
 import { createBus } from '../../runtime/config.js';
 
 const cfg = JSON.parse(process.argv[2]) as {
   bus: Record<string, unknown>;
-  role: 'publish' | 'consume' | 'hang' | 'count';
+  role: 'publish' | 'consume' | 'hang' | 'count' | 'respond';
   type: string;
   group?: string;
   count?: number;
@@ -29,9 +30,14 @@ if (cfg.role === 'publish') {
   }
   await bus.close();
   out('done');
+} else if (cfg.role === 'respond') {
+  await bus.subscribe({ group: cfg.group!, types: [cfg.type], concurrency: cfg.concurrency ?? 8 }, (e) => ({ n: (e.data as { n: number }).n * 2, pid: process.pid }));
+  out('ready');
 } else if (cfg.role === 'count') {
   await bus.subscribe(
-    { group: cfg.group!, types: [cfg.type], from: 'earliest', key: 'subject', concurrency: cfg.concurrency ?? 8, claimIdleMs: cfg.claimIdleMs ?? 1000 },
+    // maxAttempts 10: every takeover counts an attempt for each delivery the killed owner held (handled
+    // or not, if not yet committed), and a scenario kills owners 5 times in a row.
+    { group: cfg.group!, types: [cfg.type], from: 'earliest', key: 'subject', concurrency: cfg.concurrency ?? 8, claimIdleMs: cfg.claimIdleMs ?? 1000, maxAttempts: 10 },
     (e, ctx) => {
       const c = ctx as unknown as { state: { seq: number[] } | null };
       c.state ??= { seq: [] };

@@ -1,0 +1,32 @@
+/**
+ * What happens to the deliveries a consumer holds on SQLite (Driver.leases): its pending rows
+ * acknowledged (deleted), their lease renewed, released back to the group, or one more attempt counted.
+ */
+import type { Delivery, DriverLeases } from '../../bus/driver.js';
+import type { SqliteStore } from './store.js';
+
+export class Leases implements DriverLeases {
+  constructor(private readonly st: SqliteStore) {}
+
+  async ack(group: string, ds: Delivery[]): Promise<void> {
+    const gid = this.st.gid(group);
+    await this.st.eachTx(ds, (d) => this.st.s.pendingDelete.run(gid, Number(d.position)));
+  }
+
+  async renew(group: string, consumer: string, ds: Delivery[], leaseMs: number): Promise<void> {
+    const deadline = Date.now() + leaseMs;
+    const gid = this.st.gid(group);
+    await this.st.eachTx(ds, (d) => this.st.s.renew.run(deadline, gid, Number(d.position), consumer));
+  }
+
+  async release(group: string, consumer: string, ds: Delivery[]): Promise<void> {
+    const gid = this.st.gid(group);
+    await this.st.eachTx(ds, (d) => this.st.s.release.run(d.attempts, gid, Number(d.position), consumer));
+    this.st.changed();
+  }
+
+  async countAttempt(group: string, d: Delivery): Promise<void> {
+    const gid = this.st.gid(group);
+    await this.st.write(() => this.st.s.countAttempt.run(gid, Number(d.position)));
+  }
+}

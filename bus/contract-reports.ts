@@ -1,0 +1,61 @@
+// What a bus reports about its store (bus/contract.ts): dead letters and their operations, per-topic
+// stats, and the store's health.
+import type { CloudEvent } from './event.js';
+
+export interface DeadLetter {
+  /** Id of the dead letter itself (not the event's). */
+  id: string;
+  group: string;
+  type: string;
+  position: string;
+  /** The event (typed by its topic), or null when its stored entry could not be decoded (`raw` holds it; for `oversize`, its start). */
+  event: CloudEvent | null;
+  raw: string | null;
+  /** `failed` (handler threw maxAttempts times), `non_retryable`, `malformed`, `oversize`, or the reason given to `ctx.deadLetter`. */
+  reason: string;
+  /** What the handler threw, as `<name>: <message>`; '' for a reason given to `ctx.deadLetter`. */
+  error: string;
+  /**
+   * The thrown Error's stack (where it was thrown, then `caused by:` its causes'), at most 8192
+   * characters. Absent when what was thrown is not an Error, for `ctx.deadLetter`, `malformed` and
+   * `oversize`, and for dead letters stored before agentbus kept stacks.
+   */
+  stack?: string;
+  attempts: number;
+  /** ISO-8601; null when the stored time is damaged (the dead letter is still listed). */
+  failedAt: string | null;
+}
+
+export interface DeadLetters {
+  list(filter?: { group?: string | undefined; type?: string | undefined; limit?: number | undefined }): Promise<DeadLetter[]>;
+  get(id: string): Promise<DeadLetter | null>;
+  /** Hands each back to the group that failed it, and only to it, with fresh attempts. Returns how many. */
+  retry(ids: string[]): Promise<number>;
+  /** Removes them for good. Returns how many. */
+  purge(ids: string[]): Promise<number>;
+}
+
+export interface TopicStats {
+  type: string;
+  length: number;
+  groups: Array<{ group: string; pending: number; lag: number; consumers: number; deadLetters: number }>;
+}
+
+/** What `bus.health()` reports. */
+export interface StoreHealth {
+  /**
+   * null while the store accepts writes; else why it refuses them, as the store said it (Redis
+   * `OOM command not allowed ...`, `READONLY ...`, an `UNSAFE_STORE_CONFIG` refusal; SQLite
+   * `SQLITE_FULL ...`). Set by a write that failed so, cleared by the next write that succeeds or
+   * by a probe showing the store would take one (see README, Store health).
+   */
+  refused: string | null;
+  /** Conditions to warn about now, each under a stable key: memory past 80% of maxmemory, low disk, a WAL past its bound. */
+  warnings: Array<{ key: string; message: string }>;
+  /** Redis: one entry per master (one node, or each master of a Cluster); absent where INFO was refused. */
+  memory?: Array<{ node: string; usedBytes: number; maxBytes: number; policy: string; evictedKeys: number }> | undefined;
+  /** SQLite on a file: its size, its WAL's, and the file system under it. */
+  disk?: { path: string; fileBytes: number; walBytes: number; freeBytes: number; totalBytes: number } | undefined;
+  /** Approximate bytes of the topics asked for that have been sized (see `health()`). */
+  topics: Array<{ type: string; bytes: number }>;
+}

@@ -1,0 +1,83 @@
+/**
+ * The records a driver (bus/driver.ts) and the engine exchange: entries to append, read and range
+ * requests, store bounds, and the Delivery a read or a range returns. Their own file so the state
+ * contract (state.ts), which the Driver holds, can use Delivery without importing driver.ts back.
+ */
+import type { CloudEvent } from './event.js';
+
+export interface AppendEntry {
+  topic: string;
+  event: CloudEvent;
+  /** What the log's encode() made of the event (without one: the envelope as JSON). */
+  body: string;
+  /** The caller chose the id: check the dedup window. Generated ids are unique and skip it. */
+  dedup: boolean;
+  dedupWindowMs: number;
+}
+
+export interface ReadRequest {
+  /** Deliveries to acknowledge before taking more (saves a round trip per batch). */
+  ack: Delivery[];
+  group: string;
+  consumer: string;
+  topics: string[];
+  max: number;
+  leaseMs: number;
+  blockMs: number;
+  signal: AbortSignal;
+  /** The bus' maxPayloadBytes: a larger entry is not decoded (see Delivery.oversize). */
+  maxBytes: number;
+}
+
+export interface Delivery {
+  topic: string;
+  position: string;
+  /** Deliveries so far, this one included. */
+  attempts: number;
+  event: CloudEvent | null;
+  /**
+   * The stored entry as text, kept for dead letters. Redis, an entry of ours in the fields or flat
+   * layout: the envelope as JSON, made from the stored fields when first asked for.
+   */
+  raw: string;
+  /** Why the entry could not be decoded; set when `event` is null. */
+  malformed?: string;
+  /**
+   * The entry is larger than ReadRequest.maxBytes: it was not decoded (its size is checked before
+   * parsing, so a huge entry costs no parse), `raw` holds only its start (see event.ts oversize())
+   * and its dead letter's reason is `oversize`.
+   */
+  oversize?: boolean;
+  /**
+   * Redis: `raw` is a foreign entry's fields, not an envelope. Its dead letter stores `event` as
+   * JSON instead when it can be serialised, so a retry (read back as an envelope) decodes the same.
+   */
+  foreign?: boolean;
+  /**
+   * The stream `position` belongs to, in the adapter's words: positions compare within one `ref`
+   * only (keyed state keeps its last applied position per ref). Redis: the stream key it was read
+   * from, the topic's or the group's retry stream; SQLite: the topic.
+   */
+  ref: string;
+}
+
+/** The latest time a JavaScript Date holds (ms since the epoch); bounds past it are refused. */
+export const MAX_TIME_MS = 8_640_000_000_000_000;
+
+/** ISO-8601 of a stored epoch-ms value, or null when it is no time (a damaged or foreign record). */
+export function isoTime(ms: unknown): string | null {
+  const n = typeof ms === 'string' && ms.trim() !== '' ? Number(ms) : typeof ms === 'number' ? ms : NaN;
+  return Number.isFinite(n) && Math.abs(n) <= MAX_TIME_MS ? new Date(n).toISOString() : null;
+}
+
+/** A resolved bound: a time in epoch ms, or a store position (validated by the driver). */
+export type StoreBound = { time: number } | { position: string };
+
+export interface RangeQuery {
+  from: StoreBound | null;
+  to: StoreBound | null;
+  after: string | null;
+  limit: number;
+  /** As ReadRequest.maxBytes. */
+  maxBytes: number;
+}

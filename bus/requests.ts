@@ -1,0 +1,98 @@
+/**
+ * Request/reply over the bus (guarantee 7 of the actor brief). A request is an event with two
+ * CloudEvents extension attributes: `correlationid` (fresh per request) and `replyto`, the reply
+ * topic of the requesting bus (`agentbus.reply.<random>`, one per bus, read by a group of the same
+ * name that only this bus consumes). The handler that takes the request replies with its return
+ * value (or `ctx.reply(value)`) on that topic (consumer.ts); its reply id is derived from the
+ * delivery, so a redelivered handler's reply is stored once. Replies never queue behind the
+ * requester's own keys or subjects: they arrive on a topic of their own. A reply arriving after its
+ * request timed out (or for a request this bus never made) is dropped and counted.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Bus, Subscription } from './contract.js';
+import type { RequestOptions } from './contract-options.js';
+import type { CloudEvent, PublishOptions } from './event.js';
+import { BusClosedError, invalid, RequestTimeoutError } from './errors.js';
+import { int } from './validate.js';
+
+/** A request's `timeoutMs` when none is given. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** Reply topics: `agentbus.reply.<12 hex>`. */
+export const REPLY_PREFIX = 'agentbus.reply.';
+
+interface Waiting {
+  resolve: (data: unknown) => void;
+  reject: (err: unknown) => void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * A reply's publish options: the request's correlationid, and an id derived from the group and
+ * the request, so a handler run again (redelivered, on any host) stores its reply once.
+ */
+export function replyOptions(request: CloudEvent, group: string, source: string): PublishOptions {
+  const id = createHash('sha256').update(`${group}\0${request.source}\0${request.id}\0reply`).digest('base64url').slice(0, 26);
+  return { id, source, correlationid: request.correlationid };
+}
+
+export class Requests {
+  readonly topic = REPLY_PREFIX + randomBytes(6).toString('hex');
+  /** Replies dropped: late (their request timed out) or unknown. */
+  dropped = 0;
+  timeouts = 0;
+  private readonly waiting = new Map<string, Waiting>();
+  private inbox: Promise<Subscription> | null = null;
+  private closed = false;
+
+  constructor(private readonly bus: Pick<Bus, 'publish' | 'subscribe'>) {}
+
+  /** Publishes `type` as a request and resolves with the reply's data, or rejects with RequestTimeoutError. */
+  async request<R = unknown>(type: string, data: unknown, o: RequestOptions = {}): Promise<R> {
+    if (this.closed) throw new BusClosedError(`request ${type}`);
+    const { timeoutMs, ...publish } = o ?? {};
+    const ms = int('request timeoutMs', timeoutMs, REQUEST_TIMEOUT_MS, 1, 86_400_000);
+    if ('correlationid' in publish || 'replyto' in publish) throw invalid('INVALID_OPTION', 'request sets correlationid and replyto itself');
+    await (this.inbox ??= this.openInbox());
+    const correlationid = randomUUID();
+    const reply = new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(correlationid);
+        this.timeouts++;
+        reject(new RequestTimeoutError(`no reply to ${type} within ${ms} ms (correlationid ${correlationid})`));
+      }, ms);
+      this.waiting.set(correlationid, { resolve: resolve as (d: unknown) => void, reject, timer });
+    });
+    try {
+      await this.bus.publish(type, data, { ...publish, correlationid, replyto: this.topic });
+    } catch (err) {
+      const w = this.waiting.get(correlationid);
+      if (w) clearTimeout(w.timer);
+      this.waiting.delete(correlationid);
+      throw err;
+    }
+    return reply;
+  }
+
+  /** The reply subscription: made before the first request is published, so no reply is missed. */
+  private openInbox(): Promise<Subscription> {
+    return this.bus.subscribe({ group: this.topic, types: [this.topic], concurrency: 64 }, (e) => this.received(e));
+  }
+
+  private received(e: CloudEvent): void {
+    const w = e.correlationid === undefined ? undefined : this.waiting.get(e.correlationid);
+    if (w === undefined) return void this.dropped++;
+    this.waiting.delete(e.correlationid!);
+    clearTimeout(w.timer);
+    w.resolve(e.data);
+  }
+
+  /** Rejects requests still waiting and stops the reply subscription (called by bus.close before subscriptions close). */
+  close(): void {
+    this.closed = true;
+    for (const [id, w] of this.waiting) {
+      clearTimeout(w.timer);
+      w.reject(new BusClosedError(`request ${id}`));
+    }
+    this.waiting.clear();
+  }
+}

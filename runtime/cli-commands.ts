@@ -1,0 +1,183 @@
+// The commands of `agentbus` as one table: each command's usage, what it does, its options and
+// positional arguments, and the help made from it (`agentbus help [<command>]`, the usage text).
+// Reading a command line against it is cli-args.ts; running a command, cli.ts.
+
+/** Every option of every command: its kind and the placeholder of its value. */
+export const OPTIONS = {
+  json: { type: 'boolean' },
+  subject: { type: 'string', arg: 'S' },
+  id: { type: 'string', arg: 'ID' },
+  group: { type: 'string', arg: 'G' },
+  type: { type: 'string', arg: 'T' },
+  limit: { type: 'string', arg: 'N' },
+  agents: { type: 'string', arg: 'PATH' },
+  agent: { type: 'string', arg: 'NAME' },
+  types: { type: 'string', arg: 'T[,T]' },
+  from: { type: 'string', arg: 'B' },
+  to: { type: 'string', arg: 'B' },
+  port: { type: 'string', arg: 'N' },
+  'http-host': { type: 'string', arg: 'H' },
+  strategy: { type: 'string', arg: 'S' },
+  'exit-on-failure': { type: 'boolean' },
+  strict: { type: 'boolean' },
+  publish: { type: 'boolean' },
+} as const satisfies Record<string, { type: 'string' | 'boolean'; arg?: string }>;
+export type OptionName = keyof typeof OPTIONS;
+
+/** Taken by every command: `agentbus <command> --help`, `agentbus --version`. */
+export const GLOBAL = { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } } as const;
+
+export interface Command {
+  /** Usage lines, without the leading `agentbus `. */
+  synopsis: string[];
+  /** What it does, for `agentbus help <command>`. */
+  about: string;
+  /** Its options, each with what it means for this command. */
+  options: Partial<Record<OptionName, string>>;
+  /** Positional arguments after the command words: the fewest, the most, and how the usage names them. */
+  args: { min: number; max: number; name: string };
+}
+
+const BOUND = 'an ISO-8601 time, epoch milliseconds (12 digits or more) or a store position';
+const STORE = 'The store comes from the environment (agentbus help).';
+
+/** `dlq` is a family: its subcommands are commands of their own (`dlq ls`, ...). */
+export const COMMANDS: Record<string, Command> = {
+  start: {
+    synopsis: ['start [--agents PATH] [--port N] [--http-host H] [--strategy S] [--exit-on-failure]'],
+    about: 'Runs the host: the agents of a file, a folder or an installed module, supervised, with /healthz, /readyz, /metrics and /status over HTTP. SIGTERM or SIGINT drains the handlers in flight and exits 0. ' + STORE,
+    options: {
+      agents: 'file, folder or module with the agents (AGENTBUS_AGENTS; default ./agents)',
+      port: 'HTTP port, 0 picks a free one (AGENTBUS_HTTP_PORT; default 9464)',
+      'http-host': 'interface to serve HTTP on (AGENTBUS_HTTP_HOST; default 127.0.0.1)',
+      strategy: 'supervisor strategy: one_for_one, one_for_all or rest_for_one (AGENTBUS_STRATEGY)',
+      'exit-on-failure': 'exit 1 when an agent fails past its restart intensity, instead of serving unready (AGENTBUS_EXIT_ON_FAILURE)',
+    },
+    args: { min: 0, max: 0, name: '' },
+  },
+  publish: {
+    synopsis: ['publish <type> <json> [--subject S] [--id ID]'],
+    about: "Stores one event of <type> whose data is <json> (quote it: '{\"n\":1}'), and prints its id. " + STORE,
+    options: { subject: 'the event subject (events of one subject keep their order under orderBy: subject)', id: 'the event id (default a new UUID); the same id again within the dedup window is stored once' },
+    args: { min: 2, max: 2, name: '<type> <json>' },
+  },
+  replay: {
+    synopsis: ['replay --agent NAME [--agents PATH] [--types T[,T]] [--from B] [--to B] [--publish] [--json]', 'replay --group G --types T[,T] [--from B] [--json]'],
+    about: `With --agent: hands stored events to a fresh instance of the agent, moving no group and acknowledging nothing; without --types it replays the agent's subscriptions. Exit 1 when a replayed event failed. With --group: rewinds that running group on those types, so its consumers handle the events again. A bound B is ${BOUND}. ` + STORE,
+    options: {
+      agent: 'the agent to hand the events to',
+      publish: "with --agent: store what the agent publishes (default: print it, store nothing; the agent sees ctx.replaying)",
+      agents: 'where that agent is defined (AGENTBUS_AGENTS; default ./agents)',
+      types: 'types and patterns (a.*), comma-separated; with --agent default its subscriptions',
+      from: 'first event (default the oldest stored)',
+      to: 'last event, with --agent (default the newest)',
+      group: 'the consumer group to rewind',
+      json: 'print the result as JSON',
+    },
+    args: { min: 0, max: 0, name: '' },
+  },
+  rewind: {
+    synopsis: ['rewind --group G --type T [--from B]'],
+    about: `Delivers a group's events of one type again, from B (${BOUND}; default the earliest). ` + STORE,
+    options: { group: 'the consumer group', type: 'the type (one topic)', from: 'where to start again (default earliest)' },
+    args: { min: 0, max: 0, name: '' },
+  },
+  stats: {
+    synopsis: ['stats [--json]'],
+    about: 'Prints each topic with its length, and each group reading it with its consumers, pending, lag and dead letters. Opens a SQLite file read-only and never creates it. ' + STORE,
+    options: { json: 'print JSON' },
+    args: { min: 0, max: 0, name: '' },
+  },
+  'dlq ls': {
+    synopsis: ['dlq ls [--group G] [--type T] [--limit N] [--json]'],
+    about: 'Lists dead letters, oldest first. Opens a SQLite file read-only. ' + STORE,
+    options: { group: 'only this group', type: 'only this type', limit: 'at most N (1 to 100000; default 100)', json: 'print JSON' },
+    args: { min: 0, max: 0, name: '' },
+  },
+  'dlq show': {
+    synopsis: ['dlq show <id>'],
+    about: 'Prints one dead letter (the event, the error, the attempts) as JSON; exit 1 when there is none with that id. ' + STORE,
+    options: {},
+    args: { min: 1, max: 1, name: '<id>' },
+  },
+  'dlq retry': {
+    synopsis: ['dlq retry <id...>'],
+    about: 'Hands dead letters back to the group that failed them, with fresh attempts; exit 1 when an id is not a dead letter. ' + STORE,
+    options: {},
+    args: { min: 1, max: Infinity, name: '<id...>' },
+  },
+  'dlq purge': {
+    synopsis: ['dlq purge <id...>'],
+    about: 'Removes dead letters for good; exit 1 when an id is not a dead letter. ' + STORE,
+    options: {},
+    args: { min: 1, max: Infinity, name: '<id...>' },
+  },
+  doctor: {
+    synopsis: ['doctor [--json] [--strict]'],
+    about: 'Checks the store: exit 0 healthy, 1 a check failed, 2 warnings only with --strict. ' + STORE,
+    options: { json: 'print the findings as JSON', strict: 'a warning fails too (exit 2)' },
+    args: { min: 0, max: 0, name: '' },
+  },
+};
+
+export const TOP = [...new Set(Object.keys(COMMANDS).map((c) => c.split(' ')[0]))];
+export const DLQ = Object.keys(COMMANDS).filter((c) => c.startsWith('dlq ')).map((c) => c.slice(4));
+
+export const USAGE = `usage: agentbus <command> [options]
+
+commands:
+  start [--agents PATH] [--port N] [--http-host H] [--strategy S] [--exit-on-failure]
+                                                   run the host: agents from a file, folder or module
+  publish <type> <json> [--subject S] [--id ID]   store one event, print its id
+  replay --agent NAME [--agents PATH] [--types T[,T]] [--from B] [--to B] [--publish] [--json]
+                                                   hand stored events to an agent (no group moves);
+                                                   --types defaults to the agent's subscriptions;
+                                                   what it publishes is printed, stored only with --publish
+  replay --group G --types T[,T] [--from B] [--json]
+                                                   rewind group G on those types
+  rewind --group G --type T [--from B]             deliver a group's events again from B (default earliest)
+  stats [--json]                                   topics, length, groups, pending, lag, dead letters
+  dlq ls [--group G] [--type T] [--limit N] [--json]
+  dlq show <id>                                    one dead letter, as JSON
+  dlq retry <id...>                                hand back to the group that failed them
+  dlq purge <id...>                                remove for good
+  doctor [--json] [--strict]                       check the store: exit 0 healthy, 1 a check failed,
+                                                   2 warnings only with --strict
+  help [<command>]                                 this text, or one command's options (also <command> --help)
+  --version                                        print the version
+
+A bound B is an ISO-8601 time, epoch milliseconds, or a store position. stats, dlq ls and dlq show
+open a SQLite file read-only and never create it.
+The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
+(./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB,
+AGENTBUS_REDIS_CONNECT_TIMEOUT_MS, AGENTBUS_REDIS_LAYOUT (JSON, e.g. {"verification.*":"flat"}),
+AGENTBUS_ALLOW_EVICTION; empty variables count as unset.
+start also reads AGENTBUS_AGENTS (./agents), AGENTBUS_HTTP_PORT (9464), AGENTBUS_HTTP_HOST
+(127.0.0.1), AGENTBUS_STRATEGY, AGENTBUS_EXIT_ON_FAILURE, AGENTBUS_HOST_ID, LOG_LEVEL.
+LOG_LEVEL (default error) also sets what the other commands log to stderr.
+Exit codes: 0 done, 1 failed, 2 bad arguments.`;
+
+/** `agentbus help <command>`: its usage, what it does, its options. `dlq` shows the whole family. */
+export function helpText(command: string): string {
+  const names = command === 'dlq' ? DLQ.map((s) => `dlq ${s}`) : [command];
+  return names
+    .map((name) => {
+      const c = COMMANDS[name];
+      const opts = Object.entries(c.options).map(([o, what]) => {
+        const spec = OPTIONS[o as OptionName];
+        return `  ${`--${o}${'arg' in spec ? ` ${spec.arg}` : ''}`.padEnd(22)} ${what}`;
+      });
+      return [...c.synopsis.map((s) => `usage: agentbus ${s}`), '', wrap(c.about), ...(opts.length ? ['', 'options:', ...opts] : [])].join('\n');
+    })
+    .join('\n\n');
+}
+
+function wrap(text: string, width = 100): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of text.split(' ')) {
+    if (line && line.length + 1 + w.length > width) lines.push(line), (line = w);
+    else line = line ? `${line} ${w}` : w;
+  }
+  return [...lines, line].join('\n');
+}
