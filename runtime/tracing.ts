@@ -140,6 +140,8 @@ class OtelProducerSpan implements ProducerSpan {
 
 class OtelConsumerSpan implements ConsumerSpan {
   readonly traceparent: string | undefined;
+  /** Ended once: a timed-out handler's span ends at the timeout, and again (ignored) when it settles. */
+  private ended = false;
   constructor(
     private readonly api: typeof Otel,
     private readonly span: Otel.Span,
@@ -149,14 +151,16 @@ class OtelConsumerSpan implements ConsumerSpan {
   }
 
   event(name: string, attributes: Record<string, string | number>): void {
-    this.span.addEvent(name, attributes);
+    if (!this.ended) this.span.addEvent(name, attributes);
   }
 
   fail(error: unknown): void {
-    failSpan(this.api, this.span, error);
+    if (!this.ended) failSpan(this.api, this.span, error);
   }
 
   end(): void {
+    if (this.ended) return;
+    this.ended = true;
     this.span.end();
   }
 

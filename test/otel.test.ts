@@ -8,6 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { trace } from '@opentelemetry/api';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { pino } from 'pino';
+import { createSqliteBus } from '../adapters/sqlite/index.js';
+import { AgentHost, BaseAgent } from '../index.js';
 import { uniq, waitFor } from './helpers/index.js';
 import { startHost } from './helpers/host.js';
 
@@ -91,6 +96,39 @@ test('one trace from the publisher through agent A (host 1) to agent B (host 2),
   assert.is(handledB!.attributes['agentbus.attempt'], 2);
   const refused = find(one, `process ${type}.bad`, CONSUMER);
   assert.equal(refused.events, [{ name: 'agentbus.dead_letter', attributes: { 'agentbus.dead_letter.reason': 'refused' } }]);
+});
+
+test('a handler past its timeoutMs: its span gets agentbus.timeout and the retry or dead letter, and ends at the timeout', async () => {
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  trace.setGlobalTracerProvider(provider);
+  const type = uniq('otel.slow');
+  const bus = await createSqliteBus({ path: join(mkdtempSync(join(tmpdir(), 'agentbus-otel-')), 'bus.db'), logger: pino({ level: 'silent' }) });
+  class Slow extends BaseAgent {
+    static subscriptions = [type];
+    static options = { from: 'earliest' as const, timeoutMs: 100, maxAttempts: 2, backoff: { initialMs: 10, maxMs: 10 }, drainTimeoutMs: 100 };
+    handle(): Promise<void> {
+      return new Promise(() => {}); // never settles
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Slow], logger: pino({ level: 'silent' }), catchUncaught: false });
+  try {
+    await host.start();
+    await bus.publish(type, { n: 1 });
+    await waitFor('both attempts timed out and their spans ended', () => exporter.getFinishedSpans().filter((s) => s.name === `process ${type}`).length === 2, 10_000);
+    const [first, last] = exporter
+      .getFinishedSpans()
+      .filter((s) => s.name === `process ${type}`)
+      .sort((a, b) => Number(a.attributes['agentbus.attempt']) - Number(b.attributes['agentbus.attempt']));
+    assert.equal(first!.events.map((e) => e.name), ['agentbus.timeout', 'exception', 'agentbus.retry']);
+    assert.equal(last!.events.map((e) => e.name), ['agentbus.timeout', 'exception', 'agentbus.dead_letter']);
+    assert.is(last!.status.code, 2);
+  } finally {
+    await host.stop();
+    await bus.close();
+    trace.disable();
+    await provider.shutdown();
+  }
 });
 
 test.run();

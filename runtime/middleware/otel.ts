@@ -1,9 +1,10 @@
 // OpenTelemetry consumer spans (see ../tracing.ts): one span per delivery, a child of the event's
 // traceparent; what the handler publishes carries this span's context, so the next hop is its
-// child. Retries and dead letters are span events: `agentbus.retry` (attempt) when a failure gets
-// another attempt, `agentbus.dead_letter` (reason) when the delivery ends as a dead letter.
+// child. Retries, dead letters and timeouts are span events: `agentbus.retry` (attempt) when a
+// failure gets another attempt, `agentbus.dead_letter` (reason) when the delivery ends as a dead
+// letter, `agentbus.timeout` (attempt) when the handler ran past its `timeoutMs`.
 // In the middleware list instead of propagateTrace when tracing is on (AgentInstance.middleware()).
-import { NonRetryableError } from '../../bus/errors.js';
+import { NonRetryableError, TimeoutError } from '../../bus/errors.js';
 import { isA } from '../../bus/thrown.js';
 import type { HandlerContext, KeyedContext } from '../../agents/base.js';
 import type { RequestOptions } from '../../bus/contract.js';
@@ -13,54 +14,65 @@ import type { Observer } from '../observers/observer.js';
 import type { Middleware } from './middleware.js';
 
 /**
- * The middleware and its observer, sharing the spans of failed deliveries: the consumer reports a
- * failure's outcome (retry or not) right after the handler settles, before the next macrotask, so
- * such a span ends on setImmediate, once the observer has added the event. Replaces propagateTrace
- * (trace.ts) in the list: what the handler publishes carries this span's traceparent, or the
- * event's when the span has none. A handler returning a value (not a promise) gets no extra tick.
+ * The middleware and its observer, sharing the spans of deliveries in flight (by position and
+ * attempt). The consumer reports a failure's outcome (retry or not) right after the handler
+ * settles, before the next macrotask, so a failed span ends on setImmediate, once the observer has
+ * added its event. A handler past its `timeoutMs` is reported failed while it still runs: the
+ * observer then notes `agentbus.timeout` and ends its span (whatever the handler does later).
+ * Replaces propagateTrace (trace.ts) in the list: what the handler publishes carries this span's
+ * traceparent, or the event's when the span has none. A handler returning a value (not a promise)
+ * gets no extra tick.
  */
 export function otelSpans(tracing: Tracing): { middleware: Middleware; observer: Observer } {
-  const failed = new Map<string, ConsumerSpan>();
-  const fail = (span: ConsumerSpan, ctx: HandlerContext, err: unknown) => {
+  const open = new Map<string, ConsumerSpan>();
+  const done = (key: string, span: ConsumerSpan) => {
+    if (open.get(key) === span) open.delete(key);
+    span.end();
+  };
+  const fail = (key: string, span: ConsumerSpan, err: unknown) => {
     span.fail(err);
-    const key = `${ctx.position}\0${ctx.attempt}`;
-    failed.set(key, span);
-    setImmediate(() => {
-      failed.delete(key);
-      span.end();
-    });
+    setImmediate(() => done(key, span));
   };
   const middleware: Middleware = (next) => (event, ctx) => {
     const span = tracing.consume(event, ctx);
+    const key = `${ctx.position}\0${ctx.attempt}`;
+    open.set(key, span);
     const c = new SpanContext(ctx, span, span.traceparent ?? event.traceparent);
     let result: unknown;
     try {
       result = span.run(() => next(event, c));
     } catch (err) {
-      fail(span, ctx, err);
+      fail(key, span, err);
       throw err;
     }
     if (result === null || typeof (result as Promise<unknown>)?.then !== 'function') {
-      span.end();
+      done(key, span);
       return result;
     }
     return (result as Promise<unknown>).then(
       (v) => {
-        span.end();
+        done(key, span);
         return v;
       },
       (err: unknown) => {
-        fail(span, ctx, err);
+        fail(key, span, err);
         throw err;
       },
     );
   };
   const observer: Observer = (o) => {
     if (o.outcome !== 'failed') return;
-    const span = failed.get(`${o.position}\0${o.attempt}`);
+    const key = `${o.position}\0${o.attempt}`;
+    const span = open.get(key);
     if (span === undefined) return;
+    const timedOut = isA(o.error, TimeoutError);
+    if (timedOut) {
+      span.event('agentbus.timeout', { 'agentbus.attempt': o.attempt });
+      span.fail(o.error);
+    }
     if (o.retry) span.event('agentbus.retry', { 'agentbus.attempt': o.attempt });
     else span.event('agentbus.dead_letter', { 'agentbus.dead_letter.reason': isA(o.error, NonRetryableError) ? 'non_retryable' : 'failed' });
+    if (timedOut) done(key, span);
   };
   return { middleware, observer };
 }
