@@ -1,6 +1,6 @@
 // npm run bench: every section prints a table of agentbus beside a baseline measured in the same run.
-// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|sqlite-latency|host|redis|webhooks|stats runs one section (sqlite includes sqlite-latency)
-// (webhooks and stats only when asked).
+// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|sqlite-latency|host|redis|webhooks|stats|otel runs one section (sqlite includes sqlite-latency)
+// (webhooks, stats and otel only when asked).
 import { cpus, totalmem } from 'node:os';
 import { sqliteBench } from './sqlite.js';
 import { sqliteLatencyBench } from './sqlite-latency.js';
@@ -21,3 +21,4 @@ if (!only || only === 'redis') {
 }
 if (only === 'webhooks') await webhooksBench(); // not in the default run: it measures an example, not the bus
 if (only === 'stats') await statsBench(); // not in the default run: building the store takes a while
+if (only === 'otel') await (await import('./otel.js')).otelBench(); // not in the default run: it measures an optional dependency
