@@ -1,8 +1,9 @@
 // npm run bench: every section prints a table of agentbus beside a baseline measured in the same run.
-// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|host|redis|webhooks|stats runs one section
-// (webhooks and stats only when asked).
+// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|sqlite-latency|host|redis|webhooks|stats|otel runs one section (sqlite includes sqlite-latency)
+// (webhooks, stats and otel only when asked).
 import { cpus, totalmem } from 'node:os';
 import { sqliteBench } from './sqlite.js';
+import { sqliteLatencyBench } from './sqlite-latency.js';
 import { redisBench } from './redis.js';
 import { hostBench } from './host.js';
 import { webhooksBench } from './webhooks.js';
@@ -12,6 +13,7 @@ import { hasRedisServer } from '../test/helpers/redis.js';
 const only = process.env.BENCH_ONLY;
 console.log(`# agentbus bench: node ${process.version}, ${cpus().length} x ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB`);
 if (!only || only === 'sqlite') await sqliteBench();
+if (!only || only === 'sqlite' || only === 'sqlite-latency') await sqliteLatencyBench();
 if (!only || only === 'host') await hostBench();
 if (!only || only === 'redis') {
   if (hasRedisServer()) await redisBench();
@@ -19,3 +21,4 @@ if (!only || only === 'redis') {
 }
 if (only === 'webhooks') await webhooksBench(); // not in the default run: it measures an example, not the bus
 if (only === 'stats') await statsBench(); // not in the default run: building the store takes a while
+if (only === 'otel') await (await import('./otel.js')).otelBench(); // not in the default run: it measures an optional dependency

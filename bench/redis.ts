@@ -4,7 +4,9 @@ import { pino } from 'pino';
 import { Queue, Worker } from 'bullmq';
 import { createRedisBus } from '../adapters/redis/index.js';
 import { startRedisServer } from '../test/helpers/redis.js';
-import { percentile, rate, sample } from './util.js';
+import { offer, percentile, rate, sample } from './util.js';
+
+export { offer };
 
 const N = Number(process.env.BENCH_N || 200_000);
 const silent = pino({ level: 'silent' });
@@ -232,15 +234,4 @@ export async function busLatency(bus: Awaited<ReturnType<typeof createRedisBus>>
   await all;
   await sub.close();
   return lat;
-}
-
-/** Calls `send` `total` times at `perSec`, in 1 ms ticks, catching up when a tick runs late. */
-export async function offer(perSec: number, total: number, send: (i: number) => void): Promise<void> {
-  const start = performance.now();
-  let sent = 0;
-  while (sent < total) {
-    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * perSec));
-    while (sent < due) send(sent++);
-    await new Promise((r) => setTimeout(r, 1));
-  }
 }

@@ -11,6 +11,20 @@ export interface Row {
 
 export const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
 
+/** Milliseconds on CLOCK_MONOTONIC: comparable between processes on one machine (performance.now() is not). */
+export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** Calls `send` `total` times at `perSec`, in 1 ms ticks, catching up when a tick runs late. */
+export async function offer(perSec: number, total: number, send: (i: number) => void): Promise<void> {
+  const start = performance.now();
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * perSec));
+    while (sent < due) send(sent++);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
 export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];

@@ -5,13 +5,15 @@ import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RequestOptions, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
-import { errForLog } from '../bus/thrown.js';
+import { errForLog, isA } from '../bus/thrown.js';
 import { TimeoutError } from '../bus/errors.js';
 import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agent-spec.js';
 import type { ReplayCapture } from './capture.js';
 import { compose, type Middleware } from './middleware/middleware.js';
 import { propagateTrace } from './middleware/trace.js';
+import { otelSpans } from './middleware/otel.js';
+import type { ProducerSpan, Tracing } from './tracing.js';
 import { observeAll, type Observer } from './observers/observer.js';
 import { countOutcomes } from './observers/metrics.js';
 import { logRetries } from './observers/retry-log.js';
@@ -33,6 +35,8 @@ export interface InstanceHost {
   exit(agent: string): void;
   /** The host's metrics (HostMetrics): outcomes counted by an observer, publishes once stored. */
   metrics: { outcome(o: DeliveryOutcome): void; publish(type: string): void };
+  /** OpenTelemetry spans (tracing.ts), or null when off or `@opentelemetry/api` is absent. */
+  tracing: Tracing | null;
 }
 
 /**
@@ -55,6 +59,8 @@ export class AgentInstance implements AgentContext {
   private readonly handle: AgentHandler;
   readonly source: string;
   private readonly replayBus: Bus | null;
+  /** Consumer spans' middleware and observer; null without tracing and in a replay (nothing is delivered). */
+  private readonly otel: ReturnType<typeof otelSpans> | null;
   /** A keyed agent's replay: its keys' scratch state (never the live one). */
   private readonly scratch: ScratchStates | null;
 
@@ -68,13 +74,15 @@ export class AgentInstance implements AgentContext {
     this.logger = host.logger.child({ agent: spec.name });
     this.source = `/agentbus/${host.hostId}/${spec.name}`;
     this.replayBus = capture ? capture.wrap(host.bus, this.source) : null;
+    this.otel = host.tracing && !capture ? otelSpans(host.tracing) : null;
     this.scratch = capture && spec.subscribe.key !== undefined ? new ScratchStates(spec.subscribe.key, spec.subscribe.initialState) : null;
     this.handle = compose(this.middleware(), (event, ctx) => this.route(event, ctx));
   }
 
   /** What wraps every handler call (live or replayed), outermost first: one line per concern. */
   private middleware(): Middleware[] {
-    return [propagateTrace];
+    // With tracing, the span's middleware propagates the trace itself (the span's traceparent, not the event's).
+    return [this.otel ? this.otel.middleware : propagateTrace];
   }
 
   /**
@@ -82,7 +90,8 @@ export class AgentInstance implements AgentContext {
    * instance and shared by its replicas' subscriptions, so the breaker counts agent-wide.
    */
   private observers(): Observer[] {
-    return [countOutcomes(this.host.metrics), logRetries(this.logger), agentBreaker(this.agent, this.spec.breakerFailures, (err) => this.crash(err))];
+    const list = [countOutcomes(this.host.metrics), logRetries(this.logger), agentBreaker(this.agent, this.spec.breakerFailures, (err) => this.crash(err))];
+    return this.otel ? [this.otel.observer, ...list] : list;
   }
 
   get signal(): AbortSignal {
@@ -215,15 +224,32 @@ export class AgentInstance implements AgentContext {
    */
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
     const bus = this.replayBus ?? this.host.bus;
-    const p = bus.publish(type, data, { source: this.source, ...options });
+    const tracing = this.capture === null ? this.host.tracing : null;
+    // A producer span per event (tracing.ts): its context is the traceparent stored with the event.
+    const span = tracing && options !== null && typeof type === 'string' ? tracing.produce(type, options?.id, options?.traceparent) : null;
+    const p = bus.publish(type, data, span?.traceparent ? { source: this.source, ...options, traceparent: span.traceparent } : { source: this.source, ...options });
     if (this.capture === null || this.capture.stored) p.then(() => this.host.metrics.publish(type), () => {});
+    if (span) p.then((id) => span.end(id), (err) => span.end(undefined, err));
     return p;
   }
 
   publishBatch(events: EventInput[]): Promise<string[]> {
     const bus = this.replayBus ?? this.host.bus;
-    const p = bus.publishBatch(Array.isArray(events) ? events.map((e) => ({ source: this.source, ...e })) : events);
+    const tracing = this.capture === null && Array.isArray(events) ? this.host.tracing : null;
+    let spans: ProducerSpan[] | null = null;
+    let input: EventInput[] = events;
+    if (tracing) {
+      spans = [];
+      input = events.map((e) => {
+        if (e === null || typeof e !== 'object' || typeof e.type !== 'string') return e; // refused by publishBatch
+        const span = tracing.produce(e.type, e.id, e.traceparent);
+        spans!.push(span);
+        return span.traceparent ? { source: this.source, ...e, traceparent: span.traceparent } : { source: this.source, ...e };
+      });
+    } else if (Array.isArray(events)) input = events.map((e) => ({ source: this.source, ...e }));
+    const p = bus.publishBatch(input);
     if (this.capture === null || this.capture.stored) p.then(() => events.forEach((e) => this.host.metrics.publish(e.type)), () => {});
+    if (spans) p.then((ids) => spans!.forEach((s, i) => s.end(ids[i])), (err) => spans!.forEach((s) => s.end(undefined, err)));
     return p;
   }
 
@@ -284,7 +310,7 @@ class Handling implements HandlerContext {
   /** A handler past its timeoutMs publishes nothing more (its attempt already failed and will run again). */
   private late(): Promise<never> | null {
     const r: unknown = this.d.signal.aborted ? this.d.signal.reason : undefined;
-    return r instanceof TimeoutError ? Promise.reject(new TimeoutError(`publish after the handler's timeout is dropped (${r.message})`)) : null;
+    return isA(r, TimeoutError) ? Promise.reject(new TimeoutError(`publish after the handler's timeout is dropped (${(r as TimeoutError).message})`)) : null;
   }
   /** Keyed: the key and its state (see KeyedContext); undefined for other agents. */
   get key(): string | undefined {

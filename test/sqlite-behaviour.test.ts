@@ -1,4 +1,5 @@
-// SQLite-specific behaviour: which files the adapter opens, and read-only opening. Real files in a temp dir.
+// SQLite-specific behaviour: which files the adapter opens, read-only opening, and how a consumer in
+// another process is woken. Real files in a temp dir.
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,10 @@ import * as assert from 'uvu/assert';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { createSqliteBus } from '../adapters/sqlite/index.js';
-import { rejects, uniq, waitFor } from './helpers/index.js';
+import { rejects, sleep, uniq, waitFor } from './helpers/index.js';
+import { startChild } from './conformance/processes.js';
+import { CHECKPOINT_EVERY_MS, withCheckpoints } from '../adapters/sqlite/checkpoints.js';
+import { wakeupsFor } from '../adapters/sqlite/wakeups.js';
 
 const quiet = pino({ level: 'silent' });
 const dir = () => mkdtempSync(join(tmpdir(), 'agentbus-sqlite-'));
@@ -161,6 +165,123 @@ test('readonly: reads a live file another bus writes; every write is refused nam
   await reader.close();
   await sub.close();
   await writer.close();
+});
+
+test('a consumer in another process wakes on the commit, not at its poll: 10 hops with pollMs 10 s', async () => {
+  const path = join(dir(), 'bus.db');
+  const bus = await createSqliteBus({ path, logger: quiet, pollMs: 10_000 });
+  const type = uniq('hop');
+  const consumer = startChild({ bus: { adapter: 'sqlite', path, pollMs: 10_000 }, role: 'consume', type, group: uniq('g'), concurrency: 1 });
+  try {
+    await waitFor('consumer ready', () => consumer.lines.includes('ready'), 20_000);
+    // Each publish lands while the consumer waits: with its poll at 10 s, only the wake-up through
+    // the file hands it over before the wait's end (the read's 1 s block, or the poll).
+    const hops: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      await sleep(50);
+      const t = performance.now();
+      const id = await bus.publish(type, { i });
+      const handled = () => consumer.lines.some((l) => l.startsWith(`got ${id} `));
+      await waitFor(`event ${i} handled`, handled, 5000, 1).catch(() => {});
+      hops.push(handled() ? Math.round(performance.now() - t) : Infinity);
+    }
+    // Typically ~1 ms each; a loaded machine may stall a few, so 8 of 10 under 250 ms (a wait that
+    // ran to its end would put every one near 950 ms or later).
+    assert.ok(hops.filter((ms) => ms < 250).length >= 8, `hops in ms: ${hops.join(', ')}`);
+  } finally {
+    consumer.proc.kill('SIGTERM');
+    await consumer.exited;
+    await bus.close();
+  }
+});
+
+test('a hop in one process: the publish claims the event for the waiting consumer in its own transaction; no read transaction takes nothing', async () => {
+  const statements: string[] = [];
+  const db = new Database(join(dir(), 'bus.db'), { verbose: (sql) => statements.push(String(sql)) });
+  const bus = await createSqliteBus({ database: db, logger: quiet });
+  const type = uniq('hop');
+  const handled: string[] = [];
+  // The handler takes a while: the read the consumer sends meanwhile carries no ack and finds nothing.
+  const sub = await bus.subscribe({ group: uniq('g'), types: [type], concurrency: 2 }, async (e) => {
+    await sleep(20);
+    handled.push(e.id);
+  });
+  await sleep(100); // the consumer is waiting
+  statements.length = 0;
+  const id = await bus.publish(type, { n: 1 });
+  await waitFor('handled', () => handled.length === 1);
+  await waitFor('acknowledged', () => statements.some((s) => s.startsWith('DELETE FROM pending')));
+  await sub.close();
+  await bus.close();
+  db.close();
+  // The statements of each BEGIN IMMEDIATE ... COMMIT.
+  const txs: string[][] = [];
+  for (const s of statements) {
+    if (s === 'BEGIN IMMEDIATE') txs.push([]);
+    else if (s !== 'COMMIT') txs.at(-1)?.push(s);
+  }
+  const append = txs.find((tx) => tx.some((s) => s.startsWith('INSERT INTO events')))!;
+  assert.ok(append.some((s) => s.startsWith('INSERT OR REPLACE INTO pending')), `the append's transaction claims the event too:\n${append.join('\n')}`);
+  const idle = txs.filter((tx) => !tx.some((s) => /^(INSERT|UPDATE|DELETE)/.test(s)));
+  assert.is(idle.length, 0, `transactions that wrote nothing:\n${idle.map((tx) => tx.join('\n')).join('\n--\n')}`);
+  assert.equal(handled, [id]);
+});
+
+test('checkpoints run in a worker thread while the process writes: the WAL is copied back without the bus connection checkpointing in a commit', async () => {
+  const path = join(dir(), 'bus.db');
+  await (await createSqliteBus({ path, logger: quiet })).close(); // the schema
+  // A writer that never checkpoints itself, as the bus' connection below its backstop.
+  const db = new Database(path);
+  db.pragma('wal_autocheckpoint = 0');
+  const insert = db.prepare("INSERT INTO events (topic, stored, body) VALUES ('t', 0, ?)");
+  for (let i = 0; i < 200; i++) insert.run('x'.repeat(3000));
+  // The WAL index (the -shm file): the newest frame (mxFrame, offset 16) and how many frames a
+  // checkpoint copied back (nBackfill, offset 96), little-endian on this machine.
+  const shm = () => readFileSync(`${path}-shm`);
+  const copied = () => shm().readUInt32LE(96) === shm().readUInt32LE(16);
+  assert.ok(shm().readUInt32LE(16) > 100 && !copied(), 'frames waiting for a checkpoint');
+  const wakeups = withCheckpoints(wakeupsFor(path), path);
+  try {
+    wakeups.wrote(); // a single write starts no worker
+    await sleep(CHECKPOINT_EVERY_MS + 50);
+    assert.not.ok(copied(), 'nothing checkpointed yet');
+    wakeups.wrote();
+    await waitFor('the worker checkpointed', copied, 10_000);
+  } finally {
+    wakeups.release();
+    db.close();
+  }
+});
+
+test("a publish to one topic does not make a waiting consumer of another topic read: no transaction names the other group", async () => {
+  const statements: string[] = [];
+  const db = new Database(join(dir(), 'bus.db'), { verbose: (sql) => statements.push(String(sql)) });
+  const bus = await createSqliteBus({ database: db, logger: quiet });
+  const [a, b] = [uniq('hop.a'), uniq('hop.b')];
+  const other = uniq('other');
+  const handled: string[] = [];
+  const subs = [
+    await bus.subscribe({ group: uniq('g'), types: [a] }, (e) => void handled.push(e.id)),
+    await bus.subscribe({ group: other, types: [b] }, () => {}),
+  ];
+  await sleep(100); // both consumers are waiting
+  statements.length = 0;
+  await bus.publish(a, { n: 1 });
+  await waitFor('handled', () => handled.length === 1);
+  await sleep(50);
+  const seen = [...statements];
+  for (const sub of subs) await sub.close();
+  await bus.close();
+  db.close();
+  const txs: string[][] = [];
+  let inTx = false;
+  for (const s of seen) {
+    if (s === 'BEGIN IMMEDIATE') (inTx = true), txs.push([]);
+    else if (s === 'COMMIT') inTx = false;
+    else if (inTx) txs.at(-1)!.push(s);
+  }
+  const touching = txs.filter((tx) => tx.some((s) => s.includes(other)));
+  assert.is(touching.length, 0, `transactions for ${other}:\n${touching.map((tx) => tx.join('\n')).join('\n--\n')}`);
 });
 
 test.run();

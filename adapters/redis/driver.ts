@@ -20,7 +20,7 @@ import { Liveness } from './liveness.js';
 import { ReadPath } from './read.js';
 import { Readers } from './readers.js';
 import { RedisState } from './state.js';
-import { Streams } from './streams.js';
+import { Streams, type ReplicatedAcks } from './streams.js';
 
 export class RedisDriver implements Driver {
   readonly log: Streams;
@@ -44,10 +44,12 @@ export class RedisDriver implements Driver {
     connError: (err: Error) => Record<string, unknown>,
     /** How each topic's entries are written (the `layout` option). */
     layouts: Layouts = new Layouts(undefined),
+    /** `acks: 'replicated'` (see Streams); null: acknowledged by the master alone. */
+    acks: ReplicatedAcks | null = null,
   ) {
     this.s = redisStore(client, keys);
     const liveness = new Liveness(this.s);
-    this.log = new Streams(this.s, layouts);
+    this.log = new Streams(this.s, layouts, acks);
     this.groups = new Groups(this.s, liveness);
     this.leases = new Leases(this.s);
     this.admin = new Admin(this.s, () => this.log.topics());

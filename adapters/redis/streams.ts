@@ -5,6 +5,7 @@
  */
 import type { Cluster } from 'ioredis';
 import type { AppendEntry, Delivery, DriverLog, RangeQuery } from '../../bus/driver.js';
+import { NotReplicatedError } from '../../bus/errors.js';
 import { isType, type CloudEvent } from '../../bus/event.js';
 import { execAll, type RedisStore, type Sender } from './client.js';
 import { delivery } from './delivery.js';
@@ -18,6 +19,12 @@ const SMALL_BATCH = 32;
 /** How often topics() looks for streams other programs created. */
 const SCAN_EVERY_MS = 10_000;
 
+/** `acks: 'replicated'`: after each append, WAIT for this many replicas, at most this long. */
+export interface ReplicatedAcks {
+  replicas: number;
+  timeoutMs: number;
+}
+
 export class Streams implements DriverLog {
   /** Topics registered (known, published) by this driver: registered once each. */
   private readonly knownTopics = new Set<string>();
@@ -30,6 +37,8 @@ export class Streams implements DriverLog {
     private readonly s: RedisStore,
     /** How each topic's entries are written (the `layout` option). */
     private readonly layouts: Layouts,
+    /** Set for `acks: 'replicated'`; null: an append is done once the master stored it. */
+    private readonly acks: ReplicatedAcks | null = null,
   ) {}
 
   /** The body of an entry in its topic's layout (see layout.ts encodeBody). */
@@ -51,6 +60,23 @@ export class Streams implements DriverLog {
       await execAll(p);
     }
     for (const e of entries) this.knownTopics.add(e.topic);
+    if (this.acks) await this.replicated(entries.length);
+  }
+
+  /**
+   * WAIT on the connection the append went through: it returns once `replicas` replicas have
+   * acknowledged every write this connection sent before it (these entries included), or at the
+   * timeout with how many did. Fewer is a NotReplicatedError: the entries are on the master only.
+   */
+  private async replicated(n: number): Promise<void> {
+    const { replicas, timeoutMs } = this.acks!;
+    const got = Number(await this.s.cmd.wait(replicas, timeoutMs));
+    if (got < replicas) {
+      throw new NotReplicatedError(
+        'NOT_REPLICATED',
+        `${n} event(s) stored on the Redis master but acknowledged by ${got} of ${replicas} replica(s) within ${timeoutMs} ms (acks: 'replicated'): a failover could lose them; publishing again with the same id is deduplicated`,
+      );
+    }
   }
 
   /**

@@ -1,10 +1,11 @@
 /**
  * The SQLite store as a Driver. Every multi-row change is one transaction; every read-modify-write
- * is IMMEDIATE (store.ts). Wake-ups: an emitter inside the process, a poll across. Each member of
- * Driver is the part that does it: events.ts (log: append, range, topics), groups.ts (groups and
- * consumer liveness), read.ts (the read path), leases.ts (the deliveries a consumer holds),
- * dead-letters.ts, admin.ts (stats, trim, housekeeping, ping) and state.ts (keyed agents' state);
- * every SQL statement is in statements.ts, the schema in schema.ts. This file only wires them.
+ * is IMMEDIATE (store.ts). Wake-ups: an emitter inside the process, a watch of the WAL across
+ * (wakeups.ts), a poll as the fallback. Each member of Driver is the part that does it: events.ts
+ * (log: append, range, topics), groups.ts (groups and consumer liveness), read.ts (the read path),
+ * leases.ts (the deliveries a consumer holds), dead-letters.ts, admin.ts (stats, trim, housekeeping,
+ * ping) and state.ts (keyed agents' state); every SQL statement is in statements.ts, the schema in
+ * schema.ts. This file only wires them.
  */
 import type { Database } from 'better-sqlite3';
 import type { Driver } from '../../bus/driver.js';
@@ -49,9 +50,9 @@ export class SqliteDriver implements Driver {
     this.state = new SqliteState(st);
   }
 
-  /** Closes a database the bus opened, and lets go of the file's wake-ups. */
+  /** Lets go of the file's wake-ups (and checkpoint worker: its connection closes first), then closes a database the bus opened. */
   async close(): Promise<void> {
+    await this.wakeups.release();
     if (this.ownsDb && this.db.open) this.db.close();
-    this.wakeups.release();
   }
 }

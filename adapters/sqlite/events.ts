@@ -17,9 +17,16 @@ export class Events implements DriverLog {
 
   constructor(private readonly st: SqliteStore) {}
 
+  /** Waiting reads on this connection are served in the same transaction (SqliteStore.handOff); the others are woken. */
   async append(entries: AppendEntry[]): Promise<void> {
     try {
-      await this.st.write(() => this.appendTx(entries));
+      await this.st.write(
+        () => {
+          this.appendTx(entries);
+          return this.st.handOff(entries);
+        },
+        (handOver) => handOver(),
+      );
     } catch (err) {
       this.knownTopics.clear(); // topics noted in a rolled-back transaction were not stored
       throw err;

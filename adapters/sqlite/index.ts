@@ -14,11 +14,16 @@ import { SqliteDriver } from './driver.js';
 import { DEFAULT_WAL_WARN_BYTES, SqlitePressure } from './pressure.js';
 import { openSchema, SCHEMA_VERSION } from './schema.js';
 import { wakeupsFor } from './wakeups.js';
+import { BACKSTOP_PAGES, withCheckpoints } from './checkpoints.js';
 
 export interface SqliteBusOptions extends BusOptions {
   /** Database file, created with its folder if missing; `:memory:` for a bus inside one process. Default `./data/agentbus.db`. */
   path?: string | undefined;
-  /** How often a waiting consumer looks for events written by other processes. Default 25 ms. */
+  /**
+   * How often a waiting consumer looks for events written by other processes when the file's folder
+   * cannot be watched (wakeups.ts); while it is watched, another process' commit wakes the consumer
+   * at once and it looks only every max(pollMs, 1000) ms, as a safety net. Default 25 ms.
+   */
   pollMs?: number | undefined;
   /** How long a write waits for another process' lock (SQLite busy_timeout). Default 5000 ms. */
   busyTimeoutMs?: number | undefined;
@@ -73,14 +78,18 @@ export async function createSqliteBus(options: SqliteBusOptions = {}): Promise<B
     found = openSchema(db, readonly);
     // A WAL file keeps its largest size after a checkpoint unless capped: capped, the WAL warning
     // clears once the checkpoint that was held up completes.
-    if (!readonly && !memory && !database) db.pragma(`journal_size_limit = ${Math.min(16 * 1024 ** 2, Math.floor(walWarnBytes / 2))}`);
+    if (!readonly && !memory && !database) {
+      db.pragma(`journal_size_limit = ${Math.min(16 * 1024 ** 2, Math.floor(walWarnBytes / 2))}`);
+      db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`); // checkpoints run in a worker thread (checkpoints.ts)
+    }
   } catch (err) {
     if (db && !database) db.close();
     throw new ConnectionError('CONNECTION_FAILED', `cannot open SQLite database ${JSON.stringify(path)}: ${(err as Error).message}`, { cause: err });
   }
   const file = memory ? null : resolve(path);
+  const wakeups = file !== null && !readonly && !database ? withCheckpoints(wakeupsFor(file), file) : wakeupsFor(file);
   const driver = new SqlitePressure(db, file, walWarnBytes).watch(
-    new SqliteDriver(db, wakeupsFor(file), pollMs, busyTimeoutMs, database === undefined, readonly),
+    new SqliteDriver(db, wakeups, pollMs, busyTimeoutMs, database === undefined, readonly),
   );
   const log = common.logger ?? defaultLogger();
   const where = memory ? ':memory:' : resolve(path);

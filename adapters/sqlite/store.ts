@@ -17,6 +17,12 @@ export class SqliteStore {
    * it at most once a second (stats' liveness needs no more).
    */
   readonly seen = new Map<string, number>();
+  /**
+   * Set by the read path: called inside an append's transaction, with the entries appended, to
+   * serve the reads waiting on this connection (read.ts); what it returns is called right after
+   * that transaction commits.
+   */
+  handOff: (appended: readonly { topic: string }[]) => () => void = () => () => {};
 
   constructor(
     readonly db: Database,
@@ -34,16 +40,20 @@ export class SqliteStore {
    * process writes fails with SQLITE_BUSY whatever the busy timeout. The connection's busy_timeout
    * is 0: SQLite's own busy handler sleeps 1, 2, 5, 10... ms and overshoots the other process' short
    * transactions, so a busy lock is retried from here every millisecond, without blocking the
-   * event loop meanwhile.
+   * event loop meanwhile. `committed` runs right after the commit, before anything else can run
+   * (the append hands claimed rows to waiting reads there, so no abort can slip in between).
    */
-  async write<T>(fn: () => T): Promise<T> {
+  async write<T>(fn: () => T, committed?: (result: T) => void): Promise<T> {
     if (this.readonly) {
       throw invalid('INVALID_OPTION', `the SQLite bus on ${this.db.name} was opened with readonly: true: publish, subscribe, rewind, trim, dead-letter retry/purge and keyed state changes need a bus without it`);
     }
     const end = Date.now() + this.busyTimeoutMs;
     for (;;) {
       try {
-        return this.tx.immediate(fn);
+        const result = this.tx.immediate(fn);
+        this.wakeups.wrote();
+        committed?.(result);
+        return result;
       } catch (err) {
         if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= end) throw err;
       }
