@@ -14,7 +14,7 @@ import { sleep, waitFor } from '../helpers/index.js';
 
 const AGENTS = 'examples/agents-pipeline';
 const TASKS = 100;
-/** The Planner's owner is killed the moment this many tasks have completed. */
+/** The Planner's owner is killed at its KILL_AT-th "task completed" log line. */
 const KILL_AT = 30;
 const RECORDED = ['task.completed', 'task.failed', 'review.requested', 'task.approved', 'task.rejected'];
 
@@ -56,12 +56,12 @@ for (const store of await exampleStores('agents-pipeline')) {
       // results outstanding and tool runs in flight, and tasks are still being published.
       assert.ok(completions(owner) < KILL_AT, 'the kill is armed before the 30th completion');
       const kill = () => {
-        if (completions(owner) < KILL_AT || owner.proc.signalCode !== null) return;
+        if (completions(owner) < KILL_AT || owner.proc.killed) return;
         owner.proc.kill('SIGKILL');
         owner.proc.stdout!.off('data', kill);
       };
       owner.proc.stdout!.on('data', kill);
-      await waitFor(`the owner's ${KILL_AT}th completion`, () => owner.proc.signalCode !== null, 20_000);
+      await waitFor(`the owner's ${KILL_AT}th completion`, () => owner.proc.killed, 20_000);
       await owner.exited;
       assert.is(completions(standby), 0, 'one Planner owner at a time');
       const atKill = count('task.completed');
