@@ -13,6 +13,7 @@ import { foreignSuite } from './foreign.js';
 import { statsSuite } from './stats.js';
 import { discoverySuite } from './discovery.js';
 import { keyedSuite } from './keyed.js';
+import { delayedSuite } from './delayed.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -90,6 +91,7 @@ export function conformance(a: AdapterUnderTest): void {
   statsSuite(t);
   discoverySuite(t);
   keyedSuite(t);
+  delayedSuite(t);
   if (a.features.sharedAcrossProcesses) processSuite(t);
 }
 
