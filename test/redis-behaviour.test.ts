@@ -515,5 +515,25 @@ if (base) {
     await srv.stop();
   });
 
+  conn('delayed events survive a Redis restart (AOF): none lost, each delivered once, none before its due time', async () => {
+    const srv: RedisServer = await startRedisServer(['--appendonly', 'yes', '--appendfsync', 'always']);
+    const bus = await createRedisBus({ url: srv.url, logger: quiet });
+    const type = uniq('durable-due');
+    const got: Array<[string, number]> = [];
+    const sub = await bus.subscribe({ group: 'g', types: [type], concurrency: 8 }, (e) => void got.push([e.id, Date.now()]));
+    const t0 = Date.now();
+    const ids = await bus.publishBatch(Array.from({ length: 40 }, (_, i) => ({ type, data: i, delay: 1500 + 10 * i })));
+    await srv.stop(true); // SIGKILL: only what was fsynced survives
+    await sleep(300);
+    await srv.start();
+    await waitFor('all 40 delivered after the restart', () => got.length >= 40, 20_000);
+    await sleep(300);
+    assertSameIds(got.map(([id]) => id), ids);
+    for (const [id, at] of got) assert.ok(at - t0 >= 1500 + 10 * ids.indexOf(id), `${id} delivered ${at - t0} ms after publish`);
+    await sub.close();
+    await bus.close();
+    await srv.stop();
+  });
+
   conn.run();
 }
