@@ -74,9 +74,11 @@ export interface DriverDue {
    * first: each atomically (the due entry removed and the event appended in one script or
    * transaction), so movers in several processes never move one twice and a mover killed midway
    * leaves each moved or still due. Resolves how many were moved and the earliest due time left
-   * (null: none, as far as the store says cheaply).
+   * (null: none, as far as the store says cheaply); `failed`, the errors of parts that could not be
+   * moved while others were (one topic's due set on Redis), which the mover logs and tries again.
+   * Rejects when nothing could be asked (the store unreachable).
    */
-  move(now: number, max: number): Promise<{ moved: number; next: number | null }>;
+  move(now: number, max: number): Promise<{ moved: number; next: number | null; failed?: unknown[] }>;
   /** Due entries per topic (topics with none may be left out), for stats and metrics. */
   counts(): Promise<Map<string, number>>;
 }

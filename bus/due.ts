@@ -106,16 +106,21 @@ export class DueMover {
       for (;;) {
         const r = await this.due.move(Date.now(), MOVE_BATCH);
         next = r.next;
+        if (r.failed?.length) this.logError(r.failed[0], r.failed.length);
         if (this.stopped || r.moved < MOVE_BATCH) break;
       }
     } catch (err) {
-      if (Date.now() - this.lastLogged >= LOG_EVERY_MS) {
-        this.lastLogged = Date.now();
-        this.log.error({ err: errForLog(err) }, 'store error while moving due delayed events (retrying every second)');
-      }
+      this.logError(err, 1);
       this.schedule(RETRY_MS, RETRY_MS);
       return;
     }
+    // A part that failed is tried again at the next move, within MOVER_POLL_MS, like any other.
     this.schedule(next === null ? MOVER_POLL_MS : next - Date.now());
+  }
+
+  private logError(err: unknown, parts: number): void {
+    if (Date.now() - this.lastLogged < LOG_EVERY_MS) return;
+    this.lastLogged = Date.now();
+    this.log.error({ err: errForLog(err), parts }, 'store error while moving due delayed events (tried again at the next move; logged at most once a minute)');
   }
 }

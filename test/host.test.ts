@@ -505,8 +505,10 @@ h('replay captures what the agent publishes (ctx.publish, publishBatch, ctx.bus.
       await ctx.publish(output, { n: e.data.n, via: 'publish' }, { subject: `s${e.data.n}` });
       await ctx.publishBatch([{ type: output, data: { n: e.data.n, via: 'batch' } }]);
       await ctx.bus.publish(output, { n: e.data.n, via: 'bus' });
+      await ctx.publish(output, { n: e.data.n, via: 'bad delay' }, { delay: -1 }).catch((err: ValidationError) => void refused.push(err.code));
     }
   }
+  const refused: string[] = [];
   const host = new AgentHost({ bus, agents: [Echo], logger });
   await host.start();
   const length = async () => (await bus.stats()).find((t) => t.type === output)?.length ?? 0;
@@ -523,6 +525,7 @@ h('replay captures what the agent publishes (ctx.publish, publishBatch, ctx.bus.
   assert.match(first.id, /^[0-9a-f-]{36}$/);
   assert.equal(r.published.events.map((e) => (e.data as { via: string }).via), ['publish', 'batch', 'bus', 'publish', 'batch', 'bus']);
   assert.is(await length(), 6, 'a replay stores nothing by default');
+  assert.equal(refused, Array(4).fill('INVALID_OPTION'), 'a bad delay is refused live and captured alike');
 
   const sent = await host.replay('Echo', { from: 0, publish: true });
   assert.equal([sent.handled, sent.published.count, sent.published.stored], [2, 6, true]);

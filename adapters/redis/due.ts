@@ -21,18 +21,27 @@ export class RedisDue implements DriverDue {
 
   constructor(private readonly s: RedisStore) {}
 
-  /** One SCARD when no topic ever had a delayed event; else one script call per such topic, in parallel. */
-  async move(now: number, max: number): Promise<{ moved: number; next: number | null }> {
+  /**
+   * One SCARD when no topic ever had a delayed event; else one script call per such topic, in
+   * parallel. A topic whose script fails (its stream key holds another type) holds back no other.
+   */
+  async move(now: number, max: number): Promise<{ moved: number; next: number | null; failed?: unknown[] }> {
     const topics = await this.topics();
     const { cmd, keys } = this.s;
-    const results = await Promise.all(topics.map((t) => moveDue.call(cmd, keys.due(t), keys.stream(t), now, max)));
+    const results = await Promise.allSettled(topics.map((t) => moveDue.call(cmd, keys.due(t), keys.stream(t), now, max)));
     let moved = 0;
     let next: number | null = null;
+    const failed: unknown[] = [];
     for (const r of results) {
-      moved = Math.max(moved, r.moved); // a full batch on any topic asks for another move at once
-      if (r.next !== null && (next === null || r.next < next)) next = r.next;
+      if (r.status === 'rejected') {
+        failed.push(r.reason);
+        continue;
+      }
+      moved = Math.max(moved, r.value.moved); // a full batch on any topic asks for another move at once
+      if (r.value.next !== null && (next === null || r.value.next < next)) next = r.value.next;
     }
-    return { moved, next };
+    if (failed.length === results.length && failed.length > 0) throw failed[0];
+    return failed.length ? { moved, next, failed } : { moved, next };
   }
 
   async counts(): Promise<Map<string, number>> {
