@@ -4,7 +4,8 @@
  * `{stream}:dlq`, and a per-group retry stream through which a retried dead letter reaches its group
  * only. Each member of Driver is the part that does it: streams.ts (log: append, range, topics),
  * groups.ts over liveness.ts, read.ts (the read path) over readers.ts (connections), leases.ts,
- * dead-letters.ts, admin.ts (stats, trim, ping) and state.ts (keyed subscriptions' state); the
+ * dead-letters.ts, admin.ts (stats, trim, ping), state.ts (keyed subscriptions' state) and due.ts
+ * (delayed publishes); the
  * Lua scripts are in scripts/, the key layout in keys.ts. This file only wires them together.
  */
 import type { Logger } from 'pino';
@@ -21,6 +22,7 @@ import { ReadPath } from './read.js';
 import { Readers } from './readers.js';
 import { RedisState } from './state.js';
 import { Streams, type ReplicatedAcks } from './streams.js';
+import { RedisDue } from './due.js';
 
 export class RedisDriver implements Driver {
   readonly log: Streams;
@@ -31,6 +33,8 @@ export class RedisDriver implements Driver {
   readonly admin: Admin;
   /** Keyed subscriptions' owners and per-key state (state.ts). */
   readonly state: RedisState;
+  /** Delayed publishes' due sets and their mover (due.ts). */
+  readonly due: RedisDue;
   private readonly s: RedisStore;
   private readonly readers: Readers;
 
@@ -55,6 +59,7 @@ export class RedisDriver implements Driver {
     this.admin = new Admin(this.s, () => this.log.topics());
     this.deadLetters = new DeadLetters(this.s, () => this.log.topics());
     this.readers = new Readers(this.s, log, connError);
+    this.due = new RedisDue(this.s);
     this.state = new RedisState(this.s, (g, ds) => this.leases.ack(g, ds));
     this.reads = new ReadPath(this.s, this.readers, liveness, log, this.leases, this.groups);
   }
