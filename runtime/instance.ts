@@ -20,6 +20,7 @@ import { logRetries } from './observers/retry-log.js';
 import { agentBreaker } from './observers/breaker.js';
 import { derivedId, isKeyed, keyedSource, runMachine, ScratchStates } from './keyed.js';
 import type { KeyedContext } from '../agents/base.js';
+import { reminderOptions, runSchedule, type ReminderOptions } from './schedules.js';
 
 /** Most topics whose handler an instance remembers. */
 const HANDLER_CACHE = 1024;
@@ -139,6 +140,9 @@ export class AgentInstance implements AgentContext {
     const { replicas, subscribe: so } = this.spec;
     const types = cls.subscriptions ?? [];
     const onOutcome = observeAll(this.observers());
+    for (const s of subscribe ? this.spec.schedules : []) {
+      this.stopSchedules.push(runSchedule(this.host.bus, this.agent, s, (err) => this.logger.error({ err: errForLog(err), type: s.type }, 'store error while storing the next tick of a schedule')));
+    }
     for (let i = 1; subscribe && i <= replicas && !this.closed && types.length > 0; i++) {
       this.subs.push(
         await this.host.bus.subscribe(
@@ -203,7 +207,10 @@ export class AgentInstance implements AgentContext {
     await Promise.all(this.subs.map((s) => s.close()));
   }
 
+  private readonly stopSchedules: Array<() => void> = [];
+
   private clearTimers(): void {
+    for (const stop of this.stopSchedules.splice(0)) stop();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
   }
@@ -339,6 +346,13 @@ class Handling implements HandlerContext {
     if (late) return late;
     const traceparent = this.event.traceparent;
     return this.inst.bus.request<R>(type, data, { source: this.inst.source, ...(traceparent ? { traceparent } : {}), ...options });
+  }
+  schedule(type: string, data: unknown, options: ReminderOptions): Promise<string> {
+    try {
+      return this.publish(type, data, reminderOptions(this.key, options));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
   publishBatch(events: EventInput[]): Promise<string[]> {
     const late = this.late();

@@ -115,6 +115,9 @@ class SpanContext implements HandlerContext {
     const tp = this.traceparent;
     return this.ctx.request<R>(type, data, tp === undefined ? options : { traceparent: tp, ...options });
   }
+  schedule(type: string, data: unknown, options: Parameters<HandlerContext['schedule']>[2]): Promise<string> {
+    return this.ctx.schedule(type, data, options);
+  }
   retryIn(ms: number): void {
     this.ctx.retryIn(ms);
   }
