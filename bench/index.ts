@@ -1,12 +1,13 @@
 // npm run bench: every section prints a table of agentbus beside a baseline measured in the same run.
-// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|host|redis|webhooks|stats runs one section
-// (webhooks and stats only when asked).
+// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|host|redis|keyed|webhooks|stats runs one section
+// (keyed, webhooks and stats only when asked).
 import { cpus, totalmem } from 'node:os';
 import { sqliteBench } from './sqlite.js';
 import { redisBench } from './redis.js';
 import { hostBench } from './host.js';
 import { webhooksBench } from './webhooks.js';
 import { statsBench } from './stats.js';
+import { keyedBench } from './keyed.js';
 import { hasRedisServer } from '../test/helpers/redis.js';
 
 const only = process.env.BENCH_ONLY;
@@ -17,5 +18,6 @@ if (!only || only === 'redis') {
   if (hasRedisServer()) await redisBench();
   else console.log('\n## Redis Streams: skipped, no redis-server on PATH');
 }
+if (only === 'keyed') await keyedBench(); // not in the default run: about 3 minutes on its own
 if (only === 'webhooks') await webhooksBench(); // not in the default run: it measures an example, not the bus
 if (only === 'stats') await statsBench(); // not in the default run: building the store takes a while
