@@ -1,6 +1,6 @@
 // npm run bench: every section prints a table of agentbus beside a baseline measured in the same run.
-// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|sqlite-latency|host|redis|webhooks|stats|otel|delay runs one section
-// (sqlite includes sqlite-latency; webhooks, stats, otel and delay only when asked).
+// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|sqlite-latency|host|redis|keyed|webhooks|stats|otel|delay runs one section
+// (sqlite includes sqlite-latency; keyed, webhooks, stats, otel and delay only when asked).
 import { cpus, totalmem } from 'node:os';
 import { sqliteBench } from './sqlite.js';
 import { sqliteLatencyBench } from './sqlite-latency.js';
@@ -9,6 +9,7 @@ import { hostBench } from './host.js';
 import { webhooksBench } from './webhooks.js';
 import { statsBench } from './stats.js';
 import { delayBench } from './delay.js';
+import { keyedBench } from './keyed.js';
 import { hasRedisServer } from '../test/helpers/redis.js';
 
 const only = process.env.BENCH_ONLY;
@@ -20,6 +21,7 @@ if (!only || only === 'redis') {
   if (hasRedisServer()) await redisBench();
   else console.log('\n## Redis Streams: skipped, no redis-server on PATH');
 }
+if (only === 'keyed') await keyedBench(); // not in the default run: about 3 minutes on its own
 if (only === 'webhooks') await webhooksBench(); // not in the default run: it measures an example, not the bus
 if (only === 'stats') await statsBench(); // not in the default run: building the store takes a while
 if (only === 'otel') await (await import('./otel.js')).otelBench(); // not in the default run: it measures an optional dependency
