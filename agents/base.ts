@@ -69,6 +69,12 @@ export interface HandlerContext extends AgentContext, Omit<DeliveryContext, 'sig
    * or rejects with RequestTimeoutError after `timeoutMs` (default 30 s). See bus.request.
    */
   request<R = unknown>(type: string, data: unknown, options?: RequestOptions): Promise<R>;
+  /**
+   * A reminder: publishes `type` (to whoever subscribes, usually this agent) `in` a while or `at` a
+   * time, durably (a delayed event); a keyed agent's carries the key as subject and is stored once
+   * however often the handler is redelivered. Resolves with the event's id once stored.
+   */
+  schedule(type: string, data: unknown, options: { in?: number | string; at?: Date | number | string }): Promise<string>;
 }
 
 /**
@@ -126,6 +132,11 @@ export type AgentClass = (new () => BaseAgent) & {
    * it emits (`emit({ type, data })`) is published.
    */
   machine?: AnyStateMachine;
+  /**
+   * Events published on a beat: `{ every: '5m' | ms, type, data? }` fires `type` at every multiple
+   * of `every` (1 s to 365 days), once per tick across all hosts, durably (README, Durable time).
+   */
+  schedules?: ReadonlyArray<{ every: number | string; type: string; data?: unknown }>;
 };
 
 export function isAgentClass(v: unknown): v is AgentClass {

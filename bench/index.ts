@@ -1,6 +1,6 @@
 // npm run bench: every section prints a table of agentbus beside a baseline measured in the same run.
-// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|sqlite-latency|host|redis|webhooks|stats runs one section (sqlite includes sqlite-latency)
-// (webhooks and stats only when asked).
+// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|sqlite-latency|host|redis|keyed|webhooks|stats|otel|delay runs one section
+// (sqlite includes sqlite-latency; keyed, webhooks, stats, otel and delay only when asked).
 import { cpus, totalmem } from 'node:os';
 import { sqliteBench } from './sqlite.js';
 import { sqliteLatencyBench } from './sqlite-latency.js';
@@ -8,6 +8,8 @@ import { redisBench } from './redis.js';
 import { hostBench } from './host.js';
 import { webhooksBench } from './webhooks.js';
 import { statsBench } from './stats.js';
+import { delayBench } from './delay.js';
+import { keyedBench } from './keyed.js';
 import { hasRedisServer } from '../test/helpers/redis.js';
 
 const only = process.env.BENCH_ONLY;
@@ -19,5 +21,8 @@ if (!only || only === 'redis') {
   if (hasRedisServer()) await redisBench();
   else console.log('\n## Redis Streams: skipped, no redis-server on PATH');
 }
+if (only === 'keyed') await keyedBench(); // not in the default run: about 3 minutes on its own
 if (only === 'webhooks') await webhooksBench(); // not in the default run: it measures an example, not the bus
 if (only === 'stats') await statsBench(); // not in the default run: building the store takes a while
+if (only === 'otel') await (await import('./otel.js')).otelBench(); // not in the default run: it measures an optional dependency
+if (only === 'delay') await delayBench(); // not in the default run: it waits for timers, and measures lateness, not throughput

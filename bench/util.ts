@@ -33,9 +33,9 @@ export function percentile(xs: number[], p: number): number {
 /** A small event like the ones the seeds publish (~230 bytes stored). */
 export const sample = (i: number) => ({ i, device: `dev-${i % 1000}`, status: 'validated', payload: 'x'.repeat(100) });
 
-/** Runs `bench/<file>` in its own process; resolves with the JSON lines it printed. */
-export function worker(file: string, args: object): { done: Promise<Record<string, number>[]>; lines: string[] } {
-  const child = spawn(process.execPath, ['--import', 'tsx', `bench/${file}`, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Runs `bench/<file>` in its own process (node flags `execArgv` first); resolves with the JSON lines it printed. */
+export function worker(file: string, args: object, execArgv: string[] = []): { done: Promise<Record<string, number>[]>; lines: string[] } {
+  const child = spawn(process.execPath, [...execArgv, '--import', 'tsx', `bench/${file}`, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines: string[] = [];
   createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));
   const done = new Promise<Record<string, number>[]>((resolve, reject) =>

@@ -13,7 +13,7 @@ import { onArrival, onSettled, type Decision } from './decide.js';
 import { Holdings, type Held } from './held.js';
 import { SubjectLanes } from './lanes.js';
 import { GroupTopics, TOPIC_REFRESH_MS } from './topics.js';
-import { describe, errForLog } from './thrown.js';
+import { describe, errForLog, isA } from './thrown.js';
 import { invalid, StateTooLargeError, TimeoutError } from './errors.js';
 import { KeyOwner, MAX_UNCOMMITTED } from './keyed/owner.js';
 import { KeyedDelivery } from './keyed/context.js';
@@ -252,8 +252,8 @@ export class Consumer implements Subscription {
       }
     }
     const decision =
-      error instanceof StateTooLargeError
-        ? ({ act: 'dead_letter', reason: STATE_TOO_LARGE, error: error.message } as const)
+      isA(error, StateTooLargeError)
+        ? ({ act: 'dead_letter', reason: STATE_TOO_LARGE, error: (error as StateTooLargeError).message } as const)
         : onSettled({ attempts: d.attempts, threw, error, deadLetterReason: ctx.deadLetterReason, retryInMs: ctx.retryInMs }, this.o);
     // A ctx.deadLetter is reported once its dead letter is stored (deadLetter()).
     if (this.o.onOutcome && (threw || ctx.deadLetterReason === undefined)) {
@@ -467,10 +467,19 @@ export class Consumer implements Subscription {
   }
 }
 
+/**
+ * Waits `ms`, or less if `signal` aborts. Its listener goes when the wait ends: a consumer's signal
+ * lives as long as the consumer, and a standby or a store outage waits on it every few hundred ms.
+ */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 }

@@ -39,6 +39,8 @@ export interface TopicStats {
   type: string;
   length: number;
   groups: Array<{ group: string; pending: number; lag: number; consumers: number; deadLetters: number }>;
+  /** Delayed events of this type not yet due (see README, Delayed events); absent on a store without them. */
+  due?: number;
 }
 
 /** What `bus.health()` reports. */

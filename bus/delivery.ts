@@ -13,6 +13,12 @@ export interface AppendEntry {
   /** The caller chose the id: check the dedup window. Generated ids are unique and skip it. */
   dedup: boolean;
   dedupWindowMs: number;
+  /**
+   * Set for a delayed publish (`delay` / `at`): when it is due, epoch ms, always after the publish.
+   * The driver stores it in its due structure (Driver.due), not the topic; the dedup check is made
+   * now, at publish, against immediate and delayed publishes alike.
+   */
+  dueAt?: number;
 }
 
 export interface ReadRequest {

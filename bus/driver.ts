@@ -40,6 +40,8 @@ export interface Driver {
   readonly admin: DriverAdmin;
   /** Keyed subscriptions' owners and per-key state (bus/state.ts); an adapter without it refuses `key`. */
   readonly state?: StateStore;
+  /** Delayed publishes' due entries; an adapter without it refuses `delay` and `at`. */
+  readonly due?: DriverDue;
   /** Lets go of the store: closes a connection or file the bus opened, ends waiting reads. */
   close(): Promise<void>;
 }
@@ -60,6 +62,25 @@ export interface DriverLog {
   last(topic: string): Promise<string | null>;
   /** Every topic that exists, for pattern subscriptions: cheap when nothing changed (consumers ask every 100 ms). */
   topics(): Promise<string[]>;
+}
+
+/**
+ * Due entries: append() stores an entry with `dueAt` here, durably, before it resolves; every bus
+ * runs a mover (bus/due.ts) calling move().
+ */
+export interface DriverDue {
+  /**
+   * Moves up to `max` entries due at or before `now` (epoch ms) into their topics, oldest due time
+   * first: each atomically (the due entry removed and the event appended in one script or
+   * transaction), so movers in several processes never move one twice and a mover killed midway
+   * leaves each moved or still due. Resolves how many were moved and the earliest due time left
+   * (null: none, as far as the store says cheaply); `failed`, the errors of parts that could not be
+   * moved while others were (one topic's due set on Redis), which the mover logs and tries again.
+   * Rejects when nothing could be asked (the store unreachable).
+   */
+  move(now: number, max: number): Promise<{ moved: number; next: number | null; failed?: unknown[] }>;
+  /** Due entries per topic (topics with none may be left out), for stats and metrics. */
+  counts(): Promise<Map<string, number>>;
 }
 
 export interface DriverGroups {

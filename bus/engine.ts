@@ -2,7 +2,7 @@
 // subscriptions (subscriptions.ts, consumer.ts), replay (replay.ts), dead letters (dead-letters.ts), bounds
 // (bounds.ts) — plus the bus' own timers (retention, store health). Adapters call it from their factory.
 import type { Logger } from 'pino';
-import type { Bus, Handler, StoreHealth } from './contract.js';
+import type { Bus, Handler, StoreHealth, TopicStats } from './contract.js';
 import type { Driver } from './driver.js';
 import { checkType } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
@@ -18,6 +18,7 @@ import { deadLettersOf } from './dead-letters.js';
 import { toStoreBound } from './bounds.js';
 import { HEALTH_EVERY_MS, PressureWatch } from './pressure.js';
 import { errForLog } from './thrown.js';
+import { DueMover } from './due.js';
 
 const HOUSEKEEPING_MS = 10_000;
 
@@ -25,7 +26,12 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   const o = resolveBusOptions(options);
   const log: Logger = options.logger ?? defaultLogger();
   const subs = new Subscriptions(driver, o.maxPayloadBytes, log, (req, group, value) => publisher.publish(req.replyto!, value ?? null, replyOptions(req, group, o.source)));
-  const publisher = new Publisher(driver, o, (entries) => subs.stored(entries));
+  // Every bus moves due delayed events (whoever published them); a publish of its own wakes it.
+  const mover = driver.due ? new DueMover(driver.due, log) : null;
+  const publisher = new Publisher(driver, o, (entries) => {
+    subs.stored(entries);
+    if (mover) for (const e of entries) if (e.dueAt !== undefined) mover.stored(e.dueAt);
+  });
   const requests = new Requests({ publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subs.subscribe(so, h as Handler) });
   const timers = startTimers(driver, o, log, () => closing !== null);
   let closing: Promise<void> | null = null;
@@ -57,7 +63,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
 
     deadLetters: deadLettersOf(driver),
     ...(driver.state ? { keys: keyedStates(driver.state) } : {}),
-    stats: () => driver.admin.stats(),
+    stats: () => stats(driver),
     ping: () => (closing ? Promise.reject(new BusClosedError('ping')) : driver.admin.ping()),
     trim: () => housekeepAndTrim(driver, o.retention, true),
     ...(timers.health ? { health: timers.health } : {}),
@@ -68,11 +74,20 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
         requests.close();
         await subs.closeAll();
         await publisher.seal(); // after the drain: a handler finishing its work may still publish
+        await mover?.stop();
         await driver.close();
       })();
       return closing;
     },
   };
+}
+
+/** The driver's stats, with each topic's due delayed events where the store has them. */
+async function stats(driver: Driver): Promise<TopicStats[]> {
+  if (!driver.due) return driver.admin.stats();
+  const [topics, due] = await Promise.all([driver.admin.stats(), driver.due.counts()]);
+  for (const t of topics) t.due = due.get(t.type) ?? 0;
+  return topics;
 }
 
 /**

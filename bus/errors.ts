@@ -17,7 +17,8 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'RETRY_LATER'
   | 'REQUEST_TIMEOUT'
-  | 'STATE_TOO_LARGE';
+  | 'STATE_TOO_LARGE'
+  | 'NOT_REPLICATED';
 
 export class AgentbusError extends Error {
   readonly code: ErrorCode;
@@ -43,6 +44,13 @@ export class NotFoundError extends AgentbusError {}
 
 /** The store could not be reached or opened. */
 export class ConnectionError extends AgentbusError {}
+
+/**
+ * A publish with `acks: 'replicated'` (Redis) was stored on the master, but fewer replicas than
+ * asked confirmed it within the timeout (WAIT): a failover now could lose it. Publishing it again
+ * with the same `id` is deduplicated, so a retry cannot store it twice.
+ */
+export class NotReplicatedError extends AgentbusError {}
 
 /**
  * The store answers but is set up so that agentbus would lose events or cannot work:

@@ -46,6 +46,13 @@ export interface PublishOptions {
   correlationid?: string | undefined;
   /** Request/reply: the topic a reply goes to (an event type); set by `bus.request`. */
   replyto?: string | undefined;
+  /**
+   * Delivers the event this many milliseconds from now (0 to 365 days), never earlier: it is stored
+   * at once in the store's due entries and moved into its topic when due (see README, Delayed events).
+   */
+  delay?: number | undefined;
+  /** As `delay`, at a time: a Date, epoch milliseconds or an ISO-8601 time; one in the past publishes at once. */
+  at?: Date | number | string | undefined;
 }
 
 /** One entry of `publishBatch`. */
@@ -110,7 +117,7 @@ function nowIso(): string {
 }
 
 /** The keys of PublishOptions; anything else in a publish is refused (a typo is not a default). */
-export const PUBLISH_OPTION_KEYS = ['id', 'subject', 'source', 'time', 'traceparent', 'dataschema', 'datacontenttype', 'dedupWindowMs', 'correlationid', 'replyto'];
+export const PUBLISH_OPTION_KEYS = ['id', 'subject', 'source', 'time', 'traceparent', 'dataschema', 'datacontenttype', 'dedupWindowMs', 'correlationid', 'replyto', 'delay', 'at'];
 export const MAX_ID_LENGTH = 256;
 /** As the bus' own `source` option. */
 export const MAX_SOURCE_LENGTH = 1000;

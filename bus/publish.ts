@@ -7,6 +7,7 @@ import { BusClosedError, invalid } from './errors.js';
 import { knownKeys } from './validate.js';
 import { DEDUP_WINDOW_MS, type ResolvedBusOptions } from './options.js';
 import { Batcher } from './batcher.js';
+import { dueTime } from './due.js';
 
 /** Most entries one store round trip carries; a larger burst is split so no single write stalls for long. */
 const MAX_APPEND = 5000;
@@ -82,7 +83,15 @@ export class Publisher {
     const event = createEvent(type, data, opts, o.source);
     const body = driver.log.encode ? driver.log.encode(event, o.maxPayloadBytes) : encodeEvent(event, o.maxPayloadBytes);
     const window = opts?.dedupWindowMs === undefined ? o.dedupWindowMs : DEDUP_WINDOW_MS.resolve('dedupWindowMs', opts.dedupWindowMs);
-    return { topic: type, event, body, dedup: opts?.id !== undefined, dedupWindowMs: window };
+    const entry: AppendEntry = { topic: type, event, body, dedup: opts?.id !== undefined, dedupWindowMs: window };
+    if (opts !== undefined && (opts.delay !== undefined || opts.at !== undefined)) {
+      const due = dueTime(opts.delay, opts.at, Date.now());
+      if (due !== undefined) {
+        if (!driver.due) throw invalid('INVALID_OPTION', `publish ${type}: this store does not support delay or at`);
+        entry.dueAt = due;
+      }
+    }
+    return entry;
   }
 }
 

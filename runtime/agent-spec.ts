@@ -12,6 +12,7 @@ import type { AnyStateMachine } from 'xstate';
 import { DELIVERY_OPTIONS, intOption, resolveSubscribeOptions, type OptionSpec } from '../bus/options.js';
 import { knownKeys, oneOf } from '../bus/validate.js';
 import type { RestartType } from './supervisor.js';
+import { checkSchedules } from './schedules.js';
 
 /** An agent as given to the host: its class, or the class with a restart type and option overrides. */
 export type AgentEntry = AgentClass | { agent: AgentClass; restart?: RestartType | undefined; options?: AgentOptions | undefined; name?: string | undefined };
@@ -26,6 +27,8 @@ export interface ResolvedAgent {
   subscribe: Omit<SubscribeOptions, 'group' | 'types' | 'consumer' | 'onOutcome'>;
   /** A keyed agent's XState machine (`static machine`), run per key instead of handler methods. */
   machine: AnyStateMachine | null;
+  /** `static schedules`, checked. */
+  schedules: Array<{ everyMs: number; type: string; data: unknown }>;
 }
 
 /**
@@ -104,6 +107,7 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
     breakerFailures: AGENT_OPTIONS.breakerFailures.resolve(`${where} breakerFailures`, breakerFailures),
     subscribe,
     machine,
+    schedules: checkSchedules(where, cls.schedules),
   };
 }
 

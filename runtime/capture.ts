@@ -1,6 +1,7 @@
 import type { Bus } from '../bus/contract.js';
 import { invalid } from '../bus/errors.js';
 import { checkType, createEvent, encodeEvent, PUBLISH_OPTION_KEYS, type EventInput, type PublishOptions } from '../bus/event.js';
+import { dueTime } from '../bus/due.js';
 import { knownKeys } from '../bus/validate.js';
 
 /** How many of a replay's publishes its result lists (all are counted). */
@@ -83,6 +84,7 @@ export class ReplayCapture {
   /** The envelope the bus would store; its data as stored (a later change by the agent is not seen). */
   private check(type: string, data: unknown, options: PublishOptions | undefined, source: string) {
     checkType(type);
+    if (options !== undefined) dueTime(options.delay, options.at, Date.now()); // refused as the bus refuses it
     const e = createEvent(type, data, options, source);
     return { ...e, data: JSON.parse(encodeEvent(e, MAX_PAYLOAD_BYTES)).data as unknown };
   }

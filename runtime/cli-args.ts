@@ -139,11 +139,24 @@ export function bound(v: string | boolean | undefined): string | number | undefi
   return /^\d{12,}$/.test(v) ? Number(v) : v;
 }
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration flag: milliseconds (`1500`) or a number and a unit (`250ms`, `30s`, `5m`, `2h`, `1d`, `1.5h`). */
+export function durationMs(name: string, v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
+  if (!m) throw new UsageError(`invalid ${name} ${JSON.stringify(v)}: expected milliseconds or a duration such as 250ms, 30s, 5m, 2h, 1d`);
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']);
+}
+
 /** Values checked before any store is opened, each error naming the flag and what it accepts. */
 function checkValues(name: string, o: Values): void {
   if (typeof o.limit === 'string') {
     // The bound the bus puts on a dead-letter listing (dead-letters.ts, deadLetters.list).
     int('--limit', /^-?\d+$/.test(o.limit) ? Number(o.limit) : o.limit, 100, 1, 100_000);
+  }
+  if (name === 'publish') {
+    if (o.delay !== undefined && o.at !== undefined) throw new UsageError('publish takes --delay or --at, not both');
+    if (typeof o.delay === 'string') durationMs('--delay', o.delay);
   }
   if (name === 'replay') {
     if (o.agent !== undefined && o.group !== undefined) throw new UsageError('replay takes --agent NAME (hand events to an agent) or --group G (rewind a group), not both');

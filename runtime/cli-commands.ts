@@ -7,6 +7,8 @@ export const OPTIONS = {
   json: { type: 'boolean' },
   subject: { type: 'string', arg: 'S' },
   id: { type: 'string', arg: 'ID' },
+  delay: { type: 'string', arg: 'D' },
+  at: { type: 'string', arg: 'TIME' },
   group: { type: 'string', arg: 'G' },
   type: { type: 'string', arg: 'T' },
   limit: { type: 'string', arg: 'N' },
@@ -58,9 +60,14 @@ export const COMMANDS: Record<string, Command> = {
     args: { min: 0, max: 0, name: '' },
   },
   publish: {
-    synopsis: ['publish <type> <json> [--subject S] [--id ID]'],
+    synopsis: ['publish <type> <json> [--subject S] [--id ID] [--delay D | --at TIME]'],
     about: "Stores one event of <type> whose data is <json> (quote it: '{\"n\":1}'), and prints its id. " + STORE,
-    options: { subject: 'the event subject (events of one subject keep their order under orderBy: subject)', id: 'the event id (default a new UUID); the same id again within the dedup window is stored once' },
+    options: {
+      subject: 'the event subject (events of one subject keep their order under orderBy: subject)',
+      id: 'the event id (default a new UUID); the same id again within the dedup window is stored once',
+      delay: 'deliver it this long from now, never earlier: milliseconds or a duration (250ms, 30s, 5m, 2h, 1d)',
+      at: 'deliver it at this time, never earlier: an ISO-8601 time or epoch milliseconds',
+    },
     args: { min: 2, max: 2, name: '<type> <json>' },
   },
   replay: {
@@ -140,7 +147,8 @@ export const USAGE = `usage: agentbus <command> [options]
 commands:
   start [--agents PATH] [--port N] [--http-host H] [--strategy S] [--exit-on-failure]
                                                    run the host: agents from a file, folder or module
-  publish <type> <json> [--subject S] [--id ID]   store one event, print its id
+  publish <type> <json> [--subject S] [--id ID] [--delay D | --at TIME]
+                                                   store one event (delivered when due), print its id
   replay --agent NAME [--agents PATH] [--types T[,T]] [--from B] [--to B] [--publish] [--json]
                                                    hand stored events to an agent (no group moves);
                                                    --types defaults to the agent's subscriptions;

@@ -17,7 +17,7 @@ import type { Bus, DeadLetter } from '../bus/contract.js';
 import type { AgentReplayResult } from './host.js';
 import { AgentbusError } from '../bus/errors.js';
 import { expandTypes } from '../bus/event.js';
-import { bound, helpTopic, parseCommandLine, UsageError } from './cli-args.js';
+import { bound, durationMs, helpTopic, parseCommandLine, UsageError } from './cli-args.js';
 import { helpText, USAGE } from './cli-commands.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -162,7 +162,8 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
     } catch (err) {
       throw new UsageError(`publish: <json> is not valid JSON (${(err as Error).message})`);
     }
-    console.log(await bus.publish(type, data, { subject: o.subject as string | undefined, id: o.id as string | undefined }));
+    const when = o.delay !== undefined ? { delay: durationMs('--delay', String(o.delay)) } : o.at !== undefined ? { at: bound(o.at) } : {};
+    console.log(await bus.publish(type, data, { subject: o.subject as string | undefined, id: o.id as string | undefined, ...when }));
     return 0;
   }
   if (command === 'replay') {
@@ -185,9 +186,9 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
     const stats = await bus.stats();
     if (o.json) return print(stats), 0;
     const rows = stats.flatMap((t) =>
-      t.groups.length === 0 ? [[t.type, t.length, '-', '-', '-', '-', '-']] : t.groups.map((g) => [t.type, t.length, g.group, g.consumers, g.pending, g.lag, g.deadLetters]),
+      t.groups.length === 0 ? [[t.type, t.length, t.due ?? '-', '-', '-', '-', '-', '-']] : t.groups.map((g) => [t.type, t.length, t.due ?? '-', g.group, g.consumers, g.pending, g.lag, g.deadLetters]),
     );
-    table(['TOPIC', 'LENGTH', 'GROUP', 'CONSUMERS', 'PENDING', 'LAG', 'DEAD'], rows);
+    table(['TOPIC', 'LENGTH', 'DUE', 'GROUP', 'CONSUMERS', 'PENDING', 'LAG', 'DEAD'], rows);
     return 0;
   }
   const [sub, ...ids] = args;

@@ -13,7 +13,8 @@ export type CreateBusOptions =
 /**
  * Builds a bus from options, then the environment: `AGENTBUS_ADAPTER` (`sqlite`, the default, or
  * `redis`), `AGENTBUS_SQLITE_PATH` (default `./data/agentbus.db`), and for Redis `REDIS_URL` or
- * `REDIS_HOST`/`REDIS_PORT`/`REDIS_USERNAME`/`REDIS_PASSWORD`/`REDIS_DB` (or `REDIS_CLUSTER_NODES`), and
+ * `REDIS_HOST`/`REDIS_PORT`/`REDIS_USERNAME`/`REDIS_PASSWORD`/`REDIS_DB` (or `REDIS_CLUSTER_NODES`, or
+ * `REDIS_SENTINELS` + `REDIS_SENTINEL_NAME` with `REDIS_SENTINEL_USERNAME`/`REDIS_SENTINEL_PASSWORD`), `AGENTBUS_REDIS_ACKS`, and
  * `AGENTBUS_REDIS_PREFIX`, `AGENTBUS_REDIS_CONNECT_TIMEOUT_MS` and `AGENTBUS_REDIS_LAYOUT` (the `layout`
  * option as JSON); `AGENTBUS_DEDUP_WINDOW_MS` for every
  * adapter. An empty variable counts as unset, except `AGENTBUS_REDIS_PREFIX` ('' is a prefix).

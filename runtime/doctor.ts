@@ -81,7 +81,7 @@ async function redisChecks(env: NodeJS.ProcessEnv): Promise<Finding[]> {
         check: auth ? 'auth' : 'connect',
         status: 'fail',
         result: e instanceof AgentbusError ? `${e.code}: ${e.message}` : e.message,
-        fix: auth ? 'check REDIS_USERNAME / REDIS_PASSWORD (or the user in REDIS_URL)' : 'check REDIS_URL (or REDIS_HOST / REDIS_PORT, REDIS_CLUSTER_NODES) and that Redis is up',
+        fix: auth ? 'check REDIS_USERNAME / REDIS_PASSWORD (or the user in REDIS_URL)' : 'check REDIS_URL (or REDIS_HOST / REDIS_PORT, REDIS_CLUSTER_NODES, REDIS_SENTINELS) and that Redis is up',
       },
       ...records,
     ];

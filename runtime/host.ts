@@ -11,6 +11,7 @@ import { resolveAgents, type AgentEntry, type ResolvedAgent } from './agent-spec
 import { ReplayCapture, type ReplayPublishing } from './capture.js';
 import { AgentInstance } from './instance.js';
 import { HostMetrics } from './metrics.js';
+import { loadTracing, type Tracing } from './tracing.js';
 import { Supervisor, type ChildStatus, type SupervisorOptions, type Transition } from './supervisor.js';
 
 export interface AgentHostOptions {
@@ -29,6 +30,12 @@ export interface AgentHostOptions {
    * process listeners while the host runs. Default true.
    */
   catchUncaught?: boolean | undefined;
+  /**
+   * OpenTelemetry spans (README, Tracing) when the application has `@opentelemetry/api`: a producer
+   * span per event an agent publishes, a consumer span per delivery. Without the package nothing is
+   * imported and nothing costs. Default true, unless `AGENTBUS_TRACING` is `off`.
+   */
+  tracing?: boolean | undefined;
 }
 
 /** What host.replay() did: the bus' replay result, plus what the agent published meanwhile. */
@@ -86,18 +93,23 @@ export class AgentHost extends EventEmitter<HostEvents> {
   private readonly als = new AsyncLocalStorage<AgentInstance>();
   private readonly catchUncaught: boolean;
   private started = false;
+  private readonly tracingOn: boolean;
+  /** Set by start() when tracing is on and the API loads. */
+  private tracing: Tracing | null = null;
   private stopped: Promise<void> | null = null;
 
   constructor(options: AgentHostOptions) {
     super();
     if (options === null || typeof options !== 'object') throw invalid('INVALID_OPTION', `AgentHost options must be an object, got ${String(options)}`);
-    knownKeys('host', options, ['bus', 'agents', 'supervisor', 'hostId', 'logger', 'catchUncaught']);
+    knownKeys('host', options, ['bus', 'agents', 'supervisor', 'hostId', 'logger', 'catchUncaught', 'tracing']);
     if (!options.bus || typeof options.bus.subscribe !== 'function') throw invalid('INVALID_OPTION', 'AgentHost needs a bus (from createBus)');
     if (!Array.isArray(options.agents)) throw invalid('INVALID_OPTION', `AgentHost agents must be an array, got ${typeof options.agents}`);
     this.bus = options.bus;
     this.hostId = checkHostId(options.hostId ?? (process.env.AGENTBUS_HOST_ID || `${hostname()}-${process.pid}`));
     this.log = options.logger ?? defaultLogger();
     this.catchUncaught = options.catchUncaught ?? true;
+    if (options.tracing !== undefined && typeof options.tracing !== 'boolean') throw invalid('INVALID_OPTION', `invalid tracing ${JSON.stringify(options.tracing)}: expected true or false`);
+    this.tracingOn = options.tracing ?? process.env.AGENTBUS_TRACING !== 'off';
     this.agents = resolveAgents(options.agents);
     const health = this.bus.health?.bind(this.bus);
     this.metrics = new HostMetrics(() => this.bus.stats(), new Set(this.agents.map((a) => a.name)), health && ((topics) => health({ topics })));
@@ -148,6 +160,7 @@ export class AgentHost extends EventEmitter<HostEvents> {
       crash: (agent, err) => this.supervisor.crash(agent, err),
       exit: (agent) => this.supervisor.exit(agent),
       metrics: this.metrics,
+      tracing: this.tracing,
     }, capture);
   }
 
@@ -163,7 +176,8 @@ export class AgentHost extends EventEmitter<HostEvents> {
       process.on('uncaughtException', this.uncaught);
       process.on('unhandledRejection', this.uncaught);
     }
-    this.log.info({ hostId: this.hostId, agents: this.agents.map((a) => a.name) }, 'host starting');
+    if (this.tracingOn) this.tracing = await loadTracing();
+    this.log.info({ hostId: this.hostId, agents: this.agents.map((a) => a.name), tracing: this.tracing !== null }, 'host starting');
     await this.supervisor.start();
   }
 

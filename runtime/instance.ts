@@ -5,19 +5,22 @@ import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RequestOptions, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
-import { errForLog } from '../bus/thrown.js';
+import { errForLog, isA } from '../bus/thrown.js';
 import { TimeoutError } from '../bus/errors.js';
 import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agent-spec.js';
 import type { ReplayCapture } from './capture.js';
 import { compose, type Middleware } from './middleware/middleware.js';
 import { propagateTrace } from './middleware/trace.js';
+import { otelSpans } from './middleware/otel.js';
+import type { ProducerSpan, Tracing } from './tracing.js';
 import { observeAll, type Observer } from './observers/observer.js';
 import { countOutcomes } from './observers/metrics.js';
 import { logRetries } from './observers/retry-log.js';
 import { agentBreaker } from './observers/breaker.js';
 import { derivedId, isKeyed, keyedSource, runMachine, ScratchStates } from './keyed.js';
 import type { KeyedContext } from '../agents/base.js';
+import { reminderOptions, runSchedule, type ReminderOptions } from './schedules.js';
 
 /** Most topics whose handler an instance remembers. */
 const HANDLER_CACHE = 1024;
@@ -33,6 +36,8 @@ export interface InstanceHost {
   exit(agent: string): void;
   /** The host's metrics (HostMetrics): outcomes counted by an observer, publishes once stored. */
   metrics: { outcome(o: DeliveryOutcome): void; publish(type: string): void };
+  /** OpenTelemetry spans (tracing.ts), or null when off or `@opentelemetry/api` is absent. */
+  tracing: Tracing | null;
 }
 
 /**
@@ -55,6 +60,8 @@ export class AgentInstance implements AgentContext {
   private readonly handle: AgentHandler;
   readonly source: string;
   private readonly replayBus: Bus | null;
+  /** Consumer spans' middleware and observer; null without tracing and in a replay (nothing is delivered). */
+  private readonly otel: ReturnType<typeof otelSpans> | null;
   /** A keyed agent's replay: its keys' scratch state (never the live one). */
   private readonly scratch: ScratchStates | null;
 
@@ -68,13 +75,15 @@ export class AgentInstance implements AgentContext {
     this.logger = host.logger.child({ agent: spec.name });
     this.source = `/agentbus/${host.hostId}/${spec.name}`;
     this.replayBus = capture ? capture.wrap(host.bus, this.source) : null;
+    this.otel = host.tracing && !capture ? otelSpans(host.tracing) : null;
     this.scratch = capture && spec.subscribe.key !== undefined ? new ScratchStates(spec.subscribe.key, spec.subscribe.initialState) : null;
     this.handle = compose(this.middleware(), (event, ctx) => this.route(event, ctx));
   }
 
   /** What wraps every handler call (live or replayed), outermost first: one line per concern. */
   private middleware(): Middleware[] {
-    return [propagateTrace];
+    // With tracing, the span's middleware propagates the trace itself (the span's traceparent, not the event's).
+    return [this.otel ? this.otel.middleware : propagateTrace];
   }
 
   /**
@@ -82,7 +91,8 @@ export class AgentInstance implements AgentContext {
    * instance and shared by its replicas' subscriptions, so the breaker counts agent-wide.
    */
   private observers(): Observer[] {
-    return [countOutcomes(this.host.metrics), logRetries(this.logger), agentBreaker(this.agent, this.spec.breakerFailures, (err) => this.crash(err))];
+    const list = [countOutcomes(this.host.metrics), logRetries(this.logger), agentBreaker(this.agent, this.spec.breakerFailures, (err) => this.crash(err))];
+    return this.otel ? [this.otel.observer, ...list] : list;
   }
 
   get signal(): AbortSignal {
@@ -130,6 +140,9 @@ export class AgentInstance implements AgentContext {
     const { replicas, subscribe: so } = this.spec;
     const types = cls.subscriptions ?? [];
     const onOutcome = observeAll(this.observers());
+    for (const s of subscribe ? this.spec.schedules : []) {
+      this.stopSchedules.push(runSchedule(this.host.bus, this.agent, s, (err) => this.logger.error({ err: errForLog(err), type: s.type }, 'store error while storing the next tick of a schedule')));
+    }
     for (let i = 1; subscribe && i <= replicas && !this.closed && types.length > 0; i++) {
       this.subs.push(
         await this.host.bus.subscribe(
@@ -194,7 +207,10 @@ export class AgentInstance implements AgentContext {
     await Promise.all(this.subs.map((s) => s.close()));
   }
 
+  private readonly stopSchedules: Array<() => void> = [];
+
   private clearTimers(): void {
+    for (const stop of this.stopSchedules.splice(0)) stop();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
   }
@@ -215,15 +231,32 @@ export class AgentInstance implements AgentContext {
    */
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string> {
     const bus = this.replayBus ?? this.host.bus;
-    const p = bus.publish(type, data, { source: this.source, ...options });
+    const tracing = this.capture === null ? this.host.tracing : null;
+    // A producer span per event (tracing.ts): its context is the traceparent stored with the event.
+    const span = tracing && options !== null && typeof type === 'string' ? tracing.produce(type, options?.id, options?.traceparent) : null;
+    const p = bus.publish(type, data, span?.traceparent ? { source: this.source, ...options, traceparent: span.traceparent } : { source: this.source, ...options });
     if (this.capture === null || this.capture.stored) p.then(() => this.host.metrics.publish(type), () => {});
+    if (span) p.then((id) => span.end(id), (err) => span.end(undefined, err));
     return p;
   }
 
   publishBatch(events: EventInput[]): Promise<string[]> {
     const bus = this.replayBus ?? this.host.bus;
-    const p = bus.publishBatch(Array.isArray(events) ? events.map((e) => ({ source: this.source, ...e })) : events);
+    const tracing = this.capture === null && Array.isArray(events) ? this.host.tracing : null;
+    let spans: ProducerSpan[] | null = null;
+    let input: EventInput[] = events;
+    if (tracing) {
+      spans = [];
+      input = events.map((e) => {
+        if (e === null || typeof e !== 'object' || typeof e.type !== 'string') return e; // refused by publishBatch
+        const span = tracing.produce(e.type, e.id, e.traceparent);
+        spans!.push(span);
+        return span.traceparent ? { source: this.source, ...e, traceparent: span.traceparent } : { source: this.source, ...e };
+      });
+    } else if (Array.isArray(events)) input = events.map((e) => ({ source: this.source, ...e }));
+    const p = bus.publishBatch(input);
     if (this.capture === null || this.capture.stored) p.then(() => events.forEach((e) => this.host.metrics.publish(e.type)), () => {});
+    if (spans) p.then((ids) => spans!.forEach((s, i) => s.end(ids[i])), (err) => spans!.forEach((s) => s.end(undefined, err)));
     return p;
   }
 
@@ -284,7 +317,7 @@ class Handling implements HandlerContext {
   /** A handler past its timeoutMs publishes nothing more (its attempt already failed and will run again). */
   private late(): Promise<never> | null {
     const r: unknown = this.d.signal.aborted ? this.d.signal.reason : undefined;
-    return r instanceof TimeoutError ? Promise.reject(new TimeoutError(`publish after the handler's timeout is dropped (${r.message})`)) : null;
+    return isA(r, TimeoutError) ? Promise.reject(new TimeoutError(`publish after the handler's timeout is dropped (${(r as TimeoutError).message})`)) : null;
   }
   /** Keyed: the key and its state (see KeyedContext); undefined for other agents. */
   get key(): string | undefined {
@@ -313,6 +346,13 @@ class Handling implements HandlerContext {
     if (late) return late;
     const traceparent = this.event.traceparent;
     return this.inst.bus.request<R>(type, data, { source: this.inst.source, ...(traceparent ? { traceparent } : {}), ...options });
+  }
+  schedule(type: string, data: unknown, options: ReminderOptions): Promise<string> {
+    try {
+      return this.publish(type, data, reminderOptions(this.key, options));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
   publishBatch(events: EventInput[]): Promise<string[]> {
     const late = this.late();

@@ -30,7 +30,7 @@ export function isKeyed(d: DeliveryContext): d is KeyedDeliveryContext {
 /**
  * Runs `event` through the key's actor: restored from the persisted snapshot in `ctx.state` (a
  * fresh actor when there is none), sent `{ type, data, event }`, and stopped; its persisted snapshot
- * becomes the state and what it emitted is published, in order. A machine that errors throws its
+ * becomes the state and what it emitted is published, in order, with the key as subject. A machine that errors throws its
  * error (a failed delivery: the key keeps its state, the event is retried).
  */
 export async function runMachine(machine: AnyStateMachine, event: CloudEvent, ctx: KeyedContext<unknown>): Promise<void> {
@@ -46,7 +46,8 @@ export async function runMachine(machine: AnyStateMachine, event: CloudEvent, ct
   const persisted = actor.getPersistedSnapshot();
   actor.stop();
   if (failure !== undefined || after.status === 'error') throw failure ?? after.error;
-  for (const e of emitted) await ctx.publish(e.type, e.data ?? null);
+  // Emitted events are about the key: its subject, unless the machine names one (emit({ type, data, subject })).
+  for (const e of emitted) await ctx.publish(e.type, e.data ?? null, { subject: (e as { subject?: string }).subject ?? ctx.key });
   ctx.state = persisted;
 }
 

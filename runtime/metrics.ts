@@ -120,6 +120,17 @@ export class HostMetrics {
         for (const t of self.last?.value ?? []) if (self.watched(t)) this.set({ type: t.type }, t.length);
       },
     });
+    new Gauge({
+      name: 'agentbus_due_events',
+      help: "Delayed events stored and not yet due, per topic (topics this host's agents consume or publish)",
+      labelNames: ['type'],
+      registers,
+      collect: async function (this: Gauge<'type'>) {
+        await self.storeRead();
+        this.reset();
+        for (const t of self.last?.value ?? []) if (self.watched(t) && t.due !== undefined) this.set({ type: t.type }, t.due);
+      },
+    });
     healthGauge('agentbus_topic_bytes', 'Approximate bytes per topic (Redis MEMORY USAGE, SQLite length x mean body size), refreshed at most every 30 s', ['type'], (g, h) => {
       for (const t of h.topics) g.set({ type: t.type }, t.bytes);
     });

@@ -46,6 +46,35 @@ test('publish stores an event and stats shows it', () => {
   assert.ok(cli('stats').out.includes('cli.test'));
 });
 
+test('publish --delay / --at: stored as due (stats shows it), delivered by a running bus when due and not before; bad values refused with exit 2', async () => {
+  const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
+  const got: Array<[unknown, number]> = [];
+  const sub = await bus.subscribe({ group: 'cli-delay', types: ['cli.later'] }, (e) => void got.push([(e.data as { n: number }).n, Date.now()]));
+  const t0 = Date.now();
+  const [later, at] = await clis({}, [
+    ['publish', 'cli.later', '{"n":1}', '--delay', '1.5s'],
+    ['publish', 'cli.later', '{"n":2}', '--at', new Date(t0 + 1200).toISOString()],
+  ]);
+  assert.equal([later.code, at.code], [0, 0], later.err + at.err);
+  const s = cli('stats', '--json');
+  const stats = JSON.parse(s.out).find((t: { type: string }) => t.type === 'cli.later');
+  if (got.length === 0) assert.is(stats.due, 2, s.out);
+  await waitFor('both delivered', () => got.length === 2, 10_000);
+  const when = new Map(got);
+  assert.ok(when.get(1)! - t0 >= 1500 && when.get(2)! - t0 >= 1200, JSON.stringify(got.map(([d, t]) => [d, t - t0])));
+  await sub.close();
+  await bus.close();
+  const bad = await clis({}, [
+    ['publish', 'cli.later', '{}', '--delay', '5x'],
+    ['publish', 'cli.later', '{}', '--delay', '1s', '--at', '2030-01-01T00:00:00Z'],
+    ['publish', 'cli.later', '{}', '--at', 'soon'],
+  ]);
+  assert.equal(bad[0].err, 'agentbus: invalid --delay "5x": expected milliseconds or a duration such as 250ms, 30s, 5m, 2h, 1d (see agentbus help publish)\n');
+  assert.equal(bad[1].err, 'agentbus: publish takes --delay or --at, not both (see agentbus help publish)\n');
+  assert.equal([bad[0].code, bad[1].code], [2, 2]);
+  assert.match(bad[2].err, /INVALID_OPTION: invalid at "soon"/);
+});
+
 test('bad arguments: one line naming what is wrong and where the help is, exit 2', async () => {
   const lists = [['frob'], ['publish', 'x'], ['publish', 'x', '{bad'], ['publish', 'bad type', '{}'], ['dlq', 'zap'], ['stats', '--nope']];
   for (const [i, r] of (await clis({}, lists)).entries()) {
@@ -62,7 +91,8 @@ test('bad arguments: one line naming what is wrong and where the help is, exit 2
 test('help: agentbus help <command> and <command> --help print its usage and options, exit 0; the usage names --version', async () => {
   for (const r of await clis({}, [['help', 'publish'], ['publish', '--help'], ['publish', '-h']])) {
     assert.is(r.code, 0, r.err);
-    assert.ok(r.out.startsWith('usage: agentbus publish <type> <json> [--subject S] [--id ID]\n'), r.out);
+    assert.ok(r.out.startsWith('usage: agentbus publish <type> <json> [--subject S] [--id ID] [--delay D | --at TIME]\n'), r.out);
+    assert.match(r.out, /--delay D +deliver it this long from now/);
     assert.match(r.out, /--subject S +the event subject/);
     assert.match(r.out, /--id ID +the event id/);
   }

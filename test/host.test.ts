@@ -183,7 +183,7 @@ h('past its intensity an agent is failed, the host is not ready, the others keep
   await bus.close();
 });
 
-h('/readyz is 200 when every agent runs; /metrics counts outcomes, restarts, state and store lag', async () => {
+h('/readyz is 200 when every agent runs; /metrics counts outcomes, restarts, state, store lag and due delayed events', async () => {
   const { bus, logger } = await fresh();
   const type = uniq('order.placed');
   class Orders extends BaseAgent {
@@ -201,6 +201,7 @@ h('/readyz is 200 when every agent runs; /metrics counts outcomes, restarts, sta
   assert.is((await fetch(`${http.url}/readyz`)).status, 200);
   await bus.publishBatch([1, 2, 3].map((n) => ({ type, data: { n } })));
   await waitFor('a dead letter', async () => (await bus.deadLetters.list({ group: 'Orders' })).length === 1);
+  await bus.publish(type, { n: 4 }, { delay: 600_000 }); // due in 10 minutes: counted as due
   const res = await fetch(`${http.url}/metrics`);
   assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
   const text = await res.text();
@@ -214,6 +215,7 @@ h('/readyz is 200 when every agent runs; /metrics counts outcomes, restarts, sta
   assert.is(metric(`agentbus_agent_state{agent="Orders",state="running"}`), '1');
   assert.is(metric(`agentbus_group_pending{type="${type}",group="Orders"}`), '0');
   assert.is(metric(`agentbus_group_dead_letters{type="${type}",group="Orders"}`), '1');
+  assert.is(metric(`agentbus_due_events{type="${type}"}`), '1');
   assert.ok(text.includes('agentbus_process_resident_memory_bytes'), 'default process metrics');
   http.server.close();
   await host.stop();
@@ -503,8 +505,10 @@ h('replay captures what the agent publishes (ctx.publish, publishBatch, ctx.bus.
       await ctx.publish(output, { n: e.data.n, via: 'publish' }, { subject: `s${e.data.n}` });
       await ctx.publishBatch([{ type: output, data: { n: e.data.n, via: 'batch' } }]);
       await ctx.bus.publish(output, { n: e.data.n, via: 'bus' });
+      await ctx.publish(output, { n: e.data.n, via: 'bad delay' }, { delay: -1 }).catch((err: ValidationError) => void refused.push(err.code));
     }
   }
+  const refused: string[] = [];
   const host = new AgentHost({ bus, agents: [Echo], logger });
   await host.start();
   const length = async () => (await bus.stats()).find((t) => t.type === output)?.length ?? 0;
@@ -521,6 +525,7 @@ h('replay captures what the agent publishes (ctx.publish, publishBatch, ctx.bus.
   assert.match(first.id, /^[0-9a-f-]{36}$/);
   assert.equal(r.published.events.map((e) => (e.data as { via: string }).via), ['publish', 'batch', 'bus', 'publish', 'batch', 'bus']);
   assert.is(await length(), 6, 'a replay stores nothing by default');
+  assert.equal(refused, Array(4).fill('INVALID_OPTION'), 'a bad delay is refused live and captured alike');
 
   const sent = await host.replay('Echo', { from: 0, publish: true });
   assert.equal([sent.handled, sent.published.count, sent.published.stored], [2, 6, true]);

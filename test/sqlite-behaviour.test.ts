@@ -47,7 +47,7 @@ function versionOneFile(type: string, group: string): string {
   return path;
 }
 
-test('a version-1 file: read as it is when read-only; migrated in place to version 3 (dead-letter stacks, keyed state tables) when opened for writing, its dead letters kept', async () => {
+test('a version-1 file: read as it is when read-only; migrated in place to version 4 (dead-letter stacks, keyed state tables, due entries) when opened for writing, its dead letters kept', async () => {
   const type = uniq('old');
   const group = uniq('g');
   const path = versionOneFile(type, group);
@@ -68,8 +68,8 @@ test('a version-1 file: read as it is when read-only; migrated in place to versi
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
   const bus = await createSqliteBus({ path, logger });
-  assert.equal(version(), [3, true]);
-  assert.ok(lines.some((l) => l.from === 1 && l.to === 3 && String(l.msg).includes('migrated from version 1 to 3')), JSON.stringify(lines));
+  assert.equal(version(), [4, true]);
+  assert.ok(lines.some((l) => l.from === 1 && l.to === 4 && String(l.msg).includes('migrated from version 1 to 4')), JSON.stringify(lines));
   assert.ok(lines.some((l) => l.msg === `store: SQLite ${path}`), 'the store is named');
   assert.equal(await bus.deadLetters.list({ group }), [old], 'the old dead letter lists as before');
   const got: unknown[] = [];
@@ -88,19 +88,61 @@ test('a version-1 file: read as it is when read-only; migrated in place to versi
 
   lines.length = 0;
   const again = await createSqliteBus({ path, logger });
-  assert.not.ok(lines.some((l) => 'from' in l), 'a version-3 file is not migrated again');
+  assert.not.ok(lines.some((l) => 'from' in l), 'a version-4 file is not migrated again');
   assert.equal(await again.deadLetters.list({ group }), [fresh]);
   await again.close();
+});
+
+/** A file as agentbus left it at schema version 3 (test/fixtures/sqlite-schema-v3.sql), before delayed publishes: one event. */
+function versionThreeFile(type: string): string {
+  const path = join(dir(), 'v3.db');
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.exec(readFileSync('test/fixtures/sqlite-schema-v3.sql', 'utf8'));
+  db.pragma('user_version = 3');
+  const body = JSON.stringify({ specversion: '1.0', id: 'v3-1', type, source: '/old', time: new Date().toISOString(), data: { n: 1 } });
+  db.prepare('INSERT INTO events (seq, topic, stored, body) VALUES (1, ?, ?, ?)').run(type, Date.now(), body);
+  db.prepare('INSERT INTO topics (name) VALUES (?)').run(type);
+  db.close();
+  return path;
+}
+
+test('a version-3 file: read-only, it has no due entries and is left as it is; opened for writing, it migrates to 4, keeps its events and takes delayed publishes', async () => {
+  const type = uniq('v3');
+  const path = versionThreeFile(type);
+  const info = () => {
+    const db = new Database(path, { readonly: true });
+    const v = [db.pragma('user_version', { simple: true }), (db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name IN ('due', 'due_by_time')").get() as { n: number }).n];
+    db.close();
+    return v;
+  };
+  const reader = await createSqliteBus({ path, readonly: true, logger: quiet });
+  assert.equal((await reader.stats()).find((t) => t.type === type), { type, length: 1, groups: [], due: 0 });
+  await reader.close();
+  assert.equal(info(), [3, 0], 'read-only changed nothing');
+
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
+  const bus = await createSqliteBus({ path, logger });
+  assert.equal(info(), [4, 2]);
+  assert.ok(lines.some((l) => l.from === 3 && l.to === 4 && String(l.msg).includes('migrated from version 3 to 4')), JSON.stringify(lines));
+  const got: string[] = [];
+  const sub = await bus.subscribe({ group: uniq('g'), types: [type], from: 'earliest' }, (e) => void got.push(e.id));
+  const id = await bus.publish(type, 2, { delay: 200 });
+  await waitFor('the old event and the delayed one', () => got.length === 2, 5000);
+  assert.equal(got, ['v3-1', id]);
+  await sub.close();
+  await bus.close();
 });
 
 test('a file of a newer schema version is refused, untouched, naming the versions this agentbus reads', async () => {
   const path = versionOneFile(uniq('new'), uniq('g'));
   const db = new Database(path);
-  db.pragma('user_version = 4');
+  db.pragma('user_version = 5');
   db.close();
   const before = readFileSync(path);
   for (const readonly of [false, true]) {
-    await rejects(() => createSqliteBus({ path, readonly, logger: quiet }), 'CONNECTION_FAILED', path, 'schema version 4, this agentbus reads versions 1 to 3');
+    await rejects(() => createSqliteBus({ path, readonly, logger: quiet }), 'CONNECTION_FAILED', path, 'schema version 5, this agentbus reads versions 1 to 4');
   }
   assert.ok(readFileSync(path).equals(before), 'the file changed');
 });

@@ -134,7 +134,7 @@ test("Driver's members are its groups, and each adapter's driver.ts only wires i
   const src = readFileSync(join(root, 'bus/driver.ts'), 'utf8');
   const body = src.slice(src.indexOf('export interface Driver {'));
   const members = [...body.slice(0, body.search(/^}/m)).matchAll(/^ {2}(?:readonly )?(\w+)\??[:(]/gm)].map((m) => m[1]);
-  assert.equal(members, ['log', 'groups', 'reads', 'leases', 'deadLetters', 'admin', 'state', 'close']);
+  assert.equal(members, ['log', 'groups', 'reads', 'leases', 'deadLetters', 'admin', 'state', 'due', 'close']);
   for (const file of ['adapters/redis/driver.ts', 'adapters/sqlite/driver.ts']) {
     const methods = [...readFileSync(join(root, file), 'utf8').matchAll(/^ {2}(?:async )?(\w+)\(.*\)(?:: [^=\n]*)? \{$/gm)].map((m) => m[1]);
     assert.equal(methods, ['close'], `${file}: methods besides constructor and close`);

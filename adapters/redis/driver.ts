@@ -4,7 +4,8 @@
  * `{stream}:dlq`, and a per-group retry stream through which a retried dead letter reaches its group
  * only. Each member of Driver is the part that does it: streams.ts (log: append, range, topics),
  * groups.ts over liveness.ts, read.ts (the read path) over readers.ts (connections), leases.ts,
- * dead-letters.ts, admin.ts (stats, trim, ping) and state.ts (keyed subscriptions' state); the
+ * dead-letters.ts, admin.ts (stats, trim, ping), state.ts (keyed subscriptions' state) and due.ts
+ * (delayed publishes); the
  * Lua scripts are in scripts/, the key layout in keys.ts. This file only wires them together.
  */
 import type { Logger } from 'pino';
@@ -20,7 +21,8 @@ import { Liveness } from './liveness.js';
 import { ReadPath } from './read.js';
 import { Readers } from './readers.js';
 import { RedisState } from './state.js';
-import { Streams } from './streams.js';
+import { Streams, type ReplicatedAcks } from './streams.js';
+import { RedisDue } from './due.js';
 
 export class RedisDriver implements Driver {
   readonly log: Streams;
@@ -31,6 +33,8 @@ export class RedisDriver implements Driver {
   readonly admin: Admin;
   /** Keyed subscriptions' owners and per-key state (state.ts). */
   readonly state: RedisState;
+  /** Delayed publishes' due sets and their mover (due.ts). */
+  readonly due: RedisDue;
   private readonly s: RedisStore;
   private readonly readers: Readers;
 
@@ -44,15 +48,18 @@ export class RedisDriver implements Driver {
     connError: (err: Error) => Record<string, unknown>,
     /** How each topic's entries are written (the `layout` option). */
     layouts: Layouts = new Layouts(undefined),
+    /** `acks: 'replicated'` (see Streams); null: acknowledged by the master alone. */
+    acks: ReplicatedAcks | null = null,
   ) {
     this.s = redisStore(client, keys);
     const liveness = new Liveness(this.s);
-    this.log = new Streams(this.s, layouts);
+    this.log = new Streams(this.s, layouts, acks);
     this.groups = new Groups(this.s, liveness);
     this.leases = new Leases(this.s);
     this.admin = new Admin(this.s, () => this.log.topics());
     this.deadLetters = new DeadLetters(this.s, () => this.log.topics());
     this.readers = new Readers(this.s, log, connError);
+    this.due = new RedisDue(this.s);
     this.state = new RedisState(this.s, (g, ds) => this.leases.ack(g, ds));
     this.reads = new ReadPath(this.s, this.readers, liveness, log, this.leases, this.groups);
   }

@@ -10,6 +10,7 @@ import { int, knownKeys } from '../../bus/validate.js';
 import { RedisDriver } from './driver.js';
 import { evictionOptIn } from './findings.js';
 import { checkServer } from './health.js';
+import type { ReplicatedAcks } from './streams.js';
 import { Keys } from './keys.js';
 import { Layouts } from './layout.js';
 import { RedisPressure } from './pressure.js';
@@ -42,6 +43,33 @@ export interface RedisBusOptions extends BusOptions {
    * `REDIS_CLUSTER_NODES` (`host:port,host:port`); when set, `url` and `host`/`port` are not used.
    */
   cluster?: Array<string | { host: string; port: number }> | undefined;
+  /**
+   * Redis Sentinel: the sentinels (`host:port` strings or `{ host, port }`) that name the master of
+   * `sentinelName`; the bus connects to that master and, after a failover, to the one they promote.
+   * `username`, `password`, `db` and `tls` apply to the master (and `tls` to the sentinels too).
+   * Default `REDIS_SENTINELS` (`host:port,host:port`); when set, `url`, `host`/`port` are not used.
+   */
+  sentinels?: Array<string | { host: string; port: number }> | undefined;
+  /** The master's name in the sentinels' configuration (`sentinel monitor <name> ...`). Required with `sentinels`. Default `REDIS_SENTINEL_NAME`. */
+  sentinelName?: string | undefined;
+  /** ACL user for the sentinels themselves. Default `REDIS_SENTINEL_USERNAME`. */
+  sentinelUsername?: string | undefined;
+  /** Password of the sentinels themselves (their `requirepass`). Default `REDIS_SENTINEL_PASSWORD`. Never logged. */
+  sentinelPassword?: string | undefined;
+  /**
+   * When a publish resolves. `primary`: once the master stored it; with asynchronous replication a
+   * failover can lose what the master had not yet sent to a replica. `replicated`: once
+   * `ackReplicas` replicas also have it (WAIT after the append, on the same connection), else it
+   * rejects with NotReplicatedError (`NOT_REPLICATED`) after `ackTimeoutMs` (the event is on the
+   * master only; publishing it again with the same id is deduplicated). Meanwhile the bus' command
+   * connection waits too (acknowledgements, dead letters). Not with `cluster`. Default
+   * `AGENTBUS_REDIS_ACKS`, else `primary`.
+   */
+  acks?: 'primary' | 'replicated' | undefined;
+  /** Replicas that must confirm a publish with `acks: 'replicated'`, 1 to 100. Default 1. */
+  ackReplicas?: number | undefined;
+  /** Longest wait for them, 1 to 60000 ms. Default 1000 ms. */
+  ackTimeoutMs?: number | undefined;
   /** A connected ioredis client (Redis or Cluster) to use (not closed by the bus); reader connections are duplicated from it. */
   client?: Redis | Cluster | undefined;
   /**
@@ -63,13 +91,17 @@ export interface RedisBusOptions extends BusOptions {
   layout?: Record<string, 'fields' | 'flat' | 'envelope'> | undefined;
 }
 
-const OWN_KEYS = ['url', 'host', 'port', 'username', 'password', 'db', 'tls', 'prefix', 'connectTimeoutMs', 'cluster', 'client', 'allowEvictionPolicy', 'layout'];
+const OWN_KEYS = [
+  'url', 'host', 'port', 'username', 'password', 'db', 'tls', 'prefix', 'connectTimeoutMs', 'cluster', 'sentinels', 'sentinelName', 'sentinelUsername', 'sentinelPassword',
+  'acks', 'ackReplicas', 'ackTimeoutMs', 'client', 'allowEvictionPolicy', 'layout',
+];
 const COMMON_KEYS = BUS_OPTION_KEYS;
 
 /** Connects (failing within `connectTimeoutMs` when Redis is unreachable) and returns a Redis Streams bus. */
 export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
   knownKeys('redis', options, [...OWN_KEYS, ...COMMON_KEYS]);
-  const { url, host, port, username, password, db, tls, prefix = 'events:', connectTimeoutMs, cluster, client, allowEvictionPolicy, layout, ...common } = options;
+  const { url, host, port, username, password, db, tls, prefix = 'events:', connectTimeoutMs, cluster, client, allowEvictionPolicy, layout, ...rest } = options;
+  const { sentinels, sentinelName, sentinelUsername, sentinelPassword, acks, ackReplicas, ackTimeoutMs, ...common } = rest;
   resolveBusOptions(common);
   const layouts = new Layouts(layout);
   const timeout = int('connectTimeoutMs', connectTimeoutMs, 10_000, 100, 600_000);
@@ -88,8 +120,15 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
   const target = url ?? (env.REDIS_URL || undefined);
   const nodes = env.REDIS_CLUSTER_NODES ? env.REDIS_CLUSTER_NODES.split(',').map((s) => s.trim()).filter(Boolean) : [];
   const seeds = cluster ?? (nodes.length ? nodes : undefined);
+  const sentinelList = env.REDIS_SENTINELS ? env.REDIS_SENTINELS.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  const watchers = sentinels ?? (sentinelList.length ? sentinelList : undefined);
+  const sentinelSecret = sentinelPassword ?? (env.REDIS_SENTINEL_PASSWORD || undefined);
   // Every password in play, in every form, is scrubbed from what the bus logs or throws.
-  let scrub = scrubber([password, env.REDIS_PASSWORD, ...(target ? urlPasswords(target) : [])]);
+  let scrub = scrubber([password, env.REDIS_PASSWORD, sentinelSecret, ...(target ? urlPasswords(target) : [])]);
+  const replicated = replicatedAcks(acks ?? (env.AGENTBUS_REDIS_ACKS || undefined), ackReplicas, ackTimeoutMs);
+  if (replicated && (seeds || (client as Cluster | undefined)?.isCluster)) {
+    throw invalid('INVALID_OPTION', "acks 'replicated' is not supported with a Redis Cluster (cluster, REDIS_CLUSTER_NODES): use it with one master and its replicas (Sentinel)");
+  }
   let redis: Redis | Cluster;
   let where: string;
   if (client) {
@@ -110,6 +149,33 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
       },
     });
     where = `cluster ${parsed.map((n) => `${n.host}:${n.port}`).join(',')}`;
+  } else if (watchers) {
+    const parsed = watchers.map((n) => hostPort('sentinel', n, scrub));
+    const name = sentinelName ?? (env.REDIS_SENTINEL_NAME || undefined);
+    if (typeof name !== 'string' || name === '') {
+      throw invalid('INVALID_OPTION', `invalid sentinelName ${scrub(JSON.stringify(name))} (sentinelName, REDIS_SENTINEL_NAME): expected the master's name the sentinels monitor`);
+    }
+    if (db !== undefined) int('db', db, 0, 0, MAX_DB);
+    const so: RedisOptions = {
+      ...base,
+      sentinels: parsed,
+      name,
+      username: username ?? (env.REDIS_USERNAME || undefined),
+      password: password ?? (env.REDIS_PASSWORD || undefined),
+      db: db ?? (env.REDIS_DB ? dbNumber(`REDIS_DB ${JSON.stringify(env.REDIS_DB)}`, env.REDIS_DB) : 0),
+      sentinelUsername: sentinelUsername ?? (env.REDIS_SENTINEL_USERNAME || undefined),
+      sentinelPassword: sentinelSecret,
+      // Each reconnect asks the sentinels again, so it finds a promoted master. A master demoted while
+      // still up answers writes with READONLY: reconnect then (and resend the refused command, which
+      // wrote nothing). Not ioredis' failoverDetector: its +switch-master can end a reconnect under
+      // way for good (the client then refuses every command with "Connection is closed").
+      sentinelRetryStrategy: (times: number) => Math.min(2000, 50 * 2 ** Math.min(times, 6)),
+      reconnectOnError: (err: Error) => (err.message.startsWith('READONLY') ? 2 : false),
+      ...(tls ? { tls, enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
+    };
+    redis = new Redis(so);
+    const user = username ?? (env.REDIS_USERNAME || undefined);
+    where = `sentinel ${tls ? 'rediss' : 'redis'}://${user ? `${user}@` : ''}${name} via ${parsed.map((n) => `${n.host}:${n.port}`).join(',')}/${(redis as Redis).options.db ?? 0}`;
   } else {
     if (db !== undefined) int('db', db, 0, 0, MAX_DB);
     if (target) {
@@ -146,7 +212,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     throw err;
   });
   const keys = new Keys(prefix);
-  const driver = health.guard(new RedisDriver(redis, keys, log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) }), layouts));
+  const driver = health.guard(new RedisDriver(redis, keys, log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) }), layouts, replicated));
   new RedisPressure(redis, keys, health).watch(driver);
   // Info through a logger the caller passed (agentbus start passes its own); the default logger keeps it at debug.
   log[common.logger ? 'info' : 'debug']({ store: 'redis', redis: where, prefix }, `store: Redis at ${where}`);
@@ -155,11 +221,26 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
 
 /** `host:port` or `{ host, port }`, checked, for the Cluster constructor. */
 function clusterNode(n: string | { host: string; port: number }, scrub: (s: string) => string): { host: string; port: number } {
+  return hostPort('cluster node', n, scrub);
+}
+
+/** `host:port` or `{ host, port }` of a cluster node or a sentinel, checked. */
+function hostPort(what: string, n: string | { host: string; port: number }, scrub: (s: string) => string): { host: string; port: number } {
   const [host, port] = typeof n === 'string' ? [n.slice(0, n.lastIndexOf(':')), Number(n.slice(n.lastIndexOf(':') + 1))] : [n?.host, n?.port];
   if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw invalid('INVALID_OPTION', `invalid cluster node ${scrub(JSON.stringify(n))}: expected host:port or { host, port }`);
+    throw invalid('INVALID_OPTION', `invalid ${what} ${scrub(JSON.stringify(n))}: expected host:port or { host, port }`);
   }
   return { host, port };
+}
+
+/** The `acks` options checked: null for `primary`, the WAIT arguments for `replicated`. */
+function replicatedAcks(acks: unknown, replicas: number | undefined, timeoutMs: number | undefined): ReplicatedAcks | null {
+  if (acks !== undefined && acks !== 'primary' && acks !== 'replicated') {
+    throw invalid('INVALID_OPTION', `invalid acks ${JSON.stringify(acks)} (acks, AGENTBUS_REDIS_ACKS): expected 'primary' or 'replicated'`);
+  }
+  const n = int('ackReplicas', replicas, 1, 1, 100);
+  const ms = int('ackTimeoutMs', timeoutMs, 1000, 1, 60_000);
+  return acks === 'replicated' ? { replicas: n, timeoutMs: ms } : null;
 }
 
 /**

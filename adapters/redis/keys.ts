@@ -14,14 +14,19 @@ export class Keys {
   /** Topics this deployment published to: retention trims these only. */
   readonly published: string;
   readonly groups: string;
+  /** Topics that ever had delayed events (due sets to look at); never shrinks, see due.ts. */
+  readonly dueTopics: string;
   constructor(readonly prefix: string) {
     // Types cannot contain braces, so these never collide with a topic.
     this.topics = `${prefix}{agentbus}:topics`;
     this.published = `${prefix}{agentbus}:published`;
     this.groups = `${prefix}{agentbus}:groups`;
+    this.dueTopics = `${prefix}{agentbus}:due-topics`;
   }
   stream = (type: string) => this.prefix + type;
   dlq = (type: string) => `{${this.prefix}${type}}:dlq`;
+  /** Delayed events of a topic not yet due: a sorted set scored by due time (scripts/due.ts). */
+  due = (type: string) => `{${this.prefix}${type}}:due`;
   /** Dead letters per group (hash field = group), kept by the scripts that add and remove them. */
   dlqCount = (type: string) => `{${this.prefix}${type}}:dlqcount`;
   /** Live consumers of a group: a sorted set of consumer names scored by their last heartbeat. */

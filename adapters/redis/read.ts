@@ -32,6 +32,8 @@ export class ReadPath implements DriverReads {
   /** Driver.reads.read: see there. The acknowledgements go out first and are awaited last, so they share the round trip. */
   async read(req: ReadRequest): Promise<Delivery[]> {
     const acked = req.ack.length ? this.leases.ack(req.group, req.ack) : null;
+    // Awaited last: a claim or read failing first must not leave its rejection unhandled (a crash).
+    acked?.catch(() => {});
     const reader = this.readers.of(req);
     const { topicOf } = reader;
     if (topicOf.size > 0) this.liveness.sweepSoon(req.group, req.consumer, [...topicOf.keys()], req.leaseMs);

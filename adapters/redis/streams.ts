@@ -5,6 +5,7 @@
  */
 import type { Cluster } from 'ioredis';
 import type { AppendEntry, Delivery, DriverLog, RangeQuery } from '../../bus/driver.js';
+import { NotReplicatedError } from '../../bus/errors.js';
 import { isType, type CloudEvent } from '../../bus/event.js';
 import { execAll, type RedisStore, type Sender } from './client.js';
 import { delivery } from './delivery.js';
@@ -12,15 +13,25 @@ import { checkId, MAX_SEQ } from './keys.js';
 import { encodeBody, entryFields, type Layouts } from './layout.js';
 import type { Entry } from './scripts/lease.js';
 import { publishOnce } from './scripts/publish.js';
+import { dueMember, scheduleOnce } from './scripts/due.js';
+import { randomUUID } from 'node:crypto';
 
 /** Up to this many entries are appended as plain commands rather than a Pipeline. */
 const SMALL_BATCH = 32;
 /** How often topics() looks for streams other programs created. */
 const SCAN_EVERY_MS = 10_000;
 
+/** `acks: 'replicated'`: after each append, WAIT for this many replicas, at most this long. */
+export interface ReplicatedAcks {
+  replicas: number;
+  timeoutMs: number;
+}
+
 export class Streams implements DriverLog {
   /** Topics registered (known, published) by this driver: registered once each. */
   private readonly knownTopics = new Set<string>();
+  /** Topics this driver added to the due topics set (keys.dueTopics). */
+  private readonly dueTopics = new Set<string>();
   private listed: { count: number; until: number; names: string[] } = { count: -1, until: 0, names: [] };
   private scanned: { at: number; found: string[] } = { at: 0, found: [] };
   private scanning: Promise<void> | null = null;
@@ -30,6 +41,8 @@ export class Streams implements DriverLog {
     private readonly s: RedisStore,
     /** How each topic's entries are written (the `layout` option). */
     private readonly layouts: Layouts,
+    /** Set for `acks: 'replicated'`; null: an append is done once the master stored it. */
+    private readonly acks: ReplicatedAcks | null = null,
   ) {}
 
   /** The body of an entry in its topic's layout (see layout.ts encodeBody). */
@@ -50,23 +63,57 @@ export class Streams implements DriverLog {
       for (const e of entries) this.send(p, e);
       await execAll(p);
     }
-    for (const e of entries) this.knownTopics.add(e.topic);
+    for (const e of entries) {
+      this.knownTopics.add(e.topic);
+      if (e.dueAt !== undefined) this.dueTopics.add(e.topic);
+    }
+    if (this.acks) await this.replicated(entries.length);
+  }
+
+  /**
+   * WAIT on the connection the append went through: it returns once `replicas` replicas have
+   * acknowledged every write this connection sent before it (these entries included), or at the
+   * timeout with how many did. Fewer is a NotReplicatedError: the entries are on the master only.
+   */
+  private async replicated(n: number): Promise<void> {
+    const { replicas, timeoutMs } = this.acks!;
+    const got = Number(await this.s.cmd.wait(replicas, timeoutMs));
+    if (got < replicas) {
+      throw new NotReplicatedError(
+        'NOT_REPLICATED',
+        `${n} event(s) stored on the Redis master but acknowledged by ${got} of ${replicas} replica(s) within ${timeoutMs} ms (acks: 'replicated'): a failover could lose them; publishing again with the same id is deduplicated`,
+      );
+    }
   }
 
   /**
    * Issues one entry's commands on the client or a pipeline: the dedup script or XADD of the fields
-   * of its topic's layout, and, once per topic, its registration as a known topic and as a published
+   * of its topic's layout (a delayed entry: the same fields into the topic's due set, see
+   * scripts/due.ts), and, once per topic, its registration as a known topic and as a published
    * one (the topics retention trims).
    */
   private send(to: Sender, e: AppendEntry): unknown[] {
     const { keys } = this.s;
     const key = keys.stream(e.topic);
     const fields = entryFields(this.layouts.of(e.topic), e.event, e.body);
-    const sent = [
-      e.dedup && e.dedupWindowMs > 0
-        ? publishOnce.send(to, key, keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, fields)
-        : to.xadd(key, '*', fields),
-    ];
+    const sent: unknown[] = [];
+    if (e.dueAt !== undefined) {
+      // The topic is named in the due topics set before its entry exists (the set never shrinks:
+      // a mover never misses a due set), and the entry goes to the due set, not the stream.
+      if (!this.dueTopics.has(e.topic)) sent.push(to.sadd(keys.dueTopics, e.topic));
+      const member = dueMember(randomUUID(), fields);
+      sent.push(
+        e.dedup && e.dedupWindowMs > 0
+          ? scheduleOnce.send(to, keys.due(e.topic), keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, e.dueAt, member)
+          : to.zadd(keys.due(e.topic), e.dueAt, member),
+      );
+    } else {
+      sent.push(
+        e.dedup && e.dedupWindowMs > 0
+          ? publishOnce.send(to, key, keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, fields)
+          : to.xadd(key, '*', fields),
+      );
+    }
     if (!this.knownTopics.has(e.topic)) sent.push(to.sadd(keys.topics, e.topic), to.sadd(keys.published, e.topic));
     return sent;
   }

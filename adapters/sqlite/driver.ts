@@ -4,14 +4,15 @@
  * (wakeups.ts), a poll as the fallback. Each member of Driver is the part that does it: events.ts
  * (log: append, range, topics), groups.ts (groups and consumer liveness), read.ts (the read path),
  * leases.ts (the deliveries a consumer holds), dead-letters.ts, admin.ts (stats, trim, housekeeping,
- * ping) and state.ts (keyed agents' state); every SQL statement is in statements.ts, the schema in
- * schema.ts. This file only wires them.
+ * ping), state.ts (keyed agents' state) and due.ts (delayed publishes); every SQL statement is in
+ * statements.ts, the schema in schema.ts. This file only wires them.
  */
 import type { Database } from 'better-sqlite3';
 import type { Driver } from '../../bus/driver.js';
 import { Admin } from './admin.js';
 import { DeadLetters } from './dead-letters.js';
 import { Events } from './events.js';
+import { SqliteDue } from './due.js';
 import { Groups } from './groups.js';
 import { Leases } from './leases.js';
 import { ReadPath } from './read.js';
@@ -28,6 +29,8 @@ export class SqliteDriver implements Driver {
   readonly admin: Admin;
   /** Keyed agents' owners and state (state.ts). */
   readonly state: SqliteState;
+  /** Delayed publishes' due entries (due.ts). */
+  readonly due: SqliteDue;
 
   constructor(
     private readonly db: Database,
@@ -48,6 +51,7 @@ export class SqliteDriver implements Driver {
     this.deadLetters = new DeadLetters(st);
     this.admin = new Admin(st);
     this.state = new SqliteState(st);
+    this.due = new SqliteDue(st);
   }
 
   /** Lets go of the file's wake-ups (and checkpoint worker: its connection closes first), then closes a database the bus opened. */

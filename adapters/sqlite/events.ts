@@ -40,18 +40,19 @@ export class Events implements DriverLog {
     const now = Date.now();
     for (let i = 0; i < entries.length; ) {
       const e = entries[i];
-      if (e.dedup) {
+      if (e.dedup || e.dueAt !== undefined) {
         this.noteTopic(e.topic);
-        const seen = s.dedupGet.get(e.topic, e.event.source, e.event.id) as { expires: number } | undefined;
+        const seen = e.dedup ? (s.dedupGet.get(e.topic, e.event.source, e.event.id) as { expires: number } | undefined) : undefined;
         if (!seen || seen.expires <= now) {
-          const seq = Number(s.insertEvent.run(e.topic, now, e.body).lastInsertRowid);
-          s.dedupPut.run(e.topic, e.event.source, e.event.id, seq, now + e.dedupWindowMs);
+          // A delayed event goes to `due` (due.ts moves it); its dedup marker has no seq yet: 0.
+          const seq = e.dueAt !== undefined ? (this.st.dueStatements()!.dueInsert.run(e.topic, e.dueAt, e.body), 0) : Number(s.insertEvent.run(e.topic, now, e.body).lastInsertRowid);
+          if (e.dedup) s.dedupPut.run(e.topic, e.event.source, e.event.id, seq, now + e.dedupWindowMs);
         }
         i++;
         continue;
       }
       let end = i;
-      while (end < entries.length && end - i < ROWS_PER_INSERT && !entries[end].dedup) this.noteTopic(entries[end++].topic);
+      while (end < entries.length && end - i < ROWS_PER_INSERT && !entries[end].dedup && entries[end].dueAt === undefined) this.noteTopic(entries[end++].topic);
       if (end - i === ROWS_PER_INSERT) {
         const args: unknown[] = [];
         for (let k = i; k < end; k++) args.push(entries[k].topic, now, entries[k].body);

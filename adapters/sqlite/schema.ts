@@ -28,6 +28,21 @@ CREATE INDEX IF NOT EXISTS agent_state_by_expiry ON agent_state (expires_at) WHE
 `;
 
 /**
+ * Delayed publishes' due entries (version 4; adapters/sqlite/due.ts): each row becomes an event of
+ * `topic` when `due_at` has passed, moved in one IMMEDIATE transaction that inserts the event and
+ * deletes the row. The index on (due_at, id) makes "anything due?" one index probe.
+ */
+const DUE_DDL = `
+CREATE TABLE IF NOT EXISTS due (
+  id      INTEGER PRIMARY KEY,
+  topic   TEXT    NOT NULL,
+  due_at  INTEGER NOT NULL,              -- ms since epoch; moved into events once passed, never before
+  body    TEXT    NOT NULL               -- the event's body as a publish would store it
+);
+CREATE INDEX IF NOT EXISTS due_by_time ON due (due_at, id);
+`;
+
+/**
  * One file, WAL. `seq` is global and grows with every append, so it orders each topic and lets a new
  * group start "after everything so far" with one number (groups.start). It is a plain rowid, not
  * AUTOINCREMENT (20% slower appends, measured): a rowid is never reused as long as the newest row
@@ -76,24 +91,25 @@ CREATE TABLE IF NOT EXISTS consumers (
   grp TEXT NOT NULL, consumer TEXT NOT NULL, seen INTEGER NOT NULL,
   PRIMARY KEY (grp, consumer)
 ) WITHOUT ROWID;
-${STATE_DDL}`;
+${STATE_DDL}${DUE_DDL}`;
 
 /**
  * Version history: 1, the first; 2 adds dead_letters.stack; 3 adds keyed agents' tables
- * (group_owner, agent_state). An older file is migrated in place when opened for writing
+ * (group_owner, agent_state); 4 adds delayed publishes' `due` table. An older file is migrated in place when opened for writing
  * (MIGRATIONS), and read as it is when opened read-only: every query that reads dead letters
- * selects `*`, so the missing column reads as no stack, and the state store reads a file without
- * its tables as holding no state (state.ts).
+ * selects `*`, so the missing column reads as no stack, the state store reads a file without
+ * its tables as holding no state (state.ts), and one without `due` as having no due entries (due.ts).
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 /**
  * Each step takes a file from version `from` to `from + 1`; run in order, in one IMMEDIATE
  * transaction, before DDL. A step that only adds tables needs no SQL of its own: DDL's
- * CREATE ... IF NOT EXISTS adds them (2 -> 3).
+ * CREATE ... IF NOT EXISTS adds them (2 -> 3, 3 -> 4).
  */
 const MIGRATIONS: Array<{ from: number; sql: string }> = [
   { from: 1, sql: 'ALTER TABLE dead_letters ADD COLUMN stack TEXT' },
   { from: 2, sql: '' },
+  { from: 3, sql: '' },
 ];
 /** The oldest version this agentbus opens (migrating it when writing). */
 const OLDEST_VERSION = 1;

@@ -92,8 +92,23 @@ export function prepare(db: Database) {
     trimPending: p('DELETE FROM pending WHERE topic = ? AND seq <= ? AND body IS NULL'),
     // Keyed agents' tables (schema version 3) exist: 2 when they do.
     hasStateTables: p("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('agent_state', 'group_owner')"),
+    // The due table (schema version 4) exists: 1 when it does.
+    hasDueTable: p("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'due'"),
   };
 }
+
+/** Delayed publishes' statements (due.ts), prepared on first use: an older file read-only has no `due` table. */
+export function prepareDue(db: Database) {
+  const p = (sql: string): Prepared => db.prepare(sql);
+  return {
+    dueInsert: p('INSERT INTO due (topic, due_at, body) VALUES (?, ?, ?)'),
+    dueTake: p('SELECT id, topic, body FROM due WHERE due_at <= ? ORDER BY due_at, id LIMIT ?'),
+    dueDelete: p('DELETE FROM due WHERE id = ?'),
+    dueNext: p('SELECT MIN(due_at) AS at FROM due'),
+    dueCounts: p('SELECT topic AS k, COUNT(*) AS n FROM due GROUP BY topic'),
+  };
+}
+export type DueStatements = ReturnType<typeof prepareDue>;
 
 /**
  * The keyed agents' statements (state.ts), prepared on first use: a version-2 file opened read-only

@@ -5,7 +5,7 @@
  */
 import type { Database } from 'better-sqlite3';
 import { invalid, NotFoundError } from '../../bus/errors.js';
-import { prepare, prepareState, type Statements, type StateStatements } from './statements.js';
+import { prepare, prepareDue, prepareState, type DueStatements, type Statements, type StateStatements } from './statements.js';
 import type { Wakeups } from './wakeups.js';
 
 export class SqliteStore {
@@ -80,6 +80,13 @@ export class SqliteStore {
     return this.ss;
   }
   private ss: StateStatements | null = null;
+
+  /** Delayed publishes' statements, or null while the file has no `due` table (an older version read-only). */
+  dueStatements(): DueStatements | null {
+    if (this.ds === null && (this.s.hasDueTable.get() as { n: number }).n === 1) this.ds = prepareDue(this.db);
+    return this.ds;
+  }
+  private ds: DueStatements | null = null;
 
   /** Waiting reads may have something to take now. */
   changed(): void {

@@ -1,5 +1,9 @@
 // The keys an owner holds in memory (passivation, guarantee 8): least recently used first, evicted
 // past `maxActiveKeys` unless in use (a delivery of the key held, or a change not yet committed).
+// Eviction goes down to 15/16 of the bound in one pass (LOW_WATER_DIVISOR), not one key per new key: a
+// Map keeps deleted slots at its front until it rehashes, so walking it from the oldest entry at
+// every put past the bound cost a walk over thousands of holes each time (22 us a put at 10,000
+// keys, 70 us at 100,000, against about 1 us with the pass).
 
 /** One key's state as the owner holds it. */
 export interface KeyEntry {
@@ -22,11 +26,18 @@ export interface KeyEntry {
   removed?: boolean;
 }
 
+/** Share of the bound an eviction pass frees: it stops at max - floor(max / 16) keys (bounds under 16 evict to the bound). */
+const LOW_WATER_DIVISOR = 16;
+
 export class KeyCache {
   private readonly entries = new Map<string, KeyEntry>();
+  /** Where an eviction pass stops. */
+  private readonly low: number;
   evictions = 0;
 
-  constructor(private readonly max: number) {}
+  constructor(private readonly max: number) {
+    this.low = max - Math.floor(max / LOW_WATER_DIVISOR);
+  }
 
   get size(): number {
     return this.entries.size;
@@ -51,11 +62,11 @@ export class KeyCache {
     return e;
   }
 
-  /** Evicts idle entries, oldest first, until within the bound (entries in use are skipped, never lost). */
+  /** Past the bound: evicts idle entries, oldest first, down to the low water mark (entries in use are skipped, never lost). */
   evict(): void {
     if (this.entries.size <= this.max) return;
     for (const e of this.entries.values()) {
-      if (this.entries.size <= this.max) break;
+      if (this.entries.size <= this.low) break;
       if (e.pins > 0 || e.dirty) continue;
       this.entries.delete(e.key);
       this.evictions++;

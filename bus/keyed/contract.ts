@@ -14,8 +14,8 @@ export type KeyOf = 'subject' | ((event: CloudEvent<any>) => string);
 /** The state options of a keyed subscription (and of a keyed agent's `static options`). Each `@default` is the one in KEYED_OPTIONS. */
 export interface KeyedStateOptions {
   /**
-   * Keys whose state stays in memory; past it the least recently used (and idle) are evicted and
-   * loaded again from the store on their next event (passivation).
+   * Keys whose state stays in memory; past it the least recently used (and idle) are evicted, down
+   * to 15/16 of it in one pass, and loaded again from the store on their next event (passivation).
    * @default 10000
    */
   maxActiveKeys?: number | undefined;

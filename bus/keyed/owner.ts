@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Delivery } from '../driver.js';
 import { OwnershipLostError, StateTooLargeError } from '../errors.js';
 import { appliedKey, type StateStore, type StateWrite } from '../state.js';
-import { describe, errForLog } from '../thrown.js';
+import { describe, errForLog, isA } from '../thrown.js';
 import { KeyCache, type KeyEntry } from './cache.js';
 import type { KeyOf } from './contract.js';
 
@@ -355,7 +355,7 @@ export class KeyOwner {
       this.inCommit = [];
       if (this.tenure !== tenure) return;
       // Lost, or not known to be stored: start over from what the store has (uncommitted deliveries are delivered again).
-      this.lost(err instanceof OwnershipLostError ? `group ${this.o.group} taken over by another consumer` : `commit failed: ${describe(err)}`);
+      this.lost(isA(err, OwnershipLostError) ? `group ${this.o.group} taken over by another consumer` : `commit failed: ${describe(err)}`);
     }
   }
 }

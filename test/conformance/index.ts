@@ -15,6 +15,7 @@ import { discoverySuite } from './discovery.js';
 import { keyedSuite } from './keyed.js';
 import { timeSuite } from './time.js';
 import { requestSuite } from './requests.js';
+import { delayedSuite } from './delayed.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -94,6 +95,7 @@ export function conformance(a: AdapterUnderTest): void {
   keyedSuite(t);
   timeSuite(t);
   requestSuite(t);
+  delayedSuite(t);
   if (a.features.sharedAcrossProcesses) processSuite(t);
 }
 

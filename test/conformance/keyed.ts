@@ -153,6 +153,25 @@ export function keyedSuite(a: Target): void {
     await assertSequences(second, group, 2, 10);
   });
 
+  test('a standby waiting for its keyed group does not pile up abort listeners (no MaxListenersExceededWarning)', async () => {
+    const bus = await a.make();
+    const type = uniq('kstandby');
+    const group = uniq('g');
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void (w.name === 'MaxListenersExceededWarning' && warnings.push(w.message));
+    process.on('warning', onWarning);
+    try {
+      const o = { group, types: [type], key: 'subject' as const, claimIdleMs: 150 };
+      await bus.subscribe({ ...o, consumer: 'first' }, () => {});
+      await bus.subscribe({ ...o, consumer: 'second' }, () => {});
+      // One owns the group; the other asks for it again every claimIdleMs / 3: some 30 waits.
+      await sleep(1500);
+      assert.equal(warnings, []);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   test('a failing event holds back only its own key, is retried, and its changes are undone before the retry', async () => {
     const bus = await a.make();
     const type = uniq('kfail');

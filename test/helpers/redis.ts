@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,7 +50,7 @@ export async function startRedisServer(args: string[] = [], opts: { password?: s
     },
     async stop(hard = false) {
       const p = proc;
-      if (!p || p.exitCode !== null) return;
+      if (!p || p.exitCode !== null || p.signalCode !== null) return; // a SIGKILLed process has no exit code
       p.ref(); // unref'd while running; waiting for its exit must keep this process alive
       await new Promise((r) => {
         p.once('exit', r);
@@ -120,4 +121,94 @@ export async function startRedisCluster(masters = 3): Promise<{ nodes: { host: s
     }
   }
   return { nodes: servers.map((s) => ({ host: '127.0.0.1', port: s.port })), stop: async () => void (await Promise.all(servers.map((s) => s.stop()))) };
+}
+
+export interface SentinelSetup {
+  /** The master's name the sentinels monitor. */
+  name: string;
+  master: RedisServer;
+  replica: RedisServer;
+  /** The sentinels' `host:port`, as REDIS_SENTINELS takes them. */
+  sentinels: string[];
+  /** The port the sentinels name as the master now. */
+  masterPort(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+const cli = (port: number, args: string[], password?: string) =>
+  spawnSync('redis-cli', ['-p', String(port), ...(password ? ['--no-auth-warning', '-a', password] : []), ...args], { encoding: 'utf8' }).stdout.trim();
+
+/**
+ * One master, one replica and three sentinels (quorum 2, down after 1 s) on free loopback ports, as
+ * real processes; resolves once every sentinel sees the replica and the two other sentinels, so a
+ * failover can start as soon as the master dies. `password`: the master's and replica's
+ * requirepass; `sentinelPassword`: the sentinels' own. Sentinels run as `redis-sentinel` (Debian's
+ * package), else as `redis-server --sentinel`.
+ */
+export async function startRedisSentinels(opts: { password?: string; sentinelPassword?: string } = {}): Promise<SentinelSetup> {
+  const name = `m${randomBytes(3).toString('hex')}`;
+  const auth = opts.password ? ['--requirepass', opts.password, '--masterauth', opts.password] : [];
+  // No 5 s wait before the replica's first full sync (Redis 7's default for diskless sync).
+  const master = await startRedisServer([...auth, '--repl-diskless-sync-delay', '0']);
+  const replica = await startRedisServer([...auth, '--replicaof', '127.0.0.1', String(master.port)]);
+  const useSentinelBin = spawnSync('redis-sentinel', ['--version']).status === 0;
+  const ports: number[] = [];
+  const procs: ChildProcess[] = [];
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'agentbus-sentinel-'));
+    const conf = join(dir, 'sentinel.conf');
+    writeFileSync(
+      conf,
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        `dir ${dir}`,
+        `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
+        `sentinel down-after-milliseconds ${name} 1000`,
+        `sentinel failover-timeout ${name} 10000`,
+        `sentinel parallel-syncs ${name} 1`,
+        ...(opts.password ? [`sentinel auth-pass ${name} ${opts.password}`] : []),
+        ...(opts.sentinelPassword ? [`requirepass ${opts.sentinelPassword}`, `sentinel sentinel-pass ${opts.sentinelPassword}`] : []),
+        '',
+      ].join('\n'),
+    );
+    const proc = useSentinelBin ? spawn('redis-sentinel', [conf], { stdio: 'ignore' }) : spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+    proc.unref();
+    servers.add(() => proc.kill('SIGKILL'));
+    procs.push(proc);
+    ports.push(port);
+  }
+  for (const port of ports) await waitForPort(port, !opts.sentinelPassword);
+  const end = Date.now() + 30_000;
+  while (!cli(replica.port, ['info', 'replication'], opts.password).includes('master_link_status:up')) {
+    if (Date.now() > end) throw new Error(`replica ${replica.port} never synced with master ${master.port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  for (const port of ports) {
+    for (;;) {
+      const info = cli(port, ['sentinel', 'master', name], opts.sentinelPassword);
+      const field = (k: string) => Number(new RegExp(`^${k}\\n(\\d+)$`, 'm').exec(info)?.[1] ?? -1);
+      if (field('num-slaves') === 1 && field('num-other-sentinels') === 2) break;
+      if (Date.now() > end) throw new Error(`sentinel ${port} does not see the replica and the other sentinels:\n${info}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    name,
+    master,
+    replica,
+    sentinels: ports.map((p) => `127.0.0.1:${p}`),
+    async masterPort() {
+      for (const port of ports) {
+        const addr = cli(port, ['sentinel', 'get-master-addr-by-name', name], opts.sentinelPassword).split('\n');
+        if (addr.length === 2) return Number(addr[1]);
+      }
+      return -1;
+    },
+    async stop() {
+      for (const p of procs) p.kill('SIGKILL');
+      await Promise.all([master.stop(true), replica.stop(true)]);
+    },
+  };
 }

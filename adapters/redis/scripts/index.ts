@@ -1,5 +1,5 @@
 /**
- * Every Lua script of the Redis store, by family: publish.ts (dedup publish), lease.ts (claim,
+ * Every Lua script of the Redis store, by family: publish.ts (dedup publish), due.ts (delayed publishes), lease.ts (claim,
  * renew, release, count an attempt), dead-letters.ts, stats.ts, liveness.ts and state.ts (keyed
  * state). Each file declares its scripts with their KEYS/ARGV contract (script.ts);
  * `defineAllScripts` registers them on a client.
@@ -9,12 +9,15 @@ import { addDeadLetter, countDeadLetterChunk, deadLetterCounts, purgeDeadLetter,
 import { claimExpired, releaseLease, renewLease, setAttempts } from './lease.js';
 import { dropConsumer, heartbeat } from './liveness.js';
 import { publishOnce } from './publish.js';
+import { moveDue, scheduleOnce } from './due.js';
 import { defineScripts } from './script.js';
 import { commitStates, disownGroup, loadStates, ownGroup, stateSizes } from './state.js';
 import { countAfter, streamEnds } from './stats.js';
 
 export const allScripts = [
   publishOnce,
+  scheduleOnce,
+  moveDue,
   claimExpired,
   renewLease,
   releaseLease,

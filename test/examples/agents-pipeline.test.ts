@@ -1,0 +1,117 @@
+// examples/agents-pipeline end to end on SQLite and Redis: two hosts run the Planner (keyed, state
+// per task), the Tool (plain) and the Approval machine (keyed, XState); 100 tasks are published; the
+// host owning the Planner is SIGKILLed mid-task and another started: every task completes once, its
+// state says done, and its review runs once.
+import { pino } from 'pino';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { CloudEvent } from '../../index.js';
+import { createBus } from '../../runtime/config.js';
+import type { Task } from '../../examples/agents-pipeline/agents.js';
+import { exampleStores } from '../helpers/example.js';
+import { startHost, type HostProcess } from '../helpers/host.js';
+import { sleep, waitFor } from '../helpers/index.js';
+
+const AGENTS = 'examples/agents-pipeline';
+const TASKS = 100;
+/** The Planner's owner is killed at its KILL_AT-th "task completed" log line. */
+const KILL_AT = 30;
+const RECORDED = ['task.completed', 'task.failed', 'review.requested', 'task.approved', 'task.rejected'];
+
+for (const store of await exampleStores('agents-pipeline')) {
+  const s = suite(`agents-pipeline on ${store.name}`);
+  s('2 hosts, 100 tasks, the Planner owner SIGKILLed mid-task, a third host started: each task completed once, state done, reviewed once', async () => {
+    // Tool runs of 20 ms keep tasks in flight while the tasks are published; a dead host's work is
+    // taken over after 1.5 s (PIPELINE_CLAIM_MS) instead of the 10 s the example uses by default.
+    const env: Record<string, string> = { ...store.env, AGENTBUS_REDIS_PREFIX: `pipe${Date.now()}:`, PIPELINE_TOOL_MS: '20', PIPELINE_CLAIM_MS: '1500' };
+    const bus = await createBus({ logger: pino({ level: 'warn' }) }, { ...process.env, ...env });
+    // A subscriber of its own group records every outcome, per type and task id.
+    const seen = new Map<string, Map<string, number>>(RECORDED.map((t) => [t, new Map()]));
+    const count = (type: string) => seen.get(type)!.size;
+    const recorder = await bus.subscribe({ group: 'test-recorder', types: RECORDED, concurrency: 16 }, (e: CloudEvent<{ task: string }>) => {
+      const m = seen.get(e.type)!;
+      m.set(e.data.task, (m.get(e.data.task) ?? 0) + 1);
+    });
+    // Closed however the test ends: an open subscription would keep this file running.
+    try {
+      const hosts: HostProcess[] = [await startHost(AGENTS, env), await startHost(AGENTS, env)];
+      const ids = Array.from({ length: TASKS }, (_, i) => `task-${i}`);
+
+      // 10 tasks every 150 ms: tasks keep arriving while earlier ones are planned, run and completed.
+      const publishing = (async () => {
+        for (let i = 0; i < TASKS; i += 10) {
+          await bus.publishBatch(ids.slice(i, i + 10).map((id) => ({ type: 'task.created', subject: id, data: { goal: `report on ${id}` } })));
+          await sleep(150);
+        }
+      })();
+
+      // The Planner group has one owner at a time: the host logging "task completed".
+      const completions = (h: HostProcess) => h.out.filter((l) => l.includes('"msg":"task completed"')).length;
+      await waitFor('the Planner owner has logged a completion', () => hosts.some((h) => completions(h) > 0), 20_000);
+      const [owner, standby] = completions(hosts[0]) > 0 ? [hosts[0], hosts[1]] : [hosts[1], hosts[0]];
+      // The moment of the kill: the owner's 30th "task completed" log line. The handler writes it
+      // after publishing task.completed and setting the task's state to done, before it returns; the
+      // state is committed with the acknowledgement only after that, so the SIGKILL races the commit
+      // (a redelivery must not complete the task twice). The owner also holds tasks planned with tool
+      // results outstanding and tool runs in flight, and tasks are still being published.
+      assert.ok(completions(owner) < KILL_AT, 'the kill is armed before the 30th completion');
+      const kill = () => {
+        if (completions(owner) < KILL_AT || owner.proc.killed) return;
+        owner.proc.kill('SIGKILL');
+        owner.proc.stdout!.off('data', kill);
+      };
+      owner.proc.stdout!.on('data', kill);
+      await waitFor(`the owner's ${KILL_AT}th completion`, () => owner.proc.killed, 20_000);
+      await owner.exited;
+      assert.is(completions(standby), 0, 'one Planner owner at a time');
+      const atKill = count('task.completed');
+      assert.ok(atKill < TASKS, `killed mid-way (${atKill} of ${TASKS} completed)`);
+      hosts.push(await startHost(AGENTS, env));
+      await publishing;
+
+      await waitFor('every task completed', () => count('task.completed') === TASKS, 25_000, 50);
+      await waitFor('every review requested', () => count('review.requested') === TASKS, 10_000, 50);
+      // Anything left to deliver (a repeat of a completion, say) would show up here.
+      await waitFor('nothing pending', async () => (await bus.stats()).every((t) => t.groups.every((g) => g.pending === 0 && g.lag === 0)), 20_000, 100);
+      for (const type of ['task.completed', 'review.requested']) {
+        const twice = [...seen.get(type)!].filter(([, n]) => n !== 1);
+        assert.equal(twice, [], `${type} once per task`);
+      }
+      assert.is(count('task.failed'), 0);
+      const planner = async (id: string) => (await bus.keys!.get('Planner', id))?.state as Task;
+      const tasks = await Promise.all(ids.map(planner));
+      tasks.forEach((task, i) => {
+        assert.is(task.step, 'done', ids[i]);
+        assert.ok(task.results.every((r) => typeof r === 'string'), `${ids[i]}: every step's result recorded`);
+      });
+      assert.ok(tasks.some((t) => t.attempts.some((a) => a > 1)), 'some step failed once and was asked again');
+      for (const id of ids) {
+        const review = (await bus.keys!.get('Approval', id))?.state as { value: string; context: { task: string } };
+        assert.equal([review.value, review.context.task], ['in_review', id]);
+      }
+
+      // A Tool run redelivered after a crash replies again: a repeat of a recorded result, and a reply
+      // to an older attempt, change nothing (no second completion, no new tool run).
+      await bus.publishBatch([
+        { type: 'tool.result', subject: ids[0], data: { task: ids[0], step: 0, attempt: tasks[0].attempts[0], ok: true, output: 'a repeat' } },
+        { type: 'tool.result', subject: ids[1], data: { task: ids[1], step: 1, attempt: 1, ok: false, error: 'a repeat' } },
+      ]);
+      // A person decides every review (even tasks approved); the machines publish the outcome once.
+      await bus.publishBatch(ids.map((id, i) => ({ type: 'review.decided', subject: id, data: { approved: i % 2 === 0, by: 'ada' } })));
+      await waitFor('every review decided', () => count('task.approved') + count('task.rejected') === TASKS, 15_000, 50);
+      await waitFor('nothing pending', async () => (await bus.stats()).every((t) => t.groups.every((g) => g.pending === 0 && g.lag === 0)), 20_000, 100);
+      assert.equal([count('task.approved'), count('task.rejected')], [TASKS / 2, TASKS / 2]);
+      const states = await Promise.all(ids.map(async (id) => ((await bus.keys!.get('Approval', id))?.state as { value: string }).value));
+      assert.equal(states, ids.map((_, i) => (i % 2 === 0 ? 'approved' : 'rejected')));
+      assert.equal([await planner(ids[0]), await planner(ids[1])], tasks.slice(0, 2));
+      for (const [type, per] of seen) assert.equal([...per].filter(([, n]) => n !== 1), [], `${type} at most once per task`);
+
+      for (const h of hosts.slice(1)) h.proc.kill('SIGTERM');
+      assert.equal(await Promise.all(hosts.slice(1).map((h) => h.exited)), [0, 0]);
+    } finally {
+      await recorder.close();
+      await bus.close();
+    }
+  });
+  s.run();
+}
