@@ -115,7 +115,11 @@ export class Consumer implements Subscription {
         continue;
       }
       const free = concurrency - this.running - this.lanes.queued;
-      if (free <= 0 || this.retrying >= concurrency * RETRY_WAIT_FACTOR) {
+      // Keyed: read once half the slots are free (while others run), so reads and the commits that
+      // follow them stay large instead of splitting into two interleaved small batches (measured:
+      // about 2x the reads and commits per event, and 20% more CPU, without it).
+      const starved = this.owner !== null && free < concurrency / 2 && this.running > 0;
+      if (free <= 0 || starved || this.retrying >= concurrency * RETRY_WAIT_FACTOR) {
         await new Promise<void>((resolve) => (this.wakeUp = resolve));
         continue;
       }
