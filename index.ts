@@ -2,14 +2,14 @@
 export type { BusOptions, SubscribeOptions, DeliveryOptions, BackoffOptions, RetentionOptions } from './bus/contract.js';
 export type { Bus, Subscription, Handler, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RewindOptions, Bound, DeadLetter, DeadLetters, TopicStats, StoreHealth } from './bus/contract.js';
 export type { CloudEvent, EventInput, PublishOptions } from './bus/event.js';
-export type { KeyOf, KeyedOptions, KeyedStateOptions, KeyedDeliveryContext, KeyedStates, KeyState } from './bus/keyed/contract.js';
+export type { KeyOf, KeyedOptions, KeyedStateOptions, KeyedDeliveryContext, KeyedStates, KeyedStats, KeyState } from './bus/keyed/contract.js';
 export { AgentbusError, ValidationError, BusClosedError, NotFoundError, ConnectionError, ConfigurationError, NonRetryableError, CircuitOpenError, OwnershipLostError, StateTooLargeError, type ErrorCode } from './bus/errors.js';
 export { createBus, type CreateBusOptions } from './runtime/config.js';
 // The adapters are loaded when a bus is created, not by importing this root (runtime/stores.ts).
 export { createSqliteBus, createRedisBus } from './runtime/stores.js';
 export type { SqliteBusOptions } from './adapters/sqlite/index.js';
 export type { RedisBusOptions } from './adapters/redis/index.js';
-export { BaseAgent, type AgentOptions, type AgentContext, type HandlerContext } from './agents/base.js';
+export { BaseAgent, type AgentOptions, type AgentContext, type HandlerContext, type KeyedContext } from './agents/base.js';
 export { AgentHost, type AgentHostOptions, type AgentReplayResult, type HostStatus } from './runtime/host.js';
 export type { ReplayPublished, ReplayPublishing } from './runtime/capture.js';
 export type { AgentEntry } from './runtime/agent-spec.js';

@@ -16,7 +16,7 @@ import { describe, errForLog } from './thrown.js';
 import { invalid, StateTooLargeError } from './errors.js';
 import { KeyOwner, MAX_UNCOMMITTED } from './keyed/owner.js';
 import { KeyedDelivery } from './keyed/context.js';
-import { NO_KEY, STATE_TOO_LARGE } from './keyed/contract.js';
+import { NO_KEY, STATE_TOO_LARGE, type KeyedStats } from './keyed/contract.js';
 import type { KeyEntry } from './keyed/cache.js';
 
 const READ_BLOCK_MS = 1000;
@@ -90,6 +90,12 @@ export class Consumer implements Subscription {
 
   private refreshTopics(): void {
     this.topics.refresh().catch((err) => this.storeError('topic refresh', err));
+  }
+
+  keyedStats(): KeyedStats | null {
+    const o = this.owner;
+    if (o === null) return null;
+    return { owner: o.owned, activeKeys: o.cache.size, stateBytes: o.cache.bytes(), evictions: o.cache.evictions, ...o.counters };
   }
 
   /** Tells the store this consumer is alive (stats count live consumers); a failure waits for the next beat. */

@@ -1,6 +1,7 @@
 // A delivery as the Bus contract (bus/contract.ts) hands it over: the handler and its context, what
 // became of the delivery (onOutcome), and the subscription that runs them.
 import type { CloudEvent } from './event.js';
+import type { KeyedStats } from './keyed/contract.js';
 
 /** A delivery's handler; `T` is the `data` the caller expects (`(e: CloudEvent<{ id: string }>) => ...`). */
 export type Handler<T = unknown> = (event: CloudEvent<T>, ctx: DeliveryContext) => unknown;
@@ -47,4 +48,6 @@ export interface Subscription {
    * acknowledges those that finish; whatever did not finish stays pending for another consumer.
    */
   close(options?: { drain?: boolean | undefined }): Promise<void>;
+  /** A keyed subscription's figures in this process (see KeyedStats); null when it is not keyed. */
+  keyedStats?(): KeyedStats | null;
 }

@@ -17,6 +17,7 @@ import { logRetries } from './observers/retry-log.js';
 import { agentBreaker } from './observers/breaker.js';
 import { derivedId, isKeyed, keyedSource, runMachine, ScratchStates } from './keyed.js';
 import type { KeyedContext } from '../agents/base.js';
+import type { KeyedSource } from './metrics.js';
 
 /** Most topics whose handler an instance remembers. */
 const HANDLER_CACHE = 1024;
@@ -30,8 +31,8 @@ export interface InstanceHost {
   /** Reports this agent's crash / normal exit to the supervisor. */
   crash(agent: string, error: unknown): void;
   exit(agent: string): void;
-  /** The host's metrics (HostMetrics): outcomes counted by an observer, publishes once stored. */
-  metrics: { outcome(o: DeliveryOutcome): void; publish(type: string): void };
+  /** The host's metrics (HostMetrics): outcomes counted by an observer, publishes once stored, keyed subscriptions watched while open. */
+  metrics: { outcome(o: DeliveryOutcome): void; publish(type: string): void; watchKeyed(agent: string, sub: KeyedSource): () => void };
 }
 
 /**
@@ -44,6 +45,8 @@ export class AgentInstance implements AgentContext {
   readonly logger: Logger;
   private object: (BaseAgent & AgentHooks) | null = null;
   private readonly subs: Subscription[] = [];
+  /** Ends the metrics' watch of each keyed subscription (called once they closed). */
+  private readonly unwatch: Array<() => void> = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly aborter = new AbortController();
   /** Handler per topic, at most HANDLER_CACHE entries (topics can be many: patterns, foreign streams). */
@@ -130,18 +133,12 @@ export class AgentInstance implements AgentContext {
     const types = cls.subscriptions ?? [];
     const onOutcome = observeAll(this.observers());
     for (let i = 1; subscribe && i <= replicas && !this.closed && types.length > 0; i++) {
-      this.subs.push(
-        await this.host.bus.subscribe(
-          {
-            ...so,
-            group: this.agent,
-            types: [...types],
-            consumer: `${this.host.hostId}/${this.agent}/${i}`,
-            onOutcome,
-          },
-          (event, ctx) => this.dispatch(event, ctx),
-        ),
+      const sub = await this.host.bus.subscribe(
+        { ...so, group: this.agent, types: [...types], consumer: `${this.host.hostId}/${this.agent}/${i}`, onOutcome },
+        (event, ctx) => this.dispatch(event, ctx),
       );
+      this.subs.push(sub);
+      if (so.key !== undefined && sub.keyedStats) this.unwatch.push(this.host.metrics.watchKeyed(this.agent, sub as KeyedSource));
     }
   }
 
@@ -174,7 +171,7 @@ export class AgentInstance implements AgentContext {
   async stop(): Promise<void> {
     await this.started.catch(() => {});
     this.closed = true;
-    await Promise.all(this.subs.map((s) => s.close()));
+    await this.closeSubs();
     this.clearTimers();
     try {
       await this.host.als.run(this, async () => this.object?.onStop?.(this));
@@ -190,7 +187,12 @@ export class AgentInstance implements AgentContext {
     this.clearTimers();
     await this.started.catch(() => {});
     this.clearTimers();
+    await this.closeSubs();
+  }
+
+  private async closeSubs(): Promise<void> {
     await Promise.all(this.subs.map((s) => s.close()));
+    for (const end of this.unwatch.splice(0)) end();
   }
 
   private clearTimers(): void {

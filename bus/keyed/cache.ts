@@ -40,21 +40,26 @@ export class KeyCache {
     return e;
   }
 
-  /** Adds a loaded entry (keeping one already there: a load racing another for the same key). */
+  /**
+   * Adds a loaded entry (keeping one already there: a load racing another for the same key). The
+   * entry itself is never the one evicted: it is about to be pinned by the delivery that asked for
+   * it, and evicted now its change would live outside the cache, the key's next delivery loading
+   * the stale stored state again (a conflict at commit, and the whole tenure started over).
+   */
   put(e: KeyEntry): KeyEntry {
     const had = this.entries.get(e.key);
     if (had !== undefined) return had;
     this.entries.set(e.key, e);
-    this.evict();
+    this.evict(e);
     return e;
   }
 
-  /** Evicts idle entries, oldest first, until within the bound (entries in use are skipped, never lost). */
-  evict(): void {
+  /** Evicts idle entries, oldest first, until within the bound (entries in use, and `keep`, are skipped, never lost). */
+  evict(keep?: KeyEntry): void {
     if (this.entries.size <= this.max) return;
     for (const e of this.entries.values()) {
       if (this.entries.size <= this.max) break;
-      if (e.pins > 0 || e.dirty) continue;
+      if (e === keep || e.pins > 0 || e.dirty) continue;
       this.entries.delete(e.key);
       this.evictions++;
     }
