@@ -18,6 +18,12 @@ export interface KeyEntry {
   pins: number;
   /** A change (or acknowledgements) waiting for the next commit. */
   dirty: boolean;
+  /**
+   * When the stored record expires (stateTtlMs; epoch ms, 0: never), as this owner reckons it:
+   * from the record's updatedAt at load, from the commit's start after a commit (never later than
+   * the store's own expiry). Past it the entry is not used again: the key is loaded anew.
+   */
+  expiresAt: number;
 }
 
 export class KeyCache {
