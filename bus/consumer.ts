@@ -3,6 +3,7 @@
 // plus lease renewal, heartbeats and the drain on close.
 import type { Logger } from 'pino';
 import type { Handler, DeliveryOutcome, Subscription } from './contract.js';
+import type { KeyedStats } from './contract-delivery.js';
 import { HEARTBEAT_MS, type Delivery, type Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
 import { asTopic } from './event.js';
@@ -16,7 +17,7 @@ import { describe, errForLog } from './thrown.js';
 import { invalid, StateTooLargeError } from './errors.js';
 import { KeyOwner, MAX_UNCOMMITTED } from './keyed/owner.js';
 import { KeyedDelivery } from './keyed/context.js';
-import { NO_KEY, STATE_TOO_LARGE, type KeyedStats } from './keyed/contract.js';
+import { NO_KEY, STATE_TOO_LARGE } from './keyed/contract.js';
 import type { KeyEntry } from './keyed/cache.js';
 
 const READ_BLOCK_MS = 1000;

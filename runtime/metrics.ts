@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeliveryOutcome, StoreHealth, TopicStats } from '../bus/contract.js';
-import type { KeyedStats } from '../bus/keyed/contract.js';
+import type { KeyedStats } from '../bus/contract-delivery.js';
 import { LIFECYCLE_STATES, type LifecycleState } from './lifecycle.js';
 
 /** Store gauges come from one bus.stats() per scrape, reused for this long after it answered. */
