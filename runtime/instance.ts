@@ -191,8 +191,11 @@ export class AgentInstance implements AgentContext {
   }
 
   private async closeSubs(): Promise<void> {
-    await Promise.all(this.subs.map((s) => s.close()));
-    for (const end of this.unwatch.splice(0)) end();
+    try {
+      await Promise.all(this.subs.map((s) => s.close()));
+    } finally {
+      for (const end of this.unwatch.splice(0)) end();
+    }
   }
 
   private clearTimers(): void {

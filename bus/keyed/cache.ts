@@ -20,8 +20,10 @@ export interface KeyEntry {
   dirty: boolean;
   /**
    * When the stored record expires (stateTtlMs; epoch ms, 0: never), as this owner reckons it:
-   * from the record's updatedAt at load, from the commit's start after a commit (never later than
-   * the store's own expiry). Past it the entry is not used again: the key is loaded anew.
+   * from the record's updatedAt at load, from the commit's start after a commit (before the store
+   * wrote it). Past it the entry is not used again: the key is loaded anew. A store clock ahead of
+   * this one can expire the record first: the next commit of the key then conflicts and the
+   * consumer starts over from the store (the state is never resurrected).
    */
   expiresAt: number;
 }
