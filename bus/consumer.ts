@@ -3,6 +3,7 @@
 // plus lease renewal, heartbeats and the drain on close.
 import type { Logger } from 'pino';
 import type { Handler, DeliveryOutcome, Subscription } from './contract.js';
+import type { KeyedStats } from './contract-delivery.js';
 import { HEARTBEAT_MS, type Delivery, type Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
 import type { CloudEvent } from './event.js';
@@ -95,6 +96,12 @@ export class Consumer implements Subscription {
 
   private refreshTopics(): void {
     this.topics.refresh().catch((err) => this.storeError('topic refresh', err));
+  }
+
+  keyedStats(): KeyedStats | null {
+    const o = this.owner;
+    if (o === null) return null;
+    return { owner: o.owned, activeKeys: o.cache.size, stateBytes: o.cache.bytes(), evictions: o.cache.evictions, ...o.counters };
   }
 
   /** Tells the store this consumer is alive (stats count live consumers); a failure waits for the next beat. */
