@@ -61,4 +61,31 @@ export interface Subscription {
    * acknowledges those that finish; whatever did not finish stays pending for another consumer.
    */
   close(options?: { drain?: boolean | undefined }): Promise<void>;
+  /** A keyed subscription's figures in this process (see KeyedStats); null when it is not keyed. */
+  keyedStats?(): KeyedStats | null;
+}
+
+/**
+ * A keyed subscription's figures in this process (`Subscription.keyedStats()`; the host exports
+ * them as metrics). Counts run from the subscription's start; the cache figures are as of the call.
+ */
+export interface KeyedStats {
+  /** This consumer holds the group now (its lease has not run out); false while standing by. */
+  owner: boolean;
+  /** Keys whose state is held in memory (at most maxActiveKeys, plus those in use). */
+  activeKeys: number;
+  /** Their states' size as JSON (characters; bytes for ASCII state). */
+  stateBytes: number;
+  /** Keys loaded from the store (a first event, or one after eviction or a takeover). */
+  loads: number;
+  /** Keys passivated past maxActiveKeys (least recently used first). */
+  evictions: number;
+  /** Keys whose record changed outside this owner at a commit (removed by `state rm`, or a lost lease). */
+  conflicts: number;
+  /** Commits (batches of state changes and acknowledgements) stored. */
+  commits: number;
+  /** Times this consumer took the group (at its start, or from an owner that died or left). */
+  takeovers: number;
+  /** Deliveries found already applied (non-atomic stores: the state was written, the ack lost). */
+  duplicates: number;
 }

@@ -8,7 +8,7 @@ import type { RequestOptions, SubscribeOptions } from './contract-options.js';
 import type { DeadLetters, StoreHealth, TopicStats } from './contract-reports.js';
 import type { KeyedStates } from './keyed/contract.js';
 
-export type { DeliveryContext, DeliveryOutcome, Handler, Subscription } from './contract-delivery.js';
+export type { DeliveryContext, DeliveryOutcome, Handler, KeyedStats, Subscription } from './contract-delivery.js';
 export type { BackoffOptions, BusOptions, DeliveryOptions, RequestOptions, RetentionOptions, SubscribeOptions } from './contract-options.js';
 export type { DeadLetter, DeadLetters, StoreHealth, TopicStats } from './contract-reports.js';
 

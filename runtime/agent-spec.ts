@@ -3,7 +3,7 @@
  * option overrides and a name) checked and resolved into ResolvedAgent before anything starts.
  */
 import { agentName, isAgentClass, methodName, RESERVED_METHODS, type AgentClass, type AgentOptions } from '../agents/base.js';
-import { invalid } from '../bus/errors.js';
+import { invalid, ValidationError } from '../bus/errors.js';
 import { checkPattern } from '../bus/event.js';
 import type { DeliveryOptions, SubscribeOptions } from '../bus/contract.js';
 import type { KeyOf, KeyedStateOptions } from '../bus/keyed/contract.js';
@@ -98,7 +98,12 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
     throw invalid('INVALID_OPTION', `${where}: ${KEYED_STATE_KEYS.filter((k) => options[k] !== undefined).join(', ')} apply to keyed agents only: declare static key ('subject' or (event) => string)`);
   }
   // Values are checked now, with the bus' own validator, so a bad option fails the host at construction.
-  resolveSubscribeOptions({ group: name, types: subs.length ? [...subs] : ['x'], ...subscribe });
+  try {
+    resolveSubscribeOptions({ group: name, types: subs.length ? [...subs] : ['x'], ...subscribe });
+  } catch (err) {
+    if (err instanceof ValidationError) throw new ValidationError(err.code, `${where}: ${err.message}`);
+    throw err;
+  }
   return {
     name,
     cls,
@@ -119,6 +124,10 @@ function keyedMachine(cls: AgentClass, where: string): AnyStateMachine | null {
     throw invalid('INVALID_OPTION', `${where}: static machine must be an XState v5 machine (createMachine or setup().createMachine), got ${describeValue(m)}`);
   }
   if (cls.key === undefined) throw invalid('INVALID_OPTION', `${where}: static machine runs one actor per key: declare static key ('subject' or (event) => string)`);
+  // The key's state is the actor's persisted snapshot: a state of another shape cannot be restored.
+  if (cls.initialState !== undefined) {
+    throw invalid('INVALID_OPTION', `${where}: static initialState does not go with static machine (the machine's initial state is each key's first state; its context can read the key from input.key)`);
+  }
   return m;
 }
 

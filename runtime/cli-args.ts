@@ -5,7 +5,8 @@ import { parseArgs } from 'node:util';
 import { toStoreBound } from '../bus/bounds.js';
 import { int } from '../bus/validate.js';
 import type { StoreBound } from '../bus/driver.js';
-import { COMMANDS, DLQ, GLOBAL, OPTIONS, TOP, type OptionName } from './cli-commands.js';
+import { MAX_STATE_LIST } from '../bus/keyed/states.js';
+import { COMMANDS, FAMILIES, GLOBAL, OPTIONS, TOP, type OptionName } from './cli-commands.js';
 
 /** Bad arguments: the CLI prints `agentbus: <message>` and a pointer to the command's help, exit 2. */
 export class UsageError extends Error {}
@@ -69,22 +70,23 @@ export function parseCommandLine(argv: string[]): CommandLine {
     throw new UsageError(max === 0 ? `${name} takes no positional argument, got ${extra}` : `${name} takes ${c.args.name}, and not also ${extra}${name === 'publish' ? " (quote the JSON as one argument: '{\"a\": 1}')" : ''}`);
   }
   const values = strict.values as Values;
-  checkValues(name, values);
+  checkValues(name, values, rest.length);
   return { kind: 'run', command: name.split(' ')[0], name, args: strict.positionals.slice(1), values };
 }
 
-/** The command the first words name (`dlq ls` for dlq), or a UsageError with the nearest name. */
+/** The command the first words name (`dlq ls` for dlq, `state get` for state), or a UsageError with the nearest name. */
 function commandOf(words: string[], help: boolean): string {
   const [top, sub] = words;
   if (!TOP.includes(top)) throw new UsageError(`unknown command ${JSON.stringify(top)}: ${suggest(top, TOP) ?? `expected ${TOP.join(', ')}`}`);
-  if (top !== 'dlq') return top;
-  helpTopic = 'dlq';
+  const family = FAMILIES[top];
+  if (family === undefined) return top;
+  helpTopic = top;
   if (sub === undefined) {
-    if (help) return 'dlq';
-    throw new UsageError(`dlq needs a command: ${DLQ.join(', ')}`);
+    if (help) return top;
+    throw new UsageError(`${top} needs a command: ${family.join(', ')}`);
   }
-  if (!DLQ.includes(sub)) throw new UsageError(`unknown dlq command ${JSON.stringify(sub)}: ${suggest(sub, DLQ) ?? `expected ${DLQ.join(', ')}`}`);
-  return `dlq ${sub}`;
+  if (!family.includes(sub)) throw new UsageError(`unknown ${top} command ${JSON.stringify(sub)}: ${suggest(sub, family) ?? `expected ${family.join(', ')}`}`);
+  return `${top} ${sub}`;
 }
 
 function unknownOption(raw: string, command: string): string {
@@ -149,10 +151,14 @@ export function durationMs(name: string, v: string): number {
 }
 
 /** Values checked before any store is opened, each error naming the flag and what it accepts. */
-function checkValues(name: string, o: Values): void {
+function checkValues(name: string, o: Values, positionals: number): void {
   if (typeof o.limit === 'string') {
-    // The bound the bus puts on a dead-letter listing (dead-letters.ts, deadLetters.list).
-    int('--limit', /^-?\d+$/.test(o.limit) ? Number(o.limit) : o.limit, 100, 1, 100_000);
+    // The bound the bus puts on the listing: dead letters (dead-letters.ts, deadLetters.list), keys (bus.keys.list).
+    int('--limit', /^-?\d+$/.test(o.limit) ? Number(o.limit) : o.limit, 100, 1, name === 'state ls' ? MAX_STATE_LIST : 100_000);
+  }
+  if (name === 'state ls' && positionals === 0) {
+    const paging = (['after', 'limit'] as const).filter((k) => o[k] !== undefined);
+    if (paging.length) throw new UsageError(`state ls ${paging.map((k) => `--${k}`).join(' and ')} page through one agent's keys: name the agent (state ls <agent>); without it the keyed agents are listed whole`);
   }
   if (name === 'publish') {
     if (o.delay !== undefined && o.at !== undefined) throw new UsageError('publish takes --delay or --at, not both');

@@ -1,6 +1,7 @@
 // The commands of `agentbus` as one table: each command's usage, what it does, its options and
 // positional arguments, and the help made from it (`agentbus help [<command>]`, the usage text).
 // Reading a command line against it is cli-args.ts; running a command, cli.ts.
+import { MAX_STATE_LIST } from '../bus/keyed/states.js';
 
 /** Every option of every command: its kind and the placeholder of its value. */
 export const OPTIONS = {
@@ -25,6 +26,7 @@ export const OPTIONS = {
   'exit-on-failure': { type: 'boolean' },
   strict: { type: 'boolean' },
   publish: { type: 'boolean' },
+  after: { type: 'string', arg: 'K' },
 } as const satisfies Record<string, { type: 'string' | 'boolean'; arg?: string }>;
 export type OptionName = keyof typeof OPTIONS;
 
@@ -45,7 +47,7 @@ export interface Command {
 const BOUND = 'an ISO-8601 time, epoch milliseconds (12 digits or more) or a store position';
 const STORE = 'The store comes from the environment (agentbus help).';
 
-/** `dlq` is a family: its subcommands are commands of their own (`dlq ls`, ...). */
+/** `dlq` and `state` are families: their subcommands are commands of their own (`dlq ls`, `state get`, ...). */
 export const COMMANDS: Record<string, Command> = {
   start: {
     synopsis: ['start [--agents PATH] [--port N] [--http-host H] [--strategy S] [--exit-on-failure]'],
@@ -121,6 +123,24 @@ export const COMMANDS: Record<string, Command> = {
     options: {},
     args: { min: 1, max: Infinity, name: '<id...>' },
   },
+  'state get': {
+    synopsis: ['state get <agent> <key>'],
+    about: "Prints a keyed agent's state of one key (the state, its version, when it last changed) as JSON; exit 1 when the key has none. Opens a SQLite file read-only. " + STORE,
+    options: {},
+    args: { min: 2, max: 2, name: '<agent> <key>' },
+  },
+  'state ls': {
+    synopsis: ['state ls [<agent>] [--after K] [--limit N] [--json]'],
+    about: "With <agent>: the keys of that keyed agent with state, in key order, with their version, size (bytes of JSON) and last change; a full page ends with the --after to read on. Without: the keyed agents (groups) with state or an owner. Opens a SQLite file read-only. " + STORE,
+    options: { after: 'with <agent>: keys after K (the last key of the page before)', limit: `with <agent>: at most N keys (1 to ${MAX_STATE_LIST}; default 100)`, json: 'print JSON' },
+    args: { min: 0, max: 1, name: '[<agent>]' },
+  },
+  'state rm': {
+    synopsis: ['state rm <agent> <key...>'],
+    about: "Erases keys' state from the store for good (the GDPR erasure): the agent's next event of such a key starts from its initialState. Exit 1 when a key had no state (it is named; the others are still erased). " + STORE,
+    options: {},
+    args: { min: 2, max: Infinity, name: '<agent> <key...>' },
+  },
   ui: {
     synopsis: ['ui [--port N] [--host H] [--allow-actions]'],
     about: 'Serves the admin web UI (topics and groups, lag chart, dead letters with search, keyed state, live tail) on http://H:N/ui until SIGTERM or SIGINT. Read-only unless --allow-actions. Without a host it shows no agent lifecycle: a host serves the same UI with its agents on its own /ui. ' + STORE,
@@ -140,7 +160,10 @@ export const COMMANDS: Record<string, Command> = {
 };
 
 export const TOP = [...new Set(Object.keys(COMMANDS).map((c) => c.split(' ')[0]))];
-export const DLQ = Object.keys(COMMANDS).filter((c) => c.startsWith('dlq ')).map((c) => c.slice(4));
+/** Each family's subcommands: `dlq ls` is FAMILIES.dlq's `ls`. */
+export const FAMILIES: Record<string, string[]> = Object.fromEntries(
+  ['dlq', 'state'].map((f) => [f, Object.keys(COMMANDS).filter((c) => c.startsWith(`${f} `)).map((c) => c.slice(f.length + 1))]),
+);
 
 export const USAGE = `usage: agentbus <command> [options]
 
@@ -161,14 +184,18 @@ commands:
   dlq show <id>                                    one dead letter, as JSON
   dlq retry <id...>                                hand back to the group that failed them
   dlq purge <id...>                                remove for good
+  state get <agent> <key>                          a keyed agent's state of one key, as JSON
+  state ls [<agent>] [--after K] [--limit N] [--json]
+                                                   its keys with state; without <agent> the keyed agents
+  state rm <agent> <key...>                        erase keys' state from the store (GDPR erasure)
   ui [--port N] [--host H] [--allow-actions]      serve the admin web UI (read-only unless --allow-actions)
   doctor [--json] [--strict]                       check the store: exit 0 healthy, 1 a check failed,
                                                    2 warnings only with --strict
   help [<command>]                                 this text, or one command's options (also <command> --help)
   --version                                        print the version
 
-A bound B is an ISO-8601 time, epoch milliseconds, or a store position. stats, dlq ls and dlq show
-open a SQLite file read-only and never create it.
+A bound B is an ISO-8601 time, epoch milliseconds, or a store position. stats, dlq ls, dlq show,
+state get and state ls open a SQLite file read-only and never create it.
 The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
 (./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB,
 AGENTBUS_REDIS_CONNECT_TIMEOUT_MS, AGENTBUS_REDIS_LAYOUT (JSON, e.g. {"verification.*":"flat"}),
@@ -179,9 +206,9 @@ ui reads AGENTBUS_UI_PORT (9465), AGENTBUS_UI_HOST (127.0.0.1) and AGENTBUS_UI_A
 LOG_LEVEL (default error) also sets what the other commands log to stderr.
 Exit codes: 0 done, 1 failed, 2 bad arguments.`;
 
-/** `agentbus help <command>`: its usage, what it does, its options. `dlq` shows the whole family. */
+/** `agentbus help <command>`: its usage, what it does, its options. A family (`dlq`, `state`) shows all its commands. */
 export function helpText(command: string): string {
-  const names = command === 'dlq' ? DLQ.map((s) => `dlq ${s}`) : [command];
+  const names = command in FAMILIES ? FAMILIES[command].map((s) => `${command} ${s}`) : [command];
   return names
     .map((name) => {
       const c = COMMANDS[name];

@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
   const logger = commandLogger();
   if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
   // Inspection opens the store read-only: it never creates a SQLite file nor changes one.
-  const inspect = command === 'stats' || (command === 'dlq' && (args[0] === 'ls' || args[0] === 'show'));
+  const inspect = command === 'stats' || (command === 'dlq' && (args[0] === 'ls' || args[0] === 'show')) || (command === 'state' && args[0] !== 'rm');
   const bus = await createBus({ logger, ...(inspect ? { readonly: true } : {}) });
   try {
     return await run(bus, command, args, values);
@@ -191,6 +191,7 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
     table(['TOPIC', 'LENGTH', 'DUE', 'GROUP', 'CONSUMERS', 'PENDING', 'LAG', 'DEAD'], rows);
     return 0;
   }
+  if (command === 'state') return state(bus, args, o);
   const [sub, ...ids] = args;
   if (sub === 'ls') {
     const limit = o.limit === undefined ? undefined : Number(o.limit);
@@ -218,6 +219,48 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
     return n === ids.length ? 0 : 1;
   }
   throw new UsageError(`unknown dlq command ${JSON.stringify(sub)}: expected ls, show, retry or purge`);
+}
+
+/**
+ * `state get|ls|rm`: keyed agents' state through bus.keys (the group of a keyed agent is its name).
+ * rm, like dlq purge, names each key that had no state and still erases the others (exit 1 then).
+ */
+async function state(bus: Bus, args: string[], o: Record<string, string | boolean | undefined>): Promise<number> {
+  const print = (v: unknown) => console.log(JSON.stringify(v, null, 2));
+  const keys = bus.keys;
+  if (keys === undefined) throw new Error('this store keeps no keyed state');
+  const [sub, agent, ...rest] = args;
+  if (sub === 'get') {
+    const s = await keys.get(agent, rest[0]);
+    if (s === null) {
+      console.error(printable(`agentbus: no state for key ${JSON.stringify(rest[0])} of agent ${agent} (agentbus state ls ${agent} lists its keys)`));
+      return 1;
+    }
+    return print(s), 0;
+  }
+  if (sub === 'ls' && agent === undefined) {
+    const groups = await keys.groups();
+    if (o.json) return print(groups), 0;
+    table(['AGENT'], groups.map((g) => [g]));
+    return 0;
+  }
+  if (sub === 'ls') {
+    const limit = o.limit === undefined ? 100 : Number(o.limit);
+    const list = await keys.list(agent, { after: o.after as string | undefined, limit });
+    if (o.json) return print(list), 0;
+    table(['KEY', 'VERSION', 'BYTES', 'UPDATED AT'], list.map((k) => [k.key, k.version, k.bytes, k.updatedAt.toISOString()]));
+    if (list.length === limit) console.log(printable(`(${limit} shown; the next page: agentbus state ls ${agent} --after ${JSON.stringify(list[limit - 1].key)})`));
+    return 0;
+  }
+  // rm; a key named twice is erased (and counted) once
+  const wanted = [...new Set(rest)];
+  const missing: string[] = [];
+  for (const k of wanted) if ((await keys.get(agent, k)) === null) missing.push(k);
+  if (missing.length > 0) console.error(printable(`agentbus: no state for key ${missing.map((k) => JSON.stringify(k)).join(', ')} of agent ${agent} (agentbus state ls ${agent} lists its keys)`));
+  const found = wanted.filter((k) => !missing.includes(k));
+  const n = found.length === 0 ? 0 : await keys.remove(agent, found);
+  console.log(`erased ${n} of ${wanted.length}`);
+  return n === wanted.length ? 0 : 1;
 }
 
 /** Patterns in --types become the topics they match that the group reads (rewind works on one topic at a time). */

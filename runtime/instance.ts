@@ -21,6 +21,7 @@ import { agentBreaker } from './observers/breaker.js';
 import { derivedId, isKeyed, keyedSource, runMachine, ScratchStates } from './keyed.js';
 import type { KeyedContext } from '../agents/base.js';
 import { reminderOptions, runSchedule, type ReminderOptions } from './schedules.js';
+import type { KeyedSource } from './metrics.js';
 
 /** Most topics whose handler an instance remembers. */
 const HANDLER_CACHE = 1024;
@@ -34,8 +35,8 @@ export interface InstanceHost {
   /** Reports this agent's crash / normal exit to the supervisor. */
   crash(agent: string, error: unknown): void;
   exit(agent: string): void;
-  /** The host's metrics (HostMetrics): outcomes counted by an observer, publishes once stored. */
-  metrics: { outcome(o: DeliveryOutcome): void; publish(type: string): void };
+  /** The host's metrics (HostMetrics): outcomes counted by an observer, publishes once stored, keyed subscriptions watched while open. */
+  metrics: { outcome(o: DeliveryOutcome): void; publish(type: string): void; watchKeyed(agent: string, sub: KeyedSource): () => void };
   /** OpenTelemetry spans (tracing.ts), or null when off or `@opentelemetry/api` is absent. */
   tracing: Tracing | null;
 }
@@ -50,6 +51,8 @@ export class AgentInstance implements AgentContext {
   readonly logger: Logger;
   private object: (BaseAgent & AgentHooks) | null = null;
   private readonly subs: Subscription[] = [];
+  /** Ends the metrics' watch of each keyed subscription (called once they closed). */
+  private readonly unwatch: Array<() => void> = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly aborter = new AbortController();
   /** Handler per topic, at most HANDLER_CACHE entries (topics can be many: patterns, foreign streams). */
@@ -144,18 +147,12 @@ export class AgentInstance implements AgentContext {
       this.stopSchedules.push(runSchedule(this.host.bus, this.agent, s, (err) => this.logger.error({ err: errForLog(err), type: s.type }, 'store error while storing the next tick of a schedule')));
     }
     for (let i = 1; subscribe && i <= replicas && !this.closed && types.length > 0; i++) {
-      this.subs.push(
-        await this.host.bus.subscribe(
-          {
-            ...so,
-            group: this.agent,
-            types: [...types],
-            consumer: `${this.host.hostId}/${this.agent}/${i}`,
-            onOutcome,
-          },
-          (event, ctx) => this.dispatch(event, ctx),
-        ),
+      const sub = await this.host.bus.subscribe(
+        { ...so, group: this.agent, types: [...types], consumer: `${this.host.hostId}/${this.agent}/${i}`, onOutcome },
+        (event, ctx) => this.dispatch(event, ctx),
       );
+      this.subs.push(sub);
+      if (so.key !== undefined && sub.keyedStats) this.unwatch.push(this.host.metrics.watchKeyed(this.agent, sub as KeyedSource));
     }
   }
 
@@ -188,7 +185,7 @@ export class AgentInstance implements AgentContext {
   async stop(): Promise<void> {
     await this.started.catch(() => {});
     this.closed = true;
-    await Promise.all(this.subs.map((s) => s.close()));
+    await this.closeSubs();
     this.clearTimers();
     try {
       await this.host.als.run(this, async () => this.object?.onStop?.(this));
@@ -204,7 +201,15 @@ export class AgentInstance implements AgentContext {
     this.clearTimers();
     await this.started.catch(() => {});
     this.clearTimers();
-    await Promise.all(this.subs.map((s) => s.close()));
+    await this.closeSubs();
+  }
+
+  private async closeSubs(): Promise<void> {
+    try {
+      await Promise.all(this.subs.map((s) => s.close()));
+    } finally {
+      for (const end of this.unwatch.splice(0)) end();
+    }
   }
 
   private readonly stopSchedules: Array<() => void> = [];

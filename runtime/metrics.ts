@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeliveryOutcome, StoreHealth, TopicStats } from '../bus/contract.js';
+import type { KeyedStats } from '../bus/contract-delivery.js';
 import { LIFECYCLE_STATES, type LifecycleState } from './lifecycle.js';
 
 /** Store gauges come from one bus.stats() per scrape, reused for this long after it answered. */
@@ -9,6 +10,22 @@ const STATS_TTL_MS = 1000;
  * serves the last values read, marked by agentbus_store_up 0 and their age, and answers at once.
  */
 export const STORE_WAIT_MS = 1000;
+
+/** A keyed subscription whose figures the metrics read at scrape time (Subscription.keyedStats). */
+export interface KeyedSource {
+  keyedStats(): KeyedStats | null;
+}
+
+/** KeyedStats' counts, each exported as `agentbus_keyed_<name>_total{agent}`. */
+const KEYED_COUNTS = {
+  loads: 'Keys loaded from the store (first event of a key, or after an eviction or a takeover)',
+  evictions: 'Keys passivated past maxActiveKeys',
+  conflicts: "Keys whose stored state changed outside this host's owner at a commit (state rm, a lost lease)",
+  commits: 'Commits of state and acknowledgements stored',
+  takeovers: "Times one of this host's consumers took the agent's group",
+  duplicates: 'Deliveries found already applied and acknowledged without running the handler',
+} as const satisfies Partial<Record<keyof KeyedStats, string>>;
+type KeyedCount = keyof typeof KEYED_COUNTS;
 
 /**
  * The host's Prometheus metrics (prom-client, one registry per host, so several hosts in one
@@ -36,6 +53,13 @@ export class HostMetrics {
   private reading: Promise<void> | null = null;
   /** This scrape's wait for the store, shared by every store gauge; done = when it finished. */
   private scrape: { done: number | null; wait: Promise<void> } | null = null;
+  /** Keyed subscriptions of running agents, each with the counts already added to the counters. */
+  private readonly keyedSubs = new Map<KeyedSource, { agent: string; seen: Record<KeyedCount, number> }>();
+  /** Agents that ever had a keyed subscription here: their gauges stay (at 0) while none runs. */
+  private readonly keyedAgents = new Set<string>();
+  private readonly keyedCounters = {} as Record<KeyedCount, Counter<'agent'>>;
+  /** The per-agent gauges of this scrape (one read of every subscription, shared by the keyed metrics' collects). */
+  private keyedNow: Map<string, { owner: number; activeKeys: number; stateBytes: number }> | null = null;
 
   constructor(
     private readonly readStats: () => Promise<TopicStats[]>,
@@ -154,6 +178,71 @@ export class HostMetrics {
     disk('agentbus_sqlite_wal_bytes', 'Size of its WAL file (a warning is logged past walWarnBytes)', (d) => d.walBytes);
     disk('agentbus_sqlite_disk_free_bytes', 'Free bytes of the file system under the database file', (d) => d.freeBytes);
     disk('agentbus_sqlite_disk_total_bytes', 'Size of that file system', (d) => d.totalBytes);
+
+    // Keyed agents, from their subscriptions in this process (no store read): per agent, summed over its replicas.
+    const keyedGauge = (name: string, help: string, pick: (g: { owner: number; activeKeys: number; stateBytes: number }) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['agent'],
+        registers,
+        collect: function (this: Gauge<'agent'>) {
+          this.reset();
+          for (const [agent, g] of self.keyedRead()) this.set({ agent }, pick(g));
+        },
+      });
+    keyedGauge('agentbus_keyed_owner', "1 while one of this host's consumers owns the keyed agent's group (runs its keys), 0 while standing by", (g) => g.owner);
+    keyedGauge('agentbus_keyed_active_keys', 'Keys whose state this host holds in memory', (g) => g.activeKeys);
+    keyedGauge('agentbus_keyed_state_bytes', 'Size as JSON of the states this host holds in memory', (g) => g.stateBytes);
+    for (const [count, help] of Object.entries(KEYED_COUNTS) as Array<[KeyedCount, string]>) {
+      this.keyedCounters[count] = new Counter({ name: `agentbus_keyed_${count}_total`, help, labelNames: ['agent'], registers, collect: () => void self.keyedRead() });
+    }
+  }
+
+  /**
+   * Watches a keyed subscription of `agent` until the returned function is called (after it
+   * closed: its last counts are added then, so a restart loses none).
+   */
+  watchKeyed(agent: string, sub: KeyedSource): () => void {
+    this.keyedAgents.add(agent);
+    for (const c of Object.values(this.keyedCounters)) c.inc({ agent }, 0); // the series exist from the start, at 0
+    this.keyedSubs.set(sub, { agent, seen: { loads: 0, evictions: 0, conflicts: 0, commits: 0, takeovers: 0, duplicates: 0 } });
+    return () => {
+      this.tally(sub);
+      this.keyedSubs.delete(sub);
+    };
+  }
+
+  /** Adds what `sub` counted since the last look to the counters; its figures, or null. */
+  private tally(sub: KeyedSource): KeyedStats | null {
+    const w = this.keyedSubs.get(sub);
+    const s = w === undefined ? null : sub.keyedStats();
+    if (w === undefined || s === null) return null;
+    for (const c of Object.keys(KEYED_COUNTS) as KeyedCount[]) {
+      if (s[c] > w.seen[c]) this.keyedCounters[c].inc({ agent: w.agent }, s[c] - w.seen[c]);
+      w.seen[c] = s[c];
+    }
+    return s;
+  }
+
+  /**
+   * Every keyed subscription read once per scrape: prom-client calls every metric's collect in one
+   * synchronous pass, and these collects are synchronous, so the read is kept until the next microtask.
+   */
+  private keyedRead(): Map<string, { owner: number; activeKeys: number; stateBytes: number }> {
+    if (this.keyedNow !== null) return this.keyedNow;
+    const now = new Map([...this.keyedAgents].map((a) => [a, { owner: 0, activeKeys: 0, stateBytes: 0 }]));
+    for (const [sub, { agent }] of this.keyedSubs) {
+      const s = this.tally(sub);
+      const g = now.get(agent)!;
+      if (s === null) continue;
+      g.owner = Math.max(g.owner, s.owner ? 1 : 0);
+      g.activeKeys += s.activeKeys;
+      g.stateBytes += s.stateBytes;
+    }
+    this.keyedNow = now;
+    queueMicrotask(() => (this.keyedNow = null));
+    return now;
   }
 
   /**

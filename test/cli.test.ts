@@ -13,6 +13,7 @@ import { startHost, workLog } from './helpers/host.js';
 import { parseCommandLine } from '../runtime/cli-args.js';
 import { COMMANDS, helpText, USAGE } from '../runtime/cli-commands.js';
 import { AgentbusError } from '../bus/errors.js';
+import type { KeyedDeliveryContext } from '../bus/keyed/contract.js';
 
 const path = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'bus.db');
 const cli = (...args: string[]) => cliWith({}, ...args);
@@ -83,7 +84,7 @@ test('bad arguments: one line naming what is wrong and where the help is, exit 2
     assert.ok(r.err.startsWith('agentbus: '), r.err);
     assert.is(r.err.trimEnd().split('\n').length, 1, r.err);
     assert.is(r.out, '');
-    if (i === 0) assert.is(r.err, 'agentbus: unknown command "frob": expected start, publish, replay, rewind, stats, dlq, ui, doctor (see agentbus help)\n');
+    if (i === 0) assert.is(r.err, 'agentbus: unknown command "frob": expected start, publish, replay, rewind, stats, dlq, state, ui, doctor (see agentbus help)\n');
     if (i === 1) assert.is(r.err, 'agentbus: publish needs <type> <json> (see agentbus help publish)\n');
   }
 });
@@ -207,6 +208,65 @@ test('dlq retry and purge of an unknown id name it on one line and exit 1; known
   const r = cli('dlq', 'purge', dl.id, '424243');
   assert.equal([r.code, r.err, r.out], [1, 'agentbus: no dead letter "424243" (agentbus dlq ls lists them)\n', 'purged 1 of 2\n']);
   assert.is(cli('dlq', 'show', dl.id).code, 1, 'purged');
+});
+
+test('state get, ls and rm reach a keyed group\'s state made by a real consumer; rm erases it from the store; unknown keys exit 1', async () => {
+  const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
+  const sub = await bus.subscribe({ group: 'CliCounter', types: ['cli.count'], key: 'subject', initialState: () => ({ n: 0 }) }, (_e, ctx) => {
+    (ctx as KeyedDeliveryContext<{ n: number }>).state.n++;
+  });
+  await bus.publishBatch(['k1', 'k2', 'k2', 'k3', 'k3', 'k3'].map((subject) => ({ type: 'cli.count', data: {}, subject })));
+  const count = async (k: string) => ((await bus.keys!.get('CliCounter', k))?.state as { n: number } | undefined)?.n;
+  await waitFor('three keys counted', async () => (await count('k1')) === 1 && (await count('k2')) === 2 && (await count('k3')) === 3);
+  await sub.close();
+  await bus.close();
+  const got = cli('state', 'get', 'CliCounter', 'k2');
+  assert.is(got.code, 0, got.err);
+  const k2 = JSON.parse(got.out);
+  assert.equal([k2.key, k2.state], ['k2', { n: 2 }]);
+  assert.ok(k2.version >= 1 && !Number.isNaN(Date.parse(k2.updatedAt)), got.out);
+  const none = cli('state', 'get', 'CliCounter', 'k9');
+  assert.equal([none.code, none.err, none.out], [1, 'agentbus: no state for key "k9" of agent CliCounter (agentbus state ls CliCounter lists its keys)\n', '']);
+  const groups = cli('state', 'ls', '--json');
+  assert.is(groups.code, 0, groups.err);
+  assert.ok(JSON.parse(groups.out).includes('CliCounter'), groups.out);
+  assert.match(cli('state', 'ls').out, /^AGENT\n(.*\n)*CliCounter\n/);
+  const keys = JSON.parse(cli('state', 'ls', 'CliCounter', '--json').out);
+  assert.equal(keys.map((k: { key: string }) => k.key), ['k1', 'k2', 'k3']);
+  assert.is(keys[1].bytes, JSON.stringify({ n: 2 }).length);
+  const page = cli('state', 'ls', 'CliCounter', '--after', 'k1', '--limit', '1');
+  assert.is(page.code, 0, page.err);
+  assert.match(page.out, /^KEY +VERSION +BYTES +UPDATED AT\nk2 +\d+ +7 +\d{4}-/);
+  assert.ok(page.out.endsWith('(1 shown; the next page: agentbus state ls CliCounter --after "k2")\n'), page.out);
+  const rm = cli('state', 'rm', 'CliCounter', 'k1', 'k3', 'k9', 'k3');
+  assert.equal([rm.code, rm.err, rm.out], [1, 'agentbus: no state for key "k9" of agent CliCounter (agentbus state ls CliCounter lists its keys)\n', 'erased 2 of 3\n']);
+  assert.equal(JSON.parse(cli('state', 'ls', 'CliCounter', '--json').out).map((k: { key: string }) => k.key), ['k2']);
+  const check = await createSqliteBus({ path, readonly: true, logger: pino({ level: 'silent' }) });
+  assert.is(await check.keys!.get('CliCounter', 'k1'), null, 'k1 erased from the store');
+  await check.close();
+  assert.equal(cli('state', 'rm', 'CliCounter', 'k2').code, 0);
+});
+
+test('state: a missing subcommand or agent, a bad --limit, paging without an agent: one line, exit 2, before any store is opened', async () => {
+  const missing = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'none.db');
+  await refused(
+    [
+      [['state'], 'agentbus: state needs a command: get, ls, rm (see agentbus help state)', 'spawn'],
+      [['state', 'gte', 'A', 'k'], 'agentbus: unknown state command "gte": did you mean get? (see agentbus help state)'],
+      [['state', 'get', 'A'], 'agentbus: state get needs <agent> <key> (see agentbus help state)', 'spawn'],
+      [['state', 'rm', 'A'], 'agentbus: state rm needs <agent> <key...> (see agentbus help state)'],
+      [['state', 'ls', 'A', 'B'], 'agentbus: state ls takes [<agent>], and not also "B" (see agentbus help state)'],
+      [['state', 'ls', 'A', '--limit', '10001'], 'agentbus: INVALID_OPTION: invalid --limit 10001: expected an integer from 1 to 10000', 'spawn'],
+      [['state', 'ls', '--after', 'k'], 'agentbus: state ls --after page through one agent\'s keys: name the agent (state ls <agent>); without it the keyed agents are listed whole (see agentbus help state)'],
+      [['state', 'get', 'A', 'k', '--json'], 'agentbus: unknown option --json for state get: state get takes no options (see agentbus help state)'],
+    ],
+    { AGENTBUS_SQLITE_PATH: missing },
+  );
+  assert.not.ok(existsSync(missing), 'a refused command opened the store');
+  const r = cliWith({ AGENTBUS_SQLITE_PATH: missing }, 'state', 'ls');
+  assert.is(r.code, 1, r.err);
+  assert.ok(r.err.includes('CONNECTION_FAILED: no agentbus database at'), `state ls opens read-only: ${r.err}`);
+  assert.not.ok(existsSync(missing), 'state ls created the file');
 });
 
 test('an unknown agent option names the option once', () => {

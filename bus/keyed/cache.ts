@@ -24,6 +24,14 @@ export interface KeyEntry {
   dirty: boolean;
   /** The last accepted state was null/undefined: the key's record is removed at the next commit (handlers see initialState meanwhile). */
   removed?: boolean;
+  /**
+   * When the stored record expires (stateTtlMs; epoch ms, 0: never), as this owner reckons it:
+   * from the record's updatedAt at load, from the commit's start after a commit (before the store
+   * wrote it). Past it the entry is not used again: the key is loaded anew. A store clock ahead of
+   * this one can expire the record first: the next commit of the key then conflicts and the
+   * consumer starts over from the store (the state is never resurrected).
+   */
+  expiresAt: number;
 }
 
 /** Share of the bound an eviction pass frees: it stops at max - floor(max / 16) keys (bounds under 16 evict to the bound). */
@@ -53,21 +61,26 @@ export class KeyCache {
     return e;
   }
 
-  /** Adds a loaded entry (keeping one already there: a load racing another for the same key). */
+  /**
+   * Adds a loaded entry (keeping one already there: a load racing another for the same key). The
+   * entry itself is never the one evicted: it is about to be pinned by the delivery that asked for
+   * it, and evicted now its change would live outside the cache, the key's next delivery loading
+   * the stale stored state again (a conflict at commit, and the whole tenure started over).
+   */
   put(e: KeyEntry): KeyEntry {
     const had = this.entries.get(e.key);
     if (had !== undefined) return had;
     this.entries.set(e.key, e);
-    this.evict();
+    this.evict(e);
     return e;
   }
 
-  /** Past the bound: evicts idle entries, oldest first, down to the low water mark (entries in use are skipped, never lost). */
-  evict(): void {
+  /** Past the bound: evicts idle entries, oldest first, down to the low water mark (entries in use, and `keep`, are skipped, never lost). */
+  evict(keep?: KeyEntry): void {
     if (this.entries.size <= this.max) return;
     for (const e of this.entries.values()) {
       if (this.entries.size <= this.low) break;
-      if (e.pins > 0 || e.dirty) continue;
+      if (e === keep || e.pins > 0 || e.dirty) continue;
       this.entries.delete(e.key);
       this.evictions++;
     }

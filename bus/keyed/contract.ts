@@ -83,3 +83,4 @@ export interface KeyedStates {
   /** Groups with keyed state or an owner. */
   groups(): Promise<string[]>;
 }
+

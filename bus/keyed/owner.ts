@@ -164,7 +164,10 @@ export class KeyOwner {
   /** The key's entry, pinned for one delivery: from memory, or loaded with the other keys asked for in this tick. */
   enter(key: string): KeyEntry | Promise<KeyEntry> {
     const e = this.cache.get(key);
-    if (e !== undefined) {
+    if (e !== undefined && e.expiresAt > 0 && Date.now() >= e.expiresAt && e.pins === 0 && !e.dirty) {
+      // Its record expired in the store (stateTtlMs): the key has no state now, whatever memory holds.
+      this.cache.delete(key);
+    } else if (e !== undefined) {
       e.pins++;
       return e;
     }
@@ -193,11 +196,12 @@ export class KeyOwner {
         const r = records.get(key);
         let entry: KeyEntry;
         if (r !== undefined && r.state !== 'null') {
-          entry = { key, version: r.version, json: r.state, value: JSON.parse(r.state), applied: r.applied, appliedDelta: null, pins: 0, dirty: false };
+          const expiresAt = this.o.stateTtlMs > 0 ? r.updatedAt + this.o.stateTtlMs : 0;
+          entry = { key, version: r.version, json: r.state, value: JSON.parse(r.state), applied: r.applied, appliedDelta: null, pins: 0, dirty: false, expiresAt };
         } else {
           // No record, or a tombstone (TOMBSTONE_MS): the initial state, at the record's version.
           const value = this.o.initialState(key) ?? null;
-          entry = { key, version: r?.version ?? 0, json: JSON.stringify(value), value, applied: r?.applied ?? {}, appliedDelta: null, pins: 0, dirty: false };
+          entry = { key, version: r?.version ?? 0, json: JSON.stringify(value), value, applied: r?.applied ?? {}, appliedDelta: null, pins: 0, dirty: false, expiresAt: 0 };
         }
         entry = this.cache.put(entry);
         for (const w of waiters) w.resolve(entry);
@@ -340,12 +344,18 @@ export class KeyOwner {
     this.plainAcks = [];
     this.uncommitted = 0;
     this.inCommit = plain.concat(...writes.map((w) => w.ack));
+    const started = Date.now();
     try {
       const r = await this.store.commit(this.o.group, this.o.consumer, epoch, writes, plain);
       this.counters.commits++;
       this.inCommit = [];
       if (this.tenure !== tenure) return;
-      for (let i = 0; i < entries.length; i++) entries[i].version = writes[i].state === null ? 0 : writes[i].expectVersion + 1;
+      const ttl = this.o.stateTtlMs;
+      for (let i = 0; i < entries.length; i++) {
+        const kept = writes[i].state !== null;
+        entries[i].version = kept ? writes[i].expectVersion + 1 : 0;
+        entries[i].expiresAt = kept && ttl > 0 ? started + ttl : 0;
+      }
       if (r.conflicts.length > 0) {
         this.counters.conflicts += r.conflicts.length;
         return this.lost(`state of ${r.conflicts.length} key(s) changed outside this owner (e.g. ${JSON.stringify(r.conflicts[0])}, removed by agentbus state rm?)`);

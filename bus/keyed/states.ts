@@ -14,6 +14,9 @@ function checkKey(key: unknown): string {
   return key;
 }
 
+/** Most keys one `bus.keys.list` returns (its `limit`; `agentbus state ls --limit`). */
+export const MAX_STATE_LIST = 10_000;
+
 export function keyedStates(store: StateStore): KeyedStates {
   return {
     async get(group, key) {
@@ -22,7 +25,7 @@ export function keyedStates(store: StateStore): KeyedStates {
       return r === null || r.state === 'null' ? null : { key, state: JSON.parse(r.state), version: r.version, updatedAt: new Date(r.updatedAt) };
     },
     async list(group, o = {}) {
-      const limit = int('limit', o.limit, 100, 1, 10_000);
+      const limit = int('limit', o.limit, 100, 1, MAX_STATE_LIST);
       const rows = await store.list(checkGroup(group), { after: o.after, limit });
       return rows.map((r) => ({ ...r, updatedAt: new Date(r.updatedAt) }));
     },

@@ -4,6 +4,7 @@
 import * as assert from 'uvu/assert';
 import type { Bus, Subscription } from '../../bus/contract.js';
 import type { KeyedDeliveryContext } from '../../bus/keyed/contract.js';
+import { MAX_UNCOMMITTED } from '../../bus/keyed/owner.js';
 import { uniq, waitFor, sleep } from '../helpers/index.js';
 import type { Target } from './index.js';
 
@@ -233,9 +234,11 @@ export function keyedSuite(a: Target): void {
     await publishKeyed(bus, type, 20, 2); // n 0 and 1 again for k0..k19
     await waitFor('2040 handled', () => handled >= 2040, 15_000);
     clearInterval(watch);
-    assert.ok(most <= 50 + 32 + 1, `cache peaked at ${most} keys (bound 50, plus keys in use)`);
+    // Keys in use are never evicted: held by a delivery (at most concurrency) or changed and not yet committed (at most MAX_UNCOMMITTED).
+    assert.ok(most <= 50 + 32 + MAX_UNCOMMITTED, `cache peaked at ${most} keys (bound 50, plus keys in use)`);
     assert.ok(owner.cache.evictions >= 1900, `evicted ${owner.cache.evictions}`);
     await waitFor('committed', async () => ((await bus.keys!.get(group, 'k19'))?.state as Seen | undefined)?.seq.length === 3, 10_000);
+    await waitFor('back within maxActiveKeys once committed', () => owner.cache.size <= 50, 10_000);
     assert.equal(((await bus.keys!.get(group, 'k0'))!.state as Seen).seq, [0, 0, 1], 'reloaded from the store, not restarted from empty');
   });
 
@@ -278,6 +281,30 @@ export function keyedSuite(a: Target): void {
     await waitFor('4 handled', () => seen.length === 4, 10_000);
     assert.equal(seen, [{ n: 0 }, { n: 1 }, { n: 2 }, { n: 0 }]);
     await waitFor('stored again', async () => ((await bus.keys!.get(group, 'x'))?.state as { n: number } | undefined)?.n === 1, 10_000);
+  });
+
+  test('stateTtlMs: a key unchanged for that long has no state: its next event starts from initialState (no conflict), and a closed group whose state expired is no longer listed', async () => {
+    const bus = await a.make();
+    const type = uniq('kttl');
+    const group = uniq('g');
+    const seen: number[] = [];
+    const sub = await bus.subscribe({ group, types: [type], key: 'subject', stateTtlMs: 1000, initialState: () => ({ n: 0 }) }, (_e, ctx) => {
+      const c = ctx as KeyedDeliveryContext<{ n: number }>;
+      seen.push(c.state.n);
+      c.state.n++;
+    });
+    await bus.publish(type, {}, { subject: 't1' });
+    await waitFor('t1 committed', async () => ((await bus.keys!.get(group, 't1'))?.state as { n: number } | undefined)?.n === 1, 10_000);
+    await waitFor('t1 expired', async () => (await bus.keys!.get(group, 't1')) === null, 15_000);
+    assert.equal(await bus.keys!.list(group), [], 'an expired key is not listed');
+    await bus.publish(type, {}, { subject: 't1' });
+    await waitFor('t1 handled again', () => seen.length === 2, 10_000);
+    assert.equal(seen, [0, 0], 'the expired state is not handed to the handler: it starts from initialState');
+    await waitFor('t1 committed again', async () => ((await bus.keys!.get(group, 't1'))?.state as { n: number } | undefined)?.n === 1, 10_000);
+    assert.is(sub.keyedStats!()!.conflicts, 0, 'the owner did not commit over the expired record');
+    await sub.close();
+    await waitFor('t1 expired again', async () => (await bus.keys!.get(group, 't1')) === null, 15_000);
+    assert.not.ok((await bus.keys!.groups()).includes(group), 'no owner and no state left: the group is not listed');
   });
 
   test.run();

@@ -1,0 +1,228 @@
+// Keyed agents under AgentHost on a real SQLite file: ctx.key / ctx.state, an XState machine per
+// key whose snapshot outlives the host, replay on scratch state (host.replay and the CLI), publishes
+// of a redelivered handler stored once, and the checks that refuse a misdeclared keyed agent.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { assign, emit, setup } from 'xstate';
+import { AgentHost, BaseAgent, createBus, ValidationError, type Bus, type CloudEvent, type KeyedContext } from '../index.js';
+import { KeyedCounter } from './fixtures/agents/keyed.js';
+import { uniq, waitFor } from './helpers/index.js';
+
+const logger = pino({ level: 'silent' });
+const dir = mkdtempSync(join(tmpdir(), 'agentbus-keyed-'));
+const fresh = (path = join(dir, `${uniq('k')}.db`)) => createBus({ adapter: 'sqlite', path, logger });
+
+/** Every event stored under `type`, oldest first. */
+async function stored(bus: Bus, type: string): Promise<CloudEvent[]> {
+  const out: CloudEvent[] = [];
+  await bus.replay({ types: [type], from: 0 }, (e) => void out.push(e));
+  return out;
+}
+
+const stateOf = async (bus: Bus, agent: string, key: string) => (await bus.keys!.get(agent, key))?.state;
+
+test('a keyed agent (static key subject): ctx.key is the subject, ctx.state counts per key in publish order; no subject is a no_key dead letter', async () => {
+  const bus = await fresh();
+  const type = uniq('tally.add');
+  const keys: string[] = [];
+  class Tally extends BaseAgent {
+    static subscriptions = [type];
+    static key = 'subject' as const;
+    static initialState = (key: string) => ({ key, n: 0, seen: [] as number[] });
+    static options = { concurrency: 4 };
+    handle(e: CloudEvent<{ i: number }>, ctx: KeyedContext<{ key: string; n: number; seen: number[] }>) {
+      keys.push(ctx.key);
+      ctx.state.n++;
+      ctx.state.seen.push(e.data.i);
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Tally], logger });
+  await host.start();
+  const events = ['x', 'y', 'z'].flatMap((subject) => [0, 1, 2, 3, 4].map((i) => ({ type, data: { i }, subject })));
+  await bus.publishBatch([...events.filter((_, j) => j % 2 === 0), ...events.filter((_, j) => j % 2 === 1)].sort((a, b) => a.data.i - b.data.i));
+  await bus.publish(type, { i: 9 });
+  await waitFor('every key counted', async () => (await Promise.all(['x', 'y', 'z'].map((k) => stateOf(bus, 'Tally', k)))).every((s) => (s as { n: number } | undefined)?.n === 5));
+  for (const k of ['x', 'y', 'z']) assert.equal(await stateOf(bus, 'Tally', k), { key: k, n: 5, seen: [0, 1, 2, 3, 4] });
+  await waitFor('the event without a subject dead-lettered', async () => (await bus.deadLetters.list({ group: 'Tally' })).length === 1);
+  assert.is((await bus.deadLetters.list({ group: 'Tally' }))[0].reason, 'no_key');
+  assert.equal([...new Set(keys)].sort(), ['x', 'y', 'z']);
+  await host.stop();
+  await bus.close();
+});
+
+test('static machine: each key runs its own XState actor; what it emits is published; its snapshot persists across a host restart', async () => {
+  const path = join(dir, `${uniq('m')}.db`);
+  const opened: Array<{ subject?: string; data: unknown; id: string }> = [];
+  const door = setup({
+    types: {} as { context: { opens: number }; events: { type: 'door.open' | 'door.close'; data: unknown }; emitted: { type: 'door.opened'; data: { opens: number } } },
+  }).createMachine({
+    id: 'door',
+    initial: 'closed',
+    context: { opens: 0 },
+    states: {
+      closed: { on: { 'door.open': { target: 'open', actions: [assign({ opens: ({ context }) => context.opens + 1 }), emit(({ context }) => ({ type: 'door.opened' as const, data: { opens: context.opens } }))] } } },
+      open: { on: { 'door.close': 'closed' } },
+    },
+  });
+  class Door extends BaseAgent {
+    static subscriptions = ['door.open', 'door.close'];
+    static key = 'subject' as const;
+    static machine = door;
+  }
+  class Watch extends BaseAgent {
+    static subscriptions = ['door.opened'];
+    onDoorOpened(e: CloudEvent) {
+      opened.push({ data: e.data, id: e.id });
+    }
+  }
+  let bus = await fresh(path);
+  let host = new AgentHost({ bus, agents: [Door, Watch], logger });
+  await host.start();
+  await bus.publish('door.open', {}, { subject: 'front' });
+  await bus.publish('door.open', {}, { subject: 'back' });
+  await waitFor('two doors opened', () => opened.length === 2);
+  assert.equal(opened.map((o) => o.data).sort(), [{ opens: 1 }, { opens: 1 }]);
+  const front = (await stateOf(bus, 'Door', 'front')) as { value: string; context: { opens: number } };
+  assert.equal([front.value, front.context], ['open', { opens: 1 }], 'the persisted snapshot is the state');
+  await host.stop();
+  await bus.close();
+  // A new host (and bus) on the same file: the actors resume from their snapshots.
+  bus = await fresh(path);
+  host = new AgentHost({ bus, agents: [Door, Watch], logger });
+  await host.start();
+  // (A key's events keep their order within a topic, not across topics: each step waits for the last.)
+  await bus.publish('door.close', {}, { subject: 'front' });
+  await waitFor('front stored closed', async () => ((await stateOf(bus, 'Door', 'front')) as { value: string }).value === 'closed');
+  await bus.publish('door.open', {}, { subject: 'front' });
+  await waitFor('front opened again', () => opened.length === 3);
+  assert.equal(opened[2].data, { opens: 2 }, 'counted on from the snapshot stored before the restart');
+  await waitFor('front stored open', async () => ((await stateOf(bus, 'Door', 'front')) as { context: { opens: number } }).context.opens === 2);
+  assert.is(((await stateOf(bus, 'Door', 'front')) as { value: string }).value, 'open');
+  assert.equal(((await stateOf(bus, 'Door', 'back')) as { context: unknown }).context, { opens: 1 });
+  await host.stop();
+  await bus.close();
+});
+
+test('replay of a keyed agent runs on scratch state from initialState and leaves the live state untouched (host.replay)', async () => {
+  const bus = await fresh();
+  const host = new AgentHost({ bus, agents: [KeyedCounter], logger });
+  await host.start();
+  await bus.publishBatch([1, 2, 3].map(() => ({ type: 'kfix.count', data: {}, subject: 'r1' })));
+  await waitFor('live count 3', async () => ((await stateOf(bus, 'KeyedCounter', 'r1')) as { n: number } | undefined)?.n === 3);
+  await waitFor('three counts published', async () => (await stored(bus, 'kfix.counted')).length === 3);
+  const before = await bus.keys!.get('KeyedCounter', 'r1');
+  const result = await host.replay('KeyedCounter');
+  assert.is(result.handled, 3);
+  assert.equal(result.published.events.map((e) => e.data), [1, 2, 3].map((n) => ({ key: 'r1', n })), 'counted from initialState, not from the live 3');
+  assert.equal(await bus.keys!.get('KeyedCounter', 'r1'), before, 'live state, version and time untouched');
+  assert.is((await stored(bus, 'kfix.counted')).length, 3, 'nothing stored by the replay');
+  // The live agent goes on from its own state.
+  await bus.publish('kfix.count', {}, { subject: 'r1' });
+  await waitFor('live count 4', async () => ((await stateOf(bus, 'KeyedCounter', 'r1')) as { n: number }).n === 4);
+  await host.stop();
+  await bus.close();
+});
+
+test('agentbus replay --agent of a keyed agent prints counts from scratch state and leaves the live state untouched', async () => {
+  const path = join(dir, `${uniq('cli')}.db`);
+  const bus = await fresh(path);
+  const host = new AgentHost({ bus, agents: [KeyedCounter], logger });
+  await host.start();
+  await bus.publishBatch([1, 2].map(() => ({ type: 'kfix.count', data: {}, subject: 'c1' })));
+  await waitFor('live count 2', async () => ((await stateOf(bus, 'KeyedCounter', 'c1')) as { n: number } | undefined)?.n === 2);
+  await host.stop();
+  const before = await bus.keys!.get('KeyedCounter', 'c1');
+  const r = spawnSync(process.execPath, ['dist/runtime/cli.js', 'replay', '--agent', 'KeyedCounter', '--agents', 'test/fixtures/agents/keyed.ts', '--json'], {
+    encoding: 'utf8',
+    env: { ...process.env, AGENTBUS_SQLITE_PATH: path },
+  });
+  assert.is(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.published.events.map((e: { data: unknown }) => e.data), [{ key: 'c1', n: 1 }, { key: 'c1', n: 2 }]);
+  assert.equal(await bus.keys!.get('KeyedCounter', 'c1'), before);
+  await bus.close();
+});
+
+test('a keyed handler that publishes and then fails once: its publishes (publish and publishBatch) are stored once', async () => {
+  const bus = await fresh();
+  const type = uniq('flaky.in');
+  const out = uniq('flaky.out');
+  let attempts = 0;
+  class Flaky extends BaseAgent {
+    static subscriptions = [type];
+    static key = 'subject' as const;
+    static options = { backoff: { initialMs: 1, maxMs: 5 } };
+    async handle(_e: CloudEvent, ctx: KeyedContext<number | null>) {
+      await ctx.publish(out, { first: true });
+      await ctx.publishBatch([{ type: out, data: { batch: 1 } }, { type: out, data: { batch: 2 } }]);
+      if (attempts++ === 0) throw new Error('fails once, after publishing');
+      ctx.state = (ctx.state ?? 0) + 1;
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Flaky], logger });
+  await host.start();
+  await bus.publish(type, {}, { subject: 'f1' });
+  await waitFor('handled on the second attempt', async () => (await stateOf(bus, 'Flaky', 'f1')) === 1);
+  assert.is(attempts, 2);
+  const events = await stored(bus, out);
+  assert.equal(events.map((e) => e.data), [{ first: true }, { batch: 1 }, { batch: 2 }], 'each publish stored once');
+  assert.is(new Set(events.map((e) => e.id)).size, 3);
+  await host.stop();
+  await bus.close();
+});
+
+test('agent checks: a machine without a key, keyed options on an unkeyed agent, a bad key or machine are refused naming the agent', () => {
+  const m = setup({}).createMachine({ id: 'm', initial: 'a', states: { a: {} } });
+  class NoKey extends BaseAgent {
+    static subscriptions = ['a.b'];
+    static machine = m;
+  }
+  class Plain extends BaseAgent {
+    static subscriptions = ['a.b'];
+    static options = { maxActiveKeys: 10 };
+    handle() {}
+  }
+  class PlainEntry extends BaseAgent {
+    static subscriptions = ['a.b'];
+    handle() {}
+  }
+  class BadKey extends BaseAgent {
+    static subscriptions = ['a.b'];
+    static key = 'id' as never;
+    handle() {}
+  }
+  class BadMachine extends BaseAgent {
+    static subscriptions = ['a.b'];
+    static key = 'subject' as const;
+    static machine = { states: {} } as never;
+  }
+  class MachineAndInitial extends BaseAgent {
+    static subscriptions = ['a.b'];
+    static key = 'subject' as const;
+    static machine = m;
+    static initialState = () => ({ n: 0 });
+  }
+  const refused = (agents: ConstructorParameters<typeof AgentHost>[0]['agents'], ...mentions: string[]) => {
+    try {
+      new AgentHost({ bus: { subscribe() {} } as never, agents, logger });
+    } catch (err) {
+      assert.instance(err, ValidationError);
+      for (const w of mentions) assert.ok((err as Error).message.includes(w), `${(err as Error).message} lacks ${w}`);
+      return;
+    }
+    assert.unreachable(`accepted ${mentions.join(' ')}`);
+  };
+  refused([NoKey], 'agent NoKey', 'static machine', 'declare static key');
+  refused([Plain], 'agent Plain', 'maxActiveKeys apply to keyed agents only');
+  refused([{ agent: PlainEntry, options: { stateTtlMs: 1000, maxStateBytes: 1000 } }], 'agent PlainEntry', 'maxStateBytes, stateTtlMs apply to keyed agents only');
+  refused([BadKey], 'agent BadKey', '"id"', "'subject' or a function");
+  refused([BadMachine], 'agent BadMachine', 'XState v5 machine');
+  refused([MachineAndInitial], 'agent MachineAndInitial', 'initialState');
+});
+
+test.run();
