@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { invalid } from './errors.js';
 
@@ -114,6 +114,15 @@ function nowIso(): string {
     lastIso = new Date(ms).toISOString();
   }
   return lastIso;
+}
+
+/**
+ * An event id made from `parts` (joined with NUL, hashed): the same parts give the same id on any
+ * host, so a publish repeated under it is stored once within the dedup window (replies, keyed
+ * handlers' publishes, schedule ticks).
+ */
+export function stableId(...parts: Array<string | number>): string {
+  return createHash('sha256').update(parts.join('\0')).digest('base64url').slice(0, 26);
 }
 
 /** The keys of PublishOptions; anything else in a publish is refused (a typo is not a default). */

@@ -8,7 +8,8 @@
  * requester's own keys or subjects: they arrive on a topic of their own. A reply arriving after its
  * request timed out (or for a request this bus never made) is dropped and counted.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { stableId } from './event.js';
 import type { Bus, Subscription } from './contract.js';
 import type { RequestOptions } from './contract-options.js';
 import type { CloudEvent, PublishOptions } from './event.js';
@@ -31,8 +32,7 @@ interface Waiting {
  * the request, so a handler run again (redelivered, on any host) stores its reply once.
  */
 export function replyOptions(request: CloudEvent, group: string, source: string): PublishOptions {
-  const id = createHash('sha256').update(`${group}\0${request.source}\0${request.id}\0reply`).digest('base64url').slice(0, 26);
-  return { id, source, correlationid: request.correlationid };
+  return { id: stableId(group, request.source, request.id, 'reply'), source, correlationid: request.correlationid };
 }
 
 export class Requests {

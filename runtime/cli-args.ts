@@ -7,6 +7,7 @@ import { int } from '../bus/validate.js';
 import type { StoreBound } from '../bus/driver.js';
 import { MAX_STATE_LIST } from '../bus/keyed/states.js';
 import { COMMANDS, FAMILIES, GLOBAL, OPTIONS, TOP, type OptionName } from './cli-commands.js';
+import { parseDuration } from './schedules.js';
 
 /** Bad arguments: the CLI prints `agentbus: <message>` and a pointer to the command's help, exit 2. */
 export class UsageError extends Error {}
@@ -141,13 +142,11 @@ export function bound(v: string | boolean | undefined): string | number | undefi
   return /^\d{12,}$/.test(v) ? Number(v) : v;
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** A duration flag: milliseconds (`1500`) or a number and a unit (`250ms`, `30s`, `5m`, `2h`, `1d`, `1.5h`). */
 export function durationMs(name: string, v: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
-  if (!m) throw new UsageError(`invalid ${name} ${JSON.stringify(v)}: expected milliseconds or a duration such as 250ms, 30s, 5m, 2h, 1d`);
-  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']);
+  const ms = parseDuration(v);
+  if (ms === null) throw new UsageError(`invalid ${name} ${JSON.stringify(v)}: expected milliseconds or a duration such as 250ms, 30s, 5m, 2h, 1d`);
+  return ms;
 }
 
 /** Values checked before any store is opened, each error naming the flag and what it accepts. */

@@ -3,19 +3,19 @@
  * (guarantee 4: a redelivered handler republishes the same ids, and the store's dedup window keeps
  * one of each), an XState machine per key (`static machine`), and the scratch state a replay runs on.
  */
-import { createHash } from 'node:crypto';
 import { createActor, type AnyStateMachine } from 'xstate';
 import type { DeliveryContext } from '../bus/contract.js';
-import type { CloudEvent } from '../bus/event.js';
+import { stableId, type CloudEvent } from '../bus/event.js';
 import type { KeyOf, KeyedDeliveryContext } from '../bus/keyed/contract.js';
 import type { KeyedContext } from '../agents/base.js';
+import { keyOf } from '../bus/keyed/owner.js';
 
 /**
  * The id of the `n`-th event a keyed handler publishes while handling `event` in `group`: the same
  * on every delivery of that event, on any host (so it is stored once within the dedup window).
  */
 export function derivedId(group: string, event: CloudEvent, n: number): string {
-  return createHash('sha256').update(`${group}\0${event.source}\0${event.id}\0${n}`).digest('base64url').slice(0, 26);
+  return stableId(group, event.source, event.id, n);
 }
 
 /** The source a keyed agent publishes with: the agent's, not the host's, so a redelivery on another host dedups. */
@@ -61,14 +61,8 @@ export class ScratchStates {
 
   /** A keyed context over `d` for `event`, or null for an event without a key (skipped by the replay). */
   context(event: CloudEvent, d: DeliveryContext): (KeyedDeliveryContext & { commit(): void }) | null {
-    let k: unknown;
-    try {
-      k = this.key === 'subject' ? event.subject : this.key(event);
-    } catch {
-      return null;
-    }
-    if (typeof k !== 'string' || k === '') return null;
-    const key = k;
+    const key = keyOf(this.key, event);
+    if (key === null) return null;
     const states = this.states;
     const state = states.has(key) ? structuredClone(states.get(key)) : (this.initial?.(key) ?? null);
     return {

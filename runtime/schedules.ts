@@ -12,10 +12,9 @@
  *   Replacing or cancelling a reminder by name is not built yet: a keyed agent keeps in its state
  *   which reminder is current and ignores the others.
  */
-import { createHash } from 'node:crypto';
 import type { Bus } from '../bus/contract.js';
 import { invalid } from '../bus/errors.js';
-import { checkType } from '../bus/event.js';
+import { checkType, stableId } from '../bus/event.js';
 
 /** `every` as a schedule takes it: milliseconds, or a number with a unit (`250ms`, `30s`, `5m`, `2h`, `1d`). */
 export type Every = number | string;
@@ -37,12 +36,18 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
 const MIN_EVERY_MS = 1000;
 const MAX_EVERY_MS = 365 * 86_400_000;
 
-/** A duration: milliseconds, or a number and a unit. */
-export function toMs(name: string, v: unknown): number {
-  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return Math.round(v);
+/** Milliseconds from a number of them or a number and a unit (`250ms`, `30s`, `5m`, `2h`, `1d`, `1.5h`); null for anything else. Also the CLI's (`--delay`). */
+export function parseDuration(v: unknown): number | null {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v) : null;
   const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim()) : null;
-  if (!m) throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(v)}: expected milliseconds or a duration such as 250ms, 30s, 5m, 2h, 1d`);
-  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']);
+  return m ? Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']) : null;
+}
+
+/** A duration option (see parseDuration), or INVALID_OPTION naming it. */
+export function toMs(name: string, v: unknown): number {
+  const ms = parseDuration(v);
+  if (ms === null) throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(v)}: expected milliseconds or a duration such as 250ms, 30s, 5m, 2h, 1d`);
+  return ms;
 }
 
 /** An agent's `static schedules`, checked at host construction. */
@@ -58,8 +63,6 @@ export function checkSchedules(where: string, v: unknown): Array<{ everyMs: numb
   });
 }
 
-const hash = (...parts: Array<string | number>) => createHash('sha256').update(parts.join('\0')).digest('base64url').slice(0, 26);
-
 /** The source schedule and reminder events are published with: the agent's, the same on every host (dedup across hosts). */
 export const scheduleSource = (agent: string) => `/agentbus/schedules/${agent}`;
 
@@ -72,7 +75,7 @@ export function runSchedule(bus: Bus, agent: string, s: { everyMs: number; type:
   let stopped = false;
   const publishTick = (tick: number) =>
     bus
-      .publish(s.type, s.data, { id: hash(agent, s.type, s.everyMs, tick), source: scheduleSource(agent), at: tick, dedupWindowMs: Math.min(MAX_EVERY_MS, 2 * s.everyMs + 60_000) })
+      .publish(s.type, s.data, { id: stableId(agent, s.type, s.everyMs, tick), source: scheduleSource(agent), at: tick, dedupWindowMs: Math.min(MAX_EVERY_MS, 2 * s.everyMs + 60_000) })
       .then(() => undefined, onError);
   const step = () => {
     if (stopped) return;

@@ -9,6 +9,7 @@
  */
 import type { Logger } from 'pino';
 import type { Delivery } from '../driver.js';
+import type { CloudEvent } from '../event.js';
 import { OwnershipLostError, StateTooLargeError } from '../errors.js';
 import { appliedKey, type StateStore, type StateWrite } from '../state.js';
 import { describe, errForLog, isA } from '../thrown.js';
@@ -49,6 +50,17 @@ export interface KeyedCounters {
   duplicates: number;
 }
 
+/** The event's key under `key`, or null when it has none (no subject; the function threw or gave no non-empty string). */
+export function keyOf(key: KeyOf, event: CloudEvent): string | null {
+  let k: unknown;
+  try {
+    k = key === 'subject' ? event.subject : key(event);
+  } catch {
+    return null;
+  }
+  return typeof k === 'string' && k !== '' ? k : null;
+}
+
 export class KeyOwner {
   readonly cache: KeyCache;
   readonly counters: KeyedCounters = { loads: 0, conflicts: 0, commits: 0, takeovers: 0, duplicates: 0 };
@@ -83,14 +95,8 @@ export class KeyOwner {
   }
 
   /** The event's key, or null when it has none (a dead letter `no_key`). */
-  keyOf(event: { subject?: string | undefined } & object): string | null {
-    let k: unknown;
-    try {
-      k = this.o.key === 'subject' ? event.subject : this.o.key(event as never);
-    } catch {
-      return null;
-    }
-    return typeof k === 'string' && k !== '' ? k : null;
+  keyOf(event: CloudEvent): string | null {
+    return keyOf(this.o.key, event);
   }
 
   get owned(): boolean {
