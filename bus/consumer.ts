@@ -2,21 +2,24 @@
 // effects of each delivery decision (decide.ts) — acks (batched), retries in hand, dead letters —
 // plus lease renewal, heartbeats and the drain on close.
 import type { Logger } from 'pino';
-import type { Handler, DeliveryOutcome, Subscription } from './contract.js';
+import type { Handler, Subscription } from './contract.js';
 import type { KeyedStats } from './contract-delivery.js';
 import { HEARTBEAT_MS, type Delivery, type Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
 import type { CloudEvent } from './event.js';
 import { asTopic } from './event.js';
 import { Batcher } from './batcher.js';
+import { Outcomes } from './outcomes.js';
 import { Context } from './context.js';
 import { onArrival, onSettled, type Decision } from './decide.js';
 import { Holdings, type Held } from './held.js';
 import { SubjectLanes } from './lanes.js';
 import { GroupTopics, TOPIC_REFRESH_MS } from './topics.js';
-import { describe, errForLog, isA } from './thrown.js';
-import { invalid, StateTooLargeError, TimeoutError } from './errors.js';
-import { KeyOwner, MAX_UNCOMMITTED } from './keyed/owner.js';
+import { errForLog, isA } from './thrown.js';
+import { invalid, StateTooLargeError } from './errors.js';
+import { callWithTimeout, sleep } from './call.js';
+import { MAX_UNCOMMITTED } from './keyed/owner.js';
+import { KeyedTenure } from './keyed/tenure.js';
 import { KeyedDelivery } from './keyed/context.js';
 import { NO_KEY, STATE_TOO_LARGE } from './keyed/contract.js';
 import type { KeyEntry } from './keyed/cache.js';
@@ -34,13 +37,12 @@ export class Consumer implements Subscription {
   readonly consumer: string;
   private readonly held: Holdings;
   private lanes = new SubjectLanes<Held>();
-  /** Keyed subscriptions: the group's ownership and the keys' state (keyed/owner.ts); null otherwise. */
-  readonly owner: KeyOwner | null = null;
-  /** Keyed: the tenure; deliveries of an earlier one are forgotten when their handler settles. */
-  private gen = 0;
+  /** Keyed subscriptions: the group's ownership and the keys' state (keyed/tenure.ts, owner.ts); null otherwise. */
+  readonly keyed: KeyedTenure | null = null;
   private readonly topics: GroupTopics;
   /** Acks wait here for the next read (which carries them) or the next setImmediate, whichever comes first. */
   private readonly acks: Batcher<Delivery>;
+  private readonly out: Outcomes;
   /** Deliveries started (counted at once, run from the next microtask) and not yet settled. */
   private running = 0;
   private retrying = 0;
@@ -69,10 +71,24 @@ export class Consumer implements Subscription {
     this.group = o.group;
     this.consumer = o.consumer;
     this.topics = new GroupTopics(driver, o, log);
+    this.out = new Outcomes(driver, o, log);
     this.held = new Holdings(driver, o, (what, err) => this.storeError(what, err));
     if (o.key !== undefined) {
       if (driver.state === undefined) throw invalid('INVALID_OPTION', `invalid key for group ${o.group}: this store has no keyed state`);
-      this.owner = new KeyOwner(driver.state, { ...o, key: o.key }, log, (why) => this.lose(why));
+      this.keyed = new KeyedTenure(driver.state, { ...o, key: o.key }, log, {
+        running: () => this.running,
+        closing: () => this.closing,
+        idle: () => new Promise<void>((resolve) => (this.wakeUp = resolve)),
+        pause: (ms) => sleep(ms, this.stopRead.signal),
+        unstart: () => (this.running--, this.wake()),
+        drop: (h) => this.drop(h),
+        forget: () => this.forget(),
+        take: (ds) => {
+          for (const d of ds) this.dispatch(d);
+          this.runScheduled();
+        },
+        storeError: (what, err) => this.storeError(what, err),
+      });
     }
     // A failed ack leaves the events pending: they are delivered again (at least once).
     this.acks = new Batcher((ds) => this.driver.leases.ack(this.group, ds).catch((err) => this.storeError('ack', err)));
@@ -84,7 +100,8 @@ export class Consumer implements Subscription {
     this.loopDone = this.loop();
     this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));
     const renewEvery = Math.max(10, Math.floor(this.o.claimIdleMs / 3));
-    this.timers.push(setInterval(() => void (this.abandoned || (this.held.renew(this.owner?.unacknowledged()), this.owner?.renew())), renewEvery));
+    const owner = this.keyed?.owner;
+    this.timers.push(setInterval(() => void (this.abandoned || (this.held.renew(owner?.unacknowledged()), owner?.renew())), renewEvery));
     if (this.topics.patterned) this.timers.push(setInterval(() => this.refreshTopics(), TOPIC_REFRESH_MS));
     for (const t of this.timers) t.unref();
   }
@@ -99,9 +116,7 @@ export class Consumer implements Subscription {
   }
 
   keyedStats(): KeyedStats | null {
-    const o = this.owner;
-    if (o === null) return null;
-    return { owner: o.owned, activeKeys: o.cache.size, stateBytes: o.cache.bytes(), evictions: o.cache.evictions, ...o.counters };
+    return this.keyed?.stats() ?? null;
   }
 
   /** Tells the store this consumer is alive (stats count live consumers); a failure waits for the next beat. */
@@ -112,27 +127,28 @@ export class Consumer implements Subscription {
 
   private async loop(): Promise<void> {
     const { concurrency } = this.o;
+    const keyed = this.keyed;
     while (!this.closing) {
-      if (this.owner !== null && !this.owner.owned) {
-        await this.standBy();
+      if (keyed !== null && !keyed.owner.owned) {
+        await keyed.standBy(() => this.topics.list, this.maxBytes);
         continue;
       }
-      if (this.owner !== null && this.owner.uncommitted >= MAX_UNCOMMITTED) {
-        await this.owner.committed();
+      if (keyed !== null && keyed.owner.uncommitted >= MAX_UNCOMMITTED) {
+        await keyed.owner.committed();
         continue;
       }
       const free = concurrency - this.running - this.lanes.queued;
       // Keyed: read once half the slots are free (while others run), so reads and the commits that
       // follow them stay large instead of splitting into two interleaved small batches (measured:
       // about 2x the reads and commits per event, and 20% more CPU, without it).
-      const starved = this.owner !== null && free < concurrency / 2 && this.running > 0;
+      const starved = keyed !== null && free < concurrency / 2 && this.running > 0;
       if (free <= 0 || starved || this.retrying >= concurrency * RETRY_WAIT_FACTOR) {
         await new Promise<void>((resolve) => (this.wakeUp = resolve));
         continue;
       }
       let batch: Delivery[];
       const ack = this.acks.take();
-      const gen = this.gen;
+      const gen = this.gen();
       try {
         batch = await this.driver.reads.read({
           ack,
@@ -157,11 +173,16 @@ export class Consumer implements Subscription {
         await this.held.release(batch.map((d): Held => ({ d, subject: undefined, state: 'new' })));
         break;
       }
-      if (gen !== this.gen) continue; // the tenure ended while reading: the next owner takes these over
+      if (gen !== this.gen()) continue; // the tenure ended while reading: the next owner takes these over
       for (const d of batch) this.dispatch(d);
       // Their handlers start now, before the next read is sent (the latency a handler sees).
       this.runScheduled();
     }
+  }
+
+  /** Keyed: the current tenure (keyed/tenure.ts); always 0 otherwise. */
+  private gen(): number {
+    return this.keyed === null ? 0 : this.keyed.gen;
   }
 
   private wake(): void {
@@ -173,7 +194,7 @@ export class Consumer implements Subscription {
   private dispatch(d: Delivery): void {
     // Handlers are chosen by type: the topic decides it, never the (forgeable) stored envelope.
     if (d.event !== null) d.event = asTopic(d.event, d.topic);
-    const h: Held = { d, subject: undefined, state: 'new', gen: this.gen };
+    const h: Held = { d, subject: undefined, state: 'new', gen: this.gen() };
     this.held.add(h);
     this.perform(h, onArrival(d, this.o.maxAttempts));
   }
@@ -186,7 +207,7 @@ export class Consumer implements Subscription {
       case 'ack':
         this.drop(h);
         // Keyed: acknowledged by the owner's next commit, with the key's state (accept()).
-        return this.owner === null ? this.acks.add(h.d) : undefined;
+        return this.keyed === null ? this.acks.add(h.d) : undefined;
       case 'retry':
         return this.scheduleRetry(h, decision.delayMs, error);
       case 'dead_letter':
@@ -197,8 +218,8 @@ export class Consumer implements Subscription {
 
   /** A delivery that may run: started now, or queued behind the running one of its subject. */
   private admit(h: Held): void {
-    if (this.owner !== null) {
-      const key = this.owner.keyOf(h.d.event!);
+    if (this.keyed !== null) {
+      const key = this.keyed.owner.keyOf(h.d.event!);
       if (key === null) return this.perform(h, { act: 'dead_letter', reason: NO_KEY, error: `no key: the event has no ${this.o.key === 'subject' ? 'subject' : 'key (the key function returned none)'}` });
       h.subject = key;
     } else if (this.o.orderBy === 'subject') h.subject = h.d.event!.subject;
@@ -233,8 +254,8 @@ export class Consumer implements Subscription {
     // With timeoutMs, the handler's signal also aborts at its timeout.
     const aborter = this.o.timeoutMs > 0 ? new AbortController() : null;
     const signal = aborter === null ? this.handlers.signal : AbortSignal.any([this.handlers.signal, aborter.signal]);
-    if (this.owner !== null) {
-      entry = await this.enterKey(h);
+    if (this.keyed !== null) {
+      entry = await this.keyed.enter(h);
       if (entry === null) return;
       ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, signal, h.subject!, entry.value);
     } else ctx = new Context(d.attempts, d.position, this.group, this.consumer, signal);
@@ -242,7 +263,10 @@ export class Consumer implements Subscription {
     let error: unknown;
     const started = this.o.onOutcome ? performance.now() : 0;
     try {
-      const value = aborter !== null ? await this.callWithTimeout(d, ctx, aborter) : await this.handler(d.event!, ctx);
+      const value =
+        aborter !== null
+          ? await callWithTimeout(() => this.handler(d.event!, ctx), this.o.timeoutMs, aborter, `handler of ${d.topic} ${d.event?.id ?? ''}`)
+          : await this.handler(d.event!, ctx);
       // A request is answered before it is acknowledged (a reply lost to a crash is sent again, under the same id).
       if (d.event!.replyto !== undefined && ctx.deadLetterReason === undefined && ctx.retryInMs === undefined) {
         await this.reply(d.event!, this.group, ctx.replied ? ctx.replied.value : value);
@@ -254,13 +278,9 @@ export class Consumer implements Subscription {
     this.running--;
     if (this.abandoned) return;
     if (entry !== null) {
-      this.owner!.leave(entry);
-      if (h.gen !== this.gen) return this.wake();
-      if (threw || ctx.deadLetterReason !== undefined) this.owner!.rollback(entry);
-      else {
-        const refused = this.owner!.accept(entry, d, (ctx as KeyedDelivery).state);
-        if (refused !== null) [threw, error] = [true, refused];
-      }
+      const { stale, refused } = this.keyed!.settle(h, entry, !threw && ctx.deadLetterReason === undefined, (ctx as KeyedDelivery).state);
+      if (stale) return this.wake();
+      if (refused !== null) [threw, error] = [true, refused];
     }
     const decision =
       isA(error, StateTooLargeError)
@@ -268,106 +288,14 @@ export class Consumer implements Subscription {
         : onSettled({ attempts: d.attempts, threw, error, deadLetterReason: ctx.deadLetterReason, retryInMs: ctx.retryInMs }, this.o);
     // A ctx.deadLetter is reported once its dead letter is stored (deadLetter()).
     if (this.o.onOutcome && (threw || ctx.deadLetterReason === undefined)) {
-      this.report(threw ? 'failed' : 'handled', d, performance.now() - started, decision.act === 'retry', undefined, error);
+      this.out.report(threw ? 'failed' : 'handled', d, performance.now() - started, decision.act === 'retry', undefined, error);
     }
     this.perform(h, decision, error);
     this.wake();
   }
 
-  /**
-   * Runs the handler for at most timeoutMs: past it the call counts as failed with a TimeoutError
-   * and its slot is free; the handler, if it ignores the abort, runs on unobserved (its outcome dropped).
-   */
-  private async callWithTimeout(d: Delivery, ctx: Context, aborter: AbortController): Promise<unknown> {
-    const ms = this.o.timeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    const call = (async () => this.handler(d.event!, ctx))();
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const err = new TimeoutError(`handler of ${d.topic} ${d.event?.id ?? ''} ran past timeoutMs ${ms}`);
-        aborter.abort(err);
-        reject(err);
-      }, ms);
-    });
-    try {
-      return await Promise.race([call, expired]);
-    } finally {
-      clearTimeout(timer);
-      call.catch(() => {}); // a late rejection belongs to nobody now
-    }
-  }
-
-  /**
-   * Keyed: the key's entry for a delivery about to run, or null when it must not run now (another
-   * tenure's delivery, the lease lapsed, its state could not be loaded, or already applied: then
-   * it is acknowledged without running). Settles the delivery's slot itself when it returns null.
-   */
-  private async enterKey(h: Held): Promise<KeyEntry | null> {
-    const owner = this.owner!;
-    let entry: KeyEntry | null = null;
-    // A lease this consumer could not confirm in time: confirm it now, or start over (lose).
-    if (h.gen === this.gen && !owner.owned && !(await owner.renew(true)) && h.gen === this.gen) {
-      this.lose(`lease of group ${this.group} lapsed and could not be kept (the store did not confirm it in claimIdleMs)`);
-    }
-    if (h.gen === this.gen && owner.owned) {
-      try {
-        const e = owner.enter(h.subject!);
-        entry = e instanceof Promise ? await e : e;
-      } catch (err) {
-        if (h.gen === this.gen) this.lose(`state of key ${JSON.stringify(h.subject)} could not be loaded: ${describe(err)}`);
-      }
-    }
-    if (entry !== null && h.gen !== this.gen) owner.leave(entry), (entry = null);
-    if (entry !== null && owner.applied(entry, h.d)) {
-      owner.counters.duplicates++;
-      owner.leave(entry);
-      owner.settle(null, h.d);
-      entry = null;
-      this.drop(h);
-    }
-    if (entry === null) {
-      this.running--;
-      this.wake();
-    }
-    return entry;
-  }
-
-  /**
-   * Keyed, not owning the group: waits for the handlers of an ended tenure to settle (one handler
-   * per key at a time, here too), then tries to take the group; the deliveries taken over from the
-   * previous owner run first. A standby tries again every claimIdleMs/3 (at most every second).
-   */
-  private async standBy(): Promise<void> {
-    const owner = this.owner!;
-    if (owner.epoch !== null) {
-      if (await owner.renew(true)) return;
-      return this.lose(`lease of group ${this.group} lapsed and could not be kept (the store did not confirm it in claimIdleMs)`);
-    }
-    while (this.running > 0 && !this.closing) await new Promise<void>((resolve) => (this.wakeUp = resolve));
-    if (this.closing) return;
-    let taken: Delivery[] | null = null;
-    try {
-      taken = await owner.acquire(this.topics.list, this.maxBytes);
-    } catch (err) {
-      this.storeError('group lease', err);
-      owner.reset();
-    }
-    if (taken === null) return sleep(Math.min(1000, Math.floor(this.o.claimIdleMs / 3)), this.stopRead.signal);
-    if (taken.length > 0) this.log.info({ group: this.group, consumer: this.consumer, epoch: owner.epoch, deliveries: taken.length }, 'took the keyed group over');
-    for (const d of taken) this.dispatch(d);
-    this.runScheduled();
-  }
-
-  /**
-   * Keyed: this tenure is over (the group changed hands, a commit was refused, a key changed outside
-   * it). Everything held is forgotten without a store call: the store still has each delivery
-   * pending, and the next owner (maybe this consumer again, through standBy) takes them over.
-   */
-  private lose(why: string): void {
-    if (this.owner === null) return;
-    this.log.warn({ group: this.group, consumer: this.consumer, epoch: this.owner.epoch }, `keyed group tenure ended: ${why}`);
-    this.gen++;
-    this.owner.reset();
+  /** Keyed: a tenure ended (keyed/tenure.ts lose): forgets everything held, without a store call. */
+  private forget(): void {
     this.held.clear();
     this.retrying = 0;
     this.lanes = new SubjectLanes<Held>();
@@ -399,29 +327,8 @@ export class Consumer implements Subscription {
     this.wake();
   }
 
-  private report(outcome: DeliveryOutcome['outcome'], d: Delivery, durationMs: number, retry: boolean, reason: string | undefined, error: unknown): void {
-    try {
-      this.o.onOutcome!({ outcome, type: d.topic, group: this.group, id: d.event?.id ?? '', position: d.position, attempt: d.attempts, durationMs, retry, reason, error });
-    } catch (err) {
-      this.log.error({ group: this.group, err: errForLog(err) }, 'onOutcome threw');
-    }
-  }
-
-  /**
-   * Reported (onOutcome, the warn line) once stored: a dead letter the store refused stays pending,
-   * comes back after its lease and is dead-lettered again then, so it is never reported twice.
-   * `stack`: the thrown error's (stackOf), stored with the dead letter and logged.
-   */
   private async deadLetter(h: Held, reason: string, error: string, stack?: string): Promise<void> {
-    const d = h.d;
-    try {
-      await this.driver.deadLetters.add(this.group, d, reason, error, stack);
-      if (this.o.onOutcome) this.report('dead_lettered', d, 0, false, reason, error);
-      const at = { group: this.group, type: d.topic, position: d.position, id: d.event?.id, attempts: d.attempts, reason, error };
-      this.log.warn(stack === undefined ? at : { ...at, stack }, 'dead letter');
-    } catch (err) {
-      this.storeError('dead letter', err);
-    }
+    await this.out.deadLetter(h.d, reason, error, stack);
     this.drop(h);
     this.wake();
   }
@@ -464,9 +371,9 @@ export class Consumer implements Subscription {
     for (const t of this.timers) clearInterval(t);
     await this.beat; // a beat landing after forget() would count this consumer again
     await this.acks.flush();
-    if (this.owner !== null) {
-      await this.owner.flush();
-      await this.owner.release();
+    if (this.keyed !== null) {
+      await this.keyed.owner.flush();
+      await this.keyed.owner.release();
     }
     // Consumer names change with every host process: without this, stores collect dead ones forever.
     if (this.running === 0) await this.driver.groups.forget(this.group, this.consumer, this.topics.list).catch((err) => this.storeError('forget', err));
@@ -474,23 +381,6 @@ export class Consumer implements Subscription {
   }
 
   private storeError(what: string, err: unknown): void {
-    this.log.error({ group: this.group, consumer: this.consumer, err: errForLog(err) }, `store error during ${what}`);
+    this.out.storeError(what, err);
   }
-}
-
-/**
- * Waits `ms`, or less if `signal` aborts. Its listener goes when the wait ends: a consumer's signal
- * lives as long as the consumer, and a standby or a store outage waits on it every few hundred ms.
- */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -7,7 +7,7 @@ export interface Held {
   d: Delivery;
   /** Its lane (orderBy 'subject': the subject; keyed: the key), once admitted. */
   subject: string | undefined;
-  /** Keyed subscriptions: the consumer's tenure it was read in (Consumer.lose starts a new one). */
+  /** Keyed subscriptions: the consumer's tenure it was read in (KeyedTenure.lose starts a new one). */
   gen?: number;
   /** new: just read; queued: behind its subject's lane; running: started, in the handler or settling; waiting: for a retry. */
   state: 'new' | 'queued' | 'running' | 'waiting';

@@ -1,0 +1,45 @@
+// What a consumer tells about its deliveries: the onOutcome callback, the dead-letter write with its
+// warn line, and store errors (logged; the store stays the authority on what is pending).
+import type { Logger } from 'pino';
+import type { DeliveryOutcome } from './contract.js';
+import type { Delivery, Driver } from './driver.js';
+import type { ResolvedSubscribeOptions } from './options.js';
+import { errForLog } from './thrown.js';
+
+export class Outcomes {
+  constructor(
+    private readonly driver: Driver,
+    private readonly o: ResolvedSubscribeOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Calls onOutcome, if set; a callback that throws is logged, never the delivery's problem. */
+  report(outcome: DeliveryOutcome['outcome'], d: Delivery, durationMs: number, retry: boolean, reason: string | undefined, error: unknown): void {
+    if (!this.o.onOutcome) return;
+    try {
+      this.o.onOutcome({ outcome, type: d.topic, group: this.o.group, id: d.event?.id ?? '', position: d.position, attempt: d.attempts, durationMs, retry, reason, error });
+    } catch (err) {
+      this.log.error({ group: this.o.group, err: errForLog(err) }, 'onOutcome threw');
+    }
+  }
+
+  /**
+   * Stores a dead letter, then reports it (onOutcome, the warn line): one the store refused stays
+   * pending, comes back after its lease and is dead-lettered again then, so it is never reported
+   * twice. `stack`: the thrown error's (stackOf), stored with the dead letter and logged.
+   */
+  async deadLetter(d: Delivery, reason: string, error: string, stack?: string): Promise<void> {
+    try {
+      await this.driver.deadLetters.add(this.o.group, d, reason, error, stack);
+      this.report('dead_lettered', d, 0, false, reason, error);
+      const at = { group: this.o.group, type: d.topic, position: d.position, id: d.event?.id, attempts: d.attempts, reason, error };
+      this.log.warn(stack === undefined ? at : { ...at, stack }, 'dead letter');
+    } catch (err) {
+      this.storeError('dead letter', err);
+    }
+  }
+
+  storeError(what: string, err: unknown): void {
+    this.log.error({ group: this.o.group, consumer: this.o.consumer, err: errForLog(err) }, `store error during ${what}`);
+  }
+}
