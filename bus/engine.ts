@@ -19,6 +19,7 @@ import { toStoreBound } from './bounds.js';
 import { HEALTH_EVERY_MS, PressureWatch } from './pressure.js';
 import { errForLog } from './thrown.js';
 import { DueMover } from './due.js';
+import { BusObservers } from './observers.js';
 
 const HOUSEKEEPING_MS = 10_000;
 
@@ -26,13 +27,21 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   const o = resolveBusOptions(options);
   const log: Logger = options.logger ?? defaultLogger();
   const subs = new Subscriptions(driver, o.maxPayloadBytes, log, (req, group, value) => publisher.publish(req.replyto!, value ?? null, replyOptions(req, group, o.source)));
+  const observers = new BusObservers(log);
   // Every bus moves due delayed events (whoever published them); a publish of its own wakes it.
-  const mover = driver.due ? new DueMover(driver.due, log) : null;
+  const mover = driver.due ? new DueMover(driver.due, log, (moved) => observers.tell('dueMoved', moved)) : null;
   const publisher = new Publisher(driver, o, (entries) => {
     subs.stored(entries);
     if (mover) for (const e of entries) if (e.dueAt !== undefined) mover.stored(e.dueAt);
   });
-  const requests = new Requests({ publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subs.subscribe(so, h as Handler) });
+  const requests = new Requests(
+    { publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subs.subscribe(so, h as Handler) },
+    {
+      sent: (type) => observers.tell('requestSent', type),
+      ended: (r) => observers.tell('requestEnded', r),
+      dropped: () => observers.tell('replyDropped'),
+    },
+  );
   const timers = startTimers(driver, o, log, () => closing !== null);
   let closing: Promise<void> | null = null;
   const open = (what: string) => {
@@ -67,6 +76,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
     ping: () => (closing ? Promise.reject(new BusClosedError('ping')) : driver.admin.ping()),
     trim: () => housekeepAndTrim(driver, o.retention, true),
     ...(timers.health ? { health: timers.health } : {}),
+    observe: (observer) => observers.add(observer),
 
     close() {
       closing ??= (async () => {
