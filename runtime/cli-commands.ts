@@ -203,8 +203,8 @@ commands:
                                                    its keys with state; without <agent> the keyed agents
   state rm <agent> <key...>                        erase keys' state from the store (GDPR erasure)
   schedules ls [--type T] [--limit N] [--json]     pending delayed events, reminders and ticks
-  schedules rm <id...> | --name N [--agent NAME [--key K]]
-                                                   cancel pending ones by entry id or by name
+  schedules rm <id...>                             cancel pending ones by entry id
+  schedules rm --name N [--agent NAME [--key K]]   cancel one by name (an agent's reminder: --agent)
   ui [--port N] [--host H] [--allow-actions]      serve the admin web UI (read-only unless --allow-actions)
   doctor [--json] [--strict]                       check the store: exit 0 healthy, 1 a check failed,
                                                    2 warnings only with --strict
