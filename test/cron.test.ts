@@ -3,7 +3,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { nextTick, parseCron } from '../runtime/cron.js';
-import { checkSchedules } from '../runtime/schedules.js';
+import { checkSchedules, runSchedule } from '../runtime/schedules.js';
+import type { Bus } from '../bus/contract.js';
 import { AgentbusError } from '../bus/errors.js';
 
 const next = (expr: string, after: string, tz?: string) => {
@@ -92,6 +93,17 @@ test('static schedules: every or cron, not both; tz only with cron; a cron that 
   assert.is(every.beat, 300_000, 'the tick id of every keeps its old parts');
   assert.is(cron.next(Date.parse('2026-01-01T00:03:00Z')), Date.parse('2026-01-01T00:05:00Z'));
   assert.is(cron.beat, 'cron */5 * * * * Europe/Paris');
+});
+
+test('a beat longer than a Node timer holds (24.8 days) stores its tick once and waits, instead of firing its timer at once and storing again every millisecond', async () => {
+  const published: unknown[] = [];
+  const bus = { publish: async (_t: string, _d: unknown, o: unknown) => (published.push(o), 'id') } as unknown as Bus;
+  const far = new Date(Date.now() + 100 * 86_400_000); // once a year, 100 days from now
+  const [yearly] = checkSchedules('Clock', [{ cron: `0 0 ${far.getUTCDate()} ${far.getUTCMonth() + 1} *`, type: 'a.b' }]);
+  const stop = runSchedule(bus, 'Clock', yearly, () => {});
+  await new Promise((r) => setTimeout(r, 200));
+  stop();
+  assert.is(published.length, 1, `${published.length} publishes in 200 ms`);
 });
 
 test.run();

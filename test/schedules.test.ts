@@ -108,7 +108,7 @@ for (const [name, options] of stores) {
         if (e.data.op === 'cancel') return void cancelled.push(await ctx.cancelSchedule('deadline'));
         // Not awaited: the cancel and the schedule still run in call order.
         const c = ctx.cancelSchedule('deadline');
-        await ctx.schedule(due, { n: e.data.n }, { in: 700, name: 'deadline' });
+        await ctx.schedule(due, { n: e.data.n }, { in: 2000, name: 'deadline' });
         await c;
         if (e.data.n === 2 && !failedOnce) {
           failedOnce = true;
