@@ -72,9 +72,17 @@ export interface HandlerContext extends AgentContext, Omit<DeliveryContext, 'sig
   /**
    * A reminder: publishes `type` (to whoever subscribes, usually this agent) `in` a while or `at` a
    * time, durably (a delayed event); a keyed agent's carries the key as subject and is stored once
-   * however often the handler is redelivered. Resolves with the event's id once stored.
+   * however often the handler is redelivered. With a `name` (per agent, per key for a keyed agent),
+   * scheduling it again replaces the pending reminder of that name atomically: the old one never
+   * fires. Resolves with the event's id once stored. A handler's schedules and cancels run in the order called.
    */
-  schedule(type: string, data: unknown, options: { in?: number | string; at?: Date | number | string }): Promise<string>;
+  schedule(type: string, data: unknown, options: { in?: number | string; at?: Date | number | string; name?: string }): Promise<string>;
+  /**
+   * Removes the pending reminder named `name` (this key's, for a keyed agent), whatever its type;
+   * resolves whether one was pending. A keyed agent's cancel is done once however often the handler
+   * is redelivered. During a replay it does nothing and resolves false.
+   */
+  cancelSchedule(name: string): Promise<boolean>;
 }
 
 /**
@@ -134,9 +142,11 @@ export type AgentClass = (new () => BaseAgent) & {
   machine?: AnyStateMachine;
   /**
    * Events published on a beat: `{ every: '5m' | ms, type, data? }` fires `type` at every multiple
-   * of `every` (1 s to 365 days), once per tick across all hosts, durably (README, Durable time).
+   * of `every` (1 s to 365 days); `{ cron: '*\/5 * * * *', tz?, type, data? }` at each time the cron
+   * expression names (5 fields, or 6 with seconds first; runtime/cron.ts). Once per tick across
+   * all hosts, durably (README, Durable time).
    */
-  schedules?: ReadonlyArray<{ every: number | string; type: string; data?: unknown }>;
+  schedules?: ReadonlyArray<{ every: number | string; type: string; data?: unknown } | { cron: string; tz?: string; type: string; data?: unknown }>;
 };
 
 export function isAgentClass(v: unknown): v is AgentClass {

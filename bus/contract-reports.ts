@@ -35,6 +35,37 @@ export interface DeadLetters {
   purge(ids: string[]): Promise<number>;
 }
 
+/**
+ * The store's pending delayed events (`bus.schedules`): delayed publishes, agents' reminders and
+ * schedule ticks not yet due.
+ */
+export interface Schedules {
+  /** Earliest due first, of one type or all; `limit` 1 to 100000, default 100. */
+  list(filter?: { type?: string | undefined; limit?: number | undefined }): Promise<ScheduledEvent[]>;
+  /**
+   * Removes the pending event published under `name` (PublishOptions.name), whatever its type;
+   * resolves whether one was pending. With `id` (and `source`, default the bus'): the cancel is
+   * done once per dedup window, as a publish with an id is stored once: a repeat resolves what the
+   * first did and changes nothing.
+   */
+  cancel(name: string, options?: { id?: string | undefined; source?: string | undefined; dedupWindowMs?: number | undefined }): Promise<boolean>;
+  /** Removes pending events by ScheduledEvent.id; resolves how many were found and removed. */
+  remove(ids: string[]): Promise<number>;
+}
+
+/** A pending delayed event (see Schedules). */
+export interface ScheduledEvent {
+  /** The store's id of the entry (Redis `<type>/<token>`, SQLite a number), for Schedules.remove; not the event id. */
+  id: string;
+  type: string;
+  /** When it is due, ISO-8601. */
+  dueAt: string;
+  /** Its name (PublishOptions.name; an agent's reminder: runtime/schedules.ts reminderName), or null. */
+  name: string | null;
+  /** The event it becomes; null when its stored body cannot be decoded. */
+  event: CloudEvent | null;
+}
+
 export interface TopicStats {
   type: string;
   length: number;

@@ -5,13 +5,13 @@
 import type { EventInput, PublishOptions } from './event.js';
 import type { Handler, Subscription } from './contract-delivery.js';
 import type { RequestOptions, SubscribeOptions } from './contract-options.js';
-import type { DeadLetters, StoreHealth, TopicStats } from './contract-reports.js';
+import type { DeadLetters, Schedules, StoreHealth, TopicStats } from './contract-reports.js';
 import type { BusObserver } from './contract-observer.js';
 import type { KeyedStates } from './keyed/contract.js';
 
 export type { DeliveryContext, DeliveryOutcome, Handler, KeyedStats, Subscription } from './contract-delivery.js';
 export type { BackoffOptions, BusOptions, DeliveryOptions, RequestOptions, RetentionOptions, SubscribeOptions } from './contract-options.js';
-export type { DeadLetter, DeadLetters, StoreHealth, TopicStats } from './contract-reports.js';
+export type { DeadLetter, DeadLetters, ScheduledEvent, Schedules, StoreHealth, TopicStats } from './contract-reports.js';
 export type { BusObserver, DueMoved, RequestOutcome } from './contract-observer.js';
 
 /**
@@ -54,6 +54,8 @@ export interface Bus {
   readonly deadLetters: DeadLetters;
   /** Keyed subscriptions' state in the store (inspection, erasure); both adapters have it. */
   readonly keys?: KeyedStates;
+  /** Pending delayed events (list, cancel by name, remove); both adapters have it. */
+  readonly schedules?: Schedules;
   /** Per topic: length; per group: pending, lag, consumers, dead letters. */
   stats(): Promise<TopicStats[]>;
   /** Applies retention now, exactly (the timer set by `retention` trims approximately). Returns events removed. */

@@ -19,6 +19,12 @@ export interface AppendEntry {
    * now, at publish, against immediate and delayed publishes alike.
    */
   dueAt?: number;
+  /**
+   * With `dueAt`: the delayed event's name (PublishOptions.name). The driver stores the entry as the
+   * name's only pending one: any other pending entry under the name, on any topic, is removed, the
+   * one on this topic in the same atomic step as the store (a dedup'd duplicate changes nothing).
+   */
+  dueName?: string;
 }
 
 export interface ReadRequest {

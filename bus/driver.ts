@@ -88,6 +88,29 @@ export interface DriverDue {
   move(now: number, max: number): Promise<{ moved: number; next: number | null; failed?: unknown[]; entries: DueEntry[] }>;
   /** Due entries per topic (topics with none may be left out), for stats and metrics. */
   counts(): Promise<Map<string, number>>;
+  /**
+   * Removes the pending entry stored under `name` (AppendEntry.dueName), whatever its topic, each
+   * removal atomic against a move (an entry is removed or moved, never both). Resolves whether one
+   * was pending. `once`: the cancel's own dedup id: a second cancel with the same source + id inside
+   * `windowMs` changes nothing and resolves what the first did (a redelivered handler's cancel must
+   * not remove what the same handler scheduled after cancelling).
+   */
+  cancel(name: string, once: { source: string; id: string; windowMs: number } | null): Promise<boolean>;
+  /** Pending entries, earliest due first, of one topic or all, at most `limit`; bodies over `maxBytes` are not decoded. */
+  list(filter: { type: string | null; limit: number; maxBytes: number }): Promise<DueRecord[]>;
+  /** Removes pending entries by DueRecord.id (an unknown or malformed id counts as not found); resolves how many were removed. */
+  remove(ids: string[]): Promise<number>;
+}
+
+/** A pending due entry as DriverDue.list reads it. */
+export interface DueRecord {
+  /** The store's id of the entry: Redis `<type>/<token>`, SQLite the row id. */
+  id: string;
+  topic: string;
+  dueAt: number;
+  name: string | null;
+  /** The event it becomes; null when its body cannot be decoded (or is over maxBytes). */
+  event: CloudEvent | null;
 }
 
 export interface DriverGroups {

@@ -20,6 +20,7 @@ import { HEALTH_EVERY_MS, PressureWatch } from './pressure.js';
 import { errForLog } from './thrown.js';
 import { DueMover } from './due.js';
 import { BusObservers } from './observers.js';
+import { schedulesOf } from './schedules.js';
 
 const HOUSEKEEPING_MS = 10_000;
 
@@ -72,6 +73,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
 
     deadLetters: deadLettersOf(driver),
     ...(driver.state ? { keys: keyedStates(driver.state) } : {}),
+    ...(driver.due ? { schedules: schedulesOf(driver.due, o) } : {}),
     stats: () => stats(driver),
     ping: () => (closing ? Promise.reject(new BusClosedError('ping')) : driver.admin.ping()),
     trim: () => housekeepAndTrim(driver, o.retention, true),

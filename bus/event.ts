@@ -53,6 +53,13 @@ export interface PublishOptions {
   delay?: number | undefined;
   /** As `delay`, at a time: a Date, epoch milliseconds or an ISO-8601 time; one in the past publishes at once. */
   at?: Date | number | string | undefined;
+  /**
+   * With `delay` or `at`: names the delayed event (1-1024 characters). A name has at most one pending
+   * event in the store: publishing another under it replaces the pending one atomically (the old
+   * one never fires, whatever its type), and `bus.schedules.cancel(name)` removes it. A named event
+   * is always stored as due, even with an `at` in the past (it fires at once, through the mover).
+   */
+  name?: string | undefined;
 }
 
 /** One entry of `publishBatch`. */
@@ -126,7 +133,7 @@ export function stableId(...parts: Array<string | number>): string {
 }
 
 /** The keys of PublishOptions; anything else in a publish is refused (a typo is not a default). */
-export const PUBLISH_OPTION_KEYS = ['id', 'subject', 'source', 'time', 'traceparent', 'dataschema', 'datacontenttype', 'dedupWindowMs', 'correlationid', 'replyto', 'delay', 'at'];
+export const PUBLISH_OPTION_KEYS = ['id', 'subject', 'source', 'time', 'traceparent', 'dataschema', 'datacontenttype', 'dedupWindowMs', 'correlationid', 'replyto', 'delay', 'at', 'name'];
 export const MAX_ID_LENGTH = 256;
 /** As the bus' own `source` option. */
 export const MAX_SOURCE_LENGTH = 1000;

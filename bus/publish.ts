@@ -85,14 +85,30 @@ export class Publisher {
     const window = opts?.dedupWindowMs === undefined ? o.dedupWindowMs : DEDUP_WINDOW_MS.resolve('dedupWindowMs', opts.dedupWindowMs);
     const entry: AppendEntry = { topic: type, event, body, dedup: opts?.id !== undefined, dedupWindowMs: window };
     if (opts !== undefined && (opts.delay !== undefined || opts.at !== undefined)) {
-      const due = dueTime(opts.delay, opts.at, Date.now());
-      if (due !== undefined) {
+      const now = Date.now();
+      const due = dueTime(opts.delay, opts.at, now);
+      if (opts.name !== undefined) entry.dueName = checkDueName(opts.name);
+      // A named event always goes through the due entries, so it replaces the pending one (fires at once when past).
+      if (due !== undefined || entry.dueName !== undefined) {
         if (!driver.due) throw invalid('INVALID_OPTION', `publish ${type}: this store does not support delay or at`);
-        entry.dueAt = due;
+        entry.dueAt = due ?? now;
       }
+    } else if (opts?.name !== undefined) {
+      throw invalid('INVALID_OPTION', `publish ${type}: name ${JSON.stringify(opts.name)} needs delay or at (only delayed events are named)`);
     }
     return entry;
   }
+}
+
+/** Longest name of a delayed event (PublishOptions.name). */
+export const MAX_DUE_NAME_LENGTH = 1024;
+
+/** A delayed event's name: a non-empty string of at most MAX_DUE_NAME_LENGTH characters. */
+export function checkDueName(name: unknown): string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_DUE_NAME_LENGTH) {
+    throw invalid('INVALID_OPTION', `invalid name ${JSON.stringify(name)?.slice(0, 80)}: expected a string of 1 to ${MAX_DUE_NAME_LENGTH} characters`);
+  }
+  return name;
 }
 
 /** Publish options must be an object of known keys (a misspelt `subjet` is refused, not dropped). */

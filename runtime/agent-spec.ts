@@ -12,7 +12,7 @@ import type { AnyStateMachine } from 'xstate';
 import { DELIVERY_OPTIONS, intOption, resolveSubscribeOptions, type OptionSpec } from '../bus/options.js';
 import { knownKeys, oneOf } from '../bus/validate.js';
 import type { RestartType } from './supervisor.js';
-import { checkSchedules } from './schedules.js';
+import { checkSchedules, type CheckedSchedule } from './schedules.js';
 
 /** An agent as given to the host: its class, or the class with a restart type and option overrides. */
 export type AgentEntry = AgentClass | { agent: AgentClass; restart?: RestartType | undefined; options?: AgentOptions | undefined; name?: string | undefined };
@@ -28,7 +28,7 @@ export interface ResolvedAgent {
   /** A keyed agent's XState machine (`static machine`), run per key instead of handler methods. */
   machine: AnyStateMachine | null;
   /** `static schedules`, checked. */
-  schedules: Array<{ everyMs: number; type: string; data: unknown }>;
+  schedules: CheckedSchedule[];
 }
 
 /**

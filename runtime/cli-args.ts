@@ -159,6 +159,10 @@ function checkValues(name: string, o: Values, positionals: number): void {
     const paging = (['after', 'limit'] as const).filter((k) => o[k] !== undefined);
     if (paging.length) throw new UsageError(`state ls ${paging.map((k) => `--${k}`).join(' and ')} page through one agent's keys: name the agent (state ls <agent>); without it the keyed agents are listed whole`);
   }
+  if (name === 'schedules rm') {
+    if ((positionals > 0) === (o.name !== undefined)) throw new UsageError('schedules rm takes entry ids (schedules ls lists them) or --name N, one of the two');
+    if (o.agent === undefined && o.key !== undefined) throw new UsageError('schedules rm --key goes with --agent (a keyed agent\'s reminder)');
+  }
   if (name === 'publish') {
     if (o.delay !== undefined && o.at !== undefined) throw new UsageError('publish takes --delay or --at, not both');
     if (typeof o.delay === 'string') durationMs('--delay', o.delay);

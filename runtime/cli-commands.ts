@@ -27,6 +27,8 @@ export const OPTIONS = {
   strict: { type: 'boolean' },
   publish: { type: 'boolean' },
   after: { type: 'string', arg: 'K' },
+  name: { type: 'string', arg: 'N' },
+  key: { type: 'string', arg: 'K' },
 } as const satisfies Record<string, { type: 'string' | 'boolean'; arg?: string }>;
 export type OptionName = keyof typeof OPTIONS;
 
@@ -47,7 +49,7 @@ export interface Command {
 const BOUND = 'an ISO-8601 time, epoch milliseconds (12 digits or more) or a store position';
 const STORE = 'The store comes from the environment (agentbus help).';
 
-/** `dlq` and `state` are families: their subcommands are commands of their own (`dlq ls`, `state get`, ...). */
+/** `dlq`, `state` and `schedules` are families: their subcommands are commands of their own (`dlq ls`, `state get`, ...). */
 export const COMMANDS: Record<string, Command> = {
   start: {
     synopsis: ['start [--agents PATH] [--port N] [--http-host H] [--strategy S] [--exit-on-failure]'],
@@ -141,6 +143,18 @@ export const COMMANDS: Record<string, Command> = {
     options: {},
     args: { min: 2, max: Infinity, name: '<agent> <key...>' },
   },
+  'schedules ls': {
+    synopsis: ['schedules ls [--type T] [--limit N] [--json]'],
+    about: "Lists pending delayed events, earliest due first: delayed publishes, agents' reminders (named ones under [agent, name, key]) and schedule ticks, with their type, due time, name, subject and entry id (for schedules rm). Opens a SQLite file read-only. " + STORE,
+    options: { type: 'only this type', limit: 'at most N (1 to 100000; default 100)', json: 'print JSON' },
+    args: { min: 0, max: 0, name: '' },
+  },
+  'schedules rm': {
+    synopsis: ['schedules rm <id...>', 'schedules rm --name N [--agent NAME [--key K]]'],
+    about: "Cancels pending delayed events: by entry id (schedules ls lists them), or by name: with --agent, the agent's reminder named N (with --key, that key's, for a keyed agent); without, the event published under name N. Exit 1 when one was not pending (it is named; the others are still removed). " + STORE,
+    options: { name: 'the name to cancel', agent: 'with --name: the agent whose reminder it is', key: 'with --name and --agent: the key, for a keyed agent' },
+    args: { min: 0, max: Infinity, name: '<id...>' },
+  },
   ui: {
     synopsis: ['ui [--port N] [--host H] [--allow-actions]'],
     about: 'Serves the admin web UI (topics and groups, lag chart, dead letters with search, keyed state, live tail) on http://H:N/ui until SIGTERM or SIGINT. Read-only unless --allow-actions. Without a host it shows no agent lifecycle: a host serves the same UI with its agents on its own /ui. ' + STORE,
@@ -162,7 +176,7 @@ export const COMMANDS: Record<string, Command> = {
 export const TOP = [...new Set(Object.keys(COMMANDS).map((c) => c.split(' ')[0]))];
 /** Each family's subcommands: `dlq ls` is FAMILIES.dlq's `ls`. */
 export const FAMILIES: Record<string, string[]> = Object.fromEntries(
-  ['dlq', 'state'].map((f) => [f, Object.keys(COMMANDS).filter((c) => c.startsWith(`${f} `)).map((c) => c.slice(f.length + 1))]),
+  ['dlq', 'state', 'schedules'].map((f) => [f, Object.keys(COMMANDS).filter((c) => c.startsWith(`${f} `)).map((c) => c.slice(f.length + 1))]),
 );
 
 export const USAGE = `usage: agentbus <command> [options]
@@ -188,6 +202,9 @@ commands:
   state ls [<agent>] [--after K] [--limit N] [--json]
                                                    its keys with state; without <agent> the keyed agents
   state rm <agent> <key...>                        erase keys' state from the store (GDPR erasure)
+  schedules ls [--type T] [--limit N] [--json]     pending delayed events, reminders and ticks
+  schedules rm <id...>                             cancel pending ones by entry id
+  schedules rm --name N [--agent NAME [--key K]]   cancel one by name (an agent's reminder: --agent)
   ui [--port N] [--host H] [--allow-actions]      serve the admin web UI (read-only unless --allow-actions)
   doctor [--json] [--strict]                       check the store: exit 0 healthy, 1 a check failed,
                                                    2 warnings only with --strict
@@ -195,7 +212,7 @@ commands:
   --version                                        print the version
 
 A bound B is an ISO-8601 time, epoch milliseconds, or a store position. stats, dlq ls, dlq show,
-state get and state ls open a SQLite file read-only and never create it.
+state get, state ls and schedules ls open a SQLite file read-only and never create it.
 The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
 (./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB,
 AGENTBUS_REDIS_CONNECT_TIMEOUT_MS, AGENTBUS_REDIS_LAYOUT (JSON, e.g. {"verification.*":"flat"}),
@@ -206,7 +223,7 @@ ui reads AGENTBUS_UI_PORT (9465), AGENTBUS_UI_HOST (127.0.0.1) and AGENTBUS_UI_A
 LOG_LEVEL (default error) also sets what the other commands log to stderr.
 Exit codes: 0 done, 1 failed, 2 bad arguments.`;
 
-/** `agentbus help <command>`: its usage, what it does, its options. A family (`dlq`, `state`) shows all its commands. */
+/** `agentbus help <command>`: its usage, what it does, its options. A family (`dlq`, `state`, `schedules`) shows all its commands. */
 export function helpText(command: string): string {
   const names = command in FAMILIES ? FAMILIES[command].map((s) => `${command} ${s}`) : [command];
   return names

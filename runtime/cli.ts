@@ -9,6 +9,7 @@ import { loadAgents } from './loader.js';
 import { start, startOptions } from './start.js';
 import { doctor } from './doctor.js';
 import { retryOrPurge } from './dead-letter-ops.js';
+import { reminderName } from './schedules.js';
 import { actionsFromEnv } from './ui/index.js';
 import { serveUi } from './ui/serve.js';
 import { invalid } from '../bus/errors.js';
@@ -44,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
   const logger = commandLogger();
   if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
   // Inspection opens the store read-only: it never creates a SQLite file nor changes one.
-  const inspect = command === 'stats' || (command === 'dlq' && (args[0] === 'ls' || args[0] === 'show')) || (command === 'state' && args[0] !== 'rm');
+  const inspect = command === 'stats' || (command === 'dlq' && (args[0] === 'ls' || args[0] === 'show')) || (command === 'state' && args[0] !== 'rm') || (command === 'schedules' && args[0] === 'ls');
   const bus = await createBus({ logger, ...(inspect ? { readonly: true } : {}) });
   try {
     return await run(bus, command, args, values);
@@ -192,6 +193,7 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
     return 0;
   }
   if (command === 'state') return state(bus, args, o);
+  if (command === 'schedules') return schedules(bus, args, o);
   const [sub, ...ids] = args;
   if (sub === 'ls') {
     const limit = o.limit === undefined ? undefined : Number(o.limit);
@@ -260,6 +262,35 @@ async function state(bus: Bus, args: string[], o: Record<string, string | boolea
   const found = wanted.filter((k) => !missing.includes(k));
   const n = found.length === 0 ? 0 : await keys.remove(agent, found);
   console.log(`erased ${n} of ${wanted.length}`);
+  return n === wanted.length ? 0 : 1;
+}
+
+/**
+ * `schedules ls|rm`: pending delayed events through bus.schedules. rm by ids, like dlq purge, names
+ * each id that was not pending and still removes the others (exit 1 then); rm --name, exit 1 when
+ * nothing was pending under the name.
+ */
+async function schedules(bus: Bus, args: string[], o: Record<string, string | boolean | undefined>): Promise<number> {
+  const s = bus.schedules;
+  if (s === undefined) throw new Error('this store keeps no delayed events');
+  const [sub, ...ids] = args;
+  if (sub === 'ls') {
+    const list = await s.list({ type: o.type as string | undefined, limit: o.limit === undefined ? undefined : Number(o.limit) });
+    if (o.json) return console.log(JSON.stringify(list, null, 2)), 0;
+    table(['ID', 'TYPE', 'DUE AT', 'NAME', 'SUBJECT', 'EVENT'], list.map((e) => [e.id, e.type, e.dueAt, e.name ?? '-', e.event?.subject ?? '-', e.event?.id ?? '(malformed)']));
+    return 0;
+  }
+  if (typeof o.name === 'string') {
+    const name = typeof o.agent === 'string' ? reminderName(o.agent, o.key as string | undefined, o.name) : o.name;
+    const found = await s.cancel(name);
+    if (!found) console.error(printable(`agentbus: nothing pending under the name ${name} (agentbus schedules ls lists them)`));
+    console.log(`cancelled ${found ? 1 : 0} of 1`);
+    return found ? 0 : 1;
+  }
+  const wanted = [...new Set(ids)];
+  const n = await s.remove(wanted);
+  if (n < wanted.length) console.error(printable(`agentbus: ${wanted.length - n} of the ids were not pending (already fired, removed, or unknown; agentbus schedules ls lists them)`));
+  console.log(`removed ${n} of ${wanted.length}`);
   return n === wanted.length ? 0 : 1;
 }
 

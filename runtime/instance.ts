@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RequestOptions, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import { errForLog, isA } from '../bus/thrown.js';
-import { TimeoutError } from '../bus/errors.js';
+import { invalid, TimeoutError } from '../bus/errors.js';
 import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agent-spec.js';
 import type { ReplayCapture } from './capture.js';
@@ -20,7 +20,7 @@ import { logRetries } from './observers/retry-log.js';
 import { agentBreaker } from './observers/breaker.js';
 import { derivedId, isKeyed, keyedSource, runMachine, ScratchStates } from './keyed.js';
 import type { KeyedContext } from '../agents/base.js';
-import { reminderOptions, runSchedule, type ReminderOptions } from './schedules.js';
+import { reminderName, reminderOptions, runSchedule, type ReminderOptions } from './schedules.js';
 import type { KeyedSource } from './metrics.js';
 
 /** Most topics whose handler an instance remembers. */
@@ -352,9 +352,35 @@ class Handling implements HandlerContext {
     const traceparent = this.event.traceparent;
     return this.inst.bus.request<R>(type, data, { source: this.inst.source, ...(traceparent ? { traceparent } : {}), ...options });
   }
+  /** Schedules and cancels of this handler, one after another in call order (a cancel must not overtake the schedule before it). */
+  private timeOps: Promise<unknown> = Promise.resolve();
+  private inOrder<T>(op: () => Promise<T>): Promise<T> {
+    const r = this.timeOps.then(op, op);
+    this.timeOps = r.catch(() => undefined);
+    return r;
+  }
   schedule(type: string, data: unknown, options: ReminderOptions): Promise<string> {
     try {
-      return this.publish(type, data, reminderOptions(this.key, options));
+      const o = reminderOptions(this.inst.agent, this.key, options);
+      if (o.name === undefined) return this.publish(type, data, o);
+      // The id is taken now, in call order, as any publish's: a redelivery derives the same.
+      const k = this.keyedOptions(undefined);
+      return this.inOrder(() => this.publish(type, data, { ...o, ...k }));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  cancelSchedule(name: string): Promise<boolean> {
+    try {
+      const full = reminderName(this.inst.agent, this.key, name);
+      if (this.inst.replaying) return Promise.resolve(false);
+      const late = this.late();
+      if (late) return late;
+      const schedules = this.inst.bus.schedules;
+      if (!schedules) throw invalid('INVALID_OPTION', `cancelSchedule ${JSON.stringify(name)}: this store has no delayed events`);
+      // Keyed: the cancel's own id, derived from the delivery as a publish's: done once however often the handler runs.
+      const k = this.keyedOptions(undefined);
+      return this.inOrder(() => schedules.cancel(full, k));
     } catch (err) {
       return Promise.reject(err);
     }

@@ -84,7 +84,7 @@ test('bad arguments: one line naming what is wrong and where the help is, exit 2
     assert.ok(r.err.startsWith('agentbus: '), r.err);
     assert.is(r.err.trimEnd().split('\n').length, 1, r.err);
     assert.is(r.out, '');
-    if (i === 0) assert.is(r.err, 'agentbus: unknown command "frob": expected start, publish, replay, rewind, stats, dlq, state, ui, doctor (see agentbus help)\n');
+    if (i === 0) assert.is(r.err, 'agentbus: unknown command "frob": expected start, publish, replay, rewind, stats, dlq, state, schedules, ui, doctor (see agentbus help)\n');
     if (i === 1) assert.is(r.err, 'agentbus: publish needs <type> <json> (see agentbus help publish)\n');
   }
 });
@@ -191,6 +191,35 @@ test('dlq without a subcommand, a bad --limit, extra arguments, --from after --t
   for (const [from, to] of [['2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z'], ['10', '20'], ['1-4', '1-5'], ['5', '2026-01-01T00:00:00Z']]) {
     assert.is(refusal(['replay', '--agent', 'A', '--from', from, '--to', to]), '(accepted)', `${from} ${to}`);
   }
+});
+
+test('schedules ls lists pending delayed events (named reminders too); schedules rm cancels by entry id or by name; what is not pending exits 1; bad arguments exit 2', async () => {
+  const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
+  const reminder = JSON.stringify(['CliTasks', 'deadline', 'task-7']);
+  await bus.publish('cli.remind', { n: 1 }, { delay: 3_600_000, name: reminder, subject: 'task-7' });
+  await bus.publish('cli.remind', { n: 2 }, { delay: 3_600_001 });
+  await bus.publish('cli.remind.other', { n: 3 }, { delay: 3_600_002, name: 'plain' });
+  await bus.close();
+  const ls = cli('schedules', 'ls', '--type', 'cli.remind', '--json');
+  assert.is(ls.code, 0, ls.err);
+  const listed = JSON.parse(ls.out) as Array<{ id: string; type: string; name: string | null; event: { data: { n: number }; subject?: string } }>;
+  assert.equal(listed.map((e) => [e.type, e.name, e.event.data.n, e.event.subject]), [['cli.remind', reminder, 1, 'task-7'], ['cli.remind', null, 2, undefined]]);
+  const text = cli('schedules', 'ls');
+  assert.match(text.out, /^ID\s+TYPE\s+DUE AT\s+NAME\s+SUBJECT\s+EVENT\n/);
+  assert.ok(text.out.includes('cli.remind.other'), text.out);
+  const byName = cli('schedules', 'rm', '--name', 'deadline', '--agent', 'CliTasks', '--key', 'task-7');
+  assert.equal([byName.code, byName.out], [0, 'cancelled 1 of 1\n'], byName.err);
+  const again = cli('schedules', 'rm', '--name', 'deadline', '--agent', 'CliTasks', '--key', 'task-7');
+  assert.equal([again.code, again.out], [1, 'cancelled 0 of 1\n']);
+  assert.ok(again.err.includes('nothing pending under the name'), again.err);
+  assert.equal(cli('schedules', 'rm', '--name', 'plain').code, 0);
+  const byId = cli('schedules', 'rm', listed[1].id, '999999999');
+  assert.equal([byId.code, byId.out], [1, 'removed 1 of 2\n'], byId.err);
+  assert.equal(JSON.parse(cli('schedules', 'ls', '--type', 'cli.remind', '--json').out), []);
+  const [none, both, key] = await clis({}, [['schedules', 'rm'], ['schedules', 'rm', '1', '--name', 'x'], ['schedules', 'rm', '--name', 'x', '--key', 'k']]);
+  assert.equal([none.code, both.code, key.code], [2, 2, 2]);
+  assert.ok(none.err.includes('schedules rm takes entry ids (schedules ls lists them) or --name N, one of the two'), none.err);
+  assert.ok(key.err.includes('--key goes with --agent'), key.err);
 });
 
 test('dlq retry and purge of an unknown id name it on one line and exit 1; known ids are still done', async () => {

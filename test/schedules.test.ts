@@ -92,5 +92,48 @@ for (const [name, options] of stores) {
     assert.ok(fired[0].at - scheduledAt >= 390, `fired ${fired[0].at - scheduledAt} ms after scheduling (asked 400)`);
   });
 
+  test('named reminders per key: scheduling the name again replaces it, cancelSchedule removes it, a redelivered handler leaves one; another key keeps its own', async () => {
+    const cmd = uniq('cmd');
+    const due = uniq('due');
+    const fired: Array<[string | undefined, unknown]> = [];
+    const cancelled: boolean[] = [];
+    let failedOnce = false;
+    class Task extends BaseAgent {
+      static agentName = uniq('Task');
+      static subscriptions = [cmd, due];
+      static key = 'subject';
+      static options = { backoff: { initialMs: 10, maxMs: 10 } };
+      async handle(e: CloudEvent<{ op: string; n?: number }>, ctx: KeyedContext<null>) {
+        if (e.type === due) return void fired.push([e.subject, e.data]);
+        if (e.data.op === 'cancel') return void cancelled.push(await ctx.cancelSchedule('deadline'));
+        // Not awaited: the cancel and the schedule still run in call order.
+        const c = ctx.cancelSchedule('deadline');
+        await ctx.schedule(due, { n: e.data.n }, { in: 2000, name: 'deadline' });
+        await c;
+        if (e.data.n === 2 && !failedOnce) {
+          failedOnce = true;
+          throw new Error('fails after rescheduling, once');
+        }
+      }
+    }
+    const host = new AgentHost({ bus: await bus(), agents: [Task], logger: quiet });
+    await host.start();
+    made.unshift({ close: () => host.stop() });
+    const b = host.bus;
+    await b.publish(cmd, { op: 'schedule', n: 1 }, { subject: 'k1' });
+    await b.publish(cmd, { op: 'schedule', n: 2 }, { subject: 'k1' }); // replaces n 1; its handler runs twice
+    await b.publish(cmd, { op: 'schedule', n: 3 }, { subject: 'k2' });
+    await b.publish(cmd, { op: 'schedule', n: 4 }, { subject: 'k3' });
+    await b.publish(cmd, { op: 'cancel' }, { subject: 'k3' });
+    await waitFor('the cancel handled', () => cancelled.length === 1, 10_000);
+    assert.equal(cancelled, [true]);
+    const names = (await b.schedules!.list({ type: due })).map((p) => p.name).sort();
+    assert.equal(names, [JSON.stringify([Task.agentName, 'deadline', 'k1']), JSON.stringify([Task.agentName, 'deadline', 'k2'])]);
+    await waitFor('two reminders', () => fired.length >= 2, 10_000);
+    await new Promise((r) => setTimeout(r, 800));
+    assert.ok(failedOnce);
+    assert.equal(fired.sort(), [['k1', { n: 2 }], ['k2', { n: 3 }]]);
+  });
+
   test.run();
 }

@@ -332,7 +332,7 @@ function versionTwoFile(type: string, group: string): string {
   return path;
 }
 
-test('a version-2 file: read-only, it has no state and is left as it is; opened for writing, it migrates to 4 and keeps its events', async () => {
+test('a version-2 file: read-only, it has no state and is left as it is; opened for writing, it migrates to 5 and keeps its events', async () => {
   const type = uniq('t');
   const group = uniq('g');
   const path = versionTwoFile(type, group);
@@ -354,8 +354,8 @@ test('a version-2 file: read-only, it has no state and is left as it is; opened 
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
   const bus = await createSqliteBus({ path, logger });
-  assert.equal(info(), [4, ['agent_state', 'group_owner']]);
-  assert.ok(lines.some((l) => l.from === 2 && l.to === 4 && String(l.msg).includes('migrated from version 2 to 4')), JSON.stringify(lines));
+  assert.equal(info(), [5, ['agent_state', 'group_owner']]);
+  assert.ok(lines.some((l) => l.from === 2 && l.to === 5 && String(l.msg).includes('migrated from version 2 to 5')), JSON.stringify(lines));
   await bus.close();
   const w = await open(path);
   const { epoch } = (await w.driver.state.own(group, 'a', 60_000))!;

@@ -53,13 +53,13 @@ export class RedisDriver implements Driver {
   ) {
     this.s = redisStore(client, keys);
     const liveness = new Liveness(this.s);
-    this.log = new Streams(this.s, layouts, acks);
+    this.due = new RedisDue(this.s);
+    this.log = new Streams(this.s, layouts, acks, this.due);
     this.groups = new Groups(this.s, liveness);
     this.leases = new Leases(this.s);
     this.admin = new Admin(this.s, () => this.log.topics());
     this.deadLetters = new DeadLetters(this.s, () => this.log.topics());
     this.readers = new Readers(this.s, log, connError);
-    this.due = new RedisDue(this.s);
     this.state = new RedisState(this.s, (g, ds) => this.leases.ack(g, ds));
     this.reads = new ReadPath(this.s, this.readers, liveness, log, this.leases, this.groups);
   }

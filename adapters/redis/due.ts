@@ -8,13 +8,28 @@
  * publisher adding an entry to it (on a cluster the two keys live on different nodes, so no script
  * can check both), and a due set nobody looks at would never fire. An empty due set costs one
  * script call per move.
+ *
+ * Named entries (PublishOptions.name): a topic's names hash `{<stream>}:due-names` sits beside its
+ * due set, so storing under a name replaces the pending entry of that name on the same topic in
+ * one script (the old one is moved before, or never). A name is unique across topics too, and
+ * topics live on different cluster slots: a named store first cancels the name on every other
+ * listed topic (one small script each, in parallel), then stores; a cancel runs on every listed
+ * topic. The topics set is read afresh for both (another host may have just added one), so a
+ * named store or a cancel costs a round trip plus one script per topic that ever had a delayed event.
+ * A cancel's dedup marker (`once`) is a key of its own (keys.cancelMarker) holding the result,
+ * set after the cancels: a cancel repeated after a crash before it is harmless (the handler that
+ * cancelled stored nothing after it yet: its operations run in order).
  */
-import type { DriverDue, DueEntry } from '../../bus/driver.js';
+import { randomUUID } from 'node:crypto';
+import type { AppendEntry, DriverDue, DueEntry, DueRecord } from '../../bus/driver.js';
 import type { RedisStore } from './client.js';
-import { moveDue } from './scripts/due.js';
+import { delivery } from './delivery.js';
+import { cancelNamed, dueMember, memberFields, moveDue, removeDue, scheduleNamed } from './scripts/due.js';
 
 /** The due topics set is read again when its size changed, or after this long. */
 const LIST_EVERY_MS = 10_000;
+/** Entry ids are `<type>/<token>`: types cannot contain a slash; a token is 36 characters of a UUID (`n` first when named). */
+const ENTRY_ID = /^(.+)\/([0-9a-fn][0-9a-f-]{35})$/;
 
 export class RedisDue implements DriverDue {
   private listed: { count: number; until: number; names: string[] } = { count: -1, until: 0, names: [] };
@@ -28,7 +43,7 @@ export class RedisDue implements DriverDue {
   async move(now: number, max: number): Promise<{ moved: number; next: number | null; failed?: unknown[]; entries: DueEntry[] }> {
     const topics = await this.topics();
     const { cmd, keys } = this.s;
-    const results = await Promise.allSettled(topics.map((t) => moveDue.call(cmd, keys.due(t), keys.stream(t), now, max)));
+    const results = await Promise.allSettled(topics.map((t) => moveDue.call(cmd, keys.due(t), keys.stream(t), keys.dueNames(t), now, max)));
     let moved = 0;
     let next: number | null = null;
     const failed: unknown[] = [];
@@ -41,6 +56,82 @@ export class RedisDue implements DriverDue {
     });
     if (failed.length === results.length && failed.length > 0) throw failed[0];
     return failed.length ? { moved, next, failed, entries } : { moved, next, entries };
+  }
+
+  /**
+   * Stores a named entry (Streams.append hands them here): unless its dedup marker says it was
+   * stored already, cancels its name on every other topic, then replaces it on its own in one
+   * script. `register`: also name the topic as known and published (as Streams.send does once).
+   */
+  async storeNamed(e: AppendEntry, fields: string[], register: boolean): Promise<void> {
+    const { cmd, keys } = this.s;
+    const marker = e.dedup && e.dedupWindowMs > 0 ? keys.dedup(e.topic, e.event.source, e.event.id) : null;
+    // A duplicate changes nothing, here either: a cancel on other topics would undo what the same handler did after.
+    if (marker !== null && (await cmd.exists(marker)) === 1) return;
+    await cmd.sadd(keys.dueTopics, e.topic);
+    const others = (await cmd.smembers(keys.dueTopics)).filter((t) => t !== e.topic);
+    await Promise.all(others.map((t) => cancelNamed.call(cmd, keys.due(t), keys.dueNames(t), e.dueName!)));
+    const member = dueMember(`n${randomUUID().slice(1)}`, fields);
+    await scheduleNamed.call(cmd, keys.due(e.topic), keys.dueNames(e.topic), marker, e.dedupWindowMs, e.dueAt!, member, e.dueName!);
+    if (register) await Promise.all([cmd.sadd(keys.topics, e.topic), cmd.sadd(keys.published, e.topic)]);
+  }
+
+  async cancel(name: string, once: { source: string; id: string; windowMs: number } | null): Promise<boolean> {
+    const { cmd, keys } = this.s;
+    const marker = once ? keys.cancelMarker(once.source, once.id) : null;
+    if (marker !== null) {
+      const seen = await cmd.get(marker);
+      if (seen !== null) return seen === '1';
+    }
+    const topics = await cmd.smembers(keys.dueTopics);
+    const found = (await Promise.all(topics.map((t) => cancelNamed.call(cmd, keys.due(t), keys.dueNames(t), name)))).some(Boolean);
+    if (marker !== null) await cmd.set(marker, found ? '1' : '0', 'PX', String(once!.windowMs));
+    return found;
+  }
+
+  /** The earliest `limit` of each topic (one ZRANGE each, in parallel), merged by due time. */
+  async list(filter: { type: string | null; limit: number; maxBytes: number }): Promise<DueRecord[]> {
+    const { cmd, keys } = this.s;
+    const topics = filter.type === null ? await cmd.smembers(keys.dueTopics) : [filter.type];
+    const per = await Promise.all(
+      topics.map(async (t) => {
+        const [raw, names] = await Promise.all([cmd.zrange(keys.due(t), '0', String(filter.limit - 1), 'WITHSCORES'), cmd.hgetall(keys.dueNames(t))]);
+        const out: DueRecord[] = [];
+        for (let i = 0; i + 1 < raw.length; i += 2) {
+          const m = raw[i];
+          const token = m.slice(0, 36);
+          // Decoded as a read decodes the stream entry it becomes (any layout).
+          const d = delivery(t, keys.stream(t), '0-0', 0, memberFields(m), filter.maxBytes);
+          out.push({ id: `${t}/${token}`, topic: t, dueAt: Number(raw[i + 1]), name: names[`t:${token}`] ?? null, event: d.event });
+        }
+        return out;
+      }),
+    );
+    return per.flat().sort((a, b) => a.dueAt - b.dueAt || a.id.localeCompare(b.id)).slice(0, filter.limit);
+  }
+
+  /** Each id's member is found by ZSCAN on its token (a CLI's removal: rare), then removed by script. */
+  async remove(ids: string[]): Promise<number> {
+    const { cmd, keys } = this.s;
+    let n = 0;
+    for (const id of ids) {
+      const m = ENTRY_ID.exec(id);
+      if (!m) continue;
+      const [, type, token] = m;
+      const member = await this.findMember(keys.due(type), token);
+      if (member !== null && (await removeDue.call(cmd, keys.due(type), keys.dueNames(type), member))) n++;
+    }
+    return n;
+  }
+
+  private async findMember(due: string, token: string): Promise<string | null> {
+    let cursor = '0';
+    do {
+      const [next, found] = (await this.s.cmd.zscan(due, cursor, 'MATCH', `${token}*`, 'COUNT', 1000)) as [string, string[]];
+      for (let i = 0; i < found.length; i += 2) if (found[i].startsWith(token)) return found[i];
+      cursor = next;
+    } while (cursor !== '0');
+    return null;
   }
 
   async counts(): Promise<Map<string, number>> {

@@ -27,6 +27,13 @@ export class Keys {
   dlq = (type: string) => `{${this.prefix}${type}}:dlq`;
   /** Delayed events of a topic not yet due: a sorted set scored by due time (scripts/due.ts). */
   due = (type: string) => `{${this.prefix}${type}}:due`;
+  /** Names of a topic's pending named delayed events, beside its due set (scripts/due.ts). */
+  dueNames = (type: string) => `{${this.prefix}${type}}:due-names`;
+  /**
+   * A cancel's dedup marker (DriverDue.cancel `once`): a hash of `[source, id]` as dedup's. Not
+   * beside a due set: a cancel is by name, on every topic (due.ts).
+   */
+  cancelMarker = (source: string, id: string) => `${this.prefix}{agentbus}:cancel:${createHash('sha256').update(JSON.stringify([source, id])).digest('hex')}`;
   /** Dead letters per group (hash field = group), kept by the scripts that add and remove them. */
   dlqCount = (type: string) => `{${this.prefix}${type}}:dlqcount`;
   /** Live consumers of a group: a sorted set of consumer names scored by their last heartbeat. */

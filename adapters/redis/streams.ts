@@ -14,6 +14,7 @@ import { encodeBody, entryFields, type Layouts } from './layout.js';
 import type { Entry } from './scripts/lease.js';
 import { publishOnce } from './scripts/publish.js';
 import { dueMember, scheduleOnce } from './scripts/due.js';
+import type { RedisDue } from './due.js';
 import { randomUUID } from 'node:crypto';
 
 /** Up to this many entries are appended as plain commands rather than a Pipeline. */
@@ -43,6 +44,8 @@ export class Streams implements DriverLog {
     private readonly layouts: Layouts,
     /** Set for `acks: 'replicated'`; null: an append is done once the master stored it. */
     private readonly acks: ReplicatedAcks | null = null,
+    /** Stores named delayed entries (they replace one on any topic: more than one command). */
+    private readonly due: RedisDue | null = null,
   ) {}
 
   /** The body of an entry in its topic's layout (see layout.ts encodeBody). */
@@ -56,6 +59,19 @@ export class Streams implements DriverLog {
    * measured). Larger batches go in one Pipeline.
    */
   async append(entries: AppendEntry[]): Promise<void> {
+    if (entries.some((e) => e.dueName !== undefined)) {
+      // Named delayed entries are stored one by one after the others (RedisDue.storeNamed).
+      const named = entries.filter((e) => e.dueName !== undefined);
+      const rest = entries.filter((e) => e.dueName === undefined);
+      if (rest.length > 0) await this.append(rest);
+      if (!this.due) throw new Error('named delayed events need the due entries (RedisDue)');
+      for (const e of named) {
+        await this.due.storeNamed(e, entryFields(this.layouts.of(e.topic), e.event, e.body), !this.knownTopics.has(e.topic));
+        this.knownTopics.add(e.topic);
+      }
+      if (this.acks) await this.replicated(named.length);
+      return;
+    }
     if (entries.length <= SMALL_BATCH) {
       await Promise.all(entries.flatMap((e) => this.send(this.s.cmd, e) as Promise<unknown>[]));
     } else {

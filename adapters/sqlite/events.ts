@@ -45,7 +45,7 @@ export class Events implements DriverLog {
         const seen = e.dedup ? (s.dedupGet.get(e.topic, e.event.source, e.event.id) as { expires: number } | undefined) : undefined;
         if (!seen || seen.expires <= now) {
           // A delayed event goes to `due` (due.ts moves it); its dedup marker has no seq yet: 0.
-          const seq = e.dueAt !== undefined ? (this.st.dueStatements()!.dueInsert.run(e.topic, e.dueAt, e.body), 0) : Number(s.insertEvent.run(e.topic, now, e.body).lastInsertRowid);
+          const seq = e.dueAt !== undefined ? (this.storeDue(e), 0) : Number(s.insertEvent.run(e.topic, now, e.body).lastInsertRowid);
           if (e.dedup) s.dedupPut.run(e.topic, e.event.source, e.event.id, seq, now + e.dedupWindowMs);
         }
         i++;
@@ -62,6 +62,18 @@ export class Events implements DriverLog {
       }
       i = end;
     }
+  }
+
+  /** A due row; a named one first deletes the pending row of its name, in this same transaction. */
+  private storeDue(e: AppendEntry): void {
+    const ds = this.st.dueStatements()!;
+    if (e.dueName === undefined) {
+      ds.dueInsert.run(e.topic, e.dueAt, e.body);
+      return;
+    }
+    if (ds.dueInsertNamed === null || ds.dueDeleteName === null) throw new Error('the due table has no name column (an older schema read-only)');
+    ds.dueDeleteName.run(e.dueName);
+    ds.dueInsertNamed.run(e.topic, e.dueAt, e.body, e.dueName);
   }
 
   private noteTopic(topic: string): void {

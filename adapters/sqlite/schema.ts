@@ -30,9 +30,11 @@ CREATE INDEX IF NOT EXISTS agent_state_by_expiry ON agent_state (expires_at) WHE
 /**
  * Delayed publishes' due entries (version 4; adapters/sqlite/due.ts): each row becomes an event of
  * `topic` when `due_at` has passed, moved in one IMMEDIATE transaction that inserts the event and
- * deletes the row. The index on (due_at, id) makes "anything due?" one index probe.
+ * deletes the row. The index on (due_at, id) makes "anything due?" one index probe. Version 5 adds
+ * `name` (PublishOptions.name): unique among pending rows, so storing a named entry deletes the
+ * pending one of that name in the same transaction, and a cancel is one indexed DELETE.
  */
-const DUE_DDL = `
+const DUE_V4_DDL = `
 CREATE TABLE IF NOT EXISTS due (
   id      INTEGER PRIMARY KEY,
   topic   TEXT    NOT NULL,
@@ -40,6 +42,17 @@ CREATE TABLE IF NOT EXISTS due (
   body    TEXT    NOT NULL               -- the event's body as a publish would store it
 );
 CREATE INDEX IF NOT EXISTS due_by_time ON due (due_at, id);
+`;
+const DUE_DDL = `
+CREATE TABLE IF NOT EXISTS due (
+  id      INTEGER PRIMARY KEY,
+  topic   TEXT    NOT NULL,
+  due_at  INTEGER NOT NULL,              -- ms since epoch; moved into events once passed, never before
+  body    TEXT    NOT NULL,              -- the event's body as a publish would store it
+  name    TEXT                           -- NULL: unnamed; else unique among pending rows (version 5)
+);
+CREATE INDEX IF NOT EXISTS due_by_time ON due (due_at, id);
+CREATE UNIQUE INDEX IF NOT EXISTS due_by_name ON due (name) WHERE name IS NOT NULL;
 `;
 
 /**
@@ -95,21 +108,24 @@ ${STATE_DDL}${DUE_DDL}`;
 
 /**
  * Version history: 1, the first; 2 adds dead_letters.stack; 3 adds keyed agents' tables
- * (group_owner, agent_state); 4 adds delayed publishes' `due` table. An older file is migrated in place when opened for writing
+ * (group_owner, agent_state); 4 adds delayed publishes' `due` table; 5 adds due.name (named delayed events). An older file is migrated in place when opened for writing
  * (MIGRATIONS), and read as it is when opened read-only: every query that reads dead letters
  * selects `*`, so the missing column reads as no stack, the state store reads a file without
- * its tables as holding no state (state.ts), and one without `due` as having no due entries (due.ts).
+ * its tables as holding no state (state.ts), one without `due` as having no due entries and one
+ * without due.name as having no named ones (due.ts).
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 /**
  * Each step takes a file from version `from` to `from + 1`; run in order, in one IMMEDIATE
  * transaction, before DDL. A step that only adds tables needs no SQL of its own: DDL's
- * CREATE ... IF NOT EXISTS adds them (2 -> 3, 3 -> 4).
+ * CREATE ... IF NOT EXISTS adds them (2 -> 3). 3 -> 4 creates `due` as version 4 had it, so 4 -> 5
+ * can add its column whatever version the file started at.
  */
 const MIGRATIONS: Array<{ from: number; sql: string }> = [
   { from: 1, sql: 'ALTER TABLE dead_letters ADD COLUMN stack TEXT' },
   { from: 2, sql: '' },
-  { from: 3, sql: '' },
+  { from: 3, sql: DUE_V4_DDL },
+  { from: 4, sql: 'ALTER TABLE due ADD COLUMN name TEXT' },
 ];
 /** The oldest version this agentbus opens (migrating it when writing). */
 const OLDEST_VERSION = 1;

@@ -92,16 +92,26 @@ export function prepare(db: Database) {
     trimPending: p('DELETE FROM pending WHERE topic = ? AND seq <= ? AND body IS NULL'),
     // Keyed agents' tables (schema version 3) exist: 2 when they do.
     hasStateTables: p("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('agent_state', 'group_owner')"),
-    // The due table (schema version 4) exists: 1 when it does.
-    hasDueTable: p("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'due'"),
+    // The due table (schema version 4) exists: 1 when it does; 2 when it has its name column too (version 5).
+    hasDueTable: p("SELECT (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'due') + (SELECT COUNT(*) FROM pragma_table_info('due') WHERE name = 'name') AS n"),
   };
 }
 
-/** Delayed publishes' statements (due.ts), prepared on first use: an older file read-only has no `due` table. */
-export function prepareDue(db: Database) {
+/**
+ * Delayed publishes' statements (due.ts), prepared on first use: an older file read-only has no `due`
+ * table. `named`: the table has its name column (version 5); a version-4 file read-only lists its
+ * rows as unnamed, and is never written (the name statements are not used on it).
+ */
+export function prepareDue(db: Database, named: boolean) {
   const p = (sql: string): Prepared => db.prepare(sql);
+  const NAME = named ? 'name' : 'NULL AS name';
+  const LIST = `SELECT id, topic, due_at, ${NAME}, ${BODY('body')} FROM due`;
   return {
     dueInsert: p('INSERT INTO due (topic, due_at, body) VALUES (?, ?, ?)'),
+    dueInsertNamed: named ? p('INSERT INTO due (topic, due_at, body, name) VALUES (?, ?, ?, ?)') : null,
+    dueDeleteName: named ? p('DELETE FROM due WHERE name = ?') : null,
+    dueList: p(`${LIST} ORDER BY due_at, id LIMIT ? + 0`),
+    dueListTopic: p(`${LIST} WHERE topic = ? ORDER BY due_at, id LIMIT ? + 0`),
     dueTake: p('SELECT id, topic, due_at, body FROM due WHERE due_at <= ? ORDER BY due_at, id LIMIT ?'),
     dueDelete: p('DELETE FROM due WHERE id = ?'),
     dueNext: p('SELECT MIN(due_at) AS at FROM due'),

@@ -83,7 +83,10 @@ export class SqliteStore {
 
   /** Delayed publishes' statements, or null while the file has no `due` table (an older version read-only). */
   dueStatements(): DueStatements | null {
-    if (this.ds === null && (this.s.hasDueTable.get() as { n: number }).n === 1) this.ds = prepareDue(this.db);
+    if (this.ds === null) {
+      const { n } = this.s.hasDueTable.get() as { n: number };
+      if (n > 0) this.ds = prepareDue(this.db, n === 2);
+    }
     return this.ds;
   }
   private ds: DueStatements | null = null;

@@ -118,6 +118,9 @@ class SpanContext implements HandlerContext {
   schedule(type: string, data: unknown, options: Parameters<HandlerContext['schedule']>[2]): Promise<string> {
     return this.ctx.schedule(type, data, options);
   }
+  cancelSchedule(name: string): Promise<boolean> {
+    return this.ctx.cancelSchedule(name);
+  }
   retryIn(ms: number): void {
     this.ctx.retryIn(ms);
   }

@@ -9,7 +9,7 @@ import { addDeadLetter, countDeadLetterChunk, deadLetterCounts, purgeDeadLetter,
 import { claimExpired, releaseLease, renewLease, setAttempts } from './lease.js';
 import { dropConsumer, heartbeat } from './liveness.js';
 import { publishOnce } from './publish.js';
-import { moveDue, scheduleOnce } from './due.js';
+import { cancelNamed, moveDue, removeDue, scheduleNamed, scheduleOnce } from './due.js';
 import { defineScripts } from './script.js';
 import { commitStates, disownGroup, loadStates, ownGroup, stateSizes } from './state.js';
 import { countAfter, streamEnds } from './stats.js';
@@ -17,6 +17,9 @@ import { countAfter, streamEnds } from './stats.js';
 export const allScripts = [
   publishOnce,
   scheduleOnce,
+  scheduleNamed,
+  cancelNamed,
+  removeDue,
   moveDue,
   claimExpired,
   renewLease,
