@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { createRedisBus } from '../adapters/redis/index.js';
 import type { Bus } from '../index.js';
 import { HostMetrics } from '../runtime/metrics.js';
-import { rejects, uniq, waitFor } from './helpers/index.js';
+import { rejects, sleep, uniq, waitFor } from './helpers/index.js';
 import { hasRedisServer, startRedisServer } from './helpers/redis.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'agentbus-spool-'));
@@ -36,7 +36,7 @@ const spoolEmpty = (bus: Bus) => bus.spool!.stats().events === 0;
 if (!hasRedisServer()) {
   test.skip('spool: no redis-server on PATH', () => {});
 } else {
-  const server = await startRedisServer(['--appendonly', 'yes']);
+  const server = await startRedisServer(['--appendonly', 'yes', '--enable-debug-command', 'local']);
   // Stopped and started by the tests; a failed test leaves it running for the next one.
   let down = false;
   const stop = async () => {
@@ -212,6 +212,24 @@ if (!hasRedisServer()) {
     } finally {
       raw.disconnect();
       await up();
+      await bus.close();
+    }
+  });
+
+  test('a publish Redis does not answer within timeoutMs (a hung server) is spooled; with its own id it is stored once, although the timed-out append ran later', async () => {
+    const bus = await createRedisBus({ url: server.url, logger: pino({ level: 'silent' }), spool: { path: join(dir(), 'spool.db'), timeoutMs: 300 } });
+    const topic = uniq('spool.hung');
+    const raw = new Redis(server.url);
+    try {
+      const hung = raw.call('DEBUG', 'SLEEP', '3'); // the server answers nothing for 3 s
+      await sleep(300); // DEBUG SLEEP is under way
+      const r = await bus.publishDetailed(topic, { n: 0 }, { id: 'hung-1' });
+      assert.equal(r, { id: 'hung-1', spooled: true });
+      await hung;
+      await waitFor('forwarded', () => spoolEmpty(bus), 30_000, 50);
+      assert.equal((await stored(bus, topic)).map((e) => e.id), ['hung-1'], 'the append that timed out stored it; the forward was deduplicated');
+    } finally {
+      raw.disconnect();
       await bus.close();
     }
   });
