@@ -118,7 +118,7 @@ export class RedisSpool implements BusSpool {
     if (this.bytes + add > this.o.maxBytes) {
       throw new ConnectionError(
         'SPOOL_FULL',
-        `Redis is unreachable and the spool ${this.file.path} is full: ${formatBytes(this.bytes)} spooled (${this.count} events) + ${formatBytes(add)} of this publish > maxBytes ${this.o.maxBytes} (spool.maxBytes); nothing was stored`,
+        `${this.down ? 'Redis is unreachable' : 'earlier events of this topic wait in the spool'} and the spool ${this.file.path} is full: ${formatBytes(this.bytes)} spooled (${this.count} events) + ${formatBytes(add)} of this publish > maxBytes ${this.o.maxBytes} (spool.maxBytes); nothing was stored`,
         cause === null ? {} : { cause },
       );
     }
