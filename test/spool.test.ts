@@ -1,6 +1,6 @@
 // The Redis bus' spool (the `spool` option) against a real redis-server this file starts, stops and
 // restarts on the same port (AOF on, so what Redis stored before an outage survives it).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -239,6 +239,12 @@ if (!hasRedisServer()) {
     const bus = await createRedisBus({ url: server.url, logger: pino({ level: 'silent' }), spool: { path } });
     try {
       await rejects(() => createRedisBus({ url: server.url, logger: pino({ level: 'silent' }), spool: { path } }), 'CONNECTION_FAILED', 'in use by another bus of this process');
+      // The CLI's commands take no spool, so one run beside a host holding it works.
+      const cli = spawnSync(process.execPath, ['--import', 'tsx', 'runtime/cli.ts', 'stats'], {
+        encoding: 'utf8',
+        env: { ...process.env, AGENTBUS_ADAPTER: 'redis', REDIS_URL: server.url, AGENTBUS_SPOOL_PATH: path },
+      });
+      assert.is(cli.status, 0, `agentbus stats beside a held spool: ${cli.stderr}`);
     } finally {
       await bus.close();
     }

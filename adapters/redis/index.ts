@@ -94,9 +94,11 @@ export interface RedisBusOptions extends BusOptions {
    * Opt-in spool: while Redis is unreachable, publishes are written to a local SQLite file and
    * resolve (publishDetailed: `spooled: true`); a forwarder sends them on, in order per topic and
    * with their ids, once it is back (see SpoolOptions and the README, "Spool when Redis is down").
-   * Not with `cluster`. Default `AGENTBUS_SPOOL_PATH` (as `{ path }`), else none.
+   * `false`: no spool whatever `AGENTBUS_SPOOL_PATH` says (the CLI's commands other than `start`:
+   * they must not spool, nor take the spool of the host they run beside). Not with `cluster`.
+   * Default `AGENTBUS_SPOOL_PATH` (as `{ path }`), else none.
    */
-  spool?: SpoolOptions | undefined;
+  spool?: SpoolOptions | false | undefined;
 }
 
 const OWN_KEYS = [

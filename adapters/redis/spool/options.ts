@@ -23,12 +23,13 @@ export interface ResolvedSpoolOptions {
 
 const KEYS = ['path', 'maxBytes', 'timeoutMs'];
 
-/** The `spool` option, else `AGENTBUS_SPOOL_PATH` (empty counts as unset); null: no spool. */
+/** The `spool` option, else `AGENTBUS_SPOOL_PATH` (empty counts as unset); null: no spool (`false`: none whatever the environment says). */
 export function resolveSpoolOptions(spool: unknown, env: NodeJS.ProcessEnv): ResolvedSpoolOptions | null {
+  if (spool === false) return null;
   const given = spool ?? (env.AGENTBUS_SPOOL_PATH ? { path: env.AGENTBUS_SPOOL_PATH } : undefined);
   if (given === undefined) return null;
   if (given === null || typeof given !== 'object' || Array.isArray(given)) {
-    throw invalid('INVALID_OPTION', `invalid spool ${JSON.stringify(given)}: expected { path, maxBytes?, timeoutMs? }`);
+    throw invalid('INVALID_OPTION', `invalid spool ${JSON.stringify(given)}: expected { path, maxBytes?, timeoutMs? } or false`);
   }
   knownKeys('spool', given, KEYS);
   const o = given as SpoolOptions;
