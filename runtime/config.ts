@@ -29,7 +29,7 @@ export async function createBus(options: CreateBusOptions = {}, env: NodeJS.Proc
   if (adapter === 'sqlite') {
     // `spool: false` (no spool whatever the environment says) means nothing to SQLite.
     const { spool, ...o } = rest as SqliteBusOptions & { spool?: unknown };
-    return createSqliteBus({ ...(spool === false ? o : { ...o, spool }), path: o.path ?? (env.AGENTBUS_SQLITE_PATH || DEFAULT_SQLITE_PATH) } as SqliteBusOptions);
+    return createSqliteBus({ ...(spool === false || spool === undefined ? o : { ...o, spool }), path: o.path ?? (env.AGENTBUS_SQLITE_PATH || DEFAULT_SQLITE_PATH) } as SqliteBusOptions);
   }
   if (adapter === 'redis') {
     const { readonly: _, ...o } = rest as RedisBusOptions & { readonly?: boolean };
