@@ -1,6 +1,6 @@
 // The package root: every public name is listed here; internals are not reachable from outside.
 export type { BusOptions, SubscribeOptions, DeliveryOptions, BackoffOptions, RetentionOptions, RequestOptions } from './bus/contract.js';
-export type { Bus, Subscription, Handler, DeliveryContext, DeliveryOutcome, KeyedStats, ReplayOptions, ReplayResult, RewindOptions, Bound, DeadLetter, DeadLetters, TopicStats, StoreHealth, PublishResult, SpoolStats } from './bus/contract.js';
+export type { Bus, BusObserver, DueMoved, RequestOutcome, Subscription, Handler, DeliveryContext, DeliveryOutcome, KeyedStats, ReplayOptions, ReplayResult, RewindOptions, Bound, DeadLetter, DeadLetters, TopicStats, StoreHealth, PublishResult, SpoolStats } from './bus/contract.js';
 export type { CloudEvent, EventInput, PublishOptions } from './bus/event.js';
 export type { KeyOf, KeyedOptions, KeyedStateOptions, KeyedDeliveryContext, KeyedStates, KeyState } from './bus/keyed/contract.js';
 export { AgentbusError, ValidationError, BusClosedError, NotFoundError, ConnectionError, ConfigurationError, NonRetryableError, CircuitOpenError, OwnershipLostError, StateTooLargeError, TimeoutError, RetryLaterError, RequestTimeoutError, NotReplicatedError, type ErrorCode } from './bus/errors.js';

@@ -1,6 +1,6 @@
 // npm run bench: every section prints a table of agentbus beside a baseline measured in the same run.
-// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|sqlite-latency|host|redis|keyed|webhooks|stats|otel|delay runs one section
-// (sqlite includes sqlite-latency; keyed, webhooks, stats, otel and delay only when asked).
+// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|sqlite-latency|host|redis|keyed|webhooks|stats|otel|delay|requests runs one section
+// (sqlite includes sqlite-latency; keyed, webhooks, stats, otel, delay and requests only when asked).
 import { cpus, totalmem } from 'node:os';
 import { sqliteBench } from './sqlite.js';
 import { sqliteLatencyBench } from './sqlite-latency.js';
@@ -26,3 +26,4 @@ if (only === 'webhooks') await webhooksBench(); // not in the default run: it me
 if (only === 'stats') await statsBench(); // not in the default run: building the store takes a while
 if (only === 'otel') await (await import('./otel.js')).otelBench(); // not in the default run: it measures an optional dependency
 if (only === 'delay') await delayBench(); // not in the default run: it waits for timers, and measures lateness, not throughput
+if (only === 'requests') await (await import('./requests.js')).requestsBench(); // not in the default run: round trips, not throughput of events

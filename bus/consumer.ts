@@ -288,7 +288,9 @@ export class Consumer implements Subscription {
         : onSettled({ attempts: d.attempts, threw, error, deadLetterReason: ctx.deadLetterReason, retryInMs: ctx.retryInMs }, this.o);
     // A ctx.deadLetter is reported once its dead letter is stored (deadLetter()).
     if (this.o.onOutcome && (threw || ctx.deadLetterReason === undefined)) {
-      this.out.report(threw ? 'failed' : 'handled', d, performance.now() - started, decision.act === 'retry', undefined, error);
+      // Timed out: the error is the one callWithTimeout aborted with (not a TimeoutError the handler threw itself).
+      const timedOut = threw && aborter !== null && aborter.signal.aborted && error === aborter.signal.reason;
+      this.out.report(threw ? 'failed' : 'handled', d, performance.now() - started, decision.act === 'retry', undefined, error, timedOut);
     }
     this.perform(h, decision, error);
     this.wake();

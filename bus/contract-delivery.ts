@@ -51,6 +51,8 @@ export interface DeliveryOutcome {
   retry?: boolean;
   reason?: string;
   error?: unknown;
+  /** `failed` only: the attempt ran past `timeoutMs` (`error` is its TimeoutError). */
+  timedOut?: boolean;
 }
 
 export interface Subscription {

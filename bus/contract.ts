@@ -6,6 +6,7 @@ import type { EventInput, PublishOptions } from './event.js';
 import type { Handler, Subscription } from './contract-delivery.js';
 import type { RequestOptions, SubscribeOptions } from './contract-options.js';
 import type { DeadLetters, StoreHealth, TopicStats } from './contract-reports.js';
+import type { BusObserver } from './contract-observer.js';
 import type { KeyedStates } from './keyed/contract.js';
 import type { PublishResult, SpoolStats } from './spool.js';
 
@@ -13,6 +14,7 @@ export type { DeliveryContext, DeliveryOutcome, Handler, KeyedStats, Subscriptio
 export type { BackoffOptions, BusOptions, DeliveryOptions, RequestOptions, RetentionOptions, SubscribeOptions } from './contract-options.js';
 export type { DeadLetter, DeadLetters, StoreHealth, TopicStats } from './contract-reports.js';
 export type { PublishResult, SpoolStats } from './spool.js';
+export type { BusObserver, DueMoved, RequestOutcome } from './contract-observer.js';
 
 /**
  * The bus: one contract, one adapter per store. Semantics every adapter keeps:
@@ -76,6 +78,12 @@ export interface Bus {
    * Both adapters have it; optional for other implementations of this interface.
    */
   health?(options?: { topics?: string[] | undefined }): Promise<StoreHealth>;
+  /**
+   * Calls `observer` with what this bus does beyond deliveries (its mover's moves, its requests)
+   * until the returned function is called: the host's metrics. Both adapters have it; optional for
+   * other implementations of this interface.
+   */
+  observe?(observer: BusObserver): () => void;
   /** Closes subscriptions (draining them; their handlers may still publish), completes publishes in flight, then the store. Idempotent. */
   close(): Promise<void>;
 }

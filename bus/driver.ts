@@ -68,6 +68,12 @@ export interface DriverLog {
  * Due entries: append() stores an entry with `dueAt` here, durably, before it resolves; every bus
  * runs a mover (bus/due.ts) calling move().
  */
+/** A due entry that was moved: its topic and due time (epoch ms). */
+export interface DueEntry {
+  topic: string;
+  dueAt: number;
+}
+
 export interface DriverDue {
   /**
    * Moves up to `max` entries due at or before `now` (epoch ms) into their topics, oldest due time
@@ -75,10 +81,11 @@ export interface DriverDue {
    * transaction), so movers in several processes never move one twice and a mover killed midway
    * leaves each moved or still due. Resolves how many were moved and the earliest due time left
    * (null: none, as far as the store says cheaply); `failed`, the errors of parts that could not be
-   * moved while others were (one topic's due set on Redis), which the mover logs and tries again.
+   * moved while others were (one topic's due set on Redis), which the mover logs and tries again;
+   * `entries`, the topic and due time of each entry moved (the mover reports their lateness).
    * Rejects when nothing could be asked (the store unreachable).
    */
-  move(now: number, max: number): Promise<{ moved: number; next: number | null; failed?: unknown[] }>;
+  move(now: number, max: number): Promise<{ moved: number; next: number | null; failed?: unknown[]; entries: DueEntry[] }>;
   /** Due entries per topic (topics with none may be left out), for stats and metrics. */
   counts(): Promise<Map<string, number>>;
 }

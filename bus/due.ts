@@ -4,7 +4,8 @@
  * topic once, never before its due time, whichever bus moves it.
  */
 import type { Logger } from 'pino';
-import type { DriverDue } from './driver.js';
+import type { DriverDue, DueEntry } from './driver.js';
+import type { DueMoved } from './contract-observer.js';
 import { invalid } from './errors.js';
 import { errForLog } from './thrown.js';
 
@@ -66,6 +67,8 @@ export class DueMover {
   constructor(
     private readonly due: DriverDue,
     private readonly log: Logger,
+    /** Told what each move took (Bus.observe's dueMoved); not called for a move that took nothing. */
+    private readonly onMoved: (moved: DueMoved[]) => void = () => {},
   ) {
     this.schedule(0);
   }
@@ -106,6 +109,7 @@ export class DueMover {
       for (;;) {
         const r = await this.due.move(Date.now(), MOVE_BATCH);
         next = r.next;
+        if (r.entries.length > 0) this.onMoved(byTopic(r.entries, Date.now()));
         if (r.failed?.length) this.logError(r.failed[0], r.failed.length);
         if (this.stopped || r.moved < MOVE_BATCH) break;
       }
@@ -123,4 +127,16 @@ export class DueMover {
     this.lastLogged = Date.now();
     this.log.error({ err: errForLog(err), parts }, 'store error while moving due delayed events (tried again at the next move; logged at most once a minute)');
   }
+}
+
+/** Moved entries per topic, each with its lateness at `now` (the move's end). */
+function byTopic(entries: DueEntry[], now: number): DueMoved[] {
+  const out = new Map<string, DueMoved>();
+  for (const e of entries) {
+    let m = out.get(e.topic);
+    if (m === undefined) out.set(e.topic, (m = { type: e.topic, count: 0, lateMs: [] }));
+    m.count++;
+    m.lateMs.push(Math.max(0, now - e.dueAt));
+  }
+  return [...out.values()];
 }

@@ -20,6 +20,7 @@ import { HEALTH_EVERY_MS, PressureWatch } from './pressure.js';
 import { errForLog } from './thrown.js';
 import { DueMover } from './due.js';
 import type { BusSpool } from './spool.js';
+import { BusObservers } from './observers.js';
 
 const HOUSEKEEPING_MS = 10_000;
 
@@ -28,15 +29,23 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
   const o = resolveBusOptions(options);
   const log: Logger = options.logger ?? defaultLogger();
   const subs = new Subscriptions(driver, o.maxPayloadBytes, log, (req, group, value) => publisher.publish(req.replyto!, value ?? null, replyOptions(req, group, o.source)));
+  const observers = new BusObservers(log);
   // Every bus moves due delayed events (whoever published them); a publish of its own wakes it.
-  const mover = driver.due ? new DueMover(driver.due, log) : null;
+  const mover = driver.due ? new DueMover(driver.due, log, (moved) => observers.tell('dueMoved', moved)) : null;
   const stored = (entries: AppendEntry[]) => {
     subs.stored(entries);
     if (mover) for (const e of entries) if (e.dueAt !== undefined) mover.stored(e.dueAt);
   };
   const publisher = new Publisher(driver, o, stored, spool);
   spool?.start(stored);
-  const requests = new Requests({ publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subs.subscribe(so, h as Handler) });
+  const requests = new Requests(
+    { publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subs.subscribe(so, h as Handler) },
+    {
+      sent: (type) => observers.tell('requestSent', type),
+      ended: (r) => observers.tell('requestEnded', r),
+      dropped: () => observers.tell('replyDropped'),
+    },
+  );
   const timers = startTimers(driver, o, log, () => closing !== null);
   let closing: Promise<void> | null = null;
   const open = (what: string) => {
@@ -74,6 +83,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
     ping: () => (closing ? Promise.reject(new BusClosedError('ping')) : driver.admin.ping()),
     trim: () => housekeepAndTrim(driver, o.retention, true),
     ...(timers.health ? { health: timers.health } : {}),
+    observe: (observer) => observers.add(observer),
 
     close() {
       closing ??= (async () => {

@@ -14,10 +14,12 @@ export class Outcomes {
   ) {}
 
   /** Calls onOutcome, if set; a callback that throws is logged, never the delivery's problem. */
-  report(outcome: DeliveryOutcome['outcome'], d: Delivery, durationMs: number, retry: boolean, reason: string | undefined, error: unknown): void {
+  report(outcome: DeliveryOutcome['outcome'], d: Delivery, durationMs: number, retry: boolean, reason: string | undefined, error: unknown, timedOut = false): void {
     if (!this.o.onOutcome) return;
     try {
-      this.o.onOutcome({ outcome, type: d.topic, group: this.o.group, id: d.event?.id ?? '', position: d.position, attempt: d.attempts, durationMs, retry, reason, error });
+      const o: DeliveryOutcome = { outcome, type: d.topic, group: this.o.group, id: d.event?.id ?? '', position: d.position, attempt: d.attempts, durationMs, retry, reason, error };
+      if (timedOut) o.timedOut = true;
+      this.o.onOutcome(o);
     } catch (err) {
       this.log.error({ group: this.o.group, err: errForLog(err) }, 'onOutcome threw');
     }

@@ -6,11 +6,13 @@
  * value (or `ctx.reply(value)`) on that topic (consumer.ts); its reply id is derived from the
  * delivery, so a redelivered handler's reply is stored once. Replies never queue behind the
  * requester's own keys or subjects: they arrive on a topic of their own. A reply arriving after its
- * request timed out (or for a request this bus never made) is dropped and counted.
+ * request timed out (or a second reply to one request) is dropped and counted: each request, its
+ * end and each dropped reply are told to the bus' observers (Bus.observe; the host's metrics).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { stableId } from './event.js';
+import { checkType, stableId } from './event.js';
 import type { Bus, Subscription } from './contract.js';
+import type { RequestOutcome } from './contract-observer.js';
 import type { RequestOptions } from './contract-options.js';
 import type { CloudEvent, PublishOptions } from './event.js';
 import { BusClosedError, invalid, RequestTimeoutError } from './errors.js';
@@ -25,7 +27,19 @@ interface Waiting {
   resolve: (data: unknown) => void;
   reject: (err: unknown) => void;
   timer: NodeJS.Timeout;
+  type: string;
+  /** performance.now() at the call. */
+  started: number;
 }
+
+/** What Requests tells the bus' observers. */
+export interface RequestEvents {
+  sent(type: string): void;
+  ended(r: RequestOutcome): void;
+  dropped(): void;
+}
+
+const NOBODY: RequestEvents = { sent: () => {}, ended: () => {}, dropped: () => {} };
 
 /**
  * A reply's publish options: the request's correlationid, and an id derived from the group and
@@ -37,14 +51,14 @@ export function replyOptions(request: CloudEvent, group: string, source: string)
 
 export class Requests {
   readonly topic = REPLY_PREFIX + randomBytes(6).toString('hex');
-  /** Replies dropped: late (their request timed out) or unknown. */
-  dropped = 0;
-  timeouts = 0;
   private readonly waiting = new Map<string, Waiting>();
   private inbox: Promise<Subscription> | null = null;
   private closed = false;
 
-  constructor(private readonly bus: Pick<Bus, 'publish' | 'subscribe'>) {}
+  constructor(
+    private readonly bus: Pick<Bus, 'publish' | 'subscribe'>,
+    private readonly tell: RequestEvents = NOBODY,
+  ) {}
 
   /** Publishes `type` as a request and resolves with the reply's data, or rejects with RequestTimeoutError. */
   async request<R = unknown>(type: string, data: unknown, o: RequestOptions = {}): Promise<R> {
@@ -52,22 +66,28 @@ export class Requests {
     const { timeoutMs, ...publish } = o ?? {};
     const ms = int('request timeoutMs', timeoutMs, REQUEST_TIMEOUT_MS, 1, 86_400_000);
     if ('correlationid' in publish || 'replyto' in publish) throw invalid('INVALID_OPTION', 'request sets correlationid and replyto itself');
+    checkType(type); // before it is counted: observers label by type, which must be a valid one
+    const started = performance.now();
     await (this.inbox ??= this.openInbox());
     const correlationid = randomUUID();
+    this.tell.sent(type);
     const reply = new Promise<R>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(correlationid);
-        this.timeouts++;
+        this.tell.ended({ type, outcome: 'timed_out', durationMs: performance.now() - started });
         reject(new RequestTimeoutError(`no reply to ${type} within ${ms} ms (correlationid ${correlationid})`));
       }, ms);
-      this.waiting.set(correlationid, { resolve: resolve as (d: unknown) => void, reject, timer });
+      this.waiting.set(correlationid, { resolve: resolve as (d: unknown) => void, reject, timer, type, started });
     });
     try {
       await this.bus.publish(type, data, { ...publish, correlationid, replyto: this.topic });
     } catch (err) {
       const w = this.waiting.get(correlationid);
-      if (w) clearTimeout(w.timer);
-      this.waiting.delete(correlationid);
+      if (w) {
+        clearTimeout(w.timer);
+        this.waiting.delete(correlationid);
+        this.tell.ended({ type, outcome: 'failed', durationMs: performance.now() - started });
+      }
       throw err;
     }
     return reply;
@@ -80,9 +100,10 @@ export class Requests {
 
   private received(e: CloudEvent): void {
     const w = e.correlationid === undefined ? undefined : this.waiting.get(e.correlationid);
-    if (w === undefined) return void this.dropped++;
+    if (w === undefined) return this.tell.dropped();
     this.waiting.delete(e.correlationid!);
     clearTimeout(w.timer);
+    this.tell.ended({ type: w.type, outcome: 'replied', durationMs: performance.now() - w.started });
     w.resolve(e.data);
   }
 
@@ -91,6 +112,7 @@ export class Requests {
     this.closed = true;
     for (const [id, w] of this.waiting) {
       clearTimeout(w.timer);
+      this.tell.ended({ type: w.type, outcome: 'failed', durationMs: performance.now() - w.started });
       w.reject(new BusClosedError(`request ${id}`));
     }
     this.waiting.clear();

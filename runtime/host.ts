@@ -97,6 +97,8 @@ export class AgentHost extends EventEmitter<HostEvents> {
   /** Set by start() when tracing is on and the API loads. */
   private tracing: Tracing | null = null;
   private stopped: Promise<void> | null = null;
+  /** Ends the metrics' watch of the bus (Bus.observe), from start() to stop(). */
+  private unobserve: (() => void) | null = null;
 
   constructor(options: AgentHostOptions) {
     super();
@@ -176,6 +178,7 @@ export class AgentHost extends EventEmitter<HostEvents> {
       process.on('uncaughtException', this.uncaught);
       process.on('unhandledRejection', this.uncaught);
     }
+    this.unobserve = this.bus.observe?.(this.metrics.busObserver) ?? null;
     if (this.tracingOn) this.tracing = await loadTracing();
     this.log.info({ hostId: this.hostId, agents: this.agents.map((a) => a.name), tracing: this.tracing !== null }, 'host starting');
     await this.supervisor.start();
@@ -185,6 +188,7 @@ export class AgentHost extends EventEmitter<HostEvents> {
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       await this.supervisor.stop();
+      this.unobserve?.();
       if (this.catchUncaught) {
         process.off('uncaughtException', this.uncaught);
         process.off('unhandledRejection', this.uncaught);

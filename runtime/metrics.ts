@@ -1,9 +1,10 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { DeliveryOutcome, StoreHealth, TopicStats } from '../bus/contract.js';
+import type { BusObserver, DeliveryOutcome, StoreHealth, TopicStats } from '../bus/contract.js';
 import type { KeyedStats } from '../bus/contract-delivery.js';
 import { LIFECYCLE_STATES, type LifecycleState } from './lifecycle.js';
 import type { SpoolStats } from '../bus/spool.js';
 import { spoolMetrics } from './spool-metrics.js';
+import { busMetrics } from './metrics-bus.js';
 
 /** Store gauges come from one bus.stats() per scrape, reused for this long after it answered. */
 const STATS_TTL_MS = 1000;
@@ -43,6 +44,9 @@ export class HostMetrics {
   private readonly deadLettered: Counter<'type' | 'group' | 'reason'>;
   private readonly duration: Histogram<'type' | 'group'>;
   private readonly restarts: Counter<'agent'>;
+  private readonly timeouts: Counter<'agent'>;
+  /** Fed by the bus (Bus.observe) while the host runs: delayed events moved, requests (metrics-bus.ts). */
+  readonly busObserver: BusObserver;
   private readonly state: Gauge<'agent' | 'state'>;
   /** The last values the store gave and when (ms); whether the last scrape got an answer in time. */
   private last: { at: number; value: TopicStats[] } | null = null;
@@ -87,6 +91,9 @@ export class HostMetrics {
     });
     this.restarts = new Counter({ name: 'agentbus_agent_restarts_total', help: 'Restarts of each agent by its supervisor', labelNames: ['agent'], registers });
     this.state = new Gauge({ name: 'agentbus_agent_state', help: 'Lifecycle state of each agent (1 for the current state)', labelNames: ['agent', 'state'], registers });
+    this.timeouts = new Counter({ name: 'agentbus_handler_timeouts_total', help: "Handler attempts that ran past the agent's timeoutMs (each also counted as failed)", labelNames: ['agent'], registers });
+    for (const agent of groups) this.timeouts.inc({ agent }, 0);
+    this.busObserver = busMetrics(this.registry);
 
     const self = this; // the collect callbacks' own `this` is their gauge
     const storeGauge = (name: string, help: string, pick: (g: TopicStats['groups'][number]) => number) =>
@@ -304,6 +311,7 @@ export class HostMetrics {
     if (o.outcome === 'handled') return b.handled.inc();
     b.failed.inc();
     if (o.retry) b.retried.inc();
+    if (o.timedOut) this.timeouts.inc({ agent: o.group });
   }
 
   publish(type: string): void {

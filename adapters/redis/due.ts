@@ -9,7 +9,7 @@
  * can check both), and a due set nobody looks at would never fire. An empty due set costs one
  * script call per move.
  */
-import type { DriverDue } from '../../bus/driver.js';
+import type { DriverDue, DueEntry } from '../../bus/driver.js';
 import type { RedisStore } from './client.js';
 import { moveDue } from './scripts/due.js';
 
@@ -25,23 +25,22 @@ export class RedisDue implements DriverDue {
    * One SCARD when no topic ever had a delayed event; else one script call per such topic, in
    * parallel. A topic whose script fails (its stream key holds another type) holds back no other.
    */
-  async move(now: number, max: number): Promise<{ moved: number; next: number | null; failed?: unknown[] }> {
+  async move(now: number, max: number): Promise<{ moved: number; next: number | null; failed?: unknown[]; entries: DueEntry[] }> {
     const topics = await this.topics();
     const { cmd, keys } = this.s;
     const results = await Promise.allSettled(topics.map((t) => moveDue.call(cmd, keys.due(t), keys.stream(t), now, max)));
     let moved = 0;
     let next: number | null = null;
     const failed: unknown[] = [];
-    for (const r of results) {
-      if (r.status === 'rejected') {
-        failed.push(r.reason);
-        continue;
-      }
+    const entries: DueEntry[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') return void failed.push(r.reason);
       moved = Math.max(moved, r.value.moved); // a full batch on any topic asks for another move at once
       if (r.value.next !== null && (next === null || r.value.next < next)) next = r.value.next;
-    }
+      for (const dueAt of r.value.dueAts) entries.push({ topic: topics[i]!, dueAt });
+    });
     if (failed.length === results.length && failed.length > 0) throw failed[0];
-    return failed.length ? { moved, next, failed } : { moved, next };
+    return failed.length ? { moved, next, failed, entries } : { moved, next, entries };
   }
 
   async counts(): Promise<Map<string, number>> {

@@ -4,31 +4,31 @@
  * so movers in several processes on one file never move a row twice, and a process killed midway
  * leaves each row moved or due. Nothing due costs one index probe.
  */
-import type { DriverDue } from '../../bus/driver.js';
+import type { DriverDue, DueEntry } from '../../bus/driver.js';
 import type { SqliteStore } from './store.js';
 
 export class SqliteDue implements DriverDue {
   constructor(private readonly st: SqliteStore) {}
 
-  async move(now: number, max: number): Promise<{ moved: number; next: number | null }> {
+  async move(now: number, max: number): Promise<{ moved: number; next: number | null; entries: DueEntry[] }> {
     const st = this.st;
     const ds = st.dueStatements();
     // Read-only (nothing of ours to write), or an older file read as it is: nothing to move.
-    if (st.readonly || ds === null) return { moved: 0, next: null };
+    if (st.readonly || ds === null) return { moved: 0, next: null, entries: [] };
     // Nothing due: a read, no write lock taken.
     const first = (ds.dueNext.get() as { at: number | null }).at;
-    if (first === null || first > now) return { moved: 0, next: first };
-    const moved = await st.write(() => {
-      const rows = ds.dueTake.all(now, max) as { id: number; topic: string; body: string }[];
+    if (first === null || first > now) return { moved: 0, next: first, entries: [] };
+    const entries = await st.write(() => {
+      const rows = ds.dueTake.all(now, max) as { id: number; topic: string; due_at: number; body: string }[];
       const stored = Date.now();
       for (const r of rows) {
         st.s.insertEvent.run(r.topic, stored, r.body);
         ds.dueDelete.run(r.id);
       }
-      return rows.length;
+      return rows.map((r) => ({ topic: r.topic, dueAt: r.due_at }));
     });
-    if (moved > 0) st.changed();
-    return { moved, next: (ds.dueNext.get() as { at: number | null }).at };
+    if (entries.length > 0) st.changed();
+    return { moved: entries.length, next: (ds.dueNext.get() as { at: number | null }).at, entries };
   }
 
   async counts(): Promise<Map<string, number>> {

@@ -102,7 +102,7 @@ export function prepareDue(db: Database) {
   const p = (sql: string): Prepared => db.prepare(sql);
   return {
     dueInsert: p('INSERT INTO due (topic, due_at, body) VALUES (?, ?, ?)'),
-    dueTake: p('SELECT id, topic, body FROM due WHERE due_at <= ? ORDER BY due_at, id LIMIT ?'),
+    dueTake: p('SELECT id, topic, due_at, body FROM due WHERE due_at <= ? ORDER BY due_at, id LIMIT ?'),
     dueDelete: p('DELETE FROM due WHERE id = ?'),
     dueNext: p('SELECT MIN(due_at) AS at FROM due'),
     dueCounts: p('SELECT topic AS k, COUNT(*) AS n FROM due GROUP BY topic'),

@@ -36,6 +36,38 @@ export function delayedSuite(a: Target): void {
     assert.is((await bus.stats()).find((s) => s.type === type)?.due, 0);
   });
 
+  test('Bus.observe: the mover tells the delayed events it moved, per type, each with its lateness (never negative)', async () => {
+    const bus = await a.make();
+    const type = uniq('later');
+    const other = uniq('later');
+    await rejects(() => bus.observe!(null as never), 'INVALID_OPTION', 'observer');
+    const moved = new Map<string, { count: number; late: number[] }>();
+    bus.observe!({
+      dueMoved: (ms) => {
+        for (const m of ms) {
+          const seen = moved.get(m.type) ?? { count: 0, late: [] };
+          seen.count += m.count;
+          seen.late.push(...m.lateMs);
+          moved.set(m.type, seen);
+        }
+      },
+    });
+    // An observer that throws is logged, and holds back neither the move nor the others.
+    bus.observe!({ dueMoved: () => { throw new Error('observer bug'); } });
+    await bus.publishBatch([
+      { type, data: 1, delay: 200 },
+      { type, data: 2, delay: 250 },
+      { type: other, data: 3, delay: 200 },
+    ]);
+    await waitFor('three moves told', () => (moved.get(type)?.count ?? 0) + (moved.get(other)?.count ?? 0) === 3, 10_000);
+    assert.is(moved.get(type)!.count, 2);
+    assert.is(moved.get(type)!.late.length, 2);
+    assert.is(moved.get(other)!.count, 1);
+    const late = [...moved.values()].flatMap((m) => m.late);
+    assert.ok(late.every((ms) => ms >= 0 && ms < 3000), `lateness ${late.join(', ')} ms`);
+    assert.is((await bus.stats()).find((s) => s.type === type)?.length, 2, 'both stored in their topic');
+  });
+
   test('refused at the call, nothing stored: negative or non-finite delay, delay and at together, an unreadable at, beyond 365 days', async () => {
     const bus = await a.make();
     const type = uniq('bad');

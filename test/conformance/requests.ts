@@ -26,9 +26,15 @@ export function requestSuite(a: Target): void {
     assert.ok(seen.every((s) => s.replyto?.startsWith('agentbus.reply.')));
   });
 
-  test('nobody answers: RequestTimeoutError after timeoutMs; a late reply is dropped and later requests still work', async () => {
+  test('nobody answers: RequestTimeoutError after timeoutMs; a late reply is dropped and counted (Bus.observe), and later requests still work', async () => {
     const bus = await a.make();
     const type = uniq('slow');
+    const told: string[] = [];
+    const unobserve = bus.observe!({
+      requestSent: (t) => told.push(`sent ${t === type}`),
+      requestEnded: (r) => told.push(`${r.outcome} ${r.type === type} ${r.durationMs >= 0}`),
+      replyDropped: () => told.push('dropped'),
+    });
     let slow = true;
     await bus.subscribe({ group: uniq('g'), types: [type], concurrency: 4 }, async (e) => {
       if (slow) await sleep(600);
@@ -39,8 +45,12 @@ export function requestSuite(a: Target): void {
     assert.ok(err instanceof RequestTimeoutError, `got ${String(err)}`);
     assert.ok(Date.now() - started >= 190);
     slow = false;
-    await sleep(700); // the late reply to 'first' arrives now, and is dropped
+    await waitFor('the late reply to the first request dropped', () => told.includes('dropped'), 10_000);
     assert.is(await bus.request(type, 'second', { timeoutMs: 10_000 }), 'second');
+    assert.equal(told, ['sent true', 'timed_out true true', 'dropped', 'sent true', 'replied true true']);
+    unobserve();
+    await bus.request(type, 'third', { timeoutMs: 10_000 });
+    assert.is(told.length, 5, 'nothing told once unobserved');
   });
 
   test('a keyed handler awaiting a reply does not deadlock its key: the reply comes on its own topic', async () => {

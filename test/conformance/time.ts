@@ -34,6 +34,23 @@ export function timeSuite(a: Target): void {
     assert.equal(seen[0], ['hang', 1]);
   });
 
+  test('onOutcome marks timedOut on an attempt that ran past timeoutMs, not on a TimeoutError the handler threw itself', async () => {
+    const bus = await a.make();
+    const type = uniq('tmo');
+    const outcomes: string[] = [];
+    await bus.subscribe(
+      { group: uniq('g'), types: [type], concurrency: 2, timeoutMs: 200, maxAttempts: 1, onOutcome: (o) => o.outcome === 'failed' && outcomes.push(`${(o.error as Error).name} ${o.timedOut === true}`) },
+      (e) => {
+        if (e.data === 'hang') return new Promise(() => {});
+        throw new TimeoutError('my own call timed out');
+      },
+    );
+    await bus.publish(type, 'hang');
+    await bus.publish(type, 'own');
+    await waitFor('both failed', () => outcomes.length === 2, 10_000);
+    assert.equal(outcomes.sort(), ['TimeoutError false', 'TimeoutError true']);
+  });
+
   test('RetryLaterError(ms) and ctx.retryIn(ms) set the next attempt\'s delay, count the attempt, and end as a dead letter after maxAttempts', async () => {
     const bus = await a.make();
     const type = uniq('later');

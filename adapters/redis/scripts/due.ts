@@ -34,14 +34,17 @@ return 1`,
  * followed by its ZREM inside this one script: no other client sees one without the other, and
  * an XADD that fails (the key holds another type) ends the script before its entry is removed.
  * KEYS[1] due set, KEYS[2] stream
- * Returns { moved, earliest due time left or nil }.
+ * Returns { moved, earliest due time left or nil, the due time of each entry moved... }.
  */
 export const moveDue = script({
   name: 'agentbusMoveDue',
   numberOfKeys: 2,
   lua: `
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, m in ipairs(due) do
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = { #due / 2, false }
+for i = 1, #due, 2 do
+  local m = due[i]
+  out[#out + 1] = due[i + 1]
   local fields = {}
   local pos = 37
   while pos <= #m do
@@ -54,11 +57,12 @@ for _, m in ipairs(due) do
   redis.call('ZREM', KEYS[1], m)
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return { #due, first[2] or false }`,
+out[2] = first[2] or false
+return out`,
   argv: (due: string, stream: string, now: number, max: number) => [due, stream, now, max],
   reply: (r) => {
-    const [moved, next] = r as [number, string | null];
-    return { moved, next: next === null ? null : Number(next) };
+    const [moved, next, ...dueAts] = r as [number, string | null, ...string[]];
+    return { moved, next: next === null ? null : Number(next), dueAts: dueAts.map(Number) };
   },
 });
 
