@@ -1,6 +1,6 @@
 // The package root: every public name is listed here; internals are not reachable from outside.
 export type { BusOptions, SubscribeOptions, DeliveryOptions, BackoffOptions, RetentionOptions, RequestOptions } from './bus/contract.js';
-export type { Bus, BusObserver, DueMoved, RequestOutcome, Subscription, Handler, DeliveryContext, DeliveryOutcome, KeyedStats, ReplayOptions, ReplayResult, RewindOptions, Bound, DeadLetter, DeadLetters, ScheduledEvent, Schedules, TopicStats, StoreHealth } from './bus/contract.js';
+export type { Bus, BusObserver, DueMoved, RequestOutcome, Subscription, Handler, DeliveryContext, DeliveryOutcome, KeyedStats, ReplayOptions, ReplayResult, RewindOptions, Bound, DeadLetter, DeadLetters, ScheduledEvent, Schedules, TopicStats, StoreHealth, PublishResult, SpoolStats } from './bus/contract.js';
 export type { CloudEvent, EventInput, PublishOptions } from './bus/event.js';
 export type { KeyOf, KeyedOptions, KeyedStateOptions, KeyedDeliveryContext, KeyedStates, KeyState } from './bus/keyed/contract.js';
 export { AgentbusError, ValidationError, BusClosedError, NotFoundError, ConnectionError, ConfigurationError, NonRetryableError, CircuitOpenError, OwnershipLostError, StateTooLargeError, TimeoutError, RetryLaterError, RequestTimeoutError, NotReplicatedError, type ErrorCode } from './bus/errors.js';
@@ -9,6 +9,7 @@ export { createBus, type CreateBusOptions } from './runtime/config.js';
 export { createSqliteBus, createRedisBus } from './runtime/stores.js';
 export type { SqliteBusOptions } from './adapters/sqlite/index.js';
 export type { RedisBusOptions } from './adapters/redis/index.js';
+export type { SpoolOptions } from './adapters/redis/spool/options.js';
 export { BaseAgent, type AgentOptions, type AgentContext, type HandlerContext, type KeyedContext } from './agents/base.js';
 export { AgentHost, type AgentHostOptions, type AgentReplayResult, type HostStatus } from './runtime/host.js';
 export type { ReplayPublished, ReplayPublishing } from './runtime/capture.js';

@@ -8,10 +8,12 @@ import type { RequestOptions, SubscribeOptions } from './contract-options.js';
 import type { DeadLetters, Schedules, StoreHealth, TopicStats } from './contract-reports.js';
 import type { BusObserver } from './contract-observer.js';
 import type { KeyedStates } from './keyed/contract.js';
+import type { PublishResult, SpoolStats } from './spool.js';
 
 export type { DeliveryContext, DeliveryOutcome, Handler, KeyedStats, Subscription } from './contract-delivery.js';
 export type { BackoffOptions, BusOptions, DeliveryOptions, RequestOptions, RetentionOptions, SubscribeOptions } from './contract-options.js';
 export type { DeadLetter, DeadLetters, ScheduledEvent, Schedules, StoreHealth, TopicStats } from './contract-reports.js';
+export type { PublishResult, SpoolStats } from './spool.js';
 export type { BusObserver, DueMoved, RequestOutcome } from './contract-observer.js';
 
 /**
@@ -37,6 +39,15 @@ export interface Bus {
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string>;
   /** Stores many events in one round trip; all or none are validated before anything is stored. */
   publishBatch(events: EventInput[]): Promise<string[]>;
+  /**
+   * As publish, resolving with the id and where the event went: `spooled` true when Redis was
+   * unreachable and the event waits in the spool (the Redis `spool` option) to be forwarded.
+   */
+  publishDetailed<T>(type: string, data: T, options?: PublishOptions): Promise<PublishResult>;
+  /** As publishBatch, resolving with a PublishResult per event (a batch is spooled whole or not at all). */
+  publishBatchDetailed(events: EventInput[]): Promise<PublishResult[]>;
+  /** Present with the Redis `spool` option: its figures (events spooled now, forwarded, oldest age). */
+  readonly spool?: { stats(): SpoolStats };
   /**
    * Publishes a request (`correlationid` and `replyto` set) and resolves with the data of its reply
    * (the handling handler's return value), or rejects with RequestTimeoutError after `timeoutMs`.

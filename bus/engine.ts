@@ -3,7 +3,7 @@
 // (bounds.ts) — plus the bus' own timers (retention, store health). Adapters call it from their factory.
 import type { Logger } from 'pino';
 import type { Bus, Handler, StoreHealth, TopicStats } from './contract.js';
-import type { Driver } from './driver.js';
+import type { AppendEntry, Driver } from './driver.js';
 import { checkType } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
 import { resolveBusOptions, type ResolvedBusOptions } from './options.js';
@@ -19,22 +19,26 @@ import { toStoreBound } from './bounds.js';
 import { HEALTH_EVERY_MS, PressureWatch } from './pressure.js';
 import { errForLog } from './thrown.js';
 import { DueMover } from './due.js';
+import type { BusSpool } from './spool.js';
 import { BusObservers } from './observers.js';
 import { schedulesOf } from './schedules.js';
 
 const HOUSEKEEPING_MS = 10_000;
 
-export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
+/** `spool`: where appends go first (the Redis `spool` option); the bus starts its forwarder and closes it. */
+export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: BusSpool | null = null): Bus {
   const o = resolveBusOptions(options);
   const log: Logger = options.logger ?? defaultLogger();
   const subs = new Subscriptions(driver, o.maxPayloadBytes, log, (req, group, value) => publisher.publish(req.replyto!, value ?? null, replyOptions(req, group, o.source)));
   const observers = new BusObservers(log);
   // Every bus moves due delayed events (whoever published them); a publish of its own wakes it.
   const mover = driver.due ? new DueMover(driver.due, log, (moved) => observers.tell('dueMoved', moved)) : null;
-  const publisher = new Publisher(driver, o, (entries) => {
+  const stored = (entries: AppendEntry[]) => {
     subs.stored(entries);
     if (mover) for (const e of entries) if (e.dueAt !== undefined) mover.stored(e.dueAt);
-  });
+  };
+  const publisher = new Publisher(driver, o, stored, spool);
+  spool?.start(stored);
   const requests = new Requests(
     { publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subs.subscribe(so, h as Handler) },
     {
@@ -52,6 +56,9 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
   return {
     publish: (type, data, opts) => publisher.publish(type, data, opts),
     publishBatch: (events) => publisher.publishBatch(events),
+    publishDetailed: (type, data, opts) => publisher.publishDetailed(type, data, opts),
+    publishBatchDetailed: (events) => publisher.publishBatchDetailed(events),
+    ...(spool ? { spool: { stats: () => spool.stats() } } : {}),
     request: (type, data, opts) => requests.request(type, data, opts),
 
     async subscribe(options, handler) {
@@ -86,6 +93,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}): Bus {
         requests.close();
         await subs.closeAll();
         await publisher.seal(); // after the drain: a handler finishing its work may still publish
+        await spool?.close();
         await mover?.stop();
         await driver.close();
       })();

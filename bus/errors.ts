@@ -18,7 +18,8 @@ export type ErrorCode =
   | 'RETRY_LATER'
   | 'REQUEST_TIMEOUT'
   | 'STATE_TOO_LARGE'
-  | 'NOT_REPLICATED';
+  | 'NOT_REPLICATED'
+  | 'SPOOL_FULL';
 
 export class AgentbusError extends Error {
   readonly code: ErrorCode;
@@ -42,7 +43,10 @@ export class BusClosedError extends AgentbusError {
 /** A dead letter, group or position named in a call does not exist. */
 export class NotFoundError extends AgentbusError {}
 
-/** The store could not be reached or opened. */
+/**
+ * The store could not be reached or opened. `SPOOL_FULL`: Redis was unreachable and the spool
+ * (the Redis `spool` option) already holds `maxBytes`: the publish stored nothing anywhere.
+ */
 export class ConnectionError extends AgentbusError {}
 
 /**

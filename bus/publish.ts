@@ -1,7 +1,9 @@
 // Publishing: publish() and publishBatch() check their input at the call and build each event's
 // stored entry; every call made in the same turn of the event loop is stored in one append
-// (Batcher), in round trips of about MAX_APPEND events, a call never split.
+// (Batcher), in round trips of about MAX_APPEND events, a call never split. With a spool (bus/spool.ts)
+// every append goes through it, and a call's events are stored or spooled together.
 import type { AppendEntry, Driver } from './driver.js';
+import type { BusSpool, PublishResult } from './spool.js';
 import { checkType, createEvent, encodeEvent, PUBLISH_OPTION_KEYS, type EventInput, type PublishOptions } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
 import { knownKeys } from './validate.js';
@@ -19,7 +21,9 @@ interface Call {
   entries: AppendEntry[];
   /** publish() resolves with the id, publishBatch() with all ids. */
   one: boolean;
-  resolve: (result: string | string[]) => void;
+  /** publishDetailed(): resolve with PublishResult(s) (id and whether spooled) instead of ids. */
+  detailed: boolean;
+  resolve: (result: string | string[] | PublishResult | PublishResult[]) => void;
   reject: (err: unknown) => void;
 }
 
@@ -33,22 +37,35 @@ export class Publisher {
     private readonly driver: Driver,
     private readonly o: ResolvedBusOptions,
     stored: (entries: AppendEntry[]) => void,
+    /** Where appends go when the bus has a spool; null: straight to the driver. */
+    spool: BusSpool | null = null,
   ) {
-    this.calls = new Batcher((calls) => appendCalls(driver, calls, stored));
+    const append = spool ? (entries: AppendEntry[]) => spool.append(entries) : (entries: AppendEntry[]) => driver.log.append(entries).then(() => false);
+    this.calls = new Batcher((calls) => appendCalls(append, calls, stored));
   }
 
-  publish(type: string, data: unknown, opts: PublishOptions | undefined): Promise<string> {
+  publish(type: string, data: unknown, opts: PublishOptions | undefined, detailed = false): Promise<string> {
     if (this.sealed) return Promise.reject(new BusClosedError(`publish ${type}`));
     try {
       // Only a publish with options pays for checking them.
       if (opts !== undefined) checkPublishOptions(opts);
-      return this.enqueue([this.entry(type, data, opts)], true) as Promise<string>;
+      return this.enqueue([this.entry(type, data, opts)], true, detailed) as Promise<string>;
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  publishBatch(events: EventInput[]): Promise<string[]> {
+  /** As publish, resolving with the id and whether the event was spooled. */
+  publishDetailed(type: string, data: unknown, opts: PublishOptions | undefined): Promise<PublishResult> {
+    return this.publish(type, data, opts, true) as unknown as Promise<PublishResult>;
+  }
+
+  /** As publishBatch, resolving with each id and whether the events were spooled (all or none are). */
+  publishBatchDetailed(events: EventInput[]): Promise<PublishResult[]> {
+    return this.publishBatch(events, true) as unknown as Promise<PublishResult[]>;
+  }
+
+  publishBatch(events: EventInput[], detailed = false): Promise<string[]> {
     if (this.sealed) return Promise.reject(new BusClosedError('publishBatch'));
     if (!Array.isArray(events)) return Promise.reject(invalid('INVALID_OPTION', `publishBatch expects an array, got ${typeof events}`));
     let entries: AppendEntry[];
@@ -63,7 +80,7 @@ export class Publisher {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.enqueue(entries, false) as Promise<string[]>;
+    return this.enqueue(entries, false, detailed) as Promise<string[]>;
   }
 
   /** Refuses publishes from now on; resolves once those already made are stored (or refused by the store). */
@@ -72,8 +89,8 @@ export class Publisher {
     return this.calls.flush();
   }
 
-  private enqueue(entries: AppendEntry[], one: boolean): Promise<string | string[]> {
-    return new Promise((resolve, reject) => this.calls.add({ entries, one, resolve, reject }));
+  private enqueue(entries: AppendEntry[], one: boolean, detailed: boolean): Promise<unknown> {
+    return new Promise((resolve, reject) => this.calls.add({ entries, one, detailed, resolve, reject }));
   }
 
   /** One event to store; `opts` were checked for unknown keys by the caller. */
@@ -118,7 +135,7 @@ export function checkPublishOptions(opts: unknown): void {
 }
 
 /** Appends calls in order, about MAX_APPEND events a round trip (a call is never split); settles each call. */
-async function appendCalls(driver: Driver, calls: Call[], stored: (entries: AppendEntry[]) => void): Promise<void> {
+async function appendCalls(append: (entries: AppendEntry[]) => Promise<boolean>, calls: Call[], stored: (entries: AppendEntry[]) => void): Promise<void> {
   for (let start = 0; start < calls.length; ) {
     let end = start;
     let n = 0;
@@ -126,11 +143,18 @@ async function appendCalls(driver: Driver, calls: Call[], stored: (entries: Appe
     const batch = end - start === calls.length ? calls : calls.slice(start, end);
     start = end;
     try {
-      await driver.log.append(batch.length === 1 ? batch[0].entries : batch.flatMap((c) => c.entries));
-      for (const c of batch) stored(c.entries);
-      for (const c of batch) c.resolve(c.one ? c.entries[0].event.id : c.entries.map((e) => e.event.id));
+      const spooled = await append(batch.length === 1 ? batch[0].entries : batch.flatMap((c) => c.entries));
+      // Spooled events are not in the store yet: the spool tells `stored` once it forwarded them.
+      if (!spooled) for (const c of batch) stored(c.entries);
+      for (const c of batch) c.resolve(result(c, spooled));
     } catch (err) {
       for (const c of batch) c.reject(err);
     }
   }
+}
+
+/** What a call resolves with: its id(s), or with publishDetailed, each id and whether it was spooled. */
+function result(c: Call, spooled: boolean): string | string[] | PublishResult | PublishResult[] {
+  if (!c.detailed) return c.one ? c.entries[0].event.id : c.entries.map((e) => e.event.id);
+  return c.one ? { id: c.entries[0].event.id, spooled } : c.entries.map((e) => ({ id: e.event.id, spooled }));
 }

@@ -111,10 +111,17 @@ export class ReplayCapture {
       this.sent(events, p);
       return p;
     };
+    // The detailed variants take the same path (captured events are never spooled).
+    const publishDetailed = (type: string, data: unknown, options?: PublishOptions) =>
+      this.stored ? bus.publishDetailed(type, data, options).then((r) => (this.sent([{ type, data, ...options }], Promise.resolve([r.id])), r)) : publish(type, data, options).then((id) => ({ id, spooled: false }));
+    const publishBatchDetailed = (events: EventInput[]) =>
+      this.stored ? bus.publishBatchDetailed(events).then((rs) => (this.sent(events, Promise.resolve(rs.map((r) => r.id))), rs)) : publishBatch(events).then((ids) => ids.map((id) => ({ id, spooled: false })));
     return new Proxy(bus, {
       get: (target, key) => {
         if (key === 'publish') return publish;
         if (key === 'publishBatch') return publishBatch;
+        if (key === 'publishDetailed') return publishDetailed;
+        if (key === 'publishBatchDetailed') return publishBatchDetailed;
         const v = Reflect.get(target, key, target) as unknown;
         return typeof v === 'function' ? v.bind(target) : v;
       },

@@ -46,7 +46,9 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
   // Inspection opens the store read-only: it never creates a SQLite file nor changes one.
   const inspect = command === 'stats' || (command === 'dlq' && (args[0] === 'ls' || args[0] === 'show')) || (command === 'state' && args[0] !== 'rm') || (command === 'schedules' && args[0] === 'ls');
-  const bus = await createBus({ logger, ...(inspect ? { readonly: true } : {}) });
+  // No spool (whatever AGENTBUS_SPOOL_PATH says): a command against a Redis that is down fails rather
+  // than leaving its writes in a spool, and never takes the spool of a host started beside it.
+  const bus = await createBus({ logger, spool: false, ...(inspect ? { readonly: true } : {}) });
   try {
     return await run(bus, command, args, values);
   } finally {
@@ -65,7 +67,7 @@ async function ui(o: Record<string, string | boolean | undefined>, env: NodeJS.P
   const hostname = String(pick('host', 'AGENTBUS_UI_HOST') ?? '127.0.0.1');
   const actions = o['allow-actions'] === true || actionsFromEnv(env);
   const logger = commandLogger();
-  const bus = await createBus({ logger, ...(actions ? {} : { readonly: true }) });
+  const bus = await createBus({ logger, spool: false, ...(actions ? {} : { readonly: true }) });
   let http: Awaited<ReturnType<typeof serveUi>>;
   try {
     http = await serveUi({ bus, port, hostname, actions });
@@ -96,7 +98,7 @@ function typesFlag(o: Record<string, string | boolean | undefined>, need: boolea
  */
 async function replayToAgent(o: Record<string, string | boolean | undefined>, logger: Logger): Promise<number> {
   const loaded = await loadAgents(String(o.agents ?? (process.env.AGENTBUS_AGENTS || './agents')));
-  const bus = await createBus({ logger });
+  const bus = await createBus({ logger, spool: false });
   try {
     const host = new AgentHost({ bus, agents: loaded.agents, logger, catchUncaught: false });
     const agent = loaded.agents.map(resolveAgent).find((a) => a.name === o.agent);

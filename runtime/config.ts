@@ -15,8 +15,8 @@ export type CreateBusOptions =
  * `redis`), `AGENTBUS_SQLITE_PATH` (default `./data/agentbus.db`), and for Redis `REDIS_URL` or
  * `REDIS_HOST`/`REDIS_PORT`/`REDIS_USERNAME`/`REDIS_PASSWORD`/`REDIS_DB` (or `REDIS_CLUSTER_NODES`, or
  * `REDIS_SENTINELS` + `REDIS_SENTINEL_NAME` with `REDIS_SENTINEL_USERNAME`/`REDIS_SENTINEL_PASSWORD`), `AGENTBUS_REDIS_ACKS`, and
- * `AGENTBUS_REDIS_PREFIX`, `AGENTBUS_REDIS_CONNECT_TIMEOUT_MS` and `AGENTBUS_REDIS_LAYOUT` (the `layout`
- * option as JSON); `AGENTBUS_DEDUP_WINDOW_MS` for every
+ * `AGENTBUS_REDIS_PREFIX`, `AGENTBUS_REDIS_CONNECT_TIMEOUT_MS`, `AGENTBUS_REDIS_LAYOUT` (the `layout`
+ * option as JSON) and `AGENTBUS_SPOOL_PATH` (the `spool` option's path); `AGENTBUS_DEDUP_WINDOW_MS` for every
  * adapter. An empty variable counts as unset, except `AGENTBUS_REDIS_PREFIX` ('' is a prefix).
  * `readonly` opens a SQLite file read-only (never creating it); on Redis, where reading creates
  * nothing, it is dropped. Only the chosen adapter is loaded, when called (see stores.ts).
@@ -27,8 +27,9 @@ export async function createBus(options: CreateBusOptions = {}, env: NodeJS.Proc
   const rest = opts.dedupWindowMs === undefined && window ? { ...opts, dedupWindowMs: Number(window) } : opts;
   const adapter = a ?? (env.AGENTBUS_ADAPTER || 'sqlite');
   if (adapter === 'sqlite') {
-    const o = rest as SqliteBusOptions;
-    return createSqliteBus({ ...o, path: o.path ?? (env.AGENTBUS_SQLITE_PATH || DEFAULT_SQLITE_PATH) });
+    // `spool: false` (no spool whatever the environment says) means nothing to SQLite.
+    const { spool, ...o } = rest as SqliteBusOptions & { spool?: unknown };
+    return createSqliteBus({ ...(spool === false || spool === undefined ? o : { ...o, spool }), path: o.path ?? (env.AGENTBUS_SQLITE_PATH || DEFAULT_SQLITE_PATH) } as SqliteBusOptions);
   }
   if (adapter === 'redis') {
     const { readonly: _, ...o } = rest as RedisBusOptions & { readonly?: boolean };

@@ -114,7 +114,7 @@ export class AgentHost extends EventEmitter<HostEvents> {
     this.tracingOn = options.tracing ?? process.env.AGENTBUS_TRACING !== 'off';
     this.agents = resolveAgents(options.agents);
     const health = this.bus.health?.bind(this.bus);
-    this.metrics = new HostMetrics(() => this.bus.stats(), new Set(this.agents.map((a) => a.name)), health && ((topics) => health({ topics })));
+    this.metrics = new HostMetrics(() => this.bus.stats(), new Set(this.agents.map((a) => a.name)), health && ((topics) => health({ topics })), () => this.bus.spool?.stats() ?? null);
     const specs = this.agents.map((a) => ({
       name: a.name,
       restart: a.restart,

@@ -2,6 +2,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { BusObserver, DeliveryOutcome, StoreHealth, TopicStats } from '../bus/contract.js';
 import type { KeyedStats } from '../bus/contract-delivery.js';
 import { LIFECYCLE_STATES, type LifecycleState } from './lifecycle.js';
+import type { SpoolStats } from '../bus/spool.js';
+import { spoolMetrics } from './spool-metrics.js';
 import { busMetrics } from './metrics-bus.js';
 
 /** Store gauges come from one bus.stats() per scrape, reused for this long after it answered. */
@@ -70,6 +72,8 @@ export class HostMetrics {
     private readonly groups: ReadonlySet<string>,
     /** bus.health, when the bus has it; `topics` are the ones to size. */
     private readonly readHealth?: (topics: string[]) => Promise<StoreHealth>,
+    /** bus.spool.stats, when the bus has a spool (spool-metrics.ts). */
+    readSpool: () => SpoolStats | null = () => null,
   ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'agentbus_' }); // agentbus_process_*, agentbus_nodejs_*
@@ -185,6 +189,7 @@ export class HostMetrics {
     disk('agentbus_sqlite_wal_bytes', 'Size of its WAL file (a warning is logged past walWarnBytes)', (d) => d.walBytes);
     disk('agentbus_sqlite_disk_free_bytes', 'Free bytes of the file system under the database file', (d) => d.freeBytes);
     disk('agentbus_sqlite_disk_total_bytes', 'Size of that file system', (d) => d.totalBytes);
+    spoolMetrics(this.registry, readSpool);
 
     // Keyed agents, from their subscriptions in this process (no store read): per agent, summed over its replicas.
     const keyedGauge = (name: string, help: string, pick: (g: { owner: number; activeKeys: number; stateBytes: number }) => number) =>

@@ -2,7 +2,8 @@
 // file and on Redis: a host with agents serves it under /ui; every page loads with no console error,
 // the dead-letter search finds one dead letter by subject (and not by a reason it lacks), its page
 // shows the error's stack, a confirmed retry moves it back and the agent handles it, a confirmed
-// rewind hands a group its events again, a bulk purge removes the selected dead letters, the keyed
+// rewind hands a group its events again, a confirmed replay hands a topic to a fresh agent instance
+// (no group moves), a bulk purge removes the selected dead letters, the keyed
 // and tail pages show state and events; a screenshot of each page goes to docs/ui/ (SQLite run). The
 // same store behind `serveUi` without actions refuses retry (403) and offers no action buttons.
 // Needs the system Chromium (Debian's `chromium`): skipped when absent, unless CI is set.
@@ -147,6 +148,22 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     await page.waitForFunction(() => document.getElementById('status')?.textContent?.includes('Rewound Orders on orders.placed from earliest'));
     await waitFor('the rewound orders handled again', () => world.handled.length === 9);
 
+    // Replay to an agent, confirmed (the dialog handler accepts): a fresh Orders gets the topic's 5
+    // stored orders, as agentbus replay --agent does; no group moves.
+    const lagOf = async (group: string) => (await bus.stats()).find((t) => t.type === 'orders.placed')!.groups.find((g) => g.group === group)!;
+    const [auditBefore, ordersBefore] = [await lagOf('Audit'), await lagOf('Orders')];
+    await page.waitForFunction(() => document.querySelectorAll('#f-replay-agent option').length === 2);
+    await page.select('#f-replay-type', 'orders.placed');
+    await page.select('#f-replay-agent', 'Orders');
+    await page.click('#replay-form button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.includes('Replayed 5 to Orders: 5 handled, 0 failed; 0 publishes listed, not stored'));
+    assert.is(world.handled.length, 14, `${store}: the replayed instance handled the 5 orders`);
+    assert.equal([(await lagOf('Audit')).lag, (await lagOf('Orders')).lag, (await lagOf('Orders')).pending], [auditBefore.lag, ordersBefore.lag, 0], `${store}: no group moved`);
+    const replay = (body: unknown) =>
+      fetch(`${http.url}/ui/api/replay`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agentbus-ui': '1' }, body: JSON.stringify(body) }).then(async (r) => [r.status, ((await r.json()) as { error: string }).error] as const);
+    assert.equal(await replay({ agent: 'Nobody', type: 'orders.placed' }), [400, 'replay: no agent "Nobody" in this host (agents: Orders, Carts)'], 'checked as the CLI checks it');
+    assert.equal((await replay({ agent: 'Orders', type: 'orders.placed', from: 'yesterday' }))[0], 400);
+
     // Bulk: the other dead letter and a new one, selected and purged together.
     world.broken.add('sku-x');
     await bus.publish('orders.placed', { sku: 'sku-x' }, { subject: 'customer-9' });
@@ -199,6 +216,9 @@ async function readOnly(makeBus: () => Promise<Bus>): Promise<void> {
     await page.goto(`${ui.url}/ui/dead-letter?id=${encodeURIComponent(dl!.id)}`);
     await page.waitForFunction(() => (document.getElementById('stack')?.textContent ?? '').includes('always'));
     assert.is(await page.$('#retry-one'), null, 'no retry button when read-only');
+    await page.goto(`${ui.url}/ui/topics`);
+    await page.waitForSelector('#topics tbody th');
+    assert.is(await page.$('#replay-form'), null, 'no replay to an agent when read-only');
     const res = await fetch(`${ui.url}/ui/api/dead-letters/retry`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agentbus-ui': '1' }, body: JSON.stringify({ ids: [dl!.id] }) });
     assert.is(res.status, 403);
     assert.match(((await res.json()) as { error: string }).error, /read-only/);

@@ -50,11 +50,15 @@ export class RedisDriver implements Driver {
     layouts: Layouts = new Layouts(undefined),
     /** `acks: 'replicated'` (see Streams); null: acknowledged by the master alone. */
     acks: ReplicatedAcks | null = null,
+    /** With a spool: the connection the log (appends) goes through, which fails fast while Redis is down (spool/index.ts); closed with the driver. */
+    private readonly publishClient: Client | null = null,
   ) {
     this.s = redisStore(client, keys);
     const liveness = new Liveness(this.s);
     this.due = new RedisDue(this.s);
-    this.log = new Streams(this.s, layouts, acks, this.due);
+    // With a spool, appends (named delayed events' included) go through the fail-fast connection.
+    const published = publishClient ? redisStore(publishClient, keys) : this.s;
+    this.log = new Streams(published, layouts, acks, publishClient ? new RedisDue(published) : this.due);
     this.groups = new Groups(this.s, liveness);
     this.leases = new Leases(this.s);
     this.admin = new Admin(this.s, () => this.log.topics());
@@ -66,6 +70,7 @@ export class RedisDriver implements Driver {
 
   async close(): Promise<void> {
     this.readers.close();
+    if (this.publishClient) await this.publishClient.quit().catch(() => this.publishClient!.disconnect());
     if (this.ownsClient) await this.s.cmd.quit().catch(() => this.s.cmd.disconnect());
   }
 }

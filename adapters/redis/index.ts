@@ -17,6 +17,7 @@ import { RedisPressure } from './pressure.js';
 import { defineAllScripts } from './scripts/index.js';
 import { checkUrl, dbNumber, describeTarget, MAX_DB, scrubber, urlPasswords } from './target.js';
 import { watchConnection } from './outage.js';
+import { resolveSpoolOptions, type SpoolOptions } from './spool/options.js';
 
 export interface RedisBusOptions extends BusOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Default `REDIS_URL`, else the fields below. */
@@ -89,11 +90,20 @@ export interface RedisBusOptions extends BusOptions {
    * Example: `{ 'verification.*': 'flat' }`. Default: every topic `fields`.
    */
   layout?: Record<string, 'fields' | 'flat' | 'envelope'> | undefined;
+  /**
+   * Opt-in spool: while Redis is unreachable, publishes are written to a local SQLite file and
+   * resolve (publishDetailed: `spooled: true`); a forwarder sends them on, in order per topic and
+   * with their ids, once it is back (see SpoolOptions and the README, "Spool when Redis is down").
+   * `false`: no spool whatever `AGENTBUS_SPOOL_PATH` says (the CLI's commands other than `start`:
+   * they must not spool, nor take the spool of the host they run beside). Not with `cluster`.
+   * Default `AGENTBUS_SPOOL_PATH` (as `{ path }`), else none.
+   */
+  spool?: SpoolOptions | false | undefined;
 }
 
 const OWN_KEYS = [
   'url', 'host', 'port', 'username', 'password', 'db', 'tls', 'prefix', 'connectTimeoutMs', 'cluster', 'sentinels', 'sentinelName', 'sentinelUsername', 'sentinelPassword',
-  'acks', 'ackReplicas', 'ackTimeoutMs', 'client', 'allowEvictionPolicy', 'layout',
+  'acks', 'ackReplicas', 'ackTimeoutMs', 'client', 'allowEvictionPolicy', 'layout', 'spool',
 ];
 const COMMON_KEYS = BUS_OPTION_KEYS;
 
@@ -101,8 +111,9 @@ const COMMON_KEYS = BUS_OPTION_KEYS;
 export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
   knownKeys('redis', options, [...OWN_KEYS, ...COMMON_KEYS]);
   const { url, host, port, username, password, db, tls, prefix = 'events:', connectTimeoutMs, cluster, client, allowEvictionPolicy, layout, ...rest } = options;
-  const { sentinels, sentinelName, sentinelUsername, sentinelPassword, acks, ackReplicas, ackTimeoutMs, ...common } = rest;
-  resolveBusOptions(common);
+  const { sentinels, sentinelName, sentinelUsername, sentinelPassword, acks, ackReplicas, ackTimeoutMs, spool, ...common } = rest;
+  const resolved = resolveBusOptions(common);
+  const spooling = resolveSpoolOptions(spool, env);
   const layouts = new Layouts(layout);
   const timeout = int('connectTimeoutMs', connectTimeoutMs, 10_000, 100, 600_000);
   const allowEviction = evictionOptIn(allowEvictionPolicy, env);
@@ -128,6 +139,9 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
   const replicated = replicatedAcks(acks ?? (env.AGENTBUS_REDIS_ACKS || undefined), ackReplicas, ackTimeoutMs);
   if (replicated && (seeds || (client as Cluster | undefined)?.isCluster)) {
     throw invalid('INVALID_OPTION', "acks 'replicated' is not supported with a Redis Cluster (cluster, REDIS_CLUSTER_NODES): use it with one master and its replicas (Sentinel)");
+  }
+  if (spooling && (seeds || (client as Cluster | undefined)?.isCluster)) {
+    throw invalid('INVALID_OPTION', 'spool is not supported with a Redis Cluster (cluster, REDIS_CLUSTER_NODES): use it with one Redis or Sentinel');
   }
   let redis: Redis | Cluster;
   let where: string;
@@ -212,11 +226,31 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     throw err;
   });
   const keys = new Keys(prefix);
-  const driver = health.guard(new RedisDriver(redis, keys, log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) }), layouts, replicated));
+  // The spool's module is loaded only when asked for: it brings better-sqlite3.
+  const spoolMod = spooling ? await import('./spool/index.js') : null;
+  const publishConn = spoolMod && spooling ? spoolMod.publishConnection(redis as Redis, spooling.timeoutMs + (replicated?.timeoutMs ?? 0)) : null;
+  if (publishConn) {
+    try {
+      await connect(publishConn, where, timeout, scrub);
+    } catch (err) {
+      if (!client) redis.disconnect();
+      throw err;
+    }
+  }
+  const driver = health.guard(new RedisDriver(redis, keys, log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) }), layouts, replicated, publishConn));
   new RedisPressure(redis, keys, health).watch(driver);
+  let busSpool = null;
+  if (spoolMod && spooling && publishConn) {
+    try {
+      busSpool = spoolMod.openSpool(spooling, publishConn, (entries) => driver.log.append(entries), resolved.dedupWindowMs, log);
+    } catch (err) {
+      await driver.close();
+      throw err;
+    }
+  }
   // Info through a logger the caller passed (agentbus start passes its own); the default logger keeps it at debug.
-  log[common.logger ? 'info' : 'debug']({ store: 'redis', redis: where, prefix }, `store: Redis at ${where}`);
-  return busFromDriver(driver, { ...common, logger: log });
+  log[common.logger ? 'info' : 'debug']({ store: 'redis', redis: where, prefix, ...(busSpool ? { spool: busSpool.stats().path } : {}) }, `store: Redis at ${where}`);
+  return busFromDriver(driver, { ...common, logger: log }, busSpool);
 }
 
 /** `host:port` or `{ host, port }`, checked, for the Cluster constructor. */

@@ -5,7 +5,8 @@ import type { Bus, DeadLetter } from '../../bus/contract.js';
 import type { CloudEvent } from '../../bus/event.js';
 import { invalid } from '../../bus/errors.js';
 import { int } from '../../bus/validate.js';
-import type { HostStatus } from '../host.js';
+import type { AgentReplayResult, HostStatus } from '../host.js';
+import type { ReplayOptions } from '../../bus/contract.js';
 import { retryOrPurge } from '../dead-letter-ops.js';
 import type { LagHistory } from './lag.js';
 
@@ -15,9 +16,18 @@ export const SEARCH_SCAN = 10_000;
 export const TAIL_MAX = 100;
 export const TAIL_WINDOW_MS = 5 * 60_000;
 
+/** What the UI needs of the host serving it; `replay` (AgentHost.replay) enables "replay to an agent". */
+export interface UiHost {
+  status(): HostStatus;
+  replay?(agent: string, options: Partial<ReplayOptions> & { publish?: boolean }): Promise<AgentReplayResult>;
+}
+
+/** Failed events and captured publishes a replay answer lists at most (the counts are whole). */
+export const REPLAY_LISTED = 20;
+
 export interface ApiContext {
   bus: Bus;
-  host: { status(): HostStatus } | undefined;
+  host: UiHost | undefined;
   actions: boolean;
   lag: LagHistory;
 }
@@ -91,7 +101,39 @@ export const writes: Record<string, (c: ApiContext, body: Record<string, unknown
     await c.bus.rewind({ group, type, from: bound });
     return { group, type, from: bound };
   },
+  '/replay': (c, b) => replayToAgent(c, b),
 };
+
+/**
+ * `agentbus replay --agent NAME --types TYPE [--from B] [--to B] [--publish]` from the topic page: a
+ * fresh instance of the agent gets the topic's stored events in [from, to]; no group moves, nothing
+ * is acknowledged; what it publishes is captured (stored only with `publish: true`). Only a host
+ * serving the UI has agents; `agentbus ui` answers 404.
+ */
+async function replayToAgent(c: ApiContext, b: Record<string, unknown>): Promise<unknown> {
+  const { agent, type, from, to, publish } = b;
+  if (!c.host?.replay) throw new ApiError(404, 'replay to an agent needs the UI of the host running the agents (agentbus start); agentbus ui has no agents: use agentbus replay --agent');
+  if (typeof agent !== 'string' || agent === '' || typeof type !== 'string' || type === '') {
+    throw invalid('INVALID_OPTION', `replay needs an agent and a type, got agent ${JSON.stringify(agent)} and type ${JSON.stringify(type)}`);
+  }
+  if (publish !== undefined && typeof publish !== 'boolean') throw invalid('INVALID_OPTION', `invalid replay publish ${JSON.stringify(publish)}: expected true or false`);
+  const r = await c.host.replay(agent, { types: [type], from: replayBound('from', from), to: replayBound('to', to), publish: publish === true });
+  return {
+    agent,
+    type,
+    handled: r.handled,
+    failed: r.failed.length,
+    failures: r.failed.slice(0, REPLAY_LISTED),
+    published: { count: r.published.count, stored: r.published.stored, events: r.published.events.slice(0, REPLAY_LISTED) },
+  };
+}
+
+/** A replay bound as the CLI reads `--from`/`--to`: empty is none, 12+ digits epoch ms, any other string a time or position (checked by the bus). */
+function replayBound(name: string, v: unknown): string | number | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'string') throw invalid('INVALID_OPTION', `invalid replay ${name} ${JSON.stringify(v)}: expected an ISO-8601 time, epoch ms or a position`);
+  return /^\d{12,}$/.test(v) ? Number(v) : v;
+}
 
 function need(q: Query, name: string): string {
   const v = q.get(name);

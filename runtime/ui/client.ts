@@ -72,6 +72,7 @@ export const CLIENT_JS = String.raw`'use strict';
         });
         var tbody = document.querySelector('#topics tbody');
         if (rows.length === 0) empty(tbody, actions ? 8 : 7, 'No topics yet.'); else fill(tbody, rows);
+        if (actions) replayForm(stats);
       }, fail);
       lagChart();
       setInterval(lagChart, 5000);
@@ -201,6 +202,35 @@ export const CLIENT_JS = String.raw`'use strict';
   };
 
   function local(iso) { var d = new Date(iso); if (isNaN(d)) return ''; return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); }
+
+  // Replay to an agent (topic page, actions on): the host's agents from the overview; confirmed, then POST /replay.
+  function replayForm(stats) {
+    var form = document.getElementById('replay-form');
+    if (!form || form.dataset.ready) return;
+    form.dataset.ready = '1';
+    var types = document.getElementById('f-replay-type');
+    var agents = document.getElementById('f-replay-agent');
+    stats.forEach(function (t) { types.appendChild(el('option', { value: t.type, text: t.type })); });
+    api('/overview').then(function (o) {
+      if (!o.host) { form.hidden = true; document.getElementById('replay-note').hidden = false; return; }
+      o.host.agents.forEach(function (a) { agents.appendChild(el('option', { value: a.agent, text: a.agent })); });
+    }, fail);
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var req = { type: types.value, agent: agents.value, from: document.getElementById('f-replay-from').value.trim(), to: document.getElementById('f-replay-to').value.trim(), publish: document.getElementById('f-replay-publish').checked };
+      if (!req.type || !req.agent) return say('Choose a topic and an agent.', true);
+      var span = (req.from ? ' from ' + req.from : ' from the oldest') + (req.to ? ' to ' + req.to : ' to the newest');
+      if (!window.confirm('Replay ' + req.type + span + ' to a fresh instance of ' + req.agent + '? No group moves; what it publishes is ' + (req.publish ? 'STORED.' : 'listed, not stored.'))) return;
+      say('Replaying ' + req.type + ' to ' + req.agent + '…');
+      api('/replay', req).then(function (r) {
+        var p = r.published;
+        say('Replayed ' + (r.handled + r.failed) + ' to ' + r.agent + ': ' + r.handled + ' handled, ' + r.failed + ' failed; ' + (p.stored ? 'published ' + p.count + ' (stored)' : p.count + ' publish' + (p.count === 1 ? '' : 'es') + ' listed, not stored'), r.failed > 0);
+        var out = document.getElementById('replay-result');
+        out.textContent = JSON.stringify({ failures: r.failures, published: p.events }, null, 2);
+        out.hidden = r.failures.length === 0 && p.events.length === 0;
+      }, fail);
+    });
+  }
 
   function rewind(group, type) {
     var from = window.prompt('Rewind group ' + group + ' on ' + type + ': deliver its events again from (earliest, an ISO-8601 time, epoch ms or a position)', 'earliest');

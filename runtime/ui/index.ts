@@ -5,8 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus } from '../../bus/contract.js';
 import { AgentbusError } from '../../bus/errors.js';
 import { describe } from '../../bus/thrown.js';
-import type { HostStatus } from '../host.js';
-import { ApiError, reads, writes, type ApiContext } from './api.js';
+import { ApiError, reads, writes, type ApiContext, type UiHost } from './api.js';
 import { CLIENT_JS } from './client.js';
 import { LAG_SAMPLE_MS, LagHistory } from './lag.js';
 import { int } from '../../bus/validate.js';
@@ -14,10 +13,10 @@ import { CSS, page, PAGES } from './pages.js';
 
 export interface UiOptions {
   bus: Bus;
-  /** The host serving the UI: the overview shows its agents. Without one, store-level data only. */
-  host?: { status(): HostStatus } | undefined;
+  /** The host serving the UI: the overview shows its agents, the topic page replays to one (actions on). Without one, store-level data only. */
+  host?: UiHost | undefined;
   /**
-   * Allow retry, purge and rewind. Default false: the UI only reads. `agentbus ui --allow-actions`,
+   * Allow retry, purge, rewind and replay to an agent. Default false: the UI only reads. `agentbus ui --allow-actions`,
    * or AGENTBUS_UI_ACTIONS=1 for `agentbus start`.
    */
   actions?: boolean | undefined;

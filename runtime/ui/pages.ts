@@ -23,6 +23,20 @@ const table = (id: string, caption: string, heads: string[]) =>
 const field = (name: string, label: string, type = 'text', placeholder = '') =>
   `<label>${label}<input name="${name}" id="f-${name}" type="${type}"${placeholder ? ` placeholder="${esc(placeholder)}"` : ''}></label>`;
 
+/** The topic page's "replay to an agent" (actions on): `agentbus replay --agent` for one topic. */
+const REPLAY_FORM = `
+<section aria-labelledby="h-replay" id="replay"><h2 id="h-replay">Replay to an agent</h2>
+<p>Hands a topic's stored events to a fresh instance of an agent, as <code>agentbus replay --agent</code> does: no group moves and nothing is acknowledged; what the agent publishes is listed, and stored only when asked.</p>
+<p id="replay-note" hidden>Served by <code>agentbus ui</code>, which runs no agents: replay from the UI of the host that runs them, or with <code>agentbus replay --agent</code>.</p>
+<form id="replay-form" class="search">
+<label>Topic<select name="type" id="f-replay-type"></select></label><label>Agent<select name="agent" id="f-replay-agent"></select></label>
+${field('replay-from', 'From (empty: the oldest)', 'text', 'ISO-8601, epoch ms or position')}${field('replay-to', 'To (empty: the newest)', 'text', 'ISO-8601, epoch ms or position')}
+<label class="check"><input type="checkbox" name="publish" id="f-replay-publish"> Store what it publishes</label>
+<button type="submit">Replay\u2026</button>
+</form>
+<pre id="replay-result" hidden></pre>
+</section>`;
+
 const BODIES: Record<PageName, (actions: boolean) => string> = {
   overview: () => `
 <dl id="summary" class="summary"></dl>
@@ -35,7 +49,7 @@ ${table('topics', 'Each topic, and each group reading it', ['Topic', 'Length', '
 <section aria-labelledby="h-lag"><h2 id="h-lag">Lag over the last minutes</h2>
 <p>Events stored and not yet handed to each group, sampled by the server while the UI is in use (every 5 seconds by default; the last 15 minutes are kept).</p>
 <div id="lag-chart"></div><ul id="lag-legend" class="legend"></ul>
-</section>`,
+</section>${actions ? REPLAY_FORM : ''}`,
   'dead-letters': (actions) => `
 <form id="search" class="search" role="search" aria-label="Search dead letters">
 ${field('type', 'Type')}${field('group', 'Group')}${field('subject', 'Subject contains')}${field('event', 'Event id contains')}
@@ -70,7 +84,7 @@ export function page(name: PageName, actions: boolean, notice?: string): string 
 <script src="/ui/app.js" defer></script></head>
 <body data-page="${notice ? '' : name}" data-actions="${actions ? '1' : '0'}">
 <header><p class="brand">agentbus admin</p><nav aria-label="Pages"><ul>${nav}</ul></nav>
-<p class="mode">${actions ? 'Actions on: retry, purge and rewind ask for confirmation' : 'Read-only'}</p></header>
+<p class="mode">${actions ? 'Actions on: retry, purge, rewind and replay ask for confirmation' : 'Read-only'}</p></header>
 <main><h1>${esc(title)}</h1>
 <p id="status" role="status" aria-live="polite"></p>
 ${notice ? `<p>${esc(notice)}</p>` : BODIES[name](actions)}
@@ -85,7 +99,7 @@ body{margin:0}header{display:flex;flex-wrap:wrap;align-items:center;gap:1rem;pad
 table{border-collapse:collapse;width:100%;margin:.5rem 0;font-size:.9em}caption{text-align:left;color:var(--muted);padding:.25rem 0}
 th,td{border-bottom:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums}
 pre{background:#f6f8fa;border:1px solid var(--line);padding:.5rem;overflow:auto;max-height:30rem;white-space:pre-wrap;word-break:break-word}
-.search{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end}.search label,#key-group label,#tail-form label{display:flex;flex-direction:column;font-size:.85em;color:var(--muted)}
+.check{flex-direction:row!important;align-items:center;gap:.3rem}.search{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end}.search label,#key-group label,#tail-form label{display:flex;flex-direction:column;font-size:.85em;color:var(--muted)}
 input,select,button{font:inherit;padding:.25rem .4rem}button{cursor:pointer;border:1px solid var(--line);border-radius:4px;background:#f6f8fa}
 button:focus-visible,a:focus-visible,input:focus-visible,select:focus-visible{outline:2px solid var(--accent);outline-offset:2px}
 #tail-form,#key-group{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}

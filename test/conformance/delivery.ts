@@ -29,6 +29,22 @@ export function deliverySuite(a: Target): void {
     await bus.close();
   });
 
+  test('publishDetailed and publishBatchDetailed resolve each id with spooled false (no spool), and the events are stored as publish stores them', async () => {
+    const bus = await a.make();
+    const type = uniq('order.detailed');
+    const one = await bus.publishDetailed(type, { n: 0 }, { id: 'detailed-1' });
+    assert.equal(one, { id: 'detailed-1', spooled: false });
+    const many = await bus.publishBatchDetailed([{ type, data: { n: 1 } }, { type, data: { n: 2 } }]);
+    assert.equal(many.map((r) => r.spooled), [false, false]);
+    assert.equal((await bus.publishDetailed(type, { n: 9 }, { id: 'detailed-1' })).id, 'detailed-1');
+    const got: CloudEvent[] = [];
+    await bus.replay({ types: [type] }, (e) => void got.push(e));
+    assert.equal(got.map((e) => e.id), ['detailed-1', ...many.map((r) => r.id)], 'stored once each, in order (the repeated id deduplicated)');
+    assert.equal(got.map((e) => (e.data as { n: number }).n), [0, 1, 2]);
+    assert.is(bus.spool, undefined, 'no spool unless configured');
+    await bus.close();
+  });
+
   test('subscribe then publish: a new group starts at the newest event', async () => {
     const bus = await a.make();
     const type = uniq('order.created');

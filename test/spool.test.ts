@@ -1,0 +1,257 @@
+// The Redis bus' spool (the `spool` option) against a real redis-server this file starts, stops and
+// restarts on the same port (AOF on, so what Redis stored before an outage survives it).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import Database from 'better-sqlite3';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createRedisBus } from '../adapters/redis/index.js';
+import type { Bus } from '../index.js';
+import { HostMetrics } from '../runtime/metrics.js';
+import { rejects, sleep, uniq, waitFor } from './helpers/index.js';
+import { hasRedisServer, startRedisServer } from './helpers/redis.js';
+
+const dir = () => mkdtempSync(join(tmpdir(), 'agentbus-spool-'));
+
+/** A logger whose lines the test reads. */
+function captured() {
+  const lines: Array<{ level: number; msg: string }> = [];
+  return { lines, logger: pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) }) };
+}
+
+/** The stored events of `type`, oldest first, as replay gives them: id and data.n (or data). */
+async function stored(bus: Bus, type: string): Promise<Array<{ id: string; n: unknown }>> {
+  const out: Array<{ id: string; n: unknown }> = [];
+  await bus.replay({ types: [type] }, (e) => void out.push({ id: e.id, n: (e.data as { n?: unknown })?.n }));
+  return out;
+}
+
+const spoolEmpty = (bus: Bus) => bus.spool!.stats().events === 0;
+
+if (!hasRedisServer()) {
+  test.skip('spool: no redis-server on PATH', () => {});
+} else {
+  const server = await startRedisServer(['--appendonly', 'yes', '--enable-debug-command', 'local']);
+  // Stopped and started by the tests; a failed test leaves it running for the next one.
+  let down = false;
+  const stop = async () => {
+    await server.stop();
+    down = true;
+  };
+  const up = async () => {
+    if (!down) return;
+    await server.start();
+    down = false;
+  };
+
+  test('publishes while Redis is down resolve spooled; after the restart each is in Redis once, in order per topic, with its id; refusals Redis answers still reject', async () => {
+    const { lines, logger } = captured();
+    const path = join(dir(), 'spool.db');
+    const bus = await createRedisBus({ url: server.url, logger, spool: { path } });
+    const small = await createRedisBus({ url: server.url, logger: pino({ level: 'silent' }), spool: { path: join(dir(), 'small.db'), maxBytes: 2048 } });
+    const metrics = new HostMetrics(() => bus.stats(), new Set(), undefined, () => bus.spool!.stats());
+    const metric = async (name: string) => Number((await metrics.registry.getSingleMetricAsString(name)).split('\n').find((l) => l.startsWith(name))!.split(' ').pop());
+    const [a, b, c, wrong, big] = [uniq('spool.a'), uniq('spool.b'), uniq('spool.c'), uniq('spool.wrong'), uniq('spool.big')];
+    try {
+      const first = await bus.publishDetailed(a, { n: 0 });
+      assert.is(first.spooled, false, 'Redis up: stored, not spooled');
+      // An error Redis answered is no outage: it rejects, nothing is spooled.
+      const raw = new Redis(server.url);
+      await raw.set(`events:${wrong}`, 'not a stream');
+      raw.disconnect();
+      await bus.publish(wrong, {}).then(() => assert.unreachable('WRONGTYPE should reject'), (err: Error) => assert.match(err.message, /WRONGTYPE/));
+      assert.is(bus.spool!.stats().events, 0);
+
+      await stop();
+      const one = await bus.publishDetailed(a, { n: 1 });
+      assert.ok(one.spooled, 'a publish during the outage resolves spooled');
+      const batch = await bus.publishBatchDetailed([
+        { type: a, data: { n: 2 } },
+        { type: b, data: { n: 0 } },
+        { type: a, data: { n: 3 } },
+      ]);
+      assert.equal(batch.map((r) => r.spooled), [true, true, true]);
+      const custom = await bus.publishDetailed(b, { n: 1 }, { id: 'caller-id-1' });
+      assert.equal(custom, { id: 'caller-id-1', spooled: true });
+      const later = await bus.publishDetailed(c, { n: 'later' }, { delay: 200 });
+      assert.ok(later.spooled, 'a delayed publish spools too');
+      assert.is(await bus.publish(a, { n: 4 }).then((id) => typeof id), 'string', 'publish resolves with the id as before');
+
+      const s = bus.spool!.stats();
+      assert.equal([s.events, s.spooled, s.forwarded], [7, 7, 0]);
+      assert.ok(s.oldestAgeSeconds !== null && s.oldestAgeSeconds >= 0);
+      assert.is(await metric('agentbus_spool_events'), 7);
+      assert.is(await metric('agentbus_spool_spooled_total'), 7);
+
+      // Bounded: past maxBytes a publish rejects naming the limit; what fit stays spooled.
+      assert.ok((await small.publishDetailed(big, { pad: 'x'.repeat(700) })).spooled);
+      await rejects(() => small.publish(big, { pad: 'x'.repeat(700) }), 'SPOOL_FULL', 'maxBytes 2048', 'spool.maxBytes', 'nothing was stored');
+      assert.is(small.spool!.stats().events, 1);
+
+      await up();
+      await waitFor('the spool forwarded everything', () => spoolEmpty(bus) && spoolEmpty(small), 30_000, 50);
+      const after = await bus.publishDetailed(a, { n: 5 });
+      assert.is(after.spooled, false, 'with the spool empty and Redis back, publishes go to Redis');
+
+      const inA = await stored(bus, a);
+      assert.equal(inA.map((e) => e.n), [0, 1, 2, 3, 4, 5], 'topic a: every event once, in publish order');
+      assert.equal(inA.slice(1, 4).map((e) => e.id), [one.id, batch[0]!.id, batch[2]!.id], 'ids kept');
+      const inB = await stored(bus, b);
+      assert.equal(inB.map((e) => e.id), [batch[1]!.id, 'caller-id-1']);
+      await waitFor('the delayed event is moved into its topic when due', async () => (await stored(bus, c)).length === 1, 30_000, 50);
+      assert.equal((await stored(bus, c))[0]!.id, later.id);
+
+      assert.is(await metric('agentbus_spool_forwarded_total'), 7);
+      assert.is(await metric('agentbus_spool_events'), 0);
+      assert.is(await metric('agentbus_spool_oldest_age_seconds'), 0);
+      const warns = lines.filter((l) => l.level === 40 && l.msg.includes('spooling publishes'));
+      const infos = lines.filter((l) => l.level === 30 && l.msg.startsWith('spool empty again'));
+      assert.is(warns.length, 1, 'one warning when spooling starts');
+      assert.is(infos.length, 1, 'one info line when the spool is empty again');
+      assert.match(infos[0]!.msg, '7 event(s) forwarded');
+    } finally {
+      await up();
+      await small.close();
+      await bus.close();
+    }
+  });
+
+  test('a publisher process SIGKILLed with events spooled loses none: a new process with the same spool path forwards them all, in order, once', async () => {
+    const path = join(dir(), 'spool.db');
+    const topic = uniq('spool.kill');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/spool/publisher.ts'], {
+      env: { ...process.env, REDIS_URL: server.url, AGENTBUS_SPOOL_PATH: path, SPOOL_TOPIC: topic },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const printed: Array<{ n: number; id: string; spooled: boolean }> = [];
+    let ready = false;
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line === 'ready') ready = true;
+      const m = /^(spooled|stored) (\d+) (\S+)$/.exec(line);
+      if (m) printed.push({ spooled: m[1] === 'spooled', n: Number(m[2]), id: m[3]! });
+    });
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      await waitFor('the publisher connected', () => ready, 30_000, 20);
+      await stop();
+      child.stdin!.write('go\n');
+      // The kill hits while the child is in its publish loop: at least 50 publishes resolved spooled
+      // (committed to the spool file), the next one in flight (maybe mid-transaction).
+      await waitFor('50 publishes resolved spooled', () => printed.length >= 50, 30_000, 5);
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    assert.ok(printed.every((p) => p.spooled), 'every publish during the outage resolved spooled');
+
+    await up();
+    const bus = await createRedisBus({ url: server.url, logger: pino({ level: 'silent' }), spool: { path } });
+    try {
+      await waitFor('the new process forwarded the spool', () => spoolEmpty(bus), 30_000, 50);
+      const got = await stored(bus, topic);
+      assert.ok(got.length >= printed.length, `${got.length} stored, ${printed.length} reported spooled`);
+      assert.equal(got.map((e) => e.n), got.map((_, i) => i), 'every event once, in publish order');
+      assert.equal(got.slice(0, printed.length).map((e) => e.id), printed.map((p) => p.id), 'with the ids the publishes resolved with');
+    } finally {
+      await bus.close();
+    }
+  });
+
+  test('an event forwarded, then the forwarder killed before deleting it from the spool, is forwarded again and stored once (dedup)', async () => {
+    const path = join(dir(), 'spool.db');
+    const copy = join(dir(), 'forwarded-not-deleted.db');
+    const topic = uniq('spool.again');
+    const bus = await createRedisBus({ url: server.url, logger: pino({ level: 'silent' }), spool: { path } });
+    let again: Bus | null = null;
+    try {
+      await stop();
+      const ids = (await bus.publishBatchDetailed([0, 1, 2, 3, 4].map((n) => ({ type: topic, data: { n } })))).map((r) => r.id);
+      // The spool as it is now, copied: what a forwarder killed after Redis confirmed these events and
+      // before it deleted them leaves on disk.
+      const db = new Database(path);
+      db.exec(`VACUUM INTO '${copy}'`);
+      db.close();
+      await up();
+      await waitFor('forwarded and deleted', () => spoolEmpty(bus), 30_000, 50);
+      assert.equal((await stored(bus, topic)).map((e) => e.id), ids);
+
+      again = await createRedisBus({ url: server.url, logger: pino({ level: 'silent' }), spool: { path: copy } });
+      assert.is(again.spool!.stats().events + again.spool!.stats().forwarded, 5, 'the copy holds the 5 forwarded events');
+      await waitFor('forwarded again', () => spoolEmpty(again!), 30_000, 50);
+      assert.is(again.spool!.stats().forwarded, 5);
+      assert.equal((await stored(bus, topic)).map((e) => e.id), ids, 'stored once: the second forward was deduplicated');
+    } finally {
+      await up();
+      await again?.close();
+      await bus.close();
+    }
+  });
+
+  test('while a topic has events spooled, its new publishes go to the spool behind them even with Redis back; other topics go to Redis', async () => {
+    const { lines, logger } = captured();
+    const bus = await createRedisBus({ url: server.url, logger, spool: { path: join(dir(), 'spool.db') } });
+    const [held, other] = [uniq('spool.held'), uniq('spool.other')];
+    const raw = new Redis(server.url).on('error', () => {});
+    try {
+      // The topic's key is a string (AOF keeps it through the restart): Redis refuses the forward, the event stays spooled.
+      await raw.set(`events:${held}`, 'not a stream');
+      await stop();
+      assert.ok((await bus.publishDetailed(held, { n: 0 })).spooled);
+      await up();
+      await waitFor('the forward refused', () => lines.some((l) => l.level === 50 && l.msg.startsWith('Redis refused events forwarded')), 30_000, 20);
+      assert.equal(await bus.publishDetailed(held, { n: 1 }).then((r) => r.spooled), true, 'behind the spooled event of its topic');
+      assert.equal(await bus.publishDetailed(other, { n: 0 }).then((r) => r.spooled), false, 'another topic goes to Redis, which answers');
+      await raw.del(`events:${held}`);
+      await waitFor('forwarded once the key is a stream again', () => spoolEmpty(bus), 30_000, 50);
+      assert.equal((await stored(bus, held)).map((e) => e.n), [0, 1], 'in publish order');
+    } finally {
+      raw.disconnect();
+      await up();
+      await bus.close();
+    }
+  });
+
+  test('a publish Redis does not answer within timeoutMs (a hung server) is spooled; with its own id it is stored once, although the timed-out append ran later', async () => {
+    const bus = await createRedisBus({ url: server.url, logger: pino({ level: 'silent' }), spool: { path: join(dir(), 'spool.db'), timeoutMs: 300 } });
+    const topic = uniq('spool.hung');
+    const raw = new Redis(server.url);
+    try {
+      const hung = raw.call('DEBUG', 'SLEEP', '3'); // the server answers nothing for 3 s
+      await sleep(300); // DEBUG SLEEP is under way
+      const r = await bus.publishDetailed(topic, { n: 0 }, { id: 'hung-1' });
+      assert.equal(r, { id: 'hung-1', spooled: true });
+      await hung;
+      await waitFor('forwarded', () => spoolEmpty(bus), 30_000, 50);
+      assert.equal((await stored(bus, topic)).map((e) => e.id), ['hung-1'], 'the append that timed out stored it; the forward was deduplicated');
+    } finally {
+      raw.disconnect();
+      await bus.close();
+    }
+  });
+
+  test('one bus per spool path; spool options are checked', async () => {
+    const path = join(dir(), 'spool.db');
+    const bus = await createRedisBus({ url: server.url, logger: pino({ level: 'silent' }), spool: { path } });
+    try {
+      await rejects(() => createRedisBus({ url: server.url, logger: pino({ level: 'silent' }), spool: { path } }), 'CONNECTION_FAILED', 'in use by another bus of this process');
+      // The CLI's commands take no spool, so one run beside a host holding it works.
+      const cli = spawnSync(process.execPath, ['--import', 'tsx', 'runtime/cli.ts', 'stats'], {
+        encoding: 'utf8',
+        env: { ...process.env, AGENTBUS_ADAPTER: 'redis', REDIS_URL: server.url, AGENTBUS_SPOOL_PATH: path },
+      });
+      assert.is(cli.status, 0, `agentbus stats beside a held spool: ${cli.stderr}`);
+    } finally {
+      await bus.close();
+    }
+    await rejects(() => createRedisBus({ url: server.url, spool: { path, maxBytes: 10 } }), 'INVALID_OPTION', 'spool.maxBytes', '10');
+    await rejects(() => createRedisBus({ url: server.url, spool: { path, nope: 1 } as never }), 'INVALID_OPTION', 'unknown spool option "nope"');
+    await rejects(() => createRedisBus({ url: server.url, spool: { path: ':memory:' } }), 'INVALID_OPTION', 'spool.path');
+  });
+
+  test.run();
+}
