@@ -43,6 +43,25 @@ CREATE INDEX IF NOT EXISTS due_by_time ON due (due_at, id);
 `;
 
 /**
+ * Keyed handlers' durable waits (version 5; adapters/sqlite/state.ts, bus/keyed/waits.ts): one row
+ * per `ctx.waitFor` call of a delivery being handled, removed when that delivery is committed, or
+ * by housekeeping once `expires_at` (deadline + a margin) passed.
+ */
+const WAIT_DDL = `
+CREATE TABLE IF NOT EXISTS agent_wait (
+  grp        TEXT NOT NULL,
+  id         TEXT NOT NULL,              -- derived from (group, delivery's event, ordinal of the wait)
+  type       TEXT NOT NULL,              -- the awaited type
+  key        TEXT NOT NULL,              -- the key of the handler waiting
+  deadline   INTEGER NOT NULL,           -- ms since epoch, fixed at creation
+  matched    TEXT,                       -- the matching event's envelope (JSON) once taken; NULL while waiting
+  expires_at INTEGER NOT NULL,           -- deleted by housekeeping from then on
+  PRIMARY KEY (grp, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS agent_wait_by_expiry ON agent_wait (expires_at);
+`;
+
+/**
  * One file, WAL. `seq` is global and grows with every append, so it orders each topic and lets a new
  * group start "after everything so far" with one number (groups.start). It is a plain rowid, not
  * AUTOINCREMENT (20% slower appends, measured): a rowid is never reused as long as the newest row
@@ -91,25 +110,27 @@ CREATE TABLE IF NOT EXISTS consumers (
   grp TEXT NOT NULL, consumer TEXT NOT NULL, seen INTEGER NOT NULL,
   PRIMARY KEY (grp, consumer)
 ) WITHOUT ROWID;
-${STATE_DDL}${DUE_DDL}`;
+${STATE_DDL}${DUE_DDL}${WAIT_DDL}`;
 
 /**
  * Version history: 1, the first; 2 adds dead_letters.stack; 3 adds keyed agents' tables
- * (group_owner, agent_state); 4 adds delayed publishes' `due` table. An older file is migrated in place when opened for writing
+ * (group_owner, agent_state); 4 adds delayed publishes' `due` table; 5 adds keyed handlers' waits
+ * (`agent_wait`). An older file is migrated in place when opened for writing
  * (MIGRATIONS), and read as it is when opened read-only: every query that reads dead letters
  * selects `*`, so the missing column reads as no stack, the state store reads a file without
  * its tables as holding no state (state.ts), and one without `due` as having no due entries (due.ts).
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 /**
  * Each step takes a file from version `from` to `from + 1`; run in order, in one IMMEDIATE
  * transaction, before DDL. A step that only adds tables needs no SQL of its own: DDL's
- * CREATE ... IF NOT EXISTS adds them (2 -> 3, 3 -> 4).
+ * CREATE ... IF NOT EXISTS adds them (2 -> 3, 3 -> 4, 4 -> 5).
  */
 const MIGRATIONS: Array<{ from: number; sql: string }> = [
   { from: 1, sql: 'ALTER TABLE dead_letters ADD COLUMN stack TEXT' },
   { from: 2, sql: '' },
   { from: 3, sql: '' },
+  { from: 4, sql: '' },
 ];
 /** The oldest version this agentbus opens (migrating it when writing). */
 const OLDEST_VERSION = 1;

@@ -16,6 +16,7 @@ import { keyedSuite } from './keyed.js';
 import { timeSuite } from './time.js';
 import { requestSuite } from './requests.js';
 import { delayedSuite } from './delayed.js';
+import { waitSuite } from './waits.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -96,6 +97,7 @@ export function conformance(a: AdapterUnderTest): void {
   timeSuite(t);
   requestSuite(t);
   delayedSuite(t);
+  waitSuite(t);
   if (a.features.sharedAcrossProcesses) processSuite(t);
 }
 
