@@ -305,15 +305,19 @@ export class Consumer implements Subscription {
     const signal = aborter === null ? this.handlers.signal : AbortSignal.any([this.handlers.signal, aborter.signal]);
     // The timeoutMs clock of this call (paused while the handler waits in ctx.waitFor).
     let clock: HandlerClock = NO_CLOCK;
-    let runEnded: AbortController | null = null;
+    let runEnded = null as AbortController | null;
     if (this.keyed !== null) {
       entry = await this.keyed.enter(h);
       if (entry === null) return;
       const key = h.subject!;
       // A wait the handler left behind (it returned without awaiting it) ends with the handler.
-      runEnded = new AbortController();
-      const waitSignal = AbortSignal.any([signal, runEnded.signal]);
-      ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, signal, key, entry.value, (n, type, options) => this.waitFor(h, key, waitSignal, clock, n, type, options));
+      // Made at the first waitFor only: most handlers never wait.
+      let waitSignal: AbortSignal | null = null;
+      const waiting = (n: number, type: string, options: WaitOptions) => {
+        waitSignal ??= AbortSignal.any([signal, (runEnded = new AbortController()).signal]);
+        return this.waitFor(h, key, waitSignal, clock, n, type, options);
+      };
+      ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, signal, key, entry.value, waiting);
     } else ctx = new Context(d.attempts, d.position, this.group, this.consumer, signal);
     let threw = false;
     let error: unknown;
