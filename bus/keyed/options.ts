@@ -15,8 +15,6 @@ export const KEYED_OPTIONS = {
     doc: 'none (not keyed)',
   } as OptionSpec<KeyOf | undefined>,
   initialState: { resolve: (name, v) => fn(name, v as KeyedOptions['initialState']) ?? (() => null), doc: '() => null' } as OptionSpec<(key: string) => unknown>,
-  maxActiveKeys: { resolve: (name, v) => int(name, v, 10_000, 1, 100_000_000), doc: '10000' } as OptionSpec<number>,
-  maxStateBytes: { resolve: (name, v) => int(name, v, 256 * KiB, 2, 64 * KiB * KiB), doc: '256 KiB (262144)' } as OptionSpec<number>,
   waitsFor: {
     resolve: (name, v) => {
       if (v === undefined) return [];
@@ -26,5 +24,7 @@ export const KEYED_OPTIONS = {
     },
     doc: '[]',
   } as OptionSpec<string[]>,
+  maxActiveKeys: { resolve: (name, v) => int(name, v, 10_000, 1, 100_000_000), doc: '10000' } as OptionSpec<number>,
+  maxStateBytes: { resolve: (name, v) => int(name, v, 256 * KiB, 2, 64 * KiB * KiB), doc: '256 KiB (262144)' } as OptionSpec<number>,
   stateTtlMs: { resolve: (name, v) => int(name, v, 0, 0, 10 * 365 * 86_400_000), doc: '0' } as OptionSpec<number>,
 } satisfies { [K in keyof Required<KeyedOptions>]: OptionSpec<unknown> };
