@@ -178,5 +178,32 @@ export function waitSuite(a: Target): void {
     assert.is(waits, 2, 'the waiting handler ran once, then the key\'s next event');
   });
 
+  test('the wait records of a committed delivery are removed: an event of another topic with the same source and id (the same wait ids) waits anew', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const again = uniq('again');
+    const granted = uniq('granted');
+    const group = uniq('g');
+    const results: Array<[string, unknown]> = [];
+    let parked = 0;
+    await bus.subscribe({ group, types: [task, again], waitsFor: [granted], key: 'subject' }, async (e, c) => {
+      const ctx = c as KeyedDeliveryContext<number | null>;
+      if (e.type === granted) return;
+      parked++;
+      const got = await ctx.waitFor(granted, { timeout: e.type === task ? 20_000 : 300 }).then((m) => m.data, (err: { code?: string }) => err.code);
+      results.push([e.type === task ? 'task' : 'again', got]);
+      ctx.state = (ctx.state ?? 0) + 1;
+    });
+    await bus.publish(task, {}, { subject: 'k', id: 'same-id', source: '/same' });
+    await waitFor('parked', () => parked === 1, 10_000);
+    await sleep(200);
+    await bus.publish(granted, { n: 1 }, { subject: 'k' });
+    await waitFor('committed', async () => (await bus.keys!.get(group, 'k'))?.state === 1, 10_000);
+    await sleep(300); // the records are removed right after the commit is stored
+    await bus.publish(again, {}, { subject: 'k', id: 'same-id', source: '/same' });
+    await waitFor('second handled', () => results.length === 2, 10_000);
+    assert.equal(results, [['task', { n: 1 }], ['again', 'WAIT_TIMEOUT']], 'no recorded match left behind for the same wait id');
+  });
+
   test.run();
 }
