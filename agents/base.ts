@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Bus, DeliveryContext, DeliveryOptions, RequestOptions } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
-import type { KeyOf, KeyedStateOptions } from '../bus/keyed/contract.js';
+import type { KeyOf, KeyedStateOptions, WaitOptions } from '../bus/keyed/contract.js';
 import type { AnyStateMachine } from 'xstate';
 
 /** Marks agent classes across copies of this package (an agent file may import another copy). */
@@ -83,6 +83,15 @@ export interface HandlerContext extends AgentContext, Omit<DeliveryContext, 'sig
    * is redelivered. During a replay it does nothing and resolves false.
    */
   cancelSchedule(name: string): Promise<boolean>;
+  /**
+   * Keyed agents only (elsewhere it rejects with INVALID_OPTION): waits durably for the first event
+   * of `type` of this key (accepted by `match`), at most `timeout` (ms or a duration such as `10m`,
+   * `1d`), then rejects with WaitTimeoutError; the key's other events wait behind the handler. After
+   * a crash the handler runs again from its start and this call returns the event recorded for it,
+   * or waits on to the original deadline (README, Waiting durably). `type` must be in
+   * `static waitsFor` or `static subscriptions`.
+   */
+  waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>>;
 }
 
 /**
@@ -132,6 +141,12 @@ export type AgentClass = (new () => BaseAgent) & {
    * on `ctx.state`, one handler per key at a time across every host (README, Keyed agents).
    */
   key?: KeyOf | string;
+  /**
+   * Event types a keyed agent's handlers may `ctx.waitFor` without subscribing to them (exact
+   * types). One arriving with no wait to take it goes to its `on<Type>` method if the agent has
+   * one (never to `handle`), and is acknowledged otherwise.
+   */
+  waitsFor?: readonly string[];
   /** A keyed agent's state for a key with none stored. Default: null. */
   initialState?: (key: string) => unknown;
   /**

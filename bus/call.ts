@@ -1,24 +1,56 @@
 // The consumer's two timed waits: a handler call bounded by timeoutMs, and a pause cut short by close.
 import { TimeoutError } from './errors.js';
 
+/** A handler call's timeoutMs clock, stopped while the handler waits durably (ctx.waitFor does not count). */
+export interface HandlerClock {
+  /** Stops the clock (nested pauses count: it runs again after as many resumes). */
+  pause(): void;
+  resume(): void;
+}
+
+/** The clock of a call without timeoutMs. */
+export const NO_CLOCK: HandlerClock = { pause() {}, resume() {} };
+
 /**
- * Calls `call` for at most `ms`: past it the call counts as failed with a TimeoutError (`aborter`
- * aborts with it, so the handler's signal fires) and the caller's slot is free; a handler that
- * ignores the abort runs on unobserved, its outcome dropped. `what` names the call in the error.
+ * Calls `call` for at most `ms` of its clock: past it the call counts as failed with a TimeoutError
+ * (`aborter` aborts with it, so the handler's signal fires) and the caller's slot is free; a handler
+ * that ignores the abort runs on unobserved, its outcome dropped. `what` names the call in the
+ * error. `call` gets the clock, to pause it while it waits for something that has its own deadline.
  */
-export async function callWithTimeout(call: () => unknown, ms: number, aborter: AbortController, what: string): Promise<unknown> {
+export async function callWithTimeout(call: (clock: HandlerClock) => unknown, ms: number, aborter: AbortController, what: string): Promise<unknown> {
   let timer: NodeJS.Timeout | undefined;
-  const running = (async () => call())();
+  let left = ms;
+  let since = 0;
+  let paused = 0;
+  let done = false;
+  let fire: () => void = () => {};
+  const start = () => {
+    since = Date.now();
+    timer = setTimeout(fire, left);
+  };
+  const clock: HandlerClock = {
+    pause() {
+      if (paused++ > 0 || done) return;
+      clearTimeout(timer);
+      left = Math.max(0, left - (Date.now() - since));
+    },
+    resume() {
+      if (--paused === 0 && !done && !aborter.signal.aborted) start();
+    },
+  };
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+    fire = () => {
       const err = new TimeoutError(`${what} ran past timeoutMs ${ms}`);
       aborter.abort(err);
       reject(err);
-    }, ms);
+    };
   });
+  start();
+  const running = (async () => call(clock))();
   try {
     return await Promise.race([running, expired]);
   } finally {
+    done = true; // no resume restarts the timer from now on
     clearTimeout(timer);
     running.catch(() => {}); // a late rejection belongs to nobody now
   }

@@ -7,7 +7,7 @@ import type { KeyedStats } from './contract-delivery.js';
 import { HEARTBEAT_MS, type Delivery, type Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
 import type { CloudEvent } from './event.js';
-import { asTopic } from './event.js';
+import { asTopic, matches } from './event.js';
 import { Batcher } from './batcher.js';
 import { Outcomes } from './outcomes.js';
 import { Context } from './context.js';
@@ -16,13 +16,15 @@ import { Holdings, type Held } from './held.js';
 import { SubjectLanes } from './lanes.js';
 import { GroupTopics, TOPIC_REFRESH_MS } from './topics.js';
 import { errForLog, isA } from './thrown.js';
-import { invalid, StateTooLargeError } from './errors.js';
-import { callWithTimeout, sleep } from './call.js';
+import { invalid, OwnershipLostError, StateTooLargeError } from './errors.js';
+import { callWithTimeout, NO_CLOCK, sleep, type HandlerClock } from './call.js';
 import { MAX_UNCOMMITTED } from './keyed/owner.js';
 import { KeyedTenure } from './keyed/tenure.js';
 import { KeyedDelivery } from './keyed/context.js';
 import { NO_KEY, STATE_TOO_LARGE } from './keyed/contract.js';
 import type { KeyEntry } from './keyed/cache.js';
+import type { WaitOptions } from './keyed/contract.js';
+import { KeyedWaits, waitId } from './keyed/waits.js';
 
 const READ_BLOCK_MS = 1000;
 /** Failed events waiting for their retry do not take a concurrency slot; past this many, fetching pauses. */
@@ -39,6 +41,10 @@ export class Consumer implements Subscription {
   private lanes = new SubjectLanes<Held>();
   /** Keyed subscriptions: the group's ownership and the keys' state (keyed/tenure.ts, owner.ts); null otherwise. */
   readonly keyed: KeyedTenure | null = null;
+  /** Keyed subscriptions: the handlers' durable waits (keyed/waits.ts); null otherwise. */
+  private readonly waits: KeyedWaits | null = null;
+  /** Handlers inside ctx.waitFor: they hold no concurrency slot meanwhile. */
+  private waiting = 0;
   private readonly topics: GroupTopics;
   /** Acks wait here for the next read (which carries them) or the next setImmediate, whichever comes first. */
   private readonly acks: Batcher<Delivery>;
@@ -70,7 +76,9 @@ export class Consumer implements Subscription {
   ) {
     this.group = o.group;
     this.consumer = o.consumer;
-    this.topics = new GroupTopics(driver, o, log);
+    if (o.key === undefined && o.waitsFor.length > 0) throw invalid('INVALID_OPTION', `invalid waitsFor for group ${o.group}: ctx.waitFor is for keyed subscriptions only (set key)`);
+    // The awaited types are read like the others (a wait takes its event as it arrives).
+    this.topics = new GroupTopics(driver, o.waitsFor.length === 0 ? o : { ...o, types: [...new Set([...o.types, ...o.waitsFor])] }, log);
     this.out = new Outcomes(driver, o, log);
     this.held = new Holdings(driver, o, (what, err) => this.storeError(what, err));
     if (o.key !== undefined) {
@@ -84,8 +92,29 @@ export class Consumer implements Subscription {
         drop: (h) => this.drop(h),
         forget: () => this.forget(),
         take: (ds) => {
-          for (const d of ds) this.dispatch(d);
+          this.dispatchAll(ds);
           this.runScheduled();
+        },
+        storeError: (what, err) => this.storeError(what, err),
+      });
+      const keyed = this.keyed;
+      this.waits = new KeyedWaits({
+        group: o.group,
+        store: driver.state,
+        declared: (type) => o.waitsFor.includes(type) || o.types.some((t) => matches(t, type)),
+        queued: (key) => this.lanes.waiting(key),
+        unqueue: (key, h) => {
+          this.lanes.remove(key, h);
+          h.state = 'running';
+        },
+        consumed: (h) => {
+          this.held.delete(h);
+          if (h.gen === keyed.gen) keyed.owner.settle(null, h.d);
+          this.wake();
+        },
+        dropped: (h) => {
+          this.held.delete(h);
+          this.wake();
         },
         storeError: (what, err) => this.storeError(what, err),
       });
@@ -137,7 +166,10 @@ export class Consumer implements Subscription {
         await keyed.owner.committed();
         continue;
       }
-      const free = concurrency - this.running - this.lanes.queued;
+      // Deliveries queued behind a waiting handler hold no slot either (up to RETRY_WAIT_FACTOR x
+      // concurrency): else a key's next events could fill the slots while the awaited event stays unread.
+      const parked = this.waiting === 0 ? 0 : Math.min(this.waits!.sumOverKeys((k) => this.lanes.count(k)), concurrency * RETRY_WAIT_FACTOR);
+      const free = concurrency - (this.running - this.waiting) - (this.lanes.queued - parked);
       // Keyed: read once half the slots are free (while others run), so reads and the commits that
       // follow them stay large instead of splitting into two interleaved small batches (measured:
       // about 2x the reads and commits per event, and 20% more CPU, without it).
@@ -174,7 +206,7 @@ export class Consumer implements Subscription {
         break;
       }
       if (gen !== this.gen()) continue; // the tenure ended while reading: the next owner takes these over
-      for (const d of batch) this.dispatch(d);
+      this.dispatchAll(batch);
       // Their handlers start now, before the next read is sent (the latency a handler sees).
       this.runScheduled();
     }
@@ -189,6 +221,21 @@ export class Consumer implements Subscription {
     const w = this.wakeUp;
     this.wakeUp = null;
     w?.();
+  }
+
+  /**
+   * Dispatches a batch. Awaited types (waitsFor) go last, so an awaited event read (or taken over)
+   * with the delivery whose handler will wait for it queues behind that delivery in its key's lane,
+   * where the wait finds it, instead of running first as an ordinary event.
+   */
+  private dispatchAll(ds: Delivery[]): void {
+    const waited = this.o.waitsFor;
+    if (waited.length === 0) {
+      for (const d of ds) this.dispatch(d);
+      return;
+    }
+    for (const d of ds) if (!waited.includes(d.topic)) this.dispatch(d);
+    for (const d of ds) if (waited.includes(d.topic)) this.dispatch(d);
   }
 
   private dispatch(d: Delivery): void {
@@ -222,6 +269,8 @@ export class Consumer implements Subscription {
       const key = this.keyed.owner.keyOf(h.d.event!);
       if (key === null) return this.perform(h, { act: 'dead_letter', reason: NO_KEY, error: `no key: the event has no ${this.o.key === 'subject' ? 'subject' : 'key (the key function returned none)'}` });
       h.subject = key;
+      // A handler of the key waits for this event (ctx.waitFor): it takes it, past the key's lane.
+      if (this.waits!.offer(h, key)) return;
     } else if (this.o.orderBy === 'subject') h.subject = h.d.event!.subject;
     if (h.subject !== undefined && !this.lanes.enter(h.subject, h)) return void (h.state = 'queued');
     this.schedule(h);
@@ -254,10 +303,21 @@ export class Consumer implements Subscription {
     // With timeoutMs, the handler's signal also aborts at its timeout.
     const aborter = this.o.timeoutMs > 0 ? new AbortController() : null;
     const signal = aborter === null ? this.handlers.signal : AbortSignal.any([this.handlers.signal, aborter.signal]);
+    // The timeoutMs clock of this call (paused while the handler waits in ctx.waitFor).
+    let clock: HandlerClock = NO_CLOCK;
+    let runEnded = null as AbortController | null;
     if (this.keyed !== null) {
       entry = await this.keyed.enter(h);
       if (entry === null) return;
-      ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, signal, h.subject!, entry.value);
+      const key = h.subject!;
+      // A wait the handler left behind (it returned without awaiting it) ends with the handler.
+      // Made at the first waitFor only: most handlers never wait.
+      let waitSignal: AbortSignal | null = null;
+      const waiting = (n: number, type: string, options: WaitOptions) => {
+        waitSignal ??= AbortSignal.any([signal, (runEnded = new AbortController()).signal]);
+        return this.waitFor(h, key, waitSignal, clock, n, type, options);
+      };
+      ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, signal, key, entry.value, waiting);
     } else ctx = new Context(d.attempts, d.position, this.group, this.consumer, signal);
     let threw = false;
     let error: unknown;
@@ -265,7 +325,7 @@ export class Consumer implements Subscription {
     try {
       const value =
         aborter !== null
-          ? await callWithTimeout(() => this.handler(d.event!, ctx), this.o.timeoutMs, aborter, `handler of ${d.topic} ${d.event?.id ?? ''}`)
+          ? await callWithTimeout((c) => ((clock = c), this.handler(d.event!, ctx)), this.o.timeoutMs, aborter, `handler of ${d.topic} ${d.event?.id ?? ''}`)
           : await this.handler(d.event!, ctx);
       // A request is answered before it is acknowledged (a reply lost to a crash is sent again, under the same id).
       if (d.event!.replyto !== undefined && ctx.deadLetterReason === undefined && ctx.retryInMs === undefined) {
@@ -275,10 +335,13 @@ export class Consumer implements Subscription {
       threw = true;
       error = err;
     }
+    runEnded?.abort(new Error('the handler returned without awaiting its waitFor'));
     this.running--;
     if (this.abandoned) return;
     if (entry !== null) {
-      const { stale, refused } = this.keyed!.settle(h, entry, !threw && ctx.deadLetterReason === undefined, (ctx as KeyedDelivery).state);
+      const n = (ctx as KeyedDelivery).waits;
+      const waits = n === 0 ? [] : Array.from({ length: n }, (_, i) => waitId(this.group, d.event!, i));
+      const { stale, refused } = this.keyed!.settle(h, entry, !threw && ctx.deadLetterReason === undefined, (ctx as KeyedDelivery).state, waits);
       if (stale) return this.wake();
       if (refused !== null) [threw, error] = [true, refused];
     }
@@ -296,8 +359,25 @@ export class Consumer implements Subscription {
     this.wake();
   }
 
+  /**
+   * ctx.waitFor of the handler of `h` (keyed/waits.ts): while it waits, the handler holds no
+   * concurrency slot and its timeoutMs clock stops (the wait has its own deadline).
+   */
+  private async waitFor(h: Held, key: string, signal: AbortSignal, clock: HandlerClock, n: number, type: string, options: WaitOptions): Promise<CloudEvent> {
+    this.waiting++;
+    clock.pause();
+    this.wake();
+    try {
+      return await this.waits!.wait(h, key, n, type, options, signal);
+    } finally {
+      this.waiting--;
+      clock.resume();
+    }
+  }
+
   /** Keyed: a tenure ended (keyed/tenure.ts lose): forgets everything held, without a store call. */
   private forget(): void {
+    this.waits?.abortAll(new OwnershipLostError('keyed group tenure ended: the wait goes on with the next owner'));
     this.held.clear();
     this.retrying = 0;
     this.lanes = new SubjectLanes<Held>();
@@ -356,7 +436,9 @@ export class Consumer implements Subscription {
     await this.loopDone;
     if (drain && this.running > 0) {
       const deadline = Date.now() + this.o.drainTimeoutMs;
-      while (this.running > 0 && Date.now() < deadline) {
+      // Handlers waiting in ctx.waitFor are not waited for: they are given up below, their
+      // deliveries left to the next owner (which waits on, up to the recorded deadline).
+      while (this.running - this.waiting > 0 && Date.now() < deadline) {
         await new Promise<void>((resolve) => {
           this.wakeUp = resolve;
           setTimeout(resolve, Math.min(50, Math.max(0, deadline - Date.now())));

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'RETRY_LATER'
   | 'REQUEST_TIMEOUT'
+  | 'WAIT_TIMEOUT'
   | 'STATE_TOO_LARGE'
   | 'NOT_REPLICATED'
   | 'SPOOL_FULL';
@@ -131,6 +132,18 @@ export class RetryLaterError extends AgentbusError {
 export class RequestTimeoutError extends AgentbusError {
   constructor(message: string) {
     super('REQUEST_TIMEOUT', message);
+  }
+}
+
+/**
+ * A keyed handler's `ctx.waitFor` reached its deadline without a matching event. The deadline is
+ * the one recorded at the first wait of that handler run (a redelivery keeps it).
+ */
+export class WaitTimeoutError extends AgentbusError {
+  readonly deadline: Date;
+  constructor(message: string, deadline: number) {
+    super('WAIT_TIMEOUT', message);
+    this.deadline = new Date(deadline);
   }
 }
 

@@ -35,4 +35,25 @@ export class SubjectLanes<T> {
     this.queued--;
     return lane[0];
   }
+
+  /** How many items wait behind `subject`'s head. */
+  count(subject: string): number {
+    const lane = this.lanes.get(subject);
+    return lane === undefined ? 0 : lane.length - 1;
+  }
+
+  /** The items waiting behind `subject`'s head, in order (a copy). */
+  waiting(subject: string): T[] {
+    return this.lanes.get(subject)?.slice(1) ?? [];
+  }
+
+  /** Takes a waiting (not head) item out of its lane; false when it is not waiting there. */
+  remove(subject: string, item: T): boolean {
+    const lane = this.lanes.get(subject);
+    const i = lane === undefined ? -1 : lane.indexOf(item, 1);
+    if (i < 1) return false;
+    lane!.splice(i, 1);
+    this.queued--;
+    return true;
+  }
 }

@@ -48,6 +48,22 @@ export interface CommitResult {
   conflicts: string[];
 }
 
+/**
+ * A durable wait of a keyed handler (`ctx.waitFor`, bus/keyed/waits.ts), stored under an id derived
+ * from the delivery it belongs to and the wait's ordinal in the handler run, so a redelivered
+ * handler finds it again at the same call.
+ */
+export interface WaitRecord {
+  /** The awaited event type. */
+  type: string;
+  /** The key the handler runs for (the awaited event must be of the same key). */
+  key: string;
+  /** Epoch ms: fixed when the record is created, never moved by a redelivery. */
+  deadline: number;
+  /** The matching event as JSON (its envelope), once one was taken; null while waiting. */
+  matched: string | null;
+}
+
 /** The owner of a group: who holds it, under which epoch. */
 export interface Ownership {
   /** Grows by one each time the group changes hands; commits carry it. */
@@ -93,6 +109,19 @@ export interface StateStore {
   remove(group: string, keys: string[]): Promise<number>;
   /** Groups with state records or an owner (for `agentbus state ls` without an agent). */
   groups(): Promise<string[]>;
+  /**
+   * Creates the wait record `id` of `group` unless it exists, and resolves the stored one (the
+   * first deadline wins). The record expires `ttlMs` after its deadline if nobody removes it.
+   * Not fenced by the epoch: creating is idempotent, and a stale owner's handler ends with its tenure.
+   */
+  openWait(group: string, id: string, wait: { type: string; key: string; deadline: number }, ttlMs: number): Promise<WaitRecord>;
+  /**
+   * Records `event` (JSON) as the match of wait `id` unless one is recorded already; resolves the
+   * recorded match (the first one wins), or null when the record does not exist (removed or expired).
+   */
+  matchWait(group: string, id: string, event: string): Promise<string | null>;
+  /** Removes wait records (their delivery was committed). */
+  removeWaits(group: string, ids: string[]): Promise<void>;
   /** Orders two positions of one source stream: negative when `a` comes first. */
   comparePositions(a: string, b: string): number;
 }

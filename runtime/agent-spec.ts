@@ -93,7 +93,14 @@ export function resolveAgent(entry: AgentEntry): ResolvedAgent {
   if (cls.key !== undefined && cls.key !== 'subject' && typeof cls.key !== 'function') {
     throw invalid('INVALID_OPTION', `${where}: static key ${describeValue(cls.key)} is not a key: expected 'subject' or a function (event) => string`);
   }
-  const subscribe: ResolvedAgent['subscribe'] = cls.key === undefined ? delivery : { ...delivery, key: cls.key as KeyOf, initialState: cls.initialState };
+  if (cls.waitsFor !== undefined && cls.key === undefined) {
+    throw invalid('INVALID_OPTION', `${where}: static waitsFor is for keyed agents only (ctx.waitFor): declare static key ('subject' or (event) => string)`);
+  }
+  if (cls.waitsFor !== undefined && (!Array.isArray(cls.waitsFor) || cls.waitsFor.some((t) => typeof t !== 'string' || t.endsWith('*')))) {
+    throw invalid('INVALID_OPTION', `${where}: static waitsFor must be an array of exact event types, got ${describeValue(cls.waitsFor)}`);
+  }
+  const subscribe: ResolvedAgent['subscribe'] =
+    cls.key === undefined ? delivery : { ...delivery, key: cls.key as KeyOf, initialState: cls.initialState, ...(cls.waitsFor ? { waitsFor: [...cls.waitsFor] } : {}) };
   if (cls.key === undefined && KEYED_STATE_KEYS.some((k) => options[k] !== undefined)) {
     throw invalid('INVALID_OPTION', `${where}: ${KEYED_STATE_KEYS.filter((k) => options[k] !== undefined).join(', ')} apply to keyed agents only: declare static key ('subject' or (event) => string)`);
   }

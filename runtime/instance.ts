@@ -7,7 +7,7 @@ import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import { errForLog, isA } from '../bus/thrown.js';
 import { invalid, TimeoutError } from '../bus/errors.js';
-import { handlerFor, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
+import { handlerFor, methodName, RESERVED_METHODS, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agent-spec.js';
 import type { ReplayCapture } from './capture.js';
 import { compose, type Middleware } from './middleware/middleware.js';
@@ -20,6 +20,7 @@ import { logRetries } from './observers/retry-log.js';
 import { agentBreaker } from './observers/breaker.js';
 import { derivedId, isKeyed, keyedSource, runMachine, ScratchStates } from './keyed.js';
 import type { KeyedContext } from '../agents/base.js';
+import type { WaitOptions } from '../bus/keyed/contract.js';
 import { reminderName, reminderOptions, runSchedule, type ReminderOptions } from './schedules.js';
 import type { KeyedSource } from './metrics.js';
 
@@ -170,11 +171,14 @@ export class AgentInstance implements AgentContext {
     const topic = event.type;
     let h = this.handlers.get(topic);
     if (h === undefined) {
-      h = handlerFor(this.object!, topic);
+      // An awaited type (static waitsFor) no wait took goes to its own on<Type> method only, not to handle().
+      h = this.spec.subscribe.waitsFor?.includes(topic) ? ownMethod(this.object!, topic) : handlerFor(this.object!, topic);
       // Past the bound a miss is computed each time, uncached: memory stays bounded whatever the topics.
       if (this.handlers.size < HANDLER_CACHE) this.handlers.set(topic, h);
     }
     if (h === null) {
+      // An awaited type no wait took, without a method of its own (README, Waiting durably): acknowledged.
+      if (this.spec.subscribe.waitsFor?.includes(topic)) return;
       ctx.deadLetter('no_handler');
       return;
     }
@@ -287,6 +291,13 @@ export class AgentInstance implements AgentContext {
   }
 }
 
+/** The agent's own per-type method for `type` (never `handle`), bound, or null. */
+function ownMethod(agent: BaseAgent, type: string): AgentHandler | null {
+  const name = methodName(type);
+  const m = RESERVED_METHODS.has(name) ? undefined : (agent as unknown as Record<string, unknown>)[name];
+  return typeof m === 'function' ? (m as AgentHandler).bind(agent) : null;
+}
+
 /** The context of one handler call: the delivery's fields plus the agent's context (a traceparent is added by middleware/trace.ts). */
 class Handling implements HandlerContext {
   private log: Logger | null = null;
@@ -352,6 +363,14 @@ class Handling implements HandlerContext {
     const traceparent = this.event.traceparent;
     return this.inst.bus.request<R>(type, data, { source: this.inst.source, ...(traceparent ? { traceparent } : {}), ...options });
   }
+  /** Keyed agents only (bus/keyed/waits.ts); the timeout may be a duration string. */
+  waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>> {
+    if (!isKeyed(this.d)) {
+      return Promise.reject(invalid('INVALID_OPTION', `ctx.waitFor in agent ${this.inst.agent}: waitFor is for keyed agents only (declare static key, and the type in static waitsFor)`));
+    }
+    return this.d.waitFor<T>(type, options);
+  }
+
   /** Schedules and cancels of this handler, one after another in call order (a cancel must not overtake the schedule before it). */
   private timeOps: Promise<unknown> = Promise.resolve();
   private inOrder<T>(op: () => Promise<T>): Promise<T> {

@@ -9,6 +9,7 @@ import { stableId, type CloudEvent } from '../bus/event.js';
 import type { KeyOf, KeyedDeliveryContext } from '../bus/keyed/contract.js';
 import type { KeyedContext } from '../agents/base.js';
 import { keyOf } from '../bus/keyed/owner.js';
+import { invalid } from '../bus/errors.js';
 
 /**
  * The id of the `n`-th event a keyed handler publishes while handling `event` in `group`: the same
@@ -74,6 +75,8 @@ export class ScratchStates {
       deadLetter: (reason: string) => d.deadLetter(reason),
       retryIn: (ms: number) => d.retryIn(ms),
       reply: (value: unknown) => d.reply(value),
+      // A replay runs handlers over stored history only: nothing arrives to wait for.
+      waitFor: () => Promise.reject(invalid('INVALID_OPTION', `ctx.waitFor cannot run in a replay (key ${JSON.stringify(key)}): the replay runs stored events only, nothing arrives to wait for`)),
       key,
       state,
       commit() {

@@ -19,6 +19,7 @@ import { invalid } from '../bus/errors.js';
 import { checkType, stableId } from '../bus/event.js';
 import { MAX_DELAY_MS } from '../bus/due.js';
 import { nextTick, parseCron } from './cron.js';
+import { parseDuration, toMs } from '../bus/duration.js';
 
 /** `every` as a schedule takes it: milliseconds, or a number with a unit (`250ms`, `30s`, `5m`, `2h`, `1d`). */
 export type Every = number | string;
@@ -63,23 +64,10 @@ export function reminderName(agent: string, key: string | undefined, name: unkno
   return JSON.stringify(key === undefined ? [agent, name] : [agent, name, key]);
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const MIN_EVERY_MS = 1000;
 const MAX_EVERY_MS = 365 * 86_400_000;
 
-/** Milliseconds from a number of them or a number and a unit (`250ms`, `30s`, `5m`, `2h`, `1d`, `1.5h`); null for anything else. Also the CLI's (`--delay`). */
-export function parseDuration(v: unknown): number | null {
-  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v) : null;
-  const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim()) : null;
-  return m ? Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']) : null;
-}
-
-/** A duration option (see parseDuration), or INVALID_OPTION naming it. */
-export function toMs(name: string, v: unknown): number {
-  const ms = parseDuration(v);
-  if (ms === null) throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(v)}: expected milliseconds or a duration such as 250ms, 30s, 5m, 2h, 1d`);
-  return ms;
-}
+export { parseDuration, toMs };
 
 /** An agent's `static schedules`, checked at host construction. */
 export function checkSchedules(where: string, v: unknown): CheckedSchedule[] {

@@ -1,6 +1,7 @@
 // Keyed agents under AgentHost on a real SQLite file: ctx.key / ctx.state, an XState machine per
 // key whose snapshot outlives the host, replay on scratch state (host.replay and the CLI), publishes
-// of a redelivered handler stored once, and the checks that refuse a misdeclared keyed agent.
+// of a redelivered handler stored once, ctx.waitFor with static waitsFor, and the checks that refuse a
+// misdeclared keyed agent.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -176,6 +177,47 @@ test('a keyed handler that publishes and then fails once: its publishes (publish
   await bus.close();
 });
 
+test('ctx.waitFor in agents: static waitsFor types are read, an approval resumes the handler (duration timeout), a grant no wait takes is acknowledged (handle() is not called for it), its publishes stored once; an unkeyed agent is refused naming it', async () => {
+  const bus = await fresh();
+  const created = uniq('task.created');
+  const granted = uniq('approval.granted');
+  const approved = uniq('task.approved');
+  const plainType = uniq('plain.in');
+  let plainErr: unknown;
+  class Planner extends BaseAgent {
+    static subscriptions = [created];
+    static waitsFor = [granted];
+    static key = 'subject' as const;
+    async handle(_e: CloudEvent, ctx: KeyedContext<{ step: string } | null>) {
+      ctx.state = { step: 'awaiting_approval' };
+      const ok = await ctx.waitFor<{ by: string }>(granted, { timeout: '1m', match: (m) => m.data.by !== '' });
+      ctx.state.step = 'approved';
+      await ctx.publish(approved, { by: ok.data.by }, { subject: ctx.key });
+    }
+  }
+  class Plain extends BaseAgent {
+    static subscriptions = [plainType];
+    async handle(_e: CloudEvent, ctx: KeyedContext<unknown>) {
+      plainErr = await ctx.waitFor(granted, { timeout: 100 }).catch((x: unknown) => x);
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Planner, Plain], logger });
+  await host.start();
+  await bus.publish(granted, { by: 'nobody waits' }, { subject: 'early' });
+  await bus.publish(created, {}, { subject: 't1' });
+  await new Promise((r) => setTimeout(r, 500)); // t1's handler waits by now (or the grant queues behind it)
+  await bus.publish(granted, { by: 'ann' }, { subject: 't1' });
+  await waitFor('approved', async () => ((await stateOf(bus, 'Planner', 't1')) as { step: string } | undefined)?.step === 'approved');
+  assert.equal((await stored(bus, approved)).map((e) => [e.subject, e.data]), [['t1', { by: 'ann' }]]);
+  assert.equal(await bus.deadLetters.list({ group: 'Planner' }), [], 'the grant nobody waited for is acknowledged, not a no_handler dead letter');
+  await bus.publish(plainType, {});
+  await waitFor('plain handled', () => plainErr !== undefined);
+  assert.instance(plainErr, ValidationError);
+  assert.ok(String((plainErr as Error).message).includes('agent Plain') && String((plainErr as Error).message).includes('keyed agents only'), String(plainErr));
+  await host.stop();
+  await bus.close();
+});
+
 test('agent checks: a machine without a key, keyed options on an unkeyed agent, a bad key or machine are refused naming the agent', () => {
   const m = setup({}).createMachine({ id: 'm', initial: 'a', states: { a: {} } });
   class NoKey extends BaseAgent {
@@ -223,6 +265,12 @@ test('agent checks: a machine without a key, keyed options on an unkeyed agent, 
   refused([BadKey], 'agent BadKey', '"id"', "'subject' or a function");
   refused([BadMachine], 'agent BadMachine', 'XState v5 machine');
   refused([MachineAndInitial], 'agent MachineAndInitial', 'initialState');
+  class WaitsUnkeyed extends BaseAgent {
+    static subscriptions = ['a.b'];
+    static waitsFor = ['a.c'];
+    handle() {}
+  }
+  refused([WaitsUnkeyed], 'agent WaitsUnkeyed', 'static waitsFor is for keyed agents only');
 });
 
 test.run();

@@ -47,7 +47,7 @@ function versionOneFile(type: string, group: string): string {
   return path;
 }
 
-test('a version-1 file: read as it is when read-only; migrated in place to version 5 (dead-letter stacks, keyed state tables, due entries with names) when opened for writing, its dead letters kept', async () => {
+test('a version-1 file: read as it is when read-only; migrated in place to version 6 (dead-letter stacks, keyed state tables, due entries with names, waits) when opened for writing, its dead letters kept', async () => {
   const type = uniq('old');
   const group = uniq('g');
   const path = versionOneFile(type, group);
@@ -68,8 +68,8 @@ test('a version-1 file: read as it is when read-only; migrated in place to versi
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
   const bus = await createSqliteBus({ path, logger });
-  assert.equal(version(), [5, true]);
-  assert.ok(lines.some((l) => l.from === 1 && l.to === 5 && String(l.msg).includes('migrated from version 1 to 5')), JSON.stringify(lines));
+  assert.equal(version(), [6, true]);
+  assert.ok(lines.some((l) => l.from === 1 && l.to === 6 && String(l.msg).includes('migrated from version 1 to 6')), JSON.stringify(lines));
   assert.ok(lines.some((l) => l.msg === `store: SQLite ${path}`), 'the store is named');
   assert.equal(await bus.deadLetters.list({ group }), [old], 'the old dead letter lists as before');
   const got: unknown[] = [];
@@ -107,12 +107,12 @@ function versionThreeFile(type: string): string {
   return path;
 }
 
-test('a version-3 file: read-only, it has no due entries and is left as it is; opened for writing, it migrates to 5, keeps its events and takes delayed publishes', async () => {
+test('a version-3 file: read-only, it has no due entries and is left as it is; opened for writing, it migrates to 6, keeps its events and takes delayed publishes', async () => {
   const type = uniq('v3');
   const path = versionThreeFile(type);
   const info = () => {
     const db = new Database(path, { readonly: true });
-    const v = [db.pragma('user_version', { simple: true }), (db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name IN ('due', 'due_by_time')").get() as { n: number }).n];
+    const v = [db.pragma('user_version', { simple: true }), (db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name IN ('due', 'due_by_time', 'agent_wait')").get() as { n: number }).n];
     db.close();
     return v;
   };
@@ -124,8 +124,8 @@ test('a version-3 file: read-only, it has no due entries and is left as it is; o
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
   const bus = await createSqliteBus({ path, logger });
-  assert.equal(info(), [5, 2]);
-  assert.ok(lines.some((l) => l.from === 3 && l.to === 5 && String(l.msg).includes('migrated from version 3 to 5')), JSON.stringify(lines));
+  assert.equal(info(), [6, 3]);
+  assert.ok(lines.some((l) => l.from === 3 && l.to === 6 && String(l.msg).includes('migrated from version 3 to 6')), JSON.stringify(lines));
   const got: string[] = [];
   const sub = await bus.subscribe({ group: uniq('g'), types: [type], from: 'earliest' }, (e) => void got.push(e.id));
   const id = await bus.publish(type, 2, { delay: 200 });
@@ -149,7 +149,7 @@ function versionFourFile(type: string, dueAt: number): string {
   return path;
 }
 
-test('a version-4 file: read-only, its due rows list unnamed and it is left as it is; opened for writing, it migrates to 5, keeps the due row and takes named ones', async () => {
+test('a version-4 file: read-only, its due rows list unnamed and it is left as it is; opened for writing, it migrates to 6, keeps the due row and takes named ones', async () => {
   const type = uniq('v4');
   const path = versionFourFile(type, Date.now() + 60_000);
   const info = () => {
@@ -164,7 +164,7 @@ test('a version-4 file: read-only, its due rows list unnamed and it is left as i
   assert.equal(info(), [4, false], 'read-only changed nothing');
 
   const bus = await createSqliteBus({ path, logger: quiet });
-  assert.equal(info(), [5, true]);
+  assert.equal(info(), [6, true]);
   await bus.publish(type, 2, { delay: 60_000, name: 'n' });
   await bus.publish(type, 3, { delay: 60_000, name: 'n' });
   assert.equal((await bus.schedules!.list()).map((p) => [p.name, p.event?.data]), [[null, { n: 1 }], ['n', 3]]);
@@ -175,11 +175,11 @@ test('a version-4 file: read-only, its due rows list unnamed and it is left as i
 test('a file of a newer schema version is refused, untouched, naming the versions this agentbus reads', async () => {
   const path = versionOneFile(uniq('new'), uniq('g'));
   const db = new Database(path);
-  db.pragma('user_version = 6');
+  db.pragma('user_version = 7');
   db.close();
   const before = readFileSync(path);
   for (const readonly of [false, true]) {
-    await rejects(() => createSqliteBus({ path, readonly, logger: quiet }), 'CONNECTION_FAILED', path, 'schema version 6, this agentbus reads versions 1 to 5');
+    await rejects(() => createSqliteBus({ path, readonly, logger: quiet }), 'CONNECTION_FAILED', path, 'schema version 7, this agentbus reads versions 1 to 6');
   }
   assert.ok(readFileSync(path).equals(before), 'the file changed');
 });

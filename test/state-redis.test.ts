@@ -273,6 +273,27 @@ function stateSuite(name: string, target: Target, single: boolean): void {
     assert.ok(!(await driverOn(client, 'pY:').state.groups()).includes(group));
   });
 
+  test('wait records: openWait keeps the first deadline and expires past it, matchWait records the first match only, removeWaits deletes; in the group\'s slot', async () => {
+    const s = driver.state;
+    const g = uniq('g');
+    const deadline = Date.now() + 60_000;
+    const first = await s.openWait(g, 'w1', { type: 'a.granted', key: 'k', deadline }, 30_000);
+    assert.equal(first, { type: 'a.granted', key: 'k', deadline, matched: null });
+    assert.equal(await s.openWait(g, 'w1', { type: 'a.granted', key: 'k', deadline: deadline + 5000 }, 30_000), first, 'a re-run keeps the first deadline');
+    const key = new Keys('events:').wait(g, 'w1');
+    const ttl = await client.pttl(key);
+    assert.ok(ttl > 80_000 && ttl <= 90_000, `expires 30 s after its deadline: pttl ${ttl}`);
+    assert.is(await s.matchWait(g, 'w1', '{"id":"m1"}'), '{"id":"m1"}');
+    assert.is(await s.matchWait(g, 'w1', '{"id":"m2"}'), '{"id":"m1"}', 'the first match stays');
+    assert.is((await s.openWait(g, 'w1', { type: 'a.granted', key: 'k', deadline }, 30_000)).matched, '{"id":"m1"}');
+    assert.is(await s.matchWait(g, 'none', '{}'), null, 'no record: nothing recorded');
+    await s.openWait(g, 'w2', { type: 'a.granted', key: 'k', deadline }, 30_000);
+    await s.removeWaits(g, ['w1', 'w2']);
+    assert.is(await client.exists(key, new Keys('events:').wait(g, 'w2')), 0);
+    await s.openWait(g, 'gone', { type: 'a.granted', key: 'k', deadline: Date.now() - 1000 }, 500);
+    assert.is(await client.exists(new Keys('events:').wait(g, 'gone')), 0, 'past deadline + ttl: expired at once');
+  });
+
   test('comparePositions orders stream ids as 64-bit parts', () => {
     const s = driver.state;
     assert.ok(s.comparePositions('9-1', '10-0') < 0);

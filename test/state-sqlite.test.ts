@@ -238,6 +238,28 @@ for (const kind of KINDS) {
     await st.close();
   });
 
+  test(`${kind.name}: wait records: openWait keeps the first deadline, matchWait records the first match only, removeWaits deletes, housekeeping deletes expired ones`, async () => {
+    const st = await open(kind.path());
+    const s = st.driver.state;
+    const g = uniq('g');
+    const first = await s.openWait(g, 'w1', { type: 'a.granted', key: 'k', deadline: 1000 }, 60_000);
+    assert.equal(first, { type: 'a.granted', key: 'k', deadline: 1000, matched: null });
+    assert.equal(await s.openWait(g, 'w1', { type: 'a.granted', key: 'k', deadline: 5000 }, 60_000), first, 'a re-run keeps the first deadline');
+    assert.is(await s.matchWait(g, 'w1', '{"id":"m1"}'), '{"id":"m1"}');
+    assert.is(await s.matchWait(g, 'w1', '{"id":"m2"}'), '{"id":"m1"}', 'the first match stays');
+    assert.is((await s.openWait(g, 'w1', { type: 'a.granted', key: 'k', deadline: 5000 }, 60_000)).matched, '{"id":"m1"}');
+    assert.is(await s.matchWait(g, 'none', '{}'), null, 'no record: nothing recorded');
+    const future = Date.now() + 60_000;
+    await s.openWait(g, 'w2', { type: 'a.granted', key: 'k', deadline: future }, 60_000);
+    await s.openWait(g, 'w3', { type: 'a.granted', key: 'k', deadline: future }, 60_000);
+    await s.removeWaits(g, ['w2']);
+    const ids = () => (st.db.prepare('SELECT id FROM agent_wait WHERE grp = ? ORDER BY id').all(g) as { id: string }[]).map((r) => r.id);
+    assert.equal(ids(), ['w1', 'w3']);
+    await st.driver.admin.housekeep(); // w1 expired long ago (deadline 1000 + 60 s)
+    assert.equal(ids(), ['w3']);
+    await st.close();
+  });
+
   test(`${kind.name}: get, list (key order, after, limit, sizes), remove (how many existed) and groups (with records or an owner now)`, async () => {
     const st = await open(kind.path());
     const s = st.driver.state;
@@ -332,7 +354,7 @@ function versionTwoFile(type: string, group: string): string {
   return path;
 }
 
-test('a version-2 file: read-only, it has no state and is left as it is; opened for writing, it migrates to 5 and keeps its events', async () => {
+test('a version-2 file: read-only, it has no state and is left as it is; opened for writing, it migrates to 6 and keeps its events', async () => {
   const type = uniq('t');
   const group = uniq('g');
   const path = versionTwoFile(type, group);
@@ -354,8 +376,8 @@ test('a version-2 file: read-only, it has no state and is left as it is; opened 
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
   const bus = await createSqliteBus({ path, logger });
-  assert.equal(info(), [5, ['agent_state', 'group_owner']]);
-  assert.ok(lines.some((l) => l.from === 2 && l.to === 5 && String(l.msg).includes('migrated from version 2 to 5')), JSON.stringify(lines));
+  assert.equal(info(), [6, ['agent_state', 'group_owner']]);
+  assert.ok(lines.some((l) => l.from === 2 && l.to === 6 && String(l.msg).includes('migrated from version 2 to 6')), JSON.stringify(lines));
   await bus.close();
   const w = await open(path);
   const { epoch } = (await w.driver.state.own(group, 'a', 60_000))!;

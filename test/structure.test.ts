@@ -93,7 +93,7 @@ test("every option's @default is its table's default, and every option of the ty
     ['bus/contract-options.ts', 'BackoffOptions', BACKOFF_OPTIONS],
     ['bus/contract-options.ts', 'DeliveryOptions', DELIVERY_OPTIONS],
     ['bus/contract-options.ts', 'SubscribeOptions', Object.fromEntries(Object.entries(SUBSCRIBE_OPTIONS).filter(([k]) => !(k in DELIVERY_OPTIONS) && !(k in KEYED_OPTIONS)))],
-    ['bus/keyed/contract.ts', 'KeyedOptions', { key: KEYED_OPTIONS.key, initialState: KEYED_OPTIONS.initialState }],
+    ['bus/keyed/contract.ts', 'KeyedOptions', { key: KEYED_OPTIONS.key, initialState: KEYED_OPTIONS.initialState, waitsFor: KEYED_OPTIONS.waitsFor }],
     ['bus/keyed/contract.ts', 'KeyedStateOptions', { maxActiveKeys: KEYED_OPTIONS.maxActiveKeys, maxStateBytes: KEYED_OPTIONS.maxStateBytes, stateTtlMs: KEYED_OPTIONS.stateTtlMs }],
     ['agents/base.ts', 'AgentOptions', AGENT_OPTIONS],
   ];

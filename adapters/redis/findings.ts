@@ -31,6 +31,11 @@ export const TTL_KEYS: ReadonlyArray<{ key: string; pattern: RegExp; cost: strin
     pattern: /\{agentbus:[^{}]*\}:state:/,
     cost: 'a keyed agent\'s state with a stateTtl is dropped before its TTL ends (as if it had expired)',
   },
+  {
+    key: '<prefix>{agentbus:<group>}:wait:<id>',
+    pattern: /\{agentbus:[^{}]*\}:wait:/,
+    cost: 'a keyed handler run again after a crash while in ctx.waitFor waits anew (a new deadline; an awaited event it had taken is not seen again)',
+  },
 ];
 
 export type Status = 'ok' | 'info' | 'warn' | 'fail';

@@ -54,6 +54,8 @@ export class Keys {
   owner = (group: string) => `${this.stateTag(group)}:owner`;
   epoch = (group: string) => `${this.stateTag(group)}:epoch`;
   state = (group: string, key: string) => `${this.stateTag(group)}:state:${key}`;
+  /** A keyed handler's durable wait (bus/keyed/waits.ts), in the group's slot. */
+  wait = (group: string, id: string) => `${this.stateTag(group)}:wait:${id}`;
 }
 
 /** Dead-letter ids are `<type>/<entry id>`: types cannot contain a slash. */

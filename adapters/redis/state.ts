@@ -11,6 +11,9 @@
  * - `<prefix>{agentbus:<group>}:state:<key>`: a hash per key, `v` version, `s` state (JSON), `a`
  *   last applied position per source stream (JSON object, stream key -> id), `t` updatedAt (server
  *   ms); PEXPIRE with the write's ttlMs, PERSIST with 0.
+ * - `<prefix>{agentbus:<group>}:wait:<id>`: a keyed handler's durable wait (bus/keyed/waits.ts), a
+ *   hash `type`, `key`, `deadline` (epoch ms, set once), `matched` (the matching event's JSON, set
+ *   once); PEXPIREAT deadline + a margin, DEL after its delivery's commit.
  *
  * Commit is one script call for the whole batch (owner check, per-key version check and write). On
  * a single Redis the same script also XACKs the applied writes' deliveries (`atomicAck` true: their
@@ -29,12 +32,12 @@ import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import type { Delivery } from '../../bus/driver.js';
 import { OwnershipLostError } from '../../bus/errors.js';
-import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite } from '../../bus/state.js';
+import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitRecord } from '../../bus/state.js';
 import { isRedisError, type RedisStore } from './client.js';
 import { delivery, keyOf } from './delivery.js';
 import { compareIds } from './keys.js';
 import { claimExpired } from './scripts/lease.js';
-import { commitStates, disownGroup, loadStates, ownGroup, stateSizes, type CommitWrite, type RawRecord } from './scripts/state.js';
+import { commitStates, disownGroup, loadStates, matchWait, openWait, ownGroup, stateSizes, type CommitWrite, type RawRecord } from './scripts/state.js';
 
 /** Entries one takeOver claim call moves (the cursor is followed to the end). */
 const TAKEOVER_COUNT = 1000;
@@ -208,6 +211,20 @@ export class RedisState implements StateStore {
       } while (cursor !== '0');
     }
     return [...found].sort();
+  }
+
+  async openWait(group: string, id: string, wait: { type: string; key: string; deadline: number }, ttlMs: number): Promise<WaitRecord> {
+    const [type, key, deadline, matched] = await openWait.call(this.s.cmd, this.s.keys.wait(group, id), wait.type, wait.key, wait.deadline, ttlMs);
+    return { type: type ?? wait.type, key: key ?? wait.key, deadline: deadline === null ? wait.deadline : Number(deadline), matched };
+  }
+
+  async matchWait(group: string, id: string, event: string): Promise<string | null> {
+    return matchWait.call(this.s.cmd, this.s.keys.wait(group, id), event);
+  }
+
+  /** One DEL (the records share the group's slot). */
+  async removeWaits(group: string, ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.s.cmd.del(...ids.map((id) => this.s.keys.wait(group, id)));
   }
 
   comparePositions(a: string, b: string): number {

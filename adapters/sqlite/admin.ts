@@ -44,7 +44,7 @@ export class Admin implements DriverAdmin {
   }
 
   /**
-   * Driver.admin.housekeep: expired dedup markers, consumers gone and expired keyed-agent state. A
+   * Driver.admin.housekeep: expired dedup markers, consumers gone, expired keyed-agent state and waits. A
    * read-only bus skips it (it is the writers' job).
    */
   async housekeep(): Promise<void> {
@@ -55,6 +55,7 @@ export class Admin implements DriverAdmin {
       s.dedupExpire.run(now);
       s.consumersExpire.run(now - CONSUMER_ALIVE_MS);
       this.st.stateStatements()?.stateExpire.run(now); // invisible since they expired; gone now
+      this.st.waitStatements()?.waitExpire.run(now); // waits whose delivery was never committed (dead-lettered), past deadline + margin
     });
   }
 

@@ -56,6 +56,25 @@ CREATE UNIQUE INDEX IF NOT EXISTS due_by_name ON due (name) WHERE name IS NOT NU
 `;
 
 /**
+ * Keyed handlers' durable waits (version 6; adapters/sqlite/state.ts, bus/keyed/waits.ts): one row
+ * per `ctx.waitFor` call of a delivery being handled, removed when that delivery is committed, or
+ * by housekeeping once `expires_at` (deadline + a margin) passed.
+ */
+const WAIT_DDL = `
+CREATE TABLE IF NOT EXISTS agent_wait (
+  grp        TEXT NOT NULL,
+  id         TEXT NOT NULL,              -- derived from (group, delivery's event, ordinal of the wait)
+  type       TEXT NOT NULL,              -- the awaited type
+  key        TEXT NOT NULL,              -- the key of the handler waiting
+  deadline   INTEGER NOT NULL,           -- ms since epoch, fixed at creation
+  matched    TEXT,                       -- the matching event's envelope (JSON) once taken; NULL while waiting
+  expires_at INTEGER NOT NULL,           -- deleted by housekeeping from then on
+  PRIMARY KEY (grp, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS agent_wait_by_expiry ON agent_wait (expires_at);
+`;
+
+/**
  * One file, WAL. `seq` is global and grows with every append, so it orders each topic and lets a new
  * group start "after everything so far" with one number (groups.start). It is a plain rowid, not
  * AUTOINCREMENT (20% slower appends, measured): a rowid is never reused as long as the newest row
@@ -104,21 +123,22 @@ CREATE TABLE IF NOT EXISTS consumers (
   grp TEXT NOT NULL, consumer TEXT NOT NULL, seen INTEGER NOT NULL,
   PRIMARY KEY (grp, consumer)
 ) WITHOUT ROWID;
-${STATE_DDL}${DUE_DDL}`;
+${STATE_DDL}${DUE_DDL}${WAIT_DDL}`;
 
 /**
  * Version history: 1, the first; 2 adds dead_letters.stack; 3 adds keyed agents' tables
- * (group_owner, agent_state); 4 adds delayed publishes' `due` table; 5 adds due.name (named delayed events). An older file is migrated in place when opened for writing
+ * (group_owner, agent_state); 4 adds delayed publishes' `due` table; 5 adds due.name (named delayed
+ * events); 6 adds keyed handlers' waits (`agent_wait`). An older file is migrated in place when opened for writing
  * (MIGRATIONS), and read as it is when opened read-only: every query that reads dead letters
  * selects `*`, so the missing column reads as no stack, the state store reads a file without
  * its tables as holding no state (state.ts), one without `due` as having no due entries and one
  * without due.name as having no named ones (due.ts).
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 /**
  * Each step takes a file from version `from` to `from + 1`; run in order, in one IMMEDIATE
  * transaction, before DDL. A step that only adds tables needs no SQL of its own: DDL's
- * CREATE ... IF NOT EXISTS adds them (2 -> 3). 3 -> 4 creates `due` as version 4 had it, so 4 -> 5
+ * CREATE ... IF NOT EXISTS adds them (2 -> 3, 5 -> 6). 3 -> 4 creates `due` as version 4 had it, so 4 -> 5
  * can add its column whatever version the file started at.
  */
 const MIGRATIONS: Array<{ from: number; sql: string }> = [
@@ -126,6 +146,7 @@ const MIGRATIONS: Array<{ from: number; sql: string }> = [
   { from: 2, sql: '' },
   { from: 3, sql: DUE_V4_DDL },
   { from: 4, sql: 'ALTER TABLE due ADD COLUMN name TEXT' },
+  { from: 5, sql: '' },
 ];
 /** The oldest version this agentbus opens (migrating it when writing). */
 const OLDEST_VERSION = 1;

@@ -16,6 +16,11 @@
  *   the housekeeping trim (admin.ts) deletes it, found through the partial index
  *   `agent_state_by_expiry` on the expiring rows only.
  *
+ * - `agent_wait(grp, id, type, key, deadline, matched, expires_at, PRIMARY KEY(grp, id)) WITHOUT ROWID`
+ *   (version 6): keyed handlers' durable waits (bus/keyed/waits.ts); created once (the first
+ *   deadline stays), `matched` set once, deleted after their delivery's commit or by housekeeping
+ *   (admin.ts) past `expires_at`.
+ *
  * A commit is one `BEGIN IMMEDIATE` transaction: the epoch check, each key's version check and
  * write, and the acknowledgements (the `pending` rows deleted, as the ack path does): the state
  * and its acknowledgement are written together or not at all, so `atomicAck` is true. SQLite is
@@ -24,7 +29,7 @@
  */
 import type { Delivery } from '../../bus/driver.js';
 import { OwnershipLostError } from '../../bus/errors.js';
-import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite } from '../../bus/state.js';
+import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitRecord } from '../../bus/state.js';
 import { delivery } from './read.js';
 import type { OwnerRow, PendingRow, StateRow, StateStatements, Taken } from './statements.js';
 import type { SqliteStore } from './store.js';
@@ -189,6 +194,30 @@ export class SqliteState implements StateStore {
   async groups(): Promise<string[]> {
     const ss = this.st.stateStatements();
     return ss === null ? [] : (ss.stateGroups.all({ now: Date.now() }) as { grp: string }[]).map((r) => r.grp);
+  }
+
+  async openWait(group: string, id: string, wait: { type: string; key: string; deadline: number }, ttlMs: number): Promise<WaitRecord> {
+    return this.st.write(() => {
+      const ws = this.st.waitStatements()!;
+      ws.waitOpen.run({ grp: group, id, type: wait.type, key: wait.key, deadline: wait.deadline, expires: wait.deadline + ttlMs });
+      return ws.waitGet.get({ grp: group, id }) as WaitRecord;
+    });
+  }
+
+  async matchWait(group: string, id: string, event: string): Promise<string | null> {
+    return this.st.write(() => {
+      const ws = this.st.waitStatements()!;
+      ws.waitMatch.run({ grp: group, id, matched: event });
+      return (ws.waitGet.get({ grp: group, id }) as WaitRecord | undefined)?.matched ?? null;
+    });
+  }
+
+  async removeWaits(group: string, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.st.write(() => {
+      const ws = this.st.waitStatements()!;
+      for (const id of ids) ws.waitRemove.run({ grp: group, id });
+    });
   }
 
   /** SQLite positions are sequence numbers as decimal digits, without leading zeros. */

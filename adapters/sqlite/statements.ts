@@ -94,6 +94,8 @@ export function prepare(db: Database) {
     hasStateTables: p("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('agent_state', 'group_owner')"),
     // The due table (schema version 4) exists: 1 when it does; 2 when it has its name column too (version 5).
     hasDueTable: p("SELECT (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'due') + (SELECT COUNT(*) FROM pragma_table_info('due') WHERE name = 'name') AS n"),
+    // Keyed handlers' waits (schema version 6) exist: 1 when they do.
+    hasWaitTable: p("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'agent_wait'"),
   };
 }
 
@@ -119,6 +121,20 @@ export function prepareDue(db: Database, named: boolean) {
   };
 }
 export type DueStatements = ReturnType<typeof prepareDue>;
+
+/** Keyed handlers' wait statements (state.ts), prepared on first use: an older file read-only has no `agent_wait` table. */
+export function prepareWaits(db: Database) {
+  const p = (sql: string): Prepared => db.prepare(sql);
+  return {
+    waitOpen: p(`INSERT INTO agent_wait (grp, id, type, key, deadline, matched, expires_at) VALUES (@grp, @id, @type, @key, @deadline, NULL, @expires)
+                 ON CONFLICT (grp, id) DO NOTHING`),
+    waitGet: p('SELECT type, key, deadline, matched FROM agent_wait WHERE grp = @grp AND id = @id'),
+    waitMatch: p('UPDATE agent_wait SET matched = @matched WHERE grp = @grp AND id = @id AND matched IS NULL'),
+    waitRemove: p('DELETE FROM agent_wait WHERE grp = @grp AND id = @id'),
+    waitExpire: p('DELETE FROM agent_wait WHERE expires_at <= ?'),
+  };
+}
+export type WaitStatements = ReturnType<typeof prepareWaits>;
 
 /**
  * The keyed agents' statements (state.ts), prepared on first use: a version-2 file opened read-only

@@ -5,7 +5,7 @@
  */
 import type { Database } from 'better-sqlite3';
 import { invalid, NotFoundError } from '../../bus/errors.js';
-import { prepare, prepareDue, prepareState, type DueStatements, type Statements, type StateStatements } from './statements.js';
+import { prepare, prepareDue, prepareState, prepareWaits, type DueStatements, type Statements, type StateStatements, type WaitStatements } from './statements.js';
 import type { Wakeups } from './wakeups.js';
 
 export class SqliteStore {
@@ -90,6 +90,13 @@ export class SqliteStore {
     return this.ds;
   }
   private ds: DueStatements | null = null;
+
+  /** Keyed handlers' wait statements, or null while the file has no `agent_wait` table (an older version read-only). */
+  waitStatements(): WaitStatements | null {
+    if (this.ws === null && (this.s.hasWaitTable.get() as { n: number }).n === 1) this.ws = prepareWaits(this.db);
+    return this.ws;
+  }
+  private ws: WaitStatements | null = null;
 
   /** Waiting reads may have something to take now. */
   changed(): void {

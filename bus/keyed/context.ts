@@ -1,6 +1,10 @@
 // The context of a keyed handler call: the delivery's (context.ts) plus its key and the key's state.
 import { Context } from '../context.js';
-import type { KeyedDeliveryContext } from './contract.js';
+import type { CloudEvent } from '../event.js';
+import type { KeyedDeliveryContext, WaitOptions } from './contract.js';
+
+/** Runs the `n`-th waitFor of a handler run (consumer.ts, over waits.ts). */
+export type Waiting = (n: number, type: string, options: WaitOptions) => Promise<CloudEvent>;
 
 export class KeyedDelivery extends Context implements KeyedDeliveryContext {
   constructor(
@@ -12,7 +16,19 @@ export class KeyedDelivery extends Context implements KeyedDeliveryContext {
     readonly key: string,
     /** The key's live state; what it holds when the handler resolves is committed. */
     public state: unknown,
+    private readonly waiting: Waiting,
   ) {
     super(attempt, position, group, consumer, signal);
+  }
+
+  /** waitFor calls so far in this run: the next one's ordinal (its record's id). */
+  waits = 0;
+
+  waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>> {
+    try {
+      return this.waiting(this.waits++, type, options as WaitOptions) as Promise<CloudEvent<T>>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 }

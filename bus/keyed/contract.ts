@@ -44,6 +44,12 @@ export interface KeyedOptions extends KeyedStateOptions {
    * @default () => null
    */
   initialState?: ((key: string) => unknown) | undefined;
+  /**
+   * Exact types the handlers may `ctx.waitFor` besides the subscription's types: the group reads
+   * them too. One that no wait takes is delivered to the handler as any event of its key.
+   * @default []
+   */
+  waitsFor?: string[] | undefined;
 }
 
 /** The context of a keyed handler: the delivery's, plus the key and its state (assign or mutate it). */
@@ -51,6 +57,28 @@ export interface KeyedDeliveryContext<S = unknown> extends DeliveryContext {
   readonly key: string;
   /** Loaded before the handler; what it holds when the handler resolves is committed. null/undefined removes it. */
   state: S;
+  /**
+   * Waits durably for the first event of `type` of this key (accepted by `options.match`) that
+   * arrives while this handler runs, keeping the key busy; rejects with WaitTimeoutError at the
+   * deadline (fixed at the first run: a redelivery keeps it). Survives a crash: the handler runs again
+   * from its start, and this call (by its order in the run) returns the event recorded for it, or
+   * waits on (README, Waiting durably). `type` must be among the subscription's types or `waitsFor`.
+   */
+  waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>>;
+}
+
+/** `ctx.waitFor`'s options. */
+export interface WaitOptions<T = unknown> {
+  /**
+   * Required: how long to wait, in ms or as a duration (`30s`, `10m`, `1d`); 1 ms to 365 days. The
+   * deadline it gives is recorded at the first run of the handler and kept by its redeliveries.
+   */
+  timeout: number | string;
+  /**
+   * Which event of the awaited type (and of the handler's key) to take: the first one for which it
+   * returns true (one that throws counts as false). Default: the first one.
+   */
+  match?: ((event: CloudEvent<T>) => boolean) | undefined;
 }
 
 /** Reasons a keyed delivery becomes a dead letter before or after its handler. */

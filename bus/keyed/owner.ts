@@ -83,6 +83,8 @@ export class KeyOwner {
   uncommitted = 0;
   /** The deliveries of the commit in flight. */
   private inCommit: Delivery[] = [];
+  /** Wait records (waits.ts) of deliveries accepted since the last commit: removed once it is stored. */
+  private doneWaits: string[] = [];
 
   constructor(
     private readonly store: StateStore,
@@ -156,6 +158,7 @@ export class KeyOwner {
     this.plainAcks = [];
     this.uncommitted = 0;
     this.inCommit = [];
+    this.doneWaits = [];
     for (const waiters of this.loading.values()) for (const w of waiters) w.reject(new OwnershipLostError('tenure ended'));
     this.loading.clear();
   }
@@ -231,9 +234,10 @@ export class KeyOwner {
 
   /**
    * The handler resolved with `value` as the key's state: accepted (to be committed with `d`'s
-   * acknowledgement), or an error when it cannot be stored (the key keeps its state).
+   * acknowledgement), or an error when it cannot be stored (the key keeps its state). `waits`: the
+   * ids of the handler run's wait records, removed once the commit is stored.
    */
-  accept(e: KeyEntry, d: Delivery, value: unknown): Error | null {
+  accept(e: KeyEntry, d: Delivery, value: unknown, waits: string[] = []): Error | null {
     let json: string;
     try {
       json = JSON.stringify(value ?? null);
@@ -259,6 +263,7 @@ export class KeyOwner {
       e.applied[k] = d.position;
       (e.appliedDelta ??= {})[k] = d.position;
     }
+    if (waits.length > 0) this.doneWaits.push(...waits);
     this.settle(e, d);
     return null;
   }
@@ -350,11 +355,16 @@ export class KeyOwner {
     this.plainAcks = [];
     this.uncommitted = 0;
     this.inCommit = plain.concat(...writes.map((w) => w.ack));
+    const waits = this.doneWaits;
+    this.doneWaits = [];
     const started = Date.now();
     try {
       const r = await this.store.commit(this.o.group, this.o.consumer, epoch, writes, plain);
       this.counters.commits++;
       this.inCommit = [];
+      // Their deliveries are acknowledged: nothing runs those handlers again. A failure (or a
+      // conflict, whose deliveries run again) leaves them to expire.
+      if (waits.length > 0 && r.conflicts.length === 0) this.store.removeWaits(this.o.group, waits).catch((err) => this.log.warn({ group: this.o.group, err: errForLog(err) }, 'wait records not removed (they expire)'));
       if (this.tenure !== tenure) return;
       const ttl = this.o.stateTtlMs;
       for (let i = 0; i < entries.length; i++) {

@@ -89,14 +89,14 @@ export class KeyedTenure {
    * delivery's ack) or rolls back what it changed. Returns `stale` for a delivery of an ended
    * tenure (forget it: the next owner has it), and the commit's refusal (state too large), if any.
    */
-  settle(h: Held, entry: KeyEntry, ok: boolean, state: unknown): { stale: boolean; refused: Error | null } {
+  settle(h: Held, entry: KeyEntry, ok: boolean, state: unknown, waits: string[] = []): { stale: boolean; refused: Error | null } {
     this.owner.leave(entry);
     if (h.gen !== this.gen) return { stale: true, refused: null };
     if (!ok) {
       this.owner.rollback(entry);
       return { stale: false, refused: null };
     }
-    return { stale: false, refused: this.owner.accept(entry, h.d, state) };
+    return { stale: false, refused: this.owner.accept(entry, h.d, state, waits) };
   }
 
   /**

@@ -8,7 +8,8 @@ import { NonRetryableError, TimeoutError } from '../../bus/errors.js';
 import { isA } from '../../bus/thrown.js';
 import type { HandlerContext, KeyedContext } from '../../agents/base.js';
 import type { RequestOptions } from '../../bus/contract.js';
-import type { EventInput, PublishOptions } from '../../bus/event.js';
+import type { CloudEvent, EventInput, PublishOptions } from '../../bus/event.js';
+import type { WaitOptions } from '../../bus/keyed/contract.js';
 import type { ConsumerSpan, Tracing } from '../tracing.js';
 import type { Observer } from '../observers/observer.js';
 import type { Middleware } from './middleware.js';
@@ -120,6 +121,10 @@ class SpanContext implements HandlerContext {
   }
   cancelSchedule(name: string): Promise<boolean> {
     return this.ctx.cancelSchedule(name);
+  }
+
+  waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>> {
+    return this.ctx.waitFor<T>(type, options);
   }
   retryIn(ms: number): void {
     this.ctx.retryIn(ms);

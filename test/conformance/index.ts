@@ -17,6 +17,7 @@ import { timeSuite } from './time.js';
 import { requestSuite } from './requests.js';
 import { delayedSuite } from './delayed.js';
 import { reminderSuite } from './reminders.js';
+import { waitSuite } from './waits.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -98,6 +99,7 @@ export function conformance(a: AdapterUnderTest): void {
   requestSuite(t);
   delayedSuite(t);
   reminderSuite(t);
+  waitSuite(t);
   if (a.features.sharedAcrossProcesses) processSuite(t);
 }
 

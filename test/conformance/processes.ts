@@ -136,5 +136,43 @@ export function processSuite(a: Target): void {
     await assertSequences(bus, group, 5, 400);
   });
 
+  test('keyed waitFor: the host SIGKILLed while three handlers are parked in waitFor; after the restart each completes once, a grant published while it was down and one after it are taken, and the timeout keeps the first deadline', async () => {
+    const bus = await a.make();
+    const type = uniq('approve');
+    const group = uniq('g');
+    const waitMs = 7000;
+    const cfg = { bus: busOptions, role: 'approve', type, group, claimIdleMs: 800, waitMs };
+    for (const k of ['k1', 'k2', 'k3']) await bus.publish(type, {}, { subject: k });
+    const first = child(cfg);
+    const began = (c: Child, key: string) => c.lines.filter((l) => l.startsWith(`began ${key} `)).map((l) => Number(l.split(' ')[2]));
+    await waitFor('three handlers waiting', () => ['k1', 'k2', 'k3'].every((k) => began(first, k).length === 1), 20_000);
+    await sleep(500); // their wait records are stored by now
+    // The kill hits while all three handlers are parked inside ctx.waitFor: their wait records
+    // stored, no match yet, their deliveries leased to this host and not committed.
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    await bus.publish(`${type}.granted`, { via: 'while down' }, { subject: 'k1' });
+    const second = child(cfg);
+    await waitFor('k1 done after the restart', () => second.lines.includes('done k1'), 20_000);
+    await waitFor('k2 waiting again', () => began(second, 'k2').length === 1, 20_000);
+    await bus.publish(`${type}.granted`, { via: 'after restart' }, { subject: 'k2' });
+    await waitFor('k2 done', () => second.lines.includes('done k2'), 20_000);
+    await waitFor('k3 timed out', () => second.lines.includes('done k3'), waitMs + 10_000);
+    const state = async (k: string) => (await bus.keys!.get(group, k))?.state as { step: string; by?: unknown; deadline?: number } | undefined;
+    await waitFor('committed', async () => (await state('k3'))?.step === 'timed out', 10_000);
+    assert.equal(await state('k1'), { step: 'approved', by: { via: 'while down' } });
+    assert.equal(await state('k2'), { step: 'approved', by: { via: 'after restart' } });
+    const deadline = (await state('k3'))!.deadline!;
+    const firstBegan = began(first, 'k3')[0];
+    assert.ok(deadline - firstBegan >= waitMs - 50 && deadline - firstBegan <= waitMs + 1000, `k3's deadline is the first run's: ${deadline - firstBegan} ms after it began`);
+    assert.ok(began(second, 'k3')[0] + waitMs > deadline + 500, 'not the restarted run\'s now + timeout');
+    for (const k of ['k1', 'k2', 'k3']) {
+      assert.not.ok(first.lines.includes(`done ${k}`), `${k} did not complete before the kill`);
+      assert.is(second.lines.filter((l) => l === `done ${k}`).length, 1, `${k} completed once`);
+    }
+    const done = (await bus.stats()).find((t) => t.type === `${type}.done`);
+    assert.is(done?.length, 3, 'each completion event stored once');
+  });
+
   test.run();
 }

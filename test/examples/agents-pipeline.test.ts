@@ -1,7 +1,9 @@
 // examples/agents-pipeline end to end on SQLite and Redis: two hosts run the Planner (keyed, state
-// per task), the Tool (plain) and the Approval machine (keyed, XState); 100 tasks are published; the
-// host owning the Planner is SIGKILLed mid-task and another started: every task completes once, its
-// state says done, and its review runs once.
+// per task), the Tool (plain), the Approval machine (keyed, XState) and the Releaser (keyed, a
+// durable ctx.waitFor for a sign-off); 100 tasks are published; the host owning the Planner is
+// SIGKILLed mid-task and another started: every task completes once, its state says done, its review
+// runs once, and each approved task is released once. A second scenario SIGKILLs the Releaser's
+// owner while every task waits for its sign-off.
 import { pino } from 'pino';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -16,7 +18,7 @@ const AGENTS = 'examples/agents-pipeline';
 const TASKS = 100;
 /** The Planner's owner is killed at its KILL_AT-th "task completed" log line. */
 const KILL_AT = 30;
-const RECORDED = ['task.completed', 'task.failed', 'review.requested', 'task.approved', 'task.rejected'];
+const RECORDED = ['task.completed', 'task.failed', 'review.requested', 'task.approved', 'task.rejected', 'release.requested', 'task.released', 'task.expired'];
 
 for (const store of await exampleStores('agents-pipeline')) {
   const s = suite(`agents-pipeline on ${store.name}`);
@@ -99,6 +101,10 @@ for (const store of await exampleStores('agents-pipeline')) {
       // A person decides every review (even tasks approved); the machines publish the outcome once.
       await bus.publishBatch(ids.map((id, i) => ({ type: 'review.decided', subject: id, data: { approved: i % 2 === 0, by: 'ada' } })));
       await waitFor('every review decided', () => count('task.approved') + count('task.rejected') === TASKS, 15_000, 50);
+      // Each approved task now waits for its release sign-off (release.ts, ctx.waitFor): a person signs them off.
+      await waitFor('every approved task asks for its sign-off', () => count('release.requested') === TASKS / 2, 15_000, 50);
+      await bus.publishBatch(ids.filter((_, i) => i % 2 === 0).map((id) => ({ type: 'release.signed', subject: id, data: { by: 'grace' } })));
+      await waitFor('every approved task released', () => count('task.released') === TASKS / 2, 15_000, 50);
       await waitFor('nothing pending', async () => (await bus.stats()).every((t) => t.groups.every((g) => g.pending === 0 && g.lag === 0)), 20_000, 100);
       assert.equal([count('task.approved'), count('task.rejected')], [TASKS / 2, TASKS / 2]);
       const states = await Promise.all(ids.map(async (id) => ((await bus.keys!.get('Approval', id))?.state as { value: string }).value));
@@ -108,6 +114,51 @@ for (const store of await exampleStores('agents-pipeline')) {
 
       for (const h of hosts.slice(1)) h.proc.kill('SIGTERM');
       assert.equal(await Promise.all(hosts.slice(1).map((h) => h.exited)), [0, 0]);
+    } finally {
+      await recorder.close();
+      await bus.close();
+    }
+  });
+
+  s('the Releaser owner SIGKILLed while 8 approved tasks wait for their sign-off (ctx.waitFor): sign-offs given while it is down and after are each taken once, every task released once by its signer', async () => {
+    const env: Record<string, string> = { ...store.env, AGENTBUS_REDIS_PREFIX: `rel${Date.now()}:`, PIPELINE_CLAIM_MS: '1500' };
+    const bus = await createBus({ logger: pino({ level: 'warn' }) }, { ...process.env, ...env });
+    const seen = new Map<string, Map<string, number>>(RECORDED.map((t) => [t, new Map()]));
+    const count = (type: string) => seen.get(type)!.size;
+    const released = new Map<string, string>();
+    const recorder = await bus.subscribe({ group: 'test-recorder', types: RECORDED, concurrency: 16 }, (e: CloudEvent<{ task: string; by?: string }>) => {
+      const m = seen.get(e.type)!;
+      m.set(e.data.task, (m.get(e.data.task) ?? 0) + 1);
+      if (e.type === 'task.released') released.set(e.data.task, e.data.by!);
+    });
+    try {
+      const hosts: HostProcess[] = [await startHost(AGENTS, env), await startHost(AGENTS, env)];
+      const ids = Array.from({ length: 8 }, (_, i) => `rel-${i}`);
+      await bus.publishBatch(ids.map((id) => ({ type: 'task.created', subject: id, data: { goal: `ship ${id}` } })));
+      await waitFor('every review requested', () => count('review.requested') === ids.length, 20_000, 50);
+      await bus.publishBatch(ids.map((id) => ({ type: 'review.decided', subject: id, data: { approved: true, by: 'ada' } })));
+      const waiting = (h: HostProcess) => h.out.filter((l) => l.includes('"msg":"waiting for sign-off"')).length;
+      await waitFor('every task waiting for its sign-off', () => hosts.some((h) => waiting(h) === ids.length), 20_000, 50);
+      const [owner, standby] = waiting(hosts[0]) === ids.length ? [hosts[0], hosts[1]] : [hosts[1], hosts[0]];
+      await sleep(500); // past the log line: each handler is parked inside ctx.waitFor, its wait recorded
+      // The moment of the kill: every Releaser handler parked in ctx.waitFor (release.requested
+      // published, wait recorded, task.approved not acknowledged), no sign-off given yet.
+      owner.proc.kill('SIGKILL');
+      await owner.exited;
+      // Half the sign-offs while no host owns the Releaser (the standby takes over after 1.5 s).
+      await bus.publishBatch(ids.slice(0, 4).map((id) => ({ type: 'release.signed', subject: id, data: { by: 'while-down' } })));
+      await waitFor('the first half released by the standby', () => count('task.released') === 4, 20_000, 50);
+      await bus.publishBatch(ids.slice(4).map((id) => ({ type: 'release.signed', subject: id, data: { by: 'after' } })));
+      await waitFor('every task released', () => count('task.released') === ids.length, 20_000, 50);
+      await waitFor('nothing pending', async () => (await bus.stats()).every((t) => t.groups.every((g) => g.pending === 0 && g.lag === 0)), 20_000, 100);
+      assert.is(waiting(standby), ids.length, 'the standby ran each handler again from its start');
+      for (const [type, per] of seen) assert.equal([...per].filter(([, n]) => n !== 1), [], `${type} at most once per task`);
+      assert.is(count('release.requested'), ids.length, 'each sign-off asked for once (stored once across the rerun)');
+      assert.is(count('task.expired'), 0);
+      assert.equal(Object.fromEntries(released), Object.fromEntries(ids.map((id, i) => [id, i < 4 ? 'while-down' : 'after'])));
+      for (const id of ids) assert.equal((await bus.keys!.get('Releaser', id))?.state, { step: 'released', by: id < 'rel-4' ? 'while-down' : 'after' });
+      standby.proc.kill('SIGTERM');
+      assert.is(await standby.exited, 0);
     } finally {
       await recorder.close();
       await bus.close();

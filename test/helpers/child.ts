@@ -4,6 +4,10 @@
 //   hang:    like consume, but handlers never finish (a process to kill with events in flight)
 //   count:   a keyed subscription (key: subject) appending each event's data.n to its key's state
 //            ({ seq: [...] }), printing "got <id> <attempt>" (a keyed counter agent)
+//   approve: a keyed subscription (key: subject) whose handler of `type` prints "began <key> <ms>
+//            <attempt>", waits (ctx.waitFor, `waitMs`) for `<type>.granted` of its key, stores
+//            { step: 'approved', by } or { step: 'timed out', deadline }, publishes `<type>.done`
+//            under the id done-<key>, and prints "done <key>"
 //   respond: answers each request of `type` with { n: data.n * 2, pid }
 //   delay:   publishes `count` events of `type` with delay `delayMs`, printing "due <epoch ms>" (the
 //            earliest due time), "pub <id>" per event, then "published"; stays open, its bus
@@ -11,16 +15,19 @@
 // It prints "ready" once subscribed; SIGTERM closes the bus (draining) and exits 0.
 import { pino } from 'pino';
 import { createBus } from '../../runtime/config.js';
+import { WaitTimeoutError } from '../../bus/errors.js';
+import type { KeyedDeliveryContext } from '../../bus/keyed/contract.js';
 
 const cfg = JSON.parse(process.argv[2]) as {
   bus: Record<string, unknown>;
-  role: 'publish' | 'consume' | 'hang' | 'count' | 'respond' | 'delay';
+  role: 'publish' | 'consume' | 'hang' | 'count' | 'respond' | 'delay' | 'approve';
   type: string;
   group?: string;
   count?: number;
   concurrency?: number;
   claimIdleMs?: number;
   delayMs?: number;
+  waitMs?: number;
 };
 const bus = await createBus({ ...(cfg.bus as object), logger: pino({ level: 'warn' }, pino.destination(2)) });
 const out = (line: string) => process.stdout.write(line + '\n');
@@ -44,6 +51,26 @@ if (cfg.role === 'publish') {
     out(ids.map((id) => `pub ${id}`).join('\n'));
   }
   out('published');
+} else if (cfg.role === 'approve') {
+  const granted = `${cfg.type}.granted`;
+  await bus.subscribe(
+    { group: cfg.group!, types: [cfg.type], waitsFor: [granted], from: 'earliest', key: 'subject', concurrency: 8, claimIdleMs: cfg.claimIdleMs ?? 1000, maxAttempts: 10 },
+    async (e, c) => {
+      if (e.type !== cfg.type) return; // a grant no wait took
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      out(`began ${ctx.key} ${Date.now()} ${ctx.attempt}`);
+      try {
+        const m = await ctx.waitFor(granted, { timeout: cfg.waitMs! });
+        ctx.state = { step: 'approved', by: m.data };
+      } catch (err) {
+        if (!(err instanceof WaitTimeoutError)) throw err;
+        ctx.state = { step: 'timed out', deadline: err.deadline.getTime() };
+      }
+      await bus.publish(`${cfg.type}.done`, { key: ctx.key }, { id: `done-${ctx.key}`, source: '/approve' });
+      out(`done ${ctx.key}`);
+    },
+  );
+  out('ready');
 } else if (cfg.role === 'count') {
   await bus.subscribe(
     // maxAttempts 10: every takeover counts an attempt for each delivery the killed owner held (handled

@@ -11,7 +11,7 @@ import { dropConsumer, heartbeat } from './liveness.js';
 import { publishOnce } from './publish.js';
 import { cancelNamed, moveDue, removeDue, scheduleNamed, scheduleOnce } from './due.js';
 import { defineScripts } from './script.js';
-import { commitStates, disownGroup, loadStates, ownGroup, stateSizes } from './state.js';
+import { commitStates, disownGroup, loadStates, matchWait, openWait, ownGroup, stateSizes } from './state.js';
 import { countAfter, streamEnds } from './stats.js';
 
 export const allScripts = [
@@ -40,6 +40,8 @@ export const allScripts = [
   loadStates,
   stateSizes,
   commitStates,
+  openWait,
+  matchWait,
 ] as const;
 
 export function defineAllScripts(client: Client): void {

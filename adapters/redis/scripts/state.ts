@@ -210,3 +210,39 @@ return conflicts`,
     return ok === 1 ? { ok: true as const, conflicts: rest.map(Number) } : { ok: false as const, owner: String(rest[0]) };
   },
 });
+
+/** A wait record's fields as openWait and matchWait return them: type, key, deadline, matched. */
+export type RawWait = [type: string | null, key: string | null, deadline: string | null, matched: string | null];
+
+/**
+ * Create a keyed handler's wait record unless it exists (the first deadline stays), expiring
+ * `ttl` ms after its deadline; returns its fields.
+ * KEYS[1] the wait hash; ARGV[1] type, ARGV[2] key, ARGV[3] deadline (epoch ms), ARGV[4] ttl after it (ms)
+ */
+export const openWait = script({
+  name: 'agentbusWaitOpen',
+  numberOfKeys: 1,
+  lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'type', ARGV[1], 'key', ARGV[2], 'deadline', ARGV[3])
+  redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
+end
+return redis.call('HMGET', KEYS[1], 'type', 'key', 'deadline', 'matched')`,
+  argv: (key: string, type: string, k: string, deadline: number, ttlMs: number) => [key, type, k, deadline, ttlMs],
+  reply: (r) => r as RawWait,
+});
+
+/**
+ * Record a wait's match unless one is recorded; returns the recorded match, nil when the record is gone.
+ * KEYS[1] the wait hash; ARGV[1] the event (JSON)
+ */
+export const matchWait = script({
+  name: 'agentbusWaitMatch',
+  numberOfKeys: 1,
+  lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSETNX', KEYS[1], 'matched', ARGV[1])
+return redis.call('HGET', KEYS[1], 'matched')`,
+  argv: (key: string, event: string) => [key, event],
+  reply: (r) => (r === null ? null : String(r)),
+});

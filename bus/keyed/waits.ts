@@ -1,0 +1,224 @@
+/**
+ * Durable waits of keyed handlers (`ctx.waitFor`, README "Waiting durably"): a handler of a key
+ * parks until an event of an awaited type and the same key arrives, or its deadline passes. The
+ * key stays busy meanwhile (its other events queue behind the handler, as behind any await); the
+ * awaited event bypasses the key's lane, since the key is busy with the very handler waiting for it.
+ *
+ * Durability: the delivery E whose handler waits is not acknowledged until the handler returns, so
+ * a crash redelivers E and its handler runs again from its start. Each wait is recorded in the
+ * store (StateStore.openWait) under an id derived from (group, E, ordinal of the waitFor call in
+ * the handler run) with its deadline, fixed at the first run. A matching event is recorded into the
+ * wait's record (matchWait) before it is acknowledged, so the re-run finds it there at the same
+ * ordinal and returns it at once; a passed deadline throws WaitTimeoutError; otherwise the re-run
+ * waits for the rest of the time. Records are removed once E is committed (owner.ts), or expire
+ * WAIT_RECORD_TTL_MS after their deadline (E dead-lettered, or the group abandoned).
+ */
+import type { Held } from '../held.js';
+import type { CloudEvent } from '../event.js';
+import { checkType, stableId } from '../event.js';
+import { invalid, WaitTimeoutError } from '../errors.js';
+import { toMs } from '../duration.js';
+import type { StateStore, WaitRecord } from '../state.js';
+import type { WaitOptions } from './contract.js';
+import { describe } from '../thrown.js';
+
+/** Longest `timeout` of a wait. */
+export const MAX_WAIT_MS = 365 * 86_400_000;
+/** A wait's record is kept this long past its deadline unless its delivery is committed first. */
+export const WAIT_RECORD_TTL_MS = 86_400_000;
+/** setTimeout's longest delay; longer waits re-arm. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** What the waits need of their consumer. */
+export interface WaitsHost {
+  readonly group: string;
+  readonly store: StateStore;
+  /** True when the subscription reads `type` (in its types or its waitsFor). */
+  declared(type: string): boolean;
+  /** Deliveries queued behind the running one of `key`'s lane, in lane order. */
+  queued(key: string): Held[];
+  /** Takes a queued delivery out of its lane (a wait takes it). */
+  unqueue(key: string, h: Held): void;
+  /** A delivery a wait took and recorded: acknowledged (with the next commit), forgotten. */
+  consumed(h: Held): void;
+  /** A delivery a wait took but could not record: forgotten unacknowledged (its lease runs out, it comes again). */
+  dropped(h: Held): void;
+  storeError(what: string, err: unknown): void;
+}
+
+interface Waiter {
+  id: string;
+  key: string;
+  type: string;
+  deadline: number;
+  match: ((event: CloudEvent) => boolean) | undefined;
+  resolve(e: CloudEvent): void;
+  reject(err: unknown): void;
+  /** Ends the wait's timer and signal listener. */
+  end(): void;
+}
+
+export class KeyedWaits {
+  /** Waits parked in memory, per key. */
+  private readonly byKey = new Map<string, Waiter[]>();
+
+  constructor(private readonly c: WaitsHost) {}
+
+  /** Waits parked now (all keys). */
+  get size(): number {
+    let n = 0;
+    for (const ws of this.byKey.values()) n += ws.length;
+    return n;
+  }
+
+  /** Sum of `count(key)` over the keys with a parked wait. */
+  sumOverKeys(count: (key: string) => number): number {
+    let n = 0;
+    for (const key of this.byKey.keys()) n += count(key);
+    return n;
+  }
+
+  /**
+   * The `n`-th `ctx.waitFor` of the handler of `h` (key `key`) in this run: see the file header.
+   * `signal` is the handler's: its abort ends the wait with its reason.
+   */
+  async wait(h: Held, key: string, n: number, type: string, options: WaitOptions, signal: AbortSignal): Promise<CloudEvent> {
+    const { group } = this.c;
+    checkType(type);
+    if (!this.c.declared(type)) {
+      throw invalid('INVALID_OPTION', `waitFor ${JSON.stringify(type)} in group ${group}: the subscription does not read that type; declare it in waitsFor (agents: static waitsFor) or in its types`);
+    }
+    if (options === null || typeof options !== 'object') throw invalid('INVALID_OPTION', `waitFor ${type}: options { timeout, match? } are required, got ${String(options)}`);
+    const { timeout, match } = options;
+    if (timeout === undefined) throw invalid('INVALID_OPTION', `waitFor ${type}: timeout is required (ms or a duration such as 10m, 1d; at most 365d)`);
+    const ms = toMs(`waitFor ${type} timeout`, timeout);
+    if (ms < 1 || ms > MAX_WAIT_MS) throw invalid('INVALID_OPTION', `invalid waitFor ${type} timeout ${ms} ms: expected 1 ms to 365 days`);
+    if (match !== undefined && typeof match !== 'function') throw invalid('INVALID_OPTION', `invalid waitFor ${type} match ${describe(match)}: expected a function (event) => boolean`);
+    const id = waitId(group, h.d.event!, n);
+    const rec: WaitRecord = await this.c.store.openWait(group, id, { type, key, deadline: Date.now() + ms }, WAIT_RECORD_TTL_MS);
+    if (rec.type !== type || rec.key !== key) {
+      throw invalid('INVALID_OPTION', `waitFor ${n + 1} of this handler run was recorded for ${rec.type} of key ${JSON.stringify(rec.key)}, not ${type} of ${JSON.stringify(key)}: a handler must make its waitFor calls in the same order on every run`);
+    }
+    if (rec.matched !== null) return JSON.parse(rec.matched) as CloudEvent;
+    if (signal.aborted) throw signal.reason;
+    if (Date.now() >= rec.deadline) throw timedOut(type, key, rec.deadline);
+    const m = match as Waiter['match'];
+    // An event that arrived before this call queues behind the handler in the key's lane: take it from there.
+    for (const q of this.c.queued(key)) {
+      if (q.d.event !== null && q.d.topic === type && accepts(m, q.d.event)) {
+        this.c.unqueue(key, q);
+        return this.take(id, q);
+      }
+    }
+    return new Promise<CloudEvent>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const arm = () => {
+        const left = rec.deadline - Date.now();
+        if (left <= 0) return expire();
+        timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+      };
+      const expire = () => {
+        this.remove(w);
+        reject(timedOut(type, key, rec.deadline));
+      };
+      const aborted = () => {
+        this.remove(w);
+        reject(signal.reason);
+      };
+      const w: Waiter = {
+        id,
+        key,
+        type,
+        deadline: rec.deadline,
+        match: m,
+        resolve,
+        reject,
+        end: () => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', aborted);
+        },
+      };
+      const list = this.byKey.get(key);
+      if (list) list.push(w);
+      else this.byKey.set(key, [w]);
+      signal.addEventListener('abort', aborted, { once: true });
+      arm();
+    });
+  }
+
+  /**
+   * A delivery just arrived, keyed `key`: when a wait of that key parks for its type and its
+   * `match` accepts it, the wait takes it (recorded, then acknowledged) and true is returned; the
+   * delivery then never enters its lane nor runs a handler.
+   */
+  offer(h: Held, key: string): boolean {
+    const list = this.byKey.get(key);
+    if (list === undefined || h.d.event === null) return false;
+    const w = list.find((x) => x.type === h.d.topic && accepts(x.match, h.d.event!));
+    if (w === undefined) return false;
+    this.remove(w);
+    h.state = 'running';
+    this.take(w.id, h).then(w.resolve, w.reject);
+    return true;
+  }
+
+  /** Every parked wait ends with `err` (the keyed tenure ended: their deliveries go to the next owner). */
+  abortAll(err: unknown): void {
+    const all = [...this.byKey.values()].flat();
+    this.byKey.clear();
+    for (const w of all) {
+      w.end();
+      w.reject(err);
+    }
+  }
+
+  private remove(w: Waiter): void {
+    w.end();
+    const list = this.byKey.get(w.key);
+    if (list === undefined) return;
+    const i = list.indexOf(w);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.byKey.delete(w.key);
+  }
+
+  /**
+   * Records `m` as the match of wait `id`, then acknowledges it, and resolves the recorded match.
+   * When another match was recorded first (a previous owner's run), that one is returned and `m` is
+   * left unacknowledged (delivered again, as an ordinary event). A store error fails the wait (the
+   * handler's attempt fails and runs again; `m` comes again too).
+   */
+  private async take(id: string, m: Held): Promise<CloudEvent> {
+    const json = JSON.stringify(m.d.event);
+    let recorded: string | null;
+    try {
+      recorded = await this.c.store.matchWait(this.c.group, id, json);
+    } catch (err) {
+      this.c.dropped(m);
+      throw err;
+    }
+    if (recorded !== null && recorded !== json) {
+      this.c.dropped(m);
+      return JSON.parse(recorded) as CloudEvent;
+    }
+    this.c.consumed(m);
+    return m.d.event!;
+  }
+}
+
+/** The record id of the `n`-th wait of a handler of `event` in `group`: the same on every delivery of it, on any host. */
+export function waitId(group: string, event: CloudEvent, n: number): string {
+  return stableId(group, 'wait', event.source, event.id, n);
+}
+
+function accepts(match: ((event: CloudEvent) => boolean) | undefined, event: CloudEvent): boolean {
+  if (match === undefined) return true;
+  try {
+    return match(event) === true;
+  } catch {
+    return false;
+  }
+}
+
+function timedOut(type: string, key: string, deadline: number): WaitTimeoutError {
+  return new WaitTimeoutError(`waitFor ${type} of key ${JSON.stringify(key)} timed out at its deadline ${new Date(deadline).toISOString()}`, deadline);
+}
