@@ -287,6 +287,9 @@ export class AgentInstance implements AgentContext {
   }
 }
 
+/** Where a handler's first schedule or cancel waits (made once, not per delivery). */
+const SETTLED: Promise<unknown> = Promise.resolve();
+
 /** The context of one handler call: the delivery's fields plus the agent's context (a traceparent is added by middleware/trace.ts). */
 class Handling implements HandlerContext {
   private log: Logger | null = null;
@@ -353,9 +356,9 @@ class Handling implements HandlerContext {
     return this.inst.bus.request<R>(type, data, { source: this.inst.source, ...(traceparent ? { traceparent } : {}), ...options });
   }
   /** Schedules and cancels of this handler, one after another in call order (a cancel must not overtake the schedule before it). */
-  private timeOps: Promise<unknown> = Promise.resolve();
+  private timeOps: Promise<unknown> | null = null;
   private inOrder<T>(op: () => Promise<T>): Promise<T> {
-    const r = this.timeOps.then(op, op);
+    const r = (this.timeOps ?? SETTLED).then(op, op);
     this.timeOps = r.catch(() => undefined);
     return r;
   }
