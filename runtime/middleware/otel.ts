@@ -7,9 +7,8 @@
 import { NonRetryableError, TimeoutError } from '../../bus/errors.js';
 import { isA } from '../../bus/thrown.js';
 import type { AgentHandler, HandlerContext, KeyedContext } from '../../agents/base.js';
-import type { CloudEvent } from '../../bus/event.js';
 import type { RequestOptions } from '../../bus/contract.js';
-import type { EventInput, PublishOptions } from '../../bus/event.js';
+import type { CloudEvent, EventInput, PublishOptions } from '../../bus/event.js';
 import type { ConsumerSpan, Tracing } from '../tracing.js';
 import type { Observer } from '../observers/observer.js';
 import type { Middleware } from './middleware.js';
