@@ -346,7 +346,7 @@ export class Consumer implements Subscription {
       if (refused !== null) [threw, error] = [true, refused];
     }
     const decision =
-      isA(error, StateTooLargeError)
+      threw && isA(error, StateTooLargeError)
         ? ({ act: 'dead_letter', reason: STATE_TOO_LARGE, error: (error as StateTooLargeError).message } as const)
         : onSettled({ attempts: d.attempts, threw, error, deadLetterReason: ctx.deadLetterReason, retryInMs: ctx.retryInMs }, this.o);
     // A ctx.deadLetter is reported once its dead letter is stored (deadLetter()).

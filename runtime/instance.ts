@@ -298,6 +298,9 @@ function ownMethod(agent: BaseAgent, type: string): AgentHandler | null {
   return typeof m === 'function' ? (m as AgentHandler).bind(agent) : null;
 }
 
+/** Where a handler's first schedule or cancel waits (made once, not per delivery). */
+const SETTLED: Promise<unknown> = Promise.resolve();
+
 /** The context of one handler call: the delivery's fields plus the agent's context (a traceparent is added by middleware/trace.ts). */
 class Handling implements HandlerContext {
   private log: Logger | null = null;
@@ -372,9 +375,9 @@ class Handling implements HandlerContext {
   }
 
   /** Schedules and cancels of this handler, one after another in call order (a cancel must not overtake the schedule before it). */
-  private timeOps: Promise<unknown> = Promise.resolve();
+  private timeOps: Promise<unknown> | null = null;
   private inOrder<T>(op: () => Promise<T>): Promise<T> {
-    const r = this.timeOps.then(op, op);
+    const r = (this.timeOps ?? SETTLED).then(op, op);
     this.timeOps = r.catch(() => undefined);
     return r;
   }

@@ -30,10 +30,20 @@ const KEYED_COUNTS = {
 } as const satisfies Partial<Record<keyof KeyedStats, string>>;
 type KeyedCount = keyof typeof KEYED_COUNTS;
 
+/** One (type, group)'s outcome metrics: handled deliveries counted here until read, the rest bound children. */
+interface BoundOutcomes {
+  labels: { type: string; group: string };
+  handled: number;
+  failed: Counter.Internal;
+  retried: Counter.Internal;
+  duration: Histogram.Internal<'type' | 'group'>;
+}
+
 /**
  * The host's Prometheus metrics (prom-client, one registry per host, so several hosts in one
- * process do not mix). Counters move on the hot path with no allocation beyond prom-client's
- * label lookup; store gauges (pending, lag, dead letters) are read from the bus at scrape time.
+ * process do not mix). Per delivery: the duration histogram's observation through a bound child,
+ * a plain number for a handled one (added to its counter when read), the failure counters' bound
+ * children otherwise; store gauges (pending, lag, dead letters) are read from the bus at scrape time.
  */
 export class HostMetrics {
   readonly registry = new Registry();
@@ -78,7 +88,8 @@ export class HostMetrics {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'agentbus_' }); // agentbus_process_*, agentbus_nodejs_*
     this.published = new Counter({ name: 'agentbus_events_published_total', help: 'Events published by agents of this host', labelNames: ['type'], registers });
-    this.handled = new Counter({ name: 'agentbus_events_handled_total', help: 'Deliveries whose handler resolved (acknowledged)', labelNames: ['type', 'group'], registers });
+    // Counted per delivery in `bound`, added to the counter when it is read (a scrape, get()).
+    this.handled = new Counter({ name: 'agentbus_events_handled_total', help: 'Deliveries whose handler resolved (acknowledged)', labelNames: ['type', 'group'], registers, collect: () => this.addHandled() });
     this.failed = new Counter({ name: 'agentbus_events_failed_total', help: 'Deliveries whose handler threw', labelNames: ['type', 'group'], registers });
     this.retried = new Counter({ name: 'agentbus_events_retried_total', help: 'Failed deliveries that get another attempt', labelNames: ['type', 'group'], registers });
     this.deadLettered = new Counter({ name: 'agentbus_events_dead_lettered_total', help: 'Events given up on, by reason', labelNames: ['type', 'group', 'reason'], registers });
@@ -295,23 +306,41 @@ export class HostMetrics {
     return this.publishedTypes.has(t.type) || t.groups.some((g) => this.groups.has(g.group));
   }
 
-  /** Per (type, group): prom-client's bound children, so the hot path hashes no label set. */
-  private readonly bound = new Map<string, { handled: Counter.Internal; failed: Counter.Internal; retried: Counter.Internal; duration: Histogram.Internal<'type' | 'group'> }>();
+  /**
+   * Per type, then per group: prom-client's bound children, so the hot path hashes no label set
+   * and builds no key, and the handled deliveries not yet added to their counter (one add per
+   * scrape instead of one per event; addHandled).
+   */
+  private readonly bound = new Map<string, Map<string, BoundOutcomes>>();
 
   outcome(o: DeliveryOutcome): void {
     if (o.outcome === 'dead_lettered') return void this.deadLettered.inc({ type: o.type, group: o.group, reason: o.reason ?? 'failed' });
-    const key = `${o.type}\n${o.group}`;
-    let b = this.bound.get(key);
-    if (b === undefined) {
-      const labels = { type: o.type, group: o.group };
-      b = { handled: this.handled.labels(labels), failed: this.failed.labels(labels), retried: this.retried.labels(labels), duration: this.duration.labels(labels) };
-      this.bound.set(key, b);
-    }
+    const b = this.bound.get(o.type)?.get(o.group) ?? this.bind(o.type, o.group);
     b.duration.observe(o.durationMs / 1000);
-    if (o.outcome === 'handled') return b.handled.inc();
+    if (o.outcome === 'handled') return void b.handled++;
     b.failed.inc();
     if (o.retry) b.retried.inc();
     if (o.timedOut) this.timeouts.inc({ agent: o.group });
+  }
+
+  private bind(type: string, group: string): BoundOutcomes {
+    const labels = { type, group };
+    const b: BoundOutcomes = { labels, handled: 0, failed: this.failed.labels(labels), retried: this.retried.labels(labels), duration: this.duration.labels(labels) };
+    let byGroup = this.bound.get(type);
+    if (byGroup === undefined) this.bound.set(type, (byGroup = new Map()));
+    byGroup.set(group, b);
+    return b;
+  }
+
+  /** The handled counter's collect: adds what was counted since it was last read. */
+  private addHandled(): void {
+    for (const byGroup of this.bound.values()) {
+      for (const b of byGroup.values()) {
+        if (b.handled === 0) continue;
+        this.handled.inc(b.labels, b.handled);
+        b.handled = 0;
+      }
+    }
   }
 
   publish(type: string): void {

@@ -38,6 +38,14 @@ export interface Tracing {
   produce(type: string, id: string | undefined, traceparent: string | undefined): ProducerSpan;
   /** A consumer span for one delivery, a child of the event's traceparent when it has one. */
   consume(event: { type: string; id: string; traceparent?: string | undefined }, d: { group: string; consumer: string; attempt: number }): ConsumerSpan;
+  /**
+   * True while the application has registered neither a tracer provider nor a context manager
+   * (the API without an SDK): a span would then record nothing and change no active context, so
+   * the runtime skips it (produce() returns the parent's traceparent alone, the consumer middleware
+   * only propagates the trace). Read on every call, so an SDK registered after the host started is
+   * used from its next delivery or publish on.
+   */
+  idle(): boolean;
 }
 
 let loaded: Promise<Tracing | null> | undefined;
@@ -73,6 +81,20 @@ export function formatTraceparent(c: W3CSpanContext): string | undefined {
   return `00-${c.traceId}-${c.spanId}-0${c.traceFlags & 1}`;
 }
 
+/**
+ * Where `@opentelemetry/api` 1.x keeps what the application registered (tracer provider under
+ * `trace`, context manager under `context`): one object on globalThis, shared by every copy of the
+ * API 1.x in the process, which is how the API itself finds them. Entries are deleted by `disable()`.
+ */
+const REGISTERED = Symbol.for('opentelemetry.js.api.1');
+
+/** The producer span of an idle API: no span, the parent's context as the API's no-op tracer would give it. */
+class IdleProducerSpan implements ProducerSpan {
+  constructor(readonly traceparent: string | undefined) {}
+  end(): void {}
+}
+const NO_PRODUCER_SPAN = new IdleProducerSpan(undefined);
+
 function tracingFrom(api: typeof Otel): Tracing {
   return new OtelTracing(api);
 }
@@ -89,7 +111,17 @@ class OtelTracing implements Tracing {
     return sc ? this.api.trace.setSpanContext(this.api.ROOT_CONTEXT, sc) : this.api.context.active();
   }
 
+  idle(): boolean {
+    const registered = (globalThis as { [REGISTERED]?: { trace?: unknown; context?: unknown } })[REGISTERED];
+    return registered === undefined || (registered.trace === undefined && registered.context === undefined);
+  }
+
   produce(type: string, id: string | undefined, traceparent: string | undefined): ProducerSpan {
+    if (this.idle()) {
+      // What the no-op tracer returns: the parent's span context (none without a valid one: no context manager, no active span).
+      const parent = traceparent === undefined ? undefined : parseTraceparent(traceparent);
+      return parent === undefined ? NO_PRODUCER_SPAN : new IdleProducerSpan(formatTraceparent(parent));
+    }
     const attributes: Otel.Attributes = {
       'messaging.system': MESSAGING_SYSTEM,
       'messaging.destination.name': type,

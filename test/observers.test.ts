@@ -40,6 +40,22 @@ test('metrics: handled, failed, retried, dead-lettered by reason and handler tim
   assert.is(count?.value, 4, 'every handler call timed; dead letters not');
 });
 
+test('metrics: handled deliveries between reads are added once per read, per type and group, in the scrape text too', async () => {
+  const m = new HostMetrics(async () => [], new Set(['Worker']));
+  const observe = countOutcomes(m);
+  const handledOf = async (type: string, group: string) =>
+    (await m.registry.getSingleMetric('agentbus_events_handled_total')!.get()).values.find((v) => v.labels.type === type && v.labels.group === group)?.value;
+  for (let i = 0; i < 3; i++) observe(handled);
+  observe({ ...handled, group: 'Other' });
+  assert.is(await handledOf('job.run', 'Worker'), 3);
+  assert.is(await handledOf('job.run', 'Worker'), 3, 'a second read adds nothing new');
+  observe(handled);
+  observe({ ...handled, type: 'job.other' });
+  assert.match(await m.registry.metrics(), 'agentbus_events_handled_total{type="job.run",group="Worker"} 4');
+  assert.is(await handledOf('job.run', 'Other'), 1);
+  assert.is(await handledOf('job.other', 'Worker'), 1);
+});
+
 test('retry log: one warning per failure that gets another attempt; a final failure and other outcomes log nothing', () => {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) });

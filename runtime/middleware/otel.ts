@@ -6,13 +6,14 @@
 // In the middleware list instead of propagateTrace when tracing is on (AgentInstance.middleware()).
 import { NonRetryableError, TimeoutError } from '../../bus/errors.js';
 import { isA } from '../../bus/thrown.js';
-import type { HandlerContext, KeyedContext } from '../../agents/base.js';
+import type { AgentHandler, HandlerContext, KeyedContext } from '../../agents/base.js';
 import type { RequestOptions } from '../../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../../bus/event.js';
 import type { WaitOptions } from '../../bus/keyed/contract.js';
 import type { ConsumerSpan, Tracing } from '../tracing.js';
 import type { Observer } from '../observers/observer.js';
 import type { Middleware } from './middleware.js';
+import { propagateTrace } from './trace.js';
 
 /**
  * The middleware and its observer, sharing the spans of deliveries in flight (by position and
@@ -22,7 +23,8 @@ import type { Middleware } from './middleware.js';
  * observer then notes `agentbus.timeout` and ends its span (whatever the handler does later).
  * Replaces propagateTrace (trace.ts) in the list: what the handler publishes carries this span's
  * traceparent, or the event's when the span has none. A handler returning a value (not a promise)
- * gets no extra tick.
+ * gets no extra tick. While the API is idle (tracing.idle(): no SDK registered) a delivery gets no
+ * span, only propagateTrace: the same traceparent on what it publishes, at no cost per event.
  */
 export function otelSpans(tracing: Tracing): { middleware: Middleware; observer: Observer } {
   const open = new Map<string, ConsumerSpan>();
@@ -34,7 +36,11 @@ export function otelSpans(tracing: Tracing): { middleware: Middleware; observer:
     span.fail(err);
     setImmediate(() => done(key, span));
   };
-  const middleware: Middleware = (next) => (event, ctx) => {
+  const middleware: Middleware = (next) => {
+    const untraced = propagateTrace(next);
+    return (event, ctx) => (tracing.idle() ? untraced(event, ctx) : traced(next, event, ctx));
+  };
+  const traced = (next: AgentHandler, event: CloudEvent, ctx: HandlerContext): unknown => {
     const span = tracing.consume(event, ctx);
     const key = `${ctx.position}\0${ctx.attempt}`;
     open.set(key, span);
