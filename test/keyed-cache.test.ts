@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KeyCache, type KeyEntry } from '../bus/keyed/cache.js';
 
-const entry = (key: string, o: Partial<KeyEntry> = {}): KeyEntry => ({ key, version: 0, json: '{}', value: {}, applied: {}, appliedDelta: null, pins: 0, dirty: false, expiresAt: 0, ...o });
+const entry = (key: string, o: Partial<KeyEntry> = {}): KeyEntry => ({ key, version: 0, json: '{}', value: {}, applied: {}, appliedDelta: null, pins: 0, dirty: false, expiresAt: 0, noExpiry: false, ...o });
 
 test('past the bound, the oldest idle keys are evicted in one pass down to 15/16 of it; keys in use stay', () => {
   const c = new KeyCache(32);

@@ -32,6 +32,8 @@ export interface KeyEntry {
    * consumer starts over from the store (the state is never resurrected).
    */
   expiresAt: number;
+  /** The stored record is known to carry no expiry (none loaded, or committed here last with no TTL): see StateWrite.noExpiry. */
+  noExpiry: boolean;
 }
 
 /** Share of the bound an eviction pass frees: it stops at max - floor(max / 16) keys (bounds under 16 evict to the bound). */
