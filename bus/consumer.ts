@@ -255,7 +255,8 @@ export class Consumer implements Subscription {
     const aborter = this.o.timeoutMs > 0 ? new AbortController() : null;
     const signal = aborter === null ? this.handlers.signal : AbortSignal.any([this.handlers.signal, aborter.signal]);
     if (this.keyed !== null) {
-      entry = await this.keyed.enter(h);
+      const entering = this.keyed.enter(h);
+      entry = entering instanceof Promise ? await entering : entering;
       if (entry === null) return;
       ctx = new KeyedDelivery(d.attempts, d.position, this.group, this.consumer, signal, h.subject!, entry.value);
     } else ctx = new Context(d.attempts, d.position, this.group, this.consumer, signal);

@@ -203,11 +203,11 @@ export class KeyOwner {
         let entry: KeyEntry;
         if (r !== undefined && r.state !== 'null') {
           const expiresAt = this.o.stateTtlMs > 0 ? r.updatedAt + this.o.stateTtlMs : 0;
-          entry = { key, version: r.version, json: r.state, value: JSON.parse(r.state), applied: r.applied, appliedDelta: null, pins: 0, dirty: false, expiresAt, noExpiry: false };
+          entry = { key, version: r.version, json: r.state, value: JSON.parse(r.state), applied: r.applied, appliedDelta: null, pins: 0, dirty: false, expiresAt, noExpiry: false, inserted: 0 };
         } else {
           // No record, or a tombstone (TOMBSTONE_MS): the initial state, at the record's version.
           const value = this.o.initialState(key) ?? null;
-          entry = { key, version: r?.version ?? 0, json: JSON.stringify(value), value, applied: r?.applied ?? {}, appliedDelta: null, pins: 0, dirty: false, expiresAt: 0, noExpiry: r === undefined };
+          entry = { key, version: r?.version ?? 0, json: JSON.stringify(value), value, applied: r?.applied ?? {}, appliedDelta: null, pins: 0, dirty: false, expiresAt: 0, noExpiry: r === undefined, inserted: 0 };
         }
         entry = this.cache.put(entry);
         for (const w of waiters) w.resolve(entry);
