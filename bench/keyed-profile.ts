@@ -1,10 +1,13 @@
 // A small driver for profiling the keyed drain on Redis (not part of `npm run bench`):
 //   node --import tsx bench/keyed-profile.ts                 # keyed then unkeyed, CPU and commands per event
-//   KPROF=/tmp/keyed.cpuprofile node --import tsx bench/keyed-profile.ts keyed   # a CPU profile of the drain only
+//   KPROF=/tmp/keyed.cpuprofile node --import tsx bench/keyed-profile.ts keyed   # a CPU profile per drain: $KPROF.<group>.cpuprofile
 // It drains N events over KEYS keys (state { n } read and written per event, concurrency 64, as
 // bench/keyed.ts line 1) and prints, per drain: events/s, CPU µs per event in this process and in
 // redis-server, and redis-server's commands per event (INFO commandstats, calls and µs per event).
 // KBENCH_N, KBENCH_KEYS as bench/keyed.ts; argv[2]: keyed | unkeyed | both (default).
+// KPROF_ROUNDS=R repeats keyed and unkeyed alternately R times (fresh groups over the same events)
+// and ends with the median keyed/unkeyed ratios of throughput and of CPU: on a shared machine the
+// load drifts between drains, and a ratio taken from neighbouring drains moves less.
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -42,7 +45,25 @@ for (let i = 0; i < N; i += 1000) {
   await bus.publishBatch(Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ type, subject: keyOf(i + j), data: sample(i + j) })));
 }
 
-for (const keyed of which === 'both' ? [true, false] : [which === 'keyed']) {
+const ROUNDS = Number(process.env.KPROF_ROUNDS || 1);
+const ratios: Array<{ rate: number; cpu: number }> = [];
+const sides = which === 'both' ? [true, false] : [which === 'keyed'];
+for (let round = 0; round < ROUNDS; round++) {
+  const figures: Array<{ rate: number; cpu: number }> = [];
+  for (const keyed of sides) figures.push(await drain(keyed, `${keyed ? 'keyed' : 'plain'}-${round}`));
+  if (figures.length === 2) ratios.push({ rate: figures[0].rate / figures[1].rate, cpu: figures[1].cpu / figures[0].cpu });
+}
+if (ratios.length > 0) {
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const show = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' ');
+  console.log(`keyed/unkeyed over ${ratios.length} rounds: throughput ${show(ratios.map((r) => r.rate))} (median ${median(ratios.map((r) => r.rate)).toFixed(2)}); CPU, node + redis-server, unkeyed/keyed ${show(ratios.map((r) => r.cpu))} (median ${median(ratios.map((r) => r.cpu)).toFixed(2)})`);
+}
+await bus.close();
+raw.disconnect();
+await server.stop();
+
+/** One drain of the events in `group`; its events/s and CPU (node + redis-server) per event. */
+async function drain(keyed: boolean, group: string): Promise<{ rate: number; cpu: number }> {
   let seen = 0;
   let finish!: () => void;
   const all = new Promise<void>((r) => (finish = r));
@@ -56,7 +77,7 @@ for (const keyed of which === 'both' ? [true, false] : [which === 'keyed']) {
   }
   const [c0, s0] = [process.cpuUsage(), await serverCpu(raw)];
   const t0 = performance.now();
-  const sub = await bus.subscribe({ group: keyed ? 'keyed' : 'plain', types: [type], from: 'earliest', concurrency: 64, ...(keyed ? { key: 'subject' as const } : {}) }, (_e, ctx) => {
+  const sub = await bus.subscribe({ group, types: [type], from: 'earliest', concurrency: 64, ...(keyed ? { key: 'subject' as const } : {}) }, (_e, ctx) => {
     if (keyed) {
       const c = ctx as KeyedDeliveryContext<{ n: number } | null>;
       c.state = { n: (c.state?.n ?? 0) + 1 };
@@ -68,7 +89,7 @@ for (const keyed of which === 'both' ? [true, false] : [which === 'keyed']) {
   await sub.close();
   if (session) {
     const { profile } = await session.post('Profiler.stop');
-    writeFileSync(`${process.env.KPROF}.${keyed ? 'keyed' : 'unkeyed'}.cpuprofile`, JSON.stringify(profile));
+    writeFileSync(`${process.env.KPROF}.${group}.cpuprofile`, JSON.stringify(profile));
     session.disconnect();
   }
   const ms = performance.now() - t0;
@@ -81,10 +102,8 @@ for (const keyed of which === 'both' ? [true, false] : [which === 'keyed']) {
   for (const [name, s] of rows) console.log(`  ${name.padEnd(14)} ${(s.calls / N).toFixed(3).padStart(8)} calls/event ${(s.usec / N).toFixed(2).padStart(7)} us/event`);
   if (ks) console.log(`  owner: ${ks.commits} commits (${(N / ks.commits).toFixed(1)} events each), ${ks.loads} loads, ${ks.conflicts} conflicts`);
   if (keyed) {
-    const n = ((await bus.keys!.get('keyed', keyOf(0)))?.state as { n: number } | null)?.n;
+    const n = ((await bus.keys!.get(group, keyOf(0)))?.state as { n: number } | null)?.n;
     if (n !== N / KEYS) console.log(`WARNING: key ${keyOf(0)} counted ${n}, expected ${N / KEYS}`);
   }
+  return { rate: rate(N, ms), cpu: (c1.user + c1.system + s1 - s0) / N };
 }
-await bus.close();
-raw.disconnect();
-await server.stop();
