@@ -31,7 +31,7 @@ const sub = await bus.subscribe({ group: 'memory', types: [type], from: 'earlies
   if (handled[i] === 0 && ((handled[i] = 1), ++seen === keys)) finish();
 });
 await all;
-const cacheSize = (sub as unknown as { owner: { cache: { size: number } } }).owner.cache.size;
+const cacheSize = sub.keyedStats!()!.activeKeys;
 await sub.close();
 const ms = performance.now() - t0;
 clearInterval(sampler);

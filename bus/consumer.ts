@@ -307,7 +307,8 @@ export class Consumer implements Subscription {
     let clock: HandlerClock = NO_CLOCK;
     let runEnded = null as AbortController | null;
     if (this.keyed !== null) {
-      entry = await this.keyed.enter(h);
+      const entering = this.keyed.enter(h);
+      entry = entering instanceof Promise ? await entering : entering;
       if (entry === null) return;
       const key = h.subject!;
       // A wait the handler left behind (it returned without awaiting it) ends with the handler.

@@ -39,6 +39,11 @@ export interface StateWrite {
   applied: Record<string, string>;
   /** The record expires this long after the commit; 0 keeps it until removed. */
   ttlMs: number;
+  /**
+   * True when the writer knows the stored record carries no expiry (it has none, or this writer
+   * last wrote it with ttlMs 0): a store that expires records itself need not clear one then.
+   */
+  noExpiry?: boolean;
   /** Deliveries this write settles: acknowledged with it, and only if it is applied. */
   ack: Delivery[];
 }

@@ -182,6 +182,29 @@ function stateSuite(name: string, target: Target, single: boolean): void {
     assert.equal(left, [d1.position, d3.position], 'only the conflicting writes\' deliveries stay pending');
   });
 
+  test('commit(): writes with several acknowledgements over two streams, one with none, acknowledgements outside any write on both, a delete and JSON with newlines, in one call', async () => {
+    const s = driver.state;
+    const group = uniq('shapes');
+    const { epoch } = (await s.own(group, 'c', 60_000))!;
+    await s.commit(group, 'c', epoch, [write('gone', 0, '1'), write('kept', 0, '1', { ttlMs: 60_000 })], []);
+    const a = await pending(group, 'c', 4);
+    const b = await pending(group, 'c', 3);
+    const r = await s.commit(group, 'c', epoch, [
+      write('multi', 0, '{"n":\n 2, "s": "a\\nb"}', { ack: [a.held[0], b.held[0], a.held[1]] }),
+      write('none', 0, '"x"'),
+      write('gone', 1, null, { ack: [b.held[1]] }),
+      write('kept', 1, '2', { noExpiry: true }), // the writer's word: no PERSIST sent
+    ], [a.held[2], b.held[2], a.held[3]]);
+    assert.equal(r, { conflicts: [] });
+    const m = await s.load(group, ['multi', 'none', 'gone', 'kept']);
+    assert.equal(JSON.parse(m.get('multi')!.state), { n: 2, s: 'a\nb' });
+    assert.is(m.get('none')!.state, '"x"');
+    assert.is(m.has('gone'), false);
+    assert.equal([m.get('kept')!.version, m.get('kept')!.state], [2, '2']);
+    assert.ok((await client.pttl(driver['s'].keys.state(group, 'kept'))) > 0, 'noExpiry: the TTL was left as it was');
+    for (const { held } of [a, b]) assert.is((await pendingOn(held[0].ref!, group)).length, 0, `every delivery on ${held[0].ref} acknowledged`);
+  });
+
   test(`commit(): under a stale epoch it rejects with OwnershipLostError and writes and acknowledges nothing (atomicAck ${single})`, async () => {
     const s = driver.state;
     assert.is(s.atomicAck, single);

@@ -34,7 +34,7 @@ import type { Delivery } from '../../bus/driver.js';
 import { OwnershipLostError } from '../../bus/errors.js';
 import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitRecord } from '../../bus/state.js';
 import { isRedisError, type RedisStore } from './client.js';
-import { delivery, keyOf } from './delivery.js';
+import { delivery } from './delivery.js';
 import { compareIds } from './keys.js';
 import { claimExpired } from './scripts/lease.js';
 import { commitStates, disownGroup, loadStates, matchWait, openWait, ownGroup, stateSizes, type CommitWrite, type RawRecord } from './scripts/state.js';
@@ -118,16 +118,20 @@ export class RedisState implements StateStore {
   async commit(group: string, consumer: string, epoch: number, writes: StateWrite[], ack: Delivery[]): Promise<CommitResult> {
     const { keys } = this.s;
     const atomic = this.atomicAck;
-    const pairs = (ds: Delivery[]) => (atomic ? ds.map((d): [string, string] => [keyOf(d), d.position]) : []);
-    const scripted: CommitWrite[] = writes.map((w) => ({
-      key: keys.state(group, w.key),
-      expectVersion: w.expectVersion,
-      state: w.state,
-      applied: JSON.stringify(w.applied),
-      ttlMs: w.ttlMs,
-      acks: pairs(w.ack),
-    }));
-    const res = await commitStates.call(this.s.cmd, keys.owner(group), `${epoch} ${consumer}`, group, scripted, pairs(ack));
+    const none: Delivery[] = [];
+    const scripted = writes.map((w): CommitWrite => {
+      const applied = hasAny(w.applied) ? JSON.stringify(w.applied) : null;
+      return {
+        key: keys.state(group, w.key),
+        expectVersion: w.expectVersion,
+        state: w.state,
+        applied,
+        ttlMs: w.ttlMs,
+        persist: w.noExpiry !== true,
+        acks: atomic ? w.ack : none,
+      };
+    });
+    const res = await commitStates.call(this.s.cmd, keys.owner(group), `${epoch} ${consumer}`, group, scripted, atomic ? ack : none);
     if (!res.ok) {
       throw new OwnershipLostError(
         `group ${JSON.stringify(group)} is not owned by ${JSON.stringify(consumer)} under epoch ${epoch} (owner now: ${res.owner ? JSON.stringify(res.owner) : 'none'}): commit refused, nothing written`,
@@ -230,6 +234,11 @@ export class RedisState implements StateStore {
   comparePositions(a: string, b: string): number {
     return compareIds(a, b);
   }
+}
+
+function hasAny(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
 }
 
 /** A stored record, or null when the hash is gone (never written, deleted or expired). */

@@ -206,11 +206,11 @@ export class KeyOwner {
         let entry: KeyEntry;
         if (r !== undefined && r.state !== 'null') {
           const expiresAt = this.o.stateTtlMs > 0 ? r.updatedAt + this.o.stateTtlMs : 0;
-          entry = { key, version: r.version, json: r.state, value: JSON.parse(r.state), applied: r.applied, appliedDelta: null, pins: 0, dirty: false, expiresAt };
+          entry = { key, version: r.version, json: r.state, value: JSON.parse(r.state), applied: r.applied, appliedDelta: null, pins: 0, dirty: false, expiresAt, noExpiry: false, inserted: 0 };
         } else {
           // No record, or a tombstone (TOMBSTONE_MS): the initial state, at the record's version.
           const value = this.o.initialState(key) ?? null;
-          entry = { key, version: r?.version ?? 0, json: JSON.stringify(value), value, applied: r?.applied ?? {}, appliedDelta: null, pins: 0, dirty: false, expiresAt: 0 };
+          entry = { key, version: r?.version ?? 0, json: JSON.stringify(value), value, applied: r?.applied ?? {}, appliedDelta: null, pins: 0, dirty: false, expiresAt: 0, noExpiry: r === undefined, inserted: 0 };
         }
         entry = this.cache.put(entry);
         for (const w of waiters) w.resolve(entry);
@@ -344,6 +344,7 @@ export class KeyOwner {
       state: e.removed ? (this.store.atomicAck ? null : 'null') : e.json,
       applied: e.appliedDelta ?? {},
       ttlMs: e.removed && !this.store.atomicAck ? TOMBSTONE_MS : this.o.stateTtlMs,
+      noExpiry: e.noExpiry,
       ack: this.acks.get(e) ?? [],
     }));
     for (const e of entries) {
@@ -371,6 +372,7 @@ export class KeyOwner {
         const kept = writes[i].state !== null;
         entries[i].version = kept ? writes[i].expectVersion + 1 : 0;
         entries[i].expiresAt = kept && ttl > 0 ? started + ttl : 0;
+        entries[i].noExpiry = !kept || writes[i].ttlMs === 0;
       }
       if (r.conflicts.length > 0) {
         this.counters.conflicts += r.conflicts.length;
