@@ -161,7 +161,7 @@ export const COMMANDS: Record<string, Command> = {
     options: {
       port: 'HTTP port, 0 picks a free one (AGENTBUS_UI_PORT; default 9465)',
       host: 'interface to serve on (AGENTBUS_UI_HOST; default 127.0.0.1: the UI shows event contents)',
-      'allow-actions': 'allow retry, purge and rewind, each behind a confirmation (AGENTBUS_UI_ACTIONS=1)',
+      'allow-actions': 'allow retry, purge, rewind, replay and cancel, each behind a confirmation (AGENTBUS_UI_ACTIONS=1)',
     },
     args: { min: 0, max: 0, name: '' },
   },

@@ -9,6 +9,7 @@ import { loadAgents } from './loader.js';
 import { start, startOptions } from './start.js';
 import { doctor } from './doctor.js';
 import { retryOrPurge } from './dead-letter-ops.js';
+import { removeScheduled } from './schedule-ops.js';
 import { reminderName } from './schedules.js';
 import { actionsFromEnv } from './ui/index.js';
 import { serveUi } from './ui/serve.js';
@@ -268,8 +269,9 @@ async function state(bus: Bus, args: string[], o: Record<string, string | boolea
 }
 
 /**
- * `schedules ls|rm`: pending delayed events through bus.schedules. rm by ids, like dlq purge, names
- * each id that was not pending and still removes the others (exit 1 then); rm --name, exit 1 when
+ * `schedules ls|rm`: pending delayed events through bus.schedules. rm by ids (checked by
+ * removeScheduled, as the admin UI's cancel), like dlq purge, counts the ids that were not pending
+ * and still removes the others (exit 1 then); rm --name, exit 1 when
  * nothing was pending under the name.
  */
 async function schedules(bus: Bus, args: string[], o: Record<string, string | boolean | undefined>): Promise<number> {
@@ -289,11 +291,10 @@ async function schedules(bus: Bus, args: string[], o: Record<string, string | bo
     console.log(`cancelled ${found ? 1 : 0} of 1`);
     return found ? 0 : 1;
   }
-  const wanted = [...new Set(ids)];
-  const n = await s.remove(wanted);
-  if (n < wanted.length) console.error(printable(`agentbus: ${wanted.length - n} of the ids were not pending (already fired, removed, or unknown; agentbus schedules ls lists them)`));
-  console.log(`removed ${n} of ${wanted.length}`);
-  return n === wanted.length ? 0 : 1;
+  const { removed: n, of } = await removeScheduled(bus, ids);
+  if (n < of) console.error(printable(`agentbus: ${of - n} of the ids were not pending (already fired, removed, or unknown; agentbus schedules ls lists them)`));
+  console.log(`removed ${n} of ${of}`);
+  return n === of ? 0 : 1;
 }
 
 /** Patterns in --types become the topics they match that the group reads (rewind works on one topic at a time). */

@@ -8,7 +8,7 @@ import { actionsFromEnv, createUi } from './ui/index.js';
 export interface HttpOptions {
   /**
    * The admin UI under /ui (runtime/ui/): on and read-only by default, like /status it is for
-   * loopback. `{ actions: true }` (or AGENTBUS_UI_ACTIONS=1) also allows retry, purge and rewind;
+   * loopback. `{ actions: true }` (or AGENTBUS_UI_ACTIONS=1) also allows retry, purge, rewind, replay and cancelling delayed events;
    * `false` serves no UI. `lagSampleMs`: how often its lag chart samples bus.stats() (default 5000).
    */
   ui?: false | { actions?: boolean | undefined; lagSampleMs?: number | undefined } | undefined;

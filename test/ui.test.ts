@@ -5,7 +5,9 @@
 // rewind hands a group its events again, a confirmed replay hands a topic to a fresh agent instance
 // (no group moves), a bulk purge removes the selected dead letters, the keyed
 // and tail pages show state and events; a screenshot of each page goes to docs/ui/ (SQLite run). The
-// same store behind `serveUi` without actions refuses retry (403) and offers no action buttons.
+// same store behind `serveUi` without actions refuses retry (403) and offers no action buttons. The
+// Schedules page lists a delayed event and an agent's named reminder; a confirmed cancel removes
+// the event (it never fires, while one due beside it does); read-only, no cancel button and 403.
 // Needs the system Chromium (Debian's `chromium`): skipped when absent, unless CI is set.
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +48,14 @@ class Carts extends BaseAgent {
   onCartItemAdded(e: CloudEvent<{ sku: string }>, ctx: HandlerContext) {
     const c = ctx as KeyedContext<{ items: string[] } | null>;
     c.state = { items: [...(c.state?.items ?? []), e.data.sku] };
+  }
+}
+
+class FollowUps extends BaseAgent {
+  static subscriptions = ['cart.checked_out'];
+  static key = 'subject';
+  async onCartCheckedOut(e: CloudEvent, ctx: HandlerContext) {
+    await (ctx as KeyedContext<null>).schedule('cart.follow_up', { cart: e.subject }, { in: '10m', name: 'follow-up' });
   }
 }
 
@@ -231,6 +241,94 @@ async function readOnly(makeBus: () => Promise<Bus>): Promise<void> {
   }
 }
 
+/**
+ * The Schedules page: a delayed event and a keyed agent's named reminder listed; the API checks a
+ * cancel as `schedules rm` does; a confirmed cancel removes the event, which never fires while a
+ * control event due at the same time does; served read-only, no cancel button and a 403.
+ */
+async function schedulesPage(store: string, makeBus: () => Promise<Bus>, shots: string | null): Promise<void> {
+  const bus = await makeBus();
+  const host = new AgentHost({ bus, agents: [FollowUps], logger: quiet, hostId: 'ui-schedules' });
+  await host.start();
+  const http = await serveHttp(host, 0, '127.0.0.1', { ui: { actions: true } });
+  const ro = await serveUi({ bus, port: 0 });
+  const fired: string[] = [];
+  await bus.subscribe({ group: 'Invoices', types: ['invoice.due'] }, (e) => void fired.push((e.data as { n: string }).n));
+  const browser = await launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  const errors: string[] = [];
+  try {
+    await bus.publish('cart.checked_out', {}, { subject: 'cart-7' });
+    await waitFor('the reminder stored', async () => (await bus.schedules!.list({ type: 'cart.follow_up' })).length === 1);
+    // Due in 15 s: time enough to list and cancel on a busy machine; the control fires then.
+    const at = Date.now() + 15_000;
+    const doomedId = await bus.publish('invoice.due', { n: 'doomed' }, { at, subject: 'invoice-1' });
+    await bus.publish('invoice.due', { n: 'control' }, { at, subject: 'invoice-2' });
+
+    const page = await open(browser, errors);
+    await page.goto(`${http.url}/ui/schedules`);
+    await page.waitForFunction(() => document.querySelectorAll('#schedules tbody input[name=pick]').length === 3);
+    const listed = await text(page, '#schedules tbody');
+    assert.ok(listed.includes(doomedId), `${store}: the delayed event is listed by its event id`);
+    assert.ok(listed.includes('["FollowUps","follow-up","cart-7"]'), `${store}: the reminder is listed under its name: ${listed}`);
+    assert.match(await text(page, '#schedules-count'), /1.3 of 3/);
+    // Latest due first: the reminder (in 10 minutes) heads the list; filtered by type, it alone.
+    await page.select('#f-order', 'latest');
+    await page.click('#schedule-filter button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#schedules tbody tr')?.textContent?.includes('cart.follow_up'));
+    await page.type('#f-type', 'cart.follow_up');
+    await page.click('#schedule-filter button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#schedules tbody input[name=pick]').length === 1);
+    await page.$eval('#f-type', (e) => void ((e as HTMLInputElement).value = ''));
+    await page.select('#f-order', 'earliest');
+    await page.click('#schedule-filter button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#schedules tbody input[name=pick]').length === 3);
+    await shot(page, shots, 'schedules');
+
+    // The API checks a cancel as schedules rm does; an id not pending is counted, not an error.
+    const post = (url: string, ids: unknown) =>
+      fetch(`${url}/ui/api/schedules/cancel`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agentbus-ui': '1' }, body: JSON.stringify({ ids }) }).then(async (r) => [r.status, await r.json()] as const);
+    const [code, body] = await post(http.url, []);
+    assert.is(code, 400);
+    assert.match((body as { error: string }).error, /schedules rm needs 1 to 10000 entry ids/);
+    assert.equal(await post(http.url, ['no-such-entry']), [200, { removed: 0, of: 1 }]);
+
+    // Cancel the doomed one, confirmed (the dialog handler accepts).
+    const entry = (await bus.schedules!.list({ type: 'invoice.due' })).find((s) => s.event?.id === doomedId)!.id;
+    await page.click(`#schedules input[value="${entry}"]`);
+    await page.click('#cancel-selected');
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.includes('Cancelled 1 of 1'));
+    await page.waitForFunction(() => document.querySelectorAll('#schedules tbody input[name=pick]').length === 2);
+    assert.not.ok((await text(page, '#schedules tbody')).includes(doomedId), `${store}: the cancelled event left the page`);
+    assert.equal((await bus.schedules!.list({ type: 'invoice.due' })).map((s) => s.event?.data), [{ n: 'control' }]);
+
+    // Read-only: listed, no cancel button, and the API refuses.
+    const roPage = await open(browser, errors);
+    await roPage.goto(`${ro.url}/ui/schedules`);
+    await roPage.waitForFunction(() => document.querySelector('#schedules tbody')?.textContent?.includes('cart.follow_up'));
+    assert.is(await roPage.$('#cancel-selected'), null, 'no cancel selected button when read-only');
+    assert.is(await roPage.$('#schedules tbody button'), null, 'no cancel button in a row when read-only');
+    const [roCode, roBody] = await post(ro.url, [entry]);
+    assert.is(roCode, 403);
+    assert.match((roBody as { error: string }).error, /read-only/);
+
+    await waitFor('the control event fired', () => fired.includes('control'), 40_000);
+    await sleep(500);
+    assert.equal(fired, ['control'], `${store}: the cancelled event never fired`);
+    assert.is((await bus.schedules!.list({ type: 'cart.follow_up' })).length, 1, 'the reminder still pending');
+    assert.equal(errors, [], `${store}: no console error on the Schedules page`);
+  } finally {
+    await browser.close();
+    await ro.close();
+    await http.close();
+    await host.stop();
+    await bus.close();
+  }
+}
+
+async function shot(page: Page, shots: string | null, name: string): Promise<void> {
+  if (shots) await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
 if (!existsSync(CHROMIUM)) {
   if (process.env.CI) throw new Error(`admin UI: no Chromium at ${CHROMIUM} (CI is set: .ci/run installs Debian's chromium)`);
   skip(`no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
@@ -244,6 +342,7 @@ if (!existsSync(CHROMIUM)) {
   const t = suite('admin UI: SQLite');
   t('every page loads without console error; search, show, retry, keys and tail work; screenshots to docs/ui', () => scenario('sqlite', sqlite, shots));
   t('served by agentbus ui without actions: no action button, retry refused', () => readOnly(sqlite));
+  t('Schedules page: a delayed event and a named reminder listed, a confirmed cancel never fires, read-only refuses; screenshot to docs/ui', () => schedulesPage('sqlite', sqlite, shots));
   t.run();
 
   if (redis) {
@@ -252,6 +351,7 @@ if (!existsSync(CHROMIUM)) {
     r.after(async () => void (await redis.server?.stop()));
     r('every page loads without console error; search, show, retry, keys and tail work', () => scenario('redis', make, null));
     r('served by agentbus ui without actions: no action button, retry refused', () => readOnly(make));
+    r('Schedules page: a delayed event and a named reminder listed, a confirmed cancel never fires, read-only refuses', () => schedulesPage('redis', make, null));
     r.run();
   }
 }

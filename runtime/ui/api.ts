@@ -1,13 +1,15 @@
 // The admin UI's JSON API (/ui/api/...): what the pages read and the actions they take. Reads go to
 // the bus (stats, dead letters, keyed state, replay for the tail) and, when a host serves the UI,
-// to host.status(); actions (retry, purge, rewind) only when the UI was started with actions on.
-import type { Bus, DeadLetter } from '../../bus/contract.js';
+// to host.status(); actions (retry, purge, rewind, cancel a delayed event) only when the UI was
+// started with actions on.
+import type { Bus, DeadLetter, ScheduledEvent } from '../../bus/contract.js';
 import type { CloudEvent } from '../../bus/event.js';
 import { invalid } from '../../bus/errors.js';
 import { int } from '../../bus/validate.js';
 import type { AgentReplayResult, HostStatus } from '../host.js';
 import type { ReplayOptions } from '../../bus/contract.js';
 import { retryOrPurge } from '../dead-letter-ops.js';
+import { removeScheduled } from '../schedule-ops.js';
 import type { LagHistory } from './lag.js';
 
 /** Dead letters a search reads from the store before filtering (by subject, event id, reason, time). */
@@ -15,6 +17,8 @@ export const SEARCH_SCAN = 10_000;
 /** Events a tail request returns at most, and how far back it looks. */
 export const TAIL_MAX = 100;
 export const TAIL_WINDOW_MS = 5 * 60_000;
+/** Pending delayed events the Schedules page reads from the store (earliest due first) before ordering and paging. */
+export const SCHEDULES_SCAN = 10_000;
 
 /** What the UI needs of the host serving it; `replay` (AgentHost.replay) enables "replay to an agent". */
 export interface UiHost {
@@ -85,12 +89,17 @@ export const reads: Record<string, (c: ApiContext, q: Query) => Promise<unknown>
     return state;
   },
   '/tail': (c, q) => tail(c.bus, q),
+  '/schedules': (c, q) => listSchedules(c.bus, q),
 };
 
 /** POST routes; each refused (403) unless actions are on. Bodies are JSON objects. */
 export const writes: Record<string, (c: ApiContext, body: Record<string, unknown>) => Promise<unknown>> = {
   '/dead-letters/retry': (c, b) => retryOrPurge(c.bus, 'retry', b.ids),
   '/dead-letters/purge': (c, b) => retryOrPurge(c.bus, 'purge', b.ids),
+  '/schedules/cancel': (c, b) => {
+    if (!c.bus.schedules) throw new ApiError(404, 'this store keeps no delayed events');
+    return removeScheduled(c.bus, b.ids);
+  },
   '/rewind': async (c, b) => {
     const { group, type, from } = b;
     if (typeof group !== 'string' || group === '' || typeof type !== 'string' || type === '') {
@@ -195,4 +204,21 @@ async function tail(bus: Bus, q: Query): Promise<{ events: CloudEvent[]; now: nu
     if (events.length > TAIL_MAX) events.shift();
   });
   return { events, now };
+}
+
+/**
+ * Pending delayed events (delayed publishes, agents' reminders, schedule ticks) of one type or
+ * all, `order` earliest (default) or latest due first, a page of `limit` (default 100, at most
+ * 1000) from `offset`. Reads at most SCHEDULES_SCAN from the store, earliest due first; `total`
+ * and `complete` say whether it saw them all (when not, latest first is among those read).
+ */
+export async function listSchedules(bus: Bus, q: Query): Promise<{ items: ScheduledEvent[]; offset: number; total: number; complete: boolean }> {
+  if (!bus.schedules) throw new ApiError(404, 'this store keeps no delayed events');
+  const limit = int('limit', optionalNumber(q, 'limit'), 100, 1, 1000);
+  const offset = int('offset', optionalNumber(q, 'offset'), 0, 0, SCHEDULES_SCAN);
+  const order = q.get('order') || 'earliest';
+  if (order !== 'earliest' && order !== 'latest') throw invalid('INVALID_OPTION', `invalid order ${JSON.stringify(order)}: expected earliest or latest`);
+  const all = await bus.schedules.list({ type: q.get('type') || undefined, limit: SCHEDULES_SCAN });
+  if (order === 'latest') all.reverse();
+  return { items: all.slice(offset, offset + limit), offset, total: all.length, complete: all.length < SCHEDULES_SCAN };
 }

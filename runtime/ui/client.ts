@@ -199,6 +199,61 @@ export const CLIENT_JS = String.raw`'use strict';
       stop.addEventListener('click', halt);
       if (q) form.requestSubmit();
     },
+
+    schedules: function () {
+      var form = document.getElementById('schedule-filter');
+      var tbody = document.querySelector('#schedules tbody');
+      var prev = document.getElementById('schedules-prev');
+      var next = document.getElementById('schedules-next');
+      var q = new URLSearchParams(location.search);
+      var typeInput = document.getElementById('f-type'), orderSelect = document.getElementById('f-order');
+      var PAGE = 100, offset = Number(q.get('offset')) || 0;
+      if (q.get('type')) typeInput.value = q.get('type');
+      if (q.get('order') === 'latest') orderSelect.value = 'latest';
+      function load() {
+        var p = new URLSearchParams();
+        var type = typeInput.value.trim();
+        if (type) p.set('type', type);
+        if (orderSelect.value === 'latest') p.set('order', 'latest');
+        if (offset) p.set('offset', String(offset));
+        history.replaceState(null, '', '?' + p);
+        p.set('limit', String(PAGE));
+        api('/schedules?' + p).then(function (r) {
+          document.getElementById('schedules-count').textContent = r.total === 0 ? '' : (r.offset + 1) + '\u2013' + (r.offset + r.items.length) + ' of ' + r.total + (r.complete ? '' : ' (only the ' + r.total + ' earliest due were read)');
+          prev.hidden = r.offset === 0;
+          next.hidden = r.offset + r.items.length >= r.total;
+          if (r.items.length === 0) return empty(tbody, actions ? 8 : 6, r.offset > 0 ? 'No more pending delayed events.' : 'Nothing pending' + (type ? ' of type ' + type : '') + '.');
+          fill(tbody, r.items.map(function (s) {
+            var what = s.type + ' due ' + when(s.dueAt);
+            var tr = el('tr', {}, [cell(when(s.dueAt)), cell(s.type), cell(s.name), cell(s.event && s.event.subject), cell(s.event ? s.event.id : '(malformed)'), cell(s.id)]);
+            if (actions) {
+              tr.insertBefore(el('td', {}, [el('input', { type: 'checkbox', name: 'pick', value: s.id, 'aria-label': 'Select ' + what })]), tr.firstChild);
+              var b = el('button', { type: 'button', cls: 'danger', text: 'Cancel', 'aria-label': 'Cancel ' + what });
+              b.addEventListener('click', function () { cancel([s.id]); });
+              tr.appendChild(el('td', {}, [b]));
+            }
+            return tr;
+          }));
+        }, fail);
+      }
+      function cancel(ids) {
+        if (!window.confirm('Cancel ' + ids.length + ' pending delayed event' + (ids.length === 1 ? '' : 's') + '? ' + (ids.length === 1 ? 'It' : 'They') + ' will never fire.')) return;
+        api('/schedules/cancel', { ids: ids }).then(function (r) {
+          say('Cancelled ' + r.removed + ' of ' + r.of + (r.removed < r.of ? '; the others had already fired or been removed' : ''), r.removed < r.of);
+          load();
+        }, fail);
+      }
+      form.addEventListener('submit', function (e) { e.preventDefault(); say(''); offset = 0; load(); });
+      prev.addEventListener('click', function () { offset = Math.max(0, offset - PAGE); load(); });
+      next.addEventListener('click', function () { offset += PAGE; load(); });
+      var bulk = document.getElementById('cancel-selected');
+      if (bulk) bulk.addEventListener('click', function () {
+        var ids = Array.prototype.map.call(document.querySelectorAll('#schedules input[name=pick]:checked'), function (i) { return i.value; });
+        if (ids.length === 0) return say('Select pending delayed events first.', true);
+        cancel(ids);
+      });
+      load();
+    },
   };
 
   function local(iso) { var d = new Date(iso); if (isNaN(d)) return ''; return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); }

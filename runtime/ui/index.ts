@@ -16,7 +16,7 @@ export interface UiOptions {
   /** The host serving the UI: the overview shows its agents, the topic page replays to one (actions on). Without one, store-level data only. */
   host?: UiHost | undefined;
   /**
-   * Allow retry, purge, rewind and replay to an agent. Default false: the UI only reads. `agentbus ui --allow-actions`,
+   * Allow retry, purge, rewind, replay to an agent and cancelling delayed events. Default false: the UI only reads. `agentbus ui --allow-actions`,
    * or AGENTBUS_UI_ACTIONS=1 for `agentbus start`.
    */
   actions?: boolean | undefined;

@@ -9,11 +9,12 @@ export const PAGES = {
   'dead-letter': 'Dead letter',
   keys: 'Keyed state',
   tail: 'Live tail',
+  schedules: 'Schedules',
 } as const;
 export type PageName = keyof typeof PAGES;
 
 /** The navigation, in order (the single dead letter page is reached from the list). */
-const NAV: PageName[] = ['overview', 'topics', 'dead-letters', 'keys', 'tail'];
+const NAV: PageName[] = ['overview', 'topics', 'dead-letters', 'keys', 'tail', 'schedules'];
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -72,6 +73,14 @@ ${table('keys', 'Keys with state in the group, in key order', ['Key', 'Version',
   tail: () => `
 <form id="tail-form">${field('type', 'Type or pattern', 'text', 'orders.*')} <button type="submit" id="tail-start">Start</button> <button type="button" id="tail-stop" disabled>Stop</button></form>
 ${table('tail', 'Events as they are stored, newest first (polled every 2 seconds)', ['Time', 'Type', 'Subject', 'Id', 'Data'])}`,
+  schedules: (actions) => `
+<form id="schedule-filter" class="search" aria-label="Filter pending delayed events">
+${field('type', 'Type')}<label>Order<select name="order" id="f-order"><option value="earliest">Earliest due first</option><option value="latest">Latest due first</option></select></label>
+<button type="submit">Show</button>
+</form>
+${actions ? '<p class="bulk"><button type="button" id="cancel-selected" class="danger">Cancel selected</button></p>' : ''}
+${table('schedules', "Pending delayed events, agents' reminders (named [agent, name, key]) and schedule ticks", [...(actions ? ['<span class="sr">Select</span>'] : []), 'Due at', 'Type', 'Name', 'Subject', 'Event id', 'Entry id', ...(actions ? ['Action'] : [])])}
+<p id="schedules-page"><button type="button" id="schedules-prev" hidden>Previous page</button> <span id="schedules-count"></span> <button type="button" id="schedules-next" hidden>Next page</button></p>`,
 };
 
 /** A page's HTML; `notice` replaces its body (the 404 page). */
@@ -84,7 +93,7 @@ export function page(name: PageName, actions: boolean, notice?: string): string 
 <script src="/ui/app.js" defer></script></head>
 <body data-page="${notice ? '' : name}" data-actions="${actions ? '1' : '0'}">
 <header><p class="brand">agentbus admin</p><nav aria-label="Pages"><ul>${nav}</ul></nav>
-<p class="mode">${actions ? 'Actions on: retry, purge, rewind and replay ask for confirmation' : 'Read-only'}</p></header>
+<p class="mode">${actions ? 'Actions on: retry, purge, rewind, replay and cancel ask for confirmation' : 'Read-only'}</p></header>
 <main><h1>${esc(title)}</h1>
 <p id="status" role="status" aria-live="polite"></p>
 ${notice ? `<p>${esc(notice)}</p>` : BODIES[name](actions)}

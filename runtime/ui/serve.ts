@@ -10,7 +10,7 @@ export interface ServeUiOptions {
   port: number;
   /** Interface to listen on. Default 127.0.0.1: the UI shows event contents and is not for the open network. */
   hostname?: string | undefined;
-  /** Allow retry, purge and rewind. Default false (read-only). */
+  /** Allow retry, purge, rewind, replay to an agent and cancelling delayed events. Default false (read-only). */
   actions?: boolean | undefined;
 }
 
