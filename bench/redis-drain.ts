@@ -1,10 +1,11 @@
 // Where a Redis drain's time goes, one side at a time, in a process of its own:
 //   node --expose-gc --import tsx bench/redis-drain.ts [ours|raw|both] [fields|envelope]
-// (DRAIN_PROFILE=<file> writes a CPU profile of the drains alone, publishing left out). Publishes BENCH_N events (default 100,000) of the bench's
-// payload to a fresh redis-server, drains them (agentbus: one subscription at concurrency 64; raw:
-// XREADGROUP COUNT 500 + parse + XACK), and prints events/s, CPU µs per event of this process and
-// of redis-server (INFO cpu), and redis' calls per command (INFO commandstats), as JSON lines.
-// CPU per event is less noisy than events/s on a shared machine.
+// Publishes BENCH_N events (default 100,000) of the bench's payload to a fresh redis-server, drains
+// them (agentbus: one subscription at concurrency 64; raw: XREADGROUP COUNT 500 + parse + XACK), and
+// prints, as JSON lines, events/s, CPU µs per event of this process and of redis-server (INFO cpu)
+// and redis' calls per command (INFO commandstats); agentbus' publishBatch is measured the same way.
+// CPU per event is less noisy than events/s on a shared machine. DRAIN_REPEAT=n drains n times (new
+// groups); DRAIN_PROFILE=<file> writes a CPU profile of each measured step alone.
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -57,6 +58,7 @@ async function measure(name: string, drain: () => Promise<void>): Promise<void> 
     n: N,
     evPerSec: Math.round(N / (ms / 1000)),
     nodeUsPerEvent: +((cpu.user + cpu.system) / N).toFixed(2),
+    nodeSysUsPerEvent: +(cpu.system / N).toFixed(2),
     redisUsPerEvent: +((rcpu1 - rcpu0) / N).toFixed(2),
     calls,
   }));
@@ -92,19 +94,24 @@ if (which === 'raw' || which === 'both') {
 
 if (which === 'ours' || which === 'both') {
   const bus = await createRedisBus({ url: server.url, logger: silent, layout: { '*': layout } });
-  for (let i = 0; i < N; i += 1000) await bus.publishBatch(Array.from({ length: 1000 }, (_, j) => ({ type: 'bench.drain', data: sample(i + j) })));
-  let sub: Awaited<ReturnType<typeof bus.subscribe>> | undefined;
-  // Timed until the last handler call, as bench/redis.ts does (its ack is still on its way then).
-  await measure('agentbus', async () => {
-    let drained = 0;
-    let finish!: () => void;
-    const all = new Promise<void>((r) => (finish = r));
-    sub = await bus.subscribe({ group: 'drain', types: ['bench.drain'], from: 'earliest', concurrency: 64 }, () => {
-      if (++drained === N) finish();
-    });
-    await all;
+  await measure('agentbus publishBatch (1000 a batch)', async () => {
+    for (let i = 0; i < N; i += 1000) await bus.publishBatch(Array.from({ length: 1000 }, (_, j) => ({ type: 'bench.drain', data: sample(i + j) })));
   });
-  await sub!.close();
+  // DRAIN_REPEAT drains the same events again in new groups (the later ones with the code warm).
+  for (let r = 0; r < Number(process.env.DRAIN_REPEAT || 1); r++) {
+    let sub: Awaited<ReturnType<typeof bus.subscribe>> | undefined;
+    // Timed until the last handler call, as bench/redis.ts does (its ack is still on its way then).
+    await measure(r === 0 ? 'agentbus' : `agentbus again (${r})`, async () => {
+      let drained = 0;
+      let finish!: () => void;
+      const all = new Promise<void>((r) => (finish = r));
+      sub = await bus.subscribe({ group: `drain${r}`, types: ['bench.drain'], from: 'earliest', concurrency: 64 }, () => {
+        if (++drained === N) finish();
+      });
+      await all;
+    });
+    await sub!.close();
+  }
   await bus.close();
 }
 

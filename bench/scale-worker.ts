@@ -1,6 +1,7 @@
 // One host process of the scale-out bench (bench/scale.ts): connects to the store, says {"ready":1},
 // subscribes when the parent writes a line on stdin, and reports on stdout as JSON lines:
-// {"n": handled so far, "last": monotonic ms of the last handler call} every 100 ms, and when stdin
+// {"n": handled so far, "last": monotonic ms of the last handler call, "cpuMs": this process' CPU
+// time since the go line} every 100 ms, and when stdin
 // closes, {"done": 1, "n", "cpuMs": this process' CPU time from the go line to the closed bus,
 // "lat": [publish -> handler ms of each event that carried a stamp]}.
 // Keyed: one subscription (key: 'subject') per group named in `groups`, each reading and writing
@@ -41,6 +42,10 @@ const subs: Subscription[] = [];
 let timer: NodeJS.Timeout | undefined;
 say({ ready: 1 });
 let cpu0 = process.cpuUsage();
+const cpuMs = () => {
+  const c = process.cpuUsage(cpu0);
+  return (c.user + c.system) / 1000;
+};
 lines.once('line', async () => {
   cpu0 = process.cpuUsage();
   if (a.keyed) {
@@ -54,15 +59,14 @@ lines.once('line', async () => {
   } else {
     subs.push(await bus.subscribe({ group: a.groups[0], types: a.topics, from: a.from, concurrency: 64 }, (e) => handle(e.data)));
   }
-  timer = setInterval(() => say({ n, last }), 100);
+  timer = setInterval(() => say({ n, last, cpuMs: cpuMs() }), 100);
   say({ subscribed: 1 });
 });
 lines.once('close', async () => {
   clearInterval(timer);
-  say({ n, last });
+  say({ n, last, cpuMs: cpuMs() });
   await Promise.all(subs.map((s) => s.close()));
   await bus.close();
-  const cpu = process.cpuUsage(cpu0);
-  say({ done: 1, n, cpuMs: (cpu.user + cpu.system) / 1000, lat });
+  say({ done: 1, n, cpuMs: cpuMs(), lat });
   process.exit(0);
 });

@@ -40,6 +40,8 @@ interface Host {
   child: ChildProcess;
   n: number;
   last: number;
+  /** CPU ms since the go line, as of its last report. */
+  cpuMs: number;
   ready: Promise<void>;
   subscribed: Promise<void>;
   done: Promise<{ n: number; cpuMs: number; lat: number[] }>;
@@ -54,6 +56,7 @@ function host(target: Target, args: object): Host {
     child,
     n: 0,
     last: 0,
+    cpuMs: 0,
     ready: new Promise((r) => (ready = r)),
     subscribed: new Promise((r) => (subscribed = r)),
     done: new Promise((r, reject) => {
@@ -62,11 +65,11 @@ function host(target: Target, args: object): Host {
     }),
   };
   createInterface({ input: child.stdout! }).on('line', (l) => {
-    const m = JSON.parse(l) as { ready?: 1; subscribed?: 1; done?: 1; n?: number; last?: number; cpuMs?: number; lat?: number[] };
+    const m = JSON.parse(l) as { ready?: 1; subscribed?: 1; done?: 1; n: number; last: number; cpuMs: number; lat?: number[] };
     if (m.ready) ready();
     else if (m.subscribed) subscribed();
     else if (m.done) done(m as { n: number; cpuMs: number; lat: number[] });
-    else [h.n, h.last] = [m.n!, m.last!];
+    else [h.n, h.last, h.cpuMs] = [m.n, m.last, m.cpuMs];
   });
   return h;
 }
@@ -120,15 +123,16 @@ async function startHosts(target: Target, count: number, argsOf: (i: number) => 
 const rows: string[] = [];
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 
-/** Drains `total` events already stored; one row. */
+/** Drains `total` events already stored; one row. CPU: the hosts' from the go line to their last event (close left out). */
 async function drainRow(target: Target, label: string, count: number, total: number, argsOf: (i: number) => object): Promise<void> {
   const run = await startHosts(target, count, argsOf);
   const r0 = await redisCpuUs(target);
   const t0 = await run.go();
   await until(() => run.handled() >= total, 300_000);
+  await new Promise((r) => setTimeout(r, 150)); // every host's report after its last event
   const end = Math.max(...run.hosts.map((h) => h.last));
-  const r1 = await redisCpuUs(target);
-  const { cpuMs } = await run.finish();
+  const [r1, cpuMs] = [await redisCpuUs(target), run.hosts.reduce((s, h) => s + h.cpuMs, 0)];
+  await run.finish();
   const perSec = total / ((end - t0) / 1000);
   const hostUs = (cpuMs * 1000) / total;
   const redisUs = (r1 - r0) / total;
@@ -136,19 +140,25 @@ async function drainRow(target: Target, label: string, count: number, total: num
   rows.push(`| ${target.name} | ${label} | ${count} | drain ${fmt(total)} | ${fmt(perSec)} ev/s | - | - | ${hostUs.toFixed(1)} | ${redisUs.toFixed(1)} | ${split} |`);
 }
 
-/** Publishes at `perSec` for SECONDS to `publish` while the hosts consume; one row. */
+/**
+ * Publishes at `perSec` for SECONDS while the hosts consume; one row. The rate reached is the events
+ * over the time from the first publish to the last handler call; CPU is counted over the same span
+ * (the hosts' from their reports, taken every 100 ms), so idle start-up and close are left out.
+ */
 async function rateRow(target: Target, label: string, count: number, perSec: number, argsOf: (i: number) => object, publish: (i: number) => void): Promise<void> {
   const run = await startHosts(target, count, argsOf);
   await run.go();
   await new Promise((r) => setTimeout(r, 500)); // keyed: owners take their groups
   const total = perSec * SECONDS;
-  const r0 = await redisCpuUs(target);
+  const [r0, c0, t0] = [await redisCpuUs(target), run.hosts.reduce((s, h) => s + h.cpuMs, 0), nowMs()];
   await offer(perSec, total, publish);
   await until(() => run.handled() >= total, 60_000);
-  const r1 = await redisCpuUs(target);
-  const { cpuMs, lat } = await run.finish();
+  await new Promise((r) => setTimeout(r, 150)); // every host's report after its last event
+  const [r1, c1] = [await redisCpuUs(target), run.hosts.reduce((s, h) => s + h.cpuMs, 0)];
+  const end = Math.max(...run.hosts.map((h) => h.last));
+  const { lat } = await run.finish();
   const split = run.hosts.map((h) => h.n).join('/');
-  rows.push(`| ${target.name} | ${label} | ${count} | ${fmt(perSec)}/s for ${SECONDS} s | kept up | ${percentile(lat, 50).toFixed(2)} ms | ${percentile(lat, 99).toFixed(2)} ms | ${((cpuMs * 1000) / total).toFixed(1)} | ${((r1 - r0) / total).toFixed(1)} | ${split} |`);
+  rows.push(`| ${target.name} | ${label} | ${count} | ${fmt(perSec)}/s for ${SECONDS} s | ${fmt(total / ((end - t0) / 1000))} ev/s | ${percentile(lat, 50).toFixed(2)} ms | ${percentile(lat, 99).toFixed(2)} ms | ${(((c1 - c0) * 1000) / total).toFixed(1)} | ${((r1 - r0) / total).toFixed(1)} | ${split} |`);
 }
 
 async function publishBacklog(bus: Bus, topics: string[], total: number, keyed: boolean): Promise<void> {
@@ -221,7 +231,7 @@ export async function scaleBench(): Promise<void> {
     await t.stop();
   }
   console.log(`\n## Scale-out: host processes in one group (${cpus().length} cores on this machine: hosts, redis-server(s) and the publisher share them)\n`);
-  console.log('| store | consumer | hosts | load | aggregate | p50 | p99 | host CPU µs/event | redis CPU µs/event | events per host |');
+  console.log('| store | consumer | hosts | work | aggregate | p50 | p99 | host CPU µs/event | redis CPU µs/event | events per host |');
   console.log('|---|---|---:|---|---:|---:|---:|---:|---:|---|');
   for (const r of rows) console.log(r);
   console.log(`\nLoad average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end: other work shares the cores.`);
