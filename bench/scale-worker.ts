@@ -67,6 +67,6 @@ lines.once('close', async () => {
   say({ n, last, cpuMs: cpuMs() });
   await Promise.all(subs.map((s) => s.close()));
   await bus.close();
-  say({ done: 1, n, cpuMs: cpuMs(), lat });
-  process.exit(0);
+  // Exits once the line is written: a pipe is written asynchronously, and exit() would cut it short.
+  process.stdout.write(`${JSON.stringify({ done: 1, n, cpuMs: cpuMs(), lat: lat.map((x) => Math.round(x * 1000) / 1000) })}\n`, () => process.exit(0));
 });
