@@ -159,7 +159,8 @@ if (base) {
     const stream = `events:${type}`;
     await bus.publishBatch(Array.from({ length: 400 }, (_, i) => ({ type, data: i })));
     // MONITOR names the client (address:port) of every command: who sends XACK, who XREADGROUP.
-    const monitor = await new Redis(url).monitor();
+    const monitored = new Redis(url);
+    const monitor = await monitored.monitor();
     const by = { xack: new Map<string, number>(), xreadgroup: new Map<string, number>() };
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
       const cmd = String(args[0]).toLowerCase();
@@ -172,6 +173,7 @@ if (base) {
     await waitFor('all acknowledged', async () => Number(((await probe.xpending(stream, group)) as [number])[0]) === 0);
     probe.disconnect();
     monitor.disconnect();
+    monitored.disconnect();
     const readers = [...by.xreadgroup.keys()];
     assert.is(readers.length, 1, `XREADGROUP from ${readers.join(', ')}`);
     const acks = [...by.xack.values()].reduce((a, b) => a + b, 0);
