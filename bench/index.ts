@@ -1,6 +1,6 @@
 // npm run bench: every section prints a table of agentbus beside a baseline measured in the same run.
-// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|sqlite-latency|host|redis|keyed|webhooks|stats|otel|delay|requests runs one section
-// (sqlite includes sqlite-latency; keyed, webhooks, stats, otel, delay and requests only when asked).
+// BENCH_N sets the event count (default 200000); BENCH_ONLY=sqlite|sqlite-latency|host|redis|keyed|scale|webhooks|stats|otel|delay|requests runs one section
+// (sqlite includes sqlite-latency; keyed, scale, webhooks, stats, otel, delay and requests only when asked).
 import { cpus, totalmem } from 'node:os';
 import { sqliteBench } from './sqlite.js';
 import { sqliteLatencyBench } from './sqlite-latency.js';
@@ -10,6 +10,7 @@ import { webhooksBench } from './webhooks.js';
 import { statsBench } from './stats.js';
 import { delayBench } from './delay.js';
 import { keyedBench } from './keyed.js';
+import { scaleBench } from './scale.js';
 import { hasRedisServer } from '../test/helpers/redis.js';
 
 const only = process.env.BENCH_ONLY;
@@ -22,6 +23,7 @@ if (!only || only === 'redis') {
   else console.log('\n## Redis Streams: skipped, no redis-server on PATH');
 }
 if (only === 'keyed') await keyedBench(); // not in the default run: about 3 minutes on its own
+if (only === 'scale') await scaleBench(); // not in the default run: child processes and a cluster, a few minutes
 if (only === 'webhooks') await webhooksBench(); // not in the default run: it measures an example, not the bus
 if (only === 'stats') await statsBench(); // not in the default run: building the store takes a while
 if (only === 'otel') await (await import('./otel.js')).otelBench(); // not in the default run: it measures an optional dependency

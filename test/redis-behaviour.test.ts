@@ -152,6 +152,39 @@ if (base) {
     await bus.close();
   });
 
+  test('a drain acknowledges on the reader connection, in the round trip of its next XREADGROUP', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const type = uniq('acks');
+    const group = uniq('g');
+    const stream = `events:${type}`;
+    await bus.publishBatch(Array.from({ length: 400 }, (_, i) => ({ type, data: i })));
+    // MONITOR names the client (address:port) of every command: who sends XACK, who XREADGROUP.
+    const monitored = new Redis(url);
+    const monitor = await monitored.monitor();
+    const by = { xack: new Map<string, number>(), xreadgroup: new Map<string, number>() };
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      const cmd = String(args[0]).toLowerCase();
+      if ((cmd === 'xack' || cmd === 'xreadgroup') && args.includes(stream)) by[cmd].set(source, (by[cmd].get(source) ?? 0) + 1);
+    });
+    let done = 0;
+    const sub = await bus.subscribe({ group, types: [type], concurrency: 16, from: 'earliest' }, () => void done++);
+    await waitFor('400 handled', () => done === 400);
+    const probe = new Redis(url);
+    await waitFor('all acknowledged', async () => Number(((await probe.xpending(stream, group)) as [number])[0]) === 0);
+    probe.disconnect();
+    monitor.disconnect();
+    monitored.disconnect();
+    const readers = [...by.xreadgroup.keys()];
+    assert.is(readers.length, 1, `XREADGROUP from ${readers.join(', ')}`);
+    const acks = [...by.xack.values()].reduce((a, b) => a + b, 0);
+    const alongReads = by.xack.get(readers[0]) ?? 0;
+    assert.ok(acks > 0);
+    // Acks wait for the next read; only those no read picks up soon go out on the command connection.
+    assert.ok(alongReads >= acks / 2, `${alongReads} of ${acks} XACKs came from the reader connection ${readers[0]}: ${JSON.stringify([...by.xack])}`);
+    await sub.close();
+    await bus.close();
+  });
+
   test('reclaim follows the XAUTOCLAIM cursor past COUNT x 10 entries that are still leased', async () => {
     const bus = await createRedisBus({ url, logger: quiet });
     const type = uniq('deep');
