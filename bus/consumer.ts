@@ -145,7 +145,8 @@ export class Consumer implements Subscription {
   }
 
   keyedStats(): KeyedStats | null {
-    return this.keyed?.stats() ?? null;
+    if (this.keyed === null || this.waits === null) return null;
+    return { ...this.keyed.stats(), waiting: this.waiting, waitsResumed: this.waits.resumed, waitsTimedOut: this.waits.timedOut };
   }
 
   /** Tells the store this consumer is alive (stats count live consumers); a failure waits for the next beat. */

@@ -90,4 +90,13 @@ export interface KeyedStats {
   takeovers: number;
   /** Deliveries found already applied (non-atomic stores: the state was written, the ack lost). */
   duplicates: number;
+  /** Handlers in `ctx.waitFor` now (each parked until its match or deadline; they hold no concurrency slot). */
+  waiting: number;
+  /**
+   * Waits that returned a matching event: taken as it arrived, or found recorded by a handler run
+   * again after a takeover (that run counts it again, on its host).
+   */
+  waitsResumed: number;
+  /** Waits that ended with WaitTimeoutError: their deadline passed with no match. */
+  waitsTimedOut: number;
 }

@@ -19,16 +19,20 @@ export interface KeyedSource {
   keyedStats(): KeyedStats | null;
 }
 
-/** KeyedStats' counts, each exported as `agentbus_keyed_<name>_total{agent}`. */
+/** KeyedStats' counts, each exported as `agentbus_keyed_<name>_total{agent}` (`name` when given, else the count's). */
 const KEYED_COUNTS = {
-  loads: 'Keys loaded from the store (first event of a key, or after an eviction or a takeover)',
-  evictions: 'Keys passivated past maxActiveKeys',
-  conflicts: "Keys whose stored state changed outside this host's owner at a commit (state rm, a lost lease)",
-  commits: 'Commits of state and acknowledgements stored',
-  takeovers: "Times one of this host's consumers took the agent's group",
-  duplicates: 'Deliveries found already applied and acknowledged without running the handler',
-} as const satisfies Partial<Record<keyof KeyedStats, string>>;
+  loads: { help: 'Keys loaded from the store (first event of a key, or after an eviction or a takeover)' },
+  evictions: { help: 'Keys passivated past maxActiveKeys' },
+  conflicts: { help: "Keys whose stored state changed outside this host's owner at a commit (state rm, a lost lease)" },
+  commits: { help: 'Commits of state and acknowledgements stored' },
+  takeovers: { help: "Times one of this host's consumers took the agent's group" },
+  duplicates: { help: 'Deliveries found already applied and acknowledged without running the handler' },
+  waitsResumed: { name: 'waits_resumed', help: 'Durable waits (ctx.waitFor) that returned a matching event (a handler run again after a takeover counts its recorded match again)' },
+  waitsTimedOut: { name: 'waits_timed_out', help: 'Durable waits (ctx.waitFor) whose deadline passed with no match (WaitTimeoutError)' },
+} as const satisfies Partial<Record<keyof KeyedStats, { name?: string; help: string }>>;
 type KeyedCount = keyof typeof KEYED_COUNTS;
+/** The per-agent gauges of one scrape. */
+type KeyedGauges = { owner: number; activeKeys: number; stateBytes: number; waiting: number };
 
 /** One (type, group)'s outcome metrics: handled deliveries counted here until read, the rest bound children. */
 interface BoundOutcomes {
@@ -75,7 +79,7 @@ export class HostMetrics {
   private readonly keyedAgents = new Set<string>();
   private readonly keyedCounters = {} as Record<KeyedCount, Counter<'agent'>>;
   /** The per-agent gauges of this scrape (one read of every subscription, shared by the keyed metrics' collects). */
-  private keyedNow: Map<string, { owner: number; activeKeys: number; stateBytes: number }> | null = null;
+  private keyedNow: Map<string, KeyedGauges> | null = null;
 
   constructor(
     private readonly readStats: () => Promise<TopicStats[]>,
@@ -203,7 +207,7 @@ export class HostMetrics {
     spoolMetrics(this.registry, readSpool);
 
     // Keyed agents, from their subscriptions in this process (no store read): per agent, summed over its replicas.
-    const keyedGauge = (name: string, help: string, pick: (g: { owner: number; activeKeys: number; stateBytes: number }) => number) =>
+    const keyedGauge = (name: string, help: string, pick: (g: KeyedGauges) => number) =>
       new Gauge({
         name,
         help,
@@ -217,8 +221,9 @@ export class HostMetrics {
     keyedGauge('agentbus_keyed_owner', "1 while one of this host's consumers owns the keyed agent's group (runs its keys), 0 while standing by", (g) => g.owner);
     keyedGauge('agentbus_keyed_active_keys', 'Keys whose state this host holds in memory', (g) => g.activeKeys);
     keyedGauge('agentbus_keyed_state_bytes', 'Size as JSON of the states this host holds in memory', (g) => g.stateBytes);
-    for (const [count, help] of Object.entries(KEYED_COUNTS) as Array<[KeyedCount, string]>) {
-      this.keyedCounters[count] = new Counter({ name: `agentbus_keyed_${count}_total`, help, labelNames: ['agent'], registers, collect: () => void self.keyedRead() });
+    keyedGauge('agentbus_keyed_waiting', "Handlers of the agent parked in a durable wait (ctx.waitFor) on this host now", (g) => g.waiting);
+    for (const [count, c] of Object.entries(KEYED_COUNTS) as Array<[KeyedCount, { name?: string; help: string }]>) {
+      this.keyedCounters[count] = new Counter({ name: `agentbus_keyed_${c.name ?? count}_total`, help: c.help, labelNames: ['agent'], registers, collect: () => void self.keyedRead() });
     }
   }
 
@@ -229,7 +234,7 @@ export class HostMetrics {
   watchKeyed(agent: string, sub: KeyedSource): () => void {
     this.keyedAgents.add(agent);
     for (const c of Object.values(this.keyedCounters)) c.inc({ agent }, 0); // the series exist from the start, at 0
-    this.keyedSubs.set(sub, { agent, seen: { loads: 0, evictions: 0, conflicts: 0, commits: 0, takeovers: 0, duplicates: 0 } });
+    this.keyedSubs.set(sub, { agent, seen: { loads: 0, evictions: 0, conflicts: 0, commits: 0, takeovers: 0, duplicates: 0, waitsResumed: 0, waitsTimedOut: 0 } });
     return () => {
       this.tally(sub);
       this.keyedSubs.delete(sub);
@@ -252,9 +257,9 @@ export class HostMetrics {
    * Every keyed subscription read once per scrape: prom-client calls every metric's collect in one
    * synchronous pass, and these collects are synchronous, so the read is kept until the next microtask.
    */
-  private keyedRead(): Map<string, { owner: number; activeKeys: number; stateBytes: number }> {
+  private keyedRead(): Map<string, KeyedGauges> {
     if (this.keyedNow !== null) return this.keyedNow;
-    const now = new Map([...this.keyedAgents].map((a) => [a, { owner: 0, activeKeys: 0, stateBytes: 0 }]));
+    const now = new Map([...this.keyedAgents].map((a) => [a, { owner: 0, activeKeys: 0, stateBytes: 0, waiting: 0 }]));
     for (const [sub, { agent }] of this.keyedSubs) {
       const s = this.tally(sub);
       const g = now.get(agent)!;
@@ -262,6 +267,7 @@ export class HostMetrics {
       g.owner = Math.max(g.owner, s.owner ? 1 : 0);
       g.activeKeys += s.activeKeys;
       g.stateBytes += s.stateBytes;
+      g.waiting += s.waiting;
     }
     this.keyedNow = now;
     queueMicrotask(() => (this.keyedNow = null));

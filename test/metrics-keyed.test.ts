@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AgentHost, BaseAgent, createBus, type CloudEvent, type KeyedContext } from '../index.js';
+import { AgentHost, BaseAgent, createBus, WaitTimeoutError, type CloudEvent, type KeyedContext } from '../index.js';
 import { uniq, waitFor } from './helpers/index.js';
 
 const logger = pino({ level: 'silent' });
@@ -103,6 +103,53 @@ test('owner gauge: 1 on the host that runs the group, 0 on the one standing by; 
   await second.stop();
   await bus1.close();
   await bus2.close();
+});
+
+test('durable waits: handlers waiting now (gauge), waits resumed by a match and waits timed out (counters), per agent', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'agentbus-mk-')), 'bus.db');
+  const bus = await createBus({ adapter: 'sqlite', path, logger });
+  const ask = uniq('mk.ask');
+  const answer = uniq('mk.answer');
+  const outcomes: string[] = [];
+  class Asker extends BaseAgent {
+    static subscriptions = [ask];
+    static waitsFor = [answer];
+    static key = 'subject' as const;
+    static initialState = () => null;
+    async handle(e: CloudEvent<{ timeout: number }>, ctx: KeyedContext<string | null>) {
+      try {
+        await ctx.waitFor(answer, { timeout: e.data.timeout });
+        outcomes.push(`${ctx.key} answered`);
+      } catch (err) {
+        if (!(err instanceof WaitTimeoutError)) throw err;
+        outcomes.push(`${ctx.key} timed out`);
+      }
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Asker], logger, hostId: 'mk-wait' });
+  await host.start();
+  const m = (name: string) => metric(host, name, 'Asker');
+  await waitFor('the owner gauge', async () => (await m('agentbus_keyed_owner')) === 1);
+  assert.equal([await m('agentbus_keyed_waiting'), await m('agentbus_keyed_waits_resumed_total'), await m('agentbus_keyed_waits_timed_out_total')], [0, 0, 0]);
+  // Two keys wait an hour, a third 1.5 s.
+  await bus.publishBatch([
+    { type: ask, subject: 'a', data: { timeout: 3_600_000 } },
+    { type: ask, subject: 'b', data: { timeout: 3_600_000 } },
+    { type: ask, subject: 'c', data: { timeout: 1500 } },
+  ]);
+  await waitFor('three handlers waiting', async () => (await m('agentbus_keyed_waiting')) === 3);
+  await bus.publish(answer, {}, { subject: 'a' });
+  await waitFor('a resumed', async () => (await m('agentbus_keyed_waits_resumed_total')) === 1);
+  await waitFor('c timed out', async () => (await m('agentbus_keyed_waits_timed_out_total')) === 1, 10_000);
+  await waitFor('one handler still waiting (b)', async () => (await m('agentbus_keyed_waiting')) === 1);
+  assert.equal(outcomes.sort(), ['a answered', 'c timed out']);
+  await bus.publish(answer, {}, { subject: 'b' });
+  await waitFor('b resumed', async () => (await m('agentbus_keyed_waits_resumed_total')) === 2);
+  await waitFor('nobody waiting', async () => (await m('agentbus_keyed_waiting')) === 0);
+  assert.is(await m('agentbus_keyed_waits_timed_out_total'), 1);
+  await host.stop();
+  assert.is(await m('agentbus_keyed_waits_resumed_total'), 2, 'counts kept after the stop');
+  await bus.close();
 });
 
 test.run();

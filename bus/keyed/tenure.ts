@@ -49,7 +49,8 @@ export class KeyedTenure {
     this.owner = new KeyOwner(state, o, log, (why) => this.lose(why));
   }
 
-  stats(): KeyedStats {
+  /** The owner's figures (the waits' are the consumer's: Consumer.keyedStats). */
+  stats(): Omit<KeyedStats, 'waiting' | 'waitsResumed' | 'waitsTimedOut'> {
     const o = this.owner;
     return { owner: o.owned, activeKeys: o.cache.size, stateBytes: o.cache.bytes(), evictions: o.cache.evictions, ...o.counters };
   }

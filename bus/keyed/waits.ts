@@ -61,6 +61,10 @@ interface Waiter {
 export class KeyedWaits {
   /** Waits parked in memory, per key. */
   private readonly byKey = new Map<string, Waiter[]>();
+  /** Waits that returned a matching event (taken now, or recorded by an earlier run); KeyedStats.waitsResumed. */
+  resumed = 0;
+  /** Waits that threw WaitTimeoutError; KeyedStats.waitsTimedOut. */
+  timedOut = 0;
 
   constructor(private readonly c: WaitsHost) {}
 
@@ -83,6 +87,17 @@ export class KeyedWaits {
    * `signal` is the handler's: its abort ends the wait with its reason.
    */
   async wait(h: Held, key: string, n: number, type: string, options: WaitOptions, signal: AbortSignal): Promise<CloudEvent> {
+    try {
+      const e = await this.park(h, key, n, type, options, signal);
+      this.resumed++;
+      return e;
+    } catch (err) {
+      if (err instanceof WaitTimeoutError) this.timedOut++;
+      throw err;
+    }
+  }
+
+  private async park(h: Held, key: string, n: number, type: string, options: WaitOptions, signal: AbortSignal): Promise<CloudEvent> {
     const { group } = this.c;
     checkType(type);
     if (!this.c.declared(type)) {

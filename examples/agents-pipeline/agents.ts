@@ -1,8 +1,10 @@
 // Issue 12: a planner/tool pipeline written with keyed agents.
 //   npm run agentbus -- start --agents examples/agents-pipeline
-// `task.created` (subject = the task id, data { goal }) -> Planner plans PIPELINE_STEPS steps and
-// publishes a `tool.run` per step -> Tool runs it and publishes `tool.result` -> Planner records
-// each result in the task's state and, once every step is in, publishes `task.completed` once.
+// `task.created` (subject = the task id, data { goal }) -> Planner plans PIPELINE_STEPS steps, sets
+// the task's deadline reminder and asks the Tool for each step (ctx.request: the Tool's return value
+// is the reply) -> once every step is in it publishes `task.completed` once and cancels the deadline.
+// A task whose tool does not answer is still open at its deadline: `task.deadline` marks it expired
+// and publishes `task.expired` once.
 import { createHash } from 'node:crypto';
 import { BaseAgent, type CloudEvent, type HandlerContext, type KeyedContext } from '../../index.js';
 
@@ -11,6 +13,12 @@ const env = process.env;
 const STEPS = Number(env.PIPELINE_STEPS ?? 3);
 /** How long one (fake) tool run takes, in ms. */
 const TOOL_MS = Number(env.PIPELINE_TOOL_MS ?? 5);
+/** How long the Planner waits for one tool reply (ms); a step not answered in time stays open until the deadline. */
+const TOOL_TIMEOUT_MS = Number(env.PIPELINE_TOOL_TIMEOUT_MS ?? 30_000);
+/** A task not completed this long after its task.created expires (ms or a duration such as 10m). */
+const DEADLINE = env.PIPELINE_DEADLINE_MS === undefined ? '10m' : /^\d+$/.test(env.PIPELINE_DEADLINE_MS) ? Number(env.PIPELINE_DEADLINE_MS) : env.PIPELINE_DEADLINE_MS;
+/** Tools of a task whose goal contains this text never answer (to see a deadline fire); empty: none. */
+const SILENT = env.PIPELINE_TOOL_SILENT ?? '';
 /** How soon another host takes over the work of a host that died (the bus' default is 30 s). */
 const CLAIM_MS = Number(env.PIPELINE_CLAIM_MS ?? 10_000);
 /** Runs of one step before the task fails. */
@@ -20,7 +28,8 @@ const TOOLS = ['search', 'fetch', 'summarise', 'write'];
 /** One task's state, stored per task id: committed with the acknowledgement of each event that changed it. */
 export interface Task {
   goal: string;
-  step: 'waiting_tools' | 'done' | 'failed';
+  /** `waiting_tools`: some step has no result (its tool did not answer in time); the deadline ends it. */
+  step: 'waiting_tools' | 'done' | 'failed' | 'expired';
   /** One tool call per step. */
   plan: Array<{ tool: string; input: string }>;
   /** Runs asked for, per step: a failed run is asked for again, up to MAX_ATTEMPTS. */
@@ -29,6 +38,7 @@ export interface Task {
   results: Array<string | null>;
 }
 
+/** The Tool's request (`tool.run`). */
 export interface ToolRun {
   task: string;
   step: number;
@@ -37,10 +47,11 @@ export interface ToolRun {
   input: string;
 }
 
-export type ToolResult = { task: string; step: number; attempt: number } & ({ ok: true; output: string } | { ok: false; error: string });
+/** The Tool's reply: its handler's return value. */
+export type ToolResult = { ok: true; output: string } | { ok: false; error: string };
 
 export class Planner extends BaseAgent {
-  static subscriptions = ['task.created', 'tool.result'];
+  static subscriptions = ['task.created', 'task.deadline'];
   /** One actor per task: a task's events run one at a time, in order, on one host at a time. */
   static key = 'subject';
   static initialState = (): Task | null => null;
@@ -51,47 +62,76 @@ export class Planner extends BaseAgent {
     if (ctx.state !== null) return; // the task exists: a second task.created for the id changes nothing
     const goal = String(e.data?.goal ?? '');
     const plan = Array.from({ length: STEPS }, (_, i) => ({ tool: TOOLS[i % TOOLS.length], input: `${goal} #${i + 1}` }));
-    // Publishes of a keyed handler get ids derived from this delivery: if the host dies before the
-    // state below is committed, the redelivery publishes the same events again and they are stored once.
-    await ctx.publishBatch(plan.map((p, step) => ({ type: 'tool.run', subject: ctx.key, data: { task: ctx.key, step, attempt: 1, ...p } satisfies ToolRun })));
-    ctx.state = { goal, step: 'waiting_tools', plan, attempts: plan.map(() => 1), results: plan.map(() => null) };
-  }
-
-  async onToolResult(e: CloudEvent<ToolResult>, ctx: KeyedContext<Task | null>): Promise<void> {
-    const t = ctx.state;
-    const r = e.data;
-    // The Tool is a plain agent: a run redelivered after a crash replies twice. A result already
-    // recorded, for an older attempt, or for a finished task changes nothing.
-    if (t === null || t.step !== 'waiting_tools' || t.results[r.step] !== null || t.attempts[r.step] !== r.attempt) return;
-    if (!r.ok) {
-      if (r.attempt >= MAX_ATTEMPTS) {
-        await ctx.publish('task.failed', { task: ctx.key, step: r.step, error: r.error }, { subject: ctx.key });
-        t.step = 'failed';
-        return;
-      }
-      const again: ToolRun = { task: ctx.key, step: r.step, attempt: r.attempt + 1, ...t.plan[r.step] };
-      await ctx.publish('tool.run', again, { subject: ctx.key });
-      t.attempts[r.step] = again.attempt;
-      return;
-    }
-    t.results[r.step] = r.output;
-    if (t.results.every((x) => x !== null)) {
+    // The deadline, a named reminder of this task. Its id is derived from this delivery (as every
+    // publish of a keyed handler): a run of this handler again after a crash stores it once, at the
+    // time first set.
+    await ctx.schedule('task.deadline', { task: ctx.key }, { in: DEADLINE, name: 'deadline' });
+    const t: Task = { goal, step: 'waiting_tools', plan, attempts: plan.map(() => 0), results: plan.map(() => null) };
+    // The steps run in parallel, each asked of the Tool and awaited here, in memory: a crash loses
+    // these waits, the redelivered task.created runs this handler again and asks again (README).
+    const ended = await Promise.all(plan.map((_, step) => this.runStep(ctx, t, step)));
+    ctx.state = t;
+    const failed = ended.findIndex((x) => x !== null && x !== 'no answer');
+    if (failed >= 0) {
+      await ctx.publish('task.failed', { task: ctx.key, step: failed, error: ended[failed] }, { subject: ctx.key });
+      t.step = 'failed';
+      await ctx.cancelSchedule('deadline');
+    } else if (t.results.every((x) => x !== null)) {
       await ctx.publish('task.completed', { task: ctx.key, goal: t.goal, results: t.results }, { subject: ctx.key });
       t.step = 'done';
+      // Cancelled with the same derived-id rule: a completed task's deadline never fires.
+      await ctx.cancelSchedule('deadline');
       ctx.logger.info({ task: ctx.key, attempts: t.attempts }, 'task completed');
+    } else {
+      ctx.logger.warn({ task: ctx.key, results: t.results }, 'a tool did not answer: the task waits for its deadline');
+    }
+  }
+
+  /** The task's deadline: a task still open expires, once (its state says so; a repeat changes nothing). */
+  async onTaskDeadline(_e: CloudEvent<{ task: string }>, ctx: KeyedContext<Task | null>): Promise<void> {
+    const t = ctx.state;
+    if (t === null || t.step !== 'waiting_tools') return; // done, failed or expired already
+    await ctx.publish('task.expired', { task: ctx.key, reason: 'deadline', results: t.results }, { subject: ctx.key });
+    t.step = 'expired';
+    ctx.logger.info({ task: ctx.key }, 'task expired');
+  }
+
+  /**
+   * Asks the Tool for one step, again after a failed run (up to MAX_ATTEMPTS): null once the result
+   * is recorded in `t`, the error of its last failed run, or 'no answer' when a request timed out.
+   */
+  private async runStep(ctx: KeyedContext<Task | null>, t: Task, step: number): Promise<string | null> {
+    for (;;) {
+      const attempt = ++t.attempts[step];
+      let r: ToolResult;
+      try {
+        r = await ctx.request<ToolResult>('tool.run', { task: ctx.key, step, attempt, ...t.plan[step] } satisfies ToolRun, { subject: ctx.key, timeoutMs: TOOL_TIMEOUT_MS });
+      } catch (err) {
+        // By its code: the example may run against another copy of the package than the host's (dist/ vs sources).
+        if ((err as { code?: unknown } | null)?.code === 'REQUEST_TIMEOUT') return 'no answer';
+        throw err;
+      }
+      if (r.ok) {
+        t.results[step] = r.output;
+        return null;
+      }
+      if (attempt >= MAX_ATTEMPTS) return r.error;
     }
   }
 }
 
-/** A plain (unkeyed) agent: runs tools for every task, any host, in any order. */
+/** A plain (unkeyed) agent: runs tools for every task, any host, in any order; its return value is the reply. */
 export class Tool extends BaseAgent {
   static subscriptions = ['tool.run'];
   static options = { concurrency: 8, claimIdleMs: CLAIM_MS };
 
-  async onToolRun(e: CloudEvent<ToolRun>, ctx: HandlerContext): Promise<void> {
-    const { task, step, attempt, tool, input } = e.data;
-    const r = await fakeTool(tool, input, attempt, ctx.signal);
-    await ctx.publish('tool.result', { task, step, attempt, ...r } satisfies ToolResult, { subject: task });
+  async onToolRun(e: CloudEvent<ToolRun>, ctx: HandlerContext): Promise<ToolResult | undefined> {
+    const { tool, input, attempt } = e.data;
+    if (SILENT !== '' && input.includes(SILENT)) {
+      ctx.deadLetter(`${tool}: no answer for ${JSON.stringify(input)} (PIPELINE_TOOL_SILENT)`); // no reply is sent
+      return undefined;
+    }
+    return fakeTool(tool, input, attempt, ctx.signal);
   }
 }
 
