@@ -4,7 +4,8 @@
 // SIGKILLed mid-task and another started: every task completes once, its state says done, its review
 // runs once, and each approved task is released once. A second scenario SIGKILLs the Releaser's
 // owner while every task waits for its sign-off. A third has tools that never answer for some tasks:
-// their deadline reminder expires them once; the others complete and their deadlines never fire.
+// their deadline reminder expires them once; the others complete and their deadlines never fire. A
+// fourth gives no sign-off: the Releaser's wait times out and each approved task expires once.
 import { pino } from 'pino';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -203,6 +204,33 @@ for (const store of await exampleStores('agents-pipeline')) {
       assert.equal([count('task.expired'), seen.get('task.expired')!.get(silent[0])], [silent.length, 1]);
       for (const h of hosts) h.proc.kill('SIGTERM');
       assert.equal(await Promise.all(hosts.map((h) => h.exited)), [0, 0]);
+    } finally {
+      await recorder.close();
+      await bus.close();
+    }
+  });
+  s('a sign-off that never comes: the Releaser\'s waitFor times out at PIPELINE_SIGNOFF_MS and each approved task expires once', async () => {
+    const env: Record<string, string> = { ...store.env, AGENTBUS_REDIS_PREFIX: `so${Date.now()}:`, PIPELINE_CLAIM_MS: '1500', PIPELINE_SIGNOFF_MS: '1500' };
+    const bus = await createBus({ logger: pino({ level: 'warn' }) }, { ...process.env, ...env });
+    const seen = new Map<string, Map<string, number>>(RECORDED.map((t) => [t, new Map()]));
+    const count = (type: string) => seen.get(type)!.size;
+    const recorder = await bus.subscribe({ group: 'test-recorder', types: RECORDED, concurrency: 16 }, (e: CloudEvent<{ task: string }>) => {
+      const m = seen.get(e.type)!;
+      m.set(e.data.task, (m.get(e.data.task) ?? 0) + 1);
+    });
+    try {
+      const host = await startHost(AGENTS, env);
+      const ids = ['so-0', 'so-1'];
+      await bus.publishBatch(ids.map((id) => ({ type: 'task.created', subject: id, data: { goal: `ship ${id}` } })));
+      await waitFor('every review requested', () => count('review.requested') === ids.length, 20_000, 50);
+      await bus.publishBatch(ids.map((id) => ({ type: 'review.decided', subject: id, data: { approved: true, by: 'ada' } })));
+      await waitFor('every sign-off timed out', () => count('task.expired') === ids.length, 20_000, 50);
+      await waitFor('nothing pending', async () => settled(await bus.stats()), 20_000, 100);
+      for (const [type, per] of seen) assert.equal([...per].filter(([, n]) => n !== 1), [], `${type} at most once per task`);
+      assert.is(count('task.released'), 0);
+      for (const id of ids) assert.equal((await bus.keys!.get('Releaser', id))?.state, { step: 'expired', by: null }, id);
+      host.proc.kill('SIGTERM');
+      assert.is(await host.exited, 0);
     } finally {
       await recorder.close();
       await bus.close();
