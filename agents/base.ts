@@ -195,9 +195,15 @@ export function methodName(type: string): string {
  * unless that name is reserved (RESERVED_METHODS), else `handle`, else null. Bound to the instance.
  */
 export function handlerFor(agent: BaseAgent, type: string): AgentHandler | null {
-  const name = methodName(type);
-  const m = RESERVED_METHODS.has(name) ? undefined : (agent as unknown as Record<string, unknown>)[name];
-  if (typeof m === 'function') return (m as AgentHandler).bind(agent);
+  const own = ownMethod(agent, type);
+  if (own !== null) return own;
   const h = (agent as AgentHooks).handle;
   return typeof h === 'function' ? h.bind(agent) : null;
+}
+
+/** The agent's own per-type method for `type` (never `handle`, never a reserved name), bound, or null. */
+export function ownMethod(agent: BaseAgent, type: string): AgentHandler | null {
+  const name = methodName(type);
+  const m = RESERVED_METHODS.has(name) ? undefined : (agent as unknown as Record<string, unknown>)[name];
+  return typeof m === 'function' ? (m as AgentHandler).bind(agent) : null;
 }

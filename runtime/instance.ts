@@ -7,7 +7,7 @@ import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import { errForLog, isA } from '../bus/thrown.js';
 import { invalid, TimeoutError } from '../bus/errors.js';
-import { handlerFor, methodName, RESERVED_METHODS, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
+import { handlerFor, ownMethod, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agent-spec.js';
 import type { ReplayCapture } from './capture.js';
 import { compose, type Middleware } from './middleware/middleware.js';
@@ -289,13 +289,6 @@ export class AgentInstance implements AgentContext {
       this.crash(err);
     }
   }
-}
-
-/** The agent's own per-type method for `type` (never `handle`), bound, or null. */
-function ownMethod(agent: BaseAgent, type: string): AgentHandler | null {
-  const name = methodName(type);
-  const m = RESERVED_METHODS.has(name) ? undefined : (agent as unknown as Record<string, unknown>)[name];
-  return typeof m === 'function' ? (m as AgentHandler).bind(agent) : null;
 }
 
 /** Where a handler's first schedule or cancel waits (made once, not per delivery). */
