@@ -93,7 +93,9 @@ export function processSuite(a: Target): void {
     const seen = new Map(hosts.map((c) => [c, c.lines.length]));
     for (let kill = 0; kill < 5; kill++) {
       const before = handled();
-      await waitFor(`handling before kill ${kill + 1}`, () => handled() > before + 300, 30_000);
+      // 100 more handled per kill, so the fifth kill still comes mid-stream: with 300 a fast pair of
+      // hosts could finish the stream before it (seen once in CI: fewer than 300 events left).
+      await waitFor(`handling before kill ${kill + 1}`, () => handled() > before + 100, 30_000);
       // The owner (the host handling now) at the worst moment: deliveries in flight, state accepted, not yet committed.
       const owner = hosts.reduce((x, y) => (x.lines.length - seen.get(x)! >= y.lines.length - seen.get(y)! ? x : y));
       owner.proc.kill('SIGKILL');
