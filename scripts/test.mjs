@@ -10,6 +10,7 @@ import { cpus } from 'node:os';
 const root = new URL('..', import.meta.url).pathname;
 const only = process.argv.slice(2);
 const timeoutMs = Number(process.env.TEST_TIMEOUT_MS || 240_000); // the slowest files (the conformance suite per store) take about a minute on a quiet machine
+const LINGER_MS = 15_000;
 const parallel = Number(process.env.TEST_JOBS || Math.max(2, cpus().length));
 
 function find(dir) {
@@ -38,14 +39,28 @@ function runFile(file) {
     const started = Date.now();
     const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: root, env: { ...process.env, FORCE_COLOR: '0' } });
     let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
+    let lingering = null;
+    const onData = (d) => {
+      out += d;
+      // uvu prints its totals once every suite ended: a file still running 15 s later holds an open
+      // handle (a bus, a server) its failing test never closed. Kill it now rather than at the
+      // file's time limit: the failure is already counted, the minutes are not worth waiting.
+      if (!lingering && /Duration:\s+[\d.]+ms/.test(strip(out))) {
+        lingering = setTimeout(() => {
+          out += `\n  LINGERING: ${file} was still running ${LINGER_MS} ms after its tests ended (an open handle) and was killed\n`;
+          child.kill('SIGKILL');
+        }, LINGER_MS);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     const timer = setTimeout(() => {
       out += `\n  TIMEOUT: ${file} ran longer than ${timeoutMs} ms and was killed\n`;
       child.kill('SIGKILL');
     }, timeoutMs);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      clearTimeout(lingering);
       const text = strip(out);
       const num = (label) => Number(text.match(new RegExp(`${label}:\\s+(\\d+)`))?.[1] ?? NaN);
       const total = num('Total'), passed = num('Passed'), skipped = num('Skipped');

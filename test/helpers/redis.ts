@@ -130,8 +130,16 @@ export interface SentinelSetup {
   replica: RedisServer;
   /** The sentinels' `host:port`, as REDIS_SENTINELS takes them. */
   sentinels: string[];
-  /** The port the sentinels name as the master now. */
+  /** The port the sentinels name as the master now (the first sentinel that answers). */
   masterPort(): Promise<number>;
+  /**
+   * True once every sentinel names `port` as the master and none is still failing over: only
+   * then may a dead master come back. Back earlier, while one sentinel still holds the old
+   * configuration, that sentinel can make the promoted replica a replica of the returning master,
+   * and a master restarted without persistence is empty: the full sync wipes the promoted one
+   * (Redis' replication docs, "Safety of replication when master has persistence turned off").
+   */
+  settledOn(port: number): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -205,6 +213,12 @@ export async function startRedisSentinels(opts: { password?: string; sentinelPas
         if (addr.length === 2) return Number(addr[1]);
       }
       return -1;
+    },
+    async settledOn(port: number) {
+      return ports.every((p) => {
+        const info = cli(p, ['sentinel', 'master', name], opts.sentinelPassword);
+        return new RegExp(`^port\\n${port}$`, 'm').test(info) && /^flags\nmaster$/m.test(info);
+      });
     },
     async stop() {
       for (const p of procs) p.kill('SIGKILL');
