@@ -79,9 +79,7 @@ export class Publisher {
       // Validate all before storing any: a bad entry stores nothing.
       entries = events.map((e, i) => {
         if (e === null || typeof e !== 'object') throw invalid('INVALID_OPTION', `publishBatch entry ${i} is not an object`);
-        knownKeys(`publishBatch entry ${i}`, e, BATCH_ENTRY_KEYS);
-        const { type, data, ...opts } = e;
-        const entry = this.entry(type, data, opts);
+        const entry = this.entry(e.type, e.data, batchOptions(e, i));
         has |= entryHas(entry);
         return entry;
       });
@@ -123,6 +121,20 @@ export class Publisher {
     }
     return entry;
   }
+}
+
+/**
+ * A batch entry's publish options (its keys besides type and data, checked for unknown ones), or
+ * undefined when it has none: the common entry makes no options object and takes createEvent's
+ * path for no options.
+ */
+function batchOptions(e: EventInput, i: number): PublishOptions | undefined {
+  let other = false;
+  for (const k of Object.keys(e)) if (k !== 'type' && k !== 'data') other = true;
+  if (!other) return undefined;
+  knownKeys(`publishBatch entry ${i}`, e, BATCH_ENTRY_KEYS);
+  const { type: _type, data: _data, ...opts } = e;
+  return opts;
 }
 
 /** Longest name of a delayed event (PublishOptions.name). */
