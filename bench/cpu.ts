@@ -1,8 +1,9 @@
 // CPU time per event, which moves far less than wall-clock throughput on a shared machine: this
 // process's user+system time (process.cpuUsage) and redis-server's (INFO cpu) over 100,000-event
-// runs of publishBatch, publish() from 100 callers and a drain on Redis; publishBatch, a drain and an
-// AgentHost drain on SQLite. Prints one JSON object. Used to compare two checkouts run alternately
-// (copy this file into the other checkout's bench/): node --expose-gc --import tsx bench/cpu.ts
+// runs of publishBatch, publish() from 100 callers and a drain on each store, and an AgentHost drain
+// on SQLite. Prints one JSON object. Used to compare two checkouts run alternately (copy this file
+// into the other checkout's bench/): node --expose-gc --import tsx bench/cpu.ts
+// CPU_ONLY=publish measures the publish lines only (no drains).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { startRedisServer } from '../test/helpers/redis.js';
 import { sample } from './util.js';
 
 const N = Number(process.env.BENCH_N || 100_000);
+const drains = process.env.CPU_ONLY !== 'publish';
 const silent = pino({ level: 'silent' });
 const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system); };
 async function serverCpu(r: Redis): Promise<number> {
@@ -44,21 +46,23 @@ const server = await startRedisServer();
 const r = new Redis(server.url);
 const rbus = await createRedisBus({ url: server.url, logger: silent });
 await measure('redis publishBatch', () => batches(rbus, 'p.batch'), r);
-await measure('redis publish() x100 callers', () => Promise.all(Array.from({ length: 100 }, async (_, c) => { for (let i = 0; i < N / 100; i++) await rbus.publish('p.single', sample(c * 10_000 + i)); })).then(() => {}), r);
-await measure('redis drain', () => drain(rbus, 'p.batch', 'g'), r);
+const singles = (bus: Bus) => Promise.all(Array.from({ length: 100 }, async (_, c) => { for (let i = 0; i < N / 100; i++) await bus.publish('p.single', sample(c * 10_000 + i)); })).then(() => {});
+await measure('redis publish() x100 callers', () => singles(rbus), r);
+if (drains) await measure('redis drain', () => drain(rbus, 'p.batch', 'g'), r);
 await rbus.close(); r.disconnect(); await server.stop?.();
 
 const path = join(mkdtempSync(join(tmpdir(), 'probe-')), 'bus.db');
 const sbus = await createSqliteBus({ path, logger: silent });
 await measure('sqlite publishBatch', () => batches(sbus, 'p.batch'));
-await measure('sqlite drain', () => drain(sbus, 'p.batch', 'g'));
+await measure('sqlite publish() x100 callers', () => singles(sbus));
+if (drains) await measure('sqlite drain', () => drain(sbus, 'p.batch', 'g'));
 class Drain extends BaseAgent {
   static subscriptions = ['p.batch'];
   static options = { from: 'earliest' as const, concurrency: 64 };
   onPBatch() { if (++seen === N) fin(); }
 }
 let seen = 0; let fin!: () => void;
-await measure('sqlite AgentHost drain', async () => {
+if (drains) await measure('sqlite AgentHost drain', async () => {
   const all = new Promise<void>((res) => (fin = res));
   const host = new AgentHost({ bus: sbus, agents: [{ agent: Drain, name: 'hostdrain' }], logger: silent, catchUncaught: false });
   await host.start(); await all; await host.stop();

@@ -38,6 +38,13 @@ export interface BusOptions {
    * @default pino at `LOG_LEVEL`, else info
    */
   logger?: Logger | undefined;
+  /**
+   * Whether this bus moves due delayed events into their topics (README, Delayed events). When true,
+   * its mover starts once the bus subscribes or publishes a delayed event, never before; false: it
+   * never moves them (some other running bus must), as the CLI's one-shot commands do.
+   * @default true
+   */
+  moveDue?: boolean | undefined;
 }
 
 export interface RetentionOptions {

@@ -27,6 +27,28 @@ export interface AppendEntry {
   dueName?: string;
 }
 
+/**
+ * What a batch handed to DriverLog.append holds besides undelayed events, a bitmask the publisher
+ * knows from building its entries (so neither it nor the driver looks at each entry again): HAS_DUE,
+ * some entries may have `dueAt`; HAS_NAMED, some may have `dueName` (always with HAS_DUE). A bit
+ * clear means no entry has it. Without one (a spool forwarding, a test) the driver uses appendHas.
+ */
+export type AppendHas = number;
+export const HAS_DUE = 1;
+export const HAS_NAMED = 2;
+
+/** What one entry holds (AppendHas). */
+export function entryHas(e: AppendEntry): AppendHas {
+  return e.dueAt === undefined ? 0 : e.dueName === undefined ? HAS_DUE : HAS_DUE | HAS_NAMED;
+}
+
+/** What a batch holds, found by looking at each entry: for callers that do not know. */
+export function appendHas(entries: readonly AppendEntry[]): AppendHas {
+  let has = 0;
+  for (const e of entries) has |= entryHas(e);
+  return has;
+}
+
 export interface ReadRequest {
   /** Deliveries to acknowledge before taking more (saves a round trip per batch). */
   ack: Delivery[];

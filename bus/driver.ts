@@ -2,11 +2,11 @@
 // leases, dead letters, admin, state), and the liveness constants every store shares.
 import type { CloudEvent } from './event.js';
 import type { DeadLetter, StoreHealth, TopicStats } from './contract.js';
-import type { AppendEntry, Delivery, RangeQuery, ReadRequest, StoreBound } from './delivery.js';
+import type { AppendEntry, AppendHas, Delivery, RangeQuery, ReadRequest, StoreBound } from './delivery.js';
 import type { StateStore } from './state.js';
 
 // The records a driver exchanges with the engine (in delivery.ts, which state.ts uses too).
-export type { AppendEntry, Delivery, RangeQuery, ReadRequest, StoreBound } from './delivery.js';
+export type { AppendEntry, AppendHas, Delivery, RangeQuery, ReadRequest, StoreBound } from './delivery.js';
 export { isoTime, MAX_TIME_MS } from './delivery.js';
 
 /**
@@ -54,8 +54,12 @@ export interface DriverLog {
    * envelope as JSON is over `maxBytes` (PAYLOAD_TOO_LARGE).
    */
   encode?(event: CloudEvent, maxBytes: number): string;
-  /** Stores entries in order, in one round trip. Entries with `dedup` set are skipped when seen in the window. */
-  append(entries: AppendEntry[]): Promise<void>;
+  /**
+   * Stores entries in order, in one round trip. Entries with `dedup` set are skipped when seen in the
+   * window. `has`: what the entries hold besides undelayed events (AppendHas); omitted, the driver
+   * looks (appendHas).
+   */
+  append(entries: AppendEntry[], has?: AppendHas): Promise<void>;
   /** Stored events of a topic, oldest first, after `after` (exclusive) within [from, to]; `attempts` 0. */
   range(topic: string, q: RangeQuery): Promise<Delivery[]>;
   /** Position of the newest event of a topic, or null when empty. */
@@ -65,8 +69,8 @@ export interface DriverLog {
 }
 
 /**
- * Due entries: append() stores an entry with `dueAt` here, durably, before it resolves; every bus
- * runs a mover (bus/due.ts) calling move().
+ * Due entries: append() stores an entry with `dueAt` here, durably, before it resolves; a bus that
+ * subscribed or published a delayed event runs a mover (bus/due.ts) calling move().
  */
 /** A due entry that was moved: its topic and due time (epoch ms). */
 export interface DueEntry {

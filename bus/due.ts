@@ -1,7 +1,8 @@
 /**
- * Delayed publishes: the `delay` / `at` publish options, checked, and the mover every bus runs,
- * which hands due entries to the driver's atomic move (Driver.due) so each becomes an event of its
- * topic once, never before its due time, whichever bus moves it.
+ * Delayed publishes: the `delay` / `at` publish options, checked, and the mover a bus runs once it
+ * needs one (it subscribed, or published a delayed event), which hands due entries to the driver's
+ * atomic move (Driver.due) so each becomes an event of its topic once, never before its due time,
+ * whichever bus moves it.
  */
 import type { Logger } from 'pino';
 import type { DriverDue, DueEntry } from './driver.js';
@@ -12,11 +13,17 @@ import { errForLog } from './thrown.js';
 /** The longest delay (and the furthest `at` from now): 365 days. */
 export const MAX_DELAY_MS = 365 * 24 * 3600 * 1000;
 /**
- * Longest sleep of an idle mover: a due entry another process stored is found at most this late
- * (one store round trip per interval when nothing is due). A publish through this bus wakes its
- * own mover at the due time.
+ * Longest sleep of a mover while the store holds due entries: one due sooner that another process
+ * stored is found at most this late. A publish through this bus wakes its own mover at the due time.
  */
 export const MOVER_POLL_MS = 100;
+/**
+ * Longest sleep of a mover whose last moves found no due entry at all in the store: its sleep
+ * doubles from MOVER_POLL_MS up to this, and is back to MOVER_POLL_MS once one is found or this bus
+ * publishes one. So an idle bus asks the store about once a second, and an entry another process
+ * stores with a delay under this may be moved up to this long after its publish.
+ */
+export const MOVER_IDLE_POLL_MS = 1000;
 /** Entries one move takes; a full batch is followed by another move at once. */
 export const MOVE_BATCH = 500;
 /** After a failed move (store unreachable), the next try; errors are logged at most once a minute. */
@@ -52,30 +59,43 @@ export function dueTime(delay: unknown, at: unknown, now: number): number | unde
 
 /**
  * Moves due entries into their topics: sleeps until the earliest due time it knows of, at most
- * MOVER_POLL_MS, and is woken earlier by a publish of this bus due sooner. Every bus on a store runs
- * one; the driver's move is atomic per entry, so several movers never move one twice, and a mover
- * killed mid-move leaves each entry either moved or due.
+ * MOVER_POLL_MS (MOVER_IDLE_POLL_MS, backing off, while the store holds none), and is woken earlier
+ * by a publish of this bus due sooner. It costs nothing until started: the bus starts it when it
+ * subscribes (its consumers must see entries other processes delayed) or stores a delayed event of
+ * its own; a bus that only publishes undelayed events, reads or inspects never asks the store about
+ * due entries. The driver's move is atomic per entry, so several movers never move one twice, and a
+ * mover killed mid-move leaves each entry either moved or due.
  */
 export class DueMover {
   private timer: NodeJS.Timeout | null = null;
-  /** When the timer fires (epoch ms); Infinity while a move runs or when stopped. */
+  /** When the timer fires (epoch ms); Infinity while a move runs, before start and when stopped. */
   private wakeAt = Infinity;
   private running: Promise<void> | null = null;
+  private started = false;
   private stopped = false;
   private lastLogged = 0;
+  /** The sleep after a move that found nothing due in the store (doubles up to MOVER_IDLE_POLL_MS). */
+  private idleMs = MOVER_POLL_MS;
 
   constructor(
     private readonly due: DriverDue,
     private readonly log: Logger,
     /** Told what each move took (Bus.observe's dueMoved); not called for a move that took nothing. */
     private readonly onMoved: (moved: DueMoved[]) => void = () => {},
-  ) {
+  ) {}
+
+  /** Starts moving (a first move at once); later calls do nothing. */
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
     this.schedule(0);
   }
 
-  /** An entry due at `at` was stored by this bus: move it then if the mover would sleep past it. */
+  /** An entry due at `at` was stored by this bus: starts the mover, and moves the entry then if it would sleep past it. */
   stored(at: number): void {
     if (this.stopped) return;
+    this.started = true;
+    this.idleMs = MOVER_POLL_MS;
     // A move running now may have read the store before this entry was in it: decide after it.
     if (this.running) void this.running.then(() => this.stored(at));
     else if (at < this.wakeAt) this.schedule(at - Date.now());
@@ -105,12 +125,16 @@ export class DueMover {
 
   private async move(): Promise<void> {
     let next: number | null = null;
+    let failed = false;
     try {
       for (;;) {
         const r = await this.due.move(Date.now(), MOVE_BATCH);
         next = r.next;
         if (r.entries.length > 0) this.onMoved(byTopic(r.entries, Date.now()));
-        if (r.failed?.length) this.logError(r.failed[0], r.failed.length);
+        if (r.failed?.length) {
+          failed = true;
+          this.logError(r.failed[0], r.failed.length);
+        }
         if (this.stopped || r.moved < MOVE_BATCH) break;
       }
     } catch (err) {
@@ -119,7 +143,14 @@ export class DueMover {
       return;
     }
     // A part that failed is tried again at the next move, within MOVER_POLL_MS, like any other.
-    this.schedule(next === null ? MOVER_POLL_MS : next - Date.now());
+    if (next !== null || failed) {
+      this.idleMs = MOVER_POLL_MS;
+      this.schedule(next === null ? MOVER_POLL_MS : next - Date.now());
+    } else {
+      // Nothing due anywhere: sleep longer each time, up to MOVER_IDLE_POLL_MS.
+      this.schedule(this.idleMs, this.idleMs);
+      this.idleMs = Math.min(this.idleMs * 2, MOVER_IDLE_POLL_MS);
+    }
   }
 
   private logError(err: unknown, parts: number): void {

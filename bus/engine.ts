@@ -3,11 +3,12 @@
 // (bounds.ts) — plus the bus' own timers (retention, store health). Adapters call it from their factory.
 import type { Logger } from 'pino';
 import type { Bus, Handler, StoreHealth, TopicStats } from './contract.js';
-import type { AppendEntry, Driver } from './driver.js';
+import type { AppendEntry, AppendHas, Driver } from './driver.js';
+import { appendHas, HAS_DUE } from './delivery.js';
 import { checkType } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
 import { resolveBusOptions, type ResolvedBusOptions } from './options.js';
-import type { BusOptions } from './contract.js';
+import type { BusOptions, SubscribeOptions } from './contract.js';
 import { defaultLogger } from './logger.js';
 import { Subscriptions } from './subscriptions.js';
 import { keyedStates } from './keyed/states.js';
@@ -31,16 +32,22 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
   const log: Logger = options.logger ?? defaultLogger();
   const subs = new Subscriptions(driver, o.maxPayloadBytes, log, (req, group, value) => publisher.publish(req.replyto!, value ?? null, replyOptions(req, group, o.source)));
   const observers = new BusObservers(log);
-  // Every bus moves due delayed events (whoever published them); a publish of its own wakes it.
-  const mover = driver.due ? new DueMover(driver.due, log, (moved) => observers.tell('dueMoved', moved)) : null;
-  const stored = (entries: AppendEntry[]) => {
+  // A bus moves due delayed events (whoever published them) once it subscribed or published one
+  // (bus/due.ts); a publish of its own wakes it. `moveDue: false`: never.
+  const mover = driver.due && o.moveDue ? new DueMover(driver.due, log, (moved) => observers.tell('dueMoved', moved)) : null;
+  const stored = (entries: AppendEntry[], has: AppendHas = appendHas(entries)) => {
     subs.stored(entries);
-    if (mover) for (const e of entries) if (e.dueAt !== undefined) mover.stored(e.dueAt);
+    if (mover && has & HAS_DUE) for (const e of entries) if (e.dueAt !== undefined) mover.stored(e.dueAt);
+  };
+  /** Subscribing starts the mover: this bus' consumers must see what other processes delayed. */
+  const subscribe = (so: SubscribeOptions, h: Handler) => {
+    mover?.start();
+    return subs.subscribe(so, h);
   };
   const publisher = new Publisher(driver, o, stored, spool);
   spool?.start(stored);
   const requests = new Requests(
-    { publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subs.subscribe(so, h as Handler) },
+    { publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subscribe(so, h as Handler) },
     {
       sent: (type) => observers.tell('requestSent', type),
       ended: (r) => observers.tell('requestEnded', r),
@@ -63,7 +70,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
 
     async subscribe(options, handler) {
       open('subscribe');
-      return subs.subscribe(options, handler as Handler);
+      return subscribe(options, handler as Handler);
     },
 
     async replay(options, handler) {

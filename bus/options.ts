@@ -64,6 +64,14 @@ export const BUS_OPTIONS = {
   } as OptionSpec<Resolved<typeof RETENTION_OPTIONS> | null>,
   // Taken as given; the adapters and the bus make the default one (bus/logger.ts) when it is absent.
   logger: { resolve: (_name, v) => v as Logger | undefined, doc: 'pino at `LOG_LEVEL`, else info' } as OptionSpec<Logger | undefined>,
+  moveDue: {
+    resolve: (name, v) => {
+      if (v === undefined) return true;
+      if (typeof v !== 'boolean') throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(v)}: expected true or false`);
+      return v;
+    },
+    doc: 'true',
+  } as OptionSpec<boolean>,
 } satisfies { [K in keyof Required<BusOptions>]: OptionSpec<unknown> };
 
 /** The bus options' names: adapters accept these beside their own. */

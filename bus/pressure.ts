@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { StoreHealth } from './contract.js';
-import type { AppendEntry, Driver, DriverLog } from './driver.js';
+import type { AppendEntry, AppendHas, Driver, DriverLog } from './driver.js';
 
 /** A warning still true is logged again after this long (so a long condition is not silent, nor a flood). */
 export const WARN_REPEAT_MS = 5 * 60_000;
@@ -17,9 +17,9 @@ export function watchAppends(
   on: { failed(err: unknown, entries: AppendEntry[]): void; stored(entries: AppendEntry[]): void },
 ): DriverLog['append'] {
   const append = driver.log.append.bind(driver.log);
-  driver.log.append = async (entries: AppendEntry[]) => {
+  driver.log.append = async (entries: AppendEntry[], has?: AppendHas) => {
     try {
-      await append(entries);
+      await append(entries, has);
     } catch (err) {
       on.failed(err, entries);
       throw err;

@@ -2,7 +2,8 @@
 // stored entry; every call made in the same turn of the event loop is stored in one append
 // (Batcher), in round trips of about MAX_APPEND events, a call never split. With a spool (bus/spool.ts)
 // every append goes through it, and a call's events are stored or spooled together.
-import type { AppendEntry, Driver } from './driver.js';
+import type { AppendEntry, AppendHas, Driver } from './driver.js';
+import { entryHas } from './delivery.js';
 import type { BusSpool, PublishResult } from './spool.js';
 import { checkType, createEvent, encodeEvent, PUBLISH_OPTION_KEYS, type EventInput, type PublishOptions } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
@@ -19,6 +20,8 @@ const BATCH_ENTRY_KEYS = ['type', 'data', ...PUBLISH_OPTION_KEYS];
 /** One publish or publishBatch call waiting for the next append; one promise per call, not per event. */
 interface Call {
   entries: AppendEntry[];
+  /** What the entries hold besides undelayed events (AppendHas), known as they were built. */
+  has: AppendHas;
   /** publish() resolves with the id, publishBatch() with all ids. */
   one: boolean;
   /** publishDetailed(): resolve with PublishResult(s) (id and whether spooled) instead of ids. */
@@ -36,11 +39,11 @@ export class Publisher {
   constructor(
     private readonly driver: Driver,
     private readonly o: ResolvedBusOptions,
-    stored: (entries: AppendEntry[]) => void,
+    stored: (entries: AppendEntry[], has: AppendHas) => void,
     /** Where appends go when the bus has a spool; null: straight to the driver. */
     spool: BusSpool | null = null,
   ) {
-    const append = spool ? (entries: AppendEntry[]) => spool.append(entries) : (entries: AppendEntry[]) => driver.log.append(entries).then(() => false);
+    const append = spool ? (entries: AppendEntry[], has: AppendHas) => spool.append(entries, has) : (entries: AppendEntry[], has: AppendHas) => driver.log.append(entries, has).then(() => false);
     this.calls = new Batcher((calls) => appendCalls(append, calls, stored));
   }
 
@@ -48,8 +51,10 @@ export class Publisher {
     if (this.sealed) return Promise.reject(new BusClosedError(`publish ${type}`));
     try {
       // Only a publish with options pays for checking them.
-      if (opts !== undefined) checkPublishOptions(opts);
-      return this.enqueue([this.entry(type, data, opts)], true, detailed) as Promise<string>;
+      if (opts === undefined) return this.enqueue([this.entry(type, data, opts)], 0, true, detailed) as Promise<string>;
+      checkPublishOptions(opts);
+      const entry = this.entry(type, data, opts);
+      return this.enqueue([entry], entryHas(entry), true, detailed) as Promise<string>;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -69,18 +74,19 @@ export class Publisher {
     if (this.sealed) return Promise.reject(new BusClosedError('publishBatch'));
     if (!Array.isArray(events)) return Promise.reject(invalid('INVALID_OPTION', `publishBatch expects an array, got ${typeof events}`));
     let entries: AppendEntry[];
+    let has: AppendHas = 0;
     try {
       // Validate all before storing any: a bad entry stores nothing.
       entries = events.map((e, i) => {
         if (e === null || typeof e !== 'object') throw invalid('INVALID_OPTION', `publishBatch entry ${i} is not an object`);
-        knownKeys(`publishBatch entry ${i}`, e, BATCH_ENTRY_KEYS);
-        const { type, data, ...opts } = e;
-        return this.entry(type, data, opts);
+        const entry = this.entry(e.type, e.data, batchOptions(e, i));
+        has |= entryHas(entry);
+        return entry;
       });
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.enqueue(entries, false, detailed) as Promise<string[]>;
+    return this.enqueue(entries, has, false, detailed) as Promise<string[]>;
   }
 
   /** Refuses publishes from now on; resolves once those already made are stored (or refused by the store). */
@@ -89,8 +95,8 @@ export class Publisher {
     return this.calls.flush();
   }
 
-  private enqueue(entries: AppendEntry[], one: boolean, detailed: boolean): Promise<unknown> {
-    return new Promise((resolve, reject) => this.calls.add({ entries, one, detailed, resolve, reject }));
+  private enqueue(entries: AppendEntry[], has: AppendHas, one: boolean, detailed: boolean): Promise<unknown> {
+    return new Promise((resolve, reject) => this.calls.add({ entries, has, one, detailed, resolve, reject }));
   }
 
   /** One event to store; `opts` were checked for unknown keys by the caller. */
@@ -117,6 +123,20 @@ export class Publisher {
   }
 }
 
+/**
+ * A batch entry's publish options (its keys besides type and data, checked for unknown ones), or
+ * undefined when it has none: the common entry makes no options object and takes createEvent's
+ * path for no options.
+ */
+function batchOptions(e: EventInput, i: number): PublishOptions | undefined {
+  let other = false;
+  for (const k of Object.keys(e)) if (k !== 'type' && k !== 'data') other = true;
+  if (!other) return undefined;
+  knownKeys(`publishBatch entry ${i}`, e, BATCH_ENTRY_KEYS);
+  const { type: _type, data: _data, ...opts } = e;
+  return opts;
+}
+
 /** Longest name of a delayed event (PublishOptions.name). */
 export const MAX_DUE_NAME_LENGTH = 1024;
 
@@ -135,17 +155,21 @@ export function checkPublishOptions(opts: unknown): void {
 }
 
 /** Appends calls in order, about MAX_APPEND events a round trip (a call is never split); settles each call. */
-async function appendCalls(append: (entries: AppendEntry[]) => Promise<boolean>, calls: Call[], stored: (entries: AppendEntry[]) => void): Promise<void> {
+async function appendCalls(append: (entries: AppendEntry[], has: AppendHas) => Promise<boolean>, calls: Call[], stored: (entries: AppendEntry[], has: AppendHas) => void): Promise<void> {
   for (let start = 0; start < calls.length; ) {
     let end = start;
     let n = 0;
-    while (end < calls.length && (end === start || n + calls[end].entries.length <= MAX_APPEND)) n += calls[end++].entries.length;
+    let has: AppendHas = 0;
+    while (end < calls.length && (end === start || n + calls[end].entries.length <= MAX_APPEND)) {
+      has |= calls[end].has;
+      n += calls[end++].entries.length;
+    }
     const batch = end - start === calls.length ? calls : calls.slice(start, end);
     start = end;
     try {
-      const spooled = await append(batch.length === 1 ? batch[0].entries : batch.flatMap((c) => c.entries));
+      const spooled = await append(batch.length === 1 ? batch[0].entries : batch.flatMap((c) => c.entries), has);
       // Spooled events are not in the store yet: the spool tells `stored` once it forwarded them.
-      if (!spooled) for (const c of batch) stored(c.entries);
+      if (!spooled) for (const c of batch) stored(c.entries, c.has);
       for (const c of batch) c.resolve(result(c, spooled));
     } catch (err) {
       for (const c of batch) c.reject(err);

@@ -3,7 +3,7 @@
  * `spool` option, adapters/redis/spool/), and what a publish resolves with when the caller asks
  * where its event went (Bus.publishDetailed). Store-agnostic: the engine only routes appends through it.
  */
-import type { AppendEntry } from './delivery.js';
+import type { AppendEntry, AppendHas } from './delivery.js';
 
 /** What Bus.publishDetailed and Bus.publishBatchDetailed resolve with, per event. */
 export interface PublishResult {
@@ -41,7 +41,7 @@ export interface BusSpool {
    * of their topics still spooled): resolves true when spooled. Rejects what the store refused for
    * another reason, and with SPOOL_FULL past the spool's maxBytes; either way nothing was stored.
    */
-  append(entries: AppendEntry[]): Promise<boolean>;
+  append(entries: AppendEntry[], has?: AppendHas): Promise<boolean>;
   /** Starts forwarding (what an earlier process left too); `stored` hears of each forwarded batch. */
   start(stored: (entries: AppendEntry[]) => void): void;
   stats(): SpoolStats;

@@ -48,8 +48,9 @@ async function main(argv: string[]): Promise<number> {
   // Inspection opens the store read-only: it never creates a SQLite file nor changes one.
   const inspect = command === 'stats' || (command === 'dlq' && (args[0] === 'ls' || args[0] === 'show')) || (command === 'state' && args[0] !== 'rm') || (command === 'schedules' && args[0] === 'ls');
   // No spool (whatever AGENTBUS_SPOOL_PATH says): a command against a Redis that is down fails rather
-  // than leaving its writes in a spool, and never takes the spool of a host started beside it.
-  const bus = await createBus({ logger, spool: false, ...(inspect ? { readonly: true } : {}) });
+  // than leaving its writes in a spool, and never takes the spool of a host started beside it. No
+  // mover either (moveDue): a command ends at once, and the hosts move what `publish --delay` stores.
+  const bus = await createBus({ logger, spool: false, moveDue: false, ...(inspect ? { readonly: true } : {}) });
   try {
     return await run(bus, command, args, values);
   } finally {
@@ -99,7 +100,7 @@ function typesFlag(o: Record<string, string | boolean | undefined>, need: boolea
  */
 async function replayToAgent(o: Record<string, string | boolean | undefined>, logger: Logger): Promise<number> {
   const loaded = await loadAgents(String(o.agents ?? (process.env.AGENTBUS_AGENTS || './agents')));
-  const bus = await createBus({ logger, spool: false });
+  const bus = await createBus({ logger, spool: false, moveDue: false });
   try {
     const host = new AgentHost({ bus, agents: loaded.agents, logger, catchUncaught: false });
     const agent = loaded.agents.map(resolveAgent).find((a) => a.name === o.agent);

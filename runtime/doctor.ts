@@ -69,7 +69,7 @@ async function redisChecks(env: NodeJS.ProcessEnv): Promise<Finding[]> {
   });
   const connected: Finding = { check: 'connect', status: 'ok', result: 'connected and authenticated (PING answered)' };
   try {
-    const bus = await createBus({ adapter: 'redis', logger, spool: false }, env); // checks Redis, not the spool (a host may hold it)
+    const bus = await createBus({ adapter: 'redis', logger, spool: false, moveDue: false }, env); // checks Redis, not the spool (a host may hold it)
     await bus.close();
     return [connected, ...records];
   } catch (err) {

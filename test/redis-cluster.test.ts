@@ -2,8 +2,10 @@
 // land in different slots, so a subscription over several of them reads across nodes.
 import { Cluster } from 'ioredis';
 import { createRedisBus } from '../adapters/redis/index.js';
-import { conformance } from './conformance/index.js';
-import { hasRedisServer, startRedisCluster } from './helpers/redis.js';
+import { randomBytes } from 'node:crypto';
+import type { Bus } from '../bus/contract.js';
+import { conformance, quiet } from './conformance/index.js';
+import { countDueCommands, hasRedisServer, startRedisCluster } from './helpers/redis.js';
 import { suite } from 'uvu';
 
 if (!hasRedisServer()) {
@@ -18,7 +20,7 @@ if (!hasRedisServer()) {
   conformance({
     name: 'redis-cluster',
     create: (o) => createRedisBus({ ...o, cluster }),
-    features: { sharedAcrossProcesses: true, foreignFieldEntries: true, countsConsumers: true },
+    features: { sharedAcrossProcesses: true, foreignFieldEntries: true, countsConsumers: true, countsDueQueries: true },
     store: {
       injectMalformed: async (topic) => {
         const raw = new Cluster(nodes);
@@ -36,6 +38,17 @@ if (!hasRedisServer()) {
         raw.disconnect();
       },
       processOptions: { adapter: 'redis', cluster },
+      dueQueries: async (o) => {
+        const prefix = `dq${randomBytes(4).toString('hex')}:`;
+        const counter = await countDueCommands(nodes.map((n) => `redis://${n.host}:${n.port}`), prefix);
+        const bus = await createRedisBus({ ...o, cluster, prefix, logger: quiet }).catch(async (err: unknown) => {
+          await counter.stop();
+          throw err;
+        });
+        const others: Bus[] = [];
+        const another = async () => (others.push(await createRedisBus({ cluster, prefix, logger: quiet })), others.at(-1)!);
+        return { bus, count: counter.count, another, close: async () => (await Promise.all([bus, ...others].map((b) => b.close())), await counter.stop()) };
+      },
       consumerRecords: async (topic, group) => {
         const raw = new Cluster(nodes);
         const n = ((await raw.xinfo('CONSUMERS', `events:${topic}`, group)) as unknown[]).length;

@@ -24,6 +24,7 @@ import { randomUUID } from 'node:crypto';
 import type { AppendEntry, DriverDue, DueEntry, DueRecord } from '../../bus/driver.js';
 import type { RedisStore } from './client.js';
 import { delivery } from './delivery.js';
+import { ListedSet } from './listed-set.js';
 import { cancelNamed, dueMember, memberFields, moveDue, removeDue, scheduleNamed } from './scripts/due.js';
 
 /** The due topics set is read again when its size changed, or after this long. */
@@ -32,9 +33,12 @@ const LIST_EVERY_MS = 10_000;
 const ENTRY_ID = /^(.+)\/([0-9a-fn][0-9a-f-]{35})$/;
 
 export class RedisDue implements DriverDue {
-  private listed: { count: number; until: number; names: string[] } = { count: -1, until: 0, names: [] };
+  /** The due topics set (keys.dueTopics) as movers read it. */
+  private readonly listed: ListedSet;
 
-  constructor(private readonly s: RedisStore) {}
+  constructor(private readonly s: RedisStore) {
+    this.listed = new ListedSet(s, s.keys.dueTopics, LIST_EVERY_MS);
+  }
 
   /**
    * One SCARD when no topic ever had a delayed event; else one script call per such topic, in
@@ -62,28 +66,32 @@ export class RedisDue implements DriverDue {
    * Stores a named entry (Streams.append hands them here): unless its dedup marker says it was
    * stored already, cancels its name on every other topic, then replaces it on its own in one
    * script. `register`: also name the topic as known and published (as Streams.send does once).
+   * Three round trips, each sent at once: the marker check with naming the topic as a due topic and
+   * reading them all; the cancels on the others (none when it is the only one); the script with the
+   * registration.
    */
   async storeNamed(e: AppendEntry, fields: string[], register: boolean): Promise<void> {
     const { cmd, keys } = this.s;
     const marker = e.dedup && e.dedupWindowMs > 0 ? keys.dedup(e.topic, e.event.source, e.event.id) : null;
+    // Naming the topic is harmless for a duplicate: the first store named it already.
+    const [seen, , topics] = await Promise.all([marker === null ? 0 : cmd.exists(marker), cmd.sadd(keys.dueTopics, e.topic), cmd.smembers(keys.dueTopics)]);
     // A duplicate changes nothing, here either: a cancel on other topics would undo what the same handler did after.
-    if (marker !== null && (await cmd.exists(marker)) === 1) return;
-    await cmd.sadd(keys.dueTopics, e.topic);
-    const others = (await cmd.smembers(keys.dueTopics)).filter((t) => t !== e.topic);
-    await Promise.all(others.map((t) => cancelNamed.call(cmd, keys.due(t), keys.dueNames(t), e.dueName!)));
+    if (seen === 1) return;
+    const others = topics.filter((t) => t !== e.topic);
+    if (others.length > 0) await Promise.all(others.map((t) => cancelNamed.call(cmd, keys.due(t), keys.dueNames(t), e.dueName!)));
     const member = dueMember(`n${randomUUID().slice(1)}`, fields);
-    await scheduleNamed.call(cmd, keys.due(e.topic), keys.dueNames(e.topic), marker, e.dedupWindowMs, e.dueAt!, member, e.dueName!);
-    if (register) await Promise.all([cmd.sadd(keys.topics, e.topic), cmd.sadd(keys.published, e.topic)]);
+    await Promise.all([
+      scheduleNamed.call(cmd, keys.due(e.topic), keys.dueNames(e.topic), marker, e.dedupWindowMs, e.dueAt!, member, e.dueName!),
+      ...(register ? [cmd.sadd(keys.topics, e.topic), cmd.sadd(keys.published, e.topic)] : []),
+    ]);
   }
 
+  /** The marker read and the due topics read go together; then the cancels, then the marker set. */
   async cancel(name: string, once: { source: string; id: string; windowMs: number } | null): Promise<boolean> {
     const { cmd, keys } = this.s;
     const marker = once ? keys.cancelMarker(once.source, once.id) : null;
-    if (marker !== null) {
-      const seen = await cmd.get(marker);
-      if (seen !== null) return seen === '1';
-    }
-    const topics = await cmd.smembers(keys.dueTopics);
+    const [seen, topics] = await Promise.all([marker === null ? null : cmd.get(marker), cmd.smembers(keys.dueTopics)]);
+    if (seen !== null) return seen === '1';
     const found = (await Promise.all(topics.map((t) => cancelNamed.call(cmd, keys.due(t), keys.dueNames(t), name)))).some(Boolean);
     if (marker !== null) await cmd.set(marker, found ? '1' : '0', 'PX', String(once!.windowMs));
     return found;
@@ -140,13 +148,7 @@ export class RedisDue implements DriverDue {
     return new Map(topics.map((t, i) => [t, n[i]]));
   }
 
-  private async topics(): Promise<string[]> {
-    const { cmd, keys } = this.s;
-    const count = await cmd.scard(keys.dueTopics);
-    if (count === 0) return [];
-    if (count !== this.listed.count || Date.now() >= this.listed.until) {
-      this.listed = { count, until: Date.now() + LIST_EVERY_MS, names: await cmd.smembers(keys.dueTopics) };
-    }
-    return this.listed.names;
+  private topics(): Promise<readonly string[]> {
+    return this.listed.read();
   }
 }

@@ -118,11 +118,11 @@ export class StoreHealth {
   guard<D extends Pick<Driver, 'log' | 'close'>>(driver: D): D {
     const append = driver.log.append.bind(driver.log);
     const close = driver.close.bind(driver);
-    driver.log.append = async (entries) => {
+    driver.log.append = async (entries, has) => {
       if (this.checking) await this.checking;
       if (this.blocked && Date.now() - this.checkedAt >= RECHECK_MS) await this.recheck(false);
       if (this.blocked) throw this.blocked;
-      return append(entries);
+      return append(entries, has);
     };
     driver.close = async () => {
       this.client.off('ready', this.onReady);

@@ -242,7 +242,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
   let busSpool = null;
   if (spoolMod && spooling && publishConn) {
     try {
-      busSpool = spoolMod.openSpool(spooling, publishConn, (entries) => driver.log.append(entries), resolved.dedupWindowMs, log);
+      busSpool = spoolMod.openSpool(spooling, publishConn, (entries, has) => driver.log.append(entries, has), resolved.dedupWindowMs, log);
     } catch (err) {
       await driver.close();
       throw err;

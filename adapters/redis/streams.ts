@@ -4,7 +4,8 @@
  * group (range, for replay; last), and which topics exist (discovery).
  */
 import type { Cluster } from 'ioredis';
-import type { AppendEntry, Delivery, DriverLog, RangeQuery } from '../../bus/driver.js';
+import type { AppendEntry, AppendHas, Delivery, DriverLog, RangeQuery } from '../../bus/driver.js';
+import { appendHas, HAS_DUE, HAS_NAMED } from '../../bus/delivery.js';
 import { NotReplicatedError } from '../../bus/errors.js';
 import { isType, type CloudEvent } from '../../bus/event.js';
 import { execAll, type RedisStore, type Sender } from './client.js';
@@ -15,6 +16,7 @@ import type { Entry } from './scripts/lease.js';
 import { publishOnce } from './scripts/publish.js';
 import { dueMember, scheduleOnce } from './scripts/due.js';
 import type { RedisDue } from './due.js';
+import { ListedSet } from './listed-set.js';
 import { randomUUID } from 'node:crypto';
 
 /** Up to this many entries are appended as plain commands rather than a Pipeline. */
@@ -33,7 +35,9 @@ export class Streams implements DriverLog {
   private readonly knownTopics = new Set<string>();
   /** Topics this driver added to the due topics set (keys.dueTopics). */
   private readonly dueTopics = new Set<string>();
-  private listed: { count: number; until: number; names: string[] } = { count: -1, until: 0, names: [] };
+  /** The topics set (keys.topics), and the members last merged with the scan. */
+  private readonly listed: ListedSet;
+  private listedNames: readonly string[] | null = null;
   private scanned: { at: number; found: string[] } = { at: 0, found: [] };
   private scanning: Promise<void> | null = null;
   private merged: string[] | null = null;
@@ -46,7 +50,9 @@ export class Streams implements DriverLog {
     private readonly acks: ReplicatedAcks | null = null,
     /** Stores named delayed entries (they replace one on any topic: more than one command). */
     private readonly due: RedisDue | null = null,
-  ) {}
+  ) {
+    this.listed = new ListedSet(s, s.keys.topics, SCAN_EVERY_MS);
+  }
 
   /** The body of an entry in its topic's layout (see layout.ts encodeBody). */
   encode(event: CloudEvent, maxBytes: number): string {
@@ -56,14 +62,15 @@ export class Streams implements DriverLog {
   /**
    * Up to SMALL_BATCH entries go as plain commands: ioredis writes each at once, and building a
    * Pipeline costs more garbage than it saves (it doubled GC pauses at 10k events/s in 1 ms ticks,
-   * measured). Larger batches go in one Pipeline.
+   * measured). Larger batches go in one Pipeline. `has` (AppendHas) says whether to look for delayed
+   * and named entries at all.
    */
-  async append(entries: AppendEntry[]): Promise<void> {
-    if (entries.some((e) => e.dueName !== undefined)) {
+  async append(entries: AppendEntry[], has: AppendHas = appendHas(entries)): Promise<void> {
+    if (has & HAS_NAMED) {
       // Named delayed entries are stored one by one after the others (RedisDue.storeNamed).
       const named = entries.filter((e) => e.dueName !== undefined);
       const rest = entries.filter((e) => e.dueName === undefined);
-      if (rest.length > 0) await this.append(rest);
+      if (rest.length > 0) await this.append(rest, HAS_DUE);
       if (!this.due) throw new Error('named delayed events need the due entries (RedisDue)');
       for (const e of named) {
         await this.due.storeNamed(e, entryFields(this.layouts.of(e.topic), e.event, e.body), !this.knownTopics.has(e.topic));
@@ -72,17 +79,16 @@ export class Streams implements DriverLog {
       if (this.acks) await this.replicated(named.length);
       return;
     }
+    const due = (has & HAS_DUE) !== 0;
     if (entries.length <= SMALL_BATCH) {
-      await Promise.all(entries.flatMap((e) => this.send(this.s.cmd, e) as Promise<unknown>[]));
+      await Promise.all(entries.flatMap((e) => this.send(this.s.cmd, e, due) as Promise<unknown>[]));
     } else {
       const p = this.s.batch();
-      for (const e of entries) this.send(p, e);
+      for (const e of entries) this.send(p, e, due);
       await execAll(p);
     }
-    for (const e of entries) {
-      this.knownTopics.add(e.topic);
-      if (e.dueAt !== undefined) this.dueTopics.add(e.topic);
-    }
+    for (const e of entries) this.knownTopics.add(e.topic);
+    if (due) for (const e of entries) if (e.dueAt !== undefined) this.dueTopics.add(e.topic);
     if (this.acks) await this.replicated(entries.length);
   }
 
@@ -108,12 +114,12 @@ export class Streams implements DriverLog {
    * scripts/due.ts), and, once per topic, its registration as a known topic and as a published
    * one (the topics retention trims).
    */
-  private send(to: Sender, e: AppendEntry): unknown[] {
+  private send(to: Sender, e: AppendEntry, due: boolean): unknown[] {
     const { keys } = this.s;
     const key = keys.stream(e.topic);
     const fields = entryFields(this.layouts.of(e.topic), e.event, e.body);
     const sent: unknown[] = [];
-    if (e.dueAt !== undefined) {
+    if (due && e.dueAt !== undefined) {
       // The topic is named in the due topics set before its entry exists (the set never shrinks:
       // a mover never misses a due set), and the entry goes to the due set, not the stream.
       if (!this.dueTopics.has(e.topic)) sent.push(to.sadd(keys.dueTopics, e.topic));
@@ -151,14 +157,12 @@ export class Streams implements DriverLog {
    * Known topics: those published or subscribed through agentbus (a set), plus streams under the
    * prefix that only other programs write, found by SCAN ... TYPE stream at most every SCAN_EVERY_MS
    * (a SCAN walks the whole keyspace). Pattern consumers ask every 100 ms: the set is read again
-   * only when its size (SCARD, O(1)) changed, or every SCAN_EVERY_MS; one SCAN runs at a time.
+   * only when its size (SCARD, O(1)) changed, or every SCAN_EVERY_MS (ListedSet); one SCAN runs at a time.
    */
   async topics(): Promise<string[]> {
-    const { cmd, keys } = this.s;
-    const count = await cmd.scard(keys.topics);
-    if (count !== this.listed.count || Date.now() >= this.listed.until) {
-      const names = await cmd.smembers(keys.topics);
-      this.listed = { count, until: Date.now() + SCAN_EVERY_MS, names };
+    const names = await this.listed.read();
+    if (names !== this.listedNames) {
+      this.listedNames = names;
       this.merged = null;
     }
     if (Date.now() >= this.scanned.at) {
@@ -170,7 +174,7 @@ export class Streams implements DriverLog {
         .finally(() => (this.scanning = null));
       await this.scanning;
     }
-    this.merged ??= [...new Set([...this.listed.names, ...this.scanned.found])].sort();
+    this.merged ??= [...new Set([...names, ...this.scanned.found])].sort();
     return [...this.merged];
   }
 

@@ -109,6 +109,48 @@ export function delayedSuite(a: Target): void {
     assert.equal(got.sort(), ['x:x-delayed', 'y:y-now', 'z:z-delayed']);
   });
 
+  if (a.features.countsDueQueries) {
+    test('a bus that only publishes undelayed events asks the store nothing about due entries; subscribing starts its mover', async () => {
+      const { bus, count, close } = await a.store.dueQueries!({});
+      try {
+        const type = uniq('now');
+        await bus.publish(type, 1);
+        await bus.publishBatch([{ type, data: 2 }, { type, data: 3, id: 'x' }]);
+        await bus.publish(type, 4, { delay: 0 }); // not delayed: published at once
+        await sleep(500); // a mover would have asked several times by now (it polls every 100 ms)
+        assert.is(await count(), 0, 'due-entry commands from a bus that never needed a mover');
+        // The same count sees the mover once the bus subscribes (the hook counts what it should).
+        await bus.subscribe({ group: uniq('g'), types: [type] }, () => {});
+        await waitFor('the mover asks the store', async () => (await count()) > 0, 10_000);
+      } finally {
+        await close();
+      }
+    });
+
+    test('moveDue: false: a subscribing bus never moves; the delayed event it publishes is moved by a bus that runs a mover', async () => {
+      const { bus, count, another, close } = await a.store.dueQueries!({ moveDue: false });
+      try {
+        const type = uniq('later');
+        const got: unknown[] = [];
+        await bus.subscribe({ group: uniq('g'), types: [type] }, (e) => void got.push(e.data));
+        await sleep(500);
+        assert.is(await count(), 0, 'due-entry commands from a bus with moveDue: false');
+        await bus.publish(type, 'later', { delay: 200 });
+        const stored = await count(); // the publish itself stores the due entry
+        await sleep(700);
+        assert.equal(got, [], 'not moved while only this bus runs');
+        assert.is(await count(), stored, 'no due-entry commands after its publish');
+        if (!another) return; // SQLite :memory: is private to the bus' connection
+        const mover = await another();
+        await mover.subscribe({ group: uniq('g'), types: [uniq('other')] }, () => {});
+        await waitFor('moved by the other bus', () => got.length === 1, 10_000);
+        assert.equal(got, ['later']);
+      } finally {
+        await close();
+      }
+    });
+  }
+
   if (a.features.sharedAcrossProcesses) {
     test('3 processes publish 1000 delayed events each and run movers with this bus, one SIGKILLed while moving: each event delivered once', async () => {
       const bus = await a.make();

@@ -53,6 +53,12 @@ export interface Features {
    * `store.consumerRecords`.
    */
   countsConsumers: boolean;
+  /**
+   * The suite can count what one bus asks its store about due delayed entries (Redis MONITOR on its
+   * own prefix, SQLite statements on the `due` table through its connection): checks that a bus
+   * costs its store nothing for them until it needs a mover, with `store.dueQueries`.
+   */
+  countsDueQueries: boolean;
 }
 
 export interface StoreAccess {
@@ -69,6 +75,13 @@ export interface StoreAccess {
   processOptions?: Record<string, unknown>;
   /** With `countsConsumers`: how many consumer records the store keeps for `group` on `topic` (live or not). */
   consumerRecords?(topic: string, group: string): Promise<number>;
+  /**
+   * With `countsDueQueries`: a bus made with `options` (and the silent logger) and how many commands
+   * or statements naming due entries (due sets, the due topics set, the `due` table) it has sent its
+   * store since it was made; with `sharedAcrossProcesses`, `another()` makes a bus on the same store
+   * (and Redis prefix), not counted. `close` closes them and the counting.
+   */
+  dueQueries?(options: BusOptions): Promise<{ bus: Bus; count(): Promise<number>; another?(): Promise<Bus>; close(): Promise<void> }>;
 }
 
 export const quiet = pino({ level: 'silent' });
@@ -79,6 +92,7 @@ export function conformance(a: AdapterUnderTest): void {
     ['sharedAcrossProcesses', 'processOptions'],
     ['foreignFieldEntries', 'injectFields'],
     ['countsConsumers', 'consumerRecords'],
+    ['countsDueQueries', 'dueQueries'],
   ];
   for (const [flag, hook] of needs) {
     if (a.features[flag] && a.store[hook] === undefined) throw new Error(`${a.name}: features.${flag} needs store.${hook}`);

@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { suite } from 'uvu';
 
 export interface RedisServer {
@@ -223,6 +224,49 @@ export async function startRedisSentinels(opts: { password?: string; sentinelPas
     async stop() {
       for (const p of procs) p.kill('SIGKILL');
       await Promise.all([master.stop(true), replica.stop(true)]);
+    },
+  };
+}
+
+/**
+ * Counts the commands that name a due key of `prefix` (a topic's `:due` or `:due-names`, the
+ * `:due-topics` set), watched with MONITOR on each node of `urls`. `count()` first waits until each
+ * node's feed passed a marker sent after it was called, so every command run before it is counted.
+ */
+export async function countDueCommands(urls: string[], prefix: string): Promise<{ count(): Promise<number>; stop(): Promise<void> }> {
+  let n = 0;
+  let marks = 0;
+  const seen = new Set<string>();
+  const isDueKey = (a: string) => a.includes(prefix) && /:due(-names|-topics)?$/.test(a);
+  const nodes = await Promise.all(
+    urls.map(async (url) => {
+      const raw = new Redis(url);
+      const monitor = await raw.monitor();
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (args[0]?.toLowerCase() === 'echo' && args[1]?.startsWith('mark:')) seen.add(args[1]);
+        else if (args.some(isDueKey)) n++;
+      });
+      return { raw, monitor, cmd: new Redis(url) };
+    }),
+  );
+  return {
+    async count() {
+      const mark = `mark:${prefix}:${++marks}`;
+      const sent = nodes.map((_, i) => `${mark}:${i}`);
+      await Promise.all(nodes.map((node, i) => node.cmd.echo(sent[i])));
+      const end = Date.now() + 10_000;
+      while (!sent.every((m) => seen.has(m))) {
+        if (Date.now() > end) throw new Error(`MONITOR never showed ${mark}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return n;
+    },
+    async stop() {
+      for (const node of nodes) {
+        node.monitor.disconnect();
+        node.raw.disconnect();
+        node.cmd.disconnect();
+      }
     },
   };
 }

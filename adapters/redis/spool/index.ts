@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { AppendEntry } from '../../../bus/driver.js';
+import type { AppendEntry, AppendHas } from '../../../bus/driver.js';
 import { defineAllScripts } from '../scripts/index.js';
 import { SpoolFile } from './file.js';
 import type { ResolvedSpoolOptions } from './options.js';
@@ -27,7 +27,7 @@ export function publishConnection(redis: Redis, timeoutMs: number): Redis {
 }
 
 /** Opens the spool file and the spool forwarding through `send`; `conn`'s reconnects wake its forwarder. */
-export function openSpool(o: ResolvedSpoolOptions, conn: Redis, send: (entries: AppendEntry[]) => Promise<void>, dedupWindowMs: number, log: Logger): RedisSpool {
+export function openSpool(o: ResolvedSpoolOptions, conn: Redis, send: (entries: AppendEntry[], has?: AppendHas) => Promise<void>, dedupWindowMs: number, log: Logger): RedisSpool {
   const spool = new RedisSpool(new SpoolFile(o.path), send, o, dedupWindowMs, log);
   conn.on('ready', () => spool.ready());
   return spool;

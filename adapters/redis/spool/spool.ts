@@ -10,7 +10,7 @@
  * rejects with SPOOL_FULL.
  */
 import type { Logger } from 'pino';
-import type { AppendEntry } from '../../../bus/driver.js';
+import type { AppendEntry, AppendHas } from '../../../bus/driver.js';
 import { ConnectionError } from '../../../bus/errors.js';
 import { formatBytes } from '../../../bus/pressure.js';
 import type { BusSpool, SpoolStats } from '../../../bus/spool.js';
@@ -50,7 +50,7 @@ export class RedisSpool implements BusSpool {
   constructor(
     private readonly file: SpoolFile,
     /** Appends to Redis (the driver's guarded log.append on the publish connection). */
-    private readonly send: (entries: AppendEntry[]) => Promise<void>,
+    private readonly send: (entries: AppendEntry[], has?: AppendHas) => Promise<void>,
     private readonly o: ResolvedSpoolOptions,
     /** The bus' dedup window: a spooled event older than it is no longer recognised as a copy of one Redis holds. */
     private readonly dedupWindowMs: number,
@@ -76,10 +76,10 @@ export class RedisSpool implements BusSpool {
     this.kick();
   }
 
-  async append(entries: AppendEntry[]): Promise<boolean> {
+  async append(entries: AppendEntry[], has?: AppendHas): Promise<boolean> {
     if (!this.down && !entries.some((e) => this.topics.has(e.topic))) {
       try {
-        await this.send(entries);
+        await this.send(entries, has);
         return false;
       } catch (err) {
         if (!isUnreachable(err)) throw err;
