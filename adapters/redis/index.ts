@@ -241,7 +241,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     health = new StoreHealth(redis, allowEviction, log, () => g.open);
     log.warn(
       { redis: where, err: (unreachable.cause as Error).message, spool: spooling!.path },
-      `${unreachable.message}: starting anyway, with the spool: publishes are spooled and forwarded once Redis answers and passes the start checks; until then subscribe waits and other calls that need Redis fail with CONNECTION_FAILED`,
+      `${unreachable.message}: starting anyway, with the spool: publishes are spooled and forwarded once Redis answers and passes the start checks; until then subscriptions start when it does and other calls that need Redis fail with CONNECTION_FAILED`,
     );
   } else {
     health = await checkServer(redis, { allowEvictionPolicy: allowEviction }, log).catch((err) => {

@@ -8,7 +8,8 @@
  *   unreachable CONNECTION_FAILED); once a check refused the server, with that refusal (the spool
  *   keeps its events, as for a refused eviction policy after a reconnect), the checks running again
  *   on each reconnect and at most once a second when an append asks;
- * - `subscribe` waits for them (its consumers start then; closing the bus ends the wait);
+ * - `subscribe` resolves at once; its consumer starts once they passed, before the spool is
+ *   forwarded (pending-subscription.ts);
  * - every other operation that needs Redis (replay, rewind, stats, ping, health, trim, dead
  *   letters, keys, schedules, a request's reply subscription) rejects at once with
  *   CONNECTION_FAILED naming the target, and sends nothing to Redis;
@@ -20,15 +21,18 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Bus } from '../../bus/contract.js';
+import type { Bus, Handler } from '../../bus/contract.js';
 import type { Driver } from '../../bus/driver.js';
-import { AgentbusError, BusClosedError, ConnectionError } from '../../bus/errors.js';
+import { AgentbusError, ConnectionError } from '../../bus/errors.js';
 import { errForLog } from '../../bus/thrown.js';
 import { startChecks } from './health.js';
+import { PendingSubscription } from './pending-subscription.js';
 import { isUnreachable } from './spool/unreachable.js';
 
 /** While refused, an append runs the checks again at most this often. */
 const RECHECK_MS = 1000;
+/** Longest wait for the pending subscriptions to start before the spool is forwarded anyway. */
+const SUBSCRIBE_WAIT_MS = 10_000;
 
 type Methods = Record<string, (...args: unknown[]) => Promise<unknown>>;
 
@@ -65,7 +69,7 @@ export class StartGate {
   private checking: Promise<void> | null = null;
   private checkedAt = 0;
   private closed = false;
-  private readonly waiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
+  private readonly pending = new Set<PendingSubscription>();
   private readonly settled: Array<() => void> = [];
   private lastRefusedConnection = '';
   private readonly onReady = () => void this.check();
@@ -126,16 +130,19 @@ export class StartGate {
     return driver;
   }
 
-  /** `bus` with subscribe waiting for the checks to pass (closing the bus ends the wait with BUS_CLOSED). */
+  /** `bus` with subscribe resolving at once until the checks passed (its consumer starts then). */
   wrap(bus: Bus): Bus {
     return {
       ...bus,
       subscribe: async (options, handler) => {
-        if (!this.open) await this.wait();
-        return bus.subscribe(options, handler);
+        if (this.open || this.closed) return bus.subscribe(options, handler);
+        const sub = new PendingSubscription(bus, options, handler as Handler, this.o.log);
+        this.pending.add(sub);
+        return sub;
       },
       close: () => {
         this.stop();
+        for (const s of this.pending) s.cancel();
         return bus.close();
       },
     };
@@ -146,18 +153,11 @@ export class StartGate {
     if (this.o.client.status === 'ready') void this.check();
   }
 
-  private wait(): Promise<void> {
-    if (this.closed) return Promise.reject(new BusClosedError('subscribe'));
-    return new Promise((resolve, reject) => this.waiters.add({ resolve, reject }));
-  }
-
   private stop(): void {
     if (this.closed) return;
     this.closed = true;
     this.o.client.off('ready', this.onReady);
     this.o.client.off('error', this.onError);
-    for (const w of this.waiters) w.reject(new BusClosedError('subscribe'));
-    this.waiters.clear();
   }
 
   /** What a gated call rejects with: unreachable while pending, the refusal once refused. */
@@ -207,8 +207,10 @@ export class StartGate {
     this.state = 'open';
     this.refusal = null;
     this.o.log.info({ redis: this.o.where }, `Redis at ${this.o.where} answered and passed the start checks: forwarding the spool`);
-    for (const w of this.waiters) w.resolve();
-    this.waiters.clear();
+    // Subscriptions made meanwhile start first: the events spooled meanwhile reach them.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all([...this.pending].map((s) => s.start())), new Promise((r) => (timer = setTimeout(r, SUBSCRIBE_WAIT_MS)))]);
+    clearTimeout(timer);
     for (const fn of this.settled) fn();
     this.o.client.off('ready', this.onReady);
     this.o.client.off('error', this.onError);
