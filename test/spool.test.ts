@@ -15,6 +15,7 @@ import type { Bus } from '../index.js';
 import { HostMetrics } from '../runtime/metrics.js';
 import { rejects, sleep, uniq, waitFor } from './helpers/index.js';
 import { hasRedisServer, startRedisServer } from './helpers/redis.js';
+import { workLog } from './helpers/host.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'agentbus-spool-'));
 
@@ -396,6 +397,46 @@ if (!hasRedisServer()) {
     } finally {
       raw.disconnect();
       await bus.close();
+      await srv.stop();
+    }
+  });
+
+  test('agentbus start with a spool while Redis is down: the host serves (not ready: store unreachable), its agent handles what a producer spooled meanwhile once Redis starts, SIGTERM exits 0', async () => {
+    const srv = await startRedisServer();
+    await srv.stop();
+    const type = uniq('spool.host');
+    const work = join(dir(), 'work.log');
+    const host = spawn(process.execPath, ['--import', 'tsx', 'runtime/cli.ts', 'start', '--agents', 'test/fixtures/agents/work.ts'], {
+      env: { ...process.env, AGENTBUS_ADAPTER: 'redis', REDIS_URL: srv.url, AGENTBUS_SPOOL_PATH: join(dir(), 'host.db'), AGENTBUS_HTTP_PORT: '0', LOG_LEVEL: 'info', WORK_TYPE: type, WORK_LOG: work, WORK_HANDLER_MS: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: string[] = [];
+    createInterface({ input: host.stdout! }).on('line', (l) => void out.push(l));
+    createInterface({ input: host.stderr! }).on('line', (l) => void out.push(l));
+    const exited = new Promise<number | null>((r) => host.once('exit', (code) => r(code)));
+    let producer: Bus | null = null;
+    try {
+      await waitFor('host running', () => {
+        if (host.exitCode !== null) assert.unreachable(`the host exited ${host.exitCode}:\n${out.join('\n')}`);
+        return out.some((l) => l.includes('host running'));
+      }, 30_000, 20);
+      const url = (JSON.parse(out.find((l) => l.includes('host running'))!) as { url: string }).url;
+      const unready = await fetch(`${url}/readyz`);
+      assert.is(unready.status, 503);
+      assert.match(await unready.text(), 'store unreachable');
+      producer = await createRedisBus({ url: srv.url, logger: pino({ level: 'silent' }), spool: { path: join(dir(), 'producer.db') } });
+      const sent = await producer.publishBatchDetailed([0, 1, 2].map((n) => ({ type, data: { n } })));
+      assert.ok(sent.every((r) => r.spooled));
+
+      await srv.start();
+      await waitFor('the agent handled every event', () => workLog(work).dones.size === 3, 30_000, 50);
+      assert.equal([...workLog(work).dones.keys()].sort(), sent.map((r) => r.id).sort());
+      await waitFor('ready', async () => (await fetch(`${url}/readyz`)).status === 200, 30_000, 100);
+      host.kill('SIGTERM');
+      assert.is(await exited, 0, out.join('\n'));
+    } finally {
+      host.kill('SIGKILL');
+      await producer?.close();
       await srv.stop();
     }
   });

@@ -13,7 +13,8 @@
  * - every other operation that needs Redis (replay, rewind, stats, ping, health, trim, dead
  *   letters, keys, schedules, a request's reply subscription) rejects at once with
  *   CONNECTION_FAILED naming the target, and sends nothing to Redis;
- * - the bus' own timers idle: the due mover moves nothing, the housekeeping trim trims nothing.
+ * - the bus' own timers idle: the due mover moves nothing, the housekeeping trim trims nothing,
+ *   and a consumer that never started forgets nothing.
  *
  * Waiting costs no CPU: ioredis reconnects (at most every 2 s), the spool's forwarder backs off to
  * 5 s, the mover polls a flag. A connection that Redis refuses (WRONGPASS, NOAUTH) is logged as an
@@ -39,7 +40,7 @@ type Methods = Record<string, (...args: unknown[]) => Promise<unknown>>;
 /** The driver's methods that reach Redis, per part (the sync ones, encode, wake, comparePositions, are left alone). */
 const GATED: Record<string, string[]> = {
   log: ['range', 'last', 'topics'],
-  groups: ['create', 'seek', 'heartbeat', 'forget'],
+  groups: ['create', 'seek', 'heartbeat'],
   reads: ['read'],
   leases: ['ack', 'renew', 'release', 'countAttempt'],
   deadLetters: ['add', 'list', 'get', 'retry', 'purge'],
@@ -66,6 +67,8 @@ export interface StartGateOptions {
 export class StartGate {
   private state: 'pending' | 'refused' | 'open' = 'pending';
   private refusal: Error | null = null;
+  /** Appends go to Redis: set once the checks passed and the subscriptions made meanwhile started. */
+  private admitted = false;
   private checking: Promise<void> | null = null;
   private checkedAt = 0;
   private closed = false;
@@ -113,13 +116,16 @@ export class StartGate {
     }
     const append = driver.log.append.bind(driver.log);
     driver.log.append = async (entries) => {
-      if (!this.open) await this.admit();
+      if (!this.admitted) await this.admit();
       return append(entries);
     };
     if (driver.due) {
       const move = driver.due.move.bind(driver.due);
       driver.due.move = (now, max) => (this.open ? move(now, max) : Promise.resolve({ moved: 0, next: null, entries: [] }));
     }
+    // A consumer that never started (a request's reply subscription) has nothing in Redis to forget.
+    const forget = driver.groups.forget.bind(driver.groups);
+    driver.groups.forget = (group, consumer, topics) => (this.open ? forget(group, consumer, topics) : Promise.resolve());
     const trim = driver.admin.trim.bind(driver.admin);
     driver.admin.trim = (retention, exact) => (this.open ? trim(retention, exact) : exact ? Promise.reject(this.error('trim')) : Promise.resolve(0));
     const close = driver.close.bind(driver);
@@ -173,7 +179,7 @@ export class StartGate {
   /** An append before the checks passed: refused ones run again (at most once a second), then it throws what stands. */
   private async admit(): Promise<void> {
     if (this.state === 'refused' && Date.now() - this.checkedAt >= RECHECK_MS) await this.check();
-    if (!this.open) throw this.error('publish');
+    if (!this.admitted) throw this.error('publish');
   }
 
   private check(): Promise<void> {
@@ -211,6 +217,7 @@ export class StartGate {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all([...this.pending].map((s) => s.start())), new Promise((r) => (timer = setTimeout(r, SUBSCRIBE_WAIT_MS)))]);
     clearTimeout(timer);
+    this.admitted = true;
     for (const fn of this.settled) fn();
     this.o.client.off('ready', this.onReady);
     this.o.client.off('error', this.onError);
