@@ -312,18 +312,17 @@ function replicatedAcks(acks: unknown, replicas: number | undefined, timeoutMs: 
   return acks === 'replicated' ? { replicas: n, timeoutMs: ms } : null;
 }
 
-/** Connects (see tryConnect); throws its CONNECTION_FAILED. */
+/** Connects (see tryConnect), or rejects with CONNECTION_FAILED. */
 async function connect(redis: Redis | Cluster, where: string, timeoutMs: number, scrub: (s: string) => string): Promise<void> {
-  const failed = await tryConnect(redis, where, timeoutMs, scrub, false);
-  if (failed) throw failed;
+  await tryConnect(redis, where, timeoutMs, scrub, false);
 }
 
 /**
  * Connects and checks the connection answers, then that the database was selected (reach);
- * resolves null, else the CONNECTION_FAILED to throw. `keepTrying`: when Redis is unreachable
- * (connection refused or closed, no answer within `timeoutMs`; not a reply refusing us, such as
- * WRONGPASS), leave the client reconnecting by itself and resolve that error; any other failure
- * disconnects it and rejects.
+ * resolves null once it did. `keepTrying`: when Redis is unreachable (connection refused or
+ * closed, an unknown host, no answer within `timeoutMs`; not a reply refusing us, such as
+ * WRONGPASS), leaves the client reconnecting by itself and resolves the CONNECTION_FAILED saying
+ * so. Any other failure disconnects the client and rejects with CONNECTION_FAILED.
  */
 async function tryConnect(redis: Redis | Cluster, where: string, timeoutMs: number, scrub: (s: string) => string, keepTrying: boolean): Promise<ConnectionError | null> {
   let timer: NodeJS.Timeout | undefined;
@@ -331,6 +330,8 @@ async function tryConnect(redis: Redis | Cluster, where: string, timeoutMs: numb
   const seen: Error[] = [];
   const onError = (err: Error) => void seen.push(err);
   redis.on('error', onError);
+  // A client given up on keeps the listener: a late error of its socket (a TLS handshake cut short) is then no unhandled 'error'.
+  let givenUp = false;
   try {
     await Promise.race([
       (async () => {
@@ -341,6 +342,7 @@ async function tryConnect(redis: Redis | Cluster, where: string, timeoutMs: numb
     ]);
     return null;
   } catch (err) {
+    givenUp = true;
     if (err instanceof ConnectionError) {
       redis.disconnect();
       throw err; // reach's refused SELECT
@@ -352,12 +354,15 @@ async function tryConnect(redis: Redis | Cluster, where: string, timeoutMs: numb
     const code = (e as { code?: unknown }).code;
     const cause = Object.assign(new Error(scrub(e.message)), { name: e.name }, typeof code === 'string' ? { code } : {});
     const error = new ConnectionError('CONNECTION_FAILED', `cannot reach Redis at ${where}: ${scrub(e.message)}`, { cause });
-    if (keepTrying && isUnreachable(thrown) && seen.every(isUnreachable)) return error;
+    if (keepTrying && isUnreachable(thrown) && seen.every(isUnreachable)) {
+      givenUp = false;
+      return error;
+    }
     redis.disconnect();
     throw error;
   } finally {
     clearTimeout(timer);
-    redis.off('error', onError);
+    if (!givenUp) redis.off('error', onError);
   }
 }
 
