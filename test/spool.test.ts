@@ -401,6 +401,31 @@ if (!hasRedisServer()) {
     }
   });
 
+  test('a bus started while Redis was down whose Redis comes back refusing its password logs that once as an error (no password) and keeps spooling', async () => {
+    const secret = 'R1ght-s3cr3t';
+    const srv = await startRedisServer(['--requirepass', secret], { password: secret });
+    await srv.stop();
+    const { lines, logger } = captured();
+    const wrong = 'Wr0ng-s3cr3t';
+    const bus = await createRedisBus({ url: srv.url.replace(secret, wrong), connectTimeoutMs: 1000, logger, spool: { path: join(dir(), 'spool.db') } });
+    const topic = uniq('spool.wrongpass');
+    try {
+      assert.ok((await bus.publishDetailed(topic, { n: 0 })).spooled);
+      await srv.start();
+      await waitFor('the refusal logged', () => lines.some((l) => l.level === 50 && l.msg.includes('refuses the connection')), 30_000, 20);
+      await sleep(2500); // reconnects go on, refused each time
+      assert.is(lines.filter((l) => l.level === 50 && l.msg.includes('refuses the connection')).length, 1, 'logged once');
+      assert.match(lines.find((l) => l.level === 50)!.msg, 'WRONGPASS');
+      assert.ok((await bus.publishDetailed(topic, { n: 1 })).spooled, 'publishes stay spooled');
+      assert.is(bus.spool!.stats().events, 2);
+      const text = JSON.stringify(lines);
+      assert.not.ok(text.includes(wrong) || text.includes(secret), 'no password in the log');
+    } finally {
+      await bus.close();
+      await srv.stop();
+    }
+  });
+
   test('agentbus start with a spool while Redis is down: the host serves (not ready: store unreachable), its agent handles what a producer spooled meanwhile once Redis starts, SIGTERM exits 0', async () => {
     const srv = await startRedisServer();
     await srv.stop();

@@ -94,7 +94,7 @@ export class StartGate {
     return this.state === 'open';
   }
 
-  /** Called once the checks ran for the first time (passed or refused): the spool tries again then. */
+  /** Called when the checks first refused the server, and when they passed: the spool tries again then. */
   onSettled(fn: () => void): void {
     this.settled.push(fn);
   }
