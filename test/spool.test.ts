@@ -389,6 +389,10 @@ if (!hasRedisServer()) {
       await rejects(() => bus.publish(other, {}), 'UNSAFE_STORE_CONFIG', 'allkeys-lru');
       assert.is((await bus.publishDetailed(topic, { n: 3 })).spooled, true, 'behind its topic in the spool');
       await rejects(() => bus.stats(), 'UNSAFE_STORE_CONFIG');
+      await sleep(2500); // the forwarder and the publishes above asked for the checks again meanwhile
+      const errors = lines.filter((l) => l.level === 50).map((l) => l.msg);
+      assert.is(errors.filter((m) => m.startsWith('redis eviction-policy')).length, 1, `the refused policy logged once: ${errors.join('\n')}`);
+      assert.is(errors.filter((m) => m.includes('failed the start checks')).length, 1, 'the refusal logged once');
 
       await raw.config('SET', 'maxmemory-policy', 'noeviction');
       await waitFor('forwarded once the policy is safe', () => spoolEmpty(bus), 30_000, 50);

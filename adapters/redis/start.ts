@@ -195,7 +195,8 @@ export class StartGate {
     const first = this.state === 'pending';
     try {
       await this.o.reach();
-      await startChecks(this.o.client, this.o.allowEvictionPolicy, this.o.log);
+      // The findings are logged the first time; checks run again while refused log only a change.
+      await startChecks(this.o.client, this.o.allowEvictionPolicy, this.state === 'refused' ? this.o.log.child({}, { level: 'silent' }) : this.o.log);
     } catch (err) {
       if (isUnreachable(err) || isUnreachable((err as Error)?.cause)) {
         this.o.log.debug({ redis: this.o.where, err: errForLog(err) }, 'redis start checks: connection lost again, run on the next reconnect');
