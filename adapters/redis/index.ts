@@ -231,9 +231,12 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     where = describeTarget(o);
   }
   defineAllScripts(redis);
-  // With a spool, a Redis unreachable at start is an outage like any later one: the bus starts (start.ts).
+  const watch = (downSince: number | null) => watchConnection(redis, log, 'redis connection', (err) => ({ redis: where, connection: 'command', err: scrub(err.message) }), downSince);
+  // With a spool, a Redis unreachable at start is an outage like any later one: the bus starts
+  // (start.ts), its start warning standing for the outage's first one.
+  if (!spooling) watch(null);
   const unreachable = client ? null : await tryConnect(redis, where, timeout, scrub, spooling !== null);
-  watchConnection(redis, log, 'redis connection', (err) => ({ redis: where, connection: 'command', err: scrub(err.message) }), unreachable ? Date.now() : null);
+  if (spooling) watch(unreachable ? Date.now() : null);
   let gate: StartGate | null = null;
   let health: StoreHealth;
   if (unreachable) {
