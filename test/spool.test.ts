@@ -1,6 +1,7 @@
 // The Redis bus' spool (the `spool` option) against a real redis-server this file starts, stops and
 // restarts on the same port (AOF on, so what Redis stored before an outage survives it).
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -402,6 +403,24 @@ if (!hasRedisServer()) {
       raw.disconnect();
       await bus.close();
       await srv.stop();
+    }
+  });
+
+  test('a server that takes connections but answers nothing within connectTimeoutMs counts as unreachable at start: a bus with a spool starts and spools', async () => {
+    const sockets = new Set<Socket>();
+    const mute = createServer((sock) => void sockets.add(sock.on('error', () => {}))); // reads, never answers
+    const port = await new Promise<number>((r) => mute.listen(0, '127.0.0.1', () => r((mute.address() as AddressInfo).port)));
+    const { lines, logger } = captured();
+    const t0 = Date.now();
+    const bus = await createRedisBus({ url: `redis://127.0.0.1:${port}`, connectTimeoutMs: 500, logger, spool: { path: join(dir(), 'spool.db') } });
+    try {
+      assert.ok(Date.now() - t0 < 10_000, `started after ${Date.now() - t0} ms`);
+      assert.match(lines.find((l) => l.level === 40)!.msg, 'no answer within 500 ms');
+      assert.ok((await bus.publishDetailed(uniq('spool.mute'), { n: 0 })).spooled);
+    } finally {
+      await bus.close();
+      for (const s of sockets) s.destroy();
+      mute.close();
     }
   });
 
