@@ -1,6 +1,7 @@
 // The Redis bus' spool (the `spool` option) against a real redis-server this file starts, stops and
 // restarts on the same port (AOF on, so what Redis stored before an outage survives it).
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import type { Bus } from '../index.js';
 import { HostMetrics } from '../runtime/metrics.js';
 import { rejects, sleep, uniq, waitFor } from './helpers/index.js';
 import { hasRedisServer, startRedisServer } from './helpers/redis.js';
+import { workLog } from './helpers/host.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'agentbus-spool-'));
 
@@ -231,6 +233,259 @@ if (!hasRedisServer()) {
     } finally {
       raw.disconnect();
       await bus.close();
+    }
+  });
+
+  /** A publisher process (test/fixtures/spool/publisher.ts) on `url` and `path`; its stdout lines as they come. */
+  function publisher(url: string, path: string, topics: string) {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/spool/publisher.ts'], {
+      env: { ...process.env, REDIS_URL: url, AGENTBUS_SPOOL_PATH: path, SPOOL_TOPIC: topics },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += String(d)));
+    createInterface({ input: child.stdout! }).on('line', (l) => void lines.push(l));
+    let exited = false;
+    const exit = new Promise<void>((r) => child.once('exit', () => ((exited = true), r())));
+    /** Waits for a line `pred` accepts, failing at once if the process exited (its stderr said why). */
+    const line = async (what: string, pred: (l: string) => boolean, from = 0) => {
+      await waitFor(what, () => {
+        if (exited) assert.unreachable(`the publisher exited while waiting for ${what}: ${stderr}`);
+        return lines.slice(from).some(pred);
+      }, 30_000, 20);
+      return lines.slice(from).find(pred)!;
+    };
+    return {
+      ready: () => line('ready', (l) => l === 'ready'),
+      /** Publishes `count` events from `from`; resolves what each resolved with. */
+      async publish(from: number, count: number) {
+        const at = lines.length;
+        child.stdin!.write(`publish ${from} ${count}\n`);
+        await line(`${count} publishes`, (l) => l === 'published', at);
+        return lines.slice(at).flatMap((l) => {
+          const m = /^(spooled|stored) (\d+) (\S+)$/.exec(l);
+          return m ? [{ spooled: m[1] === 'spooled', n: Number(m[2]), id: m[3]! }] : [];
+        });
+      },
+      /** CPU ms the process used over the next `ms` ms. */
+      async cpu(ms: number) {
+        const at = lines.length;
+        child.stdin!.write(`cpu ${ms}\n`);
+        return Number((await line('cpu', (l) => l.startsWith('cpu '), at)).slice(4));
+      },
+      async kill() {
+        child.kill('SIGKILL');
+        await exit;
+      },
+    };
+  }
+
+  test('a publisher started while Redis is down spools; SIGKILLed and restarted while Redis is still down, it spools more; once Redis starts, every event is in Redis once, in order per topic, with its id', async () => {
+    const srv = await startRedisServer(['--appendonly', 'yes']);
+    await srv.stop();
+    const path = join(dir(), 'spool.db');
+    const [t0, t1] = [uniq('spool.cold.a'), uniq('spool.cold.b')];
+    const [N, M] = [40, 30];
+    let second: ReturnType<typeof publisher> | null = null;
+    let bus: Bus | null = null;
+    try {
+      const first = publisher(srv.url, path, `${t0},${t1}`);
+      await first.ready();
+      const before = await first.publish(0, N);
+      await first.kill();
+      second = publisher(srv.url, path, `${t0},${t1}`);
+      await second.ready();
+      const after = await second.publish(N, M);
+      const all = [...before, ...after];
+      assert.is(all.length, N + M);
+      assert.ok(all.every((p) => p.spooled), 'every publish while Redis is down resolved spooled');
+      // Waiting for Redis burns no CPU: reconnects and the forwarder's retries are seconds apart.
+      const cpu = await second.cpu(3000);
+      assert.ok(cpu < 1500, `the publisher used ${cpu} ms of CPU in 3 s while waiting for Redis`);
+
+      await srv.start();
+      bus = await createRedisBus({ url: srv.url, logger: pino({ level: 'silent' }), spool: false });
+      const b = bus;
+      await waitFor('every event forwarded', async () => (await stored(b, t0)).length + (await stored(b, t1)).length >= N + M, 30_000, 50);
+      for (const [i, t] of [t0, t1].entries()) {
+        const want = all.filter((p) => p.n % 2 === i);
+        const got = await stored(b, t);
+        assert.equal(got.map((e) => e.n), want.map((p) => p.n), `topic ${i}: every event once, in publish order`);
+        assert.equal(got.map((e) => e.id), want.map((p) => p.id), `topic ${i}: with the ids the publishes resolved with`);
+      }
+    } finally {
+      await second?.kill();
+      await bus?.close();
+      await srv.stop();
+    }
+  });
+
+  test('with a spool a bus starts while Redis is down (without one it still fails, naming the target): one warning without the password, publishes spooled, subscribe resolves, other calls fail with CONNECTION_FAILED; once Redis answers the subscription gets every spooled event', async () => {
+    const secret = 'Sp00l-s3cr3t';
+    const srv = await startRedisServer(['--requirepass', secret], { password: secret });
+    await srv.stop();
+    const target = `127.0.0.1:${srv.port}`;
+    await rejects(() => createRedisBus({ url: srv.url, connectTimeoutMs: 1000, logger: pino({ level: 'silent' }), spool: false }), 'CONNECTION_FAILED', target);
+
+    const { lines, logger } = captured();
+    const bus = await createRedisBus({ url: srv.url, connectTimeoutMs: 1000, logger, spool: { path: join(dir(), 'spool.db') } });
+    const topic = uniq('spool.cold');
+    try {
+      const warns = () => lines.filter((l) => l.level === 40);
+      assert.is(warns().length, 1, `one warning: ${JSON.stringify(warns())}`);
+      assert.match(warns()[0]!.msg, target);
+      const spooled = [await bus.publishDetailed(topic, { n: 0 }), ...(await bus.publishBatchDetailed([{ type: topic, data: { n: 1 } }, { type: topic, data: { n: 2 } }]))];
+      assert.equal(spooled.map((r) => r.spooled), [true, true, true]);
+      for (const call of [() => bus.stats(), () => bus.ping(), () => bus.replay({ types: [topic] }, () => {}), () => bus.deadLetters.list()]) {
+        await rejects(call, 'CONNECTION_FAILED', target, 'has not answered since the bus started');
+      }
+      // subscribe resolves at once (its consumer starts once Redis answers, before the spool is
+      // forwarded: a new group at 'latest' gets what was spooled meanwhile); bad options still reject.
+      await rejects(() => bus.subscribe({ group: '', types: [topic] }, () => {}), 'INVALID_OPTION', 'group');
+      const got: string[] = [];
+      const sub = await bus.subscribe({ group: 'g', types: [topic] }, (e) => void got.push(e.id));
+      assert.is(sub.group, 'g');
+      const spooledLater = await bus.publishDetailed(topic, { n: 3 });
+      assert.ok(spooledLater.spooled);
+      const cpu = process.cpuUsage();
+      await sleep(3000); // the reconnects (up to 2 s apart) go on meanwhile
+      const used = process.cpuUsage(cpu);
+      assert.ok((used.user + used.system) / 1000 < 1500, `${(used.user + used.system) / 1000} ms of CPU in 3 s while waiting for Redis`);
+      assert.is(got.length, 0);
+      assert.is(warns().length, 1, 'the reconnects log no further warning');
+
+      await srv.start();
+      await waitFor('the subscriber got every spooled event', () => got.length === 4, 30_000, 20);
+      assert.equal(got, [...spooled, spooledLater].map((r) => r.id));
+      assert.ok(spoolEmpty(bus));
+      assert.is((await bus.publishDetailed(topic, { n: 4 })).spooled, false, 'Redis is back: publishes go to it');
+      await waitFor('delivered from Redis', () => got.length === 5, 30_000, 20);
+      await sub.close();
+      const text = JSON.stringify(lines);
+      assert.not.ok(text.includes(secret), 'no password in the log');
+      // Redis answering, a refusal still fails at start, spool or not.
+      await rejects(() => createRedisBus({ url: srv.url.replace(secret, 'wrong'), connectTimeoutMs: 1000, logger: pino({ level: 'silent' }), spool: { path: join(dir(), 'spool.db') } }), 'CONNECTION_FAILED', target, 'WRONGPASS');
+    } finally {
+      await bus.close();
+      await srv.stop();
+    }
+  });
+
+  test('a bus started while Redis was down runs the start checks when it answers: a refused server (allkeys-lru) gets nothing from the spool, publishes to it are refused; once the policy is fixed the spool is forwarded', async () => {
+    const srv = await startRedisServer(['--maxmemory-policy', 'allkeys-lru']);
+    await srv.stop();
+    const { lines, logger } = captured();
+    const bus = await createRedisBus({ url: srv.url, connectTimeoutMs: 1000, logger, spool: { path: join(dir(), 'spool.db') } });
+    const [topic, other] = [uniq('spool.refused'), uniq('spool.refused.other')];
+    const raw = new Redis(srv.url, { lazyConnect: true }).on('error', () => {});
+    try {
+      const ids = (await bus.publishBatchDetailed([0, 1, 2].map((n) => ({ type: topic, data: { n } })))).map((r) => r.id);
+      await srv.start();
+      await waitFor('the start checks refused the server', () => lines.some((l) => l.level === 50 && l.msg.includes('failed the start checks')), 30_000, 20);
+      await waitFor('the forwarder was refused', () => lines.some((l) => l.level === 50 && l.msg.startsWith('Redis refused events forwarded')), 30_000, 20);
+      await raw.connect();
+      assert.is(await raw.exists(`events:${topic}`), 0, 'nothing forwarded to a refused server');
+      assert.is(bus.spool!.stats().events, 3, 'the spool keeps its events');
+      await rejects(() => bus.publish(other, {}), 'UNSAFE_STORE_CONFIG', 'allkeys-lru');
+      assert.is((await bus.publishDetailed(topic, { n: 3 })).spooled, true, 'behind its topic in the spool');
+      await rejects(() => bus.stats(), 'UNSAFE_STORE_CONFIG');
+      await sleep(2500); // the forwarder and the publishes above asked for the checks again meanwhile
+      const errors = lines.filter((l) => l.level === 50).map((l) => l.msg);
+      assert.is(errors.filter((m) => m.startsWith('redis eviction-policy')).length, 1, `the refused policy logged once: ${errors.join('\n')}`);
+      assert.is(errors.filter((m) => m.includes('failed the start checks')).length, 1, 'the refusal logged once');
+
+      await raw.config('SET', 'maxmemory-policy', 'noeviction');
+      await waitFor('forwarded once the policy is safe', () => spoolEmpty(bus), 30_000, 50);
+      assert.equal((await stored(bus, topic)).map((e) => e.n), [0, 1, 2, 3]);
+      assert.equal((await stored(bus, topic)).slice(0, 3).map((e) => e.id), ids);
+    } finally {
+      raw.disconnect();
+      await bus.close();
+      await srv.stop();
+    }
+  });
+
+  test('a server that takes connections but answers nothing within connectTimeoutMs counts as unreachable at start: a bus with a spool starts and spools', async () => {
+    const sockets = new Set<Socket>();
+    const mute = createServer((sock) => void sockets.add(sock.on('error', () => {}))); // reads, never answers
+    const port = await new Promise<number>((r) => mute.listen(0, '127.0.0.1', () => r((mute.address() as AddressInfo).port)));
+    const { lines, logger } = captured();
+    const t0 = Date.now();
+    const bus = await createRedisBus({ url: `redis://127.0.0.1:${port}`, connectTimeoutMs: 500, logger, spool: { path: join(dir(), 'spool.db') } });
+    try {
+      assert.ok(Date.now() - t0 < 10_000, `started after ${Date.now() - t0} ms`);
+      assert.match(lines.find((l) => l.level === 40)!.msg, 'no answer within 500 ms');
+      assert.ok((await bus.publishDetailed(uniq('spool.mute'), { n: 0 })).spooled);
+    } finally {
+      await bus.close();
+      for (const s of sockets) s.destroy();
+      mute.close();
+    }
+  });
+
+  test('a bus started while Redis was down whose Redis comes back refusing its password logs that once as an error (no password) and keeps spooling', async () => {
+    const secret = 'R1ght-s3cr3t';
+    const srv = await startRedisServer(['--requirepass', secret], { password: secret });
+    await srv.stop();
+    const { lines, logger } = captured();
+    const wrong = 'Wr0ng-s3cr3t';
+    const bus = await createRedisBus({ url: srv.url.replace(secret, wrong), connectTimeoutMs: 1000, logger, spool: { path: join(dir(), 'spool.db') } });
+    const topic = uniq('spool.wrongpass');
+    try {
+      assert.ok((await bus.publishDetailed(topic, { n: 0 })).spooled);
+      await srv.start();
+      await waitFor('the refusal logged', () => lines.some((l) => l.level === 50 && l.msg.includes('refuses the connection')), 30_000, 20);
+      await sleep(2500); // reconnects go on, refused each time
+      assert.is(lines.filter((l) => l.level === 50 && l.msg.includes('refuses the connection')).length, 1, 'logged once');
+      assert.match(lines.find((l) => l.level === 50)!.msg, 'WRONGPASS');
+      assert.ok((await bus.publishDetailed(topic, { n: 1 })).spooled, 'publishes stay spooled');
+      assert.is(bus.spool!.stats().events, 2);
+      const text = JSON.stringify(lines);
+      assert.not.ok(text.includes(wrong) || text.includes(secret), 'no password in the log');
+    } finally {
+      await bus.close();
+      await srv.stop();
+    }
+  });
+
+  test('agentbus start with a spool while Redis is down: the host serves (not ready: store unreachable), its agent handles what a producer spooled meanwhile once Redis starts, SIGTERM exits 0', async () => {
+    const srv = await startRedisServer();
+    await srv.stop();
+    const type = uniq('spool.host');
+    const work = join(dir(), 'work.log');
+    const host = spawn(process.execPath, ['--import', 'tsx', 'runtime/cli.ts', 'start', '--agents', 'test/fixtures/agents/work.ts'], {
+      env: { ...process.env, AGENTBUS_ADAPTER: 'redis', REDIS_URL: srv.url, AGENTBUS_SPOOL_PATH: join(dir(), 'host.db'), AGENTBUS_HTTP_PORT: '0', LOG_LEVEL: 'info', WORK_TYPE: type, WORK_LOG: work, WORK_HANDLER_MS: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: string[] = [];
+    createInterface({ input: host.stdout! }).on('line', (l) => void out.push(l));
+    createInterface({ input: host.stderr! }).on('line', (l) => void out.push(l));
+    const exited = new Promise<number | null>((r) => host.once('exit', (code) => r(code)));
+    let producer: Bus | null = null;
+    try {
+      await waitFor('host running', () => {
+        if (host.exitCode !== null) assert.unreachable(`the host exited ${host.exitCode}:\n${out.join('\n')}`);
+        return out.some((l) => l.includes('host running'));
+      }, 30_000, 20);
+      const url = (JSON.parse(out.find((l) => l.includes('host running'))!) as { url: string }).url;
+      const unready = await fetch(`${url}/readyz`);
+      assert.is(unready.status, 503);
+      assert.match(await unready.text(), 'store unreachable');
+      producer = await createRedisBus({ url: srv.url, logger: pino({ level: 'silent' }), spool: { path: join(dir(), 'producer.db') } });
+      const sent = await producer.publishBatchDetailed([0, 1, 2].map((n) => ({ type, data: { n } })));
+      assert.ok(sent.every((r) => r.spooled));
+
+      await srv.start();
+      await waitFor('the agent handled every event', () => workLog(work).dones.size === 3, 30_000, 50);
+      assert.equal([...workLog(work).dones.keys()].sort(), sent.map((r) => r.id).sort());
+      await waitFor('ready', async () => (await fetch(`${url}/readyz`)).status === 200, 30_000, 100);
+      host.kill('SIGTERM');
+      assert.is(await exited, 0, out.join('\n'));
+    } finally {
+      host.kill('SIGKILL');
+      await producer?.close();
+      await srv.stop();
     }
   });
 

@@ -80,11 +80,20 @@ const refusal = (f: Finding, extra = '') => new ConfigurationError(f.code ?? 'UN
  * the watch that re-reads the eviction policy on every reconnect.
  */
 export async function checkServer(client: Client, options: { allowEvictionPolicy: boolean }, log: Logger): Promise<StoreHealth> {
-  const findings = await inspectServer(client, options.allowEvictionPolicy);
+  await startChecks(client, options.allowEvictionPolicy, log);
+  return new StoreHealth(client, options.allowEvictionPolicy, log);
+}
+
+/**
+ * The checks of checkServer without the watch: each finding logged, a ConfigurationError thrown
+ * for the first refused one. A bus started while Redis was unreachable (start.ts) runs them once
+ * Redis answers.
+ */
+export async function startChecks(client: Client, allow: boolean, log: Logger): Promise<void> {
+  const findings = await inspectServer(client, allow);
   report(findings, log);
   const refused = findings.find((f) => f.status === 'fail');
   if (refused) throw refusal(refused);
-  return new StoreHealth(client, options.allowEvictionPolicy, log);
 }
 
 /**
@@ -99,12 +108,15 @@ export class StoreHealth {
   private blocked: ConfigurationError | null = null;
   private checking: Promise<void> | null = null;
   private checkedAt = 0;
-  private readonly onReady = () => void this.recheck(true);
+  // Until a bus started while Redis was unreachable passed its start checks, those run on a reconnect instead (start.ts).
+  private readonly onReady = () => void (this.started() ? this.recheck(true) : undefined);
 
   constructor(
     private readonly client: Client,
     private readonly allow: boolean,
     private readonly log: Logger,
+    /** Whether the start checks passed (always, unless the bus started while Redis was unreachable). */
+    private readonly started: () => boolean = () => true,
   ) {
     client.on('ready', this.onReady);
   }

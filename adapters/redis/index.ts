@@ -9,7 +9,7 @@ import { BUS_OPTION_KEYS, resolveBusOptions } from '../../bus/options.js';
 import { int, knownKeys } from '../../bus/validate.js';
 import { RedisDriver } from './driver.js';
 import { evictionOptIn } from './findings.js';
-import { checkServer } from './health.js';
+import { checkServer, StoreHealth } from './health.js';
 import type { ReplicatedAcks } from './streams.js';
 import { Keys } from './keys.js';
 import { Layouts } from './layout.js';
@@ -18,6 +18,8 @@ import { defineAllScripts } from './scripts/index.js';
 import { checkUrl, dbNumber, describeTarget, MAX_DB, scrubber, urlPasswords } from './target.js';
 import { watchConnection } from './outage.js';
 import { resolveSpoolOptions, type SpoolOptions } from './spool/options.js';
+import { isUnreachable } from './spool/unreachable.js';
+import { StartGate } from './start.js';
 
 export interface RedisBusOptions extends BusOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Default `REDIS_URL`, else the fields below. */
@@ -36,7 +38,10 @@ export interface RedisBusOptions extends BusOptions {
   tls?: RedisOptions['tls'] | undefined;
   /** Stream key of a topic is `<prefix><type>`; may be '' to consume existing streams by name. Default `events:`. */
   prefix?: string | undefined;
-  /** How long start-up waits for Redis before failing with CONNECTION_FAILED. Default 10000 ms. */
+  /**
+   * How long start-up waits for Redis before failing with CONNECTION_FAILED (with a `spool`: before
+   * starting without it, see start.ts). Default 10000 ms.
+   */
   connectTimeoutMs?: number | undefined;
   /**
    * Redis Cluster seed nodes (`host:port` strings or `{ host, port }`); the cluster's other nodes
@@ -96,6 +101,10 @@ export interface RedisBusOptions extends BusOptions {
    * with their ids, once it is back (see SpoolOptions and the README, "Spool when Redis is down").
    * `false`: no spool whatever `AGENTBUS_SPOOL_PATH` says (the CLI's commands other than `start`:
    * they must not spool, nor take the spool of the host they run beside). Not with `cluster`.
+   * With a spool, a Redis unreachable at start (connection refused, no answer within
+   * `connectTimeoutMs`) does not fail createRedisBus: the bus starts spooling and runs the start
+   * checks once Redis answers (start.ts says what waits and what fails meanwhile); Redis refusing
+   * the connection (a wrong password) still fails it.
    * Default `AGENTBUS_SPOOL_PATH` (as `{ path }`), else none.
    */
   spool?: SpoolOptions | false | undefined;
@@ -107,7 +116,10 @@ const OWN_KEYS = [
 ];
 const COMMON_KEYS = BUS_OPTION_KEYS;
 
-/** Connects (failing within `connectTimeoutMs` when Redis is unreachable) and returns a Redis Streams bus. */
+/**
+ * Connects (failing within `connectTimeoutMs` when Redis is unreachable, unless the bus has a
+ * spool) and returns a Redis Streams bus.
+ */
 export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<Bus> {
   knownKeys('redis', options, [...OWN_KEYS, ...COMMON_KEYS]);
   const { url, host, port, username, password, db, tls, prefix = 'events:', connectTimeoutMs, cluster, client, allowEvictionPolicy, layout, ...rest } = options;
@@ -218,18 +230,35 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
     }
     where = describeTarget(o);
   }
-  watchConnection(redis, log, 'redis connection', (err) => ({ redis: where, connection: 'command', err: scrub(err.message) }));
   defineAllScripts(redis);
-  if (!client) await connect(redis, where, timeout, scrub);
-  const health = await checkServer(redis, { allowEvictionPolicy: allowEviction }, log).catch((err) => {
-    if (!client) redis.disconnect();
-    throw err;
-  });
+  const watch = (downSince: number | null) => watchConnection(redis, log, 'redis connection', (err) => ({ redis: where, connection: 'command', err: scrub(err.message) }), downSince);
+  // With a spool, a Redis unreachable at start is an outage like any later one: the bus starts
+  // (start.ts), its start warning standing for the outage's first one.
+  if (!spooling) watch(null);
+  const unreachable = client ? null : await tryConnect(redis, where, timeout, scrub, spooling !== null);
+  if (spooling) watch(unreachable ? Date.now() : null);
+  let gate: StartGate | null = null;
+  let health: StoreHealth;
+  if (unreachable) {
+    const g = (gate = new StartGate({ client: redis as Redis, where, reach: () => reach(redis, where, scrub), allowEvictionPolicy: allowEviction, log, scrub, cause: unreachable.cause as Error }));
+    health = new StoreHealth(redis, allowEviction, log, () => g.open);
+    log.warn(
+      { redis: where, err: (unreachable.cause as Error).message, spool: spooling!.path },
+      `${unreachable.message}: starting anyway, with the spool: publishes are spooled and forwarded once Redis answers and passes the start checks; until then subscriptions start when it does and other calls that need Redis fail with CONNECTION_FAILED`,
+    );
+  } else {
+    health = await checkServer(redis, { allowEvictionPolicy: allowEviction }, log).catch((err) => {
+      if (!client) redis.disconnect();
+      throw err;
+    });
+  }
   const keys = new Keys(prefix);
   // The spool's module is loaded only when asked for: it brings better-sqlite3.
   const spoolMod = spooling ? await import('./spool/index.js') : null;
   const publishConn = spoolMod && spooling ? spoolMod.publishConnection(redis as Redis, spooling.timeoutMs + (replicated?.timeoutMs ?? 0)) : null;
-  if (publishConn) {
+  if (publishConn && unreachable) {
+    publishConn.connect().catch(() => {}); // it reconnects by itself, as the command connection does
+  } else if (publishConn) {
     try {
       await connect(publishConn, where, timeout, scrub);
     } catch (err) {
@@ -239,6 +268,7 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
   }
   const driver = health.guard(new RedisDriver(redis, keys, log, client === undefined, (err) => ({ redis: where, err: scrub(err.message) }), layouts, replicated, publishConn));
   new RedisPressure(redis, keys, health).watch(driver);
+  gate?.guard(driver);
   let busSpool = null;
   if (spoolMod && spooling && publishConn) {
     try {
@@ -248,9 +278,17 @@ export async function createRedisBus(options: RedisBusOptions = {}, env: NodeJS.
       throw err;
     }
   }
+  if (gate && busSpool) {
+    const s = busSpool;
+    s.unreachableAtStart();
+    gate.onSettled(() => s.opened());
+  }
   // Info through a logger the caller passed (agentbus start passes its own); the default logger keeps it at debug.
   log[common.logger ? 'info' : 'debug']({ store: 'redis', redis: where, prefix, ...(busSpool ? { spool: busSpool.stats().path } : {}) }, `store: Redis at ${where}`);
-  return busFromDriver(driver, { ...common, logger: log }, busSpool);
+  const bus = busFromDriver(driver, { ...common, logger: log }, busSpool);
+  if (!gate) return bus;
+  gate.start();
+  return gate.wrap(bus);
 }
 
 /** `host:port` or `{ host, port }`, checked, for the Cluster constructor. */
@@ -277,32 +315,73 @@ function replicatedAcks(acks: unknown, replicas: number | undefined, timeoutMs: 
   return acks === 'replicated' ? { replicas: n, timeoutMs: ms } : null;
 }
 
-/**
- * Connects and checks the connection answers, then that the database was selected: ioredis
- * reports a refused SELECT as an error event and goes on in database 0.
- */
+/** Connects (see tryConnect), or rejects with CONNECTION_FAILED. */
 async function connect(redis: Redis | Cluster, where: string, timeoutMs: number, scrub: (s: string) => string): Promise<void> {
+  await tryConnect(redis, where, timeoutMs, scrub, false);
+}
+
+/**
+ * Connects and checks the connection answers, then that the database was selected (reach);
+ * resolves null once it did. `keepTrying`: when Redis is unreachable (connection refused or
+ * closed, an unknown host, no answer within `timeoutMs`; not a reply refusing us, such as
+ * WRONGPASS), leaves the client reconnecting by itself and resolves the CONNECTION_FAILED saying
+ * so. Any other failure disconnects the client and rejects with CONNECTION_FAILED.
+ */
+async function tryConnect(redis: Redis | Cluster, where: string, timeoutMs: number, scrub: (s: string) => string, keepTrying: boolean): Promise<ConnectionError | null> {
   let timer: NodeJS.Timeout | undefined;
-  const db = (redis as Cluster).isCluster ? 0 : ((redis as Redis).options.db ?? 0);
-  let step = 'cannot reach Redis at';
+  // ioredis rejects connect() with "Connection is closed." and emits the reason (ECONNREFUSED, WRONGPASS) as an error event.
+  const seen: Error[] = [];
+  const onError = (err: Error) => void seen.push(err);
+  redis.on('error', onError);
+  // A client given up on keeps the listener: a late error of its socket (a TLS handshake cut short) is then no unhandled 'error'.
+  let givenUp = false;
   try {
     await Promise.race([
       (async () => {
         await redis.connect();
-        await redis.ping();
-        step = `cannot select database ${db} on`;
-        if (db !== 0) await (redis as Redis).select(db);
+        await reach(redis, where, scrub);
       })(),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs))),
     ]);
+    return null;
   } catch (err) {
-    redis.disconnect();
-    const e = err as Error;
-    // The cause keeps the name and the scrubbed message only: ioredis errors carry the failed
+    givenUp = true;
+    if (err instanceof ConnectionError) {
+      redis.disconnect();
+      throw err; // reach's refused SELECT
+    }
+    const thrown = err as Error;
+    const e = /^Connection is closed/.test(thrown.message) && seen.length > 0 ? seen[seen.length - 1]! : thrown;
+    // The cause keeps the name, code and the scrubbed message only: ioredis errors carry the failed
     // command's arguments (AUTH's are the password).
-    const cause = Object.assign(new Error(scrub(e.message)), { name: e.name });
-    throw new ConnectionError('CONNECTION_FAILED', `${step} ${where}: ${scrub(e.message)}`, { cause });
+    const code = (e as { code?: unknown }).code;
+    const cause = Object.assign(new Error(scrub(e.message)), { name: e.name }, typeof code === 'string' ? { code } : {});
+    const error = new ConnectionError('CONNECTION_FAILED', `cannot reach Redis at ${where}: ${scrub(e.message)}`, { cause });
+    if (keepTrying && isUnreachable(thrown) && seen.every(isUnreachable)) {
+      givenUp = false;
+      return error;
+    }
+    redis.disconnect();
+    throw error;
   } finally {
     clearTimeout(timer);
+    if (!givenUp) redis.off('error', onError);
+  }
+}
+
+/**
+ * Checks the connection answers, then that the database was selected: ioredis reports a refused
+ * SELECT as an error event and goes on in database 0 (a CONNECTION_FAILED naming the database).
+ */
+async function reach(redis: Redis | Cluster, where: string, scrub: (s: string) => string): Promise<void> {
+  const db = (redis as Cluster).isCluster ? 0 : ((redis as Redis).options.db ?? 0);
+  await redis.ping();
+  if (db === 0) return;
+  try {
+    await (redis as Redis).select(db);
+  } catch (err) {
+    const e = err as Error;
+    if (isUnreachable(e)) throw e;
+    throw new ConnectionError('CONNECTION_FAILED', `cannot select database ${db} on ${where}: ${scrub(e.message)}`, { cause: Object.assign(new Error(scrub(e.message)), { name: e.name }) });
   }
 }

@@ -8,9 +8,9 @@ import type { Logger } from 'pino';
  * while Redis is down. The first error of an outage is a warning, naming the connection and the
  * error; the next ones are debug lines; the 'ready' that ends it is one info line with its length.
  * `fields` gives the log fields of an error (where, and its message with any password scrubbed).
+ * `downSince`: an outage under way already (Redis unreachable at start, which the bus logged).
  */
-export function watchConnection(conn: Redis | Cluster, log: Logger, what: string, fields: (err: Error) => Record<string, unknown>): void {
-  let downSince: number | null = null;
+export function watchConnection(conn: Redis | Cluster, log: Logger, what: string, fields: (err: Error) => Record<string, unknown>, downSince: number | null = null): void {
   conn.on('error', (err: Error) => {
     if (downSince !== null) {
       if (log.isLevelEnabled('debug')) log.debug(fields(err), `${what} error (still reconnecting)`);

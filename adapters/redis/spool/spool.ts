@@ -68,6 +68,27 @@ export class RedisSpool implements BusSpool {
     this.wake?.();
   }
 
+  /**
+   * The bus started while Redis was unreachable, and logged so: publishes go to the spool without
+   * trying Redis (no second warning) until the bus has reached it (opened).
+   */
+  unreachableAtStart(): void {
+    this.down = true;
+    this.since ??= Date.now();
+  }
+
+  /**
+   * The bus reached Redis for the first time and its start checks ran (passed, or refused): with
+   * nothing spooled, publishes try Redis again; else the forwarder tries now.
+   */
+  opened(): void {
+    if (this.count === 0 && !this.running) {
+      this.down = false;
+      this.since = null;
+    } else this.kick();
+    this.wake?.();
+  }
+
   start(stored: (entries: AppendEntry[]) => void): void {
     this.stored = stored;
     if (this.count === 0) return;

@@ -1,0 +1,70 @@
+/**
+ * A subscription made while a bus started without Redis has not reached it yet (start.ts): it
+ * resolves at once, so a host's agents start and stop as usual, and its consumer starts once Redis
+ * answered and passed the start checks, before the spool is forwarded: events published meanwhile
+ * (spooled) reach it, as events published after any subscribe resolved do. A start that fails then
+ * (Redis lost again) is logged and tried again, 1 s doubling to 30 s apart, until it is closed.
+ */
+import type { Logger } from 'pino';
+import type { Bus, Handler, KeyedStats, Subscription, SubscribeOptions } from '../../bus/contract.js';
+import { invalid } from '../../bus/errors.js';
+import { resolveSubscribeOptions } from '../../bus/options.js';
+import { errForLog } from '../../bus/thrown.js';
+
+const RETRY_MS = 1000;
+const MAX_RETRY_MS = 30_000;
+
+export class PendingSubscription implements Subscription {
+  readonly group: string;
+  readonly consumer: string;
+  readonly keyedStats?: () => KeyedStats | null;
+  private real: Subscription | null = null;
+  private starting: Promise<void> | null = null;
+  private closed = false;
+  private retry: NodeJS.Timeout | null = null;
+
+  /** Checks the options now (a bad one rejects subscribe at once, as with Redis up). */
+  constructor(
+    private readonly bus: Bus,
+    private readonly options: SubscribeOptions,
+    private readonly handler: Handler,
+    private readonly log: Logger,
+  ) {
+    const so = resolveSubscribeOptions(options);
+    if (typeof handler !== 'function') throw invalid('INVALID_OPTION', `subscribe handler must be a function, got ${typeof handler}`);
+    this.group = so.group;
+    this.consumer = so.consumer;
+    // The consumer name drawn here is the one the real subscription uses.
+    this.options = { ...options, consumer: so.consumer };
+    if (options.key !== undefined) this.keyedStats = () => this.real?.keyedStats?.() ?? null;
+  }
+
+  /** Redis answered and passed the checks: subscribe for real (resolves once it did, or failed once). */
+  start(wait = RETRY_MS): Promise<void> {
+    if (this.closed || this.real) return Promise.resolve();
+    this.starting = this.bus.subscribe(this.options, this.handler).then(
+      (sub) => {
+        if (this.closed) return sub.close({ drain: false });
+        this.real = sub;
+      },
+      (err) => {
+        if (this.closed) return;
+        this.log.error({ group: this.group, consumer: this.consumer, err: errForLog(err) }, `subscription of ${this.group} could not start once Redis answered; tried again in ${wait / 1000} s`);
+        this.retry = setTimeout(() => void this.start(Math.min(wait * 2, MAX_RETRY_MS)), wait);
+      },
+    );
+    return this.starting;
+  }
+
+  async close(options?: { drain?: boolean | undefined }): Promise<void> {
+    this.cancel();
+    await this.starting;
+    await this.real?.close(options);
+  }
+
+  /** The bus is closing (it closes a started consumer itself): start nothing from now on. */
+  cancel(): void {
+    this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
+  }
+}
