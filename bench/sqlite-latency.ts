@@ -1,7 +1,8 @@
 // SQLite hop latency, publish() -> handler, at fixed offered loads: publisher and consumer in one
 // process, and in two processes on one file (the consumer in bench/sqlite-latency-worker.ts). Both
 // sides stamp with process.hrtime (CLOCK_MONOTONIC, one clock for every process on the machine).
-// After a discarded warm-up window, BENCH_LAT_REPS windows (default 3) per side are pooled.
+// After a discarded warm-up window, BENCH_LAT_REPS windows (default 3) per side are pooled. Then
+// the floor: the hop's statements alone at the same loads (sqlite-floor.ts).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { pino } from 'pino';
 import { createSqliteBus } from '../adapters/sqlite/index.js';
 import type { Bus } from '../bus/contract.js';
 import { nowMs, offer, percentile, sample, worker } from './util.js';
+import { hopFloor } from './sqlite-floor.js';
 
 const REPS = Number(process.env.BENCH_LAT_REPS || 3);
 const RATES = [200, 5000];
@@ -82,4 +84,12 @@ export async function sqliteLatencyBench(): Promise<void> {
   console.log('| scenario | publisher and consumer in one process | in two processes | goal (one / two) |');
   console.log('|---|---:|---:|---|');
   for (const l of lines) console.log(l);
+  console.log('\n## SQLite hop floor: its statements alone, no bus (bench/sqlite-floor.ts)\n');
+  console.log('| at | the hop\'s transaction (append, claim, commit) p50 / p99 | a bare append (BEGIN, INSERT, COMMIT) p50 / p99 |');
+  console.log('|---|---:|---:|');
+  const us = (xs: number[], p: number) => `${Math.round(percentile(xs, p) * 1000)} us`;
+  for (const perSec of RATES) {
+    const f = await hopFloor(fresh(), perSec, seconds(perSec), REPS);
+    console.log(`| ${perSec.toLocaleString('en-US')}/s (${REPS} windows of ${seconds(perSec)} s, pooled) | ${us(f.hop, 50)} / ${us(f.hop, 99)} | ${us(f.append, 50)} / ${us(f.append, 99)} |`);
+  }
 }

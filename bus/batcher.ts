@@ -5,16 +5,25 @@
  * Collects items and hands them to `send` on the next setImmediate, all at once; items added while
  * a send is in flight go in the next one, so sends never overlap and keep the order items were
  * added in. `send` settles its own errors (a rejection is not reported, and the batch is not retried).
+ *
+ * With `atOnce`, an item added while nothing waits and nothing is being sent is handed to `send`
+ * at once, inside add(), when atOnce() says so: a lone item does not wait for the next turn (about
+ * 10-20 us of an in-process SQLite hop). Items added while that send is in flight still go together
+ * in the next one, so a burst costs one extra send at most.
  */
 export class Batcher<T> {
   private items: T[] = [];
   private sending: Promise<void> | null = null;
 
-  constructor(private readonly send: (items: T[]) => Promise<void>) {}
+  constructor(
+    private readonly send: (items: T[]) => Promise<void>,
+    private readonly atOnce?: () => boolean,
+  ) {}
 
   add(item: T): void {
     this.items.push(item);
-    this.sending ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drain());
+    if (this.sending !== null) return;
+    this.sending = this.items.length === 1 && this.atOnce?.() === true ? this.drain() : new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drain());
   }
 
   /** Takes every item not sent yet, to carry them some other way (the consumer's acks ride on its next read). */

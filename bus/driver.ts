@@ -60,6 +60,13 @@ export interface DriverLog {
    * looks (appendHas).
    */
   append(entries: AppendEntry[], has?: AppendHas): Promise<void>;
+  /**
+   * Whether a lone publish may be appended at once, inside the publish() call, when no other append
+   * waits or is in flight (bus/batcher.ts atOnce). Absent, or false: every append waits for the next
+   * setImmediate, so the calls of one turn of the event loop go together. For a store whose append
+   * costs no round trip (SQLite, where it saves an in-process hop the wait for the next turn).
+   */
+  appendsNow?(): boolean;
   /** Stored events of a topic, oldest first, after `after` (exclusive) within [from, to]; `attempts` 0. */
   range(topic: string, q: RangeQuery): Promise<Delivery[]>;
   /** Position of the newest event of a topic, or null when empty. */

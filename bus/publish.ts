@@ -1,6 +1,8 @@
 // Publishing: publish() and publishBatch() check their input at the call and build each event's
 // stored entry; every call made in the same turn of the event loop is stored in one append
-// (Batcher), in round trips of about MAX_APPEND events, a call never split. With a spool (bus/spool.ts)
+// (Batcher), in round trips of about MAX_APPEND events, a call never split. On a store that allows
+// it (DriverLog.appendsNow: SQLite), a call made while no append waits or is in flight is appended
+// at once, within the call, and the calls that follow it in that turn go together in the next one. With a spool (bus/spool.ts)
 // every append goes through it, and a call's events are stored or spooled together.
 import type { AppendEntry, AppendHas, Driver } from './driver.js';
 import { entryHas } from './delivery.js';
@@ -44,7 +46,9 @@ export class Publisher {
     spool: BusSpool | null = null,
   ) {
     const append = spool ? (entries: AppendEntry[], has: AppendHas) => spool.append(entries, has) : (entries: AppendEntry[], has: AppendHas) => driver.log.append(entries, has).then(() => false);
-    this.calls = new Batcher((calls) => appendCalls(append, calls, stored));
+    // A lone publish goes at once where the store allows it (never through a spool).
+    const atOnce = spool === null && driver.log.appendsNow !== undefined ? () => driver.log.appendsNow!() : undefined;
+    this.calls = new Batcher((calls) => appendCalls(append, calls, stored), atOnce);
   }
 
   publish(type: string, data: unknown, opts: PublishOptions | undefined, detailed = false): Promise<string> {

@@ -79,6 +79,25 @@ batcher('items added while a send is in flight go in the next send; sends never 
   assert.is(most, 1);
 });
 
+batcher('with atOnce, a lone item is sent inside add(); items added while that send is in flight go together in the next one', async () => {
+  const sent: number[][] = [];
+  let allowed = true;
+  const b = new Batcher<number>(async (xs) => void sent.push(xs), () => allowed);
+  b.add(1);
+  assert.equal(sent, [[1]], 'sent at once');
+  b.add(2);
+  b.add(3);
+  assert.equal(sent, [[1]], 'the first send is still in flight');
+  await b.flush();
+  assert.equal(sent, [[1], [2, 3]]);
+  allowed = false;
+  b.add(4);
+  assert.equal(sent, [[1], [2, 3]], 'atOnce() said no: the next setImmediate');
+  await immediate();
+  await immediate();
+  assert.equal(sent, [[1], [2, 3], [4]]);
+});
+
 batcher('take() carries the waiting items elsewhere; restore() puts them back for the next send', async () => {
   const sent: number[][] = [];
   const b = new Batcher<number>(async (xs) => void sent.push(xs));

@@ -115,9 +115,9 @@ export class StartGate {
       }
     }
     const append = driver.log.append.bind(driver.log);
-    driver.log.append = async (entries) => {
+    driver.log.append = async (entries, has) => {
       if (!this.admitted) await this.admit();
-      return append(entries);
+      return append(entries, has);
     };
     if (driver.due) {
       const move = driver.due.move.bind(driver.due);

@@ -56,6 +56,7 @@ export class SqliteDriver implements Driver {
 
   /** Lets go of the file's wake-ups (and checkpoint worker: its connection closes first), then closes a database the bus opened. */
   async close(): Promise<void> {
+    this.reads.close();
     await this.wakeups.release();
     if (this.ownsDb && this.db.open) this.db.close();
   }

@@ -3,12 +3,12 @@
  * retried), then new events topic by topic, all in one IMMEDIATE transaction; when there is
  * nothing, wait for a change (in-process wake-up, the WAL watch or a poll for other processes,
  * Driver.reads.wake, abort). A read waiting on this connection is served by the next append itself
- * (handOff): what it would take when woken is taken inside the append's transaction, so an
- * in-process hop is one commit, not two, and no second wake-up.
+ * (handOff): what it would take of the appended topics when woken is taken inside the append's
+ * transaction, so an in-process hop is one commit, not two, and no second wake-up.
  */
 import type { Delivery, DriverReads, ReadRequest } from '../../bus/driver.js';
 import { decodeEvent, oversize } from '../../bus/event.js';
-import type { PendingRow, Taken } from './statements.js';
+import type { PendingRow, StoredRow, Taken } from './statements.js';
 import type { SqliteStore } from './store.js';
 
 /** While the file is watched (wakeups.ts), a waiting read still polls this often, in case a change was missed. */
@@ -19,25 +19,50 @@ const RECHECK_MS = 2;
 /** A read waiting for a change; `done` ends the wait, with the rows an append handed it if any. */
 interface Waiter {
   req: ReadRequest;
+  /** req.topics as JSON, for somethingFor. */
+  topics: string;
+  /** The file was watched when the wait began: it answers WAL changes (else it polls). */
+  watched: boolean;
+  /** PRAGMA data_version when the wait last looked. */
+  version: unknown;
+  /** Polls, and ends the wait at blockMs. */
+  timer: NodeJS.Timeout;
+  /** Second looks after a WAL change that showed nothing (see waitForChange). */
+  soon: NodeJS.Immediate | undefined;
+  later: NodeJS.Timeout | undefined;
   done: (rows?: Taken[]) => void;
 }
 
 const nothing = () => {};
 
+/** Thrown inside an append's transaction when serving a waiting read failed: the append is rolled back and runs again without serving (events.ts). */
+export class HandOffFailed extends Error {
+  constructor(cause: unknown) {
+    super(`serving a waiting read in the append's transaction failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+/** What an append stored, for the reads it serves: the topics, and each row whose sequence number it knows, by that number. */
+interface Appended {
+  topics: Set<string>;
+  rows: Map<number, StoredRow>;
+}
+
 export class ReadPath implements DriverReads {
   /** Each consumer's read that is waiting; consumers woken while not waiting (see wake). */
   private readonly waiting = new Map<string, Waiter>();
   private readonly woken = new Set<string>();
-  /** Runs a function in a savepoint inside the current transaction. */
-  private readonly savepoint: (fn: () => Taken[]) => Taken[];
-
+  /** Every wait, for the listeners below: one listener each on the file's wake-ups and on each signal, not one per wait (adding and removing them was a tenth of a hop). */
+  private readonly all = new Set<Waiter>();
+  private readonly signals = new WeakSet<AbortSignal>();
   constructor(
     private readonly st: SqliteStore,
     /** How often a waiting read looks for changes made by other processes when the file is not watched (SqliteBusOptions.pollMs). */
     private readonly pollMs: number,
   ) {
-    this.savepoint = st.db.transaction((fn: () => Taken[]) => fn());
     st.handOff = (appended) => this.handOff(appended);
+    st.wakeups.emitter.on('change', this.onChange);
+    st.wakeups.emitter.on('wal', this.onWal);
   }
 
   /**
@@ -66,25 +91,32 @@ export class ReadPath implements DriverReads {
   }
 
   /**
-   * Called inside an append's transaction (SqliteStore.handOff) with the entries it appended:
-   * takes, for each read waiting on this connection for one of their topics, what it would take
-   * once woken, each in a savepoint (a failure leaves that read to wake and take for itself).
-   * Returns what hands the rows over, called right after the commit (SqliteStore.write's
-   * `committed`, before an abort can end a wait empty-handed); a rollback discards the claims with
-   * the append, and the reads wake as usual.
+   * Called inside an append's transaction (SqliteStore.handOff) with the rows it stored: takes, for
+   * each read waiting on this connection for one of their topics, what it would take of those
+   * topics once woken (other topics are left to its next read), claiming the rows the append
+   * stored without reading them back. A failure throws HandOffFailed: the append is rolled back
+   * with every claim and runs again without serving (no savepoint per read: one would cost about a
+   * tenth of a hop, for a failure that does not happen outside a broken store). Returns what hands
+   * the rows over, called right after the commit (SqliteStore.write's `committed`, before an abort
+   * can end a wait empty-handed).
    */
-  private handOff(appended: readonly { topic: string }[]): () => void {
-    if (this.waiting.size === 0) return nothing;
-    const topics = new Set(appended.map((e) => e.topic));
+  private handOff(stored: readonly StoredRow[]): () => void {
+    if (this.waiting.size === 0 || stored.length === 0) return nothing;
+    const appended: Appended = { topics: new Set(), rows: new Map() };
+    for (const r of stored) {
+      appended.topics.add(r.topic);
+      if (r.seq !== 0) appended.rows.set(r.seq, r);
+    }
     const served: Array<[Waiter, Taken[]]> = [];
     for (const w of this.waiting.values()) {
-      if (w.req.signal.aborted || !w.req.topics.some((t) => topics.has(t))) continue;
+      if (w.req.signal.aborted || !w.req.topics.some((t) => appended.topics.has(t))) continue;
+      let rows: Taken[];
       try {
-        const rows = this.savepoint(() => this.takeTx(w.req, []));
-        if (rows.length > 0) served.push([w, rows]);
-      } catch {
-        // left to its own take
+        rows = this.takeTx(w.req, [], appended);
+      } catch (err) {
+        throw new HandOffFailed(err);
       }
+      if (rows.length > 0) served.push([w, rows]);
     }
     if (served.length === 0) return nothing;
     return () => {
@@ -103,7 +135,12 @@ export class ReadPath implements DriverReads {
     return out;
   }
 
-  private takeTx(req: ReadRequest, ack: Delivery[]): Taken[] {
+  /**
+   * Acknowledges `ack`, then claims for `req`: deliveries to take again, then new events. With
+   * `appended` (a hand-off), new events only of the appended topics, and those rows from memory
+   * when they are all the topic has past the group's cursor.
+   */
+  private takeTx(req: ReadRequest, ack: Delivery[], appended?: Appended): Taken[] {
     const s = this.st.s;
     const gid = this.st.gid(req.group);
     for (const d of ack) s.pendingDelete.run(gid, Number(d.position));
@@ -128,9 +165,17 @@ export class ReadPath implements DriverReads {
     const first = n > 1 ? Math.floor(Math.random() * n) : 0;
     for (let i = 0; i < n && out.length < req.max; i++) {
       const topic = req.topics[(first + i) % n];
-      const cursor = (s.cursorGet.get(req.group, topic) as { seq: number } | undefined)?.seq;
-      if (cursor === undefined) continue;
-      const rows = s.newEvents.all(topic, cursor, req.max - out.length, max) as { seq: number; body: string; size: number }[];
+      let rows: { seq: number; body: string; size: number }[];
+      if (appended !== undefined) {
+        if (!appended.topics.has(topic)) continue;
+        const seqs = s.newSeqs.all(req.group, topic, req.max - out.length) as number[];
+        if (seqs.length === 0) continue;
+        rows = fromMemory(seqs, appended.rows) ?? (s.newEvents.all(topic, seqs[0] - 1, seqs.length, max) as typeof rows);
+      } else {
+        const cursor = (s.cursorGet.get(req.group, topic) as { seq: number } | undefined)?.seq;
+        if (cursor === undefined) continue;
+        rows = s.newEvents.all(topic, cursor, req.max - out.length, max) as typeof rows;
+      }
       if (rows.length === 0) continue;
       for (const r of rows) {
         s.pendingInsert.run(gid, r.seq, topic, req.consumer, deadline, 1);
@@ -162,7 +207,6 @@ export class ReadPath implements DriverReads {
     const who = `${req.group}\n${req.consumer}`;
     if (this.woken.delete(who) || req.signal.aborted) return Promise.resolve(undefined);
     const { wakeups } = this.st;
-    const { emitter } = wakeups;
     const watched = wakeups.watched;
     let version: unknown;
     try {
@@ -172,60 +216,109 @@ export class ReadPath implements DriverReads {
     } catch {
       return Promise.resolve(undefined); // the store was busy: let the caller try a read
     }
+    this.listen(req.signal);
     return new Promise((resolve) => {
-      let soon: NodeJS.Immediate | undefined;
-      let later: NodeJS.Timeout | undefined;
-      const done = (rows?: Taken[]) => {
-        clearInterval(timer);
-        clearTimeout(ends);
-        clearImmediate(soon);
-        clearTimeout(later);
-        if (this.waiting.get(who) === waiter) this.waiting.delete(who);
-        emitter.off('change', check);
-        emitter.off('wal', onWal);
-        req.signal.removeEventListener('abort', wake);
-        resolve(rows);
+      const w: Waiter = {
+        req,
+        topics,
+        watched,
+        version,
+        timer: undefined!,
+        soon: undefined,
+        later: undefined,
+        done: (rows) => {
+          clearTimeout(w.timer);
+          if (w.soon !== undefined) clearImmediate(w.soon);
+          if (w.later !== undefined) clearTimeout(w.later);
+          this.all.delete(w);
+          if (this.waiting.get(who) === w) this.waiting.delete(who);
+          resolve(rows);
+        },
       };
-      const waiter: Waiter = { req, done };
-      const wake = () => done();
-      /** True when it ended the wait. */
-      const check = (): boolean => {
-        try {
-          if (this.somethingFor(req, topics)) return wake(), true;
-        } catch {
-          return wake(), true; // the store was busy: let the caller try a read
-        }
-        return false;
+      // One timer polls and ends the wait at blockMs (while watched, the poll is as long as a read's block).
+      const poll = watched ? Math.max(this.pollMs, WATCHED_POLL_MS) : this.pollMs;
+      const end = performance.now() + req.blockMs;
+      const tick = () => {
+        const left = end - performance.now();
+        if (left < 1) return w.done();
+        if (!this.check(w)) w.timer = setTimeout(tick, Math.min(poll, left));
       };
-      /** check(), when another connection committed since the last look. */
-      const committed = (): boolean => {
-        let now: unknown;
-        try {
-          now = this.st.s.dataVersion.get();
-        } catch {
-          return wake(), true;
-        }
-        if (now === version) return false;
-        version = now;
-        return check();
-      };
-      const onWal = () => {
-        if (!wakeups.watched) return wake(); // the watch failed: the next wait polls
-        // Every change is looked at (one pragma): a recheck already due must not delay a commit that lands meanwhile.
-        if (committed() || soon !== undefined || later !== undefined) return;
-        // The writer is usually microseconds from publishing its commit: look again on the next turn, then RECHECK_MS later.
-        soon = setImmediate(() => {
-          soon = undefined;
-          if (!committed()) later = setTimeout(() => ((later = undefined), committed()), RECHECK_MS);
-        });
-      };
-      const timer = setInterval(check, watched ? Math.max(this.pollMs, WATCHED_POLL_MS) : this.pollMs);
-      const ends = setTimeout(wake, req.blockMs);
-      emitter.on('change', check);
-      if (watched) emitter.on('wal', onWal);
-      this.waiting.set(who, waiter);
-      req.signal.addEventListener('abort', wake);
+      w.timer = setTimeout(tick, Math.min(poll, req.blockMs));
+      this.all.add(w);
+      this.waiting.set(who, w);
     });
+  }
+
+  /** Ends every wait on `signal` when it aborts: one listener a signal (a consumer passes the same one to every read), not one a wait. */
+  private listen(signal: AbortSignal): void {
+    if (this.signals.has(signal)) return;
+    this.signals.add(signal);
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const w of this.all) if (w.req.signal === signal) w.done();
+      },
+      { once: true },
+    );
+  }
+
+  /** A change in this process: every wait looks (somethingFor). */
+  private readonly onChange = (): void => {
+    for (const w of this.all) this.check(w);
+  };
+
+  /** The WAL changed: every wait that was armed while the file was watched looks, if another connection committed. */
+  private readonly onWal = (): void => {
+    for (const w of this.all) {
+      if (!w.watched) continue;
+      if (!this.st.wakeups.watched) {
+        w.done(); // the watch failed: the next wait polls
+        continue;
+      }
+      // Every change is looked at (one pragma): a recheck already due must not delay a commit that lands meanwhile.
+      if (this.committed(w) || w.soon !== undefined || w.later !== undefined) continue;
+      // The writer is usually microseconds from publishing its commit: look again on the next turn, then RECHECK_MS later.
+      w.soon = setImmediate(() => {
+        w.soon = undefined;
+        if (!this.committed(w)) {
+          w.later = setTimeout(() => {
+            w.later = undefined;
+            this.committed(w);
+          }, RECHECK_MS);
+        }
+      });
+    }
+  };
+
+  /** True when it ended the wait: the read has something to take (or the store was busy: the caller tries a read). */
+  private check(w: Waiter): boolean {
+    try {
+      if (!this.somethingFor(w.req, w.topics)) return false;
+    } catch {
+      // busy: let the caller try
+    }
+    w.done();
+    return true;
+  }
+
+  /** check(), when another connection committed since the wait last looked. */
+  private committed(w: Waiter): boolean {
+    let now: unknown;
+    try {
+      now = this.st.s.dataVersion.get();
+    } catch {
+      w.done();
+      return true;
+    }
+    if (now === w.version) return false;
+    w.version = now;
+    return this.check(w);
+  }
+
+  /** The bus is closing: stops listening to the file's wake-ups (shared with other buses on it). */
+  close(): void {
+    this.st.wakeups.emitter.off('change', this.onChange);
+    this.st.wakeups.emitter.off('wal', this.onWal);
   }
 
   /** Whether a read by `req` would take something now: an event past the group's cursor on one of its topics, or a delivery to take again. */
@@ -233,6 +326,21 @@ export class ReadPath implements DriverReads {
     const { s } = this.st;
     return s.anyNew.get(topics, req.group) !== undefined || s.anyAvailable.get(this.st.gid(req.group), Date.now()) !== undefined;
   }
+}
+
+/**
+ * The rows an append stored at `seqs`, with their UTF-8 sizes (newEvents' shape; `delivery` cuts
+ * one past `maxBytes`), or null when one of them is not the append's (another process' event, or
+ * a row of a multi-row INSERT): then they are read back.
+ */
+function fromMemory(seqs: number[], rows: Map<number, StoredRow>): { seq: number; body: string; size: number }[] | null {
+  const out = new Array<{ seq: number; body: string; size: number }>(seqs.length);
+  for (let i = 0; i < seqs.length; i++) {
+    const r = rows.get(seqs[i]);
+    if (r === undefined) return null;
+    out[i] = { seq: r.seq, body: r.body, size: Buffer.byteLength(r.body) };
+  }
+  return out;
 }
 
 /**

@@ -17,6 +17,8 @@ export type StateStatements = ReturnType<typeof prepareState>;
 
 export interface PendingRow { topic: string; seq: number; attempts: number; body: string | null; size: number }
 export interface Taken { topic: string; seq: number; attempts: number; body: string; size: number }
+/** A row an append stored in `events`; `seq` 0 when the append does not know it (rows of a multi-row INSERT). */
+export interface StoredRow { topic: string; seq: number; body: string }
 /** `stack` is undefined on a version-1 file read as it is, null when the dead letter has none. */
 export interface DlRow { id: number; grp: string; topic: string; seq: number; body: string; reason: string; error: string; stack?: string | null; attempts: number; failed_at: number }
 
@@ -63,6 +65,8 @@ export function prepare(db: Database) {
     anyNew: p('SELECT 1 FROM json_each(?) t JOIN cursors c ON c.grp = ? AND c.topic = t.value WHERE EXISTS (SELECT 1 FROM events e WHERE e.topic = c.topic AND e.seq > c.seq) LIMIT 1'),
     claim: p('UPDATE pending SET consumer = ?, deadline = ?, attempts = attempts + 1 WHERE gid = ? AND seq = ?'),
     newEvents: p(`SELECT seq, ${BODY('body')} FROM events WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ? + 0`),
+    // The sequence numbers past the group's cursor on a topic (a hand-off has the bodies): the cursor's key, then the covering index.
+    newSeqs: p('SELECT e.seq FROM cursors c JOIN events e ON e.topic = c.topic AND e.seq > c.seq WHERE c.grp = ? AND c.topic = ? ORDER BY e.seq LIMIT ? + 0').pluck() as Prepared,
     pendingInsert: p('INSERT OR REPLACE INTO pending (gid, seq, topic, consumer, deadline, attempts) VALUES (?, ?, ?, ?, ?, ?)'),
     pendingRetry: p('INSERT OR REPLACE INTO pending (gid, seq, topic, consumer, deadline, attempts, body) VALUES (?, ?, ?, NULL, 0, 0, ?)'),
     pendingDelete: p('DELETE FROM pending WHERE gid = ? AND seq = ?'),

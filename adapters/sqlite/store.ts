@@ -5,7 +5,7 @@
  */
 import type { Database } from 'better-sqlite3';
 import { invalid, NotFoundError } from '../../bus/errors.js';
-import { prepare, prepareDue, prepareState, prepareWaits, type DueStatements, type Statements, type StateStatements, type WaitStatements } from './statements.js';
+import { prepare, prepareDue, prepareState, prepareWaits, type DueStatements, type Statements, type StateStatements, type StoredRow, type WaitStatements } from './statements.js';
 import type { Wakeups } from './wakeups.js';
 
 export class SqliteStore {
@@ -18,11 +18,12 @@ export class SqliteStore {
    */
   readonly seen = new Map<string, number>();
   /**
-   * Set by the read path: called inside an append's transaction, with the entries appended, to
-   * serve the reads waiting on this connection (read.ts); what it returns is called right after
-   * that transaction commits.
+   * Set by the read path: called inside an append's transaction, with the rows appended, to serve
+   * the reads waiting on this connection (read.ts); what it returns is called right after that
+   * transaction commits. It throws HandOffFailed (read.ts) to roll the append back, to be run
+   * again without it.
    */
-  handOff: (appended: readonly { topic: string }[]) => () => void = () => () => {};
+  handOff: (stored: readonly StoredRow[]) => () => void = () => () => {};
 
   constructor(
     readonly db: Database,
