@@ -10,11 +10,25 @@ export class Batcher<T> {
   private items: T[] = [];
   private sending: Promise<void> | null = null;
 
-  constructor(private readonly send: (items: T[]) => Promise<void>) {}
+  /**
+   * `deferred`: while it returns true, a send falling due is put off, its items left for take()
+   * (the consumer's acks, while a read that will carry them is on its way back); kick() sends them
+   * once it is false again. flush() never defers.
+   */
+  constructor(
+    private readonly send: (items: T[]) => Promise<void>,
+    private readonly deferred: () => boolean = () => false,
+  ) {}
 
   add(item: T): void {
     this.items.push(item);
-    this.sending ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drain());
+    this.kick();
+  }
+
+  /** Sends what waits on the next setImmediate (unless deferred then, or a send is already due). */
+  kick(): void {
+    if (this.items.length === 0) return;
+    this.sending ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drain(true));
   }
 
   /** Takes every item not sent yet, to carry them some other way (the consumer's acks ride on its next read). */
@@ -37,8 +51,9 @@ export class Batcher<T> {
     }
   }
 
-  private async drain(): Promise<void> {
+  private async drain(deferrable = false): Promise<void> {
     try {
+      if (deferrable && this.deferred()) return;
       while (this.items.length > 0) await this.send(this.take()).catch(() => {});
     } finally {
       this.sending = null;

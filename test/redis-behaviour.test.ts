@@ -128,29 +128,36 @@ if (base) {
     await bus.close();
   });
 
-  test('a consumer fetches no more than its free concurrency', async () => {
-    const bus = await createRedisBus({ url, logger: quiet });
-    const type = uniq('backlog');
-    const group = uniq('g');
-    await bus.publishBatch(Array.from({ length: 300 }, (_, i) => ({ type, data: i })));
-    let done = 0;
-    const sub = await bus.subscribe({ group, types: [type], concurrency: 4, from: 'earliest' }, async () => {
-      await sleep(10);
-      done++;
+  for (const [readAhead, least, most] of [[0, 1, 4], [4, 5, 8]] as const) {
+    test(`a consumer holds no more than concurrency + readAhead: concurrency 4, readAhead ${readAhead}`, async () => {
+      const bus = await createRedisBus({ url, logger: quiet });
+      const type = uniq('backlog');
+      const group = uniq('g');
+      await bus.publishBatch(Array.from({ length: 300 }, (_, i) => ({ type, data: i })));
+      let done = 0;
+      let inFlight = 0;
+      let mostRunning = 0;
+      const sub = await bus.subscribe({ group, types: [type], concurrency: 4, readAhead, from: 'earliest' }, async () => {
+        mostRunning = Math.max(mostRunning, ++inFlight);
+        await sleep(10);
+        inFlight--;
+        done++;
+      });
+      let held = 0;
+      const probe = new Redis(url);
+      while (done < 100) {
+        const [count] = (await probe.xpending(`events:${type}`, group)) as [number];
+        held = Math.max(held, Number(count));
+        await sleep(5);
+      }
+      probe.disconnect();
+      assert.ok(held <= most, `pending reached ${held} with concurrency 4, readAhead ${readAhead}`);
+      assert.ok(held >= least, `pending reached only ${held} with concurrency 4, readAhead ${readAhead}`);
+      assert.is(mostRunning, 4, 'handlers at once: concurrency');
+      await sub.close();
+      await bus.close();
     });
-    let most = 0;
-    const probe = new Redis(url);
-    while (done < 100) {
-      const [count] = (await probe.xpending(`events:${type}`, group)) as [number];
-      most = Math.max(most, Number(count));
-      await sleep(5);
-    }
-    probe.disconnect();
-    assert.ok(most <= 4, `pending reached ${most} with concurrency 4`);
-    assert.ok(most >= 1);
-    await sub.close();
-    await bus.close();
-  });
+  }
 
   test('a drain acknowledges on the reader connection, in the round trip of its next XREADGROUP', async () => {
     const bus = await createRedisBus({ url, logger: quiet });
