@@ -238,6 +238,9 @@ export class Consumer implements Subscription {
       this.dispatchAll(batch);
       // Their handlers start now, before the next read is sent (the latency a handler sees).
       this.runScheduled();
+      // A partial read (no backlog): handlers that finish at once settle before the next read goes
+      // out, so their acks ride on it (one write and one reply instead of an XACK of their own).
+      if (!full && batch.length > 0 && this.running > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 

@@ -159,6 +159,40 @@ if (base) {
     });
   }
 
+  test('one event at a time: a handler that finishes at once is acknowledged on the reader connection, with the next XREADGROUP', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const type = uniq('trickle');
+    const group = uniq('g');
+    const stream = `events:${type}`;
+    const monitored = new Redis(url);
+    const monitor = await monitored.monitor();
+    const by = { xack: new Map<string, number>(), xreadgroup: new Map<string, number>() };
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      const cmd = String(args[0]).toLowerCase();
+      if ((cmd === 'xack' || cmd === 'xreadgroup') && args.includes(stream)) by[cmd].set(source, (by[cmd].get(source) ?? 0) + 1);
+    });
+    let done = 0;
+    const sub = await bus.subscribe({ group, types: [type], concurrency: 16 }, () => void done++);
+    for (let i = 0; i < 30; i++) {
+      await bus.publish(type, i);
+      await waitFor(`event ${i} handled`, () => done === i + 1);
+      await sleep(5);
+    }
+    const probe = new Redis(url);
+    await waitFor('all acknowledged', async () => Number(((await probe.xpending(stream, group)) as [number])[0]) === 0);
+    probe.disconnect();
+    monitor.disconnect();
+    monitored.disconnect();
+    const readers = [...by.xreadgroup.keys()];
+    assert.is(readers.length, 1, `XREADGROUP from ${readers.join(', ')}`);
+    const acks = [...by.xack.values()].reduce((a, b) => a + b, 0);
+    const alongReads = by.xack.get(readers[0]) ?? 0;
+    // Each event comes alone: its ack goes with the read sent after it (the last one may go alone).
+    assert.ok(alongReads >= 25, `${alongReads} of ${acks} XACKs came from the reader connection ${readers[0]}: ${JSON.stringify([...by.xack])}`);
+    await sub.close();
+    await bus.close();
+  });
+
   test('a drain acknowledges on the reader connection, in the round trip of its next XREADGROUP', async () => {
     const bus = await createRedisBus({ url, logger: quiet });
     const type = uniq('acks');
