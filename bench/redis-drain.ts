@@ -5,7 +5,8 @@
 // prints, as JSON lines, events/s, CPU µs per event of this process and of redis-server (INFO cpu)
 // and redis' calls per command (INFO commandstats); agentbus' publishBatch is measured the same way.
 // CPU per event is less noisy than events/s on a shared machine. DRAIN_REPEAT=n drains n times (new
-// groups); DRAIN_PROFILE=<file> writes a CPU profile of each measured step alone.
+// groups); DRAIN_PROFILE=<file> writes a CPU profile of each measured step alone; DRAIN_READ_AHEAD=n
+// subscribes with readAhead n (default: the subscription's default).
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -105,7 +106,8 @@ if (which === 'ours' || which === 'both') {
       let drained = 0;
       let finish!: () => void;
       const all = new Promise<void>((r) => (finish = r));
-      sub = await bus.subscribe({ group: `drain${r}`, types: ['bench.drain'], from: 'earliest', concurrency: 64 }, () => {
+      const readAhead = process.env.DRAIN_READ_AHEAD === undefined ? {} : { readAhead: Number(process.env.DRAIN_READ_AHEAD) };
+      sub = await bus.subscribe({ group: `drain${r}`, types: ['bench.drain'], from: 'earliest', concurrency: 64, ...readAhead }, () => {
         if (++drained === N) finish();
       });
       await all;

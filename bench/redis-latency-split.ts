@@ -47,7 +47,8 @@ async function busPublishRawConsume(seconds: number): Promise<number[]> {
       const res = (await con.xreadgroup('GROUP', 'g', 'c', 'COUNT', 500, 'BLOCK', 1000, 'STREAMS', stream, '>')) as [string, [string, string[]][]][] | null;
       const entries = res?.[0][1] ?? [];
       const now = performance.now();
-      for (const [, f] of entries) lat.push(now - (JSON.parse(f[1]) as { data: { t: number } }).data.t);
+      // The bus writes the fields layout by default (`data` one field of several), `event` in the envelope one.
+      for (const [, f] of entries) lat.push(now - (f[0] === 'event' ? (JSON.parse(f[1]) as { data: { t: number } }).data : (JSON.parse(f[f.indexOf('data') + 1]) as { t: number })).t);
       if (entries.length) await con.xack(stream, 'g', ...entries.map(([id]) => id));
     }
   })();

@@ -144,7 +144,7 @@ export async function redisBench(): Promise<void> {
     }
   }
 
-  // Memory under a backlog (last: it leaves the heap grown): the consumer holds at most `concurrency` events, whatever waits in Redis.
+  // Memory under a backlog (last: it leaves the heap grown): the consumer holds at most `concurrency + readAhead` events, whatever waits in Redis.
   const backlog = Number(process.env.BENCH_BACKLOG || 1_000_000);
   for (let i = 0; i < backlog; i += 5000) await bus.publishBatch(Array.from({ length: 5000 }, (_, j) => ({ type: 'bench.backlog', data: sample(i + j) })));
   global.gc?.();

@@ -6,24 +6,42 @@
  * a send is in flight go in the next one, so sends never overlap and keep the order items were
  * added in. `send` settles its own errors (a rejection is not reported, and the batch is not retried).
  *
- * With `atOnce`, an item added while nothing waits and nothing is being sent is handed to `send`
+ * With `atOnce` (BatcherOptions), an item added while nothing waits and nothing is being sent is handed to `send`
  * at once, inside add(), when atOnce() says so: a lone item does not wait for the next turn (about
  * 10-20 us of an in-process SQLite hop). Items added while that send is in flight still go together
  * in the next one, so a burst costs one extra send at most.
  */
+export interface BatcherOptions {
+  /** True: an item added while nothing waits or is being sent is sent at once, inside add(). */
+  atOnce?: () => boolean;
+  /**
+   * While it returns true, a send falling due is put off, its items left for take() (the
+   * consumer's acks, while a read that will carry them is on its way back); kick() sends them once
+   * it is false again. flush() never defers.
+   */
+  deferred?: () => boolean;
+}
+
 export class Batcher<T> {
   private items: T[] = [];
   private sending: Promise<void> | null = null;
 
   constructor(
     private readonly send: (items: T[]) => Promise<void>,
-    private readonly atOnce?: () => boolean,
+    private readonly o: BatcherOptions = {},
   ) {}
 
   add(item: T): void {
     this.items.push(item);
     if (this.sending !== null) return;
-    this.sending = this.items.length === 1 && this.atOnce?.() === true ? this.drain() : new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drain());
+    if (this.items.length === 1 && this.o.atOnce?.() === true) this.sending = this.drain();
+    else this.kick();
+  }
+
+  /** Sends what waits on the next setImmediate (unless deferred then, or a send is already due). */
+  kick(): void {
+    if (this.items.length === 0) return;
+    this.sending ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drain(true));
   }
 
   /** Takes every item not sent yet, to carry them some other way (the consumer's acks ride on its next read). */
@@ -46,8 +64,9 @@ export class Batcher<T> {
     }
   }
 
-  private async drain(): Promise<void> {
+  private async drain(deferrable = false): Promise<void> {
     try {
+      if (deferrable && this.o.deferred?.() === true) return;
       while (this.items.length > 0) await this.send(this.take()).catch(() => {});
     } finally {
       this.sending = null;

@@ -124,6 +124,15 @@ export interface DeliveryOptions {
    * @default 0
    */
   timeoutMs?: number | undefined;
+  /**
+   * Events a consumer may hold beyond `concurrency`, read before a slot frees (their leases renewed
+   * like running ones), so fast handlers do not wait for each read's round trip: it holds at most
+   * `concurrency + readAhead` (0 to 20000). 0 reads only into free slots: every event held is
+   * running, which splits slow handlers' events more evenly between a group's consumers, and a
+   * crash leaves fewer events waiting `claimIdleMs` for another consumer.
+   * @default 2 x concurrency
+   */
+  readAhead?: number | undefined;
 }
 
 /** Options of `bus.subscribe`. Each `@default` is the one in SUBSCRIBE_OPTIONS (bus/options.ts). */

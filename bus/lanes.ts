@@ -6,6 +6,13 @@ export class SubjectLanes<T> {
   private readonly lanes = new Map<string, T[]>();
   /** Deliveries waiting behind their lane's head, all lanes together (they hold a concurrency slot). */
   queued = 0;
+  /**
+   * Of `queued`, those behind a parked lane (park()), kept as a running count so the read loop
+   * never walks the parked subjects to know it.
+   */
+  parkedQueued = 0;
+  /** Parked subjects: how many park() calls each has not yet undone. */
+  private readonly parked = new Map<string, number>();
 
   /** Puts `item` in its subject's lane: true when it is the head and may run now, false when it waits. */
   enter(subject: string, item: T): boolean {
@@ -16,6 +23,7 @@ export class SubjectLanes<T> {
     }
     lane.push(item);
     this.queued++;
+    if (this.parked.has(subject)) this.parkedQueued++;
     return false;
   }
 
@@ -33,6 +41,7 @@ export class SubjectLanes<T> {
       return undefined;
     }
     this.queued--;
+    if (this.parked.has(subject)) this.parkedQueued--;
     return lane[0];
   }
 
@@ -54,6 +63,27 @@ export class SubjectLanes<T> {
     if (i < 1) return false;
     lane!.splice(i, 1);
     this.queued--;
+    if (this.parked.has(subject)) this.parkedQueued--;
     return true;
+  }
+
+  /**
+   * `subject`'s head is parked (keyed: its handler waits in ctx.waitFor): the deliveries behind it,
+   * now and until unpark(), count in `parkedQueued`. Calls nest: the lane stays parked until each
+   * park() has its unpark().
+   */
+  park(subject: string): void {
+    const n = this.parked.get(subject) ?? 0;
+    this.parked.set(subject, n + 1);
+    if (n === 0) this.parkedQueued += this.count(subject);
+  }
+
+  /** Undoes one park() of `subject`; a subject never parked here is ignored. */
+  unpark(subject: string): void {
+    const n = this.parked.get(subject);
+    if (n === undefined) return;
+    if (n > 1) return void this.parked.set(subject, n - 1);
+    this.parked.delete(subject);
+    this.parkedQueued -= this.count(subject);
   }
 }

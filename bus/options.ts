@@ -106,6 +106,11 @@ export const DELIVERY_OPTIONS = {
   from: oneOfOption(['latest', 'earliest'] as const),
   drainTimeoutMs: intOption(30_000, 0, 86_400_000, '30000 ms'),
   timeoutMs: intOption(0, 0, 86_400_000),
+  // Unset: 2 x concurrency (the consumer resolves it, knowing its concurrency).
+  readAhead: {
+    resolve: (name, v) => (v === undefined ? undefined : int(name, v, 0, 0, 20_000)),
+    doc: '2 x concurrency',
+  } as OptionSpec<number | undefined>,
 } satisfies { [K in keyof Required<DeliveryOptions>]: OptionSpec<unknown> };
 
 export const SUBSCRIBE_OPTIONS = {

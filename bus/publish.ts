@@ -48,7 +48,7 @@ export class Publisher {
     const append = spool ? (entries: AppendEntry[], has: AppendHas) => spool.append(entries, has) : (entries: AppendEntry[], has: AppendHas) => driver.log.append(entries, has).then(() => false);
     // A lone publish goes at once where the store allows it (never through a spool).
     const atOnce = spool === null && driver.log.appendsNow !== undefined ? () => driver.log.appendsNow!() : undefined;
-    this.calls = new Batcher((calls) => appendCalls(append, calls, stored), atOnce);
+    this.calls = new Batcher((calls) => appendCalls(append, calls, stored), { atOnce });
   }
 
   publish(type: string, data: unknown, opts: PublishOptions | undefined, detailed = false): Promise<string> {

@@ -38,6 +38,36 @@ lanes('an item that is not its lane head changes nothing when it leaves', () => 
   assert.is(l.leave('a', 'a1'), 'a2');
 });
 
+lanes('parkedQueued counts, as items come and go, those queued behind a parked subject', () => {
+  const l = new SubjectLanes<string>();
+  l.enter('a', 'a1');
+  l.enter('a', 'a2');
+  l.enter('b', 'b1');
+  l.enter('b', 'b2');
+  l.park('a');
+  assert.is(l.parkedQueued, 1, 'what already waits behind it counts at once');
+  l.enter('a', 'a3');
+  l.enter('b', 'b3');
+  assert.is(l.parkedQueued, 2, 'a later arrival behind a parked head counts; one behind another lane does not');
+  assert.ok(l.remove('a', 'a2'), 'taken out of its lane (a wait took it)');
+  assert.is(l.parkedQueued, 1);
+  l.park('a');
+  l.unpark('a');
+  assert.is(l.parkedQueued, 1, 'parks nest: still parked until each has its unpark');
+  l.unpark('a');
+  assert.is(l.parkedQueued, 0);
+  l.unpark('a');
+  l.unpark('never');
+  assert.is(l.parkedQueued, 0, 'an unpark with no park changes nothing');
+  l.park('b');
+  assert.is(l.parkedQueued, 2);
+  assert.is(l.leave('b', 'b1'), 'b2', 'the next becomes the head: it no longer waits behind it');
+  assert.is(l.parkedQueued, 1);
+  l.unpark('b');
+  assert.is(l.parkedQueued, 0);
+  assert.is(l.queued, 2);
+});
+
 lanes.run();
 
 const batcher = suite('batcher');
@@ -82,7 +112,7 @@ batcher('items added while a send is in flight go in the next send; sends never 
 batcher('with atOnce, a lone item is sent inside add(); items added while that send is in flight go together in the next one', async () => {
   const sent: number[][] = [];
   let allowed = true;
-  const b = new Batcher<number>(async (xs) => void sent.push(xs), () => allowed);
+  const b = new Batcher<number>(async (xs) => void sent.push(xs), { atOnce: () => allowed });
   b.add(1);
   assert.equal(sent, [[1]], 'sent at once');
   b.add(2);

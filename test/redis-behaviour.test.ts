@@ -128,26 +128,67 @@ if (base) {
     await bus.close();
   });
 
-  test('a consumer fetches no more than its free concurrency', async () => {
-    const bus = await createRedisBus({ url, logger: quiet });
-    const type = uniq('backlog');
-    const group = uniq('g');
-    await bus.publishBatch(Array.from({ length: 300 }, (_, i) => ({ type, data: i })));
-    let done = 0;
-    const sub = await bus.subscribe({ group, types: [type], concurrency: 4, from: 'earliest' }, async () => {
-      await sleep(10);
-      done++;
+  for (const [readAhead, least, most] of [[0, 1, 4], [4, 5, 8]] as const) {
+    test(`a consumer holds no more than concurrency + readAhead: concurrency 4, readAhead ${readAhead}`, async () => {
+      const bus = await createRedisBus({ url, logger: quiet });
+      const type = uniq('backlog');
+      const group = uniq('g');
+      await bus.publishBatch(Array.from({ length: 300 }, (_, i) => ({ type, data: i })));
+      let done = 0;
+      let inFlight = 0;
+      let mostRunning = 0;
+      const sub = await bus.subscribe({ group, types: [type], concurrency: 4, readAhead, from: 'earliest' }, async () => {
+        mostRunning = Math.max(mostRunning, ++inFlight);
+        await sleep(10);
+        inFlight--;
+        done++;
+      });
+      let held = 0;
+      const probe = new Redis(url);
+      while (done < 100) {
+        const [count] = (await probe.xpending(`events:${type}`, group)) as [number];
+        held = Math.max(held, Number(count));
+        await sleep(5);
+      }
+      probe.disconnect();
+      assert.ok(held <= most, `pending reached ${held} with concurrency 4, readAhead ${readAhead}`);
+      assert.ok(held >= least, `pending reached only ${held} with concurrency 4, readAhead ${readAhead}`);
+      assert.is(mostRunning, 4, 'handlers at once: concurrency');
+      await sub.close();
+      await bus.close();
     });
-    let most = 0;
-    const probe = new Redis(url);
-    while (done < 100) {
-      const [count] = (await probe.xpending(`events:${type}`, group)) as [number];
-      most = Math.max(most, Number(count));
+  }
+
+  test('one event at a time: a handler that finishes at once is acknowledged on the reader connection, with the next XREADGROUP', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const type = uniq('trickle');
+    const group = uniq('g');
+    const stream = `events:${type}`;
+    const monitored = new Redis(url);
+    const monitor = await monitored.monitor();
+    const by = { xack: new Map<string, number>(), xreadgroup: new Map<string, number>() };
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      const cmd = String(args[0]).toLowerCase();
+      if ((cmd === 'xack' || cmd === 'xreadgroup') && args.includes(stream)) by[cmd].set(source, (by[cmd].get(source) ?? 0) + 1);
+    });
+    let done = 0;
+    const sub = await bus.subscribe({ group, types: [type], concurrency: 16 }, () => void done++);
+    for (let i = 0; i < 30; i++) {
+      await bus.publish(type, i);
+      await waitFor(`event ${i} handled`, () => done === i + 1);
       await sleep(5);
     }
+    const probe = new Redis(url);
+    await waitFor('all acknowledged', async () => Number(((await probe.xpending(stream, group)) as [number])[0]) === 0);
     probe.disconnect();
-    assert.ok(most <= 4, `pending reached ${most} with concurrency 4`);
-    assert.ok(most >= 1);
+    monitor.disconnect();
+    monitored.disconnect();
+    const readers = [...by.xreadgroup.keys()];
+    assert.is(readers.length, 1, `XREADGROUP from ${readers.join(', ')}`);
+    const acks = [...by.xack.values()].reduce((a, b) => a + b, 0);
+    const alongReads = by.xack.get(readers[0]) ?? 0;
+    // Each event comes alone: its ack goes with the read sent after it (the last one may go alone).
+    assert.ok(alongReads >= 25, `${alongReads} of ${acks} XACKs came from the reader connection ${readers[0]}: ${JSON.stringify([...by.xack])}`);
     await sub.close();
     await bus.close();
   });

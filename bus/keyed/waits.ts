@@ -75,13 +75,6 @@ export class KeyedWaits {
     return n;
   }
 
-  /** Sum of `count(key)` over the keys with a parked wait. */
-  sumOverKeys(count: (key: string) => number): number {
-    let n = 0;
-    for (const key of this.byKey.keys()) n += count(key);
-    return n;
-  }
-
   /**
    * The `n`-th `ctx.waitFor` of the handler of `h` (key `key`) in this run: see the file header.
    * `signal` is the handler's: its abort ends the wait with its reason.

@@ -21,6 +21,35 @@ export function orderSuite(a: Target): void {
     await bus.close();
   });
 
+  test('never more than concurrency handlers at once: events read ahead, and a retry falling due while every slot is busy, wait for a slot', async () => {
+    const bus = await a.make();
+    const type = uniq('slots');
+    let inFlight = 0;
+    let most = 0;
+    const done = new Set<number>();
+    let firstFailed = false;
+    const sub = await bus.subscribe({ group: uniq('g'), types: [type], concurrency: 2, from: 'earliest', backoff: { initialMs: 60, maxMs: 60, factor: 1 } }, async (e) => {
+      const n = e.data as number;
+      inFlight++;
+      most = Math.max(most, inFlight);
+      try {
+        if (n === 0 && !firstFailed) {
+          firstFailed = true;
+          throw new Error('first attempt fails: retried in 30-60 ms, while the next two run');
+        }
+        await sleep(300);
+        done.add(n);
+      } finally {
+        inFlight--;
+      }
+    });
+    await bus.publishBatch(Array.from({ length: 6 }, (_, i) => ({ type, data: i })));
+    await waitFor('all 6 handled', () => done.size === 6, 15_000);
+    assert.is(most, 2, `at most 2 handlers at once, saw ${most}`);
+    await sub.close();
+    await bus.close();
+  });
+
   test('orderBy subject, concurrency 16, 50 subjects: one at a time and in order per subject, subjects in parallel', async () => {
     const bus = await a.make();
     const type = uniq('device.reading');

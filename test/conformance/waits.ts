@@ -178,6 +178,31 @@ export function waitSuite(a: Target): void {
     assert.is(waits, 2, 'the waiting handler ran once, then the key\'s next event');
   });
 
+  test('readAhead 0, concurrency 1: events queued behind a waiting handler hold no slot, before, during and after the wait, as they come and go', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const granted = uniq('granted');
+    const group = uniq('g');
+    const handled: string[] = [];
+    await bus.subscribe({ group, types: [task], waitsFor: [granted], key: 'subject', concurrency: 1, readAhead: 0 }, async (e: CloudEvent, c) => {
+      const ctx = c as KeyedDeliveryContext<null>;
+      const n = (e.data as { n: number }).n;
+      if (ctx.key === 'waiter' && n === 0) await ctx.waitFor(granted, { timeout: 20_000 });
+      handled.push(`${ctx.key}:${n}`);
+    });
+    await bus.publish(task, { n: 0 }, { subject: 'waiter' });
+    await bus.publishBatch([1, 2, 3].map((n) => ({ type: task, data: { n }, subject: 'waiter' })));
+    await bus.publishBatch(Array.from({ length: 4 }, (_, n) => ({ type: task, data: { n }, subject: `other${n}` })));
+    await waitFor('other keys handled past three queued behind the waiter', () => handled.length === 4, 10_000);
+    assert.ok(handled.every((h) => h.startsWith('other')), `only other keys so far: ${handled}`);
+    await bus.publish(granted, {}, { subject: 'waiter' });
+    await waitFor('the waiter and its queue', () => handled.length === 8, 10_000);
+    assert.equal(handled.slice(4), ['waiter:0', 'waiter:1', 'waiter:2', 'waiter:3']);
+    // Nothing parked is left counted: one slot, one event at a time, as before the wait.
+    await bus.publishBatch(Array.from({ length: 3 }, (_, n) => ({ type: task, data: { n: 10 + n }, subject: `late${n}` })));
+    await waitFor('later keys handled', () => handled.length === 11, 10_000);
+  });
+
   test('the wait records of a committed delivery are removed: an event of another topic with the same source and id (the same wait ids) waits anew', async () => {
     const bus = await a.make();
     const task = uniq('task');
