@@ -10,6 +10,7 @@ import type { CloudEvent } from './event.js';
 import { asTopic, matches } from './event.js';
 import { Batcher } from './batcher.js';
 import { Outcomes } from './outcomes.js';
+import { ReadAhead } from './read-ahead.js';
 import { Context } from './context.js';
 import { onArrival, onSettled, type Decision } from './decide.js';
 import { Holdings, type Held } from './held.js';
@@ -51,6 +52,8 @@ export class Consumer implements Subscription {
   /** A read that does not wait for new events is on its way (readAhead): the acks wait to go with the next one. */
   private readingOn = false;
   private readonly out: Outcomes;
+  /** Events to read beyond the free slots: the readAhead option, or following the handlers' pace. */
+  private readonly readAhead: ReadAhead;
   /** Deliveries started (counted at once, run from the next microtask) and not yet settled. */
   private running = 0;
   private retrying = 0;
@@ -85,6 +88,7 @@ export class Consumer implements Subscription {
     // The awaited types are read like the others (a wait takes its event as it arrives).
     this.topics = new GroupTopics(driver, o.waitsFor.length === 0 ? o : { ...o, types: [...new Set([...o.types, ...o.waitsFor])] }, log);
     this.out = new Outcomes(driver, o, log);
+    this.readAhead = new ReadAhead(o.readAhead, o.concurrency);
     this.held = new Holdings(driver, o, (what, err) => this.storeError(what, err));
     if (o.key !== undefined) {
       if (driver.state === undefined) throw invalid('INVALID_OPTION', `invalid key for group ${o.group}: this store has no keyed state`);
@@ -166,17 +170,6 @@ export class Consumer implements Subscription {
   private async loop(): Promise<void> {
     const { concurrency } = this.o;
     const keyed = this.keyed;
-    // Events held: running, queued in lanes, or read ahead (in `ready`), at most holdMost.
-    const ahead = this.o.readAhead ?? 2 * concurrency;
-    const holdMost = concurrency + ahead;
-    // Reading ahead, a read takes at most half of holdMost, and waits until that much is free (while
-    // handlers run): the next read goes out as soon as a batch is handed to its handlers, so one
-    // batch's handlers run while the next batch is read, instead of the two taking turns.
-    const readMost = ahead > 0 ? Math.ceil(holdMost / 2) : concurrency;
-    // Keyed: read once half of holdMost is free (while others run), so reads and the commits that
-    // follow them stay large instead of splitting into two interleaved small batches (measured:
-    // about 2x the reads and commits per event, and 20% more CPU, without it).
-    const readLeast = ahead > 0 || keyed !== null ? holdMost / 2 : 1;
     // The last read was full: more are probably waiting. A read sent then while handlers run does
     // not block (it comes back at once, with the acknowledgements settled meanwhile riding on the
     // read after it); one that finds nothing makes the next read block again, as any read does otherwise.
@@ -190,6 +183,17 @@ export class Consumer implements Subscription {
         await keyed.owner.committed();
         continue;
       }
+      // Events held: running, queued in lanes, or read ahead (in `ready`), at most holdMost.
+      const ahead = this.readAhead.ahead;
+      const holdMost = concurrency + ahead;
+      // Reading ahead, a read takes at most half of holdMost, and waits until that much is free (while
+      // handlers run): the next read goes out as soon as a batch is handed to its handlers, so one
+      // batch's handlers run while the next batch is read, instead of the two taking turns.
+      const readMost = ahead > 0 ? Math.ceil(holdMost / 2) : concurrency;
+      // Keyed: read once half of holdMost is free (while others run), so reads and the commits that
+      // follow them stay large instead of splitting into two interleaved small batches (measured:
+      // about 2x the reads and commits per event, and 20% more CPU, without it).
+      const readLeast = ahead > 0 || keyed !== null ? holdMost / 2 : 1;
       // Deliveries queued behind a waiting handler hold no slot either (up to RETRY_WAIT_FACTOR x
       // concurrency): else a key's next events could fill the slots while the awaited event stays unread.
       const parked = Math.min(this.lanes.parkedQueued, concurrency * RETRY_WAIT_FACTOR);
@@ -370,7 +374,7 @@ export class Consumer implements Subscription {
     } else ctx = new Context(d.attempts, d.position, this.group, this.consumer, signal);
     let threw = false;
     let error: unknown;
-    const started = this.o.onOutcome ? performance.now() : 0;
+    const started = this.o.onOutcome || this.readAhead.adaptive ? performance.now() : 0;
     try {
       const value =
         aborter !== null
@@ -385,6 +389,7 @@ export class Consumer implements Subscription {
       error = err;
     }
     runEnded?.abort(new Error('the handler returned without awaiting its waitFor'));
+    if (this.readAhead.adaptive) this.readAhead.observe(performance.now() - started);
     this.running--;
     this.fill();
     if (this.abandoned) return;

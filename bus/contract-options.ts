@@ -129,8 +129,10 @@ export interface DeliveryOptions {
    * like running ones), so fast handlers do not wait for each read's round trip: it holds at most
    * `concurrency + readAhead` (0 to 20000). 0 reads only into free slots: every event held is
    * running, which splits slow handlers' events more evenly between a group's consumers, and a
-   * crash leaves fewer events waiting `claimIdleMs` for another consumer.
-   * @default 2 x concurrency
+   * crash leaves fewer events waiting `claimIdleMs` for another consumer. Unset, it follows the
+   * handlers (bus/read-ahead.ts): `2 x concurrency` while this consumer's handler calls average
+   * under 10 ms, 0 while they are slower and until the first one is measured.
+   * @default 2 x concurrency while handlers average under 10 ms, else 0
    */
   readAhead?: number | undefined;
 }

@@ -106,10 +106,10 @@ export const DELIVERY_OPTIONS = {
   from: oneOfOption(['latest', 'earliest'] as const),
   drainTimeoutMs: intOption(30_000, 0, 86_400_000, '30000 ms'),
   timeoutMs: intOption(0, 0, 86_400_000),
-  // Unset: 2 x concurrency (the consumer resolves it, knowing its concurrency).
+  // Unset: follows the handlers' pace (bus/read-ahead.ts).
   readAhead: {
     resolve: (name, v) => (v === undefined ? undefined : int(name, v, 0, 0, 20_000)),
-    doc: '2 x concurrency',
+    doc: '2 x concurrency while handlers average under 10 ms, else 0',
   } as OptionSpec<number | undefined>,
 } satisfies { [K in keyof Required<DeliveryOptions>]: OptionSpec<unknown> };
 

@@ -159,6 +159,30 @@ if (base) {
     });
   }
 
+  test('readAhead unset, handlers of about 1 ms: the consumer reads ahead (holds more than concurrency)', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const type = uniq('fast');
+    const group = uniq('g');
+    await bus.publishBatch(Array.from({ length: 3000 }, (_, i) => ({ type, data: i })));
+    let done = 0;
+    const sub = await bus.subscribe({ group, types: [type], concurrency: 4, from: 'earliest' }, async () => {
+      await sleep(1);
+      done++;
+    });
+    let held = 0;
+    const probe = new Redis(url);
+    while (done < 1500) {
+      const [count] = (await probe.xpending(`events:${type}`, group)) as [number];
+      held = Math.max(held, Number(count));
+      await sleep(5);
+    }
+    probe.disconnect();
+    assert.ok(held > 4, `pending reached only ${held}: no read-ahead with handlers under 10 ms`);
+    assert.ok(held <= 12, `pending reached ${held}: over concurrency + 2 x concurrency`);
+    await sub.close();
+    await bus.close();
+  });
+
   test('one event at a time: a handler that finishes at once is acknowledged on the reader connection, with the next XREADGROUP', async () => {
     const bus = await createRedisBus({ url, logger: quiet });
     const type = uniq('trickle');

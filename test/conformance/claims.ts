@@ -51,5 +51,42 @@ export function claimSuite(a: Target): void {
     await bus.close();
   });
 
+
+  test('readAhead unset, slow handlers: a busy consumer holds no event another consumer of the group could start', async () => {
+    const bus = await a.make();
+    const type = uniq('llm.call');
+    const group = uniq('g');
+    const started = new Map<string, number>();
+    const handled: string[] = [];
+    const handler = async (e: { data: unknown }) => {
+      const { name, ms } = e.data as { name: string; ms: number };
+      started.set(name, Date.now());
+      await sleep(ms);
+      handled.push(name);
+    };
+    const subs = [
+      await bus.subscribe({ group, consumer: 'a', types: [type], concurrency: 1 }, handler),
+      await bus.subscribe({ group, consumer: 'b', types: [type], concurrency: 1 }, handler),
+    ];
+    // Warm-up: each consumer measures handler calls of 60 ms, far over the read-ahead's 10 ms.
+    await bus.publishBatch(Array.from({ length: 4 }, (_, i) => ({ type, data: { name: `warm${i}`, ms: 60 } })));
+    await waitFor('warm-up handled', () => handled.length === 4, 10_000);
+    // The moment that matters: one consumer takes the slow call. With read-ahead it would also take
+    // the next event and hold it for 1.5 s while the other consumer idles after 100 ms.
+    const t0 = Date.now();
+    await bus.publishBatch([
+      { type, data: { name: 'slow', ms: 1500 } },
+      { type, data: { name: 'fast1', ms: 100 } },
+      { type, data: { name: 'fast2', ms: 100 } },
+    ]);
+    await waitFor('all handled', () => handled.length === 7, 10_000);
+    for (const name of ['fast1', 'fast2']) {
+      const waited = started.get(name)! - t0;
+      assert.ok(waited < 900, `${name} started ${waited} ms after its publish: held behind the slow call`);
+    }
+    for (const sub of subs) await sub.close();
+    await bus.close();
+  });
+
   test.run();
 }
