@@ -88,7 +88,7 @@ export class Consumer implements Subscription {
     // The awaited types are read like the others (a wait takes its event as it arrives).
     this.topics = new GroupTopics(driver, o.waitsFor.length === 0 ? o : { ...o, types: [...new Set([...o.types, ...o.waitsFor])] }, log);
     this.out = new Outcomes(driver, o, log);
-    this.readAhead = new ReadAhead(o.readAhead, o.concurrency);
+    this.readAhead = new ReadAhead(o.readAhead, o.concurrency, driver.reads.roundTrip === true);
     this.held = new Holdings(driver, o, (what, err) => this.storeError(what, err));
     if (o.key !== undefined) {
       if (driver.state === undefined) throw invalid('INVALID_OPTION', `invalid key for group ${o.group}: this store has no keyed state`);
@@ -244,7 +244,9 @@ export class Consumer implements Subscription {
       this.runScheduled();
       // A partial read (no backlog): handlers that finish at once settle before the next read goes
       // out, so their acks ride on it (one write and one reply instead of an XACK of their own).
-      if (!full && batch.length > 0 && this.running > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      // Never after a full read: with a backlog the next read can go at once, and a turn of the
+      // event loop per read cost a SQLite drain 2 us an event (5.6 -> 7.6 us at readAhead 0).
+      if (batch.length > 0 && batch.length < max && this.running > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 

@@ -131,8 +131,9 @@ export interface DeliveryOptions {
    * running, which splits slow handlers' events more evenly between a group's consumers, and a
    * crash leaves fewer events waiting `claimIdleMs` for another consumer. Unset, it follows the
    * handlers (bus/read-ahead.ts): `2 x concurrency` while this consumer's handler calls average
-   * under 10 ms, 0 while they are slower and until the first one is measured.
-   * @default 2 x concurrency while handlers average under 10 ms, else 0
+   * under 10 ms, 0 while they are slower and until the first one is measured; on a store whose
+   * reads cost no round trip (SQLite), 0.
+   * @default Redis: 2 x concurrency while handlers average under 10 ms, else 0; SQLite: 0
    */
   readAhead?: number | undefined;
 }

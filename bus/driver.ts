@@ -151,6 +151,12 @@ export interface DriverGroups {
 
 export interface DriverReads {
   /**
+   * A read costs a round trip to a server (Redis): consumers whose `readAhead` is unset read ahead
+   * while their handlers are fast, to hide it (bus/read-ahead.ts). Absent or false (SQLite, in
+   * process): they read only into free slots, where reading ahead only added work (measured).
+   */
+  readonly roundTrip?: boolean;
+  /**
    * Takes up to `max` deliveries for `consumer`: first ones whose lease expired (another consumer died,
    * or a dead letter was retried), then new events. Each taken delivery's stored attempts grow by one
    * and it is leased for `leaseMs`. Waits up to `blockMs` when there is nothing; returns early on abort.

@@ -109,7 +109,7 @@ export const DELIVERY_OPTIONS = {
   // Unset: follows the handlers' pace (bus/read-ahead.ts).
   readAhead: {
     resolve: (name, v) => (v === undefined ? undefined : int(name, v, 0, 0, 20_000)),
-    doc: '2 x concurrency while handlers average under 10 ms, else 0',
+    doc: 'Redis: 2 x concurrency while handlers average under 10 ms, else 0; SQLite: 0',
   } as OptionSpec<number | undefined>,
 } satisfies { [K in keyof Required<DeliveryOptions>]: OptionSpec<unknown> };
 

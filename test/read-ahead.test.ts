@@ -21,6 +21,14 @@ test('unset: none until a call is measured, 2 x concurrency while calls average 
   assert.is(r.ahead, 8, 'fast again: the average came back down');
 });
 
+test('unset on a store whose reads cost no round trip (SQLite): none, whatever the handlers take', () => {
+  const r = new ReadAhead(undefined, 4, false);
+  assert.is(r.adaptive, false);
+  r.observe(1);
+  assert.is(r.ahead, 0);
+  assert.is(new ReadAhead(6, 4, false).ahead, 6, 'a number still counts');
+});
+
 test('one slow call among fast ones moves the average, not past the bound at once', () => {
   const r = new ReadAhead(undefined, 2);
   for (let i = 0; i < 50; i++) r.observe(1);

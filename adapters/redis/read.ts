@@ -21,6 +21,8 @@ const CLUSTER_BLOCK_MS = 100;
 type Streams = [key: string, entries: Entry[]][];
 
 export class ReadPath implements DriverReads {
+  readonly roundTrip = true;
+
   constructor(
     private readonly s: RedisStore,
     private readonly readers: Readers,
