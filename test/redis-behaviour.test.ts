@@ -128,6 +128,19 @@ if (base) {
     await bus.close();
   });
 
+  /** The most events the group held pending on `type`'s stream at once, sampled every 5 ms until `enough`. */
+  async function mostPending(type: string, group: string, enough: () => boolean): Promise<number> {
+    let held = 0;
+    const probe = new Redis(url);
+    while (!enough()) {
+      const [count] = (await probe.xpending(`events:${type}`, group)) as [number];
+      held = Math.max(held, Number(count));
+      await sleep(5);
+    }
+    probe.disconnect();
+    return held;
+  }
+
   for (const [readAhead, least, most] of [[0, 1, 4], [4, 5, 8]] as const) {
     test(`a consumer holds no more than concurrency + readAhead: concurrency 4, readAhead ${readAhead}`, async () => {
       const bus = await createRedisBus({ url, logger: quiet });
@@ -143,14 +156,7 @@ if (base) {
         inFlight--;
         done++;
       });
-      let held = 0;
-      const probe = new Redis(url);
-      while (done < 100) {
-        const [count] = (await probe.xpending(`events:${type}`, group)) as [number];
-        held = Math.max(held, Number(count));
-        await sleep(5);
-      }
-      probe.disconnect();
+      const held = await mostPending(type, group, () => done >= 100);
       assert.ok(held <= most, `pending reached ${held} with concurrency 4, readAhead ${readAhead}`);
       assert.ok(held >= least, `pending reached only ${held} with concurrency 4, readAhead ${readAhead}`);
       assert.is(mostRunning, 4, 'handlers at once: concurrency');
@@ -169,14 +175,7 @@ if (base) {
       await sleep(1);
       done++;
     });
-    let held = 0;
-    const probe = new Redis(url);
-    while (done < 1500) {
-      const [count] = (await probe.xpending(`events:${type}`, group)) as [number];
-      held = Math.max(held, Number(count));
-      await sleep(5);
-    }
-    probe.disconnect();
+    const held = await mostPending(type, group, () => done >= 1500);
     assert.ok(held > 4, `pending reached only ${held}: no read-ahead with handlers under 10 ms`);
     assert.ok(held <= 12, `pending reached ${held}: over concurrency + 2 x concurrency`);
     await sub.close();
