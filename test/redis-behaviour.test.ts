@@ -182,11 +182,12 @@ if (base) {
     await bus.close();
   });
 
-  test('one event at a time: a handler that finishes at once is acknowledged on the reader connection, with the next XREADGROUP', async () => {
-    const bus = await createRedisBus({ url, logger: quiet });
-    const type = uniq('trickle');
-    const group = uniq('g');
-    const stream = `events:${type}`;
+  /**
+   * Counts, per client (MONITOR's address:port), the XACKs and XREADGROUPs on `stream`;
+   * untilAcknowledged waits for no pending entry in `group`, stops, checks one reader connection and
+   * says how many XACKs came from it.
+   */
+  async function watchAcks(stream: string) {
     const monitored = new Redis(url);
     const monitor = await monitored.monitor();
     const by = { xack: new Map<string, number>(), xreadgroup: new Map<string, number>() };
@@ -194,6 +195,27 @@ if (base) {
       const cmd = String(args[0]).toLowerCase();
       if ((cmd === 'xack' || cmd === 'xreadgroup') && args.includes(stream)) by[cmd].set(source, (by[cmd].get(source) ?? 0) + 1);
     });
+    return {
+      async untilAcknowledged(group: string) {
+        const probe = new Redis(url);
+        await waitFor('all acknowledged', async () => Number(((await probe.xpending(stream, group)) as [number])[0]) === 0);
+        probe.disconnect();
+        monitor.disconnect();
+        monitored.disconnect();
+        const readers = [...by.xreadgroup.keys()];
+        assert.is(readers.length, 1, `XREADGROUP from ${readers.join(', ')}`);
+        const acks = [...by.xack.values()].reduce((a, b) => a + b, 0);
+        return { by, readers, acks, alongReads: by.xack.get(readers[0]!) ?? 0 };
+      },
+    };
+  }
+
+  test('one event at a time: a handler that finishes at once is acknowledged on the reader connection, with the next XREADGROUP', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const type = uniq('trickle');
+    const group = uniq('g');
+    const stream = `events:${type}`;
+    const watch = await watchAcks(stream);
     let done = 0;
     const sub = await bus.subscribe({ group, types: [type], concurrency: 16 }, () => void done++);
     for (let i = 0; i < 30; i++) {
@@ -201,15 +223,7 @@ if (base) {
       await waitFor(`event ${i} handled`, () => done === i + 1);
       await sleep(5);
     }
-    const probe = new Redis(url);
-    await waitFor('all acknowledged', async () => Number(((await probe.xpending(stream, group)) as [number])[0]) === 0);
-    probe.disconnect();
-    monitor.disconnect();
-    monitored.disconnect();
-    const readers = [...by.xreadgroup.keys()];
-    assert.is(readers.length, 1, `XREADGROUP from ${readers.join(', ')}`);
-    const acks = [...by.xack.values()].reduce((a, b) => a + b, 0);
-    const alongReads = by.xack.get(readers[0]) ?? 0;
+    const { by, readers, acks, alongReads } = await watch.untilAcknowledged(group);
     // Each event comes alone: its ack goes with the read sent after it (the last one may go alone).
     assert.ok(alongReads >= 25, `${alongReads} of ${acks} XACKs came from the reader connection ${readers[0]}: ${JSON.stringify([...by.xack])}`);
     await sub.close();
@@ -223,25 +237,11 @@ if (base) {
     const stream = `events:${type}`;
     await bus.publishBatch(Array.from({ length: 400 }, (_, i) => ({ type, data: i })));
     // MONITOR names the client (address:port) of every command: who sends XACK, who XREADGROUP.
-    const monitored = new Redis(url);
-    const monitor = await monitored.monitor();
-    const by = { xack: new Map<string, number>(), xreadgroup: new Map<string, number>() };
-    monitor.on('monitor', (_time: string, args: string[], source: string) => {
-      const cmd = String(args[0]).toLowerCase();
-      if ((cmd === 'xack' || cmd === 'xreadgroup') && args.includes(stream)) by[cmd].set(source, (by[cmd].get(source) ?? 0) + 1);
-    });
+    const watch = await watchAcks(stream);
     let done = 0;
     const sub = await bus.subscribe({ group, types: [type], concurrency: 16, from: 'earliest' }, () => void done++);
     await waitFor('400 handled', () => done === 400);
-    const probe = new Redis(url);
-    await waitFor('all acknowledged', async () => Number(((await probe.xpending(stream, group)) as [number])[0]) === 0);
-    probe.disconnect();
-    monitor.disconnect();
-    monitored.disconnect();
-    const readers = [...by.xreadgroup.keys()];
-    assert.is(readers.length, 1, `XREADGROUP from ${readers.join(', ')}`);
-    const acks = [...by.xack.values()].reduce((a, b) => a + b, 0);
-    const alongReads = by.xack.get(readers[0]) ?? 0;
+    const { by, readers, acks, alongReads } = await watch.untilAcknowledged(group);
     assert.ok(acks > 0);
     // Acks wait for the next read; only those no read picks up soon go out on the command connection.
     assert.ok(alongReads >= acks / 2, `${alongReads} of ${acks} XACKs came from the reader connection ${readers[0]}: ${JSON.stringify([...by.xack])}`);
