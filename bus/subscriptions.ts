@@ -4,12 +4,19 @@ import type { Logger } from 'pino';
 import type { Handler, Subscription } from './contract.js';
 import type { AppendEntry, Driver } from './driver.js';
 import { invalid } from './errors.js';
-import { resolveSubscribeOptions } from './options.js';
+import { resolveSubscribeOptions, type ResolvedSubscribeOptions } from './options.js';
 import type { SubscribeOptions } from './contract.js';
 import { Consumer, type Reply } from './consumer.js';
 
 /** Topics remembered as stored by this bus (see Subscriptions.stored); past it the set starts over. */
 const PUBLISHED_KEPT = 100_000;
+
+/** A subscribe call's options resolved and its handler checked: what any subscribe refuses at once. */
+export function checkSubscribe(options: SubscribeOptions, handler: Handler): ResolvedSubscribeOptions {
+  const so = resolveSubscribeOptions(options);
+  if (typeof handler !== 'function') throw invalid('INVALID_OPTION', `subscribe handler must be a function, got ${typeof handler}`);
+  return so;
+}
 
 export class Subscriptions {
   private readonly open = new Map<Consumer, boolean>();
@@ -28,8 +35,7 @@ export class Subscriptions {
 
   /** Starts a Consumer; resolves once its group exists (see Bus.subscribe). */
   async subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription> {
-    const so = resolveSubscribeOptions(options);
-    if (typeof handler !== 'function') throw invalid('INVALID_OPTION', `subscribe handler must be a function, got ${typeof handler}`);
+    const so = checkSubscribe(options, handler);
     const c = new Consumer(this.driver, so, this.maxBytes, handler, this.log, (x) => this.remove(x), this.reply);
     this.add(c, so.types);
     try {

@@ -7,8 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { Bus, Handler, KeyedStats, Subscription, SubscribeOptions } from '../../bus/contract.js';
-import { invalid } from '../../bus/errors.js';
-import { resolveSubscribeOptions } from '../../bus/options.js';
+import { checkSubscribe } from '../../bus/subscriptions.js';
 import { errForLog } from '../../bus/thrown.js';
 
 const RETRY_MS = 1000;
@@ -30,8 +29,7 @@ export class PendingSubscription implements Subscription {
     private readonly handler: Handler,
     private readonly log: Logger,
   ) {
-    const so = resolveSubscribeOptions(options);
-    if (typeof handler !== 'function') throw invalid('INVALID_OPTION', `subscribe handler must be a function, got ${typeof handler}`);
+    const so = checkSubscribe(options, handler);
     this.group = so.group;
     this.consumer = so.consumer;
     // The consumer name drawn here is the one the real subscription uses.

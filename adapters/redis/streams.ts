@@ -81,10 +81,10 @@ export class Streams implements DriverLog {
     }
     const due = (has & HAS_DUE) !== 0;
     if (entries.length <= SMALL_BATCH) {
-      await Promise.all(entries.flatMap((e) => this.send(this.s.cmd, e, due) as Promise<unknown>[]));
+      await Promise.all(entries.flatMap((e) => this.send(this.s.cmd, e) as Promise<unknown>[]));
     } else {
       const p = this.s.batch();
-      for (const e of entries) this.send(p, e, due);
+      for (const e of entries) this.send(p, e);
       await execAll(p);
     }
     for (const e of entries) this.knownTopics.add(e.topic);
@@ -114,12 +114,12 @@ export class Streams implements DriverLog {
    * scripts/due.ts), and, once per topic, its registration as a known topic and as a published
    * one (the topics retention trims).
    */
-  private send(to: Sender, e: AppendEntry, due: boolean): unknown[] {
+  private send(to: Sender, e: AppendEntry): unknown[] {
     const { keys } = this.s;
     const key = keys.stream(e.topic);
     const fields = entryFields(this.layouts.of(e.topic), e.event, e.body);
     const sent: unknown[] = [];
-    if (due && e.dueAt !== undefined) {
+    if (e.dueAt !== undefined) {
       // The topic is named in the due topics set before its entry exists (the set never shrinks:
       // a mover never misses a due set), and the entry goes to the due set, not the stream.
       if (!this.dueTopics.has(e.topic)) sent.push(to.sadd(keys.dueTopics, e.topic));

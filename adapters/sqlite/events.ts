@@ -3,8 +3,7 @@
  * caller-chosen ids), reading stored events back outside any group (range, for replay; last), and
  * the topics table (topics).
  */
-import type { AppendEntry, AppendHas, Delivery, DriverLog, RangeQuery } from '../../bus/driver.js';
-import { appendHas, HAS_DUE } from '../../bus/delivery.js';
+import type { AppendEntry, Delivery, DriverLog, RangeQuery } from '../../bus/driver.js';
 import { delivery, HandOffFailed } from './read.js';
 import { ROWS_PER_INSERT, type StoredRow } from './statements.js';
 import type { SqliteStore } from './store.js';
@@ -23,18 +22,18 @@ export class Events implements DriverLog {
    * others are woken. A hand-off that fails (HandOffFailed) rolls the whole transaction back, and
    * the append runs again without serving anyone: the reads then wake and take for themselves.
    */
-  async append(entries: AppendEntry[], has: AppendHas = appendHas(entries)): Promise<void> {
-    const due = (has & HAS_DUE) !== 0;
+  async append(entries: AppendEntry[]): Promise<void> {
     try {
+      // Rows are kept for the hand-off only while a read waits here (no allocation per event otherwise).
       await this.st.write(
-        () => this.st.handOff(this.appendTx(entries, due)),
+        () => this.st.handOff(this.appendTx(entries, this.st.serving() ? [] : null) ?? []),
         (handOver) => handOver(),
       );
     } catch (err) {
       this.knownTopics.clear(); // topics noted in a rolled-back transaction were not stored
       if (!(err instanceof HandOffFailed)) throw err;
       try {
-        await this.st.write(() => this.appendTx(entries, due));
+        await this.st.write(() => this.appendTx(entries, null));
       } catch (again) {
         this.knownTopics.clear();
         throw again;
@@ -55,41 +54,40 @@ export class Events implements DriverLog {
 
   /**
    * Runs of entries without a caller id go in INSERTs of ROWS_PER_INSERT rows (~35% faster,
-   * measured). Returns the rows stored in `events`, with the sequence number of each row inserted
-   * alone (0 for a multi-row INSERT's: the hand-off reads those back). `due`: some entries may be
-   * delayed (AppendHas); false, none is looked at for it.
+   * measured). Adds to `stored` (null: keeps none) the rows stored in `events`, with the sequence
+   * number of each row inserted alone (0 for a multi-row INSERT's: the hand-off reads those back).
    */
-  private appendTx(entries: AppendEntry[], due: boolean): StoredRow[] {
+  private appendTx(entries: AppendEntry[], stored: StoredRow[] | null): StoredRow[] | null {
     const s = this.st.s;
     const now = Date.now();
-    const stored: StoredRow[] = [];
     for (let i = 0; i < entries.length; ) {
       const e = entries[i];
-      if (e.dedup || (due && e.dueAt !== undefined)) {
+      if (e.dedup || e.dueAt !== undefined) {
         this.noteTopic(e.topic);
         const seen = e.dedup ? (s.dedupGet.get(e.topic, e.event.source, e.event.id) as { expires: number } | undefined) : undefined;
         if (!seen || seen.expires <= now) {
           // A delayed event goes to `due` (due.ts moves it); its dedup marker has no seq yet: 0.
-          const seq = due && e.dueAt !== undefined ? (this.storeDue(e), 0) : Number(s.insertEvent.run(e.topic, now, e.body).lastInsertRowid);
-          if (seq !== 0) stored.push({ topic: e.topic, seq, body: e.body });
+          const seq = e.dueAt !== undefined ? (this.storeDue(e), 0) : Number(s.insertEvent.run(e.topic, now, e.body).lastInsertRowid);
+          if (seq !== 0) stored?.push({ topic: e.topic, seq, body: e.body });
           if (e.dedup) s.dedupPut.run(e.topic, e.event.source, e.event.id, seq, now + e.dedupWindowMs);
         }
         i++;
         continue;
       }
       let end = i;
-      while (end < entries.length && end - i < ROWS_PER_INSERT && !entries[end].dedup && !(due && entries[end].dueAt !== undefined)) this.noteTopic(entries[end++].topic);
+      while (end < entries.length && end - i < ROWS_PER_INSERT && !entries[end].dedup && entries[end].dueAt === undefined) this.noteTopic(entries[end++].topic);
       if (end - i === ROWS_PER_INSERT) {
         const args: unknown[] = [];
         for (let k = i; k < end; k++) {
           args.push(entries[k].topic, now, entries[k].body);
-          stored.push({ topic: entries[k].topic, seq: 0, body: entries[k].body });
+          stored?.push({ topic: entries[k].topic, seq: 0, body: entries[k].body });
         }
         s.insertMany.run(args);
       } else {
         for (let k = i; k < end; k++) {
           const { topic, body } = entries[k];
-          stored.push({ topic, seq: Number(s.insertEvent.run(topic, now, body).lastInsertRowid), body });
+          const seq = Number(s.insertEvent.run(topic, now, body).lastInsertRowid);
+          stored?.push({ topic, seq, body });
         }
       }
       i = end;

@@ -61,6 +61,7 @@ export class ReadPath implements DriverReads {
     private readonly pollMs: number,
   ) {
     st.handOff = (appended) => this.handOff(appended);
+    st.serving = () => this.waiting.size > 0;
     st.wakeups.emitter.on('change', this.onChange);
     st.wakeups.emitter.on('wal', this.onWal);
   }

@@ -24,6 +24,8 @@ export class SqliteStore {
    * again without it.
    */
   handOff: (stored: readonly StoredRow[]) => () => void = () => () => {};
+  /** Set by the read path: whether a read waits on this connection (else an append keeps no rows for handOff). */
+  serving: () => boolean = () => false;
 
   constructor(
     readonly db: Database,
