@@ -21,6 +21,8 @@ export class PendingSubscription implements Subscription {
   private starting: Promise<void> | null = null;
   private closed = false;
   private retry: NodeJS.Timeout | null = null;
+  /** Ends start()'s promise when the subscription closes between tries. */
+  private stopTrying: (() => void) | null = null;
 
   /** Checks the options now (a bad one rejects subscribe at once, as with Redis up). */
   constructor(
@@ -37,20 +39,32 @@ export class PendingSubscription implements Subscription {
     if (options.key !== undefined) this.keyedStats = () => this.real?.keyedStats?.() ?? null;
   }
 
-  /** Redis answered and passed the checks: subscribe for real (resolves once it did, or failed once). */
-  start(wait = RETRY_MS): Promise<void> {
-    if (this.closed || this.real) return Promise.resolve();
-    this.starting = this.bus.subscribe(this.options, this.handler).then(
-      (sub) => {
-        if (this.closed) return sub.close({ drain: false });
-        this.real = sub;
-      },
-      (err) => {
-        if (this.closed) return;
-        this.log.error({ group: this.group, consumer: this.consumer, err: errForLog(err) }, `subscription of ${this.group} could not start once Redis answered; tried again in ${wait / 1000} s`);
-        this.retry = setTimeout(() => void this.start(Math.min(wait * 2, MAX_RETRY_MS)), wait);
-      },
-    );
+  /**
+   * Redis answered and passed the checks: subscribe for real. Resolves once it did (or the
+   * subscription was closed), not at a failed try: the gate forwards the spool only after that
+   * (bounded by its own wait), else a group made at `latest` by a later try skips what was spooled.
+   * A failed try is logged and made again after 1 s, doubling to 30 s.
+   */
+  start(): Promise<void> {
+    this.starting ??= new Promise<void>((resolve) => {
+      this.stopTrying = resolve;
+      const attempt = (wait: number) => {
+        if (this.closed) return resolve();
+        this.bus.subscribe(this.options, this.handler).then(
+          (sub) => {
+            if (this.closed) void sub.close({ drain: false });
+            else this.real = sub;
+            resolve();
+          },
+          (err) => {
+            if (this.closed) return resolve();
+            this.log.error({ group: this.group, consumer: this.consumer, err: errForLog(err) }, `subscription of ${this.group} could not start once Redis answered; tried again in ${wait / 1000} s`);
+            this.retry = setTimeout(() => attempt(Math.min(wait * 2, MAX_RETRY_MS)), wait);
+          },
+        );
+      };
+      attempt(RETRY_MS);
+    });
     return this.starting;
   }
 
@@ -64,5 +78,6 @@ export class PendingSubscription implements Subscription {
   cancel(): void {
     this.closed = true;
     if (this.retry) clearTimeout(this.retry);
+    this.stopTrying?.(); // a try in flight closes what it gets
   }
 }
