@@ -6,7 +6,11 @@ import type { Delivery, Driver } from './driver.js';
 import type { ResolvedSubscribeOptions } from './options.js';
 import { errForLog } from './thrown.js';
 
+/** A store error of one kind is logged at most once in this long (storeError). */
+export const STORE_ERROR_QUIET_MS = 10_000;
+
 export class Outcomes {
+  private readonly quiet = new Map<string, { until: number; unlogged: number }>();
   constructor(
     private readonly driver: Driver,
     private readonly o: ResolvedSubscribeOptions,
@@ -41,7 +45,19 @@ export class Outcomes {
     }
   }
 
+  /**
+   * Logs a failed store call once per STORE_ERROR_QUIET_MS for each kind (`what`): during an outage
+   * a pattern subscription's topic refresh fails every 100 ms, and each line said the same.
+   */
   storeError(what: string, err: unknown): void {
-    this.log.error({ group: this.o.group, consumer: this.o.consumer, err: errForLog(err) }, `store error during ${what}`);
+    const now = Date.now();
+    const quiet = this.quiet.get(what);
+    if (quiet !== undefined && now < quiet.until) {
+      quiet.unlogged++;
+      return;
+    }
+    const more = quiet?.unlogged ? ` (${quiet.unlogged} more since the last one not logged)` : '';
+    this.log.error({ group: this.o.group, consumer: this.o.consumer, err: errForLog(err) }, `store error during ${what}${more}`);
+    this.quiet.set(what, { until: now + STORE_ERROR_QUIET_MS, unlogged: 0 });
   }
 }
