@@ -210,6 +210,22 @@ if (base) {
     };
   }
 
+  test('a subscription closed while Redis is down closes (its blocked read no longer waits for Redis to come back)', async () => {
+    const srv = await startRedisServer();
+    const bus = await createRedisBus({ url: srv.url, logger: quiet });
+    const sub = await bus.subscribe({ group: uniq('g'), types: [uniq('outage')] }, () => {});
+    await sleep(300); // its XREADGROUP is blocked on the server now
+    await srv.stop(true);
+    await sleep(500);
+    let closed = false;
+    const closing = sub.close().then(() => (closed = true));
+    // The read ends at once; the heartbeat and forget still wait out the command connection's
+    // retries (about 75 s measured), which is what the bound here leaves room for.
+    await waitFor('the subscription closed', () => closed, 150_000, 200);
+    await closing;
+    await bus.close();
+  });
+
   test('one event at a time: a handler that finishes at once is acknowledged on the reader connection, with the next XREADGROUP', async () => {
     const bus = await createRedisBus({ url, logger: quiet });
     const type = uniq('trickle');

@@ -119,7 +119,7 @@ export class ReadPath implements DriverReads {
     try {
       res = this.s.cluster
         ? await this.readSlots(req, reader, req.max - out.length, out.length > 0)
-        : await (acks.length ? ackAndRead(req, reader, acks, block) : xread(req, reader, reader.streams, req.max - out.length, block));
+        : await untilAborted(acks.length ? ackAndRead(req, reader, acks, block) : xread(req, reader, reader.streams, req.max - out.length, block), req.signal, reader.conn);
     } catch (err) {
       if (reader.waiting === waiting) reader.waiting = null;
       if (req.signal.aborted) {
@@ -186,4 +186,24 @@ async function ackAndRead(req: ReadRequest, reader: Reader, acks: Delivery[], bl
   const res = await read;
   await acked;
   return res;
+}
+
+/**
+ * `read`, or a rejection as soon as `signal` aborts (a closing consumer) while the reader is not
+ * connected: a read sent before Redis went away waits in the reader's offline queue, with no retry
+ * limit, until Redis is back, and a subscription closed during an outage waited for it forever.
+ * Connected, the abort's CLIENT UNBLOCK ends the read (what it took is then given back). A later
+ * rejection of `read` is swallowed.
+ */
+function untilAborted<T>(read: Promise<T>, signal: AbortSignal, conn: { status: string }): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      if (conn.status !== 'ready') reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    read.then(
+      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
+      (e) => (signal.removeEventListener('abort', onAbort), reject(e)),
+    );
+  });
 }
