@@ -49,6 +49,31 @@ async function inProcess(perSec: number): Promise<number[]> {
   return pooled;
 }
 
+/**
+ * `n` hops one at a time in one process, each publish right after the last handler ran (and its
+ * ack's transaction): the hop's own path with a warm CPU, no wait between events, the bus against
+ * itself rather than against the offered-load windows above, where a cold CPU adds its share.
+ */
+async function warmHops(n: number): Promise<number[]> {
+  const bus = await createSqliteBus({ path: fresh(), logger: silent });
+  const type = `bench.warm.${files++}`;
+  const lat: number[] = [];
+  let next!: () => void;
+  const sub = await bus.subscribe({ group: 'warm', types: [type], concurrency: 64 }, (e) => {
+    lat.push(nowMs() - (e.data as { t: number }).t);
+    next();
+  });
+  for (let i = 0; i < n; i++) {
+    const handled = new Promise<void>((r) => (next = r));
+    void bus.publish(type, { t: nowMs(), ...sample(i) });
+    await handled;
+    await new Promise((r) => setImmediate(r));
+  }
+  await sub.close();
+  await bus.close();
+  return lat.slice(n / 10); // the first tenth warms up
+}
+
 /** The consumer in its own process on the file; this process publishes. Same windows as inProcess. */
 async function crossProcess(perSec: number): Promise<number[]> {
   const path = fresh();
@@ -84,6 +109,8 @@ export async function sqliteLatencyBench(): Promise<void> {
   console.log('| scenario | publisher and consumer in one process | in two processes | goal (one / two) |');
   console.log('|---|---:|---:|---|');
   for (const l of lines) console.log(l);
+  const warm = await warmHops(10_000);
+  console.log(`\nOne process, one hop at a time (each publish right after the last handler ran; warm CPU): p50 ${Math.round(percentile(warm, 50) * 1000)} us, p99 ${Math.round(percentile(warm, 99) * 1000)} us over ${warm.length.toLocaleString('en-US')} hops.`);
   console.log('\n## SQLite hop floor: its statements alone, no bus (bench/sqlite-floor.ts)\n');
   console.log('| at | the hop\'s transaction (append, claim, commit) p50 / p99 | a bare append (BEGIN, INSERT, COMMIT) p50 / p99 |');
   console.log('|---|---:|---:|');

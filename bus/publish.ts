@@ -110,7 +110,8 @@ export class Publisher {
     const event = createEvent(type, data, opts, o.source);
     const body = driver.log.encode ? driver.log.encode(event, o.maxPayloadBytes) : encodeEvent(event, o.maxPayloadBytes);
     const window = opts?.dedupWindowMs === undefined ? o.dedupWindowMs : DEDUP_WINDOW_MS.resolve('dedupWindowMs', opts.dedupWindowMs);
-    const entry: AppendEntry = { topic: type, event, body, dedup: opts?.id !== undefined, dedupWindowMs: window };
+    // A window of 0 keeps no marker: the id is the caller's, and a repeat is stored again.
+    const entry: AppendEntry = { topic: type, event, body, dedup: opts?.id !== undefined && window > 0, dedupWindowMs: window };
     if (opts !== undefined && (opts.delay !== undefined || opts.at !== undefined)) {
       const now = Date.now();
       const due = dueTime(opts.delay, opts.at, now);

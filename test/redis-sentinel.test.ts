@@ -3,6 +3,9 @@
 // consuming through a SIGKILL of the master, and with `acks: 'replicated'` never acknowledges a
 // publish that the failover then loses. Each scenario prints what it measured ("sentinel: ..."),
 // the numbers README's Redis Sentinel section reports.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
 import { pino } from 'pino';
@@ -179,6 +182,41 @@ s('REDIS_SENTINELS + REDIS_SENTINEL_NAME with passwords for the master and the s
   await rejects(() => createRedisBus({ sentinels: ['127.0.0.1'], sentinelName: 'x' }), 'INVALID_OPTION', 'invalid sentinel "127.0.0.1"');
   await rejects(() => createRedisBus({ sentinels: t.sentinels, sentinelName: t.name, acks: 'all' as 'primary' }), 'INVALID_OPTION', 'acks "all"');
   await t.stop();
+});
+
+s('with a spool, a bus starts while no sentinel answers: publishes are spooled, then forwarded to the master they name once they answer', async () => {
+  const t = await startRedisSentinels();
+  const buses: Bus[] = [];
+  try {
+    const type = uniq('sentinel.spool');
+    t.pause();
+    const dir = mkdtempSync(join(tmpdir(), 'agentbus-sentinel-spool-'));
+    let text = '';
+    const logger = pino({ level: 'warn' }, new Writable({ write: (c, _e, cb) => ((text += String(c)), cb()) }));
+    const started = Date.now();
+    const pub = await busOn(t, { logger, connectTimeoutMs: 1500, spool: { path: join(dir, 'spool.db') } });
+    buses.push(pub);
+    const startMs = Date.now() - started;
+    assert.ok(text.includes('starting anyway, with the spool'), text);
+    assert.ok(text.includes(`sentinel redis://${t.name} via ${t.sentinels.join(',')}`), text);
+    const sent = [];
+    for (let i = 0; i < 5; i++) sent.push(await pub.publishDetailed(type, { i }));
+    assert.ok(sent.every((r) => r.spooled), 'spooled while no sentinel answers');
+    await rejects(() => pub.replay({ types: [type] }, () => {}), 'CONNECTION_FAILED');
+    t.resume();
+    await waitFor('the spool forwarded everything', () => pub.spool!.stats().events === 0, 30_000, 100);
+    // Read straight from the master the sentinels name: the events are there once, in order.
+    const direct = await createRedisBus({ url: `redis://127.0.0.1:${await t.masterPort()}`, logger: quiet() });
+    buses.push(direct);
+    const ids: string[] = [];
+    await direct.replay({ types: [type] }, (e) => void ids.push(e.id));
+    assert.equal(ids, sent.map((r) => r.id));
+    console.log(`sentinel: spool with every sentinel stopped: started in ${startMs} ms, 5 spooled, forwarded after they answered`);
+  } finally {
+    t.resume();
+    for (const b of buses) await b.close().catch(() => {});
+    await t.stop();
+  }
 });
 
 /** The replica's pid, from its INFO server section. */

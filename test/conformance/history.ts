@@ -145,7 +145,7 @@ export function historySuite(a: Target): void {
     await bus.close();
   });
 
-  test('a publish can carry its own dedup window: past it, the same id is stored again', async () => {
+  test('a publish can carry its own dedup window: past it, the same id is stored again; with 0, every time', async () => {
     const bus = await a.make();
     const type = uniq('webhook');
     const id = uniq('delivery');
@@ -156,6 +156,13 @@ export function historySuite(a: Target): void {
     const stored: unknown[] = [];
     await bus.replay({ types: [type] }, (e) => void stored.push(e.data));
     assert.equal(stored, [{ v: 1 }, { v: 3 }]);
+    // A window of 0 keeps no marker: each publish under the id is stored.
+    const none = uniq('no-window');
+    await bus.publish(none, { v: 1 }, { id, dedupWindowMs: 0 });
+    await bus.publishBatch([{ type: none, data: { v: 2 }, id, dedupWindowMs: 0 }]);
+    const both: unknown[] = [];
+    await bus.replay({ types: [none] }, (e) => void both.push(e.data));
+    assert.equal(both, [{ v: 1 }, { v: 2 }]);
     await rejects(() => bus.publish(type, {}, { id, dedupWindowMs: -1 }), 'INVALID_OPTION', 'dedupWindowMs -1');
     await bus.close();
   });

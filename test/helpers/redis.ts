@@ -141,6 +141,10 @@ export interface SentinelSetup {
    * (Redis' replication docs, "Safety of replication when master has persistence turned off").
    */
   settledOn(port: number): Promise<boolean>;
+  /** SIGSTOPs every sentinel: connections to them open but nothing answers (a partition, a hung host). */
+  pause(): void;
+  /** SIGCONTs them. */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -220,6 +224,12 @@ export async function startRedisSentinels(opts: { password?: string; sentinelPas
         const info = cli(p, ['sentinel', 'master', name], opts.sentinelPassword);
         return new RegExp(`^port\\n${port}$`, 'm').test(info) && /^flags\nmaster$/m.test(info);
       });
+    },
+    pause() {
+      for (const p of procs) p.kill('SIGSTOP');
+    },
+    resume() {
+      for (const p of procs) p.kill('SIGCONT');
     },
     async stop() {
       for (const p of procs) p.kill('SIGKILL');
