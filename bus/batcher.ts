@@ -31,6 +31,11 @@ export class Batcher<T> {
     private readonly o: BatcherOptions = {},
   ) {}
 
+  /** Items waiting to be sent (not counting a send in flight). */
+  get pending(): number {
+    return this.items.length;
+  }
+
   add(item: T): void {
     this.items.push(item);
     if (this.sending !== null) return;

@@ -23,8 +23,11 @@ import { DueMover } from './due.js';
 import type { BusSpool } from './spool.js';
 import { BusObservers } from './observers.js';
 import { schedulesOf } from './schedules.js';
+import { CLOSE_STORE_MS, settlesBy } from './closing.js';
 
 const HOUSEKEEPING_MS = 10_000;
+/** A store a subscription's close gave up on this recently is not waited for again by the bus' close. */
+const STORE_GAVE_UP_MS = 60_000;
 
 /** `spool`: where appends go first (the Redis `spool` option); the bus starts its forwarder and closes it. */
 export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: BusSpool | null = null): Bus {
@@ -99,9 +102,19 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
         timers.stop();
         requests.close();
         await subs.closeAll();
-        await publisher.seal(); // after the drain: a handler finishing its work may still publish
-        await spool?.close();
-        await mover?.stop();
+        // What is left waits CLOSE_STORE_MS at most whatever the store does (see closing.ts); not
+        // at all when a subscription closing within the last minute waited that long for it in vain.
+        const by = Date.now() + (Date.now() - subs.gaveUpAt < STORE_GAVE_UP_MS ? 0 : CLOSE_STORE_MS);
+        const notDone: string[] = [];
+        const wait = async (what: string, p: Promise<unknown> | undefined) => void (p && !(await settlesBy(p, by)) && notDone.push(what));
+        const moved = wait('end the delayed-event move in flight (moved or still due, never half)', mover?.stop());
+        await wait('store the publishes in flight (they fail as the connection closes)', publisher.seal()); // after the drain: a handler finishing its work may still publish
+        // Stopping the forwarder; the spool file closes once a forward in flight ends (its events stay in the spool, forwarded by the next bus).
+        await wait('end the spool forward in flight (its events stay in the spool)', spool?.close());
+        await moved;
+        if (notDone.length > 0) {
+          log.warn({ notDone }, `bus closing without waiting for the store (it did not answer): not done: ${notDone.join('; ')}`);
+        }
         await driver.close();
       })();
       return closing;
