@@ -61,7 +61,7 @@ export class RedisDriver implements Driver {
     this.log = new Streams(published, layouts, acks, publishClient ? new RedisDue(published) : this.due);
     this.groups = new Groups(this.s, liveness);
     this.leases = new Leases(this.s);
-    this.admin = new Admin(this.s, () => this.log.topics());
+    this.admin = new Admin(this.s, () => this.log.topics(), (topic) => this.log.forget(topic));
     this.deadLetters = new DeadLetters(this.s, () => this.log.topics());
     this.readers = new Readers(this.s, log, connError);
     this.state = new RedisState(this.s, (g, ds) => this.leases.ack(g, ds));
