@@ -36,6 +36,11 @@ export class Batcher<T> {
     return this.items.length;
   }
 
+  /** Whether flush() has anything to wait for: items waiting, or a send in flight. */
+  get busy(): boolean {
+    return this.items.length > 0 || this.sending !== null;
+  }
+
   add(item: T): void {
     this.items.push(item);
     if (this.sending !== null) return;

@@ -531,7 +531,7 @@ export class Consumer implements Subscription {
     }
     for (const t of this.timers) clearInterval(t);
     await steps.step('the last heartbeat', () => this.beat); // a beat landing after forget() would count this consumer again
-    await steps.step(`acknowledge ${this.acks.pending} handled deliveries`, () => this.acks.flush());
+    if (this.acks.busy) await steps.step(`acknowledge handled deliveries (${this.acks.pending} not sent yet)`, () => this.acks.flush());
     if (this.keyed !== null) {
       const owner = this.keyed.owner;
       await steps.step(`commit the keyed group's state and acknowledgements (${owner.uncommitted} uncommitted)`, () => owner.flush());
