@@ -31,6 +31,16 @@ export class Batcher<T> {
     private readonly o: BatcherOptions = {},
   ) {}
 
+  /** Items waiting to be sent (not counting a send in flight). */
+  get pending(): number {
+    return this.items.length;
+  }
+
+  /** Whether flush() has anything to wait for: items waiting, or a send in flight. */
+  get busy(): boolean {
+    return this.items.length > 0 || this.sending !== null;
+  }
+
   add(item: T): void {
     this.items.push(item);
     if (this.sending !== null) return;

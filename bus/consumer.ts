@@ -18,6 +18,7 @@ import { SubjectLanes } from './lanes.js';
 import { GroupTopics, TOPIC_REFRESH_MS } from './topics.js';
 import { errForLog, isA } from './thrown.js';
 import { invalid, OwnershipLostError, StateTooLargeError } from './errors.js';
+import { BoundedSteps, CLOSE_STORE_MS, settlesBy } from './closing.js';
 import { callWithTimeout, NO_CLOCK, sleep, type HandlerClock } from './call.js';
 import { MAX_UNCOMMITTED } from './keyed/owner.js';
 import { KeyedTenure } from './keyed/tenure.js';
@@ -71,6 +72,8 @@ export class Consumer implements Subscription {
   private wakeUp: (() => void) | null = null;
   private timers: NodeJS.Timeout[] = [];
   private beat: Promise<void> = Promise.resolve();
+  /** Closed without waiting for store calls that did not answer: their later errors are not logged. */
+  gaveUpOnStore = false;
 
   constructor(
     private readonly driver: Driver,
@@ -490,14 +493,23 @@ export class Consumer implements Subscription {
     return this.closed;
   }
 
+  /**
+   * Stops reading, drains (up to drainTimeoutMs), then makes its last store calls (BoundedSteps):
+   * together they wait CLOSE_STORE_MS at most, so a store that does not answer (Redis down, its
+   * command connection retrying for over a minute) cannot hold the close longer than
+   * drainTimeoutMs + CLOSE_STORE_MS. What could not be done is logged once; none of it loses an
+   * event: a delivery not acknowledged or not given back is delivered again after claimIdleMs.
+   */
   private async shutdown(drain: boolean): Promise<void> {
     this.closing = true;
     this.topics.stop();
     this.stopRead.abort();
     this.wake();
-    await this.loopDone;
+    const deadline = Date.now() + (drain ? this.o.drainTimeoutMs : 0);
+    // The loop ends at once (its read is aborted) unless a store call of its own holds it (a keyed
+    // group's lease or commit in an outage): waited for here within the drain, and again below.
+    await settlesBy(this.loopDone, Math.min(deadline, Date.now() + CLOSE_STORE_MS));
     if (drain && this.running > 0) {
-      const deadline = Date.now() + this.o.drainTimeoutMs;
       // Handlers waiting in ctx.waitFor are not waited for: they are given up below, their
       // deliveries left to the next owner (which waits on, up to the recorded deadline).
       while (this.running - this.waiting > 0 && Date.now() < deadline) {
@@ -507,26 +519,40 @@ export class Consumer implements Subscription {
         });
       }
     }
+    const steps = new BoundedSteps(CLOSE_STORE_MS);
+    await steps.step("the read loop's last store call", () => this.loopDone);
     this.held.cancelRetries();
     // Not yet started (queued behind a subject) or waiting for a retry: back to the group now.
-    if (drain) await this.held.release(this.held.notRunning());
+    const notRunning = drain ? this.held.notRunning() : [];
+    if (notRunning.length > 0) await steps.step(`give back ${notRunning.length} held deliveries`, () => this.held.release(notRunning));
     if (this.running > 0 || !drain) {
       this.abandoned = true;
       this.handlers.abort(new Error('subscription closed'));
     }
     for (const t of this.timers) clearInterval(t);
-    await this.beat; // a beat landing after forget() would count this consumer again
-    await this.acks.flush();
+    await steps.step('the last heartbeat', () => this.beat); // a beat landing after forget() would count this consumer again
+    if (this.acks.busy) await steps.step(`acknowledge handled deliveries (${this.acks.pending} not sent yet)`, () => this.acks.flush());
     if (this.keyed !== null) {
-      await this.keyed.owner.flush();
-      await this.keyed.owner.release();
+      const owner = this.keyed.owner;
+      await steps.step(`commit the keyed group's state and acknowledgements (${owner.uncommitted} uncommitted)`, () => owner.flush());
+      await steps.step("release the keyed group's lease", () => owner.release());
     }
     // Consumer names change with every host process: without this, stores collect dead ones forever.
-    if (this.running === 0) await this.driver.groups.forget(this.group, this.consumer, this.topics.list).catch((err) => this.storeError('forget', err));
+    if (this.running === 0) await steps.step(`forget consumer ${this.consumer}`, () => this.driver.groups.forget(this.group, this.consumer, this.topics.list).catch((err) => this.storeError('forget', err)));
+    if (steps.notDone.length > 0) {
+      // The calls left behind fail or finish on their own (the bus' close disconnects): said here once.
+      this.gaveUpOnStore = true;
+      this.log.warn(
+        { group: this.group, consumer: this.consumer, notDone: steps.notDone, waitedMs: CLOSE_STORE_MS },
+        `subscription closed without waiting for the store (no answer within ${CLOSE_STORE_MS} ms): not done: ${steps.notDone.join('; ')}. ` +
+          `Deliveries not acknowledged are delivered again after claimIdleMs (${this.o.claimIdleMs} ms): nothing is lost (at least once)`,
+      );
+    }
     this.onClosed(this);
   }
 
   private storeError(what: string, err: unknown): void {
+    if (this.gaveUpOnStore) return; // closed: told once in shutdown's warning
     this.out.storeError(what, err);
   }
 }

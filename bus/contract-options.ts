@@ -39,6 +39,14 @@ export interface BusOptions {
    */
   logger?: Logger | undefined;
   /**
+   * A reply topic (`agentbus.reply.<hex>`, see Bus.request) none of whose consumers sent a heartbeat
+   * for this long (its bus crashed or was killed) is removed by this bus' housekeeping, once a
+   * second look at least 3 s later still finds it so. From 2000 ms; a bus' own reply topic is
+   * removed when it closes.
+   * @default 60000 ms
+   */
+  replyTopicIdleMs?: number | undefined;
+  /**
    * Whether this bus moves due delayed events into their topics (README, Delayed events). When true,
    * its mover starts once the bus subscribes or publishes a delayed event, never before; false: it
    * never moves them (some other running bus must), as the CLI's one-shot commands do.

@@ -73,6 +73,12 @@ export interface DriverLog {
   last(topic: string): Promise<string | null>;
   /** Every topic that exists, for pattern subscriptions: cheap when nothing changed (consumers ask every 100 ms). */
   topics(): Promise<string[]>;
+  /**
+   * The topics registered through agentbus (published or subscribed) whose name starts with
+   * `prefix`, read from the store's list of them alone (no scan for other programs' streams, which
+   * topics() may make): reply topics, for the housekeeping that sweeps them (bus/replies.ts).
+   */
+  registered(prefix: string): Promise<string[]>;
 }
 
 /**
@@ -147,6 +153,11 @@ export interface DriverGroups {
    * (a store that keeps consumers per topic, as Redis does per stream, needs them; others ignore them).
    */
   forget(group: string, consumer: string, topics: string[]): Promise<void>;
+  /**
+   * How long ago (ms, by the store's clock) a consumer of `group` last sent a heartbeat; null when
+   * the store records none (never, forgotten, or expired). For sweeping reply topics (bus/replies.ts).
+   */
+  idleFor(group: string): Promise<number | null>;
 }
 
 export interface DriverReads {
@@ -214,6 +225,12 @@ export interface DriverAdmin {
    * themselves (Redis) has none.
    */
   housekeep?(): Promise<void>;
+  /**
+   * Removes a reply topic whole (bus/replies.ts): its events, its one group (named as the topic)
+   * with its cursor, pending deliveries, consumers and dead letters, and the topic from the store's
+   * lists (topics(), stats). For reply topics only: nothing else reads one. A topic already gone is no error.
+   */
+  dropTopic(topic: string): Promise<void>;
   /** Resolves when the store answers; rejects when it cannot be reached. */
   ping(): Promise<void>;
   /**

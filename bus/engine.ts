@@ -23,8 +23,12 @@ import { DueMover } from './due.js';
 import type { BusSpool } from './spool.js';
 import { BusObservers } from './observers.js';
 import { schedulesOf } from './schedules.js';
+import { CLOSE_STORE_MS, settlesBy } from './closing.js';
+import { ReplySweeper } from './replies.js';
 
 const HOUSEKEEPING_MS = 10_000;
+/** A store a subscription's close gave up on this recently is not waited for again by the bus' close. */
+const STORE_GAVE_UP_MS = 60_000;
 
 /** `spool`: where appends go first (the Redis `spool` option); the bus starts its forwarder and closes it. */
 export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: BusSpool | null = null): Bus {
@@ -54,7 +58,8 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
       dropped: () => observers.tell('replyDropped'),
     },
   );
-  const timers = startTimers(driver, o, log, () => closing !== null);
+  const sweeper = new ReplySweeper(driver, requests.topic, o.replyTopicIdleMs, log);
+  const timers = startTimers(driver, o, log, () => closing !== null, sweeper);
   let closing: Promise<void> | null = null;
   const open = (what: string) => {
     if (closing) throw new BusClosedError(what);
@@ -90,7 +95,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
     ...(driver.due ? { schedules: schedulesOf(driver.due, o) } : {}),
     stats: () => stats(driver),
     ping: () => (closing ? Promise.reject(new BusClosedError('ping')) : driver.admin.ping()),
-    trim: () => housekeepAndTrim(driver, o.retention, true),
+    trim: () => housekeepAndTrim(driver, o.retention, true, sweeper),
     ...(timers.health ? { health: timers.health } : {}),
     observe: (observer) => observers.add(observer),
 
@@ -99,9 +104,21 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
         timers.stop();
         requests.close();
         await subs.closeAll();
-        await publisher.seal(); // after the drain: a handler finishing its work may still publish
-        await spool?.close();
-        await mover?.stop();
+        // What is left waits CLOSE_STORE_MS at most whatever the store does (see closing.ts); not
+        // at all when a subscription closing within the last minute waited that long for it in vain.
+        const by = Date.now() + (Date.now() - subs.gaveUpAt < STORE_GAVE_UP_MS ? 0 : CLOSE_STORE_MS);
+        const notDone: string[] = [];
+        const wait = async (what: string, p: Promise<unknown> | undefined) => void (p && !(await settlesBy(p, by)) && notDone.push(what));
+        const moved = wait('end the delayed-event move in flight (moved or still due, never half)', mover?.stop());
+        await wait('store the publishes in flight (they fail as the connection closes)', publisher.seal()); // after the drain: a handler finishing its work may still publish
+        // Stopping the forwarder; the spool file closes once a forward in flight ends (its events stay in the spool, forwarded by the next bus).
+        await wait('end the spool forward in flight (its events stay in the spool)', spool?.close());
+        // The reply topic only this bus read (its subscription closed above); left behind, any bus sweeps it later.
+        if (requests.opened) await wait(`remove reply topic ${requests.topic} (another bus sweeps it later)`, driver.admin.dropTopic(requests.topic));
+        await moved;
+        if (notDone.length > 0) {
+          log.warn({ notDone }, `bus closing without waiting for the store (it did not answer): not done: ${notDone.join('; ')}`);
+        }
         await driver.close();
       })();
       return closing;
@@ -118,11 +135,14 @@ async function stats(driver: Driver): Promise<TopicStats[]> {
 }
 
 /**
- * bus.trim() (`exact`) and the housekeeping timer: what expired is removed, then retention applied.
+ * bus.trim() (`exact`) and the housekeeping timer: what expired is removed (reply topics whose bus is
+ * gone included, bus/replies.ts), then retention applied.
  * The timer skips trim without retention; bus.trim() never does (a read-only store refuses it).
  */
-async function housekeepAndTrim(driver: Driver, retention: ResolvedBusOptions['retention'], exact: boolean): Promise<number> {
+async function housekeepAndTrim(driver: Driver, retention: ResolvedBusOptions['retention'], exact: boolean, replies: ReplySweeper): Promise<number> {
   await driver.admin.housekeep?.();
+  if (exact) await replies.sweep();
+  else await replies.sweepQuietly();
   return retention === null && !exact ? 0 : driver.admin.trim(retention, exact);
 }
 
@@ -131,9 +151,9 @@ async function housekeepAndTrim(driver: Driver, retention: ResolvedBusOptions['r
  * store's health now and then so its warnings are logged with nobody scraping. Every reading passes
  * through one PressureWatch, which logs (rate-limited); one timer reading at a time.
  */
-function startTimers(driver: Driver, o: ResolvedBusOptions, log: Logger, closed: () => boolean) {
+function startTimers(driver: Driver, o: ResolvedBusOptions, log: Logger, closed: () => boolean, replies: ReplySweeper) {
   const housekeeping = setInterval(() => {
-    housekeepAndTrim(driver, o.retention, false).catch((err) => log.error({ err: errForLog(err) }, 'store error during trim'));
+    housekeepAndTrim(driver, o.retention, false, replies).catch((err) => log.error({ err: errForLog(err) }, 'store error during trim'));
   }, o.retention?.intervalMs ?? HOUSEKEEPING_MS);
   housekeeping.unref();
   const watch = new PressureWatch(log);

@@ -64,6 +64,7 @@ export const BUS_OPTIONS = {
   } as OptionSpec<Resolved<typeof RETENTION_OPTIONS> | null>,
   // Taken as given; the adapters and the bus make the default one (bus/logger.ts) when it is absent.
   logger: { resolve: (_name, v) => v as Logger | undefined, doc: 'pino at `LOG_LEVEL`, else info' } as OptionSpec<Logger | undefined>,
+  replyTopicIdleMs: intOption(60_000, 2000, DAY_MS, '60000 ms'),
   moveDue: {
     resolve: (name, v) => {
       if (v === undefined) return true;

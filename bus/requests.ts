@@ -98,6 +98,11 @@ export class Requests {
     return reply;
   }
 
+  /** Whether this bus made its reply topic (its first request): bus.close then removes it (replies.ts). */
+  get opened(): boolean {
+    return this.inbox !== null;
+  }
+
   /** The reply subscription: made before the first request is published, so no reply is missed. */
   private openInbox(): Promise<Subscription> {
     return this.bus.subscribe({ group: this.topic, types: [this.topic], concurrency: 64 }, (e) => this.received(e));

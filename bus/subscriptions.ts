@@ -23,6 +23,8 @@ export class Subscriptions {
   /** Open subscriptions with a pattern; the topics stored to since one was open. */
   private patterned = 0;
   private readonly published = new Set<string>();
+  /** When a subscription last closed without waiting for the store (it did not answer), epoch ms; 0: never. */
+  gaveUpAt = 0;
 
   constructor(
     private readonly driver: Driver,
@@ -55,6 +57,7 @@ export class Subscriptions {
   }
 
   private remove(c: Consumer): void {
+    if (c.gaveUpOnStore) this.gaveUpAt = Date.now();
     if (this.open.get(c)) this.patterned--;
     this.open.delete(c);
   }

@@ -21,6 +21,7 @@ conformance({
       n = 0; // opening it created the schema
       return { bus, count: async () => n, close: async () => void (await bus.close(), db.close()) };
     },
+    sameStore: (o) => createSqliteBus({ ...o, database: newest }),
     consumerRecords: async (_topic, group) => (newest.prepare('SELECT COUNT(*) AS n FROM consumers WHERE grp = ?').get(group) as { n: number }).n,
   },
 });

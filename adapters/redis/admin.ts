@@ -4,7 +4,7 @@
  */
 import type { TopicStats } from '../../bus/contract.js';
 import type { DriverAdmin } from '../../bus/driver.js';
-import type { RedisStore } from './client.js';
+import { execAll, type RedisStore } from './client.js';
 import { redisStats } from './stats.js';
 
 export class Admin implements DriverAdmin {
@@ -14,7 +14,27 @@ export class Admin implements DriverAdmin {
     private readonly s: RedisStore,
     /** Every known topic (Streams.topics): the ones stats are counted for. */
     private readonly topics: () => Promise<string[]>,
+    /** A topic dropped (dropTopic): the driver's lists of topics forget it now. */
+    private readonly dropped: (topic: string) => void = () => {},
   ) {}
+
+  /**
+   * Driver.admin.dropTopic: the stream and its companions (dead letters and their counts, the
+   * group's retry stream, due sets), the group's start and liveness set, and the topic's entries in
+   * the topics and published sets. Each key alone (a cluster spreads them over slots); a key already
+   * gone is no error. Other buses' topic lists drop it at their next look (at most SCAN_EVERY_MS).
+   */
+  async dropTopic(topic: string): Promise<void> {
+    const { keys } = this.s;
+    const b = this.s.batch();
+    b.del(keys.stream(topic));
+    for (const key of [keys.dlq(topic), keys.dlqCount(topic), keys.retry(topic, topic), keys.due(topic), keys.dueNames(topic), keys.alive(topic)]) b.del(key);
+    b.srem(keys.topics, topic);
+    b.srem(keys.published, topic);
+    b.hdel(keys.groups, topic);
+    await execAll(b);
+    this.dropped(topic);
+  }
 
   async stats(): Promise<TopicStats[]> {
     return redisStats(this.s, await this.topics());

@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import type { Driver } from '../../bus/driver.js';
 import { Admin } from './admin.js';
-import { redisStore, type Client, type RedisStore } from './client.js';
+import { closeConnection, redisStore, type Client, type RedisStore } from './client.js';
 import { DeadLetters } from './dead-letters.js';
 import { Groups } from './groups.js';
 import type { Keys } from './keys.js';
@@ -61,7 +61,7 @@ export class RedisDriver implements Driver {
     this.log = new Streams(published, layouts, acks, publishClient ? new RedisDue(published) : this.due);
     this.groups = new Groups(this.s, liveness);
     this.leases = new Leases(this.s);
-    this.admin = new Admin(this.s, () => this.log.topics());
+    this.admin = new Admin(this.s, () => this.log.topics(), (topic) => this.log.forget(topic));
     this.deadLetters = new DeadLetters(this.s, () => this.log.topics());
     this.readers = new Readers(this.s, log, connError);
     this.state = new RedisState(this.s, (g, ds) => this.leases.ack(g, ds));
@@ -70,7 +70,7 @@ export class RedisDriver implements Driver {
 
   async close(): Promise<void> {
     this.readers.close();
-    if (this.publishClient) await this.publishClient.quit().catch(() => this.publishClient!.disconnect());
-    if (this.ownsClient) await this.s.cmd.quit().catch(() => this.s.cmd.disconnect());
+    // Neither waits for a Redis that does not answer (closeConnection): a bus closing in an outage closes at once.
+    await Promise.all([this.publishClient && closeConnection(this.publishClient), this.ownsClient && closeConnection(this.s.cmd)]);
   }
 }

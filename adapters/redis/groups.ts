@@ -66,6 +66,13 @@ export class Groups implements DriverGroups {
     return this.liveness.heartbeat(group, consumer);
   }
 
+  /** Driver.groups.idleFor: the newest score of the group's liveness set (server clock) against the server's time now. */
+  async idleFor(group: string): Promise<number | null> {
+    const top = await this.s.cmd.zrevrange(this.s.keys.alive(group), 0, 0, 'WITHSCORES');
+    if (top.length < 2) return null;
+    return Math.max(0, (await serverNow(this.s)) - Number(top[1]));
+  }
+
   /** XGROUP DELCONSUMER on each of its keys where it holds nothing (it would drop what it holds). */
   async forget(group: string, consumer: string, topics: string[]): Promise<void> {
     const { cmd, keys } = this.s;

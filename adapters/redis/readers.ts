@@ -7,7 +7,7 @@ import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import type { Logger } from 'pino';
 import type { ReadRequest } from '../../bus/driver.js';
-import type { RedisStore } from './client.js';
+import { drop as dropConnection, type RedisStore } from './client.js';
 import { watchConnection } from './outage.js';
 
 /** How many times wake() asks for an XREADGROUP not yet blocked in Redis (5 ms apart). */
@@ -132,11 +132,11 @@ export class Readers {
     const r = this.readers.get(id);
     if (!r) return;
     this.readers.delete(id);
-    r.conn.disconnect();
+    dropConnection(r.conn);
   }
 
   close(): void {
-    for (const r of this.readers.values()) r.conn.disconnect();
+    for (const r of this.readers.values()) dropConnection(r.conn);
     this.readers.clear();
   }
 }

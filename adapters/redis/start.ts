@@ -39,12 +39,12 @@ type Methods = Record<string, (...args: unknown[]) => Promise<unknown>>;
 
 /** The driver's methods that reach Redis, per part (the sync ones, encode, wake, comparePositions, are left alone). */
 const GATED: Record<string, string[]> = {
-  log: ['range', 'last', 'topics'],
-  groups: ['create', 'seek', 'heartbeat'],
+  log: ['range', 'last', 'topics', 'registered'],
+  groups: ['create', 'seek', 'heartbeat', 'idleFor'],
   reads: ['read'],
   leases: ['ack', 'renew', 'release', 'countAttempt'],
   deadLetters: ['add', 'list', 'get', 'retry', 'purge'],
-  admin: ['stats', 'ping', 'health', 'housekeep'],
+  admin: ['stats', 'ping', 'health', 'housekeep', 'dropTopic'],
   state: ['own', 'disown', 'takeOver', 'load', 'commit', 'get', 'list', 'remove', 'groups', 'openWait', 'matchWait', 'removeWaits'],
   due: ['counts', 'cancel', 'list', 'remove'],
 };

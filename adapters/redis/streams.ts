@@ -54,6 +54,13 @@ export class Streams implements DriverLog {
     this.listed = new ListedSet(s, s.keys.topics, SCAN_EVERY_MS);
   }
 
+  /** A topic dropped (Admin.dropTopic): not listed from now on, and registered again if published again. */
+  forget(topic: string): void {
+    this.knownTopics.delete(topic);
+    this.scanned = { ...this.scanned, found: this.scanned.found.filter((t) => t !== topic) };
+    this.merged = null;
+  }
+
   /** The body of an entry in its topic's layout (see layout.ts encodeBody). */
   encode(event: CloudEvent, maxBytes: number): string {
     return encodeBody(this.layouts.of(event.type), event, maxBytes);
@@ -176,6 +183,19 @@ export class Streams implements DriverLog {
     }
     this.merged ??= [...new Set([...names, ...this.scanned.found])].sort();
     return [...this.merged];
+  }
+
+  /** Driver.log.registered: SSCAN of the topics set (one slot on a cluster: its hash tag is {agentbus}). */
+  async registered(prefix: string): Promise<string[]> {
+    const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    const found: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, names] = await this.s.cmd.sscan(this.s.keys.topics, cursor, 'MATCH', match, 'COUNT', 1000);
+      cursor = next;
+      found.push(...names);
+    } while (cursor !== '0');
+    return [...new Set(found)];
   }
 
   private async scanStreams(): Promise<string[]> {

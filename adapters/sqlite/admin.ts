@@ -11,7 +11,11 @@ const MAX = Number.MAX_SAFE_INTEGER;
 export class Admin implements DriverAdmin {
   health?: DriverAdmin['health'];
 
-  constructor(private readonly st: SqliteStore) {}
+  constructor(
+    private readonly st: SqliteStore,
+    /** A topic dropped (dropTopic): the driver's list of topics forgets it now. */
+    private readonly dropped: (topic: string) => void = () => {},
+  ) {}
 
   /**
    * One aggregate query per table, grouped by topic and group, then joined here: proportional to the
@@ -57,6 +61,19 @@ export class Admin implements DriverAdmin {
       this.st.stateStatements()?.stateExpire.run(now); // invisible since they expired; gone now
       this.st.waitStatements()?.waitExpire.run(now); // waits whose delivery was never committed (dead-lettered), past deadline + margin
     });
+  }
+
+  /**
+   * Driver.admin.dropTopic: every row of the topic and of its group (named as the topic), in one
+   * transaction. A read-only bus leaves it to the writers (as housekeeping).
+   */
+  async dropTopic(topic: string): Promise<void> {
+    if (this.st.readonly) return;
+    await this.st.write(() => {
+      for (const statement of this.st.s.topicDrop) statement.run({ topic });
+    });
+    this.st.forgetGroup(topic);
+    this.dropped(topic);
   }
 
   /** Driver.admin.trim: on a read-only bus, refused when exact (bus.trim()), nothing from the timer. */

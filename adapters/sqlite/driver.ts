@@ -49,7 +49,7 @@ export class SqliteDriver implements Driver {
     this.reads = new ReadPath(st, pollMs);
     this.leases = new Leases(st);
     this.deadLetters = new DeadLetters(st);
-    this.admin = new Admin(st);
+    this.admin = new Admin(st, (topic) => this.log.forget(topic));
     this.state = new SqliteState(st);
     this.due = new SqliteDue(st);
   }

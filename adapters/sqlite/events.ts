@@ -127,7 +127,18 @@ export class Events implements DriverLog {
     return r.seq === null ? null : String(r.seq);
   }
 
-  /** Pattern consumers ask every 100 ms: the names are read again only when their count changed (topics are never removed). */
+  /** Driver.log.registered: the topics table's names with that prefix. */
+  async registered(prefix: string): Promise<string[]> {
+    return (this.st.s.topicsStartingWith.all(prefix.length, prefix) as { name: string }[]).map((r) => r.name);
+  }
+
+  /** A topic dropped (Admin.dropTopic): inserted again in the topics table if published again. */
+  forget(topic: string): void {
+    this.knownTopics.delete(topic);
+    this.listed = { count: -1, names: [] };
+  }
+
+  /** Pattern consumers ask every 100 ms: the names are read again only when their count changed (only reply topics are ever removed). */
   async topics(): Promise<string[]> {
     const { s } = this.st;
     const { n } = s.topicCount.get() as { n: number };

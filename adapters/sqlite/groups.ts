@@ -48,6 +48,12 @@ export class Groups implements DriverGroups {
     this.st.seen.delete(`${this.st.gid(group)}/${consumer}`);
   }
 
+  /** Driver.groups.idleFor: since the newest `seen` of the group's consumers (one machine: one clock). */
+  async idleFor(group: string): Promise<number | null> {
+    const { seen } = this.st.s.groupLastSeen.get(group) as { seen: number | null };
+    return seen === null ? null : Math.max(0, Date.now() - seen);
+  }
+
   /** A read already counts as a heartbeat: at most one write a second per consumer either way. */
   async heartbeat(group: string, consumer: string): Promise<void> {
     const key = `${this.st.gid(group)}/${consumer}`;

@@ -48,6 +48,7 @@ export function prepare(db: Database) {
     dedupExpire: p('DELETE FROM dedup WHERE expires <= ?'),
     topics: p('SELECT name FROM topics ORDER BY name'),
     topicCount: p('SELECT COUNT(*) AS n FROM topics'),
+    topicsStartingWith: p('SELECT name FROM topics WHERE substr(name, 1, ?) = ?'),
     maxSeq: p('SELECT MAX(seq) AS seq FROM events'),
     groupCreate: p('INSERT OR IGNORE INTO groups (grp, start) VALUES (?, ?)'),
     groupGet: p('SELECT gid, start FROM groups WHERE grp = ?'),
@@ -80,6 +81,18 @@ export function prepare(db: Database) {
     consumersExpire: p(`DELETE FROM consumers WHERE seen < ? AND NOT EXISTS
                         (SELECT 1 FROM pending p JOIN groups g ON g.gid = p.gid WHERE g.grp = consumers.grp AND p.consumer = consumers.consumer)`),
     consumerForget: p('DELETE FROM consumers WHERE grp = ? AND consumer = ?'),
+    groupLastSeen: p('SELECT MAX(seen) AS seen FROM consumers WHERE grp = ?'),
+    // A reply topic dropped whole (Admin.dropTopic): its group is named as the topic, and reads nothing else.
+    topicDrop: [
+      p('DELETE FROM pending WHERE topic = @topic'),
+      p('DELETE FROM cursors WHERE topic = @topic'),
+      p('DELETE FROM dead_letters WHERE topic = @topic'),
+      p('DELETE FROM dedup WHERE topic = @topic'),
+      p('DELETE FROM events WHERE topic = @topic'),
+      p('DELETE FROM topics WHERE name = @topic'),
+      p('DELETE FROM consumers WHERE grp = @topic'),
+      p('DELETE FROM groups WHERE grp = @topic'),
+    ],
     dlList: p('SELECT * FROM dead_letters WHERE (@grp IS NULL OR grp = @grp) AND (@topic IS NULL OR topic = @topic) ORDER BY id LIMIT @limit'),
     dlGet: p('SELECT * FROM dead_letters WHERE id = ?'),
     dlDelete: p('DELETE FROM dead_letters WHERE id = ?'),

@@ -107,6 +107,13 @@ export class SqliteStore {
   }
 
   /** The group's integer id; subscribe creates a group before any other call can name it. */
+  /** A group removed (a reply topic's, Admin.dropTopic): its id and consumers' last writes are forgotten. */
+  forgetGroup(group: string): void {
+    const id = this.gids.get(group);
+    this.gids.delete(group);
+    if (id !== undefined) for (const key of this.seen.keys()) if (key.startsWith(`${id}/`)) this.seen.delete(key);
+  }
+
   gid(group: string): number {
     let id = this.gids.get(group);
     if (id === undefined) {

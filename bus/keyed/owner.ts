@@ -92,6 +92,8 @@ export class KeyOwner {
     private readonly log: Logger,
     /** The group changed hands or a key's record changed under this owner: the consumer starts over. */
     private readonly lost: (why: string) => void,
+    /** A failed lease renewal, logged by the consumer (at most once per 10 s, none once it closed). */
+    private readonly storeError: (what: string, err: unknown) => void = (what, err) => log.error({ group: o.group, err: errForLog(err) }, `store error during ${what}`),
   ) {
     this.cache = new KeyCache(o.maxActiveKeys);
   }
@@ -135,7 +137,7 @@ export class KeyOwner {
     try {
       own = await this.store.own(this.o.group, this.o.consumer, this.o.claimIdleMs);
     } catch (err) {
-      this.log.error({ group: this.o.group, err: errForLog(err) }, 'store error while renewing the group lease');
+      this.storeError('group lease renewal', err);
       return false;
     }
     if (this.tenure !== tenure) return false;

@@ -46,7 +46,7 @@ export class KeyedTenure {
     private readonly log: Logger,
     private readonly c: TenureHost,
   ) {
-    this.owner = new KeyOwner(state, o, log, (why) => this.lose(why));
+    this.owner = new KeyOwner(state, o, log, (why) => this.lose(why), (what, err) => this.c.storeError(what, err));
   }
 
   /** The owner's figures (the waits' are the consumer's: Consumer.keyedStats). */

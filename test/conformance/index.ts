@@ -71,6 +71,11 @@ export interface StoreAccess {
   injectEnvelope(topic: string, envelope: string): Promise<void>;
   /** With `foreignFieldEntries`: an XADD of these field/value pairs to `topic`'s stream (a foreign producer's own shape). */
   injectFields?(topic: string, fields: string[]): Promise<void>;
+  /**
+   * A second bus on the store of the bus `create` made last, for an adapter whose `create` makes a
+   * new store each time (SQLite `:memory:`, private to its connection); without it, `create` is used.
+   */
+  sameStore?(options: BusOptions): Promise<Bus>;
   /** With `sharedAcrossProcesses`: options for `createBus` in another process, on the same store. */
   processOptions?: Record<string, unknown>;
   /** With `countsConsumers`: how many consumer records the store keeps for `group` on `topic` (live or not). */
@@ -123,6 +128,8 @@ export type Target = AdapterUnderTest & {
    * on it are closed after the scenario, passed or failed; a scenario may still close them itself.
    */
   make(o?: BusOptions): Promise<Bus>;
+  /** As make, a bus on the store of the bus made last (the same store anyway, except on SQLite :memory:). */
+  another(o?: BusOptions): Promise<Bus>;
   /** A uvu suite titled `<adapter>: <title>` whose scenarios close what they made when they end. */
   scenarios(title: string): ReturnType<typeof suite>;
 };
@@ -133,6 +140,7 @@ export function target(a: AdapterUnderTest): Target {
   return {
     ...a,
     make: async (o: BusOptions = {}) => left.bus(await a.create({ logger: quiet, ...o })),
+    another: async (o: BusOptions = {}) => left.bus(await (a.store.sameStore ?? a.create)({ logger: quiet, ...o })),
     scenarios: (title) => {
       const test = suite(`${a.name}: ${title}`);
       test.after.each(() => left.close());

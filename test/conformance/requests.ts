@@ -1,11 +1,14 @@
 // Request/reply (guarantee 7 of the actor brief) on every adapter: the reply is the handler's return
 // value (or ctx.reply), reaches the requesting bus among several, never waits behind the requester's
 // own key, and a request nobody answers fails with RequestTimeoutError.
+import { randomBytes } from 'node:crypto';
 import * as assert from 'uvu/assert';
+import type { Bus } from '../../bus/contract.js';
 import { RequestTimeoutError } from '../../bus/errors.js';
 import type { KeyedDeliveryContext } from '../../bus/keyed/contract.js';
 import { uniq, waitFor, sleep } from '../helpers/index.js';
 import type { Target } from './index.js';
+import { startChild } from './processes.js';
 
 export function requestSuite(a: Target): void {
   const test = a.scenarios('request/reply');
@@ -76,6 +79,64 @@ export function requestSuite(a: Target): void {
       await responder.subscribe({ group: uniq('g'), types: [type], concurrency: 16 }, (e) => e.data);
       const asks = Array.from({ length: 20 }, (_, i) => (i % 2 ? r1 : r2).request(type, { i }, { timeoutMs: 15_000 }));
       assert.equal(await Promise.all(asks), Array.from({ length: 20 }, (_, i) => ({ i })));
+    });
+  }
+
+  /** Whether `topic` is listed (bus.stats(): what `agentbus stats` and the admin UI list). */
+  const listed = async (bus: Bus, topic: string) => (await bus.stats()).some((t) => t.type === topic);
+
+  test('a bus that made a request and closed leaves no reply topic (stream, group, listing)', async () => {
+    const requester = await a.make();
+    const observer = await a.another();
+    const type = uniq('ask.close');
+    let replyto = '';
+    await observer.subscribe({ group: uniq('g'), types: [type] }, (e) => ((replyto = e.replyto!), 'ok'));
+    assert.is(await requester.request(type, null, { timeoutMs: 10_000 }), 'ok');
+    assert.match(replyto, /^agentbus\.reply\.[0-9a-f]{12}$/);
+    await waitFor('the reply topic listed while its bus lives', () => listed(observer, replyto), 15_000, 100);
+    await requester.close();
+    // Another bus' listing may hold its last look at the store's streams a little longer (Redis: 10 s).
+    await waitFor('the reply topic gone once its bus closed', async () => !(await listed(observer, replyto)), 15_000, 200);
+    assert.equal(await observer.deadLetters.list({ group: replyto }), []);
+  });
+
+  test('a reply topic whose bus is gone (its group heard of by no heartbeat) is swept by another bus\' housekeeping; a live one is kept', async () => {
+    const sweeper = await a.make({ replyTopicIdleMs: 2000 });
+    const live = await a.another();
+    const type = uniq('ask.live');
+    await sweeper.subscribe({ group: uniq('g'), types: [type] }, (e) => e.data);
+    assert.is(await live.request(type, 1, { timeoutMs: 10_000 }), 1);
+    // A reply topic as a bus that died left it: read by its group, which no consumer heartbeats any more.
+    const orphan = `agentbus.reply.${randomBytes(6).toString('hex')}`;
+    const inbox = await sweeper.subscribe({ group: orphan, types: [orphan] }, () => {});
+    await sweeper.publish(orphan, { late: true });
+    await inbox.close();
+    assert.ok(await listed(sweeper, orphan));
+    const started = Date.now();
+    await waitFor('the orphaned reply topic swept', async () => (await sweeper.trim(), !(await listed(sweeper, orphan))), 20_000, 250);
+    // Idle for 2 s, then found so again at least 3 s later (bus/replies.ts).
+    assert.ok(Date.now() - started >= 2500, `swept after ${Date.now() - started} ms`);
+    assert.is(await live.request(type, 2, { timeoutMs: 10_000 }), 2, 'the live bus\' reply topic was kept');
+  });
+
+  if (a.features.sharedAcrossProcesses) {
+    test('a requesting process SIGKILLed: its reply topic is swept by another bus within replyTopicIdleMs + 3 s (+ a housekeeping run)', async () => {
+      const sweeper = await a.make({ replyTopicIdleMs: 2000 });
+      const type = uniq('ask.kill');
+      let replyto = '';
+      await sweeper.subscribe({ group: uniq('g'), types: [type] }, (e) => void (replyto = e.replyto!));
+      const doomed = startChild({ bus: a.store.processOptions!, role: 'request', type });
+      try {
+        await waitFor('the child got its reply', () => doomed.lines.includes('replied'), 20_000);
+        assert.ok(await listed(sweeper, replyto));
+        doomed.proc.kill('SIGKILL');
+        await doomed.exited;
+        const killed = Date.now();
+        await waitFor('the dead bus\' reply topic swept', async () => (await sweeper.trim(), !(await listed(sweeper, replyto))), 20_000, 250);
+        assert.ok(Date.now() - killed < 15_000);
+      } finally {
+        if (doomed.proc.exitCode === null && doomed.proc.signalCode === null) doomed.proc.kill('SIGKILL');
+      }
     });
   }
 

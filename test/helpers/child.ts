@@ -9,6 +9,7 @@
 //            { step: 'approved', by } or { step: 'timed out', deadline }, publishes `<type>.done`
 //            under the id done-<key>, and prints "done <key>"
 //   respond: answers each request of `type` with { n: data.n * 2, pid }
+//   request: requests `type` once, printing "replied" once answered; stays open until killed
 //   delay:   publishes `count` events of `type` with delay `delayMs`, printing "due <epoch ms>" (the
 //            earliest due time), "pub <id>" per event, then "published"; stays open, its bus
 //            moving due entries, until killed
@@ -20,7 +21,7 @@ import type { KeyedDeliveryContext } from '../../bus/keyed/contract.js';
 
 const cfg = JSON.parse(process.argv[2]) as {
   bus: Record<string, unknown>;
-  role: 'publish' | 'consume' | 'hang' | 'count' | 'respond' | 'delay' | 'approve';
+  role: 'publish' | 'consume' | 'hang' | 'count' | 'respond' | 'request' | 'delay' | 'approve';
   type: string;
   group?: string;
   count?: number;
@@ -41,6 +42,10 @@ if (cfg.role === 'publish') {
   }
   await bus.close();
   out('done');
+} else if (cfg.role === 'request') {
+  // Makes one request (its bus' reply topic is made then), prints "replied", and stays open until killed.
+  await bus.request(cfg.type, { n: 1 }, { timeoutMs: 15_000 });
+  out('replied');
 } else if (cfg.role === 'respond') {
   await bus.subscribe({ group: cfg.group!, types: [cfg.type], concurrency: cfg.concurrency ?? 8 }, (e) => ({ n: (e.data as { n: number }).n * 2, pid: process.pid }));
   out('ready');

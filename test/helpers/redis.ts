@@ -14,6 +14,10 @@ export interface RedisServer {
   stop(hard?: boolean): Promise<void>;
   /** Starts it again on the same port and folder (an AOF file survives). */
   start(): Promise<void>;
+  /** SIGSTOP: the server keeps its connections open and answers nothing (until resume). */
+  pause(): void;
+  /** SIGCONT after pause. */
+  resume(): void;
 }
 
 export const hasRedisServer = () => spawnSync('redis-server', ['--version']).status === 0;
@@ -48,6 +52,12 @@ export async function startRedisServer(args: string[] = [], opts: { password?: s
       proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...args], { stdio: 'ignore' });
       proc.unref(); // the test process exits when its tests end; the exit hook below stops the server
       return waitForPort(port, opts.scheme !== 'rediss');
+    },
+    pause() {
+      proc?.kill('SIGSTOP');
+    },
+    resume() {
+      proc?.kill('SIGCONT');
     },
     async stop(hard = false) {
       const p = proc;
