@@ -8,6 +8,7 @@ import type { AppendEntry, AppendHas, Delivery, DriverLog, RangeQuery } from '..
 import { appendHas, HAS_DUE, HAS_NAMED } from '../../bus/delivery.js';
 import { NotReplicatedError } from '../../bus/errors.js';
 import { isType, type CloudEvent } from '../../bus/event.js';
+import { REPLY_PREFIX } from '../../bus/requests.js';
 import { execAll, type RedisStore, type Sender } from './client.js';
 import { delivery } from './delivery.js';
 import { checkId, MAX_SEQ } from './keys.js';
@@ -94,7 +95,8 @@ export class Streams implements DriverLog {
       for (const e of entries) this.send(p, e);
       await execAll(p);
     }
-    for (const e of entries) this.knownTopics.add(e.topic);
+    // A reply topic is registered with every reply: its bus may have dropped it (closing) since the last one.
+    for (const e of entries) if (!e.topic.startsWith(REPLY_PREFIX)) this.knownTopics.add(e.topic);
     if (due) for (const e of entries) if (e.dueAt !== undefined) this.dueTopics.add(e.topic);
     if (this.acks) await this.replicated(entries.length);
   }

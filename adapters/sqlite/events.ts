@@ -4,6 +4,7 @@
  * the topics table (topics).
  */
 import type { AppendEntry, Delivery, DriverLog, RangeQuery } from '../../bus/driver.js';
+import { REPLY_PREFIX } from '../../bus/requests.js';
 import { delivery, HandOffFailed } from './read.js';
 import { ROWS_PER_INSERT, type StoredRow } from './statements.js';
 import type { SqliteStore } from './store.js';
@@ -107,10 +108,11 @@ export class Events implements DriverLog {
     ds.dueInsertNamed.run(e.topic, e.dueAt, e.body, e.dueName);
   }
 
+  /** A reply topic is noted with every reply: its bus may have dropped it (closing) since the last one, and the sweep finds topics here. */
   private noteTopic(topic: string): void {
     if (this.knownTopics.has(topic)) return;
     this.st.s.insertTopic.run(topic);
-    this.knownTopics.add(topic);
+    if (!topic.startsWith(REPLY_PREFIX)) this.knownTopics.add(topic);
   }
 
   async range(topic: string, q: RangeQuery): Promise<Delivery[]> {

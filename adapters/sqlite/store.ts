@@ -106,7 +106,6 @@ export class SqliteStore {
     this.wakeups.emitter.emit('change');
   }
 
-  /** The group's integer id; subscribe creates a group before any other call can name it. */
   /** A group removed (a reply topic's, Admin.dropTopic): its id and consumers' last writes are forgotten. */
   forgetGroup(group: string): void {
     const id = this.gids.get(group);
@@ -114,6 +113,7 @@ export class SqliteStore {
     if (id !== undefined) for (const key of this.seen.keys()) if (key.startsWith(`${id}/`)) this.seen.delete(key);
   }
 
+  /** The group's integer id; subscribe creates a group before any other call can name it. */
   gid(group: string): number {
     let id = this.gids.get(group);
     if (id === undefined) {

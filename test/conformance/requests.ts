@@ -119,6 +119,33 @@ export function requestSuite(a: Target): void {
     assert.is(await live.request(type, 2, { timeoutMs: 10_000 }), 2, 'the live bus\' reply topic was kept');
   });
 
+  test('a reply arriving after its requester closed (and dropped its topic) is swept too: the replier lists the topic again', async () => {
+    const replier = await a.make({ replyTopicIdleMs: 2000 });
+    const requester = await a.another();
+    const type = uniq('ask.late');
+    let replyto = '';
+    let second = false;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    // The first request is answered at once (the replier now knows the reply topic), the second only once its requester closed.
+    await replier.subscribe({ group: uniq('g'), types: [type], concurrency: 2 }, async (e) => {
+      replyto = e.replyto!;
+      if ((e.data as number) === 2) {
+        second = true;
+        await held;
+      }
+      return e.data;
+    });
+    assert.is(await requester.request(type, 1, { timeoutMs: 10_000 }), 1);
+    void requester.request(type, 2, { timeoutMs: 60_000 }).catch(() => {});
+    await waitFor('the second request taken', () => second, 10_000);
+    await requester.close();
+    await waitFor('the reply topic dropped on close', async () => !(await listed(replier, replyto)), 15_000, 200);
+    release();
+    await waitFor('the late reply stored: its topic listed again', () => listed(replier, replyto), 15_000, 200);
+    await waitFor('the late reply\'s topic swept', async () => (await replier.trim(), !(await listed(replier, replyto))), 20_000, 250);
+  });
+
   if (a.features.sharedAcrossProcesses) {
     test('a requesting process SIGKILLed: its reply topic is swept by another bus within replyTopicIdleMs + 3 s (+ a housekeeping run)', async () => {
       const sweeper = await a.make({ replyTopicIdleMs: 2000 });
