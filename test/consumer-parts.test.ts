@@ -190,4 +190,23 @@ scheduler('the next delivery of a subject starts from the scheduler, never insid
   }
 });
 
+scheduler('a handler that returns at once is settled before the next handler of its batch is called (no microtask per delivery between them)', async () => {
+  const bus = await createSqliteBus({ path: ':memory:', logger: pino({ level: 'silent' }) });
+  const type = uniq('sync');
+  const seen: string[] = [];
+  try {
+    // Stored first: the subscription's first read takes all three, one batch.
+    await bus.publishBatch([1, 2, 3].map((n) => ({ type, data: { n } })));
+    await bus.subscribe(
+      { group: uniq('g'), types: [type], from: 'earliest', concurrency: 4, onOutcome: (o) => void seen.push(`settled ${o.position}`) },
+      (e, ctx) => void seen.push(`called ${ctx.position} ${(e.data as { n: number }).n}`),
+    );
+    await waitFor('three settled', () => seen.length === 6);
+    const positions = seen.filter((s) => s.startsWith('called')).map((s) => s.split(' ')[1]);
+    assert.equal(seen, positions.flatMap((p, i) => [`called ${p} ${i + 1}`, `settled ${p}`]));
+  } finally {
+    await bus.close();
+  }
+});
+
 scheduler.run();

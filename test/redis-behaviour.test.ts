@@ -182,6 +182,34 @@ if (base) {
     await bus.close();
   });
 
+  test('a drain whose handlers return at once reads its whole room a time (concurrency + readAhead), not half of it', async () => {
+    const bus = await createRedisBus({ url, logger: quiet });
+    const type = uniq('room');
+    const group = uniq('g');
+    const stream = `events:${type}`;
+    await bus.publishBatch(Array.from({ length: 960 }, (_, i) => ({ type, data: i })));
+    const monitored = new Redis(url);
+    const monitor = await monitored.monitor();
+    const counts: number[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (String(args[0]).toLowerCase() === 'xreadgroup' && args.includes(stream)) counts.push(Number(args[args.indexOf('COUNT') + 1]));
+    });
+    let done = 0;
+    const sub = await bus.subscribe({ group, types: [type], concurrency: 16, readAhead: 32, from: 'earliest' }, () => void done++);
+    await waitFor('960 handled', () => done === 960);
+    const probe = new Redis(url);
+    await waitFor('all acknowledged', async () => Number(((await probe.xpending(stream, group)) as [number])[0]) === 0);
+    await sub.close();
+    await bus.close();
+    monitor.disconnect();
+    monitored.disconnect();
+    probe.disconnect();
+    // Nothing running when a read goes out: it takes all 48 there is room for (it took 24 at most,
+    // half, as while handlers run, for twice the reads).
+    assert.is(Math.max(...counts), 48, `XREADGROUP COUNTs: ${counts.join(' ')}`);
+    assert.ok(counts.length <= 30, `${counts.length} XREADGROUPs for 960 events: ${counts.join(' ')}`);
+  });
+
   /**
    * Counts, per client (MONITOR's address:port), the XACKs and XREADGROUPs on `stream`;
    * untilAcknowledged waits for no pending entry in `group`, stops, checks one reader connection and

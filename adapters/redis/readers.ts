@@ -32,6 +32,10 @@ export interface Reader {
   /** A token of the XREADGROUP in flight, if any, and whether wake() came while none was (see wake). */
   waiting: object | null;
   woken: boolean;
+  /** The read in flight's reaction to the consumer closing (read.ts untilAborted), if one is. */
+  cutShort: ((reason: unknown) => void) | null;
+  /** The consumer's signal the abort listener below was added to. */
+  signal: AbortSignal | null;
 }
 
 export class Readers {
@@ -52,7 +56,22 @@ export class Readers {
    */
   of(req: ReadRequest): Reader {
     const r = this.readers.get(`${req.group}\n${req.consumer}`);
-    return r ? this.keyLists(r, req) : this.open(req);
+    if (!r) return this.open(req);
+    if (r.signal !== req.signal) this.listen(r, req.signal);
+    return this.keyLists(r, req);
+  }
+
+  /**
+   * The consumer closing (its signal aborts): CLIENT UNBLOCK of the read it waits on, and the read in
+   * flight cut short if the reader is not connected (read.ts untilAborted). One listener a consumer.
+   */
+  private listen(reader: Reader, signal: AbortSignal): void {
+    reader.signal = signal;
+    const { cmd, cluster } = this.s;
+    signal.addEventListener('abort', () => {
+      if (!cluster) void reader.clientId.then((cid) => cmd.client('UNBLOCK', cid)).catch(() => {});
+      reader.cutShort?.(signal.reason);
+    }, { once: true });
   }
 
   private open(req: ReadRequest): Reader {
@@ -70,12 +89,10 @@ export class Readers {
       p.catch(() => {}); // a connection closed meanwhile: nothing left to unblock
       return p;
     };
-    const reader: Reader = { conn, cursors: new Map(), nextClaim: 0, clientId: clientId(), topics: null, topicOf: new Map(), streams: [], slots: [], turn: 0, waiting: null, woken: false };
+    const reader: Reader = { conn, cursors: new Map(), nextClaim: 0, clientId: clientId(), topics: null, topicOf: new Map(), streams: [], slots: [], turn: 0, waiting: null, woken: false, cutShort: null, signal: null };
     conn.on('ready', () => (reader.clientId = clientId()));
     this.readers.set(`${req.group}\n${req.consumer}`, reader);
-    req.signal.addEventListener('abort', () => {
-      if (!cluster) void reader.clientId.then((cid) => cmd.client('UNBLOCK', cid)).catch(() => {});
-    }, { once: true });
+    this.listen(reader, req.signal);
     return this.keyLists(reader, req);
   }
 
