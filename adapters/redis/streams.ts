@@ -41,6 +41,12 @@ export class Streams implements DriverLog {
   private scanned: { at: number; found: string[] } = { at: 0, found: [] };
   private scanning: Promise<void> | null = null;
   private merged: string[] | null = null;
+  /**
+   * DriverLog.overlapAppends: on one Redis an append's commands are written at the call, on the one
+   * command connection, so Redis stores overlapping appends in call order. On a cluster a command can
+   * be redirected (MOVED, ASK) and sent again after a later one: there each waits for the previous.
+   */
+  readonly overlapAppends: boolean;
 
   constructor(
     private readonly s: RedisStore,
@@ -52,6 +58,7 @@ export class Streams implements DriverLog {
     private readonly due: RedisDue | null = null,
   ) {
     this.listed = new ListedSet(s, s.keys.topics, SCAN_EVERY_MS);
+    this.overlapAppends = !s.cluster;
   }
 
   /** The body of an entry in its topic's layout (see layout.ts encodeBody). */
