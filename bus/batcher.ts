@@ -4,14 +4,15 @@
 /**
  * Collects items and hands them to `send` on the next setImmediate, all at once; items added while
  * a send is in flight go in the next one, so sends never overlap and keep the order items were
- * added in. `send` settles its own errors (a rejection is not reported, and the batch is not retried).
+ * added in (unless `overlap`, BatcherOptions, lets them go meanwhile, still in that order). `send`
+ * settles its own errors (a rejection is not reported, and the batch is not retried).
  *
  * With `atOnce` (BatcherOptions), an item added while nothing waits and nothing is being sent is handed to `send`
  * at once, inside add(), when atOnce() says so: a lone item does not wait for the next turn (about
  * 10-20 us of an in-process SQLite hop). Items added while that send is in flight still go together
  * in the next one, so a burst costs one extra send at most.
  */
-export interface BatcherOptions {
+export interface BatcherOptions<T = unknown> {
   /** True: an item added while nothing waits or is being sent is sent at once, inside add(). */
   atOnce?: () => boolean;
   /**
@@ -20,15 +21,25 @@ export interface BatcherOptions {
    * it is false again. flush() never defers.
    */
   deferred?: () => boolean;
+  /**
+   * Called on the next setImmediate after items were added while a send is in flight, with those
+   * items: true sends them then, without waiting for the send in flight (the sends overlap), for a
+   * `send` whose effects keep the order it was called in by themselves (commands written to one
+   * Redis connection). False leaves them for the send after the one in flight, as without it.
+   */
+  overlap?: (waiting: readonly T[]) => boolean;
 }
 
 export class Batcher<T> {
   private items: T[] = [];
   private sending: Promise<void> | null = null;
+  /** `overlap`: the setImmediate that may send while `sending` is in flight, and the sends it made, until they settle. */
+  private early: Promise<void> | null = null;
+  private readonly overlapping = new Set<Promise<void>>();
 
   constructor(
     private readonly send: (items: T[]) => Promise<void>,
-    private readonly o: BatcherOptions = {},
+    private readonly o: BatcherOptions<T> = {},
   ) {}
 
   /** Items waiting to be sent (not counting a send in flight). */
@@ -43,7 +54,7 @@ export class Batcher<T> {
 
   add(item: T): void {
     this.items.push(item);
-    if (this.sending !== null) return;
+    if (this.sending !== null) return this.overlapSoon();
     if (this.items.length === 1 && this.o.atOnce?.() === true) this.sending = this.drain();
     else this.kick();
   }
@@ -52,6 +63,23 @@ export class Batcher<T> {
   kick(): void {
     if (this.items.length === 0) return;
     this.sending ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.drain(true));
+  }
+
+  /**
+   * With `overlap`: on the next setImmediate, sends what waits without waiting for the send in
+   * flight, when overlap() agrees (else the send in flight takes it after its own, as always).
+   */
+  private overlapSoon(): void {
+    const overlap = this.o.overlap;
+    if (overlap === undefined || this.early !== null) return;
+    this.early = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.early = null;
+      if (this.sending === null || this.items.length === 0 || !overlap(this.items)) return;
+      const sent: Promise<void> = this.send(this.take())
+        .catch(() => {})
+        .finally(() => this.overlapping.delete(sent));
+      this.overlapping.add(sent);
+    });
   }
 
   /** Takes every item not sent yet, to carry them some other way (the consumer's acks ride on its next read). */
@@ -68,9 +96,9 @@ export class Batcher<T> {
 
   /** Resolves once every item added so far has been sent; sends what waits now rather than on the next setImmediate. */
   async flush(): Promise<void> {
-    while (this.sending !== null || this.items.length > 0) {
-      this.sending ??= this.drain();
-      await this.sending;
+    while (this.sending !== null || this.items.length > 0 || this.overlapping.size > 0) {
+      if (this.items.length > 0) this.sending ??= this.drain();
+      await Promise.all([this.sending, ...this.overlapping]);
     }
   }
 

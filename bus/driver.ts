@@ -67,6 +67,14 @@ export interface DriverLog {
    * costs no round trip (SQLite, where it saves an in-process hop the wait for the next turn).
    */
   appendsNow?(): boolean;
+  /**
+   * Appends are stored in the order they are called even when one is called before the previous
+   * one settled (one Redis: every append's commands are written at the call, in one connection's
+   * pipeline). The publisher then sends a turn's publishes while an earlier append is in flight
+   * (bus/batcher.ts overlap) instead of waiting for its reply; an append of named delayed events
+   * (several steps) still waits. Absent or false: each append waits for the previous one to settle.
+   */
+  readonly overlapAppends?: boolean;
   /** Stored events of a topic, oldest first, after `after` (exclusive) within [from, to]; `attempts` 0. */
   range(topic: string, q: RangeQuery): Promise<Delivery[]>;
   /** Position of the newest event of a topic, or null when empty. */

@@ -2,7 +2,9 @@
 // stored entry; every call made in the same turn of the event loop is stored in one append
 // (Batcher), in round trips of about MAX_APPEND events, a call never split. On a store that allows
 // it (DriverLog.appendsNow: SQLite), a call made while no append waits or is in flight is appended
-// at once, within the call, and the calls that follow it in that turn go together in the next one. With a spool (bus/spool.ts)
+// at once, within the call, and the calls that follow it in that turn go together in the next one.
+// On a store that keeps overlapping appends in order (DriverLog.overlapAppends: one Redis), a turn's
+// calls do not wait for an append still in flight. With a spool (bus/spool.ts)
 // every append goes through it, and a call's events are stored or spooled together.
 import type { AppendEntry, AppendHas, Driver } from './driver.js';
 import { entryHas } from './delivery.js';
@@ -12,6 +14,7 @@ import { BusClosedError, invalid } from './errors.js';
 import { knownKeys } from './validate.js';
 import { DEDUP_WINDOW_MS, type ResolvedBusOptions } from './options.js';
 import { Batcher } from './batcher.js';
+import { overlapping } from './overlap.js';
 import { dueTime } from './due.js';
 
 /** Most entries one store round trip carries; a larger burst is split so no single write stalls for long. */
@@ -48,7 +51,10 @@ export class Publisher {
     const append = spool ? (entries: AppendEntry[], has: AppendHas) => spool.append(entries, has) : (entries: AppendEntry[], has: AppendHas) => driver.log.append(entries, has).then(() => false);
     // A lone publish goes at once where the store allows it (never through a spool).
     const atOnce = spool === null && driver.log.appendsNow !== undefined ? () => driver.log.appendsNow!() : undefined;
-    this.calls = new Batcher((calls) => appendCalls(append, calls, stored), { atOnce });
+    const send = (calls: Call[]) => appendCalls(append, calls, stored);
+    // Where the store keeps overlapping appends in order (one Redis), a publish does not wait for the reply to the one before.
+    const ov = spool === null && driver.log.overlapAppends === true ? overlapping(send, MAX_APPEND) : { send, overlap: undefined };
+    this.calls = new Batcher(ov.send, { atOnce, overlap: ov.overlap });
   }
 
   publish(type: string, data: unknown, opts: PublishOptions | undefined, detailed = false): Promise<string> {

@@ -128,6 +128,50 @@ batcher('with atOnce, a lone item is sent inside add(); items added while that s
   assert.equal(sent, [[1], [2, 3], [4]]);
 });
 
+batcher('with overlap, items added while a send is in flight go on the next setImmediate without waiting for it, in order; flush() waits for every send', async () => {
+  const sent: number[][] = [];
+  const gates: Array<() => void> = [];
+  let refuse = false;
+  const b = new Batcher<number>(
+    (xs) => {
+      sent.push(xs);
+      return new Promise<void>((r) => gates.push(r));
+    },
+    { overlap: (waiting) => !refuse && !waiting.includes(99) },
+  );
+  b.add(1);
+  await immediate();
+  b.add(2);
+  b.add(3);
+  await immediate();
+  assert.equal(sent, [[1], [2, 3]], 'sent while the first send is in flight');
+  b.add(99);
+  b.add(4);
+  await immediate();
+  assert.equal(sent, [[1], [2, 3]], 'overlap() said no: they wait for the send in flight');
+  let flushed = false;
+  const flushing = b.flush().then(() => (flushed = true));
+  gates[0]!();
+  await immediate();
+  assert.equal(sent, [[1], [2, 3], [99, 4]], 'the drain takes them after its own send');
+  gates[2]!();
+  await immediate();
+  assert.not.ok(flushed, 'an overlapping send is still in flight');
+  gates[1]!();
+  await flushing;
+  refuse = true;
+  b.add(5);
+  await immediate();
+  b.add(6);
+  await immediate();
+  assert.equal(sent.slice(3), [[5]], 'overlap() said no');
+  gates[3]!();
+  await immediate();
+  assert.equal(sent.slice(3), [[5], [6]]);
+  gates[4]!();
+  await b.flush();
+});
+
 batcher('take() carries the waiting items elsewhere; restore() puts them back for the next send', async () => {
   const sent: number[][] = [];
   const b = new Batcher<number>(async (xs) => void sent.push(xs));

@@ -6,7 +6,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
 import { createRedisBus } from '../adapters/redis/index.js';
-import { uniq } from './helpers/index.js';
+import { Redis } from 'ioredis';
+import { uniq, waitFor } from './helpers/index.js';
 import { redisForTests } from './helpers/redis.js';
 
 const quiet = pino({ level: 'silent' });
@@ -47,6 +48,45 @@ async function burstProxy(target: { host: string; port: number }): Promise<{ url
   };
 }
 
+/**
+ * A proxy to `target` that passes what clients send at once, counting the XADD commands in it, and
+ * holds Redis' replies while `hold()` is on (until `release()`): a reply on its way, for as long as
+ * the test needs, without timing.
+ */
+async function replyGate(target: { host: string; port: number }): Promise<{ url: string; xadds(): number; hold(): void; release(): void; close(): Promise<void> }> {
+  let xadds = 0;
+  let holding = false;
+  const held: Array<() => void> = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(target.port, target.host);
+    sockets.add(client).add(upstream);
+    client.on('data', (chunk) => {
+      xadds += chunk.toString('latin1').match(/\$4\r\nxadd\r\n/gi)?.length ?? 0;
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => (holding ? held.push(() => client.write(chunk)) : client.write(chunk)));
+    const end = () => (client.destroy(), upstream.destroy());
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    xadds: () => xadds,
+    hold: () => void (holding = true),
+    release: () => {
+      holding = false;
+      for (const write of held.splice(0)) write();
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
 const redis = await redisForTests('redis round trips');
 if (redis) {
   const test = suite('redis round trips');
@@ -71,6 +111,57 @@ if (redis) {
     } finally {
       await bus.close();
       await proxy.close();
+    }
+  });
+
+  test('a publish made while the reply to an earlier one is on its way is written at once, not after that reply; Redis stores them in call order', async () => {
+    const gate = await replyGate({ host: u.hostname, port: Number(u.port) });
+    const prefix = `${uniq('ov')}:`;
+    const bus = await createRedisBus({ url: gate.url, prefix, logger: quiet, moveDue: false });
+    const direct = new Redis(redis.url);
+    try {
+      const type = uniq('t');
+      await bus.publish(type, 0); // the topic is registered: each publish below is one XADD
+      gate.hold();
+      const first = bus.publish(type, 1);
+      await waitFor('the first XADD written', () => gate.xadds() === 2);
+      // Each of these waited for the reply to the one before it (a slow reply held back every publish made meanwhile).
+      const more: Promise<unknown>[] = [bus.publish(type, 2)];
+      await waitFor('the second XADD written while the first reply is held', () => gate.xadds() === 3);
+      more.push(bus.publishBatch([{ type, data: 3 }, { type, data: 4 }]));
+      await waitFor('the third append written while two replies are held', () => gate.xadds() === 5);
+      gate.release();
+      await Promise.all([first, ...more]);
+      const stored = (await direct.xrange(`${prefix}${type}`, '-', '+')) as [string, string[]][];
+      assert.equal(stored.map(([, f]) => JSON.parse(f[f.indexOf('data') + 1]!)), [0, 1, 2, 3, 4]);
+    } finally {
+      gate.release();
+      direct.disconnect();
+      await bus.close();
+      await gate.close();
+    }
+  });
+
+  test('a publish with an id (a script that may be sent again) or a named delayed one is not overtaken: what follows waits for its reply', async () => {
+    const gate = await replyGate({ host: u.hostname, port: Number(u.port) });
+    const prefix = `${uniq('ov')}:`;
+    const bus = await createRedisBus({ url: gate.url, prefix, logger: quiet, moveDue: false });
+    try {
+      const type = uniq('t');
+      await bus.publish(type, 0);
+      gate.hold();
+      const first = bus.publish(type, 1, { id: uniq('dedup') });
+      await new Promise((r) => setTimeout(r, 50));
+      const second = bus.publish(type, 2);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.is(gate.xadds(), 1, 'the plain XADD waits for the reply to the script');
+      gate.release();
+      await Promise.all([first, second]);
+      assert.is(gate.xadds(), 2);
+    } finally {
+      gate.release();
+      await bus.close();
+      await gate.close();
     }
   });
 

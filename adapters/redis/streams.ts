@@ -42,6 +42,12 @@ export class Streams implements DriverLog {
   private scanned: { at: number; found: string[] } = { at: 0, found: [] };
   private scanning: Promise<void> | null = null;
   private merged: string[] | null = null;
+  /**
+   * DriverLog.overlapAppends: on one Redis an append's commands are written at the call, on the one
+   * command connection, so Redis stores overlapping appends in call order. On a cluster a command can
+   * be redirected (MOVED, ASK) and sent again after a later one: there each waits for the previous.
+   */
+  readonly overlapAppends: boolean;
 
   constructor(
     private readonly s: RedisStore,
@@ -53,6 +59,7 @@ export class Streams implements DriverLog {
     private readonly due: RedisDue | null = null,
   ) {
     this.listed = new ListedSet(s, s.keys.topics, SCAN_EVERY_MS);
+    this.overlapAppends = !s.cluster;
   }
 
   /** A topic dropped (Admin.dropTopic): not listed from now on, and registered again if published again. */

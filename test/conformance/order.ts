@@ -21,6 +21,26 @@ export function orderSuite(a: Target): void {
     await bus.close();
   });
 
+  test('publishes made while earlier ones are still being stored (one a turn, none awaited) keep publish order, with ids and batches among them', async () => {
+    const bus = await a.make();
+    const type = uniq('seq');
+    const got: number[] = [];
+    const sub = await bus.subscribe({ group: uniq('g'), types: [type], concurrency: 1, from: 'earliest' }, (e) => void got.push(e.data as number));
+    const turn = () => new Promise<void>((r) => setImmediate(r));
+    const sent: Promise<unknown>[] = [];
+    for (let i = 0; i < 150; ) {
+      if (i % 25 === 10) sent.push(bus.publish(type, i++, { id: uniq('own-id') }));
+      else if (i % 25 === 20) sent.push(bus.publishBatch([{ type, data: i++ }, { type, data: i++ }, { type, data: i++ }]));
+      else sent.push(bus.publish(type, i++));
+      await turn();
+    }
+    await Promise.all(sent);
+    await waitFor('150 events', () => got.length >= 150);
+    assert.equal(got, Array.from({ length: 150 }, (_, i) => i));
+    await sub.close();
+    await bus.close();
+  });
+
   test('never more than concurrency handlers at once: events read ahead, and a retry falling due while every slot is busy, wait for a slot', async () => {
     const bus = await a.make();
     const type = uniq('slots');
