@@ -47,9 +47,9 @@ export class Batcher<T> {
     return this.items.length;
   }
 
-  /** Whether flush() has anything to wait for: items waiting, or a send in flight. */
+  /** Whether flush() has anything to wait for: items waiting, or a send in flight (overlapping ones included). */
   get busy(): boolean {
-    return this.items.length > 0 || this.sending !== null;
+    return this.items.length > 0 || this.sending !== null || this.overlapping.size > 0;
   }
 
   add(item: T): void {
