@@ -99,8 +99,19 @@ export function checkPattern(pattern: unknown): asserts pattern is string {
   checkType(pattern);
 }
 
+/**
+ * Reply topics (`agentbus.reply.<12 hex>`, bus/requests.ts): each is read by the one bus that made
+ * requests, and removed when it closes or dies (bus/replies.ts).
+ */
+export const REPLY_PREFIX = 'agentbus.reply.';
+
+/**
+ * Whether `pattern` (an exact type, or a prefix ending in `*`) names `type`. A pattern never names a
+ * reply topic: replies belong to the bus that asked, and a pattern subscriber taking one on would
+ * keep a group on a topic its bus drops (and make it again, on Redis, at every read).
+ */
 export function matches(pattern: string, type: string): boolean {
-  return pattern.endsWith('*') ? type.startsWith(pattern.slice(0, -1)) : pattern === type;
+  return pattern.endsWith('*') ? type.startsWith(pattern.slice(0, -1)) && !type.startsWith(REPLY_PREFIX) : pattern === type;
 }
 
 /** The topics a list of types and patterns names: exact types as given, patterns against `known`. */

@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { Driver } from './driver.js';
-import { REPLY_PREFIX } from './requests.js';
+import { REPLY_PREFIX } from './event.js';
 import { errForLog } from './thrown.js';
 
 /** A reply topic found idle is removed by the first sweep at least this long after (see above). */

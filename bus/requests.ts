@@ -11,7 +11,7 @@
  * end and each dropped reply are told to the bus' observers (Bus.observe; the host's metrics).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { checkType, stableId } from './event.js';
+import { checkType, REPLY_PREFIX, stableId } from './event.js';
 import type { Bus, Subscription } from './contract.js';
 import type { RequestOutcome } from './contract-observer.js';
 import type { RequestOptions } from './contract-options.js';
@@ -21,8 +21,6 @@ import { int } from './validate.js';
 
 /** A request's `timeoutMs` when none is given. */
 export const REQUEST_TIMEOUT_MS = 30_000;
-/** Reply topics: `agentbus.reply.<12 hex>`. */
-export const REPLY_PREFIX = 'agentbus.reply.';
 
 interface Waiting {
   resolve: (data: unknown) => void;

@@ -4,7 +4,7 @@
  * the topics table (topics).
  */
 import type { AppendEntry, Delivery, DriverLog, RangeQuery } from '../../bus/driver.js';
-import { REPLY_PREFIX } from '../../bus/requests.js';
+import { REPLY_PREFIX } from '../../bus/event.js';
 import { delivery, HandOffFailed } from './read.js';
 import { ROWS_PER_INSERT, type StoredRow } from './statements.js';
 import type { SqliteStore } from './store.js';

@@ -119,6 +119,28 @@ export function requestSuite(a: Target): void {
     assert.is(await live.request(type, 2, { timeoutMs: 10_000 }), 2, 'the live bus\' reply topic was kept');
   });
 
+  test('a pattern subscription never takes on a reply topic: it gets no reply, and a reply topic dropped on close stays gone', async () => {
+    const observer = await a.make();
+    const requester = await a.another();
+    const type = uniq('ask.pattern');
+    const seen: string[] = [];
+    // Not `*`: a pattern matching the request's type would answer it too (every group that handles a request replies).
+    await observer.subscribe({ group: uniq('all'), types: ['agentbus.*'] }, (e) => void seen.push(e.type));
+    let replyto = '';
+    await observer.subscribe({ group: uniq('g'), types: [type] }, (e) => ((replyto = e.replyto!), 'ok'));
+    assert.is(await requester.request(type, 1, { timeoutMs: 10_000 }), 'ok');
+    await sleep(500); // the pattern subscription has looked at the topics (every 100 ms) since the reply topic was made
+    assert.is(await requester.request(type, 2, { timeoutMs: 10_000 }), 'ok');
+    const other = `agentbus.${uniq('other')}`;
+    await requester.publish(other, {});
+    await waitFor('the pattern subscription takes on a new topic', () => seen.includes(other), 10_000);
+    assert.equal(seen.filter((t) => t.startsWith('agentbus.reply.')), [], 'no reply reached the pattern subscription');
+    await requester.close();
+    await waitFor('the reply topic gone once its bus closed', async () => !(await listed(observer, replyto)), 15_000, 200);
+    await sleep(2500); // a pattern consumer reading a dropped topic would make it again within a read (1 s)
+    assert.not.ok(await listed(observer, replyto), 'the reply topic came back');
+  });
+
   test('a reply arriving after its requester closed (and dropped its topic) is swept too: the replier lists the topic again', async () => {
     const replier = await a.make({ replyTopicIdleMs: 2000 });
     const requester = await a.another();

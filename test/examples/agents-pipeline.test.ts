@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CloudEvent, TopicStats } from '../../index.js';
-import { REPLY_PREFIX } from '../../bus/requests.js';
+import { REPLY_PREFIX } from '../../bus/event.js';
 import { createBus } from '../../runtime/config.js';
 import type { Task } from '../../examples/agents-pipeline/agents.js';
 import { exampleStores } from '../helpers/example.js';
