@@ -1,5 +1,5 @@
 // "Collect, flush on setImmediate": items added in one turn of the event loop go out together, in
-// one store round trip. Used for acks (consumer.ts) and publishes (publish.ts).
+// one store round trip. Used for acks (consumer-state.ts) and publishes (publish.ts).
 
 /**
  * Collects items and hands them to `send` on the next setImmediate, all at once; items added while

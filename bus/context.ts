@@ -1,5 +1,5 @@
 // The DeliveryContext a handler gets, one per handler call: the same class for a subscription's
-// deliveries (consumer.ts) and a replay's (replay.ts), so `ctx.deadLetter` means the same in both.
+// deliveries (handler-call.ts) and a replay's (replay.ts), so `ctx.deadLetter` means the same in both.
 import type { DeliveryContext } from './contract.js';
 import { describe } from './thrown.js';
 import { invalid } from './errors.js';

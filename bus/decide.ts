@@ -1,7 +1,7 @@
 // The delivery decision: what becomes of a delivery when it arrives and once its handler settled —
 // run it, acknowledge it, retry it after a delay, or dead-letter it with a reason. Pure: it reads
 // only its arguments (and `random` for the jitter), so each case is a row of a table test with no
-// store (test/decide.test.ts); consumer.ts performs what it decides.
+// store (test/decide.test.ts); scheduler.ts performs what it decides.
 import type { BackoffOptions } from './contract.js';
 import { NonRetryableError, RetryLaterError } from './errors.js';
 import { backoffDelay } from './backoff.js';

@@ -3,7 +3,7 @@
  * CloudEvents extension attributes: `correlationid` (fresh per request) and `replyto`, the reply
  * topic of the requesting bus (`agentbus.reply.<random>`, one per bus, read by a group of the same
  * name that only this bus consumes). The handler that takes the request replies with its return
- * value (or `ctx.reply(value)`) on that topic (consumer.ts); its reply id is derived from the
+ * value (or `ctx.reply(value)`) on that topic (handler-call.ts); its reply id is derived from the
  * delivery, so a redelivered handler replies again under the same id, and the requester drops the
  * second reply as it drops any to a request already answered. Replies never queue behind the
  * requester's own keys or subjects: they arrive on a topic of their own. A reply arriving after its

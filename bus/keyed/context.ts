@@ -3,7 +3,7 @@ import { Context } from '../context.js';
 import type { CloudEvent } from '../event.js';
 import type { KeyedDeliveryContext, WaitOptions } from './contract.js';
 
-/** Runs the `n`-th waitFor of a handler run (consumer.ts, over waits.ts). */
+/** Runs the `n`-th waitFor of a handler run (keyed/slots.ts waitParked, over waits.ts). */
 export type Waiting = (n: number, type: string, options: WaitOptions) => Promise<CloudEvent>;
 
 export class KeyedDelivery extends Context implements KeyedDeliveryContext {

@@ -4,7 +4,7 @@
  * and the commit of what finished deliveries changed. Commits are batched: every key touched since
  * the last commit is written once, with the acknowledgement of each delivery that touched it, in one
  * store call; one commit is in flight at a time, and deliveries keep running meanwhile (a key's next
- * event sees its state as accepted in memory). The consumer (consumer.ts) asks; this file decides
+ * event sees its state as accepted in memory). The consumer (consumer.ts, through tenure.ts) asks; this file decides
  * nothing about retries or dead letters.
  */
 import type { Logger } from 'pino';

@@ -2,8 +2,8 @@
  * A keyed consumer's tenure: whether it owns its group now, and what that means for each delivery
  * it runs — the key's entry to enter before the handler, what to do with it after, standing by
  * while another consumer owns the group, and starting over when ownership is lost. The store side
- * (lease, state, commits) is the owner's (owner.ts); the scheduling is the consumer's (consumer.ts),
- * reached through the narrow TenureHost below.
+ * (lease, state, commits) is the owner's (owner.ts); the scheduling is the consumer's (scheduler.ts),
+ * reached through the narrow TenureHost below (wired in slots.ts).
  */
 import type { Logger } from 'pino';
 import type { KeyedStats } from '../contract-delivery.js';

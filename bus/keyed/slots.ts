@@ -1,0 +1,116 @@
+/**
+ * A keyed subscription's parts in its consumer (consumer-state.ts): the tenure (tenure.ts) and the
+ * waits (waits.ts) wired to the consumer's state, and how they count there: a handler parked in
+ * ctx.waitFor gives its concurrency slot up (its key's queued deliveries take none either, see
+ * read-loop.ts), and a tenure that ends forgets everything the consumer holds.
+ */
+import type { KeyedStats } from '../contract-delivery.js';
+import type { Delivery } from '../driver.js';
+import { matches, type CloudEvent } from '../event.js';
+import type { Held } from '../held.js';
+import { SubjectLanes } from '../lanes.js';
+import { OwnershipLostError } from '../errors.js';
+import { sleep, type HandlerClock } from '../call.js';
+import type { StateStore } from '../state.js';
+import type { ConsumerState } from '../consumer-state.js';
+import type { KeyOf, WaitOptions } from './contract.js';
+import { KeyedTenure } from './tenure.js';
+import { KeyedWaits } from './waits.js';
+
+/**
+ * ctx.waitFor of the handler of `h` (keyed/waits.ts): while it waits, the handler holds no
+ * concurrency slot (`slots.fill()` gives it to a delivery read ahead) and its timeoutMs clock stops
+ * (the wait has its own deadline).
+ */
+export async function waitParked(
+  s: ConsumerState,
+  slots: { fill(): void },
+  h: Held,
+  key: string,
+  signal: AbortSignal,
+  clock: HandlerClock,
+  n: number,
+  type: string,
+  options: WaitOptions,
+): Promise<CloudEvent> {
+  s.waiting++;
+  const lanes = s.lanes;
+  lanes.park(key);
+  clock.pause();
+  slots.fill();
+  s.wake();
+  try {
+    return await s.waits!.wait(h, key, n, type, options, signal);
+  } finally {
+    s.waiting--;
+    lanes.unpark(key);
+    clock.resume();
+  }
+}
+
+/** A tenure ended (tenure.ts lose): forgets everything held, without a store call. */
+export function forgetHeld(s: ConsumerState): void {
+  s.waits?.abortAll(new OwnershipLostError('keyed group tenure ended: the wait goes on with the next owner'));
+  s.held.clear();
+  s.retrying = 0;
+  s.lanes = new SubjectLanes<Held>();
+  [s.ready, s.readyAt] = [[], 0];
+  s.wake();
+}
+
+/** What the keyed parts need of their consumer's scheduler (scheduler.ts). */
+export interface KeyedScheduling {
+  fill(): void;
+  drop(h: Held): void;
+  dispatchAll(ds: Delivery[]): void;
+  runScheduled(): void;
+}
+
+/**
+ * Makes a keyed subscription's tenure and waits (s.keyed, s.waits) over the store's keyed state,
+ * wired to its consumer's state and scheduler.
+ */
+export function startKeyed(s: ConsumerState, state: StateStore, key: KeyOf, sched: KeyedScheduling): void {
+  const o = s.o;
+  const keyed = new KeyedTenure(state, { ...o, key }, s.log, {
+    running: () => s.running,
+    closing: () => s.closing,
+    idle: () => s.idle(),
+    pause: (ms) => sleep(ms, s.stopRead.signal),
+    unstart: () => (s.running--, sched.fill(), s.wake()),
+    drop: (h) => sched.drop(h),
+    forget: () => forgetHeld(s),
+    take: (ds) => {
+      sched.dispatchAll(ds);
+      sched.runScheduled();
+    },
+    storeError: (what, err) => s.storeError(what, err),
+  });
+  s.keyed = keyed;
+  s.waits = new KeyedWaits({
+    group: o.group,
+    store: state,
+    declared: (type) => o.waitsFor.includes(type) || o.types.some((t) => matches(t, type)),
+    queued: (key) => s.lanes.waiting(key),
+    unqueue: (key, h) => {
+      s.lanes.remove(key, h);
+      h.state = 'running';
+    },
+    consumed: (h) => {
+      s.held.delete(h);
+      if (h.gen === keyed.gen) keyed.owner.settle(null, h.d);
+      s.wake();
+    },
+    dropped: (h) => {
+      s.held.delete(h);
+      s.wake();
+    },
+    storeError: (what, err) => s.storeError(what, err),
+  });
+}
+
+/** The tenure's figures and the waits' (Subscription.keyedStats); null when not keyed. */
+export function keyedStats(s: ConsumerState): KeyedStats | null {
+  if (s.keyed === null || s.waits === null) return null;
+  return { ...s.keyed.stats(), waiting: s.waiting, waitsResumed: s.waits.resumed, waitsTimedOut: s.waits.timedOut };
+}

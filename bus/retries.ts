@@ -1,0 +1,59 @@
+// The two decisions (decide.ts) about a failed delivery that take time: a retry held in hand until
+// its delay passes (its attempt counted in the store first), and a dead letter stored before the
+// delivery is let go.
+import type { Held } from './held.js';
+import { errForLog } from './thrown.js';
+import type { ConsumerState } from './consumer-state.js';
+
+/** What a retry or a dead letter hands back to the scheduler (scheduler.ts). */
+export interface Rescheduling {
+  /** Starts `h` again (or queues it for a free slot). */
+  schedule(h: Held): void;
+  /** Forgets `h`; its lane moves on. */
+  drop(h: Held): void;
+}
+
+export class Retries {
+  constructor(
+    private readonly s: ConsumerState,
+    private readonly next: Rescheduling,
+  ) {}
+
+  /**
+   * Holds `h` for `delay` ms, then runs it again. Waiting, it holds no concurrency slot (the read
+   * loop pauses past RETRY_WAIT_FACTOR x concurrency of them, read-loop.ts).
+   */
+  later(h: Held, delay: number, error: unknown): void {
+    const s = this.s;
+    if (s.log.isLevelEnabled('debug')) {
+      s.log.debug({ group: s.group, type: h.d.topic, id: h.d.event?.id, attempt: h.d.attempts, delay, err: errForLog(error) }, 'delivery failed, retrying');
+    }
+    s.retrying++;
+    h.state = 'waiting';
+    h.timer = setTimeout(() => void this.retry(h), delay);
+  }
+
+  private async retry(h: Held): Promise<void> {
+    const s = this.s;
+    h.timer = undefined;
+    s.retrying--;
+    if (s.closing) return s.wake();
+    try {
+      await s.driver.leases.countAttempt(s.group, h.d);
+      h.d.attempts++;
+      this.next.schedule(h);
+    } catch (err) {
+      // The attempt could not be counted: leave the lease to expire so the store stays the authority.
+      s.storeError('count attempt', err);
+      this.next.drop(h);
+    }
+    s.wake();
+  }
+
+  /** Stores `h`'s dead letter (and reports it, outcomes.ts), then forgets `h`. */
+  async deadLetter(h: Held, reason: string, error: string, stack?: string): Promise<void> {
+    await this.s.out.deadLetter(h.d, reason, error, stack);
+    this.next.drop(h);
+    this.s.wake();
+  }
+}
