@@ -236,9 +236,10 @@ export interface DriverAdmin {
   /**
    * Removes a reply topic whole (bus/replies.ts): its events, its one group (named as the topic)
    * with its cursor, pending deliveries, consumers and dead letters, and the topic from the store's
-   * lists (topics(), stats). For reply topics only: nothing else reads one. A topic already gone is no error.
+   * lists (topics(), stats). For reply topics only: nothing else reads one. A topic already gone is no
+   * error. Resolves false when this bus leaves it to others (a read-only SQLite bus).
    */
-  dropTopic(topic: string): Promise<void>;
+  dropTopic(topic: string): Promise<boolean>;
   /** Resolves when the store answers; rejects when it cannot be reached. */
   ping(): Promise<void>;
   /**

@@ -56,9 +56,8 @@ export class ReplySweeper {
       const since = this.idle.get(topic);
       if (since === undefined) this.idle.set(topic, now);
       else if (now - since >= RECHECK_MS) {
-        await this.driver.admin.dropTopic(topic);
         this.idle.delete(topic);
-        removed.push(topic);
+        if (await this.driver.admin.dropTopic(topic)) removed.push(topic);
       }
     }
     const listed = new Set(replies);

@@ -21,19 +21,26 @@ export class Admin implements DriverAdmin {
   /**
    * Driver.admin.dropTopic: the stream and its companions (dead letters and their counts, the
    * group's retry stream, due sets), the group's start and liveness set, and the topic's entries in
-   * the topics and published sets. Each key alone (a cluster spreads them over slots); a key already
-   * gone is no error. Other buses' topic lists drop it at their next look (at most SCAN_EVERY_MS).
+   * the topics and published sets (the removals counter raised, so every bus' topic list sees the
+   * change: ListedSet). The names go first, the keys after: a late reply landing in between makes
+   * the topic again with its name (Streams.append), and the sweep finds it there; the other way
+   * round its stream could outlive every list naming it. Each key alone (a cluster spreads them
+   * over slots); a key already gone is no error.
    */
-  async dropTopic(topic: string): Promise<void> {
+  async dropTopic(topic: string): Promise<boolean> {
     const { keys } = this.s;
+    const names = this.s.batch();
+    names.srem(keys.topics, topic);
+    names.incr(keys.topicsRemoved);
+    names.srem(keys.published, topic);
+    names.hdel(keys.groups, topic);
+    await execAll(names);
     const b = this.s.batch();
     b.del(keys.stream(topic));
     for (const key of [keys.dlq(topic), keys.dlqCount(topic), keys.retry(topic, topic), keys.due(topic), keys.dueNames(topic), keys.alive(topic)]) b.del(key);
-    b.srem(keys.topics, topic);
-    b.srem(keys.published, topic);
-    b.hdel(keys.groups, topic);
     await execAll(b);
     this.dropped(topic);
+    return true;
   }
 
   async stats(): Promise<TopicStats[]> {

@@ -16,12 +16,15 @@ export class Keys {
   readonly groups: string;
   /** Topics that ever had delayed events (due sets to look at); never shrinks, see due.ts. */
   readonly dueTopics: string;
+  /** How many topics were ever removed from `topics` (reply topics, Admin.dropTopic): with SCARD, tells a changed set from one of the same size. */
+  readonly topicsRemoved: string;
   constructor(readonly prefix: string) {
     // Types cannot contain braces, so these never collide with a topic.
     this.topics = `${prefix}{agentbus}:topics`;
     this.published = `${prefix}{agentbus}:published`;
     this.groups = `${prefix}{agentbus}:groups`;
     this.dueTopics = `${prefix}{agentbus}:due-topics`;
+    this.topicsRemoved = `${prefix}{agentbus}:topics-removed`;
   }
   stream = (type: string) => this.prefix + type;
   dlq = (type: string) => `{${this.prefix}${type}}:dlq`;

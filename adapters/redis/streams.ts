@@ -57,7 +57,7 @@ export class Streams implements DriverLog {
     /** Stores named delayed entries (they replace one on any topic: more than one command). */
     private readonly due: RedisDue | null = null,
   ) {
-    this.listed = new ListedSet(s, s.keys.topics, SCAN_EVERY_MS);
+    this.listed = new ListedSet(s, s.keys.topics, SCAN_EVERY_MS, s.keys.topicsRemoved);
     this.overlapAppends = !s.cluster;
   }
 

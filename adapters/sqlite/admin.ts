@@ -65,15 +65,16 @@ export class Admin implements DriverAdmin {
 
   /**
    * Driver.admin.dropTopic: every row of the topic and of its group (named as the topic), in one
-   * transaction. A read-only bus leaves it to the writers (as housekeeping).
+   * transaction. A read-only bus leaves it to the writers (as housekeeping): false.
    */
-  async dropTopic(topic: string): Promise<void> {
-    if (this.st.readonly) return;
+  async dropTopic(topic: string): Promise<boolean> {
+    if (this.st.readonly) return false;
     await this.st.write(() => {
       for (const statement of this.st.s.topicDrop) statement.run({ topic });
     });
     this.st.forgetGroup(topic);
     this.dropped(topic);
+    return true;
   }
 
   /** Driver.admin.trim: on a read-only bus, refused when exact (bus.trim()), nothing from the timer. */

@@ -10,11 +10,16 @@ import { ROWS_PER_INSERT, type StoredRow } from './statements.js';
 import type { SqliteStore } from './store.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
+/** The names a topics() call reads again at least this often (as the Redis adapter's listing). */
+const LIST_EVERY_MS = 10_000;
+/** Past every reply topic's name (`/` follows `.`): they are the names in [REPLY_PREFIX, REPLY_END). */
+const REPLY_END = `${REPLY_PREFIX.slice(0, -1)}/`;
+const UNLISTED = { count: -1, replies: -1, until: 0, names: [] };
 
 export class Events implements DriverLog {
   /** Topics this driver has recorded in the topics table: each is inserted once. */
   private readonly knownTopics = new Set<string>();
-  private listed: { count: number; names: string[] } = { count: -1, names: [] };
+  private listed: { count: number; replies: number; until: number; names: string[] } = UNLISTED;
 
   constructor(private readonly st: SqliteStore) {}
 
@@ -137,14 +142,22 @@ export class Events implements DriverLog {
   /** A topic dropped (Admin.dropTopic): inserted again in the topics table if published again. */
   forget(topic: string): void {
     this.knownTopics.delete(topic);
-    this.listed = { count: -1, names: [] };
+    this.listed = UNLISTED;
   }
 
-  /** Pattern consumers ask every 100 ms: the names are read again only when their count changed (only reply topics are ever removed). */
+  /**
+   * Pattern consumers ask every 100 ms: the names are read again only when the count of topics or of
+   * reply topics changed, or LIST_EVERY_MS passed. Only reply topics are ever removed (Admin.dropTopic),
+   * so a new topic always changes one of the two counts, even when a reply topic went meanwhile
+   * (patterns never match reply topics; a reply topic replaced by another between two looks is
+   * listed once LIST_EVERY_MS passed).
+   */
   async topics(): Promise<string[]> {
     const { s } = this.st;
-    const { n } = s.topicCount.get() as { n: number };
-    if (n !== this.listed.count) this.listed = { count: n, names: (s.topics.all() as { name: string }[]).map((r) => r.name) };
+    const { n, r } = s.topicCount.get(REPLY_PREFIX, REPLY_END) as { n: number; r: number };
+    if (n !== this.listed.count || r !== this.listed.replies || Date.now() >= this.listed.until) {
+      this.listed = { count: n, replies: r, until: Date.now() + LIST_EVERY_MS, names: (s.topics.all() as { name: string }[]).map((row) => row.name) };
+    }
     return [...this.listed.names];
   }
 }

@@ -141,6 +141,25 @@ export function requestSuite(a: Target): void {
     assert.not.ok(await listed(observer, replyto), 'the reply topic came back');
   });
 
+  test('a topic first published elsewhere after a reply topic was dropped reaches a pattern subscription at once (the count of topics is back where it was)', async () => {
+    const observer = await a.make();
+    const requester = await a.another();
+    const publisher = await a.another();
+    const ask = uniq('ask.count');
+    const family = uniq('fam');
+    const got: string[] = [];
+    await observer.subscribe({ group: uniq('g'), types: [ask] }, () => 'ok');
+    await observer.subscribe({ group: uniq('p'), types: [`${family}.*`] }, (e) => void got.push(e.type));
+    assert.is(await requester.request(ask, 1, { timeoutMs: 10_000 }), 'ok');
+    await sleep(400); // the pattern subscription has looked at the topics with the reply topic among them
+    await requester.close(); // one topic fewer...
+    const first = `${family}.created`;
+    await publisher.publish(first, {}); // ...and one more, first published by another bus
+    const started = Date.now();
+    await waitFor('the new topic\'s first event', () => got.includes(first), 5000, 50);
+    assert.ok(Date.now() - started < 5000);
+  });
+
   test('a reply arriving after its requester closed (and dropped its topic) is swept too: the replier lists the topic again', async () => {
     const replier = await a.make({ replyTopicIdleMs: 2000 });
     const requester = await a.another();

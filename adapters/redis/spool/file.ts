@@ -101,7 +101,8 @@ export class SpoolFile {
         event: JSON.parse(r.event) as CloudEvent,
         body: r.body,
         // Forwarded through the dedup check whatever the publish chose: a forward repeated after a
-        // crash (forwarded, not yet deleted) is then stored once.
+        // crash (forwarded, not yet deleted) is then stored once (within its window; a reply's is 0:
+        // stored again, and its requester drops the second).
         dedup: true,
         dedupWindowMs: r.dedup_window_ms,
         ...(r.due_at === null ? {} : { dueAt: r.due_at }),
