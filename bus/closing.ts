@@ -9,6 +9,36 @@
  */
 export const CLOSE_STORE_MS = 5000;
 
+/** How long a close that follows a give-up asks the store whether it answers again (StoreSilence). */
+export const PING_MS = 1000;
+
+/**
+ * What the closes of one bus know of its store. Once a close gave up on it (no answer within
+ * CLOSE_STORE_MS), each close after it first pings it (PING_MS at most) and waits for its own store
+ * calls only if it answered: a host stopping its agents one after another during an outage waits
+ * CLOSE_STORE_MS once, then about PING_MS an agent, not CLOSE_STORE_MS each; a store answering
+ * again is waited for as before (publishes still in flight then complete).
+ */
+export class StoreSilence {
+  private silent = false;
+
+  constructor(private readonly ping: () => Promise<unknown>) {}
+
+  /** A close gave up on the store. */
+  gaveUp(): void {
+    this.silent = true;
+  }
+
+  /** How long a close may wait for its store calls now: CLOSE_STORE_MS, or 0 while the store stays silent after a give-up. */
+  async budget(): Promise<number> {
+    if (!this.silent) return CLOSE_STORE_MS;
+    let answered = false;
+    await settlesBy(this.ping().then(() => void (answered = true)), Date.now() + PING_MS);
+    if (answered) this.silent = false;
+    return answered ? CLOSE_STORE_MS : 0;
+  }
+}
+
 /**
  * Store calls made one after the other under one deadline: each is waited for until the deadline
  * at most; once it passed, the call in flight is abandoned (left to settle by itself, its

@@ -29,7 +29,8 @@ export async function shutdown(s: ConsumerState, drain: boolean): Promise<void> 
       });
     }
   }
-  const steps = new BoundedSteps(CLOSE_STORE_MS);
+  const budget = await s.silence.budget();
+  const steps = new BoundedSteps(budget);
   await steps.step("the read loop's last store call", () => s.loopDone);
   s.held.cancelRetries();
   // Not yet started (queued behind a subject) or waiting for a retry: back to the group now.
@@ -52,9 +53,11 @@ export async function shutdown(s: ConsumerState, drain: boolean): Promise<void> 
   if (steps.notDone.length > 0) {
     // The calls left behind fail or finish on their own (the bus' close disconnects): said here once.
     s.gaveUpOnStore = true;
+    s.silence.gaveUp();
+    const why = budget === 0 ? 'it has not answered since an earlier close gave up on it' : `no answer within ${CLOSE_STORE_MS} ms`;
     s.log.warn(
-      { group: s.group, consumer: s.consumer, notDone: steps.notDone, waitedMs: CLOSE_STORE_MS },
-      `subscription closed without waiting for the store (no answer within ${CLOSE_STORE_MS} ms): not done: ${steps.notDone.join('; ')}. ` +
+      { group: s.group, consumer: s.consumer, notDone: steps.notDone, waitedMs: budget },
+      `subscription closed without waiting for the store (${why}): not done: ${steps.notDone.join('; ')}. ` +
         `Deliveries not acknowledged are delivered again after claimIdleMs (${s.o.claimIdleMs} ms): nothing is lost (at least once)`,
     );
   }

@@ -18,6 +18,7 @@ import type { Reply } from './handler-call.js';
 import { Scheduler } from './scheduler.js';
 import { readLoop } from './read-loop.js';
 import { shutdown } from './consumer-close.js';
+import type { StoreSilence } from './closing.js';
 
 export type { Reply } from './handler-call.js';
 
@@ -38,11 +39,12 @@ export class Consumer implements Subscription {
     log: Logger,
     private readonly onClosed: (c: Consumer) => void,
     reply: Reply,
+    silence?: StoreSilence,
   ) {
     this.group = o.group;
     this.consumer = o.consumer;
     if (o.key === undefined && o.waitsFor.length > 0) throw invalid('INVALID_OPTION', `invalid waitsFor for group ${o.group}: ctx.waitFor is for keyed subscriptions only (set key)`);
-    const s = (this.s = new ConsumerState(driver, o, maxBytes, log));
+    const s = (this.s = new ConsumerState(driver, o, maxBytes, log, silence));
     this.sched = new Scheduler(s, handler, reply);
     if (o.key !== undefined) {
       if (driver.state === undefined) throw invalid('INVALID_OPTION', `invalid key for group ${o.group}: this store has no keyed state`);

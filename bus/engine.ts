@@ -23,18 +23,18 @@ import { DueMover } from './due.js';
 import type { BusSpool } from './spool.js';
 import { BusObservers } from './observers.js';
 import { schedulesOf } from './schedules.js';
-import { CLOSE_STORE_MS, settlesBy } from './closing.js';
+import { settlesBy, StoreSilence } from './closing.js';
 import { ReplySweeper } from './replies.js';
 
 const HOUSEKEEPING_MS = 10_000;
-/** A store a subscription's close gave up on this recently is not waited for again by the bus' close. */
-const STORE_GAVE_UP_MS = 60_000;
 
 /** `spool`: where appends go first (the Redis `spool` option); the bus starts its forwarder and closes it. */
 export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: BusSpool | null = null): Bus {
   const o = resolveBusOptions(options);
   const log: Logger = options.logger ?? defaultLogger();
-  const subs = new Subscriptions(driver, o.maxPayloadBytes, log, (req, group, value) => publisher.publish(req.replyto!, value ?? null, replyOptions(req, group, o.source)));
+  // Once a close gave up on the store, the closes after it wait for it only if it answers a ping.
+  const silence = new StoreSilence(() => driver.admin.ping());
+  const subs = new Subscriptions(driver, o.maxPayloadBytes, log, (req, group, value) => publisher.publish(req.replyto!, value ?? null, replyOptions(req, group, o.source)), silence);
   const observers = new BusObservers(log);
   // A bus moves due delayed events (whoever published them) once it subscribed or published one
   // (bus/due.ts); a publish of its own wakes it. `moveDue: false`: never.
@@ -104,13 +104,13 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
         timers.stop();
         requests.close();
         await subs.closeAll();
-        // What is left waits CLOSE_STORE_MS at most whatever the store does (see closing.ts); not
-        // at all when a subscription closing within the last minute waited that long for it in vain.
-        const by = Date.now() + (Date.now() - subs.gaveUpAt < STORE_GAVE_UP_MS ? 0 : CLOSE_STORE_MS);
+        // What is left waits CLOSE_STORE_MS at most whatever the store does (see closing.ts); not at
+        // all when a close gave up on the store and it does not answer a ping now (StoreSilence).
+        const by = Date.now() + (await silence.budget());
         const notDone: string[] = [];
         const wait = async (what: string, p: Promise<unknown> | undefined) => void (p && !(await settlesBy(p, by)) && notDone.push(what));
         const moved = wait('end the delayed-event move in flight (moved or still due, never half)', mover?.stop());
-        await wait('store the publishes in flight (they fail as the connection closes)', publisher.seal()); // after the drain: a handler finishing its work may still publish
+        await wait('store the publishes in flight (they fail as the connection closes, and may still have been stored: a retry without an id can store one twice)', publisher.seal()); // after the drain: a handler finishing its work may still publish
         // Stopping the forwarder; the spool file closes once a forward in flight ends (its events stay in the spool, forwarded by the next bus).
         await wait('end the spool forward in flight (its events stay in the spool)', spool?.close());
         // The reply topic only this bus read (its subscription closed above); left behind, any bus sweeps it later.

@@ -7,6 +7,7 @@ import { invalid } from './errors.js';
 import { resolveSubscribeOptions, type ResolvedSubscribeOptions } from './options.js';
 import type { SubscribeOptions } from './contract.js';
 import { Consumer, type Reply } from './consumer.js';
+import type { StoreSilence } from './closing.js';
 
 /** Topics remembered as stored by this bus (see Subscriptions.stored); past it the set starts over. */
 const PUBLISHED_KEPT = 100_000;
@@ -23,8 +24,6 @@ export class Subscriptions {
   /** Open subscriptions with a pattern; the topics stored to since one was open. */
   private patterned = 0;
   private readonly published = new Set<string>();
-  /** When a subscription last closed without waiting for the store (it did not answer), epoch ms; 0: never. */
-  gaveUpAt = 0;
 
   constructor(
     private readonly driver: Driver,
@@ -33,12 +32,14 @@ export class Subscriptions {
     private readonly log: Logger,
     /** Publishes a handler's reply to a request (see requests.ts). */
     private readonly reply: Reply,
+    /** What the bus' closes know of a store that stopped answering (closing.ts). */
+    private readonly silence: StoreSilence,
   ) {}
 
   /** Starts a Consumer; resolves once its group exists (see Bus.subscribe). */
   async subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription> {
     const so = checkSubscribe(options, handler);
-    const c = new Consumer(this.driver, so, this.maxBytes, handler, this.log, (x) => this.remove(x), this.reply);
+    const c = new Consumer(this.driver, so, this.maxBytes, handler, this.log, (x) => this.remove(x), this.reply, this.silence);
     this.add(c, so.types);
     try {
       await c.start();
@@ -57,7 +58,6 @@ export class Subscriptions {
   }
 
   private remove(c: Consumer): void {
-    if (c.gaveUpOnStore) this.gaveUpAt = Date.now();
     if (this.open.get(c)) this.patterned--;
     this.open.delete(c);
   }

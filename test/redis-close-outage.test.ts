@@ -120,6 +120,59 @@ if (!hasRedisServer()) {
     assert.ok(took < BOUND_MS, `took ${took} ms`);
   });
 
+  test('subscriptions closed one after another in an outage (a host stopping its agents): the first waits CLOSE_STORE_MS, the others about a ping each', async () => {
+    const srv = await startRedisServer();
+    const lines: string[] = [];
+    const bus: Bus = await createRedisBus({ url: srv.url, logger: pino({ level: 'warn' }, { write: (s: string) => void lines.push(String(JSON.parse(s).msg)) }) });
+    try {
+      const subs = [];
+      for (let i = 0; i < 4; i++) subs.push(await bus.subscribe({ group: uniq('g'), types: [uniq('close.seq')], drainTimeoutMs: 500 }, () => {}));
+      srv.pause();
+      await sleep(300);
+      const first = await within('the first close', subs[0].close(), CLOSE_STORE_MS + 3000);
+      let rest = 0;
+      for (const s of subs.slice(1)) rest += await within('a later close', s.close(), CLOSE_STORE_MS + 3000);
+      assert.ok(first >= CLOSE_STORE_MS - 200, `the first close gave the store ${first} ms`);
+      assert.ok(rest < 3 * 2500, `the 3 later closes took ${rest} ms (each about a ping, PING_MS)`);
+      assert.is(lines.filter((l) => l.includes('it has not answered since an earlier close gave up on it')).length, 3, lines.join('\n'));
+    } finally {
+      srv.resume();
+      await bus.close();
+      await srv.stop(true);
+    }
+  });
+
+  test('a store answering again after a close gave up on it is waited for: publishes in flight at the bus\' close are stored', async () => {
+    const srv = await startRedisServer();
+    const bus: Bus = await createRedisBus({ url: srv.url, logger: pino({ level: 'silent' }) });
+    const type = uniq('close.back');
+    try {
+      const sub = await bus.subscribe({ group: uniq('g'), types: [uniq('close.other')], drainTimeoutMs: 500 }, () => {});
+      srv.pause();
+      await sleep(300);
+      await sub.close(); // gives up on the store after CLOSE_STORE_MS
+      srv.resume();
+      await bus.ping();
+      // A named delayed publish takes several steps; the plain one after it waits for it, and is in flight when close begins.
+      void bus.publish(uniq('close.named'), 1, { delay: 60_000, name: uniq('n') }).catch(() => {});
+      const plain = bus.publish(type, 2).then(
+        (id) => id,
+        (err: Error) => `failed: ${err.message}`,
+      );
+      await bus.close();
+      const outcome = await plain;
+      assert.not.match(outcome, /^failed/);
+      const check = await createRedisBus({ url: srv.url, logger: pino({ level: 'silent' }) });
+      const ids: string[] = [];
+      await check.replay({ types: [type] }, (e) => void ids.push(e.id));
+      await check.close();
+      assert.equal(ids, [outcome]);
+    } finally {
+      srv.resume();
+      await srv.stop(true);
+    }
+  });
+
   test('a publish waiting on the command connection when the bus closes in an outage fails instead of staying pending', async () => {
     const srv = await startRedisServer();
     const bus: Bus = await createRedisBus({ url: srv.url, logger: pino({ level: 'silent' }) });
