@@ -234,6 +234,14 @@ s('a database the server lacks, or one that is not a number, fails at start nami
   await srv.stop();
 });
 
+s('a URL that is no Redis URL (another scheme, no scheme before //, a port past 65535) is refused naming what is wrong, not taken as a socket path', async () => {
+  const quiet = pino({ level: 'silent' });
+  await rejects(() => createRedisBus({ url: 'http://127.0.0.1:6379', logger: quiet }), 'INVALID_OPTION', 'scheme "http:"');
+  await rejects(() => createRedisBus({ url: 'redis//127.0.0.1:6379', logger: quiet }), 'INVALID_OPTION', "no scheme before '//'");
+  const err = await rejects(() => createRedisBus({ url: `redis://:${PW}@127.0.0.1:99999`, logger: quiet }), 'INVALID_OPTION', 'port 99999, expected 1 to 65535');
+  assert.not.ok(everything(err).includes(PW.slice(0, 6)));
+});
+
 s("a password with an unescaped '/', '?' or '#' (the URL parses into something else) is refused without repeating the URL", async () => {
   const cases = [
     [`redis://:2024/${PW.slice(0, 8)}@127.0.0.1:6379/0`, PW.slice(0, 8)],

@@ -71,11 +71,18 @@ export function urlPasswords(url: string): string[] {
  * Messages never repeat the URL; `scrub` cleans the one value they name.
  */
 export function checkUrl(url: string, scrub: (s: string) => string): void {
-  if (!/^rediss?:\/\//i.test(url)) return; // host:port and socket paths: ioredis' own forms, checked after parsing
+  // ioredis takes any other text as a socket path: `http://host:port` or `redis//host:port` would fail later as "no such file".
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1];
+  if (scheme !== undefined && !/^rediss?$/i.test(scheme)) throw invalid('INVALID_OPTION', `invalid Redis URL (url or REDIS_URL): scheme "${scheme}:"; ${URL_HINT}`);
+  if (scheme === undefined && url.includes('//')) throw invalid('INVALID_OPTION', `invalid Redis URL (url or REDIS_URL): no scheme before '//'; ${URL_HINT}`);
+  if (scheme === undefined) return; // host:port and socket paths: ioredis' own forms, checked after parsing
   let u: URL;
   try {
     u = new URL(url);
   } catch {
+    // A port is no secret: name it when it is what fails.
+    const port = /:(\d+)(?:[/?#]|$)/.exec(url.slice(url.lastIndexOf('@') + 1))?.[1];
+    if (port !== undefined && Number(port) > 65535) throw invalid('INVALID_OPTION', `invalid Redis URL (url or REDIS_URL): port ${port}, expected 1 to 65535; ${URL_HINT}`);
     throw invalid('INVALID_OPTION', `invalid Redis URL (url or REDIS_URL): it does not parse; ${URL_HINT}`);
   }
   if (!u.username && !u.password && url.includes('@') && !u.searchParams.has('password')) {
