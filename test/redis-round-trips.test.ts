@@ -13,25 +13,21 @@ import { redisForTests } from './helpers/redis.js';
 const quiet = pino({ level: 'silent' });
 const HOLD_MS = 20;
 
-/** A proxy to `target` (host, port) counting the bursts the clients send (see the file's comment). */
-async function burstProxy(target: { host: string; port: number }): Promise<{ url: string; bursts(): number; close(): Promise<void> }> {
-  let bursts = 0;
+/** How one proxied connection passes each chunk on: write it, or hold it to write later. */
+interface Passing {
+  toRedis(chunk: Buffer, write: (b: Buffer) => void): void;
+  toClient(chunk: Buffer, write: (b: Buffer) => void): void;
+}
+
+/** A TCP proxy to `target` on a free loopback port: each client gets its own connection upstream, passed by its own `passing()`. */
+async function proxy(target: { host: string; port: number }, passing: () => Passing): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = connect(target.port, target.host);
     sockets.add(client).add(upstream);
-    let held: Buffer[] = [];
-    client.on('data', (chunk) => {
-      if (held.length === 0) {
-        setTimeout(() => {
-          bursts++;
-          upstream.write(Buffer.concat(held));
-          held = [];
-        }, HOLD_MS);
-      }
-      held.push(chunk);
-    });
-    upstream.pipe(client);
+    const pass = passing();
+    client.on('data', (chunk) => pass.toRedis(chunk, (b) => upstream.write(b)));
+    upstream.on('data', (chunk) => pass.toClient(chunk, (b) => client.write(b)));
     const end = () => (client.destroy(), upstream.destroy());
     client.on('close', end).on('error', end);
     upstream.on('close', end).on('error', end);
@@ -40,12 +36,33 @@ async function burstProxy(target: { host: string; port: number }): Promise<{ url
   const { port } = server.address() as { port: number };
   return {
     url: `redis://127.0.0.1:${port}`,
-    bursts: () => bursts,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+/** A proxy to `target` (host, port) counting the bursts the clients send (see the file's comment). */
+async function burstProxy(target: { host: string; port: number }): Promise<{ url: string; bursts(): number; close(): Promise<void> }> {
+  let bursts = 0;
+  const p = await proxy(target, () => {
+    let held: Buffer[] = [];
+    return {
+      toRedis: (chunk, write) => {
+        if (held.length === 0) {
+          setTimeout(() => {
+            bursts++;
+            write(Buffer.concat(held));
+            held = [];
+          }, HOLD_MS);
+        }
+        held.push(chunk);
+      },
+      toClient: (chunk, write) => write(chunk),
+    };
+  });
+  return { ...p, bursts: () => bursts };
 }
 
 /**
@@ -57,32 +74,20 @@ async function replyGate(target: { host: string; port: number }): Promise<{ url:
   let xadds = 0;
   let holding = false;
   const held: Array<() => void> = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(target.port, target.host);
-    sockets.add(client).add(upstream);
-    client.on('data', (chunk) => {
+  const p = await proxy(target, () => ({
+    toRedis: (chunk, write) => {
       xadds += chunk.toString('latin1').match(/\$4\r\nxadd\r\n/gi)?.length ?? 0;
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk) => (holding ? held.push(() => client.write(chunk)) : client.write(chunk)));
-    const end = () => (client.destroy(), upstream.destroy());
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
+      write(chunk);
+    },
+    toClient: (chunk, write) => void (holding ? held.push(() => write(chunk)) : write(chunk)),
+  }));
   return {
-    url: `redis://127.0.0.1:${port}`,
+    ...p,
     xadds: () => xadds,
     hold: () => void (holding = true),
     release: () => {
       holding = false;
       for (const write of held.splice(0)) write();
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
     },
   };
 }
