@@ -32,8 +32,7 @@ export class StoreSilence {
   /** How long a close may wait for its store calls now: CLOSE_STORE_MS, or 0 while the store stays silent after a give-up. */
   async budget(): Promise<number> {
     if (!this.silent) return CLOSE_STORE_MS;
-    let answered = false;
-    await settlesBy(this.ping().then(() => void (answered = true)), Date.now() + PING_MS);
+    const answered = await fulfilsBy(this.ping(), Date.now() + PING_MS);
     if (answered) this.silent = false;
     return answered ? CLOSE_STORE_MS : 0;
   }
@@ -79,4 +78,10 @@ export async function settlesBy(p: Promise<unknown>, by: number): Promise<boolea
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether `p` resolves (not rejects) before `by` (epoch ms); a later rejection is handled. */
+export async function fulfilsBy(p: Promise<unknown>, by: number): Promise<boolean> {
+  let fulfilled = false;
+  return (await settlesBy(p.then(() => void (fulfilled = true)), by)) && fulfilled;
 }

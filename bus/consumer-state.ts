@@ -12,7 +12,7 @@ import { ReadAhead } from './read-ahead.js';
 import { Holdings, type Held } from './held.js';
 import { SubjectLanes } from './lanes.js';
 import { GroupTopics } from './topics.js';
-import { StoreSilence } from './closing.js';
+import type { StoreSilence } from './closing.js';
 import type { KeyedTenure } from './keyed/tenure.js';
 import type { KeyedWaits } from './keyed/waits.js';
 
@@ -68,8 +68,8 @@ export class ConsumerState {
     /** The bus' maxPayloadBytes, also applied to what is read. */
     readonly maxBytes: number,
     readonly log: Logger,
-    /** The bus' knowledge of a store that stopped answering closes (closing.ts); its own without a bus. */
-    readonly silence: StoreSilence = new StoreSilence(() => driver.admin.ping()),
+    /** What the bus' closes know of a store that stopped answering (closing.ts). */
+    readonly silence: StoreSilence,
   ) {
     this.group = o.group;
     this.consumer = o.consumer;

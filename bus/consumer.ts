@@ -39,7 +39,7 @@ export class Consumer implements Subscription {
     log: Logger,
     private readonly onClosed: (c: Consumer) => void,
     reply: Reply,
-    silence?: StoreSilence,
+    silence: StoreSilence,
   ) {
     this.group = o.group;
     this.consumer = o.consumer;

@@ -5,6 +5,7 @@ import { LIFECYCLE_STATES, type LifecycleState } from './lifecycle.js';
 import type { SpoolStats } from '../bus/spool.js';
 import { spoolMetrics } from './spool-metrics.js';
 import { busMetrics } from './metrics-bus.js';
+import { settlesBy } from '../bus/closing.js';
 
 /** Store gauges come from one bus.stats() per scrape, reused for this long after it answered. */
 const STATS_TTL_MS = 1000;
@@ -300,11 +301,8 @@ export class HostMetrics {
         () => void (this.up = 0),
       )
       .finally(() => (this.reading = null));
-    const read = this.reading;
-    let timer: NodeJS.Timeout | undefined;
-    const answered = await Promise.race([read.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), STORE_WAIT_MS)))]);
-    clearTimeout(timer);
-    if (!answered) this.up = 0;
+    // The read settles either way (its failure sets up = 0 itself): only a read still running is timed out here.
+    if (!(await settlesBy(this.reading, Date.now() + STORE_WAIT_MS))) this.up = 0;
   }
 
   /** A topic one of this host's groups consumes, or one its agents published to. */

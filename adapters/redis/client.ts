@@ -5,6 +5,7 @@
  */
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { Keys } from './keys.js';
+import { fulfilsBy } from '../../bus/closing.js';
 
 export type Client = Redis | Cluster;
 /** The client with the scripts defined on it (scripts/), called by name. */
@@ -85,14 +86,7 @@ export const QUIT_MS = 1000;
  */
 export async function closeConnection(conn: Client): Promise<void> {
   if (conn.status !== 'ready') return drop(conn);
-  let timer: NodeJS.Timeout | undefined;
-  const quit = conn.quit().then(
-    () => true,
-    () => false,
-  );
-  const quitted = await Promise.race([quit, new Promise<false>((r) => (timer = setTimeout(() => r(false), QUIT_MS)))]);
-  clearTimeout(timer);
-  if (!quitted) drop(conn);
+  if (!(await fulfilsBy(conn.quit(), Date.now() + QUIT_MS))) drop(conn);
 }
 
 /**
