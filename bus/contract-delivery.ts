@@ -27,7 +27,8 @@ export interface DeliveryContext {
   retryIn(ms: number): void;
   /**
    * The reply to a request (an event with `replyto`, see bus.request), instead of the handler's
-   * return value. Without either, a request is answered with null.
+   * return value. Without either, a request is answered with null by a subscription that names
+   * its type, and not at all by one that took it through a pattern (an observer on `*`).
    */
   reply(value: unknown): void;
 }

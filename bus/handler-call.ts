@@ -14,6 +14,7 @@ import { KeyedDelivery } from './keyed/context.js';
 import { STATE_TOO_LARGE, type WaitOptions } from './keyed/contract.js';
 import { waitId } from './keyed/waits.js';
 import { waitParked } from './keyed/slots.js';
+import { answers } from './requests.js';
 import type { ConsumerState } from './consumer-state.js';
 
 /** Publishes `value` as the reply to `request` (an event with `replyto`), handled in `group`; see requests.ts. */
@@ -106,7 +107,7 @@ export class HandlerCall {
           ? await callWithTimeout((c) => ((clock = c), this.handler(d.event!, ctx)), s.o.timeoutMs, aborter, `handler of ${d.topic} ${d.event?.id ?? ''}`)
           : await this.handler(d.event!, ctx);
       // A request is answered before it is acknowledged (a reply lost to a crash is sent again, under the same id).
-      if (d.event!.replyto !== undefined && ctx.deadLetterReason === undefined && ctx.retryInMs === undefined) {
+      if (d.event!.replyto !== undefined && ctx.deadLetterReason === undefined && ctx.retryInMs === undefined && answers(s.o.types, d.event!.type, ctx, value)) {
         await this.reply(d.event!, s.group, ctx.replied ? ctx.replied.value : value);
       }
     } catch (err) {

@@ -3,7 +3,8 @@
  * CloudEvents extension attributes: `correlationid` (fresh per request) and `replyto`, the reply
  * topic of the requesting bus (`agentbus.reply.<random>`, one per bus, read by a group of the same
  * name that only this bus consumes). The handler that takes the request replies with its return
- * value (or `ctx.reply(value)`) on that topic (handler-call.ts); its reply id is derived from the
+ * value (or `ctx.reply(value)`) on that topic (handler-call.ts; a pattern subscription only when it
+ * returned a value or called ctx.reply, see `answers`); its reply id is derived from the
  * delivery, so a redelivered handler replies again under the same id, and the requester drops the
  * second reply as it drops any to a request already answered. Replies never queue behind the
  * requester's own keys or subjects: they arrive on a topic of their own. A reply arriving after its
@@ -18,6 +19,17 @@ import type { RequestOptions } from './contract-options.js';
 import type { CloudEvent, PublishOptions } from './event.js';
 import { BusClosedError, invalid, RequestTimeoutError } from './errors.js';
 import { int } from './validate.js';
+
+/**
+ * Whether a handler's call answers the request it took. A subscription that names the request's type
+ * answers always: its return value, `ctx.reply`'s, or null (a handler of a void action tells the
+ * requester it is done). One that took it through a pattern (`*`, `tool.*`) answers only when it
+ * returned a value or called `ctx.reply`: an observer (an audit `*` agent) would otherwise answer
+ * every request it sees with null, racing the real reply, and the first reply wins.
+ */
+export function answers(types: readonly string[], type: string, ctx: { replied: unknown }, value: unknown): boolean {
+  return value !== undefined || ctx.replied !== undefined || types.includes(type);
+}
 
 /** A request's `timeoutMs` when none is given. */
 export const REQUEST_TIMEOUT_MS = 30_000;
