@@ -613,6 +613,7 @@ if (base) {
     await bus.close();
     const err = await rejects(() => createRedisBus({ url: `redis://:wrong-${secret}@127.0.0.1:${srv.port}`, connectTimeoutMs: 1500, logger: log.logger }), 'CONNECTION_FAILED');
     assert.not.ok(err.message.includes(secret), err.message);
+    assert.match(err.message, /refused the credentials \(WRONGPASS.*\): check REDIS_USERNAME \/ REDIS_PASSWORD/);
     const viaEnv = await createRedisBus({ logger: log.logger }, { REDIS_HOST: '127.0.0.1', REDIS_PORT: String(srv.port), REDIS_PASSWORD: secret, REDIS_DB: '3' });
     await viaEnv.publish(type, 'env');
     await viaEnv.close();
@@ -632,7 +633,8 @@ if (base) {
     await waitFor('delivered', () => got.length === 1);
     await sub.close();
     await bus.close();
-    await rejects(() => createRedisBus({ url: `redis://127.0.0.1:${srv.port}`, connectTimeoutMs: 1000, logger: quiet }), 'CONNECTION_FAILED');
+    const err = await rejects(() => createRedisBus({ url: `redis://127.0.0.1:${srv.port}`, connectTimeoutMs: 1000, logger: quiet }), 'CONNECTION_FAILED');
+    assert.match(err.message, /refused the credentials/);
     await srv.stop();
   });
 
