@@ -4,6 +4,7 @@
  * and the runtime's own settings are built from these.
  */
 import { invalid } from './errors.js';
+import { suggest } from './suggest.js';
 
 export function int(name: string, v: unknown, dflt: number, min: number, max: number): number {
   if (v === undefined) return dflt;
@@ -46,7 +47,9 @@ export function oneOf<T extends string>(name: string, v: unknown, values: readon
 /** A misspelt option is an error, not a silently ignored default. */
 export function knownKeys(what: string, o: object, keys: readonly string[]): void {
   for (const k of Object.keys(o)) {
-    if (!keys.includes(k)) throw invalid('INVALID_OPTION', `unknown ${what} option ${JSON.stringify(k)}: expected one of ${keys.join(', ')}`);
+    if (keys.includes(k)) continue;
+    const near = suggest(k, [...keys]);
+    throw invalid('INVALID_OPTION', `unknown ${what} option ${JSON.stringify(k)}: ${near === undefined ? '' : `${near} (`}expected one of ${keys.join(', ')}${near === undefined ? '' : ')'}`);
   }
 }
 

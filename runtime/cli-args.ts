@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { toStoreBound } from '../bus/bounds.js';
 import { int } from '../bus/validate.js';
+import { suggest } from '../bus/suggest.js';
 import type { StoreBound } from '../bus/driver.js';
 import { MAX_STATE_LIST } from '../bus/keyed/states.js';
 import { COMMANDS, FAMILIES, GLOBAL, OPTIONS, TOP, type OptionName } from './cli-commands.js';
@@ -95,32 +96,6 @@ function unknownOption(raw: string, command: string): string {
   const name = raw.replace(/^--?/, '').split('=')[0];
   const takes = own.length ? `${command} takes ${own.map((o) => `--${o}`).join(', ')}` : `${command} takes no options`;
   return `unknown option ${raw} for ${command}: ${suggest(name, own, '--') ?? takes}`;
-}
-
-/** `did you mean X?` when a candidate is close: within 1 edit for words up to 4 letters, else 2, or a prefix. */
-export function suggest(word: string, candidates: string[], prefix = ''): string | undefined {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = c.startsWith(word) && word.length >= 2 ? 0.5 : distance(word.toLowerCase(), c);
-    if (d < bestD) (best = c), (bestD = d);
-  }
-  const limit = word.length <= 4 ? 1 : 2;
-  return best !== undefined && bestD <= limit ? `did you mean ${prefix}${best}?` : undefined;
-}
-
-/** Edit distance counting a swap of two neighbours as one edit (optimal string alignment). */
-export function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.length][b.length];
 }
 
 /** `--limit -5` -> `--limit=-5`: a negative number is the option's value, checked like any other. */

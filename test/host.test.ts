@@ -310,7 +310,7 @@ h('bad agents are refused at construction, naming the agent and what is missing'
   assert.throws(make([NoHandler]), /agent NoHandler subscribes to device.validated but has neither a onDeviceValidated\(event, ctx\) method nor handle/);
   assert.throws(make([PatternNoHandle]), /agent PatternNoHandle subscribes to the pattern device\.\* but has no handle/);
   assert.throws(make([BadOption]), /invalid concurrency 0: expected an integer from 1 to 10000/);
-  assert.throws(make([Typo]), /unknown agent Typo option "concurency"/);
+  assert.throws(make([Typo]), /unknown agent Typo option "concurency": did you mean concurrency\? \(expected one of /);
   assert.throws(make([class NotAnAgent {}]), /invalid agent function NotAnAgent: expected a class extending BaseAgent/);
   const duplicate = (name: string) => (e: Error) => e instanceof ValidationError && e.code === 'INVALID_OPTION' && e.message.includes(`two agents are named "${name}"`);
   assert.throws(make([Twin, { agent: Twin }]), duplicate('Twin'));

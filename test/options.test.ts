@@ -34,7 +34,9 @@ test('bad options name the option, the value and what is accepted', () => {
   assert.is(message(() => resolveSubscribeOptions({ group: 'has space', types: ['a'] })), 'INVALID_OPTION: invalid group "has space": expected 1-200 characters of A-Z a-z 0-9 . _ : - / @');
   assert.is(message(() => resolveSubscribeOptions({ group: 'g', types: ['a'], backoff: { initialMs: -1 } })), 'INVALID_OPTION: invalid backoff.initialMs -1: expected an integer from 0 to 3600000');
   assert.is(message(() => resolveBusOptions({ retention: { maxLen: 0 } })), 'INVALID_OPTION: invalid retention.maxLen 0: expected an integer from 1 to 9007199254740991');
-  assert.is(message(() => resolveBusOptions({ dedupWindow: 5 } as never)), 'INVALID_OPTION: unknown bus option "dedupWindow": expected one of source, maxPayloadBytes, dedupWindowMs, retention, logger, replyTopicIdleMs, moveDue');
+  assert.is(message(() => resolveBusOptions({ dedupWindow: 5 } as never)), 'INVALID_OPTION: unknown bus option "dedupWindow": did you mean dedupWindowMs? (expected one of source, maxPayloadBytes, dedupWindowMs, retention, logger, replyTopicIdleMs, moveDue)');
+  // Nothing near: the list alone.
+  assert.is(message(() => resolveBusOptions({ zzz: 5 } as never)), 'INVALID_OPTION: unknown bus option "zzz": expected one of source, maxPayloadBytes, dedupWindowMs, retention, logger, replyTopicIdleMs, moveDue');
   assert.is(message(() => resolveBusOptions({ moveDue: 'no' } as never)), 'INVALID_OPTION: invalid moveDue "no": expected true or false');
   assert.is(message(() => resolveBusOptions({ replyTopicIdleMs: 500 })), 'INVALID_OPTION: invalid replyTopicIdleMs 500: expected an integer from 2000 to 86400000');
   assert.is(resolveBusOptions({}).replyTopicIdleMs, 60_000);
