@@ -91,6 +91,7 @@ export class ReadPath implements DriverReads {
         entries.forEach(([id, fields], i) => {
           if (fields !== null && counts[i] > 0) out.push(delivery(topic, key, id, Number(counts[i]), fields, req.maxBytes));
         });
+        entries.length = 0; // let go of the reply now, as readNew does
         cursor = next;
         if (cursor === '0-0') {
           reader.cursors.delete(key);
