@@ -2,7 +2,7 @@
 //   node --expose-gc --import tsx bench/redis-drain-ab.ts <other checkout> [rounds, default 5]
 // e.g. a worktree of main (`git worktree add --detach ../base main`, node_modules symlinked). Both
 // buses drain the same BENCH_N events (default 100,000, `fields` layout) of one redis-server, each
-// round in new groups: this checkout's bus, the other's, and the raw loop of bench/redis-drain.ts
+// round in new groups: this checkout's bus and the other's (in turn first), then the raw loop of bench/redis-drain.ts
 // (XREADGROUP COUNT 500 + parse + XACK). One line a drain (CPU µs per event of this process,
 // events/s, what the collector did: bench/gc.ts), then the medians and ranges. Measured in one
 // process within seconds of each other, the sides share whatever else the machine is doing, which
@@ -53,7 +53,8 @@ async function drain(name: string, run: () => Promise<void>): Promise<void> {
 }
 
 for (let r = 0; r < rounds; r++) {
-  for (const [name, bus] of buses) {
+  // Which bus goes first alternates: a drain's figures also depend on what ran just before it.
+  for (const [name, bus] of r % 2 === 0 ? buses : [...buses].reverse()) {
     await drain(name, async () => {
       let n = 0;
       let finish!: () => void;
