@@ -3,19 +3,25 @@
 // Publishes BENCH_N events (default 100,000) of the bench's payload to a fresh redis-server, drains
 // them (agentbus: one subscription at concurrency 64; raw: XREADGROUP COUNT 500 + parse + XACK), and
 // prints, as JSON lines, events/s, CPU µs per event of this process and of redis-server (INFO cpu)
-// and redis' calls per command (INFO commandstats); agentbus' publishBatch is measured the same way.
+// and redis' calls per command (INFO commandstats), and what V8's collector did over the drain
+// (bench/gc.ts: scavenges, mark-compacts, MB allocated and MB promoted to the old generation, the
+// steadiest figures on a shared machine); agentbus' publishBatch is measured the same way.
 // CPU per event is less noisy than events/s on a shared machine. DRAIN_REPEAT=n drains n times (new
 // groups); DRAIN_PROFILE=<file> writes a CPU profile of each measured step alone
-// (sampled every DRAIN_PROFILE_US µs, default 100); DRAIN_READ_AHEAD=n
+// (sampled every DRAIN_PROFILE_US µs, default 100); DRAIN_HEAP=<file> writes a sampling heap profile
+// of each measured step holding only what survived the young generation (promoted, or still live:
+// the allocation sites of the promoted bytes); DRAIN_READ_AHEAD=n
 // subscribes with readAhead n (default: the subscription's default).
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { Session } from 'node:inspector/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createRedisBus } from '../adapters/redis/index.js';
 import { startRedisServer } from '../test/helpers/redis.js';
 import { sample } from './util.js';
+import { watchGc } from './gc.js';
 
 const N = Number(process.env.BENCH_N || 100_000);
 const which = process.argv[2] ?? 'both';
@@ -46,13 +52,22 @@ async function measure(name: string, drain: () => Promise<void>): Promise<void> 
     await profile.post('Profiler.setSamplingInterval', { interval: Number(process.env.DRAIN_PROFILE_US || 100) });
     await profile.post('Profiler.start');
   }
+  const heap = process.env.DRAIN_HEAP ? new Session() : null;
+  if (heap) {
+    heap.connect();
+    // Objects that died young are dropped from the profile: what is left was promoted (or is live).
+    await heap.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+  }
   const [cmd0, rcpu0] = [await commandStats(), await redisCpu()];
+  const gcDone = watchGc();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await drain();
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const gc = gcDone();
   const [cmd1, rcpu1] = [await commandStats(), await redisCpu()];
+  if (heap) writeFileSync(`${process.env.DRAIN_HEAP}.${name}.heapprofile`, JSON.stringify((await heap.post('HeapProfiler.stopSampling')).profile));
   if (profile) writeFileSync(`${process.env.DRAIN_PROFILE}.${name}.cpuprofile`, JSON.stringify((await profile.post('Profiler.stop')).profile));
   const calls: Record<string, number> = {};
   for (const [k, v] of Object.entries(cmd1)) if (v - (cmd0[k] ?? 0) > 2 && k !== 'info') calls[k] = v - (cmd0[k] ?? 0);
@@ -65,6 +80,8 @@ async function measure(name: string, drain: () => Promise<void>): Promise<void> 
     nodeSysUsPerEvent: +(cpu.system / N).toFixed(2),
     redisUsPerEvent: +((rcpu1 - rcpu0) / N).toFixed(2),
     calls,
+    ...gc,
+    load: +loadavg()[0].toFixed(1),
   }));
 }
 
