@@ -21,7 +21,7 @@ export async function shutdown(s: ConsumerState, drain: boolean): Promise<void> 
   await settlesBy(s.loopDone, Math.min(deadline, Date.now() + CLOSE_STORE_MS));
   if (drain && s.running > 0) {
     // Handlers waiting in ctx.waitFor are not waited for: they are given up below, their
-    // deliveries left to the next owner (which waits on, up to the recorded deadline).
+    // deliveries given back to the group (the next owner waits on, up to the recorded deadline).
     while (s.running - s.waiting > 0 && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
         s.wakeUp = resolve;
@@ -36,10 +36,15 @@ export async function shutdown(s: ConsumerState, drain: boolean): Promise<void> 
   // Not yet started (queued behind a subject) or waiting for a retry: back to the group now.
   const notRunning = drain ? s.held.notRunning() : [];
   if (notRunning.length > 0) await steps.step(`give back ${notRunning.length} held deliveries`, () => s.held.release(notRunning));
+  // Handlers parked in ctx.waitFor (for an approval, for days): a stop is not a failed attempt of
+  // theirs. Their deliveries go back uncounted, at once, so a deploy neither uses up maxAttempts
+  // nor waits out claimIdleMs; the re-run finds its wait's record and waits on to the same deadline.
+  const parked = drain ? [...s.parked.keys()] : [];
   if (s.running > 0 || !drain) {
     s.abandoned = true;
     s.handlers.abort(new Error('subscription closed'));
   }
+  if (parked.length > 0) await steps.step(`give back ${parked.length} deliveries whose handlers wait (ctx.waitFor)`, () => s.held.release(parked));
   for (const t of s.timers) clearInterval(t);
   await steps.step('the last heartbeat', () => s.beat); // a beat landing after forget() would count this consumer again
   if (s.acks.busy) await steps.step(`acknowledge handled deliveries (${s.acks.pending} not sent yet)`, () => s.acks.flush());

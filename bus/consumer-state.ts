@@ -28,6 +28,8 @@ export class ConsumerState {
   waits: KeyedWaits | null = null;
   /** Handlers inside ctx.waitFor: they hold no concurrency slot meanwhile. */
   waiting = 0;
+  /** The deliveries of those handlers (with their count of waits in progress): a close gives them back uncounted. */
+  readonly parked = new Map<Held, number>();
   readonly topics: GroupTopics;
   /** Acks wait here for the next read (which carries them) or the next setImmediate, whichever comes first. */
   readonly acks: Batcher<Delivery>;

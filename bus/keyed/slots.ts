@@ -34,6 +34,7 @@ export async function waitParked(
   options: WaitOptions,
 ): Promise<CloudEvent> {
   s.waiting++;
+  s.parked.set(h, (s.parked.get(h) ?? 0) + 1);
   const lanes = s.lanes;
   lanes.park(key);
   clock.pause();
@@ -43,6 +44,9 @@ export async function waitParked(
     return await s.waits!.wait(h, key, n, type, options, signal);
   } finally {
     s.waiting--;
+    const n = s.parked.get(h)! - 1;
+    if (n === 0) s.parked.delete(h);
+    else s.parked.set(h, n);
     lanes.unpark(key);
     clock.resume();
   }

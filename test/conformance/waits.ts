@@ -43,6 +43,38 @@ export function waitSuite(a: Target): void {
     assert.equal((await bus.keys!.get(group, 't1'))!.state, { step: 'approved', got: { ok: true, which: 'match' } });
   });
 
+  test('closing while a handler waits (a deploy) gives its delivery back uncounted: three stops and starts later it still waits, on attempt 1, and completes once', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const granted = uniq('granted');
+    const group = uniq('g');
+    const runs: number[] = [];
+    const done: string[] = [];
+    const opts = { group, types: [task], waitsFor: [granted], key: 'subject' as const, maxAttempts: 2, claimIdleMs: 1500, drainTimeoutMs: 200 };
+    const handler = async (e: CloudEvent, c: unknown) => {
+      const ctx = c as KeyedDeliveryContext<Step | null>;
+      if (e.type !== task) return;
+      runs.push(ctx.attempt);
+      await ctx.waitFor(granted, { timeout: '1m' });
+      done.push(ctx.key);
+    };
+    let sub = await bus.subscribe(opts, handler);
+    await bus.publish(task, {}, { subject: 'k1' });
+    for (let stop = 1; stop <= 3; stop++) {
+      await waitFor(`run ${stop} waiting`, () => runs.length === stop, 15_000);
+      await sub.close(); // the handler is waiting: given up, its delivery given back
+      sub = await bus.subscribe(opts, handler);
+    }
+    await waitFor('run 4 waiting', () => runs.length === 4, 15_000);
+    await bus.publish(granted, {}, { subject: 'k1' });
+    await waitFor('completed', () => done.length === 1, 15_000);
+    assert.equal(runs, [1, 1, 1, 1], 'a stop while waiting is not a failed attempt');
+    assert.equal((await bus.deadLetters.list({ group })).length, 0, 'not given up after maxAttempts stops');
+    await sleep(300);
+    assert.equal(done, ['k1']);
+    await sub.close();
+  });
+
   test('a match published before the handler reaches waitFor (queued behind it in the key\'s lane) is found', async () => {
     const bus = await a.make();
     const task = uniq('task');
