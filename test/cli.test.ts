@@ -301,7 +301,7 @@ test('state: a missing subcommand or agent, a bad --limit, paging without an age
 test('an unknown agent option names the option once', () => {
   const r = cli('start', '--agents', 'test/fixtures/agents/typo.ts', '--port', '0');
   assert.is(r.code, 2, r.err);
-  assert.match(r.err, /^agentbus: INVALID_OPTION: unknown agent Typo option "concurency": expected one of concurrency, /);
+  assert.match(r.err, /^agentbus: INVALID_OPTION: unknown agent Typo option "concurency": did you mean concurrency\? \(expected one of concurrency, /);
 });
 
 test('a failing command prints its one agentbus: line and no log record before it (Redis unreachable); LOG_LEVEL shows records as one-liners', async () => {
