@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Bus, Handler, StoreHealth, TopicStats } from './contract.js';
 import type { AppendEntry, AppendHas, Driver } from './driver.js';
 import { appendHas, HAS_DUE } from './delivery.js';
-import { checkType } from './event.js';
+import { checkType, type CloudEvent } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
 import { resolveBusOptions, type ResolvedBusOptions } from './options.js';
 import type { BusOptions, SubscribeOptions } from './contract.js';
@@ -13,7 +13,7 @@ import { defaultLogger } from './logger.js';
 import { Subscriptions } from './subscriptions.js';
 import { keyedStates } from './keyed/states.js';
 import { Publisher } from './publish.js';
-import { Requests, replyOptions } from './requests.js';
+import { failureReply, Requests, replyOptions, type RequestFailure } from './requests.js';
 import { replay } from './replay.js';
 import { deadLettersOf } from './dead-letters.js';
 import { toStoreBound } from './bounds.js';
@@ -34,7 +34,12 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
   const log: Logger = options.logger ?? defaultLogger();
   // Once a close gave up on the store, the closes after it wait for it only if it answers a ping.
   const silence = new StoreSilence(() => driver.admin.ping());
-  const subs = new Subscriptions(driver, o.maxPayloadBytes, log, (req, group, value) => publisher.publish(req.replyto!, value ?? null, replyOptions(req, group, o.source)), silence);
+  const reply = (req: CloudEvent, group: string, value: unknown, failure?: RequestFailure) => {
+    if (failure === undefined) return publisher.publish(req.replyto!, value ?? null, replyOptions(req, group, o.source));
+    const f = failureReply(req, group, o.source, failure);
+    return publisher.publish(req.replyto!, f.data, f.options);
+  };
+  const subs = new Subscriptions(driver, o.maxPayloadBytes, log, reply, silence);
   const observers = new BusObservers(log);
   // A bus moves due delayed events (whoever published them) once it subscribed or published one
   // (bus/due.ts); a publish of its own wakes it. `moveDue: false`: never.

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'RETRY_LATER'
   | 'REQUEST_TIMEOUT'
+  | 'REQUEST_FAILED'
   | 'WAIT_TIMEOUT'
   | 'STATE_TOO_LARGE'
   | 'NOT_REPLICATED'
@@ -125,6 +126,23 @@ export class RetryLaterError extends AgentbusError {
       throw new ValidationError('INVALID_OPTION', `invalid RetryLaterError delay ${String(delayMs)}: expected 0 to 86400000 ms`);
     }
     this.delayMs = Math.round(delayMs);
+  }
+}
+
+/**
+ * The request was dead-lettered by a group that handles its type (its handler failed `maxAttempts`
+ * times, threw a NonRetryableError, called ctx.deadLetter, ...): told at once rather than after
+ * `timeoutMs`. `group`, `reason` (the dead letter's: `failed`, `non_retryable`, the handler's own)
+ * and `error` (what was thrown, as `<name>: <message>`) say which, and why.
+ */
+export class RequestFailedError extends AgentbusError {
+  constructor(
+    message: string,
+    readonly group: string,
+    readonly reason: string,
+    readonly error: string,
+  ) {
+    super('REQUEST_FAILED', message);
   }
 }
 

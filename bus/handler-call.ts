@@ -14,11 +14,14 @@ import { KeyedDelivery } from './keyed/context.js';
 import { STATE_TOO_LARGE, type WaitOptions } from './keyed/contract.js';
 import { waitId } from './keyed/waits.js';
 import { waitParked } from './keyed/slots.js';
-import { answers } from './requests.js';
+import { answers, type RequestFailure } from './requests.js';
 import type { ConsumerState } from './consumer-state.js';
 
-/** Publishes `value` as the reply to `request` (an event with `replyto`), handled in `group`; see requests.ts. */
-export type Reply = (request: CloudEvent, group: string, value: unknown) => Promise<unknown>;
+/**
+ * Publishes `value` as the reply to `request` (an event with `replyto`), handled in `group`; with
+ * `failure`, the reply telling the request was dead-lettered there instead. See requests.ts.
+ */
+export type Reply = (request: CloudEvent, group: string, value: unknown, failure?: RequestFailure) => Promise<unknown>;
 
 /** What a settled call hands back to its scheduler (scheduler.ts). */
 export interface Settling {

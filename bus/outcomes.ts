@@ -32,16 +32,18 @@ export class Outcomes {
   /**
    * Stores a dead letter, then reports it (onOutcome, the warn line): one the store refused stays
    * pending, comes back after its lease and is dead-lettered again then, so it is never reported
-   * twice. `stack`: the thrown error's (stackOf), stored with the dead letter and logged.
+   * twice. `stack`: the thrown error's (stackOf), stored with the dead letter and logged. True once stored.
    */
-  async deadLetter(d: Delivery, reason: string, error: string, stack?: string): Promise<void> {
+  async deadLetter(d: Delivery, reason: string, error: string, stack?: string): Promise<boolean> {
     try {
       await this.driver.deadLetters.add(this.o.group, d, reason, error, stack);
       this.report('dead_lettered', d, 0, false, reason, error);
       const at = { group: this.o.group, type: d.topic, position: d.position, id: d.event?.id, attempts: d.attempts, reason, error };
       this.log.warn(stack === undefined ? at : { ...at, stack }, 'dead letter');
+      return true;
     } catch (err) {
       this.storeError('dead letter', err);
+      return false;
     }
   }
 

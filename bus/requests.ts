@@ -17,7 +17,7 @@ import type { Bus, Subscription } from './contract.js';
 import type { RequestOutcome } from './contract-observer.js';
 import type { RequestOptions } from './contract-options.js';
 import type { CloudEvent, PublishOptions } from './event.js';
-import { BusClosedError, invalid, RequestTimeoutError } from './errors.js';
+import { BusClosedError, invalid, RequestFailedError, RequestTimeoutError } from './errors.js';
 import { int } from './validate.js';
 
 /**
@@ -62,6 +62,26 @@ const NOBODY: RequestEvents = { sent: () => {}, ended: () => {}, dropped: () => 
  */
 export function replyOptions(request: CloudEvent, group: string, source: string): PublishOptions {
   return { id: stableId(group, request.source, request.id, 'reply'), source, correlationid: request.correlationid, dedupWindowMs: 0 };
+}
+
+/**
+ * The `dataschema` of a reply telling that the request was dead-lettered (its data a RequestFailure):
+ * the requester rejects with RequestFailedError at once instead of waiting out `timeoutMs`.
+ */
+export const REQUEST_FAILED_SCHEMA = 'urn:agentbus:request-failed';
+/** Longest `error` text a failure reply carries (the dead letter keeps it whole). */
+const MAX_FAILURE_TEXT = 2000;
+
+/** Why a request was dead-lettered, as its failure reply carries it. */
+export interface RequestFailure {
+  reason: string;
+  error: string;
+}
+
+/** The data and options of the failure reply to `request`, dead-lettered in `group`. */
+export function failureReply(request: CloudEvent, group: string, source: string, f: RequestFailure): { data: unknown; options: PublishOptions } {
+  const error = f.error.length > MAX_FAILURE_TEXT ? `${f.error.slice(0, MAX_FAILURE_TEXT)}...` : f.error;
+  return { data: { group, reason: f.reason, error }, options: { ...replyOptions(request, group, source), dataschema: REQUEST_FAILED_SCHEMA } };
 }
 
 export class Requests {
@@ -123,6 +143,12 @@ export class Requests {
     if (w === undefined) return this.tell.dropped();
     this.waiting.delete(e.correlationid!);
     clearTimeout(w.timer);
+    if (e.dataschema === REQUEST_FAILED_SCHEMA) {
+      this.tell.ended({ type: w.type, outcome: 'failed', durationMs: performance.now() - w.started });
+      const f = (e.data ?? {}) as { group?: string; reason?: string; error?: string };
+      const [group, reason, error] = [String(f.group), String(f.reason), String(f.error ?? '')];
+      return w.reject(new RequestFailedError(`request ${w.type} (correlationid ${e.correlationid}) was dead-lettered by group ${group} (${reason})${error ? `: ${error}` : ''}`, group, reason, error));
+    }
     this.tell.ended({ type: w.type, outcome: 'replied', durationMs: performance.now() - w.started });
     w.resolve(e.data);
   }

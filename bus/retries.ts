@@ -4,6 +4,7 @@
 import type { Held } from './held.js';
 import { errForLog } from './thrown.js';
 import type { ConsumerState } from './consumer-state.js';
+import type { Reply } from './handler-call.js';
 
 /** What a retry or a dead letter hands back to the scheduler (scheduler.ts). */
 export interface Rescheduling {
@@ -17,6 +18,8 @@ export class Retries {
   constructor(
     private readonly s: ConsumerState,
     private readonly next: Rescheduling,
+    /** Tells a requester its request was dead-lettered (handler-call.ts Reply). */
+    private readonly reply: Reply,
   ) {}
 
   /**
@@ -52,7 +55,14 @@ export class Retries {
 
   /** Stores `h`'s dead letter (and reports it, outcomes.ts), then forgets `h`. */
   async deadLetter(h: Held, reason: string, error: string, stack?: string): Promise<void> {
-    await this.s.out.deadLetter(h.d, reason, error, stack);
+    const stored = await this.s.out.deadLetter(h.d, reason, error, stack);
+    // A request dead-lettered by a group that handles its type fails its requester now, not after
+    // its timeoutMs. Not by a group that took it through a pattern: that one never answers it
+    // unasked (requests.ts answers), so neither does its failure.
+    const req = h.d.event;
+    if (stored && req?.replyto !== undefined && this.s.o.types.includes(req.type)) {
+      await this.reply(req, this.s.group, undefined, { reason, error }).catch((err) => this.s.storeError('failure reply', err));
+    }
     this.next.drop(h);
     this.s.wake();
   }

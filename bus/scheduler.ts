@@ -24,7 +24,7 @@ export class Scheduler implements Settling, Rescheduling {
     reply: Reply,
   ) {
     this.call = new HandlerCall(s, handler, reply, this);
-    this.retries = new Retries(s, this);
+    this.retries = new Retries(s, this, reply);
   }
 
   /**

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import * as assert from 'uvu/assert';
 import type { Bus } from '../../bus/contract.js';
-import { RequestTimeoutError } from '../../bus/errors.js';
+import { NonRetryableError, RequestFailedError, RequestTimeoutError } from '../../bus/errors.js';
 import type { KeyedDeliveryContext } from '../../bus/keyed/contract.js';
 import { uniq, waitFor, sleep } from '../helpers/index.js';
 import type { Target } from './index.js';
@@ -54,6 +54,39 @@ export function requestSuite(a: Target): void {
     unobserve();
     await bus.request(type, 'third', { timeoutMs: 10_000 });
     assert.is(told.length, 5, 'nothing told once unobserved');
+  });
+
+  test('a request dead-lettered by its handler\'s group fails at once with RequestFailedError (group, reason, error), not after timeoutMs; a pattern group\'s failure does not', async () => {
+    const bus = await a.make();
+    const prefix = uniq('fails');
+    const group = uniq('tool');
+    const ended: string[] = [];
+    bus.observe!({ requestEnded: (r) => ended.push(r.outcome) });
+    // Throws on every request through a pattern: its dead letters must not fail the requests it took unasked.
+    await bus.subscribe({ group: uniq('audit'), types: [`${prefix}.*`], maxAttempts: 1 }, () => {
+      throw new NonRetryableError('audit broke');
+    });
+    await bus.subscribe({ group, types: [`${prefix}.run`, `${prefix}.refuse`, `${prefix}.ok`], maxAttempts: 2, backoff: { initialMs: 10 } }, async (e, ctx) => {
+      if (e.type.endsWith('.ok')) {
+        await sleep(300); // after the audit group's dead letter
+        return 'fine';
+      }
+      if (e.type.endsWith('.refuse')) return void ctx.deadLetter('bad_input');
+      throw new Error(`tool broke on ${String(e.data)}`);
+    });
+    const started = Date.now();
+    const err = await bus.request(`${prefix}.run`, 'x', { timeoutMs: 30_000 }).then(() => null, (x: unknown) => x);
+    assert.ok(err instanceof RequestFailedError, `got ${String(err)}`);
+    assert.ok(Date.now() - started < 15_000, 'told at once, not after timeoutMs');
+    const f = err as RequestFailedError;
+    assert.is(f.code, 'REQUEST_FAILED');
+    assert.equal([f.group, f.reason, f.error], [group, 'failed', 'Error: tool broke on x']);
+    assert.match(f.message, `dead-lettered by group ${group} (failed): Error: tool broke on x`);
+    const refused = await bus.request(`${prefix}.refuse`, 1, { timeoutMs: 30_000 }).then(() => null, (x: unknown) => x);
+    assert.ok(refused instanceof RequestFailedError && refused.reason === 'bad_input', `got ${String(refused)}`);
+    assert.is(await bus.request(`${prefix}.ok`, 1, { timeoutMs: 30_000 }), 'fine');
+    assert.equal(ended, ['failed', 'failed', 'replied']);
+    assert.is((await bus.deadLetters.list({ group })).length, 2, 'the dead letters are stored as ever');
   });
 
   test('a keyed handler awaiting a reply does not deadlock its key: the reply comes on its own topic', async () => {
