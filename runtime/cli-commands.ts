@@ -103,7 +103,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   'dlq ls': {
     synopsis: ['dlq ls [--group G] [--type T] [--limit N] [--json]'],
-    about: 'Lists dead letters, oldest first. Opens a SQLite file read-only. ' + STORE,
+    about: "Lists dead letters, oldest first: ID, GROUP, TYPE, EVENT, SUBJECT (the event's, '-' without one), REASON, ATTEMPTS, FAILED AT, ERROR; --json prints each whole (the subject in its event). Opens a SQLite file read-only. " + STORE,
     options: { group: 'only this group', type: 'only this type', limit: 'at most N (1 to 100000; default 100)', json: 'print JSON' },
     args: { min: 0, max: 0, name: '' },
   },

@@ -336,12 +336,16 @@ test('dlq ls, show, retry reach a dead letter made by a real consumer; purge of 
     if (fail) throw new Error('downstream unavailable');
     handled.push(e.id);
   });
-  const id = await bus.publish('cli.dl', { x: 1 });
+  const id = await bus.publish('cli.dl', { x: 1 }, { subject: 'order-7' });
   await waitFor('dead letter', async () => (await bus.deadLetters.list({ group: 'cli-g' })).length === 1);
   const ls = cli('dlq', 'ls', '--group', 'cli-g', '--json');
   assert.is(ls.code, 0, ls.err);
   const [dl] = JSON.parse(ls.out);
   assert.is(dl.event.id, id);
+  assert.is(dl.event.subject, 'order-7', '--json carries the subject in the event');
+  const [head, row] = cli('dlq', 'ls', '--group', 'cli-g').out.trimEnd().split('\n').map((l) => l.split(/ {2,}/));
+  assert.equal(head, ['ID', 'GROUP', 'TYPE', 'EVENT', 'SUBJECT', 'REASON', 'ATTEMPTS', 'FAILED AT', 'ERROR']);
+  assert.equal(row.slice(0, 7), [dl.id, 'cli-g', 'cli.dl', id, 'order-7', 'failed', '1']);
   assert.ok(cli('dlq', 'ls').out.includes('downstream unavailable'));
   const shown = JSON.parse(cli('dlq', 'show', dl.id).out);
   assert.is(shown.error, dl.error);
@@ -461,6 +465,7 @@ test('control bytes from the store reach the terminal escaped: dlq ls cells, rep
   assert.is(ls.code, 0, ls.err);
   assert.not.match(ls.out, raw, 'a raw control byte reached the terminal');
   assert.ok(ls.out.includes('red \\x1b[31m bell \\x07 nul \\x00 del \\x7f csi \\x9b'), ls.out);
+  assert.is(ls.out.split('\n')[1].split(/ {2,}/)[4], '-', 'SUBJECT of an event published without one');
   assert.ok(JSON.parse(cli('dlq', 'ls', '--group', 'cli-ctl', '--json').out)[0].error.includes(nasty), '--json keeps the text');
 
   const since = new Date(Date.now() + 1);
