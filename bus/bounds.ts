@@ -28,3 +28,16 @@ export function toStoreBound(name: string, b: Bound): StoreBound {
   }
   throw invalid('INVALID_OPTION', `invalid ${name} ${JSON.stringify(b)}: expected a Date, epoch milliseconds, an ISO-8601 time or a position`);
 }
+
+/**
+ * A replay's `from`: nothing or `'earliest'` is the oldest stored event (null: no lower bound), as
+ * for rewind and subscribe. `'latest'` is refused: a replay hands over events already stored, and
+ * from the latest on there are none yet (a subscription from `'latest'` gets the new ones).
+ */
+export function replayFrom(b: Bound | undefined): StoreBound | null {
+  if (b === undefined || b === 'earliest') return null;
+  if (b === 'latest') {
+    throw invalid('INVALID_OPTION', `invalid replay from "latest": a replay hands over stored events and none lies after the latest; give 'earliest' (or no from) for the oldest stored event, or subscribe with from: 'latest' for new ones`);
+  }
+  return toStoreBound('from', b);
+}

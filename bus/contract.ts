@@ -96,8 +96,8 @@ export type Bound = Date | number | string;
 export interface ReplayOptions {
   /** Exact types and prefix patterns. */
   types: string[];
-  /** Inclusive lower bound. Default: the oldest stored event. */
-  from?: Bound | undefined;
+  /** Inclusive lower bound; `earliest` (the default) is the oldest stored event. `latest` is refused: nothing is stored after it. */
+  from?: Bound | 'earliest' | undefined;
   /** Inclusive upper bound. Default: the newest event when replay starts. */
   to?: Bound | undefined;
   /** Called after each page of events (up to 500) with the count handed over so far. */

@@ -47,13 +47,17 @@ const ACK: Decision = Object.freeze({ act: 'ack' });
 
 /**
  * Before the handler: an entry that could not be decoded is a dead letter `malformed` (or
- * `oversize`); one delivered more than `maxAttempts` times (a consumer died holding it, so its
- * attempt was never settled) is given up on as `failed`; anything else runs.
+ * `oversize`); one delivered more than `maxAttempts` times (the consumer of the previous delivery
+ * stopped renewing its lease before settling it) is given up on as `failed`; anything else runs.
+ * The error counts deliveries as the dead letter's `attempts` does (this one included, not run),
+ * and claims no crash: a consumer stopped gracefully before its handler finished lets its lease
+ * run out the same way.
  */
 export function onArrival(d: Arrival, maxAttempts: number): Decision {
   if (d.event === null) return { act: 'dead_letter', reason: d.oversize ? 'oversize' : 'malformed', error: d.malformed ?? 'malformed entry' };
   if (d.attempts > maxAttempts) {
-    return { act: 'dead_letter', reason: 'failed', error: `gave up after ${maxAttempts} attempts: the consumer of the last one stopped renewing its lease` };
+    const error = `delivered ${d.attempts} times (maxAttempts ${maxAttempts}), not run again: the consumer of delivery ${d.attempts - 1} stopped renewing its lease (it crashed, or was stopped before it finished)`;
+    return { act: 'dead_letter', reason: 'failed', error };
   }
   return RUN;
 }

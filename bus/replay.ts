@@ -5,7 +5,7 @@ import type { Delivery, Driver } from './driver.js';
 import { asTopic, checkPattern, expandTypes } from './event.js';
 import { invalid } from './errors.js';
 import { knownKeys } from './validate.js';
-import { toStoreBound } from './bounds.js';
+import { replayFrom, toStoreBound } from './bounds.js';
 import { Context, NO_REASON } from './context.js';
 import { describe, stackOf } from './thrown.js';
 
@@ -18,7 +18,7 @@ const REPLAY_GROUP = '(replay)';
 /** Checks `options`, then replays each topic the types match, in turn. */
 export async function replay(driver: Driver, maxBytes: number, options: ReplayOptions, handler: Handler): Promise<ReplayResult> {
   checkReplayOptions(options);
-  const from = options.from === undefined ? null : toStoreBound('from', options.from);
+  const from = replayFrom(options.from);
   const to = options.to === undefined ? null : toStoreBound('to', options.to);
   const result: ReplayResult = { handled: 0, failed: [] };
   const signal = new AbortController().signal;

@@ -2,7 +2,7 @@
 // its values, and the checks that turn a mistyped command line into one line naming what is wrong
 // (exit 2) before any store is opened. The commands themselves run in cli.ts.
 import { parseArgs } from 'node:util';
-import { toStoreBound } from '../bus/bounds.js';
+import { replayFrom, toStoreBound } from '../bus/bounds.js';
 import { int } from '../bus/validate.js';
 import { suggest } from '../bus/suggest.js';
 import type { StoreBound } from '../bus/driver.js';
@@ -149,7 +149,8 @@ function checkValues(name: string, o: Values, positionals: number): void {
       if (agentOnly.length) throw new UsageError(`replay --group takes no ${agentOnly.map((k) => `--${k}`).join(' or ')} (they go with --agent): a rewound group reads on from --from`);
     }
   }
-  const from = o.from === undefined ? undefined : toStoreBound('from', bound(o.from)!);
+  // --from earliest: the whole topic, for replay (as no --from) and rewind alike; replay --agent refuses --from latest.
+  const from = o.from === undefined || o.from === 'earliest' ? undefined : name === 'replay' && o.group === undefined ? replayFrom(bound(o.from)) ?? undefined : toStoreBound('from', bound(o.from)!);
   const to = o.to === undefined ? undefined : toStoreBound('to', bound(o.to)!);
   if (from && to && after(from, to)) throw new UsageError(`--from ${o.from} is after --to ${o.to}: nothing lies between them`);
 }

@@ -46,7 +46,7 @@ export interface Command {
   args: { min: number; max: number; name: string };
 }
 
-const BOUND = 'an ISO-8601 time, epoch milliseconds (12 digits or more) or a store position';
+const BOUND = 'an ISO-8601 time, epoch milliseconds (12 digits or more) or a store position; --from also takes earliest (the oldest stored event, as no --from)';
 const STORE = 'The store comes from the environment (agentbus help).';
 
 /** `dlq`, `state` and `schedules` are families: their subcommands are commands of their own (`dlq ls`, `state get`, ...). */
@@ -103,7 +103,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   'dlq ls': {
     synopsis: ['dlq ls [--group G] [--type T] [--limit N] [--json]'],
-    about: 'Lists dead letters, oldest first. Opens a SQLite file read-only. ' + STORE,
+    about: "Lists dead letters, oldest first: ID, GROUP, TYPE, EVENT, SUBJECT (the event's, '-' without one), REASON, ATTEMPTS, FAILED AT, ERROR; --json prints each whole (the subject in its event). Opens a SQLite file read-only. " + STORE,
     options: { group: 'only this group', type: 'only this type', limit: 'at most N (1 to 100000; default 100)', json: 'print JSON' },
     args: { min: 0, max: 0, name: '' },
   },
@@ -211,8 +211,9 @@ commands:
   help [<command>]                                 this text, or one command's options (also <command> --help)
   --version                                        print the version
 
-A bound B is an ISO-8601 time, epoch milliseconds, or a store position. stats, dlq ls, dlq show,
-state get, state ls and schedules ls open a SQLite file read-only and never create it.
+A bound B is an ISO-8601 time, epoch milliseconds, or a store position (--from also earliest).
+stats, dlq ls, dlq show, state get, state ls and schedules ls open a SQLite file read-only and
+never create it.
 The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
 (./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB,
 AGENTBUS_REDIS_CONNECT_TIMEOUT_MS, AGENTBUS_REDIS_LAYOUT (JSON, e.g. {"verification.*":"flat"}),

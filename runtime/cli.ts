@@ -203,7 +203,7 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
     const limit = o.limit === undefined ? undefined : Number(o.limit);
     const list = await bus.deadLetters.list({ group: o.group as string | undefined, type: o.type as string | undefined, limit });
     if (o.json) return print(list), 0;
-    table(['ID', 'GROUP', 'TYPE', 'EVENT', 'REASON', 'ATTEMPTS', 'FAILED AT', 'ERROR'], list.map(dlRow));
+    table(['ID', 'GROUP', 'TYPE', 'EVENT', 'SUBJECT', 'REASON', 'ATTEMPTS', 'FAILED AT', 'ERROR'], list.map(dlRow));
     return 0;
   }
   if (sub === 'show') {
@@ -305,7 +305,8 @@ async function expandForGroup(bus: Bus, group: string, types: string[]): Promise
   return expandTypes(types, read);
 }
 
-const dlRow = (d: DeadLetter) => [d.id, d.group, d.type, d.event?.id ?? '(malformed)', d.reason, d.attempts, d.failedAt ?? '(invalid)', d.error.slice(0, 60)];
+/** One dead letter as a `dlq ls` row; SUBJECT is the event's subject, '-' without one (or without a decoded event). */
+const dlRow = (d: DeadLetter) => [d.id, d.group, d.type, d.event?.id ?? '(malformed)', d.event?.subject ?? '-', d.reason, d.attempts, d.failedAt ?? '(invalid)', d.error.slice(0, 60)];
 
 function table(head: string[], rows: unknown[][]): void {
   const cells = [head, ...rows.map((r) => r.map((c) => printable(String(c))))];

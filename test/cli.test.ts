@@ -176,6 +176,7 @@ test('dlq without a subcommand, a bad --limit, extra arguments, --from after --t
       [['dlq', 'show', '1', '2'], 'agentbus: dlq show takes <id>, and not also "2" (see agentbus help dlq)'],
       [['publish', 'a.b', '{"a":', '1}'], 'agentbus: publish takes <type> <json>, and not also "1}" (quote the JSON as one argument: \'{"a": 1}\') (see agentbus help publish)'],
       [['rewind', '--group', 'g', '--type', 'a.b', 'now'], 'agentbus: rewind takes no positional argument, got "now" (see agentbus help rewind)'],
+      [['replay', '--agent', 'A', '--from', 'latest'], `agentbus: INVALID_OPTION: invalid replay from "latest": a replay hands over stored events and none lies after the latest; give 'earliest' (or no from) for the oldest stored event, or subscribe with from: 'latest' for new ones`, 'spawn'],
       [['replay', '--agent', 'A', '--from', '2026-01-02T00:00:00Z', '--to', '2026-01-01T00:00:00Z'], 'agentbus: --from 2026-01-02T00:00:00Z is after --to 2026-01-01T00:00:00Z: nothing lies between them (see agentbus help replay)', 'spawn'],
       [['replay', '--agent', 'A', '--from', '20', '--to', '10'], 'agentbus: --from 20 is after --to 10: nothing lies between them (see agentbus help replay)'],
       [['replay', '--agent', 'A', '--from', '1700000000001', '--to', '1700000000000'], 'agentbus: --from 1700000000001 is after --to 1700000000000: nothing lies between them (see agentbus help replay)'],
@@ -335,12 +336,16 @@ test('dlq ls, show, retry reach a dead letter made by a real consumer; purge of 
     if (fail) throw new Error('downstream unavailable');
     handled.push(e.id);
   });
-  const id = await bus.publish('cli.dl', { x: 1 });
+  const id = await bus.publish('cli.dl', { x: 1 }, { subject: 'order-7' });
   await waitFor('dead letter', async () => (await bus.deadLetters.list({ group: 'cli-g' })).length === 1);
   const ls = cli('dlq', 'ls', '--group', 'cli-g', '--json');
   assert.is(ls.code, 0, ls.err);
   const [dl] = JSON.parse(ls.out);
   assert.is(dl.event.id, id);
+  assert.is(dl.event.subject, 'order-7', '--json carries the subject in the event');
+  const [head, row] = cli('dlq', 'ls', '--group', 'cli-g').out.trimEnd().split('\n').map((l) => l.split(/ {2,}/));
+  assert.equal(head, ['ID', 'GROUP', 'TYPE', 'EVENT', 'SUBJECT', 'REASON', 'ATTEMPTS', 'FAILED AT', 'ERROR']);
+  assert.equal(row.slice(0, 7), [dl.id, 'cli-g', 'cli.dl', id, 'order-7', 'failed', '1']);
   assert.ok(cli('dlq', 'ls').out.includes('downstream unavailable'));
   const shown = JSON.parse(cli('dlq', 'show', dl.id).out);
   assert.is(shown.error, dl.error);
@@ -357,12 +362,12 @@ test('dlq ls, show, retry reach a dead letter made by a real consumer; purge of 
   await bus.close();
 });
 
-test('replay --agent hands stored events to the agent (from its file) and moves no group; a failure exits 1', async () => {
+test('replay --agent hands stored events to the agent (from its file, --from earliest) and moves no group; a failure exits 1', async () => {
   const log = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'replay.log');
   const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
   await bus.publishBatch([1, 2, 3].map((n) => ({ type: 'cli.replay', data: { n } })));
   await bus.close();
-  const r = cliWith({ REPLAY_LOG: log }, 'replay', '--agent', 'Recorder', '--agents', 'test/fixtures/agents/replay.ts', '--json');
+  const r = cliWith({ REPLAY_LOG: log }, 'replay', '--agent', 'Recorder', '--agents', 'test/fixtures/agents/replay.ts', '--from', 'earliest', '--json');
   assert.is(r.code, 0, r.err);
   assert.equal(JSON.parse(r.out), { handled: 3, failed: [], published: { count: 0, stored: false, events: [] } });
   assert.is(readFileSync(log, 'utf8'), '1\n2\n3\n');
@@ -390,7 +395,7 @@ test('rewind and replay --group deliver a group\'s events again through the runn
   const sub = await bus.subscribe({ group: 'cli-rw', types: ['cli.rw'], from: 'earliest' }, (e) => void got.push((e.data as { n: number }).n));
   await bus.publishBatch([1, 2].map((n) => ({ type: 'cli.rw', data: { n } })));
   await waitFor('first pass', () => got.length === 2);
-  const r = cli('rewind', '--group', 'cli-rw', '--type', 'cli.rw');
+  const r = cli('rewind', '--group', 'cli-rw', '--type', 'cli.rw', '--from', 'earliest');
   assert.is(r.code, 0, r.err);
   await waitFor('second pass after rewind', () => got.length === 4, 5000);
   const g = cli('replay', '--group', 'cli-rw', '--types', 'cli.*', '--json');
@@ -460,6 +465,7 @@ test('control bytes from the store reach the terminal escaped: dlq ls cells, rep
   assert.is(ls.code, 0, ls.err);
   assert.not.match(ls.out, raw, 'a raw control byte reached the terminal');
   assert.ok(ls.out.includes('red \\x1b[31m bell \\x07 nul \\x00 del \\x7f csi \\x9b'), ls.out);
+  assert.is(ls.out.split('\n')[1].split(/ {2,}/)[4], '-', 'SUBJECT of an event published without one');
   assert.ok(JSON.parse(cli('dlq', 'ls', '--group', 'cli-ctl', '--json').out)[0].error.includes(nasty), '--json keeps the text');
 
   const since = new Date(Date.now() + 1);

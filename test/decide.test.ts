@@ -13,9 +13,22 @@ const arrivals: Array<[string, Arrival, Decision]> = [
   ['a decoded event on its first delivery runs', { attempts: 1, event: {} }, { act: 'run' }],
   ['a redelivery within maxAttempts runs', { attempts: 3, event: {} }, { act: 'run' }],
   [
-    'past maxAttempts (its consumer died holding it) it is given up on as failed',
+    'past maxAttempts (its consumer stopped renewing its lease) it is given up on as failed, counting deliveries as the dead letter\'s attempts do',
     { attempts: 4, event: {} },
-    { act: 'dead_letter', reason: 'failed', error: 'gave up after 3 attempts: the consumer of the last one stopped renewing its lease' },
+    {
+      act: 'dead_letter',
+      reason: 'failed',
+      error: 'delivered 4 times (maxAttempts 3), not run again: the consumer of delivery 3 stopped renewing its lease (it crashed, or was stopped before it finished)',
+    },
+  ],
+  [
+    'further past maxAttempts: the count is the deliveries, whatever maxAttempts is',
+    { attempts: 6, event: {} },
+    {
+      act: 'dead_letter',
+      reason: 'failed',
+      error: 'delivered 6 times (maxAttempts 3), not run again: the consumer of delivery 5 stopped renewing its lease (it crashed, or was stopped before it finished)',
+    },
   ],
   ['an entry that could not be decoded is malformed, with why', { attempts: 1, event: null, malformed: 'not JSON' }, { act: 'dead_letter', reason: 'malformed', error: 'not JSON' }],
   ['an undecoded entry without a reason still says malformed', { attempts: 1, event: null }, { act: 'dead_letter', reason: 'malformed', error: 'malformed entry' }],

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { resolveBusOptions, resolveSubscribeOptions } from '../bus/options.js';
 import { backoffDelay } from '../bus/backoff.js';
-import { toStoreBound } from '../bus/bounds.js';
+import { replayFrom, toStoreBound } from '../bus/bounds.js';
 import { startOptions } from '../runtime/start.js';
 import { resolveAgent } from '../runtime/agent-spec.js';
 import { BaseAgent } from '../agents/base.js';
@@ -60,6 +60,17 @@ test('bounds: dates and epoch ms are times, digit strings and stream ids are pos
   assert.equal(toStoreBound('from', '2026-11-01T00:00:00Z'), { time: Date.UTC(2026, 10, 1) });
   assert.ok(message(() => toStoreBound('to', 'soon')).includes('invalid to "soon"'));
   assert.ok(message(() => toStoreBound('to', -1)).includes('invalid to -1'));
+});
+
+test("replay from: 'earliest' (as no from) is the oldest stored event, 'latest' is refused naming why, anything else is a bound", () => {
+  assert.is(replayFrom('earliest'), null);
+  assert.is(replayFrom(undefined), null);
+  assert.equal(replayFrom('42'), { position: '42' });
+  assert.is(
+    message(() => replayFrom('latest')),
+    `INVALID_OPTION: invalid replay from "latest": a replay hands over stored events and none lies after the latest; give 'earliest' (or no from) for the oldest stored event, or subscribe with from: 'latest' for new ones`,
+  );
+  assert.ok(message(() => replayFrom('soon')).includes('invalid from "soon"'));
 });
 
 test('agentbus start settings: an empty variable or flag counts as unset', () => {

@@ -39,6 +39,23 @@ function blocks(): Block[] {
   return out;
 }
 
+test("the README's Errors table has a row for every error class bus/errors.ts exports, with its code, and names every code", () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const table = readme.slice(readme.indexOf('\n## Errors\n'), readme.indexOf('\n## CLI\n'));
+  const source = readFileSync(join(root, 'bus/errors.ts'), 'utf8');
+  const classes = [...source.matchAll(/^export class (\w+) extends AgentbusError \{(\}|[\s\S]*?^\})/gm)];
+  assert.ok(classes.length >= 14, `only ${classes.length} error classes found in bus/errors.ts`);
+  for (const [, name, body] of classes) {
+    const row = table.split('\n').find((l) => l.startsWith(`| \`${name}\` |`));
+    assert.ok(row, `no row for ${name} in the README's Errors table`);
+    const code = /super\('([A-Z_]+)'/.exec(body!)?.[1];
+    if (code) assert.ok(row!.split('|')[2]!.includes(`\`${code}\``), `${name}'s row does not name its code ${code}: ${row}`);
+  }
+  const codes = [...source.slice(source.indexOf('export type ErrorCode'), source.indexOf(';', source.indexOf('export type ErrorCode'))).matchAll(/'([A-Z_]+)'/g)].map((m) => m[1]!);
+  assert.ok(codes.length >= 15, `only ${codes.length} codes found`);
+  for (const code of codes) assert.ok(table.includes(`\`${code}\``), `the README's Errors table does not name ${code}`);
+});
+
 test('dist is built', () => {
   assert.ok(existsSync(join(root, 'dist/index.d.ts')), 'dist/index.d.ts missing: run npm run build');
 });

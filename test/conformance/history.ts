@@ -47,6 +47,11 @@ export function historySuite(a: Target): void {
     assert.is(failing.failed.length, 1);
     assert.ok(failing.failed[0].error.includes('bad three'));
 
+    const fromEarliest: string[] = [];
+    const all = await bus.replay({ types: [type], from: 'earliest' }, (e) => void fromEarliest.push(e.id));
+    assertSameIds(fromEarliest, ids, "replay from: 'earliest' hands over the whole topic");
+    assert.is(all.handled, 30);
+
     assert.equal(await groupStats(bus, type, group), before, 'replay moved the group');
     assert.is(before?.lag, 0);
     await bus.close();

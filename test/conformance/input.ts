@@ -29,6 +29,7 @@ export function inputSuite(a: Target): void {
     { what: 'no types', call: (bus) => bus.subscribe({ group: group(), types: [] }, noop), code: 'INVALID_OPTION', names: ['types'] },
     { what: 'a pattern with two stars', call: (bus) => bus.subscribe({ group: group(), types: ['a*b*'] }, noop), code: 'INVALID_TYPE', names: ['a*b*'] },
     { what: 'a replay bound that is neither time nor position', call: (bus, type) => bus.replay({ types: [type], from: 'yesterday' }, noop), code: 'INVALID_OPTION', names: ['yesterday'] },
+    { what: "a replay from 'latest' (nothing is stored after it)", call: (bus, type) => bus.replay({ types: [type], from: 'latest' }, noop), code: 'INVALID_OPTION', names: ['from "latest"', "'earliest'"] },
     { what: 'a negative maxPayloadBytes', call: () => a.make({ maxPayloadBytes: -1 }), code: 'INVALID_OPTION', names: ['maxPayloadBytes', '-1'] },
   ];
 

@@ -133,6 +133,27 @@ export function keyedSuite(a: Target): void {
     assert.is(overlaps.n, 0);
   });
 
+  // The README's promise for a graceful stop (SIGTERM): the closing owner gives its lease back
+  // (owner.release), so a standby takes the group on its next try (every claimIdleMs/3, at most
+  // every second), not once the lease would have run out. claimIdleMs is the default, 30 s: a
+  // takeover by expiry would come 20 s or more after the close, past this wait.
+  if (a.features.sharedAcrossProcesses) test('a closing owner gives its lease back: a standby runs the group\'s next event within seconds, not claimIdleMs (30 s) later', async () => {
+    const type = uniq('krelease');
+    const group = uniq('g');
+    const first = await a.make();
+    const second = await a.make();
+    const got: string[] = [];
+    const o = { group, types: [type], key: 'subject' as const, claimIdleMs: 30_000, from: 'earliest' as const };
+    const s1 = await first.subscribe(o, (e) => void got.push(`first ${String(e.data)}`));
+    await first.publish(type, 1, { subject: 'k' });
+    await waitFor('the first consumer owns the group and handled 1', () => got.length === 1, 15_000);
+    await second.subscribe(o, (e) => void got.push(`second ${String(e.data)}`));
+    await s1.close();
+    await first.publish(type, 2, { subject: 'k' });
+    await waitFor('the standby took the group over and handled 2', () => got.length === 2, 12_000);
+    assert.equal(got, ['first 1', 'second 2']);
+  });
+
   // Several buses on one store: not SQLite :memory: (private to its connection).
   if (a.features.sharedAcrossProcesses) test('an owner that stops renewing (abandoned mid-handler): the standby takes its deliveries over in order', async () => {
     const type = uniq('kaband');
