@@ -108,7 +108,9 @@ export class Planner extends BaseAgent {
         r = await ctx.request<ToolResult>('tool.run', { task: ctx.key, step, attempt, ...t.plan[step] } satisfies ToolRun, { subject: ctx.key, timeoutMs: TOOL_TIMEOUT_MS });
       } catch (err) {
         // By its code: the example may run against another copy of the package than the host's (dist/ vs sources).
-        if ((err as { code?: unknown } | null)?.code === 'REQUEST_TIMEOUT') return 'no answer';
+        // No reply in time, or the Tool gave the request up (dead-lettered it: told at once, RequestFailedError).
+        const code = (err as { code?: unknown } | null)?.code;
+        if (code === 'REQUEST_TIMEOUT' || code === 'REQUEST_FAILED') return 'no answer';
         throw err;
       }
       if (r.ok) {
@@ -128,7 +130,7 @@ export class Tool extends BaseAgent {
   async onToolRun(e: CloudEvent<ToolRun>, ctx: HandlerContext): Promise<ToolResult | undefined> {
     const { tool, input, attempt } = e.data;
     if (SILENT !== '' && input.includes(SILENT)) {
-      ctx.deadLetter(`${tool}: no answer for ${JSON.stringify(input)} (PIPELINE_TOOL_SILENT)`); // no reply is sent
+      ctx.deadLetter(`${tool}: no answer for ${JSON.stringify(input)} (PIPELINE_TOOL_SILENT)`); // the request fails (REQUEST_FAILED)
       return undefined;
     }
     return fakeTool(tool, input, attempt, ctx.signal);
