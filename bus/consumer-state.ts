@@ -26,10 +26,15 @@ export class ConsumerState {
   keyed: KeyedTenure | null = null;
   /** Keyed subscriptions: the handlers' durable waits (keyed/waits.ts); null otherwise. Set once, by the Consumer. */
   waits: KeyedWaits | null = null;
-  /** Handlers inside ctx.waitFor: they hold no concurrency slot meanwhile. */
-  waiting = 0;
-  /** The deliveries of those handlers (with their count of waits in progress): a close gives them back uncounted. */
+  /** The deliveries of handlers inside ctx.waitFor, with their count of waits in progress: a close gives them back uncounted. */
   readonly parked = new Map<Held, number>();
+  /** Failure replies to requests dead-lettered here, not yet published: a close waits for them. */
+  readonly failureReplies = new Set<Promise<unknown>>();
+
+  /** Handlers inside ctx.waitFor (one however many waits it runs at once): they hold no concurrency slot meanwhile. */
+  get waiting(): number {
+    return this.parked.size;
+  }
   readonly topics: GroupTopics;
   /** Acks wait here for the next read (which carries them) or the next setImmediate, whichever comes first. */
   readonly acks: Batcher<Delivery>;

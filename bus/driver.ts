@@ -199,8 +199,15 @@ export interface DriverLeases {
   renew(group: string, consumer: string, deliveries: Delivery[], leaseMs: number): Promise<void>;
   /** Gives held deliveries back to the group now (lease expired at once), storing each one's `attempts`. */
   release(group: string, consumer: string, deliveries: Delivery[]): Promise<void>;
-  /** Counts one more attempt in the store for a delivery the consumer keeps and runs again. */
+  /** Counts one more attempt in the store for a delivery the consumer keeps and runs again (stores `delivery.attempts + 1`). */
   countAttempt(group: string, delivery: Delivery): Promise<void>;
+  /**
+   * Stores `attempts` as the delivery's attempt count while `consumer` still holds it (else does
+   * nothing; on Redis its lease restarts too). A handler parked in a durable wait holds its
+   * delivery one attempt down, and back up when it resumes (keyed/slots.ts): a consumer that dies
+   * while the handler waits costs no attempt.
+   */
+  setAttempts(group: string, consumer: string, delivery: Delivery, attempts: number): Promise<void>;
 }
 
 /** Dead letters; list, get, retry and purge are Bus.deadLetters' (ids and filter already checked). */

@@ -47,6 +47,10 @@ export class Leases implements DriverLeases {
     if (owner !== null) await setAttempts.call(this.s.cmd, keyOf(d), group, owner, d.attempts + 1, d.position);
   }
 
+  async setAttempts(group: string, consumer: string, d: Delivery, attempts: number): Promise<void> {
+    await setAttempts.call(this.s.cmd, keyOf(d), group, consumer, attempts, d.position);
+  }
+
   private async owner(d: Delivery, group: string): Promise<string | null> {
     const p = (await this.s.cmd.xpending(keyOf(d), group, d.position, d.position, 1)) as [string, string][];
     return p[0]?.[1] ?? null;

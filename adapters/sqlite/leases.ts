@@ -27,6 +27,12 @@ export class Leases implements DriverLeases {
 
   async countAttempt(group: string, d: Delivery): Promise<void> {
     const gid = this.st.gid(group);
-    await this.st.write(() => this.st.s.countAttempt.run(gid, Number(d.position)));
+    // Set, not incremented: a handler parked in a wait held the stored count one down (setAttempts).
+    await this.st.write(() => this.st.s.countAttempt.run(d.attempts + 1, gid, Number(d.position)));
+  }
+
+  async setAttempts(group: string, consumer: string, d: Delivery, attempts: number): Promise<void> {
+    const gid = this.st.gid(group);
+    await this.st.write(() => this.st.s.setAttempts.run(attempts, gid, Number(d.position), consumer));
   }
 }

@@ -75,7 +75,8 @@ export function prepare(db: Database) {
     pendingCounts: p("SELECT gid || char(10) || topic AS k, COUNT(*) AS n FROM pending GROUP BY gid, topic"),
     renew: p('UPDATE pending SET deadline = ? WHERE gid = ? AND seq = ? AND consumer = ?'),
     release: p('UPDATE pending SET consumer = NULL, deadline = 0, attempts = ? WHERE gid = ? AND seq = ? AND consumer = ?'),
-    countAttempt: p('UPDATE pending SET attempts = attempts + 1 WHERE gid = ? AND seq = ?'),
+    countAttempt: p('UPDATE pending SET attempts = ? WHERE gid = ? AND seq = ?'),
+    setAttempts: p('UPDATE pending SET attempts = ? WHERE gid = ? AND seq = ? AND consumer = ?'),
     consumerSeen: p('INSERT OR REPLACE INTO consumers (grp, consumer, seen) VALUES (?, ?, ?)'),
     consumersAlive: p('SELECT grp AS k, COUNT(*) AS n FROM consumers WHERE seen >= ? GROUP BY grp'),
     // A consumer not seen for the window and holding nothing: its process is gone.

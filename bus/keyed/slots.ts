@@ -33,8 +33,12 @@ export async function waitParked(
   type: string,
   options: WaitOptions,
 ): Promise<CloudEvent> {
-  s.waiting++;
+  const first = !s.parked.has(h);
   s.parked.set(h, (s.parked.get(h) ?? 0) + 1);
+  // Parked, the delivery is held one attempt down in the store: a crash while waiting (for an
+  // approval, for days) is not a failed attempt. Back up once it resumes, so a handler that crashes
+  // its process after the wait still runs out of attempts. Not awaited: the wait starts at once.
+  if (first) attemptsAt(s, h, h.d.attempts - 1);
   const lanes = s.lanes;
   lanes.park(key);
   clock.pause();
@@ -43,13 +47,20 @@ export async function waitParked(
   try {
     return await s.waits!.wait(h, key, n, type, options, signal);
   } finally {
-    s.waiting--;
     const n = s.parked.get(h)! - 1;
-    if (n === 0) s.parked.delete(h);
-    else s.parked.set(h, n);
+    if (n > 0) s.parked.set(h, n);
+    else {
+      s.parked.delete(h);
+      // Closing: its delivery is given back uncounted (consumer-close.ts), not to be taken again here.
+      if (!s.closing) attemptsAt(s, h, h.d.attempts);
+    }
     lanes.unpark(key);
     clock.resume();
   }
+}
+
+function attemptsAt(s: ConsumerState, h: Held, attempts: number): void {
+  s.driver.leases.setAttempts(s.group, s.consumer, h.d, attempts).catch((err) => s.storeError('attempt count', err));
 }
 
 /** A tenure ended (tenure.ts lose): forgets everything held, without a store call. */

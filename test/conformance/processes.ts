@@ -138,6 +138,32 @@ export function processSuite(a: Target): void {
     await assertSequences(bus, group, 5, 400);
   });
 
+  test('keyed waitFor: SIGKILLed three times while its handler is parked in waitFor, at maxAttempts 2: each restart runs it on attempt 1 (a crash while waiting costs no attempt), and it completes once', async () => {
+    const bus = await a.make();
+    const type = uniq('approve');
+    const group = uniq('g');
+    const cfg = { bus: busOptions, role: 'approve', type, group, claimIdleMs: 800, waitMs: 60_000, maxAttempts: 2 };
+    await bus.publish(type, {}, { subject: 'k1' });
+    const attempts: string[] = [];
+    for (let kill = 1; kill <= 3; kill++) {
+      const host = child(cfg);
+      await waitFor(`run ${kill} waiting`, () => host.lines.some((l) => l.startsWith('began k1 ')), 30_000);
+      attempts.push(host.lines.find((l) => l.startsWith('began k1 '))!.split(' ')[3]);
+      await sleep(500); // parked: its wait record stored, its attempt count held one down
+      // The worst moment: the handler parked inside ctx.waitFor, its delivery leased and not committed.
+      host.proc.kill('SIGKILL');
+      await host.exited;
+    }
+    const last = child(cfg);
+    await waitFor('run 4 waiting', () => last.lines.some((l) => l.startsWith('began k1 ')), 30_000);
+    attempts.push(last.lines.find((l) => l.startsWith('began k1 '))!.split(' ')[3]);
+    await bus.publish(`${type}.granted`, { via: 'after three kills' }, { subject: 'k1' });
+    await waitFor('k1 done', () => last.lines.includes('done k1'), 20_000);
+    assert.equal(attempts, ['1', '1', '1', '1'], 'every run after a kill while waiting is attempt 1');
+    await waitFor('committed', async () => ((await bus.keys!.get(group, 'k1'))?.state as { step?: string } | undefined)?.step === 'approved', 10_000);
+    assert.equal(await bus.deadLetters.list({ group }), []);
+  });
+
   test('keyed waitFor: the host SIGKILLed while three handlers are parked in waitFor; after the restart each completes once, a grant published while it was down and one after it are taken, and the timeout keeps the first deadline', async () => {
     const bus = await a.make();
     const type = uniq('approve');

@@ -7,7 +7,7 @@
 //   approve: a keyed subscription (key: subject) whose handler of `type` prints "began <key> <ms>
 //            <attempt>", waits (ctx.waitFor, `waitMs`) for `<type>.granted` of its key, stores
 //            { step: 'approved', by } or { step: 'timed out', deadline }, publishes `<type>.done`
-//            under the id done-<key>, and prints "done <key>"
+//            under the id done-<key>, and prints "done <key>" (maxAttempts: `maxAttempts`, default 10)
 //   respond: answers each request of `type` with { n: data.n * 2, pid }
 //   request: requests `type` once, printing "replied" once answered; stays open until killed
 //   delay:   publishes `count` events of `type` with delay `delayMs`, printing "due <epoch ms>" (the
@@ -29,6 +29,7 @@ const cfg = JSON.parse(process.argv[2]) as {
   claimIdleMs?: number;
   delayMs?: number;
   waitMs?: number;
+  maxAttempts?: number;
 };
 const bus = await createBus({ ...(cfg.bus as object), logger: pino({ level: 'warn' }, pino.destination(2)) });
 const out = (line: string) => process.stdout.write(line + '\n');
@@ -59,7 +60,7 @@ if (cfg.role === 'publish') {
 } else if (cfg.role === 'approve') {
   const granted = `${cfg.type}.granted`;
   await bus.subscribe(
-    { group: cfg.group!, types: [cfg.type], waitsFor: [granted], from: 'earliest', key: 'subject', concurrency: 8, claimIdleMs: cfg.claimIdleMs ?? 1000, maxAttempts: 10 },
+    { group: cfg.group!, types: [cfg.type], waitsFor: [granted], from: 'earliest', key: 'subject', concurrency: 8, claimIdleMs: cfg.claimIdleMs ?? 1000, maxAttempts: cfg.maxAttempts ?? 10 },
     async (e, c) => {
       if (e.type !== cfg.type) return; // a grant no wait took
       const ctx = c as KeyedDeliveryContext<unknown>;
