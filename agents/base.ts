@@ -66,7 +66,8 @@ export interface HandlerContext extends AgentContext, Omit<DeliveryContext, 'sig
   publish<T>(type: string, data: T, options?: PublishOptions): Promise<string>;
   /**
    * Publishes a request and resolves with its reply's data (the replying handler's return value),
-   * or rejects with RequestTimeoutError after `timeoutMs` (default 30 s). See bus.request.
+   * or rejects with RequestFailedError when the handler's group dead-letters it, or with
+   * RequestTimeoutError after `timeoutMs` (default 30 s). See bus.request.
    */
   request<R = unknown>(type: string, data: unknown, options?: RequestOptions): Promise<R>;
   /**

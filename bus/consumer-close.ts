@@ -47,6 +47,7 @@ export async function shutdown(s: ConsumerState, drain: boolean): Promise<void> 
   if (parked.length > 0) await steps.step(`give back ${parked.length} deliveries whose handlers wait (ctx.waitFor)`, () => s.held.release(parked));
   for (const t of s.timers) clearInterval(t);
   await steps.step('the last heartbeat', () => s.beat); // a beat landing after forget() would count this consumer again
+  if (s.failureReplies.size > 0) await steps.step(`tell ${s.failureReplies.size} requesters their requests were dead-lettered`, () => Promise.all(s.failureReplies));
   if (s.acks.busy) await steps.step(`acknowledge handled deliveries (${s.acks.pending} not sent yet)`, () => s.acks.flush());
   if (s.keyed !== null) {
     const owner = s.keyed.owner;

@@ -28,7 +28,7 @@ export interface DeliveryContext {
   /**
    * The reply to a request (an event with `replyto`, see bus.request), instead of the handler's
    * return value. Without either, a request is answered with null by a subscription that names
-   * its type, and not at all by one that took it through a pattern (an observer on `*`).
+   * its type. One that took it through a pattern (an observer on `*`) answers only by calling this.
    */
   reply(value: unknown): void;
 }

@@ -17,8 +17,9 @@ export interface DueMoved {
 
 /**
  * How a request (bus.request, ctx.request) ended: `replied` (`durationMs`: from the call to the
- * reply's arrival), `timed_out` (no reply within its timeoutMs), or `failed` (never answered: the
- * publish was refused, or the bus closed while it waited).
+ * reply's arrival), `timed_out` (no reply within its timeoutMs), or `failed` (the handler's group
+ * dead-lettered it: RequestFailedError; or never answered: the publish was refused, or the bus
+ * closed while it waited).
  */
 export interface RequestOutcome {
   type: string;

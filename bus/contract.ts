@@ -50,7 +50,8 @@ export interface Bus {
   readonly spool?: { stats(): SpoolStats };
   /**
    * Publishes a request (`correlationid` and `replyto` set) and resolves with the data of its reply
-   * (the handling handler's return value), or rejects with RequestTimeoutError after `timeoutMs`.
+   * (the handling handler's return value), or rejects with RequestFailedError at once when a group
+   * naming its type dead-letters it, or with RequestTimeoutError after `timeoutMs`.
    */
   request<R = unknown>(type: string, data: unknown, options?: RequestOptions): Promise<R>;
   /**

@@ -56,6 +56,7 @@ const ACK: Decision = Object.freeze({ act: 'ack' });
 export function onArrival(d: Arrival, maxAttempts: number): Decision {
   if (d.event === null) return { act: 'dead_letter', reason: d.oversize ? 'oversize' : 'malformed', error: d.malformed ?? 'malformed entry' };
   if (d.attempts > maxAttempts) {
+    // Counted deliveries: those given back uncounted at a close (never started, or parked in a wait) are not among them.
     const error = `delivered ${d.attempts} times (maxAttempts ${maxAttempts}), not run again: the consumer of delivery ${d.attempts - 1} stopped renewing its lease (it crashed, or was stopped before it finished)`;
     return { act: 'dead_letter', reason: 'failed', error };
   }

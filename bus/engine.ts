@@ -36,7 +36,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
   const silence = new StoreSilence(() => driver.admin.ping());
   const reply = (req: CloudEvent, group: string, value: unknown, failure?: RequestFailure) => {
     if (failure === undefined) return publisher.publish(req.replyto!, value ?? null, replyOptions(req, group, o.source));
-    const f = failureReply(req, group, o.source, failure);
+    const f = failureReply(req, group, o.source, failure, o.maxPayloadBytes);
     return publisher.publish(req.replyto!, f.data, f.options);
   };
   const subs = new Subscriptions(driver, o.maxPayloadBytes, log, reply, silence);

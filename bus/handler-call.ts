@@ -110,7 +110,7 @@ export class HandlerCall {
           ? await callWithTimeout((c) => ((clock = c), this.handler(d.event!, ctx)), s.o.timeoutMs, aborter, `handler of ${d.topic} ${d.event?.id ?? ''}`)
           : await this.handler(d.event!, ctx);
       // A request is answered before it is acknowledged (a reply lost to a crash is sent again, under the same id).
-      if (d.event!.replyto !== undefined && ctx.deadLetterReason === undefined && ctx.retryInMs === undefined && answers(s.o.types, d.event!.type, ctx, value)) {
+      if (d.event!.replyto !== undefined && ctx.deadLetterReason === undefined && ctx.retryInMs === undefined && answers(s.o.types, d.event!.type, ctx)) {
         await this.reply(d.event!, s.group, ctx.replied ? ctx.replied.value : value);
       }
     } catch (err) {

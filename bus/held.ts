@@ -90,7 +90,11 @@ export class Holdings {
     for (let h = this.first; h !== null; h = h.next ?? null) if (h.timer) clearTimeout(h.timer);
   }
 
-  /** Gives deliveries back to the group at once; those never started keep their attempt uncounted. */
+  /**
+   * Gives deliveries back to the group at once, their attempt uncounted: those never started, and
+   * those whose handler is parked in ctx.waitFor (a stop is not a failed attempt); one waiting for
+   * its retry keeps the failed attempt counted.
+   */
   async release(hs: Held[]): Promise<void> {
     if (hs.length === 0) return;
     const ds = hs.map((h) => (h.state === 'waiting' ? h.d : { ...h.d, attempts: h.d.attempts - 1 }));

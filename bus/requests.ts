@@ -3,8 +3,8 @@
  * CloudEvents extension attributes: `correlationid` (fresh per request) and `replyto`, the reply
  * topic of the requesting bus (`agentbus.reply.<random>`, one per bus, read by a group of the same
  * name that only this bus consumes). The handler that takes the request replies with its return
- * value (or `ctx.reply(value)`) on that topic (handler-call.ts; a pattern subscription only when it
- * returned a value or called ctx.reply, see `answers`); its reply id is derived from the
+ * value (or `ctx.reply(value)`) on that topic (handler-call.ts; a pattern subscription only by
+ * ctx.reply, see `answers`); its reply id is derived from the
  * delivery, so a redelivered handler replies again under the same id, and the requester drops the
  * second reply as it drops any to a request already answered. Replies never queue behind the
  * requester's own keys or subjects: they arrive on a topic of their own. A reply arriving after its
@@ -23,12 +23,13 @@ import { int } from './validate.js';
 /**
  * Whether a handler's call answers the request it took. A subscription that names the request's type
  * answers always: its return value, `ctx.reply`'s, or null (a handler of a void action tells the
- * requester it is done). One that took it through a pattern (`*`, `tool.*`) answers only when it
- * returned a value or called `ctx.reply`: an observer (an audit `*` agent) would otherwise answer
- * every request it sees with null, racing the real reply, and the first reply wins.
+ * requester it is done). One that took it through a pattern (`*`, `tool.*`) answers only by calling
+ * `ctx.reply`: an observer (an audit `*` agent) would otherwise answer every request it sees, with
+ * null or whatever its handler happens to return (`(e) => seen.push(e)`), racing the real reply,
+ * and the first reply wins. (An agent's own `on<Type>` method names its type: runtime/instance.ts.)
  */
-export function answers(types: readonly string[], type: string, ctx: { replied: unknown }, value: unknown): boolean {
-  return value !== undefined || ctx.replied !== undefined || types.includes(type);
+export function answers(types: readonly string[], type: string, ctx: { replied: unknown }): boolean {
+  return ctx.replied !== undefined || types.includes(type);
 }
 
 /** A request's `timeoutMs` when none is given. */
@@ -69,8 +70,10 @@ export function replyOptions(request: CloudEvent, group: string, source: string)
  * the requester rejects with RequestFailedError at once instead of waiting out `timeoutMs`.
  */
 export const REQUEST_FAILED_SCHEMA = 'urn:agentbus:request-failed';
-/** Longest `error` text a failure reply carries (the dead letter keeps it whole). */
-const MAX_FAILURE_TEXT = 2000;
+/** Most bytes of `error` a failure reply carries (the dead letter keeps it whole); a quarter of maxPayloadBytes at most. */
+const MAX_FAILURE_ERROR_BYTES = 2000;
+/** Most bytes of `reason` (ctx.deadLetter's, any length); an eighth of maxPayloadBytes at most. */
+const MAX_FAILURE_REASON_BYTES = 200;
 
 /** Why a request was dead-lettered, as its failure reply carries it. */
 export interface RequestFailure {
@@ -78,10 +81,27 @@ export interface RequestFailure {
   error: string;
 }
 
-/** The data and options of the failure reply to `request`, dead-lettered in `group`. */
-export function failureReply(request: CloudEvent, group: string, source: string, f: RequestFailure): { data: unknown; options: PublishOptions } {
-  const error = f.error.length > MAX_FAILURE_TEXT ? `${f.error.slice(0, MAX_FAILURE_TEXT)}...` : f.error;
-  return { data: { group, reason: f.reason, error }, options: { ...replyOptions(request, group, source), dataschema: REQUEST_FAILED_SCHEMA } };
+/**
+ * The data and options of the failure reply to `request`, dead-lettered in `group`: its reason and
+ * error cut to fit well inside `maxBytes` (the bus' maxPayloadBytes), so the reply is not refused.
+ */
+export function failureReply(request: CloudEvent, group: string, source: string, f: RequestFailure, maxBytes: number): { data: unknown; options: PublishOptions } {
+  const reason = fitBytes(f.reason, Math.min(MAX_FAILURE_REASON_BYTES, Math.floor(maxBytes / 8)));
+  const error = fitBytes(f.error, Math.min(MAX_FAILURE_ERROR_BYTES, Math.floor(maxBytes / 4)));
+  return { data: { group, reason, error }, options: { ...replyOptions(request, group, source), dataschema: REQUEST_FAILED_SCHEMA } };
+}
+
+/** `text` cut to at most `max` UTF-8 bytes, on a character boundary, `...` marking the cut. */
+export function fitBytes(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text;
+  let bytes = 3;
+  let out = '';
+  for (const ch of text) {
+    bytes += Buffer.byteLength(ch);
+    if (bytes > max) break;
+    out += ch;
+  }
+  return `${out}...`;
 }
 
 export class Requests {

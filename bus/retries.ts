@@ -2,6 +2,7 @@
 // its delay passes (its attempt counted in the store first), and a dead letter stored before the
 // delivery is let go.
 import type { Held } from './held.js';
+import type { CloudEvent } from './event.js';
 import { errForLog } from './thrown.js';
 import type { ConsumerState } from './consumer-state.js';
 import type { Reply } from './handler-call.js';
@@ -54,16 +55,26 @@ export class Retries {
   }
 
   /** Stores `h`'s dead letter (and reports it, outcomes.ts), then forgets `h`. */
+  /** Stores `h` as a dead letter, then forgets it; a request's requester is told (failureReply). */
   async deadLetter(h: Held, reason: string, error: string, stack?: string): Promise<void> {
     const stored = await this.s.out.deadLetter(h.d, reason, error, stack);
-    // A request dead-lettered by a group that handles its type fails its requester now, not after
-    // its timeoutMs. Not by a group that took it through a pattern: that one never answers it
-    // unasked (requests.ts answers), so neither does its failure.
-    const req = h.d.event;
-    if (stored && req?.replyto !== undefined && this.s.o.types.includes(req.type)) {
-      await this.reply(req, this.s.group, undefined, { reason, error }).catch((err) => this.s.storeError('failure reply', err));
-    }
     this.next.drop(h);
     this.s.wake();
+    if (stored) this.failureReply(h.d.event, reason, error);
+  }
+
+  /**
+   * A request dead-lettered by a group that names its type fails its requester now, not after its
+   * timeoutMs. Not by a group that took it through a pattern: that one never answers it unasked
+   * (requests.ts answers), so neither does its failure. Sent after the delivery is forgotten (its
+   * subject's next event does not wait for it); a close waits for it (consumer-close.ts).
+   */
+  private failureReply(req: CloudEvent | null | undefined, reason: string, error: string): void {
+    const s = this.s;
+    if (req?.replyto === undefined || !s.o.types.includes(req.type)) return;
+    const sent: Promise<unknown> = this.reply(req, s.group, undefined, { reason, error })
+      .catch((err) => s.log.warn({ group: s.group, type: req.type, id: req.id, err: errForLog(err) }, 'could not tell the requester its request was dead-lettered: it fails at its timeoutMs instead'))
+      .finally(() => s.failureReplies.delete(sent));
+    s.failureReplies.add(sent);
   }
 }

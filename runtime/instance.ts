@@ -182,7 +182,14 @@ export class AgentInstance implements AgentContext {
       ctx.deadLetter('no_handler');
       return;
     }
-    return h(event, ctx);
+    // A request reached through a pattern is answered by ctx.reply only (bus/requests.ts answers);
+    // but a method of the agent's own for its type names that type as surely as a subscription
+    // does, so its return value answers, null when it returns nothing. `handle` answers by ctx.reply.
+    if (event.replyto === undefined || !(ctx instanceof Handling) || (this.spec.cls.subscriptions ?? []).includes(topic) || ownMethod(this.object!, topic) === null) return h(event, ctx);
+    return Promise.resolve(h(event, ctx)).then((value) => {
+      if (!ctx.replied) ctx.reply(value ?? null);
+      return value;
+    });
   }
 
   /** Graceful: drain the subscriptions (handlers in flight finish and are acknowledged), then onStop. */
@@ -323,7 +330,10 @@ class Handling implements HandlerContext {
   retryIn(ms: number): void {
     this.d.retryIn(ms);
   }
+  /** ctx.reply was called (route: a per-type method's return value does not override it). */
+  replied = false;
   reply(value: unknown): void {
+    this.replied = true;
     this.d.reply(value);
   }
   /** A handler past its timeoutMs publishes nothing more (its attempt already failed and will run again). */

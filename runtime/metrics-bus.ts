@@ -27,7 +27,7 @@ export function busMetrics(registry: Registry): BusObserver {
   const sent = new Counter({ name: 'agentbus_requests_sent_total', help: "Requests made through this host's bus (bus.request, ctx.request), per request type", labelNames: ['type'], registers });
   const ended = new Counter({
     name: 'agentbus_request_outcomes_total',
-    help: 'Requests ended, per type and outcome: replied, timed_out (no reply within timeoutMs), failed (the publish was refused or the bus closed)',
+    help: 'Requests ended, per type and outcome: replied, timed_out (no reply within timeoutMs), failed (dead-lettered by the handler group, the publish refused, or the bus closed)',
     labelNames: ['type', 'outcome'],
     registers,
   });

@@ -70,6 +70,41 @@ h('routes by exact type to per-type methods and by pattern to handle; ctx carrie
   await bus.close();
 });
 
+h('requests through a pattern: an agent\'s own on<Type> method answers with its return value (null for nothing); handle answers only by ctx.reply; an audit agent on * never answers', async () => {
+  const { bus, logger } = await fresh();
+  let audited = 0;
+  class Tools extends BaseAgent {
+    static subscriptions = ['tool.*'];
+    onToolRun(e: CloudEvent) {
+      return { ran: e.data };
+    }
+    onToolVoid() {}
+    handle(e: CloudEvent, ctx: HandlerContext) {
+      if (e.type === 'tool.explicit') ctx.reply('by ctx');
+      return 'not an answer';
+    }
+  }
+  class Audit extends BaseAgent {
+    static subscriptions = ['*'];
+    handle() {
+      return ++audited; // returns a value: still no answer
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Tools, Audit], logger });
+  await host.start();
+  try {
+    assert.equal(await bus.request('tool.run', 7, { timeoutMs: 10_000 }), { ran: 7 });
+    assert.is(await bus.request('tool.void', 0, { timeoutMs: 10_000 }), null);
+    assert.is(await bus.request('tool.explicit', 0, { timeoutMs: 10_000 }), 'by ctx');
+    const err = await bus.request('tool.other', 0, { timeoutMs: 1500 }).then(() => null, (x: unknown) => x);
+    assert.is((err as { code?: string } | null)?.code, 'REQUEST_TIMEOUT', 'handle returning a value through a pattern is no answer');
+    await waitFor('the audit agent saw the four requests', () => audited >= 4, 10_000);
+  } finally {
+    await host.stop();
+    await bus.close();
+  }
+});
+
 h('a circuit breaker opens after breakerFailures failures in a row: a crash, then a restart', async () => {
   const { bus, logger, lines } = await fresh();
   let calls = 0;

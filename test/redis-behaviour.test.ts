@@ -624,7 +624,7 @@ if (base) {
   });
 
   conn('an ACL user', async () => {
-    const srv = await startRedisServer(['--user', 'agent', 'on', '>agentpw', '~*', '&*', '+@all', '--user', 'default', 'off']);
+    const srv = await startRedisServer(['--user', 'agent', 'on', '>agentpw', '~*', '&*', '+@all', '--user', 'noping', 'on', '>nopw', '~*', '&*', '+@all', '-ping', '--user', 'default', 'off']);
     const bus = await createRedisBus({ url: `redis://agent:agentpw@127.0.0.1:${srv.port}`, logger: quiet });
     const type = uniq('acl');
     const got: unknown[] = [];
@@ -635,6 +635,9 @@ if (base) {
     await bus.close();
     const err = await rejects(() => createRedisBus({ url: `redis://127.0.0.1:${srv.port}`, connectTimeoutMs: 1000, logger: quiet }), 'CONNECTION_FAILED');
     assert.match(err.message, /refused the credentials/);
+    // Logged in, but a command refused: the ACL rules, not the password.
+    const denied = await rejects(() => createRedisBus({ url: `redis://noping:nopw@127.0.0.1:${srv.port}`, connectTimeoutMs: 1000, logger: quiet }), 'CONNECTION_FAILED');
+    assert.match(denied.message, /denied a command to this user \(NOPERM.*\): check the ACL rules of this user/);
     await srv.stop();
   });
 

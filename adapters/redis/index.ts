@@ -356,7 +356,7 @@ async function tryConnect(redis: Redis | Cluster, where: string, timeoutMs: numb
     // command's arguments (AUTH's are the password).
     const code = (e as { code?: unknown }).code;
     const cause = Object.assign(new Error(scrub(e.message)), { name: e.name }, typeof code === 'string' ? { code } : {});
-    const error = new ConnectionError('CONNECTION_FAILED', refusal(e) ? `Redis at ${where} refused the credentials (${scrub(e.message)}): check REDIS_USERNAME / REDIS_PASSWORD, or the user and password in REDIS_URL` : `cannot reach Redis at ${where}: ${scrub(e.message)}`, { cause });
+    const error = new ConnectionError('CONNECTION_FAILED', failedConnecting(where, scrub(e.message)), { cause });
     if (keepTrying && isUnreachable(thrown) && seen.every(isUnreachable)) {
       givenUp = false;
       return error;
@@ -369,8 +369,18 @@ async function tryConnect(redis: Redis | Cluster, where: string, timeoutMs: numb
   }
 }
 
-/** A reply refusing the client's credentials (it reached Redis: "cannot reach" would send the operator to the network). */
-const refusal = (e: Error): boolean => /^(WRONGPASS|NOAUTH|NOPERM)\b/.test(e.message) || /invalid (password|username)/i.test(e.message);
+/**
+ * Why a connection failed, for the operator: a reply refusing the credentials or a command (it
+ * reached Redis: "cannot reach" would send the operator to the network), or unreachable.
+ */
+function failedConnecting(where: string, message: string): string {
+  if (refusal({ message } as Error)) return `Redis at ${where} refused the credentials (${message}): check REDIS_USERNAME / REDIS_PASSWORD, or the user and password in REDIS_URL`;
+  if (/^NOPERM\b/.test(message)) return `Redis at ${where} denied a command to this user (${message}): check the ACL rules of this user (agentbus runs stream, hash, set, sorted set, script and server commands)`;
+  return `cannot reach Redis at ${where}: ${message}`;
+}
+
+/** A reply refusing the client's credentials. */
+const refusal = (e: Error): boolean => /^(WRONGPASS|NOAUTH)\b/.test(e.message) || /invalid (password|username)/i.test(e.message);
 
 /**
  * Checks the connection answers, then that the database was selected: ioredis reports a refused
