@@ -8,7 +8,7 @@ import type { AppendEntry, AppendHas, Delivery, DriverLog, RangeQuery } from '..
 import { appendHas, HAS_DUE, HAS_NAMED } from '../../bus/delivery.js';
 import { NotReplicatedError } from '../../bus/errors.js';
 import { isType, REPLY_PREFIX, type CloudEvent } from '../../bus/event.js';
-import { execAll, type RedisStore, type Sender } from './client.js';
+import type { RedisStore, Sender } from './client.js';
 import { delivery } from './delivery.js';
 import { checkId, MAX_SEQ } from './keys.js';
 import { encodeBody, entryFields, type Layouts } from './layout.js';
@@ -19,8 +19,6 @@ import type { RedisDue } from './due.js';
 import { ListedSet } from './listed-set.js';
 import { randomUUID } from 'node:crypto';
 
-/** Up to this many entries are appended as plain commands rather than a Pipeline. */
-const SMALL_BATCH = 32;
 /** How often topics() looks for streams other programs created. */
 const SCAN_EVERY_MS = 10_000;
 
@@ -74,10 +72,13 @@ export class Streams implements DriverLog {
   }
 
   /**
-   * Up to SMALL_BATCH entries go as plain commands: ioredis writes each at once, and building a
-   * Pipeline costs more garbage than it saves (it doubled GC pauses at 10k events/s in 1 ms ticks,
-   * measured). Larger batches go in one Pipeline. `has` (AppendHas) says whether to look for delayed
-   * and named entries at all.
+   * Every entry goes as plain commands, however many: ioredis writes each at once, in call order on
+   * the one connection, and lets each command and its arguments go at its reply. A Pipeline kept the
+   * whole batch (its commands, their encoded fields, their promises) until its last reply: at 1,000
+   * entries a call, young-generation collections running while it waited for Redis promoted about
+   * 1 KB per event (100 MB per 100,000, with two or three mark-compacts), and building it cost more
+   * garbage than it saved even for small batches (it doubled GC pauses at 10k events/s in 1 ms
+   * ticks). `has` (AppendHas) says whether to look for delayed and named entries at all.
    */
   async append(entries: AppendEntry[], has: AppendHas = appendHas(entries)): Promise<void> {
     if (has & HAS_NAMED) {
@@ -94,13 +95,9 @@ export class Streams implements DriverLog {
       return;
     }
     const due = (has & HAS_DUE) !== 0;
-    if (entries.length <= SMALL_BATCH) {
-      await Promise.all(entries.flatMap((e) => this.send(this.s.cmd, e) as Promise<unknown>[]));
-    } else {
-      const p = this.s.batch();
-      for (const e of entries) this.send(p, e);
-      await execAll(p);
-    }
+    const replies = new Replies();
+    for (const e of entries) this.send(this.s.cmd, e, replies);
+    await replies.all();
     // A reply topic is registered with every reply: its bus may have dropped it (closing) since the last one.
     for (const e of entries) if (!e.topic.startsWith(REPLY_PREFIX)) this.knownTopics.add(e.topic);
     if (due) for (const e of entries) if (e.dueAt !== undefined) this.dueTopics.add(e.topic);
@@ -124,35 +121,36 @@ export class Streams implements DriverLog {
   }
 
   /**
-   * Issues one entry's commands on the client or a pipeline: the dedup script or XADD of the fields
-   * of its topic's layout (a delayed entry: the same fields into the topic's due set, see
-   * scripts/due.ts), and, once per topic, its registration as a known topic and as a published
-   * one (the topics retention trims).
+   * Issues one entry's commands on the command connection, each written at the call: the dedup
+   * script or XADD of the fields of its topic's layout (a delayed entry: the same fields into the
+   * topic's due set, see scripts/due.ts), and, once per topic, its registration as a known topic and
+   * as a published one (the topics retention trims). `replies` waits for their replies.
    */
-  private send(to: Sender, e: AppendEntry): unknown[] {
+  private send(to: Sender, e: AppendEntry, replies: Replies): void {
     const { keys } = this.s;
     const key = keys.stream(e.topic);
     const fields = entryFields(this.layouts.of(e.topic), e.event, e.body);
-    const sent: unknown[] = [];
     if (e.dueAt !== undefined) {
       // The topic is named in the due topics set before its entry exists (the set never shrinks:
       // a mover never misses a due set), and the entry goes to the due set, not the stream.
-      if (!this.dueTopics.has(e.topic)) sent.push(to.sadd(keys.dueTopics, e.topic));
+      if (!this.dueTopics.has(e.topic)) replies.add(to.sadd(keys.dueTopics, e.topic));
       const member = dueMember(randomUUID(), fields);
-      sent.push(
+      replies.add(
         e.dedup && e.dedupWindowMs > 0
           ? scheduleOnce.send(to, keys.due(e.topic), keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, e.dueAt, member)
           : to.zadd(keys.due(e.topic), e.dueAt, member),
       );
     } else {
-      sent.push(
+      replies.add(
         e.dedup && e.dedupWindowMs > 0
           ? publishOnce.send(to, key, keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, fields)
           : to.xadd(key, '*', fields),
       );
     }
-    if (!this.knownTopics.has(e.topic)) sent.push(to.sadd(keys.topics, e.topic), to.sadd(keys.published, e.topic));
-    return sent;
+    if (!this.knownTopics.has(e.topic)) {
+      replies.add(to.sadd(keys.topics, e.topic));
+      replies.add(to.sadd(keys.published, e.topic));
+    }
   }
 
   async range(topic: string, q: RangeQuery): Promise<Delivery[]> {
@@ -224,5 +222,47 @@ export class Streams implements DriverLog {
       } while (cursor !== '0');
     }
     return found;
+  }
+}
+
+/**
+ * Waits for the replies to an append's commands: all() resolves once every one answered, or rejects
+ * with the first error once every one answered (as a Pipeline's exec() did: a failed append has
+ * settled all its commands when the caller hears of it). It holds nothing of a command: a command,
+ * its arguments and its reply are let go as soon as Redis answered it, where a Pipeline kept all its
+ * commands and their arguments (the whole batch's encoded fields) until the last reply, long enough
+ * for young-generation collections to promote them (about 100 MB per 100,000 events published 1,000
+ * a call).
+ */
+class Replies {
+  private left = 1;
+  private failed = false;
+  private error: unknown = undefined;
+  private done: ((err?: unknown) => void) | null = null;
+  private readonly one = (): void => {
+    if (--this.left === 0) this.settle();
+  };
+  private readonly bad = (err: unknown): void => {
+    if (!this.failed) {
+      this.failed = true;
+      this.error = err;
+    }
+    this.one();
+  };
+
+  add(reply: unknown): void {
+    this.left++;
+    (reply as Promise<unknown>).then(this.one, this.bad);
+  }
+
+  all(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.done = (err) => (this.failed ? reject(err) : resolve());
+      this.one();
+    });
+  }
+
+  private settle(): void {
+    this.done?.(this.error);
   }
 }
