@@ -20,10 +20,10 @@ import { ListedSet } from './listed-set.js';
 import { randomUUID } from 'node:crypto';
 
 /**
- * An append's commands leave in writes of this many entries (the socket corked meanwhile): one
- * write each cost Redis about 2 µs more per event (a read per command); the whole batch in one
- * write kept it all reachable until the socket took it (a 1,000-entry write is not taken at once),
- * promoting about 15 MB per 100,000 events, as the Pipeline did.
+ * An append's commands leave in writes of this many entries (the socket corked meanwhile): a write
+ * per command cost redis-server about 2 µs more per event (bench/cpu.ts); the whole batch in one
+ * write kept its strings reachable until the socket had written it all out, and 15 MB per 100,000
+ * events were promoted (bench/redis-publish-gc.ts), 1-3 MB in writes of 32.
  */
 const CORK_ENTRIES = 32;
 /** How often topics() looks for streams other programs created. */
