@@ -3,7 +3,9 @@
 // runs of publishBatch, publish() from 100 callers and a drain on each store, and an AgentHost drain
 // on SQLite. Prints one JSON object. Used to compare two checkouts run alternately (copy this file
 // into the other checkout's bench/): node --expose-gc --import tsx bench/cpu.ts
-// CPU_ONLY=publish measures the publish lines only (no drains).
+// CPU_ONLY=publish measures the publish lines only (no drains). A second JSON line gives what V8's
+// collector did over each line (bench/gc.ts: scavenges, mark-compacts, GC main-thread ms, MB
+// promoted to the old generation).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +18,7 @@ import { BaseAgent } from '../agents/base.js';
 import { AgentHost } from '../runtime/host.js';
 import { startRedisServer } from '../test/helpers/redis.js';
 import { sample } from './util.js';
+import { watchGc } from './gc.js';
 
 const N = Number(process.env.BENCH_N || 100_000);
 const drains = process.env.CPU_ONLY !== 'publish';
@@ -27,12 +30,16 @@ async function serverCpu(r: Redis): Promise<number> {
   return (g('used_cpu_user') + g('used_cpu_sys')) * 1e6;
 }
 const out: Record<string, number> = {};
+const gcs: Record<string, string> = {};
 async function measure(name: string, fn: () => Promise<void>, r?: Redis) {
   global.gc?.();
   const s0 = r ? await serverCpu(r) : 0;
+  const gcDone = watchGc();
   const c0 = cpu();
   await fn();
   out[name] = (cpu() - c0) / N;
+  const gc = gcDone();
+  gcs[name] = `${gc.scavenges} scav, ${gc.markCompacts} mc, ${gc.gcMs} ms, ${gc.promotedMB} MB promoted`;
   if (r) out[name + ' (redis-server)'] = ((await serverCpu(r)) - s0) / N;
 }
 async function drain(bus: Bus, type: string, group: string) {
@@ -69,4 +76,5 @@ if (drains) await measure('sqlite AgentHost drain', async () => {
 });
 await sbus.close();
 console.log(JSON.stringify(out));
+console.log(JSON.stringify({ gc: gcs }));
 process.exit(0);

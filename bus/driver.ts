@@ -64,7 +64,8 @@ export interface DriverLog {
    * Whether a lone publish may be appended at once, inside the publish() call, when no other append
    * waits or is in flight (bus/batcher.ts atOnce). Absent, or false: every append waits for the next
    * setImmediate, so the calls of one turn of the event loop go together. For a store whose append
-   * costs no round trip (SQLite, where it saves an in-process hop the wait for the next turn).
+   * costs no round trip (SQLite, where it saves an in-process hop the wait for the next turn), or
+   * whose appends overlap (one Redis: the XADD is written in the call, as a bare client's is).
    */
   appendsNow?(): boolean;
   /**

@@ -1,7 +1,7 @@
 // Publishing: publish() and publishBatch() check their input at the call and build each event's
 // stored entry; every call made in the same turn of the event loop is stored in one append
 // (Batcher), in round trips of about MAX_APPEND events, a call never split. On a store that allows
-// it (DriverLog.appendsNow: SQLite), a call made while no append waits or is in flight is appended
+// it (DriverLog.appendsNow: SQLite, one Redis), a call made while no append waits or is in flight is appended
 // at once, within the call, and the calls that follow it in that turn go together in the next one.
 // On a store that keeps overlapping appends in order (DriverLog.overlapAppends: one Redis), a turn's
 // calls do not wait for an append still in flight. With a spool (bus/spool.ts)

@@ -170,5 +170,36 @@ if (redis) {
     }
   });
 
+  test('a lone publish on one Redis writes its XADD inside the publish() call, not on the next turn; the publishes after it in that turn follow in call order', async () => {
+    const prefix = `${uniq('now')}:`;
+    const bus = await createRedisBus({ url: redis.url, prefix, logger: quiet, moveDue: false });
+    const direct = new Redis(redis.url);
+    const proto = Redis.prototype as unknown as { sendCommand: (cmd: { name: string }, ...rest: unknown[]) => unknown };
+    const sendCommand = proto.sendCommand;
+    let xadds = 0;
+    proto.sendCommand = function (this: Redis, cmd: { name: string }, ...rest: unknown[]) {
+      if (cmd.name === 'xadd') xadds++;
+      return sendCommand.call(this, cmd, ...rest);
+    };
+    try {
+      const type = uniq('t');
+      await bus.publish(type, 0); // the topic is registered
+      await new Promise((r) => setImmediate(r)); // that append's send has ended: nothing in flight
+      const before = xadds;
+      const first = bus.publish(type, 1);
+      assert.is(xadds, before + 1, 'the XADD is written by the publish() call itself');
+      const rest = [bus.publish(type, 2), bus.publishBatch([{ type, data: 3 }, { type, data: 4 }])];
+      assert.is(xadds, before + 1, 'the publishes after it in the same turn wait for the next one');
+      await Promise.all([first, ...rest]);
+      assert.is(xadds, before + 4);
+      const stored = (await direct.xrange(`${prefix}${type}`, '-', '+')) as [string, string[]][];
+      assert.equal(stored.map(([, f]) => JSON.parse(f[f.indexOf('data') + 1]!)), [0, 1, 2, 3, 4]);
+    } finally {
+      proto.sendCommand = sendCommand;
+      direct.disconnect();
+      await bus.close();
+    }
+  });
+
   test.run();
 }

@@ -3,12 +3,12 @@
  * script for a caller-chosen id) in the topic's layout, reading stored entries back outside any
  * group (range, for replay; last), and which topics exist (discovery).
  */
-import type { Cluster } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { AppendEntry, AppendHas, Delivery, DriverLog, RangeQuery } from '../../bus/driver.js';
 import { appendHas, HAS_DUE, HAS_NAMED } from '../../bus/delivery.js';
 import { NotReplicatedError } from '../../bus/errors.js';
 import { isType, REPLY_PREFIX, type CloudEvent } from '../../bus/event.js';
-import { execAll, type RedisStore, type Sender } from './client.js';
+import type { RedisStore, Sender } from './client.js';
 import { delivery } from './delivery.js';
 import { checkId, MAX_SEQ } from './keys.js';
 import { encodeBody, entryFields, type Layouts } from './layout.js';
@@ -19,8 +19,13 @@ import type { RedisDue } from './due.js';
 import { ListedSet } from './listed-set.js';
 import { randomUUID } from 'node:crypto';
 
-/** Up to this many entries are appended as plain commands rather than a Pipeline. */
-const SMALL_BATCH = 32;
+/**
+ * An append's commands leave in writes of this many entries (the socket corked meanwhile): a write
+ * per command cost redis-server about 2 µs more per event (bench/cpu.ts); the whole batch in one
+ * write kept its strings reachable until the socket had written it all out, and 15 MB per 100,000
+ * events were promoted (bench/redis-publish-gc.ts), 1-3 MB in writes of 32.
+ */
+const CORK_ENTRIES = 32;
 /** How often topics() looks for streams other programs created. */
 const SCAN_EVERY_MS = 10_000;
 
@@ -61,6 +66,18 @@ export class Streams implements DriverLog {
     this.overlapAppends = !s.cluster;
   }
 
+  /**
+   * DriverLog.appendsNow: on one Redis a lone publish's XADD is written inside the publish() call,
+   * as a bare client's would be, instead of on the next setImmediate (0.08 ms at the median of a
+   * publish -> handler hop at 1,000/s, up to 0.7 ms at its p99, measured with
+   * bench/redis-latency-trace.ts: the poll phase's I/O ran first). The publishes that follow it in
+   * the same turn go together on the next setImmediate without waiting for its reply (overlapAppends).
+   * Not on a cluster, where they would wait for that reply (a round trip more for a burst).
+   */
+  appendsNow(): boolean {
+    return this.overlapAppends;
+  }
+
   /** A topic dropped (Admin.dropTopic): not listed from now on, and registered again if published again. */
   forget(topic: string): void {
     this.knownTopics.delete(topic);
@@ -74,10 +91,13 @@ export class Streams implements DriverLog {
   }
 
   /**
-   * Up to SMALL_BATCH entries go as plain commands: ioredis writes each at once, and building a
-   * Pipeline costs more garbage than it saves (it doubled GC pauses at 10k events/s in 1 ms ticks,
-   * measured). Larger batches go in one Pipeline. `has` (AppendHas) says whether to look for delayed
-   * and named entries at all.
+   * Every entry goes as plain commands, however many: ioredis writes each at once, in call order on
+   * the one connection, and lets each command and its arguments go at its reply. A Pipeline kept the
+   * whole batch (its commands, their encoded fields, their promises) until its last reply: at 1,000
+   * entries a call, young-generation collections running while it waited for Redis promoted about
+   * 1 KB per event (100 MB per 100,000, with two or three mark-compacts), and building it cost more
+   * garbage than it saved even for small batches (it doubled GC pauses at 10k events/s in 1 ms
+   * ticks). `has` (AppendHas) says whether to look for delayed and named entries at all.
    */
   async append(entries: AppendEntry[], has: AppendHas = appendHas(entries)): Promise<void> {
     if (has & HAS_NAMED) {
@@ -94,13 +114,26 @@ export class Streams implements DriverLog {
       return;
     }
     const due = (has & HAS_DUE) !== 0;
-    if (entries.length <= SMALL_BATCH) {
-      await Promise.all(entries.flatMap((e) => this.send(this.s.cmd, e) as Promise<unknown>[]));
-    } else {
-      const p = this.s.batch();
-      for (const e of entries) this.send(p, e);
-      await execAll(p);
+    const replies = new Replies();
+    // Several entries' commands leave in a few writes (writev), not one each: the socket is corked
+    // while they are issued, and uncorked every CORK_ENTRIES entries (one Redis; a cluster's
+    // commands go to several connections).
+    const socket = entries.length > 1 && !this.s.cluster ? (this.s.cmd as Redis).stream : undefined;
+    const corked = socket?.writable === true;
+    if (corked) socket!.cork();
+    try {
+      let n = 0;
+      for (const e of entries) {
+        this.send(this.s.cmd, e, replies);
+        if (corked && ++n % CORK_ENTRIES === 0) {
+          socket!.uncork();
+          socket!.cork();
+        }
+      }
+    } finally {
+      if (corked) socket!.uncork();
     }
+    await replies.all();
     // A reply topic is registered with every reply: its bus may have dropped it (closing) since the last one.
     for (const e of entries) if (!e.topic.startsWith(REPLY_PREFIX)) this.knownTopics.add(e.topic);
     if (due) for (const e of entries) if (e.dueAt !== undefined) this.dueTopics.add(e.topic);
@@ -124,35 +157,36 @@ export class Streams implements DriverLog {
   }
 
   /**
-   * Issues one entry's commands on the client or a pipeline: the dedup script or XADD of the fields
-   * of its topic's layout (a delayed entry: the same fields into the topic's due set, see
-   * scripts/due.ts), and, once per topic, its registration as a known topic and as a published
-   * one (the topics retention trims).
+   * Issues one entry's commands on the command connection, each written at the call: the dedup
+   * script or XADD of the fields of its topic's layout (a delayed entry: the same fields into the
+   * topic's due set, see scripts/due.ts), and, once per topic, its registration as a known topic and
+   * as a published one (the topics retention trims). `replies` waits for their replies.
    */
-  private send(to: Sender, e: AppendEntry): unknown[] {
+  private send(to: Sender, e: AppendEntry, replies: Replies): void {
     const { keys } = this.s;
     const key = keys.stream(e.topic);
     const fields = entryFields(this.layouts.of(e.topic), e.event, e.body);
-    const sent: unknown[] = [];
     if (e.dueAt !== undefined) {
       // The topic is named in the due topics set before its entry exists (the set never shrinks:
       // a mover never misses a due set), and the entry goes to the due set, not the stream.
-      if (!this.dueTopics.has(e.topic)) sent.push(to.sadd(keys.dueTopics, e.topic));
+      if (!this.dueTopics.has(e.topic)) replies.add(to.sadd(keys.dueTopics, e.topic));
       const member = dueMember(randomUUID(), fields);
-      sent.push(
+      replies.add(
         e.dedup && e.dedupWindowMs > 0
           ? scheduleOnce.send(to, keys.due(e.topic), keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, e.dueAt, member)
           : to.zadd(keys.due(e.topic), e.dueAt, member),
       );
     } else {
-      sent.push(
+      replies.add(
         e.dedup && e.dedupWindowMs > 0
           ? publishOnce.send(to, key, keys.dedup(e.topic, e.event.source, e.event.id), e.dedupWindowMs, fields)
           : to.xadd(key, '*', fields),
       );
     }
-    if (!this.knownTopics.has(e.topic)) sent.push(to.sadd(keys.topics, e.topic), to.sadd(keys.published, e.topic));
-    return sent;
+    if (!this.knownTopics.has(e.topic)) {
+      replies.add(to.sadd(keys.topics, e.topic));
+      replies.add(to.sadd(keys.published, e.topic));
+    }
   }
 
   async range(topic: string, q: RangeQuery): Promise<Delivery[]> {
@@ -224,5 +258,47 @@ export class Streams implements DriverLog {
       } while (cursor !== '0');
     }
     return found;
+  }
+}
+
+/**
+ * Waits for the replies to an append's commands: all() resolves once every one answered, or rejects
+ * with the first error once every one answered (as a Pipeline's exec() did: a failed append has
+ * settled all its commands when the caller hears of it). It holds nothing of a command: a command,
+ * its arguments and its reply are let go as soon as Redis answered it, where a Pipeline kept all its
+ * commands and their arguments (the whole batch's encoded fields) until the last reply, long enough
+ * for young-generation collections to promote them (about 100 MB per 100,000 events published 1,000
+ * a call).
+ */
+class Replies {
+  private left = 1;
+  private failed = false;
+  private error: unknown = undefined;
+  private done: ((err?: unknown) => void) | null = null;
+  private readonly one = (): void => {
+    if (--this.left === 0) this.settle();
+  };
+  private readonly bad = (err: unknown): void => {
+    if (!this.failed) {
+      this.failed = true;
+      this.error = err;
+    }
+    this.one();
+  };
+
+  add(reply: unknown): void {
+    this.left++;
+    (reply as Promise<unknown>).then(this.one, this.bad);
+  }
+
+  all(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.done = (err) => (this.failed ? reject(err) : resolve());
+      this.one();
+    });
+  }
+
+  private settle(): void {
+    this.done?.(this.error);
   }
 }
