@@ -29,7 +29,12 @@ import { int } from './validate.js';
  * and the first reply wins. (An agent's own `on<Type>` method names its type: runtime/instance.ts.)
  */
 export function answers(types: readonly string[], type: string, ctx: { replied: unknown }): boolean {
-  return ctx.replied !== undefined || types.includes(type);
+  return ctx.replied !== undefined || namesType(types, type);
+}
+
+/** Whether a subscription's `types` name `type` itself, not through a pattern: it answers requests of that type unasked (a value, or a failure). */
+export function namesType(types: readonly string[], type: string): boolean {
+  return types.includes(type);
 }
 
 /** A request's `timeoutMs` when none is given. */

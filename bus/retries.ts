@@ -6,6 +6,7 @@ import type { CloudEvent } from './event.js';
 import { errForLog } from './thrown.js';
 import type { ConsumerState } from './consumer-state.js';
 import type { Reply } from './handler-call.js';
+import { namesType } from './requests.js';
 
 /** What a retry or a dead letter hands back to the scheduler (scheduler.ts). */
 export interface Rescheduling {
@@ -71,7 +72,7 @@ export class Retries {
    */
   private failureReply(req: CloudEvent | null | undefined, reason: string, error: string): void {
     const s = this.s;
-    if (req?.replyto === undefined || !s.o.types.includes(req.type)) return;
+    if (req?.replyto === undefined || !namesType(s.o.types, req.type)) return;
     const sent: Promise<unknown> = this.reply(req, s.group, undefined, { reason, error })
       .catch((err) => s.log.warn({ group: s.group, type: req.type, id: req.id, err: errForLog(err) }, 'could not tell the requester its request was dead-lettered: it fails at its timeoutMs instead'))
       .finally(() => s.failureReplies.delete(sent));

@@ -7,6 +7,7 @@ import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import { errForLog, isA } from '../bus/thrown.js';
 import { invalid, TimeoutError } from '../bus/errors.js';
+import { namesType } from '../bus/requests.js';
 import { handlerFor, ownMethod, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agent-spec.js';
 import type { ReplayCapture } from './capture.js';
@@ -185,7 +186,7 @@ export class AgentInstance implements AgentContext {
     // A request reached through a pattern is answered by ctx.reply only (bus/requests.ts answers);
     // but a method of the agent's own for its type names that type as surely as a subscription
     // does, so its return value answers, null when it returns nothing. `handle` answers by ctx.reply.
-    if (event.replyto === undefined || !(ctx instanceof Handling) || (this.spec.cls.subscriptions ?? []).includes(topic) || ownMethod(this.object!, topic) === null) return h(event, ctx);
+    if (event.replyto === undefined || !(ctx instanceof Handling) || namesType(this.spec.cls.subscriptions ?? [], topic) || ownMethod(this.object!, topic) === null) return h(event, ctx);
     return Promise.resolve(h(event, ctx)).then((value) => {
       if (!ctx.replied) ctx.reply(value ?? null);
       return value;

@@ -374,13 +374,13 @@ async function tryConnect(redis: Redis | Cluster, where: string, timeoutMs: numb
  * reached Redis: "cannot reach" would send the operator to the network), or unreachable.
  */
 function failedConnecting(where: string, message: string): string {
-  if (refusal({ message } as Error)) return `Redis at ${where} refused the credentials (${message}): check REDIS_USERNAME / REDIS_PASSWORD, or the user and password in REDIS_URL`;
+  if (refusal(message)) return `Redis at ${where} refused the credentials (${message}): check REDIS_USERNAME / REDIS_PASSWORD, or the user and password in REDIS_URL`;
   if (/^NOPERM\b/.test(message)) return `Redis at ${where} denied a command to this user (${message}): check the ACL rules of this user (agentbus runs stream, hash, set, sorted set, script and server commands)`;
   return `cannot reach Redis at ${where}: ${message}`;
 }
 
 /** A reply refusing the client's credentials. */
-const refusal = (e: Error): boolean => /^(WRONGPASS|NOAUTH)\b/.test(e.message) || /invalid (password|username)/i.test(e.message);
+const refusal = (message: string): boolean => /^(WRONGPASS|NOAUTH)\b/.test(message) || /invalid (password|username)/i.test(message);
 
 /**
  * Checks the connection answers, then that the database was selected: ioredis reports a refused
