@@ -69,6 +69,18 @@ export interface WaitRecord {
   matched: string | null;
 }
 
+/** A wait record as a listing shows it (StateStore.listWaits). */
+export interface WaitListing {
+  /** The record's id (derived from the delivery whose handler waits and the wait's ordinal). */
+  id: string;
+  key: string;
+  type: string;
+  /** Epoch ms. */
+  deadline: number;
+  /** True once an event was taken for it (its handler has it, or will at its next run). */
+  matched: boolean;
+}
+
 /** The owner of a group: who holds it, under which epoch. */
 export interface Ownership {
   /** Grows by one each time the group changes hands; commits carry it. */
@@ -127,6 +139,12 @@ export interface StateStore {
   matchWait(group: string, id: string, event: string): Promise<string | null>;
   /** Removes wait records (their delivery was committed). */
   removeWaits(group: string, ids: string[]): Promise<void>;
+  /**
+   * The group's wait records not yet expired (of `key` alone, when given), by key then deadline, at
+   * most `limit`: for inspection (`agentbus state waits`). A record stays until its delivery is
+   * committed, so one whose wait has ended (matched, or past its deadline) may still be listed.
+   */
+  listWaits(group: string, q: { key?: string | undefined; limit: number }): Promise<WaitListing[]>;
   /** Orders two positions of one source stream: negative when `a` comes first. */
   comparePositions(a: string, b: string): number;
 }

@@ -127,8 +127,8 @@ export function durationMs(name: string, v: string): number {
 /** Values checked before any store is opened, each error naming the flag and what it accepts. */
 function checkValues(name: string, o: Values, positionals: number): void {
   if (typeof o.limit === 'string') {
-    // The bound the bus puts on the listing: dead letters (dead-letters.ts, deadLetters.list), keys (bus.keys.list).
-    int('--limit', /^-?\d+$/.test(o.limit) ? Number(o.limit) : o.limit, 100, 1, name === 'state ls' ? MAX_STATE_LIST : 100_000);
+    // The bound the bus puts on the listing: dead letters (dead-letters.ts, deadLetters.list), keys and waits (bus.keys.list, bus.keys.waits).
+    int('--limit', /^-?\d+$/.test(o.limit) ? Number(o.limit) : o.limit, 100, 1, name === 'state ls' || name === 'state waits' ? MAX_STATE_LIST : 100_000);
   }
   if (name === 'state ls' && positionals === 0) {
     const paging = (['after', 'limit'] as const).filter((k) => o[k] !== undefined);

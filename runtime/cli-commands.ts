@@ -137,6 +137,12 @@ export const COMMANDS: Record<string, Command> = {
     options: { after: 'with <agent>: keys after K (the last key of the page before)', limit: `with <agent>: at most N keys (1 to ${MAX_STATE_LIST}; default 100)`, json: 'print JSON' },
     args: { min: 0, max: 1, name: '[<agent>]' },
   },
+  'state waits': {
+    synopsis: ['state waits <agent> [--key K] [--limit N] [--json]'],
+    about: "The durable waits (ctx.waitFor) a keyed agent's handlers have recorded, by key then deadline: the awaited type, the deadline, and whether the wait is still waiting, matched (an event was taken for it) or past its deadline. A record stays until the event whose handler waited is committed. Opens a SQLite file read-only. " + STORE,
+    options: { key: 'only the waits of key K', limit: `at most N (1 to ${MAX_STATE_LIST}; default 100)`, json: 'print JSON' },
+    args: { min: 1, max: 1, name: '<agent>' },
+  },
   'state rm': {
     synopsis: ['state rm <agent> <key...>'],
     about: "Erases keys' state from the store for good (the GDPR erasure): the agent's next event of such a key starts from its initialState. Exit 1 when a key had no state (it is named; the others are still erased). " + STORE,
@@ -201,6 +207,8 @@ commands:
   state get <agent> <key>                          a keyed agent's state of one key, as JSON
   state ls [<agent>] [--after K] [--limit N] [--json]
                                                    its keys with state; without <agent> the keyed agents
+  state waits <agent> [--key K] [--limit N] [--json]
+                                                   durable waits (ctx.waitFor) its handlers recorded
   state rm <agent> <key...>                        erase keys' state from the store (GDPR erasure)
   schedules ls [--type T] [--limit N] [--json]     pending delayed events, reminders and ticks
   schedules rm <id...>                             cancel pending ones by entry id
@@ -212,7 +220,7 @@ commands:
   --version                                        print the version
 
 A bound B is an ISO-8601 time, epoch milliseconds, or a store position (--from also earliest).
-stats, dlq ls, dlq show, state get, state ls and schedules ls open a SQLite file read-only and
+stats, dlq ls, dlq show, state get, state ls, state waits and schedules ls open a SQLite file read-only and
 never create it.
 The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
 (./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB,

@@ -16,6 +16,7 @@ import { serveUi } from './ui/serve.js';
 import { invalid } from '../bus/errors.js';
 import { int } from '../bus/validate.js';
 import type { Bus, DeadLetter } from '../bus/contract.js';
+import type { KeyWait } from '../bus/keyed/contract.js';
 import type { AgentReplayResult } from './host.js';
 import { AgentbusError } from '../bus/errors.js';
 import { expandTypes } from '../bus/event.js';
@@ -228,21 +229,44 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
 }
 
 /**
- * `state get|ls|rm`: keyed agents' state through bus.keys (the group of a keyed agent is its name).
+ * `state get|ls|waits|rm`: keyed agents' state and durable waits through bus.keys (the group of a
+ * keyed agent is its name).
  * rm, like dlq purge, names each key that had no state and still erases the others (exit 1 then).
  */
+/** A wait as one line shows it: `approval.granted until <deadline>`, and whether it has ended. */
+function describeWait(w: KeyWait): string {
+  const status = waitStatus(w);
+  return `${w.type} until ${w.deadline.toISOString()}${status === 'waiting' ? '' : ` (${status})`}`;
+}
+
+/** waiting; matched (an event was taken for it); past deadline (its handler gets WaitTimeoutError, or did). */
+function waitStatus(w: KeyWait): string {
+  if (w.matched) return 'matched';
+  return w.deadline.getTime() <= Date.now() ? 'past deadline' : 'waiting';
+}
+
 async function state(bus: Bus, args: string[], o: Record<string, string | boolean | undefined>): Promise<number> {
   const print = (v: unknown) => console.log(JSON.stringify(v, null, 2));
   const keys = bus.keys;
   if (keys === undefined) throw new Error('this store keeps no keyed state');
   const [sub, agent, ...rest] = args;
   if (sub === 'get') {
-    const s = await keys.get(agent, rest[0]);
+    const [s, waits] = await Promise.all([keys.get(agent, rest[0]), keys.waits(agent, { key: rest[0] })]);
     if (s === null) {
-      console.error(printable(`agentbus: no state for key ${JSON.stringify(rest[0])} of agent ${agent} (agentbus state ls ${agent} lists its keys)`));
+      // A key whose first handler still waits has no state yet: say so rather than only "no state".
+      const waiting = waits.length === 0 ? '' : `; its handler has ${waits.length} durable wait(s) recorded: ${waits.map(describeWait).join(', ')} (agentbus state waits ${agent} --key ${JSON.stringify(rest[0])})`;
+      console.error(printable(`agentbus: no state for key ${JSON.stringify(rest[0])} of agent ${agent}${waiting} (agentbus state ls ${agent} lists its keys)`));
       return 1;
     }
-    return print(s), 0;
+    return print({ ...s, waits: waits.map(({ type, deadline, matched }) => ({ type, deadline, matched })) }), 0;
+  }
+  if (sub === 'waits') {
+    const limit = o.limit === undefined ? 100 : Number(o.limit);
+    const list = await keys.waits(agent, { key: o.key as string | undefined, limit });
+    if (o.json) return print(list), 0;
+    table(['KEY', 'TYPE', 'DEADLINE', 'STATUS', 'ID'], list.map((w) => [w.key, w.type, w.deadline.toISOString(), waitStatus(w), w.id]));
+    if (list.length === limit) console.log(`(${limit} shown: narrow with --key or raise --limit)`);
+    return 0;
   }
   if (sub === 'ls' && agent === undefined) {
     const groups = await keys.groups();

@@ -277,11 +277,47 @@ test('state get, ls and rm reach a keyed group\'s state made by a real consumer;
   assert.equal(cli('state', 'rm', 'CliCounter', 'k2').code, 0);
 });
 
+test('state waits lists a keyed handler\'s durable wait from another process; state get of a key with no state yet names its wait', async () => {
+  const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
+  const parked: string[] = [];
+  const sub = await bus.subscribe({ group: 'CliWaiter', types: ['cli.ticket'], waitsFor: ['cli.approved'], key: 'subject' }, async (e, c) => {
+    const ctx = c as KeyedDeliveryContext<{ ok: boolean } | null>;
+    parked.push(ctx.key);
+    await ctx.waitFor('cli.approved', { timeout: '1d' });
+    ctx.state = { ok: true };
+  });
+  try {
+    await bus.publish('cli.ticket', {}, { subject: 't1' });
+    await waitFor('parked', () => parked.length === 1);
+    let ls = cli('state', 'waits', 'CliWaiter');
+    await waitFor('listed', () => (ls = cli('state', 'waits', 'CliWaiter')).out.includes('t1'), 10_000, 200);
+    assert.is(ls.code, 0, ls.err);
+    assert.match(ls.out, /^KEY +TYPE +DEADLINE +STATUS +ID\nt1 +cli\.approved +\d{4}-\S+Z +waiting +\S+\n$/);
+    const json = JSON.parse(cli('state', 'waits', 'CliWaiter', '--key', 't1', '--json').out);
+    assert.equal([json.length, json[0].key, json[0].type, json[0].matched], [1, 't1', 'cli.approved', false]);
+    assert.ok(Math.abs(Date.parse(json[0].deadline) - (Date.now() + 86_400_000)) < 120_000, json[0].deadline);
+    assert.equal(JSON.parse(cli('state', 'waits', 'CliWaiter', '--key', 't2', '--json').out), []);
+    const none = cli('state', 'get', 'CliWaiter', 't1');
+    assert.is(none.code, 1);
+    assert.match(none.err, /^agentbus: no state for key "t1" of agent CliWaiter; its handler has 1 durable wait\(s\) recorded: cli\.approved until \d{4}-\S+Z \(agentbus state waits CliWaiter --key "t1"\)/);
+    await bus.publish('cli.approved', {}, { subject: 't1' });
+    await waitFor('committed', async () => (await bus.keys!.get('CliWaiter', 't1')) !== null);
+    await waitFor('record removed', async () => (await bus.keys!.waits('CliWaiter')).length === 0);
+    const got = cli('state', 'get', 'CliWaiter', 't1');
+    assert.is(got.code, 0, got.err);
+    assert.equal([JSON.parse(got.out).state, JSON.parse(got.out).waits], [{ ok: true }, []]);
+    assert.is(cli('state', 'waits', 'CliWaiter').out, 'KEY  TYPE  DEADLINE  STATUS  ID\n');
+  } finally {
+    await sub.close();
+    await bus.close();
+  }
+});
+
 test('state: a missing subcommand or agent, a bad --limit, paging without an agent: one line, exit 2, before any store is opened', async () => {
   const missing = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'none.db');
   await refused(
     [
-      [['state'], 'agentbus: state needs a command: get, ls, rm (see agentbus help state)', 'spawn'],
+      [['state'], 'agentbus: state needs a command: get, ls, waits, rm (see agentbus help state)', 'spawn'],
       [['state', 'gte', 'A', 'k'], 'agentbus: unknown state command "gte": did you mean get? (see agentbus help state)'],
       [['state', 'get', 'A'], 'agentbus: state get needs <agent> <key> (see agentbus help state)', 'spawn'],
       [['state', 'rm', 'A'], 'agentbus: state rm needs <agent> <key...> (see agentbus help state)'],

@@ -4,7 +4,7 @@
 // shows the error's stack, a confirmed retry moves it back and the agent handles it, a confirmed
 // rewind hands a group its events again, a confirmed replay hands a topic to a fresh agent instance
 // (no group moves), a bulk purge removes the selected dead letters, the keyed
-// and tail pages show state and events; a screenshot of each page goes to docs/ui/ (SQLite run). The
+// page shows state and a handler's durable wait, the tail page events; a screenshot of each page goes to docs/ui/ (SQLite run). The
 // same store behind `serveUi` without actions refuses retry (403) and offers no action buttons. The
 // Schedules page lists a delayed event and an agent's named reminder; a confirmed cancel removes
 // the event (it never fires, while one due beside it does); read-only, no cancel button and 403.
@@ -43,11 +43,15 @@ class Orders extends BaseAgent {
 }
 
 class Carts extends BaseAgent {
-  static subscriptions = ['cart.item_added'];
+  static subscriptions = ['cart.item_added', 'cart.checkout'];
+  static waitsFor = ['cart.paid'];
   static key = 'subject';
   onCartItemAdded(e: CloudEvent<{ sku: string }>, ctx: HandlerContext) {
     const c = ctx as KeyedContext<{ items: string[] } | null>;
     c.state = { items: [...(c.state?.items ?? []), e.data.sku] };
+  }
+  async onCartCheckout(_e: CloudEvent, ctx: HandlerContext) {
+    await (ctx as KeyedContext<null>).waitFor('cart.paid', { timeout: '1d' });
   }
 }
 
@@ -98,6 +102,8 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     await waitFor('two dead letters', async () => (await bus.deadLetters.list()).length === 2);
     await waitFor('the good orders handled', () => world.handled.length === 3);
     await waitFor('the cart state', async () => (await bus.keys!.get('Carts', 'cart-1')) !== null);
+    await bus.publish('cart.checkout', {}, { subject: 'cart-2' });
+    await waitFor('the checkout waits', async () => (await bus.keys!.waits('Carts')).length === 1);
     const page = await open(browser, errors);
 
     await page.goto(`${http.url}/ui/`);
@@ -189,6 +195,8 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     await page.waitForSelector('#keys tbody th button');
     await page.click('#keys tbody th button');
     await page.waitForFunction(() => document.getElementById('state')?.textContent?.includes('sku-9'));
+    await page.waitForFunction(() => document.querySelector('#waits tbody')?.textContent?.includes('cart.paid'));
+    assert.match(await text(page, '#waits tbody'), /cart-2\s*cart\.paid\s*.+\s*waiting/, `${store}: the keyed page lists the checkout's wait`);
     await shot(page, 'keys');
 
     await page.goto(`${http.url}/ui/tail?type=orders.*`);

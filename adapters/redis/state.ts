@@ -32,12 +32,12 @@ import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import type { Delivery } from '../../bus/driver.js';
 import { OwnershipLostError } from '../../bus/errors.js';
-import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitRecord } from '../../bus/state.js';
+import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitListing, type WaitRecord } from '../../bus/state.js';
 import { isRedisError, type RedisStore } from './client.js';
 import { delivery } from './delivery.js';
 import { compareIds } from './keys.js';
 import { claimExpired } from './scripts/lease.js';
-import { commitStates, disownGroup, loadStates, matchWait, openWait, ownGroup, stateSizes, type CommitWrite, type RawRecord } from './scripts/state.js';
+import { commitStates, disownGroup, loadStates, matchWait, openWait, ownGroup, stateSizes, waitFields, type CommitWrite, type RawRecord } from './scripts/state.js';
 
 /** Entries one takeOver claim call moves (the cursor is followed to the end). */
 const TAKEOVER_COUNT = 1000;
@@ -159,25 +159,16 @@ export class RedisState implements StateStore {
   async list(group: string, q: { after?: string | undefined; limit: number }): Promise<Array<{ key: string; version: number; bytes: number; updatedAt: number }>> {
     const { keys } = this.s;
     const base = keys.state(group, '');
-    const nodes = this.s.cluster ? slotNodes(this.s.cmd as unknown as Cluster, base) : [this.s.cmd as unknown as Redis];
     const after = q.after === undefined ? null : Buffer.from(q.after);
     let page: Buffer[] = [];
     const trim = () => {
       page.sort(Buffer.compare);
       page = page.slice(0, q.limit);
     };
-    for (const node of nodes) {
-      let cursor = '0';
-      do {
-        const [next, found] = (await node.scanBuffer(cursor, 'MATCH', `${globEscape(base)}*`, 'COUNT', SCAN_COUNT)) as unknown as [Buffer, Buffer[]];
-        cursor = next.toString();
-        for (const k of found) {
-          const key = k.subarray(Buffer.byteLength(base));
-          if (after === null || Buffer.compare(key, after) > 0) page.push(key);
-        }
-        if (page.length > 2 * q.limit + SCAN_COUNT) trim();
-      } while (cursor !== '0');
-    }
+    await this.scanGroup(base, (key) => {
+      if (after === null || Buffer.compare(key, after) > 0) page.push(key);
+      if (page.length > 2 * q.limit + SCAN_COUNT) trim();
+    });
     trim();
     if (page.length === 0) return [];
     const names = page.map((b) => b.toString());
@@ -186,6 +177,45 @@ export class RedisState implements StateStore {
       const [v, t, bytes] = sizes[i];
       return v === null ? [] : [{ key, version: Number(v), bytes: Number(bytes), updatedAt: Number(t) }];
     });
+  }
+
+  /**
+   * Calls `found` with the rest of each key name under `base` (a prefix in the group's slot), as
+   * SCAN of the node owning that slot finds them.
+   */
+  private async scanGroup(base: string, found: (rest: Buffer) => void): Promise<void> {
+    const nodes = this.s.cluster ? slotNodes(this.s.cmd as unknown as Cluster, base) : [this.s.cmd as unknown as Redis];
+    const skip = Buffer.byteLength(base);
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, names] = (await node.scanBuffer(cursor, 'MATCH', `${globEscape(base)}*`, 'COUNT', SCAN_COUNT)) as unknown as [Buffer, Buffer[]];
+        cursor = next.toString();
+        for (const k of names) found(k.subarray(skip));
+      } while (cursor !== '0');
+    }
+  }
+
+  /**
+   * SCAN of the group's wait records, then their fields in script calls of KEYS_PER_CALL; sorted
+   * by key (UTF-8 byte order, as SQLite's), deadline and id here (SCAN has no order), the first `limit` kept.
+   */
+  async listWaits(group: string, q: { key?: string | undefined; limit: number }): Promise<WaitListing[]> {
+    const base = this.s.keys.wait(group, '');
+    const ids: string[] = [];
+    await this.scanGroup(base, (rest) => void ids.push(rest.toString()));
+    const out: WaitListing[] = [];
+    for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
+      const part = ids.slice(i, i + KEYS_PER_CALL);
+      const fields = await waitFields.call(this.s.cmd, part.map((id) => this.s.keys.wait(group, id)));
+      part.forEach((id, j) => {
+        const [type, key, deadline, matched] = fields[j];
+        if (type === null || key === null || (q.key !== undefined && key !== q.key)) return;
+        out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1 });
+      });
+    }
+    out.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)) || a.deadline - b.deadline || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return out.slice(0, q.limit);
   }
 
   /** DEL of the records (one command: they share a slot). */

@@ -29,7 +29,7 @@
  */
 import type { Delivery } from '../../bus/driver.js';
 import { OwnershipLostError } from '../../bus/errors.js';
-import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitRecord } from '../../bus/state.js';
+import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitListing, type WaitRecord } from '../../bus/state.js';
 import { delivery } from './read.js';
 import type { OwnerRow, PendingRow, StateRow, StateStatements, Taken } from './statements.js';
 import type { SqliteStore } from './store.js';
@@ -210,6 +210,13 @@ export class SqliteState implements StateStore {
       ws.waitMatch.run({ grp: group, id, matched: event });
       return (ws.waitGet.get({ grp: group, id }) as WaitRecord | undefined)?.matched ?? null;
     });
+  }
+
+  async listWaits(group: string, q: { key?: string | undefined; limit: number }): Promise<WaitListing[]> {
+    const ws = this.st.waitStatements();
+    if (ws === null) return [];
+    const rows = ws.waitList.all({ grp: group, key: q.key ?? null, now: Date.now(), limit: q.limit }) as Array<Omit<WaitListing, 'matched'> & { matched: number }>;
+    return rows.map((r) => ({ ...r, matched: r.matched === 1 }));
   }
 
   async removeWaits(group: string, ids: string[]): Promise<void> {

@@ -153,6 +153,8 @@ export function prepareWaits(db: Database) {
     waitMatch: p('UPDATE agent_wait SET matched = @matched WHERE grp = @grp AND id = @id AND matched IS NULL'),
     waitRemove: p('DELETE FROM agent_wait WHERE grp = @grp AND id = @id'),
     waitExpire: p('DELETE FROM agent_wait WHERE expires_at <= ?'),
+    waitList: p(`SELECT id, key, type, deadline, matched IS NOT NULL AS matched FROM agent_wait
+                 WHERE grp = @grp AND (@key IS NULL OR key = @key) AND expires_at > @now ORDER BY key, deadline, id LIMIT @limit`),
   };
 }
 export type WaitStatements = ReturnType<typeof prepareWaits>;

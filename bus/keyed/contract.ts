@@ -110,5 +110,24 @@ export interface KeyedStates {
   remove(group: string, keys: string[]): Promise<number>;
   /** Groups with keyed state or an owner. */
   groups(): Promise<string[]>;
+  /**
+   * The group's durable waits (`ctx.waitFor`) recorded in the store, of `key` alone when given, by
+   * key then deadline, at most `limit` (default 100, at most 10,000). A record stays until the
+   * event whose handler waited is committed: one listed may have ended (`matched`, or its deadline
+   * passed) with the handler not yet done. A day past its deadline an uncommitted one expires.
+   */
+  waits(group: string, options?: { key?: string | undefined; limit?: number | undefined }): Promise<KeyWait[]>;
+}
+
+/** A durable wait as `bus.keys.waits` lists it. */
+export interface KeyWait {
+  key: string;
+  /** The awaited event type. */
+  type: string;
+  deadline: Date;
+  /** An event was taken for it: the handler has it (or gets it at its next run). */
+  matched: boolean;
+  /** The record's id in the store. */
+  id: string;
 }
 

@@ -34,5 +34,11 @@ export function keyedStates(store: StateStore): KeyedStates {
       return store.remove(checkGroup(group), keys.map(checkKey));
     },
     groups: () => store.groups(),
+    async waits(group, o = {}) {
+      const limit = int('limit', o.limit, 100, 1, MAX_STATE_LIST);
+      const key = o.key === undefined ? undefined : checkKey(o.key);
+      const rows = await store.listWaits(checkGroup(group), { key, limit });
+      return rows.map((r) => ({ key: r.key, type: r.type, deadline: new Date(r.deadline), matched: r.matched, id: r.id }));
+    },
   };
 }

@@ -83,6 +83,13 @@ export const reads: Record<string, (c: ApiContext, q: Query) => Promise<unknown>
     const limit = int('limit', optionalNumber(q, 'limit'), 100, 1, 10_000);
     return { group, keys: await keys.list(group, { after: q.get('after') || undefined, limit }) };
   },
+  '/waits': async (c, q) => {
+    const keys = c.bus.keys;
+    if (!keys) throw new ApiError(404, 'this store keeps no keyed state');
+    const limit = int('limit', optionalNumber(q, 'limit'), 100, 1, 10_000);
+    const group = need(q, 'group');
+    return { group, waits: await keys.waits(group, { key: q.get('key') || undefined, limit }) };
+  },
   '/key': async (c, q) => {
     const state = await c.bus.keys?.get(need(q, 'group'), need(q, 'key'));
     if (!state) throw new ApiError(404, `no state for key ${JSON.stringify(q.get('key'))} in group ${JSON.stringify(q.get('group'))}`);

@@ -141,8 +141,21 @@ export const CLIENT_JS = String.raw`'use strict';
         r.groups.forEach(function (g) { select.appendChild(el('option', { value: g, text: g })); });
         show(false);
       }, fail);
+      function waits(group) {
+        var body = document.querySelector('#waits tbody');
+        api('/waits?group=' + encodeURIComponent(group)).then(function (r) {
+          var now = Date.now();
+          var rows = r.waits.map(function (w) {
+            var status = w.matched ? 'matched' : Date.parse(w.deadline) <= now ? 'past deadline' : 'waiting';
+            return el('tr', {}, [el('th', { scope: 'row', text: w.key }), cell(w.type), cell(when(w.deadline)), cell(status)]);
+          });
+          if (rows.length === 0) empty(body, 4, 'No handler of this group waits.');
+          else fill(body, rows);
+        }, fail);
+      }
       function show(append) {
         var group = select.value;
+        if (!append) waits(group);
         api('/keys?group=' + encodeURIComponent(group) + (append ? '&after=' + encodeURIComponent(last) : '')).then(function (r) {
           var rows = r.keys.map(function (k) {
             var b = el('button', { type: 'button', text: k.key, 'aria-label': 'Show state of key ' + k.key });

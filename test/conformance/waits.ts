@@ -262,5 +262,41 @@ export function waitSuite(a: Target): void {
     assert.equal(results, [['task', { n: 1 }], ['again', 'WAIT_TIMEOUT']], 'no recorded match left behind for the same wait id');
   });
 
+  test('bus.keys.waits lists a parked wait with its key, type and recorded deadline; matched once an event is taken; gone after the commit', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const granted = uniq('granted');
+    const group = uniq('g');
+    let release!: () => void;
+    const hold = new Promise<void>((r) => (release = r));
+    const parked = new Set<string>();
+    await bus.subscribe({ group, types: [task], waitsFor: [granted], key: 'subject', concurrency: 4 }, async (e, c) => {
+      const ctx = c as KeyedDeliveryContext<number | null>;
+      if (e.type !== task) return;
+      parked.add(ctx.key);
+      await ctx.waitFor(granted, { timeout: ctx.key === 'b' ? '2h' : '1h' });
+      await hold; // resumed, not yet committed: the record shows the match
+      ctx.state = 1;
+    });
+    const before = Date.now();
+    await bus.publish(task, {}, { subject: 'b' });
+    await bus.publish(task, {}, { subject: 'a' });
+    await waitFor('both parked', () => parked.size === 2, 10_000);
+    let listed: Awaited<ReturnType<NonNullable<typeof bus.keys>['waits']>> = [];
+    await waitFor('both listed', async () => (listed = await bus.keys!.waits(group)).length === 2, 10_000);
+    assert.equal(listed.map((w) => [w.key, w.type, w.matched]), [['a', granted, false], ['b', granted, false]], 'by key');
+    const hour = 3_600_000;
+    assert.ok(Math.abs(listed[0].deadline.getTime() - (before + hour)) < 60_000, `a's deadline ${listed[0].deadline.toISOString()} is about an hour on`);
+    assert.ok(Math.abs(listed[1].deadline.getTime() - (before + 2 * hour)) < 60_000, `b's deadline ${listed[1].deadline.toISOString()} is about two hours on`);
+    assert.equal((await bus.keys!.waits(group, { key: 'b' })).map((w) => w.key), ['b'], 'one key');
+    assert.equal((await bus.keys!.waits(group, { limit: 1 })).map((w) => w.key), ['a'], 'limit');
+    await bus.publish(granted, {}, { subject: 'a' });
+    await waitFor('a matched', async () => (await bus.keys!.waits(group, { key: 'a' }))[0]?.matched === true, 10_000);
+    release();
+    await waitFor('a committed', async () => (await bus.keys!.get(group, 'a'))?.state === 1, 10_000);
+    await waitFor('a\'s record removed', async () => (await bus.keys!.waits(group)).map((w) => w.key).join() === 'b', 10_000);
+    await bus.keys!.waits(group, { limit: 0 }).then(() => assert.unreachable('limit 0 accepted'), (err: Error) => assert.match(err.message, /limit/));
+  });
+
   test.run();
 }

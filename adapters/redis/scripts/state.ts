@@ -83,6 +83,24 @@ return out`,
   reply: (r) => r as Array<[v: string | null, t: string | null, bytes: number]>,
 });
 
+/**
+ * Type, key, deadline and whether a match is recorded, of many wait records, for listings.
+ * KEYS: the wait hashes. Returns per record { type, key, deadline, HEXISTS matched } (type nil when gone).
+ */
+export const waitFields = script({
+  name: 'agentbusWaitFields',
+  numberOfKeys: null,
+  lua: `
+local out = {}
+for i, k in ipairs(KEYS) do
+  local f = redis.call('HMGET', k, 'type', 'key', 'deadline')
+  out[i] = {f[1], f[2], f[3], redis.call('HEXISTS', k, 'matched')}
+end
+return out`,
+  argv: (keys: string[]) => [keys.length, keys],
+  reply: (r) => r as Array<[type: string | null, key: string | null, deadline: string | null, matched: number]>,
+});
+
 /** JSON text on one line: JSON.stringify never writes a raw newline; any other JSON is rewritten (same value). */
 const oneLine = (json: string) => (json.includes('\n') ? JSON.stringify(JSON.parse(json)) : json);
 
