@@ -21,7 +21,8 @@ export interface KeyedStateOptions {
   maxActiveKeys?: number | undefined;
   /**
    * Largest state of one key, as JSON; a handler leaving a larger one fails without retry (dead
-   * letter `state_too_large`) and the key keeps its previous state.
+   * letter `state_too_large`) and the key keeps its previous state. Also the largest `ctx.step`
+   * result, as JSON (a larger one rejects with PAYLOAD_TOO_LARGE and is not recorded).
    * @default 256 KiB (262144)
    */
   maxStateBytes?: number | undefined;
