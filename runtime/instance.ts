@@ -377,7 +377,7 @@ class Handling implements HandlerContext {
     }
     return this.d.waitFor<T>(type, options);
   }
-  /** Keyed agents only (bus/keyed/steps.ts; a replay's runs `fn` unrecorded, runtime/keyed.ts). */
+  /** Keyed agents only (bus/keyed/steps.ts); in a replay `fn` runs unrecorded (runtime/keyed.ts). */
   step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
     if (!isKeyed(this.d)) {
       return Promise.reject(invalid('INVALID_OPTION', `ctx.step in agent ${this.inst.agent}: step is for keyed agents only (declare static key)`));

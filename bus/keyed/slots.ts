@@ -1,6 +1,6 @@
 /**
- * A keyed subscription's parts in its consumer (consumer-state.ts): the tenure (tenure.ts) and the
- * waits (waits.ts) wired to the consumer's state, and how they count there: a handler parked in
+ * A keyed subscription's parts in its consumer (consumer-state.ts): the tenure (tenure.ts), the
+ * waits (waits.ts) and the steps (steps.ts) wired to the consumer's state, and how they count there: a handler parked in
  * ctx.waitFor gives its concurrency slot up (its key's queued deliveries take none either, see
  * read-loop.ts), and a tenure that ends forgets everything the consumer holds.
  */
@@ -83,8 +83,8 @@ export interface KeyedScheduling {
 }
 
 /**
- * Makes a keyed subscription's tenure, waits and steps (s.keyed, s.waits, s.steps) over the store's keyed state,
- * wired to its consumer's state and scheduler.
+ * Makes a keyed subscription's tenure, waits and steps (s.keyed, s.waits, s.steps) over the
+ * store's keyed state, wired to its consumer's state and scheduler.
  */
 export function startKeyed(s: ConsumerState, state: StateStore, key: KeyOf, sched: KeyedScheduling): void {
   const o = s.o;

@@ -6,13 +6,14 @@
  * the same step without calling `fn` again.
  *
  * A step is a wait record (StateStore.openWait/matchWait, as waits.ts) at the next ordinal of the
- * run's durable calls, the counter ctx.waitFor uses too, so the record ids are the ones handler-call.ts
- * hands the commit for removal. Its type is `step <name>` (a space: no event type has one, so a
+ * run's durable calls, the counter ctx.waitFor uses too, so the record ids are the ones
+ * handler-call.ts hands the commit for removal. Its type is `step <name>` (a space: no event type has one, so a
  * step never passes for a wait), its `matched` the JSON `{"v":result}` (no `v`: undefined). The
  * record is opened before `fn` runs and filled when `fn` resolves; a run that finds it filled
  * returns it. At-least-once: a crash between `fn` resolving and the record being stored calls `fn`
  * again on the next run. Its deadline is MAX_WAIT_MS ahead, so a record of a delivery never
- * committed (dead-lettered) outlives every wait of the same run, and expires WAIT_RECORD_TTL_MS after it.
+ * committed (dead-lettered) outlives every wait of the same run; it expires WAIT_RECORD_TTL_MS
+ * after that deadline.
  */
 import type { CloudEvent } from '../event.js';
 import { invalid, OwnershipLostError } from '../errors.js';

@@ -9,8 +9,8 @@
  * store (StateStore.openWait) under an id derived from (group, E, ordinal of the call among the
  * handler run's durable calls: its waitFor and ctx.step calls, steps.ts) with its deadline, fixed
  * at the first run. A matching event is recorded into the wait's record (matchWait) before it is
- * acknowledged, so the re-run finds it there at the same ordinal and returns it at once; a passed deadline throws WaitTimeoutError; otherwise the re-run
- * waits for the rest of the time. Records are removed once E is committed (owner.ts), or expire
+ * acknowledged, so the re-run finds it there at the same ordinal and returns it at once; a passed
+ * deadline throws WaitTimeoutError; otherwise the re-run waits for the rest of the time. Records are removed once E is committed (owner.ts), or expire
  * WAIT_RECORD_TTL_MS after their deadline (E dead-lettered, or the group abandoned).
  */
 import type { Held } from '../held.js';
