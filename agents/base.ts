@@ -93,6 +93,14 @@ export interface HandlerContext extends AgentContext, Omit<DeliveryContext, 'sig
    * `static waitsFor` or `static subscriptions`.
    */
   waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>>;
+  /**
+   * Keyed agents only (elsewhere it rejects with INVALID_OPTION): a durable step. The first run
+   * calls `fn` and records its result (JSON) in the store before returning it; a later run of the
+   * handler for the same event (a restart, a takeover, a retry after a later failure) returns the
+   * recorded result at the same step without calling `fn` (README, Durable steps). Steps and
+   * waitFor calls must come in the same order on every run. In a replay `fn` runs, unrecorded.
+   */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
 }
 
 /**

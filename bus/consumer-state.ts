@@ -15,6 +15,7 @@ import { GroupTopics } from './topics.js';
 import type { StoreSilence } from './closing.js';
 import type { KeyedTenure } from './keyed/tenure.js';
 import type { KeyedWaits } from './keyed/waits.js';
+import type { KeyedSteps } from './keyed/steps.js';
 
 export class ConsumerState {
   readonly group: string;
@@ -26,6 +27,8 @@ export class ConsumerState {
   keyed: KeyedTenure | null = null;
   /** Keyed subscriptions: the handlers' durable waits (keyed/waits.ts); null otherwise. Set once, by the Consumer. */
   waits: KeyedWaits | null = null;
+  /** Keyed subscriptions: the handlers' durable steps (keyed/steps.ts); null otherwise. Set once, by the Consumer. */
+  steps: KeyedSteps | null = null;
   /** The deliveries of handlers inside ctx.waitFor, with their count of waits in progress: a close gives them back uncounted. */
   readonly parked = new Map<Held, number>();
   /** Failure replies to requests dead-lettered here, not yet published: a close waits for them. */

@@ -100,4 +100,9 @@ export interface KeyedStats {
   waitsResumed: number;
   /** Waits that ended with WaitTimeoutError: their deadline passed with no match. */
   waitsTimedOut: number;
+  /**
+   * Durable steps (`ctx.step`) that returned the result recorded by an earlier run of their handler
+   * (a retry, a restart, a takeover) without calling their function.
+   */
+  stepsReplayed: number;
 }

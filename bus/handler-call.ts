@@ -99,7 +99,8 @@ export class HandlerCall {
         waitSignal ??= AbortSignal.any([signal, (runEnded = new AbortController()).signal]);
         return waitParked(s, this.next, h, key, waitSignal, clock, n, type, options);
       };
-      ctx = new KeyedDelivery(d.attempts, d.position, s.group, s.consumer, signal, key, entry.value, waiting);
+      const stepping = <T>(n: number, name: string, fn: () => T | Promise<T>) => s.steps!.run(d.event!, key, n, name, fn);
+      ctx = new KeyedDelivery(d.attempts, d.position, s.group, s.consumer, signal, key, entry.value, waiting, stepping);
     } else ctx = new Context(d.attempts, d.position, s.group, s.consumer, signal);
     let threw = false;
     let error: unknown;
@@ -133,6 +134,7 @@ export class HandlerCall {
     this.next.fill();
     if (s.abandoned) return;
     if (entry !== null) {
+      // The records of the run's durable calls (waits and steps: one ordinal counter), removed once committed.
       const n = (ctx as KeyedDelivery).waits;
       const waits = n === 0 ? [] : Array.from({ length: n }, (_, i) => waitId(s.group, d.event!, i));
       const { stale, refused } = s.keyed!.settle(h, entry, !threw && ctx.deadLetterReason === undefined, (ctx as KeyedDelivery).state, waits);

@@ -69,6 +69,9 @@ export interface WaitRecord {
   matched: string | null;
 }
 
+/** A durable step's record type (bus/keyed/steps.ts): this prefix and the step's name; no event type has a space. */
+export const STEP = 'step ';
+
 /** A wait record as a listing shows it (StateStore.listWaits). */
 export interface WaitListing {
   /** The record's id (derived from the delivery whose handler waits and the wait's ordinal). */
@@ -140,7 +143,8 @@ export interface StateStore {
   /** Removes wait records (their delivery was committed). */
   removeWaits(group: string, ids: string[]): Promise<void>;
   /**
-   * The group's wait records not yet expired (of `key` alone, when given), by key then deadline, at
+   * The group's wait records not yet expired (of `key` alone, when given; not those of durable
+   * steps, type `step <name>`, bus/keyed/steps.ts), by key then deadline, at
    * most `limit`: for inspection (`agentbus state waits`). A record stays until its delivery is
    * committed, so one whose wait has ended (matched, or past its deadline) may still be listed.
    */

@@ -377,6 +377,13 @@ class Handling implements HandlerContext {
     }
     return this.d.waitFor<T>(type, options);
   }
+  /** Keyed agents only (bus/keyed/steps.ts); in a replay `fn` runs unrecorded (runtime/keyed.ts). */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+    if (!isKeyed(this.d)) {
+      return Promise.reject(invalid('INVALID_OPTION', `ctx.step in agent ${this.inst.agent}: step is for keyed agents only (declare static key)`));
+    }
+    return this.d.step<T>(name, fn);
+  }
 
   /** Schedules and cancels of this handler, one after another in call order (a cancel must not overtake the schedule before it). */
   private timeOps: Promise<unknown> | null = null;

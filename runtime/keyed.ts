@@ -10,6 +10,7 @@ import type { KeyOf, KeyedDeliveryContext } from '../bus/keyed/contract.js';
 import type { KeyedContext } from '../agents/base.js';
 import { keyOf } from '../bus/keyed/owner.js';
 import { invalid } from '../bus/errors.js';
+import { checkStep, decodeStep, encodeStep } from '../bus/keyed/steps.js';
 
 /**
  * The id of the `n`-th event a keyed handler publishes while handling `event` in `group`: the same
@@ -77,6 +78,11 @@ export class ScratchStates {
       reply: (value: unknown) => d.reply(value),
       // A replay runs handlers over stored history only: nothing arrives to wait for.
       waitFor: () => Promise.reject(invalid('INVALID_OPTION', `ctx.waitFor cannot run in a replay (key ${JSON.stringify(key)}): the replay runs stored events only, nothing arrives to wait for`)),
+      // A replay records nothing (no size limit then): a step runs its fn, and returns its result as a live run would (its JSON round trip).
+      step: async <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
+        checkStep(name, fn);
+        return decodeStep<T>(encodeStep(name, await fn(), Number.POSITIVE_INFINITY));
+      },
       key,
       state,
       commit() {

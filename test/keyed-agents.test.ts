@@ -1,7 +1,7 @@
 // Keyed agents under AgentHost on a real SQLite file: ctx.key / ctx.state, an XState machine per
 // key whose snapshot outlives the host, replay on scratch state (host.replay and the CLI), publishes
-// of a redelivered handler stored once, ctx.waitFor with static waitsFor, and the checks that refuse a
-// misdeclared keyed agent.
+// of a redelivered handler stored once, ctx.waitFor with static waitsFor, ctx.step, and the checks
+// that refuse a misdeclared keyed agent.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -210,6 +210,47 @@ test('ctx.waitFor in agents: static waitsFor types are read, an approval resumes
   await waitFor('approved', async () => ((await stateOf(bus, 'Planner', 't1')) as { step: string } | undefined)?.step === 'approved');
   assert.equal((await stored(bus, approved)).map((e) => [e.subject, e.data]), [['t1', { by: 'ann' }]]);
   assert.equal(await bus.deadLetters.list({ group: 'Planner' }), [], 'the grant nobody waited for is acknowledged, not a no_handler dead letter');
+  await bus.publish(plainType, {});
+  await waitFor('plain handled', () => plainErr !== undefined);
+  assert.instance(plainErr, ValidationError);
+  assert.ok(String((plainErr as Error).message).includes('agent Plain') && String((plainErr as Error).message).includes('keyed agents only'), String(plainErr));
+  await host.stop();
+  await bus.close();
+});
+
+test('ctx.step in agents: a keyed agent\'s step runs once across a retry; a replay runs it again unrecorded and leaves the live state; an unkeyed agent is refused naming it', async () => {
+  const bus = await fresh();
+  const ticket = uniq('ticket.created');
+  const plainType = uniq('plain.in');
+  const calls: string[] = [];
+  let plainErr: unknown;
+  class Intake extends BaseAgent {
+    static subscriptions = [ticket];
+    static key = 'subject' as const;
+    static options = { backoff: { initialMs: 20 } };
+    async handle(_e: CloudEvent, ctx: KeyedContext<{ summary: string } | null>) {
+      const summary = await ctx.step('llm', async () => (calls.push(ctx.replaying ? 'replay' : `attempt ${ctx.attempt}`), `summary of ${ctx.key}`));
+      if (ctx.attempt === 1 && !ctx.replaying) throw new Error('fails after the step');
+      ctx.state = { summary };
+    }
+  }
+  class Plain extends BaseAgent {
+    static subscriptions = [plainType];
+    async handle(_e: CloudEvent, ctx: KeyedContext<unknown>) {
+      plainErr = await ctx.step('x', () => 1).catch((x: unknown) => x);
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Intake, Plain], logger });
+  await host.start();
+  await bus.publish(ticket, {}, { subject: 't1' });
+  await waitFor('committed', async () => (await stateOf(bus, 'Intake', 't1')) !== undefined);
+  assert.equal(await stateOf(bus, 'Intake', 't1'), { summary: 'summary of t1' });
+  assert.equal(calls, ['attempt 1'], 'the retry returned the recorded result');
+  const before = await bus.keys!.get('Intake', 't1');
+  const result = await host.replay('Intake');
+  assert.is(result.handled, 1);
+  assert.equal(calls, ['attempt 1', 'replay'], 'a replay runs the step\'s function (nothing recorded)');
+  assert.equal(await bus.keys!.get('Intake', 't1'), before, 'live state untouched by the replay');
   await bus.publish(plainType, {});
   await waitFor('plain handled', () => plainErr !== undefined);
   assert.instance(plainErr, ValidationError);

@@ -32,7 +32,7 @@ import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import type { Delivery } from '../../bus/driver.js';
 import { OwnershipLostError } from '../../bus/errors.js';
-import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitListing, type WaitRecord } from '../../bus/state.js';
+import { killAfterStateWrite, STEP, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitListing, type WaitRecord } from '../../bus/state.js';
 import { isRedisError, type RedisStore } from './client.js';
 import { delivery } from './delivery.js';
 import { compareIds } from './keys.js';
@@ -210,7 +210,7 @@ export class RedisState implements StateStore {
       const fields = await waitFields.call(this.s.cmd, part.map((id) => this.s.keys.wait(group, id)));
       part.forEach((id, j) => {
         const [type, key, deadline, matched] = fields[j];
-        if (type === null || key === null || (q.key !== undefined && key !== q.key)) return;
+        if (type === null || key === null || type.startsWith(STEP) || (q.key !== undefined && key !== q.key)) return;
         out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1 });
       });
     }

@@ -154,7 +154,8 @@ export function prepareWaits(db: Database) {
     waitRemove: p('DELETE FROM agent_wait WHERE grp = @grp AND id = @id'),
     waitExpire: p('DELETE FROM agent_wait WHERE expires_at <= ?'),
     waitList: p(`SELECT id, key, type, deadline, matched IS NOT NULL AS matched FROM agent_wait
-                 WHERE grp = @grp AND (@key IS NULL OR key = @key) AND expires_at > @now ORDER BY key, deadline, id LIMIT @limit`),
+                 WHERE grp = @grp AND (@key IS NULL OR key = @key) AND expires_at > @now AND substr(type, 1, 5) <> 'step '
+                 ORDER BY key, deadline, id LIMIT @limit`),
   };
 }
 export type WaitStatements = ReturnType<typeof prepareWaits>;

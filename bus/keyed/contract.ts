@@ -21,7 +21,8 @@ export interface KeyedStateOptions {
   maxActiveKeys?: number | undefined;
   /**
    * Largest state of one key, as JSON; a handler leaving a larger one fails without retry (dead
-   * letter `state_too_large`) and the key keeps its previous state.
+   * letter `state_too_large`) and the key keeps its previous state. Also the largest `ctx.step`
+   * result, as JSON (a larger one rejects with PAYLOAD_TOO_LARGE and is not recorded).
    * @default 256 KiB (262144)
    */
   maxStateBytes?: number | undefined;
@@ -65,6 +66,20 @@ export interface KeyedDeliveryContext<S = unknown> extends DeliveryContext {
    * waits on (README, Waiting durably). `type` must be among the subscription's types or `waitsFor`.
    */
   waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>>;
+  /**
+   * A durable step (README, Durable steps): the first run calls `fn` and records what it resolves
+   * (JSON-serialisable, undefined allowed, at most maxStateBytes as JSON) in the store before
+   * returning it; a later run of the handler for the same delivery (a crash, a stop, a lost lease,
+   * a retry after a later failure, on any host) returns the recorded result at the same step without
+   * calling `fn`. Every run gets the result as recorded (its JSON round trip). `fn` that throws
+   * records nothing (the next run calls it again), and a crash between `fn` resolving and the
+   * record being stored calls it again too: a side effect runs once per recorded result, at least
+   * once. Steps and waitFor calls are matched to their records by their order in the run (the same
+   * on every run; `name`, 1-200 characters, is checked against it). The records are removed when
+   * the delivery is committed. Holds the concurrency slot and counts towards timeoutMs (`fn` is the
+   * handler's own work).
+   */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
 }
 
 /** `ctx.waitFor`'s options. */

@@ -1,6 +1,6 @@
 /**
- * A keyed subscription's parts in its consumer (consumer-state.ts): the tenure (tenure.ts) and the
- * waits (waits.ts) wired to the consumer's state, and how they count there: a handler parked in
+ * A keyed subscription's parts in its consumer (consumer-state.ts): the tenure (tenure.ts), the
+ * waits (waits.ts) and the steps (steps.ts) wired to the consumer's state, and how they count there: a handler parked in
  * ctx.waitFor gives its concurrency slot up (its key's queued deliveries take none either, see
  * read-loop.ts), and a tenure that ends forgets everything the consumer holds.
  */
@@ -16,6 +16,7 @@ import type { ConsumerState } from '../consumer-state.js';
 import type { KeyOf, WaitOptions } from './contract.js';
 import { KeyedTenure } from './tenure.js';
 import { KeyedWaits } from './waits.js';
+import { KeyedSteps } from './steps.js';
 
 /**
  * ctx.waitFor of the handler of `h` (keyed/waits.ts): while it waits, the handler holds no
@@ -82,8 +83,8 @@ export interface KeyedScheduling {
 }
 
 /**
- * Makes a keyed subscription's tenure and waits (s.keyed, s.waits) over the store's keyed state,
- * wired to its consumer's state and scheduler.
+ * Makes a keyed subscription's tenure, waits and steps (s.keyed, s.waits, s.steps) over the
+ * store's keyed state, wired to its consumer's state and scheduler.
  */
 export function startKeyed(s: ConsumerState, state: StateStore, key: KeyOf, sched: KeyedScheduling): void {
   const o = s.o;
@@ -122,10 +123,11 @@ export function startKeyed(s: ConsumerState, state: StateStore, key: KeyOf, sche
     },
     storeError: (what, err) => s.storeError(what, err),
   });
+  s.steps = new KeyedSteps({ group: o.group, store: state, maxStateBytes: o.maxStateBytes });
 }
 
-/** The tenure's figures and the waits' (Subscription.keyedStats); null when not keyed. */
+/** The tenure's figures, the waits' and the steps' (Subscription.keyedStats); null when not keyed. */
 export function keyedStats(s: ConsumerState): KeyedStats | null {
-  if (s.keyed === null || s.waits === null) return null;
-  return { ...s.keyed.stats(), waiting: s.waiting, waitsResumed: s.waits.resumed, waitsTimedOut: s.waits.timedOut };
+  if (s.keyed === null || s.waits === null || s.steps === null) return null;
+  return { ...s.keyed.stats(), waiting: s.waiting, waitsResumed: s.waits.resumed, waitsTimedOut: s.waits.timedOut, stepsReplayed: s.steps.replayed };
 }

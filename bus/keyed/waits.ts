@@ -6,11 +6,11 @@
  *
  * Durability: the delivery E whose handler waits is not acknowledged until the handler returns, so
  * a crash redelivers E and its handler runs again from its start. Each wait is recorded in the
- * store (StateStore.openWait) under an id derived from (group, E, ordinal of the waitFor call in
- * the handler run) with its deadline, fixed at the first run. A matching event is recorded into the
- * wait's record (matchWait) before it is acknowledged, so the re-run finds it there at the same
- * ordinal and returns it at once; a passed deadline throws WaitTimeoutError; otherwise the re-run
- * waits for the rest of the time. Records are removed once E is committed (owner.ts), or expire
+ * store (StateStore.openWait) under an id derived from (group, E, ordinal of the call among the
+ * handler run's durable calls: its waitFor and ctx.step calls, steps.ts) with its deadline, fixed
+ * at the first run. A matching event is recorded into the wait's record (matchWait) before it is
+ * acknowledged, so the re-run finds it there at the same ordinal and returns it at once; a passed
+ * deadline throws WaitTimeoutError; otherwise the re-run waits for the rest of the time. Records are removed once E is committed (owner.ts), or expire
  * WAIT_RECORD_TTL_MS after their deadline (E dead-lettered, or the group abandoned).
  */
 import type { Held } from '../held.js';
@@ -18,7 +18,7 @@ import type { CloudEvent } from '../event.js';
 import { checkType, stableId } from '../event.js';
 import { invalid, WaitTimeoutError } from '../errors.js';
 import { toMs } from '../duration.js';
-import type { StateStore, WaitRecord } from '../state.js';
+import { STEP, type StateStore, type WaitRecord } from '../state.js';
 import type { WaitOptions } from './contract.js';
 import { describe } from '../thrown.js';
 
@@ -26,6 +26,7 @@ import { describe } from '../thrown.js';
 export const MAX_WAIT_MS = 365 * 86_400_000;
 /** A wait's record is kept this long past its deadline unless its delivery is committed first. */
 export const WAIT_RECORD_TTL_MS = 86_400_000;
+export { STEP };
 /** setTimeout's longest delay; longer waits re-arm. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -105,7 +106,10 @@ export class KeyedWaits {
     const id = waitId(group, h.d.event!, n);
     const rec: WaitRecord = await this.c.store.openWait(group, id, { type, key, deadline: Date.now() + ms }, WAIT_RECORD_TTL_MS);
     if (rec.type !== type || rec.key !== key) {
-      throw invalid('INVALID_OPTION', `waitFor ${n + 1} of this handler run was recorded for ${rec.type} of key ${JSON.stringify(rec.key)}, not ${type} of ${JSON.stringify(key)}: a handler must make its waitFor calls in the same order on every run`);
+      throw invalid(
+        'INVALID_OPTION',
+        `waitFor ${type} of key ${JSON.stringify(key)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.waitFor and ctx.step calls in the same order on every run`,
+      );
     }
     if (rec.matched !== null) return JSON.parse(rec.matched) as CloudEvent;
     if (signal.aborted) throw signal.reason;
@@ -211,6 +215,12 @@ export class KeyedWaits {
     this.c.consumed(m);
     return m.d.event!;
   }
+}
+
+/** What a wait record was recorded for, in words: a wait's type or a step's name, and the key. */
+export function recordedFor(rec: WaitRecord): string {
+  const what = rec.type.startsWith(STEP) ? `ctx.step ${JSON.stringify(rec.type.slice(STEP.length))}` : `waitFor ${rec.type}`;
+  return `${what} of key ${JSON.stringify(rec.key)}`;
 }
 
 /** The record id of the `n`-th wait of a handler of `event` in `group`: the same on every delivery of it, on any host. */

@@ -132,6 +132,9 @@ class SpanContext implements HandlerContext {
   waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>> {
     return this.ctx.waitFor<T>(type, options);
   }
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+    return this.ctx.step<T>(name, fn);
+  }
   retryIn(ms: number): void {
     this.ctx.retryIn(ms);
   }

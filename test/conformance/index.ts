@@ -18,6 +18,7 @@ import { requestSuite } from './requests.js';
 import { delayedSuite } from './delayed.js';
 import { reminderSuite } from './reminders.js';
 import { waitSuite } from './waits.js';
+import { stepSuite } from './steps.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -119,6 +120,7 @@ export function conformance(a: AdapterUnderTest): void {
   delayedSuite(t);
   reminderSuite(t);
   waitSuite(t);
+  stepSuite(t);
   if (a.features.sharedAcrossProcesses) processSuite(t);
 }
 

@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import * as assert from 'uvu/assert';
 import { assertSameIds, sleep, uniq, waitFor } from '../helpers/index.js';
@@ -200,6 +203,35 @@ export function processSuite(a: Target): void {
     }
     const done = (await bus.stats()).find((t) => t.type === `${type}.done`);
     assert.is(done?.length, 3, 'each completion event stored once');
+  });
+
+  test('keyed ctx.step: the host SIGKILLed after a step\'s result is recorded, its handler parked in waitFor after it: the restarted handler gets the recorded result without calling the step again, and the approval completes the ticket once', async () => {
+    const bus = await a.make();
+    const type = uniq('ticket');
+    const group = uniq('g');
+    const stepFile = join(mkdtempSync(join(tmpdir(), 'agentbus-step-')), 'calls');
+    writeFileSync(stepFile, '');
+    const cfg = { bus: busOptions, role: 'approve', type, group, claimIdleMs: 800, waitMs: 60_000, stepFile };
+    await bus.publish(type, {}, { subject: 't1' });
+    const stepped = (c: Child) => c.lines.find((l) => l.startsWith('stepped t1 '))?.slice('stepped t1 '.length);
+    const first = child(cfg);
+    await waitFor('stepped', () => stepped(first) !== undefined, 30_000);
+    await sleep(500); // parked in waitFor after the step
+    // The worst moment: the step's result recorded, the handler waiting, its delivery not committed.
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    const second = child(cfg);
+    await waitFor('run 2 past its step', () => stepped(second) !== undefined, 30_000);
+    const llm = { answer: 'for t1', pid: first.proc.pid };
+    assert.equal(JSON.parse(stepped(second)!), llm, 'the restarted run got the first run\'s recorded result');
+    await bus.publish(`${type}.granted`, { by: 'ops' }, { subject: 't1' });
+    await waitFor('t1 done', () => second.lines.includes('done t1'), 20_000);
+    assert.equal(readFileSync(stepFile, 'utf8').split('\n').filter(Boolean), [`t1 ${first.proc.pid}`], 'the step\'s function ran once in total');
+    await waitFor('committed', async () => ((await bus.keys!.get(group, 't1'))?.state as { step?: string } | undefined)?.step === 'approved', 10_000);
+    assert.equal((await bus.keys!.get(group, 't1'))!.state, { step: 'approved', by: { by: 'ops' }, llm });
+    assert.not.ok(first.lines.includes('done t1'), 'not completed before the kill');
+    assert.is(second.lines.filter((l) => l === 'done t1').length, 1, 'completed once');
+    assert.is((await bus.stats()).find((t) => t.type === `${type}.done`)?.length, 1, 'its completion event stored once');
   });
 
   test.run();

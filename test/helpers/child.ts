@@ -7,13 +7,17 @@
 //   approve: a keyed subscription (key: subject) whose handler of `type` prints "began <key> <ms>
 //            <attempt>", waits (ctx.waitFor, `waitMs`) for `<type>.granted` of its key, stores
 //            { step: 'approved', by } or { step: 'timed out', deadline }, publishes `<type>.done`
-//            under the id done-<key>, and prints "done <key>" (maxAttempts: `maxAttempts`, default 10)
+//            under the id done-<key>, and prints "done <key>" (maxAttempts: `maxAttempts`, default 10).
+//            With `stepFile`, the handler first runs ctx.step('llm'), whose function appends
+//            "<key> <pid>" to that file (a call of a model) and returns { answer, pid }; it prints
+//            "stepped <key> <result JSON>" and the state keeps the result as `llm`
 //   respond: answers each request of `type` with { n: data.n * 2, pid }
 //   request: requests `type` once, printing "replied" once answered; stays open until killed
 //   delay:   publishes `count` events of `type` with delay `delayMs`, printing "due <epoch ms>" (the
 //            earliest due time), "pub <id>" per event, then "published"; stays open, its bus
 //            moving due entries, until killed
 // It prints "ready" once subscribed; SIGTERM closes the bus (draining) and exits 0.
+import { appendFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { createBus } from '../../runtime/config.js';
 import { WaitTimeoutError } from '../../bus/errors.js';
@@ -30,6 +34,7 @@ const cfg = JSON.parse(process.argv[2]) as {
   delayMs?: number;
   waitMs?: number;
   maxAttempts?: number;
+  stepFile?: string;
 };
 const bus = await createBus({ ...(cfg.bus as object), logger: pino({ level: 'warn' }, pino.destination(2)) });
 const out = (line: string) => process.stdout.write(line + '\n');
@@ -65,9 +70,17 @@ if (cfg.role === 'publish') {
       if (e.type !== cfg.type) return; // a grant no wait took
       const ctx = c as KeyedDeliveryContext<unknown>;
       out(`began ${ctx.key} ${Date.now()} ${ctx.attempt}`);
+      let llm: unknown;
+      if (cfg.stepFile !== undefined) {
+        llm = await ctx.step('llm', () => {
+          appendFileSync(cfg.stepFile!, `${ctx.key} ${process.pid}\n`);
+          return { answer: `for ${ctx.key}`, pid: process.pid };
+        });
+        out(`stepped ${ctx.key} ${JSON.stringify(llm)}`);
+      }
       try {
         const m = await ctx.waitFor(granted, { timeout: cfg.waitMs! });
-        ctx.state = { step: 'approved', by: m.data };
+        ctx.state = { step: 'approved', by: m.data, ...(llm === undefined ? {} : { llm }) };
       } catch (err) {
         if (!(err instanceof WaitTimeoutError)) throw err;
         ctx.state = { step: 'timed out', deadline: err.deadline.getTime() };

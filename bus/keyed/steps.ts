@@ -1,0 +1,94 @@
+/**
+ * Durable steps of keyed handlers (`ctx.step(name, fn)`, README "Durable steps"): the result of a
+ * piece of the handler's own work (a model call, an HTTP call) is recorded in the store before
+ * `step` returns it, so a later run of the handler for the same delivery (a crash, a SIGTERM
+ * give-back, a lost lease, a retry after a later failure, on any host) gets the recorded result at
+ * the same step without calling `fn` again.
+ *
+ * A step is a wait record (StateStore.openWait/matchWait, as waits.ts) at the next ordinal of the
+ * run's durable calls, the counter ctx.waitFor uses too, so the record ids are the ones
+ * handler-call.ts hands the commit for removal. Its type is `step <name>` (a space: no event type has one, so a
+ * step never passes for a wait), its `matched` the JSON `{"v":result}` (no `v`: undefined). The
+ * record is opened before `fn` runs and filled when `fn` resolves; a run that finds it filled
+ * returns it. At-least-once: a crash between `fn` resolving and the record being stored calls `fn`
+ * again on the next run. Its deadline is MAX_WAIT_MS ahead, so a record of a delivery never
+ * committed (dead-lettered) outlives every wait of the same run; it expires WAIT_RECORD_TTL_MS
+ * after that deadline.
+ */
+import type { CloudEvent } from '../event.js';
+import { invalid, OwnershipLostError } from '../errors.js';
+import type { StateStore } from '../state.js';
+import { describe } from '../thrown.js';
+import { MAX_WAIT_MS, recordedFor, STEP, WAIT_RECORD_TTL_MS, waitId } from './waits.js';
+
+/** Longest step name. */
+export const MAX_STEP_NAME = 200;
+
+/** What the steps need of their consumer. */
+export interface StepsHost {
+  readonly group: string;
+  readonly store: StateStore;
+  /** The subscription's maxStateBytes: the largest recorded result (as JSON). */
+  readonly maxStateBytes: number;
+}
+
+/** Refuses a bad `ctx.step` call before it takes an ordinal. */
+export function checkStep(name: unknown, fn: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_STEP_NAME) {
+    throw invalid('INVALID_OPTION', `invalid ctx.step name ${typeof name === 'string' ? `of ${name.length} characters` : describe(name)}: expected a string of 1-${MAX_STEP_NAME} characters`);
+  }
+  if (typeof fn !== 'function') throw invalid('INVALID_OPTION', `invalid ctx.step ${JSON.stringify(name)} fn ${describe(fn)}: expected a function () => result`);
+}
+
+/**
+ * `value` as a step records it (`{"v":value}`; `{}` for undefined), refused when JSON cannot encode
+ * it or it is over `maxBytes`.
+ */
+export function encodeStep(name: string, value: unknown, maxBytes: number): string {
+  let json: string;
+  try {
+    json = JSON.stringify(value === undefined ? {} : { v: value });
+  } catch (err) {
+    throw invalid('INVALID_OPTION', `ctx.step ${JSON.stringify(name)}: its result cannot be recorded as JSON (${describe(err)}); return JSON-serialisable data`);
+  }
+  if (json.length * 3 > maxBytes && Buffer.byteLength(json) > maxBytes) {
+    throw invalid('PAYLOAD_TOO_LARGE', `ctx.step ${JSON.stringify(name)}: its result is ${Buffer.byteLength(json)} bytes as JSON, over maxStateBytes ${maxBytes}; nothing was recorded`);
+  }
+  return json;
+}
+
+/** A recorded result, as `step` returns it. */
+export function decodeStep<T>(json: string): T {
+  return (JSON.parse(json) as { v?: T }).v as T;
+}
+
+export class KeyedSteps {
+  /** Steps that returned a recorded result without calling their fn; KeyedStats.stepsReplayed. */
+  replayed = 0;
+
+  constructor(private readonly c: StepsHost) {}
+
+  /** The `n`-th durable call of the handler of `event` (key `key`) in this run: `ctx.step(name, fn)`, see the file header. */
+  async run<T>(event: CloudEvent, key: string, n: number, name: string, fn: () => T | Promise<T>): Promise<T> {
+    const { group, store } = this.c;
+    const id = waitId(group, event, n);
+    const type = STEP + name;
+    const rec = await store.openWait(group, id, { type, key, deadline: Date.now() + MAX_WAIT_MS }, WAIT_RECORD_TTL_MS);
+    if (rec.type !== type || rec.key !== key) {
+      throw invalid(
+        'INVALID_OPTION',
+        `ctx.step ${JSON.stringify(name)} of key ${JSON.stringify(key)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.step and ctx.waitFor calls in the same order on every run`,
+      );
+    }
+    if (rec.matched !== null) {
+      this.replayed++;
+      return decodeStep<T>(rec.matched);
+    }
+    const json = encodeStep(name, await fn(), this.c.maxStateBytes);
+    const recorded = await store.matchWait(group, id, json);
+    // Removed: the delivery was committed meanwhile (by the owner that took the group over: this run is stale).
+    if (recorded === null) throw new OwnershipLostError(`ctx.step ${JSON.stringify(name)} of key ${JSON.stringify(key)}: its record is gone (the delivery was committed by another owner, or the record expired); the result was not recorded`);
+    // Another run recorded first (a previous owner's run still going): its result is the step's, on every run.
+    return decodeStep<T>(recorded);
+  }
+}
