@@ -18,6 +18,8 @@ export interface Held {
   next?: Held | null;
   /** Whether Holdings holds it. */
   held?: boolean;
+  /** Its handler's call was marked as answering the request it carries (requests.ts answering): its dead letter fails the requester. */
+  answers?: boolean;
 }
 
 /**
