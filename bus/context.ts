@@ -28,6 +28,9 @@ export class Context implements DeliveryContext {
     this.replied = { value };
   }
 
+  /** Set by requests.ts `answering`: this call answers its request even through a pattern (and a dead letter fails it). */
+  answering = false;
+
   retryIn(ms: number): void {
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0 || ms > 86_400_000) {
       throw invalid('INVALID_OPTION', `invalid retryIn ${String(ms)}: expected 0 to 86400000 ms`);

@@ -119,6 +119,7 @@ export class HandlerCall {
       error = err;
     }
     runEnded?.abort(new Error('the handler returned without awaiting its waitFor'));
+    if (ctx.answering) h.answers = true; // its dead letter, if that is what this call ends in, fails the requester (retries.ts)
     this.settle(h, ctx, started, threw, error, entry, aborter);
   }
 

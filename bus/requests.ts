@@ -13,7 +13,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { checkType, REPLY_PREFIX, stableId } from './event.js';
-import type { Bus, Subscription } from './contract.js';
+import type { Bus, DeliveryContext, Handler, SubscribeOptions, Subscription } from './contract.js';
+import { Context } from './context.js';
 import type { RequestOutcome } from './contract-observer.js';
 import type { RequestOptions } from './contract-options.js';
 import type { CloudEvent, PublishOptions } from './event.js';
@@ -26,10 +27,23 @@ import { int } from './validate.js';
  * requester it is done). One that took it through a pattern (`*`, `tool.*`) answers only by calling
  * `ctx.reply`: an observer (an audit `*` agent) would otherwise answer every request it sees, with
  * null or whatever its handler happens to return (`(e) => seen.push(e)`), racing the real reply,
- * and the first reply wins. (An agent's own `on<Type>` method names its type: runtime/instance.ts.)
+ * and the first reply wins; or when the call was marked `answering` (below).
  */
-export function answers(types: readonly string[], type: string, ctx: { replied: unknown }): boolean {
-  return ctx.replied !== undefined || namesType(types, type);
+export function answers(types: readonly string[], type: string, ctx: Pick<Context, 'replied' | 'answering'>): boolean {
+  return ctx.replied !== undefined || ctx.answering || namesType(types, type);
+}
+
+/**
+ * Marks one handler call as answering the request it carries, as a subscription naming its type
+ * does: its return value is the reply (null for nothing, unless it calls `ctx.reply`), and if the
+ * request ends as a dead letter the requester is failed at once (retries.ts). For the agent layer,
+ * which knows what the subscription does not: an agent's own `on<Type>` method reached through a
+ * pattern names its type (runtime/instance.ts). Per call, not per subscription: the same pattern
+ * subscription's `handle` answers by `ctx.reply` only. A context no subscription made (a replay's)
+ * has nobody to answer: left as it is.
+ */
+export function answering(ctx: DeliveryContext): void {
+  if (ctx instanceof Context) ctx.answering = true;
 }
 
 /** Whether a subscription's `types` name `type` itself, not through a pattern: it answers requests of that type unasked (a value, or a failure). */
@@ -109,6 +123,12 @@ export function fitBytes(text: string, max: number): string {
   return `${out}...`;
 }
 
+/** What Requests needs of its bus: publish, and subscribe with the bus' own `noAck` (subscriptions.ts). */
+export interface RequestsBus {
+  publish: Bus['publish'];
+  subscribe(options: SubscribeOptions, handler: Handler, noAck: boolean): Promise<Subscription>;
+}
+
 export class Requests {
   readonly topic = REPLY_PREFIX + randomBytes(6).toString('hex');
   private readonly waiting = new Map<string, Waiting>();
@@ -116,7 +136,7 @@ export class Requests {
   private closed = false;
 
   constructor(
-    private readonly bus: Pick<Bus, 'publish' | 'subscribe'>,
+    private readonly bus: RequestsBus,
     private readonly tell: RequestEvents = NOBODY,
   ) {}
 
@@ -158,9 +178,15 @@ export class Requests {
     return this.inbox !== null;
   }
 
-  /** The reply subscription: made before the first request is published, so no reply is missed. */
+  /**
+   * The reply subscription: made before the first request is published, so no reply is missed. Read
+   * without leases (noAck, where the store can): the requests it answers wait in this process'
+   * memory, so a reply kept pending for another consumer, acknowledged, or claimed after a crash
+   * would serve nobody; each reply is delivered once, and one read by a bus that dies is gone with
+   * the requests it answered.
+   */
   private openInbox(): Promise<Subscription> {
-    return this.bus.subscribe({ group: this.topic, types: [this.topic], concurrency: 64 }, (e) => this.received(e));
+    return this.bus.subscribe({ group: this.topic, types: [this.topic], concurrency: 64 }, (e) => this.received(e as CloudEvent), true);
   }
 
   private received(e: CloudEvent): void {

@@ -2,7 +2,6 @@
 // its delay passes (its attempt counted in the store first), and a dead letter stored before the
 // delivery is let go.
 import type { Held } from './held.js';
-import type { CloudEvent } from './event.js';
 import { errForLog } from './thrown.js';
 import type { ConsumerState } from './consumer-state.js';
 import type { Reply } from './handler-call.js';
@@ -55,24 +54,26 @@ export class Retries {
     s.wake();
   }
 
-  /** Stores `h`'s dead letter (and reports it, outcomes.ts), then forgets `h`. */
-  /** Stores `h` as a dead letter, then forgets it; a request's requester is told (failureReply). */
+  /** Stores `h` as a dead letter (and reports it, outcomes.ts), then forgets it; a request's requester is told (failureReply). */
   async deadLetter(h: Held, reason: string, error: string, stack?: string): Promise<void> {
     const stored = await this.s.out.deadLetter(h.d, reason, error, stack);
     this.next.drop(h);
     this.s.wake();
-    if (stored) this.failureReply(h.d.event, reason, error);
+    if (stored) this.failureReply(h, reason, error);
   }
 
   /**
    * A request dead-lettered by a group that names its type fails its requester now, not after its
-   * timeoutMs. Not by a group that took it through a pattern: that one never answers it unasked
-   * (requests.ts answers), so neither does its failure. Sent after the delivery is forgotten (its
-   * subject's next event does not wait for it); a close waits for it (consumer-close.ts).
+   * timeoutMs; so does one whose handler's call was marked as answering it (an agent's own
+   * `on<Type>` method reached through a pattern, requests.ts answering). Not otherwise by a group
+   * that took it through a pattern: that one never answers it unasked (requests.ts answers), so
+   * neither does its failure. Sent after the delivery is forgotten (its subject's next event does
+   * not wait for it); a close waits for it (consumer-close.ts).
    */
-  private failureReply(req: CloudEvent | null | undefined, reason: string, error: string): void {
+  private failureReply(h: Held, reason: string, error: string): void {
     const s = this.s;
-    if (req?.replyto === undefined || !namesType(s.o.types, req.type)) return;
+    const req = h.d.event;
+    if (req?.replyto === undefined || !(h.answers === true || namesType(s.o.types, req.type))) return;
     const sent: Promise<unknown> = this.reply(req, s.group, undefined, { reason, error })
       .catch((err) => s.log.warn({ group: s.group, type: req.type, id: req.id, err: errForLog(err) }, 'could not tell the requester its request was dead-lettered: it fails at its timeoutMs instead'))
       .finally(() => s.failureReplies.delete(sent));

@@ -36,10 +36,14 @@ export class Subscriptions {
     private readonly silence: StoreSilence,
   ) {}
 
-  /** Starts a Consumer; resolves once its group exists (see Bus.subscribe). */
-  async subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription> {
+  /**
+   * Starts a Consumer; resolves once its group exists (see Bus.subscribe). `noAck`: not a subscribe
+   * option but the bus' own, for its reply subscription (requests.ts): read without leases where the
+   * driver can (DriverReads.noAck).
+   */
+  async subscribe(options: SubscribeOptions, handler: Handler, noAck = false): Promise<Subscription> {
     const so = checkSubscribe(options, handler);
-    const c = new Consumer(this.driver, so, this.maxBytes, handler, this.log, (x) => this.remove(x), this.reply, this.silence);
+    const c = new Consumer(this.driver, so, this.maxBytes, handler, this.log, (x) => this.remove(x), this.reply, this.silence, noAck);
     this.add(c, so.types);
     try {
       await c.start();

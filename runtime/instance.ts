@@ -7,7 +7,7 @@ import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import { errForLog, isA } from '../bus/thrown.js';
 import { invalid, TimeoutError } from '../bus/errors.js';
-import { namesType } from '../bus/requests.js';
+import { answering } from '../bus/requests.js';
 import { handlerFor, ownMethod, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agent-spec.js';
 import type { ReplayCapture } from './capture.js';
@@ -160,6 +160,12 @@ export class AgentInstance implements AgentContext {
 
   /** One delivery (live or replayed) through the middleware to the agent's handler. */
   private dispatch(event: CloudEvent, d: DeliveryContext): unknown {
+    // A request reached through a pattern is answered by ctx.reply only (bus/requests.ts answers);
+    // but a method of the agent's own for its type names that type as surely as a subscription
+    // does: it answers with its return value (null when it returns nothing), and its dead letter
+    // fails the requester at once. `handle` answers by ctx.reply only. Marked here, on the bus'
+    // own context, so no middleware's wrapping of the context hides it.
+    if (event.replyto !== undefined && this.spec.machine === null && ownMethod(this.object!, event.type) !== null) answering(d);
     if (this.scratch === null) return this.handle(event, new Handling(this, event, d));
     const kd = this.scratch.context(event, d);
     if (kd === null) return; // no key: a live run dead-letters it (no_key); a replay skips it
@@ -183,14 +189,7 @@ export class AgentInstance implements AgentContext {
       ctx.deadLetter('no_handler');
       return;
     }
-    // A request reached through a pattern is answered by ctx.reply only (bus/requests.ts answers);
-    // but a method of the agent's own for its type names that type as surely as a subscription
-    // does, so its return value answers, null when it returns nothing. `handle` answers by ctx.reply.
-    if (event.replyto === undefined || !(ctx instanceof Handling) || namesType(this.spec.cls.subscriptions ?? [], topic) || ownMethod(this.object!, topic) === null) return h(event, ctx);
-    return Promise.resolve(h(event, ctx)).then((value) => {
-      if (!ctx.replied) ctx.reply(value ?? null);
-      return value;
-    });
+    return h(event, ctx);
   }
 
   /** Graceful: drain the subscriptions (handlers in flight finish and are acknowledged), then onStop. */
@@ -331,10 +330,7 @@ class Handling implements HandlerContext {
   retryIn(ms: number): void {
     this.d.retryIn(ms);
   }
-  /** ctx.reply was called (route: a per-type method's return value does not override it). */
-  replied = false;
   reply(value: unknown): void {
-    this.replied = true;
     this.d.reply(value);
   }
   /** A handler past its timeoutMs publishes nothing more (its attempt already failed and will run again). */

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AgentHost, BaseAgent, createBus, serveHttp, ValidationError, type AgentContext, type Bus, type CloudEvent, type HandlerContext } from '../index.js';
+import { AgentHost, BaseAgent, createBus, NonRetryableError, RequestFailedError, serveHttp, ValidationError, type AgentContext, type Bus, type CloudEvent, type HandlerContext } from '../index.js';
 import { uniq, waitFor } from './helpers/index.js';
 import { Crasher, Thrower } from './fixtures/agents/throws.js';
 
@@ -70,7 +70,7 @@ h('routes by exact type to per-type methods and by pattern to handle; ctx carrie
   await bus.close();
 });
 
-h('requests through a pattern: an agent\'s own on<Type> method answers with its return value (null for nothing); handle answers only by ctx.reply; an audit agent on * never answers', async () => {
+h('requests through a pattern: an agent\'s own on<Type> method answers with its return value (null for nothing) and its dead letter fails the request at once; handle answers only by ctx.reply, and its dead letter fails none; an audit agent on * never answers', async () => {
   const { bus, logger } = await fresh();
   let audited = 0;
   class Tools extends BaseAgent {
@@ -79,8 +79,12 @@ h('requests through a pattern: an agent\'s own on<Type> method answers with its 
       return { ran: e.data };
     }
     onToolVoid() {}
+    onToolBroken() {
+      throw new NonRetryableError('tool broken');
+    }
     handle(e: CloudEvent, ctx: HandlerContext) {
       if (e.type === 'tool.explicit') ctx.reply('by ctx');
+      if (e.type === 'tool.refused') ctx.deadLetter('refused by handle');
       return 'not an answer';
     }
   }
@@ -98,7 +102,16 @@ h('requests through a pattern: an agent\'s own on<Type> method answers with its 
     assert.is(await bus.request('tool.explicit', 0, { timeoutMs: 10_000 }), 'by ctx');
     const err = await bus.request('tool.other', 0, { timeoutMs: 1500 }).then(() => null, (x: unknown) => x);
     assert.is((err as { code?: string } | null)?.code, 'REQUEST_TIMEOUT', 'handle returning a value through a pattern is no answer');
-    await waitFor('the audit agent saw the four requests', () => audited >= 4, 10_000);
+    // The method that would have answered fails the requester at once when its request is dead-lettered.
+    const started = Date.now();
+    const failed = await bus.request('tool.broken', 0, { timeoutMs: 20_000 }).then(() => null, (x: unknown) => x);
+    assert.ok(failed instanceof RequestFailedError, `on<Type> through a pattern, dead-lettered: got ${String(failed)}`);
+    assert.equal([failed.code, failed.group, failed.reason], ['REQUEST_FAILED', 'Tools', 'non_retryable']);
+    assert.ok(Date.now() - started < 10_000, 'at once, not at timeoutMs');
+    // handle answers by ctx.reply only: its dead letter tells the requester nothing either.
+    const refused = await bus.request('tool.refused', 0, { timeoutMs: 1500 }).then(() => null, (x: unknown) => x);
+    assert.is((refused as { code?: string } | null)?.code, 'REQUEST_TIMEOUT', 'a dead letter of handle through a pattern sends no failure reply');
+    await waitFor('the audit agent saw the six requests', () => audited >= 6, 10_000);
   } finally {
     await host.stop();
     await bus.close();

@@ -12,7 +12,7 @@ import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { pino } from 'pino';
 import { createSqliteBus } from '../adapters/sqlite/index.js';
-import { AgentHost, BaseAgent } from '../index.js';
+import { AgentHost, BaseAgent, NonRetryableError, RequestFailedError } from '../index.js';
 import { uniq, waitFor } from './helpers/index.js';
 import { startHost } from './helpers/host.js';
 
@@ -123,6 +123,37 @@ test('a handler past its timeoutMs: its span gets agentbus.timeout and the retry
     assert.equal(first!.events.map((e) => e.name), ['agentbus.timeout', 'exception', 'agentbus.retry']);
     assert.equal(last!.events.map((e) => e.name), ['agentbus.timeout', 'exception', 'agentbus.dead_letter']);
     assert.is(last!.status.code, 2);
+  } finally {
+    await host.stop();
+    await bus.close();
+    trace.disable();
+    await provider.shutdown();
+  }
+});
+
+// With a provider registered, handlers get the span middleware's context (a wrapper of the host's):
+// the answer of an on<Type> method reached through a pattern used to need the host's own (it timed out).
+test('with spans on, a request reached through a pattern is still answered by the agent\'s own on<Type> method (its return value) and failed at once by its dead letter', async () => {
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  trace.setGlobalTracerProvider(provider);
+  const bus = await createSqliteBus({ path: join(mkdtempSync(join(tmpdir(), 'agentbus-otel-')), 'bus.db'), logger: pino({ level: 'silent' }) });
+  class Tools extends BaseAgent {
+    static subscriptions = ['tool.*'];
+    onToolRun(e: { data: unknown }) {
+      return { ran: e.data };
+    }
+    onToolBroken() {
+      throw new NonRetryableError('tool broken');
+    }
+    handle() {}
+  }
+  const host = new AgentHost({ bus, agents: [Tools], logger: pino({ level: 'silent' }), catchUncaught: false });
+  try {
+    await host.start();
+    assert.equal(await bus.request('tool.run', 7, { timeoutMs: 10_000 }), { ran: 7 });
+    const failed = await bus.request('tool.broken', 0, { timeoutMs: 10_000 }).then(() => null, (x: unknown) => x);
+    assert.ok(failed instanceof RequestFailedError, `got ${String(failed)}`);
   } finally {
     await host.stop();
     await bus.close();
