@@ -80,8 +80,10 @@ export interface WaitListing {
   type: string;
   /** Epoch ms. */
   deadline: number;
-  /** True once an event was taken for it (its handler has it, or will at its next run). */
+  /** True once an event was taken for it (its handler has it, or will at its next run), or a step's result recorded. */
   matched: boolean;
+  /** Listing steps: the recorded result's JSON (`{"v": result}`, steps.ts), null while none is. Listing waits: null. */
+  result: string | null;
 }
 
 /** The owner of a group: who holds it, under which epoch. */
@@ -143,12 +145,13 @@ export interface StateStore {
   /** Removes wait records (their delivery was committed). */
   removeWaits(group: string, ids: string[]): Promise<void>;
   /**
-   * The group's wait records not yet expired (of `key` alone, when given; not those of durable
-   * steps, type `step <name>`, bus/keyed/steps.ts), by key then deadline, at
-   * most `limit`: for inspection (`agentbus state waits`). A record stays until its delivery is
-   * committed, so one whose wait has ended (matched, or past its deadline) may still be listed.
+   * The group's wait records not yet expired (of `key` alone, when given), by key then deadline,
+   * at most `limit`: for inspection (`agentbus state waits`, `state get`). With `steps` false those
+   * of waits, with `steps` true those of durable steps (type `step <name>`, bus/keyed/steps.ts) with
+   * their results. A record stays until its delivery is committed, so one whose wait has ended
+   * (matched, or past its deadline) may still be listed.
    */
-  listWaits(group: string, q: { key?: string | undefined; limit: number }): Promise<WaitListing[]>;
+  listWaits(group: string, q: { key?: string | undefined; limit: number; steps: boolean }): Promise<WaitListing[]>;
   /** Orders two positions of one source stream: negative when `a` comes first. */
   comparePositions(a: string, b: string): number;
 }

@@ -251,14 +251,26 @@ async function state(bus: Bus, args: string[], o: Record<string, string | boolea
   if (keys === undefined) throw new Error('this store keeps no keyed state');
   const [sub, agent, ...rest] = args;
   if (sub === 'get') {
-    const [s, waits] = await Promise.all([keys.get(agent, rest[0]), keys.waits(agent, { key: rest[0] })]);
+    const [s, waits, steps] = await Promise.all([keys.get(agent, rest[0]), keys.waits(agent, { key: rest[0] }), keys.steps(agent, { key: rest[0] })]);
+    const durable = {
+      waits: waits.map(({ type, deadline, matched }) => ({ type, deadline, matched })),
+      steps: steps.map(({ name, recorded, result }) => ({ name, recorded, result })),
+    };
     if (s === null) {
-      // A key whose first handler still waits has no state yet: say so rather than only "no state".
-      const waiting = waits.length === 0 ? '' : `; its handler has ${waits.length} durable wait(s) recorded: ${waits.map(describeWait).join(', ')} (agentbus state waits ${agent} --key ${JSON.stringify(rest[0])})`;
-      console.error(printable(`agentbus: no state for key ${JSON.stringify(rest[0])} of agent ${agent}${waiting} (agentbus state ls ${agent} lists its keys)`));
+      // A key whose first handler still runs or waits has no state yet: say so rather than only "no state".
+      const recorded = steps.filter((x) => x.recorded).length;
+      const running = [
+        waits.length === 0 ? '' : `${waits.length} durable wait(s): ${waits.map(describeWait).join(', ')}`,
+        recorded === 0 ? '' : `${recorded} step result(s) recorded`,
+      ].filter((x) => x !== '');
+      if (running.length > 0) {
+        console.error(printable(`agentbus: no state yet for key ${JSON.stringify(rest[0])} of agent ${agent}; its handler has ${running.join(' and ')}`));
+        return print({ key: rest[0], state: null, ...durable }), 1;
+      }
+      console.error(printable(`agentbus: no state for key ${JSON.stringify(rest[0])} of agent ${agent} (agentbus state ls ${agent} lists its keys)`));
       return 1;
     }
-    return print({ ...s, waits: waits.map(({ type, deadline, matched }) => ({ type, deadline, matched })) }), 0;
+    return print({ ...s, ...durable }), 0;
   }
   if (sub === 'waits') {
     const limit = o.limit === undefined ? 100 : Number(o.limit);

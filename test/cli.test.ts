@@ -277,11 +277,12 @@ test('state get, ls and rm reach a keyed group\'s state made by a real consumer;
   assert.equal(cli('state', 'rm', 'CliCounter', 'k2').code, 0);
 });
 
-test('state waits lists a keyed handler\'s durable wait from another process; state get of a key with no state yet names its wait', async () => {
+test('state waits lists a keyed handler\'s durable wait from another process; state get of a key with no state yet shows its wait and its recorded step', async () => {
   const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
   const parked: string[] = [];
   const sub = await bus.subscribe({ group: 'CliWaiter', types: ['cli.ticket'], waitsFor: ['cli.approved'], key: 'subject' }, async (e, c) => {
     const ctx = c as KeyedDeliveryContext<{ ok: boolean } | null>;
+    await ctx.step('draft', () => ({ text: `draft of ${ctx.key}` }));
     parked.push(ctx.key);
     await ctx.waitFor('cli.approved', { timeout: '1d' });
     ctx.state = { ok: true };
@@ -299,13 +300,15 @@ test('state waits lists a keyed handler\'s durable wait from another process; st
     assert.equal(JSON.parse(cli('state', 'waits', 'CliWaiter', '--key', 't2', '--json').out), []);
     const none = cli('state', 'get', 'CliWaiter', 't1');
     assert.is(none.code, 1);
-    assert.match(none.err, /^agentbus: no state for key "t1" of agent CliWaiter; its handler has 1 durable wait\(s\) recorded: cli\.approved until \d{4}-\S+Z \(agentbus state waits CliWaiter --key "t1"\)/);
+    assert.match(none.err, /^agentbus: no state yet for key "t1" of agent CliWaiter; its handler has 1 durable wait\(s\): cli\.approved until \d{4}-\S+Z and 1 step result\(s\) recorded\n$/);
+    const shown = JSON.parse(none.out);
+    assert.equal([shown.state, shown.waits.map((w: { type: string }) => w.type), shown.steps], [null, ['cli.approved'], [{ name: 'draft', recorded: true, result: { text: 'draft of t1' } }]]);
     await bus.publish('cli.approved', {}, { subject: 't1' });
     await waitFor('committed', async () => (await bus.keys!.get('CliWaiter', 't1')) !== null);
     await waitFor('record removed', async () => (await bus.keys!.waits('CliWaiter')).length === 0);
     const got = cli('state', 'get', 'CliWaiter', 't1');
     assert.is(got.code, 0, got.err);
-    assert.equal([JSON.parse(got.out).state, JSON.parse(got.out).waits], [{ ok: true }, []]);
+    assert.equal([JSON.parse(got.out).state, JSON.parse(got.out).waits, JSON.parse(got.out).steps], [{ ok: true }, [], []], 'committed: its records are gone');
     assert.is(cli('state', 'waits', 'CliWaiter').out, 'KEY  TYPE  DEADLINE  STATUS  ID\n');
   } finally {
     await sub.close();

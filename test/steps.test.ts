@@ -1,6 +1,6 @@
 // ctx.step's refusals (bus/keyed/steps.ts), each naming the bad value and the limit: a bad name or
-// function is refused before it takes an ordinal; a result JSON cannot encode, or over
-// maxStateBytes, fails the step and records nothing (the retry calls the function again). On a real
+// function is refused before it takes an ordinal; a result that is not JSON data (what JSON would
+// change silently, or cannot encode), or over maxStateBytes, fails the step and records nothing (the retry calls the function again). On a real
 // SQLite file.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,16 +41,29 @@ test('checkStep: a name of 1-200 characters and a function', () => {
   checkStep('x'.repeat(200), () => 1);
 });
 
-test('encodeStep: JSON of { v }, undefined as {}; BigInt and cycles refused naming the step; over maxBytes refused naming size and limit', () => {
+test('encodeStep: JSON of { v }, undefined as {}; what JSON would change is refused naming the step and where; over maxBytes refused naming size and limit', () => {
   assert.is(encodeStep('a', { ok: true }, 100), '{"v":{"ok":true}}');
   assert.is(encodeStep('a', undefined, 100), '{}');
   assert.is(decodeStep(encodeStep('a', undefined, 100)), undefined);
   assert.is(decodeStep(encodeStep('a', null, 100)), null);
-  assert.is(decodeStep(encodeStep('a', new Date(0), 100)), '1970-01-01T00:00:00.000Z');
-  refused(() => encodeStep('big', 10n, 100), 'INVALID_OPTION', 'ctx.step "big"', 'cannot be recorded as JSON', 'BigInt');
+  assert.equal(decodeStep(encodeStep('a', { a: undefined, b: [1, 'x', null, { c: false }] }, 100)), { b: [1, 'x', null, { c: false }] }, 'an undefined property is dropped');
+  assert.equal(decodeStep(encodeStep('a', Object.assign(Object.create(null), { n: 1 }), 100)), { n: 1 }, 'a null-prototype object is plain');
+  const notJson = 'its result is not JSON data';
+  refused(() => encodeStep('when', { at: new Date(0) }, 100), 'INVALID_OPTION', 'ctx.step "when"', notJson, 'a Date at .at', 'date.toISOString()', 'nothing was recorded');
+  refused(() => encodeStep('m', { cache: new Map([[1, 2]]) }, 100), 'INVALID_OPTION', 'a Map at .cache');
+  refused(() => encodeStep('s', [new Set()], 100), 'INVALID_OPTION', 'a Set at [0]');
+  refused(() => encodeStep('n', { score: NaN }, 100), 'INVALID_OPTION', 'NaN at .score');
+  refused(() => encodeStep('i', { x: [Infinity] }, 100), 'INVALID_OPTION', 'Infinity at .x[0]');
+  refused(() => encodeStep('u', [1, undefined], 100), 'INVALID_OPTION', 'undefined at [1]');
+  class Reply {
+    label = 'refund';
+  }
+  refused(() => encodeStep('c', new Reply(), 100), 'INVALID_OPTION', 'an instance of Reply');
+  refused(() => encodeStep('f', { run: () => 1 }, 100), 'INVALID_OPTION', 'a function at .run');
+  refused(() => encodeStep('big', 10n, 100), 'INVALID_OPTION', 'ctx.step "big"', 'a bigint');
   const cycle: Record<string, unknown> = {};
   cycle.self = cycle;
-  refused(() => encodeStep('loop', cycle, 100), 'INVALID_OPTION', 'ctx.step "loop"', 'cannot be recorded as JSON');
+  refused(() => encodeStep('loop', cycle, 100), 'INVALID_OPTION', 'ctx.step "loop"', 'a cycle?');
   refused(() => encodeStep('llm', 'é'.repeat(60), 100), 'PAYLOAD_TOO_LARGE', 'ctx.step "llm"', '128 bytes as JSON', 'over maxStateBytes 100', 'nothing was recorded');
   assert.is(encodeStep('llm', 'x'.repeat(92), 100).length, 100, 'exactly at the limit is accepted');
 });
@@ -85,6 +98,25 @@ test('through a keyed handler: a refused call rejects with INVALID_OPTION and ta
   assert.is(errors.length, 4);
   for (const err of errors) assert.ok(err instanceof ValidationError && err.code === 'INVALID_OPTION', String(err));
   await rejects(() => Promise.reject(errors[1]), 'INVALID_OPTION', 'ctx.step "bad fn" fn null');
+  await bus.close();
+});
+
+test('a request wrapped in a step is asked once: a retry after a later failure gets the recorded reply', async () => {
+  const bus = await createSqliteBus({ path: join(dir, 'requests.db'), logger });
+  const [ask, type, group] = [uniq('tool.run'), uniq('t'), uniq('g')];
+  let asked = 0;
+  const seen: unknown[] = [];
+  await bus.subscribe({ group: uniq('Tool'), types: [ask] }, () => ({ n: ++asked }));
+  await bus.subscribe({ group, types: [type], key: 'subject', backoff: { initialMs: 20 } }, async (_e, c) => {
+    const ctx = c as KeyedDeliveryContext<unknown>;
+    seen.push(await ctx.step('ask', () => bus.request(ask, { q: 1 }, { timeoutMs: 10_000 })));
+    if (ctx.attempt === 1) throw new Error('fails after the reply is recorded');
+    ctx.state = 'done';
+  });
+  await bus.publish(type, {}, { subject: 'k' });
+  await waitFor('committed', async () => (await bus.keys!.get(group, 'k'))?.state === 'done');
+  assert.equal(seen, [{ n: 1 }, { n: 1 }], 'the retry got the recorded reply');
+  assert.is(asked, 1, 'the tool was asked once');
   await bus.close();
 });
 

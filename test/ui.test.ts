@@ -51,6 +51,7 @@ class Carts extends BaseAgent {
     c.state = { items: [...(c.state?.items ?? []), e.data.sku] };
   }
   async onCartCheckout(_e: CloudEvent, ctx: HandlerContext) {
+    await (ctx as KeyedContext<null>).step('price', () => ({ total: 42 }));
     await (ctx as KeyedContext<null>).waitFor('cart.paid', { timeout: '1d' });
   }
 }
@@ -197,6 +198,10 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     await page.waitForFunction(() => document.getElementById('state')?.textContent?.includes('sku-9'));
     await page.waitForFunction(() => document.querySelector('#waits tbody')?.textContent?.includes('cart.paid'));
     assert.match(await text(page, '#waits tbody'), /cart-2\s*cart\.paid\s*.+\s*waiting/, `${store}: the keyed page lists the checkout's wait`);
+    // cart-2 has no state yet (its handler waits): its key in the waits table shows its wait and its recorded step.
+    await page.click('#waits tbody th button');
+    await page.waitForFunction(() => document.getElementById('state')?.textContent?.includes('"total": 42'));
+    assert.match(await text(page, '#state'), /"key": "cart-2",\s*"state": null/);
     await shot(page, 'keys');
 
     await page.goto(`${http.url}/ui/tail?type=orders.*`);

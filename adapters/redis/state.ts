@@ -200,7 +200,7 @@ export class RedisState implements StateStore {
    * SCAN of the group's wait records, then their fields in script calls of KEYS_PER_CALL; sorted
    * by key (UTF-8 byte order, as SQLite's), deadline and id here (SCAN has no order), the first `limit` kept.
    */
-  async listWaits(group: string, q: { key?: string | undefined; limit: number }): Promise<WaitListing[]> {
+  async listWaits(group: string, q: { key?: string | undefined; limit: number; steps: boolean }): Promise<WaitListing[]> {
     const base = this.s.keys.wait(group, '');
     const ids: string[] = [];
     await this.scanGroup(base, (rest) => void ids.push(rest.toString()));
@@ -209,9 +209,9 @@ export class RedisState implements StateStore {
       const part = ids.slice(i, i + KEYS_PER_CALL);
       const fields = await waitFields.call(this.s.cmd, part.map((id) => this.s.keys.wait(group, id)));
       part.forEach((id, j) => {
-        const [type, key, deadline, matched] = fields[j];
-        if (type === null || key === null || type.startsWith(STEP) || (q.key !== undefined && key !== q.key)) return;
-        out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1 });
+        const [type, key, deadline, matched, result] = fields[j];
+        if (type === null || key === null || type.startsWith(STEP) !== q.steps || (q.key !== undefined && key !== q.key)) return;
+        out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1, result: q.steps ? result : null });
       });
     }
     out.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)) || a.deadline - b.deadline || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

@@ -212,10 +212,10 @@ export class SqliteState implements StateStore {
     });
   }
 
-  async listWaits(group: string, q: { key?: string | undefined; limit: number }): Promise<WaitListing[]> {
+  async listWaits(group: string, q: { key?: string | undefined; limit: number; steps: boolean }): Promise<WaitListing[]> {
     const ws = this.st.waitStatements();
     if (ws === null) return [];
-    const rows = ws.waitList.all({ grp: group, key: q.key ?? null, now: Date.now(), limit: q.limit }) as Array<Omit<WaitListing, 'matched'> & { matched: number }>;
+    const rows = ws.waitList.all({ grp: group, key: q.key ?? null, now: Date.now(), limit: q.limit, steps: q.steps ? 1 : 0 }) as Array<Omit<WaitListing, 'matched'> & { matched: number }>;
     return rows.map((r) => ({ ...r, matched: r.matched === 1 }));
   }
 

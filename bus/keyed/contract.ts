@@ -68,10 +68,11 @@ export interface KeyedDeliveryContext<S = unknown> extends DeliveryContext {
   waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>>;
   /**
    * A durable step (README, Durable steps): the first run calls `fn` and records what it resolves
-   * (JSON-serialisable, undefined allowed, at most maxStateBytes as JSON) in the store before
-   * returning it; a later run of the handler for the same delivery (a crash, a stop, a lost lease,
-   * a retry after a later failure, on any host) returns the recorded result at the same step without
-   * calling `fn`. Every run gets the result as recorded (its JSON round trip). `fn` that throws
+   * (JSON data: strings, finite numbers, booleans, null, arrays, plain objects; undefined; at most
+   * maxStateBytes as JSON; anything else is refused, not changed) in the store before returning it;
+   * a later run of the handler for the same delivery (a crash, a stop, a lost lease, a retry after a
+   * later failure, on any host) returns the recorded result at the same step without calling `fn`.
+   * Every run gets the result as recorded (its JSON round trip). `fn` that throws
    * records nothing (the next run calls it again), and a crash between `fn` resolving and the
    * record being stored calls it again too: a side effect runs once per recorded result, at least
    * once. Steps and waitFor calls are matched to their records by their order in the run (the same
@@ -132,6 +133,26 @@ export interface KeyedStates {
    * passed) with the handler not yet done. A day past its deadline an uncommitted one expires.
    */
   waits(group: string, options?: { key?: string | undefined; limit?: number | undefined }): Promise<KeyWait[]>;
+  /**
+   * The group's durable steps (`ctx.step`) recorded in the store for events not yet committed (a
+   * handler still running or waiting, or a dead letter), of `key` alone when given, by key, at most
+   * `limit` (default 100, at most 10,000), with their recorded results: what a retry or a restart
+   * of their handler would get back without calling the step's function.
+   */
+  steps(group: string, options?: { key?: string | undefined; limit?: number | undefined }): Promise<KeyStep[]>;
+}
+
+/** A durable step's record as `bus.keys.steps` lists it. */
+export interface KeyStep {
+  key: string;
+  /** The step's name (`ctx.step(name, fn)`). */
+  name: string;
+  /** A result is recorded: later runs of its handler for the same event return it without calling `fn`. */
+  recorded: boolean;
+  /** The recorded result (undefined while none is, or when `fn` resolved undefined). */
+  result: unknown;
+  /** The record's id in the store. */
+  id: string;
 }
 
 /** A durable wait as `bus.keys.waits` lists it. */

@@ -1,7 +1,8 @@
 // bus.keys: the public face of StateStore's inspection calls (see KeyedStates).
 import { invalid } from '../errors.js';
 import { int } from '../validate.js';
-import type { StateStore } from '../state.js';
+import { STEP, type StateStore } from '../state.js';
+import { decodeStep } from './steps.js';
 import type { KeyedStates } from './contract.js';
 
 function checkGroup(group: unknown): string {
@@ -37,8 +38,14 @@ export function keyedStates(store: StateStore): KeyedStates {
     async waits(group, o = {}) {
       const limit = int('limit', o.limit, 100, 1, MAX_STATE_LIST);
       const key = o.key === undefined ? undefined : checkKey(o.key);
-      const rows = await store.listWaits(checkGroup(group), { key, limit });
+      const rows = await store.listWaits(checkGroup(group), { key, limit, steps: false });
       return rows.map((r) => ({ key: r.key, type: r.type, deadline: new Date(r.deadline), matched: r.matched, id: r.id }));
+    },
+    async steps(group, o = {}) {
+      const limit = int('limit', o.limit, 100, 1, MAX_STATE_LIST);
+      const key = o.key === undefined ? undefined : checkKey(o.key);
+      const rows = await store.listWaits(checkGroup(group), { key, limit, steps: true });
+      return rows.map((r) => ({ key: r.key, name: r.type.slice(STEP.length), recorded: r.result !== null, result: r.result === null ? undefined : decodeStep(r.result), id: r.id }));
     },
   };
 }

@@ -41,20 +41,59 @@ export function checkStep(name: unknown, fn: unknown): asserts name is string {
 }
 
 /**
- * `value` as a step records it (`{"v":value}`; `{}` for undefined), refused when JSON cannot encode
- * it or it is over `maxBytes`.
+ * `value` as a step records it (`{"v":value}`; `{}` for undefined), refused when it is not JSON data
+ * (notJson) or its JSON is over `maxBytes`.
  */
 export function encodeStep(name: string, value: unknown, maxBytes: number): string {
-  let json: string;
-  try {
-    json = JSON.stringify(value === undefined ? {} : { v: value });
-  } catch (err) {
-    throw invalid('INVALID_OPTION', `ctx.step ${JSON.stringify(name)}: its result cannot be recorded as JSON (${describe(err)}); return JSON-serialisable data`);
+  const bad = notJson(value, '', 0);
+  if (bad !== null) {
+    throw invalid('INVALID_OPTION', `ctx.step ${JSON.stringify(name)}: its result is not JSON data: ${bad}; return strings, finite numbers, booleans, null, arrays and plain objects (a Date as date.toISOString()); nothing was recorded`);
   }
+  const json = JSON.stringify(value === undefined ? {} : { v: value });
   if (json.length * 3 > maxBytes && Buffer.byteLength(json) > maxBytes) {
     throw invalid('PAYLOAD_TOO_LARGE', `ctx.step ${JSON.stringify(name)}: its result is ${Buffer.byteLength(json)} bytes as JSON, over maxStateBytes ${maxBytes}; nothing was recorded`);
   }
   return json;
+}
+
+/** Deepest nesting of a step's result (a cycle is found as too deep). */
+const MAX_DEPTH = 100;
+
+/**
+ * Where `v` stops being JSON data, as `a Map at .cache` (null when it is JSON data): what JSON.stringify
+ * would change silently (a Map or Set to {}, NaN to null, a Date to a string, a class instance to a
+ * plain object without its methods, a function dropped) is refused, so every run, the first one
+ * too, gets what the handler returned. `undefined` is allowed as the whole result and as an object
+ * property (dropped, as a missing property reads), not in an array (it would read null).
+ */
+function notJson(v: unknown, at: string, depth: number): string | null {
+  const where = at === '' ? '' : ` at ${at}`;
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return null;
+  if (typeof v === 'number') return Number.isFinite(v) ? null : `${v}${where}`;
+  if (v === undefined) return depth === 0 || !at.endsWith(']') ? null : `undefined${where}`;
+  if (typeof v !== 'object') return `a ${typeof v}${where}`;
+  if (depth >= MAX_DEPTH) return `nesting deeper than ${MAX_DEPTH} (a cycle?)${where}`;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const bad = notJson(v[i], `${at}[${i}]`, depth + 1);
+      if (bad !== null) return bad;
+    }
+    return null;
+  }
+  const proto = Object.getPrototypeOf(v) as object | null;
+  if (proto !== Object.prototype && proto !== null) return `${kindOf(v)}${where}`;
+  for (const k of Object.keys(v)) {
+    const bad = notJson((v as Record<string, unknown>)[k], `${at}.${k}`, depth + 1);
+    if (bad !== null) return bad;
+  }
+  return null;
+}
+
+/** `a Date`, `a Map`, `an instance of Reply` */
+function kindOf(v: object): string {
+  const name = (v.constructor as { name?: string } | undefined)?.name;
+  if (name === 'Date' || name === 'Map' || name === 'Set' || name === 'RegExp' || name === 'Buffer' || name === 'Uint8Array') return `a ${name}`;
+  return name ? `an instance of ${name}` : 'an object with a prototype';
 }
 
 /** A recorded result, as `step` returns it. */
@@ -84,6 +123,8 @@ export class KeyedSteps {
       this.replayed++;
       return decodeStep<T>(rec.matched);
     }
+    // A throw leaves the record opened and empty (no result): removing it could remove the record a
+    // newer owner's run of the same delivery opened meanwhile. It goes with the commit, or expires.
     const json = encodeStep(name, await fn(), this.c.maxStateBytes);
     const recorded = await store.matchWait(group, id, json);
     // Removed: the delivery was committed meanwhile (by the owner that took the group over: this run is stale).

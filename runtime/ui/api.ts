@@ -91,9 +91,13 @@ export const reads: Record<string, (c: ApiContext, q: Query) => Promise<unknown>
     return { group, waits: await keys.waits(group, { key: q.get('key') || undefined, limit }) };
   },
   '/key': async (c, q) => {
-    const state = await c.bus.keys?.get(need(q, 'group'), need(q, 'key'));
-    if (!state) throw new ApiError(404, `no state for key ${JSON.stringify(q.get('key'))} in group ${JSON.stringify(q.get('group'))}`);
-    return state;
+    const keys = c.bus.keys;
+    if (!keys) throw new ApiError(404, 'this store keeps no keyed state');
+    const [group, key] = [need(q, 'group'), need(q, 'key')];
+    const [state, waits, steps] = await Promise.all([keys.get(group, key), keys.waits(group, { key }), keys.steps(group, { key })]);
+    // A key whose first handler still runs or waits has no state yet, but its waits and steps are shown.
+    if (!state && waits.length === 0 && steps.length === 0) throw new ApiError(404, `no state for key ${JSON.stringify(key)} in group ${JSON.stringify(group)}`);
+    return { ...(state ?? { key, state: null }), waits, steps };
   },
   '/tail': (c, q) => tail(c.bus, q),
   '/schedules': (c, q) => listSchedules(c.bus, q),

@@ -139,17 +139,24 @@ export const CLIENT_JS = String.raw`'use strict';
       api('/keys').then(function (r) {
         if (r.groups.length === 0) { empty(tbody, 4, 'No keyed agent has state in this store.'); return; }
         r.groups.forEach(function (g) { select.appendChild(el('option', { value: g, text: g })); });
+        var want = new URLSearchParams(location.search).get('group');
+        if (want && r.groups.indexOf(want) >= 0) select.value = want;
         show(false);
       }, fail);
+      function showKey(group, key) {
+        api('/key?group=' + encodeURIComponent(group) + '&key=' + encodeURIComponent(key)).then(function (s) { document.getElementById('state').textContent = JSON.stringify(s, null, 2); }, fail);
+      }
       function waits(group) {
         var body = document.querySelector('#waits tbody');
         api('/waits?group=' + encodeURIComponent(group)).then(function (r) {
           var now = Date.now();
           var rows = r.waits.map(function (w) {
             var status = w.matched ? 'matched' : Date.parse(w.deadline) <= now ? 'past deadline' : 'waiting';
-            return el('tr', {}, [el('th', { scope: 'row', text: w.key }), cell(w.type), cell(when(w.deadline)), cell(status)]);
+            var b = el('button', { type: 'button', text: w.key, 'aria-label': 'Show state of key ' + w.key });
+            b.addEventListener('click', function () { showKey(group, w.key); });
+            return el('tr', {}, [el('th', { scope: 'row' }, [b]), cell(w.type), cell(when(w.deadline)), cell(status), cell(w.id)]);
           });
-          if (rows.length === 0) empty(body, 4, 'No handler of this group waits.');
+          if (rows.length === 0) empty(body, 5, 'No handler of this group waits.');
           else fill(body, rows);
         }, fail);
       }
@@ -159,9 +166,7 @@ export const CLIENT_JS = String.raw`'use strict';
         api('/keys?group=' + encodeURIComponent(group) + (append ? '&after=' + encodeURIComponent(last) : '')).then(function (r) {
           var rows = r.keys.map(function (k) {
             var b = el('button', { type: 'button', text: k.key, 'aria-label': 'Show state of key ' + k.key });
-            b.addEventListener('click', function () {
-              api('/key?group=' + encodeURIComponent(group) + '&key=' + encodeURIComponent(k.key)).then(function (s) { document.getElementById('state').textContent = JSON.stringify(s, null, 2); }, fail);
-            });
+            b.addEventListener('click', function () { showKey(group, k.key); });
             return el('tr', {}, [el('th', { scope: 'row' }, [b]), cell(k.version, 'num'), cell(k.bytes, 'num'), cell(when(k.updatedAt))]);
           });
           if (r.keys.length) last = r.keys[r.keys.length - 1].key;

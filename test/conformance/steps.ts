@@ -22,7 +22,7 @@ export function stepSuite(a: Target): void {
       const ctx = c as KeyedDeliveryContext<unknown>;
       const n = await ctx.step('llm', async () => ++calls);
       const none = await ctx.step('nothing', () => undefined);
-      const when = await ctx.step('when', () => new Date(0)); // recorded as JSON: an ISO string on every run
+      const when = await ctx.step('when', () => new Date(0).toISOString()); // JSON data (a Date itself is refused)
       runs.push({ type: e.type === task ? 'task' : 'again', attempt: ctx.attempt, n, none, when });
       if (ctx.attempt === 1 && e.type === task) throw new Error('fails after its steps: the retry must not call them again');
       ctx.state = { n };

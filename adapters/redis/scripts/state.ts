@@ -84,8 +84,9 @@ return out`,
 });
 
 /**
- * Type, key, deadline and whether a match is recorded, of many wait records, for listings.
- * KEYS: the wait hashes. Returns per record { type, key, deadline, HEXISTS matched } (type nil when gone).
+ * Type, key, deadline and whether a match is recorded, of many wait records, for listings; a step's
+ * record (type `step <name>`) also its recorded result. KEYS: the wait hashes. Returns per record
+ * { type, key, deadline, HEXISTS matched, a step's matched or nil } (type nil when gone).
  */
 export const waitFields = script({
   name: 'agentbusWaitFields',
@@ -93,12 +94,13 @@ export const waitFields = script({
   lua: `
 local out = {}
 for i, k in ipairs(KEYS) do
-  local f = redis.call('HMGET', k, 'type', 'key', 'deadline')
-  out[i] = {f[1], f[2], f[3], redis.call('HEXISTS', k, 'matched')}
+  local f = redis.call('HMGET', k, 'type', 'key', 'deadline', 'matched')
+  local step = f[1] and string.sub(f[1], 1, 5) == 'step '
+  out[i] = {f[1], f[2], f[3], f[4] and 1 or 0, step and f[4] or false}
 end
 return out`,
   argv: (keys: string[]) => [keys.length, keys],
-  reply: (r) => r as Array<[type: string | null, key: string | null, deadline: string | null, matched: number]>,
+  reply: (r) => r as Array<[type: string | null, key: string | null, deadline: string | null, matched: number, result: string | null]>,
 });
 
 /** JSON text on one line: JSON.stringify never writes a raw newline; any other JSON is rewritten (same value). */
