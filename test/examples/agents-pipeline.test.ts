@@ -125,16 +125,20 @@ for (const store of await exampleStores('agents-pipeline')) {
     }
   });
 
-  s('the Releaser owner SIGKILLed while 8 approved tasks wait for their sign-off (ctx.waitFor): sign-offs given while it is down and after are each taken once, every task released once by its signer', async () => {
+  s('the Releaser owner SIGKILLed while 8 approved tasks wait for their sign-off (ctx.waitFor): sign-offs given while it is down and after are each taken once, every task released once by its signer, with the notes the killed owner drafted (ctx.step)', async () => {
     const env: Record<string, string> = { ...store.env, AGENTBUS_REDIS_PREFIX: `rel${Date.now()}:`, PIPELINE_CLAIM_MS: '1500' };
     const bus = await createBus({ logger: pino({ level: 'warn' }) }, { ...process.env, ...env });
     const seen = new Map<string, Map<string, number>>(RECORDED.map((t) => [t, new Map()]));
     const count = (type: string) => seen.get(type)!.size;
     const released = new Map<string, string>();
-    const recorder = await bus.subscribe({ group: 'test-recorder', types: RECORDED, concurrency: 16 }, (e: CloudEvent<{ task: string; by?: string }>) => {
+    const draftedBy = new Map<string, number>();
+    const recorder = await bus.subscribe({ group: 'test-recorder', types: RECORDED, concurrency: 16 }, (e: CloudEvent<{ task: string; by?: string; notes?: { draftedBy: number } }>) => {
       const m = seen.get(e.type)!;
       m.set(e.data.task, (m.get(e.data.task) ?? 0) + 1);
-      if (e.type === 'task.released') released.set(e.data.task, e.data.by!);
+      if (e.type === 'task.released') {
+        released.set(e.data.task, e.data.by!);
+        draftedBy.set(e.data.task, e.data.notes!.draftedBy);
+      }
     });
     try {
       const hosts: HostProcess[] = [await startHost(AGENTS, env), await startHost(AGENTS, env)];
@@ -161,6 +165,8 @@ for (const store of await exampleStores('agents-pipeline')) {
       assert.is(count('release.requested'), ids.length, 'each sign-off asked for once (stored once across the rerun)');
       assert.is(count('task.expired'), 0);
       assert.equal(Object.fromEntries(released), Object.fromEntries(ids.map((id, i) => [id, i < 4 ? 'while-down' : 'after'])));
+      // The notes were drafted (ctx.step) before the wait, by the killed owner: the standby's runs got them recorded.
+      assert.equal(Object.fromEntries(draftedBy), Object.fromEntries(ids.map((id) => [id, owner.proc.pid])), 'notes drafted once, by the killed owner');
       for (const id of ids) assert.equal((await bus.keys!.get('Releaser', id))?.state, { step: 'released', by: id < 'rel-4' ? 'while-down' : 'after' });
       standby.proc.kill('SIGTERM');
       assert.is(await standby.exited, 0);
