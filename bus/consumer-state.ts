@@ -31,11 +31,6 @@ export class ConsumerState {
   steps: KeyedSteps | null = null;
   /** The deliveries of handlers inside ctx.waitFor, with their count of waits in progress: a close gives them back uncounted. */
   readonly parked = new Map<Held, number>();
-  /**
-   * Reads take no lease (ReadRequest.noAck): asked for (the reply subscription), not keyed, and the
-   * driver honours it (DriverReads.noAck). Nothing read is pending then: no ack, renew or release.
-   */
-  readonly noAck: boolean;
   /** Failure replies to requests dead-lettered here, not yet published: a close waits for them. */
   readonly failureReplies = new Set<Promise<unknown>>();
 
@@ -85,8 +80,6 @@ export class ConsumerState {
     readonly log: Logger,
     /** What the bus' closes know of a store that stopped answering (closing.ts). */
     readonly silence: StoreSilence,
-    /** Asked for the reply subscription (Subscriptions.subscribe): see `noAck` below. */
-    noAck = false,
   ) {
     this.group = o.group;
     this.consumer = o.consumer;
@@ -94,8 +87,7 @@ export class ConsumerState {
     this.topics = new GroupTopics(driver, o.waitsFor.length === 0 ? o : { ...o, types: [...new Set([...o.types, ...o.waitsFor])] }, log);
     this.out = new Outcomes(driver, o, log);
     this.readAhead = new ReadAhead(o.readAhead, o.concurrency, driver.reads.roundTrip === true);
-    this.noAck = noAck && o.key === undefined && driver.reads.noAck === true;
-    this.held = new Holdings(driver, o, this.noAck, (what, err) => this.storeError(what, err));
+    this.held = new Holdings(driver, o, (what, err) => this.storeError(what, err));
     // A failed ack leaves the events pending: they are delivered again (at least once).
     this.acks = new Batcher(
       (ds) => this.driver.leases.ack(this.group, ds).catch((err) => this.storeError('ack', err)),

@@ -40,13 +40,11 @@ export class Consumer implements Subscription {
     private readonly onClosed: (c: Consumer) => void,
     reply: Reply,
     silence: StoreSilence,
-    /** Read without leases where the driver can (ConsumerState.noAck): the bus' reply subscription. */
-    noAck = false,
   ) {
     this.group = o.group;
     this.consumer = o.consumer;
     if (o.key === undefined && o.waitsFor.length > 0) throw invalid('INVALID_OPTION', `invalid waitsFor for group ${o.group}: ctx.waitFor is for keyed subscriptions only (set key)`);
-    const s = (this.s = new ConsumerState(driver, o, maxBytes, log, silence, noAck));
+    const s = (this.s = new ConsumerState(driver, o, maxBytes, log, silence));
     this.sched = new Scheduler(s, handler, reply);
     if (o.key !== undefined) {
       if (driver.state === undefined) throw invalid('INVALID_OPTION', `invalid key for group ${o.group}: this store has no keyed state`);
@@ -72,7 +70,7 @@ export class Consumer implements Subscription {
     s.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));
     const renewEvery = Math.max(10, Math.floor(s.o.claimIdleMs / 3));
     const owner = s.keyed?.owner;
-    if (!s.noAck) s.timers.push(setInterval(() => void (s.abandoned || (s.held.renew(owner?.unacknowledged()), owner?.renew())), renewEvery));
+    s.timers.push(setInterval(() => void (s.abandoned || (s.held.renew(owner?.unacknowledged()), owner?.renew())), renewEvery));
     if (s.topics.patterned) s.timers.push(setInterval(() => this.refreshTopics(), TOPIC_REFRESH_MS));
     for (const t of s.timers) t.unref();
   }

@@ -61,11 +61,6 @@ export interface ReadRequest {
   signal: AbortSignal;
   /** The bus' maxPayloadBytes: a larger entry is not decoded (see Delivery.oversize). */
   maxBytes: number;
-  /**
-   * Take new events without a lease (sent only to a driver whose `reads.noAck` is true; see there):
-   * nothing taken is pending, so nothing is acknowledged, renewed, released or claimed again.
-   */
-  noAck?: boolean;
 }
 
 export interface Delivery {

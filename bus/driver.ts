@@ -177,17 +177,6 @@ export interface DriverReads {
    */
   readonly roundTrip?: boolean;
   /**
-   * The driver honours ReadRequest.noAck: a read with it takes new events past the group's cursor,
-   * moving the cursor at the read, and keeps no pending entry for them (no lease, no attempt count:
-   * each is delivered once, attempts 1), and takes no expired ones (a group read only so has none).
-   * At most once: what a consumer took and did not finish is lost with it. For a group whose reader
-   * keeps nothing durable to redo: a bus' reply topic (its requests wait in memory, and a crash
-   * forgets them). The engine then sends no ack, renew or release for such a subscription.
-   * Absent or false: the engine does not ask, and such a subscription is leased and acknowledged
-   * as any other.
-   */
-  readonly noAck?: boolean;
-  /**
    * Takes up to `max` deliveries for `consumer`: first ones whose lease expired (another consumer died,
    * or a dead letter was retried), then new events. Each taken delivery's stored attempts grow by one
    * and it is leased for `leaseMs`. Waits up to `blockMs` when there is nothing; returns early on abort.

@@ -49,14 +49,14 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
     if (mover && has & HAS_DUE) for (const e of entries) if (e.dueAt !== undefined) mover.stored(e.dueAt);
   };
   /** Subscribing starts the mover: this bus' consumers must see what other processes delayed. */
-  const subscribe = (so: SubscribeOptions, h: Handler, noAck = false) => {
+  const subscribe = (so: SubscribeOptions, h: Handler) => {
     mover?.start();
-    return subs.subscribe(so, h, noAck);
+    return subs.subscribe(so, h);
   };
   const publisher = new Publisher(driver, o, stored, spool);
   spool?.start(stored);
   const requests = new Requests(
-    { publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h, noAck) => subscribe(so, h, noAck) },
+    { publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subscribe(so, h as Handler) },
     {
       sent: (type) => observers.tell('requestSent', type),
       ended: (r) => observers.tell('requestEnded', r),

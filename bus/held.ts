@@ -35,8 +35,6 @@ export class Holdings {
   constructor(
     private readonly driver: Driver,
     private readonly o: Pick<ResolvedSubscribeOptions, 'group' | 'consumer' | 'claimIdleMs'>,
-    /** Read without leases (ConsumerState.noAck): nothing held is pending in the store, so nothing is renewed or released there. */
-    private readonly noAck: boolean,
     private readonly storeError: (what: string, err: unknown) => void,
   ) {}
 
@@ -74,7 +72,7 @@ export class Holdings {
 
   /** Extends every lease held (a handler running long is never redelivered under itself). */
   async renew(also: Delivery[] = []): Promise<void> {
-    if ((this.count === 0 && also.length === 0) || this.noAck) return;
+    if (this.count === 0 && also.length === 0) return;
     const ds = this.all().map((h) => h.d).concat(also);
     await this.driver.leases.renew(this.o.group, this.o.consumer, ds, this.o.claimIdleMs).catch((err) => this.storeError('renew', err));
   }
@@ -101,10 +99,6 @@ export class Holdings {
    */
   async release(hs: Held[]): Promise<void> {
     if (hs.length === 0) return;
-    if (this.noAck) {
-      for (const h of hs) this.delete(h); // read at most once: nothing to give back
-      return;
-    }
     const ds = hs.map((h) => (h.state === 'waiting' ? h.d : { ...h.d, attempts: h.d.attempts - 1 }));
     await this.driver.leases.release(this.o.group, this.o.consumer, ds).catch((err) => this.storeError('release', err));
     for (const h of hs) this.delete(h);

@@ -70,7 +70,6 @@ export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void
         blockMs: on ? 0 : READ_BLOCK_MS,
         signal: s.stopRead.signal,
         maxBytes: s.maxBytes,
-        noAck: s.noAck,
       });
     } catch (err) {
       s.readingOn = false;

@@ -13,7 +13,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { checkType, REPLY_PREFIX, stableId } from './event.js';
-import type { Bus, DeliveryContext, Handler, SubscribeOptions, Subscription } from './contract.js';
+import type { Bus, DeliveryContext, Subscription } from './contract.js';
 import { Context } from './context.js';
 import type { RequestOutcome } from './contract-observer.js';
 import type { RequestOptions } from './contract-options.js';
@@ -123,12 +123,6 @@ export function fitBytes(text: string, max: number): string {
   return `${out}...`;
 }
 
-/** What Requests needs of its bus: publish, and subscribe with the bus' own `noAck` (subscriptions.ts). */
-export interface RequestsBus {
-  publish: Bus['publish'];
-  subscribe(options: SubscribeOptions, handler: Handler, noAck: boolean): Promise<Subscription>;
-}
-
 export class Requests {
   readonly topic = REPLY_PREFIX + randomBytes(6).toString('hex');
   private readonly waiting = new Map<string, Waiting>();
@@ -136,7 +130,7 @@ export class Requests {
   private closed = false;
 
   constructor(
-    private readonly bus: RequestsBus,
+    private readonly bus: Pick<Bus, 'publish' | 'subscribe'>,
     private readonly tell: RequestEvents = NOBODY,
   ) {}
 
@@ -178,15 +172,9 @@ export class Requests {
     return this.inbox !== null;
   }
 
-  /**
-   * The reply subscription: made before the first request is published, so no reply is missed. Read
-   * without leases (noAck, where the store can): the requests it answers wait in this process'
-   * memory, so a reply kept pending for another consumer, acknowledged, or claimed after a crash
-   * would serve nobody; each reply is delivered once, and one read by a bus that dies is gone with
-   * the requests it answered.
-   */
+  /** The reply subscription: made before the first request is published, so no reply is missed. */
   private openInbox(): Promise<Subscription> {
-    return this.bus.subscribe({ group: this.topic, types: [this.topic], concurrency: 64 }, (e) => this.received(e as CloudEvent), true);
+    return this.bus.subscribe({ group: this.topic, types: [this.topic], concurrency: 64 }, (e) => this.received(e));
   }
 
   private received(e: CloudEvent): void {

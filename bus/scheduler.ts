@@ -58,9 +58,8 @@ export class Scheduler implements Settling, Rescheduling {
         return this.admit(h);
       case 'ack':
         this.drop(h);
-        // Keyed: acknowledged by the owner's next commit, with the key's state (accept()). Read
-        // without a lease (noAck): nothing to acknowledge.
-        return this.s.keyed === null && !this.s.noAck ? this.s.acks.add(h.d) : undefined;
+        // Keyed: acknowledged by the owner's next commit, with the key's state (accept()).
+        return this.s.keyed === null ? this.s.acks.add(h.d) : undefined;
       case 'retry':
         return this.retries.later(h, decision.delayMs, error);
       case 'dead_letter':

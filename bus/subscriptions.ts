@@ -36,14 +36,10 @@ export class Subscriptions {
     private readonly silence: StoreSilence,
   ) {}
 
-  /**
-   * Starts a Consumer; resolves once its group exists (see Bus.subscribe). `noAck`: not a subscribe
-   * option but the bus' own, for its reply subscription (requests.ts): read without leases where the
-   * driver can (DriverReads.noAck).
-   */
-  async subscribe(options: SubscribeOptions, handler: Handler, noAck = false): Promise<Subscription> {
+  /** Starts a Consumer; resolves once its group exists (see Bus.subscribe). */
+  async subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription> {
     const so = checkSubscribe(options, handler);
-    const c = new Consumer(this.driver, so, this.maxBytes, handler, this.log, (x) => this.remove(x), this.reply, this.silence, noAck);
+    const c = new Consumer(this.driver, so, this.maxBytes, handler, this.log, (x) => this.remove(x), this.reply, this.silence);
     this.add(c, so.types);
     try {
       await c.start();

@@ -147,38 +147,6 @@ if (redis) {
     }
   });
 
-  test('a requesting bus reads its replies with XREADGROUP ... NOACK and acknowledges none: a reply costs no XACK (nor a pending entry)', async () => {
-    const counts = { xack: 0, noack: 0 };
-    const p = await proxy({ host: u.hostname, port: Number(u.port) }, () => ({
-      toRedis: (chunk, write) => {
-        const text = chunk.toString('latin1');
-        counts.xack += text.match(/\$4\r\nxack\r\n/gi)?.length ?? 0;
-        counts.noack += text.match(/\$5\r\nnoack\r\n/gi)?.length ?? 0;
-        write(chunk);
-      },
-      toClient: (chunk, write) => write(chunk),
-    }));
-    const prefix = `${uniq('na')}:`;
-    const requester = await createRedisBus({ url: p.url, prefix, logger: quiet, moveDue: false });
-    const replier = await createRedisBus({ url: redis.url, prefix, logger: quiet, moveDue: false });
-    const direct = new Redis(redis.url);
-    try {
-      const type = uniq('ask');
-      let replyto = '';
-      await replier.subscribe({ group: uniq('g'), types: [type] }, (e) => ((replyto = e.replyto!), e.data));
-      for (let i = 0; i < 20; i++) assert.is(await requester.request(type, i, { timeoutMs: 10_000 }), i);
-      assert.is(counts.xack, 0, 'the requester acknowledged no reply');
-      assert.ok(counts.noack >= 1, 'its reads of the reply topic say NOACK');
-      const [summary] = (await direct.xpending(`${prefix}${replyto}`, replyto)) as [number];
-      assert.is(Number(summary), 0, 'nothing pending on the reply group');
-    } finally {
-      direct.disconnect();
-      await requester.close();
-      await replier.close();
-      await p.close();
-    }
-  });
-
   test('a publish with an id (a script that may be sent again) or a named delayed one is not overtaken: what follows waits for its reply', async () => {
     const gate = await replyGate({ host: u.hostname, port: Number(u.port) });
     const prefix = `${uniq('ov')}:`;

@@ -22,8 +22,6 @@ type Streams = [key: string, entries: Entry[]][];
 
 export class ReadPath implements DriverReads {
   readonly roundTrip = true;
-  /** XREADGROUP ... NOACK: the entries read are not added to the group's pending entries list. */
-  readonly noAck = true;
 
   constructor(
     private readonly s: RedisStore,
@@ -43,8 +41,7 @@ export class ReadPath implements DriverReads {
   async read(req: ReadRequest): Promise<Delivery[]> {
     const reader = this.readers.of(req);
     const { topicOf } = reader;
-    // A group read with NOACK has no pending entries to claim.
-    const claiming = req.noAck !== true && Date.now() >= reader.nextClaim && topicOf.size > 0;
+    const claiming = Date.now() >= reader.nextClaim && topicOf.size > 0;
     const along = !this.s.cluster && !claiming && topicOf.size > 0 && !req.signal.aborted;
     const acked = req.ack.length && !along ? this.leases.ack(req.group, req.ack) : null;
     // Awaited last: a claim or read failing first must not leave its rejection unhandled (a crash).
@@ -176,20 +173,11 @@ export class ReadPath implements DriverReads {
   }
 }
 
-/**
- * XREADGROUP of new entries on `streams` (keys, then a '>' each); blockMs 0 does not block. With
- * req.noAck, NOACK: the entries are not added to the pending entries list (nothing to XACK).
- */
+/** XREADGROUP of new entries on `streams` (keys, then a '>' each); blockMs 0 does not block. */
 function xread(req: ReadRequest, reader: Reader, streams: string[], count: number, blockMs: number): Promise<Streams | null> {
-  const { group, consumer } = req;
-  if (req.noAck === true) {
-    return (blockMs > 0
-      ? reader.conn.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'NOACK', 'STREAMS', ...streams)
-      : reader.conn.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'NOACK', 'STREAMS', ...streams)) as Promise<Streams | null>;
-  }
   return (blockMs > 0
-    ? reader.conn.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...streams)
-    : reader.conn.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', ...streams)) as Promise<Streams | null>;
+    ? reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...streams)
+    : reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'STREAMS', ...streams)) as Promise<Streams | null>;
 }
 
 /**

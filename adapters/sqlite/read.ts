@@ -49,8 +49,6 @@ interface Appended {
 }
 
 export class ReadPath implements DriverReads {
-  /** A read with ReadRequest.noAck moves the group's cursor and inserts no pending rows. */
-  readonly noAck = true;
   /** Each consumer's read that is waiting; consumers woken while not waiting (see wake). */
   private readonly waiting = new Map<string, Waiter>();
   private readonly woken = new Set<string>();
@@ -141,8 +139,7 @@ export class ReadPath implements DriverReads {
   /**
    * Acknowledges `ack`, then claims for `req`: deliveries to take again, then new events. With
    * `appended` (a hand-off), new events only of the appended topics, and those rows from memory
-   * when they are all the topic has past the group's cursor. With req.noAck, new events only, and
-   * no pending row for them: the cursor alone records that they were taken.
+   * when they are all the topic has past the group's cursor.
    */
   private takeTx(req: ReadRequest, ack: Delivery[], appended?: Appended): Taken[] {
     const s = this.st.s;
@@ -152,10 +149,9 @@ export class ReadPath implements DriverReads {
     const deadline = now + req.leaseMs;
     const out: Taken[] = [];
     const topics = new Set(req.topics);
-    // 1. Deliveries whose lease ran out (consumer died) or that were released/retried (none read without a lease).
+    // 1. Deliveries whose lease ran out (consumer died) or that were released/retried.
     const max = { max: req.maxBytes };
-    const noAck = req.noAck === true;
-    for (const r of noAck ? [] : (s.available.all(gid, now, req.max * 2, max) as PendingRow[])) {
+    for (const r of s.available.all(gid, now, req.max * 2, max) as PendingRow[]) {
       if (out.length >= req.max) break;
       if (!topics.has(r.topic)) continue;
       if (r.body === null) {
@@ -183,7 +179,7 @@ export class ReadPath implements DriverReads {
       }
       if (rows.length === 0) continue;
       for (const r of rows) {
-        if (!noAck) s.pendingInsert.run(gid, r.seq, topic, req.consumer, deadline, 1);
+        s.pendingInsert.run(gid, r.seq, topic, req.consumer, deadline, 1);
         out.push({ topic, seq: r.seq, attempts: 1, body: r.body, size: r.size });
       }
       s.cursorSet.run(rows[rows.length - 1].seq, req.group, topic);
