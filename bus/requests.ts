@@ -39,8 +39,8 @@ export function answers(types: readonly string[], type: string, ctx: Pick<Contex
  * request ends as a dead letter the requester is failed at once (retries.ts). For the agent layer,
  * which knows what the subscription does not: an agent's own `on<Type>` method reached through a
  * pattern names its type (runtime/instance.ts). Per call, not per subscription: the same pattern
- * subscription's `handle` answers by `ctx.reply` only. A context no subscription made (a replay's)
- * has nobody to answer: left as it is.
+ * subscription's `handle` answers by `ctx.reply` only. A replay's context may be marked too: a
+ * replayed request is not answered (replay.ts), so the mark changes nothing there.
  */
 export function answering(ctx: DeliveryContext): void {
   if (ctx instanceof Context) ctx.answering = true;

@@ -228,11 +228,6 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
   throw new UsageError(`unknown dlq command ${JSON.stringify(sub)}: expected ls, show, retry or purge`);
 }
 
-/**
- * `state get|ls|waits|rm`: keyed agents' state and durable waits through bus.keys (the group of a
- * keyed agent is its name).
- * rm, like dlq purge, names each key that had no state and still erases the others (exit 1 then).
- */
 /** A wait as one line shows it: `approval.granted until <deadline>`, and whether it has ended. */
 function describeWait(w: KeyWait): string {
   const status = waitStatus(w);
@@ -245,6 +240,11 @@ function waitStatus(w: KeyWait): string {
   return w.deadline.getTime() <= Date.now() ? 'past deadline' : 'waiting';
 }
 
+/**
+ * `state get|ls|waits|rm`: keyed agents' state, durable waits and steps through bus.keys (the group
+ * of a keyed agent is its name).
+ * rm, like dlq purge, names each key that had no state and still erases the others (exit 1 then).
+ */
 async function state(bus: Bus, args: string[], o: Record<string, string | boolean | undefined>): Promise<number> {
   const print = (v: unknown) => console.log(JSON.stringify(v, null, 2));
   const keys = bus.keys;

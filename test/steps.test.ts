@@ -15,7 +15,7 @@ import type { KeyedDeliveryContext } from '../bus/keyed/contract.js';
 import type { CloudEvent } from '../bus/event.js';
 import { checkStep, decodeStep, encodeStep } from '../bus/keyed/steps.js';
 import { waitId } from '../bus/keyed/waits.js';
-import { rejects, uniq, waitFor } from './helpers/index.js';
+import { rejects, sleep, uniq, waitFor } from './helpers/index.js';
 
 const logger = pino({ level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'agentbus-steps-'));
@@ -118,6 +118,37 @@ test('a request wrapped in a step is asked once: a retry after a later failure g
   assert.equal(seen, [{ n: 1 }, { n: 1 }], 'the retry got the recorded reply');
   assert.is(asked, 1, 'the tool was asked once');
   await bus.close();
+});
+
+test('durable calls cannot nest inside a step\'s function (INVALID_OPTION naming both); steps side by side (Promise.all) still can; a step not awaited crashes nothing', async () => {
+  const bus = await createSqliteBus({ path: join(dir, 'nest.db'), logger });
+  const [type, granted, group] = [uniq('t'), uniq('granted'), uniq('g')];
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown) => void unhandled.push(err);
+  process.on('unhandledRejection', onUnhandled);
+  const got: unknown[] = [];
+  let lateDone = false;
+  try {
+    await bus.subscribe({ group, types: [type], waitsFor: [granted], key: 'subject' }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      got.push(await ctx.step('outer', () => ctx.step('inner', () => 1)).catch((x: Error) => x.message));
+      got.push(await ctx.step('outer2', () => ctx.waitFor(granted, { timeout: '1m' })).catch((x: Error) => x.message));
+      got.push(await Promise.all([ctx.step('a', () => 'a'), ctx.step('b', async () => 'b')]));
+      void ctx.step('late', () => sleep(300).then(() => (lateDone = true))); // not awaited: the commit removes its record first
+      ctx.state = 'done';
+    });
+    await bus.publish(type, {}, { subject: 'k' });
+    await waitFor('committed', async () => (await bus.keys!.get(group, 'k'))?.state === 'done');
+    await waitFor('the late step ended', () => lateDone);
+    await sleep(200);
+    assert.match(String(got[0]), /^ctx\.step "inner" inside the function of ctx\.step "outer": durable calls cannot nest/);
+    assert.match(String(got[1]), new RegExp(`^waitFor ${granted} inside the function of ctx\\.step "outer2": durable calls cannot nest`));
+    assert.equal(got[2], ['a', 'b']);
+    assert.equal(unhandled, [], 'no unhandled rejection');
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    await bus.close();
+  }
 });
 
 test.run();

@@ -1,5 +1,7 @@
 // The context of a keyed handler call: the delivery's (context.ts) plus its key and the key's state.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Context } from '../context.js';
+import { invalid } from '../errors.js';
 import type { CloudEvent } from '../event.js';
 import type { KeyedDeliveryContext, WaitOptions } from './contract.js';
 import { checkStep } from './steps.js';
@@ -8,6 +10,13 @@ import { checkStep } from './steps.js';
 export type Waiting = (n: number, type: string, options: WaitOptions) => Promise<CloudEvent>;
 /** Runs a step that is the `n`-th durable call of a handler run (keyed/steps.ts). */
 export type Stepping = <T>(n: number, name: string, fn: () => T | Promise<T>) => Promise<T>;
+
+/**
+ * The step whose `fn` runs now, in the async context of that call: a durable call made from inside
+ * it would take an ordinal only on the runs that call `fn` (a run finding the step recorded does
+ * not), shifting every later call's record, so it is refused.
+ */
+const inStep = new AsyncLocalStorage<{ ctx: KeyedDelivery; name: string }>();
 
 export class KeyedDelivery extends Context implements KeyedDeliveryContext {
   constructor(
@@ -30,6 +39,7 @@ export class KeyedDelivery extends Context implements KeyedDeliveryContext {
 
   waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>> {
     try {
+      this.notNested(`waitFor ${type}`);
       return this.waiting(this.waits++, type, options as WaitOptions) as Promise<CloudEvent<T>>;
     } catch (err) {
       return Promise.reject(err);
@@ -37,11 +47,26 @@ export class KeyedDelivery extends Context implements KeyedDeliveryContext {
   }
 
   step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+    let p: Promise<T>;
     try {
       checkStep(name, fn); // a refused call takes no ordinal
-      return this.stepping(this.waits++, name, fn);
+      this.notNested(`ctx.step ${JSON.stringify(name)}`);
+      // A run that lost its delivery (timeoutMs, a lost lease, a close) starts no new side effect.
+      if (this.signal.aborted) throw this.signal.reason;
+      p = this.stepping(this.waits++, name, () => inStep.run({ ctx: this, name }, fn));
     } catch (err) {
-      return Promise.reject(err);
+      p = Promise.reject(err);
+    }
+    // Handled here too: a step the handler did not await, ending after the commit removed its
+    // record, must not crash the process with an unhandled rejection. An await still gets it.
+    p.catch(() => {});
+    return p;
+  }
+
+  private notNested(what: string): void {
+    const outer = inStep.getStore();
+    if (outer !== undefined && outer.ctx === this) {
+      throw invalid('INVALID_OPTION', `${what} inside the function of ctx.step ${JSON.stringify(outer.name)}: durable calls cannot nest (a run that finds that step recorded does not call its function, so its inner calls would be skipped and every later call would find another's record); make them one after the other in the handler`);
     }
   }
 }
