@@ -4,7 +4,9 @@
 // and GC helpers too) and the young-generation collections. One setting a run:
 //   CONSUMERS=fresh (default): new consumers each window, as redis.ts busLatency/rawLatency;
 //   CONSUMERS=kept: one subscription and one raw connection pair for every window (keptLatency);
-//   GC=1 (default) forces a full GC before each window, as the table does; GC=0 does not.
+//   GC=1 (default) forces a full GC before each window, as the table does; GC=0 does not;
+//   IDLE_MS (0) idles this long before each window (after its GC, if any): with 15000, V8's memory
+//   reducer gets to run its own full GCs between bursts (node --trace-gc shows them).
 // node --expose-gc --import tsx bench/redis-latency-seconds.ts (RATE=1000, SECONDS=3, REPS=4).
 // With node --trace-deopt and MARK=1 it prints a marker at the end of each second, so the lines
 // "marking dependent code ... reason: weak objects" can be counted between them: the optimized code
@@ -23,6 +25,7 @@ const SECONDS = Number(process.env.SECONDS || 3);
 const REPS = Number(process.env.REPS || 4);
 const KEPT = process.env.CONSUMERS === 'kept';
 const FORCE_GC = process.env.GC !== '0';
+const IDLE_MS = Number(process.env.IDLE_MS || 0);
 
 type Side = 'raw' | 'bus';
 /** [published at, ms after the window's start; latency ms] */
@@ -143,6 +146,7 @@ const pooled: Record<Side, Sample[]> = { raw: [], bus: [] };
 for (let r = 0; r < REPS; r++) {
   for (const s of ['raw', 'bus'] as const) {
     if (FORCE_GC) global.gc?.();
+    if (IDLE_MS > 0) await new Promise((r) => setTimeout(r, IDLE_MS));
     const xs = await run(s, SECONDS);
     pooled[s].push(...xs);
     stats[s].slow.push(Array.from({ length: SECONDS }, (_, sec) => xs.filter(([at, ms]) => at >= sec * 1000 && at < (sec + 1) * 1000 && ms > 1).length));

@@ -225,10 +225,10 @@ export async function rawLatency(url: string, perSec: number, seconds: number): 
  * between bursts: one agentbus subscription, and raw, one pair of connections on one stream and
  * group. busLatency/rawLatency open new ones each window; with the full GC the table runs before
  * each window, V8 then throws away optimized code that had embedded the previous window's objects
- * (`--trace-deopt`: "marking dependent code ... reason: weak objects", 30-60 functions after an
- * agentbus window, 12-40 after a raw one), and each window's first second runs partly unoptimized:
- * 1.6-1.9x the CPU of its third second on either side (bench/redis-latency-seconds.ts). Windows of
- * this pair call no GC: a kept subscription idling between bursts sees none of that.
+ * (`--trace-deopt`: "marking dependent code ... reason: weak objects", 20-37 functions after an
+ * agentbus window, 12-16 after a raw one), and each window's first second runs partly unoptimized:
+ * 1.6-2.2x the CPU of its third second on either side (bench/redis-latency-seconds.ts). Windows of
+ * this pair force no GC: a kept subscription idling between bursts sees none of that.
  */
 export async function keptLatency(url: string, bus: Awaited<ReturnType<typeof createRedisBus>>) {
   const stream = `raw:kept:${randomUUID()}`;
