@@ -220,6 +220,62 @@ export async function rawLatency(url: string, perSec: number, seconds: number): 
   return lat;
 }
 
+/**
+ * The same hop with the consumers kept from window to window, as a host keeps them while it idles
+ * between bursts: one agentbus subscription, and raw, one pair of connections on one stream and
+ * group. busLatency/rawLatency open new ones each window; with the full GC the table runs before
+ * each window, V8 then throws away optimized code that had embedded the previous window's objects
+ * (`--trace-deopt`: "marking dependent code ... reason: weak objects", 20-37 functions after an
+ * agentbus window, 12-16 after a raw one), and each window's first second runs partly unoptimized:
+ * 1.6-2.2x the CPU of its third second on either side (bench/redis-latency-seconds.ts). Windows of
+ * this pair force no GC: a kept subscription idling between bursts sees none of that.
+ */
+export async function keptLatency(url: string, bus: Awaited<ReturnType<typeof createRedisBus>>) {
+  const stream = `raw:kept:${randomUUID()}`;
+  const pub = new Redis(url);
+  const con = new Redis(url);
+  await pub.xgroup('CREATE', stream, 'g', '$', 'MKSTREAM');
+  const type = `bench.kept.${randomUUID().slice(0, 8)}`;
+  let lat: number[] = [];
+  let want = 0;
+  let finish = () => {};
+  const sub = await bus.subscribe({ group: 'lat', types: [type], concurrency: 64 }, (e) => {
+    lat.push(performance.now() - (e.data as { t: number }).t);
+    if (lat.length === want) finish();
+  });
+  return {
+    async raw(perSec: number, seconds: number): Promise<number[]> {
+      const total = perSec * seconds;
+      const out: number[] = [];
+      const consuming = (async () => {
+        while (out.length < total) {
+          const res = (await con.xreadgroup('GROUP', 'g', 'c', 'COUNT', 500, 'BLOCK', 1000, 'STREAMS', stream, '>')) as [string, [string, string[]][]][] | null;
+          const entries = res?.[0][1] ?? [];
+          const now = performance.now();
+          for (const [, f] of entries) out.push(now - (JSON.parse(f[1]) as { t: number }).t);
+          if (entries.length) await con.xack(stream, 'g', ...entries.map(([id]) => id));
+        }
+      })();
+      await offer(perSec, total, (i) => void pub.xadd(stream, '*', 'event', JSON.stringify({ id: randomUUID(), t: performance.now(), data: sample(i) })));
+      await consuming;
+      return out;
+    },
+    async bus(perSec: number, seconds: number): Promise<number[]> {
+      lat = [];
+      want = perSec * seconds;
+      const all = new Promise<void>((r) => (finish = r));
+      await offer(perSec, want, (i) => void bus.publish(type, { t: performance.now(), ...sample(i) }));
+      await all;
+      return lat;
+    },
+    async close(): Promise<void> {
+      await sub.close();
+      pub.disconnect();
+      con.disconnect();
+    },
+  };
+}
+
 export async function busLatency(bus: Awaited<ReturnType<typeof createRedisBus>>, perSec: number, seconds: number): Promise<number[]> {
   const type = `bench.lat.${perSec}.${randomUUID().slice(0, 8)}`;
   const total = perSec * seconds;
