@@ -3,7 +3,8 @@
 // its event's records, and a fresh retry removes them before handing the event back. A step record
 // hides from bus.keys.waits, so each scenario also shows it gone through its effect: a new run of
 // the same event (or of one with the same source and id: the same record ids) calls the step's
-// function again instead of getting the recorded result.
+// function again instead of getting the recorded result. An erasure while the owner runs the key
+// leaves its handler going: a parked wait still takes its event, a step whose fn is running fails.
 import * as assert from 'uvu/assert';
 import type { CloudEvent } from '../../bus/event.js';
 import type { KeyedDeliveryContext } from '../../bus/keyed/contract.js';
@@ -47,6 +48,47 @@ export function erasureSuite(a: Target): void {
     assert.equal((await bus.keys!.get(group, 'other'))!.state, { n: 1 });
     assert.is(await bus.keys!.remove(group, ['person']), 1, 'state only: erased');
     assert.is(await bus.keys!.get(group, 'person'), null);
+  });
+
+  test('keys.remove while the owner runs the key: a parked waitFor still takes its event; a step whose fn is running fails (OWNERSHIP_LOST) and its retry calls the fn again', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const granted = uniq('granted');
+    const group = uniq('g');
+    const log: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    await bus.subscribe({ group, types: [task], waitsFor: [granted], key: 'subject', backoff: { initialMs: 50 } }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      try {
+        if (ctx.key === 'parked') {
+          const n = await ctx.step('a', () => 1);
+          log.push('parked');
+          await ctx.waitFor(granted, { timeout: '1h' });
+          ctx.state = { n };
+        } else {
+          const n = await ctx.step('slow', async () => {
+            log.push(`slow fn ${ctx.attempt}`);
+            if (ctx.attempt === 1) await gate;
+            return ctx.attempt;
+          });
+          ctx.state = { n };
+        }
+      } catch (err) {
+        log.push(`${ctx.key} threw ${(err as { code?: string }).code}`);
+        throw err;
+      }
+    });
+    await bus.publish(task, {}, { subject: 'parked' });
+    await bus.publish(task, {}, { subject: 'slow' });
+    await waitFor('parked, and the slow step running', () => log.includes('parked') && log.includes('slow fn 1'), 15_000);
+    assert.is(await bus.keys!.remove(group, ['parked', 'slow']), 2);
+    release();
+    await bus.publish(granted, {}, { subject: 'parked' });
+    await waitFor('both committed', async () => (await bus.keys!.get(group, 'parked')) !== null && (await bus.keys!.get(group, 'slow')) !== null, 15_000);
+    assert.equal((await bus.keys!.get(group, 'parked'))!.state, { n: 1 }, 'the parked wait took its event');
+    assert.equal((await bus.keys!.get(group, 'slow'))!.state, { n: 2 }, 'the retry\'s fn result');
+    assert.equal(log.filter((l) => l.startsWith('slow')), ['slow fn 1', 'slow threw OWNERSHIP_LOST', 'slow fn 2']);
   });
 
   test('dlq purge removes the dead-lettered event\'s step and wait records: an event with the same source and id calls the step again', async () => {
