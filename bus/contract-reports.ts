@@ -29,9 +29,14 @@ export interface DeadLetter {
 export interface DeadLetters {
   list(filter?: { group?: string | undefined; type?: string | undefined; limit?: number | undefined }): Promise<DeadLetter[]>;
   get(id: string): Promise<DeadLetter | null>;
-  /** Hands each back to the group that failed it, and only to it, with fresh attempts. Returns how many. */
-  retry(ids: string[]): Promise<number>;
-  /** Removes them for good. Returns how many. */
+  /**
+   * Hands each back to the group that failed it, and only to it, with fresh attempts. Returns how
+   * many. A keyed handler's run of the event gets the durable steps and waits its failed runs
+   * recorded (ctx.step results, matched waits, wait deadlines), unless `fresh` is true: then those
+   * records are removed first, so its steps run again and its waits start over with a new deadline.
+   */
+  retry(ids: string[], options?: { fresh?: boolean | undefined }): Promise<number>;
+  /** Removes them for good, with the durable step and wait records of their events' keyed handler runs. Returns how many. */
   purge(ids: string[]): Promise<number>;
 }
 

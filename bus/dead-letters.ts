@@ -5,6 +5,7 @@ import type { Driver } from './driver.js';
 import { asTopic, checkType } from './event.js';
 import { invalid } from './errors.js';
 import { int, knownKeys } from './validate.js';
+import { removeRecordsOf } from './keyed/waits.js';
 
 const DL_FILTER_KEYS = ['group', 'type', 'limit'];
 
@@ -21,9 +22,37 @@ export function deadLettersOf(driver: Driver): DeadLetters {
       return dls.map((dl) => asDelivered(dl)!);
     },
     get: async (id) => asDelivered(await driver.deadLetters.get(String(id))),
-    retry: (ids) => driver.deadLetters.retry(checkIds(ids)),
-    purge: (ids) => driver.deadLetters.purge(checkIds(ids)),
+    retry: async (ids, options = {}) => {
+      checkIds(ids);
+      if (options === null || typeof options !== 'object') throw invalid('INVALID_OPTION', `dead-letter retry options must be an object, got ${String(options)}`);
+      knownKeys('dead-letter retry', options, ['fresh']);
+      if (options.fresh !== undefined && typeof options.fresh !== 'boolean') throw invalid('INVALID_OPTION', `invalid dead-letter retry fresh ${JSON.stringify(options.fresh)}: expected true or false`);
+      // Removed before the hand-back: once handed back, a handler may already be reading them.
+      if (options.fresh === true) await removeRecords(driver, await found(driver, ids));
+      return driver.deadLetters.retry(ids);
+    },
+    purge: async (ids) => {
+      const dls = await found(driver, checkIds(ids));
+      const n = await driver.deadLetters.purge(ids);
+      await removeRecords(driver, dls);
+      return n;
+    },
   };
+}
+
+/** The dead letters `ids` name (those found), before a purge or a fresh retry removes their records. */
+async function found(driver: Driver, ids: string[]): Promise<DeadLetter[]> {
+  if (driver.state === undefined) return [];
+  const dls = await Promise.all(ids.map((id) => driver.deadLetters.get(id)));
+  return dls.filter((dl): dl is DeadLetter => dl !== null);
+}
+
+/**
+ * The durable wait and step records of each dead letter's event in its group (a keyed handler's
+ * runs, bus/keyed/waits.ts). A dead letter whose event could not be decoded never ran a handler.
+ */
+async function removeRecords(driver: Driver, dls: DeadLetter[]): Promise<void> {
+  for (const dl of dls) if (dl.event !== null && driver.state !== undefined) await removeRecordsOf(driver.state, dl.group, dl.event);
 }
 
 /** A dead letter's event as it was delivered: typed by its topic (see asTopic). */

@@ -127,7 +127,12 @@ export interface StateStore {
   get(group: string, key: string): Promise<StateRecord | null>;
   /** Keys of a group with a record, in key order after `after`, up to `limit`, with their sizes. */
   list(group: string, q: { after?: string | undefined; limit: number }): Promise<Array<{ key: string; version: number; bytes: number; updatedAt: number }>>;
-  /** Deletes the records of `keys` (gone from the store: the erase of `agentbus state rm`); resolves how many existed. */
+  /**
+   * Erases `keys` from the group (`agentbus state rm`): deletes each key's state record and every
+   * wait and step record of that key (WaitRecord.key), whichever delivery it belongs to. Resolves
+   * how many of `keys` had something erased (a live state record, or at least one live wait or step
+   * record), each key counted once.
+   */
   remove(group: string, keys: string[]): Promise<number>;
   /** Groups with state records or an owner (for `agentbus state ls` without an agent). */
   groups(): Promise<string[]>;
@@ -142,8 +147,11 @@ export interface StateStore {
    * recorded match (the first one wins), or null when the record does not exist (removed or expired).
    */
   matchWait(group: string, id: string, event: string): Promise<string | null>;
-  /** Removes wait records (their delivery was committed). */
-  removeWaits(group: string, ids: string[]): Promise<void>;
+  /**
+   * Removes wait and step records by id (their delivery was committed, or its dead letter purged or
+   * retried fresh); resolves how many existed.
+   */
+  removeWaits(group: string, ids: string[]): Promise<number>;
   /**
    * The group's wait records not yet expired (of `key` alone, when given), by key then deadline,
    * at most `limit`: for inspection (`agentbus state waits`, `state get`). With `steps` false those

@@ -29,6 +29,7 @@ export const OPTIONS = {
   after: { type: 'string', arg: 'K' },
   name: { type: 'string', arg: 'N' },
   key: { type: 'string', arg: 'K' },
+  fresh: { type: 'boolean' },
 } as const satisfies Record<string, { type: 'string' | 'boolean'; arg?: string }>;
 export type OptionName = keyof typeof OPTIONS;
 
@@ -114,14 +115,14 @@ export const COMMANDS: Record<string, Command> = {
     args: { min: 1, max: 1, name: '<id>' },
   },
   'dlq retry': {
-    synopsis: ['dlq retry <id...>'],
-    about: 'Hands dead letters back to the group that failed them, with fresh attempts; exit 1 when an id is not a dead letter. ' + STORE,
-    options: {},
+    synopsis: ['dlq retry <id...> [--fresh]'],
+    about: "Hands dead letters back to the group that failed them, with fresh attempts; exit 1 when an id is not a dead letter. A keyed handler's run of the event gets the ctx.step results and waits its failed runs recorded, unless --fresh. " + STORE,
+    options: { fresh: 'first remove the durable step and wait records of the event (its steps run again, its waits start over)' },
     args: { min: 1, max: Infinity, name: '<id...>' },
   },
   'dlq purge': {
     synopsis: ['dlq purge <id...>'],
-    about: 'Removes dead letters for good; exit 1 when an id is not a dead letter. ' + STORE,
+    about: "Removes dead letters for good, with the durable step and wait records of their events' keyed handler runs; exit 1 when an id is not a dead letter. " + STORE,
     options: {},
     args: { min: 1, max: Infinity, name: '<id...>' },
   },
@@ -145,7 +146,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   'state rm': {
     synopsis: ['state rm <agent> <key...>'],
-    about: "Erases keys' state from the store for good (the GDPR erasure): the agent's next event of such a key starts from its initialState. Exit 1 when a key had no state (it is named; the others are still erased). " + STORE,
+    about: "Erases keys from the store for good (the GDPR erasure): their state and every durable step and wait record of their handlers; the agent's next event of such a key starts from its initialState. Exit 1 when a key had nothing stored (it is named; the others are still erased). " + STORE,
     options: {},
     args: { min: 2, max: Infinity, name: '<agent> <key...>' },
   },
@@ -202,14 +203,15 @@ commands:
   stats [--json]                                   topics, length, groups, pending, lag, dead letters
   dlq ls [--group G] [--type T] [--limit N] [--json]
   dlq show <id>                                    one dead letter, as JSON
-  dlq retry <id...>                                hand back to the group that failed them
-  dlq purge <id...>                                remove for good
+  dlq retry <id...> [--fresh]                      hand back to the group that failed them
+                                                   (--fresh: without their recorded steps and waits)
+  dlq purge <id...>                                remove for good, with their step and wait records
   state get <agent> <key>                          a keyed agent's state of one key, as JSON
   state ls [<agent>] [--after K] [--limit N] [--json]
                                                    its keys with state; without <agent> the keyed agents
   state waits <agent> [--key K] [--limit N] [--json]
                                                    durable waits (ctx.waitFor) its handlers recorded
-  state rm <agent> <key...>                        erase keys' state from the store (GDPR erasure)
+  state rm <agent> <key...>                        erase keys' state, steps and waits (GDPR erasure)
   schedules ls [--type T] [--limit N] [--json]     pending delayed events, reminders and ticks
   schedules rm <id...>                             cancel pending ones by entry id
   schedules rm --name N [--agent NAME [--key K]]   cancel one by name (an agent's reminder: --agent)

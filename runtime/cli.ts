@@ -220,7 +220,7 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
   if (sub === 'retry' || sub === 'purge') {
     if (ids.length === 0) throw new UsageError(`dlq ${sub} needs at least one <id>`);
     // Each id not found is named (a typo, or already retried or purged); the others are still done.
-    const { done: n, missing } = await retryOrPurge(bus, sub, ids);
+    const { done: n, missing } = await retryOrPurge(bus, sub, ids, { fresh: o.fresh === true });
     if (missing.length > 0) console.error(printable(`agentbus: no dead letter ${missing.map((id) => JSON.stringify(id)).join(', ')} (agentbus dlq ls lists them)`));
     console.log(`${sub === 'retry' ? 'retried' : 'purged'} ${n} of ${ids.length}`);
     return n === ids.length ? 0 : 1;
@@ -243,7 +243,7 @@ function waitStatus(w: KeyWait): string {
 /**
  * `state get|ls|waits|rm`: keyed agents' state, durable waits and steps through bus.keys (the group
  * of a keyed agent is its name).
- * rm, like dlq purge, names each key that had no state and still erases the others (exit 1 then).
+ * rm, like dlq purge, names each key that had nothing stored and still erases the others (exit 1 then).
  */
 async function state(bus: Bus, args: string[], o: Record<string, string | boolean | undefined>): Promise<number> {
   const print = (v: unknown) => console.log(JSON.stringify(v, null, 2));
@@ -294,13 +294,13 @@ async function state(bus: Bus, args: string[], o: Record<string, string | boolea
     if (list.length === limit) console.log(printable(`(${limit} shown; the next page: agentbus state ls ${agent} --after ${JSON.stringify(list[limit - 1].key)})`));
     return 0;
   }
-  // rm; a key named twice is erased (and counted) once
+  // rm; a key named twice is erased (and counted) once. One key a call, so each key with nothing
+  // stored (no state, no step or wait record) can be named; a key with records only counts as erased.
   const wanted = [...new Set(rest)];
   const missing: string[] = [];
-  for (const k of wanted) if ((await keys.get(agent, k)) === null) missing.push(k);
-  if (missing.length > 0) console.error(printable(`agentbus: no state for key ${missing.map((k) => JSON.stringify(k)).join(', ')} of agent ${agent} (agentbus state ls ${agent} lists its keys)`));
-  const found = wanted.filter((k) => !missing.includes(k));
-  const n = found.length === 0 ? 0 : await keys.remove(agent, found);
+  for (const k of wanted) if ((await keys.remove(agent, [k])) === 0) missing.push(k);
+  if (missing.length > 0) console.error(printable(`agentbus: nothing stored for key ${missing.map((k) => JSON.stringify(k)).join(', ')} of agent ${agent} (agentbus state ls ${agent} lists its keys)`));
+  const n = wanted.length - missing.length;
   console.log(`erased ${n} of ${wanted.length}`);
   return n === wanted.length ? 0 : 1;
 }

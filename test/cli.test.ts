@@ -269,12 +269,52 @@ test('state get, ls and rm reach a keyed group\'s state made by a real consumer;
   assert.match(page.out, /^KEY +VERSION +BYTES +UPDATED AT\nk2 +\d+ +7 +\d{4}-/);
   assert.ok(page.out.endsWith('(1 shown; the next page: agentbus state ls CliCounter --after "k2")\n'), page.out);
   const rm = cli('state', 'rm', 'CliCounter', 'k1', 'k3', 'k9', 'k3');
-  assert.equal([rm.code, rm.err, rm.out], [1, 'agentbus: no state for key "k9" of agent CliCounter (agentbus state ls CliCounter lists its keys)\n', 'erased 2 of 3\n']);
+  assert.equal([rm.code, rm.err, rm.out], [1, 'agentbus: nothing stored for key "k9" of agent CliCounter (agentbus state ls CliCounter lists its keys)\n', 'erased 2 of 3\n']);
   assert.equal(JSON.parse(cli('state', 'ls', 'CliCounter', '--json').out).map((k: { key: string }) => k.key), ['k2']);
   const check = await createSqliteBus({ path, readonly: true, logger: pino({ level: 'silent' }) });
   assert.is(await check.keys!.get('CliCounter', 'k1'), null, 'k1 erased from the store');
   await check.close();
   assert.equal(cli('state', 'rm', 'CliCounter', 'k2').code, 0);
+});
+
+test('state rm erases a key\'s step and wait records too (a key with records only: erased 1 of 1); dlq retry --fresh and dlq purge remove the dead letter\'s records', async () => {
+  const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
+  const parked: string[] = [];
+  const sub = await bus.subscribe({ group: 'CliEraser', types: ['cli.erase'], waitsFor: ['cli.erased'], key: 'subject', maxAttempts: 1, drainTimeoutMs: 200 }, async (_e, c) => {
+    const ctx = c as KeyedDeliveryContext<unknown>;
+    await ctx.step('summary', () => `summary of ${ctx.key}`);
+    if (ctx.key.startsWith('dl')) throw new Error('dead-lettered after its step');
+    parked.push(ctx.key);
+    await ctx.waitFor('cli.erased', { timeout: '1d' });
+  });
+  const records = (key?: string) => {
+    const db = new Database(path, { readonly: true });
+    const { n } = db.prepare("SELECT COUNT(*) AS n FROM agent_wait WHERE grp = 'CliEraser' AND (? IS NULL OR key = ?)").get(key ?? null, key ?? null) as { n: number };
+    db.close();
+    return n;
+  };
+  try {
+    for (const k of ['t1', 'dl1', 'dl2']) await bus.publish('cli.erase', {}, { subject: k });
+    await waitFor('parked', () => parked.length === 1);
+    await waitFor('dead-lettered', async () => (await bus.deadLetters.list({ group: 'CliEraser' })).length === 2);
+    assert.equal([records('t1'), records('dl1'), records('dl2')], [2, 1, 1], 't1: its step and its wait; dl1, dl2: their steps');
+    const rm = cli('state', 'rm', 'CliEraser', 't1', 't9');
+    assert.equal([rm.code, rm.err, rm.out], [1, 'agentbus: nothing stored for key "t9" of agent CliEraser (agentbus state ls CliEraser lists its keys)\n', 'erased 1 of 2\n']);
+    assert.is(records('t1'), 0, 'the step and the wait record of t1 are gone');
+    const dls = await bus.deadLetters.list({ group: 'CliEraser' });
+    const id = (k: string) => dls.find((d) => d.event?.subject === k)!.id;
+    const purge = cli('dlq', 'purge', id('dl1'));
+    assert.equal([purge.code, purge.out], [0, 'purged 1 of 1\n'], purge.err);
+    assert.is(records('dl1'), 0, 'purged with its dead letter');
+    await sub.close();
+    const fresh = cli('dlq', 'retry', id('dl2'), '--fresh');
+    assert.equal([fresh.code, fresh.out], [0, 'retried 1 of 1\n'], fresh.err);
+    assert.is(records('dl2'), 0, 'removed before the hand-back');
+    assert.is(cli('dlq', 'purge', id('dl2'), '--fresh').code, 2, '--fresh is dlq retry\'s');
+  } finally {
+    await sub.close();
+    await bus.close();
+  }
 });
 
 test('state waits lists a keyed handler\'s durable wait from another process; state get of a key with no state yet shows its wait and its recorded step', async () => {

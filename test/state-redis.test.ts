@@ -311,10 +311,31 @@ function stateSuite(name: string, target: Target, single: boolean): void {
     assert.is((await s.openWait(g, 'w1', { type: 'a.granted', key: 'k', deadline }, 30_000)).matched, '{"id":"m1"}');
     assert.is(await s.matchWait(g, 'none', '{}'), null, 'no record: nothing recorded');
     await s.openWait(g, 'w2', { type: 'a.granted', key: 'k', deadline }, 30_000);
-    await s.removeWaits(g, ['w1', 'w2']);
+    assert.is(await s.removeWaits(g, ['w1', 'w2', 'none']), 2, 'how many existed');
     assert.is(await client.exists(key, new Keys('events:').wait(g, 'w2')), 0);
     await s.openWait(g, 'gone', { type: 'a.granted', key: 'k', deadline: Date.now() - 1000 }, 500);
     assert.is(await client.exists(new Keys('events:').wait(g, 'gone')), 0, 'past deadline + ttl: expired at once');
+  });
+
+  test('remove() erases the keys\' wait and step records too (found by SCAN of the group\'s slot, by their key field), counting a key with records only; other keys\' and groups\' records stay', async () => {
+    const s = driver.state;
+    const [g, other] = [uniq('erase'), uniq('erase-other')];
+    const { epoch } = (await s.own(g, 'c', 60_000))!;
+    await s.commit(g, 'c', epoch, [write('person', 0, '1'), write('kept', 0, '1')], []);
+    const far = Date.now() + 86_400_000;
+    const open = (grp: string, id: string, type: string, key: string) => s.openWait(grp, id, { type, key, deadline: far }, 60_000);
+    await open(g, 's1', 'step summarise', 'person');
+    await s.matchWait(g, 's1', '{"v":"personal"}');
+    await open(g, 'w1', 'a.granted', 'person');
+    await open(g, 'w2', 'a.granted', 'kept');
+    await open(g, 'w3', 'a.granted', 'records-only');
+    await open(other, 'w4', 'a.granted', 'person');
+    const k = new Keys('events:');
+    assert.is(await s.remove(g, ['person', 'records-only', 'nobody']), 2);
+    assert.is(await client.exists(k.state(g, 'person'), k.wait(g, 's1'), k.wait(g, 'w1'), k.wait(g, 'w3')), 0, 'state, step and waits of the erased keys');
+    assert.is(await client.exists(k.state(g, 'kept'), k.wait(g, 'w2')), 2, 'another key\'s');
+    assert.is(await client.exists(k.wait(other, 'w4')), 1, 'another group\'s');
+    assert.is(await s.remove(g, ['person']), 0);
   });
 
   test('comparePositions orders stream ids as 64-bit parts', () => {

@@ -252,7 +252,7 @@ for (const kind of KINDS) {
     const future = Date.now() + 60_000;
     await s.openWait(g, 'w2', { type: 'a.granted', key: 'k', deadline: future }, 60_000);
     await s.openWait(g, 'w3', { type: 'a.granted', key: 'k', deadline: future }, 60_000);
-    await s.removeWaits(g, ['w2']);
+    assert.is(await s.removeWaits(g, ['w2', 'none']), 1, 'how many existed');
     const ids = () => (st.db.prepare('SELECT id FROM agent_wait WHERE grp = ? ORDER BY id').all(g) as { id: string }[]).map((r) => r.id);
     assert.equal(ids(), ['w1', 'w3']);
     await st.driver.admin.housekeep(); // w1 expired long ago (deadline 1000 + 60 s)
@@ -284,18 +284,28 @@ for (const kind of KINDS) {
   });
 }
 
-test('file: remove() erases the state from the file and its WAL, not only from queries', async () => {
+test('file: remove() erases the state and the key\'s step and wait records from the file and its WAL, not only from queries', async () => {
   const st = await open(join(dir(), 'bus.db'));
   const s = st.driver.state;
   const g = uniq('g');
   const secret = uniq('SECRET-VALUE');
+  const stepSecret = uniq('STEP-SECRET');
   const { epoch } = (await s.own(g, 'a', 60_000))!;
   for (let v = 0; v < 5; v++) await s.commit(g, 'a', epoch, [write('person', v, { secret, v }), write(`other-${v}`, 0, { v })], []);
+  const far = Date.now() + 86_400_000;
+  await s.openWait(g, 's1', { type: 'step summarise', key: 'person', deadline: far }, 60_000);
+  await s.matchWait(g, 's1', JSON.stringify({ v: stepSecret }));
+  await s.openWait(g, 'w1', { type: 'a.granted', key: 'person', deadline: far }, 60_000);
+  await s.openWait(g, 'w2', { type: 'a.granted', key: 'other-0', deadline: far }, 60_000);
+  await s.openWait(g, 'w3', { type: 'a.granted', key: 'records-only', deadline: far }, 60_000);
   const bytes = () => Buffer.concat([readFileSync(st.path), readFileSync(`${st.path}-wal`, { flag: 'a+' })]);
-  assert.ok(bytes().includes(secret), 'the test looks for the right bytes');
-  assert.is(await s.remove(g, ['person']), 1);
+  assert.ok(bytes().includes(secret) && bytes().includes(stepSecret), 'the test looks for the right bytes');
+  assert.is(await s.remove(g, ['person', 'records-only', 'nobody']), 2, 'a key with records only counts');
   assert.not.ok(bytes().includes(secret), 'the secret is still in the file or its WAL');
+  assert.not.ok(bytes().includes(stepSecret), 'the step\'s recorded result is still in the file or its WAL');
   assert.equal((await s.list(g, { limit: 10 })).length, 5, 'the other records are kept');
+  const ids = (st.db.prepare('SELECT id FROM agent_wait WHERE grp = ? ORDER BY id').all(g) as { id: string }[]).map((r) => r.id);
+  assert.equal(ids, ['w2'], 'another key\'s wait record is kept');
   await st.close();
 });
 

@@ -13,7 +13,8 @@
  *   ms); PEXPIRE with the write's ttlMs, PERSIST with 0.
  * - `<prefix>{agentbus:<group>}:wait:<id>`: a keyed handler's durable wait (bus/keyed/waits.ts), a
  *   hash `type`, `key`, `deadline` (epoch ms, set once), `matched` (the matching event's JSON, set
- *   once); PEXPIREAT deadline + a margin, DEL after its delivery's commit.
+ *   once); PEXPIREAT deadline + a margin, DEL after its delivery's commit, its dead letter's purge
+ *   or fresh retry, or the erasure of its key (remove(): SCAN of the group's `wait:` prefix).
  *
  * Commit is one script call for the whole batch (owner check, per-key version check and write). On
  * a single Redis the same script also XACKs the applied writes' deliveries (`atomicAck` true: their
@@ -37,7 +38,7 @@ import { isRedisError, type RedisStore } from './client.js';
 import { delivery } from './delivery.js';
 import { compareIds } from './keys.js';
 import { claimExpired } from './scripts/lease.js';
-import { commitStates, disownGroup, loadStates, matchWait, openWait, ownGroup, stateSizes, waitFields, type CommitWrite, type RawRecord } from './scripts/state.js';
+import { commitStates, disownGroup, eraseKeys, loadStates, matchWait, openWait, ownGroup, stateSizes, waitFields, type CommitWrite, type RawRecord } from './scripts/state.js';
 
 /** Entries one takeOver claim call moves (the cursor is followed to the end). */
 const TAKEOVER_COUNT = 1000;
@@ -218,12 +219,27 @@ export class RedisState implements StateStore {
     return out.slice(0, q.limit);
   }
 
-  /** DEL of the records (one command: they share a slot). */
+  /**
+   * The state hashes, then the group's wait and step records of those keys: a SCAN of the group's
+   * `wait:` prefix (as listWaits), and the erase script on what it found, which deletes the
+   * records whose `key` field is an erased key, KEYS_PER_CALL hashes a call (one slot: the group's).
+   * A record created after the SCAN (a handler of the key still running) is not erased.
+   */
   async remove(group: string, keys: string[]): Promise<number> {
     if (keys.length === 0) return 0;
-    let n = 0;
-    for (let i = 0; i < keys.length; i += KEYS_PER_CALL) n += await this.s.cmd.del(...keys.slice(i, i + KEYS_PER_CALL).map((k) => this.s.keys.state(group, k)));
-    return n;
+    const erased = new Set<string>();
+    for (let i = 0; i < keys.length; i += KEYS_PER_CALL) {
+      const part = keys.slice(i, i + KEYS_PER_CALL);
+      const res = await eraseKeys.call(this.s.cmd, part.map((k) => this.s.keys.state(group, k)), [], []);
+      part.forEach((k, j) => res[j] === 1 && erased.add(k));
+    }
+    const ids: string[] = [];
+    await this.scanGroup(this.s.keys.wait(group, ''), (rest) => void ids.push(rest.toString()));
+    for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
+      const res = await eraseKeys.call(this.s.cmd, [], ids.slice(i, i + KEYS_PER_CALL).map((id) => this.s.keys.wait(group, id)), keys);
+      for (const k of res) if (typeof k === 'string') erased.add(k);
+    }
+    return erased.size;
   }
 
   /** SCAN of every master for `{agentbus:<group>}` keys: a group with an owner or a record is listed. */
@@ -256,9 +272,9 @@ export class RedisState implements StateStore {
     return matchWait.call(this.s.cmd, this.s.keys.wait(group, id), event);
   }
 
-  /** One DEL (the records share the group's slot). */
-  async removeWaits(group: string, ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.s.cmd.del(...ids.map((id) => this.s.keys.wait(group, id)));
+  /** One DEL (the records share the group's slot); resolves how many existed. */
+  async removeWaits(group: string, ids: string[]): Promise<number> {
+    return ids.length === 0 ? 0 : this.s.cmd.del(...ids.map((id) => this.s.keys.wait(group, id)));
   }
 
   comparePositions(a: string, b: string): number {

@@ -163,10 +163,11 @@ export class SqliteState implements StateStore {
   }
 
   /**
-   * Erases for real: the rows are deleted with `secure_delete` on, so SQLite overwrites their bytes
-   * with zeros, and a checkpoint then moves those pages into the file and empties the WAL of older
-   * copies (a reader holding an old snapshot can delay that to the next checkpoint). An expired
-   * record not yet trimmed is erased too but not counted (it no longer existed for readers).
+   * Erases for real: the key's state row and its wait and step rows (`agent_wait`) are deleted in
+   * one transaction with `secure_delete` on, so SQLite overwrites their bytes with zeros, and a
+   * checkpoint then moves those pages into the file and empties the WAL of older copies (a reader
+   * holding an old snapshot can delay that to the next checkpoint). An expired row not yet trimmed
+   * is erased too but does not make its key count (it no longer existed for readers).
    */
   async remove(group: string, keys: string[]): Promise<number> {
     if (keys.length === 0) return 0;
@@ -177,7 +178,13 @@ export class SqliteState implements StateStore {
       await this.st.write(() => {
         n = 0;
         const now = Date.now();
-        for (const key of keys) n += (this.ss.stateRemove.all({ grp: group, key, now }) as { live: number }[]).filter((r) => r.live === 1).length;
+        const ws = this.st.waitStatements()!;
+        const live = (rows: unknown[]) => (rows as { live: number }[]).some((r) => r.live === 1);
+        for (const key of keys) {
+          const state = live(this.ss.stateRemove.all({ grp: group, key, now }));
+          const records = live(ws.waitRemoveKey.all({ grp: group, key, now }));
+          if (state || records) n++;
+        }
       });
     } finally {
       db.pragma('secure_delete = OFF');
@@ -219,11 +226,13 @@ export class SqliteState implements StateStore {
     return rows.map((r) => ({ ...r, matched: r.matched === 1 }));
   }
 
-  async removeWaits(group: string, ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    await this.st.write(() => {
+  async removeWaits(group: string, ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return this.st.write(() => {
       const ws = this.st.waitStatements()!;
-      for (const id of ids) ws.waitRemove.run({ grp: group, id });
+      let n = 0;
+      for (const id of ids) n += ws.waitRemove.run({ grp: group, id }).changes;
+      return n;
     });
   }
 

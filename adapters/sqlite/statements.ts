@@ -152,6 +152,8 @@ export function prepareWaits(db: Database) {
     waitGet: p('SELECT type, key, deadline, matched FROM agent_wait WHERE grp = @grp AND id = @id'),
     waitMatch: p('UPDATE agent_wait SET matched = @matched WHERE grp = @grp AND id = @id AND matched IS NULL'),
     waitRemove: p('DELETE FROM agent_wait WHERE grp = @grp AND id = @id'),
+    // Erasure of a key (state.ts remove): its records, found in the group's range of the primary key.
+    waitRemoveKey: p('DELETE FROM agent_wait WHERE grp = @grp AND key = @key RETURNING expires_at > @now AS live'),
     waitExpire: p('DELETE FROM agent_wait WHERE expires_at <= ?'),
     waitList: p(`SELECT id, key, type, deadline, matched IS NOT NULL AS matched, CASE WHEN @steps = 1 THEN matched END AS result FROM agent_wait
                  WHERE grp = @grp AND (@key IS NULL OR key = @key) AND expires_at > @now AND (substr(type, 1, 5) = 'step ') = (@steps = 1)

@@ -120,8 +120,12 @@ export interface KeyedStates {
   /** Keys with state, in key order after `after`, at most `limit` (default 100, at most 10,000). */
   list(group: string, options?: { after?: string | undefined; limit?: number | undefined }): Promise<Array<{ key: string; version: number; bytes: number; updatedAt: Date }>>;
   /**
-   * Erases the keys' state from the store (GDPR erasure); resolves how many had one. An owner
-   * running the key at that moment notices at its next commit and starts over from the store.
+   * Erases the keys from the store (GDPR erasure): their state and every durable step and wait
+   * record of their handlers (`ctx.step` results, `ctx.waitFor` records); resolves how many of
+   * the keys had something erased (state, or at least one record). An owner running the key at
+   * that moment notices at its next commit and starts over from the store; a handler of the key
+   * running then goes on: a wait it is parked in still takes its event, and a step whose function
+   * is running fails with OwnershipLostError (a failed attempt; the retry runs the steps again).
    */
   remove(group: string, keys: string[]): Promise<number>;
   /** Groups with keyed state or an owner. */

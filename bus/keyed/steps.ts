@@ -127,8 +127,9 @@ export class KeyedSteps {
     // newer owner's run of the same delivery opened meanwhile. It goes with the commit, or expires.
     const json = encodeStep(name, await fn(), this.c.maxStateBytes);
     const recorded = await store.matchWait(group, id, json);
-    // Removed: the delivery was committed meanwhile (by the owner that took the group over: this run is stale).
-    if (recorded === null) throw new OwnershipLostError(`ctx.step ${JSON.stringify(name)} of key ${JSON.stringify(key)}: its record is gone (the delivery was committed: by another owner, or by this handler returning without awaiting the step; or the record expired or was erased); the result was not recorded`);
+    // Removed: the delivery was committed meanwhile (by the owner that took the group over: this run
+    // is stale), or the key was erased (StateStore.remove) or the event's dead letter purged while fn ran.
+    if (recorded === null) throw new OwnershipLostError(`ctx.step ${JSON.stringify(name)} of key ${JSON.stringify(key)}: its record is gone (the delivery was committed: by another owner, or by this handler returning without awaiting the step; or the key was erased by agentbus state rm, or the record expired); the result was not recorded`);
     // Another run recorded first (a previous owner's run still going): its result is the step's, on every run.
     return decodeStep<T>(recorded);
   }

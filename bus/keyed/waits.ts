@@ -10,8 +10,10 @@
  * handler run's durable calls: its waitFor and ctx.step calls, steps.ts) with its deadline, fixed
  * at the first run. A matching event is recorded into the wait's record (matchWait) before it is
  * acknowledged, so the re-run finds it there at the same ordinal and returns it at once; a passed
- * deadline throws WaitTimeoutError; otherwise the re-run waits for the rest of the time. Records are removed once E is committed (owner.ts), or expire
- * WAIT_RECORD_TTL_MS after their deadline (E dead-lettered, or the group abandoned).
+ * deadline throws WaitTimeoutError; otherwise the re-run waits for the rest of the time. Records are removed once E is committed (owner.ts),
+ * when E's dead letter is purged or retried fresh (removeRecordsOf), or when their key is erased
+ * (StateStore.remove); otherwise they expire WAIT_RECORD_TTL_MS after their deadline (E
+ * dead-lettered, or the group abandoned).
  */
 import type { Held } from '../held.js';
 import type { CloudEvent } from '../event.js';
@@ -226,6 +228,26 @@ export function recordedFor(rec: WaitRecord): string {
 /** The record id of the `n`-th wait of a handler of `event` in `group`: the same on every delivery of it, on any host. */
 export function waitId(group: string, event: CloudEvent, n: number): string {
   return stableId(group, 'wait', event.source, event.id, n);
+}
+
+/** Record ids removeRecordsOf tries per call. */
+const RECORDS_PER_CALL = 32;
+
+/**
+ * Removes the wait and step records of the handler runs of `event` in `group` (its dead letter is
+ * purged, or retried fresh): ids waitId(group, event, 0, 1, ...), RECORDS_PER_CALL a call, until a
+ * call finds none. Records are dense in n (a run records call n only after call n-1), so this
+ * finds them all, unless RECORDS_PER_CALL consecutive ones expired before a later one (waits
+ * expire a day past their deadline, steps a year after they ran). Resolves how many were removed.
+ */
+export async function removeRecordsOf(store: StateStore, group: string, event: CloudEvent): Promise<number> {
+  let total = 0;
+  for (let n = 0; ; n += RECORDS_PER_CALL) {
+    const ids = Array.from({ length: RECORDS_PER_CALL }, (_, i) => waitId(group, event, n + i));
+    const removed = await store.removeWaits(group, ids);
+    if (removed === 0) return total;
+    total += removed;
+  }
 }
 
 function accepts(match: ((event: CloudEvent) => boolean) | undefined, event: CloudEvent): boolean {

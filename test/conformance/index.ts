@@ -19,6 +19,7 @@ import { delayedSuite } from './delayed.js';
 import { reminderSuite } from './reminders.js';
 import { waitSuite } from './waits.js';
 import { stepSuite } from './steps.js';
+import { erasureSuite } from './erasure.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -121,6 +122,7 @@ export function conformance(a: AdapterUnderTest): void {
   reminderSuite(t);
   waitSuite(t);
   stepSuite(t);
+  erasureSuite(t);
   if (a.features.sharedAcrossProcesses) processSuite(t);
 }
 

@@ -11,7 +11,7 @@ import { dropConsumer, heartbeat } from './liveness.js';
 import { publishOnce } from './publish.js';
 import { cancelNamed, moveDue, removeDue, scheduleNamed, scheduleOnce } from './due.js';
 import { defineScripts } from './script.js';
-import { commitStates, disownGroup, loadStates, matchWait, openWait, ownGroup, stateSizes, waitFields } from './state.js';
+import { commitStates, disownGroup, eraseKeys, loadStates, matchWait, openWait, ownGroup, stateSizes, waitFields } from './state.js';
 import { countAfter, streamEnds } from './stats.js';
 
 export const allScripts = [
@@ -43,6 +43,7 @@ export const allScripts = [
   openWait,
   matchWait,
   waitFields,
+  eraseKeys,
 ] as const;
 
 export function defineAllScripts(client: Client): void {

@@ -324,3 +324,36 @@ return redis.call('HGET', KEYS[1], 'matched')`,
   argv: (key: string, event: string) => [key, event],
   reply: (r) => (r === null ? null : String(r)),
 });
+
+/**
+ * Erase keys of a group (`agentbus state rm`): their state hashes, and those of the given wait
+ * hashes whose `key` field is one of the erased keys (the rest are left alone).
+ * KEYS[1..S] state hashes, then wait hashes (found by SCAN); ARGV[1] S, ARGV[2..] the erased keys.
+ * Returns per KEYS entry: for a state hash 1 when it existed (else 0); for a wait hash the key it
+ * was erased for, or nil when it was kept (another key's, or gone).
+ */
+export const eraseKeys = script({
+  name: 'agentbusStateErase',
+  numberOfKeys: null,
+  lua: `
+local s = tonumber(ARGV[1])
+local wanted = {}
+for i = 2, #ARGV do wanted[ARGV[i]] = true end
+local out = {}
+for i = 1, #KEYS do
+  if i <= s then
+    out[i] = redis.call('DEL', KEYS[i])
+  else
+    local k = redis.call('HGET', KEYS[i], 'key')
+    if k and wanted[k] then
+      redis.call('DEL', KEYS[i])
+      out[i] = k
+    else
+      out[i] = false
+    end
+  end
+end
+return out`,
+  argv: (states: string[], waits: string[], keys: string[]) => [states.length + waits.length, states, waits, states.length, keys],
+  reply: (r) => r as Array<number | string | null>,
+});
