@@ -32,9 +32,16 @@ export function deadLettersOf(driver: Driver): DeadLetters {
       return driver.deadLetters.retry(ids);
     },
     purge: async (ids) => {
-      const dls = await found(driver, checkIds(ids));
-      const n = await driver.deadLetters.purge(ids);
-      await removeRecords(driver, dls);
+      checkIds(ids);
+      if (driver.state === undefined) return driver.deadLetters.purge(ids);
+      // One at a time: only a dead letter this call purged loses its records (one retried meanwhile
+      // by another caller runs with them, as a retry does).
+      let n = 0;
+      for (const dl of await found(driver, [...new Set(ids)])) {
+        if ((await driver.deadLetters.purge([dl.id])) === 0) continue;
+        n++;
+        await removeRecords(driver, [dl]);
+      }
       return n;
     },
   };

@@ -118,6 +118,7 @@ export class HandlerCall {
       threw = true;
       error = err;
     }
+    if (ctx instanceof KeyedDelivery) ctx.ended = true;
     runEnded?.abort(new Error('the handler returned without awaiting its waitFor'));
     if (ctx.answering) h.answers = true; // its dead letter, if that is what this call ends in, fails the requester (retries.ts)
     this.settle(h, ctx, started, threw, error, entry, aborter);

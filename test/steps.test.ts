@@ -3,6 +3,7 @@
 // change silently, or cannot encode), or over maxStateBytes, fails the step and records nothing (the retry calls the function again). On a real
 // SQLite file.
 import { mkdtempSync } from 'node:fs';
+import { runInNewContext } from 'node:vm';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -63,7 +64,14 @@ test('encodeStep: JSON of { v }, undefined as {}; what JSON would change is refu
   refused(() => encodeStep('big', 10n, 100), 'INVALID_OPTION', 'ctx.step "big"', 'a bigint');
   const cycle: Record<string, unknown> = {};
   cycle.self = cycle;
-  refused(() => encodeStep('loop', cycle, 100), 'INVALID_OPTION', 'ctx.step "loop"', 'a cycle?');
+  refused(() => encodeStep('loop', cycle, 100), 'INVALID_OPTION', 'ctx.step "loop"', 'a cycle at .self');
+  const shared = { x: 1 };
+  assert.is(encodeStep('dag', { a: shared, b: [shared] }, 100), '{"v":{"a":{"x":1},"b":[{"x":1}]}}', 'the same object twice is no cycle');
+  assert.equal(decodeStep(encodeStep('realm', runInNewContext('({ a: [1, { b: 2 }] })'), 100)), { a: [1, { b: 2 }] }, 'a plain object of another realm is plain');
+  assert.is(encodeStep('key', { 'a]': undefined }, 100), '{"v":{}}', 'a property named like an index is a property');
+  let deep: unknown = 1;
+  for (let i = 0; i < 150; i++) deep = { d: deep };
+  assert.ok(encodeStep('deep', deep, 10_000).startsWith('{"v":{"d":'), 'nesting of 150 is JSON data');
   refused(() => encodeStep('llm', 'é'.repeat(60), 100), 'PAYLOAD_TOO_LARGE', 'ctx.step "llm"', '128 bytes as JSON', 'over maxStateBytes 100', 'nothing was recorded');
   assert.is(encodeStep('llm', 'x'.repeat(92), 100).length, 100, 'exactly at the limit is accepted');
 });
@@ -120,13 +128,14 @@ test('a request wrapped in a step is asked once: a retry after a later failure g
   await bus.close();
 });
 
-test('durable calls cannot nest inside a step\'s function (INVALID_OPTION naming both); steps side by side (Promise.all) still can; a step not awaited crashes nothing', async () => {
+test('durable calls cannot nest inside a step\'s function (INVALID_OPTION naming both); steps side by side (Promise.all) still can; a step not awaited crashes nothing (a waitFor not awaited neither); one started after the handler returned is refused', async () => {
   const bus = await createSqliteBus({ path: join(dir, 'nest.db'), logger });
   const [type, granted, group] = [uniq('t'), uniq('granted'), uniq('g')];
   const unhandled: unknown[] = [];
   const onUnhandled = (err: unknown) => void unhandled.push(err);
   process.on('unhandledRejection', onUnhandled);
   const got: unknown[] = [];
+  const after: string[] = [];
   let lateDone = false;
   try {
     await bus.subscribe({ group, types: [type], waitsFor: [granted], key: 'subject' }, async (_e, c) => {
@@ -135,6 +144,8 @@ test('durable calls cannot nest inside a step\'s function (INVALID_OPTION naming
       got.push(await ctx.step('outer2', () => ctx.waitFor(granted, { timeout: '1m' })).catch((x: Error) => x.message));
       got.push(await Promise.all([ctx.step('a', () => 'a'), ctx.step('b', async () => 'b')]));
       void ctx.step('late', () => sleep(300).then(() => (lateDone = true))); // not awaited: the commit removes its record first
+      void ctx.waitFor(granted, { timeout: '1m' }); // not awaited: it ends with the handler
+      setTimeout(() => void ctx.step('after', () => 1).catch((x: Error) => after.push(x.message)), 50);
       ctx.state = 'done';
     });
     await bus.publish(type, {}, { subject: 'k' });
@@ -144,6 +155,9 @@ test('durable calls cannot nest inside a step\'s function (INVALID_OPTION naming
     assert.match(String(got[0]), /^ctx\.step "inner" inside the function of ctx\.step "outer": durable calls cannot nest/);
     assert.match(String(got[1]), new RegExp(`^waitFor ${granted} inside the function of ctx\\.step "outer2": durable calls cannot nest`));
     assert.equal(got[2], ['a', 'b']);
+    await waitFor('the step started after the return refused', () => after.length === 1);
+    assert.match(after[0], /^ctx\.step "after" after its handler returned: await every durable call/);
+    assert.equal((await bus.keys!.steps(group)).map((x) => x.name), [], 'no record left behind');
     assert.equal(unhandled, [], 'no unhandled rejection');
   } finally {
     process.off('unhandledRejection', onUnhandled);

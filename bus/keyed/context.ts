@@ -37,23 +37,38 @@ export class KeyedDelivery extends Context implements KeyedDeliveryContext {
   /** Durable calls (waitFor and step) so far in this run: the next one's ordinal (its record's id). */
   waits = 0;
 
+  /** Set when the handler has returned (handler-call.ts): a durable call made later has no run to belong to. */
+  ended = false;
+
   waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>> {
+    let p: Promise<CloudEvent<T>>;
     try {
       this.notNested(`waitFor ${type}`);
-      return this.waiting(this.waits++, type, options as WaitOptions) as Promise<CloudEvent<T>>;
+      this.notEnded(`waitFor ${type}`);
+      p = this.waiting(this.waits++, type, options as WaitOptions) as Promise<CloudEvent<T>>;
     } catch (err) {
-      return Promise.reject(err);
+      p = Promise.reject(err);
     }
+    // Handled here too: a wait the handler did not await ends with the handler (rejected), and must
+    // not crash the process with an unhandled rejection. An await still gets the error.
+    p.catch(() => {});
+    return p;
   }
 
   step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
     let p: Promise<T>;
     try {
       checkStep(name, fn); // a refused call takes no ordinal
-      this.notNested(`ctx.step ${JSON.stringify(name)}`);
-      // A run that lost its delivery (timeoutMs, a lost lease, a close) starts no new side effect.
+      const what = `ctx.step ${JSON.stringify(name)}`;
+      this.notNested(what);
+      // A run that lost its delivery (timeoutMs, a lost lease, a close) starts no new side effect:
+      // checked again right before fn, after the record was opened (a store round trip).
       if (this.signal.aborted) throw this.signal.reason;
-      p = this.stepping(this.waits++, name, () => inStep.run({ ctx: this, name }, fn));
+      this.notEnded(what);
+      p = this.stepping(this.waits++, name, () => {
+        if (this.signal.aborted) throw this.signal.reason;
+        return inStep.run({ ctx: this, name }, fn);
+      });
     } catch (err) {
       p = Promise.reject(err);
     }
@@ -61,6 +76,11 @@ export class KeyedDelivery extends Context implements KeyedDeliveryContext {
     // record, must not crash the process with an unhandled rejection. An await still gets it.
     p.catch(() => {});
     return p;
+  }
+
+  private notEnded(what: string): void {
+    // Its record would be opened after the commit removed the run's records, and kept for a year.
+    if (this.ended) throw invalid('INVALID_OPTION', `${what} after its handler returned: await every durable call (ctx.step, ctx.waitFor) before the handler returns`);
   }
 
   private notNested(what: string): void {

@@ -45,9 +45,9 @@ export function checkStep(name: unknown, fn: unknown): asserts name is string {
  * (notJson) or its JSON is over `maxBytes`.
  */
 export function encodeStep(name: string, value: unknown, maxBytes: number): string {
-  const bad = notJson(value, '', 0);
+  const bad = notJson(value, '', false, new Set());
   if (bad !== null) {
-    throw invalid('INVALID_OPTION', `ctx.step ${JSON.stringify(name)}: its result is not JSON data: ${bad}; return strings, finite numbers, booleans, null, arrays and plain objects (a Date as date.toISOString()); nothing was recorded`);
+    throw invalid('INVALID_OPTION', `ctx.step ${JSON.stringify(name)}: its result is not JSON data: ${bad}; return strings, finite numbers, booleans, null, arrays and plain objects (a Date as date.toISOString(), a Map as Object.fromEntries(map)); nothing was recorded`);
   }
   const json = JSON.stringify(value === undefined ? {} : { v: value });
   if (json.length * 3 > maxBytes && Buffer.byteLength(json) > maxBytes) {
@@ -56,37 +56,45 @@ export function encodeStep(name: string, value: unknown, maxBytes: number): stri
   return json;
 }
 
-/** Deepest nesting of a step's result (a cycle is found as too deep). */
-const MAX_DEPTH = 100;
+/** Deepest nesting of a step's result (JSON itself has no limit; this keeps the check off the stack's). */
+export const MAX_STEP_DEPTH = 1000;
 
 /**
  * Where `v` stops being JSON data, as `a Map at .cache` (null when it is JSON data): what JSON.stringify
  * would change silently (a Map or Set to {}, NaN to null, a Date to a string, a class instance to a
  * plain object without its methods, a function dropped) is refused, so every run, the first one
  * too, gets what the handler returned. `undefined` is allowed as the whole result and as an object
- * property (dropped, as a missing property reads), not in an array (it would read null).
+ * property (dropped, as a missing property reads), not in an array (it would read null). A plain
+ * object is one whose prototype is null or a root prototype (Object.prototype of any realm: JSON
+ * parsed in a vm context is plain too). `seen`: the objects on the path here (a cycle).
  */
-function notJson(v: unknown, at: string, depth: number): string | null {
+function notJson(v: unknown, at: string, inArray: boolean, seen: Set<object>): string | null {
   const where = at === '' ? '' : ` at ${at}`;
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return null;
   if (typeof v === 'number') return Number.isFinite(v) ? null : `${v}${where}`;
-  if (v === undefined) return depth === 0 || !at.endsWith(']') ? null : `undefined${where}`;
+  if (v === undefined) return inArray ? `undefined${where}` : null;
   if (typeof v !== 'object') return `a ${typeof v}${where}`;
-  if (depth >= MAX_DEPTH) return `nesting deeper than ${MAX_DEPTH} (a cycle?)${where}`;
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const bad = notJson(v[i], `${at}[${i}]`, depth + 1);
+  if (seen.has(v)) return `a cycle${where}`;
+  if (seen.size >= MAX_STEP_DEPTH) return `nesting deeper than ${MAX_STEP_DEPTH}${where}`;
+  seen.add(v);
+  try {
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const bad = notJson(v[i], `${at}[${i}]`, true, seen);
+        if (bad !== null) return bad;
+      }
+      return null;
+    }
+    const proto = Object.getPrototypeOf(v) as object | null;
+    if (proto !== null && Object.getPrototypeOf(proto) !== null) return `${kindOf(v)}${where}`;
+    for (const k of Object.keys(v)) {
+      const bad = notJson((v as Record<string, unknown>)[k], `${at}.${k}`, false, seen);
       if (bad !== null) return bad;
     }
     return null;
+  } finally {
+    seen.delete(v);
   }
-  const proto = Object.getPrototypeOf(v) as object | null;
-  if (proto !== Object.prototype && proto !== null) return `${kindOf(v)}${where}`;
-  for (const k of Object.keys(v)) {
-    const bad = notJson((v as Record<string, unknown>)[k], `${at}.${k}`, depth + 1);
-    if (bad !== null) return bad;
-  }
-  return null;
 }
 
 /** `a Date`, `a Map`, `an instance of Reply` */

@@ -18,7 +18,7 @@
 import type { Held } from '../held.js';
 import type { CloudEvent } from '../event.js';
 import { checkType, stableId } from '../event.js';
-import { invalid, WaitTimeoutError } from '../errors.js';
+import { invalid, OwnershipLostError, WaitTimeoutError } from '../errors.js';
 import { toMs } from '../duration.js';
 import { STEP, type StateStore, type WaitRecord } from '../state.js';
 import type { WaitOptions } from './contract.js';
@@ -198,8 +198,8 @@ export class KeyedWaits {
   /**
    * Records `m` as the match of wait `id`, then acknowledges it, and resolves the recorded match.
    * When another match was recorded first (a previous owner's run), that one is returned and `m` is
-   * left unacknowledged (delivered again, as an ordinary event). A store error fails the wait (the
-   * handler's attempt fails and runs again; `m` comes again too).
+   * left unacknowledged (delivered again, as an ordinary event). A store error, or a record gone,
+   * fails the wait (the handler's attempt fails and runs again; `m` comes again too).
    */
   private async take(id: string, m: Held): Promise<CloudEvent> {
     const json = JSON.stringify(m.d.event);
@@ -210,7 +210,13 @@ export class KeyedWaits {
       this.c.dropped(m);
       throw err;
     }
-    if (recorded !== null && recorded !== json) {
+    if (recorded === null) {
+      // The record is gone (the key erased by state rm, or the delivery committed by another owner):
+      // acknowledged, `m` would be lost to the run that waits again from the start; it comes again.
+      this.c.dropped(m);
+      throw new OwnershipLostError(`waitFor ${m.d.topic}: the wait's record is gone (its key erased by agentbus state rm, or its delivery committed by another owner); the handler runs again and waits anew, and the event comes again`);
+    }
+    if (recorded !== json) {
       this.c.dropped(m);
       return JSON.parse(recorded) as CloudEvent;
     }
@@ -232,22 +238,27 @@ export function waitId(group: string, event: CloudEvent, n: number): string {
 
 /** Record ids removeRecordsOf tries per call. */
 const RECORDS_PER_CALL = 32;
+/** removeRecordsOf stops after this many consecutive ordinals without a record. */
+export const RECORD_GAP = 256;
 
 /**
  * Removes the wait and step records of the handler runs of `event` in `group` (its dead letter is
- * purged, or retried fresh): ids waitId(group, event, 0, 1, ...), RECORDS_PER_CALL a call, until a
- * call finds none. Records are dense in n (a run records call n only after call n-1), so this
- * finds them all, unless RECORDS_PER_CALL consecutive ones expired before a later one (waits
- * expire a day past their deadline, steps a year after they ran). Resolves how many were removed.
+ * purged, or retried fresh): ids waitId(group, event, 0, 1, ...), RECORDS_PER_CALL a call, until
+ * RECORD_GAP consecutive ordinals have none. Records are mostly dense in n, not wholly: a waitFor
+ * refused after taking its ordinal records nothing, and waits expire a day past their deadline
+ * while a later step of the same run is kept a year. So a run whose 256 consecutive durable calls
+ * left no record (a loop of waits that expired) hides what follows them. Resolves how many were removed.
  */
 export async function removeRecordsOf(store: StateStore, group: string, event: CloudEvent): Promise<number> {
   let total = 0;
-  for (let n = 0; ; n += RECORDS_PER_CALL) {
+  let missing = 0;
+  for (let n = 0; missing < RECORD_GAP; n += RECORDS_PER_CALL) {
     const ids = Array.from({ length: RECORDS_PER_CALL }, (_, i) => waitId(group, event, n + i));
     const removed = await store.removeWaits(group, ids);
-    if (removed === 0) return total;
+    missing = removed === 0 ? missing + RECORDS_PER_CALL : 0;
     total += removed;
   }
+  return total;
 }
 
 function accepts(match: ((event: CloudEvent) => boolean) | undefined, event: CloudEvent): boolean {

@@ -50,7 +50,7 @@ export function erasureSuite(a: Target): void {
     assert.is(await bus.keys!.get(group, 'person'), null);
   });
 
-  test('keys.remove while the owner runs the key: a parked waitFor still takes its event; a step whose fn is running fails (OWNERSHIP_LOST) and its retry calls the fn again', async () => {
+  test('keys.remove while the owner runs the key: a parked waitFor finds its record gone when its event comes (OWNERSHIP_LOST), runs again and takes the event when it comes again; a step whose fn is running fails (OWNERSHIP_LOST) and its retry calls the fn again', async () => {
     const bus = await a.make();
     const task = uniq('task');
     const granted = uniq('granted');
@@ -58,11 +58,12 @@ export function erasureSuite(a: Target): void {
     const log: string[] = [];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    await bus.subscribe({ group, types: [task], waitsFor: [granted], key: 'subject', backoff: { initialMs: 50 } }, async (_e, c) => {
+    // claimIdleMs 1.5 s: the awaited event, not acknowledged once its wait's record is gone, comes again after its lease.
+    await bus.subscribe({ group, types: [task], waitsFor: [granted], key: 'subject', backoff: { initialMs: 50 }, claimIdleMs: 1500 }, async (_e, c) => {
       const ctx = c as KeyedDeliveryContext<unknown>;
       try {
         if (ctx.key === 'parked') {
-          const n = await ctx.step('a', () => 1);
+          const n = await ctx.step('a', () => ctx.attempt);
           log.push('parked');
           await ctx.waitFor(granted, { timeout: '1h' });
           ctx.state = { n };
@@ -86,7 +87,8 @@ export function erasureSuite(a: Target): void {
     release();
     await bus.publish(granted, {}, { subject: 'parked' });
     await waitFor('both committed', async () => (await bus.keys!.get(group, 'parked')) !== null && (await bus.keys!.get(group, 'slow')) !== null, 15_000);
-    assert.equal((await bus.keys!.get(group, 'parked'))!.state, { n: 1 }, 'the parked wait took its event');
+    assert.equal((await bus.keys!.get(group, 'parked'))!.state, { n: 2 }, 'the run after the erasure took the event, with its own step');
+    assert.equal(log.filter((l) => l.startsWith('parked')), ['parked', 'parked threw OWNERSHIP_LOST', 'parked'], 'not acknowledged to a wait whose record was erased: the event came again to the run after');
     assert.equal((await bus.keys!.get(group, 'slow'))!.state, { n: 2 }, 'the retry\'s fn result');
     assert.equal(log.filter((l) => l.startsWith('slow')), ['slow fn 1', 'slow threw OWNERSHIP_LOST', 'slow fn 2']);
   });
