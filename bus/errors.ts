@@ -33,7 +33,14 @@ export class AgentbusError extends Error {
 }
 
 /** Bad input refused at the call: an event type, an option, a payload. Nothing was stored. */
-export class ValidationError extends AgentbusError {}
+export class ValidationError extends AgentbusError {
+  /**
+   * false: a retry cannot cure it (a durable call misused in a handler: ctx.step, ctx.waitFor);
+   * a handler that throws it is dead-lettered `non_retryable` at once (decide.ts), as with
+   * NonRetryableError. Undefined: retried as any error.
+   */
+  retryable?: false;
+}
 
 /** The bus or subscription was closed; the call did nothing. */
 export class BusClosedError extends AgentbusError {
@@ -163,6 +170,17 @@ export class WaitTimeoutError extends AgentbusError {
     super('WAIT_TIMEOUT', message);
     this.deadline = new Date(deadline);
   }
+}
+
+/**
+ * A durable call (ctx.step, ctx.waitFor) misused in a handler: INVALID_OPTION that a retry cannot
+ * cure (the same code runs again the same way, calling a step's paid function again first), so
+ * the event is dead-lettered `non_retryable` at once.
+ */
+export function misuse(message: string): ValidationError {
+  const err = new ValidationError('INVALID_OPTION', message);
+  err.retryable = false;
+  return err;
 }
 
 /** Shorthand used by validators: a ValidationError that names the value and the limit. */

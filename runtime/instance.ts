@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RequestOptions, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import { errForLog, isA } from '../bus/thrown.js';
-import { invalid, TimeoutError } from '../bus/errors.js';
+import { invalid, misuse, TimeoutError } from '../bus/errors.js';
 import { answering } from '../bus/requests.js';
 import { handlerFor, ownMethod, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
 import type { ResolvedAgent } from './agent-spec.js';
@@ -369,14 +369,14 @@ class Handling implements HandlerContext {
   /** Keyed agents only (bus/keyed/waits.ts); the timeout may be a duration string. */
   waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>> {
     if (!isKeyed(this.d)) {
-      return Promise.reject(invalid('INVALID_OPTION', `ctx.waitFor in agent ${this.inst.agent}: waitFor is for keyed agents only (declare static key, and the type in static waitsFor)`));
+      return Promise.reject(misuse(`ctx.waitFor in agent ${this.inst.agent}: waitFor is for keyed agents only (declare static key, and the type in static waitsFor)`));
     }
     return this.d.waitFor<T>(type, options);
   }
   /** Keyed agents only (bus/keyed/steps.ts); in a replay `fn` runs unrecorded (runtime/keyed.ts). */
   step<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
     if (!isKeyed(this.d)) {
-      return Promise.reject(invalid('INVALID_OPTION', `ctx.step in agent ${this.inst.agent}: step is for keyed agents only (declare static key)`));
+      return Promise.reject(misuse(`ctx.step in agent ${this.inst.agent}: step is for keyed agents only (declare static key)`));
     }
     return this.d.step<T>(name, fn);
   }

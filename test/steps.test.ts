@@ -165,4 +165,26 @@ test('durable calls cannot nest inside a step\'s function (INVALID_OPTION naming
   }
 });
 
+test('a durable call misused is not retried: the event is dead-lettered non_retryable after one attempt, its step function called once; a result over maxStateBytes is retried', async () => {
+  const bus = await createSqliteBus({ path: join(dir, 'misuse.db'), logger });
+  const [type, group] = [uniq('t'), uniq('g')];
+  const calls: string[] = [];
+  await bus.subscribe({ group, types: [type], key: 'subject', maxAttempts: 3, maxStateBytes: 64, backoff: { initialMs: 20 } }, async (_e, c) => {
+    const ctx = c as KeyedDeliveryContext<unknown>;
+    if (ctx.key === 'date') await ctx.step('when', () => (calls.push(`date ${ctx.attempt}`), new Date(0)));
+    else if (ctx.key === 'undeclared') await ctx.waitFor(uniq('nobody'), { timeout: '1m' });
+    else await ctx.step('big', () => (calls.push(`big ${ctx.attempt}`), 'x'.repeat(100)));
+  });
+  for (const k of ['date', 'undeclared', 'big']) await bus.publish(type, {}, { subject: k });
+  await waitFor('three dead letters', async () => (await bus.deadLetters.list({ group })).length === 3, 10_000);
+  const dls = await bus.deadLetters.list({ group });
+  const of = (k: string) => dls.find((d) => d.event?.subject === k)!;
+  assert.equal([of('date').reason, of('date').attempts], ['non_retryable', 1], of('date').error);
+  assert.match(of('date').error, /its result is not JSON data: a Date;/);
+  assert.equal([of('undeclared').reason, of('undeclared').attempts], ['non_retryable', 1], of('undeclared').error);
+  assert.equal([of('big').reason, of('big').attempts], ['failed', 3], 'over maxStateBytes: retried');
+  assert.equal(calls.sort(), ['big 1', 'big 2', 'big 3', 'date 1']);
+  await bus.close();
+});
+
 test.run();

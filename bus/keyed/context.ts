@@ -1,7 +1,7 @@
 // The context of a keyed handler call: the delivery's (context.ts) plus its key and the key's state.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Context } from '../context.js';
-import { invalid } from '../errors.js';
+import { misuse } from '../errors.js';
 import type { CloudEvent } from '../event.js';
 import type { KeyedDeliveryContext, WaitOptions } from './contract.js';
 import { checkStep } from './steps.js';
@@ -80,13 +80,13 @@ export class KeyedDelivery extends Context implements KeyedDeliveryContext {
 
   private notEnded(what: string): void {
     // Its record would be opened after the commit removed the run's records, and kept for a year.
-    if (this.ended) throw invalid('INVALID_OPTION', `${what} after its handler returned: await every durable call (ctx.step, ctx.waitFor) before the handler returns`);
+    if (this.ended) throw misuse(`${what} after its handler returned: await every durable call (ctx.step, ctx.waitFor) before the handler returns`);
   }
 
   private notNested(what: string): void {
     const outer = inStep.getStore();
     if (outer !== undefined && outer.ctx === this) {
-      throw invalid('INVALID_OPTION', `${what} inside the function of ctx.step ${JSON.stringify(outer.name)}: durable calls cannot nest (a run that finds that step recorded does not call its function, so its inner calls would be skipped and every later call would find another's record); make them one after the other in the handler`);
+      throw misuse(`${what} inside the function of ctx.step ${JSON.stringify(outer.name)}: durable calls cannot nest (a run that finds that step recorded does not call its function, so its inner calls would be skipped and every later call would find another's record); make them one after the other in the handler`);
     }
   }
 }

@@ -16,7 +16,7 @@
  * after that deadline.
  */
 import type { CloudEvent } from '../event.js';
-import { invalid, OwnershipLostError } from '../errors.js';
+import { invalid, misuse, OwnershipLostError } from '../errors.js';
 import type { StateStore } from '../state.js';
 import { describe } from '../thrown.js';
 import { MAX_WAIT_MS, recordedFor, STEP, WAIT_RECORD_TTL_MS, waitId } from './waits.js';
@@ -35,9 +35,9 @@ export interface StepsHost {
 /** Refuses a bad `ctx.step` call before it takes an ordinal. */
 export function checkStep(name: unknown, fn: unknown): asserts name is string {
   if (typeof name !== 'string' || name.length === 0 || name.length > MAX_STEP_NAME) {
-    throw invalid('INVALID_OPTION', `invalid ctx.step name ${typeof name === 'string' ? `of ${name.length} characters` : describe(name)}: expected a string of 1-${MAX_STEP_NAME} characters`);
+    throw misuse(`invalid ctx.step name ${typeof name === 'string' ? `of ${name.length} characters` : describe(name)}: expected a string of 1-${MAX_STEP_NAME} characters`);
   }
-  if (typeof fn !== 'function') throw invalid('INVALID_OPTION', `invalid ctx.step ${JSON.stringify(name)} fn ${describe(fn)}: expected a function () => result`);
+  if (typeof fn !== 'function') throw misuse(`invalid ctx.step ${JSON.stringify(name)} fn ${describe(fn)}: expected a function () => result`);
 }
 
 /**
@@ -47,7 +47,7 @@ export function checkStep(name: unknown, fn: unknown): asserts name is string {
 export function encodeStep(name: string, value: unknown, maxBytes: number): string {
   const bad = notJson(value, '', false, new Set());
   if (bad !== null) {
-    throw invalid('INVALID_OPTION', `ctx.step ${JSON.stringify(name)}: its result is not JSON data: ${bad}; return strings, finite numbers, booleans, null, arrays and plain objects (a Date as date.toISOString(), a Map as Object.fromEntries(map)); nothing was recorded`);
+    throw misuse(`ctx.step ${JSON.stringify(name)}: its result is not JSON data: ${bad}; return strings, finite numbers, booleans, null, arrays and plain objects (a Date as date.toISOString(), a Map as Object.fromEntries(map)); nothing was recorded`);
   }
   const json = JSON.stringify(value === undefined ? {} : { v: value });
   if (json.length * 3 > maxBytes && Buffer.byteLength(json) > maxBytes) {
@@ -122,8 +122,7 @@ export class KeyedSteps {
     const type = STEP + name;
     const rec = await store.openWait(group, id, { type, key, deadline: Date.now() + MAX_WAIT_MS }, WAIT_RECORD_TTL_MS);
     if (rec.type !== type || rec.key !== key) {
-      throw invalid(
-        'INVALID_OPTION',
+      throw misuse(
         `ctx.step ${JSON.stringify(name)} of key ${JSON.stringify(key)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.step and ctx.waitFor calls in the same order on every run`,
       );
     }

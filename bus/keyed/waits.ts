@@ -18,7 +18,7 @@
 import type { Held } from '../held.js';
 import type { CloudEvent } from '../event.js';
 import { checkType, stableId } from '../event.js';
-import { invalid, OwnershipLostError, WaitTimeoutError } from '../errors.js';
+import { misuse, OwnershipLostError, WaitTimeoutError } from '../errors.js';
 import { toMs } from '../duration.js';
 import { STEP, type StateStore, type WaitRecord } from '../state.js';
 import type { WaitOptions } from './contract.js';
@@ -97,19 +97,18 @@ export class KeyedWaits {
     const { group } = this.c;
     checkType(type);
     if (!this.c.declared(type)) {
-      throw invalid('INVALID_OPTION', `waitFor ${JSON.stringify(type)} in group ${group}: the subscription does not read that type; declare it in waitsFor (agents: static waitsFor) or in its types`);
+      throw misuse(`waitFor ${JSON.stringify(type)} in group ${group}: the subscription does not read that type; declare it in waitsFor (agents: static waitsFor) or in its types`);
     }
-    if (options === null || typeof options !== 'object') throw invalid('INVALID_OPTION', `waitFor ${type}: options { timeout, match? } are required, got ${String(options)}`);
+    if (options === null || typeof options !== 'object') throw misuse(`waitFor ${type}: options { timeout, match? } are required, got ${String(options)}`);
     const { timeout, match } = options;
-    if (timeout === undefined) throw invalid('INVALID_OPTION', `waitFor ${type}: timeout is required (ms or a duration such as 10m, 1d; at most 365d)`);
+    if (timeout === undefined) throw misuse(`waitFor ${type}: timeout is required (ms or a duration such as 10m, 1d; at most 365d)`);
     const ms = toMs(`waitFor ${type} timeout`, timeout);
-    if (ms < 1 || ms > MAX_WAIT_MS) throw invalid('INVALID_OPTION', `invalid waitFor ${type} timeout ${ms} ms: expected 1 ms to 365 days`);
-    if (match !== undefined && typeof match !== 'function') throw invalid('INVALID_OPTION', `invalid waitFor ${type} match ${describe(match)}: expected a function (event) => boolean`);
+    if (ms < 1 || ms > MAX_WAIT_MS) throw misuse(`invalid waitFor ${type} timeout ${ms} ms: expected 1 ms to 365 days`);
+    if (match !== undefined && typeof match !== 'function') throw misuse(`invalid waitFor ${type} match ${describe(match)}: expected a function (event) => boolean`);
     const id = waitId(group, h.d.event!, n);
     const rec: WaitRecord = await this.c.store.openWait(group, id, { type, key, deadline: Date.now() + ms }, WAIT_RECORD_TTL_MS);
     if (rec.type !== type || rec.key !== key) {
-      throw invalid(
-        'INVALID_OPTION',
+      throw misuse(
         `waitFor ${type} of key ${JSON.stringify(key)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.waitFor and ctx.step calls in the same order on every run`,
       );
     }

@@ -88,6 +88,7 @@ export function stepSuite(a: Target): void {
     const check = (k: string, ...mentions: string[]) => {
       const err = refused[k] as ValidationError;
       assert.ok(err instanceof ValidationError && err.code === 'INVALID_OPTION', `${k}: ${String(err)}`);
+      assert.is(err.retryable, false, `${k}: misuse, not retried`);
       for (const m of mentions) assert.ok(err.message.includes(m), `${k}: ${err.message} names ${m}`);
     };
     check('renamed', 'ctx.step "b"', 'ctx.step "a"', 'same order');
