@@ -3,7 +3,7 @@
 // only its arguments (and `random` for the jitter), so each case is a row of a table test with no
 // store (test/decide.test.ts); scheduler.ts performs what it decides.
 import type { BackoffOptions } from './contract.js';
-import { NonRetryableError, RetryLaterError, type ValidationError } from './errors.js';
+import { NonRetryableError, RetryLaterError, ValidationError } from './errors.js';
 import { backoffDelay } from './backoff.js';
 import { describe, isA, stackOf } from './thrown.js';
 
@@ -76,7 +76,7 @@ export function onSettled(s: Settled, policy: RetryPolicy, random: () => number 
     if (s.attempts >= policy.maxAttempts) return { act: 'dead_letter', reason: 'failed', error: `retryIn(${s.retryInMs}) after the last allowed attempt` };
     return { act: 'retry', delayMs: s.retryInMs! };
   }
-  if (isA(s.error, NonRetryableError) || (s.error as ValidationError | null)?.retryable === false) return { act: 'dead_letter', reason: 'non_retryable', error: describe(s.error), stack: stackOf(s.error) };
+  if (isA(s.error, NonRetryableError) || (isA(s.error, ValidationError) && (s.error as ValidationError).retryable === false)) return { act: 'dead_letter', reason: 'non_retryable', error: describe(s.error), stack: stackOf(s.error) };
   if (s.attempts >= policy.maxAttempts) return { act: 'dead_letter', reason: 'failed', error: describe(s.error), stack: stackOf(s.error) };
   if (isA(s.error, RetryLaterError)) return { act: 'retry', delayMs: (s.error as RetryLaterError).delayMs };
   return { act: 'retry', delayMs: backoffDelay(s.attempts, policy.backoff, random) };

@@ -149,7 +149,10 @@ export class KeyedTenure {
    * and the next owner (maybe this consumer again, through standBy) takes them over.
    */
   lose(why: string): void {
-    this.log.warn({ group: this.o.group, consumer: this.o.consumer, epoch: this.owner.epoch }, `keyed group tenure ended: ${why}`);
+    this.log.warn(
+      { group: this.o.group, consumer: this.o.consumer, epoch: this.owner.epoch },
+      `keyed group ${this.o.group} starts over from the store: ${why}; its handlers running now are given up, and their events run again from their start on the group's owner (this consumer or another)`,
+    );
     this.gen++;
     this.owner.reset();
     this.c.forget();
