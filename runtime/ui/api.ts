@@ -105,7 +105,8 @@ export const reads: Record<string, (c: ApiContext, q: Query) => Promise<unknown>
 
 /** POST routes; each refused (403) unless actions are on. Bodies are JSON objects. */
 export const writes: Record<string, (c: ApiContext, body: Record<string, unknown>) => Promise<unknown>> = {
-  '/dead-letters/retry': (c, b) => retryOrPurge(c.bus, 'retry', b.ids),
+  // fresh: the events' durable step and wait records removed first (dlq retry --fresh); checked by deadLetters.retry.
+  '/dead-letters/retry': (c, b) => retryOrPurge(c.bus, 'retry', b.ids, b.fresh === undefined ? {} : { fresh: b.fresh as boolean }),
   '/dead-letters/purge': (c, b) => retryOrPurge(c.bus, 'purge', b.ids),
   '/schedules/cancel': (c, b) => {
     if (!c.bus.schedules) throw new ApiError(404, 'this store keeps no delayed events');

@@ -24,10 +24,11 @@ export const CLIENT_JS = String.raw`'use strict';
   function empty(tbody, cols, text) { fill(tbody, [el('tr', {}, [el('td', { colspan: String(cols), text: text })])]); }
   function fail(err) { say(err.message, true); }
   function when(t) { return t ? new Date(t).toLocaleString() : ''; }
-  function act(op, ids, done) {
+  function act(op, ids, done, fresh) {
     var verb = op === 'retry' ? 'Retry' : 'Purge for good';
-    if (!window.confirm(verb + ' ' + ids.length + ' dead letter' + (ids.length === 1 ? '' : 's') + '?')) return;
-    api('/dead-letters/' + op, { ids: ids }).then(function (r) {
+    var also = fresh ? ', fresh (its recorded steps and waits removed: its steps run again)' : '';
+    if (!window.confirm(verb + ' ' + ids.length + ' dead letter' + (ids.length === 1 ? '' : 's') + also + '?')) return;
+    api('/dead-letters/' + op, fresh ? { ids: ids, fresh: true } : { ids: ids }).then(function (r) {
       say((op === 'retry' ? 'Retried ' : 'Purged ') + r.done + ' of ' + ids.length + (r.missing.length ? '; not found: ' + r.missing.join(', ') : ''), r.missing.length > 0);
       done();
     }, fail);
@@ -128,6 +129,8 @@ export const CLIENT_JS = String.raw`'use strict';
           var b = document.getElementById(op + '-one');
           if (b) b.addEventListener('click', function () { act(op, [d.id], function () { b.disabled = true; }); });
         });
+        var fresh = document.getElementById('retry-fresh-one');
+        if (fresh) fresh.addEventListener('click', function () { act('retry', [d.id], function () { fresh.disabled = true; }, true); });
       }, fail);
     },
 

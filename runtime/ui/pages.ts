@@ -62,7 +62,7 @@ ${table('dead-letters', 'Dead letters matching the search, newest first', [...(a
 <p id="scan"></p>`,
   'dead-letter': (actions) => `
 <dl id="detail" class="detail"></dl>
-${actions ? '<p class="bulk"><button type="button" id="retry-one">Retry</button> <button type="button" id="purge-one" class="danger">Purge</button></p>' : ''}
+${actions ? '<p class="bulk"><button type="button" id="retry-one">Retry</button> <button type="button" id="retry-fresh-one" title="Retry with its recorded ctx.step results and waits removed: its steps run again">Retry fresh</button> <button type="button" id="purge-one" class="danger">Purge</button></p>' : ''}
 <section aria-labelledby="h-error"><h2 id="h-error">Error</h2><pre id="stack"></pre></section>
 <section aria-labelledby="h-event"><h2 id="h-event">Event</h2><pre id="event"></pre></section>`,
   keys: () => `
