@@ -188,7 +188,7 @@ function xread(req: ReadRequest, reader: Reader, streams: string[], count: numbe
 async function ackAndRead(req: ReadRequest, reader: Reader, acks: Delivery[], blockMs: number): Promise<Streams | null> {
   const socket = (reader.conn as unknown as { stream?: Writable }).stream;
   socket?.cork();
-  const acked = Promise.all([...byKey(acks)].map(([key, ids]) => reader.conn.xack(key, req.group, ...ids)));
+  const acked = xackAll(reader, req.group, acks);
   acked.catch(() => {}); // awaited below, after the read
   const read = xread(req, reader, reader.streams, req.max, blockMs);
   socket?.uncork();
@@ -196,6 +196,24 @@ async function ackAndRead(req: ReadRequest, reader: Reader, acks: Delivery[], bl
   await acked;
   return res;
 }
+
+/**
+ * XACK of `acks`, one per stream key. The common case, every ack of one key (a subscription to one
+ * topic), makes one XACK from one array of ids: no Map, no spread arguments, no Promise.all.
+ */
+function xackAll(reader: Reader, group: string, acks: Delivery[]): Promise<unknown> {
+  const key = acks[0].ref;
+  const ids: string[] = new Array(acks.length);
+  for (let i = 0; i < acks.length; i++) {
+    if (acks[i].ref !== key) return Promise.all([...byKey(acks)].map(([k, kIds]) => xack(reader, k, group, kIds)));
+    ids[i] = acks[i].position;
+  }
+  return xack(reader, key, group, ids);
+}
+
+/** XACK with the ids as one array argument: ioredis flattens array arguments (its typings do not say so). */
+const xack = (reader: Reader, key: string, group: string, ids: string[]): Promise<number> =>
+  (reader.conn as unknown as { xack(key: string, group: string, ids: string[]): Promise<number> }).xack(key, group, ids);
 
 /**
  * `read`, or a rejection as soon as the consumer's signal aborts (a closing consumer) while the

@@ -114,6 +114,13 @@ export class Streams implements DriverLog {
       return;
     }
     const due = (has & HAS_DUE) !== 0;
+    if (entries.length === 1 && !due && this.lone(entries[0])) {
+      // One command, one reply: awaited as it is (a lone publish's append, the common one).
+      const e = entries[0];
+      await (this.s.cmd as unknown as Sender).xadd(this.s.keys.stream(e.topic), '*', entryFields(this.layouts.of(e.topic), e.event, e.body));
+      if (this.acks) await this.replicated(1);
+      return;
+    }
     const replies = new Replies();
     // Several entries' commands leave in a few writes (writev), not one each: the socket is corked
     // while they are issued, and uncorked every CORK_ENTRIES entries (one Redis; a cluster's
@@ -154,6 +161,11 @@ export class Streams implements DriverLog {
         `${n} event(s) stored on the Redis master but acknowledged by ${got} of ${replicas} replica(s) within ${timeoutMs} ms (acks: 'replicated'): a failover could lose them; publishing again with the same id is deduplicated`,
       );
     }
+  }
+
+  /** Whether `e` is stored by one plain XADD and nothing else (send() would issue just that). */
+  private lone(e: AppendEntry): boolean {
+    return e.dueAt === undefined && !(e.dedup && e.dedupWindowMs > 0) && this.knownTopics.has(e.topic);
   }
 
   /**
