@@ -1,7 +1,7 @@
 // bus.keys: the public face of StateStore's inspection calls (see KeyedStates).
 import { invalid } from '../errors.js';
 import { int } from '../validate.js';
-import { STEP, type StateStore } from '../state.js';
+import { STEP, type StateStore, type WaitListing } from '../state.js';
 import { decodeStep } from './steps.js';
 import type { KeyedStates } from './contract.js';
 
@@ -36,16 +36,19 @@ export function keyedStates(store: StateStore): KeyedStates {
     },
     groups: () => store.groups(),
     async waits(group, o = {}) {
-      const limit = int('limit', o.limit, 100, 1, MAX_STATE_LIST);
-      const key = o.key === undefined ? undefined : checkKey(o.key);
-      const rows = await store.listWaits(checkGroup(group), { key, limit, steps: false });
+      const rows = await records(store, group, o, false);
       return rows.map((r) => ({ key: r.key, type: r.type, deadline: new Date(r.deadline), matched: r.matched, id: r.id }));
     },
     async steps(group, o = {}) {
-      const limit = int('limit', o.limit, 100, 1, MAX_STATE_LIST);
-      const key = o.key === undefined ? undefined : checkKey(o.key);
-      const rows = await store.listWaits(checkGroup(group), { key, limit, steps: true });
+      const rows = await records(store, group, o, true);
       return rows.map((r) => ({ key: r.key, name: r.type.slice(STEP.length), recorded: r.result !== null, result: r.result === null ? undefined : decodeStep(r.result), id: r.id }));
     },
   };
+}
+
+/** The group's wait records (`steps` false) or step records (true), `options` checked as bus.keys.list checks its own. */
+function records(store: StateStore, group: unknown, o: { key?: string | undefined; limit?: number | undefined }, steps: boolean): Promise<WaitListing[]> {
+  const limit = int('limit', o.limit, 100, 1, MAX_STATE_LIST);
+  const key = o.key === undefined ? undefined : checkKey(o.key);
+  return store.listWaits(checkGroup(group), { key, limit, steps });
 }
