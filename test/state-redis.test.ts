@@ -351,14 +351,14 @@ function stateSuite(name: string, target: Target, single: boolean): void {
     await s.openWait(g, 'w2', { type: 'a.granted', key: 'k', deadline: deadline + 100_000 }, 30_000);
     assert.ok((await client.pttl(idx)) > 180_000, 'then with the later one');
     await s.matchWait(g, 'w1', '{"id":"m"}');
-    assert.equal(await client.zrange(idx, 0, -1), ['w1', 'w2']);
+    assert.equal(await client.zrange(idx, '0', '-1'), ['w1', 'w2']);
     assert.is(await s.removeWaits(g, ['w1']), 1);
-    assert.equal(await client.zrange(idx, 0, -1), ['w2'], 'a removed record leaves the index');
+    assert.equal(await client.zrange(idx, '0', '-1'), ['w2'], 'a removed record leaves the index');
     await s.openWait(g, 'short', { type: 'a.granted', key: 'k', deadline: Date.now() }, 300);
     await waitFor('the short record expired', async () => (await client.exists(k.wait(g, 'short'))) === 0);
     assert.equal((await s.listWaits(g, { key: 'k', limit: 10, steps: false })).map((w) => w.id), ['w2'], 'an expired record is not listed');
     await s.openWait(g, 'w3', { type: 'a.granted', key: 'k', deadline }, 30_000);
-    assert.equal(await client.zrange(idx, 0, -1), ['w3', 'w2'], 'the expired member dropped by the next open');
+    assert.equal(await client.zrange(idx, '0', '-1'), ['w3', 'w2'], 'the expired member dropped by the next open');
     assert.is(await s.removeWaits(g, ['w2', 'w3']), 2);
     assert.is(await client.exists(idx), 0, 'an emptied index is gone');
   });
