@@ -404,6 +404,26 @@ function stateSuite(name: string, target: Target, single: boolean): void {
       assert.is((await scans()) - second, 0, 'later calls go by the index');
       await r.del(...Array.from({ length: 2000 }, (_, i) => `${filler}:${i}`));
     });
+
+    test('the group-wide listing of waits does not fetch the step results it does not show (bytes Redis sent, INFO stats)', async () => {
+      const s = driver.state;
+      const r = client as Redis;
+      const sent = async () => Number(/total_net_output_bytes:(\d+)/.exec(await r.info('stats'))![1]);
+      const g = uniq('no-results');
+      const far = Date.now() + 3_600_000;
+      for (let i = 0; i < 4; i++) {
+        await s.openWait(g, `s${i}`, { type: 'step big', key: 'k', deadline: far }, 60_000);
+        await s.matchWait(g, `s${i}`, JSON.stringify({ v: 'x'.repeat(100_000) }));
+      }
+      await s.openWait(g, 'w', { type: 'a.granted', key: 'k', deadline: far }, 60_000);
+      const before = await sent();
+      assert.equal((await s.listWaits(g, { limit: 10, steps: false })).map((w) => w.id), ['w']);
+      const waits = (await sent()) - before;
+      assert.ok(waits < 100_000, `listing waits sent ${waits} bytes: step results fetched`);
+      const mid = await sent();
+      assert.is((await s.listWaits(g, { limit: 10, steps: true })).length, 4);
+      assert.ok((await sent()) - mid > 400_000, 'listing steps does fetch them');
+    });
   }
 
   test('comparePositions orders stream ids as 64-bit parts', () => {
