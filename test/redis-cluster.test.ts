@@ -5,7 +5,7 @@ import { createRedisBus } from '../adapters/redis/index.js';
 import { randomBytes } from 'node:crypto';
 import type { Bus } from '../bus/contract.js';
 import { conformance, quiet } from './conformance/index.js';
-import { countDueCommands, hasRedisServer, startRedisCluster } from './helpers/redis.js';
+import { countDueCommands, hasRedisServer, redisStateStore, startRedisCluster } from './helpers/redis.js';
 import { suite } from 'uvu';
 
 if (!hasRedisServer()) {
@@ -22,6 +22,7 @@ if (!hasRedisServer()) {
     create: (o) => createRedisBus({ ...o, cluster }),
     features: { sharedAcrossProcesses: true, foreignFieldEntries: true, countsConsumers: true, countsDueQueries: true },
     store: {
+      stateStore: () => redisStateStore({ nodes }),
       injectMalformed: async (topic) => {
         const raw = new Cluster(nodes);
         await raw.xadd(`events:${topic}`, '*', 'type', topic, 'data', '{not json');

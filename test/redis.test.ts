@@ -3,7 +3,7 @@ import { createRedisBus } from '../adapters/redis/index.js';
 import { randomBytes } from 'node:crypto';
 import type { Bus } from '../bus/contract.js';
 import { conformance, quiet } from './conformance/index.js';
-import { countDueCommands, redisForTests } from './helpers/redis.js';
+import { countDueCommands, redisForTests, redisStateStore } from './helpers/redis.js';
 
 const redis = await redisForTests('redis conformance');
 if (redis) {
@@ -13,6 +13,7 @@ if (redis) {
     create: (o) => createRedisBus({ ...o, url }),
     features: { sharedAcrossProcesses: true, foreignFieldEntries: true, countsConsumers: true, countsDueQueries: true },
     store: {
+      stateStore: () => redisStateStore({ url }),
       // A foreign producer's entry whose "data" field is not JSON.
       injectMalformed: async (topic) => {
         const raw = new Redis(url);

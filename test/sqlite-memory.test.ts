@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { createSqliteBus } from '../adapters/sqlite/index.js';
+import { sqliteStateStore } from './helpers/sqlite.js';
 import { conformance, quiet } from './conformance/index.js';
 
 // ':memory:' is private to its connection: each bus gets an injected database that the test can
@@ -11,6 +12,8 @@ conformance({
   // Private to its connection: no other process can open it.
   features: { sharedAcrossProcesses: false, foreignFieldEntries: false, countsConsumers: true, countsDueQueries: true },
   store: {
+    // A :memory: database of its own: the scenarios using it need no bus on the same store.
+    stateStore: () => sqliteStateStore(':memory:'),
     injectMalformed: async (topic) => void newest.prepare('INSERT INTO events (topic, stored, body) VALUES (?, ?, ?)').run(topic, Date.now(), '{"not": "an envelope"'),
     injectEnvelope: async (topic, envelope) => void newest.prepare('INSERT INTO events (topic, stored, body) VALUES (?, ?, ?)').run(topic, Date.now(), envelope),
     // Statements on the due table through the bus' connection (better-sqlite3 `verbose`).

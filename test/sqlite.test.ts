@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Bus } from '../bus/contract.js';
 import { createSqliteBus } from '../adapters/sqlite/index.js';
+import { sqliteStateStore } from './helpers/sqlite.js';
 import { conformance, quiet } from './conformance/index.js';
 
 const path = join(mkdtempSync(join(tmpdir(), 'agentbus-test-')), 'bus.db');
@@ -13,6 +14,7 @@ conformance({
   create: (o) => createSqliteBus({ ...o, path }),
   features: { sharedAcrossProcesses: true, foreignFieldEntries: false, countsConsumers: true, countsDueQueries: true },
   store: {
+    stateStore: () => sqliteStateStore(path),
     // An entry that is not a CloudEvents envelope, as a foreign writer or a damaged file would leave.
     injectMalformed: async (topic) => {
       const db = new Database(path);

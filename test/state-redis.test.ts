@@ -317,7 +317,7 @@ function stateSuite(name: string, target: Target, single: boolean): void {
     assert.is(await client.exists(new Keys('events:').wait(g, 'gone')), 0, 'past deadline + ttl: expired at once');
   });
 
-  test('remove() erases the keys\' wait and step records too (found by SCAN of the group\'s slot, by their key field), counting a key with records only; other keys\' and groups\' records stay', async () => {
+  test('remove() erases the keys\' wait and step records too (through their key\'s index, by their key field), counting a key with records only; other keys\' and groups\' records stay', async () => {
     const s = driver.state;
     const [g, other] = [uniq('erase'), uniq('erase-other')];
     const { epoch } = (await s.own(g, 'c', 60_000))!;
@@ -337,6 +337,94 @@ function stateSuite(name: string, target: Target, single: boolean): void {
     assert.is(await client.exists(k.wait(other, 'w4')), 1, 'another group\'s');
     assert.is(await s.remove(g, ['person']), 0);
   });
+
+  test('the per-key index of wait records: it expires with its latest record, drops members past their expiry, loses a removed record; matchWait leaves it alone', async () => {
+    const s = driver.state;
+    const g = uniq('index');
+    const k = new Keys('events:');
+    const idx = k.waitIndex(g, 'k');
+    const deadline = Date.now() + 60_000;
+    await s.openWait(g, 'w1', { type: 'a.granted', key: 'k', deadline }, 30_000);
+    const ttl = await client.pttl(idx);
+    assert.ok(ttl > 80_000 && ttl <= 90_000, `the index expires with its record: pttl ${ttl}`);
+    assert.is(Number(await client.zscore(idx, 'w1')), deadline + 30_000, 'scored by the record\'s expiry');
+    await s.openWait(g, 'w2', { type: 'a.granted', key: 'k', deadline: deadline + 100_000 }, 30_000);
+    assert.ok((await client.pttl(idx)) > 180_000, 'then with the later one');
+    await s.matchWait(g, 'w1', '{"id":"m"}');
+    assert.equal(await client.zrange(idx, '0', '-1'), ['w1', 'w2']);
+    assert.is(await s.removeWaits(g, ['w1']), 1);
+    assert.equal(await client.zrange(idx, '0', '-1'), ['w2'], 'a removed record leaves the index');
+    await s.openWait(g, 'short', { type: 'a.granted', key: 'k', deadline: Date.now() }, 300);
+    await waitFor('the short record expired', async () => (await client.exists(k.wait(g, 'short'))) === 0);
+    assert.equal((await s.listWaits(g, { key: 'k', limit: 10, steps: false })).map((w) => w.id), ['w2'], 'an expired record is not listed');
+    await s.openWait(g, 'w3', { type: 'a.granted', key: 'k', deadline }, 30_000);
+    assert.equal(await client.zrange(idx, '0', '-1'), ['w3', 'w2'], 'the expired member dropped by the next open');
+    assert.is(await s.removeWaits(g, ['w2', 'w3']), 2);
+    assert.is(await client.exists(idx), 0, 'an emptied index is gone');
+  });
+
+  if (single) {
+    test('a key\'s records are listed and erased through its index, without SCAN (2,000 unrelated keys); a group with records of an earlier version (no index) is scanned once, then not', async () => {
+      const s = driver.state;
+      const k = new Keys('events:');
+      const r = client as Redis;
+      const scans = async () => Number(/cmdstat_scan:calls=(\d+)/.exec(await r.info('commandstats'))?.[1] ?? 0);
+      const filler = uniq('unrelated');
+      const p = r.pipeline();
+      for (let i = 0; i < 2000; i++) p.set(`${filler}:${i}`, '1');
+      await p.exec();
+      const far = Date.now() + 3_600_000;
+      const g = uniq('by-index');
+      await s.own(g, 'c', 60_000);
+      await s.openWait(g, 's1', { type: 'step llm', key: 'person', deadline: far }, 60_000);
+      await s.matchWait(g, 's1', '{"v":1}');
+      await s.openWait(g, 'w1', { type: 'a.granted', key: 'person', deadline: far }, 60_000);
+      await s.openWait(g, 'w2', { type: 'a.granted', key: 'other', deadline: far }, 60_000);
+      const before = await scans();
+      assert.equal((await s.listWaits(g, { key: 'person', limit: 10, steps: false })).map((w) => w.id), ['w1']);
+      assert.equal(await s.listWaits(g, { key: 'person', limit: 10, steps: true }), [{ id: 's1', key: 'person', type: 'step llm', deadline: far, matched: true, result: '{"v":1}' }]);
+      assert.is(await s.remove(g, ['person', 'nobody']), 1);
+      assert.equal(await s.listWaits(g, { key: 'person', limit: 10, steps: true }), []);
+      assert.is((await scans()) - before, 0, 'no SCAN');
+      assert.equal((await s.listWaits(g, { limit: 10, steps: false })).map((w) => w.id), ['w2'], 'the group-wide listing (a SCAN) sees the rest');
+
+      // As an earlier version left them: records without an index, in a group without the marker.
+      const old = uniq('earlier');
+      for (const [id, key] of [['o1', 'person'], ['o2', 'other']]) {
+        await r.hset(k.wait(old, id), 'type', 'a.granted', 'key', key, 'deadline', String(far));
+        await r.pexpireat(k.wait(old, id), far + 60_000);
+      }
+      const first = await scans();
+      assert.equal((await s.listWaits(old, { key: 'person', limit: 10, steps: false })).map((w) => w.id), ['o1'], 'found by the one scan');
+      assert.ok((await scans()) > first, 'the first call scanned');
+      const second = await scans();
+      assert.equal((await s.listWaits(old, { key: 'other', limit: 10, steps: false })).map((w) => w.id), ['o2']);
+      assert.is(await s.remove(old, ['person']), 1);
+      assert.is(await client.exists(k.wait(old, 'o1')), 0);
+      assert.is((await scans()) - second, 0, 'later calls go by the index');
+      await r.del(...Array.from({ length: 2000 }, (_, i) => `${filler}:${i}`));
+    });
+
+    test('the group-wide listing of waits does not fetch the step results it does not show (bytes Redis sent, INFO stats)', async () => {
+      const s = driver.state;
+      const r = client as Redis;
+      const sent = async () => Number(/total_net_output_bytes:(\d+)/.exec(await r.info('stats'))![1]);
+      const g = uniq('no-results');
+      const far = Date.now() + 3_600_000;
+      for (let i = 0; i < 4; i++) {
+        await s.openWait(g, `s${i}`, { type: 'step big', key: 'k', deadline: far }, 60_000);
+        await s.matchWait(g, `s${i}`, JSON.stringify({ v: 'x'.repeat(100_000) }));
+      }
+      await s.openWait(g, 'w', { type: 'a.granted', key: 'k', deadline: far }, 60_000);
+      const before = await sent();
+      assert.equal((await s.listWaits(g, { limit: 10, steps: false })).map((w) => w.id), ['w']);
+      const waits = (await sent()) - before;
+      assert.ok(waits < 100_000, `listing waits sent ${waits} bytes: step results fetched`);
+      const mid = await sent();
+      assert.is((await s.listWaits(g, { limit: 10, steps: true })).length, 4);
+      assert.ok((await sent()) - mid > 400_000, 'listing steps does fetch them');
+    });
+  }
 
   test('comparePositions orders stream ids as 64-bit parts', () => {
     const s = driver.state;

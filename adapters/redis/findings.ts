@@ -36,6 +36,11 @@ export const TTL_KEYS: ReadonlyArray<{ key: string; pattern: RegExp; cost: strin
     pattern: /\{agentbus:[^{}]*\}:wait:/,
     cost: 'a keyed handler run again after a crash while in ctx.waitFor waits anew (a new deadline; an awaited event it had taken is not seen again)',
   },
+  {
+    key: '<prefix>{agentbus:<group>}:waitkey:<key>',
+    pattern: /\{agentbus:[^{}]*\}:waitkey:/,
+    cost: 'a key\'s wait and step records are no longer listed by state get / state waits --key nor erased by state rm (they still expire)',
+  },
 ];
 
 export type Status = 'ok' | 'info' | 'warn' | 'fail';

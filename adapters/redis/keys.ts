@@ -59,6 +59,14 @@ export class Keys {
   state = (group: string, key: string) => `${this.stateTag(group)}:state:${key}`;
   /** A keyed handler's durable wait (bus/keyed/waits.ts), in the group's slot. */
   wait = (group: string, id: string) => `${this.stateTag(group)}:wait:${id}`;
+  /**
+   * The wait and step records of one key of a group (scripts/waits.ts): a sorted set of their ids
+   * scored by the epoch ms they expire at, in the group's slot. Not under `wait:`, which a SCAN of a
+   * group's records matches.
+   */
+  waitIndex = (group: string, key: string) => `${this.stateTag(group)}:waitkey:${key}`;
+  /** Present once every wait record of the group is in its key's waitIndex (scripts/waits.ts). */
+  waitsIndexed = (group: string) => `${this.stateTag(group)}:waits-indexed`;
 }
 
 /** Dead-letter ids are `<type>/<entry id>`: types cannot contain a slash. */

@@ -13,8 +13,19 @@
  *   ms); PEXPIRE with the write's ttlMs, PERSIST with 0.
  * - `<prefix>{agentbus:<group>}:wait:<id>`: a keyed handler's durable wait (bus/keyed/waits.ts), a
  *   hash `type`, `key`, `deadline` (epoch ms, set once), `matched` (the matching event's JSON, set
- *   once); PEXPIREAT deadline + a margin, DEL after its delivery's commit, its dead letter's purge
- *   or fresh retry, or the erasure of its key (remove(): SCAN of the group's `wait:` prefix).
+ *   once); PEXPIREAT deadline + a margin, deleted after its delivery's commit, its dead letter's
+ *   purge or fresh retry, or the erasure of its key.
+ * - `<prefix>{agentbus:<group>}:waitkey:<key>`: the ids of a key's wait and step records, a sorted
+ *   set scored by their expiry, kept by the scripts that create and delete them (scripts/waits.ts):
+ *   listing one key's records (`state get`, `state waits --key`) and erasing a key (`state rm`)
+ *   cost the key's records, not a SCAN of the node.
+ * - `<prefix>{agentbus:<group>}:waits-indexed`: present once every record of the group is indexed.
+ *   A group first owned by this version has it from the start. A group whose records an earlier
+ *   version (without the index) may have written gets it the first time one of its keys is listed
+ *   or erased: that call SCANs the group's `wait:` prefix once and indexes what it finds
+ *   (indexGroup). A process of the earlier version still running a keyed handler of the group after
+ *   that (a rolling upgrade) writes records the index misses: they are not listed by key nor erased
+ *   by `state rm`, and expire as usual (a day past a wait's deadline, a year for a step).
  *
  * Commit is one script call for the whole batch (owner check, per-key version check and write). On
  * a single Redis the same script also XACKs the applied writes' deliveries (`atomicAck` true: their
@@ -33,12 +44,13 @@ import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import type { Delivery } from '../../bus/driver.js';
 import { OwnershipLostError } from '../../bus/errors.js';
-import { killAfterStateWrite, STEP, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitListing, type WaitRecord } from '../../bus/state.js';
+import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitListing, type WaitRecord } from '../../bus/state.js';
 import { isRedisError, type RedisStore } from './client.js';
 import { delivery } from './delivery.js';
 import { compareIds } from './keys.js';
 import { claimExpired } from './scripts/lease.js';
-import { commitStates, disownGroup, eraseKeys, loadStates, matchWait, openWait, ownGroup, stateSizes, waitFields, type CommitWrite, type RawRecord } from './scripts/state.js';
+import { commitStates, disownGroup, loadStates, ownGroup, stateSizes, type CommitWrite, type RawRecord } from './scripts/state.js';
+import { eraseKeys, indexWaits, keyWaits, matchWait, openWait, removeWaits, waitFields } from './scripts/waits.js';
 
 /** Entries one takeOver claim call moves (the cursor is followed to the end). */
 const TAKEOVER_COUNT = 1000;
@@ -63,7 +75,7 @@ export class RedisState implements StateStore {
 
   async own(group: string, consumer: string, leaseMs: number): Promise<Ownership | null> {
     const { keys } = this.s;
-    return ownGroup.call(this.s.cmd, keys.owner(group), keys.epoch(group), consumer, leaseMs);
+    return ownGroup.call(this.s.cmd, keys.owner(group), keys.epoch(group), keys.waitsIndexed(group), consumer, leaseMs);
   }
 
   async disown(group: string, consumer: string, epoch: number): Promise<void> {
@@ -198,48 +210,82 @@ export class RedisState implements StateStore {
   }
 
   /**
-   * SCAN of the group's wait records, then their fields in script calls of KEYS_PER_CALL; sorted
-   * by key (UTF-8 byte order, as SQLite's), deadline and id here (SCAN has no order), the first `limit` kept.
+   * Of one key: its index's live members and their fields, in one script call (after indexGroup
+   * once for a group not marked indexed). Of the whole group: a SCAN of its wait records, then the
+   * fields of those of the kind asked for in script calls of KEYS_PER_CALL (a step's result only
+   * when listing steps). Sorted by key (UTF-8 byte order, as SQLite's), deadline and id here
+   * (neither SCAN nor the index has that order), the first `limit` kept.
    */
   async listWaits(group: string, q: { key?: string | undefined; limit: number; steps: boolean }): Promise<WaitListing[]> {
-    const base = this.s.keys.wait(group, '');
-    const ids: string[] = [];
-    await this.scanGroup(base, (rest) => void ids.push(rest.toString()));
     const out: WaitListing[] = [];
-    for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
-      const part = ids.slice(i, i + KEYS_PER_CALL);
-      const fields = await waitFields.call(this.s.cmd, part.map((id) => this.s.keys.wait(group, id)));
-      part.forEach((id, j) => {
-        const [type, key, deadline, matched, result] = fields[j];
-        if (type === null || key === null || type.startsWith(STEP) !== q.steps || (q.key !== undefined && key !== q.key)) return;
-        out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1, result: q.steps ? result : null });
-      });
+    if (q.key !== undefined) {
+      const { keys } = this.s;
+      const ask = (force: boolean) => keyWaits.call(this.s.cmd, keys.waitsIndexed(group), keys.waitIndex(group, q.key!), keys.wait(group, ''), q.steps, force);
+      let rows = await ask(false);
+      if (rows === null) {
+        await this.indexGroup(group);
+        rows = (await ask(true))!;
+      }
+      for (const [id, type, key, deadline, matched, result] of rows) {
+        if (key === q.key) out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1, result: q.steps ? result : null });
+      }
+    } else {
+      const ids: string[] = [];
+      await this.scanGroup(this.s.keys.wait(group, ''), (rest) => void ids.push(rest.toString()));
+      for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
+        const part = ids.slice(i, i + KEYS_PER_CALL);
+        const fields = await waitFields.call(this.s.cmd, part.map((id) => this.s.keys.wait(group, id)), q.steps);
+        part.forEach((id, j) => {
+          const [type, key, deadline, matched, result] = fields[j];
+          if (type === null || key === null) return;
+          out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1, result: q.steps ? result : null });
+        });
+      }
     }
     out.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)) || a.deadline - b.deadline || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return out.slice(0, q.limit);
   }
 
   /**
-   * The state hashes, then the group's wait and step records of those keys: a SCAN of the group's
-   * `wait:` prefix (as listWaits), and the erase script on what it found, which deletes the
-   * records whose `key` field is an erased key, KEYS_PER_CALL hashes a call (one slot: the group's).
-   * A record created after the SCAN (a handler of the key still running) is not erased.
+   * Per key, in one script call each KEYS_PER_CALL / 2 keys: its state hash, the wait and step
+   * records its index names, and the index (after indexGroup once for a group not marked indexed).
+   * Atomic per call: a record created after it (a handler of the key still running) is indexed
+   * anew and not erased.
    */
   async remove(group: string, keys: string[]): Promise<number> {
-    if (keys.length === 0) return 0;
-    const erased = new Set<string>();
-    for (let i = 0; i < keys.length; i += KEYS_PER_CALL) {
-      const part = keys.slice(i, i + KEYS_PER_CALL);
-      const res = await eraseKeys.call(this.s.cmd, part.map((k) => this.s.keys.state(group, k)), [], []);
-      part.forEach((k, j) => res[j] === 1 && erased.add(k));
+    const k = this.s.keys;
+    let n = 0;
+    let force = false;
+    for (let i = 0; i < keys.length; i += KEYS_PER_CALL / 2) {
+      const part = keys.slice(i, i + KEYS_PER_CALL / 2);
+      const pairs = part.flatMap((key) => [k.state(group, key), k.waitIndex(group, key)]);
+      const erase = () => eraseKeys.call(this.s.cmd, k.waitsIndexed(group), pairs, k.wait(group, ''), force, part);
+      let res = await erase();
+      if (res === null) {
+        await this.indexGroup(group);
+        force = true;
+        res = (await erase())!;
+      }
+      for (const r of res) n += r;
     }
+    return n;
+  }
+
+  /**
+   * Indexes the group's records an earlier version wrote without an index: a SCAN of its `wait:`
+   * prefix on the node owning its slot (about a second per million keys there), indexWaits on
+   * what it found, KEYS_PER_CALL records a call, then the group's indexed marker, so later calls
+   * go by the index alone. Records created meanwhile by this version are indexed by openWait.
+   */
+  private async indexGroup(group: string): Promise<void> {
+    const k = this.s.keys;
     const ids: string[] = [];
-    await this.scanGroup(this.s.keys.wait(group, ''), (rest) => void ids.push(rest.toString()));
+    await this.scanGroup(k.wait(group, ''), (rest) => void ids.push(rest.toString()));
     for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
-      const res = await eraseKeys.call(this.s.cmd, [], ids.slice(i, i + KEYS_PER_CALL).map((id) => this.s.keys.wait(group, id)), keys);
-      for (const k of res) if (typeof k === 'string') erased.add(k);
+      const part = ids.slice(i, i + KEYS_PER_CALL);
+      await indexWaits.call(this.s.cmd, part.map((id) => k.wait(group, id)), k.waitIndex(group, ''), part);
     }
-    return erased.size;
+    await this.s.cmd.set(k.waitsIndexed(group), '1');
   }
 
   /** SCAN of every master for `{agentbus:<group>}` keys: a group with an owner or a record is listed. */
@@ -264,7 +310,8 @@ export class RedisState implements StateStore {
   }
 
   async openWait(group: string, id: string, wait: { type: string; key: string; deadline: number }, ttlMs: number): Promise<WaitRecord> {
-    const [type, key, deadline, matched] = await openWait.call(this.s.cmd, this.s.keys.wait(group, id), wait.type, wait.key, wait.deadline, ttlMs);
+    const { keys } = this.s;
+    const [type, key, deadline, matched] = await openWait.call(this.s.cmd, keys.wait(group, id), keys.waitIndex(group, wait.key), id, wait.type, wait.key, wait.deadline, ttlMs);
     return { type: type ?? wait.type, key: key ?? wait.key, deadline: deadline === null ? wait.deadline : Number(deadline), matched };
   }
 
@@ -272,9 +319,10 @@ export class RedisState implements StateStore {
     return matchWait.call(this.s.cmd, this.s.keys.wait(group, id), event);
   }
 
-  /** One DEL (the records share the group's slot); resolves how many existed. */
+  /** One script call (the records and their indexes share the group's slot); resolves how many existed. */
   async removeWaits(group: string, ids: string[]): Promise<number> {
-    return ids.length === 0 ? 0 : this.s.cmd.del(...ids.map((id) => this.s.keys.wait(group, id)));
+    const { keys } = this.s;
+    return ids.length === 0 ? 0 : removeWaits.call(this.s.cmd, ids.map((id) => keys.wait(group, id)), keys.waitIndex(group, ''), ids);
   }
 
   comparePositions(a: string, b: string): number {

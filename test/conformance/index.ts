@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { suite } from 'uvu';
 import type { Bus, BusOptions, Subscription } from '../../bus/contract.js';
+import type { StateStore } from '../../bus/state.js';
 import { deliverySuite } from './delivery.js';
 import { failureSuite } from './failures.js';
 import { claimSuite } from './claims.js';
@@ -20,6 +21,7 @@ import { reminderSuite } from './reminders.js';
 import { waitSuite } from './waits.js';
 import { stepSuite } from './steps.js';
 import { erasureSuite } from './erasure.js';
+import { keyRecordSuite } from './key-records.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -80,6 +82,12 @@ export interface StoreAccess {
   sameStore?(options: BusOptions): Promise<Bus>;
   /** With `sharedAcrossProcesses`: options for `createBus` in another process, on the same store. */
   processOptions?: Record<string, unknown>;
+  /**
+   * The adapter's keyed-state store (bus/state.ts) on a store of its own kind, through a driver of
+   * its own: for the store contract's behaviours the bus API cannot reach in a test, such as a wait
+   * record's expiry (a day past its deadline). `close` closes the driver and its connection.
+   */
+  stateStore(): Promise<{ store: StateStore; close(): Promise<void> }>;
   /** With `countsConsumers`: how many consumer records the store keeps for `group` on `topic` (live or not). */
   consumerRecords?(topic: string, group: string): Promise<number>;
   /**
@@ -123,6 +131,7 @@ export function conformance(a: AdapterUnderTest): void {
   waitSuite(t);
   stepSuite(t);
   erasureSuite(t);
+  keyRecordSuite(t);
   if (a.features.sharedAcrossProcesses) processSuite(t);
 }
 

@@ -4,8 +4,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { pino } from 'pino';
 import { suite } from 'uvu';
+import { RedisDriver } from '../../adapters/redis/driver.js';
+import { Keys } from '../../adapters/redis/keys.js';
+import { defineAllScripts } from '../../adapters/redis/scripts/index.js';
+import type { StateStore } from '../../bus/state.js';
 
 export interface RedisServer {
   url: string;
@@ -287,6 +292,24 @@ export async function countDueCommands(urls: string[], prefix: string): Promise<
         node.raw.disconnect();
         node.cmd.disconnect();
       }
+    },
+  };
+}
+
+/**
+ * The Redis keyed-state store (adapters/redis/state.ts) on the server at `url` or the cluster of
+ * `nodes`, under the bus' default prefix, through a driver and connection of its own (conformance's
+ * `stateStore` hook).
+ */
+export async function redisStateStore(where: { url: string } | { nodes: { host: string; port: number }[] }): Promise<{ store: StateStore; close(): Promise<void> }> {
+  const client = 'url' in where ? new Redis(where.url) : new Cluster(where.nodes);
+  defineAllScripts(client);
+  const driver = new RedisDriver(client, new Keys('events:'), pino({ level: 'silent' }), false, () => ({}));
+  return {
+    store: driver.state,
+    close: async () => {
+      await driver.close();
+      client.disconnect();
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Every Lua script of the Redis store, by family: publish.ts (dedup publish), due.ts (delayed publishes), lease.ts (claim,
- * renew, release, count an attempt), dead-letters.ts, stats.ts, liveness.ts and state.ts (keyed
- * state). Each file declares its scripts with their KEYS/ARGV contract (script.ts);
+ * renew, release, count an attempt), dead-letters.ts, stats.ts, liveness.ts, state.ts (keyed
+ * state) and waits.ts (keyed handlers' wait and step records). Each file declares its scripts with their KEYS/ARGV contract (script.ts);
  * `defineAllScripts` registers them on a client.
  */
 import type { Client } from '../client.js';
@@ -11,7 +11,8 @@ import { dropConsumer, heartbeat } from './liveness.js';
 import { publishOnce } from './publish.js';
 import { cancelNamed, moveDue, removeDue, scheduleNamed, scheduleOnce } from './due.js';
 import { defineScripts } from './script.js';
-import { commitStates, disownGroup, eraseKeys, loadStates, matchWait, openWait, ownGroup, stateSizes, waitFields } from './state.js';
+import { commitStates, disownGroup, loadStates, ownGroup, stateSizes } from './state.js';
+import { eraseKeys, indexWaits, keyWaits, matchWait, openWait, removeWaits, waitFields } from './waits.js';
 import { countAfter, streamEnds } from './stats.js';
 
 export const allScripts = [
@@ -44,6 +45,9 @@ export const allScripts = [
   matchWait,
   waitFields,
   eraseKeys,
+  removeWaits,
+  keyWaits,
+  indexWaits,
 ] as const;
 
 export function defineAllScripts(client: Client): void {

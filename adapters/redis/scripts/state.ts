@@ -10,13 +10,14 @@ import { script } from './script.js';
 /**
  * Take a group, or renew it for its holder. The owner record is `<epoch> <consumer>` with a PX lease;
  * the epoch counter beside it has no TTL, so an epoch is never handed out twice even after the
- * owner record expired.
- * KEYS[1] owner, KEYS[2] epoch counter; ARGV[1] consumer, ARGV[2] lease (ms)
+ * owner record expired. The group's first acquisition (epoch 1: nobody ever ran its handlers, so it
+ * has no wait record) also marks it as having every wait record in its per-key indexes (waits.ts).
+ * KEYS[1] owner, KEYS[2] epoch counter, KEYS[3] the indexed marker; ARGV[1] consumer, ARGV[2] lease (ms)
  * Returns { epoch, 1 when acquired / 0 when renewed }, or nil when another consumer holds it.
  */
 export const ownGroup = script({
   name: 'agentbusStateOwn',
-  numberOfKeys: 2,
+  numberOfKeys: 3,
   lua: `
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -29,8 +30,9 @@ if cur then
 end
 local epoch = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], epoch .. ' ' .. ARGV[1], 'PX', ARGV[2])
+if epoch == 1 then redis.call('SET', KEYS[3], '1') end
 return {epoch, 1}`,
-  argv: (owner: string, epochKey: string, consumer: string, leaseMs: number) => [owner, epochKey, consumer, leaseMs],
+  argv: (owner: string, epochKey: string, indexed: string, consumer: string, leaseMs: number) => [owner, epochKey, indexed, consumer, leaseMs],
   reply: (r) => (r === null ? null : { epoch: Number((r as number[])[0]), acquired: (r as number[])[1] === 1 }),
 });
 
@@ -81,26 +83,6 @@ end
 return out`,
   argv: (keys: string[]) => [keys.length, keys],
   reply: (r) => r as Array<[v: string | null, t: string | null, bytes: number]>,
-});
-
-/**
- * Type, key, deadline and whether a match is recorded, of many wait records, for listings; a step's
- * record (type `step <name>`) also its recorded result. KEYS: the wait hashes. Returns per record
- * { type, key, deadline, HEXISTS matched, a step's matched or nil } (type nil when gone).
- */
-export const waitFields = script({
-  name: 'agentbusWaitFields',
-  numberOfKeys: null,
-  lua: `
-local out = {}
-for i, k in ipairs(KEYS) do
-  local f = redis.call('HMGET', k, 'type', 'key', 'deadline', 'matched')
-  local step = f[1] and string.sub(f[1], 1, 5) == 'step '
-  out[i] = {f[1], f[2], f[3], f[4] and 1 or 0, step and f[4] or false}
-end
-return out`,
-  argv: (keys: string[]) => [keys.length, keys],
-  reply: (r) => r as Array<[type: string | null, key: string | null, deadline: string | null, matched: number, result: string | null]>,
 });
 
 /** JSON text on one line: JSON.stringify never writes a raw newline; any other JSON is rewritten (same value). */
@@ -287,73 +269,4 @@ return conflicts`,
     const [ok, ...rest] = r as [number, ...unknown[]];
     return ok === 1 ? { ok: true as const, conflicts: rest.map(Number) } : { ok: false as const, owner: String(rest[0]) };
   },
-});
-
-/** A wait record's fields as openWait and matchWait return them: type, key, deadline, matched. */
-export type RawWait = [type: string | null, key: string | null, deadline: string | null, matched: string | null];
-
-/**
- * Create a keyed handler's wait record unless it exists (the first deadline stays), expiring
- * `ttl` ms after its deadline; returns its fields.
- * KEYS[1] the wait hash; ARGV[1] type, ARGV[2] key, ARGV[3] deadline (epoch ms), ARGV[4] ttl after it (ms)
- */
-export const openWait = script({
-  name: 'agentbusWaitOpen',
-  numberOfKeys: 1,
-  lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'type', ARGV[1], 'key', ARGV[2], 'deadline', ARGV[3])
-  redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
-end
-return redis.call('HMGET', KEYS[1], 'type', 'key', 'deadline', 'matched')`,
-  argv: (key: string, type: string, k: string, deadline: number, ttlMs: number) => [key, type, k, deadline, ttlMs],
-  reply: (r) => r as RawWait,
-});
-
-/**
- * Record a wait's match unless one is recorded; returns the recorded match, nil when the record is gone.
- * KEYS[1] the wait hash; ARGV[1] the event (JSON)
- */
-export const matchWait = script({
-  name: 'agentbusWaitMatch',
-  numberOfKeys: 1,
-  lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-redis.call('HSETNX', KEYS[1], 'matched', ARGV[1])
-return redis.call('HGET', KEYS[1], 'matched')`,
-  argv: (key: string, event: string) => [key, event],
-  reply: (r) => (r === null ? null : String(r)),
-});
-
-/**
- * Erase keys of a group (`agentbus state rm`): their state hashes, and those of the given wait
- * hashes whose `key` field is one of the erased keys (the rest are left alone).
- * KEYS[1..S] state hashes, then wait hashes (found by SCAN); ARGV[1] S, ARGV[2..] the erased keys.
- * Returns per KEYS entry: for a state hash 1 when it existed (else 0); for a wait hash the key it
- * was erased for, or nil when it was kept (another key's, or gone).
- */
-export const eraseKeys = script({
-  name: 'agentbusStateErase',
-  numberOfKeys: null,
-  lua: `
-local s = tonumber(ARGV[1])
-local wanted = {}
-for i = 2, #ARGV do wanted[ARGV[i]] = true end
-local out = {}
-for i = 1, #KEYS do
-  if i <= s then
-    out[i] = redis.call('DEL', KEYS[i])
-  else
-    local k = redis.call('HGET', KEYS[i], 'key')
-    if k and wanted[k] then
-      redis.call('DEL', KEYS[i])
-      out[i] = k
-    else
-      out[i] = false
-    end
-  end
-end
-return out`,
-  argv: (states: string[], waits: string[], keys: string[]) => [states.length + waits.length, states, waits, states.length, keys],
-  reply: (r) => r as Array<number | string | null>,
 });
