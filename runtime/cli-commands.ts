@@ -145,9 +145,9 @@ export const COMMANDS: Record<string, Command> = {
     args: { min: 1, max: 1, name: '<agent>' },
   },
   'state rm': {
-    synopsis: ['state rm <agent> <key...>'],
+    synopsis: ['state rm <agent> <key...> [--json]'],
     about: "Erases keys from the store for good (the GDPR erasure): their state and every durable step and wait record of their handlers; the agent's next event of such a key starts from its initialState. Exit 1 when a key had nothing stored (it is named; the others are still erased). " + STORE,
-    options: {},
+    options: { json: 'print { erased: [keys], missing: [keys], of } as JSON' },
     args: { min: 2, max: Infinity, name: '<agent> <key...>' },
   },
   'schedules ls': {
@@ -212,7 +212,7 @@ commands:
                                                    its keys with state; without <agent> the keyed agents
   state waits <agent> [--key K] [--limit N] [--json]
                                                    durable waits (ctx.waitFor) its handlers recorded
-  state rm <agent> <key...>                        erase keys' state, steps and waits (GDPR erasure)
+  state rm <agent> <key...> [--json]               erase keys' state, steps and waits (GDPR erasure)
   schedules ls [--type T] [--limit N] [--json]     pending delayed events, reminders and ticks
   schedules rm <id...>                             cancel pending ones by entry id
   schedules rm --name N [--agent NAME [--key K]]   cancel one by name (an agent's reminder: --agent)

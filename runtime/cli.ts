@@ -333,7 +333,8 @@ async function state(bus: Bus, args: string[], o: Record<string, string | boolea
     console.error(printable(unknown ?? `agentbus: nothing stored for key ${missing.map((k) => JSON.stringify(k)).join(', ')} of agent ${agent} (agentbus state ls ${agent} lists its keys)`));
   }
   const n = wanted.length - missing.length;
-  console.log(`erased ${n} of ${wanted.length}`);
+  if (o.json) print({ erased: wanted.filter((k) => !missing.includes(k)), missing, of: wanted.length });
+  else console.log(`erased ${n} of ${wanted.length}`);
   return n === wanted.length ? 0 : 1;
 }
 

@@ -282,7 +282,8 @@ test('state get, ls and rm reach a keyed group\'s state made by a real consumer;
   const check = await createSqliteBus({ path, readonly: true, logger: pino({ level: 'silent' }) });
   assert.is(await check.keys!.get('CliCounter', 'k1'), null, 'k1 erased from the store');
   await check.close();
-  assert.equal(cli('state', 'rm', 'CliCounter', 'k2').code, 0);
+  const json = cli('state', 'rm', 'CliCounter', 'k2', 'k8', '--json');
+  assert.equal([json.code, JSON.parse(json.out)], [1, { erased: ['k2'], missing: ['k8'], of: 2 }], json.err);
 });
 
 test('state rm erases a key\'s step and wait records too (a key with records only: erased 1 of 1); dlq retry --fresh and dlq purge remove the dead letter\'s records', async () => {
