@@ -224,7 +224,7 @@ commands:
 
 A bound B is an ISO-8601 time, epoch milliseconds, or a store position (--from also earliest).
 stats, dlq ls, dlq show, state get, state ls, state waits and schedules ls open a SQLite file read-only and
-never create it.
+never create it; dlq retry, dlq purge and state rm refuse a missing file too.
 The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
 (./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB,
 AGENTBUS_REDIS_CONNECT_TIMEOUT_MS, AGENTBUS_REDIS_LAYOUT (JSON, e.g. {"verification.*":"flat"}),

@@ -50,13 +50,13 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
   // Inspection opens the store read-only: it never creates a SQLite file nor changes one.
   const inspect = command === 'stats' || (command === 'dlq' && (args[0] === 'ls' || args[0] === 'show')) || (command === 'state' && args[0] !== 'rm') || (command === 'schedules' && args[0] === 'ls');
-  // No spool (whatever AGENTBUS_SPOOL_PATH says): a command against a Redis that is down fails rather
-  // than leaving its writes in a spool, and never takes the spool of a host started beside it. No
-  // mover either (moveDue): a command ends at once, and the hosts move what `publish --delay` stores.
   // Retry, purge and erase only change what is stored: on a SQLite path with no file they would
   // create an empty database and find nothing in it (a mistyped AGENTBUS_SQLITE_PATH), so they fail
   // as the inspecting commands do.
   if ((command === 'dlq' && (args[0] === 'retry' || args[0] === 'purge')) || (command === 'state' && args[0] === 'rm')) sqliteFileMustExist(`${command} ${args[0]}`);
+  // No spool (whatever AGENTBUS_SPOOL_PATH says): a command against a Redis that is down fails rather
+  // than leaving its writes in a spool, and never takes the spool of a host started beside it. No
+  // mover either (moveDue): a command ends at once, and the hosts move what `publish --delay` stores.
   const bus = await createBus({ logger, spool: false, moveDue: false, ...(inspect ? { readonly: true } : {}) });
   try {
     return await run(bus, command, args, values);
