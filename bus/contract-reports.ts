@@ -31,7 +31,8 @@ export interface DeadLetters {
   get(id: string): Promise<DeadLetter | null>;
   /**
    * Hands each back to the group that failed it, and only to it, with fresh attempts. Returns how
-   * many. A keyed handler's run of the event gets the durable steps and waits its failed runs
+   * many. A retried dead letter is gone (get(id) is null afterwards); if its event fails again, it
+   * becomes a new dead letter with a new id (the same event and group). A keyed handler's run of the event gets the durable steps and waits its failed runs
    * recorded (ctx.step results, matched waits, wait deadlines), unless `fresh` is true: then those
    * records are removed first, so its steps run again and its waits start over with a new deadline.
    */

@@ -1,12 +1,12 @@
 // "did you mean": the nearest known name to a misspelt one, for errors naming an unknown command,
 // CLI option or option key.
 
-/** `did you mean X?` when a candidate is close: within 1 edit for words up to 4 letters, else 2, or a prefix. */
+/** `did you mean X?` when a candidate is close: within 1 edit for words up to 4 letters, else 2 (letter case aside), or a prefix. */
 export function suggest(word: string, candidates: string[], prefix = ''): string | undefined {
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
-    const d = c.startsWith(word) && word.length >= 2 ? 0.5 : distance(word.toLowerCase(), c);
+    const d = c.startsWith(word) && word.length >= 2 ? 0.5 : distance(word.toLowerCase(), c.toLowerCase());
     if (d < bestD) (best = c), (bestD = d);
   }
   const limit = word.length <= 4 ? 1 : 2;

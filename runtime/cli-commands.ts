@@ -115,15 +115,15 @@ export const COMMANDS: Record<string, Command> = {
     args: { min: 1, max: 1, name: '<id>' },
   },
   'dlq retry': {
-    synopsis: ['dlq retry <id...> [--fresh]'],
-    about: "Hands dead letters back to the group that failed them, with fresh attempts; exit 1 when an id is not a dead letter. A keyed handler's run of the event gets the ctx.step results and waits its failed runs recorded, unless --fresh. " + STORE,
-    options: { fresh: 'first remove the durable step and wait records of the event (its steps run again, its waits start over)' },
+    synopsis: ['dlq retry <id...> [--fresh] [--json]'],
+    about: "Hands dead letters back to the group that failed them, with fresh attempts, and prints each one retried (its id, event id, type and group); exit 1 when an id is not a dead letter (it is named; the others are still retried). A retried dead letter's id names nothing afterwards: if its event fails again it becomes a new dead letter with a new id (the same event id and group; dlq ls --group G finds it). A keyed handler's run of the event gets the ctx.step results and waits its failed runs recorded, unless --fresh. " + STORE,
+    options: { fresh: 'first remove the durable step and wait records of the event (its steps run again, its waits start over)', json: 'print { done, missing, items: [{ id, group, type, eventId }], of } as JSON' },
     args: { min: 1, max: Infinity, name: '<id...>' },
   },
   'dlq purge': {
-    synopsis: ['dlq purge <id...>'],
-    about: "Removes dead letters for good, with the durable step and wait records of their events' keyed handler runs; exit 1 when an id is not a dead letter. " + STORE,
-    options: {},
+    synopsis: ['dlq purge <id...> [--json]'],
+    about: "Removes dead letters for good, with the durable step and wait records of their events' keyed handler runs, and prints each one purged; exit 1 when an id is not a dead letter (it is named; the others are still purged). " + STORE,
+    options: { json: 'print { done, missing, items: [{ id, group, type, eventId }], of } as JSON' },
     args: { min: 1, max: Infinity, name: '<id...>' },
   },
   'state get': {
@@ -145,9 +145,9 @@ export const COMMANDS: Record<string, Command> = {
     args: { min: 1, max: 1, name: '<agent>' },
   },
   'state rm': {
-    synopsis: ['state rm <agent> <key...>'],
+    synopsis: ['state rm <agent> <key...> [--json]'],
     about: "Erases keys from the store for good (the GDPR erasure): their state and every durable step and wait record of their handlers; the agent's next event of such a key starts from its initialState. Exit 1 when a key had nothing stored (it is named; the others are still erased). " + STORE,
-    options: {},
+    options: { json: 'print { erased: [keys], missing: [keys], of } as JSON' },
     args: { min: 2, max: Infinity, name: '<agent> <key...>' },
   },
   'schedules ls': {
@@ -203,15 +203,16 @@ commands:
   stats [--json]                                   topics, length, groups, pending, lag, dead letters
   dlq ls [--group G] [--type T] [--limit N] [--json]
   dlq show <id>                                    one dead letter, as JSON
-  dlq retry <id...> [--fresh]                      hand back to the group that failed them
-                                                   (--fresh: without their recorded steps and waits)
-  dlq purge <id...>                                remove for good, with their step and wait records
+  dlq retry <id...> [--fresh] [--json]             hand back to the group that failed them
+                                                   (--fresh: without their recorded steps and waits);
+                                                   failing again, an event is a new dead letter, new id
+  dlq purge <id...> [--json]                       remove for good, with their step and wait records
   state get <agent> <key>                          a keyed agent's state of one key, as JSON
   state ls [<agent>] [--after K] [--limit N] [--json]
                                                    its keys with state; without <agent> the keyed agents
   state waits <agent> [--key K] [--limit N] [--json]
                                                    durable waits (ctx.waitFor) its handlers recorded
-  state rm <agent> <key...>                        erase keys' state, steps and waits (GDPR erasure)
+  state rm <agent> <key...> [--json]               erase keys' state, steps and waits (GDPR erasure)
   schedules ls [--type T] [--limit N] [--json]     pending delayed events, reminders and ticks
   schedules rm <id...>                             cancel pending ones by entry id
   schedules rm --name N [--agent NAME [--key K]]   cancel one by name (an agent's reminder: --agent)
@@ -223,7 +224,7 @@ commands:
 
 A bound B is an ISO-8601 time, epoch milliseconds, or a store position (--from also earliest).
 stats, dlq ls, dlq show, state get, state ls, state waits and schedules ls open a SQLite file read-only and
-never create it.
+never create it; dlq retry, dlq purge and state rm refuse a missing file too.
 The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
 (./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB,
 AGENTBUS_REDIS_CONNECT_TIMEOUT_MS, AGENTBUS_REDIS_LAYOUT (JSON, e.g. {"verification.*":"flat"}),

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { createBus } from './config.js';
 import { AgentHost } from './host.js';
@@ -13,12 +14,13 @@ import { removeScheduled } from './schedule-ops.js';
 import { reminderName } from './schedules.js';
 import { actionsFromEnv } from './ui/index.js';
 import { serveUi } from './ui/serve.js';
-import { invalid } from '../bus/errors.js';
 import { int } from '../bus/validate.js';
 import type { Bus, DeadLetter } from '../bus/contract.js';
 import type { KeyWait } from '../bus/keyed/contract.js';
 import type { AgentReplayResult } from './host.js';
-import { AgentbusError } from '../bus/errors.js';
+import { AgentbusError, ConnectionError, invalid } from '../bus/errors.js';
+import { DEFAULT_SQLITE_PATH } from '../adapters/sqlite/defaults.js';
+import { suggest } from '../bus/suggest.js';
 import { expandTypes } from '../bus/event.js';
 import { bound, durationMs, helpTopic, parseCommandLine, UsageError } from './cli-args.js';
 import { helpText, USAGE } from './cli-commands.js';
@@ -48,6 +50,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
   // Inspection opens the store read-only: it never creates a SQLite file nor changes one.
   const inspect = command === 'stats' || (command === 'dlq' && (args[0] === 'ls' || args[0] === 'show')) || (command === 'state' && args[0] !== 'rm') || (command === 'schedules' && args[0] === 'ls');
+  // Retry, purge and erase only change what is stored: on a SQLite path with no file they would
+  // create an empty database and find nothing in it (a mistyped AGENTBUS_SQLITE_PATH), so they fail
+  // as the inspecting commands do.
+  if ((command === 'dlq' && (args[0] === 'retry' || args[0] === 'purge')) || (command === 'state' && args[0] === 'rm')) sqliteFileMustExist(`${command} ${args[0]}`);
   // No spool (whatever AGENTBUS_SPOOL_PATH says): a command against a Redis that is down fails rather
   // than leaving its writes in a spool, and never takes the spool of a host started beside it. No
   // mover either (moveDue): a command ends at once, and the hosts move what `publish --delay` stores.
@@ -57,6 +63,14 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await bus.close();
   }
+}
+
+/** CONNECTION_FAILED (exit 1) when the store is a SQLite file (from the environment) that does not exist. */
+function sqliteFileMustExist(what: string, env: NodeJS.ProcessEnv = process.env): void {
+  if ((env.AGENTBUS_ADAPTER || 'sqlite') !== 'sqlite') return;
+  const path = env.AGENTBUS_SQLITE_PATH || DEFAULT_SQLITE_PATH;
+  if (path === ':memory:' || existsSync(path)) return;
+  throw new ConnectionError('CONNECTION_FAILED', `no agentbus database at ${resolve(path)}: ${what} changes only what is stored, and creates nothing (check AGENTBUS_SQLITE_PATH)`);
 }
 
 /**
@@ -201,17 +215,19 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
   if (command === 'schedules') return schedules(bus, args, o);
   const [sub, ...ids] = args;
   if (sub === 'ls') {
-    const limit = o.limit === undefined ? undefined : Number(o.limit);
+    const limit = o.limit === undefined ? 100 : Number(o.limit);
     const list = await bus.deadLetters.list({ group: o.group as string | undefined, type: o.type as string | undefined, limit });
     if (o.json) return print(list), 0;
     table(['ID', 'GROUP', 'TYPE', 'EVENT', 'SUBJECT', 'REASON', 'ATTEMPTS', 'FAILED AT', 'ERROR'], list.map(dlRow));
+    // A full page may not be all of them: say so, as state ls and state waits do.
+    if (list.length === limit) console.log(`(${limit} shown, the oldest: there may be more; narrow with --group or --type, or raise --limit)`);
     return 0;
   }
   if (sub === 'show') {
     if (ids.length !== 1) throw new UsageError('dlq show needs one <id>');
     const dl = await bus.deadLetters.get(ids[0]);
     if (dl === null) {
-      console.error(`agentbus: no dead letter ${JSON.stringify(ids[0])}`);
+      console.error(printable(`agentbus: no dead letter ${JSON.stringify(ids[0])}: ${GONE}`));
       return 1;
     }
     // The stack as an array of its lines: readable in the printed JSON (one string would be one long line).
@@ -220,13 +236,24 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
   if (sub === 'retry' || sub === 'purge') {
     if (ids.length === 0) throw new UsageError(`dlq ${sub} needs at least one <id>`);
     // Each id not found is named (a typo, or already retried or purged); the others are still done.
-    const { done: n, missing } = await retryOrPurge(bus, sub, ids, { fresh: o.fresh === true });
-    if (missing.length > 0) console.error(printable(`agentbus: no dead letter ${missing.map((id) => JSON.stringify(id)).join(', ')} (agentbus dlq ls lists them)`));
-    console.log(`${sub === 'retry' ? 'retried' : 'purged'} ${n} of ${ids.length}`);
-    return n === ids.length ? 0 : 1;
+    const result = await retryOrPurge(bus, sub, ids, { fresh: o.fresh === true });
+    const { done: n, missing, items } = result;
+    const of = n + missing.length; // an id named twice counts once
+    if (missing.length > 0) console.error(printable(`agentbus: no dead letter ${missing.map((id) => JSON.stringify(id)).join(', ')}: ${GONE}`));
+    if (o.json) return print({ ...result, of }), n === of ? 0 : 1;
+    const verb = sub === 'retry' ? 'retried' : 'purged';
+    // What each id was: a retried id names nothing afterwards, so the event id and group are what find it again.
+    for (const d of items) console.log(printable(`${verb} ${d.id}: event ${d.eventId ?? '(malformed)'} of ${d.type}, ${sub === 'retry' ? 'back to group' : 'group'} ${d.group}`));
+    const groups = [...new Set(items.map((d) => d.group))];
+    const again = sub === 'retry' && n > 0 ? `; an event that fails again becomes a new dead letter with a new id (agentbus dlq ls${groups.length === 1 ? ` --group ${groups[0]}` : ''})` : '';
+    console.log(printable(`${verb} ${n} of ${of}${again}`));
+    return n === of ? 0 : 1;
   }
   throw new UsageError(`unknown dlq command ${JSON.stringify(sub)}: expected ls, show, retry or purge`);
 }
+
+/** Why an id names no dead letter, and where to look: a retried one that failed again has a new id. */
+const GONE = 'retried, purged or never there; a retried event that failed again is a new dead letter with a new id (agentbus dlq ls lists them)';
 
 /** A wait as one line shows it: `approval.granted until <deadline>`, and whether it has ended. */
 function describeWait(w: KeyWait): string {
@@ -267,7 +294,7 @@ async function state(bus: Bus, args: string[], o: Record<string, string | boolea
         console.error(printable(`agentbus: no state yet for key ${JSON.stringify(rest[0])} of agent ${agent}; its handler has ${running.join(' and ')}`));
         return print({ key: rest[0], state: null, ...durable }), 1;
       }
-      console.error(printable(`agentbus: no state for key ${JSON.stringify(rest[0])} of agent ${agent} (agentbus state ls ${agent} lists its keys)`));
+      console.error(printable((await unknownAgent(keys, agent)) ?? `agentbus: no state for key ${JSON.stringify(rest[0])} of agent ${agent} (agentbus state ls ${agent} lists its keys)`));
       return 1;
     }
     return print({ ...s, ...durable }), 0;
@@ -275,6 +302,7 @@ async function state(bus: Bus, args: string[], o: Record<string, string | boolea
   if (sub === 'waits') {
     const limit = o.limit === undefined ? 100 : Number(o.limit);
     const list = await keys.waits(agent, { key: o.key as string | undefined, limit });
+    if (list.length === 0) await noteUnknownAgent(keys, agent);
     if (o.json) return print(list), 0;
     table(['KEY', 'TYPE', 'DEADLINE', 'STATUS', 'ID'], list.map((w) => [w.key, w.type, w.deadline.toISOString(), waitStatus(w), w.id]));
     if (list.length === limit) console.log(`(${limit} shown: narrow with --key or raise --limit)`);
@@ -289,6 +317,7 @@ async function state(bus: Bus, args: string[], o: Record<string, string | boolea
   if (sub === 'ls') {
     const limit = o.limit === undefined ? 100 : Number(o.limit);
     const list = await keys.list(agent, { after: o.after as string | undefined, limit });
+    if (list.length === 0) await noteUnknownAgent(keys, agent);
     if (o.json) return print(list), 0;
     table(['KEY', 'VERSION', 'BYTES', 'UPDATED AT'], list.map((k) => [k.key, k.version, k.bytes, k.updatedAt.toISOString()]));
     if (list.length === limit) console.log(printable(`(${limit} shown; the next page: agentbus state ls ${agent} --after ${JSON.stringify(list[limit - 1].key)})`));
@@ -299,10 +328,32 @@ async function state(bus: Bus, args: string[], o: Record<string, string | boolea
   const wanted = [...new Set(rest)];
   const missing: string[] = [];
   for (const k of wanted) if ((await keys.remove(agent, [k])) === 0) missing.push(k);
-  if (missing.length > 0) console.error(printable(`agentbus: nothing stored for key ${missing.map((k) => JSON.stringify(k)).join(', ')} of agent ${agent} (agentbus state ls ${agent} lists its keys)`));
+  if (missing.length > 0) {
+    const unknown = missing.length === wanted.length ? await unknownAgent(keys, agent) : null;
+    console.error(printable(unknown ?? `agentbus: nothing stored for key ${missing.map((k) => JSON.stringify(k)).join(', ')} of agent ${agent} (agentbus state ls ${agent} lists its keys)`));
+  }
   const n = wanted.length - missing.length;
-  console.log(`erased ${n} of ${wanted.length}`);
+  if (o.json) print({ erased: wanted.filter((k) => !missing.includes(k)), missing, of: wanted.length });
+  else console.log(`erased ${n} of ${wanted.length}`);
   return n === wanted.length ? 0 : 1;
+}
+
+/**
+ * When `agent` is no keyed agent the store knows (none with state or an owner; a mistyped name),
+ * the line saying so, with the nearest known name: an empty listing or a missing key then does not
+ * look like an agent with nothing stored. Asked only once a command found nothing.
+ */
+async function unknownAgent(keys: NonNullable<Bus['keys']>, agent: string): Promise<string | null> {
+  const groups = await keys.groups();
+  if (groups.includes(agent)) return null;
+  const near = suggest(agent, groups);
+  return `agentbus: no keyed agent ${JSON.stringify(agent)} in this store${near ? `: ${near}` : ''} (agentbus state ls lists the keyed agents)`;
+}
+
+/** unknownAgent's line on stderr, when there is one; the listing (empty) is still printed, exit 0. */
+async function noteUnknownAgent(keys: NonNullable<Bus['keys']>, agent: string): Promise<void> {
+  const line = await unknownAgent(keys, agent);
+  if (line !== null) console.error(printable(line));
 }
 
 /**

@@ -223,9 +223,12 @@ test('schedules ls lists pending delayed events (named reminders too); schedules
   assert.ok(key.err.includes('--key goes with --agent'), key.err);
 });
 
-test('dlq retry and purge of an unknown id name it on one line and exit 1; known ids are still done', async () => {
+/** The line naming ids that are no dead letter (dlq show, retry, purge). */
+const gone = (...ids: string[]) => `agentbus: no dead letter ${ids.map((i) => JSON.stringify(i)).join(', ')}: retried, purged or never there; a retried event that failed again is a new dead letter with a new id (agentbus dlq ls lists them)\n`;
+
+test('dlq retry and purge of an unknown id name it on one line and exit 1; known ids are still done, an id named twice once', async () => {
   const unknown = cli('dlq', 'retry', '424242');
-  assert.equal([unknown.code, unknown.err, unknown.out], [1, 'agentbus: no dead letter "424242" (agentbus dlq ls lists them)\n', 'retried 0 of 1\n']);
+  assert.equal([unknown.code, unknown.err, unknown.out], [1, gone('424242'), 'retried 0 of 1\n']);
   const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
   const sub = await bus.subscribe({ group: 'cli-unknown', types: ['cli.unknown'], maxAttempts: 1 }, () => {
     throw new Error('no');
@@ -235,9 +238,14 @@ test('dlq retry and purge of an unknown id name it on one line and exit 1; known
   await sub.close();
   const [dl] = await bus.deadLetters.list({ group: 'cli-unknown' });
   await bus.close();
+  // Named twice: purged and counted once (it was "purged 1 of 2", exit 1, with no id named).
+  const twice = cli('dlq', 'purge', dl.id, dl.id, '--json');
+  assert.equal([twice.code, twice.err], [0, ''], twice.out);
+  assert.equal(JSON.parse(twice.out), { done: 1, missing: [], items: [{ id: dl.id, group: 'cli-unknown', type: 'cli.unknown', eventId: dl.event!.id }], of: 1 });
   const r = cli('dlq', 'purge', dl.id, '424243');
-  assert.equal([r.code, r.err, r.out], [1, 'agentbus: no dead letter "424243" (agentbus dlq ls lists them)\n', 'purged 1 of 2\n']);
-  assert.is(cli('dlq', 'show', dl.id).code, 1, 'purged');
+  assert.equal([r.code, r.err, r.out], [1, gone(dl.id, '424243'), 'purged 0 of 2\n']);
+  const show = cli('dlq', 'show', dl.id);
+  assert.equal([show.code, show.err], [1, gone(dl.id)], 'purged');
 });
 
 test('state get, ls and rm reach a keyed group\'s state made by a real consumer; rm erases it from the store; unknown keys exit 1', async () => {
@@ -274,7 +282,8 @@ test('state get, ls and rm reach a keyed group\'s state made by a real consumer;
   const check = await createSqliteBus({ path, readonly: true, logger: pino({ level: 'silent' }) });
   assert.is(await check.keys!.get('CliCounter', 'k1'), null, 'k1 erased from the store');
   await check.close();
-  assert.equal(cli('state', 'rm', 'CliCounter', 'k2').code, 0);
+  const json = cli('state', 'rm', 'CliCounter', 'k2', 'k8', '--json');
+  assert.equal([json.code, JSON.parse(json.out)], [1, { erased: ['k2'], missing: ['k8'], of: 2 }], json.err);
 });
 
 test('state rm erases a key\'s step and wait records too (a key with records only: erased 1 of 1); dlq retry --fresh and dlq purge remove the dead letter\'s records', async () => {
@@ -304,11 +313,11 @@ test('state rm erases a key\'s step and wait records too (a key with records onl
     const dls = await bus.deadLetters.list({ group: 'CliEraser' });
     const id = (k: string) => dls.find((d) => d.event?.subject === k)!.id;
     const purge = cli('dlq', 'purge', id('dl1'));
-    assert.equal([purge.code, purge.out], [0, 'purged 1 of 1\n'], purge.err);
+    assert.equal([purge.code, purge.out], [0, `purged ${id('dl1')}: event ${dls.find((d) => d.id === id('dl1'))!.event!.id} of cli.erase, group CliEraser\npurged 1 of 1\n`], purge.err);
     assert.is(records('dl1'), 0, 'purged with its dead letter');
     await sub.close();
     const fresh = cli('dlq', 'retry', id('dl2'), '--fresh');
-    assert.equal([fresh.code, fresh.out], [0, 'retried 1 of 1\n'], fresh.err);
+    assert.equal([fresh.code, fresh.out.split('\n').at(-2)], [0, 'retried 1 of 1; an event that fails again becomes a new dead letter with a new id (agentbus dlq ls --group CliEraser)'], fresh.err);
     assert.is(records('dl2'), 0, 'removed before the hand-back');
     assert.is(cli('dlq', 'purge', id('dl2'), '--fresh').code, 2, '--fresh is dlq retry\'s');
   } finally {
@@ -378,6 +387,47 @@ test('state: a missing subcommand or agent, a bad --limit, paging without an age
   assert.not.ok(existsSync(missing), 'state ls created the file');
 });
 
+test('dlq retry, dlq purge and state rm on a SQLite path with no file: CONNECTION_FAILED naming it (exit 1), no database created', async () => {
+  const missing = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'typo.db');
+  const results = await clis({ AGENTBUS_SQLITE_PATH: missing }, [['dlq', 'retry', '1'], ['dlq', 'purge', '1'], ['state', 'rm', 'A', 'k']]);
+  for (const [i, what] of ['dlq retry', 'dlq purge', 'state rm'].entries()) {
+    assert.equal([results[i].code, results[i].out], [1, ''], what);
+    assert.is(results[i].err, `agentbus: CONNECTION_FAILED: no agentbus database at ${missing}: ${what} changes only what is stored, and creates nothing (check AGENTBUS_SQLITE_PATH)\n`);
+  }
+  assert.not.ok(existsSync(missing), 'a database was created');
+});
+
+test('state ls, waits, get and rm of an agent the store does not know say so on stderr, with the nearest known name', async () => {
+  const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
+  const sub = await bus.subscribe({ group: 'CliKnown', types: ['cli.known'], key: 'subject' }, (_e, ctx) => {
+    (ctx as KeyedDeliveryContext<unknown>).state = { seen: true };
+  });
+  await bus.publish('cli.known', {}, { subject: 'k1' });
+  await waitFor('state stored', async () => (await bus.keys!.get('CliKnown', 'k1')) !== null);
+  await sub.close();
+  await bus.close();
+  const note = 'agentbus: no keyed agent "CliKnwon" in this store: did you mean CliKnown? (agentbus state ls lists the keyed agents)\n';
+  const [ls, lsJson, waits, get, rm, known, knownKey] = await clis({}, [
+    ['state', 'ls', 'CliKnwon'],
+    ['state', 'ls', 'CliKnwon', '--json'],
+    ['state', 'waits', 'CliKnwon', '--json'],
+    ['state', 'get', 'CliKnwon', 'k1'],
+    ['state', 'rm', 'CliKnwon', 'k1'],
+    ['state', 'ls', 'CliKnown', '--after', 'k1'],
+    ['state', 'get', 'CliKnown', 'k9'],
+  ]);
+  // Listings stay listings (empty, exit 0); the missing key exits 1 as before, naming the agent instead.
+  assert.equal([ls.code, ls.err, ls.out], [0, note, 'KEY  VERSION  BYTES  UPDATED AT\n']);
+  assert.equal([lsJson.code, lsJson.err, lsJson.out], [0, note, '[]\n']);
+  assert.equal([waits.code, waits.err, waits.out], [0, note, '[]\n']);
+  assert.equal([get.code, get.err, get.out], [1, note, '']);
+  assert.equal([rm.code, rm.err, rm.out], [1, note, 'erased 0 of 1\n']);
+  // A known agent with nothing past the page, or without the key: no such note.
+  assert.equal([known.code, known.err], [0, '']);
+  assert.equal([knownKey.code, knownKey.err], [1, 'agentbus: no state for key "k9" of agent CliKnown (agentbus state ls CliKnown lists its keys)\n']);
+  assert.is(cli('state', 'rm', 'CliKnown', 'k1').code, 0);
+});
+
 test('an unknown agent option names the option once', () => {
   const r = cli('start', '--agents', 'test/fixtures/agents/typo.ts', '--port', '0');
   assert.is(r.code, 2, r.err);
@@ -431,9 +481,24 @@ test('dlq ls, show, retry reach a dead letter made by a real consumer; purge of 
   assert.is(shown.stack[0], 'Error: downstream unavailable', 'the stack, as its lines');
   assert.ok(shown.stack[1].includes('test/cli.test.ts:'), `names the file that threw: ${shown.stack[1]}`);
   assert.is(cli('dlq', 'show', '999999').code, 1);
+  // A full page says there may be more; a page that is not full says nothing.
+  assert.ok(cli('dlq', 'ls', '--group', 'cli-g', '--limit', '1').out.endsWith('\n(1 shown, the oldest: there may be more; narrow with --group or --type, or raise --limit)\n'));
+  assert.not.ok(cli('dlq', 'ls', '--group', 'cli-g', '--limit', '2').out.includes('shown'));
+  // Retried while the handler still fails: each id says what it was, and the event's next failure
+  // is a new dead letter with a new id (the old one names nothing); dlq ls --group finds it.
+  const first = cli('dlq', 'retry', dl.id);
+  assert.equal([first.code, first.err], [0, ''], first.out);
+  assert.is(first.out, `retried ${dl.id}: event ${id} of cli.dl, back to group cli-g\nretried 1 of 1; an event that fails again becomes a new dead letter with a new id (agentbus dlq ls --group cli-g)\n`);
+  await waitFor('dead-lettered again', async () => (await bus.deadLetters.list({ group: 'cli-g' })).length === 1);
+  const [again] = JSON.parse(cli('dlq', 'ls', '--group', 'cli-g', '--json').out);
+  assert.is(again.event.id, id);
+  assert.is.not(again.id, dl.id, 'a new dead letter id');
+  const old = cli('dlq', 'show', dl.id);
+  assert.equal([old.code, old.err, old.out], [1, gone(dl.id), '']);
   fail = false;
-  const r = cli('dlq', 'retry', dl.id);
+  const r = cli('dlq', 'retry', again.id, '--json');
   assert.is(r.code, 0, r.err);
+  assert.equal(JSON.parse(r.out), { done: 1, missing: [], items: [{ id: again.id, group: 'cli-g', type: 'cli.dl', eventId: id }], of: 1 });
   await waitFor('retried event handled (across processes)', () => handled.length === 1, 5000);
   assert.equal(handled, [id]);
   assert.is(cli('dlq', 'purge', '424242').code, 1);

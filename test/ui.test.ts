@@ -148,7 +148,7 @@ async function scenario(store: string, makeBus: () => Promise<Bus>, shots: strin
     const [code, body] = await post([]);
     assert.is(code, 400);
     assert.match((body as { error: string }).error, /needs at least one id/);
-    assert.equal(await post(['no-such-dead-letter']), [200, { done: 0, missing: ['no-such-dead-letter'] }]);
+    assert.equal(await post(['no-such-dead-letter']), [200, { done: 0, missing: ['no-such-dead-letter'], items: [] }]);
     const freshly = await fetch(`${http.url}/ui/api/dead-letters/retry`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agentbus-ui': '1' }, body: JSON.stringify({ ids: [dlId], fresh: 'yes' }) });
     assert.equal([freshly.status, ((await freshly.json()) as { error: string }).error], [400, 'invalid dead-letter retry fresh "yes": expected true or false'], 'fresh is checked as the CLI checks it');
     assert.ok(await page.$('#retry-fresh-one'), `${store}: a dead letter's page offers Retry fresh`);

@@ -17,21 +17,32 @@ export const CLIENT_JS = String.raw`'use strict';
   function api(path, post) {
     var init = post === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json', 'x-agentbus-ui': '1' }, body: JSON.stringify(post) };
     return fetch('/ui/api' + path, init).then(function (r) {
-      return r.json().then(function (v) { if (!r.ok) throw new Error(v.error || ('HTTP ' + r.status)); return v; });
+      return r.json().then(function (v) { if (!r.ok) { var e = new Error(v.error || ('HTTP ' + r.status)); e.status = r.status; throw e; } return v; });
     });
   }
   function fill(tbody, rows) { tbody.replaceChildren.apply(tbody, rows); }
   function empty(tbody, cols, text) { fill(tbody, [el('tr', {}, [el('td', { colspan: String(cols), text: text })])]); }
   function fail(err) { say(err.message, true); }
   function when(t) { return t ? new Date(t).toLocaleString() : ''; }
+  // A retry or purge of dead letters, confirmed; done(answer) after it. A retried event that fails
+  // again is a new dead letter with a new id: the message says so.
   function act(op, ids, done, fresh) {
     var verb = op === 'retry' ? 'Retry' : 'Purge for good';
-    var also = fresh ? ', fresh (its recorded steps and waits removed: its steps run again)' : '';
+    var its = ids.length === 1 ? 'its' : 'their';
+    var also = fresh ? ', fresh (' + its + ' recorded steps and waits removed: ' + its + ' steps run again)' : '';
     if (!window.confirm(verb + ' ' + ids.length + ' dead letter' + (ids.length === 1 ? '' : 's') + also + '?')) return;
     api('/dead-letters/' + op, fresh ? { ids: ids, fresh: true } : { ids: ids }).then(function (r) {
-      say((op === 'retry' ? 'Retried ' : 'Purged ') + r.done + ' of ' + ids.length + (r.missing.length ? '; not found: ' + r.missing.join(', ') : ''), r.missing.length > 0);
-      done();
+      var again = op === 'retry' && r.done > 0 ? '. An event that fails again becomes a new dead letter with a new id.' : '';
+      say((op === 'retry' ? 'Retried ' : 'Purged ') + r.done + ' of ' + ids.length + (r.missing.length ? '; not found (retried or purged meanwhile?): ' + r.missing.join(', ') : '') + again, r.missing.length > 0);
+      done(r);
     }, fail);
+  }
+  // The dead letters of a group, optionally of one event: where a retried event's new dead letter shows.
+  function listLink(group, eventId, text) {
+    var p = new URLSearchParams();
+    if (group) p.set('group', group);
+    if (eventId) p.set('event', eventId);
+    return el('a', { href: '/ui/dead-letters' + (String(p) ? '?' + p : ''), text: text });
   }
 
   var pages = {
@@ -95,7 +106,7 @@ export const CLIENT_JS = String.raw`'use strict';
           document.getElementById('scan').textContent = r.items.length + ' shown' + (r.complete ? '' : ' (searched the ' + r.scanned + ' oldest only)');
           if (r.items.length === 0) return empty(tbody, actions ? 9 : 8, 'No dead letter matches.');
           fill(tbody, r.items.map(function (d) {
-            var link = el('a', { href: '/ui/dead-letter?id=' + encodeURIComponent(d.id), text: d.failedAt ? when(d.failedAt) : '(invalid time)' });
+            var link = el('a', { href: '/ui/dead-letter?' + new URLSearchParams({ id: d.id, group: d.group }), text: d.failedAt ? when(d.failedAt) : '(invalid time)' });
             var tr = el('tr', {}, [el('td', {}, [link]), cell(d.type), cell(d.group), cell(d.event && d.event.subject), cell(d.event ? d.event.id : '(malformed)'), cell(d.reason), cell(d.attempts, 'num'), cell(d.error.slice(0, 120))]);
             if (actions) tr.insertBefore(el('td', {}, [el('input', { type: 'checkbox', name: 'pick', value: d.id, 'aria-label': 'Select dead letter ' + d.id })]), tr.firstChild);
             return tr;
@@ -105,19 +116,44 @@ export const CLIENT_JS = String.raw`'use strict';
       form.addEventListener('submit', function (e) { e.preventDefault(); say(''); search(); });
       form.addEventListener('reset', function () { setTimeout(search, 0); });
       function picked() { return Array.prototype.map.call(document.querySelectorAll('input[name=pick]:checked'), function (i) { return i.value; }); }
-      ['retry', 'purge'].forEach(function (op) {
-        var b = document.getElementById(op + '-selected');
+      [['retry', 'retry-selected'], ['purge', 'purge-selected'], ['retry', 'retry-fresh-selected', true]].forEach(function (a) {
+        var b = document.getElementById(a[1]);
         if (b) b.addEventListener('click', function () {
           var ids = picked();
           if (ids.length === 0) return say('Select dead letters first.', true);
-          act(op, ids, search);
+          act(a[0], ids, search, a[2]);
         });
       });
       search();
     },
 
     'dead-letter': function () {
-      var id = new URLSearchParams(location.search).get('id') || '';
+      var q = new URLSearchParams(location.search);
+      var id = q.get('id') || '';
+      var gone = document.getElementById('gone');
+      var buttons = ['retry-one', 'retry-fresh-one', 'purge-one'].map(function (b) { return document.getElementById(b); }).filter(Boolean);
+      // Why the id names no dead letter now, and where its event's new dead letter would show.
+      function explain(what, group, eventId) {
+        buttons.forEach(function (b) { b.disabled = true; });
+        var text = what === 'retried'
+          ? 'Retried: dead letter ' + id + ' left the dead letters, and its event' + (eventId ? ' ' + eventId : '') + ' went back to ' + (group ? 'group ' + group : 'its group') + '. If it fails again it becomes a new dead letter with a new id: '
+          : what === 'purged'
+            ? 'Purged: dead letter ' + id + ' is gone for good. '
+            : 'No dead letter ' + id + ' now: it was retried or purged, or never there. A retried event that failed again is a new dead letter with a new id: ';
+        var link = what === 'retried' && eventId
+          ? listLink(group, eventId, 'dead letters of ' + (group ? group + ' ' : '') + 'with this event')
+          : listLink(group, null, group ? 'the dead letters of ' + group : 'all dead letters');
+        gone.replaceChildren(document.createTextNode(text), link);
+        gone.hidden = false;
+      }
+      function after(what, d) {
+        return function (r) {
+          if (r.done === 0) return explain('missing', d.group);
+          // Kept in the address: a reload (the id now names nothing) still says what happened.
+          if (what === 'retried') history.replaceState(null, '', '?' + new URLSearchParams({ id: id, retried: '1', group: d.group, event: d.event ? d.event.id : '' }));
+          explain(what, d.group, d.event && d.event.id);
+        };
+      }
       api('/dead-letter?id=' + encodeURIComponent(id)).then(function (d) {
         var dl = document.getElementById('detail');
         [['Id', d.id], ['Group', d.group], ['Type', d.type], ['Position', d.position], ['Reason', d.reason], ['Attempts', d.attempts], ['Failed at', d.failedAt], ['Event id', d.event ? d.event.id : '(malformed)'], ['Subject', d.event && d.event.subject]].forEach(function (p) {
@@ -127,11 +163,15 @@ export const CLIENT_JS = String.raw`'use strict';
         document.getElementById('event').textContent = d.event ? JSON.stringify(d.event, null, 2) : (d.raw || '');
         ['retry', 'purge'].forEach(function (op) {
           var b = document.getElementById(op + '-one');
-          if (b) b.addEventListener('click', function () { act(op, [d.id], function () { b.disabled = true; }); });
+          if (b) b.addEventListener('click', function () { act(op, [d.id], after(op === 'retry' ? 'retried' : 'purged', d)); });
         });
         var fresh = document.getElementById('retry-fresh-one');
-        if (fresh) fresh.addEventListener('click', function () { act('retry', [d.id], function () { fresh.disabled = true; }, true); });
-      }, fail);
+        if (fresh) fresh.addEventListener('click', function () { act('retry', [d.id], after('retried', d), true); });
+      }, function (err) {
+        if (err.status !== 404) return fail(err);
+        // Not an error to show in red: the usual reason is a retry or a purge (this page's, after a reload).
+        explain(q.get('retried') === '1' ? 'retried' : 'missing', q.get('group'), q.get('event'));
+      });
     },
 
     keys: function () {

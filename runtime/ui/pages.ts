@@ -57,10 +57,11 @@ ${field('type', 'Type')}${field('group', 'Group')}${field('subject', 'Subject co
 ${field('reason', 'Reason contains')}${field('error', 'Error contains')}${field('from', 'Failed from', 'datetime-local')}${field('to', 'Failed until', 'datetime-local')}
 <button type="submit">Search</button> <button type="reset">Clear</button>
 </form>
-${actions ? '<p class="bulk"><button type="button" id="retry-selected">Retry selected</button> <button type="button" id="purge-selected" class="danger">Purge selected</button></p>' : ''}
+${actions ? '<p class="bulk"><button type="button" id="retry-selected">Retry selected</button> <button type="button" id="retry-fresh-selected" title="Retry with their recorded ctx.step results and waits removed: their steps run again">Retry fresh selected</button> <button type="button" id="purge-selected" class="danger">Purge selected</button></p>' : ''}
 ${table('dead-letters', 'Dead letters matching the search, newest first', [...(actions ? ['<span class="sr">Select</span>'] : []), 'Failed at', 'Type', 'Group', 'Subject', 'Event id', 'Reason', 'Attempts', 'Error'])}
 <p id="scan"></p>`,
   'dead-letter': (actions) => `
+<p id="gone" class="notice" hidden></p>
 <dl id="detail" class="detail"></dl>
 ${actions ? '<p class="bulk"><button type="button" id="retry-one">Retry</button> <button type="button" id="retry-fresh-one" title="Retry with its recorded ctx.step results and waits removed: its steps run again">Retry fresh</button> <button type="button" id="purge-one" class="danger">Purge</button></p>' : ''}
 <section aria-labelledby="h-error"><h2 id="h-error">Error</h2><pre id="stack"></pre></section>
@@ -115,7 +116,7 @@ button:focus-visible,a:focus-visible,input:focus-visible,select:focus-visible{ou
 #tail-form,#key-group{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end}
 .danger{color:var(--bad)}.summary{display:flex;gap:2rem;flex-wrap:wrap}.summary div{min-width:7rem}.summary dt{color:var(--muted);font-size:.85em}.summary dd{margin:0;font-size:1.4rem}
 .detail{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}.detail dt{color:var(--muted)}.detail dd{margin:0}
-.state-running{color:var(--ok)}.state-failed,.state-crashed{color:var(--bad)}#status:empty{display:none}#status.error{color:var(--bad)}
+.state-running{color:var(--ok)}.state-failed,.state-crashed{color:var(--bad)}#status:empty{display:none}#status.error{color:var(--bad)}.notice{border-left:3px solid var(--accent);padding:.25rem .5rem;background:#f6f8fa}
 .legend{display:flex;flex-wrap:wrap;gap:.5rem 1rem;list-style:none;padding:0;font-size:.85em}.legend span{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}svg{max-width:100%;height:auto}
 `;

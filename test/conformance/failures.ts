@@ -148,6 +148,31 @@ export function failureSuite(a: Target): void {
     await bus.close();
   });
 
+  test('a retried dead letter whose event fails again is a new dead letter: a new id, the same event and group, fresh attempts; the old id names nothing', async () => {
+    const bus = await a.make();
+    const type = uniq('refund');
+    const group = uniq('refunds');
+    const attempts: number[] = [];
+    const sub = await bus.subscribe({ group, types: [type], maxAttempts: 2, backoff: fast }, (_e, ctx) => {
+      attempts.push(ctx.attempt);
+      throw new Error('refunds still down');
+    });
+    const id = await bus.publish(type, { amount: 3 });
+    await waitFor('a dead letter', async () => (await bus.deadLetters.list({ group })).length === 1);
+    const [first] = await bus.deadLetters.list({ group });
+    assert.is(await bus.deadLetters.retry([first.id]), 1);
+    assert.is(await bus.deadLetters.get(first.id), null, 'the retried id names nothing');
+    await waitFor('dead-lettered again', async () => (await bus.deadLetters.list({ group })).length === 1);
+    const [again] = await bus.deadLetters.list({ group });
+    assert.is.not(again.id, first.id, 'a new dead letter id');
+    assert.equal([again.event?.id, again.group, again.type, again.attempts, again.reason], [id, group, type, 2, 'failed']);
+    assert.equal(attempts, [1, 2, 1, 2], 'fresh attempts after the retry');
+    assert.is(await bus.deadLetters.get(first.id), null, 'the old id still names nothing');
+    assert.is(await bus.deadLetters.retry([first.id]), 0, 'retrying the old id does nothing');
+    await sub.close();
+    await bus.close();
+  });
+
   test('a handler throwing a value String() cannot convert is retried and dead-lettered with a readable error; the process goes on', async () => {
     const bus = await a.make();
     const type = uniq('odd.throw');
