@@ -19,6 +19,8 @@ import { Scheduler } from './scheduler.js';
 import { readLoop } from './read-loop.js';
 import { shutdown } from './consumer-close.js';
 import type { StoreSilence } from './closing.js';
+import type { RequestLink } from './requests.js';
+import { keyedReplyTopic } from './event.js';
 
 export type { Reply } from './handler-call.js';
 
@@ -40,6 +42,8 @@ export class Consumer implements Subscription {
     private readonly onClosed: (c: Consumer) => void,
     reply: Reply,
     silence: StoreSilence,
+    /** The bus' publish, in-memory request and observers, for keyed durable requests (keyed/requests.ts). */
+    link: RequestLink,
   ) {
     this.group = o.group;
     this.consumer = o.consumer;
@@ -48,7 +52,7 @@ export class Consumer implements Subscription {
     this.sched = new Scheduler(s, handler, reply);
     if (o.key !== undefined) {
       if (driver.state === undefined) throw invalid('INVALID_OPTION', `invalid key for group ${o.group}: this store has no keyed state`);
-      startKeyed(s, driver.state, o.key, this.sched);
+      startKeyed(s, driver.state, o.key, this.sched, link);
     }
   }
 
@@ -65,6 +69,13 @@ export class Consumer implements Subscription {
   async start(): Promise<void> {
     const s = this.s;
     await s.topics.refresh();
+    // A keyed group that made durable requests before reads its reply topic from the start: replies
+    // may wait there for the run that asked (its owner crashed); a group that never asked takes it
+    // on at its first request (keyed/requests.ts).
+    if (s.requests !== null) {
+      const replies = keyedReplyTopic(this.group);
+      if ((await s.driver.log.registered(replies)).includes(replies)) await s.topics.take(replies);
+    }
     await this.heartbeat();
     s.loopDone = readLoop(s, this.sched);
     s.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));

@@ -49,8 +49,8 @@ export class KeyedTenure {
     this.owner = new KeyOwner(state, o, log, (why) => this.lose(why), (what, err) => this.c.storeError(what, err));
   }
 
-  /** The owner's figures (the waits' and steps' are the consumer's: Consumer.keyedStats). */
-  stats(): Omit<KeyedStats, 'waiting' | 'waitsResumed' | 'waitsTimedOut' | 'stepsReplayed'> {
+  /** The owner's figures (the waits', steps' and requests' are the consumer's: Consumer.keyedStats). */
+  stats(): Omit<KeyedStats, 'waiting' | 'waitsResumed' | 'waitsTimedOut' | 'stepsReplayed' | 'requestsReplayed'> {
     const o = this.owner;
     return { owner: o.owned, activeKeys: o.cache.size, stateBytes: o.cache.bytes(), evictions: o.cache.evictions, ...o.counters };
   }

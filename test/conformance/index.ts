@@ -20,6 +20,7 @@ import { reminderSuite } from './reminders.js';
 import { waitSuite } from './waits.js';
 import { stepSuite } from './steps.js';
 import { erasureSuite } from './erasure.js';
+import { durableRequestSuite } from './durable-requests.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -122,6 +123,7 @@ export function conformance(a: AdapterUnderTest): void {
   reminderSuite(t);
   waitSuite(t);
   stepSuite(t);
+  durableRequestSuite(t);
   erasureSuite(t);
   if (a.features.sharedAcrossProcesses) processSuite(t);
 }
