@@ -5,8 +5,7 @@
  * committed with the delivery's acknowledgement (README, Keyed agents; the store side in bus/state.ts).
  */
 import type { DeliveryContext } from '../contract-delivery.js';
-import type { RequestOptions } from '../contract-options.js';
-import type { CloudEvent } from '../event.js';
+import type { CloudEvent, PublishOptions } from '../event.js';
 
 /** Which key an event belongs to: its `subject`, or what a function of the event returns (a non-empty string). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any: a key function may type the event's data as it expects it
@@ -96,8 +95,17 @@ export interface KeyedDeliveryContext<S = unknown> extends DeliveryContext {
   request<R = unknown>(type: string, data: unknown, options?: KeyedRequestOptions): Promise<R>;
 }
 
-/** A keyed handler's `ctx.request` options: bus.request's (the id, dedupWindowMs, delay, at and name are its own when durable), and `durable`. */
-export interface KeyedRequestOptions extends RequestOptions {
+/**
+ * A keyed handler's `ctx.request` options: bus.request's (RequestOptions; spelled out here, as that
+ * module imports this one), and `durable`. A durable request sets its id, dedupWindowMs, delay, at
+ * and name itself.
+ */
+export interface KeyedRequestOptions extends Omit<PublishOptions, 'correlationid' | 'replyto'> {
+  /**
+   * How long to wait for the reply; durable: from the first run of the handler.
+   * @default 30000 ms
+   */
+  timeoutMs?: number | undefined;
   /**
    * false: an in-memory request (bus.request: a crash while it is out forgets it, and the next run
    * asks again).

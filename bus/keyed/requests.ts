@@ -8,7 +8,8 @@
  *   record at the next ordinal, type `request <type>`, its deadline fixed at the first run, opened
  *   before the request is published. Removed with the commit, by `state rm`, `dlq purge` and
  *   `dlq retry --fresh` as every durable call's record.
- * - Published once across re-runs: its id derived from the group, the delivery and the ordinal,
+ * - Published once across re-runs: its id derived from the group, the delivery, the ordinal and the
+ *   record's deadline (a record made anew after an erasure asks anew),
  *   its source the group's (`/agentbus/keyed/<group>`, as a keyed agent's publishes), its dedup
  *   window lasting past the deadline (a re-run after the deadline publishes nothing).
  * - Its reply address outlives the process: `replyto` is the group's reply topic
@@ -156,7 +157,8 @@ export class KeyedRequests {
         await this.c.publish(type, data, {
           source: keyedRequestSource(group),
           ...publish,
-          id: stableId(group, 'request', event.source, event.id, n),
+          // The record's deadline too: a run after an erasure (state rm, dlq retry --fresh) opens a new record and asks anew, not deduplicated.
+          id: stableId(group, 'request', event.source, event.id, n, rec.deadline),
           correlationid,
           replyto: this.c.topic,
           dedupWindowMs: rec.deadline - Date.now() + DEDUP_MARGIN_MS,

@@ -180,5 +180,80 @@ export function durableRequestSuite(a: Target): void {
     assert.is(inMemory, 'answer');
   });
 
+  test('keys.remove while the run waits for its reply: the reply, when it comes, is dropped and counted, the run fails (OWNERSHIP_LOST) and its retry asks anew', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    let dropped = 0;
+    bus.observe!({ replyDropped: () => dropped++ });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const calls: number[] = [];
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, async (e) => {
+      const { attempt } = e.data as { attempt: number };
+      calls.push(attempt);
+      if (attempt === 1) await gate;
+      return { attempt };
+    });
+    const log: string[] = [];
+    await bus.subscribe({ group, types: [task], key: 'subject', backoff: { initialMs: 50 } }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      try {
+        ctx.state = { r: await ctx.request(ask, { attempt: ctx.attempt }, { timeoutMs: 30_000 }) };
+      } catch (err) {
+        log.push(`threw ${(err as { code?: string }).code}`);
+        throw err;
+      }
+    });
+    await bus.publish(task, {}, { subject: 'k' });
+    await waitFor('asked', () => calls.length === 1, 10_000);
+    await waitFor('its record listed', async () => (await bus.keys!.waits(group, { key: 'k' })).length === 1, 10_000);
+    assert.is(await bus.keys!.remove(group, ['k']), 1, 'a key with a request record only counts as erased');
+    assert.equal(await bus.keys!.waits(group, { key: 'k' }), []);
+    release();
+    await waitFor('committed', async () => (await bus.keys!.get(group, 'k')) !== null, 15_000);
+    assert.equal((await bus.keys!.get(group, 'k'))!.state, { r: { attempt: 2 } }, 'the retry asked anew and got its own reply');
+    assert.equal(log, ['threw OWNERSHIP_LOST']);
+    assert.equal(calls, [1, 2]);
+    assert.is(dropped, 1, 'the reply to the erased record was dropped and counted');
+  });
+
+  test('dlq purge removes a dead-lettered run\'s request record; dlq retry --fresh removes it and asks anew; a plain retry returns the recorded reply without asking', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    const calls: Record<string, number> = {};
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, (e) => {
+      const { key } = e.data as { key: string };
+      calls[key] = (calls[key] ?? 0) + 1;
+      return { call: calls[key] };
+    });
+    let failing = true;
+    await bus.subscribe({ group, types: [task], key: 'subject', maxAttempts: 1 }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      const r = await ctx.request(ask, { key: ctx.key }, { timeoutMs: 30_000 });
+      if (failing) throw new Error('dead-lettered after its reply');
+      ctx.state = { r };
+    });
+    for (const k of ['purged', 'plain', 'fresh']) await bus.publish(task, {}, { subject: k });
+    await waitFor('dead-lettered', async () => (await bus.deadLetters.list({ group })).length === 3, 15_000);
+    const dls = await bus.deadLetters.list({ group });
+    const id = (k: string) => dls.find((d) => d.event?.subject === k)!.id;
+    const listed = async () => (await bus.keys!.waits(group)).map((w) => [w.key, w.type, w.matched]).sort();
+    assert.equal(await listed(), ['fresh', 'plain', 'purged'].map((k) => [k, `request ${ask}`, true]), 'the dead-lettered runs\' records stay, their replies recorded');
+    assert.is(await bus.deadLetters.purge([id('purged')]), 1);
+    assert.equal(await listed(), ['fresh', 'plain'].map((k) => [k, `request ${ask}`, true]), 'its record went with the purge');
+    failing = false;
+    assert.is(await bus.deadLetters.retry([id('plain')]), 1);
+    assert.is(await bus.deadLetters.retry([id('fresh')], { fresh: true }), 1);
+    const state = async (k: string) => (await bus.keys!.get(group, k))?.state;
+    await waitFor('both committed', async () => (await state('plain')) !== undefined && (await state('fresh')) !== undefined, 15_000);
+    assert.equal(await state('plain'), { r: { call: 1 } }, 'the recorded reply');
+    assert.equal(await state('fresh'), { r: { call: 2 } }, 'asked anew');
+    assert.equal(calls, { purged: 1, plain: 1, fresh: 2 });
+  });
+
   test.run();
 }
