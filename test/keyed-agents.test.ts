@@ -1,8 +1,7 @@
 // Keyed agents under AgentHost on a real SQLite file: ctx.key / ctx.state, an XState machine per
 // key whose snapshot outlives the host, replay on scratch state (host.replay and the CLI), publishes
 // of a redelivered handler stored once, ctx.waitFor with static waitsFor, ctx.step, a durable
-// ctx.request, and the checks
-// that refuse a misdeclared keyed agent.
+// ctx.request, and the checks that refuse a misdeclared keyed agent.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
