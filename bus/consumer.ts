@@ -20,7 +20,6 @@ import { readLoop } from './read-loop.js';
 import { shutdown } from './consumer-close.js';
 import type { StoreSilence } from './closing.js';
 import type { RequestLink } from './requests.js';
-import { keyedReplyTopic } from './event.js';
 
 export type { Reply } from './handler-call.js';
 
@@ -69,13 +68,6 @@ export class Consumer implements Subscription {
   async start(): Promise<void> {
     const s = this.s;
     await s.topics.refresh();
-    // A keyed group that made durable requests before reads its reply topic from the start: replies
-    // may wait there for the run that asked (its owner crashed); a group that never asked takes it
-    // on at its first request (keyed/requests.ts).
-    if (s.requests !== null) {
-      const replies = keyedReplyTopic(this.group);
-      if ((await s.driver.log.registered(replies)).includes(replies)) await s.topics.take(replies);
-    }
     await this.heartbeat();
     s.loopDone = readLoop(s, this.sched);
     s.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS));

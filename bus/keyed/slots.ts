@@ -94,6 +94,14 @@ export function startKeyed(s: ConsumerState, state: StateStore, key: KeyOf, sche
       sched.dispatchAll(ds);
       sched.runScheduled();
     },
+    takeMore: async () => {
+      // The reply topic, once a previous owner made it (its first durable request): replies there may
+      // be pending to that owner's consumer (read, not yet recorded) when it crashed.
+      const replies = keyedReplyTopic(o.group);
+      if (s.topics.list.includes(replies) || !(await s.driver.log.registered(replies)).includes(replies)) return [];
+      await s.topics.take(replies);
+      return state.takeOver(o.group, o.consumer, [replies], s.maxBytes);
+    },
     storeError: (what, err) => s.storeError(what, err),
   });
   s.keyed = keyed;

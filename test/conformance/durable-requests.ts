@@ -180,6 +180,49 @@ export function durableRequestSuite(a: Target): void {
     assert.is(inMemory, 'answer');
   });
 
+  test('a reply read by the previous owner\'s consumer and not yet recorded (it crashed) is claimed by the next owner with the rest, though that one never read the reply topic', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, async () => {
+      calls++;
+      await gate;
+      return { answer: 42 };
+    });
+    const runs: string[] = [];
+    const handler = async (_e: unknown, c: unknown) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      runs.push(`run ${ctx.consumer}`);
+      ctx.state = { r: await ctx.request(ask, {}, { timeoutMs: 60_000 }) };
+    };
+    const options = { group, types: [task], key: 'subject' as const, claimIdleMs: 800 };
+    const first = await bus.subscribe({ ...options, consumer: 'first' }, handler);
+    await bus.publish(task, {}, { subject: 'k' });
+    await waitFor('asked', () => calls === 1, 10_000);
+    await first.close({ drain: false }); // its delivery stays pending to it, as after a crash
+    release();
+    // The reply read by a consumer of the group that then dies before recording it: pending to that consumer.
+    const topic = `${KEYED_REPLY_PREFIX}${group}`;
+    let read = false;
+    const reader = await bus.subscribe({ group, types: [topic], consumer: 'dying' }, () => ((read = true), new Promise(() => {})));
+    await waitFor('the reply read', () => read, 10_000);
+    await reader.close({ drain: false });
+    const second = await a.another();
+    await second.subscribe({ ...options, consumer: 'second' }, handler);
+    await waitFor('committed', async () => (await bus.keys!.get(group, 'k'))?.state !== undefined, 20_000);
+    assert.equal((await bus.keys!.get(group, 'k'))!.state, { r: { answer: 42 } });
+    assert.equal(runs, ['run first', 'run second']);
+    assert.is(calls, 1, 'asked once');
+    await waitFor('nothing left pending on the reply topic', async () => {
+      const t = (await bus.stats()).find((x) => x.type === topic);
+      return t !== undefined && t.groups.every((g) => g.pending === 0);
+    }, 10_000);
+  });
+
   test('keys.remove while the run waits for its reply: the reply, when it comes, is dropped and counted, the run fails (OWNERSHIP_LOST) and its retry asks anew', async () => {
     const bus = await a.make();
     const task = uniq('task');
