@@ -18,7 +18,10 @@
  * - A reply is recorded into the record (StateStore.matchWait), then acknowledged with the next
  *   commit, and handed to the run waiting for it, if one runs here; otherwise the next run finds it.
  *   A reply past the deadline, to a record gone (committed, erased) or after another reply (the
- *   first one recorded wins) is acknowledged and dropped, counted as any dropped reply.
+ *   first one recorded wins) is acknowledged and dropped, counted as any dropped reply. So is one
+ *   naming another deadline than the record a run waits on here (the record was erased and made
+ *   anew); with no run waiting here that is not known, and such a reply would be recorded.
+ *   Not fenced by the epoch, as the waits' records (StateStore.matchWait).
  * - A failure reply (the request dead-lettered by the replier's group) is recorded as any reply:
  *   every run rejects with RequestFailedError.
  */
@@ -83,6 +86,8 @@ export interface RequestsHost {
 /** A run waiting for the reply recorded as `id` (registered before the record is read: no reply slips between). */
 interface Expecting {
   readonly promise: Promise<string>;
+  /** The record's deadline, once read: a reply naming another is to an erased record of the same id. */
+  deadline?: number;
   resolve(json: string): void;
   reject(err: unknown): void;
 }
@@ -142,6 +147,7 @@ export class KeyedRequests {
           `ctx.request ${type} of key ${JSON.stringify(key)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.request, ctx.waitFor and ctx.step calls in the same order on every run`,
         );
       }
+      w.deadline = rec.deadline;
       const correlationid = correlationOf(id, rec.deadline);
       if (rec.matched !== null) {
         this.replayed++;
@@ -188,6 +194,9 @@ export class KeyedRequests {
     const e = h.d.event!;
     const to = parseCorrelation(e.correlationid);
     if (to === null || Date.now() >= to.deadline) return this.drop(h);
+    // A reply to a record erased (state rm, dlq retry --fresh) and made anew by a run waiting here.
+    const waiting = this.waiting.get(to.id);
+    if (waiting?.deadline !== undefined && waiting.deadline !== to.deadline) return this.drop(h);
     const json = JSON.stringify(e);
     this.c.store.matchWait(this.c.group, to.id, json).then(
       (recorded) => {
