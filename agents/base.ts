@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { Bus, DeliveryContext, DeliveryOptions, RequestOptions } from '../bus/contract.js';
+import type { Bus, DeliveryContext, DeliveryOptions } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
-import type { KeyOf, KeyedStateOptions, WaitOptions } from '../bus/keyed/contract.js';
+import type { KeyOf, KeyedRequestOptions, KeyedStateOptions, WaitOptions } from '../bus/keyed/contract.js';
 import type { AnyStateMachine } from 'xstate';
 
 /** Marks agent classes across copies of this package (an agent file may import another copy). */
@@ -67,9 +67,13 @@ export interface HandlerContext extends AgentContext, Omit<DeliveryContext, 'sig
   /**
    * Publishes a request and resolves with its reply's data (the replying handler's return value),
    * or rejects with RequestFailedError when the handler's group dead-letters it, or with
-   * RequestTimeoutError after `timeoutMs` (default 30 s). See bus.request.
+   * RequestTimeoutError after `timeoutMs` (default 30 s). See bus.request. In a keyed agent it is
+   * durable unless `durable: false`: published once however often the handler runs, its reply
+   * recorded for the agent and kept across a crash, its deadline fixed at the first run (README,
+   * Request/reply; a durable call, in order with waitFor and step). Elsewhere, and in a replay, it
+   * waits in memory.
    */
-  request<R = unknown>(type: string, data: unknown, options?: RequestOptions): Promise<R>;
+  request<R = unknown>(type: string, data: unknown, options?: KeyedRequestOptions): Promise<R>;
   /**
    * A reminder: publishes `type` (to whoever subscribes, usually this agent) `in` a while or `at` a
    * time, durably (a delayed event); a keyed agent's carries the key as subject and is stored once

@@ -16,6 +16,7 @@ import type { StoreSilence } from './closing.js';
 import type { KeyedTenure } from './keyed/tenure.js';
 import type { KeyedWaits } from './keyed/waits.js';
 import type { KeyedSteps } from './keyed/steps.js';
+import type { KeyedRequests } from './keyed/requests.js';
 
 export class ConsumerState {
   readonly group: string;
@@ -29,6 +30,8 @@ export class ConsumerState {
   waits: KeyedWaits | null = null;
   /** Keyed subscriptions: the handlers' durable steps (keyed/steps.ts); null otherwise. Set once, by the Consumer. */
   steps: KeyedSteps | null = null;
+  /** Keyed subscriptions: the handlers' durable requests (keyed/requests.ts); null otherwise. Set once, by the Consumer. */
+  requests: KeyedRequests | null = null;
   /** The deliveries of handlers inside ctx.waitFor, with their count of waits in progress: a close gives them back uncounted. */
   readonly parked = new Map<Held, number>();
   /** Failure replies to requests dead-lettered here, not yet published: a close waits for them. */

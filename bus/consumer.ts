@@ -19,6 +19,7 @@ import { Scheduler } from './scheduler.js';
 import { readLoop } from './read-loop.js';
 import { shutdown } from './consumer-close.js';
 import type { StoreSilence } from './closing.js';
+import type { RequestLink } from './requests.js';
 
 export type { Reply } from './handler-call.js';
 
@@ -40,6 +41,8 @@ export class Consumer implements Subscription {
     private readonly onClosed: (c: Consumer) => void,
     reply: Reply,
     silence: StoreSilence,
+    /** The bus' publish, in-memory request and observers, for keyed durable requests (keyed/requests.ts). */
+    link: RequestLink,
   ) {
     this.group = o.group;
     this.consumer = o.consumer;
@@ -48,7 +51,7 @@ export class Consumer implements Subscription {
     this.sched = new Scheduler(s, handler, reply);
     if (o.key !== undefined) {
       if (driver.state === undefined) throw invalid('INVALID_OPTION', `invalid key for group ${o.group}: this store has no keyed state`);
-      startKeyed(s, driver.state, o.key, this.sched);
+      startKeyed(s, driver.state, o.key, this.sched, link);
     }
   }
 

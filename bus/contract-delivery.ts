@@ -105,4 +105,9 @@ export interface KeyedStats {
    * (a retry, a restart, a takeover) without calling their function.
    */
   stepsReplayed: number;
+  /**
+   * Durable requests (keyed `ctx.request`) that returned (or failed with) the reply recorded for an
+   * earlier run of their handler, without asking again.
+   */
+  requestsReplayed: number;
 }

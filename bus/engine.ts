@@ -13,7 +13,8 @@ import { defaultLogger } from './logger.js';
 import { Subscriptions } from './subscriptions.js';
 import { keyedStates } from './keyed/states.js';
 import { Publisher } from './publish.js';
-import { failureReply, Requests, replyOptions, type RequestFailure } from './requests.js';
+import { failureReply, Requests, replyOptions, type RequestFailure, type RequestLink } from './requests.js';
+import type { RequestOutcome } from './contract-observer.js';
 import { replay } from './replay.js';
 import { deadLettersOf } from './dead-letters.js';
 import { toStoreBound } from './bounds.js';
@@ -39,8 +40,15 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
     const f = failureReply(req, group, o.source, failure, o.maxPayloadBytes);
     return publisher.publish(req.replyto!, f.data, f.options);
   };
-  const subs = new Subscriptions(driver, o.maxPayloadBytes, log, reply, silence);
   const observers = new BusObservers(log);
+  const tell = {
+    sent: (type: string) => observers.tell('requestSent', type),
+    ended: (r: RequestOutcome) => observers.tell('requestEnded', r),
+    dropped: () => observers.tell('replyDropped'),
+  };
+  // Keyed subscriptions' durable requests (keyed/requests.ts) publish through this bus and tell its observers.
+  const link: RequestLink = { publish: (t, d, p) => publisher.publish(t, d, p), request: (t, d, p) => requests.request(t, d, p), tell };
+  const subs = new Subscriptions(driver, o.maxPayloadBytes, log, reply, silence, link);
   // A bus moves due delayed events (whoever published them) once it subscribed or published one
   // (bus/due.ts); a publish of its own wakes it. `moveDue: false`: never.
   const mover = driver.due && o.moveDue ? new DueMover(driver.due, log, (moved) => observers.tell('dueMoved', moved)) : null;
@@ -55,14 +63,7 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
   };
   const publisher = new Publisher(driver, o, stored, spool);
   spool?.start(stored);
-  const requests = new Requests(
-    { publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subscribe(so, h as Handler) },
-    {
-      sent: (type) => observers.tell('requestSent', type),
-      ended: (r) => observers.tell('requestEnded', r),
-      dropped: () => observers.tell('replyDropped'),
-    },
-  );
+  const requests = new Requests({ publish: (t, d, p) => publisher.publish(t, d, p), subscribe: (so, h) => subscribe(so, h as Handler) }, tell);
   const sweeper = new ReplySweeper(driver, requests.topic, o.replyTopicIdleMs, log);
   const timers = startTimers(driver, o, log, () => closing !== null, sweeper);
   let closing: Promise<void> | null = null;

@@ -106,6 +106,27 @@ export function checkPattern(pattern: unknown): asserts pattern is string {
 export const REPLY_PREFIX = 'agentbus.reply.';
 
 /**
+ * Reply topics of keyed groups (`agentbus.reply.keyed.<group>`, bus/keyed/requests.ts): where the
+ * replies to a keyed handler's durable `ctx.request` go. Read by the keyed group itself (whichever
+ * consumer owns it), so they outlive the requesting process; under REPLY_PREFIX, so no pattern
+ * matches them, and never swept as an orphan (bus/replies.ts).
+ */
+export const KEYED_REPLY_PREFIX = `${REPLY_PREFIX}keyed.`;
+
+/**
+ * The reply topic of keyed group `group`: the group's name when it is a valid type's tail (the
+ * usual case, readable in stats), else its type characters followed by a hash of the whole name
+ * (a group name may hold `/` and `@`, which a type may not).
+ */
+export function keyedReplyTopic(group: string): string {
+  const plain = KEYED_REPLY_PREFIX + group;
+  if (isType(plain)) return plain;
+  const hash = createHash('sha256').update(group).digest('hex').slice(0, 16);
+  const tail = group.replace(/[^A-Za-z0-9._:-]/g, '_').slice(0, MAX_TYPE_LENGTH - KEYED_REPLY_PREFIX.length - hash.length - 1);
+  return `${KEYED_REPLY_PREFIX}${tail}.${hash}`;
+}
+
+/**
  * Whether `pattern` (an exact type, or a prefix ending in `*`) names `type`. A pattern never names a
  * reply topic: replies belong to the bus that asked, and a pattern subscriber taking one on would
  * keep a group on a topic its bus drops (and make it again, on Redis, at every read).

@@ -10,7 +10,7 @@ import { isA } from './thrown.js';
 import { StateTooLargeError } from './errors.js';
 import { callWithTimeout, NO_CLOCK, type HandlerClock } from './call.js';
 import type { KeyEntry } from './keyed/cache.js';
-import { KeyedDelivery } from './keyed/context.js';
+import { KeyedDelivery, type DurableCalls } from './keyed/context.js';
 import { STATE_TOO_LARGE, type WaitOptions } from './keyed/contract.js';
 import { waitId } from './keyed/waits.js';
 import { waitParked } from './keyed/slots.js';
@@ -95,12 +95,17 @@ export class HandlerCall {
       // A wait the handler left behind (it returned without awaiting it) ends with the handler.
       // Made at the first waitFor only: most handlers never wait.
       let waitSignal: AbortSignal | null = null;
-      const waiting = (n: number, type: string, options: WaitOptions) => {
-        waitSignal ??= AbortSignal.any([signal, (runEnded = new AbortController()).signal]);
-        return waitParked(s, this.next, h, key, waitSignal, clock, n, type, options);
+      const runSignal = () => (waitSignal ??= AbortSignal.any([signal, (runEnded = new AbortController()).signal]));
+      const calls: DurableCalls = {
+        waiting: (n: number, type: string, options: WaitOptions) => {
+          const ws = runSignal();
+          return waitParked(s, this.next, h, key, clock, () => s.waits!.wait(h, key, n, type, options, ws));
+        },
+        stepping: <T>(n: number, name: string, fn: () => T | Promise<T>) => s.steps!.run(d.event!, key, n, name, fn),
+        requesting: (n, type, data, options) => s.requests!.ask(d.event!, key, n, type, data, options, runSignal(), (wait) => waitParked(s, this.next, h, key, clock, wait)),
+        asking: (type, data, options) => s.requests!.inMemory(type, data, options),
       };
-      const stepping = <T>(n: number, name: string, fn: () => T | Promise<T>) => s.steps!.run(d.event!, key, n, name, fn);
-      ctx = new KeyedDelivery(d.attempts, d.position, s.group, s.consumer, signal, key, entry.value, waiting, stepping);
+      ctx = new KeyedDelivery(d.attempts, d.position, s.group, s.consumer, signal, key, entry.value, calls);
     } else ctx = new Context(d.attempts, d.position, s.group, s.consumer, signal);
     let threw = false;
     let error: unknown;
@@ -119,7 +124,7 @@ export class HandlerCall {
       error = err;
     }
     if (ctx instanceof KeyedDelivery) ctx.ended = true;
-    runEnded?.abort(new Error('the handler returned without awaiting its waitFor'));
+    runEnded?.abort(new Error('the handler returned without awaiting its waitFor or request'));
     if (ctx.answering) h.answers = true; // its dead letter, if that is what this call ends in, fails the requester (retries.ts)
     this.settle(h, ctx, started, threw, error, entry, aborter);
   }

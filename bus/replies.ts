@@ -6,11 +6,13 @@
  * been heard of for `replyTopicIdleMs` is an orphan. It is removed only once a second sweep, at
  * least RECHECK_MS after the one that first found it idle, still finds it so: a brand-new topic
  * (created just before its first heartbeat) or a bus just back from a store outage (its heartbeats
- * failed meanwhile) is heard of again by then.
+ * failed meanwhile) is heard of again by then. A keyed group's reply topic (KEYED_REPLY_PREFIX,
+ * bus/keyed/requests.ts) is never swept: it is read by the group itself, not by a bus, and a reply
+ * to a durable request may come while no consumer of the group runs (its owner crashed, restarting).
  */
 import type { Logger } from 'pino';
 import type { Driver } from './driver.js';
-import { REPLY_PREFIX } from './event.js';
+import { KEYED_REPLY_PREFIX, REPLY_PREFIX } from './event.js';
 import { errForLog } from './thrown.js';
 
 /** A reply topic found idle is removed by the first sweep at least this long after (see above). */
@@ -44,7 +46,7 @@ export class ReplySweeper {
   }
 
   private async once(): Promise<number> {
-    const replies = (await this.driver.log.registered(REPLY_PREFIX)).filter((t) => t !== this.own);
+    const replies = (await this.driver.log.registered(REPLY_PREFIX)).filter((t) => t !== this.own && !t.startsWith(KEYED_REPLY_PREFIX));
     const now = Date.now();
     const removed: string[] = [];
     // Asked all at once: on Redis, one round trip's wait for them all rather than one each (every bus sweeps every reply topic).

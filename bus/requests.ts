@@ -70,6 +70,16 @@ export interface RequestEvents {
   dropped(): void;
 }
 
+/**
+ * What a bus hands its keyed subscriptions for their durable requests (keyed/requests.ts): its
+ * publish, its in-memory request (`durable: false`) and its observers.
+ */
+export interface RequestLink {
+  publish(type: string, data: unknown, options: PublishOptions): Promise<unknown>;
+  request(type: string, data: unknown, options?: RequestOptions): Promise<unknown>;
+  tell: RequestEvents;
+}
+
 const NOBODY: RequestEvents = { sent: () => {}, ended: () => {}, dropped: () => {} };
 
 /**
@@ -121,6 +131,13 @@ export function fitBytes(text: string, max: number): string {
     out += ch;
   }
   return `${out}...`;
+}
+
+/** The RequestFailedError a failure reply `e` (REQUEST_FAILED_SCHEMA) to a request of `type` tells. */
+export function failedError(type: string, e: CloudEvent): RequestFailedError {
+  const f = (e.data ?? {}) as { group?: string; reason?: string; error?: string };
+  const [group, reason, error] = [String(f.group), String(f.reason), String(f.error ?? '')];
+  return new RequestFailedError(`request ${type} (correlationid ${e.correlationid}) was dead-lettered by group ${group} (${reason})${error ? `: ${error}` : ''}`, group, reason, error);
 }
 
 export class Requests {
@@ -184,9 +201,7 @@ export class Requests {
     clearTimeout(w.timer);
     if (e.dataschema === REQUEST_FAILED_SCHEMA) {
       this.tell.ended({ type: w.type, outcome: 'failed', durationMs: performance.now() - w.started });
-      const f = (e.data ?? {}) as { group?: string; reason?: string; error?: string };
-      const [group, reason, error] = [String(f.group), String(f.reason), String(f.error ?? '')];
-      return w.reject(new RequestFailedError(`request ${w.type} (correlationid ${e.correlationid}) was dead-lettered by group ${group} (${reason})${error ? `: ${error}` : ''}`, group, reason, error));
+      return w.reject(failedError(w.type, e));
     }
     this.tell.ended({ type: w.type, outcome: 'replied', durationMs: performance.now() - w.started });
     w.resolve(e.data);

@@ -72,6 +72,8 @@ export class Scheduler implements Settling, Rescheduling {
   private admit(h: Held): void {
     const s = this.s;
     if (s.keyed !== null) {
+      // A reply to one of the group's durable requests (keyed/requests.ts): it has no key; recorded for the run that asked.
+      if (h.d.topic === s.requests!.topic) return s.requests!.offer(h);
       const key = s.keyed.owner.keyOf(h.d.event!);
       if (key === null) return this.perform(h, { act: 'dead_letter', reason: NO_KEY, error: `no key: the event has no ${s.o.key === 'subject' ? 'subject' : 'key (the key function returned none)'}` });
       h.subject = key;

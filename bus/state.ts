@@ -71,6 +71,11 @@ export interface WaitRecord {
 
 /** A durable step's record type (bus/keyed/steps.ts): this prefix and the step's name; no event type has a space. */
 export const STEP = 'step ';
+/**
+ * A durable request's record type (bus/keyed/requests.ts): this prefix and the request's type; its
+ * `matched` is the reply's envelope. Listed with the waits (it waits for its reply).
+ */
+export const REQUEST = 'request ';
 
 /** A wait record as a listing shows it (StateStore.listWaits). */
 export interface WaitListing {

@@ -8,6 +8,7 @@ import { resolveSubscribeOptions, type ResolvedSubscribeOptions } from './option
 import type { SubscribeOptions } from './contract.js';
 import { Consumer, type Reply } from './consumer.js';
 import type { StoreSilence } from './closing.js';
+import type { RequestLink } from './requests.js';
 
 /** Topics remembered as stored by this bus (see Subscriptions.stored); past it the set starts over. */
 const PUBLISHED_KEPT = 100_000;
@@ -34,12 +35,14 @@ export class Subscriptions {
     private readonly reply: Reply,
     /** What the bus' closes know of a store that stopped answering (closing.ts). */
     private readonly silence: StoreSilence,
+    /** What keyed subscriptions' durable requests use of the bus (see requests.ts RequestLink). */
+    private readonly link: RequestLink,
   ) {}
 
   /** Starts a Consumer; resolves once its group exists (see Bus.subscribe). */
   async subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription> {
     const so = checkSubscribe(options, handler);
-    const c = new Consumer(this.driver, so, this.maxBytes, handler, this.log, (x) => this.remove(x), this.reply, this.silence);
+    const c = new Consumer(this.driver, so, this.maxBytes, handler, this.log, (x) => this.remove(x), this.reply, this.silence, this.link);
     this.add(c, so.types);
     try {
       await c.start();

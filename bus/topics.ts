@@ -61,6 +61,27 @@ export class GroupTopics {
     return this.refreshing;
   }
 
+  /**
+   * Takes on `topic` besides the types (a keyed group's reply topic, keyed/requests.ts), the group
+   * made on it at its earliest entry: nothing published to it before is skipped. Resolves at once
+   * when it is taken already; one refresh or take at a time (see refresh).
+   */
+  async take(topic: string): Promise<void> {
+    while (!this.list.includes(topic)) {
+      if (this.refreshing) {
+        await this.refreshing;
+        continue;
+      }
+      this.refreshing = (async () => {
+        await this.driver.groups.create(this.o.group, [topic], 'earliest');
+        const started = this.created;
+        this.list = [...this.list, topic];
+        if (started) this.driver.reads.wake?.(this.o.group, this.o.consumer);
+      })().finally(() => (this.refreshing = null));
+      await this.refreshing;
+    }
+  }
+
   private async takeNew(): Promise<void> {
     const known = this.patterned ? await this.driver.log.topics() : [];
     const fresh = expandTypes(this.o.types, known).filter((t) => !this.list.includes(t));

@@ -140,7 +140,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   'state waits': {
     synopsis: ['state waits <agent> [--key K] [--limit N] [--json]'],
-    about: "The durable waits (ctx.waitFor) a keyed agent's handlers have recorded, by key then deadline: the awaited type, the deadline, and whether the wait is still waiting, matched (an event was taken for it) or past its deadline. A record stays until the event whose handler waited is committed. Opens a SQLite file read-only. " + STORE,
+    about: "The durable waits (ctx.waitFor, and durable requests: keyed ctx.request, listed as type `request <type>`) a keyed agent's handlers have recorded, by key then deadline: the awaited type, the deadline, and whether the wait is still waiting, matched (an event or the reply was taken for it) or past its deadline. A record stays until the event whose handler waited is committed. Opens a SQLite file read-only. " + STORE,
     options: { key: 'only the waits of key K', limit: `at most N (1 to ${MAX_STATE_LIST}; default 100)`, json: 'print JSON' },
     args: { min: 1, max: 1, name: '<agent>' },
   },

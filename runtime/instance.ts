@@ -3,7 +3,7 @@
 // (runtime/observers/): each composed here from one list.
 import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
-import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, RequestOptions, Subscription } from '../bus/contract.js';
+import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
 import { errForLog, isA } from '../bus/thrown.js';
 import { invalid, misuse, TimeoutError } from '../bus/errors.js';
@@ -21,7 +21,7 @@ import { logRetries } from './observers/retry-log.js';
 import { agentBreaker } from './observers/breaker.js';
 import { derivedId, isKeyed, keyedSource, runMachine, ScratchStates } from './keyed.js';
 import type { KeyedContext } from '../agents/base.js';
-import type { WaitOptions } from '../bus/keyed/contract.js';
+import type { KeyedRequestOptions, WaitOptions } from '../bus/keyed/contract.js';
 import { reminderName, reminderOptions, runSchedule, type ReminderOptions } from './schedules.js';
 import type { KeyedSource } from './metrics.js';
 
@@ -360,11 +360,24 @@ class Handling implements HandlerContext {
     const k = this.keyedOptions(options);
     return this.inst.publish(type, data, k ? { ...options, ...k } : options);
   }
-  request<R = unknown>(type: string, data: unknown, options?: RequestOptions): Promise<R> {
+  /**
+   * Keyed agents: a durable request by default (bus/keyed/requests.ts; published with the agent's
+   * keyed source, as its other publishes), unless `durable: false` or in a replay (which records
+   * nothing). Otherwise, and then: the bus' in-memory request.
+   */
+  request<R = unknown>(type: string, data: unknown, options?: KeyedRequestOptions): Promise<R> {
     const late = this.late();
     if (late) return late;
     const traceparent = this.event.traceparent;
-    return this.inst.bus.request<R>(type, data, { source: this.inst.source, ...(traceparent ? { traceparent } : {}), ...options });
+    const trace = traceparent ? { traceparent } : {};
+    const durable = options !== null && typeof options === 'object' ? options.durable : undefined;
+    if (durable === true && !isKeyed(this.d)) {
+      return Promise.reject(misuse(`ctx.request ${type} in agent ${this.inst.agent}: durable requests are for keyed agents only (declare static key)`));
+    }
+    if (isKeyed(this.d) && !this.inst.replaying && durable !== false) return this.d.request<R>(type, data, { ...trace, ...options });
+    const rest: KeyedRequestOptions = { ...options };
+    delete rest.durable;
+    return this.inst.bus.request<R>(type, data, { source: this.inst.source, ...trace, ...rest });
   }
   /** Keyed agents only (bus/keyed/waits.ts); the timeout may be a duration string. */
   waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>> {

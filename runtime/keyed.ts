@@ -78,6 +78,8 @@ export class ScratchStates {
       reply: (value: unknown) => d.reply(value),
       // A replay runs handlers over stored history only: nothing arrives to wait for.
       waitFor: () => Promise.reject(invalid('INVALID_OPTION', `ctx.waitFor cannot run in a replay (key ${JSON.stringify(key)}): the replay runs stored events only, nothing arrives to wait for`)),
+      // A replay asks nothing durably: an agent's ctx.request in a replay is bus.request (runtime/instance.ts).
+      request: () => Promise.reject(invalid('INVALID_OPTION', `a durable ctx.request cannot run in a replay (key ${JSON.stringify(key)}): the replay records nothing for a reply to be routed to`)),
       // A replay records nothing (no size limit then): a step runs its fn, and returns its result as a live run would (its JSON round trip).
       step: async <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
         checkStep(name, fn);

@@ -31,6 +31,7 @@ const KEYED_COUNTS = {
   waitsResumed: { name: 'waits_resumed', help: 'Durable waits (ctx.waitFor) that returned a matching event (a handler run again after a takeover counts its recorded match again)' },
   waitsTimedOut: { name: 'waits_timed_out', help: 'Durable waits (ctx.waitFor) whose deadline passed with no match (WaitTimeoutError)' },
   stepsReplayed: { name: 'steps_replayed', help: 'Durable steps (ctx.step) that returned the result an earlier run of their handler recorded, without calling their function' },
+  requestsReplayed: { name: 'requests_replayed', help: 'Durable requests (keyed ctx.request) that returned the reply recorded for an earlier run of their handler, without asking again' },
 } as const satisfies Partial<Record<keyof KeyedStats, { name?: string; help: string }>>;
 type KeyedCount = keyof typeof KEYED_COUNTS;
 /** The per-agent gauges of one scrape. */
@@ -236,7 +237,7 @@ export class HostMetrics {
   watchKeyed(agent: string, sub: KeyedSource): () => void {
     this.keyedAgents.add(agent);
     for (const c of Object.values(this.keyedCounters)) c.inc({ agent }, 0); // the series exist from the start, at 0
-    this.keyedSubs.set(sub, { agent, seen: { loads: 0, evictions: 0, conflicts: 0, commits: 0, takeovers: 0, duplicates: 0, waitsResumed: 0, waitsTimedOut: 0, stepsReplayed: 0 } });
+    this.keyedSubs.set(sub, { agent, seen: { loads: 0, evictions: 0, conflicts: 0, commits: 0, takeovers: 0, duplicates: 0, waitsResumed: 0, waitsTimedOut: 0, stepsReplayed: 0, requestsReplayed: 0 } });
     return () => {
       this.tally(sub);
       this.keyedSubs.delete(sub);

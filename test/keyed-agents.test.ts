@@ -1,7 +1,7 @@
 // Keyed agents under AgentHost on a real SQLite file: ctx.key / ctx.state, an XState machine per
 // key whose snapshot outlives the host, replay on scratch state (host.replay and the CLI), publishes
-// of a redelivered handler stored once, ctx.waitFor with static waitsFor, ctx.step, and the checks
-// that refuse a misdeclared keyed agent.
+// of a redelivered handler stored once, ctx.waitFor with static waitsFor, ctx.step, a durable
+// ctx.request, and the checks that refuse a misdeclared keyed agent.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -251,6 +251,59 @@ test('ctx.step in agents: a keyed agent\'s step runs once across a retry; a repl
   assert.is(result.handled, 1);
   assert.equal(calls, ['attempt 1', 'replay'], 'a replay runs the step\'s function (nothing recorded)');
   assert.equal(await bus.keys!.get('Intake', 't1'), before, 'live state untouched by the replay');
+  await bus.publish(plainType, {});
+  await waitFor('plain handled', () => plainErr !== undefined);
+  assert.instance(plainErr, ValidationError);
+  assert.ok(String((plainErr as Error).message).includes('agent Plain') && String((plainErr as Error).message).includes('keyed agents only'), String(plainErr));
+  await host.stop();
+  await bus.close();
+});
+
+test('ctx.request in agents: durable in a keyed agent (asked once across a retry, published with the agent\'s keyed source and the trace); durable: false asks again; a replay asks in memory; durable: true in an unkeyed agent is refused naming it', async () => {
+  const bus = await fresh();
+  const plan = uniq('plan.created');
+  const ask = uniq('tool.run');
+  const plainType = uniq('plain.in');
+  const asked: Array<{ mode: string; source: string; traceparent?: string }> = [];
+  let plainErr: unknown;
+  class Tool extends BaseAgent {
+    static subscriptions = [ask];
+    handle(e: CloudEvent<{ mode: string }>) {
+      asked.push({ mode: e.data.mode, source: e.source, traceparent: e.traceparent });
+      return { for: e.data.mode, call: asked.length };
+    }
+  }
+  class Planner extends BaseAgent {
+    static subscriptions = [plan];
+    static key = 'subject' as const;
+    static options = { backoff: { initialMs: 20 } };
+    async handle(_e: CloudEvent, ctx: KeyedContext<unknown>) {
+      const durable = await ctx.request(ask, { mode: ctx.replaying ? 'replay' : 'durable' }, { timeoutMs: 10_000 });
+      const inMemory = ctx.replaying ? null : await ctx.request(ask, { mode: 'memory' }, { timeoutMs: 10_000, durable: false });
+      if (ctx.attempt === 1 && !ctx.replaying) throw new Error('fails after its requests');
+      ctx.state = { durable, inMemory };
+    }
+  }
+  class Plain extends BaseAgent {
+    static subscriptions = [plainType];
+    async handle(_e: CloudEvent, ctx: KeyedContext<unknown>) {
+      plainErr = await ctx.request(ask, { mode: 'plain' }, { durable: true }).catch((x: unknown) => x);
+    }
+  }
+  const host = new AgentHost({ bus, agents: [Tool, Planner, Plain], logger });
+  await host.start();
+  const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+  await bus.publish(plan, {}, { subject: 'p1', traceparent });
+  await waitFor('committed', async () => (await stateOf(bus, 'Planner', 'p1')) !== undefined);
+  const state = (await stateOf(bus, 'Planner', 'p1')) as { durable: { call: number }; inMemory: { call: number } };
+  assert.equal(asked.map((a) => a.mode), ['durable', 'memory', 'memory'], 'the durable request asked once, the in-memory one on each run');
+  assert.equal(state.durable, { for: 'durable', call: 1 }, 'the retry got the recorded reply');
+  assert.equal(state.inMemory, { for: 'memory', call: 3 });
+  assert.is(asked[0].source, '/agentbus/keyed/Planner');
+  assert.ok(asked[0].traceparent?.startsWith('00-0af7651916cd43dd8448eb211c80319c-'), `the trace goes on: ${asked[0].traceparent}`);
+  const result = await host.replay('Planner');
+  assert.is(result.handled, 1);
+  assert.equal(asked.at(-1)?.mode, 'replay', 'a replay asks in memory');
   await bus.publish(plainType, {});
   await waitFor('plain handled', () => plainErr !== undefined);
   assert.instance(plainErr, ValidationError);

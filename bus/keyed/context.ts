@@ -3,13 +3,23 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { Context } from '../context.js';
 import { misuse } from '../errors.js';
 import type { CloudEvent } from '../event.js';
-import type { KeyedDeliveryContext, WaitOptions } from './contract.js';
+import type { KeyedDeliveryContext, KeyedRequestOptions, WaitOptions } from './contract.js';
+import type { RequestOptions } from '../contract-options.js';
+import { KeyedRequests } from './requests.js';
+import { describe } from '../thrown.js';
 import { checkStep } from './steps.js';
 
-/** Runs the `n`-th waitFor of a handler run (keyed/slots.ts waitParked, over waits.ts). */
-export type Waiting = (n: number, type: string, options: WaitOptions) => Promise<CloudEvent>;
-/** Runs a step that is the `n`-th durable call of a handler run (keyed/steps.ts). */
-export type Stepping = <T>(n: number, name: string, fn: () => T | Promise<T>) => Promise<T>;
+/** How a keyed handler run's durable calls are carried out (handler-call.ts wires them to its consumer). */
+export interface DurableCalls {
+  /** Runs the `n`-th durable call of a run, a waitFor (keyed/slots.ts waitParked, over waits.ts). */
+  waiting(n: number, type: string, options: WaitOptions): Promise<CloudEvent>;
+  /** Runs the `n`-th durable call of a run, a step (keyed/steps.ts). */
+  stepping<T>(n: number, name: string, fn: () => T | Promise<T>): Promise<T>;
+  /** Runs the `n`-th durable call of a run, a request (keyed/requests.ts), its options checked. */
+  requesting(n: number, type: string, data: unknown, options: RequestOptions | undefined): Promise<unknown>;
+  /** An in-memory request (`durable: false`): the bus' request. */
+  asking(type: string, data: unknown, options: RequestOptions | undefined): Promise<unknown>;
+}
 
 /**
  * The step whose `fn` runs now, in the async context of that call: a durable call made from inside
@@ -28,13 +38,12 @@ export class KeyedDelivery extends Context implements KeyedDeliveryContext {
     readonly key: string,
     /** The key's live state; what it holds when the handler resolves is committed. */
     public state: unknown,
-    private readonly waiting: Waiting,
-    private readonly stepping: Stepping,
+    private readonly calls: DurableCalls,
   ) {
     super(attempt, position, group, consumer, signal);
   }
 
-  /** Durable calls (waitFor and step) so far in this run: the next one's ordinal (its record's id). */
+  /** Durable calls (waitFor, step and request) so far in this run: the next one's ordinal (its record's id). */
   waits = 0;
 
   /** Set when the handler has returned (handler-call.ts): a durable call made later has no run to belong to. */
@@ -45,7 +54,7 @@ export class KeyedDelivery extends Context implements KeyedDeliveryContext {
     try {
       this.notNested(`waitFor ${type}`);
       this.notEnded(`waitFor ${type}`);
-      p = this.waiting(this.waits++, type, options as WaitOptions) as Promise<CloudEvent<T>>;
+      p = this.calls.waiting(this.waits++, type, options as WaitOptions) as Promise<CloudEvent<T>>;
     } catch (err) {
       p = Promise.reject(err);
     }
@@ -65,7 +74,7 @@ export class KeyedDelivery extends Context implements KeyedDeliveryContext {
       // checked again right before fn, after the record was opened (a store round trip).
       if (this.signal.aborted) throw this.signal.reason;
       this.notEnded(what);
-      p = this.stepping(this.waits++, name, () => {
+      p = this.calls.stepping(this.waits++, name, () => {
         if (this.signal.aborted) throw this.signal.reason;
         return inStep.run({ ctx: this, name }, fn);
       });
@@ -78,9 +87,34 @@ export class KeyedDelivery extends Context implements KeyedDeliveryContext {
     return p;
   }
 
+  request<R = unknown>(type: string, data: unknown, options?: KeyedRequestOptions): Promise<R> {
+    let p: Promise<unknown>;
+    try {
+      if (options !== undefined && (options === null || typeof options !== 'object')) throw misuse(`ctx.request ${type}: options must be an object, got ${describe(options)}`);
+      const { durable, ...rest } = options ?? {};
+      if (durable !== undefined && typeof durable !== 'boolean') throw misuse(`invalid ctx.request ${type} durable ${describe(durable)}: expected true or false`);
+      if (durable === false) p = this.calls.asking(type, data, rest);
+      else {
+        KeyedRequests.check(type, rest); // a refused call takes no ordinal
+        const what = `ctx.request ${type}`;
+        this.notNested(what);
+        // A run that lost its delivery (timeoutMs, a lost lease, a close) asks nothing new.
+        if (this.signal.aborted) throw this.signal.reason;
+        this.notEnded(what);
+        p = this.calls.requesting(this.waits++, type, data, rest);
+      }
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    // Handled here too: a request the handler did not await must not crash the process with an
+    // unhandled rejection. An await still gets the error.
+    p.catch(() => {});
+    return p as Promise<R>;
+  }
+
   private notEnded(what: string): void {
     // Its record would be opened after the commit removed the run's records, and kept for a year.
-    if (this.ended) throw misuse(`${what} after its handler returned: await every durable call (ctx.step, ctx.waitFor) before the handler returns`);
+    if (this.ended) throw misuse(`${what} after its handler returned: await every durable call (ctx.step, ctx.waitFor, ctx.request) before the handler returns`);
   }
 
   private notNested(what: string): void {

@@ -5,7 +5,7 @@
  * committed with the delivery's acknowledgement (README, Keyed agents; the store side in bus/state.ts).
  */
 import type { DeliveryContext } from '../contract-delivery.js';
-import type { CloudEvent } from '../event.js';
+import type { CloudEvent, PublishOptions } from '../event.js';
 
 /** Which key an event belongs to: its `subject`, or what a function of the event returns (a non-empty string). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any: a key function may type the event's data as it expects it
@@ -81,6 +81,37 @@ export interface KeyedDeliveryContext<S = unknown> extends DeliveryContext {
    * handler's own work).
    */
   step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
+  /**
+   * A durable request (README, Request/reply): publishes `type` as a request once across the
+   * handler's runs and resolves with its reply's data, rejects with RequestFailedError when the
+   * replier's group dead-letters it, or with RequestTimeoutError at the deadline (`timeoutMs` from
+   * the first run: a redelivery keeps it). The reply goes to the group's own reply topic, is
+   * recorded, and survives a crash of the requester: the handler runs again from its start, and this
+   * call, by its order among the run's durable calls (request, waitFor, step), returns the recorded
+   * reply or waits on for it, without asking again. While it waits the handler holds no
+   * concurrency slot and its timeoutMs clock stops (as in waitFor). `durable: false`: an in-memory
+   * request (bus.request), lost with the process.
+   */
+  request<R = unknown>(type: string, data: unknown, options?: KeyedRequestOptions): Promise<R>;
+}
+
+/**
+ * A keyed handler's `ctx.request` options: bus.request's (RequestOptions; spelled out here, as that
+ * module imports this one), and `durable`. A durable request sets its id, dedupWindowMs, delay, at
+ * and name itself.
+ */
+export interface KeyedRequestOptions extends Omit<PublishOptions, 'correlationid' | 'replyto'> {
+  /**
+   * How long to wait for the reply; durable: from the first run of the handler.
+   * @default 30000 ms
+   */
+  timeoutMs?: number | undefined;
+  /**
+   * false: an in-memory request (bus.request: a crash while it is out forgets it, and the next run
+   * asks again).
+   * @default true
+   */
+  durable?: boolean | undefined;
 }
 
 /** `ctx.waitFor`'s options. */

@@ -1,39 +1,32 @@
 /**
  * A keyed subscription's parts in its consumer (consumer-state.ts): the tenure (tenure.ts), the
- * waits (waits.ts) and the steps (steps.ts) wired to the consumer's state, and how they count there: a handler parked in
+ * waits (waits.ts), the steps (steps.ts) and the durable requests (requests.ts) wired to the consumer's state, and how they count there: a handler parked in
  * ctx.waitFor gives its concurrency slot up (its key's queued deliveries take none either, see
  * read-loop.ts), and a tenure that ends forgets everything the consumer holds.
  */
 import type { KeyedStats } from '../contract-delivery.js';
 import type { Delivery } from '../driver.js';
-import { matches, type CloudEvent } from '../event.js';
+import { keyedReplyTopic, matches } from '../event.js';
 import type { Held } from '../held.js';
 import { SubjectLanes } from '../lanes.js';
 import { OwnershipLostError } from '../errors.js';
 import { sleep, type HandlerClock } from '../call.js';
 import type { StateStore } from '../state.js';
 import type { ConsumerState } from '../consumer-state.js';
-import type { KeyOf, WaitOptions } from './contract.js';
+import type { KeyOf } from './contract.js';
 import { KeyedTenure } from './tenure.js';
 import { KeyedWaits } from './waits.js';
 import { KeyedSteps } from './steps.js';
+import { KeyedRequests } from './requests.js';
+import type { RequestLink } from '../requests.js';
 
 /**
- * ctx.waitFor of the handler of `h` (keyed/waits.ts): while it waits, the handler holds no
- * concurrency slot (`slots.fill()` gives it to a delivery read ahead) and its timeoutMs clock stops
- * (the wait has its own deadline).
+ * A wait of the handler of `h` (ctx.waitFor, keyed/waits.ts; a durable ctx.request's wait for its
+ * reply, keyed/requests.ts), run by `wait`: meanwhile the handler holds no concurrency slot
+ * (`slots.fill()` gives it to a delivery read ahead) and its timeoutMs clock stops (the wait has its
+ * own deadline).
  */
-export async function waitParked(
-  s: ConsumerState,
-  slots: { fill(): void },
-  h: Held,
-  key: string,
-  signal: AbortSignal,
-  clock: HandlerClock,
-  n: number,
-  type: string,
-  options: WaitOptions,
-): Promise<CloudEvent> {
+export async function waitParked<T>(s: ConsumerState, slots: { fill(): void }, h: Held, key: string, clock: HandlerClock, wait: () => Promise<T>): Promise<T> {
   const first = !s.parked.has(h);
   s.parked.set(h, (s.parked.get(h) ?? 0) + 1);
   // Parked, the delivery is held one attempt down in the store: a crash while waiting (for an
@@ -46,7 +39,7 @@ export async function waitParked(
   slots.fill();
   s.wake();
   try {
-    return await s.waits!.wait(h, key, n, type, options, signal);
+    return await wait();
   } finally {
     const n = s.parked.get(h)! - 1;
     if (n > 0) s.parked.set(h, n);
@@ -67,6 +60,7 @@ function attemptsAt(s: ConsumerState, h: Held, attempts: number): void {
 /** A tenure ended (tenure.ts lose): forgets everything held, without a store call. */
 export function forgetHeld(s: ConsumerState): void {
   s.waits?.abortAll(new OwnershipLostError('keyed group tenure ended: the wait goes on with the next owner'));
+  s.requests?.abortAll(new OwnershipLostError('keyed group tenure ended: the request waits for its reply with the next owner'));
   s.held.clear();
   s.retrying = 0;
   s.lanes = new SubjectLanes<Held>();
@@ -83,10 +77,10 @@ export interface KeyedScheduling {
 }
 
 /**
- * Makes a keyed subscription's tenure, waits and steps (s.keyed, s.waits, s.steps) over the
+ * Makes a keyed subscription's tenure, waits, steps and durable requests (s.keyed, s.waits, s.steps, s.requests) over the
  * store's keyed state, wired to its consumer's state and scheduler.
  */
-export function startKeyed(s: ConsumerState, state: StateStore, key: KeyOf, sched: KeyedScheduling): void {
+export function startKeyed(s: ConsumerState, state: StateStore, key: KeyOf, sched: KeyedScheduling, link: RequestLink): void {
   const o = s.o;
   const keyed = new KeyedTenure(state, { ...o, key }, s.log, {
     running: () => s.running,
@@ -100,9 +94,28 @@ export function startKeyed(s: ConsumerState, state: StateStore, key: KeyOf, sche
       sched.dispatchAll(ds);
       sched.runScheduled();
     },
+    takeMore: async () => {
+      // The reply topic, once a previous owner made it (its first durable request): replies there may
+      // be pending to that owner's consumer (read, not yet recorded) when it crashed.
+      const replies = keyedReplyTopic(o.group);
+      if (s.topics.list.includes(replies) || !(await s.driver.log.registered(replies)).includes(replies)) return [];
+      await s.topics.take(replies);
+      return state.takeOver(o.group, o.consumer, [replies], s.maxBytes);
+    },
     storeError: (what, err) => s.storeError(what, err),
   });
   s.keyed = keyed;
+  // A delivery a wait or a request took and recorded: acknowledged with the next commit, forgotten.
+  const consumed = (h: Held) => {
+    s.held.delete(h);
+    if (h.gen === keyed.gen) keyed.owner.settle(null, h.d);
+    s.wake();
+  };
+  // One they took but could not record: forgotten unacknowledged (it comes again).
+  const dropped = (h: Held) => {
+    s.held.delete(h);
+    s.wake();
+  };
   s.waits = new KeyedWaits({
     group: o.group,
     store: state,
@@ -112,22 +125,27 @@ export function startKeyed(s: ConsumerState, state: StateStore, key: KeyOf, sche
       s.lanes.remove(key, h);
       h.state = 'running';
     },
-    consumed: (h) => {
-      s.held.delete(h);
-      if (h.gen === keyed.gen) keyed.owner.settle(null, h.d);
-      s.wake();
-    },
-    dropped: (h) => {
-      s.held.delete(h);
-      s.wake();
-    },
+    consumed,
+    dropped,
     storeError: (what, err) => s.storeError(what, err),
   });
   s.steps = new KeyedSteps({ group: o.group, store: state, maxStateBytes: o.maxStateBytes });
+  s.requests = new KeyedRequests({
+    group: o.group,
+    store: state,
+    topic: keyedReplyTopic(o.group),
+    publish: link.publish,
+    request: link.request,
+    reading: () => s.topics.take(keyedReplyTopic(o.group)),
+    tell: link.tell,
+    consumed,
+    dropped,
+    storeError: (what, err) => s.storeError(what, err),
+  });
 }
 
-/** The tenure's figures, the waits' and the steps' (Subscription.keyedStats); null when not keyed. */
+/** The tenure's figures, the waits', the steps' and the requests' (Subscription.keyedStats); null when not keyed. */
 export function keyedStats(s: ConsumerState): KeyedStats | null {
-  if (s.keyed === null || s.waits === null || s.steps === null) return null;
-  return { ...s.keyed.stats(), waiting: s.waiting, waitsResumed: s.waits.resumed, waitsTimedOut: s.waits.timedOut, stepsReplayed: s.steps.replayed };
+  if (s.keyed === null || s.waits === null || s.steps === null || s.requests === null) return null;
+  return { ...s.keyed.stats(), waiting: s.waiting, waitsResumed: s.waits.resumed, waitsTimedOut: s.waits.timedOut, stepsReplayed: s.steps.replayed, requestsReplayed: s.requests.replayed };
 }

@@ -123,7 +123,7 @@ export class KeyedSteps {
     const rec = await store.openWait(group, id, { type, key, deadline: Date.now() + MAX_WAIT_MS }, WAIT_RECORD_TTL_MS);
     if (rec.type !== type || rec.key !== key) {
       throw misuse(
-        `ctx.step ${JSON.stringify(name)} of key ${JSON.stringify(key)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.step and ctx.waitFor calls in the same order on every run`,
+        `ctx.step ${JSON.stringify(name)} of key ${JSON.stringify(key)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.step, ctx.waitFor and ctx.request calls in the same order on every run`,
       );
     }
     if (rec.matched !== null) {

@@ -32,6 +32,12 @@ export interface TenureHost {
   forget(): void;
   /** Dispatches deliveries taken over from the previous owner and starts them. */
   take(ds: Delivery[]): void;
+  /**
+   * Right after acquiring the group: deliveries pending on a topic the group has but this consumer
+   * did not read yet (its reply topic, keyed/requests.ts: made by a previous owner's first durable
+   * request), taken on and claimed as the rest.
+   */
+  takeMore(): Promise<Delivery[]>;
   storeError(what: string, err: unknown): void;
 }
 
@@ -49,8 +55,8 @@ export class KeyedTenure {
     this.owner = new KeyOwner(state, o, log, (why) => this.lose(why), (what, err) => this.c.storeError(what, err));
   }
 
-  /** The owner's figures (the waits' and steps' are the consumer's: Consumer.keyedStats). */
-  stats(): Omit<KeyedStats, 'waiting' | 'waitsResumed' | 'waitsTimedOut' | 'stepsReplayed'> {
+  /** The owner's figures (the waits', steps' and requests' are the consumer's: Consumer.keyedStats). */
+  stats(): Omit<KeyedStats, 'waiting' | 'waitsResumed' | 'waitsTimedOut' | 'stepsReplayed' | 'requestsReplayed'> {
     const o = this.owner;
     return { owner: o.owned, activeKeys: o.cache.size, stateBytes: o.cache.bytes(), evictions: o.cache.evictions, ...o.counters };
   }
@@ -139,6 +145,12 @@ export class KeyedTenure {
       owner.reset();
     }
     if (taken === null) return this.c.pause(Math.min(1000, Math.floor(this.o.claimIdleMs / 3)));
+    try {
+      taken = [...taken, ...(await this.c.takeMore())];
+    } catch (err) {
+      // Left pending to the previous owner's consumer: claimed at the next takeover.
+      this.c.storeError('reply topic takeover', err);
+    }
     if (taken.length > 0) this.log.info({ group: this.o.group, consumer: this.o.consumer, epoch: owner.epoch, deliveries: taken.length }, 'took the keyed group over');
     this.c.take(taken);
   }

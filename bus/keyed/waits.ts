@@ -20,7 +20,7 @@ import type { CloudEvent } from '../event.js';
 import { checkType, stableId } from '../event.js';
 import { misuse, OwnershipLostError, WaitTimeoutError } from '../errors.js';
 import { toMs } from '../duration.js';
-import { STEP, type StateStore, type WaitRecord } from '../state.js';
+import { REQUEST, STEP, type StateStore, type WaitRecord } from '../state.js';
 import type { WaitOptions } from './contract.js';
 import { describe } from '../thrown.js';
 
@@ -109,7 +109,7 @@ export class KeyedWaits {
     const rec: WaitRecord = await this.c.store.openWait(group, id, { type, key, deadline: Date.now() + ms }, WAIT_RECORD_TTL_MS);
     if (rec.type !== type || rec.key !== key) {
       throw misuse(
-        `waitFor ${type} of key ${JSON.stringify(key)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.waitFor and ctx.step calls in the same order on every run`,
+        `waitFor ${type} of key ${JSON.stringify(key)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.waitFor, ctx.step and ctx.request calls in the same order on every run`,
       );
     }
     if (rec.matched !== null) return JSON.parse(rec.matched) as CloudEvent;
@@ -224,9 +224,13 @@ export class KeyedWaits {
   }
 }
 
-/** What a wait record was recorded for, in words: a wait's type or a step's name, and the key. */
+/** What a wait record was recorded for, in words: a wait's type, a step's name or a request's type, and the key. */
 export function recordedFor(rec: WaitRecord): string {
-  const what = rec.type.startsWith(STEP) ? `ctx.step ${JSON.stringify(rec.type.slice(STEP.length))}` : `waitFor ${rec.type}`;
+  const what = rec.type.startsWith(STEP)
+    ? `ctx.step ${JSON.stringify(rec.type.slice(STEP.length))}`
+    : rec.type.startsWith(REQUEST)
+      ? `ctx.request ${rec.type.slice(REQUEST.length)}`
+      : `waitFor ${rec.type}`;
   return `${what} of key ${JSON.stringify(rec.key)}`;
 }
 

@@ -1,8 +1,8 @@
 // Issue 12: a planner/tool pipeline written with keyed agents.
 //   npm run agentbus -- start --agents examples/agents-pipeline
 // `task.created` (subject = the task id, data { goal }) -> Planner plans PIPELINE_STEPS steps, sets
-// the task's deadline reminder and asks the Tool for each step (ctx.request: the Tool's return value
-// is the reply) -> once every step is in it publishes `task.completed` once and cancels the deadline.
+// the task's deadline reminder and asks the Tool for each step (a durable ctx.request: the Tool's
+// return value is the reply) -> once every step is in it publishes `task.completed` once and cancels the deadline.
 // A task whose tool does not answer is still open at its deadline: `task.deadline` marks it expired
 // and publishes `task.expired` once.
 import { createHash } from 'node:crypto';
@@ -67,9 +67,10 @@ export class Planner extends BaseAgent {
     // time first set.
     await ctx.schedule('task.deadline', { task: ctx.key }, { in: DEADLINE, name: 'deadline' });
     const t: Task = { goal, step: 'waiting_tools', plan, attempts: plan.map(() => 0), results: plan.map(() => null) };
-    // The steps run in parallel, each asked of the Tool and awaited here, in memory: a crash loses
-    // these waits, the redelivered task.created runs this handler again and asks again (README).
-    const ended = await Promise.all(plan.map((_, step) => this.runStep(ctx, t, step)));
+    // The steps run in parallel, each asked of the Tool with a durable request: a crash of this
+    // host while they are out asks nothing again; the redelivered task.created runs this handler
+    // again, on the next owner, and gets the replies recorded meanwhile, or waits on (README).
+    const ended = await this.runSteps(ctx, t);
     ctx.state = t;
     const failed = ended.findIndex((x) => x !== null && x !== 'no answer');
     if (failed >= 0) {
@@ -97,27 +98,41 @@ export class Planner extends BaseAgent {
   }
 
   /**
-   * Asks the Tool for one step, again after a failed run (up to MAX_ATTEMPTS): null once the result
-   * is recorded in `t`, the error of its last failed run, or 'no answer' when a request timed out.
+   * Asks the Tool for every step, again for a step whose run failed (up to MAX_ATTEMPTS), in rounds:
+   * each round asks for the steps still open together, in step order, and waits for all of them.
+   * Durable requests are matched to their records by their order in the handler run, so the order
+   * must be the same on every run: asking again as soon as one reply comes in would follow the
+   * replies' timing, which a run after a crash does not repeat. Per step: null once its result is
+   * recorded in `t`, the error of its last failed run, or 'no answer' when its request timed out.
    */
-  private async runStep(ctx: KeyedContext<Task | null>, t: Task, step: number): Promise<string | null> {
+  private async runSteps(ctx: KeyedContext<Task | null>, t: Task): Promise<Array<string | null>> {
+    const ended: Array<string | null | undefined> = t.plan.map(() => undefined);
     for (;;) {
-      const attempt = ++t.attempts[step];
-      let r: ToolResult;
-      try {
-        r = await ctx.request<ToolResult>('tool.run', { task: ctx.key, step, attempt, ...t.plan[step] } satisfies ToolRun, { subject: ctx.key, timeoutMs: TOOL_TIMEOUT_MS });
-      } catch (err) {
-        // By its code: the example may run against another copy of the package than the host's (dist/ vs sources).
-        // No reply in time, or the Tool gave the request up (dead-lettered it: told at once, RequestFailedError).
-        const code = (err as { code?: unknown } | null)?.code;
-        if (code === 'REQUEST_TIMEOUT' || code === 'REQUEST_FAILED') return 'no answer';
-        throw err;
+      const open = t.plan.map((_, step) => step).filter((step) => ended[step] === undefined);
+      if (open.length === 0) return ended as Array<string | null>;
+      const asked = await Promise.all(open.map((step) => this.askTool(ctx, t, step)));
+      for (const [i, step] of open.entries()) {
+        const r = asked[i];
+        if (r === 'no answer') ended[step] = r;
+        else if (r.ok) {
+          t.results[step] = r.output;
+          ended[step] = null;
+        } else if (t.attempts[step] >= MAX_ATTEMPTS) ended[step] = r.error;
       }
-      if (r.ok) {
-        t.results[step] = r.output;
-        return null;
-      }
-      if (attempt >= MAX_ATTEMPTS) return r.error;
+    }
+  }
+
+  /** One run of a step's tool: its reply, or 'no answer' when the request timed out or the Tool gave it up. */
+  private async askTool(ctx: KeyedContext<Task | null>, t: Task, step: number): Promise<ToolResult | 'no answer'> {
+    const attempt = ++t.attempts[step];
+    try {
+      return await ctx.request<ToolResult>('tool.run', { task: ctx.key, step, attempt, ...t.plan[step] } satisfies ToolRun, { subject: ctx.key, timeoutMs: TOOL_TIMEOUT_MS });
+    } catch (err) {
+      // By its code: the example may run against another copy of the package than the host's (dist/ vs sources).
+      // No reply in time, or the Tool gave the request up (dead-lettered it: told at once, RequestFailedError).
+      const code = (err as { code?: unknown } | null)?.code;
+      if (code === 'REQUEST_TIMEOUT' || code === 'REQUEST_FAILED') return 'no answer';
+      throw err;
     }
   }
 }

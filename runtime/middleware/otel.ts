@@ -7,9 +7,8 @@
 import { NonRetryableError, TimeoutError } from '../../bus/errors.js';
 import { isA } from '../../bus/thrown.js';
 import type { AgentHandler, HandlerContext, KeyedContext } from '../../agents/base.js';
-import type { RequestOptions } from '../../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../../bus/event.js';
-import type { WaitOptions } from '../../bus/keyed/contract.js';
+import type { KeyedRequestOptions, WaitOptions } from '../../bus/keyed/contract.js';
 import type { ConsumerSpan, Tracing } from '../tracing.js';
 import type { Observer } from '../observers/observer.js';
 import type { Middleware } from './middleware.js';
@@ -118,7 +117,7 @@ class SpanContext implements HandlerContext {
     const tp = this.traceparent;
     return this.ctx.publishBatch(tp === undefined || !Array.isArray(events) ? events : events.map((e) => ({ traceparent: tp, ...e })));
   }
-  request<R = unknown>(type: string, data: unknown, options?: RequestOptions): Promise<R> {
+  request<R = unknown>(type: string, data: unknown, options?: KeyedRequestOptions): Promise<R> {
     const tp = this.traceparent;
     return this.ctx.request<R>(type, data, tp === undefined ? options : { traceparent: tp, ...options });
   }

@@ -22,6 +22,7 @@ import { waitSuite } from './waits.js';
 import { stepSuite } from './steps.js';
 import { erasureSuite } from './erasure.js';
 import { keyRecordSuite } from './key-records.js';
+import { durableRequestSuite } from './durable-requests.js';
 
 /** What an adapter's test file hands the suite. */
 export interface AdapterUnderTest {
@@ -130,6 +131,7 @@ export function conformance(a: AdapterUnderTest): void {
   reminderSuite(t);
   waitSuite(t);
   stepSuite(t);
+  durableRequestSuite(t);
   erasureSuite(t);
   keyRecordSuite(t);
   if (a.features.sharedAcrossProcesses) processSuite(t);

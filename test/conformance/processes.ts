@@ -234,5 +234,43 @@ export function processSuite(a: Target): void {
     assert.is((await bus.stats()).find((t) => t.type === `${type}.done`)?.length, 1, 'its completion event stored once');
   });
 
+  test('keyed durable ctx.request: the requesting host SIGKILLed while its request is out; a second host takes over, the replier answers once, and the handler completes once with that reply', async () => {
+    const bus = await a.make();
+    const type = uniq('plan');
+    const group = uniq('g');
+    let open = false;
+    const calls: Array<{ key: string; id: string }> = [];
+    await bus.subscribe({ group: uniq('tool'), types: [`${type}.tool`], concurrency: 4 }, async (e) => {
+      calls.push({ key: (e.data as { key: string }).key, id: e.id });
+      await waitFor('the replier let go', () => open, 60_000);
+      return { answer: `for ${(e.data as { key: string }).key}`, call: calls.length };
+    });
+    const cfg = { bus: busOptions, role: 'ask', type, group, claimIdleMs: 800, waitMs: 60_000 };
+    await bus.publish(type, {}, { subject: 't1' });
+    const asking = (c: Child) => c.lines.filter((l) => l.startsWith('asking t1 '));
+    const first = child(cfg);
+    await waitFor('first run asking', () => asking(first).length === 1, 30_000);
+    await waitFor('the replier has the request', () => calls.length === 1, 20_000);
+    await sleep(300); // the handler parked for its reply
+    // The worst moment: the request stored (its record too, the replier working on it), the reply not yet published.
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    const second = child(cfg);
+    await waitFor('second run asking', () => asking(second).length === 1, 30_000);
+    await sleep(300); // its request (the same id) is deduplicated: the replier is not asked again
+    open = true;
+    await waitFor('t1 done', () => second.lines.includes('done t1'), 20_000);
+    const reply = { answer: 'for t1', call: 1 };
+    assert.equal(second.lines.find((l) => l.startsWith('replied t1 ')), `replied t1 ${JSON.stringify(reply)}`);
+    await waitFor('committed', async () => (await bus.keys!.get(group, 't1'))?.state !== undefined, 10_000);
+    assert.equal((await bus.keys!.get(group, 't1'))!.state, { reply });
+    await sleep(500);
+    assert.is(calls.length, 1, 'the replier ran exactly once');
+    assert.not.ok(first.lines.includes('done t1'), 'not completed before the kill');
+    assert.is(second.lines.filter((l) => l === 'done t1').length, 1, 'completed once');
+    assert.is((await bus.stats()).find((t) => t.type === `${type}.done`)?.length, 1, 'its completion event stored once');
+    await waitFor('its records removed', async () => (await bus.keys!.waits(group, { key: 't1' })).length === 0, 10_000);
+  });
+
   test.run();
 }

@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import type { Bus } from '../../bus/contract.js';
 import { NonRetryableError, RequestFailedError, RequestTimeoutError } from '../../bus/errors.js';
 import type { KeyedDeliveryContext } from '../../bus/keyed/contract.js';
+import { keyedReplyTopic } from '../../bus/event.js';
 import { uniq, waitFor, sleep } from '../helpers/index.js';
 import type { Target } from './index.js';
 import { startChild } from './processes.js';
@@ -133,7 +134,7 @@ export function requestSuite(a: Target): void {
     assert.equal(await observer.deadLetters.list({ group: replyto }), []);
   });
 
-  test('a reply topic whose bus is gone (its group heard of by no heartbeat) is swept by another bus\' housekeeping; a live one is kept', async () => {
+  test('a reply topic whose bus is gone (its group heard of by no heartbeat) is swept by another bus\' housekeeping; a live one and a keyed group\'s are kept', async () => {
     const sweeper = await a.make({ replyTopicIdleMs: 2000 });
     const live = await a.another();
     const type = uniq('ask.live');
@@ -145,10 +146,16 @@ export function requestSuite(a: Target): void {
     await sweeper.publish(orphan, { late: true });
     await inbox.close();
     assert.ok(await listed(sweeper, orphan));
+    // A keyed group's reply topic (durable requests) as a group whose owner is down leaves it: never swept.
+    const keyedReplies = keyedReplyTopic(uniq('g'));
+    const keyedInbox = await sweeper.subscribe({ group: uniq('keyed'), types: [keyedReplies] }, () => {});
+    await sweeper.publish(keyedReplies, { waiting: 'for its owner' });
+    await keyedInbox.close();
     const started = Date.now();
     await waitFor('the orphaned reply topic swept', async () => (await sweeper.trim(), !(await listed(sweeper, orphan))), 20_000, 250);
     // Idle for 2 s, then found so again at least 3 s later (bus/replies.ts).
     assert.ok(Date.now() - started >= 2500, `swept after ${Date.now() - started} ms`);
+    assert.ok(await listed(sweeper, keyedReplies), 'a keyed group\'s reply topic is kept');
     assert.is(await live.request(type, 2, { timeoutMs: 10_000 }), 2, 'the live bus\' reply topic was kept');
   });
 

@@ -11,6 +11,10 @@
 //            With `stepFile`, the handler first runs ctx.step('llm'), whose function appends
 //            "<key> <pid>" to that file (a call of a model) and returns { answer, pid }; it prints
 //            "stepped <key> <result JSON>" and the state keeps the result as `llm`
+//   ask:     a keyed subscription (key: subject) whose handler of `type` prints "asking <key>
+//            <attempt>", makes a durable request (keyed ctx.request, timeout `waitMs`) of
+//            `<type>.tool` with { key }, prints "replied <key> <reply JSON>", stores { reply },
+//            publishes `<type>.done` under the id done-<key>, and prints "done <key>"
 //   respond: answers each request of `type` with { n: data.n * 2, pid }
 //   request: requests `type` once, printing "replied" once answered; stays open until killed
 //   delay:   publishes `count` events of `type` with delay `delayMs`, printing "due <epoch ms>" (the
@@ -25,7 +29,7 @@ import type { KeyedDeliveryContext } from '../../bus/keyed/contract.js';
 
 const cfg = JSON.parse(process.argv[2]) as {
   bus: Record<string, unknown>;
-  role: 'publish' | 'consume' | 'hang' | 'count' | 'respond' | 'request' | 'delay' | 'approve';
+  role: 'publish' | 'consume' | 'hang' | 'count' | 'respond' | 'request' | 'delay' | 'approve' | 'ask';
   type: string;
   group?: string;
   count?: number;
@@ -86,6 +90,20 @@ if (cfg.role === 'publish') {
         ctx.state = { step: 'timed out', deadline: err.deadline.getTime() };
       }
       await bus.publish(`${cfg.type}.done`, { key: ctx.key }, { id: `done-${ctx.key}`, source: '/approve' });
+      out(`done ${ctx.key}`);
+    },
+  );
+  out('ready');
+} else if (cfg.role === 'ask') {
+  await bus.subscribe(
+    { group: cfg.group!, types: [cfg.type], from: 'earliest', key: 'subject', concurrency: 8, claimIdleMs: cfg.claimIdleMs ?? 1000, maxAttempts: cfg.maxAttempts ?? 10 },
+    async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      out(`asking ${ctx.key} ${ctx.attempt}`);
+      const reply = await ctx.request(`${cfg.type}.tool`, { key: ctx.key }, { timeoutMs: cfg.waitMs! });
+      out(`replied ${ctx.key} ${JSON.stringify(reply)}`);
+      ctx.state = { reply };
+      await bus.publish(`${cfg.type}.done`, { key: ctx.key }, { id: `done-${ctx.key}`, source: '/ask' });
       out(`done ${ctx.key}`);
     },
   );

@@ -1,0 +1,302 @@
+// Durable requests of keyed handlers (keyed ctx.request, guarantee 7 of the actor brief) on every
+// adapter: the request is published once across the handler's runs, its reply goes to the group's
+// own reply topic and is recorded, a re-run returns the recorded reply without asking again, the
+// deadline is fixed at the first run, a failure reply fails every run, and the records go with the
+// commit. The requesting process killed while its request is out: processes.ts.
+import * as assert from 'uvu/assert';
+import type { KeyedDeliveryContext } from '../../bus/keyed/contract.js';
+import { NonRetryableError, RequestFailedError, RequestTimeoutError, ValidationError } from '../../bus/errors.js';
+import { KEYED_REPLY_PREFIX } from '../../bus/event.js';
+import { uniq, waitFor, sleep } from '../helpers/index.js';
+import type { Target } from './index.js';
+
+export function durableRequestSuite(a: Target): void {
+  const test = a.scenarios('durable requests (keyed ctx.request)');
+
+  test('the reply is returned and committed with the state; the request carries the group\'s reply topic; its record is listed while it waits and gone after the commit', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    const told: string[] = [];
+    bus.observe!({ requestSent: () => told.push('sent'), requestEnded: (r) => told.push(r.outcome), replyDropped: () => told.push('dropped') });
+    let answer = false;
+    const seen: Array<{ replyto?: string; correlationid?: string; source: string }> = [];
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, async (e) => {
+      seen.push({ replyto: e.replyto, correlationid: e.correlationid, source: e.source });
+      await waitFor('told to answer', () => answer, 20_000);
+      return { double: (e.data as { n: number }).n * 2 };
+    });
+    const sub = await bus.subscribe({ group, types: [task], key: 'subject' }, async (e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      const r = await ctx.request<{ double: number }>(ask, { n: (e.data as { n: number }).n }, { timeoutMs: 30_000, subject: ctx.key });
+      ctx.state = { got: r };
+    });
+    await bus.publish(task, { n: 21 }, { subject: 'k1' });
+    await waitFor('asked', () => seen.length === 1, 10_000);
+    const waits = await bus.keys!.waits(group, { key: 'k1' });
+    assert.equal(waits.map((w) => [w.type, w.matched]), [[`request ${ask}`, false]], 'the waiting request is listed with the waits');
+    answer = true;
+    await waitFor('committed', async () => (await bus.keys!.get(group, 'k1'))?.state !== undefined, 10_000);
+    assert.equal((await bus.keys!.get(group, 'k1'))!.state, { got: { double: 42 } });
+    assert.is(seen[0].replyto, `${KEYED_REPLY_PREFIX}${group}`);
+    assert.is(seen[0].source, `/agentbus/keyed/${group}`);
+    await waitFor('records removed', async () => (await bus.keys!.waits(group, { key: 'k1' })).length === 0, 10_000);
+    assert.equal(told, ['sent', 'replied']);
+    assert.is(sub.keyedStats?.()?.requestsReplayed, 0);
+    // The reply is acknowledged with the commit: nothing pending on the group's reply topic.
+    await waitFor('reply acknowledged', async () => {
+      const t = (await bus.stats()).find((x) => x.type === `${KEYED_REPLY_PREFIX}${group}`);
+      return t !== undefined && t.groups.every((g) => g.pending === 0 && g.lag === 0);
+    }, 10_000);
+    assert.is(seen.length, 1, 'asked once');
+  });
+
+  test('a retry after a later failure returns the recorded reply without a second request; a failure reply fails every run with RequestFailedError, asked once', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    const calls: string[] = [];
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, (e) => {
+      const { key } = e.data as { key: string };
+      calls.push(key);
+      if (key === 'bad') throw new NonRetryableError('the tool refuses');
+      return { for: key, call: calls.length };
+    });
+    const runs: Array<{ key: string; attempt: number; got: unknown }> = [];
+    const sub = await bus.subscribe({ group, types: [task], key: 'subject', backoff: { initialMs: 50 } }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      let got: unknown;
+      try {
+        got = await ctx.request(ask, { key: ctx.key }, { timeoutMs: 30_000 });
+      } catch (err) {
+        if (!(err instanceof RequestFailedError)) throw err;
+        got = { failed: err.code, reason: err.reason, error: err.error };
+      }
+      runs.push({ key: ctx.key, attempt: ctx.attempt, got });
+      if (ctx.attempt === 1) throw new Error('fails after its request: the retry must not ask again');
+      ctx.state = { got };
+    });
+    await bus.publish(task, {}, { subject: 'good' });
+    await bus.publish(task, {}, { subject: 'bad' });
+    const state = async (k: string) => (await bus.keys!.get(group, k))?.state;
+    await waitFor('both committed', async () => (await state('good')) !== undefined && (await state('bad')) !== undefined, 15_000);
+    assert.equal(await state('good'), { got: { for: 'good', call: calls.indexOf('good') + 1 } });
+    const failed = { failed: 'REQUEST_FAILED', reason: 'non_retryable', error: 'NonRetryableError: the tool refuses' };
+    assert.equal(await state('bad'), { got: failed });
+    assert.equal(runs.filter((r) => r.key === 'good').map((r) => r.attempt), [1, 2]);
+    assert.equal(runs.filter((r) => r.key === 'bad').map((r) => [r.attempt, r.got]), [[1, failed], [2, failed]]);
+    assert.equal(calls.sort(), ['bad', 'good'], 'the replier ran once per key');
+    assert.is(sub.keyedStats?.()?.requestsReplayed, 2, 'each retry got the recorded reply');
+  });
+
+  test('nobody answers: RequestTimeoutError at the deadline fixed by the first run (a retry waits the rest, one after it throws at once); the request is stored once', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const prefix = uniq('silent');
+    const ask = `${prefix}.ask`;
+    const group = uniq('g');
+    const seen: string[] = [];
+    // A pattern subscription answers only by ctx.reply: it sees the request and never answers.
+    await bus.subscribe({ group: uniq('audit'), types: [`${prefix}.*`] }, (e) => void seen.push(e.id));
+    const timeoutMs = 3000;
+    const runs: Array<{ attempt: number; began: number; ended: number; err: unknown }> = [];
+    await bus.subscribe({ group, types: [task], key: 'subject', backoff: { initialMs: 50 }, maxAttempts: 5 }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      const began = Date.now();
+      const asked = ctx.request(ask, {}, { timeoutMs });
+      if (ctx.attempt === 1) {
+        // Fails well before the deadline: the retry's request is the same, its deadline the first one's.
+        await sleep(1200);
+        runs.push({ attempt: 1, began, ended: Date.now(), err: null });
+        throw new Error('fails while its request is out');
+      }
+      const err = await asked.then(() => null, (x: unknown) => x);
+      runs.push({ attempt: ctx.attempt, began, ended: Date.now(), err });
+      if (ctx.attempt === 2) throw err; // the next run finds the deadline passed
+      ctx.state = { timedOut: (err as Error).name };
+    });
+    await bus.publish(task, {}, { subject: 'k1' });
+    await waitFor('committed', async () => (await bus.keys!.get(group, 'k1'))?.state !== undefined, 20_000);
+    assert.equal((await bus.keys!.get(group, 'k1'))!.state, { timedOut: 'RequestTimeoutError' });
+    assert.equal(runs.map((r) => r.attempt), [1, 2, 3]);
+    assert.ok(runs[1].err instanceof RequestTimeoutError && runs[2].err instanceof RequestTimeoutError);
+    const first = runs[0].began;
+    const timedOutAt = runs[1].ended - first;
+    assert.ok(timedOutAt >= timeoutMs - 50, `timed out ${timedOutAt} ms after the first run began`);
+    assert.ok(runs[1].ended - runs[1].began < timeoutMs - 600, `the retry waited the rest (${runs[1].ended - runs[1].began} ms), not its own ${timeoutMs} ms`);
+    assert.ok(runs[2].ended - runs[2].began < 1000, 'past the deadline, the run throws at once');
+    await sleep(300);
+    assert.is(seen.length, 1, 'the request was stored once across three runs');
+  });
+
+  test('misuse is refused (INVALID_OPTION, not retried): inside ctx.step, after the handler returned, out of order, options it sets itself; durable: false asks in memory', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, () => 'answer');
+    const refused: Record<string, unknown> = {};
+    let late: Promise<unknown> | null = null;
+    let inMemory: unknown;
+    await bus.subscribe({ group, types: [task], key: 'subject', backoff: { initialMs: 50 }, maxAttempts: 3 }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      const first = ctx.attempt === 1;
+      try {
+        if (ctx.key === 'nested') await ctx.step('outer', () => ctx.request(ask, {}));
+        else if (ctx.key === 'own-id') await ctx.request(ask, {}, { id: 'x' } as never);
+        else if (ctx.key === 'order') {
+          if (first) await ctx.step('a', () => 1);
+          else await ctx.request(ask, {});
+        } else if (ctx.key === 'late') {
+          setTimeout(() => (late = ctx.request(ask, {})), 0);
+          return;
+        } else if (ctx.key === 'memory') {
+          inMemory = await ctx.request(ask, {}, { durable: false, timeoutMs: 10_000 });
+          return;
+        }
+      } catch (err) {
+        refused[ctx.key] = err;
+        return;
+      }
+      if (first) throw new Error('fails after its durable calls');
+    });
+    for (const k of ['nested', 'own-id', 'order', 'late', 'memory']) await bus.publish(task, {}, { subject: k });
+    await waitFor('refused', () => Object.keys(refused).length === 3 && late !== null && inMemory !== undefined, 15_000);
+    const lateErr = await late!.then(() => null, (x: unknown) => x);
+    for (const [k, err, words] of [
+      ['nested', refused.nested, 'inside the function of ctx.step'],
+      ['own-id', refused['own-id'], 'sets id itself'],
+      ['order', refused.order, `ctx.request ${ask} of key "order" is durable call 1`],
+      ['late', lateErr, 'after its handler returned'],
+    ] as const) {
+      assert.ok(err instanceof ValidationError, `${k}: ${String(err)}`);
+      assert.is((err as ValidationError).code, 'INVALID_OPTION');
+      assert.is((err as ValidationError).retryable, false);
+      assert.ok((err as Error).message.includes(words), `${k}: ${(err as Error).message}`);
+    }
+    assert.ok((refused.order as Error).message.includes('ctx.step "a"'), 'names what the first run recorded');
+    assert.is(inMemory, 'answer');
+  });
+
+  test('a reply read by the previous owner\'s consumer and not yet recorded (it crashed) is claimed by the next owner with the rest, though that one never read the reply topic', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, async () => {
+      calls++;
+      await gate;
+      return { answer: 42 };
+    });
+    const runs: string[] = [];
+    const handler = async (_e: unknown, c: unknown) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      runs.push(`run ${ctx.consumer}`);
+      ctx.state = { r: await ctx.request(ask, {}, { timeoutMs: 60_000 }) };
+    };
+    const options = { group, types: [task], key: 'subject' as const, claimIdleMs: 800 };
+    const first = await bus.subscribe({ ...options, consumer: 'first' }, handler);
+    await bus.publish(task, {}, { subject: 'k' });
+    await waitFor('asked', () => calls === 1, 10_000);
+    await first.close({ drain: false }); // its delivery stays pending to it, as after a crash
+    release();
+    // The reply read by a consumer of the group that then dies before recording it: pending to that consumer.
+    const topic = `${KEYED_REPLY_PREFIX}${group}`;
+    let read = false;
+    const reader = await bus.subscribe({ group, types: [topic], consumer: 'dying' }, () => ((read = true), new Promise(() => {})));
+    await waitFor('the reply read', () => read, 10_000);
+    await reader.close({ drain: false });
+    const second = await a.another();
+    await second.subscribe({ ...options, consumer: 'second' }, handler);
+    await waitFor('committed', async () => (await bus.keys!.get(group, 'k'))?.state !== undefined, 20_000);
+    assert.equal((await bus.keys!.get(group, 'k'))!.state, { r: { answer: 42 } });
+    assert.equal(runs, ['run first', 'run second']);
+    assert.is(calls, 1, 'asked once');
+    await waitFor('nothing left pending on the reply topic', async () => {
+      const t = (await bus.stats()).find((x) => x.type === topic);
+      return t !== undefined && t.groups.every((g) => g.pending === 0);
+    }, 10_000);
+  });
+
+  test('keys.remove while the run waits for its reply: the reply, when it comes, is dropped and counted, the run fails (OWNERSHIP_LOST) and its retry asks anew', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    let dropped = 0;
+    bus.observe!({ replyDropped: () => dropped++ });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const calls: number[] = [];
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, async (e) => {
+      const { attempt } = e.data as { attempt: number };
+      calls.push(attempt);
+      if (attempt === 1) await gate;
+      return { attempt };
+    });
+    const log: string[] = [];
+    await bus.subscribe({ group, types: [task], key: 'subject', backoff: { initialMs: 50 } }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      try {
+        ctx.state = { r: await ctx.request(ask, { attempt: ctx.attempt }, { timeoutMs: 30_000 }) };
+      } catch (err) {
+        log.push(`threw ${(err as { code?: string }).code}`);
+        throw err;
+      }
+    });
+    await bus.publish(task, {}, { subject: 'k' });
+    await waitFor('asked', () => calls.length === 1, 10_000);
+    await waitFor('its record listed', async () => (await bus.keys!.waits(group, { key: 'k' })).length === 1, 10_000);
+    assert.is(await bus.keys!.remove(group, ['k']), 1, 'a key with a request record only counts as erased');
+    assert.equal(await bus.keys!.waits(group, { key: 'k' }), []);
+    release();
+    await waitFor('committed', async () => (await bus.keys!.get(group, 'k')) !== null, 15_000);
+    assert.equal((await bus.keys!.get(group, 'k'))!.state, { r: { attempt: 2 } }, 'the retry asked anew and got its own reply');
+    assert.equal(log, ['threw OWNERSHIP_LOST']);
+    assert.equal(calls, [1, 2]);
+    assert.is(dropped, 1, 'the reply to the erased record was dropped and counted');
+  });
+
+  test('dlq purge removes a dead-lettered run\'s request record; dlq retry --fresh removes it and asks anew; a plain retry returns the recorded reply without asking', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    const calls: Record<string, number> = {};
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, (e) => {
+      const { key } = e.data as { key: string };
+      calls[key] = (calls[key] ?? 0) + 1;
+      return { call: calls[key] };
+    });
+    let failing = true;
+    await bus.subscribe({ group, types: [task], key: 'subject', maxAttempts: 1 }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      const r = await ctx.request(ask, { key: ctx.key }, { timeoutMs: 30_000 });
+      if (failing) throw new Error('dead-lettered after its reply');
+      ctx.state = { r };
+    });
+    for (const k of ['purged', 'plain', 'fresh']) await bus.publish(task, {}, { subject: k });
+    await waitFor('dead-lettered', async () => (await bus.deadLetters.list({ group })).length === 3, 15_000);
+    const dls = await bus.deadLetters.list({ group });
+    const id = (k: string) => dls.find((d) => d.event?.subject === k)!.id;
+    const listed = async () => (await bus.keys!.waits(group)).map((w) => [w.key, w.type, w.matched]).sort();
+    assert.equal(await listed(), ['fresh', 'plain', 'purged'].map((k) => [k, `request ${ask}`, true]), 'the dead-lettered runs\' records stay, their replies recorded');
+    assert.is(await bus.deadLetters.purge([id('purged')]), 1);
+    assert.equal(await listed(), ['fresh', 'plain'].map((k) => [k, `request ${ask}`, true]), 'its record went with the purge');
+    failing = false;
+    assert.is(await bus.deadLetters.retry([id('plain')]), 1);
+    assert.is(await bus.deadLetters.retry([id('fresh')], { fresh: true }), 1);
+    const state = async (k: string) => (await bus.keys!.get(group, k))?.state;
+    await waitFor('both committed', async () => (await state('plain')) !== undefined && (await state('fresh')) !== undefined, 15_000);
+    assert.equal(await state('plain'), { r: { call: 1 } }, 'the recorded reply');
+    assert.equal(await state('fresh'), { r: { call: 2 } }, 'asked anew');
+    assert.equal(calls, { purged: 1, plain: 1, fresh: 2 });
+  });
+
+  test.run();
+}
