@@ -64,6 +64,10 @@ export function parseCommandLine(argv: string[]): CommandLine {
     const missing = /^Option '(-\S+)(?: <value>)?' argument missing/.exec(e.message);
     throw new UsageError(missing ? `option ${missing[1]} needs a value` : e.message.split('\n')[0]);
   }
+  // An empty value (`--after ''`, `--group=`) would read as no option at all: a script's unset
+  // variable would then list, rewind or cancel more than it meant to.
+  const empty = Object.keys(strict.values).find((k) => strict.values[k] === '');
+  if (empty !== undefined) throw new UsageError(`option --${empty} needs a value, not an empty one`);
   const rest = strict.positionals.slice(name.split(' ').length);
   const { min, max } = c.args;
   if (rest.length < min) throw new UsageError(`${name} needs ${c.args.name}`);
@@ -129,6 +133,14 @@ function checkValues(name: string, o: Values, positionals: number): void {
   if (typeof o.limit === 'string') {
     // The bound the bus puts on the listing: dead letters (dead-letters.ts, deadLetters.list), keys and waits (bus.keys.list, bus.keys.waits).
     int('--limit', /^-?\d+$/.test(o.limit) ? Number(o.limit) : o.limit, 100, 1, name === 'state ls' || name === 'state waits' ? MAX_STATE_LIST : 100_000);
+  }
+  if (typeof o.type === 'string' && o.type.includes('*')) {
+    // One topic a call: the stores list dead letters and pending events, and rewind, by exact type.
+    const instead = name === 'rewind' ? `replay --group ${o.group ?? 'G'} --types ${JSON.stringify(o.type)} rewinds the group on each topic it matches` : `without --type it lists every type${name === 'dlq ls' ? ' (agentbus stats lists the topics and their dead letters)' : ''}`;
+    throw new UsageError(`${name} --type takes one exact type, not a pattern (${JSON.stringify(o.type)}): ${instead}`);
+  }
+  if (typeof o.types === 'string' && o.types.split(',').every((t) => t.trim() === '')) {
+    throw new UsageError(`--types ${JSON.stringify(o.types)} names no type: give types or patterns, comma-separated`);
   }
   if (name === 'state ls' && positionals === 0) {
     const paging = (['after', 'limit'] as const).filter((k) => o[k] !== undefined);

@@ -49,6 +49,8 @@ export interface Command {
 
 const BOUND = 'an ISO-8601 time, epoch milliseconds (12 digits or more) or a store position; --from also takes earliest (the oldest stored event, as no --from)';
 const STORE = 'The store comes from the environment (agentbus help).';
+/** Said by each command that changes (or replays) what is stored: only start and publish create a store. */
+const MUST_EXIST = 'On a SQLite path with no file it fails (exit 1) rather than create an empty database. ';
 
 /** `dlq`, `state` and `schedules` are families: their subcommands are commands of their own (`dlq ls`, `state get`, ...). */
 export const COMMANDS: Record<string, Command> = {
@@ -77,7 +79,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   replay: {
     synopsis: ['replay --agent NAME [--agents PATH] [--types T[,T]] [--from B] [--to B] [--publish] [--json]', 'replay --group G --types T[,T] [--from B] [--json]'],
-    about: `With --agent: hands stored events to a fresh instance of the agent, moving no group and acknowledging nothing; without --types it replays the agent's subscriptions. Exit 1 when a replayed event failed. With --group: rewinds that running group on those types, so its consumers handle the events again. A bound B is ${BOUND}. ` + STORE,
+    about: `With --agent: hands stored events to a fresh instance of the agent, moving no group and acknowledging nothing; without --types it replays the agent's subscriptions. Exit 1 when a replayed event failed. With --group: rewinds that running group on those types, so its consumers handle the events again. A bound B is ${BOUND}. ` + MUST_EXIST + STORE,
     options: {
       agent: 'the agent to hand the events to',
       publish: "with --agent: store what the agent publishes (default: print it, store nothing; the agent sees ctx.replaying)",
@@ -86,43 +88,43 @@ export const COMMANDS: Record<string, Command> = {
       from: 'first event (default the oldest stored)',
       to: 'last event, with --agent (default the newest)',
       group: 'the consumer group to rewind',
-      json: 'print the result as JSON',
+      json: 'print the result as JSON (with --group: { group, types, from })',
     },
     args: { min: 0, max: 0, name: '' },
   },
   rewind: {
-    synopsis: ['rewind --group G --type T [--from B]'],
-    about: `Delivers a group's events of one type again, from B (${BOUND}; default the earliest). ` + STORE,
-    options: { group: 'the consumer group', type: 'the type (one topic)', from: 'where to start again (default earliest)' },
+    synopsis: ['rewind --group G --type T [--from B] [--json]'],
+    about: `Delivers a group's events of one type again, from B (${BOUND}; default the earliest); for several types or a pattern, replay --group. ` + MUST_EXIST + STORE,
+    options: { group: 'the consumer group', type: 'the type (one topic; not a pattern)', from: 'where to start again (default earliest)', json: 'print { group, type, from } as JSON' },
     args: { min: 0, max: 0, name: '' },
   },
   stats: {
     synopsis: ['stats [--json]'],
-    about: 'Prints each topic with its length, and each group reading it with its consumers, pending, lag and dead letters. Opens a SQLite file read-only and never creates it. ' + STORE,
+    about: 'Prints each topic with its length and DUE (its delayed events not yet due), and each group reading it with its consumers, pending, lag and dead letters. Opens a SQLite file read-only and never creates it. ' + STORE,
     options: { json: 'print JSON' },
     args: { min: 0, max: 0, name: '' },
   },
   'dlq ls': {
     synopsis: ['dlq ls [--group G] [--type T] [--limit N] [--json]'],
     about: "Lists dead letters, oldest first: ID, GROUP, TYPE, EVENT, SUBJECT (the event's, '-' without one), REASON, ATTEMPTS, FAILED AT, ERROR; --json prints each whole (the subject in its event). Opens a SQLite file read-only. " + STORE,
-    options: { group: 'only this group', type: 'only this type', limit: 'at most N (1 to 100000; default 100)', json: 'print JSON' },
+    options: { group: 'only this group (with none listed, a note on stderr says so, or that no such group is stored)', type: 'only this type (one exact type; not a pattern)', limit: 'at most N (1 to 100000; default 100)', json: 'print JSON' },
     args: { min: 0, max: 0, name: '' },
   },
   'dlq show': {
     synopsis: ['dlq show <id>'],
-    about: 'Prints one dead letter (the event, the error, the attempts) as JSON; exit 1 when there is none with that id. ' + STORE,
+    about: 'Prints one dead letter (the event, the error, its stack as lines, the attempts) as JSON; exit 1 when there is none with that id. Opens a SQLite file read-only. ' + STORE,
     options: {},
     args: { min: 1, max: 1, name: '<id>' },
   },
   'dlq retry': {
     synopsis: ['dlq retry <id...> [--fresh] [--json]'],
-    about: "Hands dead letters back to the group that failed them, with fresh attempts, and prints each one retried (its id, event id, type and group); exit 1 when an id is not a dead letter (it is named; the others are still retried). A retried dead letter's id names nothing afterwards: if its event fails again it becomes a new dead letter with a new id (the same event id and group; dlq ls --group G finds it). A keyed handler's run of the event gets the ctx.step results and waits its failed runs recorded, unless --fresh. " + STORE,
+    about: "Hands dead letters back to the group that failed them, with fresh attempts, and prints each one retried (its id, event id, type and group); exit 1 when an id is not a dead letter (it is named; the others are still retried). A retried dead letter's id names nothing afterwards: if its event fails again it becomes a new dead letter with a new id (the same event id and group; dlq ls --group G finds it). A keyed handler's run of the event gets the ctx.step results and waits its failed runs recorded, unless --fresh. " + MUST_EXIST + STORE,
     options: { fresh: 'first remove the durable step and wait records of the event (its steps run again, its waits start over)', json: 'print { done, missing, items: [{ id, group, type, eventId }], of } as JSON' },
     args: { min: 1, max: Infinity, name: '<id...>' },
   },
   'dlq purge': {
     synopsis: ['dlq purge <id...> [--json]'],
-    about: "Removes dead letters for good, with the durable step and wait records of their events' keyed handler runs, and prints each one purged; exit 1 when an id is not a dead letter (it is named; the others are still purged). " + STORE,
+    about: "Removes dead letters for good, with the durable step and wait records of their events' keyed handler runs, and prints each one purged; exit 1 when an id is not a dead letter (it is named; the others are still purged). " + MUST_EXIST + STORE,
     options: { json: 'print { done, missing, items: [{ id, group, type, eventId }], of } as JSON' },
     args: { min: 1, max: Infinity, name: '<id...>' },
   },
@@ -146,25 +148,25 @@ export const COMMANDS: Record<string, Command> = {
   },
   'state rm': {
     synopsis: ['state rm <agent> <key...> [--json]'],
-    about: "Erases keys from the store for good (the GDPR erasure): their state and every durable step and wait record of their handlers; the agent's next event of such a key starts from its initialState. Exit 1 when a key had nothing stored (it is named; the others are still erased). " + STORE,
+    about: "Erases keys from the store for good (the GDPR erasure): their state and every durable step and wait record of their handlers; the agent's next event of such a key starts from its initialState. Exit 1 when a key had nothing stored (it is named; the others are still erased). " + MUST_EXIST + STORE,
     options: { json: 'print { erased: [keys], missing: [keys], of } as JSON' },
     args: { min: 2, max: Infinity, name: '<agent> <key...>' },
   },
   'schedules ls': {
     synopsis: ['schedules ls [--type T] [--limit N] [--json]'],
     about: "Lists pending delayed events, earliest due first: delayed publishes, agents' reminders (named ones under [agent, name, key]) and schedule ticks, with their type, due time, name, subject and entry id (for schedules rm). Opens a SQLite file read-only. " + STORE,
-    options: { type: 'only this type', limit: 'at most N (1 to 100000; default 100)', json: 'print JSON' },
+    options: { type: 'only this type (one exact type; not a pattern)', limit: 'at most N (1 to 100000; default 100)', json: 'print JSON' },
     args: { min: 0, max: 0, name: '' },
   },
   'schedules rm': {
     synopsis: ['schedules rm <id...>', 'schedules rm --name N [--agent NAME [--key K]]'],
-    about: "Cancels pending delayed events: by entry id (schedules ls lists them), or by name: with --agent, the agent's reminder named N (with --key, that key's, for a keyed agent); without, the event published under name N. Exit 1 when one was not pending (it is named; the others are still removed). " + STORE,
+    about: "Cancels pending delayed events: by entry id (schedules ls lists them), or by name: with --agent, the agent's reminder named N (with --key, that key's, for a keyed agent); without, the event published under name N. Exit 1 when one was not pending (by ids: how many, on stderr; the others are still removed). " + MUST_EXIST + STORE,
     options: { name: 'the name to cancel', agent: 'with --name: the agent whose reminder it is', key: 'with --name and --agent: the key, for a keyed agent' },
     args: { min: 0, max: Infinity, name: '<id...>' },
   },
   ui: {
     synopsis: ['ui [--port N] [--host H] [--allow-actions]'],
-    about: 'Serves the admin web UI (topics and groups, lag chart, dead letters with search, keyed state, live tail) on http://H:N/ui until SIGTERM or SIGINT. Read-only unless --allow-actions. Without a host it shows no agent lifecycle: a host serves the same UI with its agents on its own /ui. ' + STORE,
+    about: 'Serves the admin web UI (topics and groups, lag chart, dead letters with search, keyed state, live tail) on http://H:N/ui until SIGTERM or SIGINT. Read-only unless --allow-actions; either way a SQLite path with no file fails (exit 1) and no database is created. Without a host it shows no agent lifecycle: a host serves the same UI with its agents on its own /ui. ' + STORE,
     options: {
       port: 'HTTP port, 0 picks a free one (AGENTBUS_UI_PORT; default 9465)',
       host: 'interface to serve on (AGENTBUS_UI_HOST; default 127.0.0.1: the UI shows event contents)',
@@ -199,9 +201,10 @@ commands:
                                                    what it publishes is printed, stored only with --publish
   replay --group G --types T[,T] [--from B] [--json]
                                                    rewind group G on those types
-  rewind --group G --type T [--from B]             deliver a group's events again from B (default earliest)
+  rewind --group G --type T [--from B] [--json]    deliver a group's events again from B (default earliest)
   stats [--json]                                   topics, length, groups, pending, lag, dead letters
   dlq ls [--group G] [--type T] [--limit N] [--json]
+                                                   dead letters, oldest first
   dlq show <id>                                    one dead letter, as JSON
   dlq retry <id...> [--fresh] [--json]             hand back to the group that failed them
                                                    (--fresh: without their recorded steps and waits);
@@ -216,15 +219,16 @@ commands:
   schedules ls [--type T] [--limit N] [--json]     pending delayed events, reminders and ticks
   schedules rm <id...>                             cancel pending ones by entry id
   schedules rm --name N [--agent NAME [--key K]]   cancel one by name (an agent's reminder: --agent)
-  ui [--port N] [--host H] [--allow-actions]      serve the admin web UI (read-only unless --allow-actions)
+  ui [--port N] [--host H] [--allow-actions]       serve the admin web UI (read-only unless --allow-actions)
   doctor [--json] [--strict]                       check the store: exit 0 healthy, 1 a check failed,
                                                    2 warnings only with --strict
-  help [<command>]                                 this text, or one command's options (also <command> --help)
-  --version                                        print the version
+  help [<command>], --help, -h                     this text, or one command's options (also <command> --help)
+  --version, -v                                    print the version
 
 A bound B is an ISO-8601 time, epoch milliseconds, or a store position (--from also earliest).
-stats, dlq ls, dlq show, state get, state ls, state waits and schedules ls open a SQLite file read-only and
-never create it; dlq retry, dlq purge and state rm refuse a missing file too.
+stats, dlq ls, dlq show, state get, state ls, state waits, schedules ls and ui open a SQLite file
+read-only and never create it; dlq retry, dlq purge, state rm, schedules rm, rewind, replay and
+ui --allow-actions refuse a missing file too: only start and publish create the database.
 The store comes from the environment: AGENTBUS_ADAPTER (sqlite | redis), AGENTBUS_SQLITE_PATH
 (./data/agentbus.db), REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB,
 AGENTBUS_REDIS_CONNECT_TIMEOUT_MS, AGENTBUS_REDIS_LAYOUT (JSON, e.g. {"verification.*":"flat"}),
@@ -232,7 +236,8 @@ AGENTBUS_ALLOW_EVICTION; empty variables count as unset.
 start also reads AGENTBUS_AGENTS (./agents), AGENTBUS_HTTP_PORT (9464), AGENTBUS_HTTP_HOST
 (127.0.0.1), AGENTBUS_STRATEGY, AGENTBUS_EXIT_ON_FAILURE, AGENTBUS_HOST_ID, AGENTBUS_UI_ACTIONS, LOG_LEVEL.
 ui reads AGENTBUS_UI_PORT (9465), AGENTBUS_UI_HOST (127.0.0.1) and AGENTBUS_UI_ACTIONS.
-LOG_LEVEL (default error) also sets what the other commands log to stderr.
+LOG_LEVEL (default error) also sets what the other commands log to stderr (LOG_FORMAT=json: as JSON).
+Every variable, with its default: README, Configuration.
 Exit codes: 0 done, 1 failed, 2 bad arguments.`;
 
 /** `agentbus help <command>`: its usage, what it does, its options. A family (`dlq`, `state`, `schedules`) shows all its commands. */

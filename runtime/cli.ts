@@ -46,14 +46,14 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'start') return start(startOptions(values));
   if (command === 'ui') return ui(values);
   if (command === 'doctor') return doctor({ json: values.json === true, strict: values.strict === true });
-  const logger = commandLogger();
-  if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
   // Inspection opens the store read-only: it never creates a SQLite file nor changes one.
   const inspect = command === 'stats' || (command === 'dlq' && (args[0] === 'ls' || args[0] === 'show')) || (command === 'state' && args[0] !== 'rm') || (command === 'schedules' && args[0] === 'ls');
-  // Retry, purge and erase only change what is stored: on a SQLite path with no file they would
-  // create an empty database and find nothing in it (a mistyped AGENTBUS_SQLITE_PATH), so they fail
-  // as the inspecting commands do.
-  if ((command === 'dlq' && (args[0] === 'retry' || args[0] === 'purge')) || (command === 'state' && args[0] === 'rm')) sqliteFileMustExist(`${command} ${args[0]}`);
+  // Only start and publish make a store. Every other command works on what is stored (retry, purge,
+  // erase, cancel, rewind, replay): on a SQLite path with no file it would create an empty database
+  // and find nothing in it (a mistyped AGENTBUS_SQLITE_PATH), so it fails as the inspecting ones do.
+  if (!inspect && command !== 'publish') sqliteFileMustExist(command === 'replay' ? `replay ${values.agent !== undefined ? '--agent' : '--group'}` : line.name);
+  const logger = commandLogger();
+  if (command === 'replay' && values.agent !== undefined) return replayToAgent(values, logger);
   // No spool (whatever AGENTBUS_SPOOL_PATH says): a command against a Redis that is down fails rather
   // than leaving its writes in a spool, and never takes the spool of a host started beside it. No
   // mover either (moveDue): a command ends at once, and the hosts move what `publish --delay` stores.
@@ -70,7 +70,7 @@ function sqliteFileMustExist(what: string, env: NodeJS.ProcessEnv = process.env)
   if ((env.AGENTBUS_ADAPTER || 'sqlite') !== 'sqlite') return;
   const path = env.AGENTBUS_SQLITE_PATH || DEFAULT_SQLITE_PATH;
   if (path === ':memory:' || existsSync(path)) return;
-  throw new ConnectionError('CONNECTION_FAILED', `no agentbus database at ${resolve(path)}: ${what} changes only what is stored, and creates nothing (check AGENTBUS_SQLITE_PATH)`);
+  throw new ConnectionError('CONNECTION_FAILED', `no agentbus database at ${resolve(path)}: ${what} works only on what is stored, and creates nothing (check AGENTBUS_SQLITE_PATH)`);
 }
 
 /**
@@ -83,6 +83,8 @@ async function ui(o: Record<string, string | boolean | undefined>, env: NodeJS.P
   const port = int('port (--port, AGENTBUS_UI_PORT)', /^\d+$/.test(String(portText)) ? Number(portText) : portText, 9465, 0, 65535);
   const hostname = String(pick('host', 'AGENTBUS_UI_HOST') ?? '127.0.0.1');
   const actions = o['allow-actions'] === true || actionsFromEnv(env);
+  // Read-only, a missing file is refused by the read-only open; for writing it must be refused here.
+  if (actions) sqliteFileMustExist(o['allow-actions'] === true ? 'ui --allow-actions' : 'ui (AGENTBUS_UI_ACTIONS)', env);
   const logger = commandLogger();
   const bus = await createBus({ logger, spool: false, ...(actions ? {} : { readonly: true }) });
   let http: Awaited<ReturnType<typeof serveUi>>;
@@ -199,7 +201,8 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
   if (command === 'rewind') {
     if (typeof o.group !== 'string' || typeof o.type !== 'string') throw new UsageError('rewind needs --group G --type T');
     await bus.rewind({ group: o.group, type: o.type, from: bound(o.from) ?? 'earliest' });
-    console.log(`rewound group ${o.group} on ${o.type} from ${o.from ?? 'earliest'}`);
+    if (o.json) print({ group: o.group, type: o.type, from: o.from ?? 'earliest' });
+    else console.log(`rewound group ${o.group} on ${o.type} from ${o.from ?? 'earliest'}`);
     return 0;
   }
   if (command === 'stats') {
@@ -217,6 +220,7 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
   if (sub === 'ls') {
     const limit = o.limit === undefined ? 100 : Number(o.limit);
     const list = await bus.deadLetters.list({ group: o.group as string | undefined, type: o.type as string | undefined, limit });
+    if (list.length === 0 && typeof o.group === 'string') console.error(printable(await noDeadLetters(bus, o.group, o.type as string | undefined)));
     if (o.json) return print(list), 0;
     table(['ID', 'GROUP', 'TYPE', 'EVENT', 'SUBJECT', 'REASON', 'ATTEMPTS', 'FAILED AT', 'ERROR'], list.map(dlRow));
     // A full page may not be all of them: say so, as state ls and state waits do.
@@ -250,6 +254,18 @@ async function run(bus: Bus, command: string, args: string[], o: Record<string, 
     return n === of ? 0 : 1;
   }
   throw new UsageError(`unknown dlq command ${JSON.stringify(sub)}: expected ls, show, retry or purge`);
+}
+
+/**
+ * The line `dlq ls --group G` prints on stderr when it lists nothing (the listing, empty, still
+ * prints, exit 0): the group has no dead letters; or there is no such group in the store (no
+ * topic's stats name it: often a mistyped name), with the nearest known group. Asked only then.
+ */
+async function noDeadLetters(bus: Bus, group: string, type: string | undefined): Promise<string> {
+  const groups = [...new Set((await bus.stats()).flatMap((t) => t.groups.map((g) => g.group)))];
+  if (groups.includes(group)) return `agentbus: group ${group} has no dead letters${type === undefined ? '' : ` of type ${type}`}`;
+  const near = suggest(group, groups);
+  return `agentbus: no dead letters of group ${JSON.stringify(group)}: no such group in this store${near ? `, ${near}` : ''} (agentbus stats lists the groups)`;
 }
 
 /** Why an id names no dead letter, and where to look: a retried one that failed again has a new id. */

@@ -11,7 +11,7 @@ import { createSqliteBus } from '../adapters/sqlite/index.js';
 import { waitFor } from './helpers/index.js';
 import { startHost, workLog } from './helpers/host.js';
 import { parseCommandLine } from '../runtime/cli-args.js';
-import { COMMANDS, helpText, USAGE } from '../runtime/cli-commands.js';
+import { COMMANDS, helpText, OPTIONS, USAGE } from '../runtime/cli-commands.js';
 import { AgentbusError } from '../bus/errors.js';
 import type { KeyedDeliveryContext } from '../bus/keyed/contract.js';
 
@@ -103,9 +103,19 @@ test('help: agentbus help <command> and <command> --help print its usage and opt
   assert.ok(dlqLs.out.startsWith('usage: agentbus dlq ls [--group G]'));
   assert.equal([typo.code, typo.err], [2, 'agentbus: unknown command "pubish": did you mean publish? (see agentbus help)\n']);
   assert.is(usage.code, 0);
-  assert.match(usage.out, /^ {2}--version +print the version$/m);
-  assert.match(usage.out, /^ {2}help \[<command>\]/m);
+  assert.match(usage.out, /^ {2}--version, -v +print the version$/m);
+  assert.match(usage.out, /^ {2}help \[<command>\], --help, -h +this text/m);
   assert.equal([version.code, version.out.trim()], [0, JSON.parse(readFileSync('package.json', 'utf8')).version]);
+  // What the help said wrong or left out: -v, rewind --json, the DUE column, which commands refuse a
+  // missing SQLite file, schedules rm by ids naming each id (it counts them), a misaligned ui line.
+  const [short, rewind, stats] = await clis({}, [['-v'], ['rewind', '--help'], ['help', 'stats']]);
+  assert.equal([short.code, short.out], [0, version.out]);
+  assert.match(rewind.out, /^ {2}--json +print \{ group, type, from \} as JSON$/m);
+  assert.match(stats.out, /DUE/);
+  assert.match(usage.out, /dlq retry, dlq purge, state rm, schedules rm, rewind, replay and\nui --allow-actions refuse a missing file too: only start and publish create the database/);
+  assert.not.match(helpText('schedules rm'), /it is named/);
+  const described = usage.out.split('\n').filter((l) => /^ {2}\S.* {2,}\S/.test(l));
+  for (const l of described) assert.is(l.search(/(?<= {2,})\S[^ ]*( \S+)*$/), 51, `misaligned: ${l}`);
   assert.equal([none.code, none.out], [2, '']);
   assert.ok(none.err.startsWith('usage: agentbus <command>'), 'no command: the usage on stderr');
 });
@@ -191,6 +201,45 @@ test('dlq without a subcommand, a bad --limit, extra arguments, --from after --t
   // Bounds in order, or of kinds that do not compare (a position and a time), are accepted.
   for (const [from, to] of [['2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z'], ['10', '20'], ['1-4', '1-5'], ['5', '2026-01-01T00:00:00Z']]) {
     assert.is(refusal(['replay', '--agent', 'A', '--from', from, '--to', to]), '(accepted)', `${from} ${to}`);
+  }
+});
+
+test('a pattern where one exact type is taken (dlq ls, schedules ls, rewind --type): refused naming the option and what takes patterns, exit 2', async () => {
+  const missing = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'none.db');
+  await refused(
+    [
+      [['dlq', 'ls', '--type', 'bill.*'], 'agentbus: dlq ls --type takes one exact type, not a pattern ("bill.*"): without --type it lists every type (agentbus stats lists the topics and their dead letters) (see agentbus help dlq)', 'spawn'],
+      [['schedules', 'ls', '--type', '*'], 'agentbus: schedules ls --type takes one exact type, not a pattern ("*"): without --type it lists every type (see agentbus help schedules)', 'spawn'],
+      [['rewind', '--group', 'g', '--type', 'bill.*'], 'agentbus: rewind --type takes one exact type, not a pattern ("bill.*"): replay --group g --types "bill.*" rewinds the group on each topic it matches (see agentbus help rewind)', 'spawn'],
+    ],
+    { AGENTBUS_SQLITE_PATH: missing },
+  );
+  assert.not.ok(existsSync(missing), 'a refused command opened the store');
+  // Other bad types keep the type error.
+  assert.match(refusal(['dlq', 'ls', '--type', 'a b']), /^(\(accepted\)|INVALID_TYPE)/);
+});
+
+test('an empty value of any option that takes one is refused naming the option (it was read as no option), exit 2', async () => {
+  const missing = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'none.db');
+  await refused(
+    [
+      [['state', 'ls', 'A', '--after', ''], 'agentbus: option --after needs a value, not an empty one (see agentbus help state)', 'spawn'],
+      [['dlq', 'ls', '--group='], 'agentbus: option --group needs a value, not an empty one (see agentbus help dlq)', 'spawn'],
+      [['start', '--agents', ''], 'agentbus: option --agents needs a value, not an empty one (see agentbus help start)', 'spawn'],
+      [['ui', '--port', ''], 'agentbus: option --port needs a value, not an empty one (see agentbus help ui)'],
+      [['replay', '--group', 'g', '--types', ' , '], 'agentbus: --types " , " names no type: give types or patterns, comma-separated (see agentbus help replay)', 'spawn'],
+    ],
+    { AGENTBUS_SQLITE_PATH: missing },
+  );
+  assert.not.ok(existsSync(missing), 'a refused command opened the store');
+  // Every option of every command that takes a value.
+  for (const [name, c] of Object.entries(COMMANDS)) {
+    const positionals = Array.from({ length: c.args.min }, (_, i) => `p${i}`);
+    for (const o of Object.keys(c.options)) {
+      if (OPTIONS[o as keyof typeof OPTIONS].type !== 'string') continue;
+      const args = [...name.split(' '), ...positionals, `--${o}`, ''];
+      assert.is(refusal(args), `option --${o} needs a value, not an empty one`, args.join(' '));
+    }
   }
 });
 
@@ -387,14 +436,33 @@ test('state: a missing subcommand or agent, a bad --limit, paging without an age
   assert.not.ok(existsSync(missing), 'state ls created the file');
 });
 
-test('dlq retry, dlq purge and state rm on a SQLite path with no file: CONNECTION_FAILED naming it (exit 1), no database created', async () => {
+test('every command that writes, on a SQLite path with no file: CONNECTION_FAILED naming it (exit 1), no database created; publish creates it', async () => {
   const missing = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'typo.db');
-  const results = await clis({ AGENTBUS_SQLITE_PATH: missing }, [['dlq', 'retry', '1'], ['dlq', 'purge', '1'], ['state', 'rm', 'A', 'k']]);
-  for (const [i, what] of ['dlq retry', 'dlq purge', 'state rm'].entries()) {
-    assert.equal([results[i].code, results[i].out], [1, ''], what);
-    assert.is(results[i].err, `agentbus: CONNECTION_FAILED: no agentbus database at ${missing}: ${what} changes only what is stored, and creates nothing (check AGENTBUS_SQLITE_PATH)\n`);
+  const writers: [string, string[]][] = [
+    ['dlq retry', ['dlq', 'retry', '1']],
+    ['dlq purge', ['dlq', 'purge', '1']],
+    ['state rm', ['state', 'rm', 'A', 'k']],
+    ['schedules rm', ['schedules', 'rm', '1']],
+    ['schedules rm', ['schedules', 'rm', '--name', 'n']],
+    ['rewind', ['rewind', '--group', 'g', '--type', 'cli.x']],
+    ['replay --group', ['replay', '--group', 'g', '--types', 'cli.x']],
+    ['replay --agent', ['replay', '--agent', 'Recorder', '--agents', 'test/fixtures/agents/replay.ts']],
+  ];
+  const results = await clis({ AGENTBUS_SQLITE_PATH: missing }, writers.map(([, args]) => args));
+  for (const [i, [what, args]] of writers.entries()) {
+    assert.equal([results[i].code, results[i].out], [1, ''], `${args.join(' ')}: ${results[i].err}`);
+    assert.is(results[i].err, `agentbus: CONNECTION_FAILED: no agentbus database at ${missing}: ${what} works only on what is stored, and creates nothing (check AGENTBUS_SQLITE_PATH)\n`, args.join(' '));
   }
   assert.not.ok(existsSync(missing), 'a database was created');
+  // ui --allow-actions opens the store for writing: it fails the same way rather than serve an empty database.
+  const ui = spawnSync(process.execPath, ['dist/runtime/cli.js', 'ui', '--port', '0', '--allow-actions'], { encoding: 'utf8', timeout: 15_000, env: { ...process.env, AGENTBUS_SQLITE_PATH: missing } });
+  assert.equal([ui.status, ui.stdout], [1, ''], ui.stderr);
+  assert.is(ui.stderr, `agentbus: CONNECTION_FAILED: no agentbus database at ${missing}: ui --allow-actions works only on what is stored, and creates nothing (check AGENTBUS_SQLITE_PATH)\n`);
+  assert.not.ok(existsSync(missing), 'ui --allow-actions created a database');
+  // publish (and start) make the store.
+  const p = cliWith({ AGENTBUS_SQLITE_PATH: missing }, 'publish', 'cli.first', '{}');
+  assert.is(p.code, 0, p.err);
+  assert.ok(existsSync(missing), 'publish creates the database');
 });
 
 test('state ls, waits, get and rm of an agent the store does not know say so on stderr, with the nearest known name', async () => {
@@ -506,6 +574,37 @@ test('dlq ls, show, retry reach a dead letter made by a real consumer; purge of 
   await bus.close();
 });
 
+test('dlq ls --group with no dead letters says so on stderr; a group the store does not know, with the nearest known name', async () => {
+  const own = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'groups.db');
+  const bus = await createSqliteBus({ path: own, logger: pino({ level: 'silent' }) });
+  const subs = [
+    await bus.subscribe({ group: 'CliBilling', types: ['cli.bill'] }, () => {}),
+    await bus.subscribe({ group: 'CliFailing', types: ['cli.fail'], maxAttempts: 1 }, () => {
+      throw new Error('no');
+    }),
+  ];
+  await bus.publish('cli.fail', {});
+  await bus.publish('cli.bill', {});
+  await waitFor('dead letter', async () => (await bus.deadLetters.list({ group: 'CliFailing' })).length === 1);
+  for (const s of subs) await s.close();
+  await bus.close();
+  const [typo, typoJson, empty, emptyType, full, nothing] = await clis({ AGENTBUS_SQLITE_PATH: own }, [
+    ['dlq', 'ls', '--group', 'CliBiling'],
+    ['dlq', 'ls', '--group', 'CliBiling', '--json'],
+    ['dlq', 'ls', '--group', 'CliBilling'],
+    ['dlq', 'ls', '--group', 'CliFailing', '--type', 'cli.bill'],
+    ['dlq', 'ls', '--group', 'CliFailing'],
+    ['dlq', 'ls', '--group', 'Zzzzzzzz'],
+  ]);
+  const head = 'ID  GROUP  TYPE  EVENT  SUBJECT  REASON  ATTEMPTS  FAILED AT  ERROR\n';
+  assert.equal([typo.code, typo.out, typo.err], [0, head, 'agentbus: no dead letters of group "CliBiling": no such group in this store, did you mean CliBilling? (agentbus stats lists the groups)\n']);
+  assert.equal([typoJson.code, typoJson.out, typoJson.err], [0, '[]\n', typo.err]);
+  assert.equal([empty.code, empty.out, empty.err], [0, head, 'agentbus: group CliBilling has no dead letters\n']);
+  assert.equal([emptyType.code, emptyType.err], [0, 'agentbus: group CliFailing has no dead letters of type cli.bill\n']);
+  assert.equal([full.code, full.err], [0, '']);
+  assert.is(nothing.err, 'agentbus: no dead letters of group "Zzzzzzzz": no such group in this store (agentbus stats lists the groups)\n');
+});
+
 test('replay --agent hands stored events to the agent (from its file, --from earliest) and moves no group; a failure exits 1', async () => {
   const log = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'replay.log');
   const bus = await createSqliteBus({ path, logger: pino({ level: 'silent' }) });
@@ -539,8 +638,9 @@ test('rewind and replay --group deliver a group\'s events again through the runn
   const sub = await bus.subscribe({ group: 'cli-rw', types: ['cli.rw'], from: 'earliest' }, (e) => void got.push((e.data as { n: number }).n));
   await bus.publishBatch([1, 2].map((n) => ({ type: 'cli.rw', data: { n } })));
   await waitFor('first pass', () => got.length === 2);
-  const r = cli('rewind', '--group', 'cli-rw', '--type', 'cli.rw', '--from', 'earliest');
+  const r = cli('rewind', '--group', 'cli-rw', '--type', 'cli.rw', '--from', 'earliest', '--json');
   assert.is(r.code, 0, r.err);
+  assert.equal(JSON.parse(r.out), { group: 'cli-rw', type: 'cli.rw', from: 'earliest' }, 'rewind --json, as replay --group --json');
   await waitFor('second pass after rewind', () => got.length === 4, 5000);
   const g = cli('replay', '--group', 'cli-rw', '--types', 'cli.*', '--json');
   assert.is(g.code, 0, g.err);
