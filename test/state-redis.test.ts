@@ -388,8 +388,9 @@ function stateSuite(name: string, target: Target, single: boolean): void {
       assert.is((await scans()) - before, 0, 'no SCAN');
       assert.equal((await s.listWaits(g, { limit: 10, steps: false })).map((w) => w.id), ['w2'], 'the group-wide listing (a SCAN) sees the rest');
 
-      // As an earlier version left them: records without an index, in a group without the marker.
+      // As an earlier version left them: records without an index, in a group it owned (an epoch) without the marker.
       const old = uniq('earlier');
+      await r.set(k.epoch(old), '1');
       for (const [id, key] of [['o1', 'person'], ['o2', 'other']]) {
         await r.hset(k.wait(old, id), 'type', 'a.granted', 'key', key, 'deadline', String(far));
         await r.pexpireat(k.wait(old, id), far + 60_000);
@@ -403,6 +404,20 @@ function stateSuite(name: string, target: Target, single: boolean): void {
       assert.is(await client.exists(k.wait(old, 'o1')), 0);
       assert.is((await scans()) - second, 0, 'later calls go by the index');
       await r.del(...Array.from({ length: 2000 }, (_, i) => `${filler}:${i}`));
+    });
+
+    test('listing or erasing keys of groups nothing ever ran in (no epoch) answers empty and writes nothing (50 unknown group names)', async () => {
+      const s = driver.state;
+      const r = client as Redis;
+      const before = await r.dbsize();
+      for (let i = 0; i < 50; i++) {
+        const g = uniq('nosuch');
+        assert.is(await s.get(g, 'k'), null);
+        assert.equal(await s.listWaits(g, { key: 'k', limit: 10, steps: false }), []);
+        assert.equal(await s.listWaits(g, { key: 'k', limit: 10, steps: true }), []);
+        assert.is(await s.remove(g, ['k']), 0);
+      }
+      assert.is(await r.dbsize(), before, 'no key written');
     });
 
     test('the group-wide listing of waits does not fetch the step results it does not show (bytes Redis sent, INFO stats)', async () => {

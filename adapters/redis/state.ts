@@ -276,9 +276,12 @@ export class RedisState implements StateStore {
    * prefix on the node owning its slot (about a second per million keys there), indexWaits on
    * what it found, KEYS_PER_CALL records a call, then the group's indexed marker, so later calls
    * go by the index alone. Records created meanwhile by this version are indexed by openWait.
+   * A group without an epoch counter was never owned, so no handler wrote a record there: nothing
+   * to scan nor to mark (a read of an unknown group name, e.g. the admin UI's, writes nothing).
    */
   private async indexGroup(group: string): Promise<void> {
     const k = this.s.keys;
+    if ((await this.s.cmd.exists(k.epoch(group))) === 0) return;
     const ids: string[] = [];
     await this.scanGroup(k.wait(group, ''), (rest) => void ids.push(rest.toString()));
     for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
