@@ -364,7 +364,7 @@ function stateSuite(name: string, target: Target, single: boolean): void {
   });
 
   if (single) {
-    test('a key\'s records are listed and erased through its index, without SCAN (2,000 unrelated keys); a group with records of an earlier version (no index) is scanned once, then not', async () => {
+    test('a key\'s records are listed and erased through its index, without SCAN (2,000 unrelated keys); a group with records of an earlier version (no index), now owned by this version, is scanned once, then not', async () => {
       const s = driver.state;
       const k = new Keys('events:');
       const r = client as Redis;
@@ -395,6 +395,7 @@ function stateSuite(name: string, target: Target, single: boolean): void {
         await r.hset(k.wait(old, id), 'type', 'a.granted', 'key', key, 'deadline', String(far));
         await r.pexpireat(k.wait(old, id), far + 60_000);
       }
+      await s.own(old, 'c', 60_000); // this version owns it now (epoch 2)
       const first = await scans();
       assert.equal((await s.listWaits(old, { key: 'person', limit: 10, steps: false })).map((w) => w.id), ['o1'], 'found by the one scan');
       assert.ok((await scans()) > first, 'the first call scanned');
@@ -404,6 +405,84 @@ function stateSuite(name: string, target: Target, single: boolean): void {
       assert.is(await client.exists(k.wait(old, 'o1')), 0);
       assert.is((await scans()) - second, 0, 'later calls go by the index');
       await r.del(...Array.from({ length: 2000 }, (_, i) => `${filler}:${i}`));
+    });
+
+    test('rolling upgrade: records an earlier version\'s owner writes (no index) before, between and after this version\'s epochs are listed by key and erased; one scan per unbroken run of this version', async () => {
+      const s = driver.state;
+      const k = new Keys('events:');
+      const r = client as Redis;
+      const scans = async () => Number(/cmdstat_scan:calls=(\d+)/.exec(await r.info('commandstats'))?.[1] ?? 0);
+      // The earlier version's ownGroup and openWait (before the per-key index), verbatim.
+      const oldOwn = (g: string, consumer: string) =>
+        r.eval(
+          `local cur = redis.call('GET', KEYS[1])
+if cur then
+  local sp = string.find(cur, ' ', 1, true)
+  if sp and string.sub(cur, sp + 1) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {tonumber(string.sub(cur, 1, sp - 1)), 0}
+  end
+  return false
+end
+local epoch = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], epoch .. ' ' .. ARGV[1], 'PX', ARGV[2])
+return {epoch, 1}`,
+          2, k.owner(g), k.epoch(g), consumer, 60_000,
+        ) as Promise<[number, number]>;
+      const oldOpen = (g: string, id: string, type: string, key: string, deadline: number) =>
+        r.eval(
+          `if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'type', ARGV[1], 'key', ARGV[2], 'deadline', ARGV[3])
+  redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
+end
+return redis.call('HMGET', KEYS[1], 'type', 'key', 'deadline', 'matched')`,
+          1, k.wait(g, id), type, key, deadline, 86_400_000,
+        );
+      const yearAway = Date.now() + 365 * 86_400_000;
+      const steps = async (g: string) => (await s.listWaits(g, { key: 'person', limit: 100, steps: true })).map((w) => w.id).sort();
+      const leave = (g: string) => r.del(k.owner(g)); // the holder's lease ran out
+
+      // This version took the group first (epoch 1), then an earlier version's process took it.
+      const a = uniq('upgrade-a');
+      assert.is((await s.own(a, 'new-1', 60_000))!.epoch, 1);
+      await s.openWait(a, 'n1', { type: 'step charge', key: 'person', deadline: yearAway }, 86_400_000);
+      await leave(a);
+      assert.equal(await oldOwn(a, 'old-2'), [2, 1]);
+      await oldOpen(a, 'o2', 'step charge', 'person', yearAway);
+      assert.equal(await steps(a), ['n1', 'o2'], 'the earlier version\'s step is listed');
+      assert.is(await s.remove(a, ['person']), 1);
+      assert.is(await r.exists(k.wait(a, 'n1'), k.wait(a, 'o2')), 0, 'and erased');
+
+      // An earlier version owns the group while this version's reader looks at it, twice.
+      const b = uniq('upgrade-b');
+      await oldOwn(b, 'old-1');
+      await oldOpen(b, 'o1', 'step charge', 'person', yearAway);
+      assert.equal(await steps(b), ['o1']);
+      await oldOpen(b, 'o1b', 'step charge', 'person', yearAway);
+      assert.equal(await steps(b), ['o1', 'o1b'], 'written after the first per-key call: still found');
+      // This version takes over (epoch 2): one scan, then the index alone.
+      await leave(b);
+      assert.is((await s.own(b, 'new-2', 60_000))!.epoch, 2);
+      await s.openWait(b, 'n2', { type: 'step charge', key: 'person', deadline: yearAway }, 86_400_000);
+      assert.equal(await steps(b), ['n2', 'o1', 'o1b']);
+      let before = await scans();
+      assert.equal(await steps(b), ['n2', 'o1', 'o1b']);
+      assert.is((await scans()) - before, 0, 'scanned once under this version\'s epoch');
+      // Rolled back (epoch 3, earlier version), then upgraded again (epoch 4).
+      await leave(b);
+      await oldOwn(b, 'old-3');
+      await oldOpen(b, 'o3', 'step charge', 'person', yearAway);
+      assert.equal(await steps(b), ['n2', 'o1', 'o1b', 'o3'], 'under an earlier version\'s owner every per-key call scans');
+      await leave(b);
+      assert.is((await s.own(b, 'new-4', 60_000))!.epoch, 4);
+      before = await scans();
+      assert.is(await s.remove(b, ['person']), 1);
+      assert.ok((await scans()) > before, 'the first call after the re-upgrade scans');
+      assert.is(await r.exists(k.wait(b, 'n2'), k.wait(b, 'o1'), k.wait(b, 'o1b'), k.wait(b, 'o3')), 0, 'every record of the key erased');
+      await s.openWait(b, 'n4', { type: 'step charge', key: 'person', deadline: yearAway }, 86_400_000);
+      before = await scans();
+      assert.equal(await steps(b), ['n4']);
+      assert.is((await scans()) - before, 0, 'then the index alone');
     });
 
     test('listing or erasing keys of groups nothing ever ran in (no epoch) answers empty and writes nothing (50 unknown group names)', async () => {

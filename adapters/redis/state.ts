@@ -19,13 +19,17 @@
  *   set scored by their expiry, kept by the scripts that create and delete them (scripts/waits.ts):
  *   listing one key's records (`state get`, `state waits --key`) and erasing a key (`state rm`)
  *   cost the key's records, not a SCAN of the node.
- * - `<prefix>{agentbus:<group>}:waits-indexed`: present once every record of the group is indexed.
- *   A group first owned by this version has it from the start. A group whose records an earlier
- *   version (without the index) may have written gets it the first time one of its keys is listed
- *   or erased: that call SCANs the group's `wait:` prefix once and indexes what it finds
- *   (indexGroup). A process of the earlier version still running a keyed handler of the group after
- *   that (a rolling upgrade) writes records the index misses: they are not listed by key nor erased
- *   by `state rm`, and expire as usual (a day past a wait's deadline, a year for a step).
+ * - `<prefix>{agentbus:<group>}:index-epochs`: a hash, without TTL, of which epochs this version
+ *   (which indexes what it writes) owned: `owner` the last one, `since` the first of its current
+ *   unbroken run, `scanned` the latest one a scan indexed the group under (ownGroup in
+ *   scripts/state.ts). A key's records are read or erased by its index alone when the current
+ *   epoch's owner is this version and `scanned` >= `since`. Otherwise (a group an earlier version
+ *   wrote, a rolling upgrade or a rollback: an earlier version's owner writes records the index
+ *   misses) the call first SCANs the group's `wait:` prefix and indexes what it finds
+ *   (indexGroup), and records the scan when the current owner is this version: once per unbroken
+ *   run of this version's owners, and on every call while an earlier version owns the group. Left
+ *   out: a record an earlier version's handler writes after losing the group (until its lease
+ *   check stops it) and after that scan.
  *
  * Commit is one script call for the whole batch (owner check, per-key version check and write). On
  * a single Redis the same script also XACKs the applied writes' deliveries (`atomicAck` true: their
@@ -50,7 +54,7 @@ import { delivery } from './delivery.js';
 import { compareIds } from './keys.js';
 import { claimExpired } from './scripts/lease.js';
 import { commitStates, disownGroup, loadStates, ownGroup, stateSizes, type CommitWrite, type RawRecord } from './scripts/state.js';
-import { eraseKeys, indexWaits, keyWaits, matchWait, openWait, removeWaits, waitFields } from './scripts/waits.js';
+import { eraseKeys, indexStatus, indexWaits, keyWaits, markScanned, matchWait, openWait, removeWaits, waitFields } from './scripts/waits.js';
 
 /** Entries one takeOver claim call moves (the cursor is followed to the end). */
 const TAKEOVER_COUNT = 1000;
@@ -75,7 +79,7 @@ export class RedisState implements StateStore {
 
   async own(group: string, consumer: string, leaseMs: number): Promise<Ownership | null> {
     const { keys } = this.s;
-    return ownGroup.call(this.s.cmd, keys.owner(group), keys.epoch(group), keys.waitsIndexed(group), consumer, leaseMs);
+    return ownGroup.call(this.s.cmd, keys.owner(group), keys.epoch(group), keys.indexEpochs(group), consumer, leaseMs);
   }
 
   async disown(group: string, consumer: string, epoch: number): Promise<void> {
@@ -210,8 +214,7 @@ export class RedisState implements StateStore {
   }
 
   /**
-   * Of one key: its index's live members and their fields, in one script call (after indexGroup
-   * once for a group not marked indexed). Of the whole group: a SCAN of its wait records, then the
+   * Of one key: its index's live members and their fields, in one script call (after indexGroup). Of the whole group: a SCAN of its wait records, then the
    * fields of those of the kind asked for in script calls of KEYS_PER_CALL (a step's result only
    * when listing steps). Sorted by key (UTF-8 byte order, as SQLite's), deadline and id here
    * (neither SCAN nor the index has that order), the first `limit` kept.
@@ -220,12 +223,8 @@ export class RedisState implements StateStore {
     const out: WaitListing[] = [];
     if (q.key !== undefined) {
       const { keys } = this.s;
-      const ask = (force: boolean) => keyWaits.call(this.s.cmd, keys.waitsIndexed(group), keys.waitIndex(group, q.key!), keys.wait(group, ''), q.steps, force);
-      let rows = await ask(false);
-      if (rows === null) {
-        await this.indexGroup(group);
-        rows = (await ask(true))!;
-      }
+      await this.indexGroup(group);
+      const rows = await keyWaits.call(this.s.cmd, keys.waitIndex(group, q.key), keys.wait(group, ''), q.steps);
       for (const [id, type, key, deadline, matched, result] of rows) {
         if (key === q.key) out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1, result: q.steps ? result : null });
       }
@@ -248,47 +247,46 @@ export class RedisState implements StateStore {
 
   /**
    * Per key, in one script call each KEYS_PER_CALL / 2 keys: its state hash, the wait and step
-   * records its index names, and the index (after indexGroup once for a group not marked indexed).
+   * records its index names, and the index (after indexGroup).
    * Atomic per call: a record created after it (a handler of the key still running) is indexed
    * anew and not erased.
    */
   async remove(group: string, keys: string[]): Promise<number> {
     const k = this.s.keys;
     let n = 0;
-    let force = false;
+    if (keys.length > 0) await this.indexGroup(group);
     for (let i = 0; i < keys.length; i += KEYS_PER_CALL / 2) {
       const part = keys.slice(i, i + KEYS_PER_CALL / 2);
       const pairs = part.flatMap((key) => [k.state(group, key), k.waitIndex(group, key)]);
-      const erase = () => eraseKeys.call(this.s.cmd, k.waitsIndexed(group), pairs, k.wait(group, ''), force, part);
-      let res = await erase();
-      if (res === null) {
-        await this.indexGroup(group);
-        force = true;
-        res = (await erase())!;
-      }
-      for (const r of res) n += r;
+      for (const r of await eraseKeys.call(this.s.cmd, pairs, k.wait(group, ''), part)) n += r;
     }
     return n;
   }
 
   /**
-   * Indexes the group's records an earlier version wrote without an index: a SCAN of its `wait:`
-   * prefix on the node owning its slot (about a second per million keys there), indexWaits on
-   * what it found, KEYS_PER_CALL records a call, then the group's indexed marker, so later calls
-   * go by the index alone. Records created meanwhile by this version are indexed by openWait.
-   * A group without an epoch counter was never owned, so no handler wrote a record there: nothing
-   * to scan nor to mark (a read of an unknown group name, e.g. the admin UI's, writes nothing).
+   * Makes sure every record of the group is in its key's index before a read or erasure by key.
+   * Nothing to do when the group has no epoch counter (never owned, so no handler wrote a record:
+   * a read of an unknown group name, e.g. the admin UI's, writes nothing), or when the current
+   * epoch's owner is this version and a scan ran under this version's current unbroken run of
+   * owners (indexStatus, scripts/waits.ts). Otherwise: a SCAN of the group's `wait:` prefix on the
+   * node owning its slot (about a second per million keys there), indexWaits on what it found,
+   * KEYS_PER_CALL records a call, then markScanned when the current owner is this version (under
+   * an earlier version's owner, every call scans). Records created meanwhile by this version are
+   * indexed by openWait.
    */
   private async indexGroup(group: string): Promise<void> {
     const k = this.s.keys;
-    if ((await this.s.cmd.exists(k.epoch(group))) === 0) return;
+    const [epoch, owner, since, scanned] = await indexStatus.call(this.s.cmd, k.epoch(group), k.indexEpochs(group));
+    if (epoch === 0) return;
+    const indexing = owner === epoch;
+    if (indexing && scanned >= since) return;
     const ids: string[] = [];
     await this.scanGroup(k.wait(group, ''), (rest) => void ids.push(rest.toString()));
     for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
       const part = ids.slice(i, i + KEYS_PER_CALL);
       await indexWaits.call(this.s.cmd, part.map((id) => k.wait(group, id)), k.waitIndex(group, ''), part);
     }
-    await this.s.cmd.set(k.waitsIndexed(group), '1');
+    if (indexing) await markScanned.call(this.s.cmd, k.indexEpochs(group), epoch);
   }
 
   /** SCAN of every master for `{agentbus:<group>}` keys: a group with an owner or a record is listed. */

@@ -12,7 +12,7 @@ import { publishOnce } from './publish.js';
 import { cancelNamed, moveDue, removeDue, scheduleNamed, scheduleOnce } from './due.js';
 import { defineScripts } from './script.js';
 import { commitStates, disownGroup, loadStates, ownGroup, stateSizes } from './state.js';
-import { eraseKeys, indexWaits, keyWaits, matchWait, openWait, removeWaits, waitFields } from './waits.js';
+import { eraseKeys, indexStatus, indexWaits, keyWaits, markScanned, matchWait, openWait, removeWaits, waitFields } from './waits.js';
 import { countAfter, streamEnds } from './stats.js';
 
 export const allScripts = [
@@ -48,6 +48,8 @@ export const allScripts = [
   removeWaits,
   keyWaits,
   indexWaits,
+  indexStatus,
+  markScanned,
 ] as const;
 
 export function defineAllScripts(client: Client): void {

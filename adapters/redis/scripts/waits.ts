@@ -11,10 +11,13 @@
  * bounded by the record's lifetime; a reader skips members whose record is gone. matchWait changes
  * no record's key nor expiry, so no index.
  *
- * `<tag>:waits-indexed` marks a group whose every record is indexed: set at the group's first
- * acquisition (ownGroup, state.ts), or after indexGroup indexed what a SCAN found (records written
- * before the index existed). Readers by key refuse to answer without it (they return nil), so the
- * caller indexes the group once and asks again with `force`.
+ * An earlier version of agentbus wrote records without indexing them, and may still own the group
+ * during a rolling upgrade, or again after a rollback. The group's `<tag>:index-epochs` hash (kept
+ * by ownGroup, state.ts) says which epochs this version owned; a reader by key (state.ts) trusts
+ * the index alone when the current epoch's owner is this version and a scan ran under an epoch of
+ * this version's current unbroken run (indexStatus): every record of an older epoch was indexed
+ * by it, every later one by openWait. Otherwise it SCANs the group's records and indexes them
+ * first (indexWaits), and records the scan (markScanned) only when the current owner indexes.
  *
  * The index keys are built in Lua from a prefix the caller sends (`<tag>:waitkey:`), which is in
  * the group's slot like every KEYS entry of the call, as Redis Cluster requires of a script.
@@ -99,31 +102,62 @@ return n`,
   reply: Number,
 });
 
+/** The group's epoch counter (0 when absent), and of index-epochs: owner, since, scanned (0 when absent). */
+export type IndexStatus = [epoch: number, owner: number, since: number, scanned: number];
+
+/**
+ * Read only: KEYS[1] the group's epoch counter, KEYS[2] its index-epochs hash. Returns IndexStatus.
+ */
+export const indexStatus = script({
+  name: 'agentbusWaitsIndexStatus',
+  numberOfKeys: 2,
+  lua: `
+local h = redis.call('HMGET', KEYS[2], 'owner', 'since', 'scanned')
+return {tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(h[1] or '0'), tonumber(h[2] or '0'), tonumber(h[3] or '0')}`,
+  argv: (epoch: string, indexEpochs: string) => [epoch, indexEpochs],
+  reply: (r) => (r as number[]).map(Number) as IndexStatus,
+});
+
+/**
+ * Records that a scan indexed the group's records under epoch ARGV[1] (its owner being this
+ * version, which the caller checked before scanning): `scanned` = max(scanned, ARGV[1]).
+ * KEYS[1] index-epochs.
+ */
+export const markScanned = script({
+  name: 'agentbusWaitsMarkScanned',
+  numberOfKeys: 1,
+  lua: `
+if redis.call('EXISTS', KEYS[1]) == 1 and tonumber(redis.call('HGET', KEYS[1], 'scanned') or '0') < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'scanned', ARGV[1])
+end
+return 1`,
+  argv: (indexEpochs: string, epoch: number) => [indexEpochs, epoch],
+  reply: Number,
+});
+
 /** A listed record: id, type, key, deadline, 1 when a match is recorded, a step's result when asked for. */
 export type RawListing = [id: string, type: string, key: string, deadline: string, matched: number, result: string | null];
 
 /**
  * The live wait records (ARGV[2] '0') or step records ('1', with their results) of one key, from its
- * index. KEYS[1] the group's indexed marker, KEYS[2] the key's index; ARGV[1] the record prefix
- * (`<tag>:wait:`), ARGV[2] steps, ARGV[3] '1' to answer without the marker (indexGroup just ran).
- * Returns the records (RawListing each, in no order), or nil when the group is not marked indexed.
+ * index (the caller made sure the group is indexed). KEYS[1] the key's index; ARGV[1] the record
+ * prefix (`<tag>:wait:`), ARGV[2] steps. Returns the records (RawListing each, in no order).
  */
 export const keyWaits = script({
   name: 'agentbusWaitsOfKey',
-  numberOfKeys: 2,
+  numberOfKeys: 1,
   lua: `${nowLua}
-if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local steps = ARGV[2] == '1'
 local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], string.format('%.0f', now), '+inf')) do
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%.0f', now), '+inf')) do
   local f = redis.call('HMGET', ARGV[1] .. id, 'type', 'key', 'deadline', 'matched')
   if f[1] and (string.sub(f[1], 1, 5) == 'step ') == steps then
     out[#out + 1] = {id, f[1], f[2], f[3], f[4] and 1 or 0, steps and f[4] or false}
   end
 end
 return out`,
-  argv: (indexed: string, index: string, recordPrefix: string, steps: boolean, force: boolean) => [indexed, index, recordPrefix, steps ? 1 : 0, force ? 1 : 0],
-  reply: (r) => (r === null ? null : (r as RawListing[])),
+  argv: (index: string, recordPrefix: string, steps: boolean) => [index, recordPrefix, steps ? 1 : 0],
+  reply: (r) => r as RawListing[],
 });
 
 /**
@@ -176,21 +210,18 @@ return n`,
 
 /**
  * Erase keys of a group (`agentbus state rm`): each key's state hash, the records its index names
- * (those whose `key` field is the key), and the index. KEYS[1] the group's indexed marker, then per
- * erased key its state hash and its index; ARGV[1] the record prefix (`<tag>:wait:`), ARGV[2] '1'
- * to erase without the marker (indexGroup just ran), ARGV[2 + i] the i-th key.
- * Returns per key 1 when a state or a live record was deleted, else 0; nil (nothing deleted) when
- * the group is not marked indexed.
+ * (those whose `key` field is the key), and the index (the caller made sure the group is indexed).
+ * KEYS per erased key its state hash and its index; ARGV[1] the record prefix (`<tag>:wait:`),
+ * ARGV[1 + i] the i-th key. Returns per key 1 when a state or a live record was deleted, else 0.
  */
 export const eraseKeys = script({
   name: 'agentbusStateErase',
   numberOfKeys: null,
   lua: `
-if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local out = {}
-for i = 1, #ARGV - 2 do
-  local key, idx = ARGV[i + 2], KEYS[2 * i + 1]
-  local n = redis.call('DEL', KEYS[2 * i])
+for i = 1, #ARGV - 1 do
+  local key, idx = ARGV[i + 1], KEYS[2 * i]
+  local n = redis.call('DEL', KEYS[2 * i - 1])
   for _, id in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
     local w = ARGV[1] .. id
     if redis.call('HGET', w, 'key') == key then n = n + redis.call('DEL', w) end
@@ -199,6 +230,6 @@ for i = 1, #ARGV - 2 do
   out[i] = n > 0 and 1 or 0
 end
 return out`,
-  argv: (indexed: string, pairs: string[], recordPrefix: string, force: boolean, keys: string[]) => [1 + pairs.length, indexed, pairs, recordPrefix, force ? 1 : 0, keys],
-  reply: (r) => (r === null ? null : (r as number[])),
+  argv: (pairs: string[], recordPrefix: string, keys: string[]) => [pairs.length, pairs, recordPrefix, keys],
+  reply: (r) => r as number[],
 });
