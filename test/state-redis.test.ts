@@ -4,6 +4,7 @@
 // With STATE_REDIS_CHILD set, this file is instead the child process of the crash test (see there).
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
 import { pino } from 'pino';
 import { suite } from 'uvu';
@@ -517,6 +518,41 @@ return redis.call('HMGET', KEYS[1], 'type', 'key', 'deadline', 'matched')`,
       const mid = await sent();
       assert.is((await s.listWaits(g, { limit: 10, steps: true })).length, 4);
       assert.ok((await sent()) - mid > 400_000, 'listing steps does fetch them');
+    });
+  }
+
+  if (!single) {
+    test('during a migration of the group\'s slot (the key indexes moved first), removeWaits and remove wait for it and leave no record nor index member (every key a script touches is declared)', async () => {
+      const s = driver.state;
+      const k = new Keys('events:');
+      const g = uniq('migrating');
+      await s.own(g, 'c', 60_000);
+      const far = Date.now() + 3_600_000;
+      for (const key of ['alice', 'bob']) await s.openWait(g, `id-${key}`, { type: 'a.granted', key, deadline: far }, 60_000);
+      const nodes = (target as { nodes: { host: string; port: number }[] }).nodes;
+      const direct = nodes.map((n) => new Redis(n.port, n.host));
+      try {
+        const slot = calculateSlot(k.stateTag(g));
+        const ids = (await Promise.all(direct.map((d) => d.cluster('MYID')))) as string[];
+        const counts = (await Promise.all(direct.map((d) => d.cluster('COUNTKEYSINSLOT', slot)))) as number[];
+        const from = counts.findIndex((n) => n > 0);
+        const to = (from + 1) % direct.length;
+        await direct[to].cluster('SETSLOT', slot, 'IMPORTING', ids[from]);
+        await direct[from].cluster('SETSLOT', slot, 'MIGRATING', ids[to]);
+        // A resharding moves keys in batches: here the key indexes went first.
+        await direct[from].migrate(nodes[to].host, nodes[to].port, '', 0, 5000, 'KEYS', k.waitIndex(g, 'alice'), k.waitIndex(g, 'bob'));
+        const settled = <T>(p: Promise<T>) => p.then((v) => v, (err: Error) => err.message);
+        const removing = settled(s.removeWaits(g, ['id-alice']));
+        const erasing = settled(s.remove(g, ['bob']));
+        const rest = (await direct[from].cluster('GETKEYSINSLOT', slot, 1000)) as string[];
+        if (rest.length > 0) await direct[from].migrate(nodes[to].host, nodes[to].port, '', 0, 5000, 'KEYS', ...rest);
+        for (const d of direct) await d.cluster('SETSLOT', slot, 'NODE', ids[to]);
+        assert.is(await removing, 1);
+        assert.is(await erasing, 1);
+        assert.is(await client.exists(k.wait(g, 'id-alice'), k.wait(g, 'id-bob'), k.waitIndex(g, 'alice'), k.waitIndex(g, 'bob')), 0, 'records and their index members gone');
+      } finally {
+        for (const d of direct) d.disconnect();
+      }
     });
   }
 

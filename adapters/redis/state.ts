@@ -47,14 +47,14 @@
 import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import type { Delivery } from '../../bus/driver.js';
-import { OwnershipLostError } from '../../bus/errors.js';
+import { OwnershipLostError, TimeoutError } from '../../bus/errors.js';
 import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitListing, type WaitRecord } from '../../bus/state.js';
 import { isRedisError, type RedisStore } from './client.js';
 import { delivery } from './delivery.js';
 import { compareIds } from './keys.js';
 import { claimExpired } from './scripts/lease.js';
 import { commitStates, disownGroup, loadStates, ownGroup, stateSizes, type CommitWrite, type RawRecord } from './scripts/state.js';
-import { eraseKeys, indexStatus, indexWaits, keyWaits, markScanned, matchWait, openWait, removeWaits, waitFields } from './scripts/waits.js';
+import { eraseKey, indexStatus, indexWaits, markScanned, matchWait, openWait, removeWaits, waitFields, waitKeys, type RecordsAt } from './scripts/waits.js';
 
 /** Entries one takeOver claim call moves (the cursor is followed to the end). */
 const TAKEOVER_COUNT = 1000;
@@ -62,6 +62,11 @@ const TAKEOVER_COUNT = 1000;
 const SCAN_COUNT = 1000;
 /** Keys per load/sizes script call for very large requests (one call below this). */
 const KEYS_PER_CALL = 5000;
+
+/** Reads of records' key fields before removeWaits / indexWaits gives up, when each found them changed. */
+const STALE_READS = 5;
+/** Calls of eraseKey for one key, beyond those its index's size needs, while records keep being added. */
+const ERASE_RETRIES = 10;
 
 /** Glob characters of a SCAN MATCH pattern, escaped. */
 const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
@@ -214,51 +219,60 @@ export class RedisState implements StateStore {
   }
 
   /**
-   * Of one key: its index's live members and their fields, in one script call (after indexGroup). Of the whole group: a SCAN of its wait records, then the
-   * fields of those of the kind asked for in script calls of KEYS_PER_CALL (a step's result only
-   * when listing steps). Sorted by key (UTF-8 byte order, as SQLite's), deadline and id here
-   * (neither SCAN nor the index has that order), the first `limit` kept.
+   * Of one key: its index's members (ZRANGE, after indexGroup), then the fields of their records
+   * of the kind asked for (waitFields, every key declared), KEYS_PER_CALL a call; members whose
+   * record is gone (expired) are skipped. Of the whole group: a SCAN of its wait records, then
+   * their fields the same way (a step's result only when listing steps). Sorted by key (UTF-8 byte
+   * order, as SQLite's), deadline and id here (neither SCAN nor the index has that order), the
+   * first `limit` kept.
    */
   async listWaits(group: string, q: { key?: string | undefined; limit: number; steps: boolean }): Promise<WaitListing[]> {
+    const { keys } = this.s;
     const out: WaitListing[] = [];
+    const ids: string[] = [];
     if (q.key !== undefined) {
-      const { keys } = this.s;
       await this.indexGroup(group);
-      const rows = await keyWaits.call(this.s.cmd, keys.waitIndex(group, q.key), keys.wait(group, ''), q.steps);
-      for (const [id, type, key, deadline, matched, result] of rows) {
-        if (key === q.key) out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1, result: q.steps ? result : null });
-      }
+      ids.push(...(await this.s.cmd.zrange(keys.waitIndex(group, q.key), '0', '-1')));
     } else {
-      const ids: string[] = [];
-      await this.scanGroup(this.s.keys.wait(group, ''), (rest) => void ids.push(rest.toString()));
-      for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
-        const part = ids.slice(i, i + KEYS_PER_CALL);
-        const fields = await waitFields.call(this.s.cmd, part.map((id) => this.s.keys.wait(group, id)), q.steps);
-        part.forEach((id, j) => {
-          const [type, key, deadline, matched, result] = fields[j];
-          if (type === null || key === null) return;
-          out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1, result: q.steps ? result : null });
-        });
-      }
+      await this.scanGroup(keys.wait(group, ''), (rest) => void ids.push(rest.toString()));
+    }
+    for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
+      const part = ids.slice(i, i + KEYS_PER_CALL);
+      const fields = await waitFields.call(this.s.cmd, part.map((id) => keys.wait(group, id)), q.steps);
+      part.forEach((id, j) => {
+        const [type, key, deadline, matched, result] = fields[j];
+        if (type === null || key === null || (q.key !== undefined && key !== q.key)) return;
+        out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1, result: q.steps ? result : null });
+      });
     }
     out.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)) || a.deadline - b.deadline || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return out.slice(0, q.limit);
   }
 
   /**
-   * Per key, in one script call each KEYS_PER_CALL / 2 keys: its state hash, the wait and step
-   * records its index names, and the index (after indexGroup).
-   * Atomic per call: a record created after it (a handler of the key still running) is indexed
-   * anew and not erased.
+   * Per key (after indexGroup): its index's members (ZRANGE), then eraseKey with the state hash,
+   * the index and those records declared: it deletes the state and the records whose key field is
+   * the key, and takes them out of the index. Called again while the index still has members (a
+   * handler of the key still running created records meanwhile), at most ERASE_RETRIES more times.
+   * A key counts when its state or a live record was deleted.
    */
   async remove(group: string, keys: string[]): Promise<number> {
     const k = this.s.keys;
     let n = 0;
     if (keys.length > 0) await this.indexGroup(group);
-    for (let i = 0; i < keys.length; i += KEYS_PER_CALL / 2) {
-      const part = keys.slice(i, i + KEYS_PER_CALL / 2);
-      const pairs = part.flatMap((key) => [k.state(group, key), k.waitIndex(group, key)]);
-      for (const r of await eraseKeys.call(this.s.cmd, pairs, k.wait(group, ''), part)) n += r;
+    for (const key of keys) {
+      const index = k.waitIndex(group, key);
+      let erased = false;
+      for (let round = 0; ; round++) {
+        const ids = await this.s.cmd.zrange(index, '0', '-1');
+        const r = await eraseKey.call(this.s.cmd, k.state(group, key), index, ids.map((id) => k.wait(group, id)), key, ids);
+        erased ||= r.erased;
+        if (r.left === 0) break;
+        if (round >= ERASE_RETRIES) {
+          throw new TimeoutError(`erasing key ${JSON.stringify(key)} of group ${JSON.stringify(group)}: its index still had ${r.left} records after ${round + 1} calls (a handler of the key keeps creating them); its state and the records found so far are erased, call again once its handlers stop`);
+        }
+      }
+      if (erased) n++;
     }
     return n;
   }
@@ -284,7 +298,7 @@ export class RedisState implements StateStore {
     await this.scanGroup(k.wait(group, ''), (rest) => void ids.push(rest.toString()));
     for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
       const part = ids.slice(i, i + KEYS_PER_CALL);
-      await indexWaits.call(this.s.cmd, part.map((id) => k.wait(group, id)), k.waitIndex(group, ''), part);
+      await this.byKeyField(group, part, (at) => indexWaits.call(this.s.cmd, at));
     }
     if (indexing) await markScanned.call(this.s.cmd, k.indexEpochs(group), epoch);
   }
@@ -320,10 +334,37 @@ export class RedisState implements StateStore {
     return matchWait.call(this.s.cmd, this.s.keys.wait(group, id), event);
   }
 
-  /** One script call (the records and their indexes share the group's slot); resolves how many existed. */
+  /**
+   * Two script calls: the records' key fields (waitKeys), then removeWaits with the records and
+   * their indexes declared (all in the group's slot); resolves how many existed.
+   */
   async removeWaits(group: string, ids: string[]): Promise<number> {
-    const { keys } = this.s;
-    return ids.length === 0 ? 0 : removeWaits.call(this.s.cmd, ids.map((id) => keys.wait(group, id)), keys.waitIndex(group, ''), ids);
+    return ids.length === 0 ? 0 : this.byKeyField(group, ids, (at) => removeWaits.call(this.s.cmd, at));
+  }
+
+  /**
+   * Reads the key field of records `ids` (waitKeys), then runs `script` with them and their
+   * indexes declared (RecordsAt); again, up to STALE_READS reads, while it answers -1 (a key field
+   * changed in between: a record created or replaced meanwhile).
+   */
+  private async byKeyField(group: string, ids: string[], script: (at: RecordsAt) => Promise<number>): Promise<number> {
+    const k = this.s.keys;
+    const records = ids.map((id) => k.wait(group, id));
+    for (let read = 1; ; read++) {
+      const fields = await waitKeys.call(this.s.cmd, records);
+      const indexes: string[] = [];
+      const position = new Map<string, number>();
+      const at = fields.map((key) => {
+        if (key === null) return 0;
+        if (!position.has(key)) position.set(key, indexes.push(k.waitIndex(group, key)));
+        return position.get(key)!;
+      });
+      const n = await script({ records, indexes, ids, at, keys: fields.map((key) => key ?? '') });
+      if (n >= 0) return n;
+      if (read >= STALE_READS) {
+        throw new TimeoutError(`wait records of group ${JSON.stringify(group)} changed under each of ${read} reads of their keys (records created or replaced meanwhile): nothing done, try again`);
+      }
+    }
   }
 
   comparePositions(a: string, b: string): number {

@@ -6,7 +6,7 @@
  * deadline + a margin. The index of key K is a sorted set `<tag>:waitkey:<K>` of the ids of K's
  * records, each scored by the epoch ms its record expires at, the set itself expiring with its
  * latest member. The scripts that create and delete records keep it: openWait adds the record (and
- * drops members already past their score), removeWaits and eraseKeys remove it. A record that
+ * drops members already past their score), removeWaits and eraseKey remove it. A record that
  * expires leaves its member until the next openWait of the key or the set's own expiry, both
  * bounded by the record's lifetime; a reader skips members whose record is gone. matchWait changes
  * no record's key nor expiry, so no index.
@@ -19,8 +19,13 @@
  * by it, every later one by openWait. Otherwise it SCANs the group's records and indexes them
  * first (indexWaits), and records the scan (markScanned) only when the current owner indexes.
  *
- * The index keys are built in Lua from a prefix the caller sends (`<tag>:waitkey:`), which is in
- * the group's slot like every KEYS entry of the call, as Redis Cluster requires of a script.
+ * Every key a script reads or writes is in its KEYS, never built in Lua: Redis documents that a
+ * script must declare them, and a cluster relies on it while a slot migrates (the declared keys
+ * decide whether the call runs, is redirected, or is told to try again; an undeclared key may have
+ * moved already, failing the script halfway). So the client computes the index key of a record
+ * (it knows the group, and reads the record's `key` field first when it has only the id), and
+ * a script given what the client read checks it again and asks for a new read when it changed.
+ * All of a group's keys share its hash tag, hence one slot: any set of them is one script call.
  */
 import { script } from './script.js';
 
@@ -40,6 +45,23 @@ local function track(idx, id, score)
   local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
   if top[2] == 'inf' then redis.call('PERSIST', idx) else redis.call('PEXPIREAT', idx, top[2]) end
 end`;
+
+/**
+ * Records and the indexes they belong in, as removeWaits and indexWaits take them: KEYS the record
+ * hashes, then each distinct index once; ARGV[1] the number of records, then per record its id, the
+ * KEYS position of its index among the indexes (1-based, 0: none, the record was absent when read)
+ * and the `key` field read (the index's key).
+ */
+export interface RecordsAt {
+  records: string[];
+  indexes: string[];
+  ids: string[];
+  /** Per record: its index's position in `indexes` (1-based), 0 for none. */
+  at: number[];
+  keys: string[];
+}
+
+const recordsArgv = (r: RecordsAt) => [r.records.length + r.indexes.length, r.records, r.indexes, r.records.length, r.ids.flatMap((id, i) => [id, r.at[i], r.keys[i]])];
 
 /** A wait record's fields as openWait returns them: type, key, deadline, matched. */
 export type RawWait = [type: string | null, key: string | null, deadline: string | null, matched: string | null];
@@ -81,24 +103,53 @@ return redis.call('HGET', KEYS[1], 'matched')`,
 });
 
 /**
+ * The `key` field of records (nil when absent), read before removing or indexing them by id.
+ * KEYS the record hashes.
+ */
+export const waitKeys = script({
+  name: 'agentbusWaitKeys',
+  numberOfKeys: null,
+  lua: `
+local out = {}
+for i, k in ipairs(KEYS) do out[i] = redis.call('HGET', k, 'key') or false end
+return out`,
+  argv: (keys: string[]) => [keys.length, keys],
+  reply: (r) => (r as Array<string | null>).map((k) => k ?? null),
+});
+
+/** Lua: true when a record's `key` field is no longer what the client read (RecordsAt). */
+const staleLua = `
+local n = tonumber(ARGV[1])
+local function stale()
+  for i = 1, n do
+    local key = redis.call('HGET', KEYS[i], 'key')
+    local at = tonumber(ARGV[2 + 3 * (i - 1) + 1])
+    if key and (at == 0 or key ~= ARGV[2 + 3 * (i - 1) + 2]) then return true end
+  end
+  return false
+end`;
+
+/**
  * Delete wait records by id and take them out of their key's index.
- * KEYS the wait hashes; ARGV[1] the index prefix (`<tag>:waitkey:`), ARGV[1 + i] the id of KEYS[i].
- * Returns how many existed.
+ * RecordsAt. Returns how many existed, or -1 (nothing done) when a record's key field is not what
+ * the client read (created or replaced meanwhile): read again.
  */
 export const removeWaits = script({
   name: 'agentbusWaitRemove',
   numberOfKeys: null,
-  lua: `
+  lua: `${staleLua}
+if stale() then return -1 end
 local n = 0
-for i, k in ipairs(KEYS) do
-  local key = redis.call('HGET', k, 'key')
-  if key then
-    n = n + redis.call('DEL', k)
-    redis.call('ZREM', ARGV[1] .. key, ARGV[i + 1])
+for i = 1, tonumber(ARGV[1]) do
+  local at = tonumber(ARGV[2 + 3 * (i - 1) + 1])
+  if at > 0 then
+    n = n + redis.call('DEL', KEYS[i])
+    local idx = KEYS[tonumber(ARGV[1]) + at]
+    redis.call('ZREM', idx, ARGV[2 + 3 * (i - 1)])
   end
 end
 return n`,
-  argv: (keys: string[], indexPrefix: string, ids: string[]) => [keys.length, keys, indexPrefix, ids],
+  argv: (r: RecordsAt) => recordsArgv(r),
   reply: Number,
 });
 
@@ -135,33 +186,8 @@ return 1`,
   reply: Number,
 });
 
-/** A listed record: id, type, key, deadline, 1 when a match is recorded, a step's result when asked for. */
-export type RawListing = [id: string, type: string, key: string, deadline: string, matched: number, result: string | null];
-
 /**
- * The live wait records (ARGV[2] '0') or step records ('1', with their results) of one key, from its
- * index (the caller made sure the group is indexed). KEYS[1] the key's index; ARGV[1] the record
- * prefix (`<tag>:wait:`), ARGV[2] steps. Returns the records (RawListing each, in no order).
- */
-export const keyWaits = script({
-  name: 'agentbusWaitsOfKey',
-  numberOfKeys: 1,
-  lua: `${nowLua}
-local steps = ARGV[2] == '1'
-local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], string.format('%.0f', now), '+inf')) do
-  local f = redis.call('HMGET', ARGV[1] .. id, 'type', 'key', 'deadline', 'matched')
-  if f[1] and (string.sub(f[1], 1, 5) == 'step ') == steps then
-    out[#out + 1] = {id, f[1], f[2], f[3], f[4] and 1 or 0, steps and f[4] or false}
-  end
-end
-return out`,
-  argv: (index: string, recordPrefix: string, steps: boolean) => [index, recordPrefix, steps ? 1 : 0],
-  reply: (r) => r as RawListing[],
-});
-
-/**
- * For the group-wide listing (records found by SCAN): type, key, deadline and whether a match is
+ * For listings (records found by SCAN, or in a key's index): type, key, deadline and whether a match is
  * recorded of each record of the kind asked for, a step's result too when listing steps; a record
  * of the other kind, or gone, comes back with type nil (so step results are not sent to a listing
  * of waits). KEYS the wait hashes; ARGV[1] '1' for steps, '0' for waits.
@@ -186,50 +212,47 @@ return out`,
 });
 
 /**
- * Index records found by SCAN (written before the index existed): each live one under its key,
- * scored by its remaining time to live. KEYS the wait hashes; ARGV[1] the index prefix, ARGV[1 + i]
- * the id of KEYS[i]. Returns how many were indexed.
+ * Index records found by SCAN (written by a version without the index): each live one under its
+ * key, scored by its remaining time to live. RecordsAt. Returns how many were indexed, or -1
+ * (nothing done) when a record's key field is not what the client read: read again.
  */
 export const indexWaits = script({
   name: 'agentbusWaitsIndex',
   numberOfKeys: null,
-  lua: `${nowLua}${trackLua}
+  lua: `${nowLua}${trackLua}${staleLua}
+if stale() then return -1 end
 local n = 0
-for i, k in ipairs(KEYS) do
-  local key = redis.call('HGET', k, 'key')
-  local ttl = redis.call('PTTL', k)
-  if key and ttl ~= -2 then
-    track(ARGV[1] .. key, ARGV[i + 1], ttl == -1 and '+inf' or string.format('%.0f', now + ttl))
+for i = 1, tonumber(ARGV[1]) do
+  local at = tonumber(ARGV[2 + 3 * (i - 1) + 1])
+  local ttl = redis.call('PTTL', KEYS[i])
+  if at > 0 and ttl ~= -2 then
+    track(KEYS[tonumber(ARGV[1]) + at], ARGV[2 + 3 * (i - 1)], ttl == -1 and '+inf' or string.format('%.0f', now + ttl))
     n = n + 1
   end
 end
 return n`,
-  argv: (keys: string[], indexPrefix: string, ids: string[]) => [keys.length, keys, indexPrefix, ids],
+  argv: (r: RecordsAt) => recordsArgv(r),
   reply: Number,
 });
 
 /**
- * Erase keys of a group (`agentbus state rm`): each key's state hash, the records its index names
- * (those whose `key` field is the key), and the index (the caller made sure the group is indexed).
- * KEYS per erased key its state hash and its index; ARGV[1] the record prefix (`<tag>:wait:`),
- * ARGV[1 + i] the i-th key. Returns per key 1 when a state or a live record was deleted, else 0.
+ * Erase one key's state and some of its records (`agentbus state rm`): the state hash, each given
+ * record whose `key` field is the key, and their members in the key's index. The
+ * caller read the members from the index first; it calls again while the index still has members
+ * (records created meanwhile). KEYS[1] the state hash, KEYS[2] the key's index, KEYS[3..] the
+ * records; ARGV[1] the key, ARGV[1 + i] the id of KEYS[2 + i].
+ * Returns { 1 when the state or a live record was deleted else 0, the members left in the index }.
  */
-export const eraseKeys = script({
+export const eraseKey = script({
   name: 'agentbusStateErase',
   numberOfKeys: null,
   lua: `
-local out = {}
-for i = 1, #ARGV - 1 do
-  local key, idx = ARGV[i + 1], KEYS[2 * i]
-  local n = redis.call('DEL', KEYS[2 * i - 1])
-  for _, id in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
-    local w = ARGV[1] .. id
-    if redis.call('HGET', w, 'key') == key then n = n + redis.call('DEL', w) end
-  end
-  redis.call('DEL', idx)
-  out[i] = n > 0 and 1 or 0
+local n = redis.call('DEL', KEYS[1])
+for i = 3, #KEYS do
+  if redis.call('HGET', KEYS[i], 'key') == ARGV[1] then n = n + redis.call('DEL', KEYS[i]) end
+  redis.call('ZREM', KEYS[2], ARGV[i - 1])
 end
-return out`,
-  argv: (pairs: string[], recordPrefix: string, keys: string[]) => [pairs.length, pairs, recordPrefix, keys],
-  reply: (r) => r as number[],
+return {n > 0 and 1 or 0, redis.call('ZCARD', KEYS[2])}`,
+  argv: (state: string, index: string, records: string[], key: string, ids: string[]) => [2 + records.length, state, index, records, key, ids],
+  reply: (r) => ({ erased: Number((r as number[])[0]) === 1, left: Number((r as number[])[1]) }),
 });
