@@ -364,6 +364,24 @@ function stateSuite(name: string, target: Target, single: boolean): void {
     assert.is(await client.exists(idx), 0, 'an emptied index is gone');
   });
 
+  test('removing a key\'s latest-expiring record brings its index\'s expiry down to the remaining records; an index left with expired members only is deleted', async () => {
+    const s = driver.state;
+    const k = new Keys('events:');
+    const g = uniq('tidy');
+    const idx = k.waitIndex(g, 'k');
+    const day = 86_400_000;
+    await s.openWait(g, 'step', { type: 'step charge', key: 'k', deadline: Date.now() + 365 * day }, day);
+    await s.openWait(g, 'w', { type: 'a.granted', key: 'k', deadline: Date.now() + 60_000 }, 30_000);
+    await s.openWait(g, 'short', { type: 'a.granted', key: 'k', deadline: Date.now() }, 300);
+    assert.ok((await client.pttl(idx)) > 300 * day, 'expires with the step');
+    assert.is(await s.removeWaits(g, ['step']), 1);
+    const ttl = await client.pttl(idx);
+    assert.ok(ttl > 0 && ttl <= 90_000, `then with the wait, 90 s away: pttl ${ttl}`);
+    await waitFor('the short record expired', async () => (await client.exists(k.wait(g, 'short'))) === 0);
+    assert.is(await s.removeWaits(g, ['w']), 1);
+    assert.is(await client.exists(idx), 0, 'left with an expired member only: deleted');
+  });
+
   if (single) {
     test('a key\'s records are listed and erased through its index, without SCAN (2,000 unrelated keys); a group with records of an earlier version (no index), now owned by this version, is scanned once, then not', async () => {
       const s = driver.state;

@@ -6,9 +6,11 @@
  * deadline + a margin. The index of key K is a sorted set `<tag>:waitkey:<K>` of the ids of K's
  * records, each scored by the epoch ms its record expires at, the set itself expiring with its
  * latest member. The scripts that create and delete records keep it: openWait adds the record (and
- * drops members already past their score), removeWaits and eraseKey remove it. A record that
- * expires leaves its member until the next openWait of the key or the set's own expiry, both
- * bounded by the record's lifetime; a reader skips members whose record is gone. matchWait changes
+ * drops members already past their score), removeWaits and eraseKey remove it, then drop members
+ * past their score and move the set's expiry to its latest remaining member (Redis deletes a set
+ * left empty), so the index never outlives the key's live records. A record that expires leaves
+ * its member until the next such call of the key or the set's own expiry, both bounded by the
+ * record's lifetime; a reader skips members whose record is gone. matchWait changes
  * no record's key nor expiry, so no index.
  *
  * An earlier version of agentbus wrote records without indexing them, and may still own the group
@@ -44,6 +46,17 @@ local function track(idx, id, score)
   redis.call('ZADD', idx, score, id)
   local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
   if top[2] == 'inf' then redis.call('PERSIST', idx) else redis.call('PEXPIREAT', idx, top[2]) end
+end`;
+
+/**
+ * tidy(index): drops members scored before now and makes the set expire with its latest remaining
+ * member (Redis deletes a set left empty), after members were removed.
+ */
+const tidyLua = `
+local function tidy(idx)
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. string.format('%.0f', now))
+  local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
+  if top[2] == 'inf' then redis.call('PERSIST', idx) elseif top[2] then redis.call('PEXPIREAT', idx, top[2]) end
 end`;
 
 /**
@@ -130,24 +143,26 @@ local function stale()
 end`;
 
 /**
- * Delete wait records by id and take them out of their key's index.
+ * Delete wait records by id and take them out of their key's index, tidied after (tidy).
  * RecordsAt. Returns how many existed, or -1 (nothing done) when a record's key field is not what
  * the client read (created or replaced meanwhile): read again.
  */
 export const removeWaits = script({
   name: 'agentbusWaitRemove',
   numberOfKeys: null,
-  lua: `${staleLua}
+  lua: `${nowLua}${tidyLua}${staleLua}
 if stale() then return -1 end
-local n = 0
+local n, touched = 0, {}
 for i = 1, tonumber(ARGV[1]) do
   local at = tonumber(ARGV[2 + 3 * (i - 1) + 1])
   if at > 0 then
     n = n + redis.call('DEL', KEYS[i])
     local idx = KEYS[tonumber(ARGV[1]) + at]
     redis.call('ZREM', idx, ARGV[2 + 3 * (i - 1)])
+    touched[idx] = true
   end
 end
+for idx in pairs(touched) do tidy(idx) end
 return n`,
   argv: (r: RecordsAt) => recordsArgv(r),
   reply: Number,
@@ -237,7 +252,7 @@ return n`,
 
 /**
  * Erase one key's state and some of its records (`agentbus state rm`): the state hash, each given
- * record whose `key` field is the key, and their members in the key's index. The
+ * record whose `key` field is the key, and their members in the key's index (tidied after). The
  * caller read the members from the index first; it calls again while the index still has members
  * (records created meanwhile). KEYS[1] the state hash, KEYS[2] the key's index, KEYS[3..] the
  * records; ARGV[1] the key, ARGV[1 + i] the id of KEYS[2 + i].
@@ -246,12 +261,13 @@ return n`,
 export const eraseKey = script({
   name: 'agentbusStateErase',
   numberOfKeys: null,
-  lua: `
+  lua: `${nowLua}${tidyLua}
 local n = redis.call('DEL', KEYS[1])
 for i = 3, #KEYS do
   if redis.call('HGET', KEYS[i], 'key') == ARGV[1] then n = n + redis.call('DEL', KEYS[i]) end
   redis.call('ZREM', KEYS[2], ARGV[i - 1])
 end
+tidy(KEYS[2])
 return {n > 0 and 1 or 0, redis.call('ZCARD', KEYS[2])}`,
   argv: (state: string, index: string, records: string[], key: string, ids: string[]) => [2 + records.length, state, index, records, key, ids],
   reply: (r) => ({ erased: Number((r as number[])[0]) === 1, left: Number((r as number[])[1]) }),
