@@ -504,6 +504,35 @@ return redis.call('HMGET', KEYS[1], 'type', 'key', 'deadline', 'matched')`,
       assert.is((await scans()) - before, 0, 'then the index alone');
     });
 
+    test('a key with 1,200 step records is listed and erased in script calls of at most 500 records each (INFO commandstats)', async () => {
+      const s = driver.state;
+      const r = client as Redis;
+      const stats = async () => {
+        const info = await r.info('commandstats');
+        const calls = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+        return { scripts: calls('evalsha') + calls('eval'), hmget: calls('hmget'), hget: calls('hget') };
+      };
+      const g = uniq('many-steps');
+      await s.own(g, 'c', 60_000);
+      const far = Date.now() + 3_600_000;
+      for (let i = 0; i < 1200; i += 100) {
+        await Promise.all(Array.from({ length: 100 }, (_, j) => s.openWait(g, `s${i + j}`, { type: 'step llm', key: 'busy', deadline: far }, 60_000)));
+      }
+      let before = await stats();
+      assert.is((await s.listWaits(g, { key: 'busy', limit: 10_000, steps: true })).length, 1200);
+      let after = await stats();
+      let calls = after.scripts - before.scripts;
+      assert.ok(calls >= 3, `listing: ${calls} script calls`);
+      assert.ok((after.hmget - before.hmget) / calls <= 500, `listing: ${after.hmget - before.hmget} records read in ${calls} script calls`);
+      before = await stats();
+      assert.is(await s.remove(g, ['busy']), 1);
+      after = await stats();
+      calls = after.scripts - before.scripts;
+      assert.ok(calls >= 3, `erasing: ${calls} script calls`);
+      assert.ok((after.hget - before.hget) / calls <= 500, `erasing: ${after.hget - before.hget} records read in ${calls} script calls`);
+      assert.equal(await s.listWaits(g, { key: 'busy', limit: 10, steps: true }), []);
+    });
+
     test('listing or erasing keys of groups nothing ever ran in (no epoch) answers empty and writes nothing (50 unknown group names)', async () => {
       const s = driver.state;
       const r = client as Redis;

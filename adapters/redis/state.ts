@@ -63,9 +63,14 @@ const SCAN_COUNT = 1000;
 /** Keys per load/sizes script call for very large requests (one call below this). */
 const KEYS_PER_CALL = 5000;
 
+/**
+ * Wait and step records per script call (listing, indexing, erasing, removing): one call's work
+ * stays bounded however many records a key or group holds (Redis runs nothing else meanwhile).
+ */
+const RECORDS_PER_CALL = 500;
 /** Reads of records' key fields before removeWaits / indexWaits gives up, when each found them changed. */
 const STALE_READS = 5;
-/** Calls of eraseKey for one key, beyond those its index's size needs, while records keep being added. */
+/** Calls of eraseKey for one key, beyond the pages its index held, while records keep being added. */
 const ERASE_RETRIES = 10;
 
 /** Glob characters of a SCAN MATCH pattern, escaped. */
@@ -219,9 +224,9 @@ export class RedisState implements StateStore {
   }
 
   /**
-   * Of one key: its index's members (ZRANGE, after indexGroup), then the fields of their records
-   * of the kind asked for (waitFields, every key declared), KEYS_PER_CALL a call; members whose
-   * record is gone (expired) are skipped. Of the whole group: a SCAN of its wait records, then
+   * Of one key: its index's members (ZSCAN, COUNT RECORDS_PER_CALL, after indexGroup), then the
+   * fields of their records of the kind asked for (waitFields, every key declared),
+   * RECORDS_PER_CALL a call; members whose record is gone (expired) are skipped. Of the whole group: a SCAN of its wait records, then
    * their fields the same way (a step's result only when listing steps). Sorted by key (UTF-8 byte
    * order, as SQLite's), deadline and id here (neither SCAN nor the index has that order), the
    * first `limit` kept.
@@ -232,12 +237,19 @@ export class RedisState implements StateStore {
     const ids: string[] = [];
     if (q.key !== undefined) {
       await this.indexGroup(group);
-      ids.push(...(await this.s.cmd.zrange(keys.waitIndex(group, q.key), '0', '-1')));
+      const seen = new Set<string>(); // ZSCAN may return a member twice
+      let cursor = '0';
+      do {
+        const [next, page] = await this.s.cmd.zscan(keys.waitIndex(group, q.key), cursor, 'COUNT', RECORDS_PER_CALL);
+        cursor = next;
+        for (let i = 0; i < page.length; i += 2) seen.add(page[i]);
+      } while (cursor !== '0');
+      ids.push(...seen);
     } else {
       await this.scanGroup(keys.wait(group, ''), (rest) => void ids.push(rest.toString()));
     }
-    for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
-      const part = ids.slice(i, i + KEYS_PER_CALL);
+    for (let i = 0; i < ids.length; i += RECORDS_PER_CALL) {
+      const part = ids.slice(i, i + RECORDS_PER_CALL);
       const fields = await waitFields.call(this.s.cmd, part.map((id) => keys.wait(group, id)), q.steps);
       part.forEach((id, j) => {
         const [type, key, deadline, matched, result] = fields[j];
@@ -250,11 +262,11 @@ export class RedisState implements StateStore {
   }
 
   /**
-   * Per key (after indexGroup): its index's members (ZRANGE), then eraseKey with the state hash,
-   * the index and those records declared: it deletes the state and the records whose key field is
-   * the key, and takes them out of the index. Called again while the index still has members (a
-   * handler of the key still running created records meanwhile), at most ERASE_RETRIES more times.
-   * A key counts when its state or a live record was deleted.
+   * Per key (after indexGroup): the first RECORDS_PER_CALL members of its index (ZRANGE), then
+   * eraseKey with the state hash, the index and those records declared: it deletes the state and
+   * the records whose key field is the key, and takes them out of the index. Again while the index
+   * has members: as many calls as its pages, plus at most ERASE_RETRIES while a handler of the key
+   * still running creates records. A key counts when its state or a live record was deleted.
    */
   async remove(group: string, keys: string[]): Promise<number> {
     const k = this.s.keys;
@@ -263,13 +275,15 @@ export class RedisState implements StateStore {
     for (const key of keys) {
       const index = k.waitIndex(group, key);
       let erased = false;
-      for (let round = 0; ; round++) {
-        const ids = await this.s.cmd.zrange(index, '0', '-1');
+      let budget = Infinity;
+      for (let round = 1; ; round++) {
+        const ids = await this.s.cmd.zrange(index, '0', String(RECORDS_PER_CALL - 1));
         const r = await eraseKey.call(this.s.cmd, k.state(group, key), index, ids.map((id) => k.wait(group, id)), key, ids);
         erased ||= r.erased;
         if (r.left === 0) break;
-        if (round >= ERASE_RETRIES) {
-          throw new TimeoutError(`erasing key ${JSON.stringify(key)} of group ${JSON.stringify(group)}: its index still had ${r.left} records after ${round + 1} calls (a handler of the key keeps creating them); its state and the records found so far are erased, call again once its handlers stop`);
+        if (round === 1) budget = 1 + Math.ceil(r.left / RECORDS_PER_CALL) + ERASE_RETRIES;
+        if (round >= budget) {
+          throw new TimeoutError(`erasing key ${JSON.stringify(key)} of group ${JSON.stringify(group)}: its index still had ${r.left} records after ${round} calls (a handler of the key keeps creating them); its state and the records found so far are erased, call again once its handlers stop`);
         }
       }
       if (erased) n++;
@@ -284,7 +298,7 @@ export class RedisState implements StateStore {
    * epoch's owner is this version and a scan ran under this version's current unbroken run of
    * owners (indexStatus, scripts/waits.ts). Otherwise: a SCAN of the group's `wait:` prefix on the
    * node owning its slot (about a second per million keys there), indexWaits on what it found,
-   * KEYS_PER_CALL records a call, then markScanned when the current owner is this version (under
+   * RECORDS_PER_CALL records a call, then markScanned when the current owner is this version (under
    * an earlier version's owner, every call scans). Records created meanwhile by this version are
    * indexed by openWait.
    */
@@ -296,8 +310,8 @@ export class RedisState implements StateStore {
     if (indexing && scanned >= since) return;
     const ids: string[] = [];
     await this.scanGroup(k.wait(group, ''), (rest) => void ids.push(rest.toString()));
-    for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
-      const part = ids.slice(i, i + KEYS_PER_CALL);
+    for (let i = 0; i < ids.length; i += RECORDS_PER_CALL) {
+      const part = ids.slice(i, i + RECORDS_PER_CALL);
       await this.byKeyField(group, part, (at) => indexWaits.call(this.s.cmd, at));
     }
     if (indexing) await markScanned.call(this.s.cmd, k.indexEpochs(group), epoch);
@@ -335,11 +349,16 @@ export class RedisState implements StateStore {
   }
 
   /**
-   * Two script calls: the records' key fields (waitKeys), then removeWaits with the records and
-   * their indexes declared (all in the group's slot); resolves how many existed.
+   * Per RECORDS_PER_CALL ids, two script calls: the records' key fields (waitKeys), then
+   * removeWaits with the records and their indexes declared (all in the group's slot); resolves
+   * how many existed.
    */
   async removeWaits(group: string, ids: string[]): Promise<number> {
-    return ids.length === 0 ? 0 : this.byKeyField(group, ids, (at) => removeWaits.call(this.s.cmd, at));
+    let n = 0;
+    for (let i = 0; i < ids.length; i += RECORDS_PER_CALL) {
+      n += await this.byKeyField(group, ids.slice(i, i + RECORDS_PER_CALL), (at) => removeWaits.call(this.s.cmd, at));
+    }
+    return n;
   }
 
   /**
