@@ -226,10 +226,10 @@ export class RedisState implements StateStore {
   /**
    * Of one key: its index's members (ZSCAN, COUNT RECORDS_PER_CALL, after indexGroup), then the
    * fields of their records of the kind asked for (waitFields, every key declared),
-   * RECORDS_PER_CALL a call; members whose record is gone (expired) are skipped. Of the whole group: a SCAN of its wait records, then
-   * their fields the same way (a step's result only when listing steps). Sorted by key (UTF-8 byte
-   * order, as SQLite's), deadline and id here (neither SCAN nor the index has that order), the
-   * first `limit` kept.
+   * RECORDS_PER_CALL a call; members whose record is gone (expired) are skipped. Of the whole
+   * group: a SCAN of its wait records, then their fields the same way (a step's result only when
+   * listing steps). Sorted by key (UTF-8 byte order, as SQLite's), deadline and id here (neither
+   * SCAN nor the index has that order), the first `limit` kept.
    */
   async listWaits(group: string, q: { key?: string | undefined; limit: number; steps: boolean }): Promise<WaitListing[]> {
     const { keys } = this.s;

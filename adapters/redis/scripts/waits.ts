@@ -132,9 +132,8 @@ return out`,
 
 /** Lua: true when a record's `key` field is no longer what the client read (RecordsAt). */
 const staleLua = `
-local n = tonumber(ARGV[1])
 local function stale()
-  for i = 1, n do
+  for i = 1, tonumber(ARGV[1]) do
     local key = redis.call('HGET', KEYS[i], 'key')
     local at = tonumber(ARGV[2 + 3 * (i - 1) + 1])
     if key and (at == 0 or key ~= ARGV[2 + 3 * (i - 1) + 2]) then return true end
