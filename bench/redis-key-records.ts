@@ -4,7 +4,7 @@
 // each, then times, R times each (default 20), what `state get` asks (bus.keys.get, waits and
 // steps of the key, at once) and `state rm` of a key (bus.keys.remove), and prints the median and
 // the largest. Records are created through the store's openWait, as handlers do. First, with the
-// group's index removed (as a version without it left the group), the one-time cost of its first
+// group's index removed (as a version without it left the group) and a new owner, the one-time cost of its first
 // per-key call.
 //   node --import tsx bench/redis-key-records.ts [N] [R]
 import { Redis } from 'ioredis';
@@ -61,8 +61,10 @@ async function timed(what: string, run: (i: number) => Promise<unknown>, before?
 }
 
 console.log(`${unrelated} unrelated keys; group ${group}: ${KEYS} keys with a wait and a step record each (dbsize ${await raw.dbsize()})`);
-// As an earlier version (no index) left the group: its first per-key call indexes it, once.
-await raw.del('events:{agentbus:Bench}:waits-indexed', ...Array.from({ length: KEYS }, (_, k) => `events:{agentbus:Bench}:waitkey:k${k}`));
+// As an earlier version (no index) left the group, then this version took it over (a new epoch):
+// its first per-key call indexes it, once.
+await raw.del('events:{agentbus:Bench}:index-epochs', 'events:{agentbus:Bench}:owner', ...Array.from({ length: KEYS }, (_, k) => `events:{agentbus:Bench}:waitkey:k${k}`));
+await store.own(group, 'bench-upgraded', 60_000);
 const s0 = await scans();
 const t0 = process.hrtime.bigint();
 await keys.waits(group, { key: 'k0' });

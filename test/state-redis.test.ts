@@ -4,6 +4,7 @@
 // With STATE_REDIS_CHILD set, this file is instead the child process of the crash test (see there).
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
 import { pino } from 'pino';
 import { suite } from 'uvu';
@@ -363,8 +364,26 @@ function stateSuite(name: string, target: Target, single: boolean): void {
     assert.is(await client.exists(idx), 0, 'an emptied index is gone');
   });
 
+  test('removing a key\'s latest-expiring record brings its index\'s expiry down to the remaining records; an index left with expired members only is deleted', async () => {
+    const s = driver.state;
+    const k = new Keys('events:');
+    const g = uniq('tidy');
+    const idx = k.waitIndex(g, 'k');
+    const day = 86_400_000;
+    await s.openWait(g, 'step', { type: 'step charge', key: 'k', deadline: Date.now() + 365 * day }, day);
+    await s.openWait(g, 'w', { type: 'a.granted', key: 'k', deadline: Date.now() + 60_000 }, 30_000);
+    await s.openWait(g, 'short', { type: 'a.granted', key: 'k', deadline: Date.now() }, 300);
+    assert.ok((await client.pttl(idx)) > 300 * day, 'expires with the step');
+    assert.is(await s.removeWaits(g, ['step']), 1);
+    const ttl = await client.pttl(idx);
+    assert.ok(ttl > 0 && ttl <= 90_000, `then with the wait, 90 s away: pttl ${ttl}`);
+    await waitFor('the short record expired', async () => (await client.exists(k.wait(g, 'short'))) === 0);
+    assert.is(await s.removeWaits(g, ['w']), 1);
+    assert.is(await client.exists(idx), 0, 'left with an expired member only: deleted');
+  });
+
   if (single) {
-    test('a key\'s records are listed and erased through its index, without SCAN (2,000 unrelated keys); a group with records of an earlier version (no index) is scanned once, then not', async () => {
+    test('a key\'s records are listed and erased through its index, without SCAN (2,000 unrelated keys); a group with records of an earlier version (no index), now owned by this version, is scanned once, then not', async () => {
       const s = driver.state;
       const k = new Keys('events:');
       const r = client as Redis;
@@ -388,12 +407,14 @@ function stateSuite(name: string, target: Target, single: boolean): void {
       assert.is((await scans()) - before, 0, 'no SCAN');
       assert.equal((await s.listWaits(g, { limit: 10, steps: false })).map((w) => w.id), ['w2'], 'the group-wide listing (a SCAN) sees the rest');
 
-      // As an earlier version left them: records without an index, in a group without the marker.
+      // As an earlier version left them: records without an index, in a group it owned (an epoch) without the marker.
       const old = uniq('earlier');
+      await r.set(k.epoch(old), '1');
       for (const [id, key] of [['o1', 'person'], ['o2', 'other']]) {
         await r.hset(k.wait(old, id), 'type', 'a.granted', 'key', key, 'deadline', String(far));
         await r.pexpireat(k.wait(old, id), far + 60_000);
       }
+      await s.own(old, 'c', 60_000); // this version owns it now (epoch 2)
       const first = await scans();
       assert.equal((await s.listWaits(old, { key: 'person', limit: 10, steps: false })).map((w) => w.id), ['o1'], 'found by the one scan');
       assert.ok((await scans()) > first, 'the first call scanned');
@@ -403,6 +424,127 @@ function stateSuite(name: string, target: Target, single: boolean): void {
       assert.is(await client.exists(k.wait(old, 'o1')), 0);
       assert.is((await scans()) - second, 0, 'later calls go by the index');
       await r.del(...Array.from({ length: 2000 }, (_, i) => `${filler}:${i}`));
+    });
+
+    test('rolling upgrade: records an earlier version\'s owner writes (no index) before, between and after this version\'s epochs are listed by key and erased; one scan per unbroken run of this version', async () => {
+      const s = driver.state;
+      const k = new Keys('events:');
+      const r = client as Redis;
+      const scans = async () => Number(/cmdstat_scan:calls=(\d+)/.exec(await r.info('commandstats'))?.[1] ?? 0);
+      // The earlier version's ownGroup and openWait (before the per-key index), verbatim.
+      const oldOwn = (g: string, consumer: string) =>
+        r.eval(
+          `local cur = redis.call('GET', KEYS[1])
+if cur then
+  local sp = string.find(cur, ' ', 1, true)
+  if sp and string.sub(cur, sp + 1) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {tonumber(string.sub(cur, 1, sp - 1)), 0}
+  end
+  return false
+end
+local epoch = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], epoch .. ' ' .. ARGV[1], 'PX', ARGV[2])
+return {epoch, 1}`,
+          2, k.owner(g), k.epoch(g), consumer, 60_000,
+        ) as Promise<[number, number]>;
+      const oldOpen = (g: string, id: string, type: string, key: string, deadline: number) =>
+        r.eval(
+          `if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'type', ARGV[1], 'key', ARGV[2], 'deadline', ARGV[3])
+  redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
+end
+return redis.call('HMGET', KEYS[1], 'type', 'key', 'deadline', 'matched')`,
+          1, k.wait(g, id), type, key, deadline, 86_400_000,
+        );
+      const yearAway = Date.now() + 365 * 86_400_000;
+      const steps = async (g: string) => (await s.listWaits(g, { key: 'person', limit: 100, steps: true })).map((w) => w.id).sort();
+      const leave = (g: string) => r.del(k.owner(g)); // the holder's lease ran out
+
+      // This version took the group first (epoch 1), then an earlier version's process took it.
+      const a = uniq('upgrade-a');
+      assert.is((await s.own(a, 'new-1', 60_000))!.epoch, 1);
+      await s.openWait(a, 'n1', { type: 'step charge', key: 'person', deadline: yearAway }, 86_400_000);
+      await leave(a);
+      assert.equal(await oldOwn(a, 'old-2'), [2, 1]);
+      await oldOpen(a, 'o2', 'step charge', 'person', yearAway);
+      assert.equal(await steps(a), ['n1', 'o2'], 'the earlier version\'s step is listed');
+      assert.is(await s.remove(a, ['person']), 1);
+      assert.is(await r.exists(k.wait(a, 'n1'), k.wait(a, 'o2')), 0, 'and erased');
+
+      // An earlier version owns the group while this version's reader looks at it, twice.
+      const b = uniq('upgrade-b');
+      await oldOwn(b, 'old-1');
+      await oldOpen(b, 'o1', 'step charge', 'person', yearAway);
+      assert.equal(await steps(b), ['o1']);
+      await oldOpen(b, 'o1b', 'step charge', 'person', yearAway);
+      assert.equal(await steps(b), ['o1', 'o1b'], 'written after the first per-key call: still found');
+      // This version takes over (epoch 2): one scan, then the index alone.
+      await leave(b);
+      assert.is((await s.own(b, 'new-2', 60_000))!.epoch, 2);
+      await s.openWait(b, 'n2', { type: 'step charge', key: 'person', deadline: yearAway }, 86_400_000);
+      assert.equal(await steps(b), ['n2', 'o1', 'o1b']);
+      let before = await scans();
+      assert.equal(await steps(b), ['n2', 'o1', 'o1b']);
+      assert.is((await scans()) - before, 0, 'scanned once under this version\'s epoch');
+      // Rolled back (epoch 3, earlier version), then upgraded again (epoch 4).
+      await leave(b);
+      await oldOwn(b, 'old-3');
+      await oldOpen(b, 'o3', 'step charge', 'person', yearAway);
+      assert.equal(await steps(b), ['n2', 'o1', 'o1b', 'o3'], 'under an earlier version\'s owner every per-key call scans');
+      await leave(b);
+      assert.is((await s.own(b, 'new-4', 60_000))!.epoch, 4);
+      before = await scans();
+      assert.is(await s.remove(b, ['person']), 1);
+      assert.ok((await scans()) > before, 'the first call after the re-upgrade scans');
+      assert.is(await r.exists(k.wait(b, 'n2'), k.wait(b, 'o1'), k.wait(b, 'o1b'), k.wait(b, 'o3')), 0, 'every record of the key erased');
+      await s.openWait(b, 'n4', { type: 'step charge', key: 'person', deadline: yearAway }, 86_400_000);
+      before = await scans();
+      assert.equal(await steps(b), ['n4']);
+      assert.is((await scans()) - before, 0, 'then the index alone');
+    });
+
+    test('a key with 1,200 step records is listed and erased in script calls of at most 500 records each (INFO commandstats)', async () => {
+      const s = driver.state;
+      const r = client as Redis;
+      const stats = async () => {
+        const info = await r.info('commandstats');
+        const calls = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+        return { scripts: calls('evalsha') + calls('eval'), hmget: calls('hmget'), hget: calls('hget') };
+      };
+      const g = uniq('many-steps');
+      await s.own(g, 'c', 60_000);
+      const far = Date.now() + 3_600_000;
+      for (let i = 0; i < 1200; i += 100) {
+        await Promise.all(Array.from({ length: 100 }, (_, j) => s.openWait(g, `s${i + j}`, { type: 'step llm', key: 'busy', deadline: far }, 60_000)));
+      }
+      let before = await stats();
+      assert.is((await s.listWaits(g, { key: 'busy', limit: 10_000, steps: true })).length, 1200);
+      let after = await stats();
+      let calls = after.scripts - before.scripts;
+      assert.ok(calls >= 3, `listing: ${calls} script calls`);
+      assert.ok((after.hmget - before.hmget) / calls <= 500, `listing: ${after.hmget - before.hmget} records read in ${calls} script calls`);
+      before = await stats();
+      assert.is(await s.remove(g, ['busy']), 1);
+      after = await stats();
+      calls = after.scripts - before.scripts;
+      assert.ok(calls >= 3, `erasing: ${calls} script calls`);
+      assert.ok((after.hget - before.hget) / calls <= 500, `erasing: ${after.hget - before.hget} records read in ${calls} script calls`);
+      assert.equal(await s.listWaits(g, { key: 'busy', limit: 10, steps: true }), []);
+    });
+
+    test('listing or erasing keys of groups nothing ever ran in (no epoch) answers empty and writes nothing (50 unknown group names)', async () => {
+      const s = driver.state;
+      const r = client as Redis;
+      const before = await r.dbsize();
+      for (let i = 0; i < 50; i++) {
+        const g = uniq('nosuch');
+        assert.is(await s.get(g, 'k'), null);
+        assert.equal(await s.listWaits(g, { key: 'k', limit: 10, steps: false }), []);
+        assert.equal(await s.listWaits(g, { key: 'k', limit: 10, steps: true }), []);
+        assert.is(await s.remove(g, ['k']), 0);
+      }
+      assert.is(await r.dbsize(), before, 'no key written');
     });
 
     test('the group-wide listing of waits does not fetch the step results it does not show (bytes Redis sent, INFO stats)', async () => {
@@ -423,6 +565,41 @@ function stateSuite(name: string, target: Target, single: boolean): void {
       const mid = await sent();
       assert.is((await s.listWaits(g, { limit: 10, steps: true })).length, 4);
       assert.ok((await sent()) - mid > 400_000, 'listing steps does fetch them');
+    });
+  }
+
+  if (!single) {
+    test('during a migration of the group\'s slot (the key indexes moved first), removeWaits and remove wait for it and leave no record nor index member (every key a script touches is declared)', async () => {
+      const s = driver.state;
+      const k = new Keys('events:');
+      const g = uniq('migrating');
+      await s.own(g, 'c', 60_000);
+      const far = Date.now() + 3_600_000;
+      for (const key of ['alice', 'bob']) await s.openWait(g, `id-${key}`, { type: 'a.granted', key, deadline: far }, 60_000);
+      const nodes = (target as { nodes: { host: string; port: number }[] }).nodes;
+      const direct = nodes.map((n) => new Redis(n.port, n.host));
+      try {
+        const slot = calculateSlot(k.stateTag(g));
+        const ids = (await Promise.all(direct.map((d) => d.cluster('MYID')))) as string[];
+        const counts = (await Promise.all(direct.map((d) => d.cluster('COUNTKEYSINSLOT', slot)))) as number[];
+        const from = counts.findIndex((n) => n > 0);
+        const to = (from + 1) % direct.length;
+        await direct[to].cluster('SETSLOT', slot, 'IMPORTING', ids[from]);
+        await direct[from].cluster('SETSLOT', slot, 'MIGRATING', ids[to]);
+        // A resharding moves keys in batches: here the key indexes went first.
+        await direct[from].migrate(nodes[to].host, nodes[to].port, '', 0, 5000, 'KEYS', k.waitIndex(g, 'alice'), k.waitIndex(g, 'bob'));
+        const settled = <T>(p: Promise<T>) => p.then((v) => v, (err: Error) => err.message);
+        const removing = settled(s.removeWaits(g, ['id-alice']));
+        const erasing = settled(s.remove(g, ['bob']));
+        const rest = (await direct[from].cluster('GETKEYSINSLOT', slot, 1000)) as string[];
+        if (rest.length > 0) await direct[from].migrate(nodes[to].host, nodes[to].port, '', 0, 5000, 'KEYS', ...rest);
+        for (const d of direct) await d.cluster('SETSLOT', slot, 'NODE', ids[to]);
+        assert.is(await removing, 1);
+        assert.is(await erasing, 1);
+        assert.is(await client.exists(k.wait(g, 'id-alice'), k.wait(g, 'id-bob'), k.waitIndex(g, 'alice'), k.waitIndex(g, 'bob')), 0, 'records and their index members gone');
+      } finally {
+        for (const d of direct) d.disconnect();
+      }
     });
   }
 

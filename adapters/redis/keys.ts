@@ -65,8 +65,12 @@ export class Keys {
    * group's records matches.
    */
   waitIndex = (group: string, key: string) => `${this.stateTag(group)}:waitkey:${key}`;
-  /** Present once every wait record of the group is in its key's waitIndex (scripts/waits.ts). */
-  waitsIndexed = (group: string) => `${this.stateTag(group)}:waits-indexed`;
+  /**
+   * Which of the group's owners indexed their records (scripts/state.ts ownGroup, scripts/waits.ts):
+   * a hash `owner` (the last epoch this version took), `since` (the first epoch of this version's
+   * current unbroken run of owners), `scanned` (the latest epoch a scan indexed the group under).
+   */
+  indexEpochs = (group: string) => `${this.stateTag(group)}:index-epochs`;
 }
 
 /** Dead-letter ids are `<type>/<entry id>`: types cannot contain a slash. */

@@ -19,13 +19,17 @@
  *   set scored by their expiry, kept by the scripts that create and delete them (scripts/waits.ts):
  *   listing one key's records (`state get`, `state waits --key`) and erasing a key (`state rm`)
  *   cost the key's records, not a SCAN of the node.
- * - `<prefix>{agentbus:<group>}:waits-indexed`: present once every record of the group is indexed.
- *   A group first owned by this version has it from the start. A group whose records an earlier
- *   version (without the index) may have written gets it the first time one of its keys is listed
- *   or erased: that call SCANs the group's `wait:` prefix once and indexes what it finds
- *   (indexGroup). A process of the earlier version still running a keyed handler of the group after
- *   that (a rolling upgrade) writes records the index misses: they are not listed by key nor erased
- *   by `state rm`, and expire as usual (a day past a wait's deadline, a year for a step).
+ * - `<prefix>{agentbus:<group>}:index-epochs`: a hash, without TTL, of which epochs this version
+ *   (which indexes what it writes) owned: `owner` the last one, `since` the first of its current
+ *   unbroken run, `scanned` the latest one a scan indexed the group under (ownGroup in
+ *   scripts/state.ts). A key's records are read or erased by its index alone when the current
+ *   epoch's owner is this version and `scanned` >= `since`. Otherwise (a group an earlier version
+ *   wrote, a rolling upgrade or a rollback: an earlier version's owner writes records the index
+ *   misses) the call first SCANs the group's `wait:` prefix and indexes what it finds
+ *   (indexGroup), and records the scan when the current owner is this version: once per unbroken
+ *   run of this version's owners, and on every call while an earlier version owns the group. Left
+ *   out: a record an earlier version's handler writes after losing the group (until its lease
+ *   check stops it) and after that scan.
  *
  * Commit is one script call for the whole batch (owner check, per-key version check and write). On
  * a single Redis the same script also XACKs the applied writes' deliveries (`atomicAck` true: their
@@ -43,14 +47,14 @@
 import type { Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import type { Delivery } from '../../bus/driver.js';
-import { OwnershipLostError } from '../../bus/errors.js';
+import { OwnershipLostError, TimeoutError } from '../../bus/errors.js';
 import { killAfterStateWrite, type CommitResult, type Ownership, type StateRecord, type StateStore, type StateWrite, type WaitListing, type WaitRecord } from '../../bus/state.js';
 import { isRedisError, type RedisStore } from './client.js';
 import { delivery } from './delivery.js';
 import { compareIds } from './keys.js';
 import { claimExpired } from './scripts/lease.js';
 import { commitStates, disownGroup, loadStates, ownGroup, stateSizes, type CommitWrite, type RawRecord } from './scripts/state.js';
-import { eraseKeys, indexWaits, keyWaits, matchWait, openWait, removeWaits, waitFields } from './scripts/waits.js';
+import { eraseKey, indexStatus, indexWaits, markScanned, matchWait, openWait, removeWaits, waitFields, waitKeys, type RecordsAt } from './scripts/waits.js';
 
 /** Entries one takeOver claim call moves (the cursor is followed to the end). */
 const TAKEOVER_COUNT = 1000;
@@ -58,6 +62,16 @@ const TAKEOVER_COUNT = 1000;
 const SCAN_COUNT = 1000;
 /** Keys per load/sizes script call for very large requests (one call below this). */
 const KEYS_PER_CALL = 5000;
+
+/**
+ * Wait and step records per script call (listing, indexing, erasing, removing): one call's work
+ * stays bounded however many records a key or group holds (Redis runs nothing else meanwhile).
+ */
+const RECORDS_PER_CALL = 500;
+/** Reads of records' key fields before removeWaits / indexWaits gives up, when each found them changed. */
+const STALE_READS = 5;
+/** Calls of eraseKey for one key, beyond the pages its index held, while records keep being added. */
+const ERASE_RETRIES = 10;
 
 /** Glob characters of a SCAN MATCH pattern, escaped. */
 const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
@@ -75,7 +89,7 @@ export class RedisState implements StateStore {
 
   async own(group: string, consumer: string, leaseMs: number): Promise<Ownership | null> {
     const { keys } = this.s;
-    return ownGroup.call(this.s.cmd, keys.owner(group), keys.epoch(group), keys.waitsIndexed(group), consumer, leaseMs);
+    return ownGroup.call(this.s.cmd, keys.owner(group), keys.epoch(group), keys.indexEpochs(group), consumer, leaseMs);
   }
 
   async disown(group: string, consumer: string, epoch: number): Promise<void> {
@@ -210,82 +224,97 @@ export class RedisState implements StateStore {
   }
 
   /**
-   * Of one key: its index's live members and their fields, in one script call (after indexGroup
-   * once for a group not marked indexed). Of the whole group: a SCAN of its wait records, then the
-   * fields of those of the kind asked for in script calls of KEYS_PER_CALL (a step's result only
-   * when listing steps). Sorted by key (UTF-8 byte order, as SQLite's), deadline and id here
-   * (neither SCAN nor the index has that order), the first `limit` kept.
+   * Of one key: its index's members (ZSCAN, COUNT RECORDS_PER_CALL, after indexGroup), then the
+   * fields of their records of the kind asked for (waitFields, every key declared),
+   * RECORDS_PER_CALL a call; members whose record is gone (expired) are skipped. Of the whole
+   * group: a SCAN of its wait records, then their fields the same way (a step's result only when
+   * listing steps). Sorted by key (UTF-8 byte order, as SQLite's), deadline and id here (neither
+   * SCAN nor the index has that order), the first `limit` kept.
    */
   async listWaits(group: string, q: { key?: string | undefined; limit: number; steps: boolean }): Promise<WaitListing[]> {
+    const { keys } = this.s;
     const out: WaitListing[] = [];
+    const ids: string[] = [];
     if (q.key !== undefined) {
-      const { keys } = this.s;
-      const ask = (force: boolean) => keyWaits.call(this.s.cmd, keys.waitsIndexed(group), keys.waitIndex(group, q.key!), keys.wait(group, ''), q.steps, force);
-      let rows = await ask(false);
-      if (rows === null) {
-        await this.indexGroup(group);
-        rows = (await ask(true))!;
-      }
-      for (const [id, type, key, deadline, matched, result] of rows) {
-        if (key === q.key) out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1, result: q.steps ? result : null });
-      }
+      await this.indexGroup(group);
+      const seen = new Set<string>(); // ZSCAN may return a member twice
+      let cursor = '0';
+      do {
+        const [next, page] = await this.s.cmd.zscan(keys.waitIndex(group, q.key), cursor, 'COUNT', RECORDS_PER_CALL);
+        cursor = next;
+        for (let i = 0; i < page.length; i += 2) seen.add(page[i]);
+      } while (cursor !== '0');
+      ids.push(...seen);
     } else {
-      const ids: string[] = [];
-      await this.scanGroup(this.s.keys.wait(group, ''), (rest) => void ids.push(rest.toString()));
-      for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
-        const part = ids.slice(i, i + KEYS_PER_CALL);
-        const fields = await waitFields.call(this.s.cmd, part.map((id) => this.s.keys.wait(group, id)), q.steps);
-        part.forEach((id, j) => {
-          const [type, key, deadline, matched, result] = fields[j];
-          if (type === null || key === null) return;
-          out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1, result: q.steps ? result : null });
-        });
-      }
+      await this.scanGroup(keys.wait(group, ''), (rest) => void ids.push(rest.toString()));
+    }
+    for (let i = 0; i < ids.length; i += RECORDS_PER_CALL) {
+      const part = ids.slice(i, i + RECORDS_PER_CALL);
+      const fields = await waitFields.call(this.s.cmd, part.map((id) => keys.wait(group, id)), q.steps);
+      part.forEach((id, j) => {
+        const [type, key, deadline, matched, result] = fields[j];
+        if (type === null || key === null || (q.key !== undefined && key !== q.key)) return;
+        out.push({ id, key, type, deadline: Number(deadline), matched: Number(matched) === 1, result: q.steps ? result : null });
+      });
     }
     out.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)) || a.deadline - b.deadline || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return out.slice(0, q.limit);
   }
 
   /**
-   * Per key, in one script call each KEYS_PER_CALL / 2 keys: its state hash, the wait and step
-   * records its index names, and the index (after indexGroup once for a group not marked indexed).
-   * Atomic per call: a record created after it (a handler of the key still running) is indexed
-   * anew and not erased.
+   * Per key (after indexGroup): the first RECORDS_PER_CALL members of its index (ZRANGE), then
+   * eraseKey with the state hash, the index and those records declared: it deletes the state and
+   * the records whose key field is the key, and takes them out of the index. Again while the index
+   * has members: as many calls as its pages, plus at most ERASE_RETRIES while a handler of the key
+   * still running creates records. A key counts when its state or a live record was deleted.
    */
   async remove(group: string, keys: string[]): Promise<number> {
     const k = this.s.keys;
     let n = 0;
-    let force = false;
-    for (let i = 0; i < keys.length; i += KEYS_PER_CALL / 2) {
-      const part = keys.slice(i, i + KEYS_PER_CALL / 2);
-      const pairs = part.flatMap((key) => [k.state(group, key), k.waitIndex(group, key)]);
-      const erase = () => eraseKeys.call(this.s.cmd, k.waitsIndexed(group), pairs, k.wait(group, ''), force, part);
-      let res = await erase();
-      if (res === null) {
-        await this.indexGroup(group);
-        force = true;
-        res = (await erase())!;
+    if (keys.length > 0) await this.indexGroup(group);
+    for (const key of keys) {
+      const index = k.waitIndex(group, key);
+      let erased = false;
+      let budget = Infinity;
+      for (let round = 1; ; round++) {
+        const ids = await this.s.cmd.zrange(index, '0', String(RECORDS_PER_CALL - 1));
+        const r = await eraseKey.call(this.s.cmd, k.state(group, key), index, ids.map((id) => k.wait(group, id)), key, ids);
+        erased ||= r.erased;
+        if (r.left === 0) break;
+        if (round === 1) budget = 1 + Math.ceil(r.left / RECORDS_PER_CALL) + ERASE_RETRIES;
+        if (round >= budget) {
+          throw new TimeoutError(`erasing key ${JSON.stringify(key)} of group ${JSON.stringify(group)}: its index still had ${r.left} records after ${round} calls (a handler of the key keeps creating them); its state and the records found so far are erased, call again once its handlers stop`);
+        }
       }
-      for (const r of res) n += r;
+      if (erased) n++;
     }
     return n;
   }
 
   /**
-   * Indexes the group's records an earlier version wrote without an index: a SCAN of its `wait:`
-   * prefix on the node owning its slot (about a second per million keys there), indexWaits on
-   * what it found, KEYS_PER_CALL records a call, then the group's indexed marker, so later calls
-   * go by the index alone. Records created meanwhile by this version are indexed by openWait.
+   * Makes sure every record of the group is in its key's index before a read or erasure by key.
+   * Nothing to do when the group has no epoch counter (never owned, so no handler wrote a record:
+   * a read of an unknown group name, e.g. the admin UI's, writes nothing), or when the current
+   * epoch's owner is this version and a scan ran under this version's current unbroken run of
+   * owners (indexStatus, scripts/waits.ts). Otherwise: a SCAN of the group's `wait:` prefix on the
+   * node owning its slot (about a second per million keys there), indexWaits on what it found,
+   * RECORDS_PER_CALL records a call, then markScanned when the current owner is this version (under
+   * an earlier version's owner, every call scans). Records created meanwhile by this version are
+   * indexed by openWait.
    */
   private async indexGroup(group: string): Promise<void> {
     const k = this.s.keys;
+    const [epoch, owner, since, scanned] = await indexStatus.call(this.s.cmd, k.epoch(group), k.indexEpochs(group));
+    if (epoch === 0) return;
+    const indexing = owner === epoch;
+    if (indexing && scanned >= since) return;
     const ids: string[] = [];
     await this.scanGroup(k.wait(group, ''), (rest) => void ids.push(rest.toString()));
-    for (let i = 0; i < ids.length; i += KEYS_PER_CALL) {
-      const part = ids.slice(i, i + KEYS_PER_CALL);
-      await indexWaits.call(this.s.cmd, part.map((id) => k.wait(group, id)), k.waitIndex(group, ''), part);
+    for (let i = 0; i < ids.length; i += RECORDS_PER_CALL) {
+      const part = ids.slice(i, i + RECORDS_PER_CALL);
+      await this.byKeyField(group, part, (at) => indexWaits.call(this.s.cmd, at));
     }
-    await this.s.cmd.set(k.waitsIndexed(group), '1');
+    if (indexing) await markScanned.call(this.s.cmd, k.indexEpochs(group), epoch);
   }
 
   /** SCAN of every master for `{agentbus:<group>}` keys: a group with an owner or a record is listed. */
@@ -319,10 +348,42 @@ export class RedisState implements StateStore {
     return matchWait.call(this.s.cmd, this.s.keys.wait(group, id), event);
   }
 
-  /** One script call (the records and their indexes share the group's slot); resolves how many existed. */
+  /**
+   * Per RECORDS_PER_CALL ids, two script calls: the records' key fields (waitKeys), then
+   * removeWaits with the records and their indexes declared (all in the group's slot); resolves
+   * how many existed.
+   */
   async removeWaits(group: string, ids: string[]): Promise<number> {
-    const { keys } = this.s;
-    return ids.length === 0 ? 0 : removeWaits.call(this.s.cmd, ids.map((id) => keys.wait(group, id)), keys.waitIndex(group, ''), ids);
+    let n = 0;
+    for (let i = 0; i < ids.length; i += RECORDS_PER_CALL) {
+      n += await this.byKeyField(group, ids.slice(i, i + RECORDS_PER_CALL), (at) => removeWaits.call(this.s.cmd, at));
+    }
+    return n;
+  }
+
+  /**
+   * Reads the key field of records `ids` (waitKeys), then runs `script` with them and their
+   * indexes declared (RecordsAt); again, up to STALE_READS reads, while it answers -1 (a key field
+   * changed in between: a record created or replaced meanwhile).
+   */
+  private async byKeyField(group: string, ids: string[], script: (at: RecordsAt) => Promise<number>): Promise<number> {
+    const k = this.s.keys;
+    const records = ids.map((id) => k.wait(group, id));
+    for (let read = 1; ; read++) {
+      const fields = await waitKeys.call(this.s.cmd, records);
+      const indexes: string[] = [];
+      const position = new Map<string, number>();
+      const at = fields.map((key) => {
+        if (key === null) return 0;
+        if (!position.has(key)) position.set(key, indexes.push(k.waitIndex(group, key)));
+        return position.get(key)!;
+      });
+      const n = await script({ records, indexes, ids, at, keys: fields.map((key) => key ?? '') });
+      if (n >= 0) return n;
+      if (read >= STALE_READS) {
+        throw new TimeoutError(`wait records of group ${JSON.stringify(group)} changed under each of ${read} reads of their keys (records created or replaced meanwhile): nothing done, try again`);
+      }
+    }
   }
 
   comparePositions(a: string, b: string): number {

@@ -12,7 +12,7 @@ import { publishOnce } from './publish.js';
 import { cancelNamed, moveDue, removeDue, scheduleNamed, scheduleOnce } from './due.js';
 import { defineScripts } from './script.js';
 import { commitStates, disownGroup, loadStates, ownGroup, stateSizes } from './state.js';
-import { eraseKeys, indexWaits, keyWaits, matchWait, openWait, removeWaits, waitFields } from './waits.js';
+import { eraseKey, indexStatus, indexWaits, markScanned, matchWait, openWait, removeWaits, waitFields, waitKeys } from './waits.js';
 import { countAfter, streamEnds } from './stats.js';
 
 export const allScripts = [
@@ -44,10 +44,12 @@ export const allScripts = [
   openWait,
   matchWait,
   waitFields,
-  eraseKeys,
+  eraseKey,
   removeWaits,
-  keyWaits,
+  waitKeys,
   indexWaits,
+  indexStatus,
+  markScanned,
 ] as const;
 
 export function defineAllScripts(client: Client): void {

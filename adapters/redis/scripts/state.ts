@@ -10,9 +10,14 @@ import { script } from './script.js';
 /**
  * Take a group, or renew it for its holder. The owner record is `<epoch> <consumer>` with a PX lease;
  * the epoch counter beside it has no TTL, so an epoch is never handed out twice even after the
- * owner record expired. The group's first acquisition (epoch 1: nobody ever ran its handlers, so it
- * has no wait record) also marks it as having every wait record in its per-key indexes (waits.ts).
- * KEYS[1] owner, KEYS[2] epoch counter, KEYS[3] the indexed marker; ARGV[1] consumer, ARGV[2] lease (ms)
+ * owner record expired.
+ * An acquisition also records, in the group's index-epochs hash, that this version (which indexes
+ * every wait and step record it writes, waits.ts) owns epoch E: `owner` = E; `since` = E unless
+ * `owner` was E - 1 (the previous owner was this version too: the run goes on); at epoch 1 also
+ * `scanned` = 1 (no earlier owner: nothing to scan). An earlier version's ownGroup INCRs the
+ * counter without touching the hash, so `owner` < the epoch tells a reader that the current owner
+ * does not index. Readers by key use it to decide whether to scan (state.ts, waits.ts indexStatus).
+ * KEYS[1] owner, KEYS[2] epoch counter, KEYS[3] index-epochs; ARGV[1] consumer, ARGV[2] lease (ms)
  * Returns { epoch, 1 when acquired / 0 when renewed }, or nil when another consumer holds it.
  */
 export const ownGroup = script({
@@ -30,9 +35,11 @@ if cur then
 end
 local epoch = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], epoch .. ' ' .. ARGV[1], 'PX', ARGV[2])
-if epoch == 1 then redis.call('SET', KEYS[3], '1') end
+if tonumber(redis.call('HGET', KEYS[3], 'owner')) ~= epoch - 1 then redis.call('HSET', KEYS[3], 'since', epoch) end
+redis.call('HSET', KEYS[3], 'owner', epoch)
+if epoch == 1 then redis.call('HSET', KEYS[3], 'scanned', 1) end
 return {epoch, 1}`,
-  argv: (owner: string, epochKey: string, indexed: string, consumer: string, leaseMs: number) => [owner, epochKey, indexed, consumer, leaseMs],
+  argv: (owner: string, epochKey: string, indexEpochs: string, consumer: string, leaseMs: number) => [owner, epochKey, indexEpochs, consumer, leaseMs],
   reply: (r) => (r === null ? null : { epoch: Number((r as number[])[0]), acquired: (r as number[])[1] === 1 }),
 });
 
