@@ -58,16 +58,21 @@ export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void
     const gen = s.gen();
     const max = Math.min(free, readMost);
     const on = full && s.running > 0;
+    // Keyed: a durable request past its deadline waits for a read of its reply topic sent from now on (keyed/reply-reads.ts): no blocking.
+    const replies = s.requests;
+    const looking = replies !== null && replies.reads.wanted;
+    const sentAt = Date.now();
+    const topics = s.topics.list;
     s.readingOn = on;
     try {
       batch = await s.driver.reads.read({
         ack,
         group: s.group,
         consumer: s.consumer,
-        topics: s.topics.list,
+        topics,
         max,
         leaseMs: s.o.claimIdleMs,
-        blockMs: on ? 0 : READ_BLOCK_MS,
+        blockMs: on || looking ? 0 : READ_BLOCK_MS,
         signal: s.stopRead.signal,
         maxBytes: s.maxBytes,
       });
@@ -89,6 +94,7 @@ export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void
     }
     if (gen !== s.gen()) continue; // the tenure ended while reading: the next owner takes these over
     sched.dispatchAll(batch);
+    if (looking) replies.reads.read(sentAt, batch.length < max && topics.includes(replies.topic));
     // Their handlers start now, before the next read is sent (the latency a handler sees).
     sched.runScheduled();
     // A partial read (no backlog): handlers that finish at once settle before the next read goes
