@@ -278,6 +278,16 @@ export function durableRequestSuite(a: Target): void {
     await waitFor('the late reply dropped and counted', () => dropped === 1, 10_000);
   });
 
+  test('bus.rewind onto a reply topic is refused (INVALID_OPTION) naming it: its replies were handed out once', async () => {
+    const bus = await a.make();
+    const group = uniq('g');
+    for (const topic of [`${KEYED_REPLY_PREFIX}${group}`, 'agentbus.reply.somebus']) {
+      const err = await bus.rewind({ group, type: topic, from: 'earliest' }).then(() => null, (x: unknown) => x);
+      assert.ok(err instanceof ValidationError && err.code === 'INVALID_OPTION', String(err));
+      assert.match((err as Error).message, `rewind of group ${group} onto ${topic} refused: it is a reply topic`);
+    }
+  });
+
   test('keys.remove while the run waits for its reply: the reply, when it comes, is dropped and counted, the run fails (OWNERSHIP_LOST) and its retry asks anew', async () => {
     const bus = await a.make();
     const task = uniq('task');
