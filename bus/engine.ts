@@ -26,6 +26,7 @@ import { BusObservers } from './observers.js';
 import { schedulesOf } from './schedules.js';
 import { settlesBy, StoreSilence } from './closing.js';
 import { ReplySweeper } from './replies.js';
+import { UnreadRequestTypes } from './unread-requests.js';
 
 const HOUSEKEEPING_MS = 10_000;
 
@@ -41,8 +42,9 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
     return publisher.publish(req.replyto!, f.data, f.options);
   };
   const observers = new BusObservers(log);
+  const unread = new UnreadRequestTypes(driver, log, () => closing !== null);
   const tell = {
-    sent: (type: string) => observers.tell('requestSent', type),
+    sent: (type: string) => (unread.sent(type), observers.tell('requestSent', type)),
     ended: (r: RequestOutcome) => observers.tell('requestEnded', r),
     dropped: () => observers.tell('replyDropped'),
   };
