@@ -46,10 +46,11 @@ export class ReplyReads {
     return found !== undefined && found.position === d.position;
   }
 
-  /** The store calls recording (or dropping) a reply offered: a look waits for them. */
-  track(p: Promise<unknown>): void {
+  /** The store calls recording (or dropping) a reply offered: a look waits for them. Returns `p`. */
+  track<T>(p: Promise<T>): Promise<T> {
     this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
+    void p.finally(() => this.inFlight.delete(p)).catch(() => {});
+    return p;
   }
 
   /**

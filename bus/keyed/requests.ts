@@ -210,7 +210,8 @@ export class KeyedRequests {
     if (Date.now() >= to.deadline) {
       // Read late (a takeover, a stopped owner): it counts if the store stored it before the deadline.
       const reads = this.c.reads;
-      return reads.track(reads.storedBefore(h.d, to.deadline).then(
+      // The recording is chained: a look at the reply topic (reply-reads.ts) waits for it whole.
+      return void reads.track(reads.storedBefore(h.d, to.deadline).then(
         (inTime) => (inTime ? this.record(h, e, to) : this.drop(h)),
         (err: unknown) => {
           this.c.dropped(h);
@@ -218,16 +219,19 @@ export class KeyedRequests {
         },
       ));
     }
-    this.record(h, e, to);
+    void this.record(h, e, to);
   }
 
-  /** Records the reply `e` (of `h`) into its request's record `to`, hands it to the run waiting here. */
-  private record(h: Held, e: CloudEvent, to: { id: string; deadline: number }): void {
+  /** Records the reply `e` (of `h`) into its request's record `to`, hands it to the run waiting here; resolves when done. */
+  private record(h: Held, e: CloudEvent, to: { id: string; deadline: number }): Promise<void> | undefined {
     // A reply to a record erased (state rm, dlq retry --fresh) and made anew by a run waiting here.
     const waiting = this.waiting.get(to.id);
-    if (waiting?.deadline !== undefined && waiting.deadline !== to.deadline) return this.drop(h);
+    if (waiting?.deadline !== undefined && waiting.deadline !== to.deadline) {
+      this.drop(h);
+      return undefined;
+    }
     const json = JSON.stringify(e);
-    this.c.reads.track(this.c.store.matchWait(this.c.group, to.id, json).then(
+    return this.c.reads.track(this.c.store.matchWait(this.c.group, to.id, json).then(
       (recorded) => {
         const w = this.waiting.get(to.id);
         if (recorded === null) {
