@@ -180,7 +180,7 @@ export function durableRequestSuite(a: Target): void {
     assert.is(inMemory, 'answer');
   });
 
-  test('a reply read by the previous owner\'s consumer and not yet recorded (it crashed) is claimed by the next owner with the rest, though that one never read the reply topic', async () => {
+  test('a reply read by the previous owner\'s consumer and not yet recorded (it crashed) is claimed by the next owner with the rest, though that one never read the reply topic, and recorded even past maxAttempts', async () => {
     const bus = await a.make();
     const task = uniq('task');
     const ask = uniq('ask');
@@ -199,7 +199,8 @@ export function durableRequestSuite(a: Target): void {
       runs.push(`run ${ctx.consumer}`);
       ctx.state = { r: await ctx.request(ask, {}, { timeoutMs: 60_000 }) };
     };
-    const options = { group, types: [task], key: 'subject' as const, claimIdleMs: 800 };
+    // maxAttempts 1: the reply comes a second time (claimed from the dead reader), and is still recorded, not dead-lettered.
+    const options = { group, types: [task], key: 'subject' as const, claimIdleMs: 800, maxAttempts: 1 };
     const first = await bus.subscribe({ ...options, consumer: 'first' }, handler);
     await bus.publish(task, {}, { subject: 'k' });
     await waitFor('asked', () => calls === 1, 10_000);
@@ -217,6 +218,7 @@ export function durableRequestSuite(a: Target): void {
     assert.equal((await bus.keys!.get(group, 'k'))!.state, { r: { answer: 42 } });
     assert.equal(runs, ['run first', 'run second']);
     assert.is(calls, 1, 'asked once');
+    assert.equal(await bus.deadLetters.list({ group }), [], 'the redelivered reply is not dead-lettered');
     await waitFor('nothing left pending on the reply topic', async () => {
       const t = (await bus.stats()).find((x) => x.type === topic);
       return t !== undefined && t.groups.every((g) => g.pending === 0);
