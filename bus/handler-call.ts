@@ -11,6 +11,7 @@ import { StateTooLargeError } from './errors.js';
 import { callWithTimeout, NO_CLOCK, type HandlerClock } from './call.js';
 import type { KeyEntry } from './keyed/cache.js';
 import { KeyedDelivery, type DurableCalls } from './keyed/context.js';
+import { failedRequest } from './keyed/requests.js';
 import { STATE_TOO_LARGE, type WaitOptions } from './keyed/contract.js';
 import { waitId } from './keyed/waits.js';
 import { waitParked } from './keyed/slots.js';
@@ -125,6 +126,10 @@ export class HandlerCall {
     }
     if (ctx instanceof KeyedDelivery) ctx.ended = true;
     runEnded?.abort(new Error('the handler returned without awaiting its waitFor or request'));
+    // Failed with its durable request's timeout or failure reply: that request's record goes before
+    // the retry (or dead letter), which asks anew (keyed/requests.ts).
+    const asked = threw && entry !== null ? failedRequest(error) : undefined;
+    if (asked !== undefined) await s.requests!.forget(asked);
     if (ctx.answering) h.answers = true; // its dead letter, if that is what this call ends in, fails the requester (retries.ts)
     this.settle(h, ctx, started, threw, error, entry, aborter);
   }
