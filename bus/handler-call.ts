@@ -103,7 +103,7 @@ export class HandlerCall {
           return waitParked(s, this.next, h, key, clock, () => s.waits!.wait(h, key, n, type, options, ws));
         },
         stepping: <T>(n: number, name: string, fn: () => T | Promise<T>) => s.steps!.run(d.event!, key, n, name, fn),
-        requesting: (n, type, data, options) => s.requests!.ask(d.event!, key, n, type, data, options, runSignal(), (wait) => waitParked(s, this.next, h, key, clock, wait)),
+        requesting: (n, type, data, options) => s.requests!.ask(d.event!, key, n, type, data, options, runSignal(), (wait) => waitParked(s, this.next, h, key, clock, wait, true)),
         asking: (type, data, options) => s.requests!.inMemory(type, data, options),
       };
       ctx = new KeyedDelivery(d.attempts, d.position, s.group, s.consumer, signal, key, entry.value, calls);

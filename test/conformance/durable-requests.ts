@@ -177,6 +177,29 @@ export function durableRequestSuite(a: Target): void {
     assert.is(asked.length, 8);
   });
 
+  test('concurrency bounds the durable requests out: a handler waiting for its reply keeps its slot (12 keys, concurrency 2: at most 2 requests at the replier at once)', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    let inFlight = 0;
+    let most = 0;
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 50 }, async () => {
+      most = Math.max(most, ++inFlight);
+      await sleep(100);
+      inFlight--;
+      return 'done';
+    });
+    await bus.subscribe({ group, types: [task], key: 'subject', concurrency: 2 }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      ctx.state = { r: await ctx.request(ask, {}, { timeoutMs: 60_000 }) };
+    });
+    const keys = Array.from({ length: 12 }, (_, i) => `k${i}`);
+    await bus.publishBatch(keys.map((k) => ({ type: task, data: {}, subject: k })));
+    await waitFor('all committed', async () => (await Promise.all(keys.map((k) => bus.keys!.get(group, k)))).every((r) => r?.state !== undefined), 30_000);
+    assert.ok(most >= 1 && most <= 2, `at most 2 requests out at once, saw ${most}`);
+  });
+
   test('misuse is refused (INVALID_OPTION, not retried): inside ctx.step, after the handler returned, out of order, options it sets itself; durable: false asks in memory', async () => {
     const bus = await a.make();
     const task = uniq('task');
