@@ -374,7 +374,9 @@ class Handling implements HandlerContext {
     if (durable === true && !isKeyed(this.d)) {
       return Promise.reject(misuse(`ctx.request ${type} in agent ${this.inst.agent}: durable requests are for keyed agents only (declare static key)`));
     }
-    if (isKeyed(this.d) && !this.inst.replaying && durable !== false) return this.d.request<R>(type, data, { ...trace, ...options });
+    // Inside a ctx.step's function a request is in memory (bus/keyed/context.ts): asked here, with the agent's source.
+    const inStep = (this.d as { inStep?: boolean }).inStep === true;
+    if (isKeyed(this.d) && !this.inst.replaying && (durable === true || (durable === undefined && !inStep))) return this.d.request<R>(type, data, { ...trace, ...options });
     const rest: KeyedRequestOptions = { ...options };
     delete rest.durable;
     return this.inst.bus.request<R>(type, data, { source: this.inst.source, ...trace, ...rest });

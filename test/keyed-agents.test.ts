@@ -280,8 +280,10 @@ test('ctx.request in agents: durable in a keyed agent (asked once across a retry
     async handle(_e: CloudEvent, ctx: KeyedContext<unknown>) {
       const durable = await ctx.request(ask, { mode: ctx.replaying ? 'replay' : 'durable' }, { timeoutMs: 10_000 });
       const inMemory = ctx.replaying ? null : await ctx.request(ask, { mode: 'memory' }, { timeoutMs: 10_000, durable: false });
+      // The pattern of agents written before requests were durable: an in-memory request, its answer recorded by the step.
+      const stepped = ctx.replaying ? null : await ctx.step('ask', () => ctx.request(ask, { mode: 'step' }, { timeoutMs: 10_000 }));
       if (ctx.attempt === 1 && !ctx.replaying) throw new Error('fails after its requests');
-      ctx.state = { durable, inMemory };
+      ctx.state = { durable, inMemory, stepped };
     }
   }
   class Plain extends BaseAgent {
@@ -295,11 +297,13 @@ test('ctx.request in agents: durable in a keyed agent (asked once across a retry
   const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
   await bus.publish(plan, {}, { subject: 'p1', traceparent });
   await waitFor('committed', async () => (await stateOf(bus, 'Planner', 'p1')) !== undefined);
-  const state = (await stateOf(bus, 'Planner', 'p1')) as { durable: { call: number }; inMemory: { call: number } };
-  assert.equal(asked.map((a) => a.mode), ['durable', 'memory', 'memory'], 'the durable request asked once, the in-memory one on each run');
+  const state = (await stateOf(bus, 'Planner', 'p1')) as { durable: { call: number }; inMemory: { call: number }; stepped: { call: number } };
+  assert.equal(asked.map((a) => a.mode), ['durable', 'memory', 'step', 'memory'], 'the durable request and the step asked once, the in-memory one on each run');
   assert.equal(state.durable, { for: 'durable', call: 1 }, 'the retry got the recorded reply');
-  assert.equal(state.inMemory, { for: 'memory', call: 3 });
+  assert.equal(state.inMemory, { for: 'memory', call: 4 });
+  assert.equal(state.stepped, { for: 'step', call: 3 }, 'the step recorded the in-memory answer');
   assert.is(asked[0].source, '/agentbus/keyed/Planner');
+  assert.is(asked[2].source, asked[1].source, 'a request inside a step is sent as an in-memory one, with the agent\'s source');
   assert.ok(asked[0].traceparent?.startsWith('00-0af7651916cd43dd8448eb211c80319c-'), `the trace goes on: ${asked[0].traceparent}`);
   const result = await host.replay('Planner');
   assert.is(result.handled, 1);

@@ -145,7 +145,9 @@ export class KeyedRequests {
     if (options !== undefined && (options === null || typeof options !== 'object')) throw misuse(`ctx.request ${type}: options must be an object, got ${describe(options)}`);
     const o = (options ?? {}) as Record<string, unknown>;
     const own = OWN_OPTIONS.filter((k) => o[k] !== undefined);
-    if (own.length > 0) throw misuse(`ctx.request ${type}: a durable request sets ${own.join(', ')} itself (its id and correlationid are derived from the delivery; pass durable: false for an in-memory request)`);
+    if (own.length > 0) {
+      throw misuse(`ctx.request ${type}: a durable request sets ${own.join(', ')} itself (its id and correlationid are derived from the delivery): leave ${own.length > 1 ? 'them' : 'it'} out, or pass durable: false for an in-memory request`);
+    }
     const ms = o.timeoutMs;
     if (ms !== undefined && (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 1 || ms > MAX_REQUEST_MS)) {
       throw misuse(`invalid ctx.request ${type} timeoutMs ${describe(ms)}: expected an integer from 1 to ${MAX_REQUEST_MS}`);

@@ -200,20 +200,31 @@ export function durableRequestSuite(a: Target): void {
     assert.ok(most >= 1 && most <= 2, `at most 2 requests out at once, saw ${most}`);
   });
 
-  test('misuse is refused (INVALID_OPTION, not retried): inside ctx.step, after the handler returned, out of order, options it sets itself; durable: false asks in memory', async () => {
+  test('misuse is refused (INVALID_OPTION, not retried): durable: true inside ctx.step, after the handler returned, out of order, options it sets itself; durable: false, or a call inside a step\'s function, asks in memory', async () => {
     const bus = await a.make();
     const task = uniq('task');
     const ask = uniq('ask');
     const group = uniq('g');
-    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, () => 'answer');
+    const toolCalls: string[] = [];
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, (e) => {
+      toolCalls.push((e.data as { key?: string }).key ?? '');
+      return 'answer';
+    });
     const refused: Record<string, unknown> = {};
+    const stepped: unknown[] = [];
     let late: Promise<unknown> | null = null;
     let inMemory: unknown;
     await bus.subscribe({ group, types: [task], key: 'subject', backoff: { initialMs: 50 }, maxAttempts: 3 }, async (_e, c) => {
       const ctx = c as KeyedDeliveryContext<unknown>;
       const first = ctx.attempt === 1;
+      if (ctx.key === 'in-step') {
+        // As the README recommended before requests were durable: an in-memory request, its answer recorded by the step.
+        stepped.push(await ctx.step('outer', () => ctx.request(ask, { key: ctx.key }, { timeoutMs: 10_000, id: uniq('own') })));
+        if (first) throw new Error('fails after its step');
+        return;
+      }
       try {
-        if (ctx.key === 'nested') await ctx.step('outer', () => ctx.request(ask, {}));
+        if (ctx.key === 'nested') await ctx.step('outer', () => ctx.request(ask, {}, { durable: true }));
         else if (ctx.key === 'own-id') await ctx.request(ask, {}, { id: 'x' } as never);
         else if (ctx.key === 'order') {
           if (first) await ctx.step('a', () => 1);
@@ -231,8 +242,8 @@ export function durableRequestSuite(a: Target): void {
       }
       if (first) throw new Error('fails after its durable calls');
     });
-    for (const k of ['nested', 'own-id', 'order', 'late', 'memory']) await bus.publish(task, {}, { subject: k });
-    await waitFor('refused', () => Object.keys(refused).length === 3 && late !== null && inMemory !== undefined, 15_000);
+    for (const k of ['nested', 'own-id', 'order', 'late', 'memory', 'in-step']) await bus.publish(task, {}, { subject: k });
+    await waitFor('refused', () => Object.keys(refused).length === 3 && late !== null && inMemory !== undefined && stepped.length === 2, 15_000);
     const lateErr = await late!.then(() => null, (x: unknown) => x);
     for (const [k, err, words] of [
       ['nested', refused.nested, 'inside the function of ctx.step'],
@@ -246,7 +257,10 @@ export function durableRequestSuite(a: Target): void {
       assert.ok((err as Error).message.includes(words), `${k}: ${(err as Error).message}`);
     }
     assert.ok((refused.order as Error).message.includes('ctx.step "a"'), 'names what the first run recorded');
+    assert.ok((refused['own-id'] as Error).message.includes('or pass durable: false'), (refused['own-id'] as Error).message);
     assert.is(inMemory, 'answer');
+    assert.equal(stepped, ['answer', 'answer'], 'the step recorded the in-memory request\'s answer');
+    assert.equal(toolCalls.filter((k) => k === 'in-step'), ['in-step'], 'the retry got it from the step, without asking');
   });
 
   test('a reply read by the previous owner\'s consumer and not yet recorded (it crashed) is claimed by the next owner with the rest, though that one never read the reply topic, and recorded even past maxAttempts', async () => {
