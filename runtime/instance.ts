@@ -22,6 +22,7 @@ import { agentBreaker } from './observers/breaker.js';
 import { derivedId, isKeyed, keyedSource, runMachine, ScratchStates } from './keyed.js';
 import type { KeyedContext } from '../agents/base.js';
 import type { KeyedRequestOptions, WaitOptions } from '../bus/keyed/contract.js';
+import type { RequestOptions } from '../bus/contract-options.js';
 import { reminderName, reminderOptions, runSchedule, type ReminderOptions } from './schedules.js';
 import type { KeyedSource } from './metrics.js';
 
@@ -112,6 +113,12 @@ export class AgentInstance implements AgentContext {
   /** During a replay, the bus with its publishes captured (or, with `publish: true`, noted). */
   get bus(): Bus {
     return this.replayBus ?? this.host.bus;
+  }
+
+  /** The bus' in-memory request; in a replay that stores nothing, captured, not sent, rejected (ReplayCapture.request). */
+  request<R>(type: string, data: unknown, options: RequestOptions): Promise<R> {
+    if (this.capture !== null && !this.capture.stored) return this.capture.request(type, data, options, this.source);
+    return this.host.bus.request<R>(type, data, options);
   }
 
   /** Internal, for tests: how many topics' handlers are cached. */
@@ -362,8 +369,9 @@ class Handling implements HandlerContext {
   }
   /**
    * Keyed agents: a durable request by default (bus/keyed/requests.ts; published with the agent's
-   * keyed source, as its other publishes), unless `durable: false` or in a replay (which records
-   * nothing). Otherwise, and then: the bus' in-memory request.
+   * keyed source, as its other publishes), unless `durable: false`, inside a step's function, or in
+   * a replay (which records nothing). Otherwise, and then: the bus' in-memory request; in a replay
+   * that stores nothing, captured and not sent (ReplayCapture.request: REPLAY_REQUEST).
    */
   request<R = unknown>(type: string, data: unknown, options?: KeyedRequestOptions): Promise<R> {
     const late = this.late();
@@ -379,7 +387,7 @@ class Handling implements HandlerContext {
     if (isKeyed(this.d) && !this.inst.replaying && (durable === true || (durable === undefined && !inStep))) return this.d.request<R>(type, data, { ...trace, ...options });
     const rest: KeyedRequestOptions = { ...options };
     delete rest.durable;
-    return this.inst.bus.request<R>(type, data, { source: this.inst.source, ...trace, ...rest });
+    return this.inst.request<R>(type, data, { source: this.inst.source, ...trace, ...rest });
   }
   /** Keyed agents only (bus/keyed/waits.ts); the timeout may be a duration string. */
   waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>> {

@@ -259,7 +259,7 @@ test('ctx.step in agents: a keyed agent\'s step runs once across a retry; a repl
   await bus.close();
 });
 
-test('ctx.request in agents: durable in a keyed agent (asked once across a retry, published with the agent\'s keyed source and the trace); durable: false asks again; a replay asks in memory; durable: true in an unkeyed agent is refused naming it', async () => {
+test('ctx.request in agents: durable in a keyed agent (asked once across a retry, published with the agent\'s keyed source and the trace); durable: false asks again; a replay sends no request (REPLAY_REQUEST, listed), with publish: true asks in memory; durable: true in an unkeyed agent is refused naming it', async () => {
   const bus = await fresh();
   const plan = uniq('plan.created');
   const ask = uniq('tool.run');
@@ -305,9 +305,17 @@ test('ctx.request in agents: durable in a keyed agent (asked once across a retry
   assert.is(asked[0].source, '/agentbus/keyed/Planner');
   assert.is(asked[2].source, asked[1].source, 'a request inside a step is sent as an in-memory one, with the agent\'s source');
   assert.ok(asked[0].traceparent?.startsWith('00-0af7651916cd43dd8448eb211c80319c-'), `the trace goes on: ${asked[0].traceparent}`);
+  // A replay that stores nothing sends no request: captured with the publishes, the call refused.
   const result = await host.replay('Planner');
-  assert.is(result.handled, 1);
-  assert.equal(asked.at(-1)?.mode, 'replay', 'a replay asks in memory');
+  assert.is(result.handled, 0);
+  assert.is(result.failed.length, 1);
+  assert.ok(result.failed[0]!.error.includes('ReplayRequestError') && result.failed[0]!.error.includes('--publish'), result.failed[0]!.error);
+  assert.equal(result.published.events.map((e) => [e.type, e.data, e.request]), [[ask, { mode: 'replay' }, true]], 'listed as a captured request');
+  assert.is(asked.length, 4, 'the replier did not run');
+  const published = await host.replay('Planner', { publish: true });
+  assert.is(published.handled, 1);
+  assert.equal(asked.at(-1)?.mode, 'replay', 'a replay with publish: true asks in memory');
+  assert.is(asked.length, 5);
   await bus.publish(plainType, {});
   await waitFor('plain handled', () => plainErr !== undefined);
   assert.instance(plainErr, ValidationError);
