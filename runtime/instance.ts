@@ -5,7 +5,7 @@ import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
-import { errForLog, isA } from '../bus/thrown.js';
+import { describe, errForLog, isA } from '../bus/thrown.js';
 import { invalid, misuse, TimeoutError } from '../bus/errors.js';
 import { answering } from '../bus/requests.js';
 import { handlerFor, ownMethod, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
@@ -379,6 +379,7 @@ class Handling implements HandlerContext {
     const traceparent = this.event.traceparent;
     const trace = traceparent ? { traceparent } : {};
     const durable = options !== null && typeof options === 'object' ? options.durable : undefined;
+    if (durable !== undefined && typeof durable !== 'boolean') return Promise.reject(misuse(`invalid ctx.request ${type} durable ${describe(durable)} in agent ${this.inst.agent}: expected true or false`));
     if (durable === true && !isKeyed(this.d)) {
       return Promise.reject(misuse(`ctx.request ${type} in agent ${this.inst.agent}: durable requests are for keyed agents only (declare static key)`));
     }

@@ -259,13 +259,14 @@ test('ctx.step in agents: a keyed agent\'s step runs once across a retry; a repl
   await bus.close();
 });
 
-test('ctx.request in agents: durable in a keyed agent (asked once across a retry, published with the agent\'s keyed source and the trace); durable: false asks again; a replay sends no request (REPLAY_REQUEST, listed), with publish: true asks in memory; durable: true in an unkeyed agent is refused naming it', async () => {
+test('ctx.request in agents: durable in a keyed agent (asked once across a retry, published with the agent\'s keyed source and the trace); durable: false asks again; a replay sends no request (REPLAY_REQUEST, listed), with publish: true asks in memory; durable: true (or not a boolean) in an unkeyed agent is refused naming it', async () => {
   const bus = await fresh();
   const plan = uniq('plan.created');
   const ask = uniq('tool.run');
   const plainType = uniq('plain.in');
   const asked: Array<{ mode: string; source: string; traceparent?: string }> = [];
   let plainErr: unknown;
+  let plainYes: unknown;
   class Tool extends BaseAgent {
     static subscriptions = [ask];
     handle(e: CloudEvent<{ mode: string }>) {
@@ -290,6 +291,7 @@ test('ctx.request in agents: durable in a keyed agent (asked once across a retry
     static subscriptions = [plainType];
     async handle(_e: CloudEvent, ctx: KeyedContext<unknown>) {
       plainErr = await ctx.request(ask, { mode: 'plain' }, { durable: true }).catch((x: unknown) => x);
+      plainYes = await ctx.request(ask, { mode: 'plain' }, { durable: 'yes' } as never).catch((x: unknown) => x);
     }
   }
   const host = new AgentHost({ bus, agents: [Tool, Planner, Plain], logger });
@@ -320,6 +322,10 @@ test('ctx.request in agents: durable in a keyed agent (asked once across a retry
   await waitFor('plain handled', () => plainErr !== undefined);
   assert.instance(plainErr, ValidationError);
   assert.ok(String((plainErr as Error).message).includes('agent Plain') && String((plainErr as Error).message).includes('keyed agents only'), String(plainErr));
+  await waitFor('plain durable "yes" handled', () => plainYes !== undefined);
+  assert.instance(plainYes, ValidationError, 'durable must be a boolean in an unkeyed agent too');
+  assert.ok(String((plainYes as Error).message).includes('durable yes in agent Plain'), String(plainYes));
+  assert.is(asked.filter((a) => a.mode === 'plain').length, 0, 'nothing asked');
   await host.stop();
   await bus.close();
 });
