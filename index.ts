@@ -3,7 +3,7 @@ export type { BusOptions, SubscribeOptions, DeliveryOptions, BackoffOptions, Ret
 export type { Bus, BusObserver, DueMoved, RequestOutcome, Subscription, Handler, DeliveryContext, DeliveryOutcome, KeyedStats, ReplayOptions, ReplayResult, RewindOptions, Bound, DeadLetter, DeadLetters, ScheduledEvent, Schedules, TopicStats, StoreHealth, PublishResult, SpoolStats } from './bus/contract.js';
 export type { CloudEvent, EventInput, PublishOptions } from './bus/event.js';
 export type { KeyOf, KeyedOptions, KeyedStateOptions, KeyedDeliveryContext, KeyedStates, KeyState, KeyStep, KeyWait, KeyedRequestOptions, WaitOptions } from './bus/keyed/contract.js';
-export { AgentbusError, ValidationError, BusClosedError, NotFoundError, ConnectionError, ConfigurationError, NonRetryableError, CircuitOpenError, OwnershipLostError, StateTooLargeError, TimeoutError, RetryLaterError, RequestTimeoutError, RequestFailedError, WaitTimeoutError, NotReplicatedError, type ErrorCode } from './bus/errors.js';
+export { AgentbusError, ValidationError, BusClosedError, NotFoundError, ConnectionError, ConfigurationError, NonRetryableError, CircuitOpenError, OwnershipLostError, StateTooLargeError, TimeoutError, RetryLaterError, RequestTimeoutError, RequestFailedError, WaitTimeoutError, NotReplicatedError, ReplayRequestError, type ErrorCode } from './bus/errors.js';
 export { createBus, type CreateBusOptions } from './runtime/config.js';
 // The adapters are loaded when a bus is created, not by importing this root (runtime/stores.ts).
 export { createSqliteBus, createRedisBus } from './runtime/stores.js';

@@ -20,9 +20,10 @@ export async function shutdown(s: ConsumerState, drain: boolean): Promise<void> 
   // group's lease or commit in an outage): waited for here within the drain, and again below.
   await settlesBy(s.loopDone, Math.min(deadline, Date.now() + CLOSE_STORE_MS));
   if (drain && s.running > 0) {
-    // Handlers waiting in ctx.waitFor are not waited for: they are given up below, their
-    // deliveries given back to the group (the next owner waits on, up to the recorded deadline).
-    while (s.running - s.waiting > 0 && Date.now() < deadline) {
+    // Handlers waiting in ctx.waitFor or for a durable request's reply are not waited for: they are
+    // given up below, their deliveries given back to the group (the next owner waits on, up to the
+    // recorded deadline).
+    while (s.running - s.parked.size > 0 && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
         s.wakeUp = resolve;
         setTimeout(resolve, Math.min(50, Math.max(0, deadline - Date.now())));

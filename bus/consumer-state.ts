@@ -32,14 +32,55 @@ export class ConsumerState {
   steps: KeyedSteps | null = null;
   /** Keyed subscriptions: the handlers' durable requests (keyed/requests.ts); null otherwise. Set once, by the Consumer. */
   requests: KeyedRequests | null = null;
-  /** The deliveries of handlers inside ctx.waitFor, with their count of waits in progress: a close gives them back uncounted. */
-  readonly parked = new Map<Held, number>();
+  /**
+   * The deliveries of handlers inside ctx.waitFor or a durable ctx.request, with their count of each
+   * in progress: a close gives them back uncounted (keyed/slots.ts waitParked).
+   */
+  readonly parked = new Map<Held, { waits: number; requests: number }>();
+  /** Of `parked`, those in ctx.waitFor with no durable request out: they hold no concurrency slot (`waiting`). */
+  private freed = 0;
+  /** Of `parked`, those waiting for a durable request's reply (holding their slot; read-loop.ts reads their replies even with no slot free). */
+  asking = 0;
   /** Failure replies to requests dead-lettered here, not yet published: a close waits for them. */
   readonly failureReplies = new Set<Promise<unknown>>();
 
-  /** Handlers inside ctx.waitFor (one however many waits it runs at once): they hold no concurrency slot meanwhile. */
+  /**
+   * Handlers inside ctx.waitFor (one however many waits it runs at once): they hold no concurrency
+   * slot meanwhile. One with a durable request out holds its slot (a request in flight is work in
+   * flight, as an in-memory request's), so it is not counted here.
+   */
   get waiting(): number {
-    return this.parked.size;
+    return this.freed;
+  }
+
+  /**
+   * `h`'s handler starts a wait (`request`: for a durable request's reply). Resolves whether it was
+   * not parked before, and whether it now gives its slot up and did not before.
+   */
+  park(h: Held, request: boolean): { first: boolean; freed: boolean } {
+    const p = this.parked.get(h) ?? { waits: 0, requests: 0 };
+    const first = !this.parked.has(h);
+    const was = p.waits > 0 && p.requests === 0;
+    if (request && p.requests++ === 0) this.asking++;
+    if (!request) p.waits++;
+    this.parked.set(h, p);
+    const is = p.waits > 0 && p.requests === 0;
+    this.freed += Number(is) - Number(was);
+    return { first, freed: is && !was };
+  }
+
+  /** Undoes one park(h, request); resolves whether `h` is parked no more, and whether it now gives its slot up and did not before. */
+  unpark(h: Held, request: boolean): { last: boolean; freed: boolean } {
+    const p = this.parked.get(h);
+    if (p === undefined) return { last: true, freed: false };
+    const was = p.waits > 0 && p.requests === 0;
+    if (request && --p.requests === 0) this.asking--;
+    if (!request) p.waits--;
+    const is = p.waits > 0 && p.requests === 0;
+    this.freed += Number(is) - Number(was);
+    const last = p.waits + p.requests === 0;
+    if (last) this.parked.delete(h);
+    return { last, freed: is && !was };
   }
   readonly topics: GroupTopics;
   /** Acks wait here for the next read (which carries them) or the next setImmediate, whichever comes first. */

@@ -91,7 +91,10 @@ export interface KeyedStats {
   takeovers: number;
   /** Deliveries found already applied (non-atomic stores: the state was written, the ack lost). */
   duplicates: number;
-  /** Handlers in `ctx.waitFor` now (each parked until its match or deadline; they hold no concurrency slot). */
+  /**
+   * Handlers in `ctx.waitFor` now (each parked until its match or deadline; they hold no concurrency
+   * slot), or waiting for a durable `ctx.request`'s reply (they hold their slot).
+   */
   waiting: number;
   /**
    * Waits that returned a matching event: taken as it arrived, or found recorded by a handler run

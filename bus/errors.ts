@@ -21,7 +21,8 @@ export type ErrorCode =
   | 'WAIT_TIMEOUT'
   | 'STATE_TOO_LARGE'
   | 'NOT_REPLICATED'
-  | 'SPOOL_FULL';
+  | 'SPOOL_FULL'
+  | 'REPLAY_REQUEST';
 
 export class AgentbusError extends Error {
   readonly code: ErrorCode;
@@ -157,6 +158,17 @@ export class RequestFailedError extends AgentbusError {
 export class RequestTimeoutError extends AgentbusError {
   constructor(message: string) {
     super('REQUEST_TIMEOUT', message);
+  }
+}
+
+/**
+ * An agent's `ctx.request` (or `ctx.bus.request`) during a replay that stores nothing
+ * (`host.replay` without `publish: true`, `agentbus replay --agent` without `--publish`): the
+ * request is listed with the replay's captured publishes and not sent, so the call has no reply.
+ */
+export class ReplayRequestError extends AgentbusError {
+  constructor(message: string) {
+    super('REPLAY_REQUEST', message);
   }
 }
 

@@ -12,6 +12,11 @@ import type { Scheduler } from './scheduler.js';
 const READ_BLOCK_MS = 1000;
 /** Failed events waiting for their retry do not take a concurrency slot; past this many, fetching pauses. */
 const RETRY_WAIT_FACTOR = 4;
+/**
+ * A read of durable requests' replies alone (every slot held) blocks this long while some slot is
+ * held by a handler not waiting for a reply: one that ends frees a slot the next read can use.
+ */
+const REPLY_POLL_MS = 100;
 
 /** Reads until the subscription closes (s.closing); a failed read is logged and tried again after 500 ms. */
 export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void> {
@@ -48,21 +53,31 @@ export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void
     const parked = Math.min(s.lanes.parkedQueued, concurrency * RETRY_WAIT_FACTOR);
     const free = holdMost - (s.running - s.waiting) - (s.lanes.queued - parked) - (s.ready.length - s.readyAt);
     const starved = s.running > 0 && free < readLeast;
+    let topics = s.topics.list;
+    let max = Math.min(free, readMost);
+    let blockMs: number | null = null;
     if (free <= 0 || starved || s.retrying >= concurrency * RETRY_WAIT_FACTOR) {
       s.acks.kick(); // no read to carry them soon
-      await s.idle();
-      continue;
+      // Handlers waiting for their durable requests' replies hold their slots (keyed/slots.ts): the
+      // replies, which take no slot, are read alone, else those handlers would wait for a read that
+      // waits for their slots.
+      const replies = s.asking > 0 && s.requests !== null && topics.includes(s.requests.topic) ? s.requests.topic : null;
+      if (replies === null) {
+        await s.idle();
+        continue;
+      }
+      topics = [replies];
+      max = Math.max(s.asking, 1);
+      blockMs = s.running - s.waiting > s.asking ? REPLY_POLL_MS : READ_BLOCK_MS;
     }
     let batch: Delivery[];
-    const ack = s.acks.take();
+    const ack = blockMs === null ? s.acks.take() : [];
     const gen = s.gen();
-    const max = Math.min(free, readMost);
-    const on = full && s.running > 0;
+    const on = blockMs === null && full && s.running > 0;
     // Keyed: a durable request past its deadline waits for a read of its reply topic sent from now on (keyed/reply-reads.ts): no blocking.
-    const replies = s.requests;
-    const looking = replies !== null && replies.reads.wanted;
+    const keyedRequests = s.requests;
+    const looking = keyedRequests !== null && keyedRequests.reads.wanted;
     const sentAt = Date.now();
-    const topics = s.topics.list;
     s.readingOn = on;
     try {
       batch = await s.driver.reads.read({
@@ -72,7 +87,7 @@ export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void
         topics,
         max,
         leaseMs: s.o.claimIdleMs,
-        blockMs: on || looking ? 0 : READ_BLOCK_MS,
+        blockMs: looking ? 0 : (blockMs ?? (on ? 0 : READ_BLOCK_MS)),
         signal: s.stopRead.signal,
         maxBytes: s.maxBytes,
       });
@@ -94,7 +109,7 @@ export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void
     }
     if (gen !== s.gen()) continue; // the tenure ended while reading: the next owner takes these over
     sched.dispatchAll(batch);
-    if (looking) replies.reads.read(sentAt, batch.length < max && topics.includes(replies.topic));
+    if (looking) keyedRequests.reads.read(sentAt, batch.length < max && topics.includes(keyedRequests.topic));
     // Their handlers start now, before the next read is sent (the latency a handler sees).
     sched.runScheduled();
     // A partial read (no backlog): handlers that finish at once settle before the next read goes

@@ -48,6 +48,9 @@ export class Scheduler implements Settling, Rescheduling {
     if (d.event !== null) d.event = asTopic(d.event, d.topic);
     const h: Held = { d, subject: undefined, state: 'new', gen: s.gen(), prev: null, next: null, held: false };
     s.held.add(h);
+    // A reply to one of the group's durable requests is recorded, never run: it cannot have failed,
+    // so its delivery count (a reader that died before recording it) is no reason to dead-letter it.
+    if (d.event !== null && s.requests !== null && d.topic === s.requests.topic) return this.admit(h);
     this.perform(h, onArrival(d, s.o.maxAttempts));
   }
 

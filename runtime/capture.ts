@@ -1,5 +1,6 @@
 import type { Bus } from '../bus/contract.js';
-import { invalid } from '../bus/errors.js';
+import { invalid, ReplayRequestError } from '../bus/errors.js';
+import type { RequestOptions } from '../bus/contract-options.js';
 import { checkType, createEvent, encodeEvent, PUBLISH_OPTION_KEYS, type EventInput, type PublishOptions } from '../bus/event.js';
 import { dueTime } from '../bus/due.js';
 import { knownKeys } from '../bus/validate.js';
@@ -16,6 +17,8 @@ export interface ReplayPublished {
   id: string;
   subject?: string;
   data: unknown;
+  /** true: a request (ctx.request, ctx.bus.request), captured and not sent: the call rejected with ReplayRequestError. */
+  request?: true;
 }
 
 /** What the agent published during a replay: counted, the first REPLAY_PUBLISHED_KEPT listed. */
@@ -44,9 +47,26 @@ export class ReplayCapture {
   }
 
   /** Records a publish that was stored (or, captured, would have been). */
-  note(type: string, id: string, data: unknown, subject: string | undefined): void {
+  note(type: string, id: string, data: unknown, subject: string | undefined, request = false): void {
     this.result.count++;
-    if (this.result.events.length < REPLAY_PUBLISHED_KEPT) this.result.events.push({ type, id, ...(subject === undefined ? {} : { subject }), data });
+    if (this.result.events.length < REPLAY_PUBLISHED_KEPT) this.result.events.push({ type, id, ...(subject === undefined ? {} : { subject }), data, ...(request ? { request: true as const } : {}) });
+  }
+
+  /**
+   * A captured request: checked and noted as a publish (`request: true`), never sent (no replier
+   * runs, a model or tool call costing money), so it has no reply: rejects with ReplayRequestError.
+   */
+  request(type: string, data: unknown, options: RequestOptions | undefined, source: string): Promise<never> {
+    try {
+      if (options !== undefined && (options === null || typeof options !== 'object')) throw invalid('INVALID_OPTION', `request options must be an object, got ${String(options)}`);
+      const { timeoutMs: _t, ...publish } = (options ?? {}) as RequestOptions & { durable?: unknown };
+      delete publish.durable;
+      const e = this.check(type, data, publish, source);
+      this.note(type, e.id, e.data, e.subject, true);
+      return Promise.reject(new ReplayRequestError(`request ${type} not sent during a replay (listed with what the replay would have published): pass --publish (host.replay publish: true) to send it, or skip it when ctx.replaying`));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** A captured publish: validated, noted, never stored. Resolves with the id it would have had. */
@@ -96,7 +116,8 @@ export class ReplayCapture {
 
   /**
    * `bus` as a replayed agent sees it through ctx.bus: its publish and publishBatch are captured
-   * too (source: the option given, else `source`), or noted when sent; everything else is the bus itself.
+   * too (source: the option given, else `source`), or noted when sent, and so is its request
+   * (captured, not sent: see request()); everything else is the bus itself.
    */
   wrap(bus: Bus, source: string): Bus {
     const publish = (type: string, data: unknown, options?: PublishOptions): Promise<string> => {
@@ -116,9 +137,11 @@ export class ReplayCapture {
       this.stored ? bus.publishDetailed(type, data, options).then((r) => (this.sent([{ type, data, ...options }], Promise.resolve([r.id])), r)) : publish(type, data, options).then((id) => ({ id, spooled: false }));
     const publishBatchDetailed = (events: EventInput[]) =>
       this.stored ? bus.publishBatchDetailed(events).then((rs) => (this.sent(events, Promise.resolve(rs.map((r) => r.id))), rs)) : publishBatch(events).then((ids) => ids.map((id) => ({ id, spooled: false })));
+    const request = <R>(type: string, data: unknown, options?: RequestOptions): Promise<R> => (this.stored ? bus.request<R>(type, data, options) : this.request(type, data, options, source));
     return new Proxy(bus, {
       get: (target, key) => {
         if (key === 'publish') return publish;
+        if (key === 'request') return request;
         if (key === 'publishBatch') return publishBatch;
         if (key === 'publishDetailed') return publishDetailed;
         if (key === 'publishBatchDetailed') return publishBatchDetailed;

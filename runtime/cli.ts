@@ -144,7 +144,7 @@ function report(result: AgentReplayResult, o: Record<string, string | boolean | 
     else if (p.count > 0) console.log(`would have published ${p.count} event${p.count === 1 ? '' : 's'} (not stored; --publish stores them):`);
     for (const e of p.stored ? [] : p.events.slice(0, 20)) {
       const data = JSON.stringify(e.data) ?? 'undefined';
-      console.log(printable(`  ${e.type} ${e.id} ${data.length > DATA_SHOWN ? `${data.slice(0, DATA_SHOWN)}...` : data}`));
+      console.log(printable(`  ${e.request ? 'request ' : ''}${e.type} ${e.id} ${data.length > DATA_SHOWN ? `${data.slice(0, DATA_SHOWN)}...` : data}${e.request ? ' (not sent: no reply)' : ''}`));
     }
     if (!p.stored && p.count > 20) console.log(`  ... and ${p.count - 20} more (--json lists the first ${p.events.length})`);
   }

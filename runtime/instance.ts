@@ -5,7 +5,7 @@ import type { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import type { Bus, DeliveryContext, DeliveryOutcome, ReplayOptions, ReplayResult, Subscription } from '../bus/contract.js';
 import type { CloudEvent, EventInput, PublishOptions } from '../bus/event.js';
-import { errForLog, isA } from '../bus/thrown.js';
+import { describe, errForLog, isA } from '../bus/thrown.js';
 import { invalid, misuse, TimeoutError } from '../bus/errors.js';
 import { answering } from '../bus/requests.js';
 import { handlerFor, ownMethod, type AgentClass, type AgentContext, type AgentHandler, type AgentHooks, type BaseAgent, type HandlerContext } from '../agents/base.js';
@@ -22,6 +22,7 @@ import { agentBreaker } from './observers/breaker.js';
 import { derivedId, isKeyed, keyedSource, runMachine, ScratchStates } from './keyed.js';
 import type { KeyedContext } from '../agents/base.js';
 import type { KeyedRequestOptions, WaitOptions } from '../bus/keyed/contract.js';
+import type { RequestOptions } from '../bus/contract-options.js';
 import { reminderName, reminderOptions, runSchedule, type ReminderOptions } from './schedules.js';
 import type { KeyedSource } from './metrics.js';
 
@@ -112,6 +113,12 @@ export class AgentInstance implements AgentContext {
   /** During a replay, the bus with its publishes captured (or, with `publish: true`, noted). */
   get bus(): Bus {
     return this.replayBus ?? this.host.bus;
+  }
+
+  /** The bus' in-memory request; in a replay that stores nothing, captured, not sent, rejected (ReplayCapture.request). */
+  request<R>(type: string, data: unknown, options: RequestOptions): Promise<R> {
+    if (this.capture !== null && !this.capture.stored) return this.capture.request(type, data, options, this.source);
+    return this.host.bus.request<R>(type, data, options);
   }
 
   /** Internal, for tests: how many topics' handlers are cached. */
@@ -362,8 +369,9 @@ class Handling implements HandlerContext {
   }
   /**
    * Keyed agents: a durable request by default (bus/keyed/requests.ts; published with the agent's
-   * keyed source, as its other publishes), unless `durable: false` or in a replay (which records
-   * nothing). Otherwise, and then: the bus' in-memory request.
+   * keyed source, as its other publishes), unless `durable: false`, inside a step's function, or in
+   * a replay (which records nothing). Otherwise, and then: the bus' in-memory request; in a replay
+   * that stores nothing, captured and not sent (ReplayCapture.request: REPLAY_REQUEST).
    */
   request<R = unknown>(type: string, data: unknown, options?: KeyedRequestOptions): Promise<R> {
     const late = this.late();
@@ -371,13 +379,16 @@ class Handling implements HandlerContext {
     const traceparent = this.event.traceparent;
     const trace = traceparent ? { traceparent } : {};
     const durable = options !== null && typeof options === 'object' ? options.durable : undefined;
+    if (durable !== undefined && typeof durable !== 'boolean') return Promise.reject(misuse(`invalid ctx.request ${type} durable ${describe(durable)} in agent ${this.inst.agent}: expected true or false`));
     if (durable === true && !isKeyed(this.d)) {
       return Promise.reject(misuse(`ctx.request ${type} in agent ${this.inst.agent}: durable requests are for keyed agents only (declare static key)`));
     }
-    if (isKeyed(this.d) && !this.inst.replaying && durable !== false) return this.d.request<R>(type, data, { ...trace, ...options });
+    // Inside a ctx.step's function a request is in memory (bus/keyed/context.ts): asked here, with the agent's source.
+    const inStep = (this.d as { inStep?: boolean }).inStep === true;
+    if (isKeyed(this.d) && !this.inst.replaying && (durable === true || (durable === undefined && !inStep))) return this.d.request<R>(type, data, { ...trace, ...options });
     const rest: KeyedRequestOptions = { ...options };
     delete rest.durable;
-    return this.inst.bus.request<R>(type, data, { source: this.inst.source, ...trace, ...rest });
+    return this.inst.request<R>(type, data, { source: this.inst.source, ...trace, ...rest });
   }
   /** Keyed agents only (bus/keyed/waits.ts); the timeout may be a duration string. */
   waitFor<T = unknown>(type: string, options: WaitOptions<T>): Promise<CloudEvent<T>> {

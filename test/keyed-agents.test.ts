@@ -259,13 +259,14 @@ test('ctx.step in agents: a keyed agent\'s step runs once across a retry; a repl
   await bus.close();
 });
 
-test('ctx.request in agents: durable in a keyed agent (asked once across a retry, published with the agent\'s keyed source and the trace); durable: false asks again; a replay asks in memory; durable: true in an unkeyed agent is refused naming it', async () => {
+test('ctx.request in agents: durable in a keyed agent (asked once across a retry, published with the agent\'s keyed source and the trace); durable: false asks again; a replay sends no request (REPLAY_REQUEST, listed), with publish: true asks in memory; durable: true (or not a boolean) in an unkeyed agent is refused naming it', async () => {
   const bus = await fresh();
   const plan = uniq('plan.created');
   const ask = uniq('tool.run');
   const plainType = uniq('plain.in');
   const asked: Array<{ mode: string; source: string; traceparent?: string }> = [];
   let plainErr: unknown;
+  let plainYes: unknown;
   class Tool extends BaseAgent {
     static subscriptions = [ask];
     handle(e: CloudEvent<{ mode: string }>) {
@@ -280,14 +281,17 @@ test('ctx.request in agents: durable in a keyed agent (asked once across a retry
     async handle(_e: CloudEvent, ctx: KeyedContext<unknown>) {
       const durable = await ctx.request(ask, { mode: ctx.replaying ? 'replay' : 'durable' }, { timeoutMs: 10_000 });
       const inMemory = ctx.replaying ? null : await ctx.request(ask, { mode: 'memory' }, { timeoutMs: 10_000, durable: false });
+      // The pattern of agents written before requests were durable: an in-memory request, its answer recorded by the step.
+      const stepped = ctx.replaying ? null : await ctx.step('ask', () => ctx.request(ask, { mode: 'step' }, { timeoutMs: 10_000 }));
       if (ctx.attempt === 1 && !ctx.replaying) throw new Error('fails after its requests');
-      ctx.state = { durable, inMemory };
+      ctx.state = { durable, inMemory, stepped };
     }
   }
   class Plain extends BaseAgent {
     static subscriptions = [plainType];
     async handle(_e: CloudEvent, ctx: KeyedContext<unknown>) {
       plainErr = await ctx.request(ask, { mode: 'plain' }, { durable: true }).catch((x: unknown) => x);
+      plainYes = await ctx.request(ask, { mode: 'plain' }, { durable: 'yes' } as never).catch((x: unknown) => x);
     }
   }
   const host = new AgentHost({ bus, agents: [Tool, Planner, Plain], logger });
@@ -295,19 +299,33 @@ test('ctx.request in agents: durable in a keyed agent (asked once across a retry
   const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
   await bus.publish(plan, {}, { subject: 'p1', traceparent });
   await waitFor('committed', async () => (await stateOf(bus, 'Planner', 'p1')) !== undefined);
-  const state = (await stateOf(bus, 'Planner', 'p1')) as { durable: { call: number }; inMemory: { call: number } };
-  assert.equal(asked.map((a) => a.mode), ['durable', 'memory', 'memory'], 'the durable request asked once, the in-memory one on each run');
+  const state = (await stateOf(bus, 'Planner', 'p1')) as { durable: { call: number }; inMemory: { call: number }; stepped: { call: number } };
+  assert.equal(asked.map((a) => a.mode), ['durable', 'memory', 'step', 'memory'], 'the durable request and the step asked once, the in-memory one on each run');
   assert.equal(state.durable, { for: 'durable', call: 1 }, 'the retry got the recorded reply');
-  assert.equal(state.inMemory, { for: 'memory', call: 3 });
+  assert.equal(state.inMemory, { for: 'memory', call: 4 });
+  assert.equal(state.stepped, { for: 'step', call: 3 }, 'the step recorded the in-memory answer');
   assert.is(asked[0].source, '/agentbus/keyed/Planner');
+  assert.is(asked[2].source, asked[1].source, 'a request inside a step is sent as an in-memory one, with the agent\'s source');
   assert.ok(asked[0].traceparent?.startsWith('00-0af7651916cd43dd8448eb211c80319c-'), `the trace goes on: ${asked[0].traceparent}`);
+  // A replay that stores nothing sends no request: captured with the publishes, the call refused.
   const result = await host.replay('Planner');
-  assert.is(result.handled, 1);
-  assert.equal(asked.at(-1)?.mode, 'replay', 'a replay asks in memory');
+  assert.is(result.handled, 0);
+  assert.is(result.failed.length, 1);
+  assert.ok(result.failed[0]!.error.includes('ReplayRequestError') && result.failed[0]!.error.includes('--publish'), result.failed[0]!.error);
+  assert.equal(result.published.events.map((e) => [e.type, e.data, e.request]), [[ask, { mode: 'replay' }, true]], 'listed as a captured request');
+  assert.is(asked.length, 4, 'the replier did not run');
+  const published = await host.replay('Planner', { publish: true });
+  assert.is(published.handled, 1);
+  assert.equal(asked.at(-1)?.mode, 'replay', 'a replay with publish: true asks in memory');
+  assert.is(asked.length, 5);
   await bus.publish(plainType, {});
   await waitFor('plain handled', () => plainErr !== undefined);
   assert.instance(plainErr, ValidationError);
   assert.ok(String((plainErr as Error).message).includes('agent Plain') && String((plainErr as Error).message).includes('keyed agents only'), String(plainErr));
+  await waitFor('plain durable "yes" handled', () => plainYes !== undefined);
+  assert.instance(plainYes, ValidationError, 'durable must be a boolean in an unkeyed agent too');
+  assert.ok(String((plainYes as Error).message).includes('durable yes in agent Plain'), String(plainYes));
+  assert.is(asked.filter((a) => a.mode === 'plain').length, 0, 'nothing asked');
   await host.stop();
   await bus.close();
 });

@@ -24,7 +24,8 @@ export interface DurableCalls {
 /**
  * The step whose `fn` runs now, in the async context of that call: a durable call made from inside
  * it would take an ordinal only on the runs that call `fn` (a run finding the step recorded does
- * not), shifting every later call's record, so it is refused.
+ * not), shifting every later call's record, so it is refused; a ctx.request there is an in-memory
+ * one (the step records its answer, as before requests were durable).
  */
 const inStep = new AsyncLocalStorage<{ ctx: KeyedDelivery; name: string }>();
 
@@ -93,7 +94,9 @@ export class KeyedDelivery extends Context implements KeyedDeliveryContext {
       if (options !== undefined && (options === null || typeof options !== 'object')) throw misuse(`ctx.request ${type}: options must be an object, got ${describe(options)}`);
       const { durable, ...rest } = options ?? {};
       if (durable !== undefined && typeof durable !== 'boolean') throw misuse(`invalid ctx.request ${type} durable ${describe(durable)}: expected true or false`);
-      if (durable === false) p = this.calls.asking(type, data, rest);
+      // Inside a step's function (`ctx.step('x', () => ctx.request(...))`, the way to make a request
+      // survive a crash before requests were durable): in memory, its answer recorded by the step.
+      if (durable === false || (durable === undefined && this.inStep)) p = this.calls.asking(type, data, rest);
       else {
         KeyedRequests.check(type, rest); // a refused call takes no ordinal
         const what = `ctx.request ${type}`;
@@ -110,6 +113,11 @@ export class KeyedDelivery extends Context implements KeyedDeliveryContext {
     // unhandled rejection. An await still gets the error.
     p.catch(() => {});
     return p as Promise<R>;
+  }
+
+  /** True inside the function of one of this run's steps (ctx.request there asks in memory). */
+  get inStep(): boolean {
+    return inStep.getStore()?.ctx === this;
   }
 
   private notEnded(what: string): void {

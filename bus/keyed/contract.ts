@@ -88,9 +88,12 @@ export interface KeyedDeliveryContext<S = unknown> extends DeliveryContext {
    * the first run: a redelivery keeps it). The reply goes to the group's own reply topic, is
    * recorded, and survives a crash of the requester: the handler runs again from its start, and this
    * call, by its order among the run's durable calls (request, waitFor, step), returns the recorded
-   * reply or waits on for it, without asking again. While it waits the handler holds no
-   * concurrency slot and its timeoutMs clock stops (as in waitFor). `durable: false`: an in-memory
-   * request (bus.request), lost with the process.
+   * reply or waits on for it, without asking again. An attempt that fails with the request's
+   * RequestTimeoutError or RequestFailedError (thrown out of the handler) has its record removed:
+   * the retry asks anew. While it waits the handler keeps its concurrency slot (a request out is work
+   * in flight) and its timeoutMs clock stops (as in waitFor). `durable: false`, or a call inside a
+   * ctx.step's function (the step records its result): an in-memory request (bus.request), lost
+   * with the process.
    */
   request<R = unknown>(type: string, data: unknown, options?: KeyedRequestOptions): Promise<R>;
 }

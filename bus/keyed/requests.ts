@@ -25,11 +25,18 @@
  *   Not fenced by the epoch, as the waits' records (StateStore.matchWait).
  * - A failure reply (the request dead-lettered by the replier's group) is recorded as any reply:
  *   every run rejects with RequestFailedError.
+ * - A timeout or a failure reply ends the request, not the handler: the handler may catch it and go
+ *   on (its re-runs see the same error, from the record). An attempt that fails WITH it (the error
+ *   propagated out of the handler, itself or as a `cause`) has that one record removed before its
+ *   retry or dead letter (failedRequest, handler-call.ts), so the next run, and a plain `dlq retry`,
+ *   ask anew under a new id and deadline: a model or tool call that timed out is asked again, as
+ *   an in-memory request's retry would. A run ended otherwise while its request is out (a crash, a
+ *   lost lease, a close) leaves the record: its re-run continues the same request.
  */
 import type { Held } from '../held.js';
 import type { CloudEvent, PublishOptions } from '../event.js';
 import { checkType, stableId } from '../event.js';
-import { misuse, OwnershipLostError, RequestTimeoutError } from '../errors.js';
+import { misuse, OwnershipLostError, RequestFailedError, RequestTimeoutError } from '../errors.js';
 import type { RequestOptions } from '../contract-options.js';
 import { REQUEST, type StateStore } from '../state.js';
 import { failedError, REQUEST_FAILED_SCHEMA, REQUEST_TIMEOUT_MS, type RequestEvents } from '../requests.js';
@@ -62,6 +69,24 @@ export function parseCorrelation(c: string | undefined): { id: string; deadline:
   if (dot <= 0) return null;
   const deadline = parseInt(c!.slice(dot + 1), 36);
   return Number.isSafeInteger(deadline) ? { id: c!.slice(0, dot), deadline } : null;
+}
+
+/** The record id of the durable request whose RequestTimeoutError or RequestFailedError each error is. */
+const endedRequest = new WeakMap<object, string>();
+/** How deep failedRequest follows `cause`. */
+const CAUSE_DEPTH = 4;
+
+/**
+ * The record id of the durable request whose RequestTimeoutError or RequestFailedError failed a
+ * handler's attempt: `err` itself, or one of its causes (a handler wrapping it). Undefined for any
+ * other error.
+ */
+export function failedRequest(err: unknown): string | undefined {
+  for (let e = err, i = 0; i <= CAUSE_DEPTH && e !== null && typeof e === 'object'; e = (e as { cause?: unknown }).cause, i++) {
+    const id = endedRequest.get(e);
+    if (id !== undefined) return id;
+  }
+  return undefined;
 }
 
 /** What the durable requests need of their consumer. */
@@ -129,7 +154,9 @@ export class KeyedRequests {
     if (options !== undefined && (options === null || typeof options !== 'object')) throw misuse(`ctx.request ${type}: options must be an object, got ${describe(options)}`);
     const o = (options ?? {}) as Record<string, unknown>;
     const own = OWN_OPTIONS.filter((k) => o[k] !== undefined);
-    if (own.length > 0) throw misuse(`ctx.request ${type}: a durable request sets ${own.join(', ')} itself (its id and correlationid are derived from the delivery; pass durable: false for an in-memory request)`);
+    if (own.length > 0) {
+      throw misuse(`ctx.request ${type}: a durable request sets ${own.join(', ')} itself (its id and correlationid are derived from the delivery): leave ${own.length > 1 ? 'them' : 'it'} out, or pass durable: false for an in-memory request`);
+    }
     const ms = o.timeoutMs;
     if (ms !== undefined && (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 1 || ms > MAX_REQUEST_MS)) {
       throw misuse(`invalid ctx.request ${type} timeoutMs ${describe(ms)}: expected an integer from 1 to ${MAX_REQUEST_MS}`);
@@ -139,7 +166,7 @@ export class KeyedRequests {
   /**
    * The `n`-th durable call of the handler of `event` (key `key`) in this run: `ctx.request(type,
    * data, options)`, see the file header. `parked` runs the wait for the reply, the handler parked
-   * (keyed/slots.ts: no slot held, its timeoutMs clock stopped); `signal` is the handler's.
+   * (keyed/slots.ts: its concurrency slot kept, its timeoutMs clock stopped); `signal` is the handler's.
    */
   async ask(event: CloudEvent, key: string, n: number, type: string, data: unknown, options: RequestOptions | undefined, signal: AbortSignal, parked: <T>(wait: () => Promise<T>) => Promise<T>): Promise<unknown> {
     const { group, store } = this.c;
@@ -160,13 +187,13 @@ export class KeyedRequests {
       const correlationid = correlationOf(id, rec.deadline);
       if (rec.matched !== null) {
         this.replayed++;
-        return decode(type, rec.matched);
+        return decode(type, rec.matched, id);
       }
       if (signal.aborted) throw signal.reason;
       if (Date.now() >= rec.deadline) {
         // Past the deadline, not asked again: a reply stored in time may still wait unread on the reply topic.
         await this.c.reading();
-        return decode(type, await parked(() => untilReply(this.c.reads, w, rec.deadline, signal, () => timedOut(type, key, correlationid, rec.deadline))));
+        return decode(type, await parked(() => untilReply(this.c.reads, w, rec.deadline, signal, () => timedOut(type, key, correlationid, rec.deadline, id))), id);
       }
       const started = performance.now();
       await this.c.reading();
@@ -182,8 +209,8 @@ export class KeyedRequests {
           replyto: this.c.topic,
           dedupWindowMs: rec.deadline - Date.now() + DEDUP_MARGIN_MS,
         });
-        const json = await parked(() => untilReply(this.c.reads, w, rec.deadline, signal, () => timedOut(type, key, correlationid, rec.deadline)));
-        const reply = decode(type, json);
+        const json = await parked(() => untilReply(this.c.reads, w, rec.deadline, signal, () => timedOut(type, key, correlationid, rec.deadline, id)));
+        const reply = decode(type, json, id);
         outcome = 'replied';
         return reply;
       } catch (err) {
@@ -258,6 +285,18 @@ export class KeyedRequests {
     ));
   }
 
+  /**
+   * Removes the record `id` (failedRequest: an attempt failed with its request's timeout or failure
+   * reply) before the attempt's retry or dead letter: the next run asks anew. Resolves even when the
+   * store fails (logged): that run then sees the same error again.
+   */
+  forget(id: string): Promise<void> {
+    return this.c.store.removeWaits(this.c.group, [id]).then(
+      () => undefined,
+      (err: unknown) => this.c.storeError('request record removal', err),
+    );
+  }
+
   /** Every run waiting here ends with `err` (the keyed tenure ended: their deliveries go to the next owner). */
   abortAll(err: unknown): void {
     const all = [...this.waiting.values()];
@@ -311,13 +350,19 @@ function untilReply(reads: ReplyReads, w: Expecting, deadline: number, signal: A
   });
 }
 
-/** A recorded reply as the request returns it: its data, or RequestFailedError for a failure reply. */
-function decode(type: string, json: string): unknown {
+/** A recorded reply as the request recorded as `id` returns it: its data, or RequestFailedError for a failure reply. */
+function decode(type: string, json: string, id: string): unknown {
   const e = JSON.parse(json) as CloudEvent;
-  if (e.dataschema === REQUEST_FAILED_SCHEMA) throw failedError(type, e);
+  if (e.dataschema === REQUEST_FAILED_SCHEMA) throw ended(failedError(type, e), id);
   return e.data;
 }
 
-function timedOut(type: string, key: string, correlationid: string, deadline: number): RequestTimeoutError {
-  return new RequestTimeoutError(`no reply to ${type} (durable request of key ${JSON.stringify(key)}, correlationid ${correlationid}) by its deadline ${new Date(deadline).toISOString()}`);
+function timedOut(type: string, key: string, correlationid: string, deadline: number, id: string): RequestTimeoutError {
+  return ended(new RequestTimeoutError(`no reply to ${type} (durable request of key ${JSON.stringify(key)}, correlationid ${correlationid}) by its deadline ${new Date(deadline).toISOString()}`), id);
+}
+
+/** `err` marked as the end of the request recorded as `id` (failedRequest). */
+function ended<E extends RequestTimeoutError | RequestFailedError>(err: E, id: string): E {
+  endedRequest.set(err, id);
+  return err;
 }

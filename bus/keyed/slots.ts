@@ -2,7 +2,8 @@
  * A keyed subscription's parts in its consumer (consumer-state.ts): the tenure (tenure.ts), the
  * waits (waits.ts), the steps (steps.ts) and the durable requests (requests.ts) wired to the consumer's state, and how they count there: a handler parked in
  * ctx.waitFor gives its concurrency slot up (its key's queued deliveries take none either, see
- * read-loop.ts), and a tenure that ends forgets everything the consumer holds.
+ * read-loop.ts), one waiting for a durable request's reply keeps it, and a tenure that ends forgets
+ * everything the consumer holds.
  */
 import type { KeyedStats } from '../contract-delivery.js';
 import type { Delivery } from '../driver.js';
@@ -22,34 +23,34 @@ import { ReplyReads } from './reply-reads.js';
 import type { RequestLink } from '../requests.js';
 
 /**
- * A wait of the handler of `h` (ctx.waitFor, keyed/waits.ts; a durable ctx.request's wait for its
- * reply, keyed/requests.ts), run by `wait`: meanwhile the handler holds no concurrency slot
- * (`slots.fill()` gives it to a delivery read ahead) and its timeoutMs clock stops (the wait has its
- * own deadline).
+ * A wait of the handler of `h` (ctx.waitFor, keyed/waits.ts; with `request`, a durable
+ * ctx.request's wait for its reply, keyed/requests.ts), run by `wait`. Meanwhile its timeoutMs clock
+ * stops (the wait has its own deadline) and a crash costs no attempt. In ctx.waitFor the handler
+ * holds no concurrency slot (`slots.fill()` gives it to a delivery read ahead; an approval may take
+ * days and is not work in flight) and its key's queued deliveries take none either (read-loop.ts).
+ * Waiting for a request's reply it keeps its slot, as an in-memory request always did: a
+ * request out is work in flight at its replier, and `concurrency` bounds how many a group has out.
  */
-export async function waitParked<T>(s: ConsumerState, slots: { fill(): void }, h: Held, key: string, clock: HandlerClock, wait: () => Promise<T>): Promise<T> {
-  const first = !s.parked.has(h);
-  s.parked.set(h, (s.parked.get(h) ?? 0) + 1);
+export async function waitParked<T>(s: ConsumerState, slots: { fill(): void }, h: Held, key: string, clock: HandlerClock, wait: () => Promise<T>, request = false): Promise<T> {
+  const { first, freed } = s.park(h, request);
   // Parked, the delivery is held one attempt down in the store: a crash while waiting (for an
   // approval, for days) is not a failed attempt. Back up once it resumes, so a handler that crashes
   // its process after the wait still runs out of attempts. Not awaited: the wait starts at once.
   if (first) attemptsAt(s, h, h.d.attempts - 1);
   const lanes = s.lanes;
-  lanes.park(key);
+  if (!request) lanes.park(key);
   clock.pause();
-  slots.fill();
+  if (freed) slots.fill();
   s.wake();
   try {
     return await wait();
   } finally {
-    const n = s.parked.get(h)! - 1;
-    if (n > 0) s.parked.set(h, n);
-    else {
-      s.parked.delete(h);
-      // Closing: its delivery is given back uncounted (consumer-close.ts), not to be taken again here.
-      if (!s.closing) attemptsAt(s, h, h.d.attempts);
-    }
-    lanes.unpark(key);
+    const { last, freed: now } = s.unpark(h, request);
+    // Closing: its delivery is given back uncounted (consumer-close.ts), not to be taken again here.
+    if (last && !s.closing) attemptsAt(s, h, h.d.attempts);
+    // A request's reply came while a waitFor of the same run goes on: the slot goes back.
+    if (now) slots.fill();
+    if (!request) lanes.unpark(key);
     clock.resume();
   }
 }
@@ -149,5 +150,5 @@ export function startKeyed(s: ConsumerState, state: StateStore, key: KeyOf, sche
 /** The tenure's figures, the waits', the steps' and the requests' (Subscription.keyedStats); null when not keyed. */
 export function keyedStats(s: ConsumerState): KeyedStats | null {
   if (s.keyed === null || s.waits === null || s.steps === null || s.requests === null) return null;
-  return { ...s.keyed.stats(), waiting: s.waiting, waitsResumed: s.waits.resumed, waitsTimedOut: s.waits.timedOut, stepsReplayed: s.steps.replayed, requestsReplayed: s.requests.replayed };
+  return { ...s.keyed.stats(), waiting: s.parked.size, waitsResumed: s.waits.resumed, waitsTimedOut: s.waits.timedOut, stepsReplayed: s.steps.replayed, requestsReplayed: s.requests.replayed };
 }

@@ -91,7 +91,7 @@ export function durableRequestSuite(a: Target): void {
     assert.is(sub.keyedStats?.()?.requestsReplayed, 2, 'each retry got the recorded reply');
   });
 
-  test('nobody answers: RequestTimeoutError at the deadline fixed by the first run (a retry waits the rest, one after it throws at once); the request is stored once', async () => {
+  test('nobody answers: RequestTimeoutError at the deadline fixed by the first run (a retry after another failure waits the rest); a run failing with it asks anew, a run catching it keeps it', async () => {
     const bus = await a.make();
     const task = uniq('task');
     const prefix = uniq('silent');
@@ -114,37 +114,117 @@ export function durableRequestSuite(a: Target): void {
       }
       const err = await asked.then(() => null, (x: unknown) => x);
       runs.push({ attempt: ctx.attempt, began, ended: Date.now(), err });
-      if (ctx.attempt === 2) throw err; // the next run finds the deadline passed
+      if (ctx.attempt === 2) throw err; // failed by its request's timeout: the next run asks anew
+      if (ctx.attempt === 3) throw new Error('caught the timeout, then failed otherwise'); // the record stays
       ctx.state = { timedOut: (err as Error).name };
     });
     await bus.publish(task, {}, { subject: 'k1' });
-    await waitFor('committed', async () => (await bus.keys!.get(group, 'k1'))?.state !== undefined, 20_000);
+    await waitFor('committed', async () => (await bus.keys!.get(group, 'k1'))?.state !== undefined, 30_000);
     assert.equal((await bus.keys!.get(group, 'k1'))!.state, { timedOut: 'RequestTimeoutError' });
-    assert.equal(runs.map((r) => r.attempt), [1, 2, 3]);
-    assert.ok(runs[1].err instanceof RequestTimeoutError && runs[2].err instanceof RequestTimeoutError);
+    assert.equal(runs.map((r) => r.attempt), [1, 2, 3, 4]);
+    assert.ok(runs.slice(1).every((r) => r.err instanceof RequestTimeoutError), 'runs 2 to 4 time out');
     const first = runs[0].began;
     const timedOutAt = runs[1].ended - first;
     assert.ok(timedOutAt >= timeoutMs - 50, `timed out ${timedOutAt} ms after the first run began`);
     assert.ok(runs[1].ended - runs[1].began < timeoutMs - 600, `the retry waited the rest (${runs[1].ended - runs[1].began} ms), not its own ${timeoutMs} ms`);
-    assert.ok(runs[2].ended - runs[2].began < 1000, 'past the deadline, the run throws at once');
+    assert.ok(runs[2].ended - runs[2].began >= timeoutMs - 50, `the run after the failed attempt asked anew with its own deadline (${runs[2].ended - runs[2].began} ms)`);
+    assert.ok(runs[3].ended - runs[3].began < 1000, 'the run after one that caught the timeout throws at once');
     await sleep(300);
-    assert.is(seen.length, 1, 'the request was stored once across three runs');
+    assert.is(seen.length, 2, 'stored once for runs 1 and 2, once more (a new id) for runs 3 and 4');
+    assert.is.not(seen[0], seen[1]);
   });
 
-  test('misuse is refused (INVALID_OPTION, not retried): inside ctx.step, after the handler returned, out of order, options it sets itself; durable: false asks in memory', async () => {
+  test('an attempt failing with its durable request\'s RequestFailedError or RequestTimeoutError removes that record: its retry, and a plain dlq retry of its dead letter, ask anew', async () => {
     const bus = await a.make();
     const task = uniq('task');
     const ask = uniq('ask');
     const group = uniq('g');
-    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, () => 'answer');
+    const asked: Array<{ from: string; id: string }> = [];
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 8 }, async (e) => {
+      const { key, group: from } = e.data as { key: string; group: string };
+      const n = asked.filter((x) => x.from === `${from} ${key}`).length;
+      asked.push({ from: `${from} ${key}`, id: e.id });
+      if (key === 'failed' && n === 0) throw new NonRetryableError('down for now');
+      if (key !== 'failed' && n === 0) await sleep(2500); // past the request's deadline: the late reply is dropped
+      return { call: n + 1 };
+    });
+    const handler = async (_e: unknown, c: unknown) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      ctx.state = { r: await ctx.request(ask, { key: ctx.key, group: ctx.group }, { timeoutMs: ctx.key === 'failed' ? 30_000 : 1000 }) };
+    };
+    await bus.subscribe({ group, types: [task], key: 'subject', backoff: { initialMs: 50 }, maxAttempts: 2 }, handler);
+    const dlGroup = uniq('g');
+    await bus.subscribe({ group: dlGroup, types: [task], key: 'subject', maxAttempts: 1 }, handler);
+    for (const k of ['failed', 'timeout']) await bus.publish(task, {}, { subject: k });
+    const state = async (g: string, k: string) => (await bus.keys!.get(g, k))?.state;
+    await waitFor('dead-lettered in the group of maxAttempts 1', async () => (await bus.deadLetters.list({ group: dlGroup })).length === 2, 15_000);
+    const dls = await bus.deadLetters.list({ group: dlGroup });
+    assert.equal(dls.map((d) => d.error?.split(':')[0]).sort(), ['RequestFailedError', 'RequestTimeoutError']);
+    assert.equal(await bus.keys!.waits(dlGroup), [], 'the failed requests\' records are gone with the failed attempt');
+    await waitFor('committed on retry', async () => (await state(group, 'failed')) !== undefined && (await state(group, 'timeout')) !== undefined, 20_000);
+    assert.equal(await state(group, 'failed'), { r: { call: 2 } }, 'the retry asked anew and got the second answer');
+    assert.equal(await state(group, 'timeout'), { r: { call: 2 } }, 'the retry asked anew, with a deadline of its own');
+    assert.is(await bus.deadLetters.retry(dls.map((d) => d.id)), 2);
+    await waitFor('committed after dlq retry', async () => (await state(dlGroup, 'failed')) !== undefined && (await state(dlGroup, 'timeout')) !== undefined, 20_000);
+    assert.equal(await state(dlGroup, 'failed'), { r: { call: 2 } });
+    assert.equal(await state(dlGroup, 'timeout'), { r: { call: 2 } });
+    for (const g of [group, dlGroup]) {
+      for (const k of ['failed', 'timeout']) {
+        const ids = asked.filter((x) => x.from === `${g} ${k}`).map((x) => x.id);
+        assert.is(new Set(ids).size, 2, `${k}: asked twice, under two ids`);
+      }
+    }
+    assert.is(asked.length, 8);
+  });
+
+  test('concurrency bounds the durable requests out: a handler waiting for its reply keeps its slot (12 keys, concurrency 2: at most 2 requests at the replier at once)', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    let inFlight = 0;
+    let most = 0;
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 50 }, async () => {
+      most = Math.max(most, ++inFlight);
+      await sleep(100);
+      inFlight--;
+      return 'done';
+    });
+    await bus.subscribe({ group, types: [task], key: 'subject', concurrency: 2 }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      ctx.state = { r: await ctx.request(ask, {}, { timeoutMs: 60_000 }) };
+    });
+    const keys = Array.from({ length: 12 }, (_, i) => `k${i}`);
+    await bus.publishBatch(keys.map((k) => ({ type: task, data: {}, subject: k })));
+    await waitFor('all committed', async () => (await Promise.all(keys.map((k) => bus.keys!.get(group, k)))).every((r) => r?.state !== undefined), 30_000);
+    assert.ok(most >= 1 && most <= 2, `at most 2 requests out at once, saw ${most}`);
+  });
+
+  test('misuse is refused (INVALID_OPTION, not retried): durable: true inside ctx.step, after the handler returned, out of order, options it sets itself; durable: false, or a call inside a step\'s function, asks in memory', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    const toolCalls: string[] = [];
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, (e) => {
+      toolCalls.push((e.data as { key?: string }).key ?? '');
+      return 'answer';
+    });
     const refused: Record<string, unknown> = {};
+    const stepped: unknown[] = [];
     let late: Promise<unknown> | null = null;
     let inMemory: unknown;
     await bus.subscribe({ group, types: [task], key: 'subject', backoff: { initialMs: 50 }, maxAttempts: 3 }, async (_e, c) => {
       const ctx = c as KeyedDeliveryContext<unknown>;
       const first = ctx.attempt === 1;
+      if (ctx.key === 'in-step') {
+        // As the README recommended before requests were durable: an in-memory request, its answer recorded by the step.
+        stepped.push(await ctx.step('outer', () => ctx.request(ask, { key: ctx.key }, { timeoutMs: 10_000, id: uniq('own') })));
+        if (first) throw new Error('fails after its step');
+        return;
+      }
       try {
-        if (ctx.key === 'nested') await ctx.step('outer', () => ctx.request(ask, {}));
+        if (ctx.key === 'nested') await ctx.step('outer', () => ctx.request(ask, {}, { durable: true }));
         else if (ctx.key === 'own-id') await ctx.request(ask, {}, { id: 'x' } as never);
         else if (ctx.key === 'order') {
           if (first) await ctx.step('a', () => 1);
@@ -162,8 +242,8 @@ export function durableRequestSuite(a: Target): void {
       }
       if (first) throw new Error('fails after its durable calls');
     });
-    for (const k of ['nested', 'own-id', 'order', 'late', 'memory']) await bus.publish(task, {}, { subject: k });
-    await waitFor('refused', () => Object.keys(refused).length === 3 && late !== null && inMemory !== undefined, 15_000);
+    for (const k of ['nested', 'own-id', 'order', 'late', 'memory', 'in-step']) await bus.publish(task, {}, { subject: k });
+    await waitFor('refused', () => Object.keys(refused).length === 3 && late !== null && inMemory !== undefined && stepped.length === 2, 15_000);
     const lateErr = await late!.then(() => null, (x: unknown) => x);
     for (const [k, err, words] of [
       ['nested', refused.nested, 'inside the function of ctx.step'],
@@ -177,10 +257,13 @@ export function durableRequestSuite(a: Target): void {
       assert.ok((err as Error).message.includes(words), `${k}: ${(err as Error).message}`);
     }
     assert.ok((refused.order as Error).message.includes('ctx.step "a"'), 'names what the first run recorded');
+    assert.ok((refused['own-id'] as Error).message.includes('or pass durable: false'), (refused['own-id'] as Error).message);
     assert.is(inMemory, 'answer');
+    assert.equal(stepped, ['answer', 'answer'], 'the step recorded the in-memory request\'s answer');
+    assert.equal(toolCalls.filter((k) => k === 'in-step'), ['in-step'], 'the retry got it from the step, without asking');
   });
 
-  test('a reply read by the previous owner\'s consumer and not yet recorded (it crashed) is claimed by the next owner with the rest, though that one never read the reply topic', async () => {
+  test('a reply read by the previous owner\'s consumer and not yet recorded (it crashed) is claimed by the next owner with the rest, though that one never read the reply topic, and recorded even past maxAttempts', async () => {
     const bus = await a.make();
     const task = uniq('task');
     const ask = uniq('ask');
@@ -199,7 +282,8 @@ export function durableRequestSuite(a: Target): void {
       runs.push(`run ${ctx.consumer}`);
       ctx.state = { r: await ctx.request(ask, {}, { timeoutMs: 60_000 }) };
     };
-    const options = { group, types: [task], key: 'subject' as const, claimIdleMs: 800 };
+    // maxAttempts 1: the reply comes a second time (claimed from the dead reader), and is still recorded, not dead-lettered.
+    const options = { group, types: [task], key: 'subject' as const, claimIdleMs: 800, maxAttempts: 1 };
     const first = await bus.subscribe({ ...options, consumer: 'first' }, handler);
     await bus.publish(task, {}, { subject: 'k' });
     await waitFor('asked', () => calls === 1, 10_000);
@@ -217,6 +301,7 @@ export function durableRequestSuite(a: Target): void {
     assert.equal((await bus.keys!.get(group, 'k'))!.state, { r: { answer: 42 } });
     assert.equal(runs, ['run first', 'run second']);
     assert.is(calls, 1, 'asked once');
+    assert.equal(await bus.deadLetters.list({ group }), [], 'the redelivered reply is not dead-lettered');
     await waitFor('nothing left pending on the reply topic', async () => {
       const t = (await bus.stats()).find((x) => x.type === topic);
       return t !== undefined && t.groups.every((g) => g.pending === 0);
