@@ -334,7 +334,8 @@ export function durableRequestSuite(a: Target): void {
         ctx.state = { timedOut: true };
       }
     };
-    const options = { group, types: [task], key: 'subject' as const, claimIdleMs: 800 };
+    // concurrency 2: a handler waiting for its durable request keeps its slot, and both keys ask at once.
+    const options = { group, types: [task], key: 'subject' as const, claimIdleMs: 800, concurrency: 2 };
     const first = await bus.subscribe({ ...options, consumer: 'first' }, handler);
     await bus.publish(task, {}, { subject: 'early' });
     await bus.publish(task, {}, { subject: 'late' });
