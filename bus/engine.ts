@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Bus, Handler, StoreHealth, TopicStats } from './contract.js';
 import type { AppendEntry, AppendHas, Driver } from './driver.js';
 import { appendHas, HAS_DUE } from './delivery.js';
-import { checkType, type CloudEvent } from './event.js';
+import { checkType, REPLY_PREFIX, type CloudEvent } from './event.js';
 import { BusClosedError, invalid } from './errors.js';
 import { resolveBusOptions, type ResolvedBusOptions } from './options.js';
 import type { BusOptions, SubscribeOptions } from './contract.js';
@@ -26,6 +26,7 @@ import { BusObservers } from './observers.js';
 import { schedulesOf } from './schedules.js';
 import { settlesBy, StoreSilence } from './closing.js';
 import { ReplySweeper } from './replies.js';
+import { UnreadRequestTypes } from './unread-requests.js';
 
 const HOUSEKEEPING_MS = 10_000;
 
@@ -41,8 +42,9 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
     return publisher.publish(req.replyto!, f.data, f.options);
   };
   const observers = new BusObservers(log);
+  const unread = new UnreadRequestTypes(driver, log, () => closing !== null);
   const tell = {
-    sent: (type: string) => observers.tell('requestSent', type),
+    sent: (type: string) => (unread.sent(type), observers.tell('requestSent', type)),
     ended: (r: RequestOutcome) => observers.tell('requestEnded', r),
     dropped: () => observers.tell('replyDropped'),
   };
@@ -93,6 +95,8 @@ export function busFromDriver(driver: Driver, options: BusOptions = {}, spool: B
       open('rewind');
       if (typeof options?.group !== 'string' || options.group === '') throw invalid('INVALID_OPTION', `rewind group ${JSON.stringify(options?.group)}: expected a group name`);
       checkType(options.type);
+      // A reply topic's replies were each handed to their request once (a keyed group's recorded into its durable request's record): again, they are dropped.
+      if (options.type.startsWith(REPLY_PREFIX)) throw invalid('INVALID_OPTION', `rewind of group ${options.group} onto ${options.type} refused: it is a reply topic, whose replies were handed to their requests once; delivered again they are dropped (rewind the group on the types its handlers take)`);
       await driver.groups.seek(options.group, options.type, options.from === 'earliest' ? 'earliest' : toStoreBound('from', options.from));
     },
 

@@ -74,6 +74,10 @@ export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void
     const ack = blockMs === null ? s.acks.take() : [];
     const gen = s.gen();
     const on = blockMs === null && full && s.running > 0;
+    // Keyed: a durable request past its deadline waits for a read of its reply topic sent from now on (keyed/reply-reads.ts): no blocking.
+    const keyedRequests = s.requests;
+    const looking = keyedRequests !== null && keyedRequests.reads.wanted;
+    const sentAt = Date.now();
     s.readingOn = on;
     try {
       batch = await s.driver.reads.read({
@@ -83,7 +87,7 @@ export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void
         topics,
         max,
         leaseMs: s.o.claimIdleMs,
-        blockMs: blockMs ?? (on ? 0 : READ_BLOCK_MS),
+        blockMs: looking ? 0 : (blockMs ?? (on ? 0 : READ_BLOCK_MS)),
         signal: s.stopRead.signal,
         maxBytes: s.maxBytes,
       });
@@ -105,6 +109,7 @@ export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void
     }
     if (gen !== s.gen()) continue; // the tenure ended while reading: the next owner takes these over
     sched.dispatchAll(batch);
+    if (looking) keyedRequests.reads.read(sentAt, batch.length < max && topics.includes(keyedRequests.topic));
     // Their handlers start now, before the next read is sent (the latency a handler sees).
     sched.runScheduled();
     // A partial read (no backlog): handlers that finish at once settle before the next read goes

@@ -7,6 +7,7 @@ import { int } from '../bus/validate.js';
 import { suggest } from '../bus/suggest.js';
 import type { StoreBound } from '../bus/driver.js';
 import { MAX_STATE_LIST } from '../bus/keyed/states.js';
+import { REPLY_PREFIX } from '../bus/event.js';
 import { COMMANDS, FAMILIES, GLOBAL, OPTIONS, TOP, type OptionName } from './cli-commands.js';
 import { parseDuration } from './schedules.js';
 
@@ -141,6 +142,14 @@ function checkValues(name: string, o: Values, positionals: number): void {
   }
   if (typeof o.types === 'string' && o.types.split(',').every((t) => t.trim() === '')) {
     throw new UsageError(`--types ${JSON.stringify(o.types)} names no type: give types or patterns, comma-separated`);
+  }
+  if (name === 'rewind' || (name === 'replay' && o.group !== undefined)) {
+    // Reply topics (bus.rewind refuses them too): refused before any of the types is rewound.
+    const given = name === 'rewind' ? [o.type] : typeof o.types === 'string' ? o.types.split(',').map((t) => t.trim()) : [];
+    const replies = given.filter((t): t is string => typeof t === 'string' && t.startsWith(REPLY_PREFIX));
+    if (replies.length > 0) {
+      throw new UsageError(`${name === 'rewind' ? 'rewind' : 'replay --group'} does not rewind reply topics (${replies.join(', ')}): their replies were handed to their requests once (a keyed group's recorded with its durable requests), and delivered again they are dropped; rewind the group on the types its handlers take`);
+    }
   }
   if (name === 'state ls' && positionals === 0) {
     const paging = (['after', 'limit'] as const).filter((k) => o[k] !== undefined);

@@ -219,6 +219,16 @@ test('a pattern where one exact type is taken (dlq ls, schedules ls, rewind --ty
   assert.match(refusal(['dlq', 'ls', '--type', 'a b']), /^(\(accepted\)|INVALID_TYPE)/);
 });
 
+test('rewind and replay --group refuse reply topics, naming them, before any type is rewound (exit 2)', async () => {
+  const why = ': their replies were handed to their requests once (a keyed group\'s recorded with its durable requests), and delivered again they are dropped; rewind the group on the types its handlers take';
+  await refused([
+    [['rewind', '--group', 'g', '--type', 'agentbus.reply.keyed.g'], `agentbus: rewind does not rewind reply topics (agentbus.reply.keyed.g)${why} (see agentbus help rewind)`, 'spawn'],
+    [['replay', '--group', 'g', '--types', 'a.b,agentbus.reply.keyed.g, agentbus.reply.*'], `agentbus: replay --group does not rewind reply topics (agentbus.reply.keyed.g, agentbus.reply.*)${why} (see agentbus help replay)`, 'spawn'],
+  ]);
+  assert.is(refusal(['replay', '--group', 'g', '--types', 'a.b,a.*']), '(accepted)');
+  assert.is(refusal(['replay', '--agent', 'A', '--types', 'agentbus.reply.keyed.g']), '(accepted)', 'replay --agent moves no group');
+});
+
 test('an empty value of any option that takes one is refused naming the option (it was read as no option), exit 2', async () => {
   const missing = join(mkdtempSync(join(tmpdir(), 'agentbus-cli-')), 'none.db');
   await refused(

@@ -162,7 +162,7 @@ export function durabilityFinding(config: Record<string, string> | null, info: R
 export function clockFinding(skewMs: number | null, max = MAX_CLOCK_SKEW_MS): Finding {
   if (skewMs === null) return { check: 'clock', status: 'warn', result: 'could not read the Redis TIME', fix: 'make sure this host and Redis keep time with NTP' };
   const d = `this host's clock is ${Math.abs(Math.round(skewMs))} ms ${skewMs > 0 ? 'behind' : 'ahead of'} Redis`;
-  if (Math.abs(skewMs) > max) return { check: 'clock', status: 'warn', result: d, fix: 'sync clocks (NTP): age retention and time bounds of replay compare this clock with Redis stream ids' };
+  if (Math.abs(skewMs) > max) return { check: 'clock', status: 'warn', result: d, fix: 'sync clocks (NTP): age retention, time bounds of replay and the deadlines of durable requests compare this clock with Redis stream ids' };
   return { check: 'clock', status: 'ok', result: d };
 }
 

@@ -17,7 +17,8 @@
  *   and the deadline (`<record id>.<deadline, base 36>`), so a reply is routed without a lookup.
  * - A reply is recorded into the record (StateStore.matchWait), then acknowledged with the next
  *   commit, and handed to the run waiting for it, if one runs here; otherwise the next run finds it.
- *   A reply past the deadline, to a record gone (committed, erased) or after another reply (the
+ *   A reply stored at or after the deadline (by the store's stamp, however late it is read:
+ *   reply-reads.ts), to a record gone (committed, erased) or after another reply (the
  *   first one recorded wins) is acknowledged and dropped, counted as any dropped reply. So is one
  *   naming another deadline than the record a run waits on here (the record was erased and made
  *   anew); with no run waiting here that is not known, and such a reply would be recorded.
@@ -41,6 +42,7 @@ import { REQUEST, type StateStore } from '../state.js';
 import { failedError, REQUEST_FAILED_SCHEMA, REQUEST_TIMEOUT_MS, type RequestEvents } from '../requests.js';
 import { describe } from '../thrown.js';
 import { recordedFor, WAIT_RECORD_TTL_MS, waitId } from './waits.js';
+import type { ReplyReads } from './reply-reads.js';
 
 /** Longest `timeoutMs` of a durable request (as bus.request's). */
 export const MAX_REQUEST_MS = 86_400_000;
@@ -106,6 +108,8 @@ export interface RequestsHost {
   /** A reply that could not be recorded: forgotten unacknowledged (its lease runs out, it comes again). */
   dropped(h: Held): void;
   storeError(what: string, err: unknown): void;
+  /** What the owner looked at on the reply topic: a reply's deadline is judged by when it was stored (reply-reads.ts). */
+  readonly reads: ReplyReads;
 }
 
 /** A run waiting for the reply recorded as `id` (registered before the record is read: no reply slips between). */
@@ -127,6 +131,11 @@ export class KeyedRequests {
   /** The group's reply topic: what is read from it is offered here (scheduler.ts). */
   get topic(): string {
     return this.c.topic;
+  }
+
+  /** What the owner looked at on the reply topic (read-loop.ts reports its reads there). */
+  get reads(): ReplyReads {
+    return this.c.reads;
   }
 
   /** Runs waiting for their reply now. */
@@ -181,7 +190,11 @@ export class KeyedRequests {
         return decode(type, rec.matched, id);
       }
       if (signal.aborted) throw signal.reason;
-      if (Date.now() >= rec.deadline) throw timedOut(type, key, correlationid, rec.deadline, id);
+      if (Date.now() >= rec.deadline) {
+        // Past the deadline, not asked again: a reply stored in time may still wait unread on the reply topic.
+        await this.c.reading();
+        return decode(type, await parked(() => untilReply(this.c.reads, w, rec.deadline, signal, () => timedOut(type, key, correlationid, rec.deadline, id))), id);
+      }
       const started = performance.now();
       await this.c.reading();
       this.c.tell.sent(type);
@@ -196,7 +209,7 @@ export class KeyedRequests {
           replyto: this.c.topic,
           dedupWindowMs: rec.deadline - Date.now() + DEDUP_MARGIN_MS,
         });
-        const json = await parked(() => untilReply(w, rec.deadline, signal, () => timedOut(type, key, correlationid, rec.deadline, id)));
+        const json = await parked(() => untilReply(this.c.reads, w, rec.deadline, signal, () => timedOut(type, key, correlationid, rec.deadline, id)));
         const reply = decode(type, json, id);
         outcome = 'replied';
         return reply;
@@ -220,12 +233,32 @@ export class KeyedRequests {
     h.state = 'running';
     const e = h.d.event!;
     const to = parseCorrelation(e.correlationid);
-    if (to === null || Date.now() >= to.deadline) return this.drop(h);
+    if (to === null) return this.drop(h);
+    if (Date.now() >= to.deadline) {
+      // Read late (a takeover, a stopped owner): it counts if the store stored it before the deadline.
+      const reads = this.c.reads;
+      // The recording is chained: a look at the reply topic (reply-reads.ts) waits for it whole.
+      return void reads.track(reads.storedBefore(h.d, to.deadline).then(
+        (inTime) => (inTime ? this.record(h, e, to) : this.drop(h)),
+        (err: unknown) => {
+          this.c.dropped(h);
+          this.c.storeError('request reply', err);
+        },
+      ));
+    }
+    void this.record(h, e, to);
+  }
+
+  /** Records the reply `e` (of `h`) into its request's record `to`, hands it to the run waiting here; resolves when done. */
+  private record(h: Held, e: CloudEvent, to: { id: string; deadline: number }): Promise<void> | undefined {
     // A reply to a record erased (state rm, dlq retry --fresh) and made anew by a run waiting here.
     const waiting = this.waiting.get(to.id);
-    if (waiting?.deadline !== undefined && waiting.deadline !== to.deadline) return this.drop(h);
+    if (waiting?.deadline !== undefined && waiting.deadline !== to.deadline) {
+      this.drop(h);
+      return undefined;
+    }
     const json = JSON.stringify(e);
-    this.c.store.matchWait(this.c.group, to.id, json).then(
+    return this.c.reads.track(this.c.store.matchWait(this.c.group, to.id, json).then(
       (recorded) => {
         const w = this.waiting.get(to.id);
         if (recorded === null) {
@@ -249,7 +282,7 @@ export class KeyedRequests {
         this.c.dropped(h);
         this.c.storeError('request reply', err);
       },
-    );
+    ));
   }
 
   /**
@@ -286,11 +319,17 @@ function expecting(): Expecting {
   return { promise, resolve, reject };
 }
 
-/** The recorded reply `w` gets, or the timeout at `deadline`, or the abort of `signal`. */
-function untilReply(w: Expecting, deadline: number, signal: AbortSignal, timeout: () => Error): Promise<string> {
+/**
+ * The recorded reply `w` gets, or the abort of `signal`, or the timeout once `deadline` passed and
+ * the owner looked at everything stored on the reply topic until then (reply-reads.ts).
+ */
+function untilReply(reads: ReplyReads, w: Expecting, deadline: number, signal: AbortSignal, timeout: () => Error): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
+    let ended = false;
     const end = (f: () => void) => {
+      if (ended) return;
+      ended = true;
       clearTimeout(timer);
       signal.removeEventListener('abort', aborted);
       f();
@@ -298,7 +337,7 @@ function untilReply(w: Expecting, deadline: number, signal: AbortSignal, timeout
     const aborted = () => end(() => reject(signal.reason));
     const arm = () => {
       const left = deadline - Date.now();
-      if (left <= 0) return end(() => reject(timeout()));
+      if (left <= 0) return void reads.lookedAt(deadline).then(() => end(() => reject(timeout())));
       timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
     };
     w.promise.then(

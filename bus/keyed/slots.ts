@@ -19,6 +19,7 @@ import { KeyedTenure } from './tenure.js';
 import { KeyedWaits } from './waits.js';
 import { KeyedSteps } from './steps.js';
 import { KeyedRequests } from './requests.js';
+import { ReplyReads } from './reply-reads.js';
 import type { RequestLink } from '../requests.js';
 
 /**
@@ -142,6 +143,7 @@ export function startKeyed(s: ConsumerState, state: StateStore, key: KeyOf, sche
     consumed,
     dropped,
     storeError: (what, err) => s.storeError(what, err),
+    reads: new ReplyReads(s.driver, o.group, o.consumer),
   });
 }
 

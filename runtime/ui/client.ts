@@ -189,9 +189,10 @@ export const CLIENT_JS = String.raw`'use strict';
       function showKey(group, key) {
         api('/key?group=' + encodeURIComponent(group) + '&key=' + encodeURIComponent(key)).then(function (s) { document.getElementById('state').textContent = JSON.stringify(s, null, 2); }, fail);
       }
+      // Resolves the group's waits and requests (null when they could not be read), for the keys table's empty text.
       function waits(group) {
         var body = document.querySelector('#waits tbody');
-        api('/waits?group=' + encodeURIComponent(group)).then(function (r) {
+        return api('/waits?group=' + encodeURIComponent(group)).then(function (r) {
           var now = Date.now();
           var rows = r.waits.map(function (w) {
             var status = w.matched ? 'matched' : Date.parse(w.deadline) <= now ? 'past deadline' : 'waiting';
@@ -201,11 +202,21 @@ export const CLIENT_JS = String.raw`'use strict';
           });
           if (rows.length === 0) empty(body, 5, 'No handler of this group waits.');
           else fill(body, rows);
-        }, fail);
+          return r.waits;
+        }, function (err) { fail(err); return null; });
+      }
+      // No key has state yet: say how many keys only have records (their first handler waits), shown below.
+      function noKeys(tbody, recorded) {
+        recorded.then(function (ws) {
+          var seen = {};
+          (ws || []).forEach(function (w) { seen[w.key] = true; });
+          var n = Object.keys(seen).length;
+          empty(tbody, 4, n === 0 ? 'No keys.' : n + (n === 1 ? ' key waits' : ' keys wait') + ' with no state yet: see below.');
+        });
       }
       function show(append) {
         var group = select.value;
-        if (!append) waits(group);
+        var recorded = append ? null : waits(group);
         api('/keys?group=' + encodeURIComponent(group) + (append ? '&after=' + encodeURIComponent(last) : '')).then(function (r) {
           var rows = r.keys.map(function (k) {
             var b = el('button', { type: 'button', text: k.key, 'aria-label': 'Show state of key ' + k.key });
@@ -215,7 +226,7 @@ export const CLIENT_JS = String.raw`'use strict';
           if (r.keys.length) last = r.keys[r.keys.length - 1].key;
           more.hidden = r.keys.length < 100;
           if (append) rows.forEach(function (tr) { tbody.appendChild(tr); });
-          else if (rows.length === 0) empty(tbody, 4, 'No keys.');
+          else if (rows.length === 0) noKeys(tbody, recorded);
           else fill(tbody, rows);
         }, fail);
       }

@@ -71,7 +71,7 @@ ${actions ? '<p class="bulk"><button type="button" id="retry-one">Retry</button>
 ${table('keys', 'Keys with state in the group, in key order', ['Key', 'Version', 'Bytes', 'Updated'])}
 <p><button type="button" id="keys-more" hidden>More keys</button></p>
 <section aria-labelledby="h-state"><h2 id="h-state">State</h2><pre id="state">Choose a key.</pre></section>
-${table('waits', 'Durable waits (ctx.waitFor) recorded in the group, by key then deadline', ['Key', 'Awaited type', 'Deadline', 'Status', 'Record id'])}`,
+${table('waits', 'Durable waits and requests (ctx.waitFor, ctx.request) recorded in the group, by key then deadline', ['Key', 'Awaited type', 'Deadline', 'Status', 'Record id'])}`,
   tail: () => `
 <form id="tail-form">${field('type', 'Type or pattern', 'text', 'orders.*')} <button type="submit" id="tail-start">Start</button> <button type="button" id="tail-stop" disabled>Stop</button></form>
 ${table('tail', 'Events as they are stored, newest first (polled every 2 seconds)', ['Time', 'Type', 'Subject', 'Id', 'Data'])}`,

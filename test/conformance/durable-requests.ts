@@ -308,6 +308,72 @@ export function durableRequestSuite(a: Target): void {
     }, 10_000);
   });
 
+  test('a reply stored before the deadline while no consumer of the group runs counts though the next owner reads it after the deadline; one stored after the deadline times out', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const group = uniq('g');
+    const gates = new Map<string, () => void>();
+    const opened = new Map<string, Promise<void>>();
+    for (const k of ['early', 'late']) opened.set(k, new Promise<void>((r) => gates.set(k, r)));
+    const calls: string[] = [];
+    await bus.subscribe({ group: uniq('tool'), types: [ask], concurrency: 4 }, async (e) => {
+      const { key } = e.data as { key: string };
+      calls.push(key);
+      await opened.get(key);
+      return { answer: key };
+    });
+    const runs: string[] = [];
+    const handler = async (_e: unknown, c: unknown) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      runs.push(`${ctx.key} ${ctx.consumer}`);
+      try {
+        ctx.state = { got: await ctx.request(ask, { key: ctx.key }, { timeoutMs: 4000 }) };
+      } catch (err) {
+        if (!(err instanceof RequestTimeoutError)) throw err;
+        ctx.state = { timedOut: true };
+      }
+    };
+    // concurrency 2: a handler waiting for its durable request keeps its slot, and both keys ask at once.
+    const options = { group, types: [task], key: 'subject' as const, claimIdleMs: 800, concurrency: 2 };
+    const first = await bus.subscribe({ ...options, consumer: 'first' }, handler);
+    await bus.publish(task, {}, { subject: 'early' });
+    await bus.publish(task, {}, { subject: 'late' });
+    await waitFor('both asked', () => calls.length === 2, 10_000);
+    const deadlines = (await bus.keys!.waits(group)).map((w) => w.deadline.getTime());
+    assert.is(deadlines.length, 2);
+    await first.close({ drain: false }); // no consumer of the group runs now; its deliveries stay pending to it
+    const topic = `${KEYED_REPLY_PREFIX}${group}`;
+    const stored = async (n: number) => ((await bus.stats()).find((x) => x.type === topic)?.length ?? 0) >= n;
+    gates.get('early')!();
+    await waitFor('the early reply stored', () => stored(1), 10_000);
+    assert.ok(Date.now() < Math.min(...deadlines), 'the early reply was stored before the deadline (the machine was too slow for this scenario otherwise)');
+    await waitFor('the deadlines passed', () => Date.now() > Math.max(...deadlines) + 300, 10_000);
+    gates.get('late')!();
+    await waitFor('the late reply stored', () => stored(2), 10_000);
+    const second = await a.another();
+    let dropped = 0;
+    second.observe!({ replyDropped: () => void dropped++ });
+    await second.subscribe({ ...options, consumer: 'second' }, handler);
+    const state = async (k: string) => (await bus.keys!.get(group, k))?.state;
+    await waitFor('both committed', async () => (await state('early')) !== undefined && (await state('late')) !== undefined, 20_000);
+    assert.equal(await state('early'), { got: { answer: 'early' } }, 'the reply stored in time is returned, not a timeout');
+    assert.equal(await state('late'), { timedOut: true }, 'the reply stored after the deadline does not count');
+    assert.equal(runs.sort(), ['early first', 'early second', 'late first', 'late second']);
+    assert.equal(calls.sort(), ['early', 'late'], 'the replier ran once per key');
+    await waitFor('the late reply dropped and counted', () => dropped === 1, 10_000);
+  });
+
+  test('bus.rewind onto a reply topic is refused (INVALID_OPTION) naming it: its replies were handed out once', async () => {
+    const bus = await a.make();
+    const group = uniq('g');
+    for (const topic of [`${KEYED_REPLY_PREFIX}${group}`, 'agentbus.reply.somebus']) {
+      const err = await bus.rewind({ group, type: topic, from: 'earliest' }).then(() => null, (x: unknown) => x);
+      assert.ok(err instanceof ValidationError && err.code === 'INVALID_OPTION', String(err));
+      assert.match((err as Error).message, `rewind of group ${group} onto ${topic} refused: it is a reply topic`);
+    }
+  });
+
   test('keys.remove while the run waits for its reply: the reply, when it comes, is dropped and counted, the run fails (OWNERSHIP_LOST) and its retry asks anew', async () => {
     const bus = await a.make();
     const task = uniq('task');

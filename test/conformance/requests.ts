@@ -2,6 +2,7 @@
 // value (or ctx.reply), reaches the requesting bus among several, never waits behind the requester's
 // own key, and a request nobody answers fails with RequestTimeoutError.
 import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
 import * as assert from 'uvu/assert';
 import type { Bus } from '../../bus/contract.js';
 import { NonRetryableError, RequestFailedError, RequestTimeoutError } from '../../bus/errors.js';
@@ -55,6 +56,28 @@ export function requestSuite(a: Target): void {
     unobserve();
     await bus.request(type, 'third', { timeoutMs: 10_000 });
     assert.is(told.length, 5, 'nothing told once unobserved');
+  });
+
+  test('a request of a type no group reads logs one warning per type per bus (bus.request and a durable ctx.request); a type a group reads none', async () => {
+    const lines: Array<{ msg: string; type?: string }> = [];
+    const bus = await a.make({ logger: pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s)) }) });
+    const [nobody, durable, served, task] = [uniq('nobody'), uniq('nobody-durable'), uniq('served'), uniq('task')];
+    await bus.subscribe({ group: uniq('tool'), types: [served] }, () => 'ok');
+    await bus.subscribe({ group: uniq('g'), types: [task], key: 'subject' }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      await ctx.request(durable, {}, { timeoutMs: 60_000 }).catch(() => {});
+    });
+    const timedOut = (p: Promise<unknown>) => p.then(() => 'replied', (err: unknown) => (err instanceof RequestTimeoutError ? 'timed out' : String(err)));
+    assert.equal(await Promise.all([timedOut(bus.request(nobody, {}, { timeoutMs: 300 })), timedOut(bus.request(nobody, {}, { timeoutMs: 300 }))]), ['timed out', 'timed out']);
+    assert.is(await bus.request(served, {}, { timeoutMs: 10_000 }), 'ok');
+    await bus.publish(task, {}, { subject: 'k' });
+    const said = (type: string) => lines.filter((l) => l.msg === `no group reads ${type}: the request will time out unless one starts`);
+    await waitFor('both warnings', () => said(nobody).length > 0 && said(durable).length > 0, 15_000);
+    assert.is(await timedOut(bus.request(nobody, {}, { timeoutMs: 300 })), 'timed out');
+    await sleep(300);
+    assert.is(said(nobody).length, 1, 'once per type');
+    assert.is(said(durable).length, 1);
+    assert.is(said(served).length, 0, 'a type a group reads is not warned of');
   });
 
   test('a request dead-lettered by its handler\'s group fails at once with RequestFailedError (group, reason, error), not after timeoutMs; a pattern group\'s failure does not', async () => {
