@@ -11,6 +11,7 @@ import { byKey, delivery } from './delivery.js';
 import type { Liveness } from './liveness.js';
 import type { Reader, Readers } from './readers.js';
 import { claimExpired, type Entry } from './scripts/lease.js';
+import { sendEncoded } from './resp.js';
 
 /**
  * On a cluster a read blocks on one slot's streams at a time (one XREADGROUP cannot span slots),
@@ -175,9 +176,9 @@ export class ReadPath implements DriverReads {
 
 /** XREADGROUP of new entries on `streams` (keys, then a '>' each); blockMs 0 does not block. */
 function xread(req: ReadRequest, reader: Reader, streams: string[], count: number, blockMs: number): Promise<Streams | null> {
-  return (blockMs > 0
-    ? reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...streams)
-    : reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'STREAMS', ...streams)) as Promise<Streams | null>;
+  return blockMs > 0
+    ? sendEncoded(reader.conn, 'xreadgroup', ['GROUP', req.group, req.consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', streams])
+    : sendEncoded(reader.conn, 'xreadgroup', ['GROUP', req.group, req.consumer, 'COUNT', count, 'STREAMS', streams]);
 }
 
 /**
@@ -211,9 +212,8 @@ function xackAll(reader: Reader, group: string, acks: Delivery[]): Promise<unkno
   return xack(reader, key, group, ids);
 }
 
-/** XACK with the ids as one array argument: ioredis flattens array arguments (its typings do not say so). */
-const xack = (reader: Reader, key: string, group: string, ids: string[]): Promise<number> =>
-  (reader.conn as unknown as { xack(key: string, group: string, ids: string[]): Promise<number> }).xack(key, group, ids);
+/** XACK with the ids as one array argument (flattened, as ioredis does). */
+const xack = (reader: Reader, key: string, group: string, ids: string[]): Promise<number> => sendEncoded(reader.conn, 'xack', [key, group, ids]);
 
 /**
  * `read`, or a rejection as soon as the consumer's signal aborts (a closing consumer) while the

@@ -17,6 +17,7 @@ import { publishOnce } from './scripts/publish.js';
 import { dueMember, scheduleOnce } from './scripts/due.js';
 import type { RedisDue } from './due.js';
 import { ListedSet } from './listed-set.js';
+import { sendEncoded } from './resp.js';
 import { randomUUID } from 'node:crypto';
 
 /**
@@ -117,7 +118,7 @@ export class Streams implements DriverLog {
     if (entries.length === 1 && !due && this.lone(entries[0])) {
       // One command, one reply: awaited as it is (a lone publish's append, the common one).
       const e = entries[0];
-      await (this.s.cmd as unknown as Sender).xadd(this.s.keys.stream(e.topic), '*', entryFields(this.layouts.of(e.topic), e.event, e.body));
+      await sendEncoded(this.s.cmd, 'xadd', [this.s.keys.stream(e.topic), '*', entryFields(this.layouts.of(e.topic), e.event, e.body)]);
       if (this.acks) await this.replicated(1);
       return;
     }
