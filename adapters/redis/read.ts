@@ -47,7 +47,7 @@ export class ReadPath implements DriverReads {
     const acked = req.ack.length && !along ? this.leases.ack(req.group, req.ack) : null;
     // Awaited last: a claim or read failing first must not leave its rejection unhandled (a crash).
     acked?.catch(() => {});
-    if (topicOf.size > 0) this.liveness.sweepSoon(req.group, req.consumer, [...topicOf.keys()], req.leaseMs);
+    if (topicOf.size > 0) this.liveness.sweepSoon(req.group, req.consumer, reader.keys, req.leaseMs);
     const out: Delivery[] = [];
     if (claiming) await this.claimExpired(req, reader, out);
     if (out.length < req.max && topicOf.size > 0 && !req.signal.aborted) {
@@ -222,19 +222,15 @@ const xack = (reader: Reader, key: string, group: string, ids: string[]): Promis
  * forever. Connected, the abort's CLIENT UNBLOCK ends the read (what it took is then given back). A
  * later rejection of `read` is swallowed. The abort comes through the reader's one listener
  * (readers.ts, `cutShort`), not one added and removed per read (a tenth of a µs per event in a drain).
+ * `read` settles the promise through its own resolve and reject (not resolve(read), after which a
+ * reject does nothing); `cutShort` is left set once it settled (the next read replaces it, and
+ * rejecting a settled promise does nothing): per read, one closure of ours.
  */
 function untilAborted<T>(read: Promise<T>, reader: Reader): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const cut = (reason: unknown) => {
+    read.then(resolve, reject);
+    reader.cutShort = (reason: unknown) => {
       if (reader.conn.status !== 'ready') reject(reason);
     };
-    reader.cutShort = cut;
-    const done = () => {
-      if (reader.cutShort === cut) reader.cutShort = null;
-    };
-    read.then(
-      (v) => (done(), resolve(v)),
-      (e) => (done(), reject(e)),
-    );
   });
 }
