@@ -55,7 +55,10 @@ export class Batcher<T> {
   }
 
   add(item: T): void {
-    this.items.push(item);
+    // Into an emptied list, a list of one: the first push into an empty array would allocate room
+    // for 16 (the consumer adds one ack per event, the publisher one call, each taken at once).
+    if (this.items.length === 0) this.items = [item];
+    else this.items.push(item);
     if (this.sending !== null) return this.overlapSoon();
     if (this.items.length === 1 && this.o.atOnce?.() === true) this.sending = this.drain();
     else this.kick();
