@@ -22,6 +22,12 @@ export interface BatcherOptions<T = unknown> {
    */
   deferred?: () => boolean;
   /**
+   * While it returns true, add() sets no setImmediate: the items wait for the caller's next take()
+   * or kick(), which it is about to make (the read loop handing a batch to its handlers: the read
+   * after it carries the acks they leave, or the loop kicks them).
+   */
+  carried?: () => boolean;
+  /**
    * Called on the next setImmediate after items were added while a send is in flight, with those
    * items: true sends them then, without waiting for the send in flight (the sends overlap), for a
    * `send` whose effects keep the order it was called in by themselves (commands written to one
@@ -61,7 +67,7 @@ export class Batcher<T> {
     else this.items.push(item);
     if (this.sending !== null) return this.overlapSoon();
     if (this.items.length === 1 && this.o.atOnce?.() === true) this.sending = this.drain();
-    else this.kick();
+    else if (this.o.carried?.() !== true) this.kick();
   }
 
   /**

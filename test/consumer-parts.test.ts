@@ -224,6 +224,30 @@ batcher('deferred when its setImmediate comes, a kick leaves the items for take(
   assert.equal(sent, [[1, 2], [3]]);
 });
 
+batcher('while carried() is true, add() sets no setImmediate: the items wait for take() or kick()', async () => {
+  const sent: number[][] = [];
+  let carried = true;
+  const b = new Batcher<number>(async (xs) => void sent.push(xs), { carried: () => carried });
+  b.add(1);
+  b.add(2);
+  carried = false;
+  await immediate();
+  await immediate();
+  assert.equal(sent, [], 'not sent on its own');
+  assert.equal(b.take(), [1, 2], 'the caller takes them');
+  carried = true;
+  b.add(3);
+  carried = false;
+  b.kick(); // or kicks them
+  await immediate();
+  await immediate();
+  assert.equal(sent, [[3]]);
+  b.add(4); // carried() false: as always
+  await immediate();
+  await immediate();
+  assert.equal(sent, [[3], [4]]);
+});
+
 batcher('flush() sends what waits now and resolves once everything added is sent; a failed send does not stop the next', async () => {
   const sent: number[][] = [];
   const b = new Batcher<number>(async (xs) => {
