@@ -119,9 +119,15 @@ export class ReadPath implements DriverReads {
     const block = out.length > 0 || reader.woken ? 0 : req.blockMs;
     reader.woken = false;
     try {
-      res = this.s.cluster
-        ? await this.readSlots(req, reader, req.max - out.length, out.length > 0)
-        : await untilAborted(acks.length ? ackAndRead(req, reader, acks, block) : xread(req, reader, reader.streams, req.max - out.length, block), reader);
+      if (this.s.cluster) res = await this.readSlots(req, reader, req.max - out.length, out.length > 0);
+      else if (acks.length === 0) res = await untilAborted(xread(req, reader, reader.streams, req.max - out.length, block), reader);
+      else {
+        // The acks and the read written together (see ackAndRead); the XACK's reply comes before
+        // the read's on the one connection, so once the read is back the acks are settled.
+        const acked = ackAndRead(req, reader, acks, block);
+        res = await untilAborted(acked.read, reader);
+        await acked.acks;
+      }
     } catch (err) {
       if (reader.waiting === waiting) reader.waiting = null;
       if (req.signal.aborted) {
@@ -133,7 +139,10 @@ export class ReadPath implements DriverReads {
       res = null;
     }
     if (reader.waiting === waiting) reader.waiting = null;
-    for (const [key, entries] of res ?? []) {
+    // Indexed, not destructured: no iterator per read and per stream.
+    for (let k = 0; res !== null && k < res.length; k++) {
+      const key = res[k][0];
+      const entries = res[k][1];
       const topic = reader.topicOf.get(key)!;
       // Indexed, not destructured: per entry, an iterator less (the path every event read takes).
       for (let i = 0; i < entries.length; i++) out.push(delivery(topic, key, entries[i][0], 1, entries[i][1], req.maxBytes));
@@ -184,19 +193,21 @@ function xread(req: ReadRequest, reader: Reader, streams: string[], count: numbe
 /**
  * One Redis: XACK of `acks` (one per stream key) and the XREADGROUP of new entries (up to req.max,
  * nothing claimed before it) on the reader's connection, written to its socket together (corked:
- * one write). The acknowledgements' errors come after the read's, each thrown as it would be alone.
+ * one write). Not an async function awaiting both (a promise and two awaits per read): the caller
+ * awaits the read, then the acks, so the acknowledgements' errors come after the read's, each
+ * thrown as it would be alone; a rejection of `acks` after the read's is not left unhandled.
  */
-async function ackAndRead(req: ReadRequest, reader: Reader, acks: Delivery[], blockMs: number): Promise<Streams | null> {
+function ackAndRead(req: ReadRequest, reader: Reader, acks: Delivery[], blockMs: number): { read: Promise<Streams | null>; acks: Promise<unknown> } {
   const socket = (reader.conn as unknown as { stream?: Writable }).stream;
   socket?.cork();
   const acked = xackAll(reader, req.group, acks);
-  acked.catch(() => {}); // awaited below, after the read
+  acked.catch(ignore);
   const read = xread(req, reader, reader.streams, req.max, blockMs);
   socket?.uncork();
-  const res = await read;
-  await acked;
-  return res;
+  return { read, acks: acked };
 }
+
+const ignore = (): void => {};
 
 /**
  * XACK of `acks`, one per stream key. The common case, every ack of one key (a subscription to one
