@@ -21,6 +21,9 @@ const CLUSTER_BLOCK_MS = 100;
 
 type Streams = [key: string, entries: Entry[]][];
 
+/** What readNew returns when the loop closed during its read: nothing read (frozen: never added to). */
+const ENDED: Delivery[] = Object.freeze([]) as unknown as Delivery[];
+
 export class ReadPath implements DriverReads {
   readonly roundTrip = true;
 
@@ -39,19 +42,30 @@ export class ReadPath implements DriverReads {
    * connection (one write and one reply for both: a drain spent a tenth of its CPU writing a second
    * command per batch); otherwise they go out first on the command connection and are awaited last.
    */
-  async read(req: ReadRequest): Promise<Delivery[]> {
+  read(req: ReadRequest): Promise<Delivery[]> {
     const reader = this.readers.of(req);
     const { topicOf } = reader;
     const claiming = Date.now() >= reader.nextClaim && topicOf.size > 0;
     const along = !this.s.cluster && !claiming && topicOf.size > 0 && !req.signal.aborted;
+    if (topicOf.size > 0) this.liveness.sweepSoon(req.group, req.consumer, reader.keys, req.leaseMs);
+    // The common read, new entries only with the acks (if any) riding along: readNew is the read
+    // (no async function around it).
+    if (along || (req.ack.length === 0 && !claiming && topicOf.size > 0 && !req.signal.aborted)) {
+      return this.readNew(req, reader, [], along ? req.ack : []);
+    }
+    return this.readClaiming(req, reader, claiming, along);
+  }
+
+  /** read(), claiming expired deliveries first, or with its acks sent apart, or with no topics. */
+  private async readClaiming(req: ReadRequest, reader: Reader, claiming: boolean, along: boolean): Promise<Delivery[]> {
+    const { topicOf } = reader;
     const acked = req.ack.length && !along ? this.leases.ack(req.group, req.ack) : null;
     // Awaited last: a claim or read failing first must not leave its rejection unhandled (a crash).
     acked?.catch(() => {});
-    if (topicOf.size > 0) this.liveness.sweepSoon(req.group, req.consumer, reader.keys, req.leaseMs);
     const out: Delivery[] = [];
     if (claiming) await this.claimExpired(req, reader, out);
     if (out.length < req.max && topicOf.size > 0 && !req.signal.aborted) {
-      if (!(await this.readNew(req, reader, out, along ? req.ack : []))) return out;
+      if ((await this.readNew(req, reader, out, along ? req.ack : [])) === ENDED) return out;
     } else if (out.length === 0 && topicOf.size === 0) {
       await new Promise((r) => setTimeout(r, Math.min(req.blockMs, 100)));
     }
@@ -107,11 +121,11 @@ export class ReadPath implements DriverReads {
   /**
    * New entries (XREADGROUP '>') into `out`, blocking up to blockMs when nothing was claimed and no
    * wake-up came meanwhile. A missing group is recreated (the read returns what it has). Returns
-   * false when the read ended because the loop closed: its reader is gone then. `acks` (one Redis
-   * only) go before the XREADGROUP in one pipeline; a failed XACK fails the read, as it does when
-   * sent apart.
+   * `out`, or ENDED when the read ended because the loop closed: its reader is gone then (as it is
+   * when the loop closed during a read that returned). `acks` (one Redis only) go before the
+   * XREADGROUP in one pipeline; a failed XACK fails the read, as it does when sent apart.
    */
-  private async readNew(req: ReadRequest, reader: Reader, out: Delivery[], acks: Delivery[]): Promise<boolean> {
+  private async readNew(req: ReadRequest, reader: Reader, out: Delivery[], acks: Delivery[]): Promise<Delivery[]> {
     let res: Streams | null;
     const waiting = {};
     reader.waiting = waiting;
@@ -132,7 +146,7 @@ export class ReadPath implements DriverReads {
       if (reader.waiting === waiting) reader.waiting = null;
       if (req.signal.aborted) {
         this.readers.drop(req);
-        return false;
+        return ENDED;
       }
       if (!isRedisError(err, 'NOGROUP')) throw err;
       await this.recreateGroup(req);
@@ -153,7 +167,8 @@ export class ReadPath implements DriverReads {
       // per 100,000 events of a drain, 3 MB emptied (bench/redis-drain.ts `promotedMB`).
       entries.length = 0;
     }
-    return true;
+    if (req.signal.aborted) this.readers.drop(req);
+    return out;
   }
 
   /** The group (or the stream) is gone: Redis restarted without persistence, or someone deleted it. */
