@@ -87,6 +87,8 @@ export class ConsumerState {
   readonly acks: Batcher<Delivery>;
   /** A read that does not wait for new events is on its way (readAhead): the acks wait to go with the next one. */
   readingOn = false;
+  /** The read loop is handing a batch to its handlers: it reads next (carrying the acks) or kicks them. */
+  dispatching = false;
   readonly out: Outcomes;
   /** Events to read beyond the free slots: the readAhead option, or following the handlers' pace. */
   readonly readAhead: ReadAhead;
@@ -135,7 +137,7 @@ export class ConsumerState {
     // A failed ack leaves the events pending: they are delivered again (at least once).
     this.acks = new Batcher(
       (ds) => this.driver.leases.ack(this.group, ds).catch((err) => this.storeError('ack', err)),
-      { deferred: () => this.readingOn },
+      { deferred: () => this.readingOn, carried: () => this.dispatching },
     );
   }
 

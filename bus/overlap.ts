@@ -30,16 +30,17 @@ export function overlapping<B extends { entries: readonly AppendEntry[] }>(
 ): { send: (batches: B[]) => Promise<void>; overlap: (waiting: readonly B[]) => boolean } {
   /** Sends in flight that are not oneStep. */
   let stepping = 0;
+  const counted = async (batches: B[]): Promise<void> => {
+    stepping++;
+    try {
+      await send(batches);
+    } finally {
+      stepping--;
+    }
+  };
   return {
-    send: async (batches) => {
-      if (oneStep(batches, most)) return send(batches);
-      stepping++;
-      try {
-        await send(batches);
-      } finally {
-        stepping--;
-      }
-    },
+    // A oneStep batch is `send` itself: no async function around it.
+    send: (batches) => (oneStep(batches, most) ? send(batches) : counted(batches)),
     overlap: (waiting) => stepping === 0 && oneStep(waiting, most),
   };
 }

@@ -48,7 +48,8 @@ export class Publisher {
     /** Where appends go when the bus has a spool; null: straight to the driver. */
     spool: BusSpool | null = null,
   ) {
-    const append = spool ? (entries: AppendEntry[], has: AppendHas) => spool.append(entries, has) : (entries: AppendEntry[], has: AppendHas) => driver.log.append(entries, has).then(() => false);
+    // Straight to the driver, an append resolves with nothing: not spooled (no .then per append to say so).
+    const append: Append = spool ? (entries, has) => spool.append(entries, has) : (entries, has) => driver.log.append(entries, has);
     // A lone publish goes at once where the store allows it (never through a spool).
     const atOnce = spool === null && driver.log.appendsNow !== undefined ? () => driver.log.appendsNow!() : undefined;
     const send = (calls: Call[]) => appendCalls(append, calls, stored);
@@ -165,8 +166,11 @@ export function checkPublishOptions(opts: unknown): void {
   knownKeys('publish', opts, PUBLISH_OPTION_KEYS);
 }
 
+/** Stores entries: through a spool, true when they were spooled; straight to the driver, nothing. */
+type Append = (entries: AppendEntry[], has: AppendHas) => Promise<boolean | void>;
+
 /** Appends calls in order, about MAX_APPEND events a round trip (a call is never split); settles each call. */
-async function appendCalls(append: (entries: AppendEntry[], has: AppendHas) => Promise<boolean>, calls: Call[], stored: (entries: AppendEntry[], has: AppendHas) => void): Promise<void> {
+async function appendCalls(append: Append, calls: Call[], stored: (entries: AppendEntry[], has: AppendHas) => void): Promise<void> {
   for (let start = 0; start < calls.length; ) {
     let end = start;
     let n = 0;
@@ -178,7 +182,7 @@ async function appendCalls(append: (entries: AppendEntry[], has: AppendHas) => P
     const batch = end - start === calls.length ? calls : calls.slice(start, end);
     start = end;
     try {
-      const spooled = await append(batch.length === 1 ? batch[0].entries : batch.flatMap((c) => c.entries), has);
+      const spooled = (await append(batch.length === 1 ? batch[0].entries : batch.flatMap((c) => c.entries), has)) === true;
       // Spooled events are not in the store yet: the spool tells `stored` once it forwarded them.
       if (!spooled) for (const c of batch) stored(c.entries, c.has);
       for (const c of batch) c.resolve(result(c, spooled));

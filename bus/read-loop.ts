@@ -108,10 +108,17 @@ export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void
       break;
     }
     if (gen !== s.gen()) continue; // the tenure ended while reading: the next owner takes these over
-    sched.dispatchAll(batch);
-    if (looking) keyedRequests.reads.read(sentAt, batch.length < max && topics.includes(keyedRequests.topic));
-    // Their handlers start now, before the next read is sent (the latency a handler sees).
-    sched.runScheduled();
+    // Acks left by handlers that return at once are not kicked meanwhile: every way on from here
+    // reads next (carrying them), kicks them (nothing to read yet) or closes (which flushes them).
+    s.dispatching = true;
+    try {
+      sched.dispatchAll(batch);
+      if (looking) keyedRequests.reads.read(sentAt, batch.length < max && topics.includes(keyedRequests.topic));
+      // Their handlers start now, before the next read is sent (the latency a handler sees).
+      sched.runScheduled();
+    } finally {
+      s.dispatching = false;
+    }
     // A partial read (no backlog): handlers that finish at once settle before the next read goes
     // out, so their acks ride on it (one write and one reply instead of an XACK of their own).
     // Never after a full read: with a backlog the next read can go at once, and a turn of the

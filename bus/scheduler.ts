@@ -106,8 +106,10 @@ export class Scheduler implements Settling, Rescheduling {
   private begin(h: Held): void {
     h.state = 'running';
     this.s.running++;
-    this.scheduled.push(h);
-    if (this.scheduled.length === 1) queueMicrotask(this.runScheduled);
+    if (this.scheduled.length === 0) {
+      this.scheduled = [h]; // a list of one: a push into the emptied list would allocate room for 16
+      queueMicrotask(this.runScheduled);
+    } else this.scheduled.push(h);
   }
 
   /** A slot is free: deliveries read ahead take the free slots, oldest first. */

@@ -186,6 +186,68 @@ batcher('take() carries the waiting items elsewhere; restore() puts them back fo
   assert.equal(sent, [[1, 2]]);
 });
 
+batcher('a kick finding its items taken leaves nothing in flight: the next item is sent, and busy is false meanwhile', async () => {
+  const sent: number[][] = [];
+  const b = new Batcher<number>(async (xs) => void sent.push(xs));
+  b.add(1); // kicks: a send on the next setImmediate
+  assert.equal(b.take(), [1], 'carried some other way before it fell due');
+  assert.not.ok(b.busy, 'nothing waits, nothing is sent');
+  await immediate();
+  await immediate();
+  assert.equal(sent, []);
+  b.add(2);
+  await immediate();
+  await immediate();
+  assert.equal(sent, [[2]], 'the batcher still sends');
+  assert.not.ok(b.busy);
+});
+
+batcher('deferred when its setImmediate comes, a kick leaves the items for take() or the next kick', async () => {
+  const sent: number[][] = [];
+  let deferred = true;
+  const b = new Batcher<number>(async (xs) => void sent.push(xs), { deferred: () => deferred });
+  b.add(1);
+  b.add(2);
+  await immediate();
+  await immediate();
+  assert.equal(sent, [], 'put off');
+  assert.is(b.pending, 2);
+  deferred = false;
+  b.kick();
+  b.kick(); // one send however many kicks
+  await immediate();
+  await immediate();
+  assert.equal(sent, [[1, 2]]);
+  b.add(3);
+  deferred = true;
+  await b.flush(); // flush() never defers
+  assert.equal(sent, [[1, 2], [3]]);
+});
+
+batcher('while carried() is true, add() sets no setImmediate: the items wait for take() or kick()', async () => {
+  const sent: number[][] = [];
+  let carried = true;
+  const b = new Batcher<number>(async (xs) => void sent.push(xs), { carried: () => carried });
+  b.add(1);
+  b.add(2);
+  carried = false;
+  await immediate();
+  await immediate();
+  assert.equal(sent, [], 'not sent on its own');
+  assert.equal(b.take(), [1, 2], 'the caller takes them');
+  carried = true;
+  b.add(3);
+  carried = false;
+  b.kick(); // or kicks them
+  await immediate();
+  await immediate();
+  assert.equal(sent, [[3]]);
+  b.add(4); // carried() false: as always
+  await immediate();
+  await immediate();
+  assert.equal(sent, [[3], [4]]);
+});
+
 batcher('flush() sends what waits now and resolves once everything added is sent; a failed send does not stop the next', async () => {
   const sent: number[][] = [];
   const b = new Batcher<number>(async (xs) => {

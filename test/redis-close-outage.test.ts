@@ -173,6 +173,24 @@ if (!hasRedisServer()) {
     }
   });
 
+  test('Redis killed under an idle subscription: its close ends the read waiting for Redis at once (the warning does not name the read loop)', async () => {
+    const srv = await startRedisServer();
+    const lines: string[] = [];
+    const bus: Bus = await createRedisBus({ url: srv.url, logger: pino({ level: 'warn' }, { write: (s: string) => void lines.push(String(JSON.parse(s).msg)) }) });
+    try {
+      const sub = await bus.subscribe({ group: uniq('g'), types: [uniq('close.idle')], drainTimeoutMs: 500 }, () => {});
+      await sleep(300); // its read is blocked in Redis
+      await srv.stop(true);
+      await sleep(300); // the read waits in the reader's offline queue for Redis to come back
+      await within('the close', sub.close(), CLOSE_STORE_MS + 3000);
+      const warning = lines.find((l) => l.startsWith('subscription closed without waiting for the store'));
+      assert.ok(warning, lines.join('\n'));
+      assert.not.match(warning!, 'read loop');
+    } finally {
+      await within('bus.close()', bus.close(), CLOSE_STORE_MS + 3000);
+    }
+  });
+
   test('a publish waiting on the command connection when the bus closes in an outage fails instead of staying pending', async () => {
     const srv = await startRedisServer();
     const bus: Bus = await createRedisBus({ url: srv.url, logger: pino({ level: 'silent' }) });

@@ -7,7 +7,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Driver } from '../../bus/driver.js';
+import type { AppendEntry, AppendHas, Driver } from '../../bus/driver.js';
 import { ConfigurationError } from '../../bus/errors.js';
 import { errForLog } from '../../bus/thrown.js';
 import { evictionFinding, nodeFindings, parseInfo, type Finding, type NodeFacts } from './findings.js';
@@ -130,12 +130,14 @@ export class StoreHealth {
   guard<D extends Pick<Driver, 'log' | 'close'>>(driver: D): D {
     const append = driver.log.append.bind(driver.log);
     const close = driver.close.bind(driver);
-    driver.log.append = async (entries, has) => {
+    const checked = async (entries: AppendEntry[], has: AppendHas | undefined): Promise<void> => {
       if (this.checking) await this.checking;
       if (this.blocked && Date.now() - this.checkedAt >= RECHECK_MS) await this.recheck(false);
       if (this.blocked) throw this.blocked;
       return append(entries, has);
     };
+    // Nothing to wait for or refuse (the common case): the append itself, no async function around it.
+    driver.log.append = (entries, has) => (this.checking === null && this.blocked === null ? append(entries, has) : checked(entries, has));
     driver.close = async () => {
       this.client.off('ready', this.onReady);
       return close();

@@ -11,6 +11,7 @@ import { byKey, delivery } from './delivery.js';
 import type { Liveness } from './liveness.js';
 import type { Reader, Readers } from './readers.js';
 import { claimExpired, type Entry } from './scripts/lease.js';
+import { sendEncoded } from './resp.js';
 
 /**
  * On a cluster a read blocks on one slot's streams at a time (one XREADGROUP cannot span slots),
@@ -19,6 +20,9 @@ import { claimExpired, type Entry } from './scripts/lease.js';
 const CLUSTER_BLOCK_MS = 100;
 
 type Streams = [key: string, entries: Entry[]][];
+
+/** What readNew returns when the loop closed during its read: nothing read (frozen: never added to). */
+const ENDED: Delivery[] = Object.freeze([]) as unknown as Delivery[];
 
 export class ReadPath implements DriverReads {
   readonly roundTrip = true;
@@ -38,19 +42,30 @@ export class ReadPath implements DriverReads {
    * connection (one write and one reply for both: a drain spent a tenth of its CPU writing a second
    * command per batch); otherwise they go out first on the command connection and are awaited last.
    */
-  async read(req: ReadRequest): Promise<Delivery[]> {
+  read(req: ReadRequest): Promise<Delivery[]> {
     const reader = this.readers.of(req);
     const { topicOf } = reader;
     const claiming = Date.now() >= reader.nextClaim && topicOf.size > 0;
     const along = !this.s.cluster && !claiming && topicOf.size > 0 && !req.signal.aborted;
+    if (topicOf.size > 0) this.liveness.sweepSoon(req.group, req.consumer, reader.keys, req.leaseMs);
+    // The common read, new entries only with the acks (if any) riding along: readNew is the read
+    // (no async function around it).
+    if (along || (req.ack.length === 0 && !claiming && topicOf.size > 0 && !req.signal.aborted)) {
+      return this.readNew(req, reader, [], along ? req.ack : []);
+    }
+    return this.readClaiming(req, reader, claiming, along);
+  }
+
+  /** read(), claiming expired deliveries first, or with its acks sent apart, or with no topics. */
+  private async readClaiming(req: ReadRequest, reader: Reader, claiming: boolean, along: boolean): Promise<Delivery[]> {
+    const { topicOf } = reader;
     const acked = req.ack.length && !along ? this.leases.ack(req.group, req.ack) : null;
     // Awaited last: a claim or read failing first must not leave its rejection unhandled (a crash).
     acked?.catch(() => {});
-    if (topicOf.size > 0) this.liveness.sweepSoon(req.group, req.consumer, [...topicOf.keys()], req.leaseMs);
     const out: Delivery[] = [];
     if (claiming) await this.claimExpired(req, reader, out);
     if (out.length < req.max && topicOf.size > 0 && !req.signal.aborted) {
-      if (!(await this.readNew(req, reader, out, along ? req.ack : []))) return out;
+      if ((await this.readNew(req, reader, out, along ? req.ack : [])) === ENDED) return out;
     } else if (out.length === 0 && topicOf.size === 0) {
       await new Promise((r) => setTimeout(r, Math.min(req.blockMs, 100)));
     }
@@ -106,11 +121,11 @@ export class ReadPath implements DriverReads {
   /**
    * New entries (XREADGROUP '>') into `out`, blocking up to blockMs when nothing was claimed and no
    * wake-up came meanwhile. A missing group is recreated (the read returns what it has). Returns
-   * false when the read ended because the loop closed: its reader is gone then. `acks` (one Redis
-   * only) go before the XREADGROUP in one pipeline; a failed XACK fails the read, as it does when
-   * sent apart.
+   * `out`, or ENDED when the read ended because the loop closed: its reader is gone then (as it is
+   * when the loop closed during a read that returned). `acks` (one Redis only) go before the
+   * XREADGROUP in one pipeline; a failed XACK fails the read, as it does when sent apart.
    */
-  private async readNew(req: ReadRequest, reader: Reader, out: Delivery[], acks: Delivery[]): Promise<boolean> {
+  private async readNew(req: ReadRequest, reader: Reader, out: Delivery[], acks: Delivery[]): Promise<Delivery[]> {
     let res: Streams | null;
     const waiting = {};
     reader.waiting = waiting;
@@ -118,21 +133,30 @@ export class ReadPath implements DriverReads {
     const block = out.length > 0 || reader.woken ? 0 : req.blockMs;
     reader.woken = false;
     try {
-      res = this.s.cluster
-        ? await this.readSlots(req, reader, req.max - out.length, out.length > 0)
-        : await untilAborted(acks.length ? ackAndRead(req, reader, acks, block) : xread(req, reader, reader.streams, req.max - out.length, block), reader);
+      if (this.s.cluster) res = await this.readSlots(req, reader, req.max - out.length, out.length > 0);
+      else if (acks.length === 0) res = await untilAborted(xread(req, reader, reader.streams, req.max - out.length, block), reader);
+      else {
+        // The acks and the read written together (see ackAndRead); the XACK's reply comes before
+        // the read's on the one connection, so once the read is back the acks are settled.
+        const acked = ackAndRead(req, reader, acks, block);
+        res = await untilAborted(acked.read, reader);
+        await acked.acks;
+      }
     } catch (err) {
       if (reader.waiting === waiting) reader.waiting = null;
       if (req.signal.aborted) {
         this.readers.drop(req);
-        return false;
+        return ENDED;
       }
       if (!isRedisError(err, 'NOGROUP')) throw err;
       await this.recreateGroup(req);
       res = null;
     }
     if (reader.waiting === waiting) reader.waiting = null;
-    for (const [key, entries] of res ?? []) {
+    // Indexed, not destructured: no iterator per read and per stream.
+    for (let k = 0; res !== null && k < res.length; k++) {
+      const key = res[k][0];
+      const entries = res[k][1];
       const topic = reader.topicOf.get(key)!;
       // Indexed, not destructured: per entry, an iterator less (the path every event read takes).
       for (let i = 0; i < entries.length; i++) out.push(delivery(topic, key, entries[i][0], 1, entries[i][1], req.maxBytes));
@@ -143,7 +167,8 @@ export class ReadPath implements DriverReads {
       // per 100,000 events of a drain, 3 MB emptied (bench/redis-drain.ts `promotedMB`).
       entries.length = 0;
     }
-    return true;
+    if (req.signal.aborted) this.readers.drop(req);
+    return out;
   }
 
   /** The group (or the stream) is gone: Redis restarted without persistence, or someone deleted it. */
@@ -175,27 +200,29 @@ export class ReadPath implements DriverReads {
 
 /** XREADGROUP of new entries on `streams` (keys, then a '>' each); blockMs 0 does not block. */
 function xread(req: ReadRequest, reader: Reader, streams: string[], count: number, blockMs: number): Promise<Streams | null> {
-  return (blockMs > 0
-    ? reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', ...streams)
-    : reader.conn.xreadgroup('GROUP', req.group, req.consumer, 'COUNT', count, 'STREAMS', ...streams)) as Promise<Streams | null>;
+  return blockMs > 0
+    ? sendEncoded(reader.conn, 'xreadgroup', ['GROUP', req.group, req.consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', streams])
+    : sendEncoded(reader.conn, 'xreadgroup', ['GROUP', req.group, req.consumer, 'COUNT', count, 'STREAMS', streams]);
 }
 
 /**
  * One Redis: XACK of `acks` (one per stream key) and the XREADGROUP of new entries (up to req.max,
  * nothing claimed before it) on the reader's connection, written to its socket together (corked:
- * one write). The acknowledgements' errors come after the read's, each thrown as it would be alone.
+ * one write). Not an async function awaiting both (a promise and two awaits per read): the caller
+ * awaits the read, then the acks, so the acknowledgements' errors come after the read's, each
+ * thrown as it would be alone; a rejection of `acks` after the read's is not left unhandled.
  */
-async function ackAndRead(req: ReadRequest, reader: Reader, acks: Delivery[], blockMs: number): Promise<Streams | null> {
+function ackAndRead(req: ReadRequest, reader: Reader, acks: Delivery[], blockMs: number): { read: Promise<Streams | null>; acks: Promise<unknown> } {
   const socket = (reader.conn as unknown as { stream?: Writable }).stream;
   socket?.cork();
   const acked = xackAll(reader, req.group, acks);
-  acked.catch(() => {}); // awaited below, after the read
+  acked.catch(ignore);
   const read = xread(req, reader, reader.streams, req.max, blockMs);
   socket?.uncork();
-  const res = await read;
-  await acked;
-  return res;
+  return { read, acks: acked };
 }
+
+const ignore = (): void => {};
 
 /**
  * XACK of `acks`, one per stream key. The common case, every ack of one key (a subscription to one
@@ -211,9 +238,8 @@ function xackAll(reader: Reader, group: string, acks: Delivery[]): Promise<unkno
   return xack(reader, key, group, ids);
 }
 
-/** XACK with the ids as one array argument: ioredis flattens array arguments (its typings do not say so). */
-const xack = (reader: Reader, key: string, group: string, ids: string[]): Promise<number> =>
-  (reader.conn as unknown as { xack(key: string, group: string, ids: string[]): Promise<number> }).xack(key, group, ids);
+/** XACK with the ids as one array argument (flattened, as ioredis does). */
+const xack = (reader: Reader, key: string, group: string, ids: string[]): Promise<number> => sendEncoded(reader.conn, 'xack', [key, group, ids]);
 
 /**
  * `read`, or a rejection as soon as the consumer's signal aborts (a closing consumer) while the
@@ -222,19 +248,15 @@ const xack = (reader: Reader, key: string, group: string, ids: string[]): Promis
  * forever. Connected, the abort's CLIENT UNBLOCK ends the read (what it took is then given back). A
  * later rejection of `read` is swallowed. The abort comes through the reader's one listener
  * (readers.ts, `cutShort`), not one added and removed per read (a tenth of a µs per event in a drain).
+ * `read` settles the promise through its own resolve and reject (not resolve(read), after which a
+ * reject does nothing); `cutShort` is left set once it settled (the next read replaces it, and
+ * rejecting a settled promise does nothing): per read, one closure of ours.
  */
 function untilAborted<T>(read: Promise<T>, reader: Reader): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const cut = (reason: unknown) => {
+    read.then(resolve, reject);
+    reader.cutShort = (reason: unknown) => {
       if (reader.conn.status !== 'ready') reject(reason);
     };
-    reader.cutShort = cut;
-    const done = () => {
-      if (reader.cutShort === cut) reader.cutShort = null;
-    };
-    read.then(
-      (v) => (done(), resolve(v)),
-      (e) => (done(), reject(e)),
-    );
   });
 }

@@ -15,6 +15,8 @@ const WAKE_TRIES = 20;
 
 /** What one consumer's read loop keeps between reads: its blocking connection and claim cursors. */
 export interface Reader {
+  group: string;
+  consumer: string;
   conn: Redis;
   cursors: Map<string, string>;
   nextClaim: number;
@@ -24,6 +26,8 @@ export interface Reader {
   topics: string[] | null;
   /** The topic of each key read: its stream and the group's retry stream. */
   topicOf: Map<string, string>;
+  /** topicOf's keys. */
+  keys: string[];
   /** XREADGROUP's STREAMS arguments: every key, then a '>' for each. On a cluster, one such list per slot. */
   streams: string[];
   slots: string[][];
@@ -40,6 +44,8 @@ export interface Reader {
 
 export class Readers {
   private readonly readers = new Map<string, Reader>();
+  /** The reader of()'s last call returned: a consumer's next read finds it without making and hashing its map key. */
+  private last: Reader | null = null;
 
   constructor(
     private readonly s: RedisStore,
@@ -55,8 +61,10 @@ export class Readers {
    * until claimIdleMs); the connection closes after that last read (drop).
    */
   of(req: ReadRequest): Reader {
-    const r = this.readers.get(`${req.group}\n${req.consumer}`);
-    if (!r) return this.open(req);
+    const l = this.last;
+    const r = l !== null && l.consumer === req.consumer && l.group === req.group ? l : this.readers.get(`${req.group}\n${req.consumer}`);
+    if (!r) return (this.last = this.open(req));
+    this.last = r;
     if (r.signal !== req.signal) this.listen(r, req.signal);
     return this.keyLists(r, req);
   }
@@ -89,7 +97,7 @@ export class Readers {
       p.catch(() => {}); // a connection closed meanwhile: nothing left to unblock
       return p;
     };
-    const reader: Reader = { conn, cursors: new Map(), nextClaim: 0, clientId: clientId(), topics: null, topicOf: new Map(), streams: [], slots: [], turn: 0, waiting: null, woken: false, cutShort: null, signal: null };
+    const reader: Reader = { group: req.group, consumer: req.consumer, conn, cursors: new Map(), nextClaim: 0, clientId: clientId(), topics: null, topicOf: new Map(), keys: [], streams: [], slots: [], turn: 0, waiting: null, woken: false, cutShort: null, signal: null };
     conn.on('ready', () => (reader.clientId = clientId()));
     this.readers.set(`${req.group}\n${req.consumer}`, reader);
     this.listen(reader, req.signal);
@@ -109,6 +117,7 @@ export class Readers {
       reader.topicOf.set(this.s.keys.retry(t, req.group), t);
     }
     const keys = [...reader.topicOf.keys()];
+    reader.keys = keys;
     reader.streams = [...keys, ...keys.map(() => '>')];
     if (this.s.cluster) {
       const bySlot = new Map<number, string[]>();
@@ -149,11 +158,13 @@ export class Readers {
     const r = this.readers.get(id);
     if (!r) return;
     this.readers.delete(id);
+    if (this.last === r) this.last = null;
     dropConnection(r.conn);
   }
 
   close(): void {
     for (const r of this.readers.values()) dropConnection(r.conn);
     this.readers.clear();
+    this.last = null;
   }
 }

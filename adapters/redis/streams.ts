@@ -17,6 +17,7 @@ import { publishOnce } from './scripts/publish.js';
 import { dueMember, scheduleOnce } from './scripts/due.js';
 import type { RedisDue } from './due.js';
 import { ListedSet } from './listed-set.js';
+import { sendEncoded } from './resp.js';
 import { randomUUID } from 'node:crypto';
 
 /**
@@ -99,12 +100,22 @@ export class Streams implements DriverLog {
    * garbage than it saved even for small batches (it doubled GC pauses at 10k events/s in 1 ms
    * ticks). `has` (AppendHas) says whether to look for delayed and named entries at all.
    */
-  async append(entries: AppendEntry[], has: AppendHas = appendHas(entries)): Promise<void> {
+  append(entries: AppendEntry[], has: AppendHas = appendHas(entries)): Promise<void> {
+    if (has === 0 && entries.length === 1 && this.acks === null && this.lone(entries[0])) {
+      // One command, one reply: the append is the XADD itself (a lone publish's, the common one),
+      // no async function around it. Its reply, the entry's id, is not the append's business.
+      const e = entries[0];
+      return sendEncoded<never>(this.s.cmd, 'xadd', [this.s.keys.stream(e.topic), '*', entryFields(this.layouts.of(e.topic), e.event, e.body)]);
+    }
+    return this.appendAll(entries, has);
+  }
+
+  private async appendAll(entries: AppendEntry[], has: AppendHas): Promise<void> {
     if (has & HAS_NAMED) {
       // Named delayed entries are stored one by one after the others (RedisDue.storeNamed).
       const named = entries.filter((e) => e.dueName !== undefined);
       const rest = entries.filter((e) => e.dueName === undefined);
-      if (rest.length > 0) await this.append(rest, HAS_DUE);
+      if (rest.length > 0) await this.appendAll(rest, HAS_DUE);
       if (!this.due) throw new Error('named delayed events need the due entries (RedisDue)');
       for (const e of named) {
         await this.due.storeNamed(e, entryFields(this.layouts.of(e.topic), e.event, e.body), !this.knownTopics.has(e.topic));
@@ -115,9 +126,9 @@ export class Streams implements DriverLog {
     }
     const due = (has & HAS_DUE) !== 0;
     if (entries.length === 1 && !due && this.lone(entries[0])) {
-      // One command, one reply: awaited as it is (a lone publish's append, the common one).
+      // One command, one reply, awaited as it is (with acks: 'replicated', then its WAIT).
       const e = entries[0];
-      await (this.s.cmd as unknown as Sender).xadd(this.s.keys.stream(e.topic), '*', entryFields(this.layouts.of(e.topic), e.event, e.body));
+      await sendEncoded(this.s.cmd, 'xadd', [this.s.keys.stream(e.topic), '*', entryFields(this.layouts.of(e.topic), e.event, e.body)]);
       if (this.acks) await this.replicated(1);
       return;
     }
