@@ -127,8 +127,9 @@ export class HandlerCall {
     if (ctx instanceof KeyedDelivery) ctx.ended = true;
     runEnded?.abort(new Error('the handler returned without awaiting its waitFor or request'));
     // Failed with its durable request's timeout or failure reply: that request's record goes before
-    // the retry (or dead letter), which asks anew (keyed/requests.ts).
-    const asked = threw && entry !== null ? failedRequest(error) : undefined;
+    // the retry (or dead letter), which asks anew (keyed/requests.ts). Only a request of this run
+    // (another key's error rethrown names a record not its own), and only while its tenure is current.
+    const asked = threw && entry !== null && s.keyed!.current(h) ? failedRequest(error, s.group, d.event!) : undefined;
     if (asked !== undefined) await s.requests!.forget(asked);
     if (ctx.answering) h.answers = true; // its dead letter, if that is what this call ends in, fails the requester (retries.ts)
     this.settle(h, ctx, started, threw, error, entry, aborter);

@@ -177,6 +177,36 @@ export function durableRequestSuite(a: Target): void {
     assert.is(asked.length, 8);
   });
 
+  test('an attempt failing with ANOTHER run\'s request error (kept and thrown as a cause by another key) leaves that run\'s request record', async () => {
+    const bus = await a.make();
+    const task = uniq('task');
+    const ask = uniq('ask');
+    const approval = uniq('approval');
+    const group = uniq('g');
+    let kept: unknown = null; // e.g. a per-tool breaker remembering its last failure
+    await bus.subscribe({ group, types: [task], key: 'subject', concurrency: 4, maxAttempts: 1, waitsFor: [approval] }, async (_e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      if (ctx.key === 'k1') {
+        try {
+          await ctx.request(ask, {}, { timeoutMs: 500 });
+        } catch (err) {
+          kept = err;
+        }
+        await ctx.waitFor(approval, { timeout: 600_000 }); // goes on after catching: its request record is kept
+        return;
+      }
+      throw new Error('tool breaker open', { cause: kept });
+    });
+    await bus.publish(task, {}, { subject: 'k1' });
+    await waitFor('k1 caught its timeout', () => kept !== null, 15_000);
+    const listed = async () => (await bus.keys!.waits(group, { key: 'k1' })).map((w) => w.type).sort();
+    await waitFor('k1 waits', async () => (await listed()).length === 2, 10_000);
+    await bus.publish(task, {}, { subject: 'k2' });
+    await waitFor('k2 dead-lettered', async () => (await bus.deadLetters.list({ group })).length === 1, 15_000);
+    await sleep(200);
+    assert.equal(await listed(), [approval, `request ${ask}`].sort(), 'k1\'s request record is still there');
+  });
+
   test('concurrency bounds the durable requests out: a handler waiting for its reply keeps its slot (12 keys, concurrency 2: at most 2 requests at the replier at once)', async () => {
     const bus = await a.make();
     const task = uniq('task');
