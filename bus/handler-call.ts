@@ -14,7 +14,7 @@ import { KeyedDelivery, type DurableCalls } from './keyed/context.js';
 import { failedRequest } from './keyed/requests.js';
 import { STATE_TOO_LARGE, type WaitOptions } from './keyed/contract.js';
 import { waitId } from './keyed/waits.js';
-import { waitParked } from './keyed/slots.js';
+import { readsItself, waitParked } from './keyed/slots.js';
 import { answers, type RequestFailure } from './requests.js';
 import type { ConsumerState } from './consumer-state.js';
 
@@ -103,7 +103,7 @@ export class HandlerCall {
           return waitParked(s, this.next, h, key, clock, () => s.waits!.wait(h, key, n, type, options, ws));
         },
         stepping: <T>(n: number, name: string, fn: () => T | Promise<T>) => s.steps!.run(d.event!, key, n, name, fn),
-        requesting: (n, type, data, options) => s.requests!.ask(d.event!, key, n, type, data, options, runSignal(), (wait) => waitParked(s, this.next, h, key, clock, wait, true)),
+        requesting: (n, type, data, options) => s.requests!.ask(d.event!, key, n, type, data, options, runSignal(), (wait) => waitParked(s, this.next, h, key, clock, wait, !readsItself(s, type))),
         asking: (type, data, options) => s.requests!.inMemory(type, data, options),
       };
       ctx = new KeyedDelivery(d.attempts, d.position, s.group, s.consumer, signal, key, entry.value, calls);

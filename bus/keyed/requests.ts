@@ -180,7 +180,7 @@ export class KeyedRequests {
   /**
    * The `n`-th durable call of the handler of `event` (key `key`) in this run: `ctx.request(type,
    * data, options)`, see the file header. `parked` runs the wait for the reply, the handler parked
-   * (keyed/slots.ts: its concurrency slot kept, its timeoutMs clock stopped); `signal` is the handler's.
+   * (keyed/slots.ts: its concurrency slot kept, unless the group reads `type` itself; its timeoutMs clock stopped); `signal` is the handler's.
    */
   async ask(event: CloudEvent, key: string, n: number, type: string, data: unknown, options: RequestOptions | undefined, signal: AbortSignal, parked: <T>(wait: () => Promise<T>) => Promise<T>): Promise<unknown> {
     const { group, store } = this.c;

@@ -230,6 +230,21 @@ export function durableRequestSuite(a: Target): void {
     assert.ok(most >= 1 && most <= 2, `at most 2 requests out at once, saw ${most}`);
   });
 
+  test('a durable request of a type its own group reads completes with every slot held (concurrency 1): it waits without its slot', async () => {
+    const bus = await a.make();
+    const job = uniq('job');
+    const tool = uniq('tool');
+    const group = uniq('g');
+    await bus.subscribe({ group, types: [job, tool], key: 'subject', concurrency: 1, maxAttempts: 1 }, async (e, c) => {
+      const ctx = c as KeyedDeliveryContext<unknown>;
+      if (e.type === tool) return 'tool-answer';
+      ctx.state = { r: await ctx.request(tool, {}, { timeoutMs: 15_000, subject: 'other' }) };
+    });
+    await bus.publish(job, {}, { subject: 'k' });
+    await waitFor('committed', async () => (await bus.keys!.get(group, 'k'))?.state !== undefined || (await bus.deadLetters.list({ group })).length > 0, 30_000);
+    assert.equal((await bus.keys!.get(group, 'k'))?.state, { r: 'tool-answer' });
+  });
+
   test('misuse is refused (INVALID_OPTION, not retried): durable: true inside ctx.step, after the handler returned, out of order, options it sets itself; durable: false, or a call inside a step\'s function, asks in memory', async () => {
     const bus = await a.make();
     const task = uniq('task');
