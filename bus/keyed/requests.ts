@@ -342,17 +342,20 @@ function untilReply(reads: ReplyReads, w: Expecting, deadline: number, signal: A
   return new Promise<string>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     let ended = false;
+    // Ends a look at the reply topic this wait asked for (reply-reads.ts), whatever ends the wait.
+    const looking = new AbortController();
     const end = (f: () => void) => {
       if (ended) return;
       ended = true;
       clearTimeout(timer);
+      looking.abort();
       signal.removeEventListener('abort', aborted);
       f();
     };
     const aborted = () => end(() => reject(signal.reason));
     const arm = () => {
       const left = deadline - Date.now();
-      if (left <= 0) return void reads.lookedAt(deadline).then(() => end(() => reject(timeout())));
+      if (left <= 0) return void reads.lookedAt(deadline, looking.signal).then(() => end(() => reject(timeout())));
       timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
     };
     w.promise.then(
