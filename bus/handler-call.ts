@@ -14,7 +14,7 @@ import { KeyedDelivery, type DurableCalls } from './keyed/context.js';
 import { failedRequest } from './keyed/requests.js';
 import { STATE_TOO_LARGE, type WaitOptions } from './keyed/contract.js';
 import { waitId } from './keyed/waits.js';
-import { waitParked } from './keyed/slots.js';
+import { readsItself, waitParked } from './keyed/slots.js';
 import { answers, type RequestFailure } from './requests.js';
 import type { ConsumerState } from './consumer-state.js';
 
@@ -103,7 +103,7 @@ export class HandlerCall {
           return waitParked(s, this.next, h, key, clock, () => s.waits!.wait(h, key, n, type, options, ws));
         },
         stepping: <T>(n: number, name: string, fn: () => T | Promise<T>) => s.steps!.run(d.event!, key, n, name, fn),
-        requesting: (n, type, data, options) => s.requests!.ask(d.event!, key, n, type, data, options, runSignal(), (wait) => waitParked(s, this.next, h, key, clock, wait, true)),
+        requesting: (n, type, data, options) => s.requests!.ask(d.event!, key, n, type, data, options, runSignal(), (wait) => waitParked(s, this.next, h, key, clock, wait, !readsItself(s, type))),
         asking: (type, data, options) => s.requests!.inMemory(type, data, options),
       };
       ctx = new KeyedDelivery(d.attempts, d.position, s.group, s.consumer, signal, key, entry.value, calls);
@@ -127,8 +127,9 @@ export class HandlerCall {
     if (ctx instanceof KeyedDelivery) ctx.ended = true;
     runEnded?.abort(new Error('the handler returned without awaiting its waitFor or request'));
     // Failed with its durable request's timeout or failure reply: that request's record goes before
-    // the retry (or dead letter), which asks anew (keyed/requests.ts).
-    const asked = threw && entry !== null ? failedRequest(error) : undefined;
+    // the retry (or dead letter), which asks anew (keyed/requests.ts). Only a request of this run
+    // (another key's error rethrown names a record not its own), and only while its tenure is current.
+    const asked = threw && entry !== null && s.keyed!.current(h) ? failedRequest(error, s.group, d.event!) : undefined;
     if (asked !== undefined) await s.requests!.forget(asked);
     if (ctx.answering) h.answers = true; // its dead letter, if that is what this call ends in, fails the requester (retries.ts)
     this.settle(h, ctx, started, threw, error, entry, aborter);

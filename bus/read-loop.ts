@@ -18,6 +18,9 @@ const RETRY_WAIT_FACTOR = 4;
  */
 const REPLY_POLL_MS = 100;
 
+/** A read of durable requests' replies alone takes up to holdMost entries, and at least this many (they take no slot). */
+const REPLY_READ_LEAST = 256;
+
 /** Reads until the subscription closes (s.closing); a failed read is logged and tried again after 500 ms. */
 export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void> {
   const { concurrency } = s.o;
@@ -67,7 +70,9 @@ export async function readLoop(s: ConsumerState, sched: Scheduler): Promise<void
         continue;
       }
       topics = [replies];
-      max = Math.max(s.asking, 1);
+      // Replies take no slot: a full read, so a backlog there (stray or late replies) drains in
+      // batches, not one entry a read ahead of the reply awaited.
+      max = Math.max(holdMost, REPLY_READ_LEAST);
       blockMs = s.running - s.waiting > s.asking ? REPLY_POLL_MS : READ_BLOCK_MS;
     }
     let batch: Delivery[];

@@ -69,10 +69,15 @@ export class ReplyReads {
   /**
    * Resolves once a complete read sent at or after `at` came back and the replies offered until
    * then were recorded or dropped. Wakes the read in flight, so the next read goes out now.
+   * `signal`: the waiter ended (a reply, an abort, a close, a lost tenure): the look is removed
+   * (else `wanted` would keep reads from blocking until a complete read) and never resolves.
    */
-  lookedAt(at: number): Promise<void> {
+  lookedAt(at: number, signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve) => {
-      this.looks.push({ at, resolve });
+      if (signal?.aborted) return;
+      const look: Look = { at, resolve };
+      this.looks.push(look);
+      signal?.addEventListener('abort', () => (this.looks = this.looks.filter((l) => l !== look)), { once: true });
       this.driver.reads.wake?.(this.group, this.consumer);
     });
   }

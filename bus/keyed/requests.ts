@@ -28,7 +28,9 @@
  * - A timeout or a failure reply ends the request, not the handler: the handler may catch it and go
  *   on (its re-runs see the same error, from the record). An attempt that fails WITH it (the error
  *   propagated out of the handler, itself or as a `cause`) has that one record removed before its
- *   retry or dead letter (failedRequest, handler-call.ts), so the next run, and a plain `dlq retry`,
+ *   retry or dead letter (failedRequest, handler-call.ts), if the request is the attempt's own (same
+ *   group and delivery: another key's error, kept and rethrown, removes nothing) and the attempt's
+ *   tenure still current, so the next run, and a plain `dlq retry`,
  *   ask anew under a new id and deadline: a model or tool call that timed out is asked again, as
  *   an in-memory request's retry would. A run ended otherwise while its request is out (a crash, a
  *   lost lease, a close) leaves the record: its re-run continues the same request.
@@ -71,20 +73,27 @@ export function parseCorrelation(c: string | undefined): { id: string; deadline:
   return Number.isSafeInteger(deadline) ? { id: c!.slice(0, dot), deadline } : null;
 }
 
-/** The record id of the durable request whose RequestTimeoutError or RequestFailedError each error is. */
-const endedRequest = new WeakMap<object, string>();
+/** The durable request whose RequestTimeoutError or RequestFailedError each error is: its record id, and the run's group and event. */
+const endedRequest = new WeakMap<object, RequestLink>();
+interface RequestLink {
+  readonly id: string;
+  readonly group: string;
+  readonly event: CloudEvent;
+}
 /** How deep failedRequest follows `cause`. */
 const CAUSE_DEPTH = 4;
 
 /**
  * The record id of the durable request whose RequestTimeoutError or RequestFailedError failed a
- * handler's attempt: `err` itself, or one of its causes (a handler wrapping it). Undefined for any
- * other error.
+ * handler's attempt: `err` itself, or one of its causes (a handler wrapping it), when that request
+ * is one of this run's (the delivery of `event` in `group`). Undefined for any other error, and for
+ * another run's request error (kept by the handler, thrown by another key's run): that record is not
+ * this attempt's to remove.
  */
-export function failedRequest(err: unknown): string | undefined {
+export function failedRequest(err: unknown, group: string, event: CloudEvent): string | undefined {
   for (let e = err, i = 0; i <= CAUSE_DEPTH && e !== null && typeof e === 'object'; e = (e as { cause?: unknown }).cause, i++) {
-    const id = endedRequest.get(e);
-    if (id !== undefined) return id;
+    const link = endedRequest.get(e);
+    if (link !== undefined && link.group === group && link.event.source === event.source && link.event.id === event.id) return link.id;
   }
   return undefined;
 }
@@ -148,6 +157,11 @@ export class KeyedRequests {
     return this.c.request(type, data, options);
   }
 
+  /** The request recorded as `id` by the run of `event` in this group (failedRequest). */
+  private link(id: string, event: CloudEvent): RequestLink {
+    return { id, group: this.c.group, event };
+  }
+
   /** Refuses a bad durable request before it takes an ordinal. */
   static check(type: string, options: unknown): void {
     checkType(type);
@@ -166,13 +180,14 @@ export class KeyedRequests {
   /**
    * The `n`-th durable call of the handler of `event` (key `key`) in this run: `ctx.request(type,
    * data, options)`, see the file header. `parked` runs the wait for the reply, the handler parked
-   * (keyed/slots.ts: its concurrency slot kept, its timeoutMs clock stopped); `signal` is the handler's.
+   * (keyed/slots.ts: its concurrency slot kept, unless the group reads `type` itself; its timeoutMs clock stopped); `signal` is the handler's.
    */
   async ask(event: CloudEvent, key: string, n: number, type: string, data: unknown, options: RequestOptions | undefined, signal: AbortSignal, parked: <T>(wait: () => Promise<T>) => Promise<T>): Promise<unknown> {
     const { group, store } = this.c;
     const { timeoutMs, ...publish } = options ?? {};
     const ms = timeoutMs ?? REQUEST_TIMEOUT_MS;
     const id = waitId(group, event, n);
+    const link = this.link(id, event);
     const w = expecting();
     this.waiting.set(id, w);
     try {
@@ -187,13 +202,13 @@ export class KeyedRequests {
       const correlationid = correlationOf(id, rec.deadline);
       if (rec.matched !== null) {
         this.replayed++;
-        return decode(type, rec.matched, id);
+        return decode(type, rec.matched, link);
       }
       if (signal.aborted) throw signal.reason;
       if (Date.now() >= rec.deadline) {
         // Past the deadline, not asked again: a reply stored in time may still wait unread on the reply topic.
         await this.c.reading();
-        return decode(type, await parked(() => untilReply(this.c.reads, w, rec.deadline, signal, () => timedOut(type, key, correlationid, rec.deadline, id))), id);
+        return decode(type, await parked(() => untilReply(this.c.reads, w, rec.deadline, signal, () => timedOut(type, key, correlationid, rec.deadline, link))), link);
       }
       const started = performance.now();
       await this.c.reading();
@@ -209,8 +224,8 @@ export class KeyedRequests {
           replyto: this.c.topic,
           dedupWindowMs: rec.deadline - Date.now() + DEDUP_MARGIN_MS,
         });
-        const json = await parked(() => untilReply(this.c.reads, w, rec.deadline, signal, () => timedOut(type, key, correlationid, rec.deadline, id)));
-        const reply = decode(type, json, id);
+        const json = await parked(() => untilReply(this.c.reads, w, rec.deadline, signal, () => timedOut(type, key, correlationid, rec.deadline, link)));
+        const reply = decode(type, json, link);
         outcome = 'replied';
         return reply;
       } catch (err) {
@@ -327,17 +342,20 @@ function untilReply(reads: ReplyReads, w: Expecting, deadline: number, signal: A
   return new Promise<string>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     let ended = false;
+    // Ends a look at the reply topic this wait asked for (reply-reads.ts), whatever ends the wait.
+    const looking = new AbortController();
     const end = (f: () => void) => {
       if (ended) return;
       ended = true;
       clearTimeout(timer);
+      looking.abort();
       signal.removeEventListener('abort', aborted);
       f();
     };
     const aborted = () => end(() => reject(signal.reason));
     const arm = () => {
       const left = deadline - Date.now();
-      if (left <= 0) return void reads.lookedAt(deadline).then(() => end(() => reject(timeout())));
+      if (left <= 0) return void reads.lookedAt(deadline, looking.signal).then(() => end(() => reject(timeout())));
       timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
     };
     w.promise.then(
@@ -350,19 +368,19 @@ function untilReply(reads: ReplyReads, w: Expecting, deadline: number, signal: A
   });
 }
 
-/** A recorded reply as the request recorded as `id` returns it: its data, or RequestFailedError for a failure reply. */
-function decode(type: string, json: string, id: string): unknown {
+/** A recorded reply as the request `link` returns it: its data, or RequestFailedError for a failure reply. */
+function decode(type: string, json: string, link: RequestLink): unknown {
   const e = JSON.parse(json) as CloudEvent;
-  if (e.dataschema === REQUEST_FAILED_SCHEMA) throw ended(failedError(type, e), id);
+  if (e.dataschema === REQUEST_FAILED_SCHEMA) throw ended(failedError(type, e), link);
   return e.data;
 }
 
-function timedOut(type: string, key: string, correlationid: string, deadline: number, id: string): RequestTimeoutError {
-  return ended(new RequestTimeoutError(`no reply to ${type} (durable request of key ${JSON.stringify(key)}, correlationid ${correlationid}) by its deadline ${new Date(deadline).toISOString()}`), id);
+function timedOut(type: string, key: string, correlationid: string, deadline: number, link: RequestLink): RequestTimeoutError {
+  return ended(new RequestTimeoutError(`no reply to ${type} (durable request of key ${JSON.stringify(key)}, correlationid ${correlationid}) by its deadline ${new Date(deadline).toISOString()}`), link);
 }
 
-/** `err` marked as the end of the request recorded as `id` (failedRequest). */
-function ended<E extends RequestTimeoutError | RequestFailedError>(err: E, id: string): E {
-  endedRequest.set(err, id);
+/** `err` marked as the end of the request `link` (failedRequest). */
+function ended<E extends RequestTimeoutError | RequestFailedError>(err: E, link: RequestLink): E {
+  endedRequest.set(err, link);
   return err;
 }

@@ -30,6 +30,8 @@ import type { RequestLink } from '../requests.js';
  * days and is not work in flight) and its key's queued deliveries take none either (read-loop.ts).
  * Waiting for a request's reply it keeps its slot, as an in-memory request always did: a
  * request out is work in flight at its replier, and `concurrency` bounds how many a group has out.
+ * Except a request of a type the group reads itself (readsItself): its reply needs a slot of this
+ * group, so it waits as in ctx.waitFor (`request` false), or a group of held slots would deadlock.
  */
 export async function waitParked<T>(s: ConsumerState, slots: { fill(): void }, h: Held, key: string, clock: HandlerClock, wait: () => Promise<T>, request = false): Promise<T> {
   const { first, freed } = s.park(h, request);
@@ -53,6 +55,11 @@ export async function waitParked<T>(s: ConsumerState, slots: { fill(): void }, h
     if (!request) lanes.unpark(key);
     clock.resume();
   }
+}
+
+/** Whether the group reads `type` itself (one of its types or patterns): a durable request of it waits without its slot (waitParked). */
+export function readsItself(s: ConsumerState, type: string): boolean {
+  return s.o.types.some((t) => matches(t, type));
 }
 
 function attemptsAt(s: ConsumerState, h: Held, attempts: number): void {

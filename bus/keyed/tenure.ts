@@ -109,6 +109,11 @@ export class KeyedTenure {
     return entry;
   }
 
+  /** Whether `h` is a delivery of this tenure, the lease held. */
+  current(h: Held): boolean {
+    return h.gen === this.gen && this.owner.owned;
+  }
+
   /**
    * After the handler: leaves the key and keeps (`ok`: accepted for the next commit, with the
    * delivery's ack) or rolls back what it changed. Returns `stale` for a delivery of an ended
