@@ -43,15 +43,13 @@ import type { RequestOptions } from '../contract-options.js';
 import { REQUEST, type StateStore } from '../state.js';
 import { failedError, REQUEST_FAILED_SCHEMA, REQUEST_TIMEOUT_MS, type RequestEvents } from '../requests.js';
 import { describe } from '../thrown.js';
-import { recordedFor, WAIT_RECORD_TTL_MS, waitId } from './waits.js';
+import { MAX_TIMER_MS, outOfOrder, WAIT_RECORD_TTL_MS, waitId } from './waits.js';
 import type { ReplyReads } from './reply-reads.js';
 
 /** Longest `timeoutMs` of a durable request (as bus.request's). */
 export const MAX_REQUEST_MS = 86_400_000;
 /** The request's dedup marker outlives its deadline by this much (the last re-run's publish is before it). */
 const DEDUP_MARGIN_MS = 60_000;
-/** setTimeout's longest delay. */
-const MAX_TIMER_MS = 2_147_483_647;
 /** Options a durable request sets itself. */
 const OWN_OPTIONS = ['id', 'correlationid', 'replyto', 'dedupWindowMs', 'delay', 'at', 'name'] as const;
 
@@ -193,11 +191,7 @@ export class KeyedRequests {
     try {
       const proposed = Date.now() + ms;
       const rec = await store.openWait(group, id, { type: REQUEST + type, key, deadline: proposed }, WAIT_RECORD_TTL_MS);
-      if (rec.type !== REQUEST + type || rec.key !== key) {
-        throw misuse(
-          `ctx.request ${type} of key ${JSON.stringify(key)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.request, ctx.waitFor and ctx.step calls in the same order on every run`,
-        );
-      }
+      if (rec.type !== REQUEST + type || rec.key !== key) throw outOfOrder(n, { type: REQUEST + type, key }, rec);
       w.deadline = rec.deadline;
       const correlationid = correlationOf(id, rec.deadline);
       if (rec.matched !== null) {

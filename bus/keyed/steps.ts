@@ -19,7 +19,7 @@ import type { CloudEvent } from '../event.js';
 import { invalid, misuse, OwnershipLostError } from '../errors.js';
 import type { StateStore } from '../state.js';
 import { describe } from '../thrown.js';
-import { MAX_WAIT_MS, recordedFor, STEP, WAIT_RECORD_TTL_MS, waitId } from './waits.js';
+import { MAX_WAIT_MS, outOfOrder, STEP, WAIT_RECORD_TTL_MS, waitId } from './waits.js';
 
 /** Longest step name. */
 export const MAX_STEP_NAME = 200;
@@ -121,11 +121,7 @@ export class KeyedSteps {
     const id = waitId(group, event, n);
     const type = STEP + name;
     const rec = await store.openWait(group, id, { type, key, deadline: Date.now() + MAX_WAIT_MS }, WAIT_RECORD_TTL_MS);
-    if (rec.type !== type || rec.key !== key) {
-      throw misuse(
-        `ctx.step ${JSON.stringify(name)} of key ${JSON.stringify(key)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.step, ctx.waitFor and ctx.request calls in the same order on every run`,
-      );
-    }
+    if (rec.type !== type || rec.key !== key) throw outOfOrder(n, { type, key }, rec);
     if (rec.matched !== null) {
       this.replayed++;
       return decodeStep<T>(rec.matched);

@@ -30,7 +30,7 @@ export const MAX_WAIT_MS = 365 * 86_400_000;
 export const WAIT_RECORD_TTL_MS = 86_400_000;
 export { STEP };
 /** setTimeout's longest delay; longer waits re-arm. */
-const MAX_TIMER_MS = 2_147_483_647;
+export const MAX_TIMER_MS = 2_147_483_647;
 
 /** What the waits need of their consumer. */
 export interface WaitsHost {
@@ -107,11 +107,7 @@ export class KeyedWaits {
     if (match !== undefined && typeof match !== 'function') throw misuse(`invalid waitFor ${type} match ${describe(match)}: expected a function (event) => boolean`);
     const id = waitId(group, h.d.event!, n);
     const rec: WaitRecord = await this.c.store.openWait(group, id, { type, key, deadline: Date.now() + ms }, WAIT_RECORD_TTL_MS);
-    if (rec.type !== type || rec.key !== key) {
-      throw misuse(
-        `waitFor ${type} of key ${JSON.stringify(key)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.waitFor, ctx.step and ctx.request calls in the same order on every run`,
-      );
-    }
+    if (rec.type !== type || rec.key !== key) throw outOfOrder(n, { type, key }, rec);
     if (rec.matched !== null) return JSON.parse(rec.matched) as CloudEvent;
     if (signal.aborted) throw signal.reason;
     if (Date.now() >= rec.deadline) throw timedOut(type, key, rec.deadline);
@@ -225,13 +221,23 @@ export class KeyedWaits {
 }
 
 /** What a wait record was recorded for, in words: a wait's type, a step's name or a request's type, and the key. */
-export function recordedFor(rec: WaitRecord): string {
+export function recordedFor(rec: Pick<WaitRecord, 'type' | 'key'>): string {
   const what = rec.type.startsWith(STEP)
     ? `ctx.step ${JSON.stringify(rec.type.slice(STEP.length))}`
     : rec.type.startsWith(REQUEST)
       ? `ctx.request ${rec.type.slice(REQUEST.length)}`
       : `waitFor ${rec.type}`;
   return `${what} of key ${JSON.stringify(rec.key)}`;
+}
+
+/**
+ * The refusal of durable call `n` (0-based) of a handler run, `call` (its record's type and key),
+ * whose record an earlier run made for another call `rec`: the calls came in another order.
+ */
+export function outOfOrder(n: number, call: Pick<WaitRecord, 'type' | 'key'>, rec: WaitRecord): Error {
+  return misuse(
+    `${recordedFor(call)} is durable call ${n + 1} of this handler run, which an earlier run recorded for ${recordedFor(rec)}: a handler must make its ctx.request, ctx.waitFor and ctx.step calls in the same order on every run`,
+  );
 }
 
 /** The record id of the `n`-th wait of a handler of `event` in `group`: the same on every delivery of it, on any host. */
